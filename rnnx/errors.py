@@ -1,0 +1,75 @@
+"""Every exception rnnx raises on purpose.
+
+Each subclasses the builtin that fits (ValueError, TypeError, KeyError, ...) so callers
+can catch them naturally, and :class:`RnnxError` so they can catch all of rnnx at once.
+Messages name the input, the expected and the received value.
+"""
+
+from __future__ import annotations
+
+
+class RnnxError(Exception):
+    """Base class of every rnnx error."""
+
+
+class ConfigError(RnnxError, ValueError):
+    """A model or training configuration is invalid (unknown kind, bad option value)."""
+
+
+class CheckpointError(RnnxError, ValueError):
+    """A checkpoint is missing, corrupt or not an rnnx checkpoint."""
+
+
+class ModelFileError(RnnxError, ValueError):
+    """An exported model file is missing, corrupt, not ONNX/TorchScript, or lacks a usable contract."""
+
+
+class SpecError(RnnxError, ValueError):
+    """The ``rnnx.spec`` state contract is malformed or inconsistent with the graph."""
+
+
+class ShapeError(RnnxError, ValueError):
+    """An array has the wrong rank or size for the input it is given as."""
+
+
+class DTypeError(RnnxError, TypeError):
+    """An array has a dtype that cannot be used for the input it is given as."""
+
+
+class StateError(RnnxError, ValueError):
+    """A state dictionary or state file does not match the model's state contract."""
+
+
+class NotStreamableError(RnnxError, ValueError):
+    """Step-by-step use of a model that only runs on whole sequences (bidirectional)."""
+
+
+class ProviderError(RnnxError, RuntimeError):
+    """An execution provider was requested that is not available in this install."""
+
+
+class UnknownStreamError(RnnxError, KeyError):
+    """A stream id that is not open in a pool."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; keep the message readable
+        return str(self.args[0]) if self.args else ""
+
+
+class StreamExistsError(RnnxError, ValueError):
+    """Opening a stream id that is already open."""
+
+
+class ExportError(RnnxError, RuntimeError):
+    """No export path produced a graph that passes the structural and parity checks."""
+
+
+class ParityError(RnnxError, AssertionError):
+    """An exported model disagrees with the eager model beyond tolerance.
+
+    Attributes:
+        report: the full :class:`rnnx.exporter.parity.ParityReport`.
+    """
+
+    def __init__(self, message: str, report: object = None) -> None:
+        super().__init__(message)
+        self.report = report

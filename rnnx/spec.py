@@ -1,0 +1,276 @@
+"""The state contract: what an exported model takes, returns and carries between calls.
+
+Declared once, here, and everything else is generated from it: the ONNX input and
+output names, the dynamic axes, the JSON stored under the ``rnnx.spec`` metadata key,
+and the runtime's preallocated state buffers. Pure Python (no numpy, torch or onnx),
+so the edge runtime can read it.
+
+Example of the stored JSON (a 2-layer LSTM over 16 features with a 1-value head)::
+
+    {"format": 1,
+     "input":  {"name": "x", "batch_axis": 0, "time_axis": 1,
+                "shape": ["batch", "time", 16], "dtype": "float32"},
+     "output": {"name": "y", "batch_axis": 0, "time_axis": 1,
+                "shape": ["batch", "time", 1], "dtype": "float32"},
+     "state": [{"name": "h", "input": "h_in", "output": "h_out",
+                "shape": [2, "batch", 64], "dtype": "float32", "init": "zeros"},
+               {"name": "c", "input": "c_in", "output": "c_out",
+                "shape": [2, "batch", 64], "dtype": "float32", "init": "zeros"}],
+     "streamable": true, "rnnx_version": "0.1.0", "kind": "lstm",
+     "config": {...}, "opset": 17, "exporter": "trace"}
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence, Union
+
+from rnnx.errors import SpecError
+
+METADATA_KEY = "rnnx.spec"  # ONNX metadata_props key (and TorchScript extra file name)
+FORMAT = 1  # version of the JSON layout below
+BATCH = "batch"  # symbolic name of the batch axis in every shape
+TIME = "time"  # symbolic name of the time axis in input/output shapes
+DTYPES = ("float32", "float16", "float64", "int64", "int32", "bool")
+
+Dim = Union[int, str]
+
+
+def _shape(value: Any, where: str) -> tuple[Dim, ...]:
+    if not isinstance(value, (list, tuple)):
+        raise SpecError(f"{where}.shape: expected a list of ints and axis names, got {value!r}")
+    out: list[Dim] = []
+    for d in value:
+        if isinstance(d, bool) or not isinstance(d, (int, str)):
+            raise SpecError(f"{where}.shape: expected ints or axis names, got {d!r} in {value!r}")
+        if isinstance(d, int) and d < 0:
+            raise SpecError(f"{where}.shape: expected non-negative sizes, got {d} in {value!r}")
+        out.append(d)
+    return tuple(out)
+
+
+def _dtype(value: Any, where: str) -> str:
+    if value not in DTYPES:
+        raise SpecError(f"{where}.dtype: expected one of {', '.join(DTYPES)}, got {value!r}")
+    return str(value)
+
+
+def _require(d: Mapping[str, Any], key: str, where: str) -> Any:
+    if not isinstance(d, Mapping):
+        raise SpecError(f"{where}: expected an object, got {type(d).__name__}")
+    if key not in d:
+        raise SpecError(f"{where}: missing key {key!r} (has {sorted(d)})")
+    return d[key]
+
+
+@dataclass(frozen=True)
+class IOSpec:
+    """The data input or output of a model.
+
+    Attributes:
+        name: graph input/output name.
+        batch_axis: index of the batch axis in ``shape``.
+        time_axis: index of the time axis, or None for data without one.
+        shape: full shape; ``"batch"`` and ``"time"`` at their axes, ints elsewhere.
+        dtype: numpy dtype name.
+    """
+
+    name: str
+    batch_axis: int  # index of "batch" in shape
+    time_axis: int | None  # index of "time" in shape; None if the data has no time axis
+    shape: tuple[Dim, ...]  # e.g. ("batch", "time", 16)
+    dtype: str = "float32"  # numpy dtype name
+
+    def step_shape(self, batch: int) -> tuple[int, ...]:
+        """Shape of one time step (time axis removed) at a concrete batch size."""
+        return tuple(
+            batch if i == self.batch_axis else int(d)  # type: ignore[arg-type]
+            for i, d in enumerate(self.shape)
+            if i != self.time_axis
+        )
+
+    @property
+    def feature_shape(self) -> tuple[int, ...]:
+        """The per-step, per-example shape: every axis but batch and time."""
+        return tuple(
+            int(d) for i, d in enumerate(self.shape) if i not in (self.batch_axis, self.time_axis)
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "batch_axis": self.batch_axis,
+            "time_axis": self.time_axis,
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str) -> "IOSpec":
+        name = _require(d, "name", where)
+        batch_axis = _require(d, "batch_axis", where)
+        time_axis = _require(d, "time_axis", where)
+        shape = _shape(d.get("shape", []), where)
+        spec = cls(str(name), int(batch_axis), None if time_axis is None else int(time_axis),
+                   shape, _dtype(d.get("dtype", "float32"), where))
+        if shape:
+            if not 0 <= spec.batch_axis < len(shape) or shape[spec.batch_axis] != BATCH:
+                raise SpecError(f"{where}.batch_axis: expected the index of {BATCH!r} in shape "
+                                f"{list(shape)}, got {spec.batch_axis}")
+            if spec.time_axis is not None and (
+                not 0 <= spec.time_axis < len(shape) or shape[spec.time_axis] != TIME
+            ):
+                raise SpecError(f"{where}.time_axis: expected the index of {TIME!r} in shape "
+                                f"{list(shape)}, got {spec.time_axis}")
+            for i, dim in enumerate(shape):
+                if isinstance(dim, str) and i not in (spec.batch_axis, spec.time_axis):
+                    raise SpecError(f"{where}.shape: axis {i} is {dim!r}; only the batch and time "
+                                    f"axes may be named, the rest must be ints")
+        return spec
+
+
+@dataclass(frozen=True)
+class StateSpec:
+    """One state tensor carried from one call to the next.
+
+    Attributes:
+        name: short name ("h", "c").
+        input: graph input that receives the state before the call.
+        output: graph output that holds the state after the call.
+        shape: full shape with ``"batch"`` at the batch axis, ints elsewhere.
+        dtype: numpy dtype name.
+        init: how a fresh stream starts; only ``"zeros"`` today.
+    """
+
+    name: str
+    input: str
+    output: str
+    shape: tuple[Dim, ...]  # e.g. (2, "batch", 64)
+    dtype: str = "float32"
+    init: str = "zeros"
+
+    @property
+    def batch_axis(self) -> int:
+        return self.shape.index(BATCH)
+
+    def concrete_shape(self, batch: int) -> tuple[int, ...]:
+        """The shape at a concrete batch size."""
+        return tuple(batch if d == BATCH else int(d) for d in self.shape)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "input": self.input,
+            "output": self.output,
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "init": self.init,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str) -> "StateSpec":
+        inp = str(_require(d, "input", where))
+        out = str(_require(d, "output", where))
+        shape = _shape(_require(d, "shape", where), where)
+        if list(shape).count(BATCH) != 1:
+            raise SpecError(f"{where}.shape: expected exactly one {BATCH!r} axis, got {list(shape)}")
+        for dim in shape:
+            if isinstance(dim, str) and dim != BATCH:
+                raise SpecError(f"{where}.shape: expected ints and one {BATCH!r}, got {list(shape)}")
+        init = d.get("init", "zeros")
+        if init != "zeros":
+            raise SpecError(f"{where}.init: expected 'zeros', got {init!r}")
+        return cls(str(d.get("name", inp)), inp, out, shape,
+                   _dtype(d.get("dtype", "float32"), where), init)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The whole contract of an exported model, stored as JSON under ``rnnx.spec``.
+
+    Attributes:
+        input: the data input.
+        output: the per-step data output.
+        state: state tensors, in the model's ``init_state`` order.
+        streamable: False for models that need the whole sequence (bidirectional).
+        format: JSON layout version.
+        rnnx_version: rnnx version that wrote the file.
+        kind: model family ("lstm", ...) or "custom".
+        config: the model's build configuration, if it has one.
+        opset: ONNX opset of the graph (None for TorchScript).
+        exporter: which export path produced the graph ("trace", "scan", "script", ...).
+        extra: anything else worth keeping (producer versions, tolerances used).
+    """
+
+    input: IOSpec
+    output: IOSpec
+    state: tuple[StateSpec, ...]
+    streamable: bool = True
+    format: int = FORMAT
+    rnnx_version: str = ""
+    kind: str = "custom"
+    config: dict[str, Any] = field(default_factory=dict)
+    opset: int | None = None
+    exporter: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def state_by_name(self) -> dict[str, StateSpec]:
+        return {s.name: s for s in self.state}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": self.format,
+            "input": self.input.to_dict(),
+            "output": self.output.to_dict(),
+            "state": [s.to_dict() for s in self.state],
+            "streamable": self.streamable,
+            "rnnx_version": self.rnnx_version,
+            "kind": self.kind,
+            "config": self.config,
+            "opset": self.opset,
+            "exporter": self.exporter,
+            "extra": self.extra,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "ModelSpec":
+        where = METADATA_KEY
+        fmt = _require(d, "format", where)
+        if fmt != FORMAT:
+            raise SpecError(f"{where}.format: expected {FORMAT}, got {fmt!r} "
+                            f"(file written by a newer rnnx? upgrade rnnx)")
+        states = _require(d, "state", where)
+        if not isinstance(states, Sequence) or isinstance(states, (str, bytes)):
+            raise SpecError(f"{where}.state: expected a list, got {type(states).__name__}")
+        state = tuple(StateSpec.from_dict(s, f"{where}.state[{i}]") for i, s in enumerate(states))
+        names = [s.name for s in state]
+        if len(set(names)) != len(names):
+            raise SpecError(f"{where}.state: state names must be unique, got {names}")
+        streamable = _require(d, "streamable", where)
+        if not isinstance(streamable, bool):
+            raise SpecError(f"{where}.streamable: expected true or false, got {streamable!r}")
+        return cls(
+            input=IOSpec.from_dict(_require(d, "input", where), f"{where}.input"),
+            output=IOSpec.from_dict(_require(d, "output", where), f"{where}.output"),
+            state=state,
+            streamable=streamable,
+            format=FORMAT,
+            rnnx_version=str(d.get("rnnx_version", "")),
+            kind=str(d.get("kind", "custom")),
+            config=dict(d.get("config") or {}),
+            opset=d.get("opset"),
+            exporter=str(d.get("exporter", "")),
+            extra=dict(d.get("extra") or {}),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> "ModelSpec":
+        try:
+            d = json.loads(text)
+        except (json.JSONDecodeError, TypeError) as e:
+            raise SpecError(f"{METADATA_KEY}: expected JSON, got unparsable text ({e})") from None
+        return cls.from_dict(d)
