@@ -1,0 +1,89 @@
+"""The state contract: JSON round trip and validation of malformed contracts."""
+
+import json
+
+import pytest
+
+from rnnx.errors import SpecError
+from rnnx.spec import IOSpec, ModelSpec, StateSpec
+
+
+def lstm_spec(**overrides) -> ModelSpec:
+    fields = dict(
+        input=IOSpec("x", 0, 1, ("batch", "time", 16)),
+        output=IOSpec("y", 0, 1, ("batch", "time", 1)),
+        state=(StateSpec("h", "h_in", "h_out", (2, "batch", 64)),
+               StateSpec("c", "c_in", "c_out", (2, "batch", 64))),
+        streamable=True, kind="lstm", config={"hidden_size": 64}, opset=17, exporter="trace",
+    )
+    fields.update(overrides)
+    return ModelSpec(**fields)
+
+
+def test_round_trip_keeps_every_field():
+    spec = lstm_spec()
+    assert ModelSpec.from_json(spec.to_json()) == spec
+
+
+def test_json_has_the_documented_layout():
+    d = json.loads(lstm_spec().to_json())
+    assert d["format"] == 1
+    assert d["input"] == {"name": "x", "batch_axis": 0, "time_axis": 1,
+                          "shape": ["batch", "time", 16], "dtype": "float32"}
+    assert d["state"][0] == {"name": "h", "input": "h_in", "output": "h_out",
+                             "shape": [2, "batch", 64], "dtype": "float32", "init": "zeros"}
+    assert d["streamable"] is True
+
+
+def test_shapes_at_a_concrete_batch():
+    spec = lstm_spec()
+    assert spec.state[0].concrete_shape(5) == (2, 5, 64)
+    assert spec.state[0].batch_axis == 1
+    assert spec.input.step_shape(3) == (3, 16)
+    assert spec.input.feature_shape == (16,)
+
+
+def _broken(path: list, value) -> str:
+    d = json.loads(lstm_spec().to_json())
+    target = d
+    for key in path[:-1]:
+        target = target[key]
+    if value is KeyError:
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    return json.dumps(d)
+
+
+@pytest.mark.parametrize(
+    "path, value, match",
+    [
+        (["format"], 2, r"format: expected 1, got 2"),
+        (["state"], "h", r"state: expected a list"),
+        (["state", 0, "shape"], [2, 3, 64], r"exactly one 'batch' axis"),
+        (["state", 0, "shape"], [2, "batch", "hidden"], r"expected ints and one 'batch'"),
+        (["state", 0, "init"], "random", r"init: expected 'zeros', got 'random'"),
+        (["state", 0, "dtype"], "complex64", r"dtype: expected one of .*got 'complex64'"),
+        (["state", 1, "name"], "h", r"state names must be unique"),
+        (["input", "batch_axis"], 2, r"input.batch_axis: expected the index of 'batch'"),
+        (["input", "time_axis"], 0, r"input.time_axis: expected the index of 'time'"),
+        (["input", "name"], KeyError, r"input: missing key 'name'"),
+        (["streamable"], "yes", r"streamable: expected true or false"),
+        (["output", "shape"], ["batch", "time", -1], r"non-negative"),
+    ],
+    ids=["format", "state-not-list", "no-batch", "named-dim", "init", "dtype", "dup-names",
+         "batch-axis", "time-axis", "missing-name", "streamable", "negative"],
+)
+def test_malformed_contracts_are_rejected_with_the_field_named(path, value, match):
+    with pytest.raises(SpecError, match=match):
+        ModelSpec.from_json(_broken(path, value))
+
+
+def test_unparsable_text():
+    with pytest.raises(SpecError, match="expected JSON"):
+        ModelSpec.from_json("{not json")
+
+
+def test_spec_error_is_a_value_error():
+    with pytest.raises(ValueError):
+        ModelSpec.from_json("[]")
