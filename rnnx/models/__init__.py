@@ -1,0 +1,32 @@
+"""The model zoo: scriptable RNN / LSTM / GRU / ConvLSTM models, gate-equation cells,
+torch-compatible layer stacks, ``decompose`` and safetensors checkpoints.
+
+Every model follows the rnnx contract: batch-first input, ``init_state(batch_size)``
+(``@torch.jit.export``) and ``forward(x, state: List[Tensor]) -> (y, new_state)``.
+
+Example:
+    >>> from rnnx.models import build
+    >>> model = build("lstm", input_size=5, hidden_size=8, output_size=3)
+    >>> y, state = model(model.example_input(2, 7), model.init_state(2))
+    >>> tuple(y.shape)
+    (2, 7, 3)
+"""
+
+from rnnx.models.cells import ConvLSTMCell, GRUCell, LSTMCell, RNNCell
+from rnnx.models.config import KINDS, ModelConfig
+from rnnx.models.convlstm import ConvLSTM
+from rnnx.models.recurrent import RecurrentModel
+from rnnx.models.registry import build, build_from_config
+
+__all__ = [
+    "build",
+    "build_from_config",
+    "ModelConfig",
+    "KINDS",
+    "RNNCell",
+    "LSTMCell",
+    "GRUCell",
+    "ConvLSTMCell",
+    "RecurrentModel",
+    "ConvLSTM",
+]

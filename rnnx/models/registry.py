@@ -1,0 +1,54 @@
+"""`build(kind, **options)`: the one way to make a zoo model from its options.
+
+Example:
+    >>> model = build("gru", input_size=5, hidden_size=8, output_size=3)
+    >>> model.kind, model.state_names, model.streamable
+    ('gru', ['h'], True)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from rnnx.errors import ConfigError
+from rnnx.models.config import KINDS, ModelConfig, field_names
+
+
+def build(kind: str, **options: Any) -> nn.Module:
+    """Build a zoo model.
+
+    Args:
+        kind: one of rnn, lstm, gru, convlstm.
+        **options: :class:`ModelConfig` fields (``input_size``, ``hidden_size``, ...).
+
+    Returns:
+        A :class:`RecurrentModel` (rnn/lstm/gru) or :class:`ConvLSTM`, in train mode.
+
+    Raises:
+        ConfigError: unknown kind or option (valid ones listed), invalid value.
+    """
+    if kind not in KINDS:
+        raise ConfigError(f"kind: expected one of {', '.join(KINDS)}, got {kind!r}")
+    valid = [f for f in field_names() if f != "kind"]
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ConfigError(f"{kind}: unknown option(s) {', '.join(unknown)}; valid options: {', '.join(valid)}")
+    if "hidden_size" not in options:
+        raise ConfigError(f"hidden_size: required for {kind}, got no value")
+    if isinstance(options.get("image_size"), list):
+        options["image_size"] = tuple(options["image_size"])
+    return build_from_config(ModelConfig(kind=kind, **options))
+
+
+def build_from_config(config: ModelConfig) -> nn.Module:
+    """Build the zoo model described by a (validated here) :class:`ModelConfig`."""
+    config.validate()
+    if config.kind == "convlstm":
+        from rnnx.models.convlstm import ConvLSTM
+
+        return ConvLSTM(config)
+    from rnnx.models.recurrent import RecurrentModel
+
+    return RecurrentModel(config)
