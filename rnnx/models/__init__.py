@@ -12,9 +12,12 @@ Example:
     (2, 7, 3)
 """
 
+from rnnx.models.checkpoint import load, load_extra, save
 from rnnx.models.cells import ConvLSTMCell, GRUCell, LSTMCell, RNNCell
 from rnnx.models.config import KINDS, ModelConfig
 from rnnx.models.convlstm import ConvLSTM
+from rnnx.models.decompose import decompose
+from rnnx.models.layers import GRULayers, LSTMLayers, RNNLayers
 from rnnx.models.recurrent import RecurrentModel
 from rnnx.models.registry import build, build_from_config
 
@@ -29,4 +32,11 @@ __all__ = [
     "ConvLSTMCell",
     "RecurrentModel",
     "ConvLSTM",
+    "RNNLayers",
+    "LSTMLayers",
+    "GRULayers",
+    "decompose",
+    "save",
+    "load",
+    "load_extra",
 ]
