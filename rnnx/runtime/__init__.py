@@ -1,0 +1,12 @@
+"""Streaming inference on onnxruntime: imports numpy, onnxruntime and rnnx.spec/errors only.
+
+- :class:`StreamingSession`: one model, one set of streams stepped together.
+- :class:`StreamPool`: many independent streams through one model, batched per call.
+"""
+
+from rnnx.runtime.contract import CONTEXT_KEY
+from rnnx.runtime.pool import StreamPool
+from rnnx.runtime.providers import resolve_providers
+from rnnx.runtime.session import StreamingSession
+
+__all__ = ["StreamingSession", "StreamPool", "resolve_providers", "CONTEXT_KEY"]

@@ -1,0 +1,121 @@
+"""Double-buffered state and ping-pong IO bindings: the fast path under StreamingSession.
+
+Two sets of state buffers (0 and 1) and two IO bindings bound once: binding A reads
+set 0 and writes set 1, binding B the reverse. A step copies x into a fixed input
+buffer, runs the binding of the current set and flips. The current set is only
+switched after a successful run, so a failed call leaves the state untouched. On CUDA
+the state buffers are device OrtValues: only x and y cross to the host.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import numpy as np
+import onnxruntime as ort
+
+from rnnx.runtime.contract import Contract
+
+OV = ort.OrtValue
+
+
+def _runner(sess: ort.InferenceSession) -> Callable[[ort.IOBinding], None]:
+    """Run a binding; skips the public wrapper's per-call signature work when possible."""
+    options = ort.RunOptions()
+    inner = getattr(sess, "_sess", None)
+    if inner is not None and hasattr(inner, "run_with_iobinding"):
+        return lambda b: inner.run_with_iobinding(b._iobinding, options)
+    return lambda b: sess.run_with_iobinding(b, options)  # pragma: no cover - older/newer ort
+
+
+class StepEngine:
+    """State buffers and bindings of one session at a fixed batch size."""
+
+    def __init__(self, sess: ort.InferenceSession, contract: Contract, batch: int, device: str) -> None:
+        self.sess, self.contract, self.batch, self.device = sess, contract, batch, device
+        self._run = _runner(sess)
+        self.cur = 0  # index of the state set holding the current state
+        shapes = [(s.concrete(batch), s.dtype) for s in contract.states]
+        if device == "cpu":
+            self.host = [[np.zeros(sh, dt) for sh, dt in shapes] for _ in range(2)]
+            self.vals = [[OV.ortvalue_from_numpy(a) for a in side] for side in self.host]
+        else:
+            self.host = None
+            self.vals = [[OV.ortvalue_from_shape_and_type(sh, dt, device, 0) for sh, dt in shapes]
+                         for _ in range(2)]
+            self.zero()
+        self.consts = {k: OV.ortvalue_from_numpy(v) for k, v in contract.constants.items()}
+        self.x_buf: Optional[np.ndarray] = None  # graph-shaped input of one step
+        self.y_buf: Optional[np.ndarray] = None  # preallocated output, when its shape is known
+        self.bindings: list[ort.IOBinding] = []
+
+    # -- state access ---------------------------------------------------------------
+    def get(self, i: int) -> np.ndarray:
+        """A host copy of state ``i`` of the current set."""
+        if self.host is not None:
+            return self.host[self.cur][i].copy()
+        return self.vals[self.cur][i].numpy()
+
+    def set(self, i: int, value: np.ndarray) -> None:
+        """Overwrite state ``i`` of the current set (value already validated)."""
+        if self.host is not None:
+            np.copyto(self.host[self.cur][i], value)
+        else:
+            self.vals[self.cur][i].update_inplace(np.ascontiguousarray(value))
+
+    def zero(self) -> None:
+        for i, s in enumerate(self.contract.states):
+            self.set(i, np.zeros(s.concrete(self.batch), s.dtype))
+
+    # -- one step through the bound fast path ----------------------------------------
+    def _bind(self, x_shape: tuple[int, ...], y_shape: Optional[tuple[int, ...]]) -> None:
+        c = self.contract
+        self.x_buf = np.zeros(x_shape, c.input.dtype)
+        self.y_buf = None if y_shape is None else np.zeros(y_shape, c.output.dtype)
+        x_val = OV.ortvalue_from_numpy(self.x_buf)
+        y_val = None if self.y_buf is None else OV.ortvalue_from_numpy(self.y_buf)
+        self.bindings = []
+        for side in (0, 1):
+            b = self.sess.io_binding()
+            b.bind_ortvalue_input(c.input.name, x_val)
+            for name, v in self.consts.items():
+                b.bind_ortvalue_input(name, v)
+            if y_val is not None:
+                b.bind_ortvalue_output(c.output.name, y_val)
+            else:
+                b.bind_output(c.output.name, "cpu")
+            for i, s in enumerate(c.states):
+                b.bind_ortvalue_input(s.input, self.vals[side][i])
+                b.bind_ortvalue_output(s.output, self.vals[1 - side][i])
+            self.bindings.append(b)
+
+    def step_buffer(self, x_shape: tuple[int, ...], y_shape: Optional[tuple[int, ...]]) -> np.ndarray:
+        """The fixed input buffer for a step of graph shape ``x_shape`` (rebinding if needed)."""
+        if self.x_buf is None or self.x_buf.shape != x_shape:
+            self._bind(x_shape, y_shape)
+        return self.x_buf  # type: ignore[return-value]
+
+    def run_step(self) -> np.ndarray:
+        """Run the bound step on ``x_buf``; returns the output (a view of a reused buffer)."""
+        b = self.bindings[self.cur]
+        self._run(b)
+        self.cur ^= 1
+        if self.y_buf is not None:
+            return self.y_buf
+        return b.get_outputs()[0].numpy()
+
+    # -- a whole chunk (dynamic time) --------------------------------------------------
+    def run_chunk(self, x: np.ndarray) -> np.ndarray:
+        """Run the graph once on ``x`` (any time length) from the current state; flips on success."""
+        c = self.contract
+        b = self.sess.io_binding()
+        b.bind_cpu_input(c.input.name, x)
+        for name, v in self.consts.items():
+            b.bind_ortvalue_input(name, v)
+        b.bind_output(c.output.name, "cpu")
+        for i, s in enumerate(c.states):
+            b.bind_ortvalue_input(s.input, self.vals[self.cur][i])
+            b.bind_ortvalue_output(s.output, self.vals[1 - self.cur][i])
+        self._run(b)
+        self.cur ^= 1
+        return b.get_outputs()[0].numpy()

@@ -1,0 +1,240 @@
+"""StreamPool: many independent streams through one model, one onnxruntime call per batch."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import Future
+from typing import Any, Hashable, Mapping, Optional, Sequence
+
+import numpy as np
+import onnxruntime as ort
+
+from rnnx.errors import NotStreamableError, RnnxError, SpecError, StreamExistsError, UnknownStreamError
+from rnnx.runtime.batcher import Batcher, Item
+from rnnx.runtime.contract import CONTEXT_KEY, read_contract
+from rnnx.runtime.providers import Providers
+from rnnx.runtime.session import PathLike, open_session
+from rnnx.runtime.slots import SlotStore
+from rnnx.runtime.validate import check_input, check_state
+
+_ALL = object()
+
+
+class StreamPool:
+    """Serve many independent streams of one model, batching their steps.
+
+    Each stream has its own state, kept in a preallocated slot of shared arrays.
+    :meth:`step_many` advances several streams in ONE onnxruntime call; :meth:`submit`
+    (thread-safe) hands single steps to a background batcher that groups concurrent
+    submissions. Every stream gets exactly the outputs a solo
+    :class:`~rnnx.runtime.StreamingSession` would give on the same inputs. States are
+    kept on the host (gathered/scattered with numpy) whatever the provider.
+
+    Example:
+        >>> with StreamPool("model.onnx", max_batch=64) as pool:  # doctest: +SKIP
+        ...     pool.open("alice"); pool.open("bob")
+        ...     ys = pool.step_many({"alice": np.zeros(16, np.float32),
+        ...                          "bob": np.ones(16, np.float32)})   # {"alice": (1,), ...}
+        ...     y = pool.submit("alice", np.zeros(16, np.float32)).result()
+
+    Args:
+        path: the ``.onnx`` file.
+        max_batch: most submissions the batcher groups into one call.
+        max_wait_ms: longest the batcher waits for more submissions after the first.
+        providers, state_map, constants, context, session_options, state_shapes: as in
+            :class:`~rnnx.runtime.StreamingSession`.
+        capacity: initial number of state slots (doubles as streams open).
+    """
+
+    def __init__(self, path: PathLike, *, max_batch: int = 64, max_wait_ms: float = 2.0,
+                 providers: Providers = "cpu", state_map: Optional[Mapping[str, str]] = None,
+                 constants: Optional[Mapping[str, Any]] = None, context: int = 0,
+                 session_options: Optional[ort.SessionOptions] = None,
+                 state_shapes: Optional[Mapping[str, Sequence[Any]]] = None, capacity: int = 8) -> None:
+        if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
+            raise SpecError(f"max_batch: expected a positive int, got {max_batch!r}")
+        if not max_wait_ms >= 0:
+            raise SpecError(f"max_wait_ms: expected a non-negative number, got {max_wait_ms!r}")
+        self.session = open_session(path, providers, session_options)
+        self.contract = read_contract(self.session, state_map=state_map, constants=constants,
+                                      context=context, state_shapes=state_shapes)
+        if not self.contract.streamable:
+            raise NotStreamableError(f"StreamPool: {path} is not streamable (bidirectional); "
+                                     f"use StreamingSession.run on whole sequences")
+        if context and self.contract.input.time_axis is not None:
+            raise SpecError(f"context: left context applies to inputs without a time axis")
+        self.max_batch, self.max_wait_ms = max_batch, float(max_wait_ms)
+        self._slots = SlotStore(self.contract, capacity)
+        self._ids: dict[Hashable, int] = {}
+        self._lock = threading.RLock()
+        self._batcher: Optional[Batcher] = None
+        self._closed = False
+        c = self.contract
+        self._outputs = [c.output.name] + [s.output for s in c.states]
+
+    # -- streams -----------------------------------------------------------------------
+    def open(self, stream_id: Hashable) -> None:
+        """Start a stream with zero state. Raises StreamExistsError if already open."""
+        with self._lock:
+            if stream_id in self._ids:
+                raise StreamExistsError(f"stream {stream_id!r}: already open; close it or reset it")
+            self._ids[stream_id] = self._slots.acquire()
+
+    def close(self, stream_id: Hashable = _ALL) -> None:
+        """Close one stream, or (no argument) the whole pool: stop the batcher thread."""
+        if stream_id is _ALL:
+            self._shutdown()
+            return
+        with self._lock:
+            self._slots.release(self._slot(stream_id))
+            del self._ids[stream_id]
+
+    def reset(self, stream_id: Hashable) -> None:
+        """Zero one stream's state."""
+        with self._lock:
+            self._slots.zero(self._slot(stream_id))
+
+    def get_state(self, stream_id: Hashable) -> dict[str, np.ndarray]:
+        """Copies of one stream's states (batch axis of size 1), like a batch-1 session's."""
+        with self._lock:
+            slot = self._slot(stream_id)
+            out = self._slots.get(slot)
+            if self.contract.context:
+                out[CONTEXT_KEY] = self._slots.ctx[slot:slot + 1].copy()
+            return out
+
+    def set_state(self, stream_id: Hashable, state: Mapping[str, Any]) -> None:
+        """Replace one stream's state. Raises StateError on bad names/shapes/dtypes."""
+        with self._lock:
+            slot = self._slot(stream_id)
+            checked = check_state(self.contract, state, 1)
+            self._slots.set(slot, checked)
+            if self.contract.context:
+                self._slots.ctx[slot] = checked[CONTEXT_KEY][0]
+
+    @property
+    def streams(self) -> list[Hashable]:
+        """Ids of the open streams."""
+        with self._lock:
+            return list(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    # -- stepping ------------------------------------------------------------------------
+    def step_many(self, inputs: Mapping[Hashable, Any]) -> dict[Hashable, np.ndarray]:
+        """Advance several streams by one step in one onnxruntime call.
+
+        Args:
+            inputs: ``{stream_id: x}``, each x one step WITHOUT the batch axis, e.g. ``(16,)``.
+
+        Returns:
+            ``{stream_id: y}``, each y that stream's step output without the batch axis.
+
+        Raises:
+            UnknownStreamError, ShapeError, DTypeError: nothing is computed and no state changes.
+        """
+        ids = list(inputs)
+        arrays = [self._check(i, inputs[i]) for i in ids]
+        with self._lock:
+            slots = [self._slot(i) for i in ids]
+            ys = self._step_impl(np.asarray(slots, dtype=np.intp), arrays)
+        return dict(zip(ids, ys))
+
+    def submit(self, stream_id: Hashable, x: Any) -> "Future[np.ndarray]":
+        """Queue one step of one stream; thread-safe. Returns a Future of its output.
+
+        A bad input or unknown stream fails this future only. Steps of the same stream
+        run in submission order.
+        """
+        fut: Future = Future()
+        try:
+            with self._lock:
+                self._slot(stream_id)
+            arr = self._check(stream_id, x)
+        except RnnxError as e:
+            fut.set_exception(e)
+            return fut
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("StreamPool is closed")
+            if self._batcher is None:
+                self._batcher = Batcher(self._run_items, self.max_batch, self.max_wait_ms / 1000.0)
+            self._batcher.put((stream_id, arr, fut))
+        return fut
+
+    async def asubmit(self, stream_id: Hashable, x: Any) -> np.ndarray:
+        """``await pool.asubmit(id, x)``: :meth:`submit` for asyncio code."""
+        return await asyncio.wrap_future(self.submit(stream_id, x))
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def _shutdown(self) -> None:
+        with self._lock:
+            self._closed = True
+            batcher, self._batcher = self._batcher, None
+        if batcher is not None:
+            batcher.stop()
+
+    def __enter__(self) -> "StreamPool":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._shutdown()
+
+    # -- implementation --------------------------------------------------------------------
+    def _slot(self, stream_id: Hashable) -> int:
+        try:
+            return self._ids[stream_id]
+        except (KeyError, TypeError):
+            raise UnknownStreamError(f"stream {stream_id!r}: not open; open streams: "
+                                     f"{len(self._ids)} (call open({stream_id!r}) first)") from None
+
+    def _check(self, stream_id: Hashable, x: Any) -> np.ndarray:
+        arr = np.expand_dims(np.asarray(x), 0)  # (1, F...): add the batch axis
+        if self.contract.input.batch_axis != 0:
+            arr = np.moveaxis(arr, 0, self.contract.input.batch_axis)
+        try:
+            return check_input(self.contract, arr, 1, with_time=False)
+        except RnnxError as e:
+            raise type(e)(f"stream {stream_id!r}: {e} (per-stream input, without the batch axis)") from None
+
+    def _step_impl(self, idx: np.ndarray, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        c = self.contract
+        x = np.concatenate(arrays, axis=c.input.batch_axis)  # (n, F...)
+        if c.input.time_axis is not None:
+            x = np.expand_dims(x, c.input.time_axis)  # (n, 1, F...)
+        elif c.context:
+            x = np.concatenate([self._slots.ctx[idx], x], axis=-1)  # (n, K + N)
+        feeds = {c.input.name: x, **c.constants}
+        for s, buf in zip(c.states, self._slots.gather(idx)):
+            feeds[s.input] = buf
+        outs = self.session.run(self._outputs, feeds)
+        self._slots.scatter(idx, outs[1:])
+        if c.context:
+            self._slots.ctx[idx] = x[..., -c.context:]
+        y = outs[0]
+        if c.output.time_axis is not None:
+            y = np.take(y, 0, axis=c.output.time_axis)  # (n, out...)
+        return list(np.moveaxis(y, c.output.batch_axis, 0))
+
+    def _run_items(self, items: list[Item]) -> None:
+        live = [it for it in items if it[2].set_running_or_notify_cancel()]
+        with self._lock:
+            ok = []
+            for it in live:
+                if it[0] in self._ids:
+                    ok.append(it)
+                else:
+                    it[2].set_exception(UnknownStreamError(f"stream {it[0]!r}: not open (closed before its step ran)"))
+            if not ok:
+                return
+            try:
+                idx = np.asarray([self._ids[it[0]] for it in ok], dtype=np.intp)
+                ys = self._step_impl(idx, [it[1] for it in ok])
+            except BaseException as e:  # an onnxruntime failure fails the whole batch
+                for it in ok:
+                    it[2].set_exception(e)
+                return
+        for it, y in zip(ok, ys):
+            it[2].set_result(y)

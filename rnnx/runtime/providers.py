@@ -1,0 +1,92 @@
+"""Execution providers: turn ``"cpu" | "cuda" | "auto" | [names]`` into an onnxruntime list.
+
+Never falls back silently: asking for CUDA where it is not installed raises
+:class:`~rnnx.errors.ProviderError` saying which onnxruntime package is installed and
+which providers it offers.
+"""
+
+from __future__ import annotations
+
+from importlib import metadata
+from typing import Sequence, Union
+
+import onnxruntime as ort
+
+from rnnx.errors import ProviderError
+
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+CHOICES = ("cpu", "cuda", "auto")
+
+Providers = Union[str, Sequence[str]]
+
+
+def installed_packages() -> list[str]:
+    """Names and versions of the onnxruntime distributions installed here."""
+    found = []
+    for name in ("onnxruntime", "onnxruntime-gpu", "onnxruntime-directml", "onnxruntime-openvino"):
+        try:
+            found.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return found or [f"onnxruntime {ort.__version__} (unknown distribution)"]
+
+
+def _missing(what: str, available: list[str]) -> ProviderError:
+    return ProviderError(
+        f"providers: {what} is not available; installed: {', '.join(installed_packages())}; "
+        f"available providers: {available}. For CUDA install onnxruntime-gpu instead of "
+        f"onnxruntime (pip install 'rnnx[gpu]'), or use providers='cpu' or 'auto'"
+    )
+
+
+def resolve_providers(providers: Providers) -> list[str]:
+    """Resolve the ``providers`` argument into onnxruntime provider names.
+
+    Args:
+        providers: "cpu", "cuda", "auto" (CUDA when present, else CPU) or a list of
+            onnxruntime provider names.
+
+    Returns:
+        The provider list to hand to ``onnxruntime.InferenceSession``.
+
+    Raises:
+        ProviderError: a requested provider is not available, or the choice is unknown.
+    """
+    available = list(ort.get_available_providers())
+    if isinstance(providers, str):
+        choice = providers.lower()
+        if choice == "cpu":
+            return [CPU]
+        if choice == "cuda":
+            if CUDA not in available:
+                raise _missing(CUDA, available)
+            return [CUDA, CPU]
+        if choice == "auto":
+            return [CUDA, CPU] if CUDA in available else [CPU]
+        raise ProviderError(f"providers: expected one of {', '.join(CHOICES)} or a list of "
+                            f"onnxruntime provider names, got {providers!r}")
+    names = [p[0] if isinstance(p, tuple) else p for p in providers]
+    if not names:
+        raise ProviderError(f"providers: expected at least one provider, got {list(providers)!r}")
+    for name in names:
+        if name not in available:
+            raise _missing(str(name), available)
+    return list(providers)  # type: ignore[arg-type]
+
+
+def check_session_providers(requested: Sequence[str], session: ort.InferenceSession) -> None:
+    """Raise if onnxruntime dropped a requested provider while building the session.
+
+    onnxruntime silently falls back to CPU when the CUDA libraries fail to load.
+    """
+    active = session.get_providers()
+    for p in requested:
+        name = p[0] if isinstance(p, tuple) else p
+        if name not in active:
+            raise _missing(f"{name} (it failed to initialise; active: {active})", active)
+
+
+def device_of(session: ort.InferenceSession) -> str:
+    """``"cuda"`` when the session runs on CUDA first, else ``"cpu"``."""
+    return "cuda" if session.get_providers()[0] == CUDA else "cpu"

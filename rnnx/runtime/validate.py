@@ -1,0 +1,109 @@
+"""Input validation, done before any compute so a failed call changes nothing.
+
+Dtype policy: other float dtypes (float64, float16) are converted to the graph's float
+type; integer or bool arrays given for a float input are rejected with DTypeError (a
+token id array passed to an audio model is a bug, not data). Integer inputs (token
+models) accept any integer dtype and reject floats.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional, Sequence
+
+import numpy as np
+
+from rnnx.errors import DTypeError, ShapeError, StateError
+from rnnx.runtime.contract import CONTEXT_KEY, Contract, DataIO, axis_labels
+
+
+def coerce_dtype(name: str, x: Any, want: np.dtype) -> np.ndarray:
+    """Return ``x`` as an array of dtype ``want``, converting only lossless-in-kind cases.
+
+    Raises:
+        DTypeError: ints/bools for a float input, floats for an int input, and so on.
+    """
+    arr = np.asarray(x)
+    if arr.dtype == want:
+        return arr
+    have = arr.dtype.kind
+    ok = (want.kind == "f" and have == "f") or (want.kind in "iu" and have in "iu")
+    if not ok:
+        hint = f" (convert with x.astype(np.{want.name}))" if want.kind == "f" else ""
+        raise DTypeError(f"{name}: expected dtype {want.name}, got {arr.dtype.name}{hint}")
+    return arr.astype(want)
+
+
+def _fmt(dims: Sequence[Optional[int]], labels: Sequence[str]) -> str:
+    shown = tuple("T" if lab == "time" and d is None else "?" if d is None else d
+                  for d, lab in zip(dims, labels))
+    inner = ", ".join(str(d) for d in shown) + ("," if len(shown) == 1 else "")
+    return f"({inner}) ({', '.join(labels)})"
+
+
+def check_shape(name: str, shape: tuple[int, ...], dims: Sequence[Optional[int]],
+                labels: Sequence[str]) -> None:
+    """Raise ShapeError unless ``shape`` fits ``dims`` (None matches any size)."""
+    if len(shape) != len(dims) or any(d is not None and d != s for d, s in zip(dims, shape)):
+        raise ShapeError(f"{name}: expected shape {_fmt(dims, labels)}, got {tuple(shape)}")
+
+
+def _user_dims(io: DataIO, batch: Optional[int], with_time: bool, context: int) -> tuple[list, list]:
+    """Expected dims and axis labels of the array the user passes."""
+    dims: list[Optional[int]] = list(io.dims)
+    dims[io.batch_axis] = batch
+    if context and dims and dims[-1] is not None:
+        dims[-1] -= context
+    labels = list(axis_labels(len(dims), io.batch_axis, io.time_axis))
+    if io.time_axis is not None:
+        dims[io.time_axis] = None
+        if not with_time:
+            del dims[io.time_axis], labels[io.time_axis]
+    return dims, labels
+
+
+def check_input(contract: Contract, x: Any, batch: Optional[int], *, with_time: bool) -> np.ndarray:
+    """Validate a data input: a step slice (``with_time=False``) or a chunk.
+
+    Args:
+        contract: the model's contract.
+        x: the array as the user passes it (before left context is prepended).
+        batch: the required batch size, or None for any.
+        with_time: True when x carries the time axis (feed/run), False for one step.
+
+    Returns:
+        ``x`` as a C-contiguous array of the graph's dtype.
+
+    Raises:
+        DTypeError: wrong dtype kind. ShapeError: wrong rank or size.
+    """
+    io = contract.input
+    arr = coerce_dtype(io.name, x, io.dtype)
+    dims, labels = _user_dims(io, batch, with_time, contract.context)
+    check_shape(io.name, arr.shape, dims, labels)
+    if with_time and io.time_axis is not None and arr.shape[io.time_axis] == 0:
+        raise ShapeError(f"{io.name}: expected at least one time step, got shape {arr.shape}")
+    return np.ascontiguousarray(arr)
+
+
+def check_state(contract: Contract, state: Mapping[str, Any], batch: int) -> dict[str, np.ndarray]:
+    """Validate a full state dict (names, shapes, dtypes) and return converted copies.
+
+    Raises:
+        StateError: missing or unknown names, wrong shapes or dtypes.
+    """
+    if not isinstance(state, Mapping):
+        raise StateError(f"state: expected a dict of arrays, got {type(state).__name__}")
+    expected = {s.name: (s.concrete(batch), s.dtype) for s in contract.states}
+    if contract.context:
+        expected[CONTEXT_KEY] = ((batch, contract.context), contract.context_dtype)
+    if set(state) != set(expected):
+        raise StateError(f"state: expected keys {sorted(expected)}, got {sorted(state)}")
+    out = {}
+    for name, (shape, dtype) in expected.items():
+        arr = np.asarray(state[name])
+        if arr.shape != shape:
+            raise StateError(f"state[{name!r}]: expected shape {shape}, got {arr.shape}")
+        if arr.dtype != dtype and not (arr.dtype.kind == dtype.kind == "f"):
+            raise StateError(f"state[{name!r}]: expected dtype {dtype.name}, got {arr.dtype.name}")
+        out[name] = np.array(arr, dtype=dtype, copy=True, order="C")
+    return out

@@ -1,0 +1,107 @@
+"""Fixtures for the runtime tests: exported tiny models and their eager references.
+
+rnnx models are exported with ``rnnx.exporter.export_onnx`` from ``tests.zoo``; the
+foreign model (no ``rnnx.spec``, Silero-VAD style left context and an ``sr`` constant)
+is exported by hand with ``torch.onnx.export``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from rnnx.exporter import export_onnx
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # `tests.zoo` is imported as a package from the repo root
+    sys.path.insert(0, str(ROOT))
+from tests.zoo import TINY, example_input
+
+FOREIGN_N, FOREIGN_K, FOREIGN_H = 8, 4, 16  # samples per call, left context, state width
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], tuple[Path, nn.Module]]:
+    """``exported(zoo_id) -> (onnx path, eager model)``, exported once per session."""
+    cache: dict[str, tuple[Path, nn.Module]] = {}
+    root = tmp_path_factory.mktemp("runtime-models")
+
+    def get(name: str) -> tuple[Path, nn.Module]:
+        if name not in cache:
+            model = TINY[name]()
+            path = root / f"{name}.onnx"
+            export_onnx(model, path, example_input=example_input(model, 2, 5))
+            cache[name] = (path, model)
+        return cache[name]
+
+    return get
+
+
+def reference(model: nn.Module, x: np.ndarray) -> np.ndarray:
+    """The eager model's full-sequence output from zero state."""
+    xt = torch.from_numpy(np.asarray(x))
+    with torch.no_grad():
+        y, _ = model(xt, model.init_state(xt.shape[0]))
+    return y.numpy()
+
+
+def sequence(model: nn.Module, batch: int, steps: int, seed: int = 0) -> np.ndarray:
+    """Deterministic random input of the right shape and dtype for a zoo model."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return example_input(model, batch, steps).numpy()
+
+
+class ForeignModel(nn.Module):
+    """A streaming audio-style model rnnx did not export: (input, state, sr) -> (output, stateN).
+
+    It sees ``FOREIGN_K`` samples of left context before the ``FOREIGN_N`` new ones.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(3)
+        self.proj = nn.Linear(FOREIGN_K + FOREIGN_N, FOREIGN_H)
+        self.cell = nn.GRUCell(FOREIGN_H, FOREIGN_H)
+        self.head = nn.Linear(FOREIGN_H, 1)
+
+    def forward(self, input: torch.Tensor, state: torch.Tensor, sr: torch.Tensor):
+        z = torch.tanh(self.proj(input)) * (sr.to(torch.float32) / 16000.0)  # (B, H)
+        h0 = self.cell(z, state[0])
+        h1 = self.cell(h0, state[1])
+        return torch.sigmoid(self.head(h1)), torch.stack([h0, h1])  # (B, 1), (2, B, H)
+
+
+class ForeignReference:
+    """The python wrapper the foreign model ships with: keeps context and state itself."""
+
+    def __init__(self, model: ForeignModel, batch: int, sr: int = 16000) -> None:
+        self.model, self.sr = model, torch.tensor(sr)
+        self.state = torch.zeros(2, batch, FOREIGN_H)
+        self.ctx = torch.zeros(batch, FOREIGN_K)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        full = torch.cat([self.ctx, torch.from_numpy(x)], dim=1)  # (B, K + N)
+        with torch.no_grad():
+            y, self.state = self.model(full, self.state, self.sr)
+        self.ctx = full[:, -FOREIGN_K:]
+        return y.numpy()
+
+
+@pytest.fixture(scope="session")
+def foreign(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ForeignModel]:
+    """A hand-exported foreign ONNX model (no rnnx.spec) and its eager module."""
+    model = ForeignModel().eval()
+    path = tmp_path_factory.mktemp("foreign") / "vad.onnx"
+    args = (torch.zeros(1, FOREIGN_K + FOREIGN_N), torch.zeros(2, 1, FOREIGN_H), torch.tensor(16000))
+    torch.onnx.export(model, args, str(path), dynamo=False, opset_version=17,
+                      input_names=["input", "state", "sr"], output_names=["output", "stateN"],
+                      dynamic_axes={"input": {0: "batch"}, "state": {1: "batch"},
+                                    "output": {0: "batch"}, "stateN": {1: "batch"}})
+    return path, model

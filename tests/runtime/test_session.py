@@ -1,0 +1,263 @@
+"""StreamingSession: parity with the eager model, state handling, validation, errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from conftest import reference, sequence
+from rnnx.errors import (DTypeError, ModelFileError, NotStreamableError, ShapeError, SpecError,
+                         StateError)
+from rnnx.runtime import StreamingSession
+
+STREAMABLE = ["lstm-2l", "gru-1l", "rnn-tanh", "tokens-lstm",
+              "custom-forecaster-lstm"]
+
+
+@pytest.mark.parametrize("batch", [1, 3], ids=["b1", "b3"])
+@pytest.mark.parametrize("name", STREAMABLE, ids=STREAMABLE)
+def test_step_and_feed_reproduce_eager_full_sequence(exported, name, batch):
+    path, model = exported(name)
+    x = sequence(model, batch, 9)
+    want = reference(model, x)
+    sess = StreamingSession(path, batch_size=batch)
+    stepped = np.stack([sess.step(x[:, t]) for t in range(x.shape[1])], axis=1)
+    np.testing.assert_allclose(stepped, want, atol=1e-5, rtol=1e-5)
+    sess.reset()
+    chunked = np.concatenate([sess.feed(x[:, :4]), sess.feed(x[:, 4:5]), sess.feed(x[:, 5:])], axis=1)
+    np.testing.assert_allclose(chunked, want, atol=1e-5, rtol=1e-5)
+
+
+def test_mixing_step_and_feed_continues_the_same_sequence(exported):
+    path, model = exported("lstm-2l")
+    x = sequence(model, 1, 6)
+    sess = StreamingSession(path)
+    ys = [sess.feed(x[:, :2]), sess.step(x[:, 2])[:, None], sess.feed(x[:, 3:])]
+    np.testing.assert_allclose(np.concatenate(ys, axis=1), reference(model, x), atol=1e-5)
+
+
+def test_step_returns_fresh_arrays_not_reused_buffers(exported):
+    path, model = exported("gru-1l")
+    x = sequence(model, 1, 2)
+    sess = StreamingSession(path)
+    first = sess.step(x[:, 0])
+    kept = first.copy()
+    sess.step(x[:, 1])
+    np.testing.assert_array_equal(first, kept)
+
+
+def test_get_state_copies_and_set_state_restores(exported):
+    path, model = exported("lstm-2l")
+    x = sequence(model, 1, 4)
+    sess = StreamingSession(path)
+    sess.feed(x[:, :2])
+    saved = sess.get_state()
+    assert sorted(saved) == ["c", "h"] and saved["h"].shape == (2, 1, 8)
+    after = sess.feed(x[:, 2:])
+    saved["h"] += 0  # a copy: stepping did not change it
+    sess.set_state(saved)
+    np.testing.assert_array_equal(sess.feed(x[:, 2:]), after)
+
+
+def test_reset_zeroes_every_state(exported):
+    path, model = exported("lstm-2l")
+    sess = StreamingSession(path)
+    sess.feed(sequence(model, 1, 3))
+    sess.reset()
+    assert all(not v.any() for v in sess.get_state().values())
+
+
+@pytest.mark.parametrize("state, match", [
+    ({"h": np.zeros((2, 1, 8), np.float32)}, r"expected keys \['c', 'h'\]"),
+    ({"h": np.zeros((2, 1, 8), np.float32), "c": np.zeros((2, 1, 8), np.float32),
+      "z": np.zeros(1)}, "got .*'z'"),
+    ({"h": np.zeros((2, 2, 8), np.float32), "c": np.zeros((2, 1, 8), np.float32)},
+     r"state\['h'\]: expected shape \(2, 1, 8\), got \(2, 2, 8\)"),
+    ({"h": np.zeros((2, 1, 8), np.int64), "c": np.zeros((2, 1, 8), np.float32)},
+     r"state\['h'\]: expected dtype float32, got int64"),
+    ([1, 2], "expected a dict of arrays, got list"),
+], ids=["missing", "unknown", "shape", "dtype", "not-a-dict"])
+def test_set_state_validates_and_leaves_state_unchanged(exported, state, match):
+    path, model = exported("lstm-2l")
+    sess = StreamingSession(path)
+    sess.feed(sequence(model, 1, 3))
+    before = sess.get_state()
+    with pytest.raises(StateError, match=match):
+        sess.set_state(state)
+    for k, v in sess.get_state().items():
+        np.testing.assert_array_equal(v, before[k])
+
+
+def test_set_state_converts_float64(exported):
+    path, _ = exported("gru-1l")
+    sess = StreamingSession(path)
+    sess.set_state({"h": np.ones((1, 1, 8))})
+    assert sess.get_state()["h"].dtype == np.float32 and sess.get_state()["h"].all()
+
+
+@pytest.mark.parametrize("bad, error, match", [
+    (np.zeros((1, 4), np.float32), ShapeError, r"x: expected shape \(1, 5\) \(batch, features\), got \(1, 4\)"),
+    (np.zeros((2, 5), np.float32), ShapeError, r"x: expected shape \(1, 5\) \(batch, features\), got \(2, 5\)"),
+    (np.zeros((1, 1, 5), np.float32), ShapeError, r"x: expected shape \(1, 5\) .*got \(1, 1, 5\)"),
+    (np.zeros((1, 5), np.int64), DTypeError, r"x: expected dtype float32, got int64"),
+    (np.zeros((1, 5), bool), DTypeError, r"x: expected dtype float32, got bool"),
+], ids=["features", "batch", "rank", "int", "bool"])
+def test_step_rejects_bad_input_before_compute(exported, bad, error, match):
+    path, model = exported("lstm-2l")
+    sess = StreamingSession(path)
+    sess.step(sequence(model, 1, 1)[:, 0])
+    before = sess.get_state()
+    with pytest.raises(error, match=match):
+        sess.step(bad)
+    for k, v in sess.get_state().items():
+        np.testing.assert_array_equal(v, before[k])
+
+
+@pytest.mark.parametrize("bad, error, match", [
+    (np.zeros((1, 3, 4), np.float32), ShapeError, r"x: expected shape \(1, T, 5\) \(batch, time, features\), got \(1, 3, 4\)"),
+    (np.zeros((1, 0, 5), np.float32), ShapeError, "at least one time step"),
+    (np.zeros((1, 3), np.float32), ShapeError, r"got \(1, 3\)"),
+    (np.zeros((1, 3, 5), np.int32), DTypeError, "expected dtype float32, got int32"),
+], ids=["features", "empty-time", "rank", "int"])
+def test_feed_rejects_bad_chunks_and_keeps_state(exported, bad, error, match):
+    path, model = exported("lstm-2l")
+    sess = StreamingSession(path)
+    sess.feed(sequence(model, 1, 2))
+    before = sess.get_state()
+    with pytest.raises(error, match=match):
+        sess.feed(bad)
+    for k, v in sess.get_state().items():
+        np.testing.assert_array_equal(v, before[k])
+
+
+def test_float64_input_is_converted(exported):
+    path, model = exported("lstm-2l")
+    x = sequence(model, 1, 3)
+    sess = StreamingSession(path)
+    np.testing.assert_allclose(sess.feed(x.astype(np.float64)), reference(model, x), atol=1e-5)
+
+
+def test_token_model_rejects_floats_and_accepts_int32(exported):
+    path, model = exported("tokens-lstm")
+    x = sequence(model, 1, 3)
+    sess = StreamingSession(path)
+    with pytest.raises(DTypeError, match="x: expected dtype int64, got float32"):
+        sess.step(x[:, 0].astype(np.float32))
+    np.testing.assert_allclose(sess.feed(x.astype(np.int32)), reference(model, x), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["lstm-bi", "gru-bi"], ids=["lstm-bi", "gru-bi"])
+def test_bidirectional_refuses_streaming_but_runs_whole_sequences(exported, name):
+    path, model = exported(name)
+    sess = StreamingSession(path)
+    x = sequence(model, 2, 6)
+    with pytest.raises(NotStreamableError, match="step: .* not streamable .*use run"):
+        sess.step(x[:1, 0])
+    with pytest.raises(NotStreamableError, match="feed: .* not streamable"):
+        sess.feed(x[:1])
+    np.testing.assert_allclose(sess.run(x), reference(model, x), atol=1e-5)
+
+
+def test_run_starts_from_zero_and_leaves_session_state_alone(exported):
+    path, model = exported("gru-2l")
+    x = sequence(model, 2, 5)
+    sess = StreamingSession(path)
+    sess.step(x[:1, 0])
+    before = sess.get_state()
+    np.testing.assert_allclose(sess.run(x), reference(model, x), atol=1e-5)
+    np.testing.assert_array_equal(sess.get_state()["h"], before["h"])
+
+
+def test_save_and_load_state_round_trip(exported, tmp_path):
+    path, model = exported("lstm-2l")
+    x = sequence(model, 1, 6)
+    sess = StreamingSession(path)
+    sess.feed(x[:, :3])
+    file = sess.save_state(tmp_path / "s.npz")
+    assert [p.name for p in tmp_path.iterdir()] == ["s.npz"]  # no temporary file left behind
+    want = sess.feed(x[:, 3:])
+    other = StreamingSession(path)
+    other.load_state(file)
+    np.testing.assert_array_equal(other.feed(x[:, 3:]), want)
+
+
+def test_saved_state_resumes_bit_exactly_in_a_new_process(exported, tmp_path):
+    path, model = exported("lstm-2l")
+    x = sequence(model, 1, 8)
+    np.save(tmp_path / "x.npy", x)
+    sess = StreamingSession(path)
+    sess.feed(x[:, :4])
+    sess.save_state(tmp_path / "state.npz")
+    want = np.stack([sess.step(x[:, t]) for t in range(4, 8)], axis=1)
+    script = textwrap.dedent(f"""
+        import numpy as np
+        from rnnx.runtime import StreamingSession
+        x = np.load({str(tmp_path / 'x.npy')!r})
+        s = StreamingSession({str(path)!r})
+        s.load_state({str(tmp_path / 'state.npz')!r})
+        np.save({str(tmp_path / 'y.npy')!r}, np.stack([s.step(x[:, t]) for t in range(4, 8)], axis=1))
+    """)
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), want)
+
+
+def test_load_state_from_another_model_fails_and_keeps_state(exported, tmp_path):
+    gru_path, _ = exported("gru-1l")
+    StreamingSession(gru_path).save_state(tmp_path / "gru.npz")
+    path, model = exported("lstm-2l")
+    sess = StreamingSession(path)
+    sess.feed(sequence(model, 1, 2))
+    before = sess.get_state()
+    with pytest.raises(StateError, match=r"expected keys \['c', 'h'\], got \['h'\]"):
+        sess.load_state(tmp_path / "gru.npz")
+    np.testing.assert_array_equal(sess.get_state()["c"], before["c"])
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage, not onnx", b"\x08\x07" * 50],
+                         ids=["empty", "text", "binary"])
+def test_corrupt_model_files_raise_model_file_error(tmp_path, content):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(content)
+    with pytest.raises(ModelFileError, match="not a loadable ONNX file"):
+        StreamingSession(bad)
+
+
+def test_missing_model_file_and_directory(tmp_path):
+    with pytest.raises(ModelFileError, match="expected an ONNX file, got no file"):
+        StreamingSession(tmp_path / "nope.onnx")
+    with pytest.raises(ModelFileError, match="got a directory"):
+        StreamingSession(tmp_path)
+
+
+def test_foreign_model_without_state_map_is_refused(foreign):
+    path, _ = foreign
+    with pytest.raises(ModelFileError, match="no 'rnnx.spec' metadata .* state_map="):
+        StreamingSession(path)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"batch_size": 0}, "batch_size: expected a positive int, got 0"),
+    ({"context": 2}, "context: left context applies to inputs without a time axis"),
+    ({"context": -1}, "context: expected a non-negative int, got -1"),
+], ids=["batch0", "context-on-time-axis", "negative-context"])
+def test_bad_constructor_arguments(exported, kwargs, match):
+    path, _ = exported("gru-1l")
+    with pytest.raises(SpecError, match=match):
+        StreamingSession(path, **kwargs)
+
+
+def test_spec_property_exposes_the_contract(exported):
+    path, _ = exported("lstm-2l")
+    sess = StreamingSession(path)
+    assert sess.spec.kind == "lstm" and sess.state_names == ["h", "c"]
+
+
+def test_runtime_imports_neither_torch_nor_onnx():
+    code = ("import sys, rnnx.runtime; bad = [m for m in ('torch', 'onnx') if m in sys.modules]; "
+            "sys.exit('imported: %s' % bad if bad else 0)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
