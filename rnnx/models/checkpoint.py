@@ -7,7 +7,7 @@ Example:
     >>> from rnnx.models import build
     >>> model = build("gru", input_size=5, hidden_size=8, output_size=3)
     >>> path = os.path.join(tempfile.mkdtemp(), "model.safetensors")
-    >>> save(model, path, extra={"task": "sine"})
+    >>> _ = save(model, path, extra={"task": "sine"})
     >>> load(path).kind, load_extra(path)
     ('gru', {'task': 'sine'})
 """

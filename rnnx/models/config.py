@@ -2,7 +2,7 @@
 
 Example:
     >>> cfg = ModelConfig(kind="lstm", input_size=5, hidden_size=8, proj_size=4)
-    >>> cfg.validate()
+    >>> _ = cfg.validate()
     >>> ModelConfig.from_dict(cfg.to_dict()) == cfg
     True
 """
