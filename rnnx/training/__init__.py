@@ -1,0 +1,14 @@
+"""Training: built-in tasks and CSV series, TBPTT with carried state, run directories.
+
+Example:
+    >>> from rnnx.training import TrainConfig, train
+    >>> result = train(TrainConfig(task="chars", out="runs/chars", progress=False))
+    >>> result.metrics["accuracy"]
+    1.0
+"""
+
+from rnnx.training.config import TrainConfig
+from rnnx.training.runner import TrainResult, train
+from rnnx.training.tasks import TASKS, get_task
+
+__all__ = ["TrainConfig", "TrainResult", "train", "TASKS", "get_task"]

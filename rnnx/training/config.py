@@ -1,0 +1,88 @@
+"""`TrainConfig`: every option of ``rnnx train``, with task defaults filled in later.
+
+Fields left as ``None`` take the task's default (see ``Task.defaults``), so
+``TrainConfig(task="sine", out="runs/sine")`` trains the task's recommended model.
+
+Example:
+    >>> cfg = TrainConfig(task="sine", out="runs/sine", epochs=3)
+    >>> cfg.task, cfg.epochs
+    ('sine', 3)
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Optional, Tuple
+
+from rnnx.errors import ConfigError
+
+DEVICES = ("cpu", "cuda")
+
+
+@dataclass(kw_only=True)
+class TrainConfig:
+    """Options of one training run; ``None`` means "the task's default"."""
+
+    out: str  # run directory to write (checkpoint, config.json, metrics.json, plots)
+    task: Optional[str] = None  # built-in task: sine | chars | forecast | blobs (or None with csv)
+    csv: Optional[str] = None  # path of a CSV file with a header row (the user's own series)
+    target: Optional[str] = None  # csv: column to forecast
+    features: Optional[Tuple[str, ...]] = None  # csv: input columns (None = every numeric column)
+    window: Optional[int] = None  # series tasks: steps per truncated-BPTT window (also the warm-up context)
+    horizon: Optional[int] = None  # series tasks: how many future target values each step predicts
+    text: Optional[str] = None  # chars: train next-character prediction on this text instead of hello->ohlol
+    model: Optional[str] = None  # rnn | lstm | gru | convlstm (None = the task's default model)
+    hidden_size: Optional[int] = None  # hidden features (channels for convlstm) per layer
+    num_layers: Optional[int] = None  # stacked recurrent layers
+    dropout: Optional[float] = None  # dropout between layers (needs num_layers > 1)
+    proj_size: Optional[int] = None  # lstm only: projection size of h (0 = none)
+    embedding_dim: Optional[int] = None  # chars only: token embedding width
+    epochs: Optional[int] = None  # maximum passes over the training data
+    lr: Optional[float] = None  # Adam learning rate
+    batch_size: Optional[int] = None  # parallel streams per optimiser step
+    patience: Optional[int] = None  # early stopping: epochs without a better validation loss
+    seed: int = 0  # seeds data generation, initialisation and batching: same seed -> same metrics
+    device: str = "cpu"  # cpu | cuda
+    threads: int = 1  # torch CPU threads during training (small models run fastest on 1; 0 = all cores)
+    progress: bool = True  # show a tqdm progress bar with the live loss
+    plots: bool = True  # write loss.png and predictions.png
+    size: float = 1.0  # data-set scale (1.0 = task default; tests use less for speed)
+
+    def validate(self) -> "TrainConfig":
+        """Check option values that do not depend on the task.
+
+        Returns:
+            self, for chaining.
+
+        Raises:
+            ConfigError: naming the option, the expected and the received value.
+        """
+        if (self.task is None) == (self.csv is None):
+            raise ConfigError("expected exactly one of --task NAME or --csv FILE, got "
+                              + ("both" if self.task else "neither"))
+        if self.csv is not None and not self.target:
+            raise ConfigError("--csv: needs --target COLUMN (the column to forecast)")
+        if self.device not in DEVICES:
+            raise ConfigError(f"--device: expected one of {', '.join(DEVICES)}, got {self.device!r}")
+        for name in ("window", "horizon", "hidden_size", "num_layers", "epochs", "batch_size",
+                     "patience", "embedding_dim"):
+            _positive_or_none(name, getattr(self, name))
+        if self.lr is not None and not self.lr > 0:
+            raise ConfigError(f"--lr: expected a positive number, got {self.lr!r}")
+        if not self.size > 0:
+            raise ConfigError(f"size: expected a positive scale, got {self.size!r}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields as JSON-ready values."""
+        d = asdict(self)
+        if d["features"] is not None:
+            d["features"] = list(d["features"])
+        return d
+
+
+def _positive_or_none(name: str, value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"--{name.replace('_', '-')}: expected a positive int, got {value!r}")

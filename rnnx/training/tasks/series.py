@@ -1,0 +1,126 @@
+"""Multivariate series -> next ``horizon`` values of one column, streamed.
+
+Shared by ``forecast`` (generated series) and ``--csv`` (the user's). Streaming
+semantics: at step ``t`` the model reads the feature row ``x[t]`` (raw units, the
+target column usually among the features) and outputs the forecast
+``[target[t+1], ..., target[t+horizon]]``. Its state summarises every earlier row, so
+there is no fixed input window at deployment: ``window`` is the truncated-BPTT length
+in training and the warm-up context (rows before a split's start, fed but not scored)
+in evaluation.
+
+The series is split by time, never shuffled: the first 70% of rows train, the next
+15% validate, the last 15% test; a step belongs to a part only if its whole forecast
+does. Normalisation statistics come from the training rows only and go into the
+model's ``normalize`` buffers, so the model (and its export) takes and returns raw units.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from rnnx.errors import ConfigError
+from rnnx.training.config import TrainConfig
+from rnnx.training.tasks.base import Split, Task, TaskData, model_options
+
+FRACTIONS = (0.70, 0.15)  # train, validation; the rest is the test part
+
+
+@dataclass
+class SeriesSpec:
+    """A named multivariate series and what to forecast."""
+
+    values: np.ndarray  # (N, F) float rows in time order, raw units
+    features: list[str]  # names of the F columns
+    target: str  # the forecast column (need not be a feature)
+    target_values: np.ndarray  # (N,) the target column, raw units
+
+
+def boundaries(n: int) -> tuple[int, int]:
+    """Row indices where validation and test start for a series of ``n`` rows."""
+    return int(n * FRACTIONS[0]), int(n * (FRACTIONS[0] + FRACTIONS[1]))
+
+
+def check_lengths(n: int, window: int, horizon: int) -> None:
+    """Raise ConfigError if the parts of an ``n``-row series are too short."""
+    v, t = boundaries(n)
+    parts = {"train": v, "validation": t - v, "test": n - t}
+    short = {k: m for k, m in parts.items() if m < window + horizon}
+    if short or window + horizon > n:
+        sizes = "/".join(str(m) for m in parts.values())
+        raise ConfigError(
+            f"--window {window} + --horizon {horizon}: too long for the series of {n} rows; each of the "
+            f"train/validation/test parts ({sizes} rows) needs at least window + horizon = {window + horizon} rows")
+
+
+def make_splits(spec: SeriesSpec, window: int, horizon: int) -> tuple[Split, Split, Split]:
+    """Time-ordered train/validation/test streams (one stream each)."""
+    n = len(spec.values)
+    check_lengths(n, window, horizon)
+    x = torch.tensor(spec.values, dtype=torch.float32)  # (N, F)
+    tv = torch.tensor(spec.target_values, dtype=torch.float32)
+    y = torch.stack([tv[k + 1: n - horizon + k + 1] for k in range(horizon)], dim=-1)  # (N - H, H)
+    v, t = boundaries(n)
+
+    def part(start: int, stop: int, warmup: int) -> Split:
+        s = start - warmup
+        return Split(x=x[s: stop - horizon][None], y=y[s: stop - horizon][None], warmup=warmup)
+
+    return part(0, v, 0), part(v, t, window), part(t, n, window)
+
+
+def statistics(spec: SeriesSpec, horizon: int) -> tuple[torch.Tensor, ...]:
+    """in_mean, in_std, out_mean, out_std from the training rows only (std floored)."""
+    v, _ = boundaries(len(spec.values))
+    rows = torch.tensor(spec.values[:v], dtype=torch.float64)
+    tgt = torch.tensor(spec.target_values[:v], dtype=torch.float64)
+    in_mean, in_std = rows.mean(0), rows.std(0)
+    in_std = torch.where(in_std > 1e-8, in_std, torch.ones_like(in_std))
+    out_std = float(tgt.std()) if float(tgt.std()) > 1e-8 else 1.0
+    out_mean = torch.full((horizon,), float(tgt.mean()))
+    return tuple(s.float() for s in (in_mean, in_std, out_mean, torch.full((horizon,), out_std)))
+
+
+class SeriesTask(Task):
+    """Forecast the next ``horizon`` values of one column from feature rows."""
+
+    def series(self, cfg: TrainConfig, gen: torch.Generator) -> SeriesSpec:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def prepare(self, cfg: TrainConfig, gen: torch.Generator) -> TaskData:
+        spec = self.series(cfg, gen)
+        train, val, test = make_splits(spec, cfg.window, cfg.horizon)
+        norm = statistics(spec, cfg.horizon)
+        self._persist = spec.features.index(spec.target) if spec.target in spec.features else None
+        opts = model_options(cfg, input_size=len(spec.features), output_size=cfg.horizon, normalize=True)
+        info = {"target": spec.target, "features": spec.features, "horizon": cfg.horizon,
+                "input": f"feature rows (B, T, {len(spec.features)}) raw units: {', '.join(spec.features)}",
+                "output": f"(B, T, {cfg.horizon}): {spec.target} at t+1..t+{cfg.horizon}, raw units"}
+        return TaskData(train=train, val=val, test=test, model=opts, window=cfg.window, info=info,
+                        normalization=norm, loss_scale=norm[3])
+
+    def baseline(self, split: Split) -> float:
+        """Persistence MAE: every future value equals the target's current value."""
+        s = split.warmup
+        if self._persist is None:  # target not an input: persistence from the previous step's truth
+            last = split.y[:, s - 1: -1, :1] if s > 0 else split.y[:, :-1, :1]
+            return (split.y[:, s + (s == 0):] - last).abs().mean().item()
+        last = split.x[:, s:, self._persist: self._persist + 1]  # (1, T, 1)
+        return (split.y[:, s:] - last).abs().mean().item()
+
+    def plot(self, model: nn.Module, data: TaskData, path: str) -> None:
+        from rnnx.training import plots
+        from rnnx.training.loop import stream
+
+        y = stream(model, data.test)[0]  # (T, H)
+        t = data.test.y[0, data.test.warmup:]
+        n = min(300, len(t))
+        h = t.shape[-1]
+        curves = {"truth (t+1)": t[:n, 0].numpy(), "forecast t+1": y[:n, 0].numpy()}
+        if h > 1:
+            curves[f"forecast t+{h} (shifted to its date)"] = np.concatenate(
+                [np.full(h - 1, np.nan), y[: n - h + 1, h - 1].numpy()])
+        plots.series(path, f"{self.name}: {data.info['target']}, test split streamed", curves)
