@@ -136,6 +136,8 @@ class StreamPool:
             UnknownStreamError, ShapeError, DTypeError: nothing is computed and no state changes.
         """
         ids = list(inputs)
+        if not ids:
+            return {}
         arrays = [self._check(i, inputs[i]) for i in ids]
         with self._lock:
             slots = [self._slot(i) for i in ids]

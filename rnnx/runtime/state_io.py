@@ -31,6 +31,9 @@ def save_state_file(path: PathLike, state: Mapping[str, np.ndarray]) -> Path:
         The path written.
     """
     path = Path(path)
+    for name, arr in state.items():
+        if np.asarray(arr).dtype.hasobject:
+            raise StateError(f"state[{name!r}]: expected a numeric array, got dtype object")
     marker = json.dumps({"format": FORMAT, "names": sorted(state)})
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
     try:

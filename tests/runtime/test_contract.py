@@ -1,0 +1,125 @@
+"""Foreign ONNX models (no rnnx.spec): state_map, constants, left context, shapes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import FOREIGN_H, FOREIGN_K, FOREIGN_N, ForeignReference
+from rnnx.errors import DTypeError, ShapeError, SpecError, StateError
+from rnnx.runtime import CONTEXT_KEY, StreamingSession
+
+MAP = {"state": "stateN"}
+SR = {"sr": np.array(16000)}
+
+
+def chunks(batch: int, count: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal((batch, FOREIGN_N)).astype(np.float32) for _ in range(count)]
+
+
+@pytest.mark.parametrize("batch", [1, 2], ids=["b1", "b2"])
+def test_foreign_model_matches_its_python_wrapper(foreign, batch):
+    path, model = foreign
+    ref = ForeignReference(model, batch)
+    sess = StreamingSession(path, state_map=MAP, constants=SR, context=FOREIGN_K, batch_size=batch)
+    for x in chunks(batch, 6):
+        np.testing.assert_allclose(sess.step(x), ref(x), atol=1e-5)
+    assert sess.get_state()["state"].shape == (2, batch, FOREIGN_H)
+    np.testing.assert_array_equal(sess.get_state()[CONTEXT_KEY], ref.ctx.numpy())
+
+
+def test_foreign_feed_steps_through_axis_one(foreign):
+    path, model = foreign
+    xs = chunks(1, 4)
+    ref = ForeignReference(model, 1)
+    want = np.stack([ref(x) for x in xs], axis=1)
+    sess = StreamingSession(path, state_map=MAP, constants=SR, context=FOREIGN_K)
+    np.testing.assert_allclose(sess.feed(np.stack(xs, axis=1)), want, atol=1e-5)
+
+
+def test_reset_clears_the_left_context(foreign):
+    path, model = foreign
+    x = chunks(1, 1)[0]
+    sess = StreamingSession(path, state_map=MAP, constants=SR, context=FOREIGN_K)
+    first = sess.step(x)
+    sess.step(x)
+    sess.reset()
+    assert not sess.get_state()[CONTEXT_KEY].any()
+    np.testing.assert_array_equal(sess.step(x), first)
+
+
+def test_foreign_state_round_trips_with_context(foreign, tmp_path):
+    path, _ = foreign
+    xs = chunks(1, 4)
+    sess = StreamingSession(path, state_map=MAP, constants=SR, context=FOREIGN_K)
+    sess.step(xs[0])
+    sess.save_state(tmp_path / "vad.npz")
+    want = [sess.step(x) for x in xs[1:]]
+    other = StreamingSession(path, state_map=MAP, constants=SR, context=FOREIGN_K)
+    other.load_state(tmp_path / "vad.npz")
+    for x, y in zip(xs[1:], want):
+        np.testing.assert_array_equal(other.step(x), y)
+
+
+def test_foreign_run_uses_zero_state_and_context(foreign):
+    path, model = foreign
+    x = chunks(3, 1)[0]
+    sess = StreamingSession(path, state_map=MAP, constants=SR, context=FOREIGN_K)
+    np.testing.assert_allclose(sess.run(x), ForeignReference(model, 3)(x), atol=1e-5)
+
+
+def test_foreign_input_validation_accounts_for_context(foreign):
+    path, _ = foreign
+    sess = StreamingSession(path, state_map=MAP, constants=SR, context=FOREIGN_K)
+    with pytest.raises(ShapeError, match=rf"input: expected shape \(1, {FOREIGN_N}\) \(batch, features\), got \(1, 12\)"):
+        sess.step(np.zeros((1, FOREIGN_N + FOREIGN_K), np.float32))
+
+
+def test_constants_of_another_int_type_are_converted(foreign):
+    path, model = foreign
+    x = chunks(1, 1)[0]
+    sess = StreamingSession(path, state_map=MAP, constants={"sr": np.int32(8000)}, context=FOREIGN_K)
+    np.testing.assert_allclose(sess.step(x), ForeignReference(model, 1, sr=8000)(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"state_map": {"nope": "stateN"}, "constants": SR}, SpecError, r"state_map: 'nope' is not a graph input"),
+    ({"state_map": {"state": "nope"}, "constants": SR}, SpecError, r"state_map\['state'\]: 'nope' is not a graph output"),
+    ({"state_map": MAP}, SpecError, r"expected exactly one data input .* got \['input', 'sr'\]"),
+    ({"state_map": MAP, "constants": {"rate": 1}}, SpecError, r"constants: 'rate' is not a graph input"),
+    ({"state_map": MAP, "constants": {"sr": np.array(1.5)}}, DTypeError, "sr: expected dtype int64, got float64"),
+    ({"state_map": MAP, "constants": SR, "state_shapes": {"x": (1, "batch")}}, SpecError, "state_shapes: 'x' is not a state input"),
+    ({"state_map": MAP, "constants": SR, "state_shapes": {"state": (2, 1, 16)}}, StateError, r"expected ints and one 'batch'"),
+], ids=["bad-state-input", "bad-state-output", "two-data-inputs", "bad-constant", "constant-dtype",
+        "shape-unknown-name", "shape-without-batch"])
+def test_bad_state_maps_are_explained(foreign, kwargs, error, match):
+    path, _ = foreign
+    with pytest.raises(error, match=match):
+        StreamingSession(path, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def static_foreign(tmp_path_factory, foreign):
+    """The foreign model exported with fully static shapes: the batch axis is ambiguous."""
+    import torch
+    _, model = foreign
+    path = tmp_path_factory.mktemp("static") / "static.onnx"
+    args = (torch.zeros(1, FOREIGN_K + FOREIGN_N), torch.zeros(2, 1, FOREIGN_H), torch.tensor(16000))
+    torch.onnx.export(model, args, str(path), dynamo=False, opset_version=17,
+                      input_names=["input", "state", "sr"], output_names=["output", "stateN"])
+    return path, model
+
+
+def test_ambiguous_state_shape_asks_for_state_shapes(static_foreign):
+    path, _ = static_foreign
+    with pytest.raises(StateError, match=r"state: cannot tell the batch axis .* pass state_shapes="):
+        StreamingSession(path, state_map=MAP, constants=SR)
+
+
+def test_state_shapes_resolves_the_ambiguity(static_foreign):
+    path, model = static_foreign
+    x = chunks(1, 1)[0]
+    sess = StreamingSession(path, state_map=MAP, constants=SR, context=FOREIGN_K,
+                            state_shapes={"state": (2, "batch", FOREIGN_H)})
+    np.testing.assert_allclose(sess.step(x), ForeignReference(model, 1)(x), atol=1e-5)
