@@ -1,0 +1,21 @@
+"""Export contract modules to ONNX and TorchScript, read their contract back, check parity.
+
+Example:
+    >>> from rnnx.exporter import export_onnx, check_parity   # doctest: +SKIP
+    >>> export_onnx(model, "model.onnx").strategy               # doctest: +SKIP
+    'trace'
+    >>> check_parity(model, "model.onnx").ok                    # doctest: +SKIP
+    True
+"""
+
+from __future__ import annotations
+
+from rnnx.exporter.onnx_export import Attempt, ExportResult, export_onnx
+from rnnx.exporter.parity import TOLERANCES, ParityReport, ParityRow, Tolerance, check_parity
+from rnnx.exporter.spec_io import read_spec
+from rnnx.exporter.torchscript_export import export_torchscript
+
+__all__ = [
+    "TOLERANCES", "Attempt", "ExportResult", "ParityReport", "ParityRow", "Tolerance",
+    "check_parity", "export_onnx", "export_torchscript", "read_spec",
+]

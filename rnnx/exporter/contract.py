@@ -1,0 +1,148 @@
+"""Derive the state contract (:class:`rnnx.spec.ModelSpec`) of any contract-following module.
+
+A contract module takes batch-first ``x`` and a list of state tensors and returns
+``(y, new_state)``; ``init_state(batch_size)`` gives the zero state. Everything the
+exported file promises (names, shapes, dtypes, which axis is the batch) is read off
+the module by running it once, never declared twice.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import nn
+
+import rnnx
+from rnnx.errors import ExportError
+from rnnx.spec import BATCH, TIME, IOSpec, ModelSpec, StateSpec
+
+EXAMPLE_BATCH = 2  # batch size of the example the graph is exported at
+EXAMPLE_STEPS = 5  # time steps of the example (not 1: a T=1 trace hides time-dependent shapes)
+
+_DTYPE_NAMES = {
+    torch.float32: "float32", torch.float16: "float16", torch.float64: "float64",
+    torch.int64: "int64", torch.int32: "int32", torch.bool: "bool",
+}
+TORCH_DTYPES = {name: dt for dt, name in _DTYPE_NAMES.items()}  # "float32" -> torch.float32
+
+
+def dtype_name(dtype: torch.dtype, where: str) -> str:
+    """The spec name of a torch dtype (``torch.float32`` -> ``"float32"``)."""
+    if dtype not in _DTYPE_NAMES:
+        raise ExportError(f"{where}: expected one of {', '.join(_DTYPE_NAMES.values())}, got {dtype}")
+    return _DTYPE_NAMES[dtype]
+
+
+def eval_copy(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` in eval mode (the user's model is never mutated)."""
+    return copy.deepcopy(model).eval()
+
+
+def example_for(model: nn.Module, example_input: torch.Tensor | None = None,
+                batch: int = EXAMPLE_BATCH, steps: int = EXAMPLE_STEPS) -> torch.Tensor:
+    """The example input: ``example_input`` if given, else ``model.example_input(batch, steps)``."""
+    if example_input is not None:
+        if not isinstance(example_input, torch.Tensor) or example_input.dim() < 2:
+            raise ExportError(f"example_input: expected a tensor (batch, time, ...), got "
+                              f"{getattr(example_input, 'shape', type(example_input).__name__)}")
+        return example_input
+    make = getattr(model, "example_input", None)
+    if make is None:
+        raise ExportError(f"{type(model).__name__} has no example_input(batch, steps) method: "
+                          f"pass example_input= (a batch-first tensor, e.g. shape (2, 5, features))")
+    return make(batch, steps)
+
+
+def init_state(model: nn.Module, batch: int) -> list[torch.Tensor]:
+    """``model.init_state(batch)`` as a list, with a clear error when the method is missing."""
+    fn = getattr(model, "init_state", None)
+    if fn is None:
+        raise ExportError(f"{type(model).__name__}: expected an init_state(batch_size) method "
+                          f"returning the list of zero state tensors, found none")
+    return list(fn(batch))
+
+
+def _state_shapes(model: nn.Module) -> list[tuple[Any, ...]]:
+    """State shapes with ``"batch"`` at the one axis that changes between batch 2 and 3."""
+    two, three = init_state(model, 2), init_state(model, 3)
+    shapes = []
+    for i, (a, b) in enumerate(zip(two, three)):
+        diff = [k for k, (p, q) in enumerate(zip(a.shape, b.shape)) if p != q]
+        if len(diff) != 1 or a.dim() != b.dim():
+            raise ExportError(f"init_state: state {i} must have exactly one batch axis; got shape "
+                              f"{tuple(a.shape)} at batch 2 and {tuple(b.shape)} at batch 3")
+        shapes.append(tuple(BATCH if k == diff[0] else int(d) for k, d in enumerate(a.shape)))
+    return shapes
+
+
+def _state_names(model: nn.Module, count: int) -> list[str]:
+    names = list(getattr(model, "state_names", None) or [f"state{i}" for i in range(count)])
+    if len(names) != count or len(set(names)) != count:
+        raise ExportError(f"state_names: expected {count} unique names (one per init_state "
+                          f"tensor), got {names}")
+    return names
+
+
+def _config(model: nn.Module) -> dict[str, Any]:
+    config = getattr(model, "config", None)
+    if hasattr(config, "to_dict"):
+        return dict(config.to_dict())
+    return dict(config) if isinstance(config, dict) else {}
+
+
+def run_eager(model: nn.Module, x: torch.Tensor, state: list[torch.Tensor]
+              ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """One no-grad forward with the contract's ``(y, state)`` result checked."""
+    with torch.no_grad():
+        out = model(x, state)
+    if not (isinstance(out, (tuple, list)) and len(out) == 2 and isinstance(out[0], torch.Tensor)):
+        raise ExportError(f"{type(model).__name__}.forward: expected (y, state), got "
+                          f"{type(out).__name__}")
+    return out[0], list(out[1])
+
+
+def derive_spec(model: nn.Module, example: torch.Tensor, *, opset: int | None = None,
+                exporter: str = "") -> ModelSpec:
+    """Read the state contract off ``model`` by running it on ``example``.
+
+    Args:
+        model: a contract module in eval mode.
+        example: batch-first example input.
+        opset: ONNX opset of the file (None for TorchScript).
+        exporter: the export path that produced the file.
+
+    Returns:
+        The :class:`ModelSpec` with ``x``/``y`` and ``{name}_in``/``{name}_out`` names.
+
+    Raises:
+        ExportError: the module breaks the contract.
+    """
+    shapes = _state_shapes(model)
+    names = _state_names(model, len(shapes))
+    zeros = init_state(model, example.shape[0])
+    y, new = run_eager(model, example, zeros)
+    if tuple(y.shape[:2]) != tuple(example.shape[:2]):
+        raise ExportError(f"forward: expected y of shape (batch, time, ...) = "
+                          f"{tuple(example.shape[:2])} + ..., got {tuple(y.shape)}")
+    if [tuple(s.shape) for s in new] != [tuple(s.shape) for s in zeros]:
+        raise ExportError(f"forward: returned state shapes {[tuple(s.shape) for s in new]} differ "
+                          f"from init_state shapes {[tuple(s.shape) for s in zeros]}")
+    states = tuple(
+        StateSpec(n, f"{n}_in", f"{n}_out", shp, dtype_name(z.dtype, f"state {n}"))
+        for n, shp, z in zip(names, shapes, zeros)
+    )
+    kind = getattr(model, "kind", "custom")
+    return ModelSpec(
+        input=IOSpec("x", 0, 1, (BATCH, TIME, *map(int, example.shape[2:])),
+                     dtype_name(example.dtype, "x")),
+        output=IOSpec("y", 0, 1, (BATCH, TIME, *map(int, y.shape[2:])), dtype_name(y.dtype, "y")),
+        state=states,
+        streamable=bool(getattr(model, "streamable", True)),
+        rnnx_version=rnnx.__version__,
+        kind=kind if isinstance(kind, str) else "custom",
+        config=_config(model),
+        opset=opset,
+        exporter=exporter,
+    )

@@ -1,0 +1,269 @@
+"""Parity between an eager model and its exported file (ONNX or TorchScript).
+
+Every output and every state is compared in every case (full sequence, one step at a
+time, chunks of 3) before a verdict is given, so a report shows all disagreements at
+once. An element passes when ``|exported - eager| <= atol + rtol * |eager|``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from rnnx.errors import SpecError
+from rnnx.exporter.contract import TORCH_DTYPES, derive_spec, eval_copy, init_state, run_eager
+from rnnx.spec import ModelSpec
+
+Runner = Callable[[np.ndarray, list[np.ndarray]], tuple[np.ndarray, list[np.ndarray]]]
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Element-wise tolerance ``atol + rtol * |eager|``."""
+
+    atol: float  # absolute part
+    rtol: float  # relative part (matters for large outputs only)
+
+
+# family -> tolerance for float32 graphs; "custom" covers user-written modules
+TOLERANCES: dict[str, Tolerance] = {
+    "rnn": Tolerance(1e-5, 1e-6),
+    "lstm": Tolerance(1e-5, 1e-6),
+    "gru": Tolerance(1e-5, 1e-6),
+    "convlstm": Tolerance(1e-5, 1e-5),  # convolutions sum many terms: a little more relative slack
+    "custom": Tolerance(1e-5, 1e-5),
+}
+STREAM_CHUNK = 3  # chunk length of the "chunked" streaming case
+
+
+@dataclass(frozen=True)
+class ParityRow:
+    """One tensor compared in one case."""
+
+    case: str  # "full", "step" or "chunk3"
+    batch: int  # batch size
+    steps: int  # sequence length
+    tensor: str  # "y" or a state name
+    max_abs: float  # max |exported - eager|
+    max_rel: float  # max |exported - eager| / |eager| over elements with |eager| > atol
+    atol: float  # tolerance used
+    rtol: float
+    score: float  # max |diff| / (atol + rtol |eager|); <= 1 passes
+    ok: bool
+
+    def label(self) -> str:
+        return f"{self.case} b={self.batch} T={self.steps}"
+
+
+@dataclass
+class ParityReport:
+    """All comparisons of one parity check.
+
+    Attributes:
+        path: the exported file.
+        tolerance: the tolerance used, and ``tolerance_source`` says where it came from.
+        rows: one row per tensor per case.
+        notes: skipped cases and why.
+    """
+
+    path: str
+    tolerance: Tolerance
+    tolerance_source: str  # "table:lstm" or "user"
+    rows: list[ParityRow] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.rows) and all(r.ok for r in self.rows)
+
+    @property
+    def worst(self) -> ParityRow | None:
+        """The row closest to (or furthest past) its tolerance."""
+        return max(self.rows, key=lambda r: (r.score, r.max_abs), default=None)
+
+    @property
+    def max_abs(self) -> float:
+        return max((r.max_abs for r in self.rows), default=0.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        worst = self.worst
+        return {"path": self.path, "ok": self.ok, "atol": self.tolerance.atol,
+                "rtol": self.tolerance.rtol, "tolerance_source": self.tolerance_source,
+                "max_abs": self.max_abs, "worst": asdict(worst) if worst else None,
+                "rows": [asdict(r) for r in self.rows], "notes": list(self.notes)}
+
+    def table(self) -> str:
+        """One aligned line per tensor per case, then the verdict."""
+        head = ("case", "tensor", "max_abs", "max_rel", "atol", "rtol", "result")
+        lines = [head] + [(r.label(), r.tensor, f"{r.max_abs:.3g}", f"{r.max_rel:.3g}",
+                           f"{r.atol:g}", f"{r.rtol:g}", "ok" if r.ok else "FAIL")
+                          for r in self.rows]
+        widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
+        text = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in lines]
+        text += [f"note: {n}" for n in self.notes]
+        worst = self.worst
+        verdict = "PASS" if self.ok else "FAIL"
+        text.append(f"{verdict}: {len(self.rows)} comparisons, worst {worst.tensor} in "
+                    f"{worst.label()}: max_abs {worst.max_abs:.3g} "
+                    f"(tolerance {self.tolerance_source}: atol {self.tolerance.atol:g}, "
+                    f"rtol {self.tolerance.rtol:g})" if worst else f"{verdict}: no comparisons")
+        return "\n".join(text)
+
+
+def compare(case: str, batch: int, steps: int, tensor: str, got: np.ndarray, ref: np.ndarray,
+            tol: Tolerance) -> ParityRow:
+    """Compare one exported tensor against the eager one."""
+    if got.shape != ref.shape:
+        inf = float("inf")
+        return ParityRow(case, batch, steps, tensor, inf, inf, tol.atol, tol.rtol, inf, False)
+    got64, ref64 = got.astype(np.float64), ref.astype(np.float64)
+    diff = np.abs(got64 - ref64)
+    diff[~np.isfinite(diff)] = np.inf
+    mag = np.abs(ref64)
+    bound = tol.atol + tol.rtol * mag
+    big = mag > tol.atol
+    max_rel = float((diff[big] / mag[big]).max()) if big.any() else 0.0
+    max_abs = float(diff.max()) if diff.size else 0.0
+    score = float((diff / bound).max()) if diff.size else 0.0
+    return ParityRow(case, batch, steps, tensor, max_abs, max_rel, tol.atol, tol.rtol,
+                     score, bool(score <= 1.0))
+
+
+def resolve_tolerance(kind: str, atol: float | None, rtol: float | None) -> tuple[Tolerance, str]:
+    """The family's table entry, with the user's overrides applied."""
+    base = TOLERANCES.get(kind, TOLERANCES["custom"])
+    source = f"table:{kind if kind in TOLERANCES else 'custom'}"
+    for name, value in (("atol", atol), ("rtol", rtol)):
+        if value is not None and (not isinstance(value, (int, float)) or value < 0):
+            raise ValueError(f"{name}: expected a non-negative number, got {value!r}")
+    if atol is not None or rtol is not None:
+        source = "user" if atol is not None and rtol is not None else f"user+{source}"
+    return Tolerance(base.atol if atol is None else float(atol),
+                     base.rtol if rtol is None else float(rtol)), source
+
+
+def random_input(model: nn.Module, spec: ModelSpec, batch: int, steps: int,
+                 seed: int) -> torch.Tensor:
+    """Random input of the model's shape and dtype (token ids for integer inputs)."""
+    if hasattr(model, "example_input"):
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            return model.example_input(batch, steps)
+    gen = torch.Generator().manual_seed(seed)
+    shape = (batch, steps, *spec.input.feature_shape)
+    dtype = TORCH_DTYPES[spec.input.dtype]
+    if dtype.is_floating_point:
+        return torch.randn(shape, generator=gen).to(dtype)
+    return torch.randint(0, _vocab(model), shape, generator=gen, dtype=dtype)
+
+
+def _vocab(model: nn.Module) -> int:
+    config = getattr(model, "config", None)
+    size = getattr(config, "vocab_size", None) or getattr(model, "vocab_size", None)
+    if size:
+        return int(size)
+    embeddings = [m.num_embeddings for m in model.modules() if isinstance(m, nn.Embedding)]
+    return min(embeddings) if embeddings else 2
+
+
+def random_state(model: nn.Module, batch: int, seed: int) -> list[torch.Tensor]:
+    """A non-zero state of ``init_state``'s shapes (zeros would hide state-handling bugs)."""
+    gen = torch.Generator().manual_seed(seed + 1)
+    return [(0.5 * torch.randn(z.shape, generator=gen)).to(z.dtype) if z.is_floating_point()
+            else z for z in init_state(model, batch)]
+
+
+def _check_contract(model_spec: ModelSpec, file_spec: ModelSpec) -> None:
+    pairs = [("x", model_spec.input.feature_shape, file_spec.input.feature_shape),
+             ("y", model_spec.output.feature_shape, file_spec.output.feature_shape),
+             ("state", [s.shape for s in model_spec.state], [s.shape for s in file_spec.state])]
+    for what, mine, theirs in pairs:
+        if list(mine) != list(theirs):
+            raise SpecError(f"{what}: the model has shape {list(mine)} but the exported file "
+                            f"declares {list(theirs)}; they are not the same model")
+
+
+def _stream(run: Runner, x: np.ndarray, state: list[np.ndarray], chunk: int,
+            time_axis: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Feed ``x`` ``chunk`` steps at a time, carrying the exported model's own state."""
+    ys = []
+    for start in range(0, x.shape[time_axis], chunk):
+        piece = np.take(x, range(start, min(start + chunk, x.shape[time_axis])), axis=time_axis)
+        y, state = run(np.ascontiguousarray(piece), state)
+        ys.append(y)
+    return np.concatenate(ys, axis=time_axis), state
+
+
+def _cases(spec: ModelSpec, steps: int, streaming: bool) -> list[tuple[str, int]]:
+    cases = [("full", 0)]
+    if streaming and spec.streamable:
+        cases += [("step", 1)] if steps > 1 else []
+        cases += [(f"chunk{STREAM_CHUNK}", STREAM_CHUNK)] if steps > STREAM_CHUNK else []
+    return cases
+
+
+def run_cases(model: nn.Module, run: Runner, spec: ModelSpec, tol: Tolerance,
+              batch_sizes: Sequence[int], steps: Sequence[int], seed: int,
+              streaming: bool) -> list[ParityRow]:
+    """Compare ``run`` with eager ``model`` at every size and case; gathers every row."""
+    rows = []
+    for b in batch_sizes:
+        for t in steps:
+            x = random_input(model, spec, b, t, seed + 1000 * b + t)
+            state = random_state(model, b, seed + 1000 * b + t)
+            ref_y, ref_state = run_eager(model, x, state)
+            x_np, st_np = x.numpy(), [s.numpy() for s in state]
+            for case, chunk in _cases(spec, t, streaming):
+                y, new = (run(x_np, st_np) if chunk == 0
+                          else _stream(run, x_np, st_np, chunk, spec.input.time_axis))
+                rows.append(compare(case, b, t, spec.output.name, y, ref_y.numpy(), tol))
+                rows += [compare(case, b, t, s.name, got, ref.numpy(), tol)
+                         for s, got, ref in zip(spec.state, new, ref_state)]
+    return rows
+
+
+def check_parity(model: nn.Module, exported_path: str | os.PathLike, *,
+                 batch_sizes: Sequence[int] = (1, 3), steps: Sequence[int] = (1, 7, 32),
+                 atol: float | None = None, rtol: float | None = None, seed: int = 0,
+                 streaming: bool = True) -> ParityReport:
+    """Compare an exported file with the eager model it came from.
+
+    Args:
+        model: the eager contract module (not modified: a deep copy runs in eval mode).
+        exported_path: a ``.onnx`` file (run on onnxruntime CPU) or a TorchScript file.
+        batch_sizes: batch sizes to test.
+        steps: sequence lengths to test.
+        atol: absolute tolerance; default from :data:`TOLERANCES` for the model's family.
+        rtol: relative tolerance; default from :data:`TOLERANCES`.
+        seed: seed of the random inputs and non-zero initial states.
+        streaming: also feed one step at a time and in chunks of 3 (streamable models only).
+
+    Returns:
+        A :class:`ParityReport`; ``report.ok`` is the verdict.
+
+    Raises:
+        ModelFileError: the file is missing, corrupt or has no ``rnnx.spec``.
+        SpecError: the file's contract does not fit the model.
+
+    Example:
+        >>> report = check_parity(model, "model.onnx")  # doctest: +SKIP
+        >>> print(report.table())                       # doctest: +SKIP
+    """
+    from rnnx.exporter.runners import open_runner  # deferred: onnxruntime only when needed
+
+    run, spec = open_runner(exported_path)
+    work = eval_copy(model)
+    example = random_input(work, spec, 2, 2, seed)
+    _check_contract(derive_spec(work, example), spec)
+    tol, source = resolve_tolerance(spec.kind, atol, rtol)
+    report = ParityReport(os.fspath(exported_path), tol, source)
+    report.rows = run_cases(work, run, spec, tol, batch_sizes, steps, seed, streaming)
+    if streaming and not spec.streamable:
+        report.notes.append("streaming cases skipped: the model is not streamable "
+                            "(bidirectional); only full sequences were compared")
+    return report

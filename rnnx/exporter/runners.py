@@ -1,0 +1,60 @@
+"""Run an exported file with the contract's ``(x, state) -> (y, state)`` signature in numpy."""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+import numpy as np
+
+from rnnx.errors import ModelFileError
+from rnnx.exporter.spec_io import file_format, read_spec
+from rnnx.spec import ModelSpec
+
+Runner = Callable[[np.ndarray, list[np.ndarray]], tuple[np.ndarray, list[np.ndarray]]]
+
+
+def onnx_runner(model: str | bytes, spec: ModelSpec) -> Runner:
+    """A CPU onnxruntime session wrapped as a runner (``model``: a path or serialized bytes)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 4  # failures surface as exceptions, not console noise
+    try:
+        sess = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
+        where = model if isinstance(model, str) else "graph"
+        raise ModelFileError(f"{where}: onnxruntime cannot load it ({str(e).splitlines()[0]})") \
+            from None
+    outputs = [spec.output.name, *(s.output for s in spec.state)]
+
+    def run(x: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        feed = {spec.input.name: x, **{s.input: v for s, v in zip(spec.state, state)}}
+        y, *new = sess.run(outputs, feed)
+        return y, new
+
+    return run
+
+
+def torchscript_runner(path: str) -> Runner:
+    """A ``torch.jit.load``-ed module wrapped as a runner."""
+    import torch
+
+    try:
+        module = torch.jit.load(path, map_location="cpu").eval()
+    except Exception as e:  # torch raises RuntimeError and friends for corrupt archives
+        raise ModelFileError(f"{path}: torch.jit.load failed ({str(e).splitlines()[0]})") from None
+
+    def run(x: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        with torch.no_grad(), torch.jit.optimized_execution(False):  # no re-profiling per shape
+            y, new = module(torch.from_numpy(x), [torch.from_numpy(s) for s in state])
+        return y.numpy(), [s.numpy() for s in new]
+
+    return run
+
+
+def open_runner(path: str | os.PathLike) -> tuple[Runner, ModelSpec]:
+    """The runner and the spec of an exported file, by its format."""
+    spec = read_spec(path)
+    p = os.fspath(path)
+    return (torchscript_runner(p) if file_format(p) == "torchscript" else onnx_runner(p, spec)), spec

@@ -1,0 +1,94 @@
+"""Read the state contract back from an exported file (ONNX or TorchScript).
+
+TorchScript files are zip archives; the spec is read from their ``extra/rnnx.spec``
+member with :mod:`zipfile`, so nothing in the file is executed or unpickled.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+from rnnx.errors import ModelFileError, SpecError
+from rnnx.spec import METADATA_KEY, ModelSpec
+
+ZIP_MAGIC = b"PK\x03\x04"  # TorchScript archives are zip files
+
+
+def file_format(path: str | os.PathLike) -> str:
+    """``"onnx"`` or ``"torchscript"``, judged by content (not by extension).
+
+    Raises:
+        ModelFileError: missing, a directory, or empty.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise ModelFileError(f"model file not found: {p}")
+    if not p.is_file():
+        raise ModelFileError(f"{p}: expected a model file (.onnx or TorchScript .pt), got a directory")
+    with open(p, "rb") as f:
+        head = f.read(4)
+    if not head:
+        raise ModelFileError(f"{p}: file is empty, expected an ONNX or TorchScript model")
+    return "torchscript" if head == ZIP_MAGIC else "onnx"
+
+
+def load_onnx(path: str | os.PathLike) -> "onnx.ModelProto":  # type: ignore[name-defined]  # noqa: F821
+    """Parse an ONNX file (without external data), with a clear error when it is not one."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    try:
+        model = onnx.load(os.fspath(path), load_external_data=False)
+    except (DecodeError, ValueError, RuntimeError, UnicodeDecodeError) as e:
+        raise ModelFileError(f"{path}: not a valid ONNX or TorchScript model ({type(e).__name__})") \
+            from None
+    if not model.ir_version or not model.graph.node:
+        raise ModelFileError(f"{path}: not a valid ONNX or TorchScript model (no graph found)")
+    return model
+
+
+def _spec_text_onnx(path: str | os.PathLike) -> str | None:
+    props = {p.key: p.value for p in load_onnx(path).metadata_props}
+    return props.get(METADATA_KEY)
+
+
+def _spec_text_torchscript(path: str | os.PathLike) -> str | None:
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = [n for n in z.namelist() if n.endswith(f"/extra/{METADATA_KEY}")]
+            if not any(n.endswith("/data.pkl") or n.endswith("/constants.pkl")
+                       for n in z.namelist()):
+                raise ModelFileError(f"{path}: a zip file but not a TorchScript model")
+            return z.read(names[0]).decode("utf-8") if names else None
+    except (zipfile.BadZipFile, OSError, UnicodeDecodeError) as e:
+        raise ModelFileError(f"{path}: corrupt TorchScript model ({e})") from None
+
+
+def read_spec(path: str | os.PathLike) -> ModelSpec:
+    """The :class:`ModelSpec` stored in an exported ``.onnx`` or TorchScript file.
+
+    Args:
+        path: the exported file.
+
+    Returns:
+        The parsed and validated spec.
+
+    Raises:
+        ModelFileError: the file is missing, corrupt, not a model, or has no ``rnnx.spec``.
+        SpecError: the stored spec is malformed.
+
+    Example:
+        >>> read_spec("model.onnx").state_by_name()["h"].shape  # doctest: +SKIP
+        (1, 'batch', 32)
+    """
+    fmt = file_format(path)
+    text = _spec_text_torchscript(path) if fmt == "torchscript" else _spec_text_onnx(path)
+    if text is None:
+        raise ModelFileError(f"{path}: no {METADATA_KEY!r} metadata; this {fmt} file was not "
+                             f"exported by rnnx (re-export it with `rnnx export`)")
+    try:
+        return ModelSpec.from_json(text)
+    except SpecError as e:
+        raise SpecError(f"{path}: {e}") from None

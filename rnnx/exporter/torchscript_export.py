@@ -1,0 +1,84 @@
+"""Export a contract module to TorchScript with the state contract in an extra file."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from rnnx.errors import ExportError
+from rnnx.exporter.contract import derive_spec, eval_copy, example_for
+from rnnx.exporter.onnx_export import Attempt, ExportResult
+from rnnx.exporter.parity import random_state, resolve_tolerance, run_cases
+from rnnx.exporter.strategies.base import quiet
+from rnnx.spec import METADATA_KEY, ModelSpec
+
+
+def _traced(model: nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
+    state = random_state(model, example.shape[0], seed=7)
+    with quiet(), torch.no_grad():
+        return torch.jit.trace(model, (example, state), check_trace=False)
+
+
+def _run(module: torch.jit.ScriptModule):
+    def run(x, state):
+        with torch.no_grad():
+            y, new = module(torch.from_numpy(x), [torch.from_numpy(s) for s in state])
+        return y.numpy(), [s.numpy() for s in new]
+
+    return run
+
+
+def _check_traced(model: nn.Module, traced: torch.jit.ScriptModule, spec: ModelSpec) -> None:
+    tol, _ = resolve_tolerance(spec.kind, None, None)
+    rows = run_cases(model, _run(traced), spec, tol, (3,), (1, 7), seed=123, streaming=True)
+    bad = [r for r in rows if not r.ok]
+    if bad:
+        raise ExportError(f"trace fallback fails parity: {bad[0].tensor} in {bad[0].label()} "
+                          f"differs by {bad[0].max_abs:.3g}")
+
+
+def export_torchscript(model: nn.Module, path: str | os.PathLike, *,
+                       example_input: torch.Tensor | None = None) -> ExportResult:
+    """Save ``model`` as TorchScript (``torch.jit.script``; trace only as a checked fallback).
+
+    The file loads with plain ``torch.jit.load`` (rnnx not needed), keeps
+    ``forward(x, state)`` and ``init_state``, and carries the spec as the extra file
+    ``rnnx.spec``.
+
+    Args:
+        model: a contract module (not modified).
+        path: the file to write (``.pt``).
+        example_input: batch-first example; default ``model.example_input(2, 5)``.
+
+    Returns:
+        An :class:`ExportResult` whose strategy is "script" or "trace".
+
+    Raises:
+        ExportError: the module can be neither scripted nor traced with parity.
+
+    Example:
+        >>> export_torchscript(model, "model.pt").strategy  # doctest: +SKIP
+        'script'
+    """
+    work = eval_copy(model)
+    example = example_for(work, example_input)
+    attempts = []
+    try:
+        with quiet():
+            module, name = torch.jit.script(work), "script"
+    except Exception as e:  # scripting errors come in many types
+        attempts.append(Attempt("script", False, " ".join(str(e).split())[:300], 0.0))
+        module, name = _traced(work, example), "trace"
+    spec = derive_spec(work, example, exporter=name)
+    if name == "trace":
+        _check_traced(work, module, spec)
+    attempts.append(Attempt(name, True, "ok", 0.0))
+    spec = dataclasses.replace(spec, extra={"producers": {"torch": torch.__version__}})
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.jit.save(module, os.fspath(out), _extra_files={METADATA_KEY: spec.to_json()})
+    return ExportResult(out, spec, name, tuple(attempts))
