@@ -21,6 +21,8 @@ class ScriptStrategy:
     auto = True
 
     def build(self, ctx: ExportContext) -> onnx.ModelProto:
-        with quiet():
+        args = (ctx.example, *ctx.state)
+        with quiet(), torch.no_grad():
             scripted = torch.jit.script(_decomposed(ctx.model))
-        return export_traced(Flat(scripted), (ctx.example, *ctx.state), ctx.spec, ctx.opset)
+            flat = torch.jit.trace(Flat(scripted), args, check_trace=False)  # loops stay scripted
+        return export_traced(flat, args, ctx.spec, ctx.opset)
