@@ -30,6 +30,7 @@ class TrainResult:
     run_dir: Path  # where the run was written
     config: TrainConfig  # the resolved configuration (task defaults filled in)
     history: list[dict[str, float]]  # per epoch: epoch, train_loss, val_loss
+    data: TaskData  # the splits the model was trained and tested on
 
 
 def train(config: TrainConfig, *, on_epoch: Optional[EpochHook] = None) -> TrainResult:
@@ -98,7 +99,8 @@ def _train(task: Task, cfg: TrainConfig, out: Path, on_epoch: Optional[EpochHook
     metrics = _metrics(task, model, data, cfg, fitted)
     metrics["wall_seconds"] = round(seconds, 2)  # the only non-deterministic entry
     _write(task, model, data, cfg, out, metrics, fitted)
-    return TrainResult(model=model, metrics=metrics, run_dir=out, config=cfg, history=fitted.history)
+    return TrainResult(model=model, metrics=metrics, run_dir=out, config=cfg, history=fitted.history,
+                       data=data)
 
 
 def _metrics(task: Task, model: nn.Module, data: TaskData, cfg: TrainConfig, fitted: FitResult) -> dict[str, Any]:
