@@ -9,6 +9,7 @@ the module by running it once, never declared twice.
 from __future__ import annotations
 
 import copy
+import warnings
 from typing import Any
 
 import torch
@@ -95,7 +96,8 @@ def _config(model: nn.Module) -> dict[str, Any]:
 def run_eager(model: nn.Module, x: torch.Tensor, state: list[torch.Tensor]
               ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """One no-grad forward with the contract's ``(y, state)`` result checked."""
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. "LSTM with projections is not supported with oneDNN"
         out = model(x, state)
     if not (isinstance(out, (tuple, list)) and len(out) == 2 and isinstance(out[0], torch.Tensor)):
         raise ExportError(f"{type(model).__name__}.forward: expected (y, state), got "
