@@ -7,7 +7,6 @@ is exported by hand with ``torch.onnx.export``.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Callable
 
@@ -17,10 +16,6 @@ import torch
 from torch import nn
 
 from rnnx.exporter import export_onnx
-
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # `tests.zoo` is imported as a package from the repo root
-    sys.path.insert(0, str(ROOT))
 from tests.zoo import TINY, example_input
 
 FOREIGN_N, FOREIGN_K, FOREIGN_H = 8, 4, 16  # samples per call, left context, state width

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import FOREIGN_H, FOREIGN_K, FOREIGN_N, ForeignReference
+from tests.runtime.conftest import FOREIGN_H, FOREIGN_K, FOREIGN_N, ForeignReference
 from rnnx.errors import DTypeError, ShapeError, SpecError, StateError
 from rnnx.runtime import CONTEXT_KEY, StreamingSession
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from conftest import FOREIGN_K, FOREIGN_N, sequence
+from tests.runtime.conftest import FOREIGN_K, FOREIGN_N, sequence
 from rnnx.errors import (NotStreamableError, ShapeError, StateError, StreamExistsError,
                          UnknownStreamError)
 from rnnx.runtime import StreamingSession, StreamPool

@@ -6,7 +6,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from conftest import reference, sequence
+from tests.runtime.conftest import reference, sequence
 from rnnx.errors import ProviderError
 from rnnx.runtime import StreamingSession, resolve_providers
 from rnnx.runtime.providers import installed_packages

@@ -9,7 +9,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from conftest import reference, sequence
+from tests.runtime.conftest import reference, sequence
 from rnnx.errors import (DTypeError, ModelFileError, NotStreamableError, ShapeError, SpecError,
                          StateError)
 from rnnx.runtime import StreamingSession
