@@ -20,6 +20,7 @@ def onnx_runner(model: str | bytes, spec: ModelSpec) -> Runner:
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 4  # failures surface as exceptions, not console noise
+    opts.intra_op_num_threads = 1  # parity graphs are tiny: threads only add contention
     try:
         sess = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
