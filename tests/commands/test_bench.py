@@ -1,0 +1,49 @@
+"""``rnnx bench``: the side-by-side table and JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from rnnx.cli import main
+from rnnx.exporter import export_onnx
+from rnnx.models import save
+from tests.zoo import TINY
+
+
+@pytest.fixture(scope="module")
+def gru(tmp_path_factory):
+    model = TINY["gru-1l"]()
+    root = tmp_path_factory.mktemp("bench")
+    export_onnx(model, root / "gru.onnx")
+    save(model, root / "gru.safetensors")
+    return root
+
+
+def test_bench_table_and_json_with_torch_rows(gru):
+    res = CliRunner().invoke(main, ["bench", str(gru / "gru.onnx"), "--streams", "4", "--steps", "30",
+                                    "--json", str(gru / "b.json"), "--torch", str(gru / "gru.safetensors")])
+    assert res.exit_code == 0, res.output
+    assert "StreamingSession.step" in res.output and "PyTorch eager step" in res.output
+    data = json.loads((gru / "b.json").read_text())
+    names = [r["name"] for r in data["rows"]]
+    assert "StreamPool.step_many(4 streams)" in names and "TorchScript step" in names
+    assert all(r["p50_us"] > 0 and r["steps_per_s"] > 0 for r in data["rows"])
+    assert {c["name"] for c in data["checks"]} >= {"pool throughput / bare batched ort.run"}
+
+
+def test_bench_without_torch_flag_does_not_import_torch(gru):
+    code = (f"import sys; from rnnx.cli import main\n"
+            f"main(['bench', {str(gru / 'gru.onnx')!r}, '--streams', '2', '--steps', '10'], standalone_mode=False)\n"
+            f"sys.exit('torch imported' if 'torch' in sys.modules else 0)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+
+
+def test_bench_missing_model_is_one_line():
+    res = CliRunner().invoke(main, ["bench", "/nonexistent/model.onnx"])
+    assert res.exit_code == 2 and "Error: model: expected an ONNX file" in res.output

@@ -1,0 +1,90 @@
+"""``rnnx run``: stream a recorded sequence through an exported model."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from rnnx.cli import main
+from rnnx.exporter import export_onnx
+from tests.runtime.conftest import reference, sequence
+from tests.zoo import TINY
+
+
+@pytest.fixture(scope="module")
+def lstm(tmp_path_factory):
+    model = TINY["lstm-2l"]()
+    path = tmp_path_factory.mktemp("run") / "lstm.onnx"
+    export_onnx(model, path)
+    return path, model
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, ["run", *map(str, args)])
+
+
+def test_npy_in_npy_out_matches_eager(lstm, tmp_path):
+    path, model = lstm
+    x = sequence(model, 1, 20)
+    np.save(tmp_path / "x.npy", x[0])  # (T, F): batch axis added
+    res = invoke(path, tmp_path / "x.npy", "--chunk", "7", "--out", tmp_path / "y.npy")
+    assert res.exit_code == 0, res.output
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), reference(model, x), atol=1e-5)
+
+
+def test_csv_and_state_files_continue_the_sequence(lstm, tmp_path):
+    path, model = lstm
+    x = sequence(model, 1, 12)
+    np.savetxt(tmp_path / "a.csv", x[0, :5], delimiter=",", header="f0,f1,f2,f3,f4", comments="")
+    np.savetxt(tmp_path / "b.csv", x[0, 5:], delimiter=",")
+    assert invoke(path, tmp_path / "a.csv", "--state-out", tmp_path / "s.npz").exit_code == 0
+    res = invoke(path, tmp_path / "b.csv", "--state-in", tmp_path / "s.npz", "--out", tmp_path / "y.csv")
+    assert res.exit_code == 0, res.output
+    got = np.loadtxt(tmp_path / "y.csv", delimiter=",", ndmin=2)
+    np.testing.assert_allclose(got, reference(model, x)[0, 5:], atol=1e-5)
+
+
+def test_summary_without_out(lstm, tmp_path):
+    path, model = lstm
+    np.save(tmp_path / "x.npy", sequence(model, 2, 4))  # (B, T, F)
+    res = invoke(path, tmp_path / "x.npy")
+    assert res.exit_code == 0 and "output shape (2, 4, 3)" in res.output
+
+
+@pytest.mark.parametrize("array, match", [
+    (np.zeros((4, 6), np.float32), r"Error: x: expected shape \(1, T, 5\) \(batch, time, features\), got \(1, 4, 6\)"),
+    (np.zeros(4, np.float32), r"Error: INPUT: expected \(time, features...\)"),
+    (np.zeros((4, 5), np.int64), "Error: x: expected dtype float32, got int64"),
+], ids=["features", "rank", "dtype"])
+def test_bad_input_is_one_line_exit_2(lstm, tmp_path, array, match):
+    path, _ = lstm
+    np.save(tmp_path / "x.npy", array)
+    res = invoke(path, tmp_path / "x.npy")
+    assert res.exit_code == 2
+    assert len(res.output.strip().splitlines()) == 1
+    assert re.search(match, res.output), res.output
+
+
+def test_bad_files(lstm, tmp_path):
+    path, _ = lstm
+    (tmp_path / "x.txt").write_text("1,2")
+    res = invoke(path, tmp_path / "x.txt")
+    assert res.exit_code == 2 and "expected a .npy or .csv file" in res.output
+    np.save(tmp_path / "x.npy", np.zeros((2, 5), np.float32))
+    res = invoke(tmp_path / "missing.onnx", tmp_path / "x.npy")
+    assert res.exit_code == 2 and "Error: model: expected an ONNX file" in res.output
+
+
+def test_run_does_not_import_torch(lstm, tmp_path):
+    path, _ = lstm
+    np.save(tmp_path / "x.npy", np.zeros((3, 5), np.float32))
+    code = (f"import sys; from rnnx.cli import main\n"
+            f"main(['run', {str(path)!r}, {str(tmp_path / 'x.npy')!r}], standalone_mode=False)\n"
+            f"sys.exit('torch imported' if 'torch' in sys.modules else 0)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
