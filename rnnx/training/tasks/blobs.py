@@ -47,7 +47,7 @@ class BlobsTask(Task):
     """Next frame of two bouncing blobs."""
 
     name = "blobs"
-    defaults = {"model": "convlstm", "hidden_size": 12, "num_layers": 1, "epochs": 30, "lr": 0.01,
+    defaults = {"model": "convlstm", "hidden_size": 12, "num_layers": 1, "epochs": 30, "lr": 0.02,
                 "batch_size": 16, "patience": 8, "window": 8}
 
     def prepare(self, cfg: TrainConfig, gen: torch.Generator) -> TaskData:

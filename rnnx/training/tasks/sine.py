@@ -63,8 +63,8 @@ class SineTask(Task):
     """Next value of a sine wave; closed-loop generation as a bonus metric."""
 
     name = "sine"
-    defaults = {"model": "lstm", "hidden_size": 32, "num_layers": 1, "epochs": 40, "lr": 0.01,
-                "batch_size": 16, "patience": 10, "window": 20}
+    defaults = {"model": "lstm", "hidden_size": 32, "num_layers": 1, "epochs": 120, "lr": 0.01,
+                "batch_size": 16, "patience": 20, "window": 20}
 
     def prepare(self, cfg: TrainConfig, gen: torch.Generator) -> TaskData:
         n = max(4, round(64 * cfg.size))
