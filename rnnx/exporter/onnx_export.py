@@ -62,8 +62,12 @@ def _probe(model: nn.Module, proto: onnx.ModelProto, spec: ModelSpec) -> None:
     """Parity at batch/T other than the example's, full sequence and streaming."""
     tol, _ = resolve_tolerance(spec.kind, None, None)
     run = onnx_runner(proto.SerializeToString(), spec)
-    rows = run_cases(model, run, spec, tol, PROBE_BATCHES, PROBE_STEPS, seed=123, streaming=True)
+    notes: list[str] = []
+    rows = run_cases(model, run, spec, tol, PROBE_BATCHES, PROBE_STEPS, seed=123, streaming=True,
+                     notes=notes)
     bad = [r for r in rows if not r.ok]
+    if notes:
+        raise ExportError(f"parity probe failed: {notes[0]}")
     if bad:
         worst = max(bad, key=lambda r: r.score)
         raise ExportError(f"parity probe failed: {worst.tensor} in {worst.label()} differs by "

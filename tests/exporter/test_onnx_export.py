@@ -1,0 +1,143 @@
+"""export_onnx: strategy choice, graph structure, dynamic axes, errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from torch import nn
+
+from rnnx.errors import ConfigError, ExportError
+from rnnx.exporter import export_onnx, read_spec
+from rnnx.exporter.graph import unused_initializers
+from tests.exporter.conftest import make_model
+
+EXPECTED_STRATEGY = [
+    ("lstm-1l", "trace"), ("gru-2l-bi", "trace"), ("rnn-2l-relu", "trace"),
+    ("custom-forecaster", "trace"), ("lstm-1l-proj", "scan"), ("lstm-2l-proj-nobias", "scan"),
+    ("convlstm-2l-k3", "scan"), ("custom-peephole", "scan"), ("lstm-1l-proj-bi", "script"),
+]
+STRUCTURE = ["lstm-1l", "lstm-2l-proj", "lstm-1l-proj-bi", "convlstm-k3", "gru-bi", "custom-peephole"]
+
+
+@pytest.mark.parametrize("name,strategy", EXPECTED_STRATEGY, ids=[n for n, _ in EXPECTED_STRATEGY])
+def test_auto_picks_the_first_strategy_that_passes(exported, name: str, strategy: str) -> None:
+    _, result = exported(name, "onnx")
+    assert result.strategy == strategy
+    assert result.spec.exporter == strategy == read_spec(result.path).exporter
+    assert [a.strategy for a in result.attempts][-1] == strategy
+    assert all(not a.ok and a.reason for a in result.attempts[:-1])
+
+
+@pytest.mark.parametrize("name", STRUCTURE)
+def test_graph_has_symbolic_batch_and_time_and_concrete_features(exported, name: str) -> None:
+    _, result = exported(name, "onnx")
+    graph = onnx.load(str(result.path)).graph
+    spec = result.spec
+    for v in [*graph.input, *graph.output]:
+        dims = [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
+        if v.name in ("x", "y"):
+            assert dims[:2] == ["batch", "time"], v.name
+            assert all(isinstance(d, int) and d > 0 for d in dims[2:]), v.name
+        else:
+            state = next(s for s in spec.state if v.name in (s.input, s.output))
+            assert dims == list(state.shape), v.name
+    assert [i.name for i in graph.input] == ["x", *(s.input for s in spec.state)]
+    assert [o.name for o in graph.output] == ["y", *(s.output for s in spec.state)]
+
+
+@pytest.mark.parametrize("name", STRUCTURE)
+def test_graph_passes_checker_and_has_no_unused_initializers(exported, name: str) -> None:
+    _, result = exported(name, "onnx")
+    model = onnx.load(str(result.path))
+    onnx.checker.check_model(model, full_check=True)
+    assert unused_initializers(model.graph) == []
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert json.loads(meta["rnnx.spec"])["extra"]["producers"]["torch"] == torch.__version__
+
+
+@pytest.mark.parametrize("name", ["lstm-2l-proj", "lstm-1l-proj-bi"])
+def test_lstm_with_projection_runs_at_other_sizes(exported, name: str) -> None:
+    model, result = exported(name, "onnx")
+    sess = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+    x = model.example_input(6, 13)
+    state = [torch.randn(s.shape) for s in model.init_state(6)]
+    ref_y, ref_state = model(x, state)
+    y, h, c = sess.run(None, {"x": x.numpy(), "h_in": state[0].numpy(), "c_in": state[1].numpy()})
+    assert y.shape == (6, 13, 3) and h.shape == (model.config.num_layers * (2 if "-bi" in name else 1), 6, 4)
+    np.testing.assert_allclose(y, ref_y.detach().numpy(), atol=1e-5)
+    np.testing.assert_allclose(c, ref_state[1].detach().numpy(), atol=1e-5)
+
+
+def test_bidirectional_models_are_marked_not_streamable(exported) -> None:
+    _, result = exported("lstm-1l-proj-bi", "onnx")
+    assert read_spec(result.path).streamable is False
+
+
+def test_the_users_model_is_not_mutated(tmp_path) -> None:
+    model = make_model("lstm-2l-proj").train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    export_onnx(model, tmp_path / "m.onnx")
+    assert model.training
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert isinstance(model.rnn, nn.LSTM)  # not replaced by decompose's layers
+
+
+def test_unknown_strategy_lists_the_valid_ones(tmp_path) -> None:
+    with pytest.raises(ConfigError, match=r"strategy: expected one of auto, trace, scan, script, dynamo, got 'fast'"):
+        export_onnx(make_model("lstm-1l"), tmp_path / "m.onnx", strategy="fast")
+
+
+def test_forced_trace_of_a_python_loop_fails_with_the_reason(tmp_path) -> None:
+    with pytest.raises(ExportError, match=r"could not export PeepholeForecaster to ONNX: trace: .+"):
+        export_onnx(make_model("custom-peephole"), tmp_path / "m.onnx", strategy="trace",
+                    example_input=torch.randn(2, 5, 5))
+    assert not (tmp_path / "m.onnx").exists()
+
+
+class _Stateless(nn.Module):
+    """A module whose forward ignores the contract: no (y, state) result."""
+
+    def init_state(self, batch_size: int) -> list[torch.Tensor]:
+        return [torch.zeros(1, batch_size, 2)]
+
+    def forward(self, x: torch.Tensor, state: list[torch.Tensor]) -> torch.Tensor:
+        return x
+
+
+def test_contract_breaking_module_is_rejected(tmp_path) -> None:
+    with pytest.raises(ExportError, match=r"_Stateless.forward: expected \(y, state\), got Tensor"):
+        export_onnx(_Stateless(), tmp_path / "m.onnx", example_input=torch.randn(2, 5, 3))
+
+
+def test_every_strategy_failing_lists_each_reason(tmp_path) -> None:
+    class Future(nn.Module):  # looks ahead in time but claims to be streamable
+        def init_state(self, batch_size: int) -> list[torch.Tensor]:
+            return [torch.zeros(batch_size, 3)]
+
+        def forward(self, x, state):
+            y = torch.flip(torch.cumsum(torch.flip(x, [1]), 1), [1])  # (B, T, F) reverse cumsum
+            return y, [state[0] + x.sum(1)]
+
+    with pytest.raises(ExportError, match=r"trace: parity probe failed.*; scan: parity probe failed.*; script: .+"):
+        export_onnx(Future(), tmp_path / "m.onnx", example_input=torch.randn(2, 5, 3))
+
+
+def test_missing_example_input_says_to_pass_one(tmp_path) -> None:
+    with pytest.raises(ExportError, match=r"CustomForecaster has no example_input.*pass example_input="):
+        export_onnx(make_model("custom-forecaster"), tmp_path / "m.onnx")
+
+
+def test_dynamo_is_opt_in_only(tmp_path) -> None:
+    result = export_onnx(make_model("gru-1l"), tmp_path / "a.onnx")
+    assert "dynamo" not in [a.strategy for a in result.attempts]
+    try:
+        forced = export_onnx(make_model("gru-1l"), tmp_path / "d.onnx", strategy="dynamo")
+    except ExportError as e:  # torch.export may fix an axis or fail; then the reason is given
+        assert "dynamo: " in str(e)
+    else:
+        assert forced.strategy == "dynamo" and forced.attempts[0].ok
