@@ -215,7 +215,7 @@ def _write_report(out: Path, n: dict[str, Any], onnx_path: Path, ts_path: Path) 
               "`loss.png`, `predictions.png` (eager), `streamed.png` (onnxruntime, step by step).", "",
               "![loss](loss.png)", "", "![predictions](predictions.png)", "", "![streamed](streamed.png)", "",
               "## ONNX parity", "", "```", n["parity_onnx_table"], "```", "",
-              "Reproduce: `rnnx train --task sine --out run && rnnx export run && rnnx bench run/model.onnx`", ""]
+              "Reproduce: `rnnx train --task sine --out run && rnnx export run --out run && rnnx bench run/model.onnx --torch run`", ""]
     path = out / "report.md"
     path.write_text("\n".join(lines))
     return path
