@@ -1,0 +1,73 @@
+"""``rnnx export``: checkpoint -> model.onnx / model.pt with a parity summary."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from rnnx.cli import main
+from rnnx.exporter import read_spec
+from rnnx.models import save
+from tests.zoo import TINY
+
+KINDS = ["rnn-tanh", "lstm-2l-proj", "gru-bi", "convlstm-k3", "tokens-lstm"]
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("ckpt")
+    return {name: save(TINY[name](), root / name / "model.safetensors").parent for name in KINDS}
+
+
+def _cli(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+@pytest.mark.parametrize("name", KINDS)
+def test_export_writes_both_formats_and_passes(checkpoints, tmp_path, name: str) -> None:
+    res = _cli("export", str(checkpoints[name]), "--out", str(tmp_path / "out"))
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert lines[0].split() == ["file", "strategy", "size", "parity", "worst", "|err|", "result"]
+    assert [line.split()[-1] for line in lines[1:]] == ["pass", "pass"]
+    assert read_spec(tmp_path / "out" / "model.onnx").kind == name.split("-")[0].replace("tokens", "lstm")
+    assert read_spec(tmp_path / "out" / "model.pt").exporter == "script"
+
+
+def test_export_one_format_without_check(checkpoints, tmp_path) -> None:
+    res = _cli("export", str(checkpoints["rnn-tanh"]), "--out", str(tmp_path), "--format", "onnx",
+               "--no-check", "--opset", "18")
+    assert res.exit_code == 0, res.output
+    assert "unchecked" in res.output and not (tmp_path / "model.pt").exists()
+    assert read_spec(tmp_path / "model.onnx").opset == 18
+
+
+def test_parity_failure_exits_1_with_the_table(checkpoints, tmp_path) -> None:
+    res = _cli("export", str(checkpoints["lstm-2l-proj"]), "--out", str(tmp_path), "--format", "onnx",
+               "--atol", "0", "--rtol", "0")
+    assert res.exit_code == 1, res.output
+    assert "FAIL" in res.output and "Error: parity check failed for" in res.output
+    assert "Traceback" not in res.output
+
+
+@pytest.mark.parametrize("args,message", [
+    (["missing"], r"Error: .*missing: no such checkpoint file"),
+    (["CORRUPT"], r"Error: .*not a readable safetensors file"),
+    (["CKPT", "--format", "tflite"], r"Invalid value for '--format': 'tflite' is not one of 'onnx', 'torchscript', 'all'"),
+    (["CKPT", "--opset", "3"], r"Invalid value for '--opset'"),
+], ids=["missing-checkpoint", "corrupt-checkpoint", "bad-format", "bad-opset"])
+def test_bad_input_exits_2_with_one_line(checkpoints, tmp_path, args: list[str], message: str) -> None:
+    (tmp_path / "bad.safetensors").write_bytes(b"garbage" * 10)
+    subst = {"missing": str(tmp_path / "missing"), "CORRUPT": str(tmp_path / "bad.safetensors"),
+             "CKPT": str(checkpoints["rnn-tanh"])}
+    res = _cli("export", *[subst.get(a, a) for a in args], "--out", str(tmp_path / "o"))
+    assert res.exit_code == 2
+    assert "Traceback" not in res.output
+    assert re.search(message, res.output), res.output
+    if args[0] != "CKPT":
+        assert len(res.output.strip().splitlines()) == 1

@@ -1,0 +1,61 @@
+"""``rnnx inspect``: a model file's inputs, outputs and state contract."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from rnnx.cli import main
+from rnnx.exporter import export_onnx, export_torchscript
+from tests.zoo import TINY
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("inspect")
+    lstm, bi = TINY["lstm-2l-proj"](), TINY["gru-bi"]()
+    (root / "junk.pt").write_bytes(b"PK\x03\x04 truncated zip")
+    return {"onnx": export_onnx(lstm, root / "m.onnx").path, "pt": export_torchscript(lstm, root / "m.pt").path,
+            "bi": export_onnx(bi, root / "bi.onnx").path, "junk": root / "junk.pt"}
+
+
+def _cli(*args: object):
+    return CliRunner().invoke(main, ["inspect", *map(str, args)])
+
+
+@pytest.mark.parametrize("fmt,exporter", [("onnx", "scan"), ("pt", "script")])
+def test_text_lists_io_state_and_provenance(files, fmt: str, exporter: str) -> None:
+    res = _cli(files[fmt])
+    assert res.exit_code == 0, res.output
+    out = res.output
+    assert "x            (batch, time, 5)" in out and "y            (batch, time, 3)" in out
+    assert "h      h_in -> h_out  (2, batch, 4) float32" in out
+    assert "c      c_in -> c_out  (2, batch, 8) float32" in out
+    assert f"exporter:    {exporter}" in out and "streamable:  yes" in out and "kind:        lstm" in out
+
+
+def test_json_for_a_bidirectional_model(files) -> None:
+    res = _cli(files["bi"], "--json")
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.output)
+    assert info["streamable"] is False and info["opset"] == 17 and info["exporter"] == "trace"
+    assert [i["name"] for i in info["inputs"]] == ["x", "h_in"]
+    assert info["outputs"][0] == {"name": "y", "shape": ["batch", "time", 3], "dtype": "float32"}
+    assert info["size_bytes"] > 0 and info["config"]["bidirectional"] is True
+
+
+@pytest.mark.parametrize("which,message", [
+    ("missing", r"Error: model file not found"),
+    ("junk", r"Error: .*junk.pt: corrupt TorchScript model"),
+], ids=["missing", "corrupt"])
+def test_bad_file_exits_2_with_one_line(files, tmp_path, which: str, message: str) -> None:
+    res = _cli({**files, "missing": tmp_path / "nope.onnx"}[which])
+    assert res.exit_code == 2
+    assert len(res.output.strip().splitlines()) == 1 and "Traceback" not in res.output
+    assert re.search(message, res.output), res.output
