@@ -1,0 +1,20 @@
+"""bundle.export_files: several formats into one folder, each checked."""
+
+from __future__ import annotations
+
+import pytest
+
+from rnnx.errors import ConfigError
+from rnnx.exporter.bundle import export_files
+from tests.exporter.conftest import make_model
+
+
+def test_both_formats_written_and_checked(tmp_path) -> None:
+    files = export_files(make_model("rnn-tanh"), tmp_path)
+    assert [(f.format, f.result.path.name) for f in files] == [("onnx", "model.onnx"), ("torchscript", "model.pt")]
+    assert all(f.report.ok and f.size > 0 for f in files)
+
+
+def test_unknown_format_lists_valid_ones(tmp_path) -> None:
+    with pytest.raises(ConfigError, match=r"format: expected one or more of onnx, torchscript, got \['tflite'\]"):
+        export_files(make_model("rnn-tanh"), tmp_path, formats=("tflite",))
