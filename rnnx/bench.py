@@ -50,19 +50,46 @@ class Check:
         return {**asdict(self), "ok": self.ok}
 
 
+def _row(name: str, lat_ns: np.ndarray, steps_per_call: int) -> Row:
+    per_step = lat_ns / 1e3 / steps_per_call  # µs per stream-step
+    p50, p90, p99 = np.percentile(per_step, [50, 90, 99])
+    return Row(name, float(p50), float(p90), float(p99),
+               float(steps_per_call * 1e9 / np.median(lat_ns)), steps_per_call)
+
+
+Case = tuple[str, Callable[[], Any], int, int]  # (name, fn, stream-steps per call, timed calls)
+
+
+def time_side_by_side(cases: list[Case], rounds: int = 10, warmup: int = 3) -> list[Row]:
+    """Time several candidates in alternating rounds, so load on the machine hits all alike.
+
+    Args:
+        cases: (name, fn, stream-steps done by one call of fn, timed calls of fn in all).
+        rounds: how many times the candidates take turns (each round times calls/rounds).
+        warmup: untimed calls of each fn before the first round.
+
+    Returns:
+        One row per case, in the order given.
+    """
+    for _, fn, _, _ in cases:
+        for _ in range(warmup):
+            fn()
+    per_round = [max(1, calls // rounds) for *_, calls in cases]
+    lat = [np.empty(n * rounds) for n in per_round]
+    clock = time.perf_counter_ns
+    for r in range(rounds):
+        for (_, fn, _, _), n, out in zip(cases, per_round, lat):
+            for i in range(r * n, (r + 1) * n):
+                t0 = clock()
+                fn()
+                out[i] = clock() - t0
+    return [_row(name, l, steps) for (name, _, steps, _), l in zip(cases, lat)]
+
+
 def time_calls(name: str, fn: Callable[[], Any], calls: int, steps_per_call: int = 1,
                warmup: int = 20) -> Row:
     """Time ``calls`` calls of ``fn`` (after ``warmup``); latencies are per stream-step."""
-    for _ in range(warmup):
-        fn()
-    lat = np.empty(calls)
-    for i in range(calls):
-        t0 = time.perf_counter_ns()
-        fn()
-        lat[i] = time.perf_counter_ns() - t0
-    per_step = lat / 1e3 / steps_per_call  # µs per stream-step
-    p50, p90, p99 = np.percentile(per_step, [50, 90, 99])
-    return Row(name, float(p50), float(p90), float(p99), float(steps_per_call * 1e9 / np.median(lat)), steps_per_call)
+    return time_side_by_side([(name, fn, steps_per_call, calls)], rounds=1, warmup=warmup)[0]
 
 
 def session_options(threads: int = 1) -> ort.SessionOptions:
@@ -96,7 +123,7 @@ def _bare_feeds(sess: StreamingSession, batch: int, steps: int = 1) -> dict[str,
     return feeds
 
 
-def bench_bare_ort(sess: StreamingSession, calls: int) -> Row:
+def bare_ort_case(sess: StreamingSession, calls: int) -> Case:
     """A hand-written ``InferenceSession.run`` loop that carries the state itself."""
     c, ort_sess = sess.contract, sess.session
     feeds = _bare_feeds(sess, 1)
@@ -108,24 +135,23 @@ def bench_bare_ort(sess: StreamingSession, calls: int) -> Row:
         for i, name in pairs:
             feeds[name] = outs[i]
 
-    return time_calls("bare ort.run loop (state carried by hand)", step, calls)
+    return ("bare ort.run loop (state carried by hand)", step, 1, calls)
 
 
-def bench_session(path: str, calls: int, providers: Any, threads: int, chunk: int) -> tuple[Row, Row, Row, StreamingSession]:
-    """``StreamingSession.step``, ``feed(chunk)`` and the bare loop on the same graph."""
+def session_cases(path: str, calls: int, providers: Any, threads: int, chunk: int) -> list[Case]:
+    """``StreamingSession.step``, the bare loop and ``feed(chunk)`` on the same graph."""
     sess = StreamingSession(path, providers=providers, session_options=session_options(threads))
     x = example_step(sess.contract, 1)
-    step = time_calls("StreamingSession.step", lambda: sess.step(x), calls)
-    bare = bench_bare_ort(sess, calls)
-    feed_rows = []
+    cases = [("StreamingSession.step", lambda: sess.step(x), 1, calls), bare_ort_case(sess, calls)]
     if sess.contract.input.time_axis is not None:
-        chunk_x = np.repeat(np.expand_dims(x, sess.contract.input.time_axis), chunk, axis=sess.contract.input.time_axis)
-        feed_rows.append(time_calls(f"StreamingSession.feed({chunk} steps)", lambda: sess.feed(chunk_x),
-                                    max(10, calls // chunk), chunk, warmup=3))
-    return step, bare, (feed_rows[0] if feed_rows else step), sess
+        chunk_x = np.repeat(np.expand_dims(x, sess.contract.input.time_axis), chunk,
+                            axis=sess.contract.input.time_axis)
+        cases.append((f"StreamingSession.feed({chunk} steps)", lambda: sess.feed(chunk_x), chunk,
+                      max(10, calls // chunk)))
+    return cases
 
 
-def bench_pool(path: str, streams: int, calls: int, providers: Any, threads: int) -> tuple[Row, Row, Row]:
+def pool_cases(path: str, streams: int, calls: int, providers: Any, threads: int) -> list[Case]:
     """Pool ``step_many`` over N streams, N solo sessions in turn, one bare batched call."""
     so = session_options(threads)
     pool = StreamPool(path, providers=providers, session_options=so, capacity=streams)
@@ -134,34 +160,32 @@ def bench_pool(path: str, streams: int, calls: int, providers: Any, threads: int
     inputs = {i: xs[i] for i in range(streams)}
     for i in range(streams):
         pool.open(i)
-    many = time_calls(f"StreamPool.step_many({streams} streams)", lambda: pool.step_many(inputs),
-                      calls, streams, warmup=3)
-    pool.close()
     solo = [StreamingSession(path, providers=providers, session_options=so) for _ in range(streams)]
 
     def round_robin() -> None:
         for i, s in enumerate(solo):
             s.step(xs[i:i + 1])
 
-    solos = time_calls(f"{streams} solo sessions stepping in turn", round_robin, max(3, calls // 4),
-                       streams, warmup=1)
     feeds = _bare_feeds(solo[0], streams)
     outputs = [c.output.name] + [s.output for s in c.states]
-    bare = time_calls(f"bare ort.run on {streams} batched states", lambda: solo[0].session.run(outputs, feeds),
-                      calls, streams, warmup=3)
-    return many, solos, bare
+    return [
+        (f"StreamPool.step_many({streams} streams)", lambda: pool.step_many(inputs), streams, calls),
+        (f"{streams} solo sessions stepping in turn", round_robin, streams, max(10, calls // 4)),
+        (f"bare ort.run on {streams} batched states", lambda: solo[0].session.run(outputs, feeds),
+         streams, calls),
+    ]
 
 
-def bench_torch(model: Any, calls: int, threads: int) -> list[Row]:
+def torch_cases(model: Any, calls: int, threads: int) -> list[Case]:
     """PyTorch eager and TorchScript, one step per call, on the same model."""
     import torch  # lazy: only for the --torch rows
 
     torch.set_num_threads(threads)
     model = model.eval()
-    x = model.example_input(1, 1) if hasattr(model, "example_input") else None
-    if x is None:
+    if not hasattr(model, "example_input"):
         raise ValueError("--torch: the model has no example_input(batch, steps); use a zoo checkpoint")
-    rows = []
+    x = model.example_input(1, 1)
+    cases: list[Case] = []
     for name, m in (("PyTorch eager step", model), ("TorchScript step", torch.jit.script(model))):
         state = [m.init_state(1)]
 
@@ -169,8 +193,8 @@ def bench_torch(model: Any, calls: int, threads: int) -> list[Row]:
             with torch.inference_mode():
                 _, state[0] = m(x, state[0])
 
-        rows.append(time_calls(name, step, calls))
-    return rows
+        cases.append((name, step, 1, calls))
+    return cases
 
 
 def table(rows: list[Row], checks: list[Check]) -> str:
@@ -203,18 +227,25 @@ def run_all(path: str, *, streams: int = 256, steps: int = 2000, providers: Any 
     Returns:
         (rows, checks).
     """
-    step, bare, feed, _ = bench_session(path, steps, providers, threads, chunk)
-    many, solos, batched = bench_pool(path, streams, max(20, steps // 50), providers, threads)
-    rows = [step, bare, feed, many, solos, batched]
-    checks = [
-        Check("session.step time / bare ort.run loop time", step.p50_us / bare.p50_us, 1.05, False),
-        Check(f"feed({chunk}) speed-up over {chunk} step() calls", step.p50_us / feed.p50_us, 5.0, True),
+    cases = session_cases(path, steps, providers, threads, chunk)
+    n_session = len(cases)  # step, bare loop, and feed when the model has a time axis
+    if torch_model is not None:
+        cases += torch_cases(torch_model, max(200, steps // 4), threads)
+    single = time_side_by_side(cases)
+    step, bare = single[0], single[1]
+    many, solos, batched = time_side_by_side(
+        pool_cases(path, streams, max(40, steps // 25), providers, threads))
+    rows = single[:n_session] + [many, solos, batched] + single[n_session:]
+    checks = [Check("session.step time / bare ort.run loop time", step.p50_us / bare.p50_us, 1.05, False)]
+    if n_session == 3:
+        checks.append(Check(f"feed({chunk}) speed-up over {chunk} step() calls",
+                            step.p50_us / single[2].p50_us, 5.0, True))
+    checks += [
         Check(f"pool throughput / {streams} solo sessions", many.steps_per_s / solos.steps_per_s, 20.0, True),
         Check("pool throughput / bare batched ort.run", many.steps_per_s / batched.steps_per_s, 0.85, True),
     ]
     if torch_model is not None:
-        eager, script = bench_torch(torch_model, max(200, steps // 4), threads)
-        rows += [eager, script]
+        eager, script = single[n_session:n_session + 2]
         checks += [Check("session.step speed-up over PyTorch eager", eager.p50_us / step.p50_us, 5.0, True),
                    Check("session.step speed-up over TorchScript", script.p50_us / step.p50_us, 1.0, True)]
     return rows, checks

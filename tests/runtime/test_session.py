@@ -141,6 +141,17 @@ def test_float64_input_is_converted(exported):
     np.testing.assert_allclose(sess.feed(x.astype(np.float64)), reference(model, x), atol=1e-5)
 
 
+def test_step_fast_path_matches_validated_path_for_every_input_form(exported):
+    """After the first step, exact float32 arrays skip re-validation; other forms must not differ."""
+    path, model = exported("lstm-2l")
+    x = sequence(model, 1, 6)
+    sess = StreamingSession(path)
+    forms = [x[:, 0], x[:, 1], x[:, 2].astype(np.float64), x[:, 3].tolist(),
+             np.asfortranarray(x[:, 4]), x[:, 5]]
+    ys = np.stack([sess.step(f) for f in forms], axis=1)
+    np.testing.assert_allclose(ys, reference(model, x), atol=1e-5)
+
+
 def test_token_model_rejects_floats_and_accepts_int32(exported):
     path, model = exported("tokens-lstm")
     x = sequence(model, 1, 3)
