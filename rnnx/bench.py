@@ -168,8 +168,10 @@ def pool_cases(path: str, streams: int, calls: int, providers: Any, threads: int
 
     feeds = _bare_feeds(solo[0], streams)
     outputs = [c.output.name] + [s.output for s in c.states]
+    ids = list(range(streams))
     return [
         (f"StreamPool.step_many({streams} streams)", lambda: pool.step_many(inputs), streams, calls),
+        (f"StreamPool.step_batch({streams} streams)", lambda: pool.step_batch(ids, xs), streams, calls),
         (f"{streams} solo sessions stepping in turn", round_robin, streams, max(10, calls // 4)),
         (f"bare ort.run on {streams} batched states", lambda: solo[0].session.run(outputs, feeds),
          streams, calls),
@@ -233,9 +235,9 @@ def run_all(path: str, *, streams: int = 256, steps: int = 2000, providers: Any 
         cases += torch_cases(torch_model, max(200, steps // 4), threads)
     single = time_side_by_side(cases)
     step, bare = single[0], single[1]
-    many, solos, batched = time_side_by_side(
-        pool_cases(path, streams, max(40, steps // 25), providers, threads))
-    rows = single[:n_session] + [many, solos, batched] + single[n_session:]
+    many, stacked, solos, batched = time_side_by_side(
+        pool_cases(path, streams, max(40, steps // 10), providers, threads))
+    rows = single[:n_session] + [many, stacked, solos, batched] + single[n_session:]
     checks = [Check("session.step time / bare ort.run loop time", step.p50_us / bare.p50_us, 1.05, False)]
     if n_session == 3:
         checks.append(Check(f"feed({chunk}) speed-up over {chunk} step() calls",
@@ -243,6 +245,8 @@ def run_all(path: str, *, streams: int = 256, steps: int = 2000, providers: Any 
     checks += [
         Check(f"pool throughput / {streams} solo sessions", many.steps_per_s / solos.steps_per_s, 20.0, True),
         Check("pool throughput / bare batched ort.run", many.steps_per_s / batched.steps_per_s, 0.85, True),
+        Check("pool step_batch throughput / bare batched ort.run", stacked.steps_per_s / batched.steps_per_s,
+              0.85, True),
     ]
     if torch_model is not None:
         eager, script = single[n_session:n_session + 2]

@@ -59,6 +59,10 @@ class StreamExistsError(RnnxError, ValueError):
     """Opening a stream id that is already open."""
 
 
+class DuplicateStreamError(RnnxError, ValueError):
+    """The same stream id given twice for one batched step."""
+
+
 class ExportError(RnnxError, RuntimeError):
     """No export path produced a graph that passes the structural and parity checks."""
 

@@ -17,6 +17,7 @@ import onnxruntime as ort
 from rnnx.runtime.contract import Contract
 
 OV = ort.OrtValue
+_CACHE_MAX_ELEMENTS = 1 << 18  # chunk inputs up to this size keep their buffers and bindings
 
 
 def _runner(sess: ort.InferenceSession) -> Callable[[ort.IOBinding], None]:
@@ -48,6 +49,7 @@ class StepEngine:
         self.x_buf: Optional[np.ndarray] = None  # graph-shaped input of one step
         self.y_buf: Optional[np.ndarray] = None  # preallocated output, when its shape is known
         self.bindings: list[ort.IOBinding] = []
+        self._chunks: dict[tuple[int, ...], tuple] = {}  # chunk shape -> (x_buf, y_buf, bindings)
 
     # -- state access ---------------------------------------------------------------
     def get(self, i: int) -> np.ndarray:
@@ -72,22 +74,7 @@ class StepEngine:
         c = self.contract
         self.x_buf = np.zeros(x_shape, c.input.dtype)
         self.y_buf = None if y_shape is None else np.zeros(y_shape, c.output.dtype)
-        x_val = OV.ortvalue_from_numpy(self.x_buf)
-        y_val = None if self.y_buf is None else OV.ortvalue_from_numpy(self.y_buf)
-        self.bindings = []
-        for side in (0, 1):
-            b = self.sess.io_binding()
-            b.bind_ortvalue_input(c.input.name, x_val)
-            for name, v in self.consts.items():
-                b.bind_ortvalue_input(name, v)
-            if y_val is not None:
-                b.bind_ortvalue_output(c.output.name, y_val)
-            else:
-                b.bind_output(c.output.name, "cpu")
-            for i, s in enumerate(c.states):
-                b.bind_ortvalue_input(s.input, self.vals[side][i])
-                b.bind_ortvalue_output(s.output, self.vals[1 - side][i])
-            self.bindings.append(b)
+        self.bindings = [self._binding(self.x_buf, self.y_buf, side) for side in (0, 1)]
 
     def step_buffer(self, x_shape: tuple[int, ...], y_shape: Optional[tuple[int, ...]]) -> np.ndarray:
         """The fixed input buffer for a step of graph shape ``x_shape`` (rebinding if needed)."""
@@ -106,16 +93,50 @@ class StepEngine:
 
     # -- a whole chunk (dynamic time) --------------------------------------------------
     def run_chunk(self, x: np.ndarray) -> np.ndarray:
-        """Run the graph once on ``x`` (any time length) from the current state; flips on success."""
-        c = self.contract
-        b = self.sess.io_binding()
-        b.bind_cpu_input(c.input.name, x)
-        for name, v in self.consts.items():
-            b.bind_ortvalue_input(name, v)
-        b.bind_output(c.output.name, "cpu")
-        for i, s in enumerate(c.states):
-            b.bind_ortvalue_input(s.input, self.vals[self.cur][i])
-            b.bind_ortvalue_output(s.output, self.vals[1 - self.cur][i])
+        """Run the graph once on ``x`` (any time length) from the current state; flips on success.
+
+        Bindings, input and output buffers are made once per chunk shape and reused.
+        """
+        x_buf, y_buf, bindings = self._chunk_plan(x.shape)
+        np.copyto(x_buf, x)
+        b = bindings[self.cur]
         self._run(b)
         self.cur ^= 1
+        if y_buf is not None:
+            return y_buf.copy()
         return b.get_outputs()[0].numpy()
+
+    def _chunk_plan(self, x_shape: tuple[int, ...]) -> tuple:
+        plan = self._chunks.get(x_shape)
+        if plan is None:
+            if len(self._chunks) >= 8:  # a few chunk sizes are typical; don't grow without bound
+                self._chunks.clear()
+            c = self.contract
+            x_buf = np.zeros(x_shape, c.input.dtype)
+            y_dims = list(c.output.dims)
+            y_dims[c.output.batch_axis] = self.batch
+            if c.output.time_axis is not None and c.input.time_axis is not None:
+                y_dims[c.output.time_axis] = x_shape[c.input.time_axis]
+            known = all(d is not None for d in y_dims) and not c.foreign
+            y_buf = np.zeros(tuple(y_dims), c.output.dtype) if known else None
+            bindings = [self._binding(x_buf, y_buf, side) for side in (0, 1)]
+            plan = (x_buf, y_buf, bindings)
+            if x_buf.size <= _CACHE_MAX_ELEMENTS:  # keep small plans; a long recording is one-off
+                self._chunks[x_shape] = plan
+        return plan
+
+    def _binding(self, x_buf: np.ndarray, y_buf: Optional[np.ndarray], side: int) -> ort.IOBinding:
+        """A binding reading state set ``side`` and writing the other one."""
+        c = self.contract
+        b = self.sess.io_binding()
+        b.bind_ortvalue_input(c.input.name, OV.ortvalue_from_numpy(x_buf))
+        for name, v in self.consts.items():
+            b.bind_ortvalue_input(name, v)
+        if y_buf is not None:
+            b.bind_ortvalue_output(c.output.name, OV.ortvalue_from_numpy(y_buf))
+        else:
+            b.bind_output(c.output.name, "cpu")
+        for i, s in enumerate(c.states):
+            b.bind_ortvalue_input(s.input, self.vals[side][i])
+            b.bind_ortvalue_output(s.output, self.vals[1 - side][i])
+        return b

@@ -10,15 +10,43 @@ from typing import Any, Hashable, Mapping, Optional, Sequence
 import numpy as np
 import onnxruntime as ort
 
-from rnnx.errors import NotStreamableError, RnnxError, SpecError, StreamExistsError, UnknownStreamError
+from rnnx.errors import DuplicateStreamError, NotStreamableError, RnnxError, SpecError, StreamExistsError, UnknownStreamError
 from rnnx.runtime.batcher import Batcher, Item
 from rnnx.runtime.contract import CONTEXT_KEY, read_contract
 from rnnx.runtime.providers import Providers
 from rnnx.runtime.session import PathLike, open_session
+from rnnx.runtime.batch_engine import BatchEngine
 from rnnx.runtime.slots import SlotStore
 from rnnx.runtime.validate import check_input, check_state
 
 _ALL = object()
+
+
+class StepOutputs(Mapping):
+    """``{stream_id: y}`` of one :meth:`StreamPool.step_many` call.
+
+    A read-only mapping over ONE output array: each ``y`` is a row of it, made on access,
+    so a step over thousands of streams builds no per-stream objects. ``.array`` is the
+    whole ``(n, out...)`` output in the order the ids were given.
+    """
+
+    __slots__ = ("_pos", "array")
+
+    def __init__(self, pos: Mapping[Hashable, int], array: np.ndarray) -> None:
+        self._pos = pos  # stream id -> row of array
+        self.array = array  # (n, out...)
+
+    def __getitem__(self, stream_id: Hashable) -> np.ndarray:
+        return self.array[self._pos[stream_id]]
+
+    def __iter__(self):
+        return iter(self._pos)
+
+    def __len__(self) -> int:
+        return len(self._pos)
+
+    def __repr__(self) -> str:
+        return f"StepOutputs({len(self)} streams, output {self.array.shape} {self.array.dtype})"
 
 
 class StreamPool:
@@ -66,7 +94,9 @@ class StreamPool:
             raise SpecError(f"context: left context applies to inputs without a time axis")
         self.max_batch, self.max_wait_ms = max_batch, float(max_wait_ms)
         self._slots = SlotStore(self.contract, capacity)
+        self._engine = BatchEngine(self.session, self.contract, self._slots)
         self._ids: dict[Hashable, int] = {}
+        self._idx_cache: Optional[tuple] = None  # (ids, slots, rows) of the last step_many
         self._lock = threading.RLock()
         self._batcher: Optional[Batcher] = None
         self._closed = False
@@ -80,6 +110,7 @@ class StreamPool:
             if stream_id in self._ids:
                 raise StreamExistsError(f"stream {stream_id!r}: already open; close it or reset it")
             self._ids[stream_id] = self._slots.acquire()
+            self._idx_cache = None
 
     def close(self, stream_id: Hashable = _ALL) -> None:
         """Close one stream, or (no argument) the whole pool: stop the batcher thread."""
@@ -89,6 +120,7 @@ class StreamPool:
         with self._lock:
             self._slots.release(self._slot(stream_id))
             del self._ids[stream_id]
+            self._idx_cache = None
 
     def reset(self, stream_id: Hashable) -> None:
         """Zero one stream's state."""
@@ -123,30 +155,77 @@ class StreamPool:
         return len(self._ids)
 
     # -- stepping ------------------------------------------------------------------------
-    def step_many(self, inputs: Mapping[Hashable, Any]) -> dict[Hashable, np.ndarray]:
+    def step_many(self, inputs: Mapping[Hashable, Any]) -> StepOutputs:
         """Advance several streams by one step in one onnxruntime call.
 
         Args:
             inputs: ``{stream_id: x}``, each x one step WITHOUT the batch axis, e.g. ``(16,)``.
 
         Returns:
-            ``{stream_id: y}``, each y that stream's step output without the batch axis.
+            ``{stream_id: y}`` (a read-only :class:`StepOutputs` mapping), each y that
+            stream's step output without the batch axis; ``.array`` holds them all, ``(n, out...)``.
 
         Raises:
             UnknownStreamError, ShapeError, DTypeError: nothing is computed and no state changes.
         """
         ids = list(inputs)
         if not ids:
-            return {}
-        values = [inputs[i] for i in ids]
+            return StepOutputs({}, np.empty((0,), self.contract.output.dtype))
+        values = list(inputs.values())
         x = self._fast_batch(values)
         if x is None:  # slow path: find and name the offending stream
             x = np.concatenate([self._check(i, v) for i, v in zip(ids, values)],
                                axis=self.contract.input.batch_axis)
         with self._lock:
-            slots = [self._slot(i) for i in ids]
-            ys = self._step_impl(np.asarray(slots, dtype=np.intp), x)
-        return dict(zip(ids, ys))
+            idx, pos = self._indices(ids)
+            return StepOutputs(pos, self._step_impl(idx, x))
+
+    def step_batch(self, ids: Sequence[Hashable], x: Any) -> StepOutputs:
+        """:meth:`step_many` for inputs already stacked: one row of ``x`` per stream.
+
+        For servers that hold their streams' inputs in one array: no per-stream stacking.
+
+        Args:
+            ids: the streams to advance, distinct, in the order of the rows of ``x``.
+            x: ``(len(ids), F...)``, row k is the step input of ``ids[k]``.
+
+        Returns:
+            The same :class:`StepOutputs` as :meth:`step_many`.
+
+        Raises:
+            UnknownStreamError, DuplicateStreamError, ShapeError, DTypeError: nothing is
+            computed and no state changes.
+        """
+        ids = list(ids)
+        if not ids:
+            return StepOutputs({}, np.empty((0,), self.contract.output.dtype))
+        io = self.contract.input
+        arr = np.asarray(x)
+        if io.batch_axis != 0 and arr.ndim > io.batch_axis:
+            arr = np.moveaxis(arr, 0, io.batch_axis)
+        arr = check_input(self.contract, arr, len(ids), with_time=False)
+        with self._lock:
+            idx, pos = self._indices(ids)
+            return StepOutputs(pos, self._step_impl(idx, arr))
+
+    def _indices(self, ids: list[Hashable]) -> tuple[np.ndarray, dict[Hashable, int]]:
+        """Slot index and row of each id; the last answer is reused while no stream opens or closes."""
+        cached = self._idx_cache
+        if cached is not None and cached[0] == ids:
+            return cached[1], cached[2]
+        try:
+            idx = np.fromiter(map(self._ids.__getitem__, ids), np.intp, len(ids))
+        except (KeyError, TypeError):
+            for i in ids:
+                self._slot(i)  # raises UnknownStreamError naming the first unknown id
+            raise
+        pos = {i: row for row, i in enumerate(ids)}
+        if len(pos) != len(ids):
+            dup = next(i for k, i in enumerate(ids) if pos[i] != k)
+            raise DuplicateStreamError(f"ids: expected distinct stream ids, got {dup!r} more than once")
+        self._idx_cache = (ids, idx, pos)
+        return idx, pos
+
 
     def submit(self, stream_id: Hashable, x: Any) -> "Future[np.ndarray]":
         """Queue one step of one stream; thread-safe. Returns a Future of its output.
@@ -208,36 +287,27 @@ class StreamPool:
     def _fast_batch(self, values: list[Any]) -> Optional[np.ndarray]:
         """All inputs stacked and checked at once, or None if any needs a closer look."""
         io = self.contract.input
-        if {getattr(v, "dtype", None) for v in values} != {io.dtype}:
-            return None
         try:
             x = np.array(values)  # (n, F...); C-level stacking, much faster than np.stack
-            if x.dtype != io.dtype:
-                return None
             if io.batch_axis != 0:
                 x = np.moveaxis(x, 0, io.batch_axis)
             return check_input(self.contract, x, len(values), with_time=False)
-        except (ValueError, RnnxError):
+        except (ValueError, TypeError, RnnxError):
             return None
 
-    def _step_impl(self, idx: np.ndarray, x: np.ndarray) -> list[np.ndarray]:
-        """One batched step: ``x`` is ``(n, F...)`` for the streams in slots ``idx``."""
+    def _step_impl(self, idx: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """One batched step: ``x`` is ``(n, F...)`` for the streams in slots ``idx``; returns ``(n, out...)``."""
         c = self.contract
         if c.input.time_axis is not None:
             x = np.expand_dims(x, c.input.time_axis)  # (n, 1, F...)
         elif c.context:
             x = np.concatenate([self._slots.ctx[idx], x], axis=-1)  # (n, K + N)
-        feeds = {c.input.name: x, **c.constants}
-        for s, buf in zip(c.states, self._slots.gather(idx)):
-            feeds[s.input] = buf
-        outs = self.session.run(self._outputs, feeds)
-        self._slots.scatter(idx, outs[1:])
+        y = self._engine.step(idx, x)
         if c.context:
             self._slots.ctx[idx] = x[..., -c.context:]
-        y = outs[0]
         if c.output.time_axis is not None:
-            y = np.take(y, 0, axis=c.output.time_axis)  # (n, out...)
-        return list(np.moveaxis(y, c.output.batch_axis, 0))
+            y = y.reshape(y.shape[:c.output.time_axis] + y.shape[c.output.time_axis + 1:])  # drop T=1
+        return np.moveaxis(y, c.output.batch_axis, 0)  # (n, out...), a view
 
     def _run_items(self, items: list[Item]) -> None:
         live = [it for it in items if it[2].set_running_or_notify_cancel()]

@@ -2,12 +2,16 @@
 
 Each state has one array whose batch axis has ``capacity`` slots; opening a stream
 takes a free slot (doubling the arrays when none is left) and closing returns it to
-the free list. A batched step gathers the slots of the streams involved into
-preallocated batch buffers with ``np.take(..., out=)`` and scatters the new states
-back with fancy-index assignment.
+the free list. Two sets of these arrays exist: ``arrays`` (the current set) and a
+second one that a step over every slot writes into before :meth:`flip` makes it
+current (see :mod:`rnnx.runtime.batch_engine`). A step over a subset of streams
+gathers their slots into batch buffers with ``np.take(..., out=)`` and scatters the
+new states back with fancy-index assignment.
 """
 
 from __future__ import annotations
+
+from typing import Optional
 
 import numpy as np
 
@@ -15,15 +19,29 @@ from rnnx.runtime.contract import Contract
 
 
 class SlotStore:
-    """State slot arrays, the free list and cached gather buffers."""
+    """State slot arrays (double-buffered), the free list and cached gather buffers."""
 
     def __init__(self, contract: Contract, capacity: int = 8) -> None:
         self.contract = contract
         self.capacity = max(1, capacity)
-        self.arrays = [np.zeros(s.concrete(self.capacity), s.dtype) for s in contract.states]
+        self.sets = [self._zeros(self.capacity), self._zeros(self.capacity)]
+        self.cur = 0  # index of the set holding the current states
+        self.version = 0  # bumped when the arrays are reallocated (bindings must be remade)
         self.ctx = np.zeros((self.capacity, contract.context), contract.input.dtype)
         self.free = list(range(self.capacity - 1, -1, -1))  # pop() hands out the lowest slot
         self._buffers: dict[int, list[np.ndarray]] = {}  # batch size -> gather buffers
+
+    def _zeros(self, capacity: int) -> list[np.ndarray]:
+        return [np.zeros(s.concrete(capacity), s.dtype) for s in self.contract.states]
+
+    @property
+    def arrays(self) -> list[np.ndarray]:
+        """The current state arrays, one per state, batch axis = slot."""
+        return self.sets[self.cur]
+
+    def flip(self) -> None:
+        """Make the other set current (after a step wrote every slot into it)."""
+        self.cur ^= 1
 
     def acquire(self) -> int:
         """A zeroed free slot (grows the arrays when full)."""
@@ -38,10 +56,10 @@ class SlotStore:
 
     def _grow(self) -> None:
         old, new = self.capacity, self.capacity * 2
-        for i, s in enumerate(self.contract.states):
-            grown = np.zeros(s.concrete(new), s.dtype)
-            grown[self._index(s.batch_axis, slice(0, old))] = self.arrays[i]
-            self.arrays[i] = grown
+        grown = self._zeros(new)
+        for s, dst, src in zip(self.contract.states, grown, self.arrays):
+            dst[self._index(s.batch_axis, slice(0, old))] = src
+        self.sets, self.cur, self.version = [grown, self._zeros(new)], 0, self.version + 1
         ctx = np.zeros((new, self.contract.context), self.ctx.dtype)
         ctx[:old] = self.ctx
         self.ctx, self.capacity = ctx, new
@@ -66,17 +84,19 @@ class SlotStore:
         for s, arr in zip(self.contract.states, self.arrays):
             arr[self._index(s.batch_axis, [slot])] = state[s.name]
 
-    def gather(self, idx: np.ndarray) -> list[np.ndarray]:
-        """The states of slots ``idx`` stacked along the batch axis (reused buffers)."""
-        n = len(idx)
+    def gather(self, idx: np.ndarray, out: Optional[list[np.ndarray]] = None) -> list[np.ndarray]:
+        """The states of slots ``idx`` stacked along the batch axis (into ``out`` or reused buffers)."""
+        bufs = out if out is not None else self._gather_buffers(len(idx))
+        for s, arr, buf in zip(self.contract.states, self.arrays, bufs):
+            np.take(arr, idx, axis=s.batch_axis, out=buf, mode="clip")
+        return bufs
+
+    def _gather_buffers(self, n: int) -> list[np.ndarray]:
         bufs = self._buffers.get(n)
         if bufs is None:
             if len(self._buffers) > 64:
                 self._buffers.clear()
-            bufs = [np.empty(s.concrete(n), s.dtype) for s in self.contract.states]
-            self._buffers[n] = bufs
-        for s, arr, buf in zip(self.contract.states, self.arrays, bufs):
-            np.take(arr, idx, axis=s.batch_axis, out=buf, mode="clip")
+            bufs = self._buffers[n] = self._zeros(n)
         return bufs
 
     def scatter(self, idx: np.ndarray, new_states: list[np.ndarray]) -> None:

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tests.runtime.conftest import FOREIGN_K, FOREIGN_N, sequence
-from rnnx.errors import (NotStreamableError, ShapeError, StateError, StreamExistsError,
+from rnnx.errors import (DTypeError, DuplicateStreamError, NotStreamableError, ShapeError, StateError, StreamExistsError,
                          UnknownStreamError)
 from rnnx.runtime import StreamingSession, StreamPool
 
@@ -221,3 +221,73 @@ def test_thread_safety_of_direct_calls(lstm):
         for th in threads:
             th.join()
         assert not errors, errors
+
+
+def test_every_slot_path_and_subsets_interleave_exactly(lstm):
+    """Stepping every slot (no-copy path, state sets flip) mixed with subsets (gather/scatter)."""
+    path, xs, _ = lstm
+    received: dict[int, list] = {i: [] for i in range(6)}
+    outputs: dict[int, list] = {i: [] for i in range(6)}
+    with StreamPool(path, capacity=6) as pool:
+        for i in range(6):
+            pool.open(i)
+        for t in range(8):
+            active = range(6) if t % 3 != 1 else [1, 4, 5]
+            ys = pool.step_many({i: xs[i, len(received[i])] for i in active})
+            for i in active:
+                received[i].append(xs[i, len(received[i])])
+                outputs[i].append(ys[i])
+            if t == 4:  # a state read and write between the two paths must survive the flip
+                pool.set_state(2, pool.get_state(2))
+    for i in range(6):
+        np.testing.assert_allclose(np.stack(outputs[i]), solo_outputs(path, np.stack(received[i])), atol=1e-5)
+
+
+def test_step_batch_equals_step_many(lstm):
+    path, xs, solo = lstm
+    with StreamPool(path) as a, StreamPool(path) as b:
+        for i in range(6):
+            a.open(i)
+            b.open(i)
+        for t in range(8):
+            order = [5, 0, 3, 1, 4, 2]
+            got = a.step_batch(order, xs[order, t])
+            want = b.step_many({i: xs[i, t] for i in order})
+            np.testing.assert_array_equal(got.array, want.array)
+            assert list(got) == order and got[3].shape == want[3].shape
+        np.testing.assert_allclose(np.stack([got[i] for i in range(6)]), np.stack(solo)[:, -1], atol=1e-5)
+
+
+def test_step_outputs_is_a_read_only_mapping(lstm):
+    path, xs, _ = lstm
+    with StreamPool(path) as pool:
+        pool.open("a")
+        pool.open("b")
+        ys = pool.step_many({"b": xs[1, 0], "a": xs[0, 0]})
+        assert len(ys) == 2 and list(ys) == ["b", "a"] and "a" in ys
+        assert ys.array.shape == (2, 3)
+        np.testing.assert_array_equal(ys["a"], ys.array[1])
+        with pytest.raises(KeyError):
+            ys["zzz"]
+        with pytest.raises(TypeError):
+            ys["a"] = np.zeros(3)  # type: ignore[index]
+
+
+@pytest.mark.parametrize("ids, x, error, match", [
+    ([0, 1, 0], np.zeros((3, 5), np.float32), DuplicateStreamError, r"ids: expected distinct stream ids, got 0 more than once"),
+    ([0, 9], np.zeros((2, 5), np.float32), UnknownStreamError, r"stream 9: not open"),
+    ([0, 1], np.zeros((3, 5), np.float32), ShapeError, r"x: expected shape \(2, 5\) \(batch, features\), got \(3, 5\)"),
+    ([0, 1], np.zeros((2, 5), np.int64), DTypeError, r"x: expected dtype float32, got int64"),
+], ids=["duplicate", "unknown", "rows", "dtype"])
+def test_step_batch_rejects_bad_calls_and_changes_nothing(lstm, ids, x, error, match):
+    path, xs, _ = lstm
+    with StreamPool(path) as pool:
+        for i in range(3):
+            pool.open(i)
+        pool.step_batch([0, 1, 2], xs[:3, 0])
+        before = [pool.get_state(i) for i in range(3)]
+        with pytest.raises(error, match=match):
+            pool.step_batch(ids, x)
+        for i in range(3):
+            for k, v in pool.get_state(i).items():
+                np.testing.assert_array_equal(v, before[i][k])
