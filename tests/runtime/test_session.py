@@ -14,7 +14,7 @@ from rnnx.errors import (DTypeError, ModelFileError, NotStreamableError, ShapeEr
                          StateError)
 from rnnx.runtime import StreamingSession
 
-STREAMABLE = ["lstm-2l", "gru-1l", "rnn-tanh", "tokens-lstm",
+STREAMABLE = ["lstm-2l", "lstm-2l-proj", "gru-1l", "rnn-tanh", "tokens-lstm", "convlstm-k3", "custom-peephole",
               "custom-forecaster-lstm"]
 
 
