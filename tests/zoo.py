@@ -142,6 +142,7 @@ TINY: Dict[str, Callable[[], nn.Module]] = {
         "lstm-nohead": _rec("lstm", output_size=None),
         "lstm-bi": _rec("lstm", bidirectional=True),
         "lstm-norm": _rec("lstm", normalize=True),
+        "gru-residual": _rec("gru", normalize=True, residual_input=1),
         "gru-1l": _rec("gru"),
         "gru-2l": _rec("gru", num_layers=2),
         "gru-bi": _rec("gru", bidirectional=True),

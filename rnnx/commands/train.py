@@ -16,6 +16,10 @@ TASK_NAMES = ("sine", "chars", "forecast", "blobs")  # mirrors rnnx.training.TAS
 @click.option("--csv", "csv_path", metavar="FILE", help="Your own series: a CSV file with a header row.")
 @click.option("--target", metavar="COL", help="CSV: the column to forecast.")
 @click.option("--features", metavar="COL,...", help="CSV: input columns (default: every numeric column).")
+@click.option("--missing", type=click.Choice(["interpolate", "ffill", "drop", "error"]), default="interpolate",
+              show_default=True, help="CSV: what to do with empty or NA cells.")
+@click.option("--residual/--no-residual", default=None,
+              help="Series: predict the change from the target's current value (default: on for --csv).")
 @click.option("--window", type=int, help="Truncated-BPTT window in steps (also the warm-up context).")
 @click.option("--horizon", type=int, help="Series tasks: future target values predicted at every step.")
 @click.option("--text", help="chars: learn next-character prediction on this short text.")

@@ -41,6 +41,7 @@ class ModelConfig:
     vocab_size: Optional[int] = None  # token input: int64 (B, T) ids in [0, vocab_size)
     embedding_dim: Optional[int] = None  # token input: embedding width (required with vocab_size)
     normalize: bool = False  # add in/out mean+std buffers so the model takes and returns raw units
+    residual_input: Optional[int] = None  # add this input feature's raw value to every output (predict the change)
 
     def __post_init__(self) -> None:
         if isinstance(self.image_size, list):  # JSON gives lists; keep the declared tuple type
@@ -113,6 +114,8 @@ class ModelConfig:
             )
         if self.normalize:
             raise ConfigError("normalize: not supported with token input (vocab_size is set)")
+        if self.residual_input is not None:
+            raise ConfigError("residual_input: not supported with token input (vocab_size is set)")
 
     def _validate_recurrent(self) -> None:
         if self.nonlinearity not in NONLINEARITIES:
@@ -132,8 +135,20 @@ class ModelConfig:
             raise ConfigError(f"kernel_size: only valid for convlstm, not for {self.kind}")
         if self.image_size is not None:
             raise ConfigError(f"image_size: only valid for convlstm, not for {self.kind}")
+        self._validate_residual()
+
+    def _validate_residual(self) -> None:
+        r = self.residual_input
+        if r is None or self.vocab_size is not None:
+            return
+        if isinstance(r, bool) or not isinstance(r, int) or not 0 <= r < int(self.input_size or 0):
+            raise ConfigError(f"residual_input: expected an input feature index in [0, {self.input_size}), got {r!r}")
+        if self.output_size is None:
+            raise ConfigError("residual_input: needs output_size (a head whose outputs the input value is added to)")
 
     def _validate_convlstm(self) -> None:
+        if self.residual_input is not None:
+            raise ConfigError("residual_input: not supported for convlstm")
         if self.bidirectional:
             raise ConfigError("bidirectional: not supported for convlstm")
         if self.proj_size != 0:

@@ -44,6 +44,7 @@ class RecurrentModel(ZooModel):
 
     is_lstm: Final[bool]
     normalize: Final[bool]
+    residual: Final[int]  # input feature added to every output (-1: none)
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config, ["h", "c"] if config.kind == "lstm" else ["h"])
@@ -51,6 +52,7 @@ class RecurrentModel(ZooModel):
             raise ValueError(f"kind: RecurrentModel builds rnn, lstm, gru, got {config.kind!r}")
         self.is_lstm = config.kind == "lstm"
         self.normalize = config.normalize
+        self.residual = -1 if config.residual_input is None else config.residual_input
         self.embedding: Optional[nn.Embedding] = (
             nn.Embedding(config.vocab_size, config.embedding_dim) if config.vocab_size is not None else None  # type: ignore[arg-type]
         )
@@ -75,6 +77,7 @@ class RecurrentModel(ZooModel):
         """x (B, T, F) float or (B, T) int64 ids; state as :meth:`init_state` -> (y (B, T, O), new state)."""
         if self.embedding is not None:
             x = self.embedding(x)  # (B, T, E)
+        base = x[:, :, self.residual: self.residual + 1] if self.residual >= 0 else x[:, :, :0]  # (B, T, 1) raw
         if self.normalize:
             x = (x - self.in_mean) / self.in_std
         if self.is_lstm:
@@ -87,4 +90,6 @@ class RecurrentModel(ZooModel):
             y = self.head(y)  # (B, T, O)
         if self.normalize:
             y = y * self.out_std + self.out_mean
+        if self.residual >= 0:
+            y = y + base  # the model predicts the change from the input's current value
         return y, new_state

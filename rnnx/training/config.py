@@ -28,6 +28,8 @@ class TrainConfig:
     csv: Optional[str] = None  # path of a CSV file with a header row (the user's own series)
     target: Optional[str] = None  # csv: column to forecast
     features: Optional[Tuple[str, ...]] = None  # csv: input columns (None = every numeric column)
+    missing: str = "interpolate"  # csv: empty/NA cells: interpolate | ffill | drop | error
+    residual: Optional[bool] = None  # series tasks: predict the change from the target's current value
     window: Optional[int] = None  # series tasks: steps per truncated-BPTT window (also the warm-up context)
     horizon: Optional[int] = None  # series tasks: how many future target values each step predicts
     text: Optional[str] = None  # chars: train next-character prediction on this text instead of hello->ohlol

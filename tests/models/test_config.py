@@ -18,6 +18,7 @@ VALID = [
     ("gru-tokens", dict(kind="gru", input_size=None, vocab_size=20, embedding_dim=6)),
     ("convlstm", dict(kind="convlstm", input_size=2, hidden_size=4, image_size=(6, 6), kernel_size=5)),
     ("norm-head", dict(normalize=True, output_size=3, dropout=0.5, num_layers=2)),
+    ("residual", dict(normalize=True, output_size=3, residual_input=4)),
 ]
 
 
@@ -52,6 +53,11 @@ INVALID = [
     ("emb-input", dict(vocab_size=10, embedding_dim=4), r"input_size: expected None or embedding_dim \(4\)"),
     ("tokens-norm", dict(input_size=None, vocab_size=10, embedding_dim=4, normalize=True),
      r"normalize: not supported with token input"),
+    ("residual-range", dict(output_size=2, residual_input=5), r"residual_input: expected an input feature index in \[0, 5\), got 5"),
+    ("residual-type", dict(output_size=2, residual_input=True), r"residual_input: expected an input feature index"),
+    ("residual-head", dict(residual_input=0), r"residual_input: needs output_size"),
+    ("residual-tokens", dict(input_size=None, vocab_size=10, embedding_dim=4, output_size=2, residual_input=0),
+     r"residual_input: not supported with token input"),
 ]
 CONV = dict(kind="convlstm", input_size=2, hidden_size=4, image_size=(6, 6))
 INVALID_CONV = [
@@ -64,6 +70,7 @@ INVALID_CONV = [
     ("image-bad", dict(image_size=(6, 0)), r"image_size: expected \(height, width\) of two positive ints, got \(6, 0\)"),
     ("image-3d", dict(image_size=(6, 6, 6)), r"image_size: expected \(height, width\)"),
     ("tokens", dict(vocab_size=10, embedding_dim=2), r"vocab_size: not supported for convlstm"),
+    ("residual", dict(residual_input=0, output_size=2), r"residual_input: not supported for convlstm"),
 ]
 
 

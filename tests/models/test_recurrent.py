@@ -69,6 +69,21 @@ def test_normalization_maps_raw_units_in_and_out():
     assert set(dict(model.named_buffers())) == {"in_mean", "in_std", "out_mean", "out_std"}
 
 
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_residual_input_adds_the_raw_feature_to_every_output(kind):
+    torch.manual_seed(0)
+    plain = build(kind, input_size=3, hidden_size=4, output_size=2, normalize=True).eval()
+    residual = build(kind, input_size=3, hidden_size=4, output_size=2, normalize=True, residual_input=2).eval()
+    residual.load_state_dict(plain.state_dict())
+    residual.set_normalization([1.0, 2.0, 3.0], [2.0, 2.0, 2.0], [0.5, 0.5], [3.0, 3.0])
+    plain.set_normalization([1.0, 2.0, 3.0], [2.0, 2.0, 2.0], [0.5, 0.5], [3.0, 3.0])
+    x = torch.randn(2, 5, 3) * 10
+    want = plain(x, plain.init_state(2))[0] + x[:, :, 2:3]  # (B, T, 2) + (B, T, 1) raw
+    torch.testing.assert_close(residual(x, residual.init_state(2))[0], want)
+    scripted = torch.jit.script(residual)
+    torch.testing.assert_close(scripted(x, scripted.init_state(2))[0], want)
+
+
 def test_set_normalization_errors_leave_buffers_unchanged():
     model = build("lstm", input_size=2, hidden_size=4, normalize=True)  # out = hidden (4)
     with pytest.raises(ConfigError, match=r"out_mean: expected shape \(4,\), got \(1,\)"):

@@ -37,6 +37,7 @@ class SeriesSpec:
     features: list[str]  # names of the F columns
     target: str  # the forecast column (need not be a feature)
     target_values: np.ndarray  # (N,) the target column, raw units
+    note: str = ""  # what was done to the data on loading (e.g. missing values filled), for the user
 
 
 def boundaries(n: int) -> tuple[int, int]:
@@ -72,16 +73,24 @@ def make_splits(spec: SeriesSpec, window: int, horizon: int) -> tuple[Split, Spl
     return part(0, v, 0), part(v, t, window), part(t, n, window)
 
 
-def statistics(spec: SeriesSpec, horizon: int) -> tuple[torch.Tensor, ...]:
-    """in_mean, in_std, out_mean, out_std from the training rows only (std floored)."""
+def statistics(spec: SeriesSpec, horizon: int, residual: bool = False) -> tuple[torch.Tensor, ...]:
+    """in_mean, in_std, out_mean, out_std from the training rows only (std floored).
+
+    With ``residual`` the outputs are the changes ``target[t+k] - target[t]`` (k = 1..horizon),
+    so their statistics are those of the changes.
+    """
     v, _ = boundaries(len(spec.values))
     rows = torch.tensor(spec.values[:v], dtype=torch.float64)
     tgt = torch.tensor(spec.target_values[:v], dtype=torch.float64)
     in_mean, in_std = rows.mean(0), rows.std(0)
     in_std = torch.where(in_std > 1e-8, in_std, torch.ones_like(in_std))
-    out_std = float(tgt.std()) if float(tgt.std()) > 1e-8 else 1.0
-    out_mean = torch.full((horizon,), float(tgt.mean()))
-    return tuple(s.float() for s in (in_mean, in_std, out_mean, torch.full((horizon,), out_std)))
+    if residual:
+        changes = torch.stack([tgt[k:v - horizon + k] - tgt[:v - horizon] for k in range(1, horizon + 1)], 1)
+        out_mean, out_std = changes.mean(0), changes.std(0)  # (H,) each
+    else:
+        out_mean, out_std = torch.full((horizon,), float(tgt.mean())), torch.full((horizon,), float(tgt.std()))
+    out_std = torch.where(out_std > 1e-8, out_std, torch.ones_like(out_std))
+    return tuple(s.float() for s in (in_mean, in_std, out_mean, out_std))
 
 
 class SeriesTask(Task):
@@ -93,12 +102,15 @@ class SeriesTask(Task):
     def prepare(self, cfg: TrainConfig, gen: torch.Generator) -> TaskData:
         spec = self.series(cfg, gen)
         train, val, test = make_splits(spec, cfg.window, cfg.horizon)
-        norm = statistics(spec, cfg.horizon)
         self._persist = spec.features.index(spec.target) if spec.target in spec.features else None
-        opts = model_options(cfg, input_size=len(spec.features), output_size=cfg.horizon, normalize=True)
+        residual = bool(cfg.residual) and self._persist is not None
+        norm = statistics(spec, cfg.horizon, residual)
+        opts = model_options(cfg, input_size=len(spec.features), output_size=cfg.horizon, normalize=True,
+                             residual_input=self._persist if residual else None)
         info = {"target": spec.target, "features": spec.features, "horizon": cfg.horizon,
                 "input": f"feature rows (B, T, {len(spec.features)}) raw units: {', '.join(spec.features)}",
-                "output": f"(B, T, {cfg.horizon}): {spec.target} at t+1..t+{cfg.horizon}, raw units"}
+                "output": f"(B, T, {cfg.horizon}): {spec.target} at t+1..t+{cfg.horizon}, raw units",
+                "residual": residual}
         return TaskData(train=train, val=val, test=test, model=opts, window=cfg.window, info=info,
                         normalization=norm, loss_scale=norm[3])
 

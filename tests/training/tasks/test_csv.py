@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -57,8 +58,21 @@ def test_checkpoint_carries_train_statistics(csv_run):
     result, load = csv_run
     v, _ = boundaries(len(load))
     model = result.model
-    assert float(model.out_mean[0]) == pytest.approx(load[:v].mean(), rel=1e-5)
+    assert model.residual == 0  # default for --csv: forecast the change from the current load
+    one_step_changes = load[1:v - 1] - load[:v - 2]  # horizon 2: rows whose whole forecast is in train
+    assert float(model.out_mean[0]) == pytest.approx(one_step_changes.mean(), rel=1e-4, abs=1e-4)
+    assert float(model.out_std[0]) == pytest.approx(one_step_changes.std(ddof=1), rel=1e-4)
+    assert float(model.in_mean[0]) == pytest.approx(load[:v].mean(), rel=1e-5)
     assert result.metrics["mae"] < result.metrics["baseline_mae"]
+
+
+def test_level_forecast_without_residual(tmp_path):
+    path, load = write_csv(tmp_path / "s.csv", rows=400)
+    result = train(TrainConfig(csv=str(path), target="load", window=12, horizon=1, residual=False,
+                               out=str(tmp_path / "run"), progress=False, epochs=2, plots=False))
+    v, _ = boundaries(400)
+    assert result.model.residual == -1
+    assert float(result.model.out_mean[0]) == pytest.approx(load[:v].mean(), rel=1e-5)
 
 
 def test_exported_onnx_streams_raw_units_and_beats_persistence(csv_run):
@@ -105,11 +119,40 @@ def test_missing_csv(tmp_path):
     "text, match",
     [("date,load\n", r"expected a header row and data rows, got 1 row"),
      ("a,b\n1,2\n3\n", r"line 3: expected 2 fields, got 1"),
-     ("a,b\n1,2\n3,nan\n", r"column 'b', line 3: expected a finite number, got 'nan'")],
-    ids=["no-rows", "ragged", "nan"],
+     ("a,b\n1,2\n3,inf\n", r"column 'b', line 3: expected a finite number, got 'inf'"),
+     ("a,b\n1,\n3,\n", r"column 'b' is not numeric")],
+    ids=["no-rows", "ragged", "inf", "all-missing"],
 )
 def test_malformed_csv(text, match, tmp_path):
     path = tmp_path / "bad.csv"
     path.write_text(text)
     with pytest.raises(ConfigError, match=match):
         train(TrainConfig(csv=str(path), target="b" if "a,b" in text else "load", out=str(tmp_path / "run")))
+
+
+def _gappy(tmp_path) -> str:
+    path = tmp_path / "gaps.csv"
+    path.write_text("t,v\n0,\n1,1.0\n2,NA\n3,\n4,4.0\n5,nan\n")
+    return str(path)
+
+
+@pytest.mark.parametrize("policy, values, note", [
+    ("interpolate", [1, 1, 2, 3, 4, 4], r"filled missing values by interpolate \(v: 4\)"),
+    ("ffill", [1, 1, 1, 1, 4, 4], r"filled missing values by ffill \(v: 4\)"),
+    ("drop", [1, 4], r"dropped 4 rows with missing values \(v: 4\)"),
+], ids=["interpolate", "ffill", "drop"])
+def test_missing_values_are_filled_as_asked(tmp_path, policy, values, note):
+    spec = load_series(_gappy(tmp_path), "v", None, policy)
+    np.testing.assert_array_equal(spec.target_values, values)
+    np.testing.assert_array_equal(spec.values[:, spec.features.index("v")], values)
+    assert re.fullmatch(note, spec.note)
+
+
+def test_missing_values_error_policy_names_counts_and_line(tmp_path):
+    with pytest.raises(ConfigError, match=r"missing values \(v: 4; first on line 2\); use --missing"):
+        load_series(_gappy(tmp_path), "v", None, "error")
+
+
+def test_complete_csv_has_no_note(tmp_path):
+    path, _ = write_csv(tmp_path / "s.csv", rows=50)
+    assert load_series(str(path), "load", None).note == ""
