@@ -299,7 +299,8 @@ class StreamPool:
         """One batched step: ``x`` is ``(n, F...)`` for the streams in slots ``idx``; returns ``(n, out...)``."""
         c = self.contract
         if c.input.time_axis is not None:
-            x = np.expand_dims(x, c.input.time_axis)  # (n, 1, F...)
+            t = c.input.time_axis
+            x = x.reshape(x.shape[:t] + (1,) + x.shape[t:])  # (n, 1, F...)
         elif c.context:
             x = np.concatenate([self._slots.ctx[idx], x], axis=-1)  # (n, K + N)
         y = self._engine.step(idx, x)
@@ -307,7 +308,7 @@ class StreamPool:
             self._slots.ctx[idx] = x[..., -c.context:]
         if c.output.time_axis is not None:
             y = y.reshape(y.shape[:c.output.time_axis] + y.shape[c.output.time_axis + 1:])  # drop T=1
-        return np.moveaxis(y, c.output.batch_axis, 0)  # (n, out...), a view
+        return y if c.output.batch_axis == 0 else np.moveaxis(y, c.output.batch_axis, 0)  # (n, out...)
 
     def _run_items(self, items: list[Item]) -> None:
         live = [it for it in items if it[2].set_running_or_notify_cancel()]
