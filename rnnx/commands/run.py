@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from pathlib import Path
 from typing import Optional
 
@@ -45,7 +47,7 @@ def _progress(total: int):  # -> tqdm or None
         from tqdm import tqdm
     except ImportError:
         return None
-    return tqdm(total=total, unit="step", leave=False)
+    return tqdm(total=total, unit="step", leave=False, mininterval=0.1 if sys.stderr.isatty() else 10.0)
 
 
 def stream(sess, x: np.ndarray, chunk: int) -> np.ndarray:

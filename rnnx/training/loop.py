@@ -10,6 +10,8 @@ them too.
 
 from __future__ import annotations
 
+import sys
+
 import copy
 import math
 from dataclasses import dataclass, field
@@ -55,7 +57,8 @@ def fit(model: nn.Module, task: Task, data: TaskData, cfg: TrainConfig, gen: tor
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs), eta_min=cfg.lr * 0.05)
     result, best_state, stale = FitResult(), None, 0
-    bar = tqdm(total=cfg.epochs, desc=f"train {task.name}", unit="epoch", disable=not cfg.progress, leave=False)
+    bar = tqdm(total=cfg.epochs, desc=f"train {task.name}", unit="epoch", disable=not cfg.progress, leave=False,
+               mininterval=0.1 if sys.stderr.isatty() else 10.0)  # logs get a line every 10 s, not every epoch
     try:
         for epoch in range(1, cfg.epochs + 1):
             train_loss = _train_epoch(model, task, data, cfg, gen, opt, bar)
@@ -69,7 +72,8 @@ def fit(model: nn.Module, task: Task, data: TaskData, cfg: TrainConfig, gen: tor
             else:
                 stale += 1
             bar.update(1)
-            bar.set_postfix(loss=f"{train_loss:.4g}", val=f"{val_loss:.4g}", best=f"{result.best_val_loss:.4g}")
+            bar.set_postfix(loss=f"{train_loss:.4g}", val=f"{val_loss:.4g}", best=f"{result.best_val_loss:.4g}",
+                            refresh=sys.stderr.isatty())
             if on_epoch is not None:
                 on_epoch(row)
             if stale >= cfg.patience:
