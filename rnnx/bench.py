@@ -119,7 +119,7 @@ def _bare_feeds(sess: StreamingSession, batch: int, steps: int = 1) -> dict[str,
     if c.input.time_axis is not None:
         x = np.repeat(np.expand_dims(x, c.input.time_axis), steps, axis=c.input.time_axis)
     feeds = {c.input.name: x, **c.constants}
-    feeds.update({s.input: np.zeros(s.concrete(batch), s.dtype) for s in c.states})
+    feeds.update({s.input: np.zeros(s.concrete_shape(batch), s.dtype) for s in c.states})
     return feeds
 
 

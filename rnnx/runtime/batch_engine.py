@@ -95,8 +95,8 @@ class BatchEngine:
                 self._subset.clear()
             c = self.contract
             x, y = np.zeros(x_shape, c.input.dtype), np.zeros(y_shape, c.output.dtype)
-            ins = [np.zeros(s.concrete(n), s.dtype) for s in c.states]
-            outs = [np.zeros(s.concrete(n), s.dtype) for s in c.states]
+            ins = [np.zeros(s.concrete_shape(n), s.dtype) for s in c.states]
+            outs = [np.zeros(s.concrete_shape(n), s.dtype) for s in c.states]
             bound = self._subset[n] = _Bound(x, y, [self._bind(x, y, ins, outs)], ins, outs)
         return bound
 

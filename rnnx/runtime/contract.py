@@ -15,7 +15,7 @@ import numpy as np
 import onnxruntime as ort
 
 from rnnx.errors import DTypeError, ModelFileError, SpecError, StateError
-from rnnx.spec import BATCH, METADATA_KEY, ModelSpec
+from rnnx.spec import BATCH, METADATA_KEY, ModelSpec, StateSpec
 
 ORT_DTYPES = {
     "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
@@ -54,31 +54,12 @@ class DataIO:
 
 
 @dataclass(frozen=True)
-class StateInfo:
-    """One carried state: graph input/output names, shape with ``"batch"``, dtype."""
-
-    name: str  # key in get_state()/set_state()
-    input: str  # graph input receiving the state
-    output: str  # graph output returning the new state
-    shape: tuple[Any, ...]  # ints and one "batch"
-    dtype: np.dtype
-
-    @property
-    def batch_axis(self) -> int:
-        return self.shape.index(BATCH)
-
-    def concrete(self, batch: int) -> tuple[int, ...]:
-        """Shape at a concrete batch size."""
-        return tuple(batch if d == BATCH else int(d) for d in self.shape)
-
-
-@dataclass(frozen=True)
 class Contract:
     """Everything the runtime needs to drive a graph step by step."""
 
     input: DataIO
     output: DataIO
-    states: tuple[StateInfo, ...]
+    states: tuple[StateSpec, ...]  # the file's own state contract (or one built from state_map)
     streamable: bool = True  # False: whole-sequence run() only
     foreign: bool = False  # True: built from state_map, not from rnnx.spec
     constants: Mapping[str, np.ndarray] = field(default_factory=dict)  # fed on every call
@@ -158,9 +139,7 @@ def _from_spec(sess: ort.InferenceSession, spec: ModelSpec, consts: dict[str, np
             _dims((inputs.get(s.name) or outputs[s.name]).shape)
         return DataIO(s.name, dims, s.batch_axis, s.time_axis, np.dtype(s.dtype))
 
-    states = tuple(StateInfo(s.name, s.input, s.output, tuple(s.shape), np.dtype(s.dtype))
-                   for s in spec.state)
-    return Contract(io(spec.input), io(spec.output), states, spec.streamable, False, consts,
+    return Contract(io(spec.input), io(spec.output), spec.state, spec.streamable, False, consts,
                     context, spec)
 
 
@@ -183,8 +162,8 @@ def _from_state_map(sess: ort.InferenceSession, state_map: dict[str, str],
     data_out = [n for n in outputs if n not in state_map.values()]
     if not data_out:
         raise SpecError(f"state_map: no data output left; outputs: {sorted(outputs)}")
-    states = tuple(StateInfo(i, i, o, _state_shape(i, inputs[i].shape, state_shapes.get(i)),
-                             ort_dtype(inputs[i].type, i)) for i, o in state_map.items())
+    states = tuple(StateSpec(i, i, o, _state_shape(i, inputs[i].shape, state_shapes.get(i)),
+                             ort_dtype(inputs[i].type, i).name) for i, o in state_map.items())
     x, y = inputs[data_in[0]], outputs[data_out[0]]
     xin = DataIO(x.name, _dims(x.shape), 0, None, ort_dtype(x.type, x.name))
     yout = DataIO(y.name, _dims(y.shape), 0, None, ort_dtype(y.type, y.name))

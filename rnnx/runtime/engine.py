@@ -36,7 +36,7 @@ class StepEngine:
         self.sess, self.contract, self.batch, self.device = sess, contract, batch, device
         self._run = _runner(sess)
         self.cur = 0  # index of the state set holding the current state
-        shapes = [(s.concrete(batch), s.dtype) for s in contract.states]
+        shapes = [(s.concrete_shape(batch), np.dtype(s.dtype)) for s in contract.states]
         if device == "cpu":
             self.host = [[np.zeros(sh, dt) for sh, dt in shapes] for _ in range(2)]
             self.vals = [[OV.ortvalue_from_numpy(a) for a in side] for side in self.host]
@@ -67,7 +67,7 @@ class StepEngine:
 
     def zero(self) -> None:
         for i, s in enumerate(self.contract.states):
-            self.set(i, np.zeros(s.concrete(self.batch), s.dtype))
+            self.set(i, np.zeros(s.concrete_shape(self.batch), s.dtype))
 
     # -- one step through the bound fast path ----------------------------------------
     def _bind(self, x_shape: tuple[int, ...], y_shape: Optional[tuple[int, ...]]) -> None:

@@ -185,7 +185,7 @@ class StreamingSession:
         if c.context:
             arr = np.concatenate([np.zeros(arr.shape[:-1] + (c.context,), arr.dtype), arr], axis=-1)
         feeds = {c.input.name: arr, **c.constants}
-        feeds.update({s.input: np.zeros(s.concrete(batch), s.dtype) for s in c.states})
+        feeds.update({s.input: np.zeros(s.concrete_shape(batch), s.dtype) for s in c.states})
         return self.session.run([c.output.name], feeds)[0]
 
     # -- state -----------------------------------------------------------------------

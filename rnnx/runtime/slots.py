@@ -32,7 +32,7 @@ class SlotStore:
         self._buffers: dict[int, list[np.ndarray]] = {}  # batch size -> gather buffers
 
     def _zeros(self, capacity: int) -> list[np.ndarray]:
-        return [np.zeros(s.concrete(capacity), s.dtype) for s in self.contract.states]
+        return [np.zeros(s.concrete_shape(capacity), s.dtype) for s in self.contract.states]
 
     @property
     def arrays(self) -> list[np.ndarray]:

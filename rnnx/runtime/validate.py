@@ -93,7 +93,7 @@ def check_state(contract: Contract, state: Mapping[str, Any], batch: int) -> dic
     """
     if not isinstance(state, Mapping):
         raise StateError(f"state: expected a dict of arrays, got {type(state).__name__}")
-    expected = {s.name: (s.concrete(batch), s.dtype) for s in contract.states}
+    expected = {s.name: (s.concrete_shape(batch), np.dtype(s.dtype)) for s in contract.states}
     if contract.context:
         expected[CONTEXT_KEY] = ((batch, contract.context), contract.context_dtype)
     if set(state) != set(expected):

@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from rnnx.runtime.contract import Contract, DataIO, StateInfo
+from rnnx.runtime.contract import Contract, DataIO
+from rnnx.spec import StateSpec
 from rnnx.runtime.slots import SlotStore
 
 F32 = np.dtype(np.float32)
@@ -10,8 +11,8 @@ F32 = np.dtype(np.float32)
 
 def contract() -> Contract:
     io = DataIO("x", (None, None, 3), 0, 1, F32)
-    states = (StateInfo("h", "h_in", "h_out", (2, "batch", 4), F32),
-              StateInfo("c", "c_in", "c_out", ("batch", 5), F32))
+    states = (StateSpec("h", "h_in", "h_out", (2, "batch", 4)),
+              StateSpec("c", "c_in", "c_out", ("batch", 5)))
     return Contract(io, io, states)
 
 
