@@ -51,7 +51,7 @@ class BatchEngine:
 
     def step(self, idx: np.ndarray, x: np.ndarray) -> np.ndarray:
         """Run graph input ``x`` for slots ``idx``; returns the graph output (a new array)."""
-        y_shape = self._y_shape(len(idx))
+        y_shape = self.contract.output_shape(len(idx))
         if y_shape is None:
             return self._step_unbound(idx, x)
         every = len(idx) == self.slots.capacity and bool((idx == np.arange(len(idx))).all())
@@ -67,14 +67,6 @@ class BatchEngine:
         return bound.y.copy()
 
     # -- helpers -----------------------------------------------------------------------
-    def _y_shape(self, n: int) -> Optional[tuple[int, ...]]:
-        out = self.contract.output
-        dims = list(out.dims)
-        dims[out.batch_axis] = n
-        if out.time_axis is not None:
-            dims[out.time_axis] = 1
-        return tuple(dims) if all(d is not None for d in dims) else None
-
     def _bind(self, x: np.ndarray, y: np.ndarray, ins: list[np.ndarray], outs: list[np.ndarray]) -> ort.IOBinding:
         c = self.contract
         b = self.sess.io_binding()

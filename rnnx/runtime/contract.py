@@ -70,6 +70,20 @@ class Contract:
     def context_dtype(self) -> np.dtype:
         return self.input.dtype
 
+    def output_shape(self, batch: int, steps: int = 1) -> Optional[tuple[int, ...]]:
+        """The graph output's shape for ``batch`` sequences of ``steps`` steps, when it is known.
+
+        None for foreign models (their graph shapes are not trusted) or symbolic output dims:
+        the caller then lets onnxruntime allocate the output.
+        """
+        dims = list(self.output.dims)
+        dims[self.output.batch_axis] = batch
+        if self.output.time_axis is not None:
+            dims[self.output.time_axis] = steps
+        if self.foreign or any(d is None for d in dims):
+            return None
+        return tuple(dims)  # type: ignore[arg-type]
+
 
 def read_contract(sess: ort.InferenceSession, *, state_map: Optional[Mapping[str, str]] = None,
                   constants: Optional[Mapping[str, Any]] = None, context: int = 0,

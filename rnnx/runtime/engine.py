@@ -113,12 +113,9 @@ class StepEngine:
                 self._chunks.clear()
             c = self.contract
             x_buf = np.zeros(x_shape, c.input.dtype)
-            y_dims = list(c.output.dims)
-            y_dims[c.output.batch_axis] = self.batch
-            if c.output.time_axis is not None and c.input.time_axis is not None:
-                y_dims[c.output.time_axis] = x_shape[c.input.time_axis]
-            known = all(d is not None for d in y_dims) and not c.foreign
-            y_buf = np.zeros(tuple(y_dims), c.output.dtype) if known else None
+            steps = x_shape[c.input.time_axis] if c.input.time_axis is not None else 1
+            y_shape = c.output_shape(self.batch, steps)
+            y_buf = None if y_shape is None else np.zeros(y_shape, c.output.dtype)
             bindings = [self._binding(x_buf, y_buf, side) for side in (0, 1)]
             plan = (x_buf, y_buf, bindings)
             if x_buf.size <= _CACHE_MAX_ELEMENTS:  # keep small plans; a long recording is one-off

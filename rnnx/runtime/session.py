@@ -239,12 +239,7 @@ class StreamingSession:
             x_shape.insert(c.input.time_axis, 1)
         elif c.context:
             x_shape[-1] += c.context
-        y_dims = list(c.output.dims)
-        y_dims[c.output.batch_axis] = self.batch_size
-        if c.output.time_axis is not None:
-            y_dims[c.output.time_axis] = 1
-        y_shape = tuple(y_dims) if all(d is not None for d in y_dims) and not c.foreign else None
-        return tuple(x_shape), y_shape  # type: ignore[return-value]
+        return tuple(x_shape), c.output_shape(self.batch_size)  # type: ignore[return-value]
 
     def _step_impl(self, arr: np.ndarray) -> np.ndarray:
         c, eng = self.contract, self._engine

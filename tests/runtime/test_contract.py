@@ -123,3 +123,16 @@ def test_state_shapes_resolves_the_ambiguity(static_foreign):
     sess = StreamingSession(path, state_map=MAP, constants=SR, context=FOREIGN_K,
                             state_shapes={"state": (2, "batch", FOREIGN_H)})
     np.testing.assert_allclose(sess.step(x), ForeignReference(model, 1)(x), atol=1e-5)
+
+
+def test_output_shape_is_known_only_for_concrete_rnnx_outputs():
+    from rnnx.runtime.contract import Contract, DataIO
+
+    f32 = np.dtype(np.float32)
+    x = DataIO("x", (None, None, 3), 0, 1, f32)
+    y = DataIO("y", (None, None, 2), 0, 1, f32)
+    assert Contract(x, y, ()).output_shape(4, 7) == (4, 7, 2)
+    assert Contract(x, y, ()).output_shape(1) == (1, 1, 2)
+    symbolic = DataIO("y", (None, None, None), 0, 1, f32)
+    assert Contract(x, symbolic, ()).output_shape(4) is None
+    assert Contract(x, y, (), foreign=True).output_shape(4) is None
