@@ -86,12 +86,6 @@ def time_side_by_side(cases: list[Case], rounds: int = 10, warmup: int = 3) -> l
     return [_row(name, l, steps) for (name, _, steps, _), l in zip(cases, lat)]
 
 
-def time_calls(name: str, fn: Callable[[], Any], calls: int, steps_per_call: int = 1,
-               warmup: int = 20) -> Row:
-    """Time ``calls`` calls of ``fn`` (after ``warmup``); latencies are per stream-step."""
-    return time_side_by_side([(name, fn, steps_per_call, calls)], rounds=1, warmup=warmup)[0]
-
-
 def session_options(threads: int = 1) -> ort.SessionOptions:
     """onnxruntime options with ``threads`` intra-op threads and one inter-op thread."""
     so = ort.SessionOptions()

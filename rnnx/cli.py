@@ -7,8 +7,6 @@ invoked, so ``rnnx run`` and ``rnnx bench`` start without torch.
 from __future__ import annotations
 
 import importlib
-from typing import Any
-
 import click
 
 from rnnx import __version__
@@ -47,10 +45,6 @@ class LazyGroup(click.Group):
 @click.version_option(__version__, prog_name="rnnx")
 def main() -> None:
     """Export recurrent PyTorch models with explicit state and stream them on ONNX Runtime."""
-
-
-def run(argv: list[str] | None = None) -> Any:  # pragma: no cover - thin entry for python -m
-    return main(args=argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

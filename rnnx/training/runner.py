@@ -18,9 +18,6 @@ from rnnx.training.config import TrainConfig
 from rnnx.training.loop import EpochHook, FitResult, fit, stream
 from rnnx.training.tasks import Task, TaskData, get_task
 
-MODEL_FIELDS = ("model", "hidden_size", "num_layers")  # defaults every task provides
-
-
 @dataclass
 class TrainResult:
     """What :func:`train` produced."""
