@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,8 +86,11 @@ def _attempt(name: str, model: nn.Module, example: torch.Tensor, spec: ModelSpec
     return proto
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # colour codes some exporters put in their messages
+
+
 def _reason(e: BaseException) -> str:
-    text = " ".join(str(e).split()) or type(e).__name__
+    text = " ".join(_ANSI.sub("", str(e)).split()) or type(e).__name__
     return text if len(text) <= 300 else text[:297] + "..."
 
 

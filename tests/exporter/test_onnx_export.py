@@ -137,7 +137,8 @@ def test_dynamo_is_opt_in_only(tmp_path) -> None:
     assert "dynamo" not in [a.strategy for a in result.attempts]
     try:
         forced = export_onnx(make_model("gru-1l"), tmp_path / "d.onnx", strategy="dynamo")
-    except ExportError as e:  # torch.export may fix an axis or fail; then the reason is given
+    except ExportError as e:  # torch 2.13: torch.export fails on nn.GRU; the reason is given, readable
         assert "dynamo: " in str(e)
+        assert "\x1b[" not in str(e)
     else:
         assert forced.strategy == "dynamo" and forced.attempts[0].ok
