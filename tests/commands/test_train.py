@@ -64,3 +64,11 @@ def test_user_errors_exit_2_with_one_line(args, message, tmp_path, monkeypatch):
 def test_out_is_required():
     res = invoke("--task", "sine")
     assert res.exit_code == 2 and "Missing option '--out'" in res.output
+
+
+def test_cli_task_list_matches_the_registry():
+    """The command keeps its own copy (so --help loads no torch); it must not drift."""
+    from rnnx.commands.train import TASK_NAMES
+    from rnnx.training.tasks import TASKS
+
+    assert TASK_NAMES == TASKS
