@@ -7,6 +7,9 @@ invoked, so ``rnnx run`` and ``rnnx bench`` start without torch.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
+import platform
+
 import click
 
 from rnnx import __version__
@@ -41,10 +44,42 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
 
+def versions() -> list[str]:
+    """One line per component: rnnx, python, torch, onnx, onnxruntime (with its providers).
+
+    Reads installed package metadata; imports only onnxruntime (to list its providers).
+    """
+    lines = [f"rnnx {__version__}", f"python {platform.python_version()}"]
+    for dist, extra in (("torch", "export"), ("onnx", "export")):
+        try:
+            lines.append(f"{dist} {importlib.metadata.version(dist)}")
+        except importlib.metadata.PackageNotFoundError:
+            lines.append(f'{dist} not installed (pip install "rnnx[{extra}]")')
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        lines.append('onnxruntime not installed (pip install "rnnx[cpu]" or "rnnx[gpu]")')
+    else:
+        lines.append(f"onnxruntime {ort.__version__} ({', '.join(ort.get_available_providers())})")
+    return lines
+
+
+def _print_versions(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    click.echo("\n".join(versions()))
+    ctx.exit()
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="rnnx")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_versions,
+              help="Show the versions of rnnx, python, torch, onnx, onnxruntime and its providers.")
 def main() -> None:
-    """Export recurrent PyTorch models with explicit state and stream them on ONNX Runtime."""
+    """Export recurrent PyTorch models with explicit state and stream them on ONNX Runtime.
+
+    Every command takes -v/-q and documents its exit codes and an example in its --help;
+    commands that report something take --json [FILE|-].
+    """
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,27 +2,33 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import click
 
-from rnnx.commands._common import user_errors
+from rnnx.commands._common import command, echo
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@command(json_report=True)
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--streams", type=click.IntRange(min=1), default=64, show_default=True, help="Streams in the pool rows.")
 @click.option("--steps", type=click.IntRange(min=10), default=2000, show_default=True, help="Timed single-step calls.")
 @click.option("--provider", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Intra-op threads.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write JSON here.")
 @click.option("--torch", "torch_ckpt", type=click.Path(exists=True), help="Checkpoint of MODEL: add PyTorch eager and TorchScript rows.")
-@user_errors
 def bench(model: str, streams: int, steps: int, provider: str, threads: int,
-          json_path: Optional[Path], torch_ckpt: Optional[str]) -> None:
-    """Measure MODEL: session step, chunked feed, a pool of N streams, side by side with ratios."""
+          torch_ckpt: Optional[str]) -> dict[str, Any]:
+    """Measure MODEL: session step, chunked feed, a pool of N streams, side by side with ratios.
+
+    Candidates are timed in alternating rounds so machine load hits all alike. A ratio
+    below its target is reported ("NO"), not an error. JSON: model, provider, threads,
+    rows (name, p50_us, p90_us, p99_us, steps_per_s, ...), checks (name, value, target, ok).
+
+    \b
+    Examples:
+      rnnx bench exported/model.onnx --streams 256
+      rnnx bench exported/model.onnx --torch runs/sine --json bench.json
+    """
     from rnnx.bench import run_all, table
 
     torch_model = None
@@ -32,9 +38,6 @@ def bench(model: str, streams: int, steps: int, provider: str, threads: int,
         torch_model = load(torch_ckpt)
     rows, checks = run_all(model, streams=streams, steps=steps, providers=provider, threads=threads,
                            torch_model=torch_model)
-    click.echo(table(rows, checks))
-    if json_path is not None:
-        json_path.write_text(json.dumps({"model": model, "provider": provider, "threads": threads,
-                                         "rows": [r.to_dict() for r in rows],
-                                         "checks": [c.to_dict() for c in checks]}, indent=2))
-        click.echo(f"wrote {json_path}")
+    echo(table(rows, checks))
+    return {"model": model, "provider": provider, "threads": threads,
+            "rows": [r.to_dict() for r in rows], "checks": [c.to_dict() for c in checks]}

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import click
 
-from rnnx.commands._common import user_errors
+from rnnx.commands._common import command
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@command()
 @click.option("--out", default="demo", show_default=True, metavar="DIR", help="Directory for the report and files.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Training seed.")
 @click.option("--quick", is_flag=True, hidden=True, help="Tiny training and benchmark (tests).")
-@user_errors
 def demo(out: str, seed: int, quick: bool) -> None:
     """Train the sine LSTM, export ONNX + TorchScript, check parity, stream it through
-    onnxruntime step by step and in closed loop, benchmark, and write DIR/report.md."""
+    onnxruntime step by step and in closed loop, benchmark, and write DIR/report.md.
+
+    \b
+    Example:
+      rnnx demo --out demo        # then read demo/report.md
+    """
     from rnnx.demo import run_demo
 
     result = run_demo(out, quick=quick, seed=seed, echo=click.echo)

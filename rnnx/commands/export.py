@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Optional
+import logging
+from typing import Any, Optional
 
 import click
 
-from rnnx.commands._common import EXIT_FAIL, fail, user_errors
+from rnnx.commands._common import EXIT_FAIL, command, echo, fail_after_report
+
+logger = logging.getLogger(__name__)
 
 FORMAT_CHOICES = {"onnx": ("onnx",), "torchscript": ("torchscript",), "all": ("onnx", "torchscript")}
 
@@ -26,7 +29,15 @@ def _summary(files: list) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+def _file_dict(f: Any) -> dict[str, Any]:
+    return {"format": f.format, "path": str(f.result.path), "strategy": f.result.strategy,
+            "size_bytes": f.size,
+            "attempts": [{"strategy": a.strategy, "ok": a.ok, "reason": a.reason,
+                          "seconds": round(a.seconds, 3)} for a in f.result.attempts],
+            "parity": None if f.report is None else f.report.to_dict()}
+
+
+@command(json_report=True, exit_codes={EXIT_FAIL: "a file was written but failed its parity check"})
 @click.argument("ckpt", metavar="CKPT")
 @click.option("--out", "out_dir", required=True, metavar="DIR", help="Folder for model.onnx / model.pt.")
 @click.option("--format", "fmt", type=click.Choice(list(FORMAT_CHOICES)), default="all",
@@ -35,24 +46,29 @@ def _summary(files: list) -> str:
 @click.option("--no-check", is_flag=True, help="Skip the parity check.")
 @click.option("--atol", type=click.FloatRange(min=0), help="Parity absolute tolerance (default per family).")
 @click.option("--rtol", type=click.FloatRange(min=0), help="Parity relative tolerance (default per family).")
-@user_errors
 def export(ckpt: str, out_dir: str, fmt: str, opset: int, no_check: bool,
-           atol: Optional[float], rtol: Optional[float]) -> None:
+           atol: Optional[float], rtol: Optional[float]) -> dict[str, Any]:
     """Export CKPT (a checkpoint file or run directory) to DIR, then check parity.
+
+    Progress goes to stderr (-q hides it, -v adds each failed export path's traceback).
+    JSON: ok, out, files (format, path, strategy, size_bytes, attempts, parity).
 
     \b
     Examples:
       rnnx export runs/sine --out exported
       rnnx export runs/sine/model.safetensors --out exported --format onnx --atol 1e-4
+      rnnx export runs/sine --out exported --json export.json
     """
     from rnnx.exporter.bundle import export_files
     from rnnx.models import load
 
+    logger.info("loading %s", ckpt)
     files = export_files(load(ckpt), out_dir, formats=FORMAT_CHOICES[fmt], opset=opset,
                          check=not no_check, atol=atol, rtol=rtol)
-    click.echo(_summary(files))
+    echo(_summary(files))
     failed = [f for f in files if f.report is not None and not f.report.ok]
     for f in failed:
-        click.echo(f"\n{f.result.path}:\n{f.report.table()}")
+        echo(f"\n{f.result.path}:\n{f.report.table()}")
     if failed:
-        fail(f"parity check failed for {', '.join(str(f.result.path) for f in failed)}", EXIT_FAIL)
+        fail_after_report(f"parity check failed for {', '.join(str(f.result.path) for f in failed)}")
+    return {"ok": not failed, "out": out_dir, "files": [_file_dict(f) for f in files]}

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from rnnx.commands._common import user_errors
+from rnnx.commands._common import command, echo
 
 
 def _shape(shape: list) -> str:
@@ -32,18 +32,21 @@ def _lines(info: dict[str, Any]) -> list[str]:
     return lines
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@command(json_report=True)
 @click.argument("model_path", metavar="MODEL")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-@user_errors
-def inspect(model_path: str, as_json: bool) -> None:
+def inspect(model_path: str) -> dict[str, Any]:
     """Show MODEL's (.onnx or TorchScript .pt) inputs, outputs and state contract.
 
+    JSON: path, format, size_bytes, kind, rnnx_version, exporter, opset, streamable,
+    inputs, outputs, state, config.
+
     \b
-    Example:
+    Examples:
       rnnx inspect exported/model.onnx
+      rnnx inspect exported/model.onnx --json -      # JSON only, on stdout
     """
     from rnnx.exporter.describe import describe
 
     info = describe(model_path)
-    click.echo(json.dumps(info, indent=2) if as_json else "\n".join(_lines(info)))
+    echo("\n".join(_lines(info)))
+    return info

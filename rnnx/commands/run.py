@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import sys
-
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import click
 import numpy as np
 
-from rnnx.commands._common import user_errors
+from rnnx.commands._common import command, echo
 from rnnx.errors import ShapeError
+from rnnx.progress import Progress
 
 PROGRESS_MIN_STEPS = 2000  # show a progress bar from this many time steps on
 
@@ -40,27 +39,14 @@ def write_outputs(path: Path, y: np.ndarray) -> None:
         raise click.BadParameter(f"expected a .npy or .csv file, got {path.name}", param_hint="--out")
 
 
-def _progress(total: int):  # -> tqdm or None
-    if total < PROGRESS_MIN_STEPS:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, unit="step", leave=False, mininterval=0.1 if sys.stderr.isatty() else 10.0)
-
-
 def stream(sess, x: np.ndarray, chunk: int) -> np.ndarray:
     """Feed ``x`` (B, T, F...) through ``sess`` in chunks of ``chunk`` steps."""
     steps = x.shape[1]
-    bar = _progress(steps)
     outs = []
-    for start in range(0, steps, chunk):
-        outs.append(sess.feed(x[:, start:start + chunk]))
-        if bar is not None:
+    with Progress(steps, "run", "step", enabled=steps >= PROGRESS_MIN_STEPS) as bar:
+        for start in range(0, steps, chunk):
+            outs.append(sess.feed(x[:, start:start + chunk]))
             bar.update(min(chunk, steps - start))
-    if bar is not None:
-        bar.close()
     return np.concatenate(outs, axis=1)
 
 
@@ -70,7 +56,7 @@ def _summary(y: np.ndarray) -> str:
             f"last step: {last}")
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@command(json_report=True)
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--chunk", type=click.IntRange(min=1), default=64, show_default=True, help="Time steps per runtime call.")
@@ -78,12 +64,19 @@ def _summary(y: np.ndarray) -> str:
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write outputs (.npy or .csv).")
 @click.option("--state-in", type=click.Path(exists=True, dir_okay=False), help="Start from this state file.")
 @click.option("--state-out", type=click.Path(dir_okay=False), help="Save the final state here.")
-@user_errors
 def run(model: str, input_path: Path, chunk: int, provider: str, out: Optional[Path],
-        state_in: Optional[str], state_out: Optional[str]) -> None:
+        state_in: Optional[str], state_out: Optional[str]) -> dict[str, Any]:
     """Stream INPUT, a recorded sequence (T, F...) or batch (B, T, F...), through MODEL.
 
     INPUT is .npy or .csv (one row per time step). Without --out a summary is printed.
+    JSON: model, input, input_shape, output_shape, out, state_in, state_out, mean, min,
+    max, last_step.
+
+    \b
+    Examples:
+      rnnx run exported/model.onnx signal.npy --out y.npy --state-out state.npz
+      rnnx run exported/model.onnx more.csv --state-in state.npz --out y.csv
+      rnnx run exported/model.onnx signal.npy --json -
     """
     from rnnx.runtime import StreamingSession
     from rnnx.runtime.session import open_session
@@ -104,6 +97,10 @@ def run(model: str, input_path: Path, chunk: int, provider: str, out: Optional[P
         sess.save_state(state_out)
     if out is not None:
         write_outputs(out, y)
-        click.echo(f"wrote {out} {y.shape}")
+        echo(f"wrote {out} {y.shape}")
     else:
-        click.echo(_summary(y))
+        echo(_summary(y))
+    return {"model": model, "input": str(input_path), "input_shape": list(x.shape),
+            "output_shape": list(y.shape), "out": None if out is None else str(out),
+            "state_in": state_in, "state_out": state_out, "mean": float(y.mean()),
+            "min": float(y.min()), "max": float(y.max()), "last_step": y[:, -1].tolist()}

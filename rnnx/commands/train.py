@@ -6,12 +6,12 @@ from typing import Any, Optional
 
 import click
 
-from rnnx.commands._common import user_errors
+from rnnx.commands._common import command, echo
 
 TASK_NAMES = ("sine", "chars", "forecast", "blobs")  # mirrors rnnx.training.TASKS (kept torch-free here)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@command(json_report=True)
 @click.option("--task", metavar="NAME", help=f"Built-in task: {', '.join(TASK_NAMES)}.")
 @click.option("--csv", "csv_path", metavar="FILE", help="Your own series: a CSV file with a header row.")
 @click.option("--target", metavar="COL", help="CSV: the column to forecast.")
@@ -39,13 +39,14 @@ TASK_NAMES = ("sine", "chars", "forecast", "blobs")  # mirrors rnnx.training.TAS
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @click.option("--size", type=float, default=1.0, hidden=True, help="Data-set scale (tests).")
 @click.option("--out", required=True, metavar="RUN_DIR", help="Run directory to write.")
-@user_errors
 def train(csv_path: Optional[str], model_kind: Optional[str], features: Optional[str], no_progress: bool,
-          **options: Any) -> None:
+          **options: Any) -> dict[str, Any]:
     """Train a model on a built-in task (--task) or your CSV series (--csv ... --target COL).
 
     RUN_DIR receives model.safetensors (ready for `rnnx export RUN_DIR`), config.json,
-    metrics.json (test split, streamed), loss.png and predictions.png.
+    metrics.json (test split, streamed), loss.png and predictions.png. Progress is a bar
+    on a terminal and a plain line every 10 s elsewhere. JSON: run_dir, config, metrics
+    (the contents of metrics.json).
 
     \b
     Examples:
@@ -60,16 +61,17 @@ def train(csv_path: Optional[str], model_kind: Optional[str], features: Optional
     cfg = TrainConfig(csv=csv_path, model=model_kind, features=cols, progress=not no_progress, **options)
     result = run_training(cfg)
     _summary(result)
+    return {"run_dir": str(result.run_dir), "config": result.config.to_dict(), "metrics": result.metrics}
 
 
 def _summary(result: Any) -> None:
     m = result.metrics
-    click.echo(f"{m['task']}: {m['model']}, best epoch {m['best_epoch']}/{m['epochs_run']}, "
+    echo(f"{m['task']}: {m['model']}, best epoch {m['best_epoch']}/{m['epochs_run']}, "
                f"val_loss {m['val_loss']:.4g}, {m['wall_seconds']:.1f} s" + (" (interrupted)" if m["interrupted"] else ""))
     if "accuracy" in m:
-        click.echo(f"test (streamed): accuracy {m['accuracy']:.4f}  baseline {m['baseline_accuracy']:.4f}")
+        echo(f"test (streamed): accuracy {m['accuracy']:.4f}  baseline {m['baseline_accuracy']:.4f}")
     else:
-        click.echo(f"test (streamed): mae {m['mae']:.4g}  baseline_mae {m['baseline_mae']:.4g}")
+        echo(f"test (streamed): mae {m['mae']:.4g}  baseline_mae {m['baseline_mae']:.4g}")
     if "closed_loop_mae" in m:
-        click.echo(f"closed loop: mae {m['closed_loop_mae']:.4g} over {int(m['closed_loop_steps'])} generated steps")
-    click.echo(f"wrote {result.run_dir}/  next: rnnx export {result.run_dir}")
+        echo(f"closed loop: mae {m['closed_loop_mae']:.4g} over {int(m['closed_loop_steps'])} generated steps")
+    echo(f"wrote {result.run_dir}/  next: rnnx export {result.run_dir}")

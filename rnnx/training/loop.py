@@ -10,8 +10,6 @@ them too.
 
 from __future__ import annotations
 
-import sys
-
 import copy
 import math
 from dataclasses import dataclass, field
@@ -20,6 +18,7 @@ from typing import Any, Callable, Iterator, List, Optional
 import torch
 from torch import Tensor, nn
 
+from rnnx.progress import Progress
 from rnnx.training.config import TrainConfig
 from rnnx.training.tasks.base import Split, Task, TaskData
 
@@ -52,13 +51,10 @@ def fit(model: nn.Module, task: Task, data: TaskData, cfg: TrainConfig, gen: tor
     Returns:
         The loss history, the best epoch and whether Ctrl-C interrupted training.
     """
-    from tqdm.auto import tqdm
-
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs), eta_min=cfg.lr * 0.05)
     result, best_state, stale = FitResult(), None, 0
-    bar = tqdm(total=cfg.epochs, desc=f"train {task.name}", unit="epoch", disable=not cfg.progress, leave=False,
-               mininterval=0.1 if sys.stderr.isatty() else 10.0)  # logs get a line every 10 s, not every epoch
+    bar = Progress(cfg.epochs, f"train {task.name}", "epoch", enabled=cfg.progress)  # plain lines off a terminal
     try:
         for epoch in range(1, cfg.epochs + 1):
             train_loss = _train_epoch(model, task, data, cfg, gen, opt, bar)
@@ -72,8 +68,7 @@ def fit(model: nn.Module, task: Task, data: TaskData, cfg: TrainConfig, gen: tor
             else:
                 stale += 1
             bar.update(1)
-            bar.set_postfix(loss=f"{train_loss:.4g}", val=f"{val_loss:.4g}", best=f"{result.best_val_loss:.4g}",
-                            refresh=sys.stderr.isatty())
+            bar.set_postfix(loss=f"{train_loss:.4g}", val=f"{val_loss:.4g}", best=f"{result.best_val_loss:.4g}")
             if on_epoch is not None:
                 on_epoch(row)
             if stale >= cfg.patience:
@@ -106,7 +101,7 @@ def _train_epoch(model: nn.Module, task: Task, data: TaskData, cfg: TrainConfig,
             opt.step()
             state = [s.detach() for s in state]  # truncate backprop, keep the state itself
             total, count = total + loss.item(), count + 1
-            bar.set_postfix(loss=f"{total / count:.4g}", refresh=False)
+            bar.set_postfix(loss=f"{total / count:.4g}")
     return total / max(count, 1)
 
 

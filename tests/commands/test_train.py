@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from rnnx.cli import main
+from tests.commands import user_error
 
 
 def invoke(*args: str):
@@ -56,9 +57,7 @@ def test_user_errors_exit_2_with_one_line(args, message, tmp_path, monkeypatch):
     csv.write_text("a,b\n" + "".join(f"{i},{i * 2}\n" for i in range(50)))
     args = [a.replace("{csv}", str(csv)) for a in args]
     res = invoke(*args, "--epochs", "1", "--no-progress", "--out", str(tmp_path / "run"))
-    assert res.exit_code == 2, res.output
-    lines = res.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(message.replace("{csv}", str(csv))), res.output
+    assert user_error(res).startswith(message.replace("{csv}", str(csv))), res.output
 
 
 def test_out_is_required():

@@ -10,7 +10,7 @@ normalisation statistics and the streaming semantics.
 from __future__ import annotations
 
 import csv as _csv
-import sys
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,8 @@ import torch
 from rnnx.errors import ConfigError
 from rnnx.training.config import TrainConfig
 from rnnx.training.tasks.series import SeriesSpec, SeriesTask
+
+logger = logging.getLogger(__name__)
 
 
 def read_columns(path: str) -> tuple[list[str], list[list[str]]]:
@@ -145,7 +147,7 @@ class CsvTask(SeriesTask):
         spec = load_series(str(cfg.csv), str(cfg.target), list(cfg.features) if cfg.features else None,
                            cfg.missing)
         if spec.note:
-            print(f"--csv {cfg.csv}: {spec.note}", file=sys.stderr)
+            logger.warning("--csv %s: %s", cfg.csv, spec.note)
         return spec
 
     def prepare(self, cfg: TrainConfig, gen: torch.Generator):  # type: ignore[override]
