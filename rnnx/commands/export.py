@@ -11,7 +11,8 @@ from rnnx.commands._common import EXIT_FAIL, command, echo, fail_after_report
 
 logger = logging.getLogger(__name__)
 
-FORMAT_CHOICES = {"onnx": ("onnx",), "torchscript": ("torchscript",), "all": ("onnx", "torchscript")}
+FORMAT_CHOICES = {"onnx": ("onnx",), "torchscript": ("torchscript",), "all": ("onnx", "torchscript"),
+                  "triton": ("triton",)}
 
 
 def _size(n: int) -> str:
@@ -46,8 +47,17 @@ def _file_dict(f: Any) -> dict[str, Any]:
 @click.option("--no-check", is_flag=True, help="Skip the parity check.")
 @click.option("--atol", type=click.FloatRange(min=0), help="Parity absolute tolerance (default per family).")
 @click.option("--rtol", type=click.FloatRange(min=0), help="Parity relative tolerance (default per family).")
+@click.option("--triton-name", default="model", show_default=True, metavar="NAME",
+              help="--format triton: model name (folder DIR/NAME in the repository).")
+@click.option("--max-batch-size", type=click.IntRange(min=1), default=64, show_default=True,
+              help="--format triton: live sequences batched into one run.")
+@click.option("--sequence-strategy", type=click.Choice(["oldest", "direct"]), default="oldest",
+              show_default=True, help="--format triton: Triton sequence-batcher strategy.")
+@click.option("--instance-kind", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True,
+              help="--format triton: where Triton runs the model.")
 def export(ckpt: str, out_dir: str, fmt: str, opset: int, no_check: bool,
-           atol: Optional[float], rtol: Optional[float]) -> dict[str, Any]:
+           atol: Optional[float], rtol: Optional[float], triton_name: str, max_batch_size: int,
+           sequence_strategy: str, instance_kind: str) -> dict[str, Any]:
     """Export CKPT (a checkpoint file or run directory) to DIR, then check parity.
 
     Progress goes to stderr (-q hides it, -v adds each failed export path's traceback).
@@ -58,13 +68,20 @@ def export(ckpt: str, out_dir: str, fmt: str, opset: int, no_check: bool,
       rnnx export runs/sine --out exported
       rnnx export runs/sine/model.safetensors --out exported --format onnx --atol 1e-4
       rnnx export runs/sine --out exported --json export.json
+      rnnx export runs/sine --out triton_repo --format triton --triton-name sine
+
+    With --format triton, DIR is a Triton model repository: DIR/NAME/config.pbtxt and
+    DIR/NAME/1/model.onnx (sequence batcher with implicit state, batch-first states).
     """
     from rnnx.exporter.bundle import export_files
+    from rnnx.exporter.triton import TritonConfig
     from rnnx.models import load
 
+    triton = TritonConfig(name=triton_name, max_batch_size=max_batch_size,
+                          strategy=sequence_strategy, instance_kind=instance_kind).validate()
     logger.info("loading %s", ckpt)
     files = export_files(load(ckpt), out_dir, formats=FORMAT_CHOICES[fmt], opset=opset,
-                         check=not no_check, atol=atol, rtol=rtol)
+                         check=not no_check, atol=atol, rtol=rtol, triton=triton)
     echo(_summary(files))
     failed = [f for f in files if f.report is not None and not f.report.ok]
     for f in failed:

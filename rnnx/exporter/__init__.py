@@ -14,8 +14,9 @@ from rnnx.exporter.onnx_export import Attempt, ExportResult, export_onnx
 from rnnx.exporter.parity import TOLERANCES, ParityReport, ParityRow, Tolerance, check_parity
 from rnnx.exporter.spec_io import read_spec
 from rnnx.exporter.torchscript_export import export_torchscript
+from rnnx.exporter.triton import TritonConfig, export_triton
 
 __all__ = [
     "TOLERANCES", "Attempt", "ExportResult", "ParityReport", "ParityRow", "Tolerance",
-    "check_parity", "export_onnx", "export_torchscript", "read_spec",
+    "TritonConfig", "check_parity", "export_onnx", "export_torchscript", "export_triton", "read_spec",
 ]

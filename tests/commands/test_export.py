@@ -68,3 +68,21 @@ def test_bad_input_exits_2_with_one_line(checkpoints, tmp_path, args: list[str],
              "CKPT": str(checkpoints["rnn-tanh"])}
     res = _cli("export", *[subst.get(a, a) for a in args], "--out", str(tmp_path / "o"))
     assert re.search(message, user_error(res)), res.output
+
+
+def test_export_format_triton_writes_a_repository(checkpoints, tmp_path) -> None:
+    res = _cli("export", str(checkpoints["lstm-2l-proj"]), "--out", str(tmp_path / "repo"),
+               "--format", "triton", "--triton-name", "lstm", "--max-batch-size", "16",
+               "--sequence-strategy", "direct")
+    assert res.exit_code == 0, res.output
+    assert res.stdout.splitlines()[1].split()[-1] == "pass"
+    config = (tmp_path / "repo" / "lstm" / "config.pbtxt").read_text()
+    assert 'backend: "onnxruntime"' in config and "max_batch_size: 16" in config and "direct {" in config
+    spec = read_spec(tmp_path / "repo" / "lstm" / "1" / "model.onnx")
+    assert [s.batch_axis for s in spec.state] == [0, 0] and spec.extra["state_layout"] == "batch_first"
+
+
+def test_export_format_triton_refuses_a_bidirectional_model(checkpoints, tmp_path) -> None:
+    res = _cli("export", str(checkpoints["gru-bi"]), "--out", str(tmp_path / "repo"), "--format", "triton")
+    assert "not streamable" in user_error(res)
+    assert not (tmp_path / "repo").exists()

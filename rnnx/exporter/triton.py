@@ -1,0 +1,442 @@
+"""Triton Inference Server model repositories for streaming models (``--format triton``).
+
+Triton's sequence batcher keeps each sequence's state on the server ("implicit state")
+and batches many live sequences into one run. :func:`export_triton` writes::
+
+    REPO/<name>/config.pbtxt     backend "onnxruntime", max_batch_size, sequence_batching
+                                 (oldest or direct), control inputs, one implicit state
+                                 per rnnx state, instance_group
+    REPO/<name>/1/model.onnx     the rnnx graph with batch-first states and the control
+                                 inputs wired in (START zeroes a sequence's state,
+                                 READY keeps the state of an empty batch slot)
+
+Everything in the config is generated from the file's ``rnnx.spec``; nothing is typed
+twice. Before it returns, the repository's graph is run the way Triton runs it (several
+sequences of different lengths interleaved in batch slots, states zeroed at START and
+carried between requests, an empty slot with READY=0) and each sequence's outputs are
+compared with the original graph run on that sequence alone.
+
+Example:
+    >>> from rnnx.models import build                            # doctest: +SKIP
+    >>> repo = export_triton(build("lstm", input_size=16, hidden_size=64), "repo",
+    ...                      TritonConfig(name="lstm"))
+    >>> repo.config_path                                         # doctest: +SKIP
+    PosixPath('repo/lstm/config.pbtxt')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from rnnx.errors import ConfigError, NotStreamableError, ParityError
+from rnnx.exporter.graph import set_io_shapes
+from rnnx.exporter.state_layout import rename_uses, to_batch_first
+from rnnx.spec import BATCH, METADATA_KEY, ModelSpec
+
+STRATEGIES = ("oldest", "direct")  # Triton sequence-batcher scheduling strategies
+INSTANCE_KINDS = {"cpu": "KIND_CPU", "gpu": "KIND_GPU"}
+CONTROL_KINDS = {  # control input name -> Triton control kind
+    "START": "CONTROL_SEQUENCE_START",
+    "READY": "CONTROL_SEQUENCE_READY",
+    "END": "CONTROL_SEQUENCE_END",
+    "CORRID": "CONTROL_SEQUENCE_CORRID",
+}
+TRITON_DTYPES = {  # spec dtype -> Triton data_type
+    "float32": "TYPE_FP32", "float16": "TYPE_FP16", "float64": "TYPE_FP64",
+    "int64": "TYPE_INT64", "int32": "TYPE_INT32", "bool": "TYPE_BOOL",
+}
+ONNX_FILE = "model.onnx"
+CONFIG_FILE = "config.pbtxt"
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+@dataclass(frozen=True)
+class TritonConfig:
+    """How Triton should serve the model (every field becomes part of ``config.pbtxt``)."""
+
+    name: str = "rnnx_model"  # model name = folder under the repository
+    max_batch_size: int = 64  # live sequences stacked into one onnxruntime run
+    strategy: str = "oldest"  # sequence batcher: "oldest" (dynamic) or "direct" (fixed slots)
+    max_queue_delay_us: int = 1000  # how long the batcher waits to fill a batch
+    idle_timeout_us: int = 60_000_000  # a sequence idle this long is released with its state
+    instance_kind: str = "cpu"  # "cpu" or "gpu"
+    instance_count: int = 1  # model instances (each has its own batch slots)
+    gpus: tuple[int, ...] = ()  # GPU ids for instance_kind="gpu" (empty: every GPU)
+    controls: tuple[str, ...] = ("START", "READY")  # control inputs added to the graph
+    version: int = 1  # model version folder
+
+    def validate(self) -> "TritonConfig":
+        """Check every field; returns self.
+
+        Raises:
+            ConfigError: naming the field, the expected and the received value.
+        """
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            raise ConfigError(f"name: expected letters, digits, '_', '-' or '.', got {self.name!r}")
+        _positive("max_batch_size", self.max_batch_size)
+        _positive("instance_count", self.instance_count)
+        _positive("version", self.version)
+        _positive("idle_timeout_us", self.idle_timeout_us)
+        if isinstance(self.max_queue_delay_us, bool) or not isinstance(self.max_queue_delay_us, int) \
+                or self.max_queue_delay_us < 0:
+            raise ConfigError(f"max_queue_delay_us: expected an int >= 0, got {self.max_queue_delay_us!r}")
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"strategy: expected one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+        if self.instance_kind not in INSTANCE_KINDS:
+            raise ConfigError(f"instance_kind: expected one of {', '.join(INSTANCE_KINDS)}, "
+                              f"got {self.instance_kind!r}")
+        if self.gpus and self.instance_kind != "gpu":
+            raise ConfigError(f"gpus: only for instance_kind='gpu', got gpus={list(self.gpus)} "
+                              f"with instance_kind={self.instance_kind!r}")
+        bad = [c for c in self.controls if c not in CONTROL_KINDS]
+        if bad or len(set(self.controls)) != len(self.controls):
+            raise ConfigError(f"controls: expected distinct names among {', '.join(CONTROL_KINDS)}, "
+                              f"got {list(self.controls)}")
+        return self
+
+
+def _positive(field: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{field}: expected an int >= 1, got {value!r}")
+
+
+@dataclass(frozen=True)
+class TritonRepository:
+    """What :func:`export_triton` wrote."""
+
+    model_dir: Path  # REPO/<name>
+    config_path: Path  # REPO/<name>/config.pbtxt
+    onnx_path: Path  # REPO/<name>/<version>/model.onnx
+    spec: ModelSpec  # the contract of the repository's graph (batch-first states)
+    max_abs_error: float  # worst difference seen by the Triton-style verification run
+
+
+# ---------------------------------------------------------------------------- graph
+
+
+def _control_dtype(name: str) -> int:
+    return TensorProto.UINT64 if name == "CORRID" else TensorProto.INT32
+
+
+def _mask(graph_nodes: list, inits: list, control: str, rank: int) -> str:
+    """Nodes turning a (batch, 1) int32 control into a bool mask broadcastable to ``rank``."""
+    shape_name = f"{control}__mask_shape_r{rank}"
+    out = f"{control}__mask_r{rank}"
+    if not any(t.name == shape_name for t in inits):
+        inits.append(numpy_helper.from_array(np.array([-1] + [1] * (rank - 1), np.int64), shape_name))
+        graph_nodes.append(helper.make_node("Cast", [control], [f"{control}__bool_r{rank}"],
+                                            to=TensorProto.BOOL, name=f"{control}_bool_r{rank}"))
+        graph_nodes.append(helper.make_node("Reshape", [f"{control}__bool_r{rank}", shape_name], [out],
+                                            name=f"{control}_mask_r{rank}"))
+    return out
+
+
+def add_controls(proto: onnx.ModelProto, spec: ModelSpec, controls: Sequence[str]) -> onnx.ModelProto:
+    """Add Triton's control inputs to a graph whose states are batch-first.
+
+    ``START`` (int32, (batch, 1)) zeroes the incoming state of the sequences that start;
+    ``READY`` keeps the incoming state for empty slots; ``END`` and ``CORRID`` are accepted
+    as inputs (Triton drops a sequence's implicit state at its end itself).
+    """
+    out = onnx.ModelProto()
+    out.CopyFrom(proto)
+    graph = out.graph
+    pre: list[onnx.NodeProto] = []
+    post: list[onnx.NodeProto] = []
+    inits: list[onnx.TensorProto] = []
+    for c in controls:
+        graph.input.append(helper.make_tensor_value_info(c, _control_dtype(c), [BATCH, 1]))
+    np_dtypes = {s.name: np.dtype(s.dtype) for s in spec.state}
+    for s in spec.state:
+        rank = len(s.shape)
+        effective = s.input
+        if "START" in controls:
+            effective = f"{s.input}__started"
+            rename_uses(graph.node, s.input, effective)
+            zero = f"{s.name}__zero"
+            inits.append(numpy_helper.from_array(np.zeros((), np_dtypes[s.name]), zero))
+            mask = _mask(pre, inits, "START", rank)
+            pre.append(helper.make_node("Where", [mask, zero, s.input], [effective],
+                                        name=f"{s.name}_start"))
+        if "READY" in controls:
+            computed = f"{s.output}__computed"
+            rename_uses(graph.node, s.output, computed)
+            for node in graph.node:
+                for i, name in enumerate(node.output):
+                    if name == s.output:
+                        node.output[i] = computed
+            mask = _mask(pre, inits, "READY", rank)
+            post.append(helper.make_node("Where", [mask, computed, effective], [s.output],
+                                         name=f"{s.name}_ready"))
+    nodes = [*pre, *graph.node, *post]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    graph.initializer.extend(inits)
+    return out
+
+
+def triton_graph(proto: onnx.ModelProto, spec: ModelSpec,
+                 controls: Sequence[str]) -> tuple[onnx.ModelProto, ModelSpec]:
+    """The repository's graph: batch-first states, control inputs, spec stored, checked."""
+    if not spec.streamable:
+        raise NotStreamableError(f"{spec.kind} model is not streamable (bidirectional): Triton's "
+                                 f"sequence batcher feeds it one request at a time")
+    for io in (spec.input, spec.output):
+        if io.batch_axis != 0:
+            raise ConfigError(f"{io.name}: Triton needs the batch axis first, got batch_axis "
+                              f"{io.batch_axis} in shape {list(io.shape)}")
+    graph, new_spec = to_batch_first(proto, spec)
+    graph = add_controls(graph, new_spec, controls)
+    new_spec = dataclasses.replace(new_spec, extra={**new_spec.extra, "triton_controls": list(controls)})
+    set_io_shapes(graph.graph, new_spec)
+    del graph.metadata_props[:]
+    helper.set_model_props(graph, {METADATA_KEY: new_spec.to_json()})
+    onnx.checker.check_model(graph, full_check=True)
+    return graph, new_spec
+
+
+# ---------------------------------------------------------------------------- config.pbtxt
+
+
+class _Enum(str):
+    """A protobuf enum value: written bare, not quoted."""
+
+
+def _dims(shape: Sequence[Any]) -> list[int]:
+    """Triton dims of a batch-first shape: batch dropped, time (and any name) -> -1."""
+    return [-1 if isinstance(d, str) else int(d) for d in shape[1:]]
+
+
+def config_dict(spec: ModelSpec, cfg: TritonConfig) -> dict[str, Any]:
+    """``config.pbtxt`` as nested dicts/lists (the layout of Triton's ``ModelConfig`` proto)."""
+    def io(v: Any) -> dict[str, Any]:
+        return {"name": v.name, "data_type": _Enum(TRITON_DTYPES[v.dtype]), "dims": _dims(v.shape)}
+
+    controls = []
+    for c in cfg.controls:
+        control: dict[str, Any] = {"kind": _Enum(CONTROL_KINDS[c])}
+        if c == "CORRID":
+            control["data_type"] = _Enum("TYPE_UINT64")
+        else:
+            control["int32_false_true"] = [0, 1]
+        controls.append({"name": c, "control": [control]})
+    states = [{
+        "input_name": s.input, "output_name": s.output,
+        "data_type": _Enum(TRITON_DTYPES[s.dtype]), "dims": _dims(s.shape),
+        "initial_state": [{"name": f"{s.name}_zeros", "data_type": _Enum(TRITON_DTYPES[s.dtype]),
+                           "dims": _dims(s.shape), "zero_data": True}],
+    } for s in spec.state]
+    if cfg.strategy == "oldest":
+        strategy = {"oldest": {"max_candidate_sequences": cfg.max_batch_size,
+                               "preferred_batch_size": [cfg.max_batch_size],
+                               "max_queue_delay_microseconds": cfg.max_queue_delay_us}}
+    else:
+        strategy = {"direct": {"max_queue_delay_microseconds": cfg.max_queue_delay_us}}
+    group: dict[str, Any] = {"kind": _Enum(INSTANCE_KINDS[cfg.instance_kind]),
+                             "count": cfg.instance_count}
+    if cfg.gpus:
+        group["gpus"] = list(cfg.gpus)
+    return {
+        "name": cfg.name,
+        "backend": "onnxruntime",
+        "max_batch_size": cfg.max_batch_size,
+        "input": [io(spec.input)],
+        "output": [io(spec.output)],
+        "sequence_batching": {
+            **strategy,
+            "max_sequence_idle_microseconds": cfg.idle_timeout_us,
+            "control_input": controls,
+            "state": states,
+        },
+        "instance_group": [group],
+    }
+
+
+def _scalar(v: Any) -> str:
+    if isinstance(v, _Enum):
+        return str(v)
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return str(v)
+
+
+def to_pbtxt(d: dict[str, Any], indent: int = 0) -> str:
+    """Protobuf text format of nested dicts (messages), lists (repeated) and scalars."""
+    pad = "  " * indent
+    lines = []
+    for key, value in d.items():
+        if isinstance(value, dict):
+            lines += [f"{pad}{key} {{", to_pbtxt(value, indent + 1), f"{pad}}}"]
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            items = [f"{pad}  {{\n{to_pbtxt(v, indent + 2)}\n{pad}  }}" for v in value]
+            lines.append(f"{pad}{key} [\n" + ",\n".join(items) + f"\n{pad}]")
+        elif isinstance(value, list):
+            lines.append(f"{pad}{key}: [ {', '.join(_scalar(v) for v in value)} ]")
+        else:
+            lines.append(f"{pad}{key}: {_scalar(value)}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- verification
+
+
+def _session(proto: onnx.ModelProto) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.log_severity_level = 3
+    return ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
+
+def _random_steps(spec: ModelSpec, steps: int, rng: np.random.Generator) -> np.ndarray:
+    feature = spec.input.feature_shape
+    if np.dtype(spec.input.dtype).kind in "iu":
+        vocab = int(spec.config.get("vocab_size") or 2)
+        return rng.integers(0, vocab, size=(steps, *feature)).astype(spec.input.dtype)
+    return rng.standard_normal((steps, *feature)).astype(spec.input.dtype)
+
+
+def verify_sequences(original: onnx.ModelProto, spec: ModelSpec, served: onnx.ModelProto,
+                     served_spec: ModelSpec, controls: Sequence[str], *, slots: int = 3,
+                     lengths: Sequence[int] = (4, 1, 6, 3, 5), atol: float = 1e-5,
+                     seed: int = 0) -> float:
+    """Run ``served`` the way Triton's sequence batcher does and compare with ``original``.
+
+    Sequences of different ``lengths`` share ``slots`` batch slots (one step per request,
+    a new sequence takes a slot as soon as one frees); states live outside the graph,
+    start as zeros and are carried per sequence; with READY an extra empty slot holds
+    garbage. Each sequence's outputs must equal ``original`` run on the whole sequence.
+
+    Returns:
+        The worst absolute difference.
+
+    Raises:
+        ParityError: a sequence's outputs differ by more than ``atol``.
+    """
+    rng = np.random.default_rng(seed)
+    xs = [_random_steps(spec, n, rng) for n in lengths]
+    ref_sess, sess = _session(original), _session(served)
+    refs = []
+    for x in xs:
+        feeds = {spec.input.name: x[None]}
+        feeds.update({s.input: np.zeros(s.concrete_shape(1), s.dtype) for s in spec.state})
+        refs.append(ref_sess.run([spec.output.name], feeds)[0][0])
+    state = {i: [np.zeros(s.concrete_shape(1)[1:], s.dtype) for s in served_spec.state]
+             for i in range(len(xs))}
+    got: dict[int, list[np.ndarray]] = {i: [] for i in range(len(xs))}
+    waiting, active = list(range(len(xs))), []
+    outs = [served_spec.output.name] + [s.output for s in served_spec.state]
+    while waiting or active:
+        while waiting and len(active) < slots:
+            active.append(waiting.pop(0))
+        rows = [(i, len(got[i])) for i in active]
+        garbage = "READY" in controls
+        batch = len(rows) + int(garbage)
+        x = np.stack([xs[i][t] for i, t in rows] + ([_random_steps(spec, 1, rng)[0]] if garbage else []))
+        feeds: dict[str, np.ndarray] = {served_spec.input.name: x[:, None]}
+        for k, s in enumerate(served_spec.state):
+            carried = [state[i][k] for i, _ in rows]
+            if garbage:
+                carried.append(rng.standard_normal(carried[0].shape).astype(s.dtype))
+            feeds[s.input] = np.stack(carried)
+        flags = {"START": [int(t == 0) for _, t in rows], "READY": [1] * len(rows),
+                 "END": [int(t == len(xs[i]) - 1) for i, t in rows], "CORRID": [i + 1 for i, _ in rows]}
+        for c in controls:
+            values = flags[c] + ([0] if garbage else [])
+            feeds[c] = np.array(values, np.uint64 if c == "CORRID" else np.int32).reshape(batch, 1)
+        y, *new = sess.run(outs, feeds)
+        if garbage:
+            for k, s in enumerate(served_spec.state):
+                if not np.array_equal(new[k][-1], feeds[s.input][-1]):
+                    raise ParityError(f"READY=0 slot: state {s.output} changed; an empty batch slot "
+                                      f"must keep its state")
+        for row, (i, _) in enumerate(rows):
+            got[i].append(y[row, 0])
+            state[i] = [n[row] for n in new]
+        active = [i for i in active if len(got[i]) < len(xs[i])]
+    worst = 0.0
+    for i, ref in enumerate(refs):
+        err = float(np.max(np.abs(np.stack(got[i]).astype(np.float64) - ref.astype(np.float64))))
+        worst = max(worst, err)
+        if not err <= atol:
+            raise ParityError(f"Triton-style run of sequence {i} (length {lengths[i]}) differs from "
+                              f"the original graph by {err:.3g} (atol {atol:g})")
+    return worst
+
+
+# ---------------------------------------------------------------------------- repository
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _source_graph(source: Any, opset: int) -> tuple[onnx.ModelProto, ModelSpec]:
+    """An rnnx ONNX graph and its spec, from an ONNX file or a contract module."""
+    from rnnx.exporter.spec_io import load_onnx, read_spec
+
+    if isinstance(source, (str, os.PathLike)):
+        return load_onnx(source), read_spec(source)
+    from rnnx.exporter.onnx_export import export_onnx
+
+    with tempfile.TemporaryDirectory() as tmp:
+        result = export_onnx(source, Path(tmp) / ONNX_FILE, opset=opset)
+        return load_onnx(result.path), result.spec
+
+
+def export_triton(source: Any, repo: str | os.PathLike, config: TritonConfig | None = None, *,
+                  opset: int = 17, verify: bool = True) -> TritonRepository:
+    """Write a Triton model repository for a streaming rnnx model.
+
+    Args:
+        source: an ``.onnx`` file exported by rnnx, or a contract module (exported first
+            with :func:`rnnx.exporter.export_onnx`, parity-probed as usual).
+        repo: the repository folder; ``repo/<config.name>/`` is (re)written.
+        config: serving options (:class:`TritonConfig`); defaults when None.
+        opset: ONNX opset when ``source`` is a module.
+        verify: run the Triton-style sequence check before writing anything.
+
+    Returns:
+        A :class:`TritonRepository` with the written paths and the served contract.
+
+    Raises:
+        ConfigError: an invalid option.
+        NotStreamableError: a bidirectional model.
+        ParityError: the served graph disagrees with the original.
+    """
+    cfg = (config or TritonConfig()).validate()
+    proto, spec = _source_graph(source, opset)
+    served, served_spec = triton_graph(proto, spec, cfg.controls)
+    worst = verify_sequences(proto, spec, served, served_spec, cfg.controls) if verify else float("nan")
+    model_dir = Path(repo) / cfg.name
+    onnx_path = model_dir / str(cfg.version) / ONNX_FILE
+    config_path = model_dir / CONFIG_FILE
+    _write_atomic(onnx_path, served.SerializeToString())
+    _write_atomic(config_path, (to_pbtxt(config_dict(served_spec, cfg)) + "\n").encode())
+    return TritonRepository(model_dir, config_path, onnx_path, served_spec, worst)
+
+
+__all__ = ["CONTROL_KINDS", "STRATEGIES", "TRITON_DTYPES", "TritonConfig", "TritonRepository",
+           "add_controls", "config_dict", "export_triton", "to_pbtxt", "triton_graph",
+           "verify_sequences"]
