@@ -112,6 +112,8 @@ def _bare_feeds(sess: StreamingSession, batch: int, steps: int = 1) -> dict[str,
     x = example_step(c, batch)
     if c.input.time_axis is not None:
         x = np.repeat(np.expand_dims(x, c.input.time_axis), steps, axis=c.input.time_axis)
+    if c.context:  # the graph takes K context values more on the last axis
+        x = np.concatenate([np.zeros(x.shape[:-1] + (c.context,), x.dtype), x], axis=-1)
     feeds = {c.input.name: x, **c.constants}
     feeds.update({s.input: np.zeros(s.concrete_shape(batch), s.dtype) for s in c.states})
     return feeds
@@ -132,9 +134,14 @@ def bare_ort_case(sess: StreamingSession, calls: int) -> Case:
     return ("bare ort.run loop (state carried by hand)", step, 1, calls)
 
 
-def session_cases(path: str, calls: int, providers: Any, threads: int, chunk: int) -> list[Case]:
-    """``StreamingSession.step``, the bare loop and ``feed(chunk)`` on the same graph."""
-    sess = StreamingSession(path, providers=providers, session_options=session_options(threads))
+def session_cases(path: str, calls: int, providers: Any, threads: int, chunk: int,
+                  runtime: Optional[dict[str, Any]] = None) -> list[Case]:
+    """``StreamingSession.step``, the bare loop and ``feed(chunk)`` on the same graph.
+
+    ``runtime``: state_map/constants/context for ONNX files rnnx did not write.
+    """
+    sess = StreamingSession(path, providers=providers, session_options=session_options(threads),
+                            **(runtime or {}))
     x = example_step(sess.contract, 1)
     cases = [("StreamingSession.step", lambda: sess.step(x), 1, calls), bare_ort_case(sess, calls)]
     if sess.contract.input.time_axis is not None:
@@ -145,16 +152,18 @@ def session_cases(path: str, calls: int, providers: Any, threads: int, chunk: in
     return cases
 
 
-def pool_cases(path: str, streams: int, calls: int, providers: Any, threads: int) -> list[Case]:
+def pool_cases(path: str, streams: int, calls: int, providers: Any, threads: int,
+               runtime: Optional[dict[str, Any]] = None) -> list[Case]:
     """Pool ``step_many`` over N streams, N solo sessions in turn, one bare batched call."""
     so = session_options(threads)
-    pool = StreamPool(path, providers=providers, session_options=so, capacity=streams)
+    runtime = runtime or {}
+    pool = StreamPool(path, providers=providers, session_options=so, capacity=streams, **runtime)
     c = pool.contract
     xs = example_step(c, streams)
     inputs = {i: xs[i] for i in range(streams)}
     for i in range(streams):
         pool.open(i)
-    solo = [StreamingSession(path, providers=providers, session_options=so) for _ in range(streams)]
+    solo = [StreamingSession(path, providers=providers, session_options=so, **runtime) for _ in range(streams)]
 
     def round_robin() -> None:
         for i, s in enumerate(solo):
@@ -208,7 +217,8 @@ def table(rows: list[Row], checks: list[Check]) -> str:
 
 
 def run_all(path: str, *, streams: int = 256, steps: int = 2000, providers: Any = "cpu",
-            threads: int = 1, chunk: int = 64, torch_model: Optional[Any] = None) -> tuple[list[Row], list[Check]]:
+            threads: int = 1, chunk: int = 64, torch_model: Optional[Any] = None,
+            runtime: Optional[dict[str, Any]] = None) -> tuple[list[Row], list[Check]]:
     """Every measurement side by side, with the ratio checks.
 
     Args:
@@ -219,18 +229,20 @@ def run_all(path: str, *, streams: int = 256, steps: int = 2000, providers: Any 
         threads: intra-op threads (1 for the published numbers).
         chunk: steps per ``feed`` call.
         torch_model: an eager model for the PyTorch/TorchScript rows, or None.
+        runtime: ``state_map``/``constants``/``context`` keyword arguments of the sessions
+            and the pool, for ONNX files rnnx did not write.
 
     Returns:
         (rows, checks).
     """
-    cases = session_cases(path, steps, providers, threads, chunk)
+    cases = session_cases(path, steps, providers, threads, chunk, runtime)
     n_session = len(cases)  # step, bare loop, and feed when the model has a time axis
     if torch_model is not None:
         cases += torch_cases(torch_model, max(200, steps // 4), threads)
     single = time_side_by_side(cases)
     step, bare = single[0], single[1]
     many, stacked, solos, batched = time_side_by_side(
-        pool_cases(path, streams, max(40, steps // 10), providers, threads))
+        pool_cases(path, streams, max(40, steps // 10), providers, threads, runtime))
     rows = single[:n_session] + [many, stacked, solos, batched] + single[n_session:]
     checks = [Check("session.step time / bare ort.run loop time", step.p50_us / bare.p50_us, 1.05, False)]
     if n_session == 3:

@@ -7,6 +7,7 @@ from typing import Any, Optional
 import click
 
 from rnnx.commands._common import command, echo
+from rnnx.commands._runtime_options import runtime_kwargs, runtime_options
 
 
 @command(json_report=True)
@@ -16,18 +17,22 @@ from rnnx.commands._common import command, echo
 @click.option("--provider", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Intra-op threads.")
 @click.option("--torch", "torch_ckpt", type=click.Path(exists=True), help="Checkpoint of MODEL: add PyTorch eager and TorchScript rows.")
+@runtime_options
 def bench(model: str, streams: int, steps: int, provider: str, threads: int,
-          torch_ckpt: Optional[str]) -> dict[str, Any]:
+          torch_ckpt: Optional[str], state_map: tuple[str, ...], constant: tuple[str, ...],
+          context: int) -> dict[str, Any]:
     """Measure MODEL: session step, chunked feed, a pool of N streams, side by side with ratios.
 
     Candidates are timed in alternating rounds so machine load hits all alike. A ratio
     below its target is reported ("NO"), not an error. JSON: model, provider, threads,
     rows (name, p50_us, p90_us, p99_us, steps_per_s, ...), checks (name, value, target, ok).
+    ONNX files rnnx did not write take --state-map/--constant/--context as in `rnnx run`.
 
     \b
     Examples:
       rnnx bench exported/model.onnx --streams 256
       rnnx bench exported/model.onnx --torch runs/sine --json bench.json
+      rnnx bench vad.onnx --state-map state=stateN --constant sr=16000 --context 64
     """
     from rnnx.bench import run_all, table
 
@@ -37,7 +42,7 @@ def bench(model: str, streams: int, steps: int, provider: str, threads: int,
 
         torch_model = load(torch_ckpt)
     rows, checks = run_all(model, streams=streams, steps=steps, providers=provider, threads=threads,
-                           torch_model=torch_model)
+                           torch_model=torch_model, runtime=runtime_kwargs(model, state_map, constant, context))
     echo(table(rows, checks))
     return {"model": model, "provider": provider, "threads": threads,
             "rows": [r.to_dict() for r in rows], "checks": [c.to_dict() for c in checks]}

@@ -9,6 +9,7 @@ import click
 import numpy as np
 
 from rnnx.commands._common import command, echo
+from rnnx.commands._runtime_options import runtime_kwargs, runtime_options
 from rnnx.errors import ShapeError
 from rnnx.progress import Progress
 
@@ -27,31 +28,61 @@ def read_sequence(path: Path, dtype: np.dtype) -> np.ndarray:
     raise click.BadParameter(f"expected a .npy or .csv file, got {path.name}", param_hint="INPUT")
 
 
-def write_outputs(path: Path, y: np.ndarray) -> None:
+def write_outputs(path: Path, y: np.ndarray, batch_axis: int = 0, time_axis: Optional[int] = 1) -> None:
     """Write ``.npy`` as is, or ``.csv`` with one row per time step (batch 1 only)."""
     if path.suffix.lower() == ".npy":
         np.save(path, y)
     elif path.suffix.lower() == ".csv":
-        if y.shape[0] != 1:
-            raise ShapeError(f"--out: CSV holds one sequence, got a batch of {y.shape[0]}; use .npy")
-        np.savetxt(path, y[0].reshape(y.shape[1], -1), delimiter=",", fmt="%.8g")
+        if y.shape[batch_axis] != 1:
+            raise ShapeError(f"--out: CSV holds one sequence, got a batch of {y.shape[batch_axis]}; use .npy")
+        steps = y.shape[time_axis] if time_axis is not None else 1
+        np.savetxt(path, y.reshape(steps, -1), delimiter=",", fmt="%.8g")
     else:
         raise click.BadParameter(f"expected a .npy or .csv file, got {path.name}", param_hint="--out")
 
 
-def stream(sess, x: np.ndarray, chunk: int) -> np.ndarray:
-    """Feed ``x`` (B, T, F...) through ``sess`` in chunks of ``chunk`` steps."""
-    steps = x.shape[1]
+def stream(sess, x: np.ndarray, chunk: int, step_axis: int = 1, out_axis: int = 1,
+           use_step: bool = False) -> np.ndarray:
+    """Feed ``x`` through ``sess`` in chunks of ``chunk`` steps along ``step_axis``.
+
+    ``use_step``: hand each chunk to ``sess.step`` as the graph takes it (foreign models
+    whose graph input has a time axis) instead of ``sess.feed``.
+    """
+    steps = x.shape[step_axis]
     outs = []
     with Progress(steps, "run", "step", enabled=steps >= PROGRESS_MIN_STEPS) as bar:
         for start in range(0, steps, chunk):
-            outs.append(sess.feed(x[:, start:start + chunk]))
+            part = np.take(x, range(start, min(start + chunk, steps)), axis=step_axis)
+            outs.append(sess.step(part) if use_step else sess.feed(part))
             bar.update(min(chunk, steps - start))
-    return np.concatenate(outs, axis=1)
+    return np.concatenate(outs, axis=out_axis)
 
 
-def _summary(y: np.ndarray) -> str:
-    last = np.array2string(y[:, -1].ravel()[:8], precision=4)
+def _prepare(contract, x: np.ndarray) -> tuple[np.ndarray, int, int, bool]:
+    """(x with a batch axis, axis to step along, output time axis, use step()) for INPUT."""
+    io = contract.input
+    rank = len(io.dims)
+    if io.time_axis is not None:  # rnnx file: (T, F...) or the model's own layout
+        if x.ndim == rank - 1:
+            x = np.expand_dims(x, io.batch_axis)  # (T, F...) -> (1, T, F...) (or (T, 1, F...))
+        want, step_axis, out_axis, use_step = rank, io.time_axis, contract.output.time_axis, False
+    elif rank >= 3 and io.dims[1] is None and not contract.context:
+        # foreign graph with a free axis 1 (batch, time, ...): chunks go to the graph as they are
+        if x.ndim == rank - 1:
+            x = x[None]
+        want, step_axis, out_axis, use_step = rank, 1, 1, True
+    else:  # foreign graph taking one frame per call: INPUT is (T, frame...) or (B, T, frame...)
+        if x.ndim == rank:
+            x = x[None]
+        want, step_axis, out_axis, use_step = rank + 1, 1, 1, False
+    if x.ndim != want:
+        raise ShapeError(f"INPUT: expected (time, features...) or (batch, time, features...) with "
+                         f"{want - 1} or {want} axes, got shape {x.shape}")
+    return x, step_axis, out_axis if out_axis is not None else 1, use_step
+
+
+def _summary(y: np.ndarray, time_axis: int = 1) -> str:
+    last = np.array2string(np.take(y, -1, axis=time_axis).ravel()[:8], precision=4)
     return (f"output shape {y.shape}  mean {y.mean():.6g}  min {y.min():.6g}  max {y.max():.6g}\n"
             f"last step: {last}")
 
@@ -64,11 +95,16 @@ def _summary(y: np.ndarray) -> str:
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write outputs (.npy or .csv).")
 @click.option("--state-in", type=click.Path(exists=True, dir_okay=False), help="Start from this state file.")
 @click.option("--state-out", type=click.Path(dir_okay=False), help="Save the final state here.")
+@runtime_options
 def run(model: str, input_path: Path, chunk: int, provider: str, out: Optional[Path],
-        state_in: Optional[str], state_out: Optional[str]) -> dict[str, Any]:
+        state_in: Optional[str], state_out: Optional[str], state_map: tuple[str, ...],
+        constant: tuple[str, ...], context: int) -> dict[str, Any]:
     """Stream INPUT, a recorded sequence (T, F...) or batch (B, T, F...), through MODEL.
 
     INPUT is .npy or .csv (one row per time step). Without --out a summary is printed.
+    For ONNX files rnnx did not write, name the state pairs with --state-map (see
+    `rnnx inspect MODEL`); each row of INPUT is then one call of the graph, or, when the
+    graph's input is (batch, time, ...), INPUT is cut into --chunk steps along time.
     JSON: model, input, input_shape, output_shape, out, state_in, state_out, mean, min,
     max, last_step.
 
@@ -77,30 +113,27 @@ def run(model: str, input_path: Path, chunk: int, provider: str, out: Optional[P
       rnnx run exported/model.onnx signal.npy --out y.npy --state-out state.npz
       rnnx run exported/model.onnx more.csv --state-in state.npz --out y.csv
       rnnx run exported/model.onnx signal.npy --json -
+      rnnx run vad.onnx frames.npy --state-map state=stateN --constant sr=16000 --context 64
     """
     from rnnx.runtime import StreamingSession
     from rnnx.runtime.session import open_session
     from rnnx.runtime.contract import read_contract
 
-    contract = read_contract(open_session(model, provider))
-    x = read_sequence(input_path, contract.input.dtype)
-    if x.ndim == len(contract.input.dims) - 1:
-        x = x[None]  # (T, F...) -> (1, T, F...)
-    if x.ndim != len(contract.input.dims):
-        raise ShapeError(f"INPUT: expected (time, features...) or (batch, time, features...) with "
-                         f"{len(contract.input.dims) - 1} or {len(contract.input.dims)} axes, got shape {x.shape}")
-    sess = StreamingSession(model, providers=provider, batch_size=x.shape[0])
+    options = runtime_kwargs(model, state_map, constant, context)
+    contract = read_contract(open_session(model, provider), **options)
+    x, step_axis, out_axis, use_step = _prepare(contract, read_sequence(input_path, contract.input.dtype))
+    sess = StreamingSession(model, providers=provider, batch_size=x.shape[contract.input.batch_axis], **options)
     if state_in:
         sess.load_state(state_in)
-    y = stream(sess, x, chunk) if contract.streamable else sess.run(x)
+    y = stream(sess, x, chunk, step_axis, out_axis, use_step) if contract.streamable else sess.run(x)
     if state_out:
         sess.save_state(state_out)
     if out is not None:
-        write_outputs(out, y)
+        write_outputs(out, y, contract.output.batch_axis, out_axis)
         echo(f"wrote {out} {y.shape}")
     else:
-        echo(_summary(y))
+        echo(_summary(y, out_axis))
     return {"model": model, "input": str(input_path), "input_shape": list(x.shape),
             "output_shape": list(y.shape), "out": None if out is None else str(out),
             "state_in": state_in, "state_out": state_out, "mean": float(y.mean()),
-            "min": float(y.min()), "max": float(y.max()), "last_step": y[:, -1].tolist()}
+            "min": float(y.min()), "max": float(y.max()), "last_step": np.take(y, -1, axis=out_axis).tolist()}

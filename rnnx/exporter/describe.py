@@ -1,27 +1,53 @@
-"""What an exported file takes, returns and carries (``rnnx inspect``)."""
+"""What a model file takes, returns and carries (``rnnx inspect``), for any ONNX file.
+
+rnnx files are described by their ``rnnx.spec``; every ONNX file, whoever wrote it,
+is also described from its graph: inputs and outputs, opset, op counts, recurrent
+nodes (LSTM/GRU/RNN/Scan/Loop) with their state inputs and outputs, and a guess of
+which graph inputs and outputs form state pairs (by name, then by shape).
+"""
 
 from __future__ import annotations
 
 import os
+import re
+from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
+from rnnx.errors import SpecError
 from rnnx.exporter.spec_io import file_format, load_onnx, read_spec
+from rnnx.spec import METADATA_KEY, ModelSpec
 
-_ONNX_TYPES = {1: "float32", 10: "float16", 11: "float64", 7: "int64", 6: "int32", 9: "bool"}
+# (input token, output token): "h_in" -> "h_out", "h0" -> "hn", "past_k" -> "present_k", ...
+_NAME_PAIRS = (("in", "out"), ("input", "output"), ("inp", "out"), ("0", "n"), ("h0", "hn"),
+               ("c0", "cn"), ("initial", "final"), ("init", "final"), ("prev", "next"),
+               ("past", "present"), ("old", "new"), ("i", "o"))
+_SUFFIXES = ("n", "N", "_out", "_new", "_next", "_n", ".out", "out")  # "state" -> "stateN"
 
 
-def _onnx_io(values: Any) -> list[dict[str, Any]]:
+def _dtype_name(elem_type: int) -> str:
+    import numpy as np
+    from onnx import helper
+
+    try:
+        return np.dtype(helper.tensor_dtype_to_np_dtype(elem_type)).name
+    except (KeyError, TypeError, ValueError):
+        return f"onnx type {elem_type}"
+
+
+def _onnx_io(values: Any, skip: frozenset = frozenset()) -> list[dict[str, Any]]:
     out = []
     for v in values:
+        if v.name in skip:
+            continue
         t = v.type.tensor_type
         dims = [d.dim_param if d.HasField("dim_param") else (d.dim_value if d.HasField("dim_value")
                 else "?") for d in t.shape.dim]
-        out.append({"name": v.name, "shape": dims, "dtype": _ONNX_TYPES.get(t.elem_type, str(t.elem_type))})
+        out.append({"name": v.name, "shape": dims, "dtype": _dtype_name(t.elem_type)})
     return out
 
 
-def _spec_io(spec: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _spec_io(spec: ModelSpec) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     ins = [{"name": spec.input.name, "shape": list(spec.input.shape), "dtype": spec.input.dtype}]
     outs = [{"name": spec.output.name, "shape": list(spec.output.shape), "dtype": spec.output.dtype}]
     for s in spec.state:
@@ -30,31 +56,129 @@ def _spec_io(spec: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     return ins, outs
 
 
+def _tokens(name: str) -> list[str]:
+    return [t for t in re.split(r"([_.:/\-])", name)]
+
+
+def _name_candidates(name: str) -> list[str]:
+    """Output names that would pair with input ``name`` by naming convention."""
+    cands = [name + s for s in _SUFFIXES]
+    toks = _tokens(name)
+    for i, tok in enumerate(toks):
+        for a, b in _NAME_PAIRS:
+            if tok.lower() == a:
+                cased = b.upper() if tok.isupper() else b.capitalize() if tok[:1].isupper() else b
+                cands.append("".join(toks[:i] + [cased] + toks[i + 1:]))
+            elif tok.lower().endswith(a) and len(tok) > len(a) and a.isdigit():  # "h0" -> "hn"
+                cands.append("".join(toks[:i] + [tok[:-len(a)] + b] + toks[i + 1:]))
+    return cands
+
+
+def guess_state_pairs(inputs: list[dict[str, Any]], outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Guess which graph inputs carry state to which outputs.
+
+    First by name (``h_in``/``h_out``, ``h0``/``hn``, ``state``/``stateN``,
+    ``past``/``present``...), then among the rest by equal shape and dtype when the
+    match is unique both ways. The first unpaired input is taken as the data input
+    and never paired by shape.
+
+    Returns:
+        ``[{"input", "output", "by": "name" | "shape"}]``.
+    """
+    outs = {o["name"]: o for o in outputs}
+    pairs, used_in, used_out = [], set(), set()
+    for i in inputs:
+        for cand in _name_candidates(i["name"]):
+            o = outs.get(cand)
+            if o is not None and cand not in used_out and o["dtype"] == i["dtype"] and \
+                    len(o["shape"]) == len(i["shape"]):
+                pairs.append({"input": i["name"], "output": cand, "by": "name"})
+                used_in.add(i["name"])
+                used_out.add(cand)
+                break
+    rest_in = [i for i in inputs if i["name"] not in used_in][1:] if len(inputs) > 1 else []
+    rest_out = [o for o in outputs if o["name"] not in used_out]
+
+    def same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+        return a["shape"] == b["shape"] and a["dtype"] == b["dtype"] and "?" not in a["shape"]
+
+    for i in rest_in:
+        match = [o for o in rest_out if same(i, o)]
+        if len(match) == 1 and sum(same(j, match[0]) for j in rest_in) == 1:
+            pairs.append({"input": i["name"], "output": match[0]["name"], "by": "shape"})
+    return pairs
+
+
+def _onnx_spec(model: Any, path: str | os.PathLike) -> Optional[ModelSpec]:
+    props = {p.key: p.value for p in model.metadata_props}
+    if METADATA_KEY not in props:
+        return None
+    try:
+        return ModelSpec.from_json(props[METADATA_KEY])
+    except SpecError as e:
+        raise SpecError(f"{path}: {e}") from None
+
+
 def describe(path: str | os.PathLike) -> dict[str, Any]:
-    """A JSON-serialisable description of an exported ``.onnx`` or TorchScript file.
+    """A JSON-serialisable description of any ``.onnx`` file or an rnnx TorchScript file.
 
     Args:
-        path: the exported file.
+        path: the model file.
 
     Returns:
         format, file size, inputs/outputs (name, shape, dtype; from the graph for ONNX),
-        state pairs, streamable, opset, exporter strategy, kind, config, rnnx version.
+        state pairs, streamable, opset, exporter strategy, kind, config, rnnx version
+        (None where the file has no ``rnnx.spec``), and for ONNX files also ``producer``,
+        ``ops`` (op type -> count), ``recurrent`` (nodes with their state inputs and
+        outputs) and ``state_guess`` (likely state pairs among the graph I/O).
 
     Raises:
-        ModelFileError: missing, corrupt, or not exported by rnnx.
+        ModelFileError: missing or corrupt, or a TorchScript file not exported by rnnx.
+        SpecError: the file's ``rnnx.spec`` is malformed.
     """
     fmt = file_format(path)
-    spec = read_spec(path)
+    info: dict[str, Any] = {"path": os.fspath(path), "format": fmt, "size_bytes": Path(path).stat().st_size}
     if fmt == "onnx":
-        graph = load_onnx(path).graph
-        inputs, outputs = _onnx_io(graph.input), _onnx_io(graph.output)
+        model = load_onnx(path)
+        spec = _onnx_spec(model, path)
+        graph = model.graph
+        inits = frozenset(t.name for t in graph.initializer)
+        info["inputs"], info["outputs"] = _onnx_io(graph.input, inits), _onnx_io(graph.output)
+        opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     else:
-        inputs, outputs = _spec_io(spec)
-    return {
-        "path": os.fspath(path), "format": fmt, "size_bytes": Path(path).stat().st_size,
-        "inputs": inputs, "outputs": outputs,
-        "state": [{"name": s.name, "input": s.input, "output": s.output, "shape": list(s.shape),
-                   "dtype": s.dtype} for s in spec.state],
-        "streamable": spec.streamable, "opset": spec.opset, "exporter": spec.exporter,
-        "kind": spec.kind, "config": spec.config, "rnnx_version": spec.rnnx_version,
-    }
+        spec = read_spec(path)
+        info["inputs"], info["outputs"] = _spec_io(spec)
+        opset = spec.opset
+    info.update({
+        "rnnx_spec": spec is not None,
+        "state": [] if spec is None else [
+            {"name": s.name, "input": s.input, "output": s.output, "shape": list(s.shape),
+             "dtype": s.dtype} for s in spec.state],
+        "streamable": None if spec is None else spec.streamable,
+        "opset": opset,
+        "exporter": None if spec is None else spec.exporter,
+        "kind": None if spec is None else spec.kind,
+        "config": {} if spec is None else spec.config,
+        "rnnx_version": None if spec is None else spec.rnnx_version,
+    })
+    if fmt == "onnx":
+        info.update(_graph_facts(model, info))
+    return info
+
+
+def _graph_facts(model: Any, info: dict[str, Any]) -> dict[str, Any]:
+    from rnnx.exporter.rnn_nodes import find_recurrent
+
+    def all_nodes(graph: Any) -> Any:
+        for n in graph.node:
+            yield n
+            for a in n.attribute:
+                for g in ([a.g] if a.HasField("g") else []) + list(a.graphs):
+                    yield from all_nodes(g)
+
+    ops = Counter(n.op_type for n in all_nodes(model.graph))
+    producer = " ".join(p for p in (model.producer_name, model.producer_version) if p)
+    return {"producer": producer or None,
+            "ops": dict(sorted(ops.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "recurrent": [r.to_dict() for r in find_recurrent(model.graph)],
+            "state_guess": guess_state_pairs(info["inputs"], info["outputs"])}

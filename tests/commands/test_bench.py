@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from rnnx.cli import main
 from rnnx.exporter import export_onnx
 from rnnx.models import save
+from tests.runtime.conftest import FOREIGN_K, foreign  # noqa: F401
 from tests.zoo import TINY
 
 
@@ -47,3 +48,12 @@ def test_bench_without_torch_flag_does_not_import_torch(gru):
 def test_bench_missing_model_is_one_line():
     res = CliRunner().invoke(main, ["bench", "/nonexistent/model.onnx"])
     assert res.exit_code == 2 and "Error: model: expected an ONNX file" in res.output
+
+
+def test_bench_foreign_model_with_state_map_constant_and_context(foreign):
+    res = CliRunner().invoke(main, ["bench", str(foreign[0]), "--streams", "2", "--steps", "20",
+                                    "--state-map", "state=stateN", "--constant", "sr=16000",
+                                    "--context", str(FOREIGN_K)])
+    assert res.exit_code == 0, res.output
+    assert "StreamingSession.step" in res.output and "StreamPool.step_many(2 streams)" in res.output
+    assert "bare ort.run loop" in res.output

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from rnnx.cli import main
 from rnnx.exporter import export_onnx, export_torchscript
 from tests.commands import user_error
+from tests.foreign import PlainRNN, export_lstm_with_state, export_plain
 from tests.zoo import TINY
 
 
@@ -59,3 +60,23 @@ def test_json_for_a_bidirectional_model(files) -> None:
 def test_bad_file_exits_2_with_one_line(files, tmp_path, which: str, message: str) -> None:
     res = _cli({**files, "missing": tmp_path / "nope.onnx"}[which])
     assert re.search(message, user_error(res)), res.output
+
+
+def test_foreign_onnx_is_described_not_refused(tmp_path) -> None:
+    path = export_lstm_with_state(tmp_path / "ls.onnx")
+    res = _cli(path)
+    assert res.exit_code == 0, res.output
+    out = res.output
+    assert "no rnnx.spec: not exported by rnnx" in out and "opset: " in out and "LSTM 1" in out
+    assert "frames       (batch, time, 3)" in out
+    assert "h: initial h0 (graph input h0)  final hn -> graph output hn" in out
+    assert "--state-map h0=hn --state-map c0=cn" in out
+    info = json.loads(_cli(path, "--json", "-").output)
+    assert info["recurrent"][0]["op"] == "LSTM" and len(info["state_guess"]) == 2
+
+
+def test_foreign_onnx_with_inner_state_points_to_stateful(tmp_path) -> None:
+    path = export_plain(PlainRNN("lstm"), (torch.zeros(1, 4, 3),), tmp_path / "p.onnx", dynamo=False)
+    res = _cli(path)
+    assert res.exit_code == 0, res.output
+    assert "(zeros)" in res.output and "-> unused" in res.output and "rnnx stateful MODEL" in res.output

@@ -8,11 +8,13 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 
 from rnnx.cli import main
 from rnnx.exporter import export_onnx
-from tests.runtime.conftest import reference, sequence
+from tests.foreign import LstmWithState, export_lstm_with_state
+from tests.runtime.conftest import FOREIGN_K, FOREIGN_N, ForeignReference, foreign, reference, sequence  # noqa: F401
 from tests.commands import user_error
 from tests.zoo import TINY
 
@@ -87,3 +89,43 @@ def test_run_does_not_import_torch(lstm, tmp_path):
             f"sys.exit('torch imported' if 'torch' in sys.modules else 0)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
+
+
+# ---------------------------------------------------------------- ONNX files rnnx did not write
+def test_foreign_frames_with_state_map_constant_and_context(foreign, tmp_path):
+    path, model = foreign
+    frames = np.random.default_rng(0).standard_normal((2, 6, FOREIGN_N)).astype(np.float32)  # (B, T, N)
+    np.save(tmp_path / "x.npy", frames)
+    res = invoke(path, tmp_path / "x.npy", "--state-map", "state=stateN", "--constant", "sr=8000",
+                 "--context", FOREIGN_K, "--chunk", 4, "--out", tmp_path / "y.npy")
+    assert res.exit_code == 0, res.output
+    ref = ForeignReference(model, batch=2, sr=8000)  # sr given as text, fed as the graph's int64
+    want = np.stack([ref(frames[:, t]) for t in range(6)], axis=1)  # (B, T, 1)
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), want, atol=1e-5)
+
+
+def test_foreign_graph_with_a_time_axis_streams_in_chunks(tmp_path):
+    path = export_lstm_with_state(tmp_path / "ls.onnx")
+    x = np.random.default_rng(1).standard_normal((9, 3)).astype(np.float32)  # (T, F)
+    np.save(tmp_path / "x.npy", x)
+    res = invoke(path, tmp_path / "x.npy", "--state-map", "h0=hn", "--state-map", "c0=cn", "--chunk", 4,
+                 "--out", tmp_path / "y.npy")
+    assert res.exit_code == 0, res.output
+    with torch.no_grad():
+        want = LstmWithState()(torch.from_numpy(x[None]), torch.zeros(1, 1, 4), torch.zeros(1, 1, 4))[0]
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), want.numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--state-map", "state"], r"Error: --state-map: expected IN=OUT, got 'state'"),
+    (["--state-map", "nope=stateN"], r"Error: state_map: 'nope' is not a graph input"),
+    (["--state-map", "state=stateN", "--constant", "sr=1.5"], r"Error: --constant sr: graph input sr is int64, got '1.5'"),
+    (["--state-map", "state=stateN", "--constant", "rate=1"], r"Error: --constant rate: not a graph input; inputs: \['input', 'sr', 'state'\]"),
+    (["--state-map", "state=stateN"], r"Error: state_map: expected exactly one data input .* got \['input', 'sr'\]"),
+    ([], r"Error: model: no 'rnnx.spec' metadata .* state_map="),
+], ids=["no-equals", "unknown-input", "fractional-int", "unknown-constant", "constant-missing", "no-map"])
+def test_foreign_option_errors_are_one_line(foreign, tmp_path, args, match):
+    np.save(tmp_path / "x.npy", np.zeros((3, FOREIGN_N), np.float32))
+    res = invoke(foreign[0], tmp_path / "x.npy", *args)
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert re.search(match, res.output), res.output
