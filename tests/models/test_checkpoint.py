@@ -108,3 +108,46 @@ def test_save_rejects_non_zoo_models_and_bad_extra(tmp_path):
     with pytest.raises(CheckpointError, match=r"extra must be JSON-serialisable"):
         save(TINY["gru-1l"](), tmp_path / "m.safetensors", extra={"x": object()})
     assert not list(tmp_path.iterdir())  # failed saves write nothing
+
+
+def _rewrite_meta(src, dst, **config_changes):
+    """Copy checkpoint ``src`` to ``dst`` with its config's fields changed (weights kept)."""
+    from safetensors.torch import load_file
+    from safetensors import safe_open
+
+    with safe_open(str(src), framework="pt") as f:
+        meta = json.loads(f.metadata()[META_KEY])
+    meta["config"].update(config_changes)
+    save_file(load_file(str(src)), str(dst), metadata={META_KEY: json.dumps(meta)})
+    return dst
+
+
+def test_absurd_config_is_refused_before_the_model_is_built(tmp_path):
+    """A config claiming 10,000 layers used to cost 41 s and 1.5 GiB before the weight check."""
+    import time
+
+    src = save(TINY["lstm-2l"](), tmp_path / "ok.safetensors")
+    bad = _rewrite_meta(src, tmp_path / "bad.safetensors", num_layers=10_000)
+    start = time.perf_counter()
+    with pytest.raises(CheckpointError, match=r"num_layers=10000 needs at least 10000 tensors, the file has \d+"):
+        load(bad)
+    assert time.perf_counter() - start < 5  # milliseconds in practice; generous for a loaded CI box
+    huge = _rewrite_meta(src, tmp_path / "huge.safetensors", hidden_size=10**6)  # meta device: no allocation
+    with pytest.raises(CheckpointError, match=r"weight .*: expected shape \(\d+, 1000000\)"):
+        load(huge)
+
+
+def test_lying_header_is_refused_before_any_data_is_read(tmp_path):
+    src = save(TINY["gru-1l"](), tmp_path / "ok.safetensors")
+    raw = src.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    name = next(k for k in header if k != "__metadata__")
+    header[name]["shape"] = [10**6, 10**6]  # 4 TB claimed, a few bytes stored
+    text = json.dumps(header).encode()
+    (tmp_path / "lying.safetensors").write_bytes(len(text).to_bytes(8, "little") + text + raw[8 + n:])
+    with pytest.raises(CheckpointError, match=rf"weight {name}: shape \[1000000, 1000000\] does not match its \d+ bytes"):
+        load(tmp_path / "lying.safetensors")
+    (tmp_path / "long.safetensors").write_bytes((2**62).to_bytes(8, "little") + b"{}")
+    with pytest.raises(CheckpointError, match="header length 4611686018427387904 for a file of 10 bytes"):
+        load(tmp_path / "long.safetensors")
