@@ -77,3 +77,15 @@ class ParityError(RnnxError, AssertionError):
     def __init__(self, message: str, report: object = None) -> None:
         super().__init__(message)
         self.report = report
+
+
+class NonFiniteError(RnnxError, ValueError):
+    """A NaN or inf in an input or output, with ``check_finite="raise"``."""
+
+
+class ClosedError(RnnxError, RuntimeError):
+    """A session or pool used after ``close()``."""
+
+
+class ConcurrentUseError(RnnxError, RuntimeError):
+    """One StreamingSession called from two threads at once (it serves one thread at a time)."""

@@ -32,7 +32,21 @@ METADATA_KEY = "rnnx.spec"  # ONNX metadata_props key (and TorchScript extra fil
 FORMAT = 1  # version of the JSON layout below
 BATCH = "batch"  # symbolic name of the batch axis in every shape
 TIME = "time"  # symbolic name of the time axis in input/output shapes
-DTYPES = ("float32", "float16", "float64", "int64", "int32", "bool")
+# The one dtype table: spec name -> (ONNX TensorProto elem type, onnxruntime type string).
+# numpy and torch dtypes are ``np.dtype(name)`` and ``getattr(torch, name)``.
+DTYPE_TABLE: dict[str, tuple[int, str]] = {
+    "float32": (1, "tensor(float)"),
+    "float16": (10, "tensor(float16)"),
+    "float64": (11, "tensor(double)"),
+    "int64": (7, "tensor(int64)"),
+    "int32": (6, "tensor(int32)"),
+    "int8": (3, "tensor(int8)"),
+    "uint8": (2, "tensor(uint8)"),
+    "bool": (9, "tensor(bool)"),
+}
+DTYPES = tuple(DTYPE_TABLE)  # dtype names a spec may use
+ONNX_DTYPES = {onnx: name for name, (onnx, _) in DTYPE_TABLE.items()}  # 1 -> "float32"
+ORT_DTYPES = {ort: name for name, (_, ort) in DTYPE_TABLE.items()}  # "tensor(float)" -> "float32"
 
 Dim = Union[int, str]
 

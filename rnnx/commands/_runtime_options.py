@@ -53,10 +53,15 @@ def parse_state_map(items: tuple[str, ...]) -> Optional[dict[str, str]]:
 
 
 def _graph_input_dtypes(model: str) -> dict[str, np.dtype]:
+    from rnnx.runtime import RuntimeOptions
+    from rnnx.runtime.backend import open_backend
     from rnnx.runtime.contract import ort_dtype
-    from rnnx.runtime.session import open_session
 
-    return {i.name: ort_dtype(i.type, i.name) for i in open_session(model).get_inputs()}
+    backend = open_backend(model, RuntimeOptions())
+    try:
+        return {t.name: ort_dtype(t, t.name) for t in backend.inputs()}
+    finally:
+        backend.close()
 
 
 def parse_constant(name: str, value: str, dtype: np.dtype) -> np.ndarray:

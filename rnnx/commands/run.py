@@ -95,9 +95,12 @@ def _summary(y: np.ndarray, time_axis: int = 1) -> str:
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write outputs (.npy or .csv).")
 @click.option("--state-in", type=click.Path(exists=True, dir_okay=False), help="Start from this state file.")
 @click.option("--state-out", type=click.Path(dir_okay=False), help="Save the final state here.")
+@click.option("--check-finite", type=click.Choice(["off", "warn", "raise"]), default="off", show_default=True,
+              help="On NaN/inf in the input or output: nothing, a warning, or an error (onnxruntime's "
+                   "LSTM turns NaN inputs into finite, wrong numbers).")
 @runtime_options
 def run(model: str, input_path: Path, chunk: int, provider: str, out: Optional[Path],
-        state_in: Optional[str], state_out: Optional[str], state_map: tuple[str, ...],
+        state_in: Optional[str], state_out: Optional[str], check_finite: str, state_map: tuple[str, ...],
         constant: tuple[str, ...], context: int) -> dict[str, Any]:
     """Stream INPUT, a recorded sequence (T, F...) or batch (B, T, F...), through MODEL.
 
@@ -115,19 +118,21 @@ def run(model: str, input_path: Path, chunk: int, provider: str, out: Optional[P
       rnnx run exported/model.onnx signal.npy --json -
       rnnx run vad.onnx frames.npy --state-map state=stateN --constant sr=16000 --context 64
     """
-    from rnnx.runtime import StreamingSession
-    from rnnx.runtime.session import open_session
-    from rnnx.runtime.contract import read_contract
+    from rnnx.runtime import RuntimeOptions, StreamingSession
+    from rnnx.runtime.contract import open_model
 
     options = runtime_kwargs(model, state_map, constant, context)
-    contract = read_contract(open_session(model, provider), **options)
+    run_options = RuntimeOptions(providers=provider, check_finite=check_finite)
+    backend, contract = open_model(model, run_options, **options)
+    backend.close()
     x, step_axis, out_axis, use_step = _prepare(contract, read_sequence(input_path, contract.input.dtype))
-    sess = StreamingSession(model, providers=provider, batch_size=x.shape[contract.input.batch_axis], **options)
-    if state_in:
-        sess.load_state(state_in)
-    y = stream(sess, x, chunk, step_axis, out_axis, use_step) if contract.streamable else sess.run(x)
-    if state_out:
-        sess.save_state(state_out)
+    with StreamingSession(model, options=run_options, batch_size=x.shape[contract.input.batch_axis],
+                          **options) as sess:
+        if state_in:
+            sess.load_state(state_in)
+        y = stream(sess, x, chunk, step_axis, out_axis, use_step) if contract.streamable else sess.run(x)
+        if state_out:
+            sess.save_state(state_out)
     if out is not None:
         write_outputs(out, y, contract.output.batch_axis, out_axis)
         echo(f"wrote {out} {y.shape}")

@@ -17,15 +17,12 @@ from torch import nn
 
 import rnnx
 from rnnx.errors import ExportError
-from rnnx.spec import BATCH, TIME, IOSpec, ModelSpec, StateSpec
+from rnnx.spec import BATCH, DTYPES, TIME, IOSpec, ModelSpec, StateSpec
 
 EXAMPLE_BATCH = 2  # batch size of the example the graph is exported at
 EXAMPLE_STEPS = 5  # time steps of the example (not 1: a T=1 trace hides time-dependent shapes)
 
-_DTYPE_NAMES = {
-    torch.float32: "float32", torch.float16: "float16", torch.float64: "float64",
-    torch.int64: "int64", torch.int32: "int32", torch.bool: "bool",
-}
+_DTYPE_NAMES = {getattr(torch, name): name for name in DTYPES}  # torch.float32 -> "float32"
 TORCH_DTYPES = {name: dt for dt, name in _DTYPE_NAMES.items()}  # "float32" -> torch.float32
 
 

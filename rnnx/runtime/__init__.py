@@ -2,11 +2,15 @@
 
 - :class:`StreamingSession`: one model, one set of streams stepped together.
 - :class:`StreamPool`: many independent streams through one model, batched per call.
+- :class:`RuntimeOptions`: providers, threads, check_finite, shared by both.
+
+Both run on a backend (:mod:`rnnx.runtime.backend`; onnxruntime today).
 """
 
 from rnnx.runtime.contract import CONTEXT_KEY
+from rnnx.runtime.options import RuntimeOptions
 from rnnx.runtime.pool import StreamPool
 from rnnx.runtime.providers import resolve_providers
 from rnnx.runtime.session import StreamingSession
 
-__all__ = ["StreamingSession", "StreamPool", "resolve_providers", "CONTEXT_KEY"]
+__all__ = ["StreamingSession", "StreamPool", "RuntimeOptions", "resolve_providers", "CONTEXT_KEY"]

@@ -15,16 +15,13 @@ Outputs whose shape the graph does not fix (some foreign models) fall back to
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
-import onnxruntime as ort
 
+from rnnx.runtime.backend import Backend
 from rnnx.runtime.contract import Contract
-from rnnx.runtime.engine import _runner
 from rnnx.runtime.slots import SlotStore
-
-OV = ort.OrtValue
 
 
 @dataclass
@@ -41,10 +38,9 @@ class _Bound:
 class BatchEngine:
     """Runs one batched step for the slots ``idx`` of a :class:`SlotStore`."""
 
-    def __init__(self, sess: ort.InferenceSession, contract: Contract, slots: SlotStore) -> None:
-        self.sess, self.contract, self.slots = sess, contract, slots
-        self._run: Callable[[ort.IOBinding], None] = _runner(sess)
-        self._consts = {k: OV.ortvalue_from_numpy(v) for k, v in contract.constants.items()}
+    def __init__(self, backend: Backend, contract: Contract, slots: SlotStore) -> None:
+        self.backend, self.contract, self.slots = backend, contract, slots
+        self._run: Callable[[Any], None] = backend.run_bound
         self._subset: dict[int, _Bound] = {}  # batch size -> bound buffers
         self._every: Optional[tuple[int, _Bound]] = None  # (slot store version, bound buffers)
         self._outputs = [contract.output.name] + [s.output for s in contract.states]
@@ -67,17 +63,10 @@ class BatchEngine:
         return bound.y.copy()
 
     # -- helpers -----------------------------------------------------------------------
-    def _bind(self, x: np.ndarray, y: np.ndarray, ins: list[np.ndarray], outs: list[np.ndarray]) -> ort.IOBinding:
+    def _bind(self, x: np.ndarray, y: np.ndarray, ins: list[np.ndarray], outs: list[np.ndarray]) -> Any:
         c = self.contract
-        b = self.sess.io_binding()
-        b.bind_ortvalue_input(c.input.name, OV.ortvalue_from_numpy(x))
-        for name, v in self._consts.items():
-            b.bind_ortvalue_input(name, v)
-        b.bind_ortvalue_output(c.output.name, OV.ortvalue_from_numpy(y))
-        for s, i, o in zip(c.states, ins, outs):
-            b.bind_ortvalue_input(s.input, OV.ortvalue_from_numpy(i))
-            b.bind_ortvalue_output(s.output, OV.ortvalue_from_numpy(o))
-        return b
+        return self.backend.bind({c.input.name: x, **c.constants, **{s.input: i for s, i in zip(c.states, ins)}},
+                                 {c.output.name: y, **{s.output: o for s, o in zip(c.states, outs)}})
 
     def _bound_subset(self, x_shape: tuple[int, ...], y_shape: tuple[int, ...]) -> _Bound:
         n = y_shape[self.contract.output.batch_axis]
@@ -105,6 +94,6 @@ class BatchEngine:
         feeds = {c.input.name: x, **c.constants}
         for s, buf in zip(c.states, self.slots.gather(idx)):
             feeds[s.input] = buf
-        outs = self.sess.run(self._outputs, feeds)
+        outs = self.backend.run(self._outputs, feeds)
         self.slots.scatter(idx, outs[1:])
         return outs[0]

@@ -3,34 +3,34 @@
 rnnx-exported files carry a :class:`rnnx.spec.ModelSpec` under the ``rnnx.spec``
 metadata key. Foreign ONNX files (no spec) are described by the caller: ``state_map``
 pairs each state input with its output, ``constants`` feeds fixed inputs, the one
-remaining input is the data input and the first remaining output the data output.
+remaining input is the data input and the first remaining output the data output;
+such a model is lowered into a ModelSpec of kind ``"foreign"``. Either way the spec is
+checked against the graph before anything is allocated.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
-import onnxruntime as ort
 
 from rnnx.errors import DTypeError, ModelFileError, SpecError, StateError
-from rnnx.spec import BATCH, METADATA_KEY, ModelSpec, StateSpec
+from rnnx.runtime.backend import Backend, PathLike, TensorInfo, open_backend
+from rnnx.runtime.options import RuntimeOptions
+from rnnx.spec import BATCH, DTYPES, METADATA_KEY, TIME, IOSpec, ModelSpec, StateSpec
 
-ORT_DTYPES = {
-    "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
-    "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int8)": np.int8,
-    "tensor(uint8)": np.uint8, "tensor(bool)": np.bool_,
-}
 CONTEXT_KEY = "_context"  # get_state() key of the left-context buffer (context=K > 0)
+MAX_ELEMENTS = 1 << 28  # most elements one stream's input, output or state may declare (1 GiB float32)
 
 
-def ort_dtype(type_str: str, where: str) -> np.dtype:
-    """numpy dtype of an onnxruntime type string such as ``tensor(float)``."""
-    if type_str not in ORT_DTYPES:
-        raise ModelFileError(f"{where}: unsupported tensor type {type_str}; "
-                             f"supported: {', '.join(ORT_DTYPES)}")
-    return np.dtype(ORT_DTYPES[type_str])
+def ort_dtype(t: TensorInfo, where: str) -> np.dtype:
+    """numpy dtype of a graph tensor; ModelFileError for types rnnx does not handle."""
+    if t.dtype is None:
+        raise ModelFileError(f"{where}: unsupported tensor type {t.type_str}; "
+                             f"supported: {', '.join(DTYPES)}")
+    return np.dtype(t.dtype)
 
 
 def axis_labels(rank: int, batch_axis: int, time_axis: Optional[int]) -> tuple[str, ...]:
@@ -55,16 +55,21 @@ class DataIO:
 
 @dataclass(frozen=True)
 class Contract:
-    """Everything the runtime needs to drive a graph step by step."""
+    """Everything the runtime needs to drive a graph step by step.
+
+    ``spec`` is the contract (a ModelSpec; foreign models are lowered into one);
+    ``input``/``output`` are its data tensors resolved against the graph (numpy dtype,
+    None for free dims) and ``states`` is ``spec.state``.
+    """
 
     input: DataIO
     output: DataIO
-    states: tuple[StateSpec, ...]  # the file's own state contract (or one built from state_map)
+    states: tuple[StateSpec, ...]  # spec.state
     streamable: bool = True  # False: whole-sequence run() only
     foreign: bool = False  # True: built from state_map, not from rnnx.spec
     constants: Mapping[str, np.ndarray] = field(default_factory=dict)  # fed on every call
     context: int = 0  # left-context values of the data input's last axis kept between calls
-    spec: Optional[ModelSpec] = None  # the rnnx.spec contract, if the file has one
+    spec: Optional[ModelSpec] = None  # the contract; read_contract always sets it
 
     @property
     def context_dtype(self) -> np.dtype:
@@ -85,13 +90,13 @@ class Contract:
         return tuple(dims)  # type: ignore[arg-type]
 
 
-def read_contract(sess: ort.InferenceSession, *, state_map: Optional[Mapping[str, str]] = None,
+def read_contract(backend: Backend, *, state_map: Optional[Mapping[str, str]] = None,
                   constants: Optional[Mapping[str, Any]] = None, context: int = 0,
                   state_shapes: Optional[Mapping[str, Sequence[Any]]] = None) -> Contract:
-    """Build the contract of a loaded session.
+    """Build the contract of an opened model, checked against its graph.
 
     Args:
-        sess: the onnxruntime session.
+        backend: the opened model.
         state_map: ``{state_input: state_output}`` for foreign models; overrides the spec.
         constants: ``{input_name: value}`` fed unchanged on every call.
         context: left-context length K (see :class:`~rnnx.runtime.StreamingSession`).
@@ -99,33 +104,58 @@ def read_contract(sess: ort.InferenceSession, *, state_map: Optional[Mapping[str
 
     Raises:
         ModelFileError: no ``rnnx.spec`` and no ``state_map``.
-        SpecError: the spec or the map does not match the graph.
+        SpecError: the spec or the map does not match the graph (names, ranks, fixed
+            dims, dtypes, batch/time axes) or declares absurd sizes; nothing is allocated.
     """
     if isinstance(context, bool) or not isinstance(context, int) or context < 0:
         raise SpecError(f"context: expected a non-negative int, got {context!r}")
-    consts = _constants(sess, constants or {})
+    inputs = {t.name: t for t in backend.inputs()}
+    outputs = {t.name: t for t in backend.outputs()}
+    consts = _constants(inputs, constants or {})
     if state_map is None:
-        meta = sess.get_modelmeta().custom_metadata_map
+        meta = backend.metadata()
         if METADATA_KEY not in meta:
             raise ModelFileError(
                 f"model: no {METADATA_KEY!r} metadata (not exported by rnnx); describe a foreign "
                 f"model with state_map={{'state_in': 'state_out', ...}}; graph inputs: "
-                f"{[i.name for i in sess.get_inputs()]}, outputs: {[o.name for o in sess.get_outputs()]}")
-        return _from_spec(sess, ModelSpec.from_json(meta[METADATA_KEY]), consts, context)
-    return _from_state_map(sess, dict(state_map), consts, context, dict(state_shapes or {}))
+                f"{list(inputs)}, outputs: {list(outputs)}")
+        spec = ModelSpec.from_json(meta[METADATA_KEY])
+        check_against_graph(spec, inputs, outputs)
+        contract = _from_spec(spec, inputs, outputs, consts, context)
+    else:
+        contract = _from_state_map(inputs, outputs, dict(state_map), consts, context,
+                                   dict(state_shapes or {}))
+    if context and contract.input.time_axis is not None:
+        raise SpecError(f"context: left context applies to inputs without a time axis; "
+                        f"{contract.input.name} has one (axis {contract.input.time_axis})")
+    return contract
 
 
-def _graph_io(sess: ort.InferenceSession) -> tuple[dict[str, Any], dict[str, Any]]:
-    return {i.name: i for i in sess.get_inputs()}, {o.name: o for o in sess.get_outputs()}
+def open_model(path: PathLike, options: RuntimeOptions, *,
+               state_map: Optional[Mapping[str, str]] = None,
+               constants: Optional[Mapping[str, Any]] = None, context: int = 0,
+               state_shapes: Optional[Mapping[str, Sequence[Any]]] = None) -> tuple[Backend, Contract]:
+    """Open a model file and read its checked contract: what StreamingSession and StreamPool share.
+
+    Raises:
+        ModelFileError, SpecError, ProviderError: the file, contract or providers are unusable
+        (the backend is closed again before the error leaves).
+    """
+    backend = open_backend(path, options)
+    try:
+        return backend, read_contract(backend, state_map=state_map, constants=constants,
+                                      context=context, state_shapes=state_shapes)
+    except BaseException:
+        backend.close()
+        raise
 
 
-def _constants(sess: ort.InferenceSession, constants: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    inputs, _ = _graph_io(sess)
+def _constants(inputs: Mapping[str, TensorInfo], constants: Mapping[str, Any]) -> dict[str, np.ndarray]:
     out = {}
     for name, value in constants.items():
         if name not in inputs:
             raise SpecError(f"constants: {name!r} is not a graph input; inputs: {sorted(inputs)}")
-        want = ort_dtype(inputs[name].type, f"constants[{name!r}]")
+        want = ort_dtype(inputs[name], f"constants[{name!r}]")
         arr = np.asarray(value)
         if arr.dtype != want:
             if arr.dtype.kind != want.kind and not (arr.dtype.kind in "iu" and want.kind in "iu"):
@@ -139,16 +169,61 @@ def _dims(shape: Sequence[Any]) -> tuple[Optional[int], ...]:
     return tuple(d if isinstance(d, int) and d >= 0 else None for d in shape)
 
 
-def _from_spec(sess: ort.InferenceSession, spec: ModelSpec, consts: dict[str, np.ndarray],
-               context: int) -> Contract:
-    inputs, outputs = _graph_io(sess)
+def _check_size(where: str, shape: Sequence[Any]) -> None:
+    """SpecError when one stream's tensor declares more than MAX_ELEMENTS elements."""
+    n = math.prod(d for d in shape if isinstance(d, int))
+    if n > MAX_ELEMENTS:
+        raise SpecError(f"{where}: expected at most {MAX_ELEMENTS} elements per stream, got "
+                        f"{list(shape)} ({n} elements); the file's contract is corrupt or hostile")
+
+
+def _check_one(where: str, shape: Sequence[Any], dtype: str, named: Mapping[int, str],
+               graph: TensorInfo) -> None:
+    """Compare one declared tensor with the graph's: rank, fixed dims, named axes, dtype."""
+    gdtype = ort_dtype(graph, where)
+    if gdtype != np.dtype(dtype):
+        raise SpecError(f"{where}.dtype: expected {gdtype.name} (the graph's {graph.name!r}), got {dtype}")
+    if not shape:
+        return
+    if len(shape) != len(graph.shape):
+        raise SpecError(f"{where}.shape: expected rank {len(graph.shape)} (the graph's {graph.name!r} "
+                        f"is {list(graph.shape)}), got {list(shape)}")
+    for i, (d, g) in enumerate(zip(shape, graph.shape)):
+        if isinstance(d, int) and isinstance(g, int) and d != g:
+            raise SpecError(f"{where}.shape[{i}]: expected {g} (the graph's {graph.name!r} is "
+                            f"{list(graph.shape)}), got {d}")
+        if i in named and isinstance(g, int):
+            raise SpecError(f"{where}: axis {i} is the {named[i]} axis, but the graph fixes it at {g} "
+                            f"({graph.name!r} is {list(graph.shape)}); export with a dynamic {named[i]} axis")
+
+
+def check_against_graph(spec: ModelSpec, inputs: Mapping[str, TensorInfo],
+                        outputs: Mapping[str, TensorInfo]) -> None:
+    """Raise SpecError unless ``spec`` agrees with the graph's inputs and outputs.
+
+    Sizes are bounded first, so a corrupt spec never reaches an allocation.
+    """
+    where = METADATA_KEY
+    for name, io in (("input", spec.input), ("output", spec.output)):
+        _check_size(f"{where}.{name}.shape", io.shape)
+    for k, s in enumerate(spec.state):
+        _check_size(f"{where}.state[{k}].shape", s.shape)
     for kind, names, graph in (("input", [spec.input.name] + [s.input for s in spec.state], inputs),
                                ("output", [spec.output.name] + [s.output for s in spec.state], outputs)):
         for n in names:
             if n not in graph:
-                raise SpecError(f"{METADATA_KEY}: graph has no {kind} {n!r}; it has {sorted(graph)}")
+                raise SpecError(f"{where}: graph has no {kind} {n!r}; it has {sorted(graph)}")
+    for name, io, graph in (("input", spec.input, inputs), ("output", spec.output, outputs)):
+        named = {io.batch_axis: BATCH, **({io.time_axis: TIME} if io.time_axis is not None else {})}
+        _check_one(f"{where}.{name}", io.shape, io.dtype, named if io.shape else {}, graph[io.name])
+    for k, s in enumerate(spec.state):
+        for g in (inputs[s.input], outputs[s.output]):
+            _check_one(f"{where}.state[{k}]", s.shape, s.dtype, {s.batch_axis: BATCH}, g)
 
-    def io(s: Any) -> DataIO:
+
+def _from_spec(spec: ModelSpec, inputs: Mapping[str, TensorInfo], outputs: Mapping[str, TensorInfo],
+               consts: dict[str, np.ndarray], context: int) -> Contract:
+    def io(s: IOSpec) -> DataIO:
         dims = tuple(d if isinstance(d, int) else None for d in s.shape) if s.shape else \
             _dims((inputs.get(s.name) or outputs[s.name]).shape)
         return DataIO(s.name, dims, s.batch_axis, s.time_axis, np.dtype(s.dtype))
@@ -157,10 +232,10 @@ def _from_spec(sess: ort.InferenceSession, spec: ModelSpec, consts: dict[str, np
                     context, spec)
 
 
-def _from_state_map(sess: ort.InferenceSession, state_map: dict[str, str],
-                    consts: dict[str, np.ndarray], context: int,
+def _from_state_map(inputs: Mapping[str, TensorInfo], outputs: Mapping[str, TensorInfo],
+                    state_map: dict[str, str], consts: dict[str, np.ndarray], context: int,
                     state_shapes: dict[str, Sequence[Any]]) -> Contract:
-    inputs, outputs = _graph_io(sess)
+    """Lower a foreign model (state_map, constants) into a ModelSpec of kind "foreign"."""
     for i, o in state_map.items():
         if i not in inputs:
             raise SpecError(f"state_map: {i!r} is not a graph input; inputs: {sorted(inputs)}")
@@ -176,14 +251,22 @@ def _from_state_map(sess: ort.InferenceSession, state_map: dict[str, str],
     data_out = [n for n in outputs if n not in state_map.values()]
     if not data_out:
         raise SpecError(f"state_map: no data output left; outputs: {sorted(outputs)}")
-    states = tuple(StateSpec(i, i, o, _state_shape(i, inputs[i].shape, state_shapes.get(i)),
-                             ort_dtype(inputs[i].type, i).name) for i, o in state_map.items())
+    states = []
+    for i, o in state_map.items():
+        shape = _state_shape(i, inputs[i].shape, state_shapes.get(i))
+        _check_size(f"state_shapes[{i!r}]" if i in state_shapes else i, shape)
+        states.append(StateSpec(i, i, o, shape, ort_dtype(inputs[i], i).name))
     x, y = inputs[data_in[0]], outputs[data_out[0]]
-    xin = DataIO(x.name, _dims(x.shape), 0, None, ort_dtype(x.type, x.name))
-    yout = DataIO(y.name, _dims(y.shape), 0, None, ort_dtype(y.type, y.name))
+    xin = DataIO(x.name, _dims(x.shape), 0, None, ort_dtype(x, x.name))
+    yout = DataIO(y.name, _dims(y.shape), 0, None, ort_dtype(y, y.name))
     if context and not xin.dims:
         raise SpecError(f"context: {x.name} is a scalar; left context needs a last axis")
-    return Contract(xin, yout, states, True, True, consts, context, None)
+
+    def lowered(d: DataIO) -> IOSpec:
+        return IOSpec(d.name, 0, None, (BATCH,) + tuple(d.dims[1:]), d.dtype.name)  # type: ignore[arg-type]
+
+    spec = ModelSpec(lowered(xin), lowered(yout), tuple(states), kind="foreign")
+    return Contract(xin, yout, spec.state, True, True, consts, context, spec)
 
 
 def _state_shape(name: str, graph_shape: Sequence[Any], given: Optional[Sequence[Any]]) -> tuple[Any, ...]:

@@ -9,65 +9,48 @@ the state buffers are device OrtValues: only x and y cross to the host.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Any, Optional
 
 import numpy as np
-import onnxruntime as ort
 
+from rnnx.runtime.backend import Backend
 from rnnx.runtime.contract import Contract
 
-OV = ort.OrtValue
+CHUNK_PLANS = 8  # chunk shapes whose buffers and bindings are kept (a few sizes are typical)
 _CACHE_MAX_ELEMENTS = 1 << 18  # chunk inputs up to this size keep their buffers and bindings
-
-
-def _runner(sess: ort.InferenceSession) -> Callable[[ort.IOBinding], None]:
-    """Run a binding; skips the public wrapper's per-call signature work when possible."""
-    options = ort.RunOptions()
-    inner = getattr(sess, "_sess", None)
-    if inner is not None and hasattr(inner, "run_with_iobinding"):
-        return lambda b: inner.run_with_iobinding(b._iobinding, options)
-    return lambda b: sess.run_with_iobinding(b, options)  # pragma: no cover - older/newer ort
 
 
 class StepEngine:
     """State buffers and bindings of one session at a fixed batch size."""
 
-    def __init__(self, sess: ort.InferenceSession, contract: Contract, batch: int, device: str) -> None:
-        self.sess, self.contract, self.batch, self.device = sess, contract, batch, device
-        self._run = _runner(sess)
+    def __init__(self, backend: Backend, contract: Contract, batch: int) -> None:
+        self.backend, self.contract, self.batch = backend, contract, batch
+        self._run = backend.run_bound
         self.cur = 0  # index of the state set holding the current state
         shapes = [(s.concrete_shape(batch), np.dtype(s.dtype)) for s in contract.states]
-        if device == "cpu":
-            self.host = [[np.zeros(sh, dt) for sh, dt in shapes] for _ in range(2)]
-            self.vals = [[OV.ortvalue_from_numpy(a) for a in side] for side in self.host]
-        else:
-            self.host = None
-            self.vals = [[OV.ortvalue_from_shape_and_type(sh, dt, device, 0) for sh, dt in shapes]
-                         for _ in range(2)]
-            self.zero()
-        self.consts = {k: OV.ortvalue_from_numpy(v) for k, v in contract.constants.items()}
+        self.vals = [[backend.alloc(sh, dt) for sh, dt in shapes] for _ in range(2)]  # 2 state sets
         self.x_buf: Optional[np.ndarray] = None  # graph-shaped input of one step
         self.y_buf: Optional[np.ndarray] = None  # preallocated output, when its shape is known
-        self.bindings: list[ort.IOBinding] = []
+        self.bindings: list[Any] = []
         self._chunks: dict[tuple[int, ...], tuple] = {}  # chunk shape -> (x_buf, y_buf, bindings)
 
     # -- state access ---------------------------------------------------------------
     def get(self, i: int) -> np.ndarray:
         """A host copy of state ``i`` of the current set."""
-        if self.host is not None:
-            return self.host[self.cur][i].copy()
-        return self.vals[self.cur][i].numpy()
+        return self.backend.read(self.vals[self.cur][i])
 
     def set(self, i: int, value: np.ndarray) -> None:
         """Overwrite state ``i`` of the current set (value already validated)."""
-        if self.host is not None:
-            np.copyto(self.host[self.cur][i], value)
-        else:
-            self.vals[self.cur][i].update_inplace(np.ascontiguousarray(value))
+        self.backend.write(self.vals[self.cur][i], value)
 
     def zero(self) -> None:
         for i, s in enumerate(self.contract.states):
             self.set(i, np.zeros(s.concrete_shape(self.batch), s.dtype))
+
+    def close(self) -> None:
+        """Drop every buffer and binding."""
+        self.vals, self.bindings, self._chunks = [], [], {}
+        self.x_buf = self.y_buf = None
 
     # -- one step through the bound fast path ----------------------------------------
     def _bind(self, x_shape: tuple[int, ...], y_shape: Optional[tuple[int, ...]]) -> None:
@@ -89,7 +72,7 @@ class StepEngine:
         self.cur ^= 1
         if self.y_buf is not None:
             return self.y_buf
-        return b.get_outputs()[0].numpy()
+        return self.backend.fetch(b)[0]
 
     # -- a whole chunk (dynamic time) --------------------------------------------------
     def run_chunk(self, x: np.ndarray) -> np.ndarray:
@@ -104,12 +87,12 @@ class StepEngine:
         self.cur ^= 1
         if y_buf is not None:
             return y_buf.copy()
-        return b.get_outputs()[0].numpy()
+        return self.backend.fetch(b)[0]
 
     def _chunk_plan(self, x_shape: tuple[int, ...]) -> tuple:
         plan = self._chunks.get(x_shape)
         if plan is None:
-            if len(self._chunks) >= 8:  # a few chunk sizes are typical; don't grow without bound
+            if len(self._chunks) >= CHUNK_PLANS:  # don't grow without bound
                 self._chunks.clear()
             c = self.contract
             x_buf = np.zeros(x_shape, c.input.dtype)
@@ -122,18 +105,12 @@ class StepEngine:
                 self._chunks[x_shape] = plan
         return plan
 
-    def _binding(self, x_buf: np.ndarray, y_buf: Optional[np.ndarray], side: int) -> ort.IOBinding:
+    def _binding(self, x_buf: np.ndarray, y_buf: Optional[np.ndarray], side: int) -> Any:
         """A binding reading state set ``side`` and writing the other one."""
         c = self.contract
-        b = self.sess.io_binding()
-        b.bind_ortvalue_input(c.input.name, OV.ortvalue_from_numpy(x_buf))
-        for name, v in self.consts.items():
-            b.bind_ortvalue_input(name, v)
-        if y_buf is not None:
-            b.bind_ortvalue_output(c.output.name, OV.ortvalue_from_numpy(y_buf))
-        else:
-            b.bind_output(c.output.name, "cpu")
+        ins = {c.input.name: x_buf, **c.constants}
+        outs = {c.output.name: y_buf}
         for i, s in enumerate(c.states):
-            b.bind_ortvalue_input(s.input, self.vals[side][i])
-            b.bind_ortvalue_output(s.output, self.vals[1 - side][i])
-        return b
+            ins[s.input] = self.vals[side][i]
+            outs[s.output] = self.vals[1 - side][i]
+        return self.backend.bind(ins, outs)

@@ -12,9 +12,10 @@ import onnxruntime as ort
 
 from rnnx.errors import DuplicateStreamError, NotStreamableError, RnnxError, SpecError, StreamExistsError, UnknownStreamError
 from rnnx.runtime.batcher import Batcher, Item
-from rnnx.runtime.contract import CONTEXT_KEY, read_contract
+from rnnx.runtime.backend import PathLike
+from rnnx.runtime.contract import CONTEXT_KEY, open_model
+from rnnx.runtime.options import RuntimeOptions, merge_options
 from rnnx.runtime.providers import Providers
-from rnnx.runtime.session import PathLike, open_session
 from rnnx.runtime.batch_engine import BatchEngine
 from rnnx.runtime.slots import SlotStore
 from rnnx.runtime.validate import check_input, check_state
@@ -70,13 +71,14 @@ class StreamPool:
         path: the ``.onnx`` file.
         max_batch: most submissions the batcher groups into one call.
         max_wait_ms: longest the batcher waits for more submissions after the first.
-        providers, state_map, constants, context, session_options, state_shapes: as in
-            :class:`~rnnx.runtime.StreamingSession`.
+        options, providers, state_map, constants, context, session_options, state_shapes:
+            as in :class:`~rnnx.runtime.StreamingSession`.
         capacity: initial number of state slots (doubles as streams open).
     """
 
     def __init__(self, path: PathLike, *, max_batch: int = 64, max_wait_ms: float = 2.0,
-                 providers: Providers = "cpu", state_map: Optional[Mapping[str, str]] = None,
+                 options: Optional[RuntimeOptions] = None, providers: Optional[Providers] = None,
+                 state_map: Optional[Mapping[str, str]] = None,
                  constants: Optional[Mapping[str, Any]] = None, context: int = 0,
                  session_options: Optional[ort.SessionOptions] = None,
                  state_shapes: Optional[Mapping[str, Sequence[Any]]] = None, capacity: int = 8) -> None:
@@ -84,17 +86,15 @@ class StreamPool:
             raise SpecError(f"max_batch: expected a positive int, got {max_batch!r}")
         if not max_wait_ms >= 0:
             raise SpecError(f"max_wait_ms: expected a non-negative number, got {max_wait_ms!r}")
-        self.session = open_session(path, providers, session_options)
-        self.contract = read_contract(self.session, state_map=state_map, constants=constants,
-                                      context=context, state_shapes=state_shapes)
+        self.options = merge_options(options, providers=providers, session_options=session_options)
+        self.backend, self.contract = open_model(path, self.options, state_map=state_map, constants=constants,
+                                                 context=context, state_shapes=state_shapes)
         if not self.contract.streamable:
             raise NotStreamableError(f"StreamPool: {path} is not streamable (bidirectional); "
                                      f"use StreamingSession.run on whole sequences")
-        if context and self.contract.input.time_axis is not None:
-            raise SpecError(f"context: left context applies to inputs without a time axis")
         self.max_batch, self.max_wait_ms = max_batch, float(max_wait_ms)
         self._slots = SlotStore(self.contract, capacity)
-        self._engine = BatchEngine(self.session, self.contract, self._slots)
+        self._engine = BatchEngine(self.backend, self.contract, self._slots)
         self._ids: dict[Hashable, int] = {}
         self._idx_cache: Optional[tuple] = None  # (ids, slots, rows) of the last step_many
         self._lock = threading.RLock()

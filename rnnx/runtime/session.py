@@ -2,51 +2,44 @@
 
 from __future__ import annotations
 
-import os
+import threading
+import warnings
+import weakref
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 import onnxruntime as ort
 
-from rnnx.errors import ModelFileError, NotStreamableError, SpecError
-from rnnx.runtime.contract import CONTEXT_KEY, Contract, read_contract
+from rnnx.errors import ClosedError, ConcurrentUseError, NonFiniteError, NotStreamableError, ShapeError, SpecError
+from rnnx.runtime.backend import Backend, PathLike
+from rnnx.runtime.contract import CONTEXT_KEY, Contract, open_model
 from rnnx.runtime.engine import StepEngine
-from rnnx.runtime.providers import Providers, check_session_providers, device_of, resolve_providers
+from rnnx.runtime.options import RuntimeOptions, merge_options
+from rnnx.runtime.providers import Providers
 from rnnx.runtime.state_io import load_state_file, save_state_file
 from rnnx.runtime.validate import check_input, check_state
 
-PathLike = Union[str, "os.PathLike[str]"]
 
-
-def open_session(path: PathLike, providers: Providers = "cpu",
-                 session_options: Optional[ort.SessionOptions] = None) -> ort.InferenceSession:
-    """Load an ONNX file into onnxruntime with the resolved providers.
-
-    Raises:
-        ModelFileError: missing, unreadable or non-ONNX file. ProviderError: see providers.
-    """
-    resolved = resolve_providers(providers)
-    p = Path(path)
-    if not p.is_file():
-        raise ModelFileError(f"model: expected an ONNX file, got {'a directory' if p.is_dir() else 'no file'} at {p}")
-    try:
-        sess = ort.InferenceSession(str(p), sess_options=session_options, providers=resolved)
-    except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelFileError(f"model {p}: not a loadable ONNX file ({first})") from None
-    check_session_providers(resolved, sess)
-    return sess
+def _release(backend: Backend, engine: StepEngine, name: str, warn: bool) -> None:
+    """Free a session's buffers and backend; the finalizer of an unclosed session warns."""
+    if warn:
+        warnings.warn(f"StreamingSession({name}) was garbage-collected without close(); "
+                      f"call close() or use it as a context manager", ResourceWarning, stacklevel=2)
+    engine.close()
+    backend.close()
 
 
 class StreamingSession:
     """Stream an exported recurrent model step by step, carrying its state between calls.
 
     The state contract (names, shapes of the carried tensors) comes from the file's
-    ``rnnx.spec`` metadata; foreign ONNX files are described with ``state_map``.
-    States live in preallocated buffers (on the GPU with CUDA) and are never copied
-    per step. A session serves ONE thread at a time: guard it with a lock or use
-    :class:`~rnnx.runtime.StreamPool` for concurrent streams.
+    ``rnnx.spec`` metadata, checked against the graph when the session opens; foreign
+    ONNX files are described with ``state_map``. States live in preallocated buffers (on
+    the GPU with CUDA) and are never copied per step. A session serves ONE thread at a
+    time: a call while another thread is inside one raises ConcurrentUseError; use
+    :class:`~rnnx.runtime.StreamPool` for concurrent streams. ``close()`` (or a ``with``
+    block) frees the onnxruntime session and the buffers.
 
     Example:
         A complete streaming loop::
@@ -54,15 +47,17 @@ class StreamingSession:
             import numpy as np
             from rnnx.runtime import StreamingSession
 
-            sess = StreamingSession("model.onnx")          # batch_size=1, CPU
-            for frame in np.random.rand(100, 16).astype(np.float32):
-                y = sess.step(frame[None])                  # (1, 16) -> (1, 1)
-            sess.save_state("state.npz")                    # resume later / elsewhere
-            ys = sess.feed(np.zeros((1, 64, 16), np.float32))  # 64 steps in one call
-            sess.reset()                                    # start a new sequence
+            with StreamingSession("model.onnx") as sess:        # batch_size=1, CPU
+                for frame in np.random.rand(100, 16).astype(np.float32):
+                    y = sess.step(frame[None])                  # (1, 16) -> (1, 1)
+                sess.save_state("state.npz")                    # resume later / elsewhere
+                ys = sess.feed(np.zeros((1, 64, 16), np.float32))  # 64 steps in one call
+                sess.reset()                                    # start a new sequence
 
     Args:
         path: the ``.onnx`` file.
+        options: a :class:`~rnnx.runtime.RuntimeOptions` (providers, threads,
+            session_options, check_finite); the keyword shortcuts below override it.
         providers: "cpu", "cuda", "auto" or a list of onnxruntime provider names.
         batch_size: number of sequences stepped together.
         state_map: ``{state_input: state_output}`` for ONNX files not exported by rnnx.
@@ -72,35 +67,61 @@ class StreamingSession:
         session_options: an ``onnxruntime.SessionOptions`` (threads, optimisation level).
         state_shapes: ``{state_input: (2, "batch", 64)}`` where the graph's state shape
             does not tell the batch axis.
+        check_finite: "off" (default), "warn" or "raise" on NaN/inf in inputs and outputs.
 
     Raises:
-        ModelFileError, SpecError, ProviderError: the file, contract or providers are unusable.
+        ModelFileError, SpecError, ProviderError, ConfigError: the file, contract, providers
+        or options are unusable.
     """
 
-    def __init__(self, path: PathLike, *, providers: Providers = "cpu", batch_size: int = 1,
+    def __init__(self, path: PathLike, *, options: Optional[RuntimeOptions] = None,
+                 providers: Optional[Providers] = None, batch_size: int = 1,
                  state_map: Optional[Mapping[str, str]] = None,
                  constants: Optional[Mapping[str, Any]] = None, context: int = 0,
                  session_options: Optional[ort.SessionOptions] = None,
-                 state_shapes: Optional[Mapping[str, Sequence[Any]]] = None) -> None:
+                 state_shapes: Optional[Mapping[str, Sequence[Any]]] = None,
+                 check_finite: Optional[str] = None) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise SpecError(f"batch_size: expected a positive int, got {batch_size!r}")
+        self.options = merge_options(options, providers=providers, session_options=session_options,
+                                     check_finite=check_finite)
         self.path = Path(path)
-        self.session = open_session(path, providers, session_options)
-        self.contract: Contract = read_contract(self.session, state_map=state_map, constants=constants,
-                                                context=context, state_shapes=state_shapes)
-        if context and self.contract.input.time_axis is not None:
-            raise SpecError(f"context: left context applies to inputs without a time axis; "
-                            f"{self.contract.input.name} has one (axis {self.contract.input.time_axis})")
+        self.backend, self.contract = open_model(path, self.options, state_map=state_map,
+                                                 constants=constants, context=context,
+                                                 state_shapes=state_shapes)
         self.batch_size = batch_size
-        self.device = device_of(self.session)
-        self._engine = StepEngine(self.session, self.contract, batch_size, self.device)
+        self.device = self.backend.device
+        self._engine = StepEngine(self.backend, self.contract, batch_size)
         self._ctx = np.zeros((batch_size, context), self.contract.input.dtype)
         self._fast: Optional[tuple] = None  # step()'s validated fast path, see _fast_path
+        self._busy = threading.Lock()  # held during a call: a second thread gets ConcurrentUseError
+        self._finite = self.options.check_finite  # "off" | "warn" | "raise"
+        self._closed = False
+        self._finalizer = weakref.finalize(self, _release, self.backend, self._engine, self.path.name, True)
+        self._finalizer.atexit = False
+
+    # -- lifecycle -------------------------------------------------------------------
+    def close(self) -> None:
+        """Free the onnxruntime session and every buffer; later calls raise ClosedError. Idempotent."""
+        with self._guard("close"):
+            self._closed, self._fast = True, None
+            if self._finalizer.detach() is not None:
+                _release(self.backend, self._engine, self.path.name, False)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> "StreamingSession":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- properties ------------------------------------------------------------------
     @property
-    def spec(self):  # -> Optional[ModelSpec]
-        """The file's :class:`rnnx.spec.ModelSpec`, or None for foreign models."""
+    def spec(self):  # -> ModelSpec
+        """The :class:`rnnx.spec.ModelSpec` contract (foreign models: lowered from state_map, kind "foreign")."""
         return self.contract.spec
 
     @property
@@ -120,24 +141,35 @@ class StreamingSession:
             That step's output ``(batch, out...)`` (a new array).
 
         Raises:
-            NotStreamableError, ShapeError, DTypeError. The state is unchanged on error.
+            NotStreamableError, ShapeError, DTypeError, NonFiniteError, ClosedError,
+            ConcurrentUseError. The state is unchanged on error.
         """
-        fast = self._fast
-        if fast is not None and type(x) is np.ndarray and x.shape == fast[0] and x.dtype == fast[1]:
-            # the common case, already validated in full once: same shape and dtype as last time
-            np.copyto(fast[2], x)
-            self._engine.run_step()
-            return fast[3].copy()  # (B, out...)
-        self._require_streamable("step")
-        arr = check_input(self.contract, x, self.batch_size, with_time=False)
-        y = self._step_impl(arr)
-        self._fast = self._fast_path(arr)
-        return y
+        if not self._busy.acquire(False):
+            raise self._concurrent("step")
+        try:
+            fast = self._fast
+            if fast is not None and type(x) is np.ndarray and x.shape == fast[0] and x.dtype == fast[1]:
+                # the common case, already validated in full once: same shape and dtype as last time
+                np.copyto(fast[2], x)
+                self._engine.run_step()
+                return fast[3].copy()  # (B, out...)
+            self._require_open("step")
+            self._require_streamable("step")
+            arr = check_input(self.contract, x, self.batch_size, with_time=False)
+            self._check_finite(arr, "input")
+            ctx = self._ctx.copy() if self._finite != "off" and self.contract.context else None
+            y = self._step_impl(arr)
+            self._check_finite(y, "output", undo=lambda: self._undo_step(ctx))
+            self._fast = self._fast_path(arr)
+            return y
+        finally:
+            self._busy.release()
 
     def _fast_path(self, arr: np.ndarray) -> Optional[tuple]:
         """(shape, dtype, x view, y view) of the bound step buffers, when a plain copy suffices."""
         c, eng = self.contract, self._engine
-        if c.context or c.input.time_axis is None or c.output.time_axis is None or eng.y_buf is None:
+        if (c.context or c.input.time_axis is None or c.output.time_axis is None or eng.y_buf is None
+                or self._finite != "off"):
             return None
         x_view = eng.x_buf.reshape(arr.shape)  # (B, 1, F...) viewed as (B, F...)
         y_view = np.take(eng.y_buf, 0, axis=c.output.time_axis)  # shape (B, out...) ...
@@ -153,53 +185,68 @@ class StreamingSession:
             The outputs of every step ``(batch, time, out...)``.
 
         Raises:
-            NotStreamableError, ShapeError, DTypeError. The state is unchanged on error.
+            NotStreamableError, ShapeError, DTypeError, NonFiniteError, ClosedError,
+            ConcurrentUseError. The state is unchanged on error.
         """
-        self._require_streamable("feed")
-        io = self.contract.input
-        if io.time_axis is None:  # foreign: step through axis 1 of the chunk
-            arr = np.asarray(chunk)
-            if arr.ndim < 2:
-                check_input(self.contract, arr, self.batch_size, with_time=False)
-            slices = [check_input(self.contract, arr[:, t], self.batch_size, with_time=False)
-                      for t in range(arr.shape[1])]
-            return self._feed_steps(slices)
-        arr = check_input(self.contract, chunk, self.batch_size, with_time=True)
-        return self._engine.run_chunk(arr)
+        with self._guard("feed"):
+            self._require_streamable("feed")
+            io = self.contract.input
+            if io.time_axis is None:  # foreign: step through axis 1 of the chunk
+                arr = np.asarray(chunk)
+                if arr.ndim < 2:
+                    check_input(self.contract, arr, self.batch_size, with_time=False)
+                if arr.shape[1] == 0:
+                    raise ShapeError(f"{io.name}: expected at least one time step on axis 1, got shape {arr.shape}")
+                slices = [check_input(self.contract, arr[:, t], self.batch_size, with_time=False)
+                          for t in range(arr.shape[1])]
+                for sl in slices:
+                    self._check_finite(sl, "input")
+                return self._feed_steps(slices)
+            arr = check_input(self.contract, chunk, self.batch_size, with_time=True)
+            self._check_finite(arr, "input")
+            y = self._engine.run_chunk(arr)
+            self._check_finite(y, "output", undo=lambda: self._undo_step(None))
+            return y
 
     def run(self, x: Any) -> np.ndarray:
         """Run a whole sequence from zero state; the session's own state is untouched.
 
         Works for every model, including the non-streamable (bidirectional) ones. Any
-        batch size is accepted.
+        batch size of at least 1 is accepted.
 
         Args:
             x: ``(batch, time, features...)`` (foreign models: the data input as given).
 
         Returns:
             The full output, e.g. ``(batch, time, out...)``.
+
+        Raises:
+            ShapeError, DTypeError, NonFiniteError, ClosedError, ConcurrentUseError.
         """
-        c = self.contract
-        arr = check_input(c, x, None, with_time=True)
-        batch = arr.shape[c.input.batch_axis]
-        if c.context:
-            arr = np.concatenate([np.zeros(arr.shape[:-1] + (c.context,), arr.dtype), arr], axis=-1)
-        feeds = {c.input.name: arr, **c.constants}
-        feeds.update({s.input: np.zeros(s.concrete_shape(batch), s.dtype) for s in c.states})
-        return self.session.run([c.output.name], feeds)[0]
+        with self._guard("run"):
+            c = self.contract
+            arr = check_input(c, x, None, with_time=True)
+            self._check_finite(arr, "input")
+            batch = arr.shape[c.input.batch_axis]
+            if c.context:
+                arr = np.concatenate([np.zeros(arr.shape[:-1] + (c.context,), arr.dtype), arr], axis=-1)
+            feeds = {c.input.name: arr, **c.constants}
+            feeds.update({s.input: np.zeros(s.concrete_shape(batch), s.dtype) for s in c.states})
+            y = self.backend.run([c.output.name], feeds)[0]
+            self._check_finite(y, "output")
+            return y
 
     # -- state -----------------------------------------------------------------------
     def reset(self) -> None:
         """Zero every state (and the left context): the next step starts a new sequence."""
-        self._engine.zero()
-        self._ctx[...] = 0
+        with self._guard("reset"):
+            self._engine.zero()
+            self._ctx[...] = 0
 
     def get_state(self) -> dict[str, np.ndarray]:
-        """Copies of the current states, keyed by state name."""
-        out = {s.name: self._engine.get(i) for i, s in enumerate(self.contract.states)}
-        if self.contract.context:
-            out[CONTEXT_KEY] = self._ctx.copy()
-        return out
+        """Copies of the current states, keyed by state name (never views of live buffers)."""
+        with self._guard("get_state"):
+            return self._get_state()
 
     def set_state(self, state: Mapping[str, Any]) -> None:
         """Replace the whole state (as returned by :meth:`get_state`).
@@ -207,30 +254,78 @@ class StreamingSession:
         Raises:
             StateError: unknown or missing names, wrong shapes or dtypes (state unchanged).
         """
-        checked = check_state(self.contract, state, self.batch_size)
-        for i, s in enumerate(self.contract.states):
-            self._engine.set(i, checked[s.name])
-        if self.contract.context:
-            self._ctx[...] = checked[CONTEXT_KEY]
+        with self._guard("set_state"):
+            self._set_state(check_state(self.contract, state, self.batch_size))
 
     def save_state(self, path: PathLike) -> Path:
         """Write the state to an ``.npz`` file atomically; returns the path."""
         return save_state_file(path, self.get_state())
 
     def load_state(self, path: PathLike) -> None:
-        """Load a state file written by :meth:`save_state` (no pickle, contents checked).
+        """Load a state file written by :meth:`save_state` (no pickle, contents checked
+        against this session's contract before anything is decompressed).
 
         Raises:
             FileNotFoundError, StateError.
         """
-        self.set_state(load_state_file(path))
+        self.set_state(load_state_file(path, self._expected_state()))
 
     # -- implementation ----------------------------------------------------------------
+    def _guard(self, what: str) -> "_Guard":
+        return _Guard(self, what)
+
+    def _concurrent(self, what: str) -> ConcurrentUseError:
+        return ConcurrentUseError(
+            f"{what}: this StreamingSession is in use by another thread; a session serves one "
+            f"thread at a time (guard it with a lock, or use StreamPool for concurrent streams)")
+
+    def _require_open(self, what: str) -> None:
+        if self._closed:
+            raise ClosedError(f"{what}: the StreamingSession of {self.path.name} is closed")
+
     def _require_streamable(self, what: str) -> None:
         if not self.contract.streamable:
             raise NotStreamableError(
                 f"{what}: {self.path.name} is not streamable (bidirectional: each output needs "
                 f"the whole sequence); use run(x) on the whole sequence instead")
+
+    def _check_finite(self, arr: np.ndarray, what: str, undo: Optional[Any] = None) -> None:
+        """Apply check_finite to an input or output; ``undo`` restores the state before raising."""
+        if self._finite == "off" or arr.dtype.kind not in "fc" or np.isfinite(arr).all():
+            return
+        name = self.contract.input.name if what == "input" else self.contract.output.name
+        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+        msg = (f"{name}: expected finite values in the {what}, got {bad} NaN/inf of {arr.size} "
+               f"(check_finite={self._finite!r})")
+        if self._finite == "warn":
+            warnings.warn(msg, RuntimeWarning, stacklevel=3)
+            return
+        if undo is not None:
+            undo()
+        raise NonFiniteError(msg + "; the state is unchanged")
+
+    def _undo_step(self, ctx: Optional[np.ndarray]) -> None:
+        """Return to the state before the last bound run (its input set is still intact)."""
+        self._engine.cur ^= 1
+        if ctx is not None:
+            self._ctx[...] = ctx
+
+    def _expected_state(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+        return {**{s.name: (s.concrete_shape(self.batch_size), np.dtype(s.dtype)) for s in self.contract.states},
+                **({CONTEXT_KEY: ((self.batch_size, self.contract.context), self.contract.context_dtype)}
+                   if self.contract.context else {})}
+
+    def _get_state(self) -> dict[str, np.ndarray]:
+        out = {s.name: self._engine.get(i) for i, s in enumerate(self.contract.states)}
+        if self.contract.context:
+            out[CONTEXT_KEY] = self._ctx.copy()
+        return out
+
+    def _set_state(self, checked: Mapping[str, np.ndarray]) -> None:
+        for i, s in enumerate(self.contract.states):
+            self._engine.set(i, checked[s.name])
+        if self.contract.context:
+            self._ctx[...] = checked[CONTEXT_KEY]
 
     def _graph_step_shape(self, arr: np.ndarray) -> tuple[tuple[int, ...], Optional[tuple[int, ...]]]:
         c = self.contract
@@ -259,9 +354,34 @@ class StreamingSession:
         return y.copy()
 
     def _feed_steps(self, slices: list[np.ndarray]) -> np.ndarray:
-        before = self.get_state()
+        """Step through validated slices; any failure restores the state from before the call."""
+        before = self._get_state()
         try:
-            return np.stack([self._step_impl(s) for s in slices], axis=1)
+            ys = []
+            for sl in slices:
+                y = self._step_impl(sl)
+                self._check_finite(y, "output")
+                ys.append(y)
+            return np.stack(ys, axis=1)
         except BaseException:
-            self.set_state(before)
+            self._set_state(before)
             raise
+
+
+class _Guard:
+    """``with session._guard(what):`` one call at a time, on an open session."""
+
+    __slots__ = ("sess", "what")
+
+    def __init__(self, sess: StreamingSession, what: str) -> None:
+        self.sess, self.what = sess, what
+
+    def __enter__(self) -> None:
+        if not self.sess._busy.acquire(False):
+            raise self.sess._concurrent(self.what)
+        if self.sess._closed and self.what != "close":
+            self.sess._busy.release()
+            self.sess._require_open(self.what)
+
+    def __exit__(self, *exc: object) -> None:
+        self.sess._busy.release()

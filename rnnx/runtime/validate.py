@@ -74,7 +74,7 @@ def check_input(contract: Contract, x: Any, batch: Optional[int], *, with_time: 
         ``x`` as a C-contiguous array of the graph's dtype.
 
     Raises:
-        DTypeError: wrong dtype kind. ShapeError: wrong rank or size.
+        DTypeError: wrong dtype kind. ShapeError: wrong rank or size, or an empty array.
     """
     io = contract.input
     arr = coerce_dtype(io.name, x, io.dtype)
@@ -82,6 +82,9 @@ def check_input(contract: Contract, x: Any, batch: Optional[int], *, with_time: 
     check_shape(io.name, arr.shape, dims, labels)
     if with_time and io.time_axis is not None and arr.shape[io.time_axis] == 0:
         raise ShapeError(f"{io.name}: expected at least one time step, got shape {arr.shape}")
+    if arr.size == 0:  # before onnxruntime: its LSTM/GRU kernels abort the process on batch 0
+        raise ShapeError(f"{io.name}: expected a non-empty array (at least one sequence and one "
+                         f"value per axis), got shape {arr.shape}")
     return np.ascontiguousarray(arr)
 
 

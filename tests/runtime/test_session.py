@@ -223,7 +223,7 @@ def test_load_state_from_another_model_fails_and_keeps_state(exported, tmp_path)
     sess = StreamingSession(path)
     sess.feed(sequence(model, 1, 2))
     before = sess.get_state()
-    with pytest.raises(StateError, match=r"expected keys \['c', 'h'\], got \['h'\]"):
+    with pytest.raises(StateError, match=r"gru.npz: 'h': expected shape \(2, 1, 8\) dtype float32, got \(1, 1, 8\)"):
         sess.load_state(tmp_path / "gru.npz")
     np.testing.assert_array_equal(sess.get_state()["c"], before["c"])
 

@@ -31,7 +31,7 @@ def test_pickled_arrays_are_refused(tmp_path):
     path = tmp_path / "evil.npz"
     np.savez(path, **{MARKER: np.array(json.dumps({"format": 1, "names": ["h"]}))},
              h=np.array([{"a": 1}], dtype=object))
-    with pytest.raises(StateError, match="unreadable data"):
+    with pytest.raises(StateError, match="'h': expected a numeric array, got dtype object"):
         load_state_file(path)
 
 

@@ -1,0 +1,195 @@
+"""The backend seam: the one interface StreamingSession and StreamPool run a graph through.
+
+A backend opens a model file, describes its inputs, outputs and metadata, allocates
+state buffers on its device, binds buffers to a graph call once, runs bound or plain
+calls, and closes. :class:`OrtBackend` is the onnxruntime implementation (IO binding;
+on CUDA the state buffers live on the provider's device). Another engine is one more
+class with these methods, not a fork of the session and pool.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional, Protocol, Sequence, Union
+
+import numpy as np
+import onnxruntime as ort
+
+from rnnx.errors import ModelFileError
+from rnnx.runtime.options import RuntimeOptions
+from rnnx.runtime.providers import CUDA, check_session_providers, resolve_providers
+from rnnx.spec import ORT_DTYPES
+
+logger = logging.getLogger(__name__)
+PathLike = Union[str, "os.PathLike[str]"]
+OV = ort.OrtValue
+Dim = Union[int, str, None]
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """A graph input or output as the backend reports it."""
+
+    name: str
+    shape: tuple[Dim, ...]  # ints where fixed, a name where symbolic, None where unknown
+    dtype: Optional[str]  # spec dtype name (rnnx.spec.DTYPES); None if not a supported tensor type
+    type_str: str  # the backend's own type description, for error messages
+
+
+class Backend(Protocol):
+    """What the runtime needs from an inference engine.
+
+    Buffers: ``alloc`` returns a device buffer handle (a numpy array on the host
+    device); ``bind`` takes numpy arrays (host memory, bound without copying) or such
+    handles; ``None`` as an output lets the backend allocate it (read with ``fetch``).
+    """
+
+    device: str  # "cpu" or "cuda"
+    device_id: int  # index of the device the state buffers live on
+    run_bound: Callable[[Any], None]  # run a binding made by bind(); the per-step fast path
+
+    def inputs(self) -> list[TensorInfo]: ...
+    def outputs(self) -> list[TensorInfo]: ...
+    def metadata(self) -> dict[str, str]: ...
+    def alloc(self, shape: Sequence[int], dtype: np.dtype) -> Any: ...
+    def read(self, buf: Any) -> np.ndarray: ...
+    def write(self, buf: Any, value: np.ndarray) -> None: ...
+    def bind(self, inputs: Mapping[str, Any], outputs: Mapping[str, Any]) -> Any: ...
+    def fetch(self, bound: Any) -> list[np.ndarray]: ...
+    def run(self, outputs: Sequence[str], feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]: ...
+    def close(self) -> None: ...
+
+
+def _shape(dims: Sequence[Any]) -> tuple[Dim, ...]:
+    return tuple(d if (isinstance(d, int) and d >= 0) or isinstance(d, str) else None for d in dims)
+
+
+def _device_id(session: ort.InferenceSession) -> int:
+    """The CUDA device the session runs on (provider option ``device_id``, default 0)."""
+    opts = session.get_provider_options().get(CUDA, {})
+    try:
+        return int(opts.get("device_id", 0))
+    except (TypeError, ValueError):
+        return 0
+
+
+class OrtBackend:
+    """onnxruntime behind the :class:`Backend` interface, with IO binding.
+
+    Args:
+        session: a loaded ``onnxruntime.InferenceSession``.
+        requested: the provider list the session was asked for; a provider that
+            onnxruntime dropped while building it (CUDA libraries that failed to load)
+            raises ProviderError instead of silently running on the CPU.
+
+    Raises:
+        ProviderError: a requested provider is not active in ``session``.
+    """
+
+    def __init__(self, session: ort.InferenceSession, requested: Sequence[Any]) -> None:
+        check_session_providers(requested, session)
+        self.session: Optional[ort.InferenceSession] = session
+        self.device = "cuda" if session.get_providers()[0] == CUDA else "cpu"
+        self.device_id = _device_id(session) if self.device == "cuda" else 0
+        self._options = ort.RunOptions()
+        inner = getattr(session, "_sess", None)
+        if inner is not None and hasattr(inner, "run_with_iobinding"):
+            # skips the public wrapper's per-call signature work: this is the step fast path
+            run_inner, options = inner.run_with_iobinding, self._options
+            self.run_bound = lambda b: run_inner(b._iobinding, options)
+        else:  # pragma: no cover - older/newer onnxruntime
+            self.run_bound = lambda b: session.run_with_iobinding(b, self._options)
+
+    @classmethod
+    def open(cls, path: PathLike, options: RuntimeOptions) -> "OrtBackend":
+        """Load an ONNX file with the options' providers and session options.
+
+        Raises:
+            ModelFileError: missing, unreadable or non-ONNX file. ProviderError: see providers.
+        """
+        resolved = resolve_providers(options.providers)
+        p = Path(path)
+        if not p.is_file():
+            raise ModelFileError(f"model: expected an ONNX file, got "
+                                 f"{'a directory' if p.is_dir() else 'no file'} at {p}")
+        try:
+            sess = ort.InferenceSession(str(p), sess_options=options.ort_session_options(),
+                                        providers=resolved)
+        except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ModelFileError(f"model {p}: not a loadable ONNX file ({first})") from None
+        return cls(sess, resolved)
+
+    # -- description -------------------------------------------------------------------
+    def _live(self) -> ort.InferenceSession:
+        if self.session is None:
+            raise RuntimeError("backend is closed")
+        return self.session
+
+    def inputs(self) -> list[TensorInfo]:
+        return [TensorInfo(i.name, _shape(i.shape), ORT_DTYPES.get(i.type), i.type)
+                for i in self._live().get_inputs()]
+
+    def outputs(self) -> list[TensorInfo]:
+        return [TensorInfo(o.name, _shape(o.shape), ORT_DTYPES.get(o.type), o.type)
+                for o in self._live().get_outputs()]
+
+    def metadata(self) -> dict[str, str]:
+        return dict(self._live().get_modelmeta().custom_metadata_map)
+
+    # -- buffers -----------------------------------------------------------------------
+    def alloc(self, shape: Sequence[int], dtype: np.dtype) -> Any:
+        """A zeroed buffer on the session's device: a numpy array on CPU, an OrtValue on CUDA."""
+        if self.device == "cpu":
+            return np.zeros(tuple(shape), dtype)
+        # untested here (no GPU): states go to the provider's own device, not always device 0
+        buf = OV.ortvalue_from_shape_and_type(list(shape), np.dtype(dtype), "cuda", self.device_id)
+        buf.update_inplace(np.zeros(tuple(shape), dtype))
+        return buf
+
+    def read(self, buf: Any) -> np.ndarray:
+        """A host copy of a buffer made by :meth:`alloc`."""
+        return buf.copy() if isinstance(buf, np.ndarray) else buf.numpy()
+
+    def write(self, buf: Any, value: np.ndarray) -> None:
+        """Overwrite a buffer made by :meth:`alloc` (``value`` already has its shape and dtype)."""
+        if isinstance(buf, np.ndarray):
+            np.copyto(buf, value)
+        else:
+            buf.update_inplace(np.ascontiguousarray(value))
+
+    # -- calls -------------------------------------------------------------------------
+    def bind(self, inputs: Mapping[str, Any], outputs: Mapping[str, Any]) -> ort.IOBinding:
+        """One IO binding of these buffers; run it with :attr:`run_bound` as often as needed.
+
+        The bound numpy arrays must stay alive and in place as long as the binding is used.
+        """
+        b = self._live().io_binding()
+        for name, buf in inputs.items():
+            b.bind_ortvalue_input(name, OV.ortvalue_from_numpy(buf) if isinstance(buf, np.ndarray) else buf)
+        for name, buf in outputs.items():
+            if buf is None:
+                b.bind_output(name, "cpu")
+            else:
+                b.bind_ortvalue_output(name, OV.ortvalue_from_numpy(buf) if isinstance(buf, np.ndarray) else buf)
+        return b
+
+    def fetch(self, bound: ort.IOBinding) -> list[np.ndarray]:
+        """The outputs of the last run of ``bound``, as host arrays."""
+        return [v.numpy() for v in bound.get_outputs()]
+
+    def run(self, outputs: Sequence[str], feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        """A plain call: host arrays in, host arrays out."""
+        return self._live().run(list(outputs), dict(feeds))
+
+    def close(self) -> None:
+        """Drop the onnxruntime session (its memory is freed once no binding refers to it)."""
+        self.session = None
+
+
+def open_backend(path: PathLike, options: RuntimeOptions) -> Backend:
+    """Open ``path`` on the backend the options select (onnxruntime today)."""
+    return OrtBackend.open(path, options)
