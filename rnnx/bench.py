@@ -121,7 +121,7 @@ def _bare_feeds(sess: StreamingSession, batch: int, steps: int = 1) -> dict[str,
 
 def bare_ort_case(sess: StreamingSession, calls: int) -> Case:
     """A hand-written ``InferenceSession.run`` loop that carries the state itself."""
-    c, ort_sess = sess.contract, sess.session
+    c, ort_sess = sess.contract, sess.backend.session  # the raw onnxruntime session
     feeds = _bare_feeds(sess, 1)
     outputs = [c.output.name] + [s.output for s in c.states]
     pairs = [(i + 1, s.input) for i, s in enumerate(c.states)]
@@ -176,7 +176,7 @@ def pool_cases(path: str, streams: int, calls: int, providers: Any, threads: int
         (f"StreamPool.step_many({streams} streams)", lambda: pool.step_many(inputs), streams, calls),
         (f"StreamPool.step_batch({streams} streams)", lambda: pool.step_batch(ids, xs), streams, calls),
         (f"{streams} solo sessions stepping in turn", round_robin, streams, max(10, calls // 4)),
-        (f"bare ort.run on {streams} batched states", lambda: solo[0].session.run(outputs, feeds),
+        (f"bare ort.run on {streams} batched states", lambda: solo[0].backend.session.run(outputs, feeds),
          streams, calls),
     ]
 
