@@ -3,7 +3,9 @@
 Several strategies can build the graph (see :mod:`rnnx.exporter.strategies`);
 ``strategy="auto"`` tries them in order (trace, scan, script) and keeps the first
 graph that passes the structural checks and a parity probe at sizes other than the
-export example.
+export example. Each candidate is probed in a child process
+(:mod:`rnnx.exporter.ort_worker`): a graph that crashes onnxruntime is a rejected
+candidate, not a dead process.
 """
 
 from __future__ import annotations
@@ -23,14 +25,11 @@ from torch import nn
 from rnnx.errors import ExportError
 from rnnx.exporter.contract import derive_spec, eval_copy, example_for
 from rnnx.exporter.graph import finalize, producer_versions
-from rnnx.exporter.parity import random_state, resolve_tolerance, run_cases
-from rnnx.exporter.runners import onnx_runner
+from rnnx.exporter.ort_worker import isolated_runner
+from rnnx.exporter.parity import probe, random_state
 from rnnx.exporter.strategies import AUTO_ORDER, STRATEGIES, ExportContext
+from rnnx.exporter.strategies.base import io_names
 from rnnx.spec import ModelSpec
-
-PROBE_BATCHES = (3,)  # batch sizes of the parity probe (the example is batch 2)
-PROBE_STEPS = (1, 7)  # sequence lengths of the probe (the example is 5 steps)
-
 
 @dataclass(frozen=True)
 class Attempt:
@@ -59,30 +58,16 @@ class ExportResult:
     attempts: tuple[Attempt, ...] = field(default_factory=tuple)
 
 
-def _probe(model: nn.Module, proto: onnx.ModelProto, spec: ModelSpec) -> None:
-    """Parity at batch/T other than the example's, full sequence and streaming."""
-    tol, _ = resolve_tolerance(spec.kind, None, None)
-    run = onnx_runner(proto.SerializeToString(), spec)
-    notes: list[str] = []
-    rows = run_cases(model, run, spec, tol, PROBE_BATCHES, PROBE_STEPS, seed=123, streaming=True,
-                     notes=notes)
-    bad = [r for r in rows if not r.ok]
-    if notes:
-        raise ExportError(f"parity probe failed: {notes[0]}")
-    if bad:
-        worst = max(bad, key=lambda r: r.score)
-        raise ExportError(f"parity probe failed: {worst.tensor} in {worst.label()} differs by "
-                          f"{worst.max_abs:.3g} (atol {worst.atol:g}, rtol {worst.rtol:g})")
-
-
 def _attempt(name: str, model: nn.Module, example: torch.Tensor, spec: ModelSpec,
              opset: int, verify: bool) -> onnx.ModelProto:
     spec = dataclasses.replace(spec, exporter=name)
     state = random_state(model, example.shape[spec.input.batch_axis], seed=7)
     ctx = ExportContext(copy.deepcopy(model), example, state, spec, opset)
     proto = finalize(STRATEGIES[name].build(ctx), spec)
-    if verify:
-        _probe(model, proto, spec)
+    if verify:  # in a child process: a graph that crashes onnxruntime must not kill us
+        inputs, outputs = io_names(spec)
+        with isolated_runner(proto.SerializeToString(), inputs, outputs) as run:
+            probe(model, run, spec)
     return proto
 
 

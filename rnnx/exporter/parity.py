@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rnnx.errors import SpecError
+from rnnx.errors import ExportError, SpecError
 from rnnx.exporter.contract import TORCH_DTYPES, derive_spec, eval_copy, init_state, run_eager
 from rnnx.spec import ModelSpec
 
@@ -39,6 +39,8 @@ TOLERANCES: dict[str, Tolerance] = {
     "custom": Tolerance(1e-5, 1e-5),
 }
 STREAM_CHUNK = 3  # chunk length of the "chunked" streaming case
+PROBE_BATCHES = (3,)  # batch sizes of the export-time probe (the export example is batch 2)
+PROBE_STEPS = (1, 7)  # sequence lengths of the probe (the example is 5 steps)
 
 
 @dataclass(frozen=True)
@@ -236,6 +238,29 @@ def run_cases(model: nn.Module, run: Runner, spec: ModelSpec, tol: Tolerance,
                 rows += [compare(case, b, t, s.name, got, ref.numpy(), tol)
                          for s, got, ref in zip(spec.state, new, ref_state)]
     return rows
+
+
+def probe(model: nn.Module, run: Runner, spec: ModelSpec, what: str = "parity probe") -> None:
+    """The quick parity check an exporter runs on a candidate before keeping it.
+
+    Batch 3 and lengths 1 and 7 (not the example's 2 x 5), full sequence and streamed,
+    from non-zero states, at the family's tolerance.
+
+    Raises:
+        ExportError: ``"{what} failed: ..."`` naming the worst tensor and case, or the
+            first error the candidate raised.
+    """
+    tol, _ = resolve_tolerance(spec.kind, None, None)
+    notes: list[str] = []
+    rows = run_cases(model, run, spec, tol, PROBE_BATCHES, PROBE_STEPS, seed=123,
+                     streaming=True, notes=notes)
+    if notes:
+        raise ExportError(f"{what} failed: {notes[0]}")
+    bad = [r for r in rows if not r.ok]
+    if bad:
+        worst = max(bad, key=lambda r: r.score)
+        raise ExportError(f"{what} failed: {worst.tensor} in {worst.label()} differs by "
+                          f"{worst.max_abs:.3g} (atol {worst.atol:g}, rtol {worst.rtol:g})")
 
 
 def check_parity(model: nn.Module, exported_path: str | os.PathLike, *,

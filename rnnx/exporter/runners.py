@@ -45,6 +45,12 @@ def torchscript_runner(path: str) -> Runner:
         module = torch.jit.load(path, map_location="cpu").eval()
     except Exception as e:  # torch raises RuntimeError and friends for corrupt archives
         raise ModelFileError(f"{path}: torch.jit.load failed ({str(e).splitlines()[0]})") from None
+    return module_runner(module)
+
+
+def module_runner(module: "torch.nn.Module") -> Runner:  # noqa: F821
+    """A contract module (eager, scripted or traced) wrapped as a numpy runner."""
+    import torch
 
     def run(x: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
         with torch.no_grad(), torch.jit.optimized_execution(False):  # no re-profiling per shape

@@ -9,36 +9,18 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from rnnx.errors import ExportError
 from rnnx.exporter.contract import derive_spec, eval_copy, example_for
 from rnnx.exporter.onnx_export import Attempt, ExportResult
-from rnnx.exporter.parity import random_state, resolve_tolerance, run_cases
+from rnnx.exporter.parity import probe, random_state
+from rnnx.exporter.runners import module_runner
 from rnnx.exporter.strategies.base import quiet
-from rnnx.spec import METADATA_KEY, ModelSpec
+from rnnx.spec import METADATA_KEY
 
 
 def _traced(model: nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
     state = random_state(model, example.shape[0], seed=7)
     with quiet(), torch.no_grad():
         return torch.jit.trace(model, (example, state), check_trace=False)
-
-
-def _run(module: torch.jit.ScriptModule):
-    def run(x, state):
-        with torch.no_grad():
-            y, new = module(torch.from_numpy(x), [torch.from_numpy(s) for s in state])
-        return y.numpy(), [s.numpy() for s in new]
-
-    return run
-
-
-def _check_traced(model: nn.Module, traced: torch.jit.ScriptModule, spec: ModelSpec) -> None:
-    tol, _ = resolve_tolerance(spec.kind, None, None)
-    rows = run_cases(model, _run(traced), spec, tol, (3,), (1, 7), seed=123, streaming=True)
-    bad = [r for r in rows if not r.ok]
-    if bad:
-        raise ExportError(f"trace fallback fails parity: {bad[0].tensor} in {bad[0].label()} "
-                          f"differs by {bad[0].max_abs:.3g}")
 
 
 def export_torchscript(model: nn.Module, path: str | os.PathLike, *,
@@ -75,7 +57,7 @@ def export_torchscript(model: nn.Module, path: str | os.PathLike, *,
         module, name = _traced(work, example), "trace"
     spec = derive_spec(work, example, exporter=name)
     if name == "trace":
-        _check_traced(work, module, spec)
+        probe(work, module_runner(module), spec, what="trace fallback parity")
     attempts.append(Attempt(name, True, "ok", 0.0))
     spec = dataclasses.replace(spec, extra={"producers": {"torch": torch.__version__}})
     out = Path(path)

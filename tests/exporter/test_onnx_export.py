@@ -142,3 +142,53 @@ def test_dynamo_is_opt_in_only(tmp_path) -> None:
         assert "\x1b[" not in str(e)
     else:
         assert forced.strategy == "dynamo" and forced.attempts[0].ok
+
+
+_CRASHING_CANDIDATE = '''
+import sys, torch
+from torch import nn
+from rnnx.exporter import export_onnx
+
+
+class StepLoop(nn.Module):
+    """A decoder-style Python loop: nn.GRU called once per step on x[:, t:t+1].
+
+    Traced at T=5 the loop is unrolled; run at T=1, four GRU nodes get an empty
+    sequence and onnxruntime aborts the whole process (SIGABRT in 1.32).
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(3, 4, batch_first=True)
+
+    def init_state(self, batch_size):
+        return [torch.zeros(1, batch_size, 4)]
+
+    def forward(self, x, state):
+        h, outs = state[0], []
+        for t in range(x.size(1)):
+            y, h = self.gru(x[:, t:t + 1], h)
+            outs.append(y)
+        return torch.cat(outs, 1), [h]
+
+
+torch.manual_seed(0)
+result = export_onnx(StepLoop(), sys.argv[1], example_input=torch.randn(2, 5, 3))
+print(result.strategy)
+print(result.attempts[0].reason)
+'''
+
+
+def test_a_candidate_that_crashes_onnxruntime_is_rejected_not_fatal(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    # run in a child: before the fix this export killed the process running it
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.run([sys.executable, "-c", _CRASHING_CANDIDATE, str(tmp_path / "m.onnx")],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, f"export killed the process (rc {proc.returncode}): {proc.stderr[-500:]}"
+    strategy, reason = proc.stdout.split("\n")[:2]
+    assert strategy == "scan"
+    assert "onnxruntime crashed" in reason and "trace" not in strategy
