@@ -30,13 +30,12 @@ import json
 import logging
 import os
 import sys
-import tempfile
-from pathlib import Path
 from typing import Any, Callable, NoReturn, Optional, TypeVar
 
 import click
 
 from rnnx import __version__
+from rnnx.atomic import write_text_atomic
 from rnnx.errors import ParityError, RnnxError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -170,16 +169,7 @@ def echo(text: str = "") -> None:
 
 def write_json_atomic(path: str | os.PathLike, payload: dict[str, Any]) -> None:
     """Write ``payload`` as indented JSON to ``path`` through a temp file and a rename."""
-    target = Path(path)
-    text = json.dumps(payload, indent=2, default=_jsonable) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, json.dumps(payload, indent=2, default=_jsonable) + "\n")
 
 
 def _jsonable(value: Any) -> Any:

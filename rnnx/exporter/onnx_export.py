@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
 import os
 import re
 import time
@@ -22,6 +23,7 @@ import onnx
 import torch
 from torch import nn
 
+from rnnx.atomic import write_bytes_atomic
 from rnnx.errors import ExportError
 from rnnx.exporter.contract import derive_spec, eval_copy, example_for
 from rnnx.exporter.graph import finalize, producer_versions
@@ -31,14 +33,18 @@ from rnnx.exporter.strategies import AUTO_ORDER, STRATEGIES, ExportContext
 from rnnx.exporter.strategies.base import io_names
 from rnnx.spec import ModelSpec
 
+logger = logging.getLogger(__name__)
+
+
 @dataclass(frozen=True)
 class Attempt:
     """One strategy tried during an export."""
 
     strategy: str  # strategy name
     ok: bool  # True if its graph was kept
-    reason: str  # "ok" or why it was rejected
+    reason: str  # "ok" or why it was rejected (the exception's full message, one line)
     seconds: float  # time spent building and checking
+    error: BaseException | None = field(default=None, compare=False, repr=False)  # why, with traceback
 
 
 @dataclass(frozen=True)
@@ -75,8 +81,8 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # colour codes some exporters put in thei
 
 
 def _reason(e: BaseException) -> str:
-    text = " ".join(_ANSI.sub("", str(e)).split()) or type(e).__name__
-    return text if len(text) <= 300 else text[:297] + "..."
+    """The exception's whole message on one line, without colour codes."""
+    return " ".join(_ANSI.sub("", str(e)).split()) or type(e).__name__
 
 
 def export_onnx(model: nn.Module, path: str | os.PathLike, *, opset: int = 17,
@@ -97,7 +103,9 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, opset: int = 17,
         An :class:`ExportResult` (path, spec, strategy, attempts).
 
     Raises:
-        ExportError: no strategy produced a graph that passes; lists each one's reason.
+        ExportError: no strategy produced a graph that passes; lists each one's full reason and
+            is chained (``__cause__``) to the last one's exception; every attempt's exception
+            is in ``attempts`` (the ``rnnx`` logger shows their tracebacks at DEBUG).
         ConfigError: an unknown strategy.
 
     Example:
@@ -113,16 +121,20 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, opset: int = 17,
     spec = dataclasses.replace(spec, extra={"producers": producer_versions()})
     attempts: list[Attempt] = []
     for name in names:
+        logger.info("exporting %s to ONNX: trying the %s path%s", type(model).__name__, name,
+                    " and its parity probe" if verify else "")
         start = time.perf_counter()
         try:
             proto = _attempt(name, work, example, spec, opset, verify)
         except Exception as e:  # any failure of one strategy is a reason to try the next
-            attempts.append(Attempt(name, False, _reason(e), time.perf_counter() - start))
+            attempts.append(Attempt(name, False, _reason(e), time.perf_counter() - start, e))
+            logger.info("%s path rejected after %.1f s: %s", name, attempts[-1].seconds, attempts[-1].reason)
+            logger.debug("%s path traceback", name, exc_info=e)
             continue
         attempts.append(Attempt(name, True, "ok", time.perf_counter() - start))
         return _write(proto, path, name, spec, attempts)
     detail = "; ".join(f"{a.strategy}: {a.reason}" for a in attempts)
-    raise ExportError(f"could not export {type(model).__name__} to ONNX: {detail}")
+    raise ExportError(f"could not export {type(model).__name__} to ONNX: {detail}") from attempts[-1].error
 
 
 def _strategy_names(strategy: str) -> tuple[str, ...]:
@@ -140,5 +152,5 @@ def _write(proto: onnx.ModelProto, path: str | os.PathLike, name: str, spec: Mod
            attempts: list[Attempt]) -> ExportResult:
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(proto, os.fspath(out))
+    write_bytes_atomic(out, proto.SerializeToString())  # a reader never sees half a model
     return ExportResult(out, dataclasses.replace(spec, exporter=name), name, tuple(attempts))

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from rnnx.atomic import atomic_write
 from rnnx.exporter.contract import derive_spec, eval_copy, example_for
 from rnnx.exporter.onnx_export import Attempt, ExportResult
 from rnnx.exporter.parity import probe, random_state
@@ -53,7 +54,7 @@ def export_torchscript(model: nn.Module, path: str | os.PathLike, *,
         with quiet():
             module, name = torch.jit.script(work), "script"
     except Exception as e:  # scripting errors come in many types
-        attempts.append(Attempt("script", False, " ".join(str(e).split())[:300], 0.0))
+        attempts.append(Attempt("script", False, " ".join(str(e).split()), 0.0, e))
         module, name = _traced(work, example), "trace"
     spec = derive_spec(work, example, exporter=name)
     if name == "trace":
@@ -62,5 +63,6 @@ def export_torchscript(model: nn.Module, path: str | os.PathLike, *,
     spec = dataclasses.replace(spec, extra={"producers": {"torch": torch.__version__}})
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.jit.save(module, os.fspath(out), _extra_files={METADATA_KEY: spec.to_json()})
+    with atomic_write(out) as f:  # a reader never sees half a model
+        torch.jit.save(module, f, _extra_files={METADATA_KEY: spec.to_json()})
     return ExportResult(out, spec, name, tuple(attempts))

@@ -19,6 +19,8 @@ from typing import Any
 
 from torch import nn
 
+from rnnx.atomic import write_text_atomic
+
 CHECKPOINT = "model.safetensors"
 CONFIG = "config.json"
 METRICS = "metrics.json"
@@ -50,7 +52,7 @@ def save_checkpoint(model: nn.Module, run_dir: Path, extra: dict[str, Any]) -> P
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Write ``data`` as indented JSON (non-finite floats become null)."""
-    path.write_text(json.dumps(_finite(data), indent=2, sort_keys=False) + "\n")
+    write_text_atomic(path, json.dumps(_finite(data), indent=2, sort_keys=False) + "\n")
 
 
 def _finite(value: Any) -> Any:

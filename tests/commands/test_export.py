@@ -86,3 +86,26 @@ def test_export_format_triton_refuses_a_bidirectional_model(checkpoints, tmp_pat
     res = _cli("export", str(checkpoints["gru-bi"]), "--out", str(tmp_path / "repo"), "--format", "triton")
     assert "not streamable" in user_error(res)
     assert not (tmp_path / "repo").exists()
+
+
+def test_export_says_what_it_does_and_v_shows_each_rejected_paths_traceback(checkpoints, tmp_path) -> None:
+    args = ("export", str(checkpoints["lstm-2l-proj"]), "--out", str(tmp_path), "--format", "onnx", "--no-check")
+    plain, verbose, quiet = _cli(*args), _cli(*args, "-v"), _cli(*args, "-q")
+    assert plain.exit_code == verbose.exit_code == quiet.exit_code == 0, verbose.output
+    assert "trying the trace path" in plain.stderr and "trace path rejected after" in plain.stderr
+    assert "Traceback" not in plain.stderr and "Traceback (most recent call last)" in verbose.stderr
+    assert "debug: torch: Torch IR graph at exception" in verbose.stderr
+    assert quiet.stderr == "" and quiet.stdout.startswith("file")
+
+
+def test_export_json_lists_files_attempts_and_parity(checkpoints, tmp_path) -> None:
+    import json
+
+    res = _cli("export", str(checkpoints["rnn-tanh"]), "--out", str(tmp_path / "o"), "--format", "onnx",
+               "--json", "-")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["command"] == "export" and doc["ok"] is True
+    (f,) = doc["files"]
+    assert f["format"] == "onnx" and f["strategy"] == "trace" and f["parity"]["ok"] is True
+    assert f["attempts"][0]["strategy"] == "trace" and f["size_bytes"] > 0

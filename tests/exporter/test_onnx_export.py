@@ -192,3 +192,71 @@ def test_a_candidate_that_crashes_onnxruntime_is_rejected_not_fatal(tmp_path) ->
     strategy, reason = proc.stdout.split("\n")[:2]
     assert strategy == "scan"
     assert "onnxruntime crashed" in reason and "trace" not in strategy
+
+
+class _BuggyWhenTraced(nn.Module):
+    """Runs eagerly, but raises a long TypeError (a stand-in for a bug) under tracing."""
+
+    def init_state(self, batch_size: int) -> list[torch.Tensor]:
+        return [torch.zeros(batch_size, 3)]
+
+    def forward(self, x: torch.Tensor, state: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        if torch.jit.is_tracing():
+            raise TypeError("injected bug: " + "a long explanation " * 30 + "END")
+        return x, [state[0] + x.sum(1)]
+
+
+def test_failed_export_is_chained_to_the_cause_and_keeps_every_full_reason(tmp_path) -> None:
+    with pytest.raises(ExportError) as info:
+        export_onnx(_BuggyWhenTraced(), tmp_path / "m.onnx", strategy="trace",
+                    example_input=torch.randn(2, 5, 3))
+    cause = info.value.__cause__
+    assert isinstance(cause, TypeError) and str(cause).startswith("injected bug")
+    assert len(str(cause)) > 300 and str(info.value).endswith("a long explanation END")  # no 300-char cut
+
+
+def test_every_attempts_exception_is_kept_and_logged_with_its_traceback(tmp_path, caplog) -> None:
+    with caplog.at_level("DEBUG", logger="rnnx"):
+        result = export_onnx(make_model("lstm-2l-proj"), tmp_path / "m.onnx")
+    rejected = [a for a in result.attempts if not a.ok]
+    assert rejected and all(isinstance(a.error, Exception) for a in rejected)
+    tracebacks = [r for r in caplog.records if r.levelname == "DEBUG" and r.exc_info]
+    assert [r.exc_info[1] for r in tracebacks] == [a.error for a in rejected]
+    assert any(r.levelname == "INFO" and "trying the trace path" in r.getMessage() for r in caplog.records)
+
+
+def test_another_threads_output_survives_an_export(tmp_path, capfd, caplog) -> None:
+    """Export must not point the process's stdout/stderr at /dev/null (it once did, with
+    ``os.dup2``, losing 40 of 133 lines another thread printed meanwhile). lstm-2l-proj makes
+    torch print its whole IR graph when the trace path fails: that goes to DEBUG instead."""
+    import os
+    import sys
+    import threading
+
+    done = threading.Event()
+    written: list[str] = []
+
+    def chatter() -> None:
+        i = 0
+        while not done.is_set() or i < 20:
+            line = f"worker line {i}"
+            print(line, flush=True)  # Python level
+            os.write(2, f"{line} on fd 2\n".encode())  # C level, as a native library would
+            written.append(line)
+            i += 1
+            done.wait(0.005)
+
+    worker = threading.Thread(target=chatter)
+    with caplog.at_level("DEBUG", logger="rnnx"):
+        worker.start()
+        try:
+            export_onnx(make_model("lstm-2l-proj"), tmp_path / "m.onnx")
+        finally:
+            done.set()
+            worker.join()
+    sys.stdout.flush()
+    out, err = capfd.readouterr()
+    assert len(written) >= 20
+    assert all(f"{line}\n" in out for line in written) and all(f"{line} on fd 2\n" in err for line in written)
+    assert "Torch IR graph" not in out + err
+    assert any("Torch IR graph at exception" in r.getMessage() for r in caplog.records)

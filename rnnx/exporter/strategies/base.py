@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
+import logging
+import threading
 import warnings
 from dataclasses import dataclass
-from typing import Iterator, Protocol
+from typing import Callable, Iterator, Protocol
 
 import onnx
 import torch
@@ -56,33 +57,56 @@ class Flat(nn.Module):
         return (y, *new)
 
 
+logger = logging.getLogger(__name__)
+
+_log_lock = threading.Lock()
+_log_users = 0  # exports in flight that route torch's ONNX log to logging
+_original_onnx_log: Callable[..., None] | None = None
+
+
+def _onnx_log_to_debug(*args: object) -> None:
+    """Stands in for ``torch._C._jit_onnx_log`` (which writes to the C++ std::cout)."""
+    logger.debug("torch: %s", "".join(str(a) for a in args).rstrip())
+
+
 @contextlib.contextmanager
-def _fds_silenced(fds: tuple[int, ...] = (1, 2)) -> Iterator[None]:
-    """Send the process's stdout/stderr (torch's C++ prints IR graphs there) to devnull."""
+def _onnx_log_captured() -> Iterator[None]:
+    """Route torch's ONNX exporter log to ``logger.debug`` while an export runs.
+
+    torch enables that log on every export and prints the whole IR graph to the process's
+    stdout when a pass fails; the exporter calls it through ``torch._C._jit_onnx_log``, so
+    replacing that one function (reference-counted, for concurrent exports) is enough: no
+    file descriptor, ``sys.stdout`` or ``sys.stderr`` is touched, so other threads' output
+    is never lost.
+    """
+    global _log_users, _original_onnx_log
+    with _log_lock:
+        if _log_users == 0:
+            _original_onnx_log = torch._C._jit_onnx_log
+            torch._C._jit_onnx_log = _onnx_log_to_debug
+        _log_users += 1
     try:
-        saved = [os.dup(fd) for fd in fds]
-    except OSError:  # no usable fds (embedded interpreters): nothing to silence
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        for fd in fds:
-            os.dup2(devnull, fd)
         yield
     finally:
-        for fd, copy in zip(fds, saved):
-            os.dup2(copy, fd)
-            os.close(copy)
-        os.close(devnull)
+        with _log_lock:
+            _log_users -= 1
+            if _log_users == 0:
+                torch._C._jit_onnx_log = _original_onnx_log
 
 
 @contextlib.contextmanager
 def quiet() -> Iterator[None]:
-    """Silence torch's export warnings and chatter (Python and C++ level)."""
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
-            contextlib.redirect_stderr(io.StringIO()), _fds_silenced():
-        warnings.simplefilter("ignore")
-        yield
+    """Send torch's export chatter (warnings, the ONNX exporter's log) to DEBUG on ``rnnx``.
+
+    ``-v`` on the CLI shows it. Nothing process-wide is redirected (see ``_onnx_log_captured``).
+    """
+    with warnings.catch_warnings(record=True) as caught, _onnx_log_captured():
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            for w in caught:
+                logger.debug("torch: %s: %s", w.category.__name__, w.message)
 
 
 def io_names(spec: ModelSpec) -> tuple[list[str], list[str]]:
