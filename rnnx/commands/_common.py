@@ -101,6 +101,8 @@ class _Formatter(logging.Formatter):
 def configure_logging(verbose: int = 0, quiet: int = 0) -> int:
     """Point the ``rnnx`` logger at stderr: INFO by default, -v DEBUG, -q WARNING, -qq ERROR.
 
+    Records still propagate to the root logger, which has no handler in the CLI.
+
     Args:
         verbose: how many ``-v`` were given.
         quiet: how many ``-q`` were given.
@@ -109,19 +111,36 @@ def configure_logging(verbose: int = 0, quiet: int = 0) -> int:
         The level set.
     """
     level = max(logging.DEBUG, min(logging.CRITICAL, logging.INFO + 10 * (quiet - verbose)))
-    for h in [h for h in logger.handlers if isinstance(h, _EchoHandler)]:
-        logger.removeHandler(h)
+    _remove_handler()
     handler = _EchoHandler()
     handler.setFormatter(_Formatter())
     logger.addHandler(handler)
     logger.setLevel(level)
-    logger.propagate = False  # the CLI owns stderr; library users keep the default propagation
     return level
+
+
+def _remove_handler() -> None:
+    for h in [h for h in logger.handlers if isinstance(h, _EchoHandler)]:
+        logger.removeHandler(h)
+
+
+def _logging_for(ctx: click.Context) -> None:
+    """Configure logging for this command run; undo it when the command ends (in-process callers)."""
+    if "rnnx.log_restore" not in ctx.meta:
+        previous = logger.level
+        ctx.meta["rnnx.log_restore"] = previous
+
+        def restore() -> None:
+            _remove_handler()
+            logger.setLevel(previous)
+
+        ctx.call_on_close(restore)
+    configure_logging(ctx.meta.get("rnnx.verbose", 0), ctx.meta.get("rnnx.quiet", 0))
 
 
 def _verbosity_callback(ctx: click.Context, param: click.Parameter, value: int) -> int:
     ctx.meta[f"rnnx.{param.name}"] = value
-    configure_logging(ctx.meta.get("rnnx.verbose", 0), ctx.meta.get("rnnx.quiet", 0))
+    _logging_for(ctx)
     return value
 
 
@@ -274,8 +293,8 @@ def command(*, json_report: bool = False, exit_codes: dict[int, str] | None = No
             target = kwargs.pop("json_out", None) if json_report else None
             ctx = click.get_current_context()
             ctx.meta["rnnx.json_out"] = target
-            if "rnnx.verbose" not in ctx.meta:  # no -v/-q given: still send logs to stderr
-                configure_logging()
+            if "rnnx.log_restore" not in ctx.meta:  # options parsed elsewhere: still log to stderr
+                _logging_for(ctx)
             report = func(*args, **kwargs)
             if json_report and target is not None and report is not None:
                 _emit_json(name, target, report)
