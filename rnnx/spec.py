@@ -88,6 +88,8 @@ class IOSpec:
         time_axis: index of the time axis, or None for data without one.
         shape: full shape; ``"batch"`` and ``"time"`` at their axes, ints elsewhere.
         dtype: numpy dtype name.
+        vocab_size: for token (integer) inputs, ids must lie in ``[0, vocab_size)``; None
+            when unknown (files written before this field, or no embedding).
     """
 
     name: str
@@ -95,6 +97,7 @@ class IOSpec:
     time_axis: int | None  # index of "time" in shape; None if the data has no time axis
     shape: tuple[Dim, ...]  # e.g. ("batch", "time", 16)
     dtype: str = "float32"  # numpy dtype name
+    vocab_size: int | None = None  # token inputs: valid ids are 0 .. vocab_size - 1
 
     def step_shape(self, batch: int) -> tuple[int, ...]:
         """Shape of one time step (time axis removed) at a concrete batch size."""
@@ -112,13 +115,16 @@ class IOSpec:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "name": self.name,
             "batch_axis": self.batch_axis,
             "time_axis": self.time_axis,
             "shape": list(self.shape),
             "dtype": self.dtype,
         }
+        if self.vocab_size is not None:  # only token inputs carry it; older readers ignore it
+            d["vocab_size"] = self.vocab_size
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str) -> "IOSpec":
@@ -126,8 +132,14 @@ class IOSpec:
         batch_axis = _require(d, "batch_axis", where)
         time_axis = _require(d, "time_axis", where)
         shape = _shape(d.get("shape", []), where)
+        dtype = _dtype(d.get("dtype", "float32"), where)
+        vocab = d.get("vocab_size")
+        if vocab is not None and (isinstance(vocab, bool) or not isinstance(vocab, int) or vocab < 1
+                                  or dtype not in ("int64", "int32")):
+            raise SpecError(f"{where}.vocab_size: expected a positive int on an int64/int32 input, got "
+                            f"{vocab!r} (dtype {dtype})")
         spec = cls(str(name), int(batch_axis), None if time_axis is None else int(time_axis),
-                   shape, _dtype(d.get("dtype", "float32"), where))
+                   shape, dtype, vocab)
         if shape:
             if not 0 <= spec.batch_axis < len(shape) or shape[spec.batch_axis] != BATCH:
                 raise SpecError(f"{where}.batch_axis: expected the index of {BATCH!r} in shape "

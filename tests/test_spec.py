@@ -87,3 +87,21 @@ def test_unparsable_text():
 def test_spec_error_is_a_value_error():
     with pytest.raises(ValueError):
         ModelSpec.from_json("[]")
+
+
+def test_token_input_vocab_size_round_trips_and_old_json_loads():
+    tokens = lstm_spec(input=IOSpec("x", 0, 1, ("batch", "time"), "int64", vocab_size=20))
+    d = json.loads(tokens.to_json())
+    assert d["input"]["vocab_size"] == 20
+    assert ModelSpec.from_json(tokens.to_json()) == tokens
+    del d["input"]["vocab_size"]  # a file written before the field existed
+    assert ModelSpec.from_dict(d).input.vocab_size is None
+
+
+@pytest.mark.parametrize("dtype, vocab", [("int64", 0), ("int64", "20"), ("int64", True), ("float32", 20)],
+                         ids=["zero", "string", "bool", "float-input"])
+def test_bad_vocab_size_is_rejected(dtype, vocab):
+    d = json.loads(lstm_spec().to_json())
+    d["input"].update(shape=["batch", "time"], dtype=dtype, vocab_size=vocab)
+    with pytest.raises(SpecError, match=r"input.vocab_size: expected a positive int"):
+        ModelSpec.from_dict(d)

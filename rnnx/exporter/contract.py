@@ -90,6 +90,17 @@ def _config(model: nn.Module) -> dict[str, Any]:
     return dict(config) if isinstance(config, dict) else {}
 
 
+def vocab_size(model: nn.Module, example: torch.Tensor) -> int | None:
+    """How many token ids an integer input takes: the size of the model's one ``nn.Embedding``.
+
+    None for float inputs, and when the model has no embedding or several (ambiguous).
+    """
+    if example.is_floating_point():
+        return None
+    tables = [m for m in model.modules() if isinstance(m, nn.Embedding)]
+    return int(tables[0].num_embeddings) if len(tables) == 1 else None
+
+
 def run_eager(model: nn.Module, x: torch.Tensor, state: list[torch.Tensor]
               ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """One no-grad forward with the contract's ``(y, state)`` result checked."""
@@ -135,7 +146,7 @@ def derive_spec(model: nn.Module, example: torch.Tensor, *, opset: int | None = 
     kind = getattr(model, "kind", "custom")
     return ModelSpec(
         input=IOSpec("x", 0, 1, (BATCH, TIME, *map(int, example.shape[2:])),
-                     dtype_name(example.dtype, "x")),
+                     dtype_name(example.dtype, "x"), vocab_size(model, example)),
         output=IOSpec("y", 0, 1, (BATCH, TIME, *map(int, y.shape[2:])), dtype_name(y.dtype, "y")),
         state=states,
         streamable=bool(getattr(model, "streamable", True)),

@@ -24,6 +24,12 @@ def test_token_model_has_int64_input_without_features() -> None:
     model = make_model("tokens-rnn")
     spec = derive_spec(model, model.example_input(2, 5))
     assert spec.input.shape == ("batch", "time") and spec.input.dtype == "int64"
+    assert spec.input.vocab_size == 20  # the size of its nn.Embedding: ids are range-checked at run time
+
+
+def test_float_input_has_no_vocab_size() -> None:
+    model = make_model("gru-1l")
+    assert derive_spec(model, model.example_input(2, 5)).input.vocab_size is None
 
 
 class _TwoBatchAxes(nn.Module):
