@@ -84,8 +84,18 @@ class NonFiniteError(RnnxError, ValueError):
 
 
 class ClosedError(RnnxError, RuntimeError):
-    """A session or pool used after ``close()``."""
+    """A session or pool used after ``close()`` (a pool also once its batcher failed, or in a
+    ``fork()``ed child)."""
 
 
 class ConcurrentUseError(RnnxError, RuntimeError):
     """One StreamingSession called from two threads at once (it serves one thread at a time)."""
+
+
+class PoolFullError(RnnxError, RuntimeError):
+    """A StreamPool limit was reached (``max_streams`` open streams, ``max_pending`` queued steps)."""
+
+
+class InputValueError(RnnxError, ValueError):
+    """An input whose values the model cannot take: a token id outside the vocabulary, or a
+    step the graph rejected at run time."""

@@ -62,6 +62,11 @@ class BatchEngine:
             self.slots.scatter(idx, bound.outs)
         return bound.y.copy()
 
+    def forget(self) -> None:
+        """Drop every cached binding and buffer (after the slot arrays shrank)."""
+        self._subset.clear()
+        self._every = None
+
     # -- helpers -----------------------------------------------------------------------
     def _bind(self, x: np.ndarray, y: np.ndarray, ins: list[np.ndarray], outs: list[np.ndarray]) -> Any:
         c = self.contract

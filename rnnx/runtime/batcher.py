@@ -1,78 +1,358 @@
-"""Background micro-batcher: groups concurrent submissions into one pool call.
+"""Background micro-batcher for StreamPool: per-stream FIFOs, one worker thread.
 
-Submissions from any thread go into a queue; one worker thread takes up to
-``max_batch`` of them, waiting at most ``max_wait`` seconds after the first, and runs
-them as one batched step. Two submissions for the same stream never share a batch:
-the later one is carried over, in order, to the next batch.
+Each open stream has a :class:`StreamQueue`: its slot and the FIFO of its queued steps.
+A stream with queued steps sits in the *ready line* exactly once, so a batch takes at
+most one step per stream (steps of one stream run in submission order, in successive
+batches) and forming a batch costs O(batch), never a rescan of what is queued: a
+stream with a backlog of 16k steps is drained in linear time.
+
+The worker waits for company at most ``max_wait`` seconds after the oldest ready step
+arrived (steps left over from a full batch run at once), or until ``max_batch`` streams
+are ready. Results go back in one hand-off per batch and event loop
+(``loop.call_soon_threadsafe`` once), not one per step.
+
+The worker holds this queue and only a *weak* reference to the pool, so a pool dropped
+without ``close()`` is collected; its finalizer shuts the queue down. Any exception
+escaping the worker fails every pending step with :class:`~rnnx.errors.ClosedError`
+(chained to the cause) and the pool refuses new work; it never dies silently.
 """
 
 from __future__ import annotations
 
-import queue
+import asyncio
+import logging
+import os
 import threading
 import time
+import weakref
 from collections import deque
-from concurrent.futures import Future
-from typing import Any, Callable, Hashable, Optional
+from concurrent.futures import InvalidStateError
+from typing import Any, Callable, Iterable, Optional
 
-Item = tuple[Hashable, Any, Future]  # (stream id, validated input, future)
-_STOP = object()
+import numpy as np
+
+from rnnx.errors import ClosedError, PoolFullError, UnknownStreamError
+
+logger = logging.getLogger(__name__)
+
+Item = tuple  # (x: one validated step without the batch axis, future, event loop of an asyncio future or None)
+Batch = tuple[list, list, list, list]  # (stream queues, inputs, futures, loops), one entry per step
+_IDLE, _FILLING = 1, 2  # what the worker is waiting for: any step / more company or a deadline
 
 
-class Batcher:
-    """Worker thread that runs ``step(items)`` on batches of submitted items."""
+class StreamQueue:
+    """One open stream as the batcher sees it. A reopened id gets a new one (a new generation)."""
 
-    def __init__(self, step: Callable[[list[Item]], None], max_batch: int, max_wait_s: float) -> None:
-        self._step, self.max_batch, self.max_wait_s = step, max_batch, max_wait_s
-        self._queue: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
-        self._backlog: deque[Item] = deque()  # carried over: same stream already in the batch
-        self._stopping = False
-        self._thread = threading.Thread(target=self._loop, name="rnnx-batcher", daemon=True)
-        self._thread.start()
+    __slots__ = ("id", "slot", "gen", "items", "open")
 
-    def put(self, item: Item) -> None:
-        self._queue.put(item)
+    def __init__(self, stream_id: Any, slot: int, gen: int) -> None:
+        self.id, self.slot, self.gen = stream_id, slot, gen  # gen: counts opens in the pool
+        self.items: deque[Item] = deque()  # queued steps, oldest first
+        self.open = True  # False once closed: its steps can never run on a reopened id
 
-    def stop(self, timeout: Optional[float] = None) -> None:
-        """Finish what was submitted, then end the worker thread."""
-        self._queue.put(_STOP)
-        self._thread.join(timeout)
 
-    def _loop(self) -> None:
-        while not (self._stopping and not self._backlog):
-            batch = self._collect()
-            if batch:
-                self._step(batch)
-
-    def _take(self, item: Item, batch: list[Item], seen: set) -> None:
-        if item[0] in seen or len(batch) >= self.max_batch:
-            self._backlog.append(item)
-        else:
-            seen.add(item[0])
-            batch.append(item)
-
-    def _collect(self) -> list[Item]:
-        batch: list[Item] = []
-        seen: set = set()
-        carried, self._backlog = self._backlog, deque()
-        for item in carried:
-            self._take(item, batch, seen)
-        deadline = None if not batch else time.monotonic() + self.max_wait_s
-        while len(batch) < self.max_batch and not self._stopping:
-            if deadline is None:
-                try:
-                    got = self._queue.get(timeout=0.1)
-                except queue.Empty:
-                    continue
-                deadline = time.monotonic() + self.max_wait_s
+# -- handing results back ------------------------------------------------------------------
+def _settle(futs: list, ys: Iterable) -> None:
+    """Resolve asyncio futures in their own loop (``ys``: results, or exceptions to set)."""
+    if isinstance(ys, np.ndarray):  # a batch's outputs, row k for future k
+        for fut, y in zip(futs, ys):
+            if not fut.done():  # cancelled by its awaiter meanwhile
+                fut.set_result(y)
+        return
+    for fut, y in zip(futs, ys):
+        if not fut.done():  # cancelled by its awaiter meanwhile
+            if isinstance(y, BaseException):
+                fut.set_exception(y)
             else:
-                left = deadline - time.monotonic()
-                try:
-                    got = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
-                except queue.Empty:
-                    break
-            if got is _STOP:
-                self._stopping = True
-                break
-            self._take(got, batch, seen)
-        return batch
+                fut.set_result(y)
+
+
+def _set(fut: Any, loop: Any, y: Any) -> None:
+    """Resolve one future of either kind from the worker thread."""
+    if loop is None:
+        try:
+            if isinstance(y, BaseException):
+                fut.set_exception(y)
+            else:
+                fut.set_result(y)
+        except InvalidStateError:  # cancelled (or already failed) meanwhile
+            pass
+    else:
+        _call_in(loop, _settle, [fut], [y])
+
+
+def _call_in(loop: asyncio.AbstractEventLoop, fn: Callable, *args: Any) -> None:
+    try:
+        loop.call_soon_threadsafe(fn, *args)
+    except RuntimeError:  # the loop is closed: nobody is left awaiting these futures
+        pass
+
+
+def resolve(futs: list, loops: list, ys: Any) -> None:
+    """Hand a batch's results (a sequence, row k for step k) to their futures.
+
+    Plain futures are resolved here; asyncio futures in one ``call_soon_threadsafe`` per loop.
+    """
+    first = loops[0]
+    if first is not None and loops.count(first) == len(loops):  # the common case: one event loop
+        _call_in(first, _settle, futs, ys)
+        return
+    by_loop: dict[Any, tuple[list, list]] = {}
+    for fut, loop, y in zip(futs, loops, ys):
+        if loop is None:
+            _set(fut, None, y)
+        else:
+            pair = by_loop.setdefault(loop, ([], []))
+            pair[0].append(fut)
+            pair[1].append(y)
+    for loop, (fs, vs) in by_loop.items():
+        _call_in(loop, _settle, fs, vs)
+
+
+def fail(futs: Iterable, loops: Iterable, error: BaseException) -> None:
+    """Fail futures of either kind with ``error``."""
+    futs, loops = list(futs), list(loops)
+    if futs:
+        resolve(futs, loops, [error] * len(futs))
+
+
+# -- the queue ---------------------------------------------------------------------------------
+class WorkQueue:
+    """The per-stream FIFOs, the ready line, limits, and the worker thread's lifecycle."""
+
+    def __init__(self, pool_ref: "weakref.ref[Any]", max_batch: int, max_wait_s: float, max_pending: int) -> None:
+        self.pool_ref = pool_ref  # the worker's only link to the pool: weak
+        self.max_batch, self.max_wait_s, self.max_pending = max_batch, max_wait_s, max_pending
+        self._new_locks()
+        self.ready: deque[StreamQueue] = deque()  # streams with queued steps, each at most once
+        self.pending = 0  # queued steps (not yet taken into a batch)
+        self.since = 0.0  # monotonic time the oldest ready step has been waiting since
+        self.waiting = 0  # _IDLE / _FILLING while the worker waits, else 0
+        self.space_waiters: deque = deque()  # asyncio futures of asubmit calls waiting for room
+        self.refusal: Optional[str] = None  # set once the queue takes no more work: why
+        self.cause: Optional[BaseException] = None  # what killed the worker, if something did
+        self.thread: Optional[threading.Thread] = None
+        _LIVE.add(self)
+
+    def _new_locks(self) -> None:
+        self.lock = threading.Lock()
+        self.work = threading.Condition(self.lock)  # the worker waits here
+        self.space = threading.Condition(self.lock)  # blocked submit() calls wait here
+
+    # -- submitting side --------------------------------------------------------------
+    def refused(self) -> ClosedError:
+        err = ClosedError(self.refusal or "StreamPool is closed")
+        err.__cause__ = self.cause
+        return err
+
+    def put(self, sq: StreamQueue, item: Item, timeout: Optional[float]) -> None:
+        """Queue one step; blocks while ``max_pending`` steps are queued (up to ``timeout`` s).
+
+        Raises:
+            ClosedError, UnknownStreamError, PoolFullError.
+        """
+        with self.lock:
+            if self.pending >= self.max_pending:
+                self._wait_for_room(timeout)
+            self._append(sq, item)
+
+    def put_many(self, sqs: list[StreamQueue], items: list[Item]) -> None:
+        """Queue several steps at once (never blocks: raises PoolFullError if they do not fit)."""
+        with self.lock:
+            if self.pending + len(items) > self.max_pending:
+                self._check_open()
+                raise PoolFullError(f"max_pending: {self.pending} steps queued, {len(items)} more do not fit "
+                                    f"under the limit of {self.max_pending}")
+            for sq, item in zip(sqs, items):
+                self._append(sq, item)
+
+    def try_put(self, sq: StreamQueue, item: Item, loop: asyncio.AbstractEventLoop) -> Optional["asyncio.Future[None]"]:
+        """Queue one step, or return a future that is done when there may be room."""
+        with self.lock:
+            if self.pending >= self.max_pending:
+                self._check_open()
+                waiter = loop.create_future()
+                self.space_waiters.append((loop, waiter))
+                return waiter
+            self._append(sq, item)
+            return None
+
+    def _check_open(self) -> None:
+        if self.refusal is not None:
+            raise self.refused()
+
+    def _wait_for_room(self, timeout: Optional[float]) -> None:
+        if self.thread is threading.current_thread():
+            raise PoolFullError(f"max_pending: {self.pending} steps queued (the limit); a done-callback "
+                                f"cannot wait for room, it would block the batcher itself")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.pending >= self.max_pending:
+            self._check_open()
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise PoolFullError(f"max_pending: {self.pending} steps queued (the limit) for "
+                                    f"{timeout} s; submit fewer, or raise max_pending")
+            self.space.wait(left)
+
+    def _append(self, sq: StreamQueue, item: Item) -> None:
+        if self.refusal is not None:
+            raise self.refused()
+        if not sq.open:
+            raise UnknownStreamError(f"stream {sq.id!r}: not open (closed)")
+        if self.thread is None:  # started on first use, under the lock
+            self.thread = threading.Thread(target=_work, args=(self,), name="rnnx-batcher", daemon=True)
+            self.thread.start()
+        sq.items.append(item)
+        self.pending += 1
+        if len(sq.items) == 1:
+            ready = self.ready
+            if not ready:
+                self.since = time.monotonic()
+            ready.append(sq)
+            if self.waiting == _IDLE or (self.waiting == _FILLING and len(ready) >= self.max_batch):
+                self.waiting = 0  # one wake-up is enough
+                self.work.notify()
+
+    def close_stream(self, sq: StreamQueue) -> tuple[list, list]:
+        """Mark a stream closed; returns its queued steps' (futures, loops) for the caller to fail."""
+        with self.lock:
+            sq.open = False
+            items, sq.items = sq.items, deque()
+            self.pending -= len(items)
+            self._wake_space()
+        return [it[1] for it in items], [it[2] for it in items]
+
+    def shutdown(self, reason: str, cause: Optional[BaseException] = None) -> tuple[list, list]:
+        """Refuse new work from now on; returns every queued step's (futures, loops)."""
+        with self.lock:
+            if self.refusal is None:
+                self.refusal, self.cause = reason, cause
+            futs, loops = [], []
+            for sq in self.ready:
+                for _, fut, loop in sq.items:
+                    futs.append(fut)
+                    loops.append(loop)
+                sq.items = deque()
+            self.ready.clear()
+            self.pending = 0
+            self.work.notify_all()
+            self.space.notify_all()
+            waiters, self.space_waiters = self.space_waiters, deque()
+        for loop, w in waiters:
+            _call_in(loop, _release, w)
+        return futs, loops
+
+    def after_fork(self) -> None:
+        """In a fork()ed child: fresh locks (the parent's may be held forever), no worker, no work."""
+        self._new_locks()
+        self.thread, self.waiting, self.pending = None, 0, 0
+        self.ready, self.space_waiters = deque(), deque()
+        self.refusal = (f"StreamPool: process {os.getpid()} is a fork() of the process that made this pool; "
+                        f"its onnxruntime session and batcher thread do not survive fork(): create a new "
+                        f"StreamPool in the child (steps queued before the fork are answered in the parent)")
+
+    # -- worker side ----------------------------------------------------------------------
+    def take(self) -> Optional[Batch]:
+        """Wait for and take the next batch; None once the queue is shut down."""
+        with self.lock:
+            while True:
+                if not self._wait_for_work():
+                    return None
+                batch = self._take_ready()
+                if batch[0]:
+                    return batch
+
+    def _wait_for_work(self) -> bool:
+        """Under ``lock``: wait until a batch is due (full, or the oldest step waited long enough)."""
+        while True:
+            if self.refusal is not None:
+                return False
+            ready = self.ready
+            if not ready:
+                self.waiting = _IDLE
+                self.work.wait()
+                self.waiting = 0
+                continue
+            if len(ready) >= self.max_batch:
+                return True
+            left = self.since + self.max_wait_s - time.monotonic()
+            if left <= 0:
+                return True
+            self.waiting = _FILLING
+            self.work.wait(left)
+            self.waiting = 0
+
+    def _take_ready(self) -> Batch:
+        """Under ``lock``: the next step of up to ``max_batch`` ready streams, in line order."""
+        ready = self.ready
+        sqs: list = []
+        xs: list = []
+        futs: list = []
+        loops: list = []
+        carry: list = []
+        while ready and len(sqs) < self.max_batch:
+            sq = ready.popleft()
+            if not sq.items:  # closed while in line: its steps were failed then
+                continue
+            x, fut, loop = sq.items.popleft()
+            sqs.append(sq)
+            xs.append(x)
+            futs.append(fut)
+            loops.append(loop)
+            if sq.items:
+                carry.append(sq)
+        ready.extend(carry)  # to the back of the line: every ready stream gets its turn
+        self.pending -= len(sqs)
+        self.since = float("-inf")  # what is left has waited long enough: run it next
+        self._wake_space()
+        return sqs, xs, futs, loops
+
+    def _wake_space(self) -> None:
+        """Under ``lock``: let blocked submitters retry once there is room."""
+        if self.pending < self.max_pending:
+            self.space.notify_all()
+            while self.space_waiters:
+                loop, w = self.space_waiters.popleft()
+                _call_in(loop, _release, w)
+
+
+def _release(waiter: "asyncio.Future[None]") -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+def _work(queue: WorkQueue) -> None:
+    """The worker thread: take a batch, run it on the pool (if still alive), repeat."""
+    batch: Optional[Batch] = None
+    try:
+        while True:
+            batch = queue.take()
+            if batch is None:
+                return
+            pool = queue.pool_ref()
+            if pool is None:  # collected between batches: its finalizer shuts the queue down
+                fail(batch[2], batch[3], ClosedError("StreamPool was garbage-collected"))
+                return
+            pool._run_batch(*batch)
+            del pool  # hold the pool only while a batch runs
+            batch = None
+    except BaseException as e:  # never die silently: fail everything, refuse new work
+        logger.error("StreamPool batcher failed; the pool refuses new work", exc_info=True)
+        futs, loops = queue.shutdown(f"StreamPool: the batcher thread failed ({type(e).__name__}: {e}); "
+                                     f"the pool takes no more submissions, close it and open a new one", e)
+        if batch is not None:
+            futs, loops = futs + list(batch[2]), loops + list(batch[3])
+        fail(futs, loops, queue.refused())
+
+
+_LIVE: "weakref.WeakSet[WorkQueue]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for q in list(_LIVE):
+        q.after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+

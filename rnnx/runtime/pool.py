@@ -3,37 +3,49 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
+import warnings
+import weakref
 from concurrent.futures import Future
+from operator import attrgetter
 from typing import Any, Hashable, Mapping, Optional, Sequence
 
 import numpy as np
 import onnxruntime as ort
 
-from rnnx.errors import DuplicateStreamError, NotStreamableError, RnnxError, SpecError, StreamExistsError, UnknownStreamError
-from rnnx.runtime.batcher import Batcher, Item
+from rnnx.errors import (ClosedError, ConfigError, DuplicateStreamError, InputValueError, NotStreamableError,
+                         PoolFullError, RnnxError, ShapeError, StreamExistsError, UnknownStreamError)
+from rnnx.runtime.batch_engine import BatchEngine
 from rnnx.runtime.backend import PathLike
+from rnnx.runtime.batcher import StreamQueue, WorkQueue, fail, resolve
 from rnnx.runtime.contract import CONTEXT_KEY, open_model
 from rnnx.runtime.options import RuntimeOptions, merge_options
 from rnnx.runtime.providers import Providers
-from rnnx.runtime.batch_engine import BatchEngine
 from rnnx.runtime.slots import SlotStore
 from rnnx.runtime.validate import check_input, check_state
 
 _ALL = object()
+_dtype_of = attrgetter("dtype")
+
+MAX_STREAMS = 65_536  # default limit on open streams
+MAX_PENDING = 65_536  # default limit on queued (submitted, not yet running) steps
+MAX_BATCH_LIMIT = 65_536  # largest accepted max_batch
+MAX_WAIT_LIMIT_MS = 1_000.0  # largest accepted max_wait_ms
 
 
 class StepOutputs(Mapping):
     """``{stream_id: y}`` of one :meth:`StreamPool.step_many` call.
 
-    A read-only mapping over ONE output array: each ``y`` is a row of it, made on access,
-    so a step over thousands of streams builds no per-stream objects. ``.array`` is the
-    whole ``(n, out...)`` output in the order the ids were given.
+    A read-only mapping over ONE read-only output array: each ``y`` is a row of it, made
+    on access, so a step over thousands of streams builds no per-stream objects.
+    ``.array`` is the whole ``(n, out...)`` output in the order the ids were given.
     """
 
     __slots__ = ("_pos", "array")
 
     def __init__(self, pos: Mapping[Hashable, int], array: np.ndarray) -> None:
+        array.flags.writeable = False
         self._pos = pos  # stream id -> row of array
         self.array = array  # (n, out...)
 
@@ -50,15 +62,29 @@ class StepOutputs(Mapping):
         return f"StepOutputs({len(self)} streams, output {self.array.shape} {self.array.dtype})"
 
 
+def _int_option(name: str, value: Any, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= hi:
+        raise ConfigError(f"{name}: expected an int from 1 to {hi}, got {value!r}")
+    return value
+
+
+def _wait_option(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+            math.isfinite(value) and 0 <= value <= MAX_WAIT_LIMIT_MS):
+        raise ConfigError(f"max_wait_ms: expected a number of milliseconds from 0 to {MAX_WAIT_LIMIT_MS:g}, "
+                          f"got {value!r}")
+    return float(value)
+
+
 class StreamPool:
     """Serve many independent streams of one model, batching their steps.
 
     Each stream has its own state, kept in a preallocated slot of shared arrays.
-    :meth:`step_many` advances several streams in ONE onnxruntime call; :meth:`submit`
-    (thread-safe) hands single steps to a background batcher that groups concurrent
-    submissions. Every stream gets exactly the outputs a solo
-    :class:`~rnnx.runtime.StreamingSession` would give on the same inputs. States are
-    kept on the host (gathered/scattered with numpy) whatever the provider.
+    :meth:`step_many` advances several streams in ONE onnxruntime call; :meth:`submit`,
+    :meth:`submit_many` (thread-safe) and :meth:`asubmit` (asyncio) queue single steps for
+    a background batcher that groups concurrent submissions. Every stream gets exactly the
+    outputs a solo :class:`~rnnx.runtime.StreamingSession` would give on the same inputs.
+    States are kept on the host (gathered/scattered with numpy) whatever the provider.
 
     Example:
         >>> with StreamPool("model.onnx", max_batch=64) as pool:  # doctest: +SKIP
@@ -69,67 +95,109 @@ class StreamPool:
 
     Args:
         path: the ``.onnx`` file.
-        max_batch: most submissions the batcher groups into one call.
-        max_wait_ms: longest the batcher waits for more submissions after the first.
-        options, providers, state_map, constants, context, session_options, state_shapes:
-            as in :class:`~rnnx.runtime.StreamingSession`.
-        capacity: initial number of state slots (doubles as streams open).
+        max_batch: most steps the batcher runs in one call (1 to 65536).
+        max_wait_ms: longest a queued step waits for company before its batch runs
+            (0 to 1000 ms; a full batch runs at once).
+        max_streams: most open streams; :meth:`open` beyond it raises PoolFullError.
+        max_pending: most queued steps; beyond it :meth:`submit` blocks (up to its
+            ``timeout``), :meth:`asubmit` awaits room, :meth:`submit_many` raises PoolFullError.
+        providers, state_map, constants, context, session_options, state_shapes: as in
+            :class:`~rnnx.runtime.StreamingSession`.
+        capacity: initial (and smallest) number of state slots; doubles as streams open,
+            halves when at most a quarter of the slots are in use.
+
+    Raises:
+        ConfigError: an option out of range. ModelFileError, SpecError, ProviderError,
+        NotStreamableError: the file, contract or providers are unusable.
     """
 
     def __init__(self, path: PathLike, *, max_batch: int = 64, max_wait_ms: float = 2.0,
+                 max_streams: int = MAX_STREAMS, max_pending: int = MAX_PENDING,
                  options: Optional[RuntimeOptions] = None, providers: Optional[Providers] = None,
                  state_map: Optional[Mapping[str, str]] = None,
                  constants: Optional[Mapping[str, Any]] = None, context: int = 0,
                  session_options: Optional[ort.SessionOptions] = None,
                  state_shapes: Optional[Mapping[str, Sequence[Any]]] = None, capacity: int = 8) -> None:
-        if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
-            raise SpecError(f"max_batch: expected a positive int, got {max_batch!r}")
-        if not max_wait_ms >= 0:
-            raise SpecError(f"max_wait_ms: expected a non-negative number, got {max_wait_ms!r}")
+        self.max_batch = _int_option("max_batch", max_batch, MAX_BATCH_LIMIT)
+        self.max_wait_ms = _wait_option(max_wait_ms)
+        self.max_streams = _int_option("max_streams", max_streams, 1 << 31)
+        self.max_pending = _int_option("max_pending", max_pending, 1 << 31)
+        capacity = min(_int_option("capacity", capacity, 1 << 31), self.max_streams)
         self.options = merge_options(options, providers=providers, session_options=session_options)
         self.backend, self.contract = open_model(path, self.options, state_map=state_map, constants=constants,
                                                  context=context, state_shapes=state_shapes)
         if not self.contract.streamable:
+            self.backend.close()
             raise NotStreamableError(f"StreamPool: {path} is not streamable (bidirectional); "
                                      f"use StreamingSession.run on whole sequences")
-        self.max_batch, self.max_wait_ms = max_batch, float(max_wait_ms)
-        self._slots = SlotStore(self.contract, capacity)
-        self._engine = BatchEngine(self.backend, self.contract, self._slots)
-        self._ids: dict[Hashable, int] = {}
-        self._idx_cache: Optional[tuple] = None  # (ids, slots, rows) of the last step_many
-        self._lock = threading.RLock()
-        self._batcher: Optional[Batcher] = None
-        self._closed = False
         c = self.contract
-        self._outputs = [c.output.name] + [s.output for s in c.states]
+        self._slots = SlotStore(c, capacity)
+        self._engine = BatchEngine(self.backend, c, self._slots)
+        self._ids: dict[Hashable, int] = {}  # stream id -> slot
+        self._streams: dict[Hashable, StreamQueue] = {}  # stream id -> its queue (and generation)
+        self._opened = 0  # streams ever opened: the generation of the next one
+        self._idx_cache: Optional[tuple] = None  # (ids, slots, rows) of the last step_many
+        self._lock = threading.RLock()  # slots, engine and the stream tables
+        self._queue = WorkQueue(weakref.ref(self), max_batch, self.max_wait_ms / 1000.0, max_pending)
+        self._finalizer = weakref.finalize(self, _collected, self._queue, str(path))
+        self._finalizer.atexit = False
+        spec_in = c.spec.input if c.spec is not None else None
+        self._vocab: Optional[int] = getattr(spec_in, "vocab_size", None)  # token ids must be < this
+        self._shape = self._fixed_step_shape()  # (F...) of one submitted step, when fixed
+        self._dtype = c.input.dtype
 
     # -- streams -----------------------------------------------------------------------
     def open(self, stream_id: Hashable) -> None:
-        """Start a stream with zero state. Raises StreamExistsError if already open."""
+        """Start a stream with zero state.
+
+        Raises:
+            StreamExistsError: already open. PoolFullError: ``max_streams`` are open.
+        """
         with self._lock:
+            self._require_open()
             if stream_id in self._ids:
                 raise StreamExistsError(f"stream {stream_id!r}: already open; close it or reset it")
-            self._ids[stream_id] = self._slots.acquire()
+            if len(self._ids) >= self.max_streams:
+                raise PoolFullError(f"max_streams: {len(self._ids)} streams open (the limit); close one "
+                                    f"before opening {stream_id!r}, or raise max_streams")
+            slot = self._slots.acquire()
+            self._opened += 1
+            self._ids[stream_id] = slot
+            self._streams[stream_id] = StreamQueue(stream_id, slot, self._opened)
             self._idx_cache = None
 
     def close(self, stream_id: Hashable = _ALL) -> None:
-        """Close one stream, or (no argument) the whole pool: stop the batcher thread."""
+        """Close one stream, or (no argument) the whole pool.
+
+        Closing a stream fails its queued steps with UnknownStreamError (a reopened id
+        starts afresh). Closing the pool fails every queued step with ClosedError,
+        waits for a running batch, stops the batcher thread and releases the session and
+        the state buffers; it is idempotent and safe from a future's done-callback.
+        """
         if stream_id is _ALL:
             self._shutdown()
             return
         with self._lock:
-            self._slots.release(self._slot(stream_id))
+            self._require_open()
+            slot = self._slot(stream_id)
+            sq = self._streams.pop(stream_id)
             del self._ids[stream_id]
+            futs, loops = self._queue.close_stream(sq)
+            self._slots.release(slot)
             self._idx_cache = None
+            self._shrink_if_sparse()
+        fail(futs, loops, UnknownStreamError(f"stream {stream_id!r}: closed before this step ran"))
 
     def reset(self, stream_id: Hashable) -> None:
         """Zero one stream's state."""
         with self._lock:
+            self._require_open()
             self._slots.zero(self._slot(stream_id))
 
     def get_state(self, stream_id: Hashable) -> dict[str, np.ndarray]:
         """Copies of one stream's states (batch axis of size 1), like a batch-1 session's."""
         with self._lock:
+            self._require_open()
             slot = self._slot(stream_id)
             out = self._slots.get(slot)
             if self.contract.context:
@@ -139,6 +207,7 @@ class StreamPool:
     def set_state(self, stream_id: Hashable, state: Mapping[str, Any]) -> None:
         """Replace one stream's state. Raises StateError on bad names/shapes/dtypes."""
         with self._lock:
+            self._require_open()
             slot = self._slot(stream_id)
             checked = check_state(self.contract, state, 1)
             self._slots.set(slot, checked)
@@ -150,6 +219,11 @@ class StreamPool:
         """Ids of the open streams."""
         with self._lock:
             return list(self._ids)
+
+    @property
+    def pending(self) -> int:
+        """Steps submitted and not yet taken into a batch."""
+        return self._queue.pending
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -166,17 +240,20 @@ class StreamPool:
             stream's step output without the batch axis; ``.array`` holds them all, ``(n, out...)``.
 
         Raises:
-            UnknownStreamError, ShapeError, DTypeError: nothing is computed and no state changes.
+            UnknownStreamError, ShapeError (also for no streams at all), DTypeError,
+            InputValueError: nothing is computed and no state changes.
         """
         ids = list(inputs)
         if not ids:
-            return StepOutputs({}, np.empty((0,), self.contract.output.dtype))
+            raise ShapeError("inputs: expected at least one {stream_id: x}, got an empty mapping")
         values = list(inputs.values())
         x = self._fast_batch(values)
         if x is None:  # slow path: find and name the offending stream
             x = np.concatenate([self._check(i, v) for i, v in zip(ids, values)],
                                axis=self.contract.input.batch_axis)
+        self._check_tokens(ids, x)
         with self._lock:
+            self._require_open()
             idx, pos = self._indices(ids)
             return StepOutputs(pos, self._step_impl(idx, x))
 
@@ -193,20 +270,153 @@ class StreamPool:
             The same :class:`StepOutputs` as :meth:`step_many`.
 
         Raises:
-            UnknownStreamError, DuplicateStreamError, ShapeError, DTypeError: nothing is
-            computed and no state changes.
+            UnknownStreamError, DuplicateStreamError, ShapeError, DTypeError, InputValueError:
+            nothing is computed and no state changes.
         """
         ids = list(ids)
         if not ids:
-            return StepOutputs({}, np.empty((0,), self.contract.output.dtype))
+            raise ShapeError("ids: expected at least one stream, got none")
         io = self.contract.input
         arr = np.asarray(x)
         if io.batch_axis != 0 and arr.ndim > io.batch_axis:
             arr = np.moveaxis(arr, 0, io.batch_axis)
         arr = check_input(self.contract, arr, len(ids), with_time=False)
+        self._check_tokens(ids, arr)
         with self._lock:
+            self._require_open()
             idx, pos = self._indices(ids)
             return StepOutputs(pos, self._step_impl(idx, arr))
+
+    def submit(self, stream_id: Hashable, x: Any, *, timeout: Optional[float] = None) -> "Future[np.ndarray]":
+        """Queue one step of one stream; thread-safe. Returns a Future of its output.
+
+        A bad input or unknown stream fails this future only. Steps of the same stream
+        run in submission order. ``x`` is copied: reuse it at once. Cancelling the future
+        before its batch starts skips the step.
+
+        Args:
+            stream_id: an open stream.
+            x: one step without the batch axis, e.g. ``(16,)``.
+            timeout: when ``max_pending`` steps are queued, wait at most this many seconds
+                for room (None: as long as it takes).
+
+        Raises:
+            ClosedError: the pool was closed (or its batcher failed, or this is a fork).
+            PoolFullError: still no room after ``timeout`` seconds.
+        """
+        q = self._queue
+        if q.refusal is not None:
+            raise q.refused()
+        fut: Future = Future()
+        try:
+            sq = self._stream(stream_id)
+            arr = self._step_input(stream_id, x)
+        except RnnxError as e:
+            fut.set_exception(e)
+            return fut
+        try:
+            q.put(sq, (arr, fut, None), timeout)
+        except UnknownStreamError as e:  # closed meanwhile
+            fut.set_exception(e)
+        return fut
+
+    def submit_many(self, inputs: Mapping[Hashable, Any]) -> list["Future[np.ndarray]"]:
+        """Queue one step for each of several streams at once; thread-safe.
+
+        Cheaper than one :meth:`submit` per stream: one stacked validation, one lock.
+
+        Args:
+            inputs: ``{stream_id: x}``, each x one step without the batch axis.
+
+        Returns:
+            One Future per stream, in the order of ``inputs``. A step whose values the
+            model cannot take (a token id outside the vocabulary) fails its own future.
+
+        Raises:
+            UnknownStreamError, ShapeError, DTypeError: nothing is queued. PoolFullError:
+            the steps do not fit under ``max_pending`` (nothing is queued). ClosedError.
+        """
+        q = self._queue
+        if q.refusal is not None:
+            raise q.refused()
+        ids = list(inputs)
+        if not ids:
+            raise ShapeError("inputs: expected at least one {stream_id: x}, got an empty mapping")
+        values = list(inputs.values())
+        sqs = [self._stream(i) for i in ids]
+        x = self._fast_batch(values)
+        axis = self.contract.input.batch_axis
+        if x is None:
+            rows = [np.take(self._check(i, v), 0, axis=axis) for i, v in zip(ids, values)]  # copies
+        else:  # token ids are checked per step when the batch runs: a bad one fails alone
+            rows = list(np.moveaxis(x, axis, 0))  # views of x, a fresh array
+        futs: list[Future] = [Future() for _ in ids]
+        q.put_many(sqs, [(r, f, None) for r, f in zip(rows, futs)])
+        return futs
+
+    async def asubmit(self, stream_id: Hashable, x: Any) -> np.ndarray:
+        """``await pool.asubmit(id, x)``: one step for asyncio code; awaits room under ``max_pending``.
+
+        Raises:
+            UnknownStreamError, ShapeError, DTypeError, InputValueError, ClosedError.
+        """
+        q = self._queue
+        sq = self._stream(stream_id)
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        item = (self._step_input(stream_id, x), fut, loop)
+        waiter = q.try_put(sq, item, loop)
+        while waiter is not None:  # max_pending steps are queued: wait for room
+            await waiter
+            waiter = q.try_put(sq, item, loop)
+        return await fut
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def _shutdown(self) -> None:
+        q = self._queue
+        forked = q.refusal is not None and "fork()" in q.refusal
+        futs, loops = q.shutdown("StreamPool is closed")
+        fail(futs, loops, ClosedError("StreamPool: closed before this step ran"))
+        self._finalizer.detach()
+        if forked:  # the parent's lock and backend belong to the parent; drop nothing here
+            return
+        with self._lock:  # waits for a running batch
+            for sq in self._streams.values():
+                sq.open = False
+            self._ids.clear()
+            self._streams.clear()
+            self._idx_cache = None
+            self._engine = self._slots = None  # type: ignore[assignment]
+            self.backend.close()
+        t = q.thread
+        if t is not None and t is not threading.current_thread():
+            t.join(timeout=30)
+
+    def __enter__(self) -> "StreamPool":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._shutdown()
+
+    # -- implementation --------------------------------------------------------------------
+    def _require_open(self) -> None:
+        if self._queue.refusal is not None:
+            raise self._queue.refused()
+
+    def _slot(self, stream_id: Hashable) -> int:
+        try:
+            return self._ids[stream_id]
+        except (KeyError, TypeError):
+            raise UnknownStreamError(f"stream {stream_id!r}: not open; open streams: "
+                                     f"{len(self._ids)} (call open({stream_id!r}) first)") from None
+
+    def _stream(self, stream_id: Hashable) -> StreamQueue:
+        try:
+            return self._streams[stream_id]
+        except (KeyError, TypeError):
+            self._require_open()  # a closed pool says so rather than "unknown stream"
+            self._slot(stream_id)  # raises UnknownStreamError with the usual message
+            raise
 
     def _indices(self, ids: list[Hashable]) -> tuple[np.ndarray, dict[Hashable, int]]:
         """Slot index and row of each id; the last answer is reused while no stream opens or closes."""
@@ -226,74 +436,78 @@ class StreamPool:
         self._idx_cache = (ids, idx, pos)
         return idx, pos
 
+    def _fixed_step_shape(self) -> Optional[tuple[int, ...]]:
+        """The shape ``(F...)`` of one step when the contract fixes it, else None."""
+        io = self.contract.input
+        if self.contract.context:
+            return None
+        dims = [d for k, d in enumerate(io.dims) if k not in (io.batch_axis, io.time_axis)]
+        if any(d is None or d == 0 for d in dims):
+            return None
+        return tuple(dims)
 
-    def submit(self, stream_id: Hashable, x: Any) -> "Future[np.ndarray]":
-        """Queue one step of one stream; thread-safe. Returns a Future of its output.
+    def _step_input(self, stream_id: Hashable, x: Any) -> np.ndarray:
+        """One submitted step as a private, validated copy ``(F...)`` (no batch axis)."""
+        if type(x) is np.ndarray and x.dtype is self._dtype and x.shape == self._shape:
+            return x.copy()  # the common case: exactly the contract's shape and dtype
+        arr = self._check(stream_id, x)
+        self._check_tokens([stream_id], arr)
+        return np.take(arr, 0, axis=self.contract.input.batch_axis)  # a copy
 
-        A bad input or unknown stream fails this future only. Steps of the same stream
-        run in submission order.
-        """
-        fut: Future = Future()
-        try:
-            with self._lock:
-                self._slot(stream_id)
-            arr = self._check(stream_id, x)
-        except RnnxError as e:
-            fut.set_exception(e)
-            return fut
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("StreamPool is closed")
-            if self._batcher is None:
-                self._batcher = Batcher(self._run_items, self.max_batch, self.max_wait_ms / 1000.0)
-            self._batcher.put((stream_id, arr, fut))
-        return fut
-
-    async def asubmit(self, stream_id: Hashable, x: Any) -> np.ndarray:
-        """``await pool.asubmit(id, x)``: :meth:`submit` for asyncio code."""
-        return await asyncio.wrap_future(self.submit(stream_id, x))
-
-    # -- lifecycle -------------------------------------------------------------------------
-    def _shutdown(self) -> None:
-        with self._lock:
-            self._closed = True
-            batcher, self._batcher = self._batcher, None
-        if batcher is not None:
-            batcher.stop()
-
-    def __enter__(self) -> "StreamPool":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._shutdown()
-
-    # -- implementation --------------------------------------------------------------------
-    def _slot(self, stream_id: Hashable) -> int:
-        try:
-            return self._ids[stream_id]
-        except (KeyError, TypeError):
-            raise UnknownStreamError(f"stream {stream_id!r}: not open; open streams: "
-                                     f"{len(self._ids)} (call open({stream_id!r}) first)") from None
+    def _stack(self, xs: list[np.ndarray]) -> np.ndarray:
+        """Queued steps ``(F...)`` stacked along the graph's batch axis."""
+        axis = self.contract.input.batch_axis
+        return np.array(xs) if axis == 0 else np.stack(xs, axis=axis)
 
     def _check(self, stream_id: Hashable, x: Any) -> np.ndarray:
         arr = np.expand_dims(np.asarray(x), 0)  # (1, F...): add the batch axis
         if self.contract.input.batch_axis != 0:
             arr = np.moveaxis(arr, 0, self.contract.input.batch_axis)
         try:
-            return check_input(self.contract, arr, 1, with_time=False)
+            arr = check_input(self.contract, arr, 1, with_time=False)
         except RnnxError as e:
             raise type(e)(f"stream {stream_id!r}: {e} (per-stream input, without the batch axis)") from None
+        if arr.size == 0:
+            raise ShapeError(f"stream {stream_id!r}: {self.contract.input.name}: expected a non-empty step, "
+                             f"got shape {np.shape(x)}")
+        return arr
 
     def _fast_batch(self, values: list[Any]) -> Optional[np.ndarray]:
         """All inputs stacked and checked at once, or None if any needs a closer look."""
         io = self.contract.input
         try:
+            kinds = {d.kind for d in set(map(_dtype_of, values))}
+            if len(kinds) != 1:  # mixed int/float: the slow path names the odd one out
+                return None
             x = np.array(values)  # (n, F...); C-level stacking, much faster than np.stack
             if io.batch_axis != 0:
                 x = np.moveaxis(x, 0, io.batch_axis)
-            return check_input(self.contract, x, len(values), with_time=False)
-        except (ValueError, TypeError, RnnxError):
+            x = check_input(self.contract, x, len(values), with_time=False)
+        except (AttributeError, ValueError, TypeError, RnnxError):
             return None
+        return x if x.size else None
+
+    def _bad_tokens(self, x: np.ndarray) -> Optional[np.ndarray]:
+        """Rows (along the batch axis) holding a token id outside ``[0, vocab_size)``, or None."""
+        v = self._vocab
+        if v is None or x.dtype.kind not in "iu" or not x.size:
+            return None
+        if x.min() >= 0 and x.max() < v:
+            return None
+        bad = (x < 0) | (x >= v)
+        rows = np.moveaxis(bad, self.contract.input.batch_axis, 0).reshape(bad.shape[self.contract.input.batch_axis], -1)
+        return np.flatnonzero(rows.any(axis=1))
+
+    def _token_error(self, stream_id: Hashable, row: np.ndarray) -> InputValueError:
+        return InputValueError(f"stream {stream_id!r}: {self.contract.input.name}: expected token ids in "
+                               f"[0, {self._vocab}) (vocab_size {self._vocab}), got "
+                               f"{np.asarray(row).ravel().tolist()[:8]}")
+
+    def _check_tokens(self, ids: list[Hashable], x: np.ndarray) -> None:
+        bad = self._bad_tokens(x)
+        if bad is not None:
+            k = int(bad[0])
+            raise self._token_error(ids[k], np.take(x, k, axis=self.contract.input.batch_axis))
 
     def _step_impl(self, idx: np.ndarray, x: np.ndarray) -> np.ndarray:
         """One batched step: ``x`` is ``(n, F...)`` for the streams in slots ``idx``; returns ``(n, out...)``."""
@@ -310,23 +524,77 @@ class StreamPool:
             y = y.reshape(y.shape[:c.output.time_axis] + y.shape[c.output.time_axis + 1:])  # drop T=1
         return y if c.output.batch_axis == 0 else np.moveaxis(y, c.output.batch_axis, 0)  # (n, out...)
 
-    def _run_items(self, items: list[Item]) -> None:
-        live = [it for it in items if it[2].set_running_or_notify_cancel()]
+    def _shrink_if_sparse(self) -> None:
+        """Halve the slot arrays (repeatedly) once at most a quarter of the slots are in use."""
+        moves = self._slots.shrink(len(self._ids), list(self._ids.values()))
+        if moves is None:
+            return
+        for sid, slot in list(self._ids.items()):
+            if slot in moves:
+                self._ids[sid] = self._streams[sid].slot = moves[slot]
+        self._engine.forget()
+
+    # -- the batcher's side ----------------------------------------------------------------
+    def _run_batch(self, sqs: list[StreamQueue], xs: list[np.ndarray], futs: list, loops: list) -> None:
+        """Run queued steps (in the batcher thread) and hand their results back.
+
+        A step whose stream closed meanwhile, or whose token ids are out of range, fails
+        alone; a batch the model rejects at run time is retried step by step, so only the
+        culprit fails.
+        """
+        if any(f.cancelled() for f in futs):  # cancelled before the batch started: skipped
+            sqs, xs, futs, loops = _keep((sqs, xs, futs, loops), [not f.cancelled() for f in futs])
+        bad = self._bad_tokens(self._stack(xs)) if self._vocab is not None and xs else None
+        if bad is not None:
+            ok = [True] * len(futs)
+            for k in bad.tolist():
+                ok[k] = False
+                resolve([futs[k]], [loops[k]], [self._token_error(sqs[k].id, xs[k])])
+            sqs, xs, futs, loops = _keep((sqs, xs, futs, loops), ok)
+        error: Optional[BaseException] = None
         with self._lock:
-            ok = []
-            for it in live:
-                if it[0] in self._ids:
-                    ok.append(it)
-                else:
-                    it[2].set_exception(UnknownStreamError(f"stream {it[0]!r}: not open (closed before its step ran)"))
-            if not ok:
+            if self._queue.refusal is not None:
+                fail(futs, loops, ClosedError("StreamPool: closed before this step ran"))
                 return
-            try:
-                idx = np.asarray([self._ids[it[0]] for it in ok], dtype=np.intp)
-                ys = self._step_impl(idx, np.concatenate([it[1] for it in ok], axis=self.contract.input.batch_axis))
-            except BaseException as e:  # an onnxruntime failure fails the whole batch
-                for it in ok:
-                    it[2].set_exception(e)
+            if not all(sq.open for sq in sqs):  # closed after the batch was taken
+                for sq, fut, loop in zip(sqs, futs, loops):
+                    if not sq.open:
+                        resolve([fut], [loop], [UnknownStreamError(f"stream {sq.id!r}: closed before this step ran")])
+                sqs, xs, futs, loops = _keep((sqs, xs, futs, loops), [sq.open for sq in sqs])
+            if not futs:
                 return
-        for it, y in zip(ok, ys):
-            it[2].set_result(y)
+            idx = np.fromiter((sq.slot for sq in sqs), np.intp, len(sqs))
+            try:  # stacking too: steps of a free-size input may not fit together
+                ys = self._step_impl(idx, self._stack(xs))
+            except Exception as e:  # noqa: BLE001 - rejected: the culprit is found below
+                ys, error = None, e
+        if error is None:
+            resolve(futs, loops, ys)
+        elif len(futs) == 1:
+            resolve(futs, loops, [_step_error(sqs[0].id, error)])
+        else:
+            for one in zip(sqs, xs, futs, loops):
+                self._run_batch(*([v] for v in one))
+
+
+def _keep(columns: tuple[list, ...], mask: list[bool]) -> tuple[list, ...]:
+    """The entries of parallel lists where ``mask`` is True."""
+    return tuple([v for v, m in zip(col, mask) if m] for col in columns)
+
+
+def _step_error(stream_id: Hashable, e: BaseException) -> BaseException:
+    """The error one step's future gets when the model rejected it at run time."""
+    if isinstance(e, RnnxError) or not isinstance(e, Exception):
+        return e
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    err = InputValueError(f"stream {stream_id!r}: the model rejected this step at run time ({first})")
+    err.__cause__ = e
+    return err
+
+
+def _collected(queue: WorkQueue, path: str) -> None:
+    """Finalizer of a pool garbage-collected without close(): stop its batcher, fail queued steps."""
+    futs, loops = queue.shutdown("StreamPool was garbage-collected without close()")
+    fail(futs, loops, ClosedError("StreamPool: garbage-collected before this step ran"))
+    warnings.warn(f"unclosed StreamPool({path!r}); call close() or use it as a context manager",
+                  ResourceWarning, stacklevel=2)

@@ -24,6 +24,7 @@ class SlotStore:
     def __init__(self, contract: Contract, capacity: int = 8) -> None:
         self.contract = contract
         self.capacity = max(1, capacity)
+        self.min_capacity = self.capacity  # shrinking stops here
         self.sets = [self._zeros(self.capacity), self._zeros(self.capacity)]
         self.cur = 0  # index of the set holding the current states
         self.version = 0  # bumped when the arrays are reallocated (bindings must be remade)
@@ -64,6 +65,35 @@ class SlotStore:
         ctx[:old] = self.ctx
         self.ctx, self.capacity = ctx, new
         self.free.extend(range(new - 1, old - 1, -1))
+
+    def shrink(self, live: int, slots: list[int]) -> Optional[dict[int, int]]:
+        """Halve the arrays (repeatedly) when at most a quarter of the slots are in use.
+
+        Args:
+            live: number of slots in use.
+            slots: the slots in use.
+
+        Returns:
+            ``{old slot: new slot}`` for the slots that moved (every other stays), or None
+            when the arrays were kept.
+        """
+        if self.capacity <= self.min_capacity or live * 4 > self.capacity:
+            return None
+        new = max(self.min_capacity, 1 << max(0, (2 * live - 1).bit_length()))  # >= 2 * live
+        used = set(slots)
+        low_free = (s for s in range(new) if s not in used)
+        moves = {old: next(low_free) for old in sorted(slots) if old >= new}
+        source = np.arange(new)  # new slot k takes old slot source[k]
+        for old, slot in moves.items():
+            source[slot] = old
+        self.sets = [[np.take(arr, source, axis=s.batch_axis) for s, arr in zip(self.contract.states, self.arrays)],
+                     self._zeros(new)]
+        self.cur, self.version, self.capacity = 0, self.version + 1, new
+        self.ctx = self.ctx[source]
+        kept = used - set(moves) | set(moves.values())
+        self.free = [s for s in range(new - 1, -1, -1) if s not in kept]
+        self._buffers = {n: b for n, b in self._buffers.items() if n <= new}
+        return moves
 
     @staticmethod
     def _index(axis: int, idx: object) -> tuple:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import json
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -11,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tests.runtime.conftest import FOREIGN_K, FOREIGN_N, sequence
-from rnnx.errors import (DTypeError, DuplicateStreamError, NotStreamableError, ShapeError, StateError, StreamExistsError,
-                         UnknownStreamError)
+from rnnx.errors import (DTypeError, DuplicateStreamError, InputValueError, NotStreamableError, ClosedError,
+                         PoolFullError, ShapeError, StateError, StreamExistsError, UnknownStreamError)
 from rnnx.runtime import StreamingSession, StreamPool
 
 
@@ -39,7 +42,8 @@ def test_step_many_matches_solo_sessions(lstm):
             active = [i for i in range(6) if (t + i) % 3]  # a different subset each step
             ys = pool.step_many({f"s{i}": xs[i, t] for i in active})
             assert sorted(ys) == sorted(f"s{i}" for i in active)
-        assert pool.step_many({}) == {}
+        with pytest.raises(ShapeError, match="inputs: expected at least one"):
+            pool.step_many({})  # a batch of 0 never reaches onnxruntime
     with StreamPool(path, capacity=2) as pool:
         for i in range(6):
             pool.open(i)
@@ -58,6 +62,8 @@ def test_any_interleaving_matches_solo(lstm, schedule):
             pool.open(i)
         for group in schedule:
             group = [i for i in group if steps[i] < xs.shape[1]]
+            if not group:
+                continue
             ys = pool.step_many({i: xs[i, steps[i]] for i in group})
             for i in group:
                 np.testing.assert_allclose(ys[i], solo[i][steps[i]], atol=1e-5)
@@ -174,10 +180,10 @@ def test_close_stops_the_batcher_thread_and_refuses_more(lstm):
     pool = StreamPool(path)
     pool.open("a")
     pool.submit("a", xs[0, 0]).result(timeout=30)
-    thread = pool._batcher._thread
+    thread = pool._queue.thread
     pool.close()
     assert not thread.is_alive()
-    with pytest.raises(RuntimeError, match="StreamPool is closed"):
+    with pytest.raises(ClosedError, match="StreamPool is closed"):
         pool.submit("a", xs[0, 0])
 
 
@@ -291,3 +297,244 @@ def test_step_batch_rejects_bad_calls_and_changes_nothing(lstm, ids, x, error, m
         for i in range(3):
             for k, v in pool.get_state(i).items():
                 np.testing.assert_array_equal(v, before[i][k])
+
+
+# -- failure isolation -------------------------------------------------------------------------
+WAIT = 60  # seconds any single wait may take before the test fails instead of hanging
+
+
+@pytest.fixture(scope="module")
+def tokens(exported, tmp_path_factory):
+    """A token model as exported today (vocab_size recorded) and as an older file without it."""
+    import onnx
+
+    path, model = exported("tokens-lstm")
+    proto = onnx.load(str(path))
+    for prop in proto.metadata_props:
+        if prop.key == "rnnx.spec":
+            spec = json.loads(prop.value)
+            assert spec["input"]["vocab_size"] == 20
+            del spec["input"]["vocab_size"]
+            prop.value = json.dumps(spec)
+    old = tmp_path_factory.mktemp("old-spec") / "tokens-no-vocab.onnx"
+    onnx.save(proto, str(old))
+    xs = sequence(model, 3, 4)  # (3, T) token ids in [0, 20)
+    return path, old, xs
+
+
+def test_a_step_the_model_rejects_fails_only_its_own_future(tokens):
+    """No vocabulary in the contract: the graph itself rejects id 25; the batch is retried singly."""
+    _, old, xs = tokens
+    with StreamPool(old) as pool:
+        for i in "abc":
+            pool.open(i)
+        good_a, bad, good_c = pool.submit_many({"a": xs[0, 0], "b": np.int64(25), "c": xs[2, 0]})
+        with pytest.raises(InputValueError, match=r"stream 'b': the model rejected this step at run time"):
+            bad.result(timeout=WAIT)
+        np.testing.assert_allclose(good_a.result(timeout=WAIT), solo_outputs(old, xs[0, :1])[0], atol=1e-5)
+        np.testing.assert_allclose(good_c.result(timeout=WAIT), solo_outputs(old, xs[2, :1])[0], atol=1e-5)
+        assert not pool.get_state("b")["h"].any()  # the rejected step changed nothing
+
+
+@pytest.mark.parametrize("bad_id", [20, -1, 10**12], ids=["vocab", "negative", "huge"])
+def test_token_ids_are_checked_against_the_vocabulary(tokens, bad_id):
+    path, _, xs = tokens
+    match = r"stream 'b': x: expected token ids in \[0, 20\) \(vocab_size 20\), got \[" + str(bad_id)
+    with StreamPool(path, max_wait_ms=50) as pool:
+        for i in "abc":
+            pool.open(i)
+        good_a, bad, good_c = pool.submit_many({"a": xs[0, 0], "b": np.int64(bad_id), "c": xs[2, 0]})
+        with pytest.raises(InputValueError, match=match):
+            bad.result(timeout=WAIT)
+        np.testing.assert_allclose(good_a.result(timeout=WAIT), solo_outputs(path, xs[0, :1])[0], atol=1e-5)
+        np.testing.assert_allclose(good_c.result(timeout=WAIT), solo_outputs(path, xs[2, :1])[0], atol=1e-5)
+        with pytest.raises(InputValueError, match=match):
+            pool.submit("b", np.int64(bad_id)).result(timeout=WAIT)
+        with pytest.raises(InputValueError, match=match):
+            pool.step_many({"a": xs[0, 1], "b": np.int64(bad_id)})
+        with pytest.raises(InputValueError, match=match.replace("stream 'b'", "stream 'b'")):
+            pool.step_batch(["a", "b"], np.array([xs[0, 1], bad_id]))
+        assert not pool.get_state("b")["h"].any()
+
+
+# -- input checks ---------------------------------------------------------------------------
+def test_mixed_int_and_float_inputs_are_refused_like_a_lone_int(lstm):
+    path, xs, _ = lstm
+    with StreamPool(path) as pool:
+        pool.open("a"); pool.open("b")
+        with pytest.raises(DTypeError, match=r"stream 'b': x: expected dtype float32, got int64"):
+            pool.step_many({"a": xs[0, 0], "b": np.ones(5, np.int64)})
+        with pytest.raises(DTypeError, match=r"stream 'b': x: expected dtype float32, got int64"):
+            pool.step_many({"b": np.ones(5, np.int64)})
+        assert not pool.get_state("a")["h"].any()
+
+
+def test_zero_size_batches_are_refused(lstm):
+    path, xs, _ = lstm
+    with StreamPool(path) as pool:
+        pool.open("a")
+        for call in (lambda: pool.step_many({}), lambda: pool.step_batch([], np.zeros((0, 5), np.float32)),
+                     lambda: pool.submit_many({})):
+            with pytest.raises(ShapeError, match="expected at least one"):
+                call()
+
+
+def test_step_outputs_rows_are_read_only(lstm):
+    path, xs, _ = lstm
+    with StreamPool(path) as pool:
+        pool.open("a")
+        ys = pool.step_many({"a": xs[0, 0]})
+        with pytest.raises(ValueError, match="read-only"):
+            ys["a"][0] = 1.0
+
+
+# -- limits ---------------------------------------------------------------------------------
+def test_max_streams_is_enforced(lstm):
+    path, _, _ = lstm
+    with StreamPool(path, max_streams=2) as pool:
+        pool.open("a"); pool.open("b")
+        with pytest.raises(PoolFullError, match=r"max_streams: 2 streams open \(the limit\)"):
+            pool.open("c")
+        pool.close("a")
+        pool.open("c")
+
+
+def test_max_pending_blocks_submit_with_a_timeout_and_refuses_oversized_bulks(lstm):
+    path, xs, solo = lstm
+    with StreamPool(path, max_pending=2, max_wait_ms=300) as pool:  # queued steps wait for company
+        for i in range(3):
+            pool.open(i)
+        first = [pool.submit(0, xs[0, 0]), pool.submit(1, xs[1, 0])]
+        with pytest.raises(PoolFullError, match=r"max_pending: 2 steps queued \(the limit\) for 0.01 s"):
+            pool.submit(2, xs[2, 0], timeout=0.01)
+        with pytest.raises(PoolFullError, match="max_pending"):
+            pool.submit_many({2: xs[2, 0]})
+        third = pool.submit(2, xs[2, 0], timeout=WAIT)  # blocks until the batch is taken
+        got = [f.result(timeout=WAIT) for f in first + [third]]
+    np.testing.assert_allclose(np.stack(got), np.stack(solo)[:3, 0], atol=1e-5)
+
+
+def test_asubmit_awaits_room_under_max_pending(lstm):
+    path, xs, solo = lstm
+
+    async def client(pool: StreamPool, i: int) -> np.ndarray:
+        return np.stack([await pool.asubmit(i, xs[i, t]) for t in range(8)])
+
+    async def main(pool: StreamPool) -> list:
+        return await asyncio.wait_for(asyncio.gather(*(client(pool, i) for i in range(6))), WAIT)
+
+    with StreamPool(path, max_pending=2, max_wait_ms=1) as pool:
+        for i in range(6):
+            pool.open(i)
+        got = asyncio.run(main(pool))
+    np.testing.assert_allclose(np.stack(got), np.stack(solo), atol=1e-5)
+
+
+def test_slot_storage_shrinks_when_most_streams_close(lstm):
+    path, xs, solo = lstm
+    with StreamPool(path, capacity=2) as pool:
+        for i in range(40):
+            pool.open(i)
+        assert pool._slots.capacity == 64
+        pool.step_many({i: xs[i % 6, 0] for i in range(40)})
+        keep = [35, 37, 39]  # in the top slots: they move when the arrays shrink
+        before = {i: pool.get_state(i) for i in keep}
+        for i in range(40):
+            if i not in keep:
+                pool.close(i)
+        assert pool._slots.capacity == 8 and len(pool._slots.free) == 5
+        for i in keep:
+            for k, v in pool.get_state(i).items():
+                np.testing.assert_array_equal(v, before[i][k])
+        ys = pool.step_many({i: xs[i % 6, 1] for i in keep})
+        for i in keep:
+            np.testing.assert_allclose(ys[i], solo[i % 6][1], atol=1e-5)
+
+
+# -- lifecycle ------------------------------------------------------------------------------
+def test_close_releases_the_session_thread_and_buffers_and_fails_queued_steps(lstm):
+    path, xs, _ = lstm
+    pool = StreamPool(path, max_wait_ms=1000)
+    pool.open("a")
+    session = weakref.ref(pool.backend.session)
+    queued = pool.submit("a", xs[0, 0])  # waits for company
+    thread = pool._queue.thread
+    pool.close()
+    with pytest.raises(ClosedError, match="closed before this step ran"):
+        queued.result(timeout=WAIT)
+    assert not thread.is_alive()
+    assert pool.backend.session is None and pool._slots is None and pool._engine is None
+    gc.collect()
+    assert session() is None
+    pool.close()  # idempotent
+    with pytest.raises(ClosedError, match="StreamPool is closed"):
+        pool.step_many({"a": xs[0, 0]})
+    with pytest.raises(ClosedError, match="StreamPool is closed"):
+        pool.open("b")
+
+
+def test_a_pool_dropped_unclosed_is_cleaned_up_with_a_resource_warning(lstm):
+    path, xs, _ = lstm
+    pool = StreamPool(path)
+    pool.open("a")
+    pool.submit("a", xs[0, 0]).result(timeout=WAIT)
+    thread, session = pool._queue.thread, weakref.ref(pool.backend.session)
+    with pytest.warns(ResourceWarning, match="unclosed StreamPool"):
+        del pool
+        gc.collect()
+    thread.join(WAIT)
+    assert not thread.is_alive()
+    gc.collect()
+    assert session() is None
+
+
+def test_close_from_a_done_callback_does_not_deadlock(lstm):
+    path, xs, solo = lstm
+    pool = StreamPool(path)
+    pool.open("a")
+    pool.open("b")
+    closed = threading.Event()
+
+    def close_stream_then_pool(fut) -> None:
+        pool.close("b")
+        pool.close()
+        closed.set()
+
+    fut = pool.submit("a", xs[0, 0])
+    fut.add_done_callback(close_stream_then_pool)
+    assert closed.wait(WAIT), "close() from a done-callback deadlocked"
+    np.testing.assert_allclose(fut.result(timeout=WAIT), solo[0][0], atol=1e-5)
+    pool._queue.thread.join(WAIT)
+    assert not pool._queue.thread.is_alive()
+
+
+def test_submit_many_matches_solo_and_queues_nothing_on_error(lstm):
+    path, xs, solo = lstm
+    with StreamPool(path) as pool:
+        for i in range(6):
+            pool.open(i)
+        with pytest.raises(UnknownStreamError, match="stream 9: not open"):
+            pool.submit_many({0: xs[0, 0], 9: xs[0, 0]})
+        with pytest.raises(ShapeError, match=r"stream 1: x: expected shape"):
+            pool.submit_many({0: xs[0, 0], 1: xs[1, 0, :3]})
+        assert pool.pending == 0
+        got = [[f.result(timeout=WAIT) for f in pool.submit_many({i: xs[i, t] for i in range(6)})]
+               for t in range(8)]
+    np.testing.assert_allclose(np.stack(got, axis=1), np.stack(solo), atol=1e-5)
+
+
+def test_many_asyncio_clients_match_solo_sessions(lstm):
+    """Closed-loop asyncio clients, one stream each: results come back in one hand-off per batch."""
+    path, xs, solo = lstm
+
+    async def client(pool: StreamPool, i: int) -> np.ndarray:
+        return np.stack([await pool.asubmit(i, xs[i, t]) for t in range(8)])
+
+    async def main(pool: StreamPool) -> list:
+        return await asyncio.wait_for(asyncio.gather(*(client(pool, i) for i in range(6))), WAIT)
+
+    with StreamPool(path, max_batch=6, max_wait_ms=5) as pool:
+        for i in range(6):
+            pool.open(i)
+        got = asyncio.run(main(pool))
+    np.testing.assert_allclose(np.stack(got), np.stack(solo), atol=1e-5)

@@ -1,0 +1,151 @@
+"""The pool's batcher: per-stream order, backlogs, generations, a failing worker, fork, options."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from tests.runtime.conftest import sequence
+from rnnx.errors import ConfigError, ClosedError, UnknownStreamError
+from rnnx.runtime import StreamingSession, StreamPool
+
+WAIT = 60  # seconds any single wait may take before the test fails instead of hanging
+
+
+@pytest.fixture(scope="module")
+def lstm(exported):
+    path, model = exported("lstm-1l")
+    return path, sequence(model, 3, 6)  # (3 streams, T, F)
+
+
+def test_one_stream_with_a_deep_backlog_drains_in_linear_time(lstm):
+    """16k queued steps of one stream: each batch takes the next one, never rescanning the rest.
+
+    The old batcher rescanned the whole backlog per batch (quadratic: 37.7 s for 16k on an
+    idle machine); this one takes about 1 s, 5 s on a machine shared by nine test runs.
+    """
+    path, xs = lstm
+    steps = np.resize(xs[0], (16_384, xs.shape[-1]))  # (T, F)
+    with StreamPool(path, max_wait_ms=0) as pool:
+        pool.open("a")
+        t0 = time.monotonic()
+        futs = [pool.submit("a", x) for x in steps]
+        got = np.stack([f.result(timeout=max(0.1, 25 - (time.monotonic() - t0))) for f in futs])
+    want = StreamingSession(path).feed(steps[None])[0]  # one call over the whole sequence
+    np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+def test_steps_queued_for_a_closed_stream_never_run_on_a_reopened_id(lstm):
+    path, xs = lstm
+    with StreamPool(path, max_batch=64, max_wait_ms=1000) as pool:  # steps wait for company
+        pool.open("a")
+        stale = [pool.submit("a", xs[0, t]) for t in range(3)]
+        pool.close("a")
+        pool.open("a")  # a new stream (generation) under the same id
+        for f in stale:
+            with pytest.raises(UnknownStreamError, match="stream 'a': closed before this step ran"):
+                f.result(timeout=WAIT)
+        assert not pool.get_state("a")["h"].any()  # none of them ran on the new stream
+        y = pool.submit("a", xs[1, 0]).result(timeout=WAIT)
+    np.testing.assert_allclose(y, StreamingSession(path).step(xs[1, :1])[0], atol=1e-5)
+
+
+def test_a_failing_batcher_fails_pending_steps_and_refuses_new_work(lstm, monkeypatch):
+    """An exception escaping the worker must never leave futures hanging (fault injected)."""
+    path, xs = lstm
+    pool = StreamPool(path, max_wait_ms=50)
+    pool.open("a")
+    pool.open("b")
+    pool.submit("a", xs[0, 0]).result(timeout=WAIT)  # the worker runs
+
+    def broken(*args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(pool, "_run_batch", broken)
+    futs = [pool.submit("a", xs[0, 1]), pool.submit("a", xs[0, 2]), pool.submit("b", xs[1, 0])]
+    for f in futs:  # the batch being run and the step still queued behind it
+        with pytest.raises(ClosedError, match="the batcher thread failed \\(RuntimeError: boom\\)") as e:
+            f.result(timeout=WAIT)
+        assert isinstance(e.value.__cause__, RuntimeError)
+    pool._queue.thread.join(WAIT)
+    assert not pool._queue.thread.is_alive()
+    with pytest.raises(ClosedError, match="batcher thread failed"):
+        pool.submit("a", xs[0, 0])
+    pool.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+def test_a_forked_child_gets_a_clear_error_and_the_parent_keeps_working(lstm):
+    path, xs = lstm
+    with StreamPool(path) as pool:
+        pool.open("a")
+        first = pool.submit("a", xs[0, 0]).result(timeout=WAIT)  # the batcher thread exists
+        pid = os.fork()
+        if pid == 0:  # the child: every call must fail fast and clearly, never hang
+            code = 1
+            try:
+                try:
+                    pool.submit("a", xs[0, 1]).result(timeout=5)
+                except ClosedError as e:
+                    code = 0 if "fork()" in str(e) else 3
+                try:
+                    pool.step_many({"a": xs[0, 1]})
+                    code = 4
+                except ClosedError:
+                    pass
+                pool.close()
+            except BaseException:  # noqa: BLE001 - anything else is a failure, reported by exit code
+                code = 2
+            os._exit(code)
+        deadline = time.monotonic() + WAIT
+        status = None
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung")
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+        second = pool.submit("a", xs[0, 1]).result(timeout=WAIT)  # the parent's pool still works
+    solo = StreamingSession(path)
+    np.testing.assert_allclose([first, second], [solo.step(xs[0, :1])[0], solo.step(xs[0, 1:2])[0]], atol=1e-5)
+
+
+@pytest.mark.parametrize("option, value", [
+    ("max_wait_ms", math.inf), ("max_wait_ms", math.nan), ("max_wait_ms", -1.0), ("max_wait_ms", 5_000),
+    ("max_wait_ms", "2"), ("max_batch", 0), ("max_batch", -3), ("max_batch", 2.5), ("max_batch", True),
+    ("max_batch", 10**6), ("max_pending", 0), ("max_streams", 0), ("capacity", 0),
+], ids=["wait-inf", "wait-nan", "wait-negative", "wait-huge", "wait-str", "batch-0", "batch-negative",
+        "batch-float", "batch-bool", "batch-huge", "pending-0", "streams-0", "capacity-0"])
+def test_options_are_validated_and_bounded(lstm, option, value):
+    path, _ = lstm
+    with pytest.raises(ConfigError, match=f"{option}: expected"):
+        StreamPool(path, **{option: value})
+
+
+def test_zero_wait_runs_at_once(lstm):
+    path, xs = lstm
+    with StreamPool(path, max_wait_ms=0) as pool:
+        pool.open(0)
+        y = pool.submit(0, xs[0, 0]).result(timeout=WAIT)
+    np.testing.assert_allclose(y, StreamingSession(path).step(xs[0, :1])[0], atol=1e-5)
+
+
+def test_worker_thread_does_not_keep_the_pool_alive(lstm):
+    path, xs = lstm
+    pool = StreamPool(path)
+    pool.open("a")
+    pool.submit("a", xs[0, 0]).result(timeout=WAIT)
+    thread = pool._queue.thread
+    assert thread.is_alive() and threading.active_count() >= 2
+    pool.close()
+    assert not thread.is_alive()
