@@ -1,4 +1,4 @@
-"""The ``rnnx`` command line: train | export | check | inspect | run | bench | demo.
+"""The ``rnnx`` command line: train | export | quantize | check | inspect | run | bench | demo.
 
 Each command lives in ``rnnx/commands/<name>.py`` and is imported only when it is
 invoked, so ``rnnx run`` and ``rnnx bench`` start without torch.
@@ -18,6 +18,7 @@ from rnnx import __version__
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "train": ("rnnx.commands.train", "train", "Train a model on a built-in task or a CSV series."),
     "export": ("rnnx.commands.export", "export", "Export a checkpoint to ONNX and TorchScript, then check parity."),
+    "quantize": ("rnnx.commands.quantize", "quantize", "Write an int8 or fp16 copy of an exported ONNX model."),
     "check": ("rnnx.commands.check", "check", "Check an exported model against its checkpoint."),
     "inspect": ("rnnx.commands.inspect", "inspect", "Show a model file's inputs, outputs and state contract."),
     "run": ("rnnx.commands.run", "run", "Stream a recorded sequence through an exported model."),

@@ -47,6 +47,7 @@ DTYPE_TABLE: dict[str, tuple[int, str]] = {
 DTYPES = tuple(DTYPE_TABLE)  # dtype names a spec may use
 ONNX_DTYPES = {onnx: name for name, (onnx, _) in DTYPE_TABLE.items()}  # 1 -> "float32"
 ORT_DTYPES = {ort: name for name, (_, ort) in DTYPE_TABLE.items()}  # "tensor(float)" -> "float32"
+PRECISIONS = ("fp32", "fp16", "int8")  # weights/compute precision of a graph (its I/O stays float32)
 
 Dim = Union[int, str]
 
@@ -227,6 +228,8 @@ class ModelSpec:
         opset: ONNX opset of the graph (None for TorchScript).
         exporter: which export path produced the graph ("trace", "scan", "script", ...).
         extra: anything else worth keeping (producer versions, tolerances used).
+        precision: weights/compute precision, one of :data:`PRECISIONS`; "fp32" for files
+            written before the field existed. Inputs, outputs and states stay float32.
     """
 
     input: IOSpec
@@ -240,6 +243,7 @@ class ModelSpec:
     opset: int | None = None
     exporter: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    precision: str = "fp32"  # "fp32" | "fp16" | "int8"; see rnnx.exporter.quantize
 
     def state_by_name(self) -> dict[str, StateSpec]:
         return {s.name: s for s in self.state}
@@ -257,6 +261,7 @@ class ModelSpec:
             "opset": self.opset,
             "exporter": self.exporter,
             "extra": self.extra,
+            "precision": self.precision,
         }
 
     def to_json(self) -> str:
@@ -276,6 +281,10 @@ class ModelSpec:
         names = [s.name for s in state]
         if len(set(names)) != len(names):
             raise SpecError(f"{where}.state: state names must be unique, got {names}")
+        precision = d.get("precision", "fp32")
+        if precision not in PRECISIONS:
+            raise SpecError(f"{where}.precision: expected one of {', '.join(PRECISIONS)}, "
+                            f"got {precision!r}")
         streamable = _require(d, "streamable", where)
         if not isinstance(streamable, bool):
             raise SpecError(f"{where}.streamable: expected true or false, got {streamable!r}")
@@ -291,6 +300,7 @@ class ModelSpec:
             opset=d.get("opset"),
             exporter=str(d.get("exporter", "")),
             extra=dict(d.get("extra") or {}),
+            precision=str(precision),
         )
 
     @classmethod

@@ -9,17 +9,32 @@ import click
 from rnnx.commands._common import EXIT_FAIL, command, echo, fail_after_report
 
 
+def _task_comparison(ckpt: str, model_path: str):  # -> Optional[TaskComparison]
+    """A reduced-precision file's task metric against the float model's (training runs only)."""
+    from rnnx.exporter.spec_io import read_spec
+
+    if read_spec(model_path).precision == "fp32":
+        return None
+    from rnnx.training.compare import compare_on_task
+
+    return compare_on_task(ckpt, model_path)
+
+
 @command(json_report=True, exit_codes={EXIT_FAIL: "parity failed"})
 @click.argument("ckpt", metavar="CKPT")
 @click.argument("model_path", metavar="MODEL")
 @click.option("--atol", type=click.FloatRange(min=0), help="Absolute tolerance (default per family).")
 @click.option("--rtol", type=click.FloatRange(min=0), help="Relative tolerance (default per family).")
 def check(ckpt: str, model_path: str, atol: Optional[float], rtol: Optional[float]) -> dict[str, Any]:
-    """Check MODEL (.onnx or TorchScript .pt) against CKPT (a checkpoint or run directory).
+    """Check MODEL (.onnx, .ort or TorchScript .pt) against CKPT (a checkpoint or run directory).
 
     Random inputs from random non-zero states, several batch sizes and lengths, full
     sequence and streamed; one line per output per case. JSON: the parity report
     (ok, atol, rtol, tolerance_source, max_abs, worst, rows, notes).
+
+    An int8/fp16 MODEL is judged with its precision's tolerance; when CKPT is a run
+    directory of `rnnx train`, the task metric (e.g. sine MAE) of MODEL and of the float
+    checkpoint is reported too (JSON: "task").
 
     \b
     Examples:
@@ -31,7 +46,10 @@ def check(ckpt: str, model_path: str, atol: Optional[float], rtol: Optional[floa
 
     report = check_parity(load(ckpt), model_path, atol=atol, rtol=rtol)
     echo(report.table())
+    task = _task_comparison(ckpt, model_path)
+    if task is not None:
+        echo(task.line())
     if not report.ok:
         worst = report.worst
         fail_after_report(f"parity failed: {worst.tensor} in {worst.label()} differs by {worst.max_abs:.3g}")
-    return report.to_dict()
+    return {**report.to_dict(), "task": None if task is None else task.to_dict()}

@@ -12,7 +12,7 @@ from rnnx.commands._common import EXIT_FAIL, command, echo, fail_after_report
 logger = logging.getLogger(__name__)
 
 FORMAT_CHOICES = {"onnx": ("onnx",), "torchscript": ("torchscript",), "all": ("onnx", "torchscript"),
-                  "triton": ("triton",)}
+                  "triton": ("triton",), "ort": ("ort",)}
 
 
 def _size(n: int) -> str:
@@ -35,6 +35,7 @@ def _file_dict(f: Any) -> dict[str, Any]:
             "size_bytes": f.size,
             "attempts": [{"strategy": a.strategy, "ok": a.ok, "reason": a.reason,
                           "seconds": round(a.seconds, 3)} for a in f.result.attempts],
+            "precision": f.result.spec.precision,
             "parity": None if f.report is None else f.report.to_dict()}
 
 
@@ -43,6 +44,10 @@ def _file_dict(f: Any) -> dict[str, Any]:
 @click.option("--out", "out_dir", required=True, metavar="DIR", help="Folder for model.onnx / model.pt.")
 @click.option("--format", "fmt", type=click.Choice(list(FORMAT_CHOICES)), default="all",
               show_default=True, help="Which files to write.")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32",
+              show_default=True, help="ONNX/.ort weights: int8 (dynamic quantization; GRU/RNN ops stay "
+              "float), fp16 (half weights, float32 I/O). Writes model.<precision>.onnx; TorchScript "
+              "stays fp32.")
 @click.option("--opset", type=click.IntRange(9, 21), default=17, show_default=True, help="ONNX opset.")
 @click.option("--no-check", is_flag=True, help="Skip the parity check.")
 @click.option("--atol", type=click.FloatRange(min=0), help="Parity absolute tolerance (default per family).")
@@ -55,7 +60,7 @@ def _file_dict(f: Any) -> dict[str, Any]:
               show_default=True, help="--format triton: Triton sequence-batcher strategy.")
 @click.option("--instance-kind", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True,
               help="--format triton: where Triton runs the model.")
-def export(ckpt: str, out_dir: str, fmt: str, opset: int, no_check: bool,
+def export(ckpt: str, out_dir: str, fmt: str, precision: str, opset: int, no_check: bool,
            atol: Optional[float], rtol: Optional[float], triton_name: str, max_batch_size: int,
            sequence_strategy: str, instance_kind: str) -> dict[str, Any]:
     """Export CKPT (a checkpoint file or run directory) to DIR, then check parity.
@@ -69,9 +74,14 @@ def export(ckpt: str, out_dir: str, fmt: str, opset: int, no_check: bool,
       rnnx export runs/sine/model.safetensors --out exported --format onnx --atol 1e-4
       rnnx export runs/sine --out exported --json export.json
       rnnx export runs/sine --out triton_repo --format triton --triton-name sine
+      rnnx export runs/sine --out exported --format onnx --precision int8
+      rnnx export runs/sine --out exported --format ort --precision fp16
 
     With --format triton, DIR is a Triton model repository: DIR/NAME/config.pbtxt and
     DIR/NAME/1/model.onnx (sequence batcher with implicit state, batch-first states).
+    With --format ort, DIR/model.ort is the onnxruntime mobile format (rnnx.spec kept).
+    With --precision int8|fp16 the ONNX/.ort file is model.int8.onnx / model.fp16.onnx,
+    judged with that precision's tolerance (see `rnnx quantize --help`).
     """
     from rnnx.exporter.bundle import export_files
     from rnnx.exporter.triton import TritonConfig
@@ -81,7 +91,8 @@ def export(ckpt: str, out_dir: str, fmt: str, opset: int, no_check: bool,
                           strategy=sequence_strategy, instance_kind=instance_kind).validate()
     logger.info("loading %s", ckpt)
     files = export_files(load(ckpt), out_dir, formats=FORMAT_CHOICES[fmt], opset=opset,
-                         check=not no_check, atol=atol, rtol=rtol, triton=triton)
+                         check=not no_check, atol=atol, rtol=rtol, triton=triton,
+                         precision=precision)
     echo(_summary(files))
     failed = [f for f in files if f.report is not None and not f.report.ok]
     for f in failed:

@@ -46,7 +46,8 @@ def _lines(info: dict[str, Any]) -> list[str]:
     lines = [f"file:        {info['path']} ({info['format']}, {size / 1024:.1f} KiB)"]
     if info["rnnx_spec"]:
         lines += [f"kind:        {info['kind']}   rnnx {info['rnnx_version'] or '?'}",
-                  f"exporter:    {info['exporter'] or '?'}   opset: {info['opset'] or '-'}"]
+                  f"exporter:    {info['exporter'] or '?'}   opset: {info['opset'] or '-'}"
+                  f"   precision: {info['precision']}"]
     else:
         lines += ["kind:        - (no rnnx.spec: not exported by rnnx)",
                   f"producer:    {info.get('producer') or '?'}   opset: {info['opset'] or '-'}"]
@@ -77,14 +78,14 @@ def _lines(info: dict[str, Any]) -> list[str]:
 @command(json_report=True)
 @click.argument("model_path", metavar="MODEL")
 def inspect(model_path: str) -> dict[str, Any]:
-    """Show MODEL's (any .onnx, or an rnnx TorchScript .pt) inputs, outputs and state.
+    """Show MODEL's (any .onnx, or an rnnx .ort or TorchScript .pt) inputs, outputs and state.
 
     ONNX files rnnx did not write are described from their graph: opset, op counts,
     recurrent nodes (LSTM/GRU/RNN/Scan/Loop) with their state inputs and outputs,
     and a guess of the state pairs to pass to `rnnx run --state-map`.
 
     JSON: path, format, size_bytes, rnnx_spec, kind, rnnx_version, exporter, opset,
-    streamable, inputs, outputs, state, config; for ONNX also producer, ops, recurrent,
+    streamable, inputs, outputs, state, config, precision; for ONNX also producer, ops, recurrent,
     state_guess.
 
     \b

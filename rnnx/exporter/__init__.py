@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from rnnx.exporter.onnx_export import Attempt, ExportResult, export_onnx
 from rnnx.exporter.parity import TOLERANCES, ParityReport, ParityRow, Tolerance, check_parity
+from rnnx.exporter.quantize import QuantizeResult, quantize
 from rnnx.exporter.spec_io import read_spec
 from rnnx.exporter.torchscript_export import export_torchscript
 from rnnx.exporter.triton import TritonConfig, export_triton
 
 __all__ = [
-    "TOLERANCES", "Attempt", "ExportResult", "ParityReport", "ParityRow", "Tolerance",
-    "TritonConfig", "check_parity", "export_onnx", "export_torchscript", "export_triton", "read_spec",
+    "TOLERANCES", "Attempt", "ExportResult", "ParityReport", "ParityRow", "QuantizeResult",
+    "Tolerance", "TritonConfig", "check_parity", "export_onnx", "export_torchscript",
+    "export_triton", "quantize", "read_spec",
 ]

@@ -1,4 +1,9 @@
-"""Export one model to several formats into a folder, each checked for parity (``rnnx export``)."""
+"""Export one model to several formats into a folder, each checked for parity (``rnnx export``).
+
+``precision`` applies to the ONNX and ``.ort`` files (``model.int8.onnx``, ``model.fp16.ort``):
+the float32 graph is exported to a temporary folder, then converted by
+:func:`rnnx.exporter.quantize`. TorchScript files and Triton repositories stay float32.
+"""
 
 from __future__ import annotations
 
@@ -13,32 +18,43 @@ from torch import nn
 
 from rnnx.errors import ConfigError
 from rnnx.exporter.onnx_export import ExportResult, export_onnx
+from rnnx.exporter.ort_format import to_ort
 from rnnx.exporter.parity import ParityReport, check_parity
+from rnnx.exporter.quantize import QuantizeResult, quantize
 from rnnx.exporter.torchscript_export import export_torchscript
 from rnnx.exporter.triton import TritonConfig, export_triton
+from rnnx.spec import PRECISIONS
 
-# format -> file name in the folder ("triton": a model repository, <name>/1/model.onnx)
-FORMATS = {"onnx": "model.onnx", "torchscript": "model.pt", "triton": "model.onnx"}
+# format -> file suffix ("triton": a model repository, <name>/1/model.onnx)
+FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "triton": ".onnx", "ort": ".ort"}
 
 
 @dataclass(frozen=True)
 class ExportedFile:
     """One written file and its parity verdict."""
 
-    format: str  # "onnx", "torchscript" or "triton"
+    format: str  # "onnx", "ort", "torchscript" or "triton"
     result: ExportResult  # path, spec, strategy
     report: ParityReport | None  # None when the check was skipped
+    quantized: QuantizeResult | None = None  # what quantize() did (precision fp16/int8 only)
 
     @property
     def size(self) -> int:
         return self.result.path.stat().st_size
 
 
+def file_name(fmt: str, precision: str = "fp32") -> str:
+    """``model.onnx``, ``model.int8.onnx``, ``model.fp16.ort``, ``model.pt``."""
+    tag = "" if precision == "fp32" or fmt in ("torchscript", "triton") else f".{precision}"
+    return f"model{tag}{FORMATS[fmt]}"
+
+
 def export_files(model: nn.Module, out_dir: str | os.PathLike, *,
                  formats: Sequence[str] = ("onnx", "torchscript"), opset: int = 17,
                  check: bool = True, atol: float | None = None,
-                 rtol: float | None = None, triton: TritonConfig | None = None) -> list[ExportedFile]:
-    """Write ``out_dir/model.onnx`` and/or ``out_dir/model.pt``, then check each one's parity.
+                 rtol: float | None = None, triton: TritonConfig | None = None,
+                 precision: str = "fp32") -> list[ExportedFile]:
+    """Write ``out_dir/model.onnx``, ``model.ort`` and/or ``model.pt``, then check each one's parity.
 
     Format "triton" writes a Triton model repository into ``out_dir`` instead
     (:func:`rnnx.exporter.triton.export_triton`): the ONNX graph is parity-checked against
@@ -47,42 +63,68 @@ def export_files(model: nn.Module, out_dir: str | os.PathLike, *,
     Args:
         model: the eager contract module.
         out_dir: folder to write (created).
-        formats: any of "onnx", "torchscript".
+        formats: any of "onnx", "ort" (onnxruntime mobile format), "torchscript", "triton".
         opset: ONNX opset.
-        check: run :func:`check_parity` on each file.
+        check: run :func:`check_parity` on each file (reduced precision: with its tolerance).
         atol: parity tolerance override.
         rtol: parity tolerance override.
         triton: options of the "triton" format (defaults when None).
+        precision: "fp32", "fp16" or "int8" for the ONNX/.ort files (see :func:`quantize`).
 
     Returns:
         One :class:`ExportedFile` per format, in order.
 
     Raises:
-        ConfigError: an unknown format.
+        ConfigError: an unknown format or precision.
         ExportError: a format could not be exported.
     """
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
         raise ConfigError(f"format: expected one or more of {', '.join(FORMATS)}, got {list(formats)}")
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
     out = Path(out_dir)
     files = []
-    for fmt in formats:
-        if fmt == "triton":
-            files.append(_export_triton(model, out, opset, triton, check, atol, rtol))
-            continue
-        path = out / FORMATS[fmt]
-        result = (export_onnx(model, path, opset=opset) if fmt == "onnx"
-                  else export_torchscript(model, path))
-        report = check_parity(model, path, atol=atol, rtol=rtol) if check else None
-        files.append(ExportedFile(fmt, result, report))
+    with tempfile.TemporaryDirectory(prefix="rnnx-export-") as tmp:
+        onnx_file: tuple[ExportResult, QuantizeResult | None] | None = None
+        for fmt in formats:
+            if fmt == "triton":
+                files.append(_export_triton(model, out, opset, triton, check, atol, rtol))
+                continue
+            path = out / file_name(fmt, precision)
+            quantized = None
+            if fmt == "torchscript":
+                result = export_torchscript(model, path)
+            else:
+                if onnx_file is None:
+                    onnx_file = _onnx(model, Path(tmp), opset, precision)
+                made, quantized = onnx_file
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if fmt == "ort":
+                    to_ort(made.path, path)
+                else:
+                    path.write_bytes(made.path.read_bytes())
+                result = dataclasses.replace(made, path=path)
+            report = check_parity(model, path, atol=atol, rtol=rtol) if check else None
+            files.append(ExportedFile(fmt, result, report, quantized))
     return files
+
+
+def _onnx(model: nn.Module, tmp: Path, opset: int,
+          precision: str) -> tuple[ExportResult, QuantizeResult | None]:
+    """The ONNX graph at ``precision`` in ``tmp`` (quantized from the float32 export)."""
+    result = export_onnx(model, tmp / "model.onnx", opset=opset)
+    if precision == "fp32":
+        return result, None
+    q = quantize(result.path, tmp / file_name("onnx", precision), precision=precision)
+    return dataclasses.replace(result, path=q.path, spec=q.spec), q
 
 
 def _export_triton(model: nn.Module, out: Path, opset: int, triton: TritonConfig | None,
                    check: bool, atol: float | None, rtol: float | None) -> ExportedFile:
     """ONNX export + parity against the model, then the Triton repository from that file."""
     with tempfile.TemporaryDirectory() as tmp:
-        result = export_onnx(model, Path(tmp) / FORMATS["onnx"], opset=opset)
+        result = export_onnx(model, Path(tmp) / file_name("onnx"), opset=opset)
         report = check_parity(model, result.path, atol=atol, rtol=rtol) if check else None
         repo = export_triton(result.path, out, triton)
     return ExportedFile("triton", dataclasses.replace(result, path=repo.onnx_path, spec=repo.spec),

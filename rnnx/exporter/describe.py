@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from rnnx.errors import SpecError
+from rnnx.exporter.ort_format import ort_io
 from rnnx.exporter.spec_io import file_format, load_onnx, read_spec
 from rnnx.spec import METADATA_KEY, ModelSpec
 
@@ -120,7 +121,7 @@ def _onnx_spec(model: Any, path: str | os.PathLike) -> Optional[ModelSpec]:
 
 
 def describe(path: str | os.PathLike) -> dict[str, Any]:
-    """A JSON-serialisable description of any ``.onnx`` file or an rnnx TorchScript file.
+    """A JSON-serialisable description of any ``.onnx`` file or an rnnx ``.ort``/TorchScript file.
 
     Args:
         path: the model file.
@@ -147,7 +148,7 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
         opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     else:
         spec = read_spec(path)
-        info["inputs"], info["outputs"] = _spec_io(spec)
+        info["inputs"], info["outputs"] = ort_io(path) if fmt == "ort" else _spec_io(spec)
         opset = spec.opset
     info.update({
         "rnnx_spec": spec is not None,
@@ -160,6 +161,7 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
         "kind": None if spec is None else spec.kind,
         "config": {} if spec is None else spec.config,
         "rnnx_version": None if spec is None else spec.rnnx_version,
+        "precision": None if spec is None else spec.precision,
     })
     if fmt == "onnx":
         info.update(_graph_facts(model, info))

@@ -18,7 +18,9 @@ def onnx_runner(model: str | bytes, spec: ModelSpec) -> Runner:
     """A CPU onnxruntime session wrapped as a runner (``model``: a path or serialized bytes)."""
     import onnxruntime as ort
 
-    opts = ort.SessionOptions()
+    from rnnx.runtime.precision import session_options_for
+
+    opts = session_options_for(spec.precision, ort.SessionOptions())
     opts.log_severity_level = 4  # failures surface as exceptions, not console noise
     opts.intra_op_num_threads = 1  # parity graphs are tiny: threads only add contention
     try:

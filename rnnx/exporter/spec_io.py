@@ -11,13 +11,14 @@ import zipfile
 from pathlib import Path
 
 from rnnx.errors import ModelFileError, SpecError
+from rnnx.exporter.ort_format import is_ort_file, ort_metadata
 from rnnx.spec import METADATA_KEY, ModelSpec
 
 ZIP_MAGIC = b"PK\x03\x04"  # TorchScript archives are zip files
 
 
 def file_format(path: str | os.PathLike) -> str:
-    """``"onnx"`` or ``"torchscript"``, judged by content (not by extension).
+    """``"onnx"``, ``"ort"`` (onnxruntime format) or ``"torchscript"``, judged by content.
 
     Raises:
         ModelFileError: missing, a directory, or empty.
@@ -28,10 +29,12 @@ def file_format(path: str | os.PathLike) -> str:
     if not p.is_file():
         raise ModelFileError(f"{p}: expected a model file (.onnx or TorchScript .pt), got a directory")
     with open(p, "rb") as f:
-        head = f.read(4)
+        head = f.read(8)
     if not head:
         raise ModelFileError(f"{p}: file is empty, expected an ONNX or TorchScript model")
-    return "torchscript" if head == ZIP_MAGIC else "onnx"
+    if is_ort_file(head):
+        return "ort"
+    return "torchscript" if head[:4] == ZIP_MAGIC else "onnx"
 
 
 def load_onnx(path: str | os.PathLike) -> "onnx.ModelProto":  # type: ignore[name-defined]  # noqa: F821
@@ -67,7 +70,7 @@ def _spec_text_torchscript(path: str | os.PathLike) -> str | None:
 
 
 def read_spec(path: str | os.PathLike) -> ModelSpec:
-    """The :class:`ModelSpec` stored in an exported ``.onnx`` or TorchScript file.
+    """The :class:`ModelSpec` stored in an exported ``.onnx``, ``.ort`` or TorchScript file.
 
     Args:
         path: the exported file.
@@ -84,7 +87,10 @@ def read_spec(path: str | os.PathLike) -> ModelSpec:
         (1, 'batch', 32)
     """
     fmt = file_format(path)
-    text = _spec_text_torchscript(path) if fmt == "torchscript" else _spec_text_onnx(path)
+    if fmt == "ort":
+        text = ort_metadata(path).get(METADATA_KEY)
+    else:
+        text = _spec_text_torchscript(path) if fmt == "torchscript" else _spec_text_onnx(path)
     if text is None:
         raise ModelFileError(f"{path}: no {METADATA_KEY!r} metadata; this {fmt} file was not "
                              f"exported by rnnx (re-export it with `rnnx export`)")

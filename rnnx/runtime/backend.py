@@ -20,6 +20,7 @@ import onnxruntime as ort
 
 from rnnx.errors import ModelFileError
 from rnnx.runtime.options import RuntimeOptions
+from rnnx.runtime.precision import file_precision, session_options_for
 from rnnx.runtime.providers import CUDA, check_session_providers, resolve_providers
 from rnnx.spec import ORT_DTYPES
 
@@ -115,9 +116,10 @@ class OrtBackend:
         if not p.is_file():
             raise ModelFileError(f"model: expected an ONNX file, got "
                                  f"{'a directory' if p.is_dir() else 'no file'} at {p}")
+        # the file's precision may need options (fp16: see rnnx.runtime.precision)
+        so = session_options_for(file_precision(p), options.ort_session_options())
         try:
-            sess = ort.InferenceSession(str(p), sess_options=options.ort_session_options(),
-                                        providers=resolved)
+            sess = ort.InferenceSession(str(p), sess_options=so, providers=resolved)
         except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ModelFileError(f"model {p}: not a loadable ONNX file ({first})") from None

@@ -38,7 +38,7 @@ def test_report_table_and_dict(exported) -> None:
     # rows: b=1,T=1 full; b=1,T=7 full/step/chunk3; same for b=3 -> 8 cases x 1 tensor... x (y, h)
     assert len(report.rows) == 2 * (1 + 3) * 2
     d = json.loads(json.dumps(report.to_dict()))
-    assert d["ok"] is True and d["tolerance_source"] == "table:gru" and d["atol"] == TOLERANCES["gru"].atol
+    assert d["ok"] is True and d["tolerance_source"] == "table:gru" and d["atol"] == TOLERANCES[("gru", "fp32")].atol
     assert len(d["rows"]) == len(report.rows)
 
 

@@ -1,0 +1,54 @@
+"""``rnnx quantize``: a float32 rnnx ONNX file -> an int8 or fp16 copy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from rnnx.commands._common import user_errors
+
+
+def _size(n: int) -> str:
+    return f"{n / 1024:.1f} KiB" if n < 1024 * 1024 else f"{n / 1024 / 1024:.1f} MiB"
+
+
+def summary(result: Any) -> str:
+    """A few lines: what was written, its size against the source, what was quantized."""
+    ops = ", ".join(f"{op} x{n}" for op, n in result.quantized.items()) or "nothing"
+    lines = [f"wrote {result.path} ({result.precision}): {_size(result.bytes)}, "
+             f"{result.size_ratio:.2f}x of {_size(result.source_bytes)}",
+             f"converted:   {ops}"]
+    if result.kept_float:
+        lines.append("kept fp32:   " + ", ".join(f"{op} x{n}" for op, n in result.kept_float.items())
+                     + " (onnxruntime has no quantized kernel for them)")
+    lines += [f"note:        {n}" for n in result.notes]
+    return "\n".join(lines)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False))
+@click.option("--precision", type=click.Choice(["fp16", "int8"]), required=True,
+              help="int8: dynamic quantization (LSTM ops and MatMuls, also inside Scan bodies; "
+              "GRU/RNN ops and Conv stay float32). fp16: half weights and compute, float32 I/O.")
+@click.option("--out", "out_path", required=True, metavar="OUT.onnx", help="The file to write.")
+@user_errors
+def quantize(model_path: str, precision: str, out_path: str) -> None:
+    """Write an int8 or fp16 copy of MODEL (a float32 .onnx exported by rnnx).
+
+    The copy keeps the state contract with its precision recorded; `rnnx check` judges it
+    against the checkpoint with that precision's tolerance, and StreamingSession sets the
+    session options it needs. int8 is dynamic quantization only: onnxruntime's static
+    (calibrated) quantizer covers neither LSTM/GRU/RNN ops nor Scan bodies, so a
+    calibration recording would only reach the head (see the README's Precision section).
+
+    \b
+    Examples:
+      rnnx quantize exported/model.onnx --precision int8 --out exported/model.int8.onnx
+      rnnx quantize exported/model.onnx --precision fp16 --out exported/model.fp16.onnx
+      rnnx check runs/sine exported/model.int8.onnx
+    """
+    from rnnx.exporter.quantize import quantize as run_quantize
+
+    result = run_quantize(model_path, out_path, precision=precision)
+    click.echo(summary(result))

@@ -1,0 +1,82 @@
+"""The onnxruntime mobile format (``.ort``): an optimized, flatbuffer copy of an ONNX file.
+
+The ``rnnx.spec`` metadata survives the conversion, so :class:`rnnx.runtime.StreamingSession`
+and ``rnnx inspect`` read a ``.ort`` file like the ``.onnx`` it came from. The graph is
+optimized at onnxruntime's *basic* level (constant folding, redundant node removal): the
+level onnxruntime recommends for ``.ort`` files that may run on other execution providers
+(NNAPI, CoreML) and the one fp16 graphs load with.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from rnnx.errors import ExportError, ModelFileError
+
+ORT_MAGIC = b"ORTM"  # flatbuffer file identifier at bytes 4..8 of every .ort file
+
+
+def is_ort_file(head: bytes) -> bool:
+    """True when the first 8 bytes of a file are those of the onnxruntime format."""
+    return len(head) >= 8 and head[4:8] == ORT_MAGIC
+
+
+def to_ort(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Convert an rnnx ``.onnx`` file to the onnxruntime format, keeping its ``rnnx.spec``.
+
+    Args:
+        src: the ``.onnx`` file.
+        dst: the ``.ort`` file to write (parent folders are created).
+
+    Returns:
+        ``dst`` as a Path.
+
+    Raises:
+        ExportError: onnxruntime cannot load or convert the graph.
+    """
+    import onnxruntime as ort
+
+    out = Path(dst)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    opts.optimized_model_filepath = os.fspath(out)
+    opts.add_session_config_entry("session.save_model_format", "ORT")
+    opts.log_severity_level = 4
+    try:
+        ort.InferenceSession(os.fspath(src), opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime's own error types
+        raise ExportError(f"{src}: onnxruntime cannot convert it to the .ort format "
+                          f"({' '.join(str(e).split())[:200]})") from None
+    return out
+
+
+def _session(path: str | os.PathLike) -> "onnxruntime.InferenceSession":  # noqa: F821
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 4
+    try:
+        return ort.InferenceSession(os.fspath(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime's own error types
+        raise ModelFileError(f"{path}: not a loadable .ort model "
+                             f"({' '.join(str(e).split())[:200]})") from None
+
+
+def ort_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The custom metadata of a ``.ort`` file, read by onnxruntime (it parses the format)."""
+    return dict(_session(path).get_modelmeta().custom_metadata_map)
+
+
+def ort_io(path: str | os.PathLike) -> tuple[list[dict], list[dict]]:
+    """Graph inputs and outputs of a ``.ort`` file as ``{name, shape, dtype}`` dicts."""
+    from rnnx.runtime.contract import ort_dtype
+
+    sess = _session(path)
+
+    def rows(values) -> list[dict]:
+        return [{"name": v.name, "shape": [d if d is not None else "?" for d in v.shape],
+                 "dtype": str(ort_dtype(v.type, v.name))} for v in values]
+
+    return rows(sess.get_inputs()), rows(sess.get_outputs())

@@ -1,0 +1,120 @@
+"""rnnx.exporter.quantize: int8 and fp16 copies that pass parity at their precision and stream."""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from rnnx.errors import ConfigError, ModelFileError
+from rnnx.exporter import check_parity, quantize, read_spec
+from rnnx.exporter.quantize import localize_body_weights
+from rnnx.exporter.spec_io import load_onnx
+from rnnx.runtime import StreamingSession
+
+pytest.importorskip("onnxruntime.quantization")
+
+FAMILIES = ["lstm-2l", "gru-1l", "convlstm-k3"]  # the families the issue names
+
+
+def _ops(path: Path) -> collections.Counter:
+    """Op types of a file's graph and every subgraph."""
+    def walk(g: onnx.GraphProto):
+        for n in g.node:
+            yield n.op_type
+            for a in n.attribute:
+                if a.type == onnx.AttributeProto.GRAPH:
+                    yield from walk(a.g)
+    return collections.Counter(walk(load_onnx(path).graph))
+
+
+@pytest.mark.parametrize("precision", ["int8", "fp16"])
+@pytest.mark.parametrize("name", FAMILIES)
+def test_quantized_file_passes_parity_and_streams(exported, tmp_path, name: str, precision: str) -> None:
+    model, result = exported(name, "onnx")
+    q = quantize(result.path, tmp_path / f"m.{precision}.onnx", precision=precision)
+    assert read_spec(q.path).precision == precision == q.spec.precision
+    report = check_parity(model, q.path, batch_sizes=(1, 2), steps=(1, 7))
+    assert report.ok, report.table()
+    assert report.tolerance_source.endswith(f"/{precision}")
+    # the runtime streams it (fp16 needs the session options it sets itself) like the float file
+    x = np.random.default_rng(0).standard_normal((1, 6, *result.spec.input.feature_shape))
+    x = x.astype(np.float32)
+    ref, got = StreamingSession(result.path), StreamingSession(q.path)
+    ys = [got.step(x[:, t]) for t in range(3)] + [got.feed(x[:, 3:])]
+    want = [ref.step(x[:, t]) for t in range(3)] + [ref.feed(x[:, 3:])]
+    tol = report.tolerance
+    for a, b in zip(ys, want):
+        np.testing.assert_allclose(a, b, atol=tol.atol, rtol=tol.rtol)
+
+
+def test_int8_lstm_uses_quantized_lstm_and_shrinks(exported, tmp_path) -> None:
+    model, result = exported("lstm-2l", "onnx")
+    q = quantize(result.path, tmp_path / "m.onnx", precision="int8")
+    ops = _ops(q.path)
+    assert ops["DynamicQuantizeLSTM"] == 2 and ops["LSTM"] == 0
+    assert q.quantized == {"LSTM": 2, "MatMul": 1} and q.kept_float == {}
+
+
+def test_int8_gru_keeps_the_gru_float_and_says_so(exported, tmp_path) -> None:
+    _, result = exported("gru-1l", "onnx")
+    q = quantize(result.path, tmp_path / "m.onnx", precision="int8")
+    assert _ops(q.path)["GRU"] == 1
+    assert q.kept_float == {"GRU": 1} and q.quantized == {"MatMul": 1}
+    assert any("cannot quantize GRU" in n for n in q.notes)
+
+
+def test_int8_quantizes_matmuls_inside_scan_bodies(exported, tmp_path) -> None:
+    """lstm-2l-proj exports through Scan: its gate MatMuls live in the body."""
+    model, result = exported("lstm-2l-proj", "onnx")
+    assert _ops(result.path)["Scan"] >= 1
+    q = quantize(result.path, tmp_path / "m.onnx", precision="int8")
+    body_ops = collections.Counter(n.op_type for node in load_onnx(q.path).graph.node
+                                   for a in node.attribute if a.type == onnx.AttributeProto.GRAPH
+                                   for n in a.g.node)
+    assert body_ops["MatMulInteger"] > 0 and body_ops["MatMul"] == 0
+    assert check_parity(model, q.path, batch_sizes=(2,), steps=(7,)).ok
+
+
+def test_localize_moves_only_body_only_weights(exported) -> None:
+    _, result = exported("convlstm-k3", "onnx")
+    model = load_onnx(result.path)
+    outer = {t.name for t in model.graph.initializer}
+    moved = localize_body_weights(model)
+    bodies = [a.g for n in model.graph.node for a in n.attribute if a.type == onnx.AttributeProto.GRAPH]
+    inside = {t.name for b in bodies for t in b.initializer}
+    assert moved == len(inside) > 0 and inside <= outer
+    assert not inside & {t.name for t in model.graph.initializer}
+    onnx.checker.check_model(model)
+    assert localize_body_weights(model) == 0  # idempotent
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"precision": "int4"}, r"precision: expected one of fp16, int8, got 'int4'"),
+    ({"precision": "fp32"}, r"precision: expected one of fp16, int8, got 'fp32'"),
+], ids=["unknown", "fp32"])
+def test_bad_arguments_raise_and_write_nothing(exported, tmp_path, kwargs, match: str) -> None:
+    _, result = exported("lstm-2l", "onnx")
+    with pytest.raises(ConfigError, match=match):
+        quantize(result.path, tmp_path / "out.onnx", **kwargs)
+    assert not (tmp_path / "out.onnx").exists()
+
+
+def test_requantizing_a_reduced_file_is_refused(exported, tmp_path) -> None:
+    _, result = exported("lstm-2l", "onnx")
+    q = quantize(result.path, tmp_path / "a.onnx", precision="fp16")
+    with pytest.raises(ConfigError, match=r"expected a float32 \(fp32\) file, got precision 'fp16'"):
+        quantize(q.path, tmp_path / "b.onnx", precision="int8")
+
+
+def test_non_rnnx_or_torchscript_sources_are_refused(exported, tmp_path) -> None:
+    _, ts = exported("lstm-2l", "torchscript")
+    with pytest.raises(ConfigError, match=r"expected an ONNX file, got a torchscript file"):
+        quantize(ts.path, tmp_path / "b.onnx", precision="int8")
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(ModelFileError):
+        quantize(junk, tmp_path / "c.onnx", precision="int8")
