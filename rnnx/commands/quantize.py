@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from rnnx.commands._common import user_errors
+from rnnx.commands._common import command, echo
 
 
 def _size(n: int) -> str:
@@ -26,14 +26,13 @@ def summary(result: Any) -> str:
     return "\n".join(lines)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@command(json_report=True)
 @click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False))
 @click.option("--precision", type=click.Choice(["fp16", "int8"]), required=True,
               help="int8: dynamic quantization (LSTM ops and MatMuls, also inside Scan bodies; "
               "GRU/RNN ops and Conv stay float32). fp16: half weights and compute, float32 I/O.")
 @click.option("--out", "out_path", required=True, metavar="OUT.onnx", help="The file to write.")
-@user_errors
-def quantize(model_path: str, precision: str, out_path: str) -> None:
+def quantize(model_path: str, precision: str, out_path: str) -> dict[str, Any]:
     """Write an int8 or fp16 copy of MODEL (a float32 .onnx exported by rnnx).
 
     The copy keeps the state contract with its precision recorded; `rnnx check` judges it
@@ -41,14 +40,20 @@ def quantize(model_path: str, precision: str, out_path: str) -> None:
     session options it needs. int8 is dynamic quantization only: onnxruntime's static
     (calibrated) quantizer covers neither LSTM/GRU/RNN ops nor Scan bodies, so a
     calibration recording would only reach the head (see the README's Precision section).
+    JSON: path, precision, source_bytes, bytes, size_ratio, quantized, kept_float, notes.
 
     \b
     Examples:
       rnnx quantize exported/model.onnx --precision int8 --out exported/model.int8.onnx
       rnnx quantize exported/model.onnx --precision fp16 --out exported/model.fp16.onnx
       rnnx check runs/sine exported/model.int8.onnx
+      rnnx quantize exported/model.onnx --precision int8 --out q.onnx --json -
     """
     from rnnx.exporter.quantize import quantize as run_quantize
 
     result = run_quantize(model_path, out_path, precision=precision)
-    click.echo(summary(result))
+    echo(summary(result))
+    return {"path": str(result.path), "precision": result.precision,
+            "source_bytes": result.source_bytes, "bytes": result.bytes,
+            "size_ratio": round(result.size_ratio, 4), "quantized": result.quantized,
+            "kept_float": result.kept_float, "notes": list(result.notes)}
