@@ -16,5 +16,5 @@ def test_both_formats_written_and_checked(tmp_path) -> None:
 
 
 def test_unknown_format_lists_valid_ones(tmp_path) -> None:
-    with pytest.raises(ConfigError, match=r"format: expected one or more of onnx, torchscript, triton, got \['tflite'\]"):
+    with pytest.raises(ConfigError, match=r"format: expected one or more of onnx, torchscript, triton, ort, got \['tflite'\]"):
         export_files(make_model("rnn-tanh"), tmp_path, formats=("tflite",))
