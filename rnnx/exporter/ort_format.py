@@ -71,12 +71,12 @@ def ort_metadata(path: str | os.PathLike) -> dict[str, str]:
 
 def ort_io(path: str | os.PathLike) -> tuple[list[dict], list[dict]]:
     """Graph inputs and outputs of a ``.ort`` file as ``{name, shape, dtype}`` dicts."""
-    from rnnx.runtime.contract import ort_dtype
+    from rnnx.spec import ORT_DTYPES
 
     sess = _session(path)
 
     def rows(values) -> list[dict]:
         return [{"name": v.name, "shape": [d if d is not None else "?" for d in v.shape],
-                 "dtype": str(ort_dtype(v.type, v.name))} for v in values]
+                 "dtype": ORT_DTYPES.get(v.type, v.type)} for v in values]
 
     return rows(sess.get_inputs()), rows(sess.get_outputs())
