@@ -67,6 +67,10 @@ class ExportError(RnnxError, RuntimeError):
     """No export path produced a graph that passes the structural and parity checks."""
 
 
+class ContractError(ExportError, TypeError):
+    """A module almost follows the rnnx contract; the message shows the ``rnnx.wrap`` call that fits."""
+
+
 class ParityError(RnnxError, AssertionError):
     """An exported model disagrees with the eager model beyond tolerance.
 

@@ -20,6 +20,7 @@ from rnnx.models.decompose import decompose
 from rnnx.models.layers import GRULayers, LSTMLayers, RNNLayers
 from rnnx.models.recurrent import RecurrentModel
 from rnnx.models.registry import build, build_from_config
+from rnnx.models.wrap import wrap
 
 __all__ = [
     "build",
@@ -39,4 +40,5 @@ __all__ = [
     "save",
     "load",
     "load_extra",
+    "wrap",
 ]

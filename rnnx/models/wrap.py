@@ -1,0 +1,335 @@
+"""``rnnx.wrap``: make a recurrent module as you wrote it follow the rnnx contract.
+
+The contract (what export, parity, ``StreamingSession`` and ``StreamPool`` expect):
+batch-first ``x``, ``init_state(batch_size) -> List[Tensor]`` (zeros) and
+``forward(x, state) -> (y, new_state)`` where ``y`` holds every step's output.
+Modules from tutorials rarely look like that: ``nn.LSTM`` used seq-first with
+``forward(x, (h0, c0)) -> (out, (h, c))``, a cell called once per step in a Python loop,
+a hand-written cell ``forward(x, h, c) -> (h, c)``. ``wrap`` adapts each in one line::
+
+    model = rnnx.wrap(nn.LSTM(7, 20, num_layers=2))                       # state inferred
+    model = rnnx.wrap(nn.GRUCell(7, 20))                                  # a cell: rnnx loops
+    model = rnnx.wrap(MyCell(7, 20), [("batch", 20), ("batch", 20)], step=True)
+
+Models whose forward builds or drops the state internally (``h0 = zeros(...)`` inside
+``forward``, or returning only the output) cannot be wrapped generically: rebuild them
+from the zoo (``rnnx.models.build(...)``) and load your weights, or for a plain
+``nn.LSTM/GRU/RNN`` plus a linear head use :func:`rnnx.models.from_torch`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+
+from rnnx.errors import ConfigError, ContractError
+
+BATCH = "batch"  # the marker of the batch axis in a state shape
+STATE_AS = ("auto", "tensor", "tuple", "args")  # how the state is handed to the module
+_LAYERS = (nn.RNN, nn.LSTM, nn.GRU)
+_CELLS = (nn.RNNCell, nn.LSTMCell, nn.GRUCell)
+_KINDS = {nn.RNN: "rnn", nn.LSTM: "lstm", nn.GRU: "gru",
+          nn.RNNCell: "rnn", nn.LSTMCell: "lstm", nn.GRUCell: "gru"}
+
+StateShape = Tuple[Union[int, str], ...]  # e.g. (2, "batch", 20)
+
+
+class Wrapped(nn.Module):
+    """A module adapted to the rnnx contract by :func:`wrap` (see there)."""
+
+    def __init__(self, module: nn.Module, shapes: list[StateShape], names: list[str],
+                 step: bool, batch_first: bool, state_as: str, kind: str,
+                 streamable: bool) -> None:
+        super().__init__()
+        self.module = module
+        self.shapes = [tuple(s) for s in shapes]  # state shapes, "batch" at the batch axis
+        self.state_names = list(names)  # names of the state tensors in the exported file
+        self.step = step  # True: module called once per time step on x[:, t]
+        self.batch_first = batch_first  # False: the module wants time-major x
+        self.state_as = state_as  # "tensor" | "tuple" | "args"
+        self.kind = kind  # tolerance family: rnn | lstm | gru | custom
+        self.streamable = streamable  # False for bidirectional layers
+        self.config = {"wrapped": type(module).__name__, "step": step,
+                       "batch_first": batch_first, "state_as": state_as}
+
+    def init_state(self, batch_size: int) -> List[Tensor]:
+        """Zero state, one tensor per declared shape, on the module's dtype and device."""
+        ref = next(iter([*self.module.parameters(), *self.module.buffers()]), None)
+        dtype = ref.dtype if ref is not None and ref.is_floating_point() else torch.float32
+        device = ref.device if ref is not None else None
+        return [torch.zeros([batch_size if d == BATCH else int(d) for d in shape], dtype=dtype,
+                            device=device) for shape in self.shapes]
+
+    def forward(self, x: Tensor, state: List[Tensor]) -> Tuple[Tensor, List[Tensor]]:
+        """x (B, T, ...) batch-first, state as :meth:`init_state` -> (y (B, T, ...), new state)."""
+        if len(state) != len(self.shapes):
+            raise ContractError(f"state: expected a list of {len(self.shapes)} tensors "
+                                f"({', '.join(self.state_names)}), got {len(state)}")
+        if self.step:
+            ys = []
+            for t in range(x.size(1)):
+                y_t, state = self._call(x[:, t], state)  # (B, ...) one time slice
+                ys.append(y_t)
+            return torch.stack(ys, 1), state  # (B, T, ...)
+        seq = x if self.batch_first else x.transpose(0, 1)  # (T, B, ...) for time-major modules
+        y, new = self._call(seq, state)
+        return (y if self.batch_first else y.transpose(0, 1)), new
+
+    def _call(self, x: Tensor, state: List[Tensor]) -> Tuple[Tensor, List[Tensor]]:
+        args = _hand_over(state, self.state_as)
+        try:
+            out = self.module(x, *args)
+        except Exception as e:  # torch's own errors become one that shows the fix
+            raise ContractError(
+                f"{type(self.module).__name__} called as {_call_text(self, x, state)} raised "
+                f"{type(e).__name__}: {_first_line(e)}. {_advice(self)}") from e
+        return read_result(out, len(self.shapes), type(self.module).__name__)
+
+    def extra_repr(self) -> str:
+        return (f"state={self.shapes}, step={self.step}, batch_first={self.batch_first}, "
+                f"state_as={self.state_as!r}")
+
+
+class _WithExample(Wrapped):
+    """A :class:`Wrapped` whose input features are known (torch's layers and cells)."""
+
+    def __init__(self, *args: Any, features: tuple[int, ...], **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.features = features  # per-step input shape
+
+    def example_input(self, batch_size: int = 2, steps: int = 5) -> Tensor:
+        """Random batch-first input (B, T, *features)."""
+        ref = next(iter(self.module.parameters()), None)
+        dtype = ref.dtype if ref is not None else torch.float32
+        return torch.randn(batch_size, steps, *self.features, dtype=dtype)
+
+
+def wrap(module: nn.Module, state: Optional[Sequence[StateShape]] = None, *,
+         step: bool = False, batch_first: Optional[bool] = None,
+         state_as: str = "auto") -> nn.Module:
+    """Adapt ``module`` to the rnnx contract; everything else in rnnx then works on it.
+
+    Args:
+        module: the recurrent module as written. Not copied: the wrapper shares its weights.
+        state: the state tensors' shapes with ``"batch"`` at the batch axis, e.g.
+            ``[(2, "batch", 20), (2, "batch", 20)]``. Inferred for torch's nn.RNN/LSTM/GRU
+            (layers, bidirectional, proj_size) and nn.RNNCell/LSTMCell/GRUCell; required
+            otherwise.
+        step: False (layer style): the module runs on the whole chunk, ``module(x, hx)``.
+            True (cell style): it runs once per time step on ``x[:, t]`` and rnnx loops.
+            Implied for torch's cells.
+        batch_first: layer style only: False when the module wants time-major ``x``
+            (rnnx still takes and returns batch-first). Default: the module's own
+            ``batch_first`` attribute when it has one, else True.
+        state_as: how the state is handed over. "auto": one state as a tensor; several
+            as a tuple ``(h, c)`` when ``forward`` takes one state parameter, else as
+            separate arguments ``module(x, h, c)``. Or "tensor", "tuple", "args".
+
+    Returns:
+        A module with ``init_state(batch_size)`` and ``forward(x, state) -> (y, new_state)``.
+        What the module returns is read as ``h`` (the hidden is also the output),
+        ``(y, h)``, ``(y, (h, c))``, ``(h, c)`` (output = the first state) or ``(y, h, c)``.
+
+    Raises:
+        ConfigError: ``state`` missing where it cannot be inferred, malformed, or a bad
+            ``state_as``.
+        ContractError: (when called) the module rejects the call or returns something
+            else; the message shows the ``rnnx.wrap(...)`` call that fits.
+
+    Example:
+        >>> import rnnx, torch
+        >>> model = rnnx.wrap(torch.nn.LSTM(3, 8, num_layers=2))   # seq-first, (h, c)
+        >>> y, state = model(torch.randn(4, 5, 3), model.init_state(4))
+        >>> tuple(y.shape), [tuple(s.shape) for s in state]
+        ((4, 5, 8), [(2, 4, 8), (2, 4, 8)])
+
+    Note:
+        Models whose forward builds or drops the state internally cannot be wrapped:
+        rebuild them with ``rnnx.models.build(...)`` and load the weights (for
+        ``nn.LSTM/GRU/RNN`` plus an optional ``nn.Linear`` head:
+        ``rnnx.models.from_torch(layer, head)``). ConvLSTM code splits the gate
+        convolution in different orders (many tutorials use i, f, o, g; rnnx and torch's
+        LSTM use i, f, g, o): ``rnnx.models.from_torch.convlstm_weights(state_dict,
+        gate_order="ifog")`` reorders such weights for ``build("convlstm", ...)``.
+    """
+    if not isinstance(module, nn.Module):
+        raise ConfigError(f"module: expected a torch nn.Module, got {type(module).__name__}")
+    if state_as not in STATE_AS:
+        raise ConfigError(f"state_as: expected one of {', '.join(STATE_AS)}, got {state_as!r}")
+    known = _known_state(module)
+    if isinstance(module, _CELLS):
+        step = True
+    if state is None:
+        if known is None:
+            raise ConfigError(
+                f"state: required for {type(module).__name__} (rnnx infers it only for torch's "
+                f"nn.RNN/LSTM/GRU and nn.RNNCell/LSTMCell/GRUCell); pass the state shapes with "
+                f'"batch" at the batch axis, e.g. {suggest_call(module)}')
+        shapes = known
+    else:
+        shapes = _parse_state(state)
+    if batch_first is None:
+        batch_first = bool(getattr(module, "batch_first", True))
+    mode = _state_mode(module, len(shapes), state_as)
+    names = _names(len(shapes))
+    kind = next((k for cls, k in _KINDS.items() if isinstance(module, cls)), "custom")
+    streamable = not bool(getattr(module, "bidirectional", False))
+    args = (module, shapes, names, step, batch_first, mode, kind, streamable)
+    features = _features(module)
+    return _WithExample(*args, features=features) if features else Wrapped(*args)
+
+
+def read_result(out: Any, count: int, who: str) -> tuple[Tensor, list[Tensor]]:
+    """Read a module's return value as ``(y, [states])``; ``count`` states expected.
+
+    Accepted: ``h`` (one state, also the output), ``(y, h)``, ``(y, (h, c))``, ``(h, c)``
+    (output = the first state) and ``(y, h, c)``.
+
+    Raises:
+        ContractError: anything else, naming what was returned.
+    """
+    if isinstance(out, Tensor):
+        if count == 1:
+            return out, [out]
+    elif isinstance(out, (tuple, list)) and out and all(_is_tensor_tree(o) for o in out):
+        if len(out) == 2 and isinstance(out[1], (tuple, list)):
+            if len(out[1]) == count and all(isinstance(s, Tensor) for s in out[1]):
+                return out[0], list(out[1])
+        elif all(isinstance(o, Tensor) for o in out):
+            if len(out) == count:
+                return out[0], list(out)
+            if len(out) == count + 1:
+                return out[0], list(out[1:])
+    raise ContractError(
+        f"{who}.forward returned {describe(out)}; with {count} state tensor(s) rnnx reads "
+        f"h, (y, h), (y, (h, c)), (h, c) or (y, h, c). Return one of those, or pass the "
+        f"number of states you carry as state=[...] to rnnx.wrap")
+
+
+def describe(value: Any) -> str:
+    """A short structural description: ``Tensor(2, 5, 8)``, ``tuple(Tensor(..), list[2])``."""
+    if isinstance(value, Tensor):
+        return f"Tensor{tuple(value.shape)}"
+    if isinstance(value, (tuple, list)):
+        inner = ", ".join(describe(v) for v in value[:4]) + (", ..." if len(value) > 4 else "")
+        return f"{type(value).__name__}({inner})"
+    return type(value).__name__
+
+
+def suggest_call(module: nn.Module, name: str = "model") -> str:
+    """The ``rnnx.wrap(...)`` call that most likely fits ``module``, as text."""
+    known = _known_state(module)
+    if known is not None:
+        return f"rnnx.wrap({name})"
+    hidden = getattr(module, "hidden_size", None)
+    size = int(hidden) if isinstance(hidden, int) else "HIDDEN"
+    return f'rnnx.wrap({name}, state=[("batch", {size})], step=True)'
+
+
+# ---------------------------------------------------------------------- internals
+def _known_state(module: nn.Module) -> Optional[list[StateShape]]:
+    """torch's own layers and cells: the state shapes, else None."""
+    if isinstance(module, _LAYERS):
+        layers = module.num_layers * (2 if module.bidirectional else 1)
+        if isinstance(module, nn.LSTM):
+            h = module.proj_size or module.hidden_size
+            return [(layers, BATCH, h), (layers, BATCH, module.hidden_size)]
+        return [(layers, BATCH, module.hidden_size)]
+    if isinstance(module, _CELLS):
+        h = (BATCH, module.hidden_size)
+        return [h, h] if isinstance(module, nn.LSTMCell) else [h]
+    return None
+
+
+def _features(module: nn.Module) -> tuple[int, ...]:
+    size = getattr(module, "input_size", None)
+    return (size,) if isinstance(size, int) and not isinstance(size, bool) and size > 0 else ()
+
+
+def _parse_state(state: Any) -> list[StateShape]:
+    example = '[(2, "batch", 20), (2, "batch", 20)]'
+    if isinstance(state, (tuple, list)) and state and all(
+            isinstance(d, (int, str)) for d in state):
+        state = [state]  # one shape given bare: (2, "batch", 20)
+    if not isinstance(state, (tuple, list)) or not state:
+        raise ConfigError(f"state: expected a list of shapes with \"batch\" at the batch axis, "
+                          f"e.g. {example}, got {state!r}")
+    shapes = []
+    for i, shape in enumerate(state):
+        ok = isinstance(shape, (tuple, list)) and sum(d == BATCH for d in shape) == 1 and all(
+            d == BATCH or (isinstance(d, int) and not isinstance(d, bool) and d > 0)
+            for d in shape)
+        if not ok:
+            raise ConfigError(f"state[{i}]: expected a shape of positive ints with exactly one "
+                              f"\"batch\", e.g. (2, \"batch\", 20), got {shape!r}")
+        shapes.append(tuple(shape))
+    return shapes
+
+
+def _state_params(module: nn.Module) -> Optional[int]:
+    """How many positional parameters ``forward`` takes after x; None for ``*args``."""
+    try:
+        params = list(inspect.signature(module.forward).parameters.values())[1:]
+    except (TypeError, ValueError):  # builtins without a signature
+        return None
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return None
+    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
+
+
+def _state_mode(module: nn.Module, count: int, state_as: str) -> str:
+    if state_as == "tensor" and count != 1:
+        raise ConfigError(f"state_as: \"tensor\" hands over one state, but {count} are declared; "
+                          f"use \"tuple\" or \"args\"")
+    if state_as != "auto":
+        return state_as
+    if count == 1:
+        return "tensor"
+    params = _state_params(module)
+    return "tuple" if params == 1 else "args"
+
+
+def _names(count: int) -> list[str]:
+    return ["h"] if count == 1 else ["h", "c"] if count == 2 else [f"state{i}" for i in range(count)]
+
+
+def _hand_over(state: List[Tensor], mode: str) -> tuple:
+    if mode == "tensor":
+        return (state[0],)
+    if mode == "tuple":
+        return (tuple(state),)
+    return tuple(state)
+
+
+def _call_text(w: Wrapped, x: Tensor, state: List[Tensor]) -> str:
+    names = [f"{n}{tuple(s.shape)}" for n, s in zip(w.state_names, state)]
+    st = {"tensor": names[0], "tuple": f"({', '.join(names)})", "args": ", ".join(names)}
+    return f"module(x{tuple(x.shape)}, {st[w.state_as]})"
+
+
+def _advice(w: Wrapped) -> str:
+    others = [m for m in ("tensor", "tuple", "args") if m != w.state_as
+              and not (m == "tensor" and len(w.shapes) != 1)]
+    style = ("step=True (rnnx calls it once per time step on x[:, t])" if not w.step
+             else "step=False (rnnx calls it once on the whole chunk)")
+    layout = (f"batch_first={not w.batch_first} (x is given "
+              f"{'time-major (T, B, ...)' if w.batch_first else 'batch-first (B, T, ...)'})"
+              if not w.step else "")
+    hints = [f"state_as={o!r}" for o in others] + [style] + ([layout] if layout else [])
+    return (f"It was wrapped as rnnx.wrap(model, state={w.shapes}, step={w.step}, "
+            f"batch_first={w.batch_first}, state_as={w.state_as!r}); check the state shapes "
+            f"or try {', '.join(hints)}")
+
+
+def _is_tensor_tree(value: Any) -> bool:
+    if isinstance(value, Tensor):
+        return True
+    return isinstance(value, (tuple, list)) and all(isinstance(v, Tensor) for v in value)
+
+
+def _first_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return (text[:300] + "...") if len(text) > 300 else text or type(e).__name__
