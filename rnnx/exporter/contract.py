@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 import rnnx
-from rnnx.errors import ExportError
+from rnnx.errors import ContractError, ExportError, RnnxError
 from rnnx.spec import BATCH, DTYPES, TIME, IOSpec, ModelSpec, StateSpec
 
 EXAMPLE_BATCH = 2  # batch size of the example the graph is exported at
@@ -47,19 +47,48 @@ def example_for(model: nn.Module, example_input: torch.Tensor | None = None,
                               f"{getattr(example_input, 'shape', type(example_input).__name__)}")
         return example_input
     make = getattr(model, "example_input", None)
+    if getattr(model, "init_state", None) is None:
+        raise _no_init_state(model)
     if make is None:
         raise ExportError(f"{type(model).__name__} has no example_input(batch, steps) method: "
                           f"pass example_input= (a batch-first tensor, e.g. shape (2, 5, features))")
     return make(batch, steps)
 
 
+def _wrap_hint(model: nn.Module, **options: Any) -> str:
+    """``rnnx.wrap(...)`` text for a module that almost follows the contract."""
+    from rnnx.models.wrap import suggest_call  # deferred: rnnx.models is only needed here
+
+    state = None
+    if getattr(model, "init_state", None) is not None:
+        try:
+            state = _state_shapes(model)
+        except Exception:  # no usable shapes to show: let wrap's guess stand
+            state = None
+    return suggest_call(model, state=state, **options)
+
+
+def _no_init_state(model: nn.Module) -> ContractError:
+    return ContractError(f"{type(model).__name__}: expected an init_state(batch_size) method "
+                         f"returning the list of zero state tensors, found none; to use the module "
+                         f"as written: {_wrap_hint(model)}")
+
+
 def init_state(model: nn.Module, batch: int) -> list[torch.Tensor]:
     """``model.init_state(batch)`` as a list, with a clear error when the method is missing."""
     fn = getattr(model, "init_state", None)
     if fn is None:
-        raise ExportError(f"{type(model).__name__}: expected an init_state(batch_size) method "
-                          f"returning the list of zero state tensors, found none")
-    return list(fn(batch))
+        raise _no_init_state(model)
+    state = fn(batch)
+    if isinstance(state, torch.Tensor):
+        raise ContractError(
+            f"{type(model).__name__}.init_state: expected a list of state tensors, got a Tensor "
+            f"of shape {tuple(state.shape)}; return [h] instead of h, or use the module as "
+            f"written: rnnx.wrap(model, state=[shape with \"batch\"], ...)")
+    if not isinstance(state, (list, tuple)) or not all(isinstance(s, torch.Tensor) for s in state):
+        raise ContractError(f"{type(model).__name__}.init_state: expected a list of state tensors, "
+                            f"got {type(state).__name__}")
+    return list(state)
 
 
 def _state_shapes(model: nn.Module) -> list[tuple[Any, ...]]:
@@ -104,13 +133,41 @@ def vocab_size(model: nn.Module, example: torch.Tensor) -> int | None:
 def run_eager(model: nn.Module, x: torch.Tensor, state: list[torch.Tensor]
               ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """One no-grad forward with the contract's ``(y, state)`` result checked."""
+    name = type(model).__name__
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # e.g. "LSTM with projections is not supported with oneDNN"
-        out = model(x, state)
+        try:
+            out = model(x, state)
+        except RnnxError:
+            raise
+        except Exception as e:  # torch's error for a near-miss module: say what rnnx did
+            shapes = ", ".join(str(tuple(s.shape)) for s in state)
+            raise ContractError(
+                f"{name}.forward(x, state) raised {type(e).__name__}: "
+                f"{' '.join(str(e).split())[:300]}. rnnx calls it with batch-first x "
+                f"{tuple(x.shape)} (batch, time, ...) and state as a list [{shapes}]; to use "
+                f"the module as written: {_wrap_hint(model)} (add batch_first=False if it takes "
+                f"time-major x; state_as='tuple' or 'args' if it takes several states as a "
+                f"tuple or as separate arguments; step=True if it computes one step)") from e
     if not (isinstance(out, (tuple, list)) and len(out) == 2 and isinstance(out[0], torch.Tensor)):
-        raise ExportError(f"{type(model).__name__}.forward: expected (y, state), got "
-                          f"{type(out).__name__}")
+        raise ContractError(f"{name}.forward: expected (y, state), got {type(out).__name__}; "
+                            f"if it returns h, (h, c) or (y, h, c): {_wrap_hint(model)}")
+    if isinstance(out[1], torch.Tensor):
+        raise ContractError(
+            f"{name}.forward: expected the new state as a list of tensors, got a bare Tensor of "
+            f"shape {tuple(out[1].shape)}; return (y, [h]), or use the module as written: "
+            f"{_wrap_hint(model, state_as='tuple')}")
+    if not isinstance(out[1], (tuple, list)) or len(out[1]) != len(state):
+        raise ContractError(f"{name}.forward: expected the new state as a list of {len(state)} "
+                            f"tensors (one per init_state tensor), got {describe_value(out[1])}")
     return out[0], list(out[1])
+
+
+def describe_value(value: Any) -> str:
+    """A short structural description of a forward's result (``Tensor(2, 5)``, ``tuple(...)``)."""
+    from rnnx.models.wrap import describe
+
+    return describe(value)
 
 
 def derive_spec(model: nn.Module, example: torch.Tensor, *, opset: int | None = None,

@@ -26,8 +26,8 @@ import torch
 from torch import Tensor, nn
 
 from rnnx.errors import ConfigError, ContractError
+from rnnx.spec import BATCH  # the marker of the batch axis in a state shape
 
-BATCH = "batch"  # the marker of the batch axis in a state shape
 STATE_AS = ("auto", "tensor", "tuple", "args")  # how the state is handed to the module
 _LAYERS = (nn.RNN, nn.LSTM, nn.GRU)
 _CELLS = (nn.RNNCell, nn.LSTMCell, nn.GRUCell)
@@ -219,14 +219,28 @@ def describe(value: Any) -> str:
     return type(value).__name__
 
 
-def suggest_call(module: nn.Module, name: str = "model") -> str:
-    """The ``rnnx.wrap(...)`` call that most likely fits ``module``, as text."""
-    known = _known_state(module)
-    if known is not None:
-        return f"rnnx.wrap({name})"
-    hidden = getattr(module, "hidden_size", None)
-    size = int(hidden) if isinstance(hidden, int) else "HIDDEN"
-    return f'rnnx.wrap({name}, state=[("batch", {size})], step=True)'
+def suggest_call(module: nn.Module, name: str = "model",
+                 state: Optional[Sequence[StateShape]] = None, **options: Any) -> str:
+    """The ``rnnx.wrap(...)`` call that most likely fits ``module``, as text.
+
+    Args:
+        module: the module that does not follow the contract.
+        name: the variable name to show.
+        state: known state shapes (``"batch"`` at the batch axis); else inferred or guessed.
+        **options: wrap options to show (``batch_first=False``, ``state_as="tuple"``, ...).
+    """
+    if state is None and _known_state(module) is None:
+        hidden = getattr(module, "hidden_size", None)
+        state = [(BATCH, int(hidden) if isinstance(hidden, int) else "HIDDEN")]
+        options = {"step": True, **options}
+    parts = [name] + ([f"state={_shapes_text(state)}"] if state is not None else [])
+    parts += [f"{k}={v!r}" for k, v in options.items()]
+    return f"rnnx.wrap({', '.join(parts)})"
+
+
+def _shapes_text(shapes: Sequence[StateShape]) -> str:
+    return "[" + ", ".join("(" + ", ".join(f'"{d}"' if d == BATCH else str(d) for d in s)
+                           + ("," if len(s) == 1 else "") + ")" for s in shapes) + "]"
 
 
 # ---------------------------------------------------------------------- internals
@@ -319,7 +333,7 @@ def _advice(w: Wrapped) -> str:
               f"{'time-major (T, B, ...)' if w.batch_first else 'batch-first (B, T, ...)'})"
               if not w.step else "")
     hints = [f"state_as={o!r}" for o in others] + [style] + ([layout] if layout else [])
-    return (f"It was wrapped as rnnx.wrap(model, state={w.shapes}, step={w.step}, "
+    return (f"It was wrapped as rnnx.wrap(model, state={_shapes_text(w.shapes)}, step={w.step}, "
             f"batch_first={w.batch_first}, state_as={w.state_as!r}); check the state shapes "
             f"or try {', '.join(hints)}")
 
