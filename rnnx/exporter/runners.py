@@ -39,6 +39,46 @@ def onnx_runner(model: str | bytes, spec: ModelSpec) -> Runner:
     return run
 
 
+def session_runner(path: str, spec: ModelSpec) -> Runner:
+    """An ONNX file run through :class:`rnnx.runtime.StreamingSession`: the code users deploy.
+
+    Streamable models: ``set_state`` then ``feed`` then ``get_state`` (IO bindings,
+    double-buffered states); bidirectional ones: one plain call on the session's backend.
+    One session per batch size, closed when the runner is garbage-collected.
+    """
+    import weakref
+
+    import onnxruntime as ort
+
+    from rnnx.runtime import RuntimeOptions, StreamingSession
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 4  # failures surface as exceptions, not console noise
+    opts.intra_op_num_threads = 1  # parity graphs are tiny: threads only add contention
+    options = RuntimeOptions(session_options=opts)
+    sessions: dict[int, StreamingSession] = {}
+    outputs = [spec.output.name, *(s.output for s in spec.state)]
+
+    def session(batch: int) -> StreamingSession:
+        if batch not in sessions:
+            sessions[batch] = StreamingSession(path, options=options, batch_size=batch)
+        return sessions[batch]
+
+    def run(x: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        sess = session(x.shape[spec.input.batch_axis] if spec.streamable else 1)
+        if not spec.streamable:
+            feed = {spec.input.name: x, **{s.input: v for s, v in zip(spec.state, state)}}
+            y, *new = sess.backend.run(outputs, feed)
+            return y, new
+        sess.set_state({s.name: v for s, v in zip(spec.state, state)})
+        y = sess.feed(x)
+        got = sess.get_state()
+        return y, [got[s.name] for s in spec.state]
+
+    weakref.finalize(run, lambda: [s.close() for s in sessions.values()])
+    return run
+
+
 def torchscript_runner(path: str) -> Runner:
     """A ``torch.jit.load``-ed module wrapped as a runner."""
     import torch
@@ -66,4 +106,4 @@ def open_runner(path: str | os.PathLike) -> tuple[Runner, ModelSpec]:
     """The runner and the spec of an exported file, by its format."""
     spec = read_spec(path)
     p = os.fspath(path)
-    return (torchscript_runner(p) if file_format(p) == "torchscript" else onnx_runner(p, spec)), spec
+    return (torchscript_runner(p) if file_format(p) == "torchscript" else session_runner(p, spec)), spec

@@ -197,8 +197,9 @@ def _read_member(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo,
                 raise StateError(f"{where}: expected shape {tuple(want_shape)} dtype "
                                  f"{np.dtype(want_dtype).name}, got {tuple(shape)} {dtype.name}")
         nbytes = math.prod(shape) * dtype.itemsize
-        if nbytes > limit:
-            raise StateError(f"{where}: expected at most {limit} bytes, the header declares {nbytes}")
+        held = info.file_size - f.tell()
+        if nbytes != held:
+            raise StateError(f"{where}: the header declares {nbytes} bytes of data, the member holds {held}")
         data = f.read(nbytes)
         if len(data) != nbytes:
             raise StateError(f"{where}: expected {nbytes} bytes of data, got {len(data)} (truncated)")

@@ -1,4 +1,5 @@
-"""Foreign ONNX models (no rnnx.spec): state_map, constants, left context, shapes."""
+"""The runtime contract: foreign ONNX models (state_map, constants, left context, shapes) and
+rnnx.spec checked against the graph."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 
 from tests.runtime.conftest import FOREIGN_H, FOREIGN_K, FOREIGN_N, ForeignReference
 from rnnx.errors import DTypeError, ShapeError, SpecError, StateError
-from rnnx.runtime import CONTEXT_KEY, StreamingSession
+from rnnx.runtime import CONTEXT_KEY, StreamingSession, StreamPool
 
 MAP = {"state": "stateN"}
 SR = {"sr": np.array(16000)}
@@ -136,3 +137,73 @@ def test_output_shape_is_known_only_for_concrete_rnnx_outputs():
     symbolic = DataIO("y", (None, None, None), 0, 1, f32)
     assert Contract(x, symbolic, ()).output_shape(4) is None
     assert Contract(x, y, (), foreign=True).output_shape(4) is None
+
+
+# -- rnnx.spec checked against the graph at construction ------------------------------------
+
+def _tampered(src, dst, edit):
+    """Copy the ONNX file ``src`` to ``dst`` with its rnnx.spec JSON changed by ``edit(dict)``."""
+    import json
+
+    import onnx
+
+    model = onnx.load(str(src))
+    for prop in model.metadata_props:
+        if prop.key == "rnnx.spec":
+            spec = json.loads(prop.value)
+            edit(spec)
+            prop.value = json.dumps(spec)
+    onnx.save(model, str(dst))
+    return dst
+
+
+def _set(path, value):
+    def edit(spec):
+        node = spec
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+    return edit
+
+
+@pytest.mark.parametrize("edit, match", [
+    (_set(("state", 0, "shape"), [2, "batch", 10 ** 12]),
+     r"rnnx.spec.state\[0\].shape: expected at most \d+ elements per stream, got \[2, 'batch', 1000000000000\]"),
+    (_set(("input", "shape"), ["batch", "time", 10 ** 10]), r"rnnx.spec.input.shape: expected at most"),
+    (_set(("state", 0, "shape"), [2, "batch", 9]),
+     r"rnnx.spec.state\[0\].shape\[2\]: expected 8 \(the graph's 'h_in' is \[2, '.*', 8\]\), got 9"),
+    (_set(("state", 1, "shape"), ["batch", 8]), r"rnnx.spec.state\[1\].shape: expected rank 3"),
+    (_set(("state", 0, "dtype"), "float64"), r"rnnx.spec.state\[0\].dtype: expected float32 \(the graph's 'h_in'\), got float64"),
+    (_set(("input", "dtype"), "int64"), r"rnnx.spec.input.dtype: expected float32"),
+    (_set(("output", "name"), "nope"), r"rnnx.spec: graph has no output 'nope'"),
+    (_set(("state", 0, "input"), "h_typo"), r"rnnx.spec: graph has no input 'h_typo'"),
+    (_set(("input", "shape"), ["batch", "time", 6]), r"rnnx.spec.input.shape\[2\]: expected 5"),
+], ids=["huge-state", "huge-input", "state-dim", "state-rank", "state-dtype", "input-dtype",
+        "output-name", "state-name", "input-features"])
+def test_spec_that_disagrees_with_the_graph_fails_at_construction(exported, tmp_path, edit, match):
+    path, _ = exported("lstm-2l")
+    bad = _tampered(path, tmp_path / "bad.onnx", edit)
+    with pytest.raises(SpecError, match=match):
+        StreamingSession(bad)
+    with pytest.raises(SpecError, match=match):
+        StreamPool(bad)
+
+
+def test_a_batch_axis_the_graph_fixes_is_refused(exported, tmp_path):
+    import onnx
+
+    path, _ = exported("gru-1l")
+    model = onnx.load(str(path))
+    for value in list(model.graph.input) + list(model.graph.output):
+        value.type.tensor_type.shape.dim[0 if value.name in ("x", "y") else 1].dim_value = 2
+    onnx.save(model, str(tmp_path / "fixed.onnx"))
+    with pytest.raises(SpecError, match=r"rnnx.spec.input: axis 0 is the batch axis, but the graph fixes it at 2"):
+        StreamingSession(tmp_path / "fixed.onnx")
+
+
+def test_foreign_model_is_lowered_into_a_model_spec(foreign):
+    path, _ = foreign
+    with StreamingSession(path, state_map=MAP, constants=SR, context=FOREIGN_K) as sess:
+        spec = sess.spec
+        assert spec.kind == "foreign" and spec.input.name == "input" and spec.output.name == "output"
+        assert [(s.input, s.output, s.shape) for s in spec.state] == [("state", "stateN", (2, "batch", FOREIGN_H))]

@@ -46,8 +46,9 @@ def test_installed_packages_lists_onnxruntime():
 def test_cuda_session_keeps_state_on_device_and_matches_eager(exported):
     path, model = exported("lstm-2l")
     x = sequence(model, 2, 6)
-    sess = StreamingSession(path, providers="cuda", batch_size=2)
-    assert sess.device == "cuda"
+    sess = StreamingSession(path, providers=[("CUDAExecutionProvider", {"device_id": 0}), "CPUExecutionProvider"],
+                            batch_size=2)
+    assert sess.device == "cuda" and sess.backend.device_id == 0
     assert all(v.device_name().lower() == "cuda" for v in sess._engine.vals[0])
     ys = np.stack([sess.step(x[:, t]) for t in range(3)], axis=1)
     ys = np.concatenate([ys, sess.feed(x[:, 3:])], axis=1)
@@ -55,3 +56,30 @@ def test_cuda_session_keeps_state_on_device_and_matches_eager(exported):
     sess.set_state(sess.get_state())
     sess.reset()
     assert not sess.get_state()["h"].any()
+
+
+@pytest.mark.skipif(HAS_CUDA, reason="CUDA is available here; onnxruntime does not drop it")
+def test_provider_onnxruntime_silently_dropped_is_detected(exported):
+    """Mutation caught: ``OrtBackend.__init__`` without its ``check_session_providers`` call.
+
+    Asked for CUDA where it cannot load, onnxruntime only warns and builds a CPU session;
+    the backend must refuse that session instead of running on the CPU unnoticed.
+    """
+    from rnnx.runtime.backend import OrtBackend
+
+    path, _ = exported("gru-1l")
+    requested = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    so = ort.SessionOptions()
+    so.log_severity_level = 4
+    with pytest.warns(UserWarning, match="CUDAExecutionProvider"):
+        session = ort.InferenceSession(str(path), so, providers=requested)
+    assert session.get_providers() == ["CPUExecutionProvider"]  # onnxruntime dropped it silently
+    with pytest.raises(ProviderError, match=r"CUDAExecutionProvider \(it failed to initialise; active: \['CPUExecutionProvider'\]\)"):
+        OrtBackend(session, requested)
+
+
+def test_cpu_backend_reports_device_and_keeps_state_on_host(exported):
+    path, model = exported("gru-1l")
+    with StreamingSession(path, providers="cpu") as sess:
+        assert sess.device == "cpu" and sess.backend.device_id == 0
+        assert all(isinstance(v, np.ndarray) for v in sess._engine.vals[0])

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from tests.runtime.conftest import reference, sequence
-from rnnx.errors import (DTypeError, ModelFileError, NotStreamableError, ShapeError, SpecError,
-                         StateError)
-from rnnx.runtime import StreamingSession
+from rnnx.errors import (ClosedError, ConcurrentUseError, ConfigError, DTypeError, ModelFileError,
+                         NonFiniteError, NotStreamableError, ShapeError, SpecError, StateError)
+from rnnx.runtime import RuntimeOptions, StreamingSession
 
 STREAMABLE = ["lstm-2l", "lstm-2l-proj", "gru-1l", "rnn-tanh", "tokens-lstm", "convlstm-k3", "custom-peephole",
               "custom-forecaster-lstm"]
@@ -272,3 +272,180 @@ def test_runtime_imports_neither_torch_nor_onnx():
             "sys.exit('imported: %s' % bad if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+# -- state access, rollback, caches (issue 10's surviving mutations) -------------------------
+
+def test_get_state_returns_copies_not_live_views(exported):
+    """Mutation caught: ``OrtBackend.read`` returning the live buffer instead of ``buf.copy()``."""
+    path, model = exported("lstm-2l")
+    x = sequence(model, 1, 4)
+    with StreamingSession(path) as sess:
+        sess.feed(x[:, :2])
+        saved = sess.get_state()
+        kept = {k: v.copy() for k, v in saved.items()}
+        sess.step(x[:, 2])
+        sess.step(x[:, 3])  # two steps: both ping-pong buffer sets are rewritten
+        for k in kept:
+            np.testing.assert_array_equal(saved[k], kept[k])
+        saved["h"][...] = 99.0  # writing into the copy must not reach the session
+        assert not (sess.get_state()["h"] == 99.0).any()
+
+
+def test_foreign_feed_rolls_back_when_a_later_step_fails(exported):
+    """Mutation caught: ``_feed_steps`` without its ``except: self._set_state(before)`` rollback.
+
+    A token model opened as a foreign model (state_map) steps a chunk one slice at a time;
+    an out-of-range token id in the third slice fails inside onnxruntime after two slices
+    already ran, and the state must be the one from before the call.
+    """
+    path, _ = exported("tokens-lstm")
+    with StreamingSession(path, state_map={"h_in": "h_out", "c_in": "c_out"}) as sess:
+        sess.feed(np.array([[[3], [4]]]))  # (batch 1, 2 steps, graph slice (1, 1))
+        before = sess.get_state()
+        with pytest.raises(Exception, match="out of data bounds|Gather"):
+            sess.feed(np.array([[[1], [2], [1000]]]))
+        after = sess.get_state()
+        for k in before:
+            np.testing.assert_array_equal(after[k], before[k])
+
+
+def test_chunk_binding_cache_stays_bounded(exported):
+    """Mutation caught: ``StepEngine._chunk_plan`` without the ``len(self._chunks) >= CHUNK_PLANS`` clear."""
+    from rnnx.runtime.engine import CHUNK_PLANS
+
+    path, model = exported("gru-1l")
+    x = sequence(model, 1, 3 * CHUNK_PLANS)
+    with StreamingSession(path) as sess:
+        for steps in range(1, 3 * CHUNK_PLANS):
+            sess.feed(x[:, :steps])
+            assert len(sess._engine._chunks) <= CHUNK_PLANS
+
+
+# -- lifecycle and threads ---------------------------------------------------------------------
+
+def test_close_releases_and_later_calls_raise(exported):
+    path, model = exported("gru-1l")
+    x = sequence(model, 1, 2)
+    with StreamingSession(path) as sess:
+        sess.step(x[:, 0])  # the fast path is armed
+    assert sess.closed and sess.backend.session is None and sess._engine.vals == []
+    for call in (lambda: sess.step(x[:, 1]), lambda: sess.feed(x), lambda: sess.run(x),
+                 sess.get_state, sess.reset):
+        with pytest.raises(ClosedError, match="is closed"):
+            call()
+    sess.close()  # idempotent
+
+
+def test_unclosed_session_is_cleaned_up_with_a_resource_warning(exported):
+    import gc
+    import weakref
+
+    path, _ = exported("gru-1l")
+    sess = StreamingSession(path)
+    backend = weakref.ref(sess.backend)
+    with pytest.warns(ResourceWarning, match=r"StreamingSession\(gru-1l.onnx\) was garbage-collected without close"):
+        del sess
+        gc.collect()
+    assert backend() is None or backend().session is None
+
+
+def test_second_thread_is_refused_instead_of_corrupting_state(exported):
+    import threading
+
+    path, model = exported("lstm-2l")
+    x = sequence(model, 1, 20000)  # one feed long enough for the main thread to run into it
+    errors: list[BaseException] = []
+    with StreamingSession(path) as sess:
+        worker = threading.Thread(target=lambda: sess.feed(x))
+        worker.start()
+        while worker.is_alive():
+            try:
+                sess.get_state()
+            except ConcurrentUseError as e:
+                errors.append(e)
+        worker.join()
+        assert errors, "the main thread never ran into the worker's feed"
+        assert "in use by another thread" in str(errors[0])
+        with StreamingSession(path) as alone:  # the worker's feed ran undisturbed
+            alone.feed(x)
+            for k, v in alone.get_state().items():
+                np.testing.assert_array_equal(sess.get_state()[k], v)
+
+
+def test_busy_session_refuses_every_call(exported):
+    path, model = exported("gru-1l")
+    x = sequence(model, 1, 2)
+    with StreamingSession(path) as sess:
+        sess.step(x[:, 0])
+        sess._busy.acquire()  # as if another thread were inside a call
+        try:
+            for call in (lambda: sess.step(x[:, 1]), lambda: sess.feed(x), lambda: sess.run(x),
+                         sess.get_state, sess.reset, lambda: sess.set_state({})):
+                with pytest.raises(ConcurrentUseError, match="another thread"):
+                    call()
+        finally:
+            sess._busy.release()
+
+
+# -- empty batches and non-finite values -------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["lstm-2l", "gru-1l"], ids=["lstm", "gru"])
+def test_empty_batch_is_refused_before_onnxruntime(exported, name):
+    """onnxruntime aborts the whole process (SIGABRT) on batch 0 through LSTM/GRU."""
+    path, _ = exported(name)
+    with StreamingSession(path) as sess:
+        with pytest.raises(ShapeError, match=r"x: expected a non-empty array .* got shape \(0, 4, 5\)"):
+            sess.run(np.zeros((0, 4, 5), np.float32))
+
+
+def test_onnxruntime_lstm_turns_nan_into_finite_numbers_so_check_finite_exists(exported):
+    """What the README states: with check_finite="off" a NaN input yields finite, wrong outputs."""
+    path, model = exported("lstm-2l")
+    x = sequence(model, 1, 3)
+    x[0, 1, 2] = np.nan
+    with StreamingSession(path) as sess:
+        assert np.isfinite(sess.feed(x)).all() and np.isfinite(sess.get_state()["h"]).all()
+
+
+def test_check_finite_raise_refuses_and_keeps_state(exported):
+    path, model = exported("lstm-2l")
+    x = sequence(model, 1, 3)
+    bad = x.copy()
+    bad[0, 1, 2] = np.inf
+    with StreamingSession(path, check_finite="raise") as sess:
+        sess.step(x[:, 0])
+        before = sess.get_state()
+        for call in (lambda: sess.feed(bad), lambda: sess.step(bad[:, 1]), lambda: sess.run(bad)):
+            with pytest.raises(NonFiniteError, match=r"x: expected finite values in the input, got 1 NaN/inf"):
+                call()
+        for k, v in sess.get_state().items():
+            np.testing.assert_array_equal(v, before[k])
+        np.testing.assert_allclose(sess.feed(x[:, 1:]), reference(model, x)[:, 1:], atol=1e-5)
+
+
+def test_check_finite_warn_warns_and_runs(exported):
+    path, model = exported("gru-1l")
+    x = sequence(model, 1, 2)
+    x[0, 0, 0] = np.nan
+    with StreamingSession(path, options=RuntimeOptions(check_finite="warn")) as sess:
+        with pytest.warns(RuntimeWarning, match="check_finite='warn'"):
+            y = sess.feed(x)
+        assert y.shape[:2] == (1, 2)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"check_finite": "maybe"}, "check_finite: expected one of off, warn, raise, got 'maybe'"),
+    ({"threads": -1}, "threads: expected a non-negative int or None, got -1"),
+    ({"threads": 1, "session_options": "so"}, "set intra_op_num_threads on session_options"),
+], ids=["check-finite", "threads", "threads-and-options"])
+def test_bad_runtime_options(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        RuntimeOptions(**kwargs)
+
+
+def test_runtime_options_threads_reach_onnxruntime(exported):
+    path, model = exported("gru-1l")
+    with StreamingSession(path, options=RuntimeOptions(threads=1)) as sess:
+        assert sess.backend.session.get_session_options().intra_op_num_threads == 1
+        assert sess.feed(sequence(model, 1, 3)).shape[:2] == (1, 3)

@@ -62,3 +62,106 @@ def test_truncated_zip_is_a_state_error(tmp_path):
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(StateError, match="unreadable data"):
         load_state_file(path)
+
+
+# -- bounded before decompression, corrupt zips, temporaries, awkward names ------------------
+
+H = {"h": ((2, 1, 4), np.dtype(np.float32))}  # the state contract these files are read against
+
+
+def _marker(names):
+    return np.array(json.dumps({"format": 1, "names": names}))
+
+
+def test_member_that_inflates_far_beyond_the_contract_is_refused_unread(tmp_path):
+    """A small deflated file whose array inflates to 64 MiB: refused from the zip directory alone."""
+    path = tmp_path / "bomb.npz"
+    np.savez_compressed(path, **{MARKER: _marker(["h"])}, h=np.zeros(16 << 20, np.float32))
+    assert path.stat().st_size < 1 << 20
+    with pytest.raises(StateError, match=r"'h': expected at most \d+ bytes, the file declares 67108992"):
+        load_state_file(path, H)
+
+
+def test_npy_header_is_checked_against_the_contract_before_the_data(tmp_path):
+    path = tmp_path / "s.npz"
+    save_state_file(path, {"h": np.zeros((1, 1, 4), np.float32)})
+    with pytest.raises(StateError, match=r"'h': expected shape \(2, 1, 4\) dtype float32, got \(1, 1, 4\) float32"):
+        load_state_file(path, H)
+    save_state_file(path, {"x": np.zeros((2, 1, 4), np.float32)})
+    with pytest.raises(StateError, match=r"'x': not a state of this model; expected \['h'\]"):
+        load_state_file(path, H)
+
+
+def test_header_that_lies_about_its_size_is_refused(tmp_path):
+    """The .npy header claims a huge shape while the member is small: refused before any allocation."""
+    import zipfile
+
+    path = tmp_path / "lie.npz"
+    header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (100000, 100000, 100), }"
+    header += b" " * (117 - len(header)) + b"\n"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("h.npy", b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + b"\0" * 32)
+        zf.writestr(f"{MARKER}.npy", b"")
+    with pytest.raises(StateError, match=r"'h': the header declares 4000000000000 bytes of data, the member holds 32"):
+        load_state_file(path)
+
+
+@pytest.mark.parametrize("damage", ["deflate-stream", "compression-method"])
+def test_corrupt_zip_is_a_state_error_never_zlib_or_not_implemented(tmp_path, damage):
+    import zipfile
+
+    path = tmp_path / "s.npz"
+    np.savez_compressed(path, **{MARKER: _marker(["h"])}, h=np.arange(4000, dtype=np.float32))
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo("h.npy")
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    if damage == "deflate-stream":
+        data[start:start + 40] = b"\xff" * 40  # an invalid deflate block: zlib.error inside zipfile
+    else:
+        data[info.header_offset + 8:info.header_offset + 10] = (99).to_bytes(2, "little")  # method 99
+        central = [i for i in range(len(data)) if data[i:i + 4] == b"PK\x01\x02"]
+        for c in central:
+            name_len = int.from_bytes(data[c + 28:c + 30], "little")
+            if bytes(data[c + 46:c + 46 + name_len]) == b"h.npy":
+                data[c + 10:c + 12] = (99).to_bytes(2, "little")
+    path.write_bytes(bytes(data))
+    with pytest.raises(StateError, match="unreadable data"):
+        load_state_file(path)
+
+
+def test_orphaned_temporary_of_a_killed_save_is_removed_by_the_next_save(tmp_path):
+    """Mutation caught: ``save_state_file`` without its ``_remove_orphans(folder, path.name)`` call."""
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()  # a process id that has exited
+    orphan = tmp_path / f".s.npz.{dead}.k1ll3d.tmp"
+    orphan.write_bytes(b"half a zip")
+    other = tmp_path / ".other.npz.1.x.tmp"  # another file's temporary is left alone
+    other.write_bytes(b"")
+    save_state_file(tmp_path / "s.npz", {"h": np.ones(3, np.float32)})
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.npz.1.x.tmp", "s.npz"]
+
+
+def test_live_writers_temporary_is_kept(tmp_path):
+    import os
+
+    mine = tmp_path / f".s.npz.{os.getppid()}.busy.tmp"  # the parent process is alive
+    mine.write_bytes(b"")
+    save_state_file(tmp_path / "s.npz", {"h": np.ones(3, np.float32)})
+    assert mine.exists()
+
+
+def test_state_names_that_np_savez_reserves_round_trip(tmp_path):
+    state = {"file": np.arange(3, dtype=np.float32), "allow_pickle": np.ones((1, 2), np.int64),
+             "args": np.zeros(1, np.float64), "kwds": np.asfortranarray(np.arange(6.0).reshape(2, 3))}
+    path = save_state_file(tmp_path / "s.npz", state)
+    loaded = load_state_file(path)
+    assert sorted(loaded) == sorted(state)
+    for k, v in state.items():
+        np.testing.assert_array_equal(loaded[k], v)
+        assert loaded[k].dtype == v.dtype
+    with np.load(path, allow_pickle=False) as plain:  # still a plain .npz for numpy
+        np.testing.assert_array_equal(plain["file"], state["file"])
