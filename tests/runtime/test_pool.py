@@ -538,3 +538,20 @@ def test_many_asyncio_clients_match_solo_sessions(lstm):
             pool.open(i)
         got = asyncio.run(main(pool))
     np.testing.assert_allclose(np.stack(got), np.stack(solo), atol=1e-5)
+
+
+@pytest.mark.parametrize("bad, error, match", [
+    (np.zeros(4, np.float32), ShapeError, r"stream 'a': x: expected shape \(1, 5\) \(batch, features\), got \(1, 4\)"),
+    (np.zeros(5, np.int64), DTypeError, r"stream 'a': x: expected dtype float32, got int64"),
+], ids=["same-wrong-shape", "same-int-dtype"])
+def test_step_many_fast_path_validates_uniform_bad_inputs(lstm, bad, error, match):
+    """Mutation caught: ``_fast_batch`` returning ``np.array(values)`` without ``check_input``.
+
+    Every stream gets the same wrong input, so stacking succeeds and only validation stops it.
+    """
+    path, xs, solo = lstm
+    with StreamPool(path) as pool:
+        pool.open("a"); pool.open("b")
+        with pytest.raises(error, match=match):
+            pool.step_many({"a": bad, "b": bad.copy()})
+        assert not pool.get_state("a")["h"].any() and not pool.get_state("b")["h"].any()
