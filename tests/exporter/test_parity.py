@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from torch import nn
 
 from rnnx.errors import SpecError
 from rnnx.exporter import TOLERANCES, check_parity
@@ -75,3 +76,32 @@ def test_model_of_another_shape_is_a_spec_error(exported) -> None:
     _, result = exported("lstm-1l", "onnx")
     with pytest.raises(SpecError, match=r"state: the model has shape .* but the exported file declares"):
         check_parity(make_model("lstm-2l"), result.path)
+
+
+class _Memory(nn.Module):
+    """y = x + h (a remembered offset); the state is kept: from zeros it stays zero."""
+
+    def init_state(self, batch_size: int) -> list[torch.Tensor]:
+        return [torch.zeros(batch_size, 3)]
+
+    def forward(self, x: torch.Tensor, state: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        return x + state[0][:, None, :], [state[0] * 1.0]  # (B, T, 3), [(B, 3)]
+
+
+class _MemoryIgnoringState(_Memory):
+    """The same contract, but its y ignores the incoming state: an export bug zeros cannot show."""
+
+    def forward(self, x: torch.Tensor, state: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        return x * 1.0, [state[0] * 1.0]
+
+
+def test_parity_starts_from_random_non_zero_states(tmp_path) -> None:
+    """README: parity runs "from random non-zero states". Mutation caught: ``run_cases``
+    starting every case from ``init_state`` (zeros) instead of ``random_state``: the file
+    below agrees with the model from zero states in every case, streamed ones included."""
+    from rnnx.exporter import export_onnx
+
+    path = export_onnx(_MemoryIgnoringState(), tmp_path / "m.onnx", example_input=torch.randn(2, 5, 3)).path
+    report = check_parity(_Memory(), path)
+    assert not report.ok
+    assert {r.tensor for r in report.rows if not r.ok} == {"y"}
