@@ -32,3 +32,23 @@ def test_quickstart_runs_as_written(tmp_path):
     assert (tmp_path / "exported" / "model.onnx").exists()
     assert (tmp_path / "y.npy").exists() and (tmp_path / "stream.npz").exists()
     assert (tmp_path / "forecaster.onnx").exists()
+
+
+INCLUDE = re.compile(r"<!-- readme-include: (\S+) -->\s*```\w*\n(.*?)```", re.S)
+
+
+def _code(path: Path) -> str:
+    """A file's code without its module docstring."""
+    text = path.read_text()
+    if text.startswith('"""'):
+        text = text[text.index('"""', 3) + 3:]
+    return text.strip() + "\n"
+
+
+def test_included_blocks_are_their_files_code():
+    """A block marked ``readme-include: FILE`` shows FILE's code (the file is the source: it is
+    the one the tests run); edit the file, then paste its code below its docstring into the README."""
+    includes = INCLUDE.findall(README.read_text())
+    assert includes, "no readme-include block"
+    for name, block in includes:
+        assert block == _code(README.parent / name), f"README block for {name} differs from the file"

@@ -109,10 +109,10 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, opset: int = 17,
         ConfigError: an unknown strategy.
 
     Example:
-        >>> from rnnx.models import build                     # doctest: +SKIP
+        >>> from rnnx.models import build
         >>> result = export_onnx(build("lstm", input_size=4, hidden_size=8), "m.onnx")
-        >>> result.strategy                                   # doctest: +SKIP
-        'trace'
+        >>> result.strategy, [a.strategy for a in result.attempts]
+        ('trace', ['trace'])
     """
     names = _strategy_names(strategy)
     work = eval_copy(model)

@@ -22,7 +22,7 @@ judges it with that precision's tolerance.
 
 Example:
     >>> from rnnx.exporter import quantize                      # doctest: +SKIP
-    >>> quantize("model.onnx", "model.int8.onnx", precision="int8").size_ratio
+    >>> quantize("model.onnx", "model.int8.onnx", precision="int8").size_ratio  # doctest: +SKIP
     0.28
 """
 

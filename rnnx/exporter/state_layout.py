@@ -8,7 +8,7 @@ output; the computation inside is untouched, so the result is exact.
 
 Example:
     >>> import onnx                                           # doctest: +SKIP
-    >>> proto, spec = to_batch_first(onnx.load("model.onnx"), read_spec("model.onnx"))
+    >>> proto, spec = to_batch_first(onnx.load("model.onnx"), read_spec("model.onnx"))  # doctest: +SKIP
     >>> spec.state[0].shape                                   # doctest: +SKIP
     ('batch', 2, 64)
 """

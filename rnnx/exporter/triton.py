@@ -18,7 +18,7 @@ compared with the original graph run on that sequence alone.
 
 Example:
     >>> from rnnx.models import build                            # doctest: +SKIP
-    >>> repo = export_triton(build("lstm", input_size=16, hidden_size=64), "repo",
+    >>> repo = export_triton(build("lstm", input_size=16, hidden_size=64), "repo",  # doctest: +SKIP
     ...                      TritonConfig(name="lstm"))
     >>> repo.config_path                                         # doctest: +SKIP
     PosixPath('repo/lstm/config.pbtxt')

@@ -2,9 +2,9 @@
 
 Example:
     >>> from rnnx.training import TrainConfig, train
-    >>> result = train(TrainConfig(task="chars", out="runs/chars", progress=False))
-    >>> result.metrics["accuracy"]
-    1.0
+    >>> result = train(TrainConfig(task="chars", out="runs/chars", epochs=2, progress=False, plots=False))
+    >>> result.metrics["task"], sorted(p.name for p in result.run_dir.iterdir())
+    ('chars', ['config.json', 'metrics.json', 'model.safetensors'])
 """
 
 from rnnx.training.config import TrainConfig

@@ -46,7 +46,8 @@ def train(config: TrainConfig, *, on_epoch: Optional[EpochHook] = None) -> Train
 
     Example:
         >>> from rnnx.training import TrainConfig, train
-        >>> result = train(TrainConfig(task="sine", out="runs/sine", epochs=2, progress=False))
+        >>> result = train(TrainConfig(task="sine", out="runs/sine", epochs=1, hidden_size=8,
+        ...                            progress=False, plots=False))
         >>> sorted(k for k in result.metrics if "mae" in k)
         ['baseline_mae', 'closed_loop_mae', 'mae']
     """
