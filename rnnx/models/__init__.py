@@ -20,6 +20,7 @@ from rnnx.models.decompose import decompose
 from rnnx.models.layers import GRULayers, LSTMLayers, RNNLayers
 from rnnx.models.recurrent import RecurrentModel
 from rnnx.models.registry import build, build_from_config
+from rnnx.models.from_torch import from_conv_cells, from_torch, reorder_gates
 from rnnx.models.wrap import wrap
 
 __all__ = [
@@ -41,4 +42,7 @@ __all__ = [
     "load",
     "load_extra",
     "wrap",
+    "from_torch",
+    "from_conv_cells",
+    "reorder_gates",
 ]

@@ -152,8 +152,8 @@ def wrap(module: nn.Module, state: Optional[Sequence[StateShape]] = None, *,
         ``nn.LSTM/GRU/RNN`` plus an optional ``nn.Linear`` head:
         ``rnnx.models.from_torch(layer, head)``). ConvLSTM code splits the gate
         convolution in different orders (many tutorials use i, f, o, g; rnnx and torch's
-        LSTM use i, f, g, o): ``rnnx.models.from_torch.convlstm_weights(state_dict,
-        gate_order="ifog")`` reorders such weights for ``build("convlstm", ...)``.
+        LSTM use i, f, g, o): ``rnnx.models.from_conv_cells(cells, image_size,
+        gate_order="ifog")`` builds the zoo ConvLSTM from such cells.
     """
     if not isinstance(module, nn.Module):
         raise ConfigError(f"module: expected a torch nn.Module, got {type(module).__name__}")
