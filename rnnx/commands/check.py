@@ -22,11 +22,19 @@ def _task_comparison(ckpt: str, model_path: str):  # -> Optional[TaskComparison]
 
 @command(json_report=True, exit_codes={EXIT_FAIL: "parity failed"})
 @click.argument("ckpt", metavar="CKPT")
+@click.option("--weights", metavar="FILE", help="CKPT as file.py:factory only: weights for the factory's "
+              "module (.safetensors, or a state_dict read with torch.load(weights_only=True)).")
+@click.option("--example-shape", metavar="B,T,F...", help="CKPT as file.py:factory only: the input "
+              "shape, where the module has no example_input(batch, steps).")
 @click.argument("model_path", metavar="MODEL")
 @click.option("--atol", type=click.FloatRange(min=0), help="Absolute tolerance (default per family).")
 @click.option("--rtol", type=click.FloatRange(min=0), help="Relative tolerance (default per family).")
-def check(ckpt: str, model_path: str, atol: Optional[float], rtol: Optional[float]) -> dict[str, Any]:
-    """Check MODEL (.onnx, .ort or TorchScript .pt) against CKPT (a checkpoint or run directory).
+def check(ckpt: str, weights: Optional[str], example_shape: Optional[str], model_path: str,
+          atol: Optional[float], rtol: Optional[float]) -> dict[str, Any]:
+    """Check MODEL (.onnx, .ort or TorchScript .pt) against CKPT (a checkpoint, run directory or your model).
+
+    CKPT may be your own model as path/to/file.py:factory or package.module:factory
+    (with --weights): THIS IMPORTS AND RUNS THAT PYTHON CODE; use files you trust.
 
     Random inputs from random non-zero states, several batch sizes and lengths, full
     sequence and streamed; one line per output per case. JSON: the parity report
@@ -39,14 +47,16 @@ def check(ckpt: str, model_path: str, atol: Optional[float], rtol: Optional[floa
     \b
     Examples:
       rnnx check runs/sine exported/model.onnx
+      rnnx check my_model.py:make exported/model.onnx --weights trained.pt
       rnnx check runs/sine exported/model.onnx --atol 1e-4 --json parity.json
     """
     from rnnx.exporter.parity import check_parity
-    from rnnx.models import load
+    from rnnx.models.user import is_reference, load_model
 
-    report = check_parity(load(ckpt), model_path, atol=atol, rtol=rtol)
+    model = load_model(ckpt, weights=weights, example_shape=example_shape)
+    report = check_parity(model, model_path, atol=atol, rtol=rtol)
     echo(report.table())
-    task = _task_comparison(ckpt, model_path)
+    task = None if is_reference(ckpt) else _task_comparison(ckpt, model_path)
     if task is not None:
         echo(task.line())
     if not report.ok:

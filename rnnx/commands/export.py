@@ -41,6 +41,10 @@ def _file_dict(f: Any) -> dict[str, Any]:
 
 @command(json_report=True, exit_codes={EXIT_FAIL: "a file was written but failed its parity check"})
 @click.argument("ckpt", metavar="CKPT")
+@click.option("--weights", metavar="FILE", help="CKPT as file.py:factory only: weights for the factory's "
+              "module (.safetensors, or a state_dict read with torch.load(weights_only=True)).")
+@click.option("--example-shape", metavar="B,T,F...", help="CKPT as file.py:factory only: the input "
+              "shape, where the module has no example_input(batch, steps).")
 @click.option("--out", "out_dir", required=True, metavar="DIR", help="Folder for model.onnx / model.pt.")
 @click.option("--format", "fmt", type=click.Choice(list(FORMAT_CHOICES)), default="all",
               show_default=True, help="Which files to write.")
@@ -60,10 +64,17 @@ def _file_dict(f: Any) -> dict[str, Any]:
               show_default=True, help="--format triton: Triton sequence-batcher strategy.")
 @click.option("--instance-kind", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True,
               help="--format triton: where Triton runs the model.")
-def export(ckpt: str, out_dir: str, fmt: str, precision: str, opset: int, no_check: bool,
+def export(ckpt: str, weights: Optional[str], example_shape: Optional[str], out_dir: str, fmt: str,
+           precision: str, opset: int, no_check: bool,
            atol: Optional[float], rtol: Optional[float], triton_name: str, max_batch_size: int,
            sequence_strategy: str, instance_kind: str) -> dict[str, Any]:
-    """Export CKPT (a checkpoint file or run directory) to DIR, then check parity.
+    """Export CKPT (a checkpoint file, a run directory, or your own model) to DIR, then check parity.
+
+    Your own model: CKPT is path/to/file.py:factory or package.module:factory, a callable
+    returning an nn.Module that follows the rnnx contract (or rnnx.wrap(...) of one).
+    THIS IMPORTS AND RUNS THAT PYTHON CODE, like `python file.py` would: use files you
+    trust. --weights loads its weights without running code (safetensors, or a
+    state_dict through torch.load(weights_only=True)).
 
     Progress goes to stderr (-q hides it, -v adds each failed export path's traceback).
     JSON: ok, out, files (format, path, strategy, size_bytes, attempts, parity).
@@ -71,6 +82,7 @@ def export(ckpt: str, out_dir: str, fmt: str, precision: str, opset: int, no_che
     \b
     Examples:
       rnnx export runs/sine --out exported
+      rnnx export my_model.py:make --weights trained.pt --example-shape 2,10,7 --out exported
       rnnx export runs/sine/model.safetensors --out exported --format onnx --atol 1e-4
       rnnx export runs/sine --out exported --json export.json
       rnnx export runs/sine --out triton_repo --format triton --triton-name sine
@@ -85,12 +97,13 @@ def export(ckpt: str, out_dir: str, fmt: str, precision: str, opset: int, no_che
     """
     from rnnx.exporter.bundle import export_files
     from rnnx.exporter.triton import TritonConfig
-    from rnnx.models import load
+    from rnnx.models.user import load_model
 
     triton = TritonConfig(name=triton_name, max_batch_size=max_batch_size,
                           strategy=sequence_strategy, instance_kind=instance_kind).validate()
     logger.info("loading %s", ckpt)
-    files = export_files(load(ckpt), out_dir, formats=FORMAT_CHOICES[fmt], opset=opset,
+    model = load_model(ckpt, weights=weights, example_shape=example_shape)
+    files = export_files(model, out_dir, formats=FORMAT_CHOICES[fmt], opset=opset,
                          check=not no_check, atol=atol, rtol=rtol, triton=triton,
                          precision=precision)
     echo(_summary(files))

@@ -49,9 +49,13 @@ def example_for(model: nn.Module, example_input: torch.Tensor | None = None,
     make = getattr(model, "example_input", None)
     if getattr(model, "init_state", None) is None:
         raise _no_init_state(model)
+    shape = getattr(model, "example_shape", None)  # (B, T, F...) given by the user
+    if make is None and shape is not None:
+        return torch.randn(batch, steps, *map(int, tuple(shape)[2:]))
     if make is None:
         raise ExportError(f"{type(model).__name__} has no example_input(batch, steps) method: "
-                          f"pass example_input= (a batch-first tensor, e.g. shape (2, 5, features))")
+                          f"pass example_input= (a batch-first tensor, e.g. shape (2, 5, features)); "
+                          f"from the command line: --example-shape 2,5,FEATURES")
     return make(batch, steps)
 
 

@@ -105,6 +105,7 @@ class OrtWorker:
         if self._proc.poll() is None:  # alive but talking nonsense: end it
             self._proc.kill()
         code = self._proc.wait()
+        self.close()  # release the pipes
         how = (f"signal {signal.Signals(-code).name}" if code < 0 and -code in
                signal.valid_signals() else f"exit code {code}")
         self.dead = f"onnxruntime crashed ({how}) while running the graph"
@@ -132,6 +133,9 @@ class OrtWorker:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
+        for stream in (self._proc.stdin, self._proc.stdout):
+            with contextlib.suppress(OSError):
+                stream.close()
 
 
 _shared: OrtWorker | None = None  # one child per process, started on first use
