@@ -1,4 +1,4 @@
-"""The ``rnnx`` command line: train | export | quantize | check | inspect | run | bench | demo.
+"""The ``rnnx`` command line: train | export | quantize | check | inspect | run | bench | stateful | demo.
 
 Each command lives in ``rnnx/commands/<name>.py`` and is imported only when it is
 invoked, so ``rnnx run`` and ``rnnx bench`` start without torch.
@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "inspect": ("rnnx.commands.inspect", "inspect", "Show a model file's inputs, outputs and state contract."),
     "run": ("rnnx.commands.run", "run", "Stream a recorded sequence through an exported model."),
     "bench": ("rnnx.commands.bench", "bench", "Measure step latency and throughput of an exported model."),
+    "stateful": ("rnnx.commands.stateful", "stateful", "Make an ONNX file whose RNN keeps its state inside streamable."),
     "demo": ("rnnx.commands.demo", "demo", "Train, export, check, stream and benchmark in one go."),
 }
 

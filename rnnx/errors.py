@@ -103,3 +103,7 @@ class PoolFullError(RnnxError, RuntimeError):
 class InputValueError(RnnxError, ValueError):
     """An input whose values the model cannot take: a token id outside the vocabulary, or a
     step the graph rejected at run time."""
+
+
+class StatefulError(RnnxError, ValueError):
+    """An ONNX file whose recurrent state cannot be exposed, (make_stateful)."""

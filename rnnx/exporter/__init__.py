@@ -14,11 +14,12 @@ from rnnx.exporter.onnx_export import Attempt, ExportResult, export_onnx
 from rnnx.exporter.parity import TOLERANCES, ParityReport, ParityRow, Tolerance, check_parity
 from rnnx.exporter.quantize import QuantizeResult, quantize
 from rnnx.exporter.spec_io import read_spec
+from rnnx.exporter.stateful import StatefulResult, make_stateful
 from rnnx.exporter.torchscript_export import export_torchscript
 from rnnx.exporter.triton import TritonConfig, export_triton
 
 __all__ = [
     "TOLERANCES", "Attempt", "ExportResult", "ParityReport", "ParityRow", "QuantizeResult",
-    "Tolerance", "TritonConfig", "check_parity", "export_onnx", "export_torchscript",
-    "export_triton", "quantize", "read_spec",
+    "StatefulResult", "Tolerance", "TritonConfig", "check_parity", "export_onnx", "export_torchscript",
+    "export_triton", "make_stateful", "quantize", "read_spec",
 ]

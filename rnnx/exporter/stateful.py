@@ -1,0 +1,530 @@
+"""Make an ONNX file whose LSTM/GRU/RNN nodes keep their state inside the graph streamable.
+
+Plain ``torch.onnx.export`` of a model called without ``h0`` gives LSTM/GRU/RNN nodes
+whose initial state is a zero constant (or absent) and whose final state (``Y_h``/``Y_c``)
+is dropped: the file can only run whole sequences. :func:`make_stateful` does what
+OpenVINO's LowLatency2 transformation does for its own runtime, and what projects such as
+DeepFilterNet do with one-off patch scripts for their GRUs, for any such file:
+
+1. every zero initial state becomes a graph input (``h0_in``, ``c0_in``, ... per node) and
+   every final state a graph output (``h0_out``, ...); states that already are graph
+   inputs/outputs (``h0``/``hn``) are paired as they are;
+2. the data input's batch and time axes become symbolic, and ``Reshape`` shapes that froze
+   the export's batch or time size are computed from the tensor at run time;
+3. ``rnnx.spec`` is written (states with ``"batch"`` at their batch axis, data axes), so
+   every rnnx tool (StreamingSession, StreamPool, ``rnnx run``) uses the file unchanged;
+4. the new file is checked: streamed step by step through ``StreamingSession`` it must
+   equal the original run on the whole sequence, and at another batch size and length
+   it must equal the original on the same rows and steps. Otherwise nothing is written
+   (:class:`~rnnx.errors.ParityError`).
+
+Refused, with the reason: no LSTM/GRU/RNN node (a Scan/Loop recurrence is named), a node
+inside a subgraph, a bidirectional node (its outputs need the whole sequence), an initial
+state that is a non-zero constant or computed from other tensors, more than one data input.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from rnnx import __version__
+from rnnx.errors import ModelFileError, NotStreamableError, ParityError, StatefulError
+from rnnx.exporter.graph import remove_unused_initializers, set_io_shapes
+from rnnx.exporter.rnn_nodes import RNN_OPS, GraphIndex, RecurrentNode, StateSlot, find_recurrent
+from rnnx.exporter.spec_io import load_onnx
+from rnnx.spec import BATCH, METADATA_KEY, TIME, IOSpec, ModelSpec, StateSpec
+
+logger = logging.getLogger(__name__)
+
+ATOL, RTOL = 1e-5, 1e-4  # float32 tolerance of the streaming check
+
+
+@dataclass(frozen=True)
+class StatefulResult:
+    """What :func:`make_stateful` wrote and how it checked it."""
+
+    path: Path  # the streamable file
+    spec: ModelSpec  # its contract (also stored in the file)
+    notes: tuple[str, ...]  # what was changed, one line each
+    max_abs_err: float  # worst difference of the streaming check
+    checked: tuple[str, ...] = field(default_factory=tuple)  # the comparisons that were made
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": os.fspath(self.path), "spec": self.spec.to_dict(), "notes": list(self.notes),
+                "max_abs_err": self.max_abs_err, "checked": list(self.checked)}
+
+
+def make_stateful(src: str | os.PathLike, dst: str | os.PathLike, *, batch_axis: Optional[int] = None,
+                  time_axis: Optional[int] = None, atol: float = ATOL, rtol: float = RTOL) -> StatefulResult:
+    """Turn ``src`` (LSTM/GRU/RNN state kept inside the graph) into streamable ``dst``.
+
+    Args:
+        src: an ONNX file, e.g. from plain ``torch.onnx.export(model, x, "m.onnx")``.
+        dst: where the streamable file goes (written only once it passed the check).
+        batch_axis, time_axis: axes of the data input, where they cannot be read off the
+            graph (found by following the input to the first recurrent node otherwise).
+        atol, rtol: tolerance of the streaming check.
+
+    Returns:
+        A :class:`StatefulResult` (path, spec, notes, max_abs_err).
+
+    Raises:
+        ModelFileError: ``src`` is missing or not ONNX, already has an ``rnnx.spec``, or
+            keeps its weights in external data.
+        NotStreamableError: a bidirectional node.
+        StatefulError: the state cannot be exposed (the message says why).
+        ParityError: the new file, streamed, does not equal the original (nothing written).
+
+    Example:
+        >>> torch.onnx.export(nn.LSTM(8, 16), (torch.zeros(5, 1, 8),), "lstm.onnx")  # doctest: +SKIP
+        >>> make_stateful("lstm.onnx", "lstm_stream.onnx").spec.state[0].shape      # doctest: +SKIP
+        (1, 'batch', 16)
+    """
+    original = _load(src)
+    model, spec, notes, frozen = _rewrite(original, src, batch_axis, time_axis)
+    dst = Path(dst)
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    onnx.save(model, os.fspath(tmp))
+    try:
+        err, checked = _check(original, tmp, spec, frozen, atol, rtol)
+        os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+    logger.debug("wrote %s: %d states, streaming check max abs err %.2e", dst, len(spec.state), err)
+    return StatefulResult(dst, spec, tuple(notes), err, tuple(checked))
+
+
+# ---------------------------------------------------------------------------- loading
+def _load(src: str | os.PathLike) -> onnx.ModelProto:
+    model = load_onnx(src)  # checks it is ONNX, without reading external data
+    if any(t.data_location == TensorProto.EXTERNAL for t in model.graph.initializer):
+        try:  # torch.onnx.export(dynamo=True) keeps the weights in SRC.data next to it
+            onnx.load_external_data_for_model(model, os.fspath(Path(src).parent))
+        except (OSError, ValueError) as e:
+            raise ModelFileError(f"{src}: cannot read its external weights ({e})") from None
+    if any(p.key == METADATA_KEY for p in model.metadata_props):
+        raise ModelFileError(f"{src}: already has {METADATA_KEY!r} (written by rnnx); it streams as it is")
+    return model
+
+
+def _recurrent_nodes(graph: onnx.GraphProto, src: Any) -> list[RecurrentNode]:
+    found = find_recurrent(graph)
+    rnns = [r for r in found if r.op in RNN_OPS]
+    if not rnns:
+        loops = [f"{r.op} '{r.name}' carrying {', '.join(r.carried) or 'nothing'}" for r in found]
+        if loops:
+            raise StatefulError(f"{src}: no LSTM/GRU/RNN node; the recurrence is a loop ({'; '.join(loops)}), "
+                                f"whose state make_stateful does not expose: re-export the model with "
+                                f"rnnx.exporter.export_onnx, or stream the file with state_map= if the loop's "
+                                f"state already is a graph input/output")
+        raise StatefulError(f"{src}: no recurrent node (LSTM, GRU, RNN, Scan or Loop) in the graph, so no "
+                            f"state to expose; if the model is recurrent, its time loop was unrolled at "
+                            f"export (torch.onnx.export(dynamo=True) does this to nn.RNN): re-export with "
+                            f"dynamo=False, or with rnnx.exporter.export_onnx")
+    for r in rnns:
+        if r.where != "graph":
+            raise StatefulError(f"{src}: {r.op} '{r.name}' is {r.where}: a state inside a subgraph "
+                                f"cannot be exposed as a graph input/output")
+        if r.direction == "bidirectional":
+            raise NotStreamableError(f"{src}: {r.op} '{r.name}' is bidirectional: its outputs need the whole "
+                                     f"sequence (the backward pass starts at the end), so it cannot be "
+                                     f"streamed step by step; run it on whole sequences")
+        if r.direction != "forward":
+            raise StatefulError(f"{src}: {r.op} '{r.name}' runs in direction {r.direction!r}; "
+                                f"only forward nodes can be streamed")
+    return rnns
+
+
+# ---------------------------------------------------------------------------- rewriting
+def _rewrite(original: onnx.ModelProto, src: Any, batch_axis: Optional[int], time_axis: Optional[int]
+             ) -> tuple[onnx.ModelProto, ModelSpec, list[str], dict[str, int]]:
+    """The streamable graph, its spec, notes, and the batch/time sizes the original froze."""
+    model = copy.deepcopy(original)
+    graph = model.graph
+    rnns = _recurrent_nodes(graph, src)
+    idx = GraphIndex(graph)
+    existing = _existing_states(rnns, idx, src)
+    data_inputs = [n for n in idx.inputs if n not in existing]
+    if len(data_inputs) != 1:
+        raise StatefulError(f"{src}: expected one data input besides the state inputs, got {data_inputs}; "
+                            f"make_stateful handles single-input models")
+    x = next(v for v in graph.input if v.name == data_inputs[0])
+    b_ax, t_ax = _data_axes(model, x, rnns[0], batch_axis, time_axis, src)
+    x_dims = _dims(x)
+    frozen = {k: d for k, d in ((BATCH, x_dims[b_ax]), (TIME, x_dims[t_ax])) if isinstance(d, int)}
+    notes: list[str] = []
+    states = _expose_states(graph, rnns, existing, notes)
+    _set_dims(x, {b_ax: BATCH, t_ax: TIME})
+    notes.append(f"{x.name}: axis {b_ax} is batch, axis {t_ax} is time (both dynamic)")
+    _remove_dead_nodes(graph)
+    remove_unused_initializers(graph)
+    del graph.value_info[:]
+    for o in graph.output:
+        o.type.tensor_type.ClearField("shape")  # re-derived below
+    notes += _free_reshapes(model, frozen)
+    remove_unused_initializers(graph)
+    y_name = next(o.name for o in graph.output if o.name not in {s.output for s in states})
+    y_spec = _output_spec(model, x, b_ax, t_ax, y_name, src)
+    x_spec = IOSpec(x.name, b_ax, t_ax, tuple(BATCH if i == b_ax else TIME if i == t_ax else int(d)
+                                              for i, d in enumerate(x_dims)), _np_name(x))
+    spec = ModelSpec(x_spec, y_spec, tuple(states), streamable=True, kind="foreign", rnnx_version=__version__,
+                     opset=_opset(model), exporter="make_stateful",
+                     extra={"source": Path(src).name, "producer": original.producer_name})
+    set_io_shapes(graph, spec)
+    del model.metadata_props[:]
+    helper.set_model_props(model, {METADATA_KEY: spec.to_json()})
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise StatefulError(f"{src}: the rewritten graph is not valid ONNX ({first})") from None
+    return model, spec, notes, frozen
+
+
+def _existing_states(rnns: list[RecurrentNode], idx: GraphIndex, src: Any) -> dict[str, str]:
+    """{graph input: graph output} for states that already are graph inputs/outputs."""
+    pairs: dict[str, str] = {}
+    for r in rnns:
+        for s in r.slots:
+            if s.source == "constant":
+                raise StatefulError(f"{src}: the initial {s.kind} of {r.op} '{r.name}' ({s.input_name}) is a "
+                                    f"non-zero constant; rnnx states start from zeros")
+            if s.source == "computed":
+                raise StatefulError(f"{src}: the initial {s.kind} of {r.op} '{r.name}' ({s.input_name}) is "
+                                    f"computed inside the graph (e.g. from an encoder), so it cannot become a "
+                                    f"state input")
+            if s.source != "graph input":
+                continue
+            if len(s.source_inputs) != 1:
+                raise StatefulError(f"{src}: the initial {s.kind} of {r.op} '{r.name}' mixes graph inputs "
+                                    f"{s.source_inputs}; cannot pair it with one output")
+            g = s.source_inputs[0]
+            outs = [o for o in s.exposed_as if idx.source(o)[0] != "graph input"]
+            if g in pairs:
+                outs = [o for o in outs if o == pairs[g]]
+            if not outs:
+                raise StatefulError(f"{src}: state input {g} feeds the initial {s.kind} of {r.op} '{r.name}', "
+                                    f"but that node's final {s.kind} reaches no graph output to pair it with")
+            pairs[g] = outs[0]
+    return pairs
+
+
+def _fresh(graph: onnx.GraphProto, name: str) -> str:
+    taken = {v.name for v in [*graph.input, *graph.output]} | {o for n in graph.node for o in n.output}
+    while name in taken:
+        name += "_"
+    return name
+
+
+def _expose_states(graph: onnx.GraphProto, rnns: list[RecurrentNode], existing: dict[str, str],
+                   notes: list[str]) -> list[StateSpec]:
+    """Rewire every zero/absent initial state to a new graph input, final state to an output."""
+    states: list[StateSpec] = []
+    idx = GraphIndex(graph)
+    for g, o in existing.items():
+        v = next(v for v in graph.input if v.name == g)
+        layout = next(r.layout for r in rnns for s in r.slots if g in s.source_inputs)
+        shape = _state_shape(_dims(v), 0 if layout else 1, g)
+        _set_dims(v, {shape.index(BATCH): BATCH})
+        states.append(StateSpec(g, g, o, shape, _np_name(v)))
+        notes.append(f"paired the existing state {g} -> {o}")
+    for k, r in enumerate(rnns):
+        dtype = _weight_dtype(idx, r)
+        for s in r.slots:
+            if s.source == "graph input":
+                continue
+            name = f"{s.kind}{k}"
+            shape: tuple = (1, BATCH, r.hidden_size) if r.layout == 0 else (BATCH, 1, r.hidden_size)
+            inp, out = _fresh(graph, f"{name}_in"), _fresh(graph, f"{name}_out")
+            _expose_slot(graph, r.node, s, inp, out)
+            graph.input.append(helper.make_tensor_value_info(inp, dtype, list(shape)))
+            graph.output.append(helper.make_tensor_value_info(out, dtype, list(shape)))
+            states.append(StateSpec(name, inp, out, shape, onnx.helper.tensor_dtype_to_np_dtype(dtype).name))
+            notes.append(f"{r.op} '{r.name}': initial {s.kind} ({s.source}) -> input {inp}, "
+                         f"final {s.kind} -> output {out}")
+    return states
+
+
+def _expose_slot(graph: onnx.GraphProto, node: onnx.NodeProto, s: StateSlot, inp: str, out: str) -> None:
+    while len(node.input) <= s.input_index:
+        node.input.append("")
+    node.input[s.input_index] = inp
+    while len(node.output) <= s.output_index:
+        node.output.append("")
+    if not node.output[s.output_index]:
+        node.output[s.output_index] = out
+    else:  # Y_h already feeds other nodes (or an output): copy it to the new output
+        at = list(graph.node).index(node) + 1
+        graph.node.insert(at, helper.make_node("Identity", [node.output[s.output_index]], [out],
+                                               name=_fresh(graph, f"{out}_identity")))
+
+
+def _weight_dtype(idx: GraphIndex, r: RecurrentNode) -> int:
+    w = idx.initializers.get(r.node.input[1])
+    return w.data_type if w is not None else TensorProto.FLOAT
+
+
+def _state_shape(dims: list, batch_axis: int, name: str) -> tuple:
+    if len(dims) != 3:
+        raise StatefulError(f"state input {name}: expected rank 3 (layers, batch, hidden), got shape {dims}")
+    return tuple(BATCH if i == batch_axis else int(d) if isinstance(d, int) else 1
+                 for i, d in enumerate(dims))
+
+
+# ---------------------------------------------------------------------------- axes and shapes
+def _dims(v: onnx.ValueInfoProto) -> list:
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+            for d in v.type.tensor_type.shape.dim]
+
+
+def _set_dims(v: onnx.ValueInfoProto, names: dict[int, str]) -> None:
+    for i, d in enumerate(v.type.tensor_type.shape.dim):
+        if i in names:
+            d.Clear()
+            d.dim_param = names[i]
+
+
+def _np_name(v: onnx.ValueInfoProto) -> str:
+    return np.dtype(helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type)).name
+
+
+def _opset(model: onnx.ModelProto) -> Optional[int]:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+
+
+def _inferred(model: onnx.ModelProto) -> dict[str, list]:
+    """name -> dims (ints, symbol names or None) after ONNX shape inference."""
+    m = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    vals = [*m.graph.value_info, *m.graph.input, *m.graph.output]
+    return {v.name: _dims(v) for v in vals if v.type.tensor_type.HasField("shape")}
+
+
+def _data_axes(model: onnx.ModelProto, x: onnx.ValueInfoProto, first: RecurrentNode,
+               batch_axis: Optional[int], time_axis: Optional[int], src: Any) -> tuple[int, int]:
+    """(batch axis, time axis) of the data input: given, or followed to the first recurrent node."""
+    rank = len(x.type.tensor_type.shape.dim)
+    if batch_axis is not None or time_axis is not None:
+        if batch_axis is None or time_axis is None:
+            raise StatefulError("batch_axis and time_axis: give both or neither")
+        for name, a in (("batch_axis", batch_axis), ("time_axis", time_axis)):
+            if not 0 <= a < rank:
+                raise StatefulError(f"{name}: expected an axis of {x.name} (rank {rank}), got {a}")
+        if batch_axis == time_axis:
+            raise StatefulError(f"batch_axis and time_axis: expected two different axes, got {batch_axis} twice")
+        return batch_axis, time_axis
+    t_at, b_at = (0, 1) if first.layout == 0 else (1, 0)  # axes of the node's X
+    probe = copy.deepcopy(model)
+    v = next(i for i in probe.graph.input if i.name == x.name)
+    _set_dims(v, {i: f"__axis{i}" for i in range(rank)})
+    del probe.graph.value_info[:]
+    x_dims = _inferred(probe).get(first.node.input[0], [])
+    if len(x_dims) == 3:
+        t, b = x_dims[t_at], x_dims[b_at]
+        if isinstance(t, str) and isinstance(b, str) and t.startswith("__axis") and b.startswith("__axis"):
+            return int(b[6:]), int(t[6:])
+    static = _inferred(model).get(first.node.input[0], [])  # fall back to matching sizes
+    sizes = _dims(x)
+    if len(static) == 3 and isinstance(static[t_at], int) and isinstance(static[b_at], int):
+        ts = [i for i, d in enumerate(sizes) if d == static[t_at]]
+        bs = [i for i, d in enumerate(sizes) if d == static[b_at] and i not in ts]
+        if len(ts) == 1 and len(bs) == 1:
+            return bs[0], ts[0]
+    raise StatefulError(f"{src}: cannot tell which axes of {x.name} {sizes} are batch and time from the "
+                        f"graph; pass batch_axis= and time_axis= (rnnx stateful --batch-axis/--time-axis)")
+
+
+def _free_reshapes(model: onnx.ModelProto, frozen: dict[str, int]) -> list[str]:
+    """Compute at run time the Reshape shape entries that froze the export's batch or time size."""
+    graph, notes = model.graph, []
+    if not frozen:
+        return notes
+    for node in [n for n in graph.node if n.op_type == "Reshape"]:
+        idx = GraphIndex(graph)
+        target = idx.constant(node.input[1])
+        if target is None:
+            continue
+        in_dims = _inferred(model).get(node.input[0], [])
+        pieces = _shape_pieces([int(t) for t in np.ravel(target)], in_dims, frozen)
+        if pieces is None:
+            continue
+        graph_nodes = list(graph.node)
+        at = graph_nodes.index(node)
+        new_nodes, shape_name = _shape_nodes(graph, node, pieces)
+        for i, n in enumerate(new_nodes):
+            graph.node.insert(at + i, n)
+        node.input[1] = shape_name
+        notes.append(f"Reshape '{node.name or node.output[0]}': shape {np.ravel(target).tolist()} now "
+                     f"follows the input's batch/time size")
+    return notes
+
+
+def _shape_pieces(target: list[int], in_dims: list, frozen: dict[str, int]) -> Optional[list]:
+    """Target entries as ints or ("dim", j) (the input's axis j), or None when nothing is frozen."""
+    pieces: list = list(target)
+    changed = False
+    unmatched = []
+    for sym, value in frozen.items():
+        if sym not in in_dims:
+            continue
+        j = in_dims.index(sym)
+        cands = [k for k, t in enumerate(pieces) if t == value]
+        if not cands:
+            unmatched.append(value)
+            continue
+        k = j if j in cands else min(cands, key=lambda c: abs(c - j))
+        pieces[k] = ("dim", j)
+        changed = True
+    if unmatched and -1 not in pieces:  # merged axes, e.g. (T*B, H): let -1 absorb them
+        prod = int(np.prod(unmatched)) * 1
+        for k, t in enumerate(pieces):
+            if t == prod or any(t == prod * v for v in frozen.values() if isinstance(t, int)):
+                pieces[k] = -1
+                changed = True
+                break
+    return pieces if changed else None
+
+
+def _shape_nodes(graph: onnx.GraphProto, node: onnx.NodeProto, pieces: list) -> tuple[list, str]:
+    base = _fresh(graph, f"{node.name or node.output[0]}_dynshape")
+    nodes = [helper.make_node("Shape", [node.input[0]], [f"{base}_in"], name=f"{base}_shape")]
+    parts = []
+    for k, p in enumerate(pieces):
+        name = f"{base}_{k}"
+        if isinstance(p, tuple):
+            graph.initializer.append(numpy_helper.from_array(np.array([p[1]], np.int64), f"{name}_idx"))
+            nodes.append(helper.make_node("Gather", [f"{base}_in", f"{name}_idx"], [name], name=f"{name}_gather", axis=0))
+        else:
+            graph.initializer.append(numpy_helper.from_array(np.array([p], np.int64), name))
+        parts.append(name)
+    nodes.append(helper.make_node("Concat", parts, [base], name=f"{base}_concat", axis=0))
+    return nodes, base
+
+
+def _remove_dead_nodes(graph: onnx.GraphProto) -> None:
+    """Drop nodes none of whose outputs is read (e.g. the zero-state Expand chains)."""
+    while True:
+        idx = GraphIndex(graph)
+        outputs = set(idx.outputs)
+        dead = [n for n in graph.node if not any(o in idx.consumers or o in outputs for o in n.output if o)]
+        if not dead:
+            return
+        keep = [n for n in graph.node if n not in dead]
+        del graph.node[:]
+        graph.node.extend(keep)
+
+
+# ---------------------------------------------------------------------------- running
+def _session(model: onnx.ModelProto | os.PathLike | str) -> Any:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.log_severity_level = 3
+    data = model.SerializeToString() if isinstance(model, onnx.ModelProto) else os.fspath(model)
+    return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+
+
+def _example(x: onnx.ValueInfoProto, axes: dict[int, int], dtype: str, seed: int) -> np.ndarray:
+    shape = [axes.get(i, d if isinstance(d, int) else 1) for i, d in enumerate(_dims(x))]
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+def _feeds(model: onnx.ModelProto, x: np.ndarray, x_name: str, batch: int) -> dict[str, np.ndarray]:
+    """``x`` plus zeros for every other graph input (the states) at ``batch``."""
+    inits = {t.name for t in model.graph.initializer}
+    feeds = {x_name: x}
+    for v in model.graph.input:
+        if v.name != x_name and v.name not in inits:
+            feeds[v.name] = np.zeros([d if isinstance(d, int) else batch for d in _dims(v)], _np_name(v))
+    return feeds
+
+
+def _output_spec(model: onnx.ModelProto, x: onnx.ValueInfoProto, b_ax: int, t_ax: int, y: str,
+                 src: Any) -> IOSpec:
+    """The data output's axes, found by running the new graph at two batch sizes and lengths."""
+    shapes = []
+    for batch, steps in ((2, 3), (3, 5)):
+        feeds = _feeds(model, _example(x, {b_ax: batch, t_ax: steps}, _np_name(x), 0), x.name, batch)
+        try:
+            out = _session(model).run([y], feeds)[0]
+        except Exception as e:  # onnxruntime raises its own error types
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise StatefulError(
+                f"{src}: the graph does not run at batch {batch}, {steps} steps once made dynamic "
+                f"({first[:300]}); an op froze the export's batch or time size") from None
+        shapes.append(out.shape)
+    s1, s2 = shapes
+    batch_ax = [i for i, (a, b) in enumerate(zip(s1, s2)) if (a, b) == (2, 3)]
+    time_ax = [i for i, (a, b) in enumerate(zip(s1, s2)) if (a, b) == (3, 5)]
+    if len(s1) != len(s2) or len(batch_ax) != 1:
+        raise StatefulError(f"{src}: output {y} has shapes {s1} and {s2} at batch 2 and 3: no batch axis")
+    if len(time_ax) != 1:
+        raise StatefulError(f"{src}: output {y} has shapes {s1} and {s2} at 3 and 5 steps: no time axis "
+                            f"(the model returns one value per sequence, e.g. out[:, -1]); only models with "
+                            f"an output per step can be streamed")
+    shape = tuple(BATCH if i == batch_ax[0] else TIME if i == time_ax[0] else int(d) for i, d in enumerate(s1))
+    out_vi = next(o for o in model.graph.output if o.name == y)
+    dtype = _np_name(out_vi) if out_vi.type.tensor_type.elem_type else np.dtype(out.dtype).name
+    return IOSpec(y, batch_ax[0], time_ax[0], shape, dtype)
+
+
+# ---------------------------------------------------------------------------- the check
+def _check(original: onnx.ModelProto, path: Path, spec: ModelSpec, frozen: dict[str, int],
+           atol: float, rtol: float) -> tuple[float, list[str]]:
+    """Stream ``path`` and compare with the original on whole sequences; raise if they differ.
+
+    1. streamed step by step at the original's batch size and length == the original;
+    2. at one more sequence and 3 more steps, the new file's whole-sequence run, on the
+       original's rows and steps == the original;
+    3. fed at that size in two chunks == its own whole-sequence run.
+    """
+    from rnnx.runtime import StreamingSession
+
+    xs, ys = spec.input, spec.output
+    x_vi = next(v for v in original.graph.input if v.name == xs.name)
+    b0, t0 = frozen.get(BATCH, 2), frozen.get(TIME, 5)
+    orig = _session(original)
+
+    def run_original(x: np.ndarray) -> np.ndarray:
+        return orig.run([ys.name], _feeds(original, x, xs.name, x.shape[xs.batch_axis]))[0]
+
+    def first(a: np.ndarray, b_ax: int, t_ax: int) -> np.ndarray:  # the first b0 rows, t0 steps
+        return np.take(np.take(a, range(b0), axis=b_ax), range(t0), axis=t_ax)
+
+    rows: list[tuple[str, float, bool]] = []
+
+    def compare(what: str, got: np.ndarray, want: np.ndarray) -> None:
+        ok = got.shape == want.shape and bool(np.allclose(got, want, atol=atol, rtol=rtol))
+        err = float(np.max(np.abs(got - want))) if got.shape == want.shape else float("inf")
+        rows.append((what, err, ok))
+
+    x = _example(x_vi, {xs.batch_axis: b0, xs.time_axis: t0}, xs.dtype, 1)
+    sess = StreamingSession(path, batch_size=b0)
+    stepped = np.stack([sess.step(np.take(x, t, axis=xs.time_axis)) for t in range(t0)], axis=ys.time_axis)
+    compare(f"step() x{t0} at batch {b0} vs the original", stepped, run_original(x))
+    b2, t2 = b0 + 1, t0 + 3
+    x2 = _example(x_vi, {xs.batch_axis: b2, xs.time_axis: t2}, xs.dtype, 2)
+    whole = sess.run(x2)
+    compare(f"run() at batch {b2}, {t2} steps vs the original on its {b0} rows, {t0} steps",
+            first(whole, ys.batch_axis, ys.time_axis), run_original(first(x2, xs.batch_axis, xs.time_axis)))
+    sess2 = StreamingSession(path, batch_size=b2)
+    fed = np.concatenate([sess2.feed(np.take(x2, range(0, 2), axis=xs.time_axis)),
+                          sess2.feed(np.take(x2, range(2, t2), axis=xs.time_axis))], axis=ys.time_axis)
+    compare(f"feed() 2 + {t2 - 2} steps at batch {b2} vs run()", fed, whole)
+    lines = [f"{what}: max abs err {err:.3g}{'' if ok else '  FAILED'}" for what, err, ok in rows]
+    if not all(ok for *_, ok in rows):
+        raise ParityError(
+            f"streaming the stateful file does not equal the original on the whole sequence "
+            f"(atol {atol}, rtol {rtol}): " + "; ".join(lines) + ". The graph may mix time steps "
+            f"(e.g. normalise over time) or freeze the batch or time size in an op make_stateful "
+            f"does not rewrite; nothing was written")
+    return max(err for _, err, _ in rows), lines

@@ -1,0 +1,121 @@
+"""make_stateful: ONNX files whose LSTM/GRU/RNN keep their state inside become streamable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from torch import Tensor, nn
+
+from rnnx.errors import ModelFileError, NotStreamableError, ParityError, StatefulError
+from rnnx.exporter import export_onnx, make_stateful, read_spec
+from rnnx.runtime import StreamingSession
+from tests.foreign import FEATURES, HIDDEN, OUT, PlainRNN, export_lstm_with_state, export_plain
+from tests.zoo import TINY
+
+CASES = [  # (cell, layers, batch_first, dynamo): the default exporter once, the legacy one otherwise
+    ("lstm", 2, True, True),
+    ("lstm", 1, False, False),
+    ("gru", 2, True, False),
+    ("gru", 1, False, False),
+    ("rnn", 1, True, False),
+]
+
+
+def _eager(model: nn.Module, x: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return model(torch.from_numpy(x)).numpy()
+
+
+@pytest.mark.parametrize("cell,layers,batch_first,dynamo", CASES,
+                         ids=[f"{c}-{n}l-{'bf' if bf else 'tm'}{'-dynamo' if d else ''}" for c, n, bf, d in CASES])
+def test_plain_export_streams_equal_to_the_module(tmp_path, cell, layers, batch_first, dynamo) -> None:
+    model = PlainRNN(cell, layers, batch_first)
+    example = torch.zeros(2, 6, FEATURES) if batch_first else torch.zeros(6, 2, FEATURES)
+    src = export_plain(model, (example,), tmp_path / "plain.onnx", dynamo=dynamo)
+    result = make_stateful(src, tmp_path / "stream.onnx")
+
+    spec = read_spec(result.path)
+    b, t = (0, 1) if batch_first else (1, 0)
+    assert (spec.input.batch_axis, spec.input.time_axis) == (b, t)
+    assert (spec.output.batch_axis, spec.output.time_axis) == (b, t)
+    assert [s.shape for s in spec.state] == [(1, "batch", HIDDEN)] * (layers * (2 if cell == "lstm" else 1))
+    assert result.max_abs_err < 1e-5 and len(result.checked) == 3
+    # the module itself, at a batch size and length the export never saw, step by step
+    batch, steps = 3, 9
+    x = np.random.default_rng(0).standard_normal((batch, steps, FEATURES) if batch_first
+                                                 else (steps, batch, FEATURES)).astype(np.float32)
+    sess = StreamingSession(result.path, batch_size=batch)
+    ys = np.stack([sess.step(np.take(x, i, axis=t)) for i in range(steps)], axis=t)
+    np.testing.assert_allclose(ys, _eager(model, x), atol=1e-5)
+    assert ys.shape[-1] == OUT
+
+
+def test_states_already_in_the_graph_are_paired(tmp_path) -> None:
+    result = make_stateful(export_lstm_with_state(tmp_path / "ls.onnx"), tmp_path / "s.onnx")
+    assert [(s.name, s.input, s.output, s.shape) for s in result.spec.state] == [
+        ("h0", "h0", "hn", (1, "batch", HIDDEN)), ("c0", "c0", "cn", (1, "batch", HIDDEN))]
+    assert "paired the existing state h0 -> hn" in result.notes
+
+
+class _NonCausal(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(FEATURES, HIDDEN, batch_first=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.rnn(x - x.mean(dim=1, keepdim=True))[0]  # looks at the future
+
+
+class _OnesState(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(FEATURES, HIDDEN, batch_first=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.rnn(x, torch.ones(1, x.shape[0], HIDDEN))[0]
+
+
+class _LastStep(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(FEATURES, HIDDEN, batch_first=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.rnn(x)[0][:, -1]
+
+
+@pytest.mark.parametrize("module,error,match", [
+    (nn.Linear(FEATURES, OUT), StatefulError, r"no recurrent node .* no state to expose"),
+    (PlainRNN("gru", bidirectional=True), NotStreamableError, r"GRU '.*' is bidirectional: .* whole sequence"),
+    (_OnesState(), StatefulError, r"the initial h of GRU '.*' \(.*\) is a non-zero constant"),
+    (_LastStep(), StatefulError, r"output .* no time axis"),
+    (_NonCausal(), ParityError, r"step\(\) x6 at batch 2 vs the original: max abs err .* FAILED.*nothing was written"),
+], ids=["no-rnn", "bidirectional", "constant-state", "no-time-axis", "not-causal"])
+def test_refusals_name_the_reason_and_write_nothing(tmp_path, module, error, match) -> None:
+    src = export_plain(module.eval(), (torch.zeros(2, 6, FEATURES),), tmp_path / "m.onnx", dynamo=False)
+    with pytest.raises(error, match=match):
+        make_stateful(src, tmp_path / "out.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+
+
+def test_rnnx_files_and_bad_axes_are_refused(tmp_path) -> None:
+    rnnx_file = export_onnx(TINY["gru-1l"](), tmp_path / "r.onnx").path
+    with pytest.raises(ModelFileError, match=r"already has 'rnnx.spec'"):
+        make_stateful(rnnx_file, tmp_path / "o.onnx")
+    src = export_plain(PlainRNN("gru"), (torch.zeros(2, 6, FEATURES),), tmp_path / "m.onnx", dynamo=False)
+    with pytest.raises(StatefulError, match=r"time_axis: expected an axis of input \(rank 3\), got 5"):
+        make_stateful(src, tmp_path / "o.onnx", batch_axis=0, time_axis=5)
+    assert not (tmp_path / "o.onnx").exists()
+
+
+def test_the_written_file_is_valid_onnx_with_its_spec(tmp_path) -> None:
+    src = export_plain(PlainRNN("lstm"), (torch.zeros(1, 4, FEATURES),), tmp_path / "m.onnx", dynamo=False)
+    out = make_stateful(src, tmp_path / "s.onnx").path
+    model = onnx.load(str(out))
+    onnx.checker.check_model(model, full_check=True)
+    names = [i.name for i in model.graph.input]
+    assert names == ["input", "h0_in", "c0_in"] and read_spec(out).exporter == "make_stateful"
