@@ -106,4 +106,4 @@ class InputValueError(RnnxError, ValueError):
 
 
 class StatefulError(RnnxError, ValueError):
-    """An ONNX file whose recurrent state cannot be exposed, (make_stateful)."""
+    """An ONNX file whose recurrent state cannot be exposed as graph inputs/outputs (make_stateful)."""
