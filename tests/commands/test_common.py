@@ -18,7 +18,7 @@ from rnnx.commands._common import EXIT_FAIL, command, echo, fail_after_report
 from rnnx.errors import ShapeError
 from tests.commands import user_error
 
-REPORTING = ("train", "export", "quantize", "check", "inspect", "run", "bench")  # commands that take --json
+REPORTING = ("train", "export", "quantize", "check", "inspect", "run", "bench", "stateful")  # commands that take --json
 
 log = logging.getLogger("rnnx.tests")
 
