@@ -213,6 +213,122 @@ class StateSpec:
 
 
 @dataclass(frozen=True)
+class TensorSpec:
+    """A tensor that is neither data input/output nor carried state (bundle tensors).
+
+    Attributes:
+        name: graph input/output name.
+        shape: ``"batch"`` at the batch axis, ``"time"`` where the length follows the
+            input window, ints elsewhere.
+        dtype: numpy dtype name.
+    """
+
+    name: str
+    shape: tuple[Dim, ...]  # e.g. ("batch", "time", 64) for the encoder outputs
+    dtype: str = "float32"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str) -> "TensorSpec":
+        shape = _shape(_require(d, "shape", where), where)
+        if BATCH not in shape:
+            raise SpecError(f"{where}.shape: expected a {BATCH!r} axis, got {list(shape)}")
+        return cls(str(_require(d, "name", where)), shape, _dtype(d.get("dtype", "float32"), where))
+
+
+SEQ2SEQ_ROLES = ("encoder", "decoder")  # ModelSpec.role of the two files of a seq2seq bundle
+
+
+@dataclass(frozen=True)
+class Seq2SeqSpec:
+    """How the two graphs of an encoder–decoder bundle fit together (stored in both files).
+
+    The encoder graph maps the window ``input`` to ``encoder_outputs``; ``init`` says
+    which encoder output gives each decoder input its first value. Then, per generated
+    step, the decoder graph maps ``feedback`` (the previous output), the ``state`` inputs
+    and the ``context`` inputs to ``output`` and the state outputs; the output becomes the
+    next ``feedback``, each state output the next state input, and the context is fed
+    unchanged (per sequence: the attention memory has the window's length, not a fixed size).
+
+    Attributes:
+        encoder: file name of the encoder graph (next to the decoder file).
+        decoder: file name of the decoder-step graph.
+        input: the encoder's window input ``(batch, time, F)``.
+        output: the decoder's per-step output ``(batch, O)`` (no time axis).
+        feedback: decoder input receiving the previous step's output.
+        state: decoder state carried from step to step.
+        context: per-sequence decoder inputs, fed unchanged at every step.
+        encoder_outputs: every output of the encoder graph.
+        init: decoder input name -> encoder output name holding its first value.
+        horizon: steps generated in training (any number can be generated).
+        window: input rows the model was trained on (the streaming window).
+    """
+
+    encoder: str
+    decoder: str
+    input: IOSpec
+    output: IOSpec
+    feedback: str
+    state: tuple[StateSpec, ...]
+    context: tuple[TensorSpec, ...]
+    encoder_outputs: tuple[TensorSpec, ...]
+    init: dict[str, str]
+    horizon: int
+    window: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "encoder": self.encoder, "decoder": self.decoder,
+            "input": self.input.to_dict(), "output": self.output.to_dict(),
+            "feedback": self.feedback,
+            "state": [s.to_dict() for s in self.state],
+            "context": [c.to_dict() for c in self.context],
+            "encoder_outputs": [t.to_dict() for t in self.encoder_outputs],
+            "init": dict(self.init), "horizon": self.horizon, "window": self.window,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str) -> "Seq2SeqSpec":
+        def items(key: str) -> list[Any]:
+            value = _require(d, key, where)
+            if not isinstance(value, Sequence) or isinstance(value, (str, bytes)):
+                raise SpecError(f"{where}.{key}: expected a list, got {type(value).__name__}")
+            return list(value)
+
+        init = _require(d, "init", where)
+        if not isinstance(init, Mapping):
+            raise SpecError(f"{where}.init: expected an object, got {type(init).__name__}")
+        spec = cls(
+            encoder=str(_require(d, "encoder", where)), decoder=str(_require(d, "decoder", where)),
+            input=IOSpec.from_dict(_require(d, "input", where), f"{where}.input"),
+            output=IOSpec.from_dict(_require(d, "output", where), f"{where}.output"),
+            feedback=str(_require(d, "feedback", where)),
+            state=tuple(StateSpec.from_dict(s, f"{where}.state[{i}]") for i, s in enumerate(items("state"))),
+            context=tuple(TensorSpec.from_dict(c, f"{where}.context[{i}]") for i, c in enumerate(items("context"))),
+            encoder_outputs=tuple(TensorSpec.from_dict(t, f"{where}.encoder_outputs[{i}]")
+                                  for i, t in enumerate(items("encoder_outputs"))),
+            init={str(k): str(v) for k, v in init.items()},
+            horizon=_positive(_require(d, "horizon", where), f"{where}.horizon"),
+            window=_positive(_require(d, "window", where), f"{where}.window"),
+        )
+        needed = [spec.feedback, *(s.input for s in spec.state), *(c.name for c in spec.context)]
+        produced = {t.name for t in spec.encoder_outputs}
+        for name in needed:
+            if spec.init.get(name) not in produced:
+                raise SpecError(f"{where}.init: decoder input {name!r} needs an encoder output "
+                                f"(one of {sorted(produced)}), got {spec.init.get(name)!r}")
+        return spec
+
+
+def _positive(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SpecError(f"{where}: expected a positive int, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """The whole contract of an exported model, stored as JSON under ``rnnx.spec``.
 
@@ -230,6 +346,8 @@ class ModelSpec:
         extra: anything else worth keeping (producer versions, tolerances used).
         precision: weights/compute precision, one of :data:`PRECISIONS`; "fp32" for files
             written before the field existed. Inputs, outputs and states stay float32.
+        role: "" for a standalone model; "encoder" or "decoder" for a seq2seq bundle file.
+        seq2seq: the bundle contract, in both files of a seq2seq bundle (None otherwise).
     """
 
     input: IOSpec
@@ -244,12 +362,14 @@ class ModelSpec:
     exporter: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
     precision: str = "fp32"  # "fp32" | "fp16" | "int8"; see rnnx.exporter.quantize
+    role: str = ""  # "", or "encoder" / "decoder" in a seq2seq bundle
+    seq2seq: Seq2SeqSpec | None = None  # the bundle contract (seq2seq bundle files only)
 
     def state_by_name(self) -> dict[str, StateSpec]:
         return {s.name: s for s in self.state}
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "format": self.format,
             "input": self.input.to_dict(),
             "output": self.output.to_dict(),
@@ -263,6 +383,11 @@ class ModelSpec:
             "extra": self.extra,
             "precision": self.precision,
         }
+        if self.role:  # written only when set, so standalone files keep the original layout
+            d["role"] = self.role
+        if self.seq2seq is not None:
+            d["seq2seq"] = self.seq2seq.to_dict()
+        return d
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=False)
@@ -285,6 +410,15 @@ class ModelSpec:
         if precision not in PRECISIONS:
             raise SpecError(f"{where}.precision: expected one of {', '.join(PRECISIONS)}, "
                             f"got {precision!r}")
+        role = d.get("role", "")
+        if role not in ("", *SEQ2SEQ_ROLES):
+            raise SpecError(f"{where}.role: expected one of {', '.join(SEQ2SEQ_ROLES)} (or no role), "
+                            f"got {role!r}")
+        seq2seq = d.get("seq2seq")
+        bundle = None if seq2seq is None else Seq2SeqSpec.from_dict(seq2seq, f"{where}.seq2seq")
+        if bool(role) != (bundle is not None):
+            raise SpecError(f"{where}: a role needs the seq2seq contract and vice versa, "
+                            f"got role {role!r} and {'a' if bundle else 'no'} seq2seq entry")
         streamable = _require(d, "streamable", where)
         if not isinstance(streamable, bool):
             raise SpecError(f"{where}.streamable: expected true or false, got {streamable!r}")
@@ -301,6 +435,8 @@ class ModelSpec:
             exporter=str(d.get("exporter", "")),
             extra=dict(d.get("extra") or {}),
             precision=str(precision),
+            role=str(role),
+            seq2seq=bundle,
         )
 
     @classmethod

@@ -23,7 +23,7 @@ TASK_NAMES = ("sine", "chars", "forecast", "blobs")  # mirrors rnnx.training.TAS
 @click.option("--window", type=int, help="Truncated-BPTT window in steps (also the warm-up context).")
 @click.option("--horizon", type=int, help="Series tasks: future target values predicted at every step.")
 @click.option("--text", help="chars: learn next-character prediction on this short text.")
-@click.option("--model", "model_kind", metavar="KIND", help="rnn | lstm | gru | convlstm (default: the task's).")
+@click.option("--model", "model_kind", metavar="KIND", help="rnn | lstm | gru | convlstm | seq2seq (seq2seq: series tasks only; default: the task's).")
 @click.option("--hidden-size", type=int, help="Hidden features (channels for convlstm) per layer.")
 @click.option("--num-layers", type=int, help="Stacked recurrent layers.")
 @click.option("--dropout", type=float, help="Dropout between layers (needs --num-layers > 1).")

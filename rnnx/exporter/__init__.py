@@ -13,6 +13,7 @@ from __future__ import annotations
 from rnnx.exporter.onnx_export import Attempt, ExportResult, export_onnx
 from rnnx.exporter.parity import TOLERANCES, ParityReport, ParityRow, Tolerance, check_parity
 from rnnx.exporter.quantize import QuantizeResult, quantize
+from rnnx.exporter.seq2seq_export import Seq2SeqExport, check_seq2seq_parity, export_seq2seq
 from rnnx.exporter.spec_io import read_spec
 from rnnx.exporter.stateful import StatefulResult, make_stateful
 from rnnx.exporter.torchscript_export import export_torchscript
@@ -22,4 +23,5 @@ __all__ = [
     "TOLERANCES", "Attempt", "ExportResult", "ParityReport", "ParityRow", "QuantizeResult",
     "StatefulResult", "Tolerance", "TritonConfig", "check_parity", "export_onnx", "export_torchscript",
     "export_triton", "make_stateful", "quantize", "read_spec",
+    "Seq2SeqExport", "export_seq2seq", "check_seq2seq_parity",
 ]

@@ -8,6 +8,7 @@ the float32 graph is exported to a temporary folder, then converted by
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import tempfile
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from rnnx.spec import PRECISIONS
 
 # format -> file suffix ("triton": a model repository, <name>/1/model.onnx)
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "triton": ".onnx", "ort": ".ort"}
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,10 @@ def export_files(model: nn.Module, out_dir: str | os.PathLike, *,
         One :class:`ExportedFile` per format, in order.
 
     Raises:
-        ConfigError: an unknown format or precision.
+        ConfigError: an unknown format or precision, or for a seq2seq model (which exports
+            as an ONNX bundle, ``encoder.onnx`` + ``decoder.onnx``, sharing one parity
+            report) no onnx or a precision other than fp32; other formats asked together
+            with onnx are skipped.
         ExportError: a format could not be exported.
     """
     bad = [f for f in formats if f not in FORMATS]
@@ -84,6 +89,8 @@ def export_files(model: nn.Module, out_dir: str | os.PathLike, *,
     if precision not in PRECISIONS:
         raise ConfigError(f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
     out = Path(out_dir)
+    if getattr(model, "kind", None) == "seq2seq":
+        return _seq2seq_files(model, out, formats, opset, check, atol, rtol, precision)
     files = []
     with tempfile.TemporaryDirectory(prefix="rnnx-export-") as tmp:
         onnx_file: tuple[ExportResult, QuantizeResult | None] | None = None
@@ -129,3 +136,21 @@ def _export_triton(model: nn.Module, out: Path, opset: int, triton: TritonConfig
         repo = export_triton(result.path, out, triton)
     return ExportedFile("triton", dataclasses.replace(result, path=repo.onnx_path, spec=repo.spec),
                         report)
+
+
+def _seq2seq_files(model: nn.Module, out: Path, formats: Sequence[str], opset: int, check: bool,
+                   atol: float | None, rtol: float | None, precision: str) -> list[ExportedFile]:
+    from rnnx.exporter.seq2seq_export import export_seq2seq
+    from rnnx.exporter.spec_io import read_spec
+
+    if "onnx" not in formats:
+        raise ConfigError(f"format: a seq2seq model exports as an ONNX bundle (encoder.onnx + decoder.onnx); "
+                          f"expected onnx, got {list(formats)}")
+    if precision != "fp32":
+        raise ConfigError(f"precision: a seq2seq bundle exports in fp32 only, got {precision!r}")
+    skipped = [f for f in formats if f != "onnx"]
+    if skipped:
+        logger.info("seq2seq: skipping %s, the model exports as an ONNX bundle only", ", ".join(skipped))
+    done = export_seq2seq(model, out, opset=opset, check=check, atol=atol, rtol=rtol)
+    return [ExportedFile("onnx", ExportResult(path, read_spec(path), "trace"), done.report)
+            for path in (done.encoder, done.decoder)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -38,6 +39,7 @@ TOLERANCES: dict[tuple[str, str], Tolerance] = {
     ("lstm", "fp32"): Tolerance(1e-5, 1e-6),
     ("gru", "fp32"): Tolerance(1e-5, 1e-6),
     ("convlstm", "fp32"): Tolerance(1e-5, 1e-5),  # convolutions sum many terms: more relative slack
+    ("seq2seq", "fp32"): Tolerance(1e-5, 1e-5),  # generated sequences: outputs fed back, errors compound a little
     ("custom", "fp32"): Tolerance(1e-5, 1e-5),
     ("rnn", "fp16"): Tolerance(1e-2, 1e-2),
     ("lstm", "fp16"): Tolerance(1e-2, 1e-2),
@@ -303,7 +305,9 @@ def check_parity(model: nn.Module, exported_path: str | os.PathLike, *,
 
     Args:
         model: the eager contract module (not modified: a deep copy runs in eval mode).
-        exported_path: a ``.onnx`` file (run on onnxruntime CPU) or a TorchScript file.
+        exported_path: a ``.onnx`` file (run on onnxruntime CPU) or a TorchScript file; a
+            seq2seq bundle (its folder or either file) goes to
+            :func:`rnnx.exporter.seq2seq_export.check_seq2seq_parity`.
         batch_sizes: batch sizes to test.
         steps: sequence lengths to test.
         atol: absolute tolerance; default from :data:`TOLERANCES` for the model's family
@@ -326,7 +330,12 @@ def check_parity(model: nn.Module, exported_path: str | os.PathLike, *,
         >>> print(report.table())                       # doctest: +SKIP
     """
     from rnnx.exporter.runners import open_runner  # deferred: onnxruntime only when needed
+    from rnnx.exporter.spec_io import read_spec
 
+    if Path(exported_path).is_dir() or read_spec(exported_path).seq2seq is not None:
+        from rnnx.exporter.seq2seq_export import check_seq2seq_parity
+
+        return check_seq2seq_parity(model, exported_path, atol=atol, rtol=rtol, batches=batch_sizes, seed=seed)
     run, spec = open_runner(exported_path)
     work = eval_copy(model)
     example = random_input(work, spec, 2, 2, seed)

@@ -1,4 +1,4 @@
-"""The model zoo: scriptable RNN / LSTM / GRU / ConvLSTM models, gate-equation cells,
+"""The model zoo: scriptable RNN / LSTM / GRU / ConvLSTM / seq2seq models, gate-equation cells,
 torch-compatible layer stacks, ``decompose`` and safetensors checkpoints.
 
 Every model follows the rnnx contract: batch-first input, ``init_state(batch_size)``
@@ -21,6 +21,7 @@ from rnnx.models.layers import GRULayers, LSTMLayers, RNNLayers
 from rnnx.models.recurrent import RecurrentModel
 from rnnx.models.registry import build, build_from_config
 from rnnx.models.from_torch import from_conv_cells, from_torch, reorder_gates
+from rnnx.models.seq2seq import RNNDecoder, RNNEncoder, Seq2Seq
 from rnnx.models.wrap import wrap
 
 __all__ = [
@@ -34,6 +35,9 @@ __all__ = [
     "ConvLSTMCell",
     "RecurrentModel",
     "ConvLSTM",
+    "Seq2Seq",
+    "RNNEncoder",
+    "RNNDecoder",
     "RNNLayers",
     "LSTMLayers",
     "GRULayers",

@@ -14,8 +14,9 @@ from typing import Any, Mapping, Optional, Tuple
 
 from rnnx.errors import ConfigError
 
-KINDS = ("rnn", "lstm", "gru", "convlstm")
+KINDS = ("rnn", "lstm", "gru", "convlstm", "seq2seq")
 NONLINEARITIES = ("tanh", "relu")
+CELLS = ("lstm", "gru")  # seq2seq: recurrent cell of the encoder and the decoder
 
 
 @dataclass(kw_only=True)
@@ -26,7 +27,7 @@ class ModelConfig:
     accepts anything so that a bad value can be reported with its field name.
     """
 
-    kind: str  # rnn | lstm | gru | convlstm
+    kind: str  # rnn | lstm | gru | convlstm | seq2seq
     hidden_size: int  # hidden features per layer (channels for convlstm)
     input_size: Optional[int] = None  # features per step (channels for convlstm); token models: = embedding_dim
     num_layers: int = 1  # stacked recurrent layers
@@ -42,6 +43,10 @@ class ModelConfig:
     embedding_dim: Optional[int] = None  # token input: embedding width (required with vocab_size)
     normalize: bool = False  # add in/out mean+std buffers so the model takes and returns raw units
     residual_input: Optional[int] = None  # add this input feature's raw value to every output (predict the change)
+    horizon: Optional[int] = None  # seq2seq only, required: steps the decoder generates per forecast
+    window: Optional[int] = None  # seq2seq only, required: input rows the encoder reads (streaming form)
+    cell: str = "lstm"  # seq2seq only: lstm | gru, for both encoder and decoder
+    attention: bool = False  # seq2seq only: dot attention of the decoder over the encoder outputs
 
     def __post_init__(self) -> None:
         if isinstance(self.image_size, list):  # JSON gives lists; keep the declared tuple type
@@ -92,8 +97,11 @@ class ModelConfig:
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout: expected a number in [0, 1), got {self.dropout!r}")
         self._validate_input()
+        self._validate_seq2seq_fields()
         if self.kind == "convlstm":
             self._validate_convlstm()
+        elif self.kind == "seq2seq":
+            self._validate_seq2seq()
         else:
             self._validate_recurrent()
         return self
@@ -145,6 +153,29 @@ class ModelConfig:
             raise ConfigError(f"residual_input: expected an input feature index in [0, {self.input_size}), got {r!r}")
         if self.output_size is None:
             raise ConfigError("residual_input: needs output_size (a head whose outputs the input value is added to)")
+
+    def _validate_seq2seq_fields(self) -> None:
+        if self.kind == "seq2seq":
+            return
+        for name, default in (("horizon", None), ("window", None), ("cell", "lstm"), ("attention", False)):
+            if getattr(self, name) != default:
+                raise ConfigError(f"{name}: only valid for seq2seq, not for {self.kind}")
+
+    def _validate_seq2seq(self) -> None:
+        _positive_int("horizon", self.horizon)
+        _positive_int("window", self.window)
+        if self.cell not in CELLS:
+            raise ConfigError(f"cell: expected one of {', '.join(CELLS)}, got {self.cell!r}")
+        _bool("attention", self.attention)
+        if self.output_size is None:
+            raise ConfigError("output_size: required for seq2seq (values per generated step), got None")
+        if self.vocab_size is not None:
+            raise ConfigError("vocab_size: not supported for seq2seq (float input rows only)")
+        for name, default in (("bidirectional", False), ("proj_size", 0), ("nonlinearity", "tanh"),
+                              ("kernel_size", 3), ("image_size", None)):
+            if getattr(self, name) != default:
+                raise ConfigError(f"{name}: not supported for seq2seq, got {getattr(self, name)!r}")
+        self._validate_residual()
 
     def _validate_convlstm(self) -> None:
         if self.residual_input is not None:

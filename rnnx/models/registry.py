@@ -20,11 +20,12 @@ def build(kind: str, **options: Any) -> nn.Module:
     """Build a zoo model.
 
     Args:
-        kind: one of rnn, lstm, gru, convlstm.
+        kind: one of rnn, lstm, gru, convlstm, seq2seq.
         **options: :class:`ModelConfig` fields (``input_size``, ``hidden_size``, ...).
 
     Returns:
-        A :class:`RecurrentModel` (rnn/lstm/gru) or :class:`ConvLSTM`, in train mode.
+        A :class:`RecurrentModel` (rnn/lstm/gru), :class:`ConvLSTM` or :class:`Seq2Seq`
+        (``output_size`` defaults to 1 for seq2seq), in train mode.
 
     Raises:
         ConfigError: unknown kind or option (valid ones listed), invalid value.
@@ -37,6 +38,8 @@ def build(kind: str, **options: Any) -> nn.Module:
         raise ConfigError(f"{kind}: unknown option(s) {', '.join(unknown)}; valid options: {', '.join(valid)}")
     if "hidden_size" not in options:
         raise ConfigError(f"hidden_size: required for {kind}, got no value")
+    if kind == "seq2seq":
+        options.setdefault("output_size", 1)
     if isinstance(options.get("image_size"), list):
         options["image_size"] = tuple(options["image_size"])
     return build_from_config(ModelConfig(kind=kind, **options))
@@ -49,6 +52,10 @@ def build_from_config(config: ModelConfig) -> nn.Module:
         from rnnx.models.convlstm import ConvLSTM
 
         return ConvLSTM(config)
+    if config.kind == "seq2seq":
+        from rnnx.models.seq2seq import Seq2Seq
+
+        return Seq2Seq(config)
     from rnnx.models.recurrent import RecurrentModel
 
     return RecurrentModel(config)

@@ -2,15 +2,18 @@
 
 - :class:`StreamingSession`: one model, one set of streams stepped together.
 - :class:`StreamPool`: many independent streams through one model, batched per call.
-- :class:`RuntimeOptions`: providers, threads, check_finite, shared by both.
+- :class:`ForecastSession`: an encoder–decoder (seq2seq) bundle: forecast from a window.
+- :class:`RuntimeOptions`: providers, threads, check_finite, shared by all of them.
 
-Both run on a backend (:mod:`rnnx.runtime.backend`; onnxruntime today).
+All run on a backend (:mod:`rnnx.runtime.backend`; onnxruntime today).
 """
 
 from rnnx.runtime.contract import CONTEXT_KEY
+from rnnx.runtime.forecast import ForecastSession, ForecastStream
 from rnnx.runtime.options import RuntimeOptions
 from rnnx.runtime.pool import StreamPool
 from rnnx.runtime.providers import resolve_providers
 from rnnx.runtime.session import StreamingSession
 
-__all__ = ["StreamingSession", "StreamPool", "RuntimeOptions", "resolve_providers", "CONTEXT_KEY"]
+__all__ = ["StreamingSession", "StreamPool", "ForecastSession", "ForecastStream", "RuntimeOptions",
+           "resolve_providers", "CONTEXT_KEY"]

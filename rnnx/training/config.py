@@ -33,7 +33,7 @@ class TrainConfig:
     window: Optional[int] = None  # series tasks: steps per truncated-BPTT window (also the warm-up context)
     horizon: Optional[int] = None  # series tasks: how many future target values each step predicts
     text: Optional[str] = None  # chars: train next-character prediction on this text instead of hello->ohlol
-    model: Optional[str] = None  # rnn | lstm | gru | convlstm (None = the task's default model)
+    model: Optional[str] = None  # rnn | lstm | gru | convlstm | seq2seq (None = the task's default model)
     hidden_size: Optional[int] = None  # hidden features (channels for convlstm) per layer
     num_layers: Optional[int] = None  # stacked recurrent layers
     dropout: Optional[float] = None  # dropout between layers (needs num_layers > 1)

@@ -17,6 +17,7 @@ from rnnx.training import run_dir as rd
 from rnnx.training.config import TrainConfig
 from rnnx.training.loop import EpochHook, FitResult, fit, stream
 from rnnx.training.tasks import Task, TaskData, get_task
+from rnnx.training.tasks.series import SeriesTask
 
 @dataclass
 class TrainResult:
@@ -67,6 +68,8 @@ def resolve(config: TrainConfig, task: Task) -> TrainConfig:
     """A copy of ``config`` with every ``None`` option the task has a default for filled in."""
     filled = {k: v for k, v in task.defaults.items() if getattr(config, k) is None}
     cfg = dataclasses.replace(config, **filled)
+    if cfg.model == "seq2seq" and not isinstance(task, SeriesTask):
+        raise ConfigError(f"--model seq2seq: only for the series tasks (--task forecast, --csv), not for --task {task.name}")
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device: cuda requested, but torch sees no CUDA device; use --device cpu")
     return cfg.validate()

@@ -107,12 +107,16 @@ class SeriesTask(Task):
         norm = statistics(spec, cfg.horizon, residual)
         opts = model_options(cfg, input_size=len(spec.features), output_size=cfg.horizon, normalize=True,
                              residual_input=self._persist if residual else None)
+        loss_scale = norm[3]
+        if cfg.model == "seq2seq":  # one value per decoder step, horizon steps from a window of rows
+            opts.update(output_size=1, horizon=cfg.horizon, window=cfg.window)
+            norm = (norm[0], norm[1], norm[2].mean().reshape(1), norm[3].pow(2).mean().sqrt().reshape(1))
         info = {"target": spec.target, "features": spec.features, "horizon": cfg.horizon,
                 "input": f"feature rows (B, T, {len(spec.features)}) raw units: {', '.join(spec.features)}",
                 "output": f"(B, T, {cfg.horizon}): {spec.target} at t+1..t+{cfg.horizon}, raw units",
                 "residual": residual}
         return TaskData(train=train, val=val, test=test, model=opts, window=cfg.window, info=info,
-                        normalization=norm, loss_scale=norm[3])
+                        normalization=norm, loss_scale=loss_scale)
 
     def baseline(self, split: Split) -> float:
         """Persistence MAE: every future value equals the target's current value."""
