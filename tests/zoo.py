@@ -202,3 +202,57 @@ def parity_matrix() -> List[Tuple[str, dict]]:
                 out.append((f"convlstm-{layers}l-k{k}" + _flags(bias, False),
                             {"kind": "convlstm", **conv, "num_layers": layers, "bias": bias, "kernel_size": k}))
     return out
+
+
+# ---------------------------------------------------------------------- encoder–decoder (seq2seq)
+S2S_INPUT, S2S_HIDDEN, S2S_HORIZON, S2S_WINDOW = 4, 6, 3, 6  # tiny seq2seq sizes
+
+
+class UserEncoder(nn.Module):
+    """A user's encoder written to the Seq2Seq contract: ``x -> (outputs, [h])`` (a GRU + tanh projection)."""
+
+    def __init__(self, features: int = S2S_INPUT, hidden: int = S2S_HIDDEN) -> None:
+        super().__init__()
+        self.gru = nn.GRU(features, hidden, batch_first=True)
+        self.proj = nn.Linear(hidden, hidden)
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, List[Tensor]]:
+        out, h = self.gru(x)
+        return torch.tanh(self.proj(out)), [h[0]]  # outputs (B, T, H); state [h (B, H)]
+
+
+class UserDecoderStep(nn.Module):
+    """A user's decoder step: a GRUCell fed with y_prev, mean-pooled memory in the head."""
+
+    def __init__(self, outputs: int = 1, hidden: int = S2S_HIDDEN) -> None:
+        super().__init__()
+        self.cell = nn.GRUCell(outputs, hidden)
+        self.head = nn.Linear(2 * hidden, outputs)
+
+    def forward(self, y_prev: Tensor, state: List[Tensor], memory: Tensor) -> Tuple[Tensor, List[Tensor]]:
+        h = self.cell(y_prev, state[0])  # (B, H)
+        return self.head(torch.cat([h, memory.mean(1)], 1)), [h]
+
+
+def _s2s(**kw) -> Callable[[], nn.Module]:
+    base = {"input_size": S2S_INPUT, "hidden_size": S2S_HIDDEN, "horizon": S2S_HORIZON, "window": S2S_WINDOW}
+    return lambda: build("seq2seq", **{**base, **kw})
+
+
+def _user_s2s() -> nn.Module:
+    from rnnx.models import Seq2Seq
+
+    return Seq2Seq.from_modules(UserEncoder(), UserDecoderStep(), input_size=S2S_INPUT, horizon=S2S_HORIZON,
+                                window=S2S_WINDOW, attention=True)
+
+
+SEQ2SEQ: Dict[str, Callable[[], nn.Module]] = {
+    name: _seeded(factory)
+    for name, factory in {
+        "s2s-lstm": _s2s(),
+        "s2s-gru-attn": _s2s(cell="gru", attention=True),
+        "s2s-lstm-2l-attn-norm-residual": _s2s(num_layers=2, attention=True, normalize=True, residual_input=0,
+                                               output_size=2),
+        "s2s-user-modules": _user_s2s,
+    }.items()
+}

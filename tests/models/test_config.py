@@ -31,7 +31,7 @@ def test_valid_configs_round_trip_through_json(kw):
 
 
 INVALID = [
-    ("kind", dict(kind="transformer"), r"kind: expected one of rnn, lstm, gru, convlstm, got 'transformer'"),
+    ("kind", dict(kind="transformer"), r"kind: expected one of rnn, lstm, gru, convlstm, seq2seq, got 'transformer'"),
     ("hidden", dict(hidden_size=0), r"hidden_size: expected a positive int, got 0"),
     ("layers", dict(num_layers=1.5), r"num_layers: expected a positive int, got 1.5"),
     ("output", dict(output_size=-1), r"output_size: expected a positive int, got -1"),

@@ -26,11 +26,11 @@ def test_build_every_kind(kind, kw, cls):
 def test_build_from_config_equals_build():
     cfg = ModelConfig(kind="gru", input_size=3, hidden_size=4)
     assert type(build_from_config(cfg)) is type(build("gru", input_size=3, hidden_size=4))
-    assert KINDS == ("rnn", "lstm", "gru", "convlstm")
+    assert KINDS == ("rnn", "lstm", "gru", "convlstm", "seq2seq")
 
 
 def test_unknown_kind_lists_valid_kinds():
-    with pytest.raises(ConfigError, match=r"kind: expected one of rnn, lstm, gru, convlstm, got 'tcn'"):
+    with pytest.raises(ConfigError, match=r"kind: expected one of rnn, lstm, gru, convlstm, seq2seq, got 'tcn'"):
         build("tcn", input_size=5, hidden_size=8)
 
 
