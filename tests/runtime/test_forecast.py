@@ -126,7 +126,7 @@ def test_close_frees_the_session_and_later_calls_say_so(bundle):
     with ForecastSession(path, threads=1) as sess:
         stream = sess.stream()
         stream.push(_rows(S2S_INPUT))
-        assert stream.forecast().shape == (1, S2S_HORIZON, 1)
+        assert stream.forecast().shape == (1, S2S_HORIZON, 2)
     with pytest.raises(ClosedError, match=r"forecast: the ForecastSession is closed"):
         stream.forecast()
     sess.close()  # idempotent
