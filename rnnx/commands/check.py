@@ -11,9 +11,11 @@ from rnnx.commands._common import EXIT_FAIL, command, echo, fail_after_report
 
 def _task_comparison(ckpt: str, model_path: str):  # -> Optional[TaskComparison]
     """A reduced-precision file's task metric against the float model's (training runs only)."""
+    from pathlib import Path
+
     from rnnx.exporter.spec_io import read_spec
 
-    if read_spec(model_path).precision == "fp32":
+    if Path(model_path).is_dir() or read_spec(model_path).precision == "fp32":  # a dir: a seq2seq bundle
         return None
     from rnnx.training.compare import compare_on_task
 
@@ -36,6 +38,9 @@ def check(ckpt: str, weights: Optional[str], example_shape: Optional[str], model
     CKPT may be your own model as path/to/file.py:factory or package.module:factory
     (with --weights): THIS IMPORTS AND RUNS THAT PYTHON CODE; use files you trust.
 
+    A seq2seq bundle (MODEL: its folder or either file) is checked by generating
+    forecasts at several window lengths, batch sizes and step counts, and streamed.
+
     Random inputs from random non-zero states, several batch sizes and lengths, full
     sequence and streamed; one line per output per case. JSON: the parity report
     (ok, atol, rtol, tolerance_source, max_abs, worst, rows, notes).
@@ -49,6 +54,7 @@ def check(ckpt: str, weights: Optional[str], example_shape: Optional[str], model
       rnnx check runs/sine exported/model.onnx
       rnnx check my_model.py:make exported/model.onnx --weights trained.pt
       rnnx check runs/sine exported/model.onnx --atol 1e-4 --json parity.json
+      rnnx check runs/weather-s2s exported-s2s/
     """
     from rnnx.exporter.parity import check_parity
     from rnnx.models.user import is_reference, load_model
