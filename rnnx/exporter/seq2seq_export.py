@@ -11,10 +11,11 @@ length, not a state. The bundle is checked against eager ``model.forecast`` at w
 lengths, batch sizes and step counts other than the export example.
 
 Example:
-    >>> from rnnx.models import build                                    # doctest: +SKIP
-    >>> model = build("seq2seq", input_size=7, hidden_size=16, horizon=3, window=10)
-    >>> export_seq2seq(model, "exported").report.ok                      # doctest: +SKIP
-    True
+    >>> from rnnx.models import build
+    >>> model = build("seq2seq", input_size=7, hidden_size=8, horizon=3, window=10, attention=True)
+    >>> done = export_seq2seq(model, "exported")
+    >>> done.report.ok, done.encoder.name, done.decoder.name, [c.name for c in done.spec.context]
+    (True, 'encoder.onnx', 'decoder.onnx', ['memory'])
 """
 
 from __future__ import annotations
