@@ -86,7 +86,3 @@ def check_session_providers(requested: Sequence[str], session: ort.InferenceSess
         if name not in active:
             raise _missing(f"{name} (it failed to initialise; active: {active})", active)
 
-
-def device_of(session: ort.InferenceSession) -> str:
-    """``"cuda"`` when the session runs on CUDA first, else ``"cpu"``."""
-    return "cuda" if session.get_providers()[0] == CUDA else "cpu"

@@ -128,3 +128,14 @@ def test_foreign_option_errors_are_one_line(foreign, tmp_path, args, match):
     np.save(tmp_path / "x.npy", np.zeros((3, FOREIGN_N), np.float32))
     res = invoke(foreign[0], tmp_path / "x.npy", *args)
     assert re.search(match, user_error(res)), res.output
+
+
+def test_check_finite_raise_refuses_nan_input(lstm, tmp_path):
+    path, model = lstm
+    x = sequence(model, 1, 6)[0]
+    x[3, 1] = np.nan
+    np.save(tmp_path / "x.npy", x)
+    res = invoke(path, tmp_path / "x.npy", "--check-finite", "raise")
+    assert re.search(r"Error: x: expected finite values in the input, got 1 NaN/inf", user_error(res)), res.output
+    res = invoke(path, tmp_path / "x.npy")  # the default: onnxruntime's LSTM hides the NaN
+    assert res.exit_code == 0 and "nan" not in res.output.lower(), res.output
