@@ -7,19 +7,16 @@ a small JSON marker (format and state names) stored as a unicode array, so a pla
 Reading never trusts the file: every member's declared size and ``.npy`` header
 (dtype, shape) is checked against the model's state contract before its data is
 decompressed, so a small file that would inflate to gigabytes is refused at once.
-Writing goes to a temporary file in the same folder that is renamed over the target
-(the folder is fsynced after); temporaries left by a killed writer are removed by the
-next save.
+Writing goes through :func:`rnnx.atomic.atomic_write`: a temporary file in the same
+folder renamed over the target, the folder fsynced after, and temporaries left by a
+killed writer removed by the next save.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
-import tempfile
-import time
 import zipfile
 import zlib
 from pathlib import Path
@@ -27,16 +24,15 @@ from typing import IO, Mapping, Optional, Union
 
 import numpy as np
 
+from rnnx.atomic import atomic_write
 from rnnx.errors import StateError
 
-logger = logging.getLogger(__name__)
 MARKER = "__rnnx_state__"  # key of the JSON marker array
 FORMAT = 1  # state file layout version
 MAX_MARKER_BYTES = 1 << 16  # the marker is a few hundred bytes
 MAX_HEADER_BYTES = 1 << 12  # an .npy header of a plain numeric array is well under this
 MAX_MEMBERS = 1024  # most arrays a state file may hold
 MAX_MEMBER_BYTES = 1 << 30  # without a contract: most bytes one array may inflate to
-STALE_SECONDS = 3600  # without process ids (non-POSIX): temporaries older than this are orphans
 
 PathLike = Union[str, "os.PathLike[str]"]
 Expected = Mapping[str, tuple[tuple[int, ...], np.dtype]]  # name -> (shape, dtype)
@@ -58,66 +54,13 @@ def save_state_file(path: PathLike, state: Mapping[str, np.ndarray]) -> Path:
     for name, arr in arrays.items():
         if arr.dtype.hasobject:
             raise StateError(f"state[{name!r}]: expected a numeric array, got dtype object")
-    folder = path.parent if str(path.parent) else Path(".")
-    _remove_orphans(folder, path.name)
     marker = json.dumps({"format": FORMAT, "names": sorted(arrays)})
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-                for name, arr in {MARKER: np.array(marker), **arrays}.items():
-                    with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
-                        np.lib.format.write_array(member, arr, allow_pickle=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(folder)
+    with atomic_write(path) as f:
+        with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for name, arr in {MARKER: np.array(marker), **arrays}.items():
+                with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, arr, allow_pickle=False)
     return path
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename durable: fsync the folder (POSIX; a no-op where folders cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _writer_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return False  # this process writes one file at a time per target and cleans up after itself
-    try:
-        os.kill(pid, 0)  # POSIX only: signal 0 just asks whether the process exists
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # exists, owned by someone else
-    return True
-
-
-def _remove_orphans(folder: Path, name: str) -> None:
-    """Delete temporaries of ``name`` whose writer is gone (killed mid-save)."""
-    for tmp in folder.glob(f".{name}.*.tmp"):
-        pid_text = tmp.name[len(name) + 2:].split(".", 1)[0]
-        try:
-            if os.name == "posix" and pid_text.isdigit():
-                orphan = not _writer_alive(int(pid_text))
-            else:
-                orphan = time.time() - tmp.stat().st_mtime > STALE_SECONDS
-            if orphan:
-                tmp.unlink()
-                logger.debug("removed %s, left by an interrupted save", tmp)
-        except FileNotFoundError:
-            continue
 
 
 def load_state_file(path: PathLike, expected: Optional[Expected] = None) -> dict[str, np.ndarray]:

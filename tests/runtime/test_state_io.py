@@ -131,7 +131,7 @@ def test_corrupt_zip_is_a_state_error_never_zlib_or_not_implemented(tmp_path, da
 
 
 def test_orphaned_temporary_of_a_killed_save_is_removed_by_the_next_save(tmp_path):
-    """Mutation caught: ``save_state_file`` without its ``_remove_orphans(folder, path.name)`` call."""
+    """Mutation caught: ``atomic_write`` (rnnx/atomic.py) without its ``remove_orphans(target)`` call."""
     import subprocess
     import sys
 
