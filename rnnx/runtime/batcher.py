@@ -6,9 +6,10 @@ most one step per stream (steps of one stream run in submission order, in succes
 batches) and forming a batch costs O(batch), never a rescan of what is queued: a
 stream with a backlog of 16k steps is drained in linear time.
 
-The worker waits for company at most ``max_wait`` seconds after the oldest ready step
-arrived (steps left over from a full batch run at once), or until ``max_batch`` streams
-are ready. Results go back in one hand-off per batch and event loop
+The worker waits for company until as many streams are ready as the last batch had
+(so one lone client is served at once, and 256 closed-loop clients are batched 256 at a
+time), at most ``max_wait`` seconds after the oldest ready step arrived; steps left over
+from a full batch run at once. Results go back in one hand-off per batch and event loop
 (``loop.call_soon_threadsafe`` once), not one per step.
 
 The worker holds this queue and only a *weak* reference to the pool, so a pool dropped
@@ -128,6 +129,7 @@ class WorkQueue:
         self.pending = 0  # queued steps (not yet taken into a batch)
         self.since = 0.0  # monotonic time the oldest ready step has been waiting since
         self.waiting = 0  # _IDLE / _FILLING while the worker waits, else 0
+        self.target = 1  # streams a batch waits for: as many as the last batch had (adapts to load)
         self.space_waiters: deque = deque()  # asyncio futures of asubmit calls waiting for room
         self.refusal: Optional[str] = None  # set once the queue takes no more work: why
         self.cause: Optional[BaseException] = None  # what killed the worker, if something did
@@ -209,7 +211,7 @@ class WorkQueue:
             if not ready:
                 self.since = time.monotonic()
             ready.append(sq)
-            if self.waiting == _IDLE or (self.waiting == _FILLING and len(ready) >= self.max_batch):
+            if self.waiting == _IDLE or (self.waiting == _FILLING and len(ready) >= self.target):
                 self.waiting = 0  # one wake-up is enough
                 self.work.notify()
 
@@ -273,7 +275,7 @@ class WorkQueue:
                 self.work.wait()
                 self.waiting = 0
                 continue
-            if len(ready) >= self.max_batch:
+            if len(ready) >= self.target:
                 return True
             left = self.since + self.max_wait_s - time.monotonic()
             if left <= 0:
@@ -286,25 +288,23 @@ class WorkQueue:
         """Under ``lock``: the next step of up to ``max_batch`` ready streams, in line order."""
         ready = self.ready
         sqs: list = []
-        xs: list = []
-        futs: list = []
-        loops: list = []
+        items: list = []
         carry: list = []
         while ready and len(sqs) < self.max_batch:
             sq = ready.popleft()
-            if not sq.items:  # closed while in line: its steps were failed then
+            q = sq.items
+            if not q:  # closed while in line: its steps were failed then
                 continue
-            x, fut, loop = sq.items.popleft()
             sqs.append(sq)
-            xs.append(x)
-            futs.append(fut)
-            loops.append(loop)
-            if sq.items:
+            items.append(q.popleft())
+            if q:
                 carry.append(sq)
         ready.extend(carry)  # to the back of the line: every ready stream gets its turn
+        self.target = max(1, len(sqs))
         self.pending -= len(sqs)
         self.since = float("-inf")  # what is left has waited long enough: run it next
         self._wake_space()
+        xs, futs, loops = (list(col) for col in zip(*items)) if items else ([], [], [])
         return sqs, xs, futs, loops
 
     def _wake_space(self) -> None:

@@ -8,7 +8,7 @@ import threading
 import warnings
 import weakref
 from concurrent.futures import Future
-from operator import attrgetter
+from operator import attrgetter, methodcaller
 from typing import Any, Hashable, Mapping, Optional, Sequence
 
 import numpy as np
@@ -27,6 +27,7 @@ from rnnx.runtime.validate import check_input, check_state
 
 _ALL = object()
 _dtype_of = attrgetter("dtype")
+_is_open, _slot_of, _cancelled = attrgetter("open"), attrgetter("slot"), methodcaller("cancelled")
 
 MAX_STREAMS = 65_536  # default limit on open streams
 MAX_PENDING = 65_536  # default limit on queued (submitted, not yet running) steps
@@ -476,9 +477,9 @@ class StreamPool:
         """All inputs stacked and checked at once, or None if any needs a closer look."""
         io = self.contract.input
         try:
-            kinds = {d.kind for d in set(map(_dtype_of, values))}
-            if len(kinds) != 1:  # mixed int/float: the slow path names the odd one out
-                return None
+            dtypes = list(map(_dtype_of, values))
+            if dtypes.count(dtypes[0]) != len(dtypes) and len({d.kind for d in dtypes}) != 1:
+                return None  # mixed int/float: the slow path names the odd one out
             x = np.array(values)  # (n, F...); C-level stacking, much faster than np.stack
             if io.batch_axis != 0:
                 x = np.moveaxis(x, 0, io.batch_axis)
@@ -542,7 +543,7 @@ class StreamPool:
         alone; a batch the model rejects at run time is retried step by step, so only the
         culprit fails.
         """
-        if any(f.cancelled() for f in futs):  # cancelled before the batch started: skipped
+        if any(map(_cancelled, futs)):  # cancelled before the batch started: skipped
             sqs, xs, futs, loops = _keep((sqs, xs, futs, loops), [not f.cancelled() for f in futs])
         bad = self._bad_tokens(self._stack(xs)) if self._vocab is not None and xs else None
         if bad is not None:
@@ -556,14 +557,14 @@ class StreamPool:
             if self._queue.refusal is not None:
                 fail(futs, loops, ClosedError("StreamPool: closed before this step ran"))
                 return
-            if not all(sq.open for sq in sqs):  # closed after the batch was taken
+            if not all(map(_is_open, sqs)):  # closed after the batch was taken
                 for sq, fut, loop in zip(sqs, futs, loops):
                     if not sq.open:
                         resolve([fut], [loop], [UnknownStreamError(f"stream {sq.id!r}: closed before this step ran")])
                 sqs, xs, futs, loops = _keep((sqs, xs, futs, loops), [sq.open for sq in sqs])
             if not futs:
                 return
-            idx = np.fromiter((sq.slot for sq in sqs), np.intp, len(sqs))
+            idx = np.fromiter(map(_slot_of, sqs), np.intp, len(sqs))
             try:  # stacking too: steps of a free-size input may not fit together
                 ys = self._step_impl(idx, self._stack(xs))
             except Exception as e:  # noqa: BLE001 - rejected: the culprit is found below

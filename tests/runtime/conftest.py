@@ -100,3 +100,11 @@ def foreign(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ForeignMode
                       dynamic_axes={"input": {0: "batch"}, "state": {1: "batch"},
                                     "output": {0: "batch"}, "stateN": {1: "batch"}})
     return path, model
+
+
+def make_batcher_wait(pool, xs: np.ndarray, ids: list) -> None:
+    """Run one batch over ``ids`` (stream k gets ``xs[k]``) so the pool's batcher then waits for
+    that many streams (up to ``max_wait_ms``) before it runs the next batch: steps submitted
+    for fewer streams stay queued meanwhile."""
+    for f in pool.submit_many({i: x for i, x in zip(ids, xs)}):
+        f.result(timeout=60)

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.runtime.conftest import sequence
+from tests.runtime.conftest import make_batcher_wait, sequence
 from rnnx.errors import ConfigError, ClosedError, UnknownStreamError
 from rnnx.runtime import StreamingSession, StreamPool
 
@@ -43,9 +43,11 @@ def test_one_stream_with_a_deep_backlog_drains_in_linear_time(lstm):
 
 def test_steps_queued_for_a_closed_stream_never_run_on_a_reopened_id(lstm):
     path, xs = lstm
-    with StreamPool(path, max_batch=64, max_wait_ms=1000) as pool:  # steps wait for company
+    with StreamPool(path, max_batch=64, max_wait_ms=1000) as pool:
         pool.open("a")
-        stale = [pool.submit("a", xs[0, t]) for t in range(3)]
+        pool.open("b")
+        make_batcher_wait(pool, xs[:2, 0], ["a", "b"])  # steps of "a" alone now wait for company
+        stale = [pool.submit("a", xs[0, t]) for t in range(1, 4)]
         pool.close("a")
         pool.open("a")  # a new stream (generation) under the same id
         for f in stale:
@@ -130,6 +132,17 @@ def test_options_are_validated_and_bounded(lstm, option, value):
     path, _ = lstm
     with pytest.raises(ConfigError, match=f"{option}: expected"):
         StreamPool(path, **{option: value})
+
+
+def test_a_lone_client_is_served_without_waiting_for_company(lstm):
+    """The batcher waits for as many streams as its last batch had: one stream never waits max_wait_ms."""
+    path, xs = lstm
+    with StreamPool(path, max_wait_ms=1000) as pool:
+        pool.open(0)
+        t0 = time.monotonic()
+        for t in range(5):
+            pool.submit(0, xs[0, t]).result(timeout=WAIT)
+        assert time.monotonic() - t0 < 4.0  # five waits of max_wait_ms would take 5 s
 
 
 def test_zero_wait_runs_at_once(lstm):

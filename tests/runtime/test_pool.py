@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from tests.runtime.conftest import FOREIGN_K, FOREIGN_N, sequence
+from tests.runtime.conftest import FOREIGN_K, FOREIGN_N, make_batcher_wait, sequence
 from rnnx.errors import (DTypeError, DuplicateStreamError, InputValueError, NotStreamableError, ClosedError,
                          PoolFullError, ShapeError, StateError, StreamExistsError, UnknownStreamError)
 from rnnx.runtime import StreamingSession, StreamPool
@@ -401,17 +401,18 @@ def test_max_streams_is_enforced(lstm):
 
 def test_max_pending_blocks_submit_with_a_timeout_and_refuses_oversized_bulks(lstm):
     path, xs, solo = lstm
-    with StreamPool(path, max_pending=2, max_wait_ms=300) as pool:  # queued steps wait for company
-        for i in range(3):
+    with StreamPool(path, max_pending=2, max_wait_ms=300) as pool:
+        for i in range(2):
             pool.open(i)
-        first = [pool.submit(0, xs[0, 0]), pool.submit(1, xs[1, 0])]
+        make_batcher_wait(pool, xs[:2, 0], [0, 1])  # now one ready stream waits for a second
+        first = [pool.submit(0, xs[0, 1]), pool.submit(0, xs[0, 2])]  # 2 queued: the limit
         with pytest.raises(PoolFullError, match=r"max_pending: 2 steps queued \(the limit\) for 0.01 s"):
-            pool.submit(2, xs[2, 0], timeout=0.01)
+            pool.submit(1, xs[1, 1], timeout=0.01)
         with pytest.raises(PoolFullError, match="max_pending"):
-            pool.submit_many({2: xs[2, 0]})
-        third = pool.submit(2, xs[2, 0], timeout=WAIT)  # blocks until the batch is taken
+            pool.submit_many({1: xs[1, 1]})
+        third = pool.submit(1, xs[1, 1], timeout=WAIT)  # blocks until the batch is taken
         got = [f.result(timeout=WAIT) for f in first + [third]]
-    np.testing.assert_allclose(np.stack(got), np.stack(solo)[:3, 0], atol=1e-5)
+    np.testing.assert_allclose(np.stack(got), [solo[0][1], solo[0][2], solo[1][1]], atol=1e-5)
 
 
 def test_asubmit_awaits_room_under_max_pending(lstm):
@@ -456,8 +457,10 @@ def test_close_releases_the_session_thread_and_buffers_and_fails_queued_steps(ls
     path, xs, _ = lstm
     pool = StreamPool(path, max_wait_ms=1000)
     pool.open("a")
+    pool.open("b")
     session = weakref.ref(pool.backend.session)
-    queued = pool.submit("a", xs[0, 0])  # waits for company
+    make_batcher_wait(pool, xs[:2, 0], ["a", "b"])
+    queued = pool.submit("a", xs[0, 1])  # waits for company
     thread = pool._queue.thread
     pool.close()
     with pytest.raises(ClosedError, match="closed before this step ran"):
