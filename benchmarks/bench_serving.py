@@ -1,0 +1,302 @@
+"""Benchmark StreamPool's serving paths: closed-loop clients, one stream each, side by side.
+
+Model: 2-layer LSTM, 16 inputs, 64 hidden, head of 1, float32, exported by rnnx, one
+intra-op thread. Candidates on the same pool, streams and inputs, timed in alternating
+rounds (so load on the machine hits all alike):
+
+- ``step_batch``: one caller steps every stream in one call (the ceiling);
+- ``asubmit``: one asyncio task per stream, each awaiting its own steps;
+- ``submit (8 threads)``: 8 threads, each submitting for its share of the streams and
+  waiting for the results;
+- ``burst (1 thread)``: one thread submits one step for every stream, then waits;
+- ``submit_many (1 thread)``: the same burst in one call.
+
+Then asubmit latency/throughput at other pool sizes, and the largest number of streams
+held at 100 steps/s each (open loop, asyncio clients) with p99 <= 10 ms on one core.
+
+    python benchmarks/bench_serving.py [--streams 256] [--rounds 6] [--steps 20] [--json out.json]
+
+Prints tables and the ratio checks; exits 1 when a check misses its target. Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from rnnx.bench import Check, example_step, session_options, time_side_by_side
+from rnnx.exporter import export_onnx
+from rnnx.models import build
+from rnnx.runtime import StreamPool
+
+clock = time.perf_counter
+
+
+class Series:
+    """Per-step latencies (s) and the wall time / step count they were measured over."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.lat, self.steps, self.wall = name, [], 0, 0.0
+
+    def add(self, lat: np.ndarray, steps: int, wall: float) -> None:
+        self.lat.append(np.asarray(lat, float))
+        self.steps += steps
+        self.wall += wall
+
+    def row(self) -> dict[str, Any]:
+        lat = np.concatenate(self.lat) * 1e3 if self.lat else np.zeros(1)
+        p50, p90, p99 = np.percentile(lat, [50, 90, 99])
+        return {"name": self.name, "p50_ms": float(p50), "p90_ms": float(p90), "p99_ms": float(p99),
+                "steps_per_s": self.steps / self.wall if self.wall else 0.0}
+
+
+# -- the candidates: each runs `steps` closed-loop steps per stream and records them ----------
+def run_step_batch(pool: StreamPool, xs: np.ndarray, steps: int, out: Series) -> None:
+    ids = list(range(len(xs)))
+    lat = np.empty(steps)
+    t_start = clock()
+    for k in range(steps):
+        t0 = clock()
+        pool.step_batch(ids, xs)
+        lat[k] = clock() - t0
+    out.add(np.repeat(lat, len(ids)), steps * len(ids), clock() - t_start)  # every stream waited the call
+
+
+def run_asubmit(pool: StreamPool, xs: np.ndarray, steps: int, out: Series) -> None:
+    n = len(xs)
+    lat = np.empty((n, steps))
+
+    async def client(i: int) -> None:
+        x, row = xs[i], lat[i]
+        for k in range(steps):
+            t0 = clock()
+            await pool.asubmit(i, x)
+            row[k] = clock() - t0
+
+    async def main() -> float:
+        tasks = [asyncio.ensure_future(client(i)) for i in range(n)]  # they start at the first await
+        t0 = clock()
+        await asyncio.gather(*tasks)
+        return clock() - t0
+
+    wall = asyncio.run(main())
+    out.add(lat.ravel(), n * steps, wall)
+
+
+def run_threads(pool: StreamPool, xs: np.ndarray, steps: int, out: Series, threads: int = 8) -> None:
+    n = len(xs)
+    lat = np.empty((n, steps))
+    shares = [list(range(t, n, threads)) for t in range(threads)]
+
+    def client(mine: list[int]) -> None:
+        for k in range(steps):
+            t0 = clock()
+            futs = [pool.submit(i, xs[i]) for i in mine]
+            for i, f in zip(mine, futs):
+                f.result(timeout=60)
+                lat[i, k] = clock() - t0
+
+    workers = [threading.Thread(target=client, args=(s,)) for s in shares if s]
+    t0 = clock()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    out.add(lat.ravel(), n * steps, clock() - t0)
+
+
+def run_burst(pool: StreamPool, xs: np.ndarray, steps: int, out: Series, many: bool = False) -> None:
+    n = len(xs)
+    lat = np.empty((n, steps))
+    inputs = {i: xs[i] for i in range(n)}
+    t_start = clock()
+    for k in range(steps):
+        t0 = clock()
+        futs: list[Future] = pool.submit_many(inputs) if many else [pool.submit(i, xs[i]) for i in range(n)]
+        for i, f in enumerate(futs):
+            f.result(timeout=60)
+            lat[i, k] = clock() - t0
+    out.add(lat.ravel(), n * steps, clock() - t_start)
+
+
+Candidate = tuple[str, Callable[[StreamPool, np.ndarray, int, Series], None]]
+CANDIDATES: list[Candidate] = [
+    ("step_batch (one caller, all streams)", run_step_batch),
+    ("asubmit (one asyncio task per stream)", run_asubmit),
+    ("submit (8 threads)", run_threads),
+    ("submit burst (1 thread)", run_burst),
+    ("submit_many burst (1 thread)", lambda p, x, s, o: run_burst(p, x, s, o, many=True)),
+]
+
+
+def make_pool(path: str, streams: int, max_batch: int, max_wait_ms: float) -> tuple[StreamPool, np.ndarray]:
+    pool = StreamPool(path, session_options=session_options(1), capacity=streams,
+                      max_batch=max_batch, max_wait_ms=max_wait_ms)
+    for i in range(streams):
+        pool.open(i)
+    return pool, example_step(pool.contract, streams)
+
+
+def side_by_side(path: str, streams: int, rounds: int, steps: int, max_batch: int, max_wait_ms: float,
+                 candidates: list[Candidate]) -> list[dict[str, Any]]:
+    """Every candidate on the same pool and inputs, in alternating rounds (one warm-up round)."""
+    pool, xs = make_pool(path, streams, max_batch, max_wait_ms)
+    with pool:
+        series = [Series(name) for name, _ in candidates]
+        for r in range(rounds + 1):
+            for (_, fn), s in zip(candidates, series):
+                fn(pool, xs, steps, s if r else Series("warm-up"))
+    return [s.row() for s in series]
+
+
+# -- open loop: N streams at 100 steps/s each ------------------------------------------------
+def held_rate(path: str, streams: int, seconds: float, rate: float, max_batch: int,
+              max_wait_ms: float) -> dict[str, Any]:
+    """Latency of asyncio clients each sending ``rate`` steps/s (staggered), measured from the due time."""
+    pool, xs = make_pool(path, streams, max_batch, max_wait_ms)
+    period = 1.0 / rate
+    lat: list[float] = []
+    with pool:
+        async def client(i: int, start: float) -> int:
+            due, done, x = start + period * i / streams, 0, xs[i]
+            while due < start + seconds:
+                delay = due - clock()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                await pool.asubmit(i, x)
+                lat.append(clock() - due)
+                done += 1
+                due += period
+            return done
+
+        async def main() -> int:
+            start = clock() + 0.05
+            return sum(await asyncio.gather(*(client(i, start) for i in range(streams))))
+
+        done = asyncio.run(main())
+    arr = np.asarray(lat) * 1e3
+    return {"streams": streams, "steps": done, "p50_ms": float(np.percentile(arr, 50)),
+            "p99_ms": float(np.percentile(arr, 99)), "target_steps": int(streams * rate * seconds)}
+
+
+def capacity(path: str, seconds: float, rate: float, p99_ms: float, max_batch: int, max_wait_ms: float,
+             sizes: list[int]) -> tuple[int, list[dict[str, Any]]]:
+    """The largest size in ``sizes`` held at ``rate`` steps/s per stream with p99 <= ``p99_ms`` (pinned to one core)."""
+    pinned = hasattr(os, "sched_setaffinity")
+    if pinned:
+        before = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {min(before)})
+    runs, best = [], 0
+    try:
+        for n in sizes:
+            res = held_rate(path, n, seconds, rate, max_batch, max_wait_ms)
+            res["ok"] = res["p99_ms"] <= p99_ms and res["steps"] >= 0.95 * res["target_steps"]
+            runs.append(res)
+            if not res["ok"]:
+                break
+            best = n
+    finally:
+        if pinned:
+            os.sched_setaffinity(0, before)
+    return best, runs
+
+
+# -- the existing batched-call ratio ----------------------------------------------------------
+def step_many_vs_bare(path: str, streams: int, calls: int) -> Check:
+    """``step_many`` over N streams against one bare batched ``run`` (same graph, same batch)."""
+    pool, xs = make_pool(path, streams, 64, 2.0)
+    with pool:
+        c = pool.contract
+        inputs = {i: xs[i] for i in range(streams)}
+        feeds = {c.input.name: np.expand_dims(xs, c.input.time_axis), **c.constants}
+        feeds.update({s.input: np.zeros(s.concrete_shape(streams), s.dtype) for s in c.states})
+        outputs = [c.output.name] + [s.output for s in c.states]
+        sess = pool.backend.session  # the raw onnxruntime session
+        many, bare = time_side_by_side([("step_many", lambda: pool.step_many(inputs), streams, calls),
+                                        ("bare", lambda: sess.run(outputs, feeds), streams, calls)])
+    return Check(f"step_many({streams}) throughput / one bare batched run", many.steps_per_s / bare.steps_per_s,
+                 0.9, True)
+
+
+def table(rows: list[dict[str, Any]], title: str) -> str:
+    head = f"{title:<42} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'steps/s':>10}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(f"{r['name']:<42} {r['p50_ms']:>8.2f} {r['p90_ms']:>8.2f} {r['p99_ms']:>8.2f} "
+                     f"{r['steps_per_s']:>10,.0f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--streams", type=int, default=256, help="streams of the side-by-side run (default 256)")
+    ap.add_argument("--rounds", type=int, default=6, help="alternating rounds (default 6)")
+    ap.add_argument("--steps", type=int, default=20, help="steps per stream per round (default 20)")
+    ap.add_argument("--sizes", default="1,16,256,1024", help="pool sizes of the scaling table")
+    ap.add_argument("--held", default="128,256,512,768,1024,1536,2048",
+                    help="pool sizes tried at 100 steps/s each, in order (empty: skip)")
+    ap.add_argument("--held-seconds", type=float, default=2.0, help="duration of each held-rate run")
+    ap.add_argument("--max-batch", type=int, default=256, help="pool max_batch (default 256)")
+    ap.add_argument("--max-wait-ms", type=float, default=2.0, help="pool max_wait_ms (default 2)")
+    ap.add_argument("--json", type=Path, help="also write the results as JSON here")
+    args = ap.parse_args(argv)
+    torch.manual_seed(0)
+    model = build("lstm", input_size=16, hidden_size=64, num_layers=2, output_size=1).eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "lstm.onnx")
+        export_onnx(model, path)
+        kw = dict(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms)
+        main_rows = side_by_side(path, args.streams, args.rounds, args.steps, candidates=CANDIDATES, **kw)
+        scaling = []
+        for n in [int(s) for s in args.sizes.split(",") if s]:
+            for r in side_by_side(path, n, max(2, args.rounds // 2), args.steps, candidates=CANDIDATES[:2], **kw):
+                scaling.append({**r, "name": f"{r['name'].split(' (')[0]}, {n} streams"})
+        held = [int(s) for s in args.held.split(",") if s]
+        best, runs = capacity(path, args.held_seconds, 100.0, 10.0, sizes=held, **kw) if held else (0, [])
+        bare_check = step_many_vs_bare(path, args.streams, max(40, args.rounds * args.steps))
+    ceiling = main_rows[0]["steps_per_s"]
+    checks = [Check(f"{r['name'].split(' (')[0]} throughput / step_batch", r["steps_per_s"] / ceiling, 0.5, True)
+              for r in main_rows[1:3]]
+    checks += [Check(f"{r['name'].split(' (')[0]} p99 latency (ms)", r["p99_ms"], 5.0, False) for r in main_rows[1:3]]
+    checks.append(bare_check)
+    print(f"2-layer LSTM 16->64->1, float32, 1 intra-op thread, {args.streams} streams, max_batch "
+          f"{args.max_batch}, max_wait_ms {args.max_wait_ms:g}, {args.rounds} alternating rounds of "
+          f"{args.steps} steps per stream; {os.cpu_count()} CPUs visible, load {os.getloadavg()[0]:.1f}")
+    print(table(main_rows, "closed loop, one stream per client"))
+    print()
+    print(table(scaling, "asubmit vs step_batch by pool size"))
+    if runs:
+        print()
+        print("100 steps/s per stream, asyncio clients, one core: " + ", ".join(
+            f"{r['streams']} streams p99 {r['p99_ms']:.1f} ms {'ok' if r['ok'] else 'NO'}" for r in runs))
+        print(f"largest held with p99 <= 10 ms: {best} streams")
+    print()
+    print(f"{'ratio':<58} {'value':>8} {'target':>9}  ok")
+    for c in checks:
+        cmp = ">=" if c.higher_is_better else "<="
+        print(f"{c.name:<58} {c.value:>8.2f} {cmp + format(c.target, '.2f'):>9}  {'yes' if c.ok else 'NO'}")
+    if args.json:
+        env = {"python": platform.python_version(), "onnxruntime": ort.__version__, "cpus": os.cpu_count(),
+               "load1": os.getloadavg()[0], "max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms}
+        args.json.write_text(json.dumps({"env": env, "rows": main_rows, "scaling": scaling,
+                                         "held": {"best": best, "runs": runs},
+                                         "checks": [c.to_dict() for c in checks]}, indent=2))
+    return 0 if all(c.ok for c in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
