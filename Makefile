@@ -24,6 +24,7 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_runtime.py
+	$(PY) benchmarks/bench_serving.py
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache
