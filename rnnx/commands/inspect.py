@@ -51,7 +51,16 @@ def _lines(info: dict[str, Any]) -> list[str]:
     else:
         lines += ["kind:        - (no rnnx.spec: not exported by rnnx)",
                   f"producer:    {info.get('producer') or '?'}   opset: {info['opset'] or '-'}"]
-    lines += [f"streamable:  {_streamable(info['streamable'])}", "inputs:"]
+    bundle = info.get("seq2seq")
+    if bundle:  # one graph of an encoder–decoder bundle: how values flow between the two
+        flow = ", ".join(f"{dst} <- {src}" for dst, src in bundle["init"].items())
+        lines += [f"streamable:  no (the {bundle['role']} of a seq2seq bundle: forecast with "
+                  f"rnnx.runtime.ForecastSession on its folder)",
+                  f"bundle:      {bundle['encoder']} -> {bundle['decoder']}; first decoder inputs: {flow}; "
+                  f"per step: {bundle['feedback']} <- {bundle['output']['name']}, states in <- out"]
+        lines.append("inputs:")
+    else:
+        lines += [f"streamable:  {_streamable(info['streamable'])}", "inputs:"]
     lines += _io_lines(info["inputs"]) + ["outputs:"] + _io_lines(info["outputs"])
     if info["rnnx_spec"]:
         lines.append("state:")

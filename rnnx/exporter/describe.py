@@ -162,6 +162,8 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
         "config": {} if spec is None else spec.config,
         "rnnx_version": None if spec is None else spec.rnnx_version,
         "precision": None if spec is None else spec.precision,
+        "seq2seq": None if spec is None or spec.seq2seq is None else
+        {"role": spec.role, **spec.seq2seq.to_dict()},  # a seq2seq bundle file: its role and the contract
     })
     if fmt == "onnx":
         info.update(_graph_facts(model, info))

@@ -133,3 +133,17 @@ def test_encoder_breaking_the_contract_is_named(tmp_path):
     model = Seq2Seq.from_modules(_BadEncoder(), UserDecoderStep(), input_size=S2S_INPUT, horizon=2, window=3)
     with pytest.raises(ExportError, match=r"encoder: expected outputs of shape \(batch, T, H\)"):
         export_seq2seq(model, tmp_path)
+
+
+def test_inspect_describes_a_bundle_file_and_its_flow(bundles):
+    from click.testing import CliRunner
+
+    from rnnx.cli import main
+    from rnnx.exporter.describe import describe
+
+    done, _ = bundles("s2s-gru-attn")
+    info = describe(done.decoder)
+    assert info["seq2seq"]["role"] == "decoder" and info["seq2seq"]["init"]["memory"] == "memory"
+    res = CliRunner().invoke(main, ["inspect", str(done.encoder)])
+    assert res.exit_code == 0, res.output
+    assert "the encoder of a seq2seq bundle" in res.output and "memory <- memory" in res.output
