@@ -11,14 +11,14 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 import onnxruntime as ort
 
-from rnnx.errors import ClosedError, ConcurrentUseError, NonFiniteError, NotStreamableError, ShapeError, SpecError
+from rnnx.errors import ClosedError, ConcurrentUseError, NotStreamableError, ShapeError, SpecError
 from rnnx.runtime.backend import Backend, PathLike
 from rnnx.runtime.contract import CONTEXT_KEY, Contract, open_model
 from rnnx.runtime.engine import StepEngine
 from rnnx.runtime.options import RuntimeOptions, merge_options
 from rnnx.runtime.providers import Providers
 from rnnx.runtime.state_io import load_state_file, save_state_file
-from rnnx.runtime.validate import check_input, check_state
+from rnnx.runtime.validate import check_finite, check_input, check_state
 
 
 def _release(backend: Backend, engine: StepEngine, name: str, warn: bool) -> None:
@@ -290,19 +290,8 @@ class StreamingSession:
                 f"the whole sequence); use run(x) on the whole sequence instead")
 
     def _check_finite(self, arr: np.ndarray, what: str, undo: Optional[Any] = None) -> None:
-        """Apply check_finite to an input or output; ``undo`` restores the state before raising."""
-        if self._finite == "off" or arr.dtype.kind not in "fc" or np.isfinite(arr).all():
-            return
         name = self.contract.input.name if what == "input" else self.contract.output.name
-        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
-        msg = (f"{name}: expected finite values in the {what}, got {bad} NaN/inf of {arr.size} "
-               f"(check_finite={self._finite!r})")
-        if self._finite == "warn":
-            warnings.warn(msg, RuntimeWarning, stacklevel=3)
-            return
-        if undo is not None:
-            undo()
-        raise NonFiniteError(msg + "; the state is unchanged")
+        check_finite(self._finite, name, arr, what, undo)
 
     def _undo_step(self, ctx: Optional[np.ndarray]) -> None:
         """Return to the state before the last bound run (its input set is still intact)."""

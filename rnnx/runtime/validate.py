@@ -8,11 +8,12 @@ models) accept any integer dtype and reject floats.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Sequence
+import warnings
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from rnnx.errors import DTypeError, ShapeError, StateError
+from rnnx.errors import DTypeError, NonFiniteError, ShapeError, StateError
 from rnnx.runtime.contract import CONTEXT_KEY, Contract, DataIO, axis_labels
 
 
@@ -110,3 +111,32 @@ def check_state(contract: Contract, state: Mapping[str, Any], batch: int) -> dic
             raise StateError(f"state[{name!r}]: expected dtype {dtype.name}, got {arr.dtype.name}")
         out[name] = np.array(arr, dtype=dtype, copy=True, order="C")
     return out
+
+
+def check_finite(mode: str, name: str, arr: np.ndarray, what: str,
+                 undo: Optional[Callable[[], None]] = None) -> None:
+    """Apply ``RuntimeOptions.check_finite`` to an input or output array.
+
+    Args:
+        mode: "off" (nothing), "warn" (RuntimeWarning) or "raise" (NonFiniteError).
+        name: the tensor's name, for the message.
+        arr: the array to check (non-float arrays always pass).
+        what: "input" or "output".
+        undo: called before raising, to put the state back as it was.
+
+    Raises:
+        NonFiniteError: a NaN or inf with ``mode="raise"``.
+    """
+    if mode == "off" or arr.dtype.kind not in "fc":
+        return
+    finite = np.isfinite(arr)
+    if finite.all():
+        return
+    msg = (f"{name}: expected finite values in the {what}, got {arr.size - np.count_nonzero(finite)} "
+           f"NaN/inf of {arr.size} (check_finite={mode!r})")
+    if mode == "warn":
+        warnings.warn(msg, RuntimeWarning, stacklevel=3)
+        return
+    if undo is not None:
+        undo()
+    raise NonFiniteError(msg + "; the state is unchanged")
