@@ -107,3 +107,7 @@ class InputValueError(RnnxError, ValueError):
 
 class StatefulError(RnnxError, ValueError):
     """An ONNX file whose recurrent state cannot be exposed as graph inputs/outputs (make_stateful)."""
+
+
+class InputFileError(RnnxError, ValueError):
+    """A data file given to the CLI (``.npy``, ``.csv``, ``.txt``) is unreadable or does not fit the model."""

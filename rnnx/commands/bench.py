@@ -8,6 +8,7 @@ import click
 
 from rnnx.commands._common import command, echo
 from rnnx.commands._runtime_options import runtime_kwargs, runtime_options
+from rnnx.errors import SpecError
 
 
 @command(json_report=True)
@@ -38,9 +39,15 @@ def bench(model: str, streams: int, steps: int, provider: str, threads: int,
 
     torch_model = None
     if torch_ckpt:
+        from rnnx.exporter.parity import check_same_model
+        from rnnx.exporter.spec_io import read_spec
         from rnnx.models import load  # imports torch: only with --torch
 
         torch_model = load(torch_ckpt)
+        try:
+            check_same_model(torch_model, read_spec(model))
+        except SpecError as e:  # speed-ups against another model would be meaningless
+            raise SpecError(f"--torch {torch_ckpt}: not the checkpoint MODEL was exported from: {e}") from e
     rows, checks = run_all(model, streams=streams, steps=steps, providers=provider, threads=threads,
                            torch_model=torch_model, runtime=runtime_kwargs(model, state_map, constant, context))
     echo(table(rows, checks))

@@ -10,22 +10,56 @@ import numpy as np
 
 from rnnx.commands._common import command, echo
 from rnnx.commands._runtime_options import runtime_kwargs, runtime_options
-from rnnx.errors import ShapeError
+from rnnx.errors import InputFileError, InputValueError, NotStreamableError, ShapeError
 from rnnx.progress import Progress
 
 PROGRESS_MIN_STEPS = 2000  # show a progress bar from this many time steps on
+TOKEN_BLOCK = 1 << 20  # token ids checked this many at a time
 
 
 def read_sequence(path: Path, dtype: np.dtype) -> np.ndarray:
-    """Load ``.npy`` (no pickle) or ``.csv`` (rows = time steps, optional header)."""
+    """Load ``.npy`` (memory-mapped, no pickle) or ``.csv`` (rows = time steps, optional header).
+
+    A ``.npy`` file is mapped, not read: a long recording is paged in as it streams, and a
+    header that promises more data than the file holds is refused before anything is read.
+
+    Raises:
+        InputFileError: unreadable, truncated or non-numeric data.
+    """
     if path.suffix.lower() == ".npy":
-        return np.load(path, allow_pickle=False)
+        try:
+            return np.load(path, allow_pickle=False, mmap_mode="r")
+        except (ValueError, EOFError) as e:  # bad header, truncated data, object arrays
+            raise InputFileError(f"INPUT {path}: expected a numeric .npy array, got unreadable data "
+                                 f"({' '.join(str(e).split())})") from e
     if path.suffix.lower() == ".csv":
         try:
-            return np.loadtxt(path, delimiter=",", ndmin=2, dtype=dtype)
-        except ValueError:
-            return np.loadtxt(path, delimiter=",", ndmin=2, dtype=dtype, skiprows=1)
+            try:
+                return np.loadtxt(path, delimiter=",", ndmin=2, dtype=dtype)
+            except ValueError:
+                return np.loadtxt(path, delimiter=",", ndmin=2, dtype=dtype, skiprows=1)
+        except ValueError as e:
+            raise InputFileError(f"INPUT {path}: expected rows of {dtype} numbers (one header row "
+                                 f"allowed), got {' '.join(str(e).split())}") from e
     raise click.BadParameter(f"expected a .npy or .csv file, got {path.name}", param_hint="INPUT")
+
+
+def check_token_ids(x: np.ndarray, vocab_size: Optional[int]) -> None:
+    """Refuse token ids outside ``[0, vocab_size)`` before onnxruntime sees them.
+
+    Raises:
+        InputValueError: naming the first bad id, its position and the valid range.
+    """
+    if vocab_size is None or x.dtype.kind not in "iu" or x.size == 0:
+        return
+    flat = x.reshape(-1)
+    for start in range(0, flat.size, TOKEN_BLOCK):  # blockwise: a mapped file stays mapped
+        block = np.asarray(flat[start:start + TOKEN_BLOCK])
+        bad = np.flatnonzero((block < 0) | (block >= vocab_size))
+        if bad.size:
+            where = tuple(int(i) for i in np.unravel_index(start + int(bad[0]), x.shape))
+            raise InputValueError(f"INPUT: token ids must lie in [0, {vocab_size}) (vocab_size "
+                                  f"{vocab_size}), got {int(block[bad[0]])} at index {where}")
 
 
 def write_outputs(path: Path, y: np.ndarray, batch_axis: int = 0, time_axis: Optional[int] = 1) -> None:
@@ -125,7 +159,11 @@ def run(model: str, input_path: Path, chunk: int, provider: str, out: Optional[P
     run_options = RuntimeOptions(providers=provider, check_finite=check_finite)
     backend, contract = open_model(model, run_options, **options)
     backend.close()
+    if not contract.streamable and (state_in or state_out):
+        raise NotStreamableError(f"--state-in/--state-out: {model} is bidirectional: it runs whole sequences "
+                                 "from a zero state, so it has no state to load or save")
     x, step_axis, out_axis, use_step = _prepare(contract, read_sequence(input_path, contract.input.dtype))
+    check_token_ids(x, contract.spec.input.vocab_size if contract.spec is not None else None)
     with StreamingSession(model, options=run_options, batch_size=x.shape[contract.input.batch_axis],
                           **options) as sess:
         if state_in:

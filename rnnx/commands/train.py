@@ -35,7 +35,7 @@ TASK_NAMES = ("sine", "chars", "forecast", "blobs")  # mirrors rnnx.training.TAS
 @click.option("--patience", type=int, help="Early stopping: epochs without improvement.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed -> same metrics.")
 @click.option("--device", default="cpu", show_default=True, help="cpu | cuda.")
-@click.option("--threads", type=int, default=1, show_default=True, help="Torch CPU threads (0 = all cores).")
+@click.option("--threads", type=click.IntRange(min=0), default=1, show_default=True, help="Torch CPU threads (0 = all cores).")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @click.option("--size", type=float, default=1.0, hidden=True, help="Data-set scale (tests).")
 @click.option("--out", required=True, metavar="RUN_DIR", help="Run directory to write.")

@@ -8,6 +8,7 @@ the float32 graph is exported to a temporary folder, then converted by
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
 import os
 import tempfile
@@ -17,6 +18,7 @@ from typing import Sequence
 
 from torch import nn
 
+from rnnx.atomic import write_bytes_atomic
 from rnnx.errors import ConfigError
 from rnnx.exporter.onnx_export import ExportResult, export_onnx
 from rnnx.exporter.ort_format import to_ort
@@ -89,6 +91,7 @@ def export_files(model: nn.Module, out_dir: str | os.PathLike, *,
     if precision not in PRECISIONS:
         raise ConfigError(f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
     out = Path(out_dir)
+    _check_folder(out)  # an unusable DIR fails now, not after the export
     if getattr(model, "kind", None) == "seq2seq":
         return _seq2seq_files(model, out, formats, opset, check, atol, rtol, precision)
     files = []
@@ -110,11 +113,41 @@ def export_files(model: nn.Module, out_dir: str | os.PathLike, *,
                 if fmt == "ort":
                     to_ort(made.path, path)
                 else:
-                    path.write_bytes(made.path.read_bytes())
+                    write_bytes_atomic(path, made.path.read_bytes())
                 result = dataclasses.replace(made, path=path)
             report = check_parity(model, path, atol=atol, rtol=rtol) if check else None
             files.append(ExportedFile(fmt, result, report, quantized))
+    remove_stale(out, [f.result.path for f in files])
     return files
+
+
+def _check_folder(out: Path) -> None:
+    """Raise the OS error ``mkdir`` would raise later, when ``out`` or an ancestor is a file."""
+    for p in (out, *out.parents):
+        if p.exists():
+            if not p.is_dir():
+                err = errno.EEXIST if p == out else errno.ENOTDIR
+                raise OSError(err, os.strerror(err), str(out))
+            return
+
+
+def remove_stale(out: Path, written: Sequence[Path]) -> list[Path]:
+    """Delete rnnx's own model files in ``out`` that this export did not write.
+
+    A folder that held another model (or other formats of an older export) would otherwise
+    mix files of two models. Only rnnx's file names (``model.onnx``, ``model.int8.onnx``,
+    ``model.pt``, ...) are touched; each removal is logged as a warning.
+
+    Returns:
+        The removed paths.
+    """
+    names = {file_name(fmt, p) for fmt in ("onnx", "ort", "torchscript") for p in PRECISIONS}
+    keep = {Path(w).resolve() for w in written}
+    stale = sorted(p for p in (out / n for n in names) if p.is_file() and p.resolve() not in keep)
+    for p in stale:
+        p.unlink()
+        logger.warning("removed %s: left in %s by an earlier export, it would mix two models' files", p.name, out)
+    return stale
 
 
 def _onnx(model: nn.Module, tmp: Path, opset: int,

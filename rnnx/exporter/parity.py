@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from rnnx.errors import ExportError, SpecError
-from rnnx.exporter.contract import TORCH_DTYPES, derive_spec, eval_copy, init_state, run_eager
+from rnnx.exporter.contract import TORCH_DTYPES, _config, derive_spec, eval_copy, init_state, run_eager
 from rnnx.spec import ModelSpec
 
 Runner = Callable[[np.ndarray, list[np.ndarray]], tuple[np.ndarray, list[np.ndarray]]]
@@ -219,6 +219,23 @@ def _check_contract(model_spec: ModelSpec, file_spec: ModelSpec) -> None:
         if list(mine) != list(theirs):
             raise SpecError(f"{what}: the model has shape {list(mine)} but the exported file "
                             f"declares {list(theirs)}; they are not the same model")
+
+
+def check_same_model(model: nn.Module, file_spec: ModelSpec) -> None:
+    """Refuse ``model`` unless it is the model ``file_spec``'s file was exported from.
+
+    Compares the feature and state shapes, and the kind and config when both carry one.
+
+    Raises:
+        SpecError: naming what differs.
+    """
+    work = eval_copy(model)
+    _check_contract(derive_spec(work, random_input(work, file_spec, 2, 2, 0)), file_spec)
+    mine = _config(work)
+    if mine and file_spec.config and mine != dict(file_spec.config):
+        keys = sorted(k for k in set(mine) | set(file_spec.config) if mine.get(k) != file_spec.config.get(k))
+        diff = "; ".join(f"{k}: model {mine.get(k)!r}, file {file_spec.config.get(k)!r}" for k in keys)
+        raise SpecError(f"config: the model and the exported file's model differ ({diff})")
 
 
 def _stream(run: Runner, x: np.ndarray, state: list[np.ndarray], chunk: int,

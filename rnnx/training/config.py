@@ -71,6 +71,8 @@ class TrainConfig:
             _positive_or_none(name, getattr(self, name))
         if self.lr is not None and not self.lr > 0:
             raise ConfigError(f"--lr: expected a positive number, got {self.lr!r}")
+        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 0:
+            raise ConfigError(f"--threads: expected an int >= 0 (0 = all cores), got {self.threads!r}")
         if not self.size > 0:
             raise ConfigError(f"size: expected a positive scale, got {self.size!r}")
         return self

@@ -13,6 +13,7 @@ from rnnx.cli import main
 from rnnx.exporter import export_onnx
 from rnnx.models import save
 from tests.runtime.conftest import FOREIGN_K, foreign  # noqa: F401
+from tests.commands import user_error
 from tests.zoo import TINY
 
 
@@ -57,3 +58,12 @@ def test_bench_foreign_model_with_state_map_constant_and_context(foreign):
     assert res.exit_code == 0, res.output
     assert "StreamingSession.step" in res.output and "StreamPool.step_many(2 streams)" in res.output
     assert "bare ort.run loop" in res.output
+
+
+def test_bench_torch_refuses_a_checkpoint_of_another_model(gru, tmp_path):
+    """Speed-ups against a different model would be meaningless: refused, one line."""
+    save(TINY["gru-nobias"](), tmp_path / "other.safetensors")  # same shapes, another model
+    res = CliRunner().invoke(main, ["bench", str(gru / "gru.onnx"), "--streams", "2", "--steps", "10",
+                                    "--torch", str(tmp_path / "other.safetensors")])
+    line = user_error(res)
+    assert "--torch" in line and "not the checkpoint MODEL was exported from" in line and "bias: model False, file True" in line

@@ -109,3 +109,20 @@ def test_export_json_lists_files_attempts_and_parity(checkpoints, tmp_path) -> N
     (f,) = doc["files"]
     assert f["format"] == "onnx" and f["strategy"] == "trace" and f["parity"]["ok"] is True
     assert f["attempts"][0]["strategy"] == "trace" and f["size_bytes"] > 0
+
+
+def test_export_into_a_file_fails_before_exporting(checkpoints, tmp_path) -> None:
+    (tmp_path / "afile").write_text("x")
+    res = _cli("export", str(checkpoints["rnn-tanh"]), "--out", str(tmp_path / "afile"), "--no-check")
+    assert user_error(res).startswith("Error: File exists:") and "trying the" not in res.stderr
+
+
+def test_export_into_a_folder_of_another_model_removes_its_files(checkpoints, tmp_path) -> None:
+    """Exporting only ONNX over a folder with another model's model.pt left a mixed folder."""
+    assert _cli("export", str(checkpoints["gru-bi"]), "--out", str(tmp_path), "--no-check").exit_code == 0
+    (tmp_path / "notes.txt").write_text("mine")
+    res = _cli("export", str(checkpoints["rnn-tanh"]), "--out", str(tmp_path), "--format", "onnx", "--no-check")
+    assert res.exit_code == 0, res.output
+    assert "removed model.pt" in res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "notes.txt"]
+    assert read_spec(tmp_path / "model.onnx").kind == "rnn"

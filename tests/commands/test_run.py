@@ -130,6 +130,7 @@ def test_foreign_option_errors_are_one_line(foreign, tmp_path, args, match):
     assert re.search(match, user_error(res)), res.output
 
 
+<<<<<<< HEAD
 def test_check_finite_raise_refuses_nan_input(lstm, tmp_path):
     path, model = lstm
     x = sequence(model, 1, 6)[0]
@@ -139,3 +140,47 @@ def test_check_finite_raise_refuses_nan_input(lstm, tmp_path):
     assert re.search(r"Error: x: expected finite values in the input, got 1 NaN/inf", user_error(res)), res.output
     res = invoke(path, tmp_path / "x.npy")  # the default: onnxruntime's LSTM hides the NaN
     assert res.exit_code == 0 and "nan" not in res.output.lower(), res.output
+=======
+@pytest.fixture(scope="module")
+def bidirectional(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bi") / "bi.onnx"
+    export_onnx(TINY["gru-bi"](), path)
+    return path
+
+
+@pytest.mark.parametrize("flag", ["--state-in", "--state-out"])
+def test_bidirectional_model_refuses_state_files(bidirectional, lstm, tmp_path, flag):
+    """It used to save zeros (--state-out) and ignore --state-in silently."""
+    np.save(tmp_path / "x.npy", np.zeros((4, 5), np.float32))
+    path, _ = lstm
+    assert invoke(path, tmp_path / "x.npy", "--state-out", tmp_path / "s.npz").exit_code == 0
+    res = invoke(bidirectional, tmp_path / "x.npy", flag, tmp_path / ("s.npz" if flag == "--state-in" else "t.npz"))
+    assert "is bidirectional" in user_error(res) and not (tmp_path / "t.npz").exists()
+
+
+def test_npy_input_is_memory_mapped_and_a_lying_header_refused(lstm, tmp_path):
+    from numpy.lib import format as npy
+
+    from rnnx.commands.run import read_sequence
+
+    np.save(tmp_path / "x.npy", np.zeros((6, 5), np.float32))
+    assert isinstance(read_sequence(tmp_path / "x.npy", np.dtype("float32")), np.memmap)
+    with open(tmp_path / "lie.npy", "wb") as f:  # promises 5e9 floats, holds 25
+        npy.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (10**9, 5)})
+        f.write(b"\0" * 100)
+    res = invoke(lstm[0], tmp_path / "lie.npy")
+    assert re.search(r"Error: INPUT .*lie.npy: expected a numeric .npy array, got unreadable data", user_error(res))
+
+
+def test_ragged_csv_is_one_line(lstm, tmp_path):
+    (tmp_path / "x.csv").write_text("a,b,c,d,e\n1,2,3,4,5\n1,2\n")
+    assert "Error: INPUT" in user_error(invoke(lstm[0], tmp_path / "x.csv"))
+
+
+def test_token_ids_outside_the_vocabulary_are_refused(tmp_path):
+    model = TINY["tokens-lstm"]()
+    export_onnx(model, tmp_path / "tok.onnx")
+    np.save(tmp_path / "ids.npy", np.array([[1, 2, 999]], np.int64))
+    line = user_error(invoke(tmp_path / "tok.onnx", tmp_path / "ids.npy"))
+    assert re.search(r"token ids must lie in \[0, \d+\) \(vocab_size \d+\), got 999 at index \(0, 2\)", line)
+>>>>>>> 30832be (defects: run refuses state files on bidirectional models, token ids checked, .npy memory-mapped and lying headers refused, bench --torch refuses another model, export checks DIR first and removes another model's files, chars validates on its own stream, train --threads >= 0)

@@ -71,3 +71,8 @@ def test_cli_task_list_matches_the_registry():
     from rnnx.training.tasks import TASKS
 
     assert TASK_NAMES == TASKS
+
+
+def test_negative_threads_is_a_usage_error(tmp_path):
+    res = invoke("--task", "sine", "--threads", "-1", "--out", str(tmp_path / "r"))
+    assert res.exit_code == 2 and "Invalid value for '--threads'" in res.output and "Traceback" not in res.output

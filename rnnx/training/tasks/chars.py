@@ -21,7 +21,8 @@ from rnnx.training.tasks.base import Split, Task, TaskData, model_options
 SOURCE, TARGET = "hello", "ohlol"  # the tutorial's mapping
 MAX_TEXT = 200  # --text: longest text accepted (a short text, memorised as a cycle)
 TRAIN_STEPS = 400  # steps of the cyclic training stream
-TEST_CYCLES = 20  # whole cycles streamed for validation and test
+TEST_CYCLES = 20  # whole cycles streamed for the test
+VAL_CYCLES = 10  # cycles of the validation stream, which starts mid-cycle (not the test stream)
 
 
 def pairs(text: str | None) -> tuple[str, str]:
@@ -59,10 +60,14 @@ class CharsTask(Task):
         n_test = TEST_CYCLES * len(src)
         train = Split(x=_cycle(xi, n_train)[None], y=_cycle(yi, n_train)[None])  # (1, T)
         test = Split(x=_cycle(xi, n_test)[None], y=_cycle(yi, n_test)[None])
+        shift = len(src) // 2 + 1  # validation: its own stream, starting at another phase of the cycle
+        n_val = VAL_CYCLES * len(src)
+        val = Split(x=_cycle(xi.roll(-shift), n_val)[None], y=_cycle(yi.roll(-shift), n_val)[None],
+                    warmup=len(src))  # one cycle of context before scoring
         opts = model_options(cfg, vocab_size=len(vocab), embedding_dim=cfg.embedding_dim, output_size=len(vocab))
         info = {"vocab": vocab, "source": src, "target": tgt,
                 "input": "token ids (B, T) int64 into vocab", "output": "logits over vocab (B, T, V)"}
-        return TaskData(train=train, val=test, test=test, model=opts, window=cfg.window, info=info)
+        return TaskData(train=train, val=val, test=test, model=opts, window=cfg.window, info=info)
 
     def baseline(self, split: Split) -> float:
         """Accuracy of always predicting the most frequent target token."""

@@ -27,3 +27,17 @@ def test_text_trains_to_accuracy_one(tmp_path):
 def test_text_length_checked(text, tmp_path):
     with pytest.raises(ConfigError, match=r"--text: expected 2 to 200 characters, got \d+"):
         train(TrainConfig(task="chars", text=text, out=str(tmp_path), progress=False))
+
+
+def test_validation_is_not_the_test_split():
+    """The chars task used to validate (early stopping, best epoch) on its test split."""
+    import torch
+
+    from rnnx.training.runner import resolve
+    from rnnx.training.tasks import get_task
+
+    task = get_task("chars")
+    cfg = resolve(TrainConfig(task="chars", out="unused", progress=False), task)
+    data = task.prepare(cfg, torch.Generator().manual_seed(0))
+    assert data.val is not data.test
+    assert not torch.equal(data.val.x[0, :10], data.test.x[0, :10])
