@@ -130,7 +130,6 @@ def test_foreign_option_errors_are_one_line(foreign, tmp_path, args, match):
     assert re.search(match, user_error(res)), res.output
 
 
-<<<<<<< HEAD
 def test_check_finite_raise_refuses_nan_input(lstm, tmp_path):
     path, model = lstm
     x = sequence(model, 1, 6)[0]
@@ -140,7 +139,8 @@ def test_check_finite_raise_refuses_nan_input(lstm, tmp_path):
     assert re.search(r"Error: x: expected finite values in the input, got 1 NaN/inf", user_error(res)), res.output
     res = invoke(path, tmp_path / "x.npy")  # the default: onnxruntime's LSTM hides the NaN
     assert res.exit_code == 0 and "nan" not in res.output.lower(), res.output
-=======
+
+
 @pytest.fixture(scope="module")
 def bidirectional(tmp_path_factory):
     path = tmp_path_factory.mktemp("bi") / "bi.onnx"
@@ -183,4 +183,3 @@ def test_token_ids_outside_the_vocabulary_are_refused(tmp_path):
     np.save(tmp_path / "ids.npy", np.array([[1, 2, 999]], np.int64))
     line = user_error(invoke(tmp_path / "tok.onnx", tmp_path / "ids.npy"))
     assert re.search(r"token ids must lie in \[0, \d+\) \(vocab_size \d+\), got 999 at index \(0, 2\)", line)
->>>>>>> 30832be (defects: run refuses state files on bidirectional models, token ids checked, .npy memory-mapped and lying headers refused, bench --torch refuses another model, export checks DIR first and removes another model's files, chars validates on its own stream, train --threads >= 0)
