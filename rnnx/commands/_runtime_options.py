@@ -6,6 +6,7 @@ They describe an ONNX file rnnx did not write to :class:`~rnnx.runtime.Streaming
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Callable, Optional, TypeVar
 
@@ -15,6 +16,7 @@ import numpy as np
 from rnnx.errors import DTypeError, SpecError
 
 F = TypeVar("F", bound=Callable[..., Any])
+logger = logging.getLogger(__name__)
 
 
 def runtime_options(func: F) -> F:
@@ -98,5 +100,7 @@ def runtime_kwargs(model: str, state_map: tuple[str, ...], constant: tuple[str, 
             if name not in dtypes:
                 raise SpecError(f"--constant {name}: not a graph input; inputs: {sorted(dtypes)}")
             consts[name] = parse_constant(name, value, dtypes[name])
+            logger.info("--constant %s: fed as %s %s (the graph input's dtype)", name,
+                        consts[name].dtype.name, "scalar" if consts[name].ndim == 0 else consts[name].shape)
         kw["constants"] = consts
     return kw

@@ -29,7 +29,8 @@ def _recurrent_lines(nodes: list[dict[str, Any]]) -> list[str]:
     for r in nodes:
         where = "" if r["where"] == "graph" else f" ({r['where']})"
         if "states" not in r:
-            lines.append(f"  {r['op']} {r['name']}{where}: carries {', '.join(r['carried']) or 'nothing'}")
+            lines.append(f"  {r['op']} {r['name']}{where}: carries {', '.join(r['carried']) or 'nothing'}"
+                         f" -> {', '.join(r['carried_out']) or '-'}")
             continue
         lines.append(f"  {r['op']} {r['name']}{where}: hidden {r['hidden_size']}, {r['direction']}, "
                      f"layout {r['layout']} ({'batch' if r['layout'] else 'time'}-major)")

@@ -20,15 +20,17 @@ def _shape(shape: Any) -> str:
               help="Where the streamable file goes (written only once it passed the check).")
 @click.option("--batch-axis", type=click.IntRange(min=0), help="Batch axis of the data input, where the graph does not tell.")
 @click.option("--time-axis", type=click.IntRange(min=0), help="Time axis of the data input, where the graph does not tell.")
+@click.option("--keep-layout", is_flag=True, help="Keep a time-major file time-major (default: (batch, time, ...) like every rnnx file).")
 @click.option("--atol", type=click.FloatRange(min=0), default=1e-5, show_default=True, help="Absolute tolerance of the check.")
 @click.option("--rtol", type=click.FloatRange(min=0), default=1e-4, show_default=True, help="Relative tolerance of the check.")
-def stateful(src: Path, dst: Path, batch_axis: Optional[int], time_axis: Optional[int], atol: float,
-             rtol: float) -> dict[str, Any]:
+def stateful(src: Path, dst: Path, batch_axis: Optional[int], time_axis: Optional[int], keep_layout: bool,
+             atol: float, rtol: float) -> dict[str, Any]:
     """Make IN.onnx, whose LSTM/GRU/RNN nodes keep their state inside, streamable.
 
     For files from plain torch.onnx.export of a model called without h0: each zero
     initial state becomes a graph input and each final state a graph output (states
     that already are graph inputs/outputs are paired), batch and time become dynamic,
+    a time-major file takes and returns (batch, time, ...) (--keep-layout: as it was),
     and rnnx.spec is written, so `rnnx run`, StreamingSession and StreamPool use the
     file as it is. The result is checked: streamed step by step it must equal the
     original run on the whole sequence. Bidirectional nodes, states computed inside the
@@ -43,7 +45,8 @@ def stateful(src: Path, dst: Path, batch_axis: Optional[int], time_axis: Optiona
     """
     from rnnx.exporter.stateful import make_stateful
 
-    result = make_stateful(src, dst, batch_axis=batch_axis, time_axis=time_axis, atol=atol, rtol=rtol)
+    result = make_stateful(src, dst, batch_axis=batch_axis, time_axis=time_axis, batch_first=not keep_layout,
+                           atol=atol, rtol=rtol)
     spec = result.spec
     lines = [f"wrote {result.path}",
              f"input:   {spec.input.name} {_shape(spec.input.shape)} {spec.input.dtype}",

@@ -129,7 +129,7 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
     Returns:
         format, file size, inputs/outputs (name, shape, dtype; from the graph for ONNX),
         state pairs, streamable, opset, exporter strategy, kind, config, rnnx version
-        (None where the file has no ``rnnx.spec``), and for ONNX files also ``producer``,
+        (None where the file has no ``rnnx.spec``), the whole ``spec``, and for ONNX files also ``producer``,
         ``ops`` (op type -> count), ``recurrent`` (nodes with their state inputs and
         outputs) and ``state_guess`` (likely state pairs among the graph I/O).
 
@@ -164,6 +164,7 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
         "precision": None if spec is None else spec.precision,
         "seq2seq": None if spec is None or spec.seq2seq is None else
         {"role": spec.role, **spec.seq2seq.to_dict()},  # a seq2seq bundle file: its role and the contract
+        "spec": None if spec is None else spec.to_dict(),
     })
     if fmt == "onnx":
         info.update(_graph_facts(model, info))

@@ -57,7 +57,8 @@ class RecurrentNode:
     direction: str = "forward"
     layout: int = 0  # 0: X is (time, batch, features); 1: (batch, time, features)
     slots: list[StateSlot] = field(default_factory=list)
-    carried: list[str] = field(default_factory=list)  # Scan/Loop: loop-carried inputs
+    carried: list[str] = field(default_factory=list)  # Scan/Loop: loop-carried initial values
+    carried_out: list[str] = field(default_factory=list)  # Scan/Loop: their final values
 
     @property
     def op(self) -> str:
@@ -77,7 +78,7 @@ class RecurrentNode:
             d.update({"hidden_size": self.hidden_size, "direction": self.direction,
                       "layout": self.layout, "states": [s.to_dict() for s in self.slots]})
         else:
-            d["carried"] = self.carried
+            d.update({"carried": self.carried, "carried_out": self.carried_out})
         return d
 
 
@@ -185,9 +186,10 @@ def find_recurrent(graph: onnx.GraphProto, where: str = "graph") -> list[Recurre
             if node.op_type == "Scan":
                 n_scan = int(_attr(node, "num_scan_inputs", 0))  # type: ignore[arg-type]
                 carried = list(node.input[:len(node.input) - n_scan])
-            else:  # Loop: (M, cond, v_initial...)
+            else:  # Loop: (M, cond, v_initial...) -> (v_final..., scan outputs...)
                 carried = list(node.input[2:])
-            found.append(RecurrentNode(node, index, where, carried=carried))
+            found.append(RecurrentNode(node, index, where, carried=carried,
+                                       carried_out=list(node.output[:len(carried)])))
         for g in _subgraphs(node):
             found += find_recurrent(g, f"inside {node.op_type} '{node.name or i}'")
     return found

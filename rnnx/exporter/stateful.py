@@ -10,7 +10,8 @@ DeepFilterNet do with one-off patch scripts for their GRUs, for any such file:
    every final state a graph output (``h0_out``, ...); states that already are graph
    inputs/outputs (``h0``/``hn``) are paired as they are;
 2. the data input's batch and time axes become symbolic, and ``Reshape`` shapes that froze
-   the export's batch or time size are computed from the tensor at run time;
+   the export's batch or time size are computed from the tensor at run time; a time-major
+   file gets Transposes so that it takes and returns ``(batch, time, ...)``;
 3. ``rnnx.spec`` is written (states with ``"batch"`` at their batch axis, data axes), so
    every rnnx tool (StreamingSession, StreamPool, ``rnnx run``) uses the file unchanged;
 4. the new file is checked: streamed step by step through ``StreamingSession`` it must
@@ -64,7 +65,8 @@ class StatefulResult:
 
 
 def make_stateful(src: str | os.PathLike, dst: str | os.PathLike, *, batch_axis: Optional[int] = None,
-                  time_axis: Optional[int] = None, atol: float = ATOL, rtol: float = RTOL) -> StatefulResult:
+                  time_axis: Optional[int] = None, batch_first: bool = True, atol: float = ATOL,
+                  rtol: float = RTOL) -> StatefulResult:
     """Turn ``src`` (LSTM/GRU/RNN state kept inside the graph) into streamable ``dst``.
 
     Args:
@@ -72,6 +74,9 @@ def make_stateful(src: str | os.PathLike, dst: str | os.PathLike, *, batch_axis:
         dst: where the streamable file goes (written only once it passed the check).
         batch_axis, time_axis: axes of the data input, where they cannot be read off the
             graph (found by following the input to the first recurrent node otherwise).
+        batch_first: the new file takes and returns ``(batch, time, ...)`` like every rnnx
+            file (a time-major original gets a Transpose at its input and output); False
+            keeps the original's layout.
         atol, rtol: tolerance of the streaming check.
 
     Returns:
@@ -90,12 +95,12 @@ def make_stateful(src: str | os.PathLike, dst: str | os.PathLike, *, batch_axis:
         (1, 'batch', 16)
     """
     original = _load(src)
-    model, spec, notes, frozen = _rewrite(original, src, batch_axis, time_axis)
+    model, spec, layout, notes, frozen = _rewrite(original, src, batch_axis, time_axis, batch_first)
     dst = Path(dst)
     tmp = dst.with_name(f".{dst.name}.tmp")
     onnx.save(model, os.fspath(tmp))
     try:
-        err, checked = _check(original, tmp, spec, frozen, atol, rtol)
+        err, checked = _check(original, tmp, spec, layout, frozen, atol, rtol)
         os.replace(tmp, dst)
     finally:
         tmp.unlink(missing_ok=True)
@@ -145,9 +150,10 @@ def _recurrent_nodes(graph: onnx.GraphProto, src: Any) -> list[RecurrentNode]:
 
 
 # ---------------------------------------------------------------------------- rewriting
-def _rewrite(original: onnx.ModelProto, src: Any, batch_axis: Optional[int], time_axis: Optional[int]
-             ) -> tuple[onnx.ModelProto, ModelSpec, list[str], dict[str, int]]:
-    """The streamable graph, its spec, notes, and the batch/time sizes the original froze."""
+def _rewrite(original: onnx.ModelProto, src: Any, batch_axis: Optional[int], time_axis: Optional[int],
+             batch_first: bool) -> tuple[onnx.ModelProto, ModelSpec, tuple[IOSpec, IOSpec], list[str], dict[str, int]]:
+    """The streamable graph, its spec, the original's data layout (input, output), notes, and
+    the batch/time sizes the original froze."""
     model = copy.deepcopy(original)
     graph = model.graph
     rnns = _recurrent_nodes(graph, src)
@@ -176,6 +182,11 @@ def _rewrite(original: onnx.ModelProto, src: Any, batch_axis: Optional[int], tim
     y_spec = _output_spec(model, x, b_ax, t_ax, y_name, src)
     x_spec = IOSpec(x.name, b_ax, t_ax, tuple(BATCH if i == b_ax else TIME if i == t_ax else int(d)
                                               for i, d in enumerate(x_dims)), _np_name(x))
+    layout = (x_spec, y_spec)
+    if batch_first and (x_spec.batch_axis, x_spec.time_axis, y_spec.batch_axis, y_spec.time_axis) != (0, 1, 0, 1):
+        x_spec, y_spec = _transpose_io(graph, x_spec, y_spec)
+        notes.append(f"{x.name} and {y_spec.name} transposed to (batch, time, ...) like every rnnx file "
+                     f"(the original is {'time' if layout[0].time_axis == 0 else 'batch'}-major)")
     spec = ModelSpec(x_spec, y_spec, tuple(states), streamable=True, kind="foreign", rnnx_version=__version__,
                      opset=_opset(model), exporter="make_stateful",
                      extra={"source": Path(src).name, "producer": original.producer_name})
@@ -187,7 +198,37 @@ def _rewrite(original: onnx.ModelProto, src: Any, batch_axis: Optional[int], tim
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise StatefulError(f"{src}: the rewritten graph is not valid ONNX ({first})") from None
-    return model, spec, notes, frozen
+    return model, spec, layout, notes, frozen
+
+
+def _batch_first(io: IOSpec) -> IOSpec:
+    rest = [d for i, d in enumerate(io.shape) if i not in (io.batch_axis, io.time_axis)]
+    return IOSpec(io.name, 0, 1, (BATCH, TIME, *rest), io.dtype)
+
+
+def _transpose_io(graph: onnx.GraphProto, x: IOSpec, y: IOSpec) -> tuple[IOSpec, IOSpec]:
+    """Put Transposes behind the data input and before the data output: (batch, time, ...) outside."""
+    inner_x = _fresh(graph, f"{x.name}_original_layout")
+    for n in graph.node:
+        for i, name in enumerate(n.input):
+            if name == x.name:
+                n.input[i] = inner_x
+    others = [i for i in range(len(x.shape)) if i not in (x.batch_axis, x.time_axis)]
+    perm_in = [0 if i == x.batch_axis else 1 if i == x.time_axis else 2 + others.index(i)
+               for i in range(len(x.shape))]  # original axis i <- batch-first axis perm_in[i]
+    graph.node.insert(0, helper.make_node("Transpose", [x.name], [inner_x], name=f"{inner_x}_transpose",
+                                          perm=perm_in))
+    inner_y = _fresh(graph, f"{y.name}_original_layout")
+    for n in graph.node:
+        for i, name in enumerate(n.output):
+            if name == y.name:
+                n.output[i] = inner_y
+        for i, name in enumerate(n.input):
+            if name == y.name:
+                n.input[i] = inner_y
+    perm_out = [y.batch_axis, y.time_axis] + [i for i in range(len(y.shape)) if i not in (y.batch_axis, y.time_axis)]
+    graph.node.append(helper.make_node("Transpose", [inner_y], [y.name], name=f"{inner_y}_transpose", perm=perm_out))
+    return _batch_first(x), _batch_first(y)
 
 
 def _existing_states(rnns: list[RecurrentNode], idx: GraphIndex, src: Any) -> dict[str, str]:
@@ -478,8 +519,8 @@ def _output_spec(model: onnx.ModelProto, x: onnx.ValueInfoProto, b_ax: int, t_ax
 
 
 # ---------------------------------------------------------------------------- the check
-def _check(original: onnx.ModelProto, path: Path, spec: ModelSpec, frozen: dict[str, int],
-           atol: float, rtol: float) -> tuple[float, list[str]]:
+def _check(original: onnx.ModelProto, path: Path, spec: ModelSpec, layout: tuple[IOSpec, IOSpec],
+           frozen: dict[str, int], atol: float, rtol: float) -> tuple[float, list[str]]:
     """Stream ``path`` and compare with the original on whole sequences; raise if they differ.
 
     1. streamed step by step at the original's batch size and length == the original;
@@ -490,12 +531,15 @@ def _check(original: onnx.ModelProto, path: Path, spec: ModelSpec, frozen: dict[
     from rnnx.runtime import StreamingSession
 
     xs, ys = spec.input, spec.output
+    ox, oy = layout  # the original's axes
     x_vi = next(v for v in original.graph.input if v.name == xs.name)
     b0, t0 = frozen.get(BATCH, 2), frozen.get(TIME, 5)
     orig = _session(original)
 
-    def run_original(x: np.ndarray) -> np.ndarray:
-        return orig.run([ys.name], _feeds(original, x, xs.name, x.shape[xs.batch_axis]))[0]
+    def run_original(x: np.ndarray) -> np.ndarray:  # x and the result in the new file's layout
+        x = np.moveaxis(x, [xs.batch_axis, xs.time_axis], [ox.batch_axis, ox.time_axis])
+        y = orig.run([ys.name], _feeds(original, x, xs.name, x.shape[ox.batch_axis]))[0]
+        return np.moveaxis(y, [oy.batch_axis, oy.time_axis], [ys.batch_axis, ys.time_axis])
 
     def first(a: np.ndarray, b_ax: int, t_ax: int) -> np.ndarray:  # the first b0 rows, t0 steps
         return np.take(np.take(a, range(b0), axis=b_ax), range(t0), axis=t_ax)
@@ -507,12 +551,14 @@ def _check(original: onnx.ModelProto, path: Path, spec: ModelSpec, frozen: dict[
         err = float(np.max(np.abs(got - want))) if got.shape == want.shape else float("inf")
         rows.append((what, err, ok))
 
-    x = _example(x_vi, {xs.batch_axis: b0, xs.time_axis: t0}, xs.dtype, 1)
+    x = np.moveaxis(_example(x_vi, {ox.batch_axis: b0, ox.time_axis: t0}, xs.dtype, 1),
+                    [ox.batch_axis, ox.time_axis], [xs.batch_axis, xs.time_axis])
     sess = StreamingSession(path, batch_size=b0)
     stepped = np.stack([sess.step(np.take(x, t, axis=xs.time_axis)) for t in range(t0)], axis=ys.time_axis)
     compare(f"step() x{t0} at batch {b0} vs the original", stepped, run_original(x))
     b2, t2 = b0 + 1, t0 + 3
-    x2 = _example(x_vi, {xs.batch_axis: b2, xs.time_axis: t2}, xs.dtype, 2)
+    x2 = np.moveaxis(_example(x_vi, {ox.batch_axis: b2, ox.time_axis: t2}, xs.dtype, 2),
+                     [ox.batch_axis, ox.time_axis], [xs.batch_axis, xs.time_axis])
     whole = sess.run(x2)
     compare(f"run() at batch {b2}, {t2} steps vs the original on its {b0} rows, {t0} steps",
             first(whole, ys.batch_axis, ys.time_axis), run_original(first(x2, xs.batch_axis, xs.time_axis)))

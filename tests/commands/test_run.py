@@ -99,6 +99,7 @@ def test_foreign_frames_with_state_map_constant_and_context(foreign, tmp_path):
     res = invoke(path, tmp_path / "x.npy", "--state-map", "state=stateN", "--constant", "sr=8000",
                  "--context", FOREIGN_K, "--chunk", 4, "--out", tmp_path / "y.npy")
     assert res.exit_code == 0, res.output
+    assert "--constant sr: fed as int64 scalar (the graph input's dtype)" in res.stderr
     ref = ForeignReference(model, batch=2, sr=8000)  # sr given as text, fed as the graph's int64
     want = np.stack([ref(frames[:, t]) for t in range(6)], axis=1)  # (B, T, 1)
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), want, atol=1e-5)

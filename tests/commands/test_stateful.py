@@ -23,14 +23,14 @@ def test_stateful_then_run_equals_the_module(tmp_path) -> None:
     res = _cli(src, "--out", tmp_path / "s.onnx")
     assert res.exit_code == 0, res.output
     assert "h0_in -> h0_out  (1, batch, 4) float32" in res.output and "h1_in -> h1_out" in res.output
-    assert "input:   input (time, batch, 3) float32" in res.output and "max abs err" in res.output
+    assert "input:   input (batch, time, 3) float32" in res.output and "max abs err" in res.output
     x = np.random.default_rng(0).standard_normal((11, FEATURES)).astype(np.float32)  # (T, F)
     np.save(tmp_path / "x.npy", x)
     res = CliRunner().invoke(main, ["run", str(tmp_path / "s.onnx"), str(tmp_path / "x.npy"), "--chunk", "4",
                                     "--out", str(tmp_path / "y.npy")])
     assert res.exit_code == 0, res.output
     with torch.no_grad():
-        want = model(torch.from_numpy(x[:, None]))  # (T, 1, OUT)
+        want = model(torch.from_numpy(x[:, None])).transpose(0, 1)  # (T, 1, OUT) -> (1, T, OUT)
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), want.numpy(), atol=1e-5)
 
 

@@ -19,6 +19,9 @@ def test_onnx_and_torchscript_describe_the_same_contract(exported) -> None:
     assert onnx_info["inputs"][0] == {"name": "x", "shape": ["batch", "time", 2, 6, 6], "dtype": "float32"}
     assert (onnx_info["format"], ts_info["format"]) == ("onnx", "torchscript")
     assert onnx_info["exporter"] == "scan" and ts_info["opset"] is None
+    assert onnx_info["spec"]["state"] == ts_info["spec"]["state"] and onnx_info["rnnx_spec"] is True
+    (scan,) = [r for r in onnx_info["recurrent"] if r["op"] == "Scan"]  # the scan strategy's time loop
+    assert scan["carried"] == ["h_in", "c_in"] and len(scan["carried_out"]) == 2
 
 
 # ---------------------------------------------------------------- ONNX files rnnx did not write

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from rnnx.errors import ModelFileError, NotStreamableError, ParityError, StatefulError
 from rnnx.exporter import export_onnx, make_stateful, read_spec
-from rnnx.runtime import StreamingSession
+from rnnx.runtime import StreamingSession, StreamPool
 from tests.foreign import FEATURES, HIDDEN, OUT, PlainRNN, export_lstm_with_state, export_plain
 from tests.zoo import TINY
 
@@ -38,20 +38,27 @@ def test_plain_export_streams_equal_to_the_module(tmp_path, cell, layers, batch_
     src = export_plain(model, (example,), tmp_path / "plain.onnx", dynamo=dynamo)
     result = make_stateful(src, tmp_path / "stream.onnx")
 
-    spec = read_spec(result.path)
-    b, t = (0, 1) if batch_first else (1, 0)
-    assert (spec.input.batch_axis, spec.input.time_axis) == (b, t)
-    assert (spec.output.batch_axis, spec.output.time_axis) == (b, t)
+    spec = read_spec(result.path)  # (batch, time, ...) like every rnnx file, time-major or not
+    assert (spec.input.shape, spec.output.shape) == (("batch", "time", FEATURES), ("batch", "time", OUT))
     assert [s.shape for s in spec.state] == [(1, "batch", HIDDEN)] * (layers * (2 if cell == "lstm" else 1))
     assert result.max_abs_err < 1e-5 and len(result.checked) == 3
     # the module itself, at a batch size and length the export never saw, step by step
     batch, steps = 3, 9
-    x = np.random.default_rng(0).standard_normal((batch, steps, FEATURES) if batch_first
-                                                 else (steps, batch, FEATURES)).astype(np.float32)
+    x = np.random.default_rng(0).standard_normal((batch, steps, FEATURES)).astype(np.float32)
     sess = StreamingSession(result.path, batch_size=batch)
-    ys = np.stack([sess.step(np.take(x, i, axis=t)) for i in range(steps)], axis=t)
-    np.testing.assert_allclose(ys, _eager(model, x), atol=1e-5)
-    assert ys.shape[-1] == OUT
+    ys = np.stack([sess.step(x[:, i]) for i in range(steps)], axis=1)
+    want = _eager(model, x) if batch_first else _eager(model, x.transpose(1, 0, 2)).transpose(1, 0, 2)
+    np.testing.assert_allclose(ys, want, atol=1e-5)
+
+
+def test_a_time_major_file_can_keep_its_layout(tmp_path) -> None:
+    model = PlainRNN("lstm", batch_first=False)
+    src = export_plain(model, (torch.zeros(5, 2, FEATURES),), tmp_path / "tm.onnx", dynamo=False)
+    result = make_stateful(src, tmp_path / "s.onnx", batch_first=False)
+    assert result.spec.input.shape == ("time", "batch", FEATURES) and result.spec.output.time_axis == 0
+    x = np.random.default_rng(0).standard_normal((7, 2, FEATURES)).astype(np.float32)  # (T, B, F)
+    sess = StreamingSession(result.path, batch_size=2)
+    np.testing.assert_allclose(np.concatenate([sess.feed(x[:3]), sess.feed(x[3:])]), _eager(model, x), atol=1e-5)
 
 
 def test_states_already_in_the_graph_are_paired(tmp_path) -> None:
@@ -119,3 +126,15 @@ def test_the_written_file_is_valid_onnx_with_its_spec(tmp_path) -> None:
     onnx.checker.check_model(model, full_check=True)
     names = [i.name for i in model.graph.input]
     assert names == ["input", "h0_in", "c0_in"] and read_spec(out).exporter == "make_stateful"
+
+
+def test_a_time_major_file_streams_through_a_pool(tmp_path) -> None:
+    model = PlainRNN("gru", batch_first=False)
+    src = export_plain(model, (torch.zeros(5, 2, FEATURES),), tmp_path / "tm.onnx", dynamo=False)
+    path = make_stateful(src, tmp_path / "s.onnx").path
+    x = np.random.default_rng(0).standard_normal((6, 3, FEATURES)).astype(np.float32)  # (T, B, F)
+    with StreamPool(path, capacity=4) as pool:
+        for i in range(3):
+            pool.open(i)
+        ys = np.stack([pool.step_many({i: x[t, i] for i in range(3)}).array for t in range(6)])  # (T, B, OUT)
+    np.testing.assert_allclose(ys, _eager(model, x), atol=1e-5)
