@@ -14,8 +14,9 @@ from typing import Any, Hashable, Mapping, Optional, Sequence
 import numpy as np
 import onnxruntime as ort
 
-from rnnx.errors import (ClosedError, ConfigError, DuplicateStreamError, InputValueError, NotStreamableError,
-                         PoolFullError, RnnxError, ShapeError, StreamExistsError, UnknownStreamError)
+from rnnx.errors import (ClosedError, ConfigError, DuplicateStreamError, InputValueError, NonFiniteError,
+                         NotStreamableError, PoolFullError, RnnxError, ShapeError, StreamExistsError,
+                         UnknownStreamError)
 from rnnx.runtime.batch_engine import BatchEngine
 from rnnx.runtime.backend import PathLike
 from rnnx.runtime.batcher import StreamQueue, WorkQueue, fail, resolve
@@ -106,6 +107,10 @@ class StreamPool:
             :class:`~rnnx.runtime.StreamingSession`.
         capacity: initial (and smallest) number of state slots; doubles as streams open,
             halves when at most a quarter of the slots are in use.
+        check_finite: "off" (default), "warn" or "raise" on NaN/inf in a stream's input or
+            output, as in :class:`~rnnx.runtime.StreamingSession`; with "raise" only the
+            offending stream's step fails (its state unchanged), and a direct
+            :meth:`step_many` raises with every state unchanged.
 
     Raises:
         ConfigError: an option out of range. ModelFileError, SpecError, ProviderError,
@@ -118,13 +123,15 @@ class StreamPool:
                  state_map: Optional[Mapping[str, str]] = None,
                  constants: Optional[Mapping[str, Any]] = None, context: int = 0,
                  session_options: Optional[ort.SessionOptions] = None,
-                 state_shapes: Optional[Mapping[str, Sequence[Any]]] = None, capacity: int = 8) -> None:
+                 state_shapes: Optional[Mapping[str, Sequence[Any]]] = None, capacity: int = 8,
+                 check_finite: Optional[str] = None) -> None:
         self.max_batch = _int_option("max_batch", max_batch, MAX_BATCH_LIMIT)
         self.max_wait_ms = _wait_option(max_wait_ms)
         self.max_streams = _int_option("max_streams", max_streams, 1 << 31)
         self.max_pending = _int_option("max_pending", max_pending, 1 << 31)
         capacity = min(_int_option("capacity", capacity, 1 << 31), self.max_streams)
-        self.options = merge_options(options, providers=providers, session_options=session_options)
+        self.options = merge_options(options, providers=providers, session_options=session_options,
+                                     check_finite=check_finite)
         self.backend, self.contract = open_model(path, self.options, state_map=state_map, constants=constants,
                                                  context=context, state_shapes=state_shapes)
         if not self.contract.streamable:
@@ -144,6 +151,7 @@ class StreamPool:
         self._finalizer.atexit = False
         spec_in = c.spec.input if c.spec is not None else None
         self._vocab: Optional[int] = getattr(spec_in, "vocab_size", None)  # token ids must be < this
+        self._finite = self.options.check_finite  # "off" | "warn" | "raise" on NaN/inf
         self._shape = self._fixed_step_shape()  # (F...) of one submitted step, when fixed
         self._dtype = c.input.dtype
 
@@ -252,11 +260,11 @@ class StreamPool:
         if x is None:  # slow path: find and name the offending stream
             x = np.concatenate([self._check(i, v) for i, v in zip(ids, values)],
                                axis=self.contract.input.batch_axis)
-        self._check_tokens(ids, x)
+        self._check_values(ids, x)
         with self._lock:
             self._require_open()
             idx, pos = self._indices(ids)
-            return StepOutputs(pos, self._step_impl(idx, x))
+            return StepOutputs(pos, self._step_checked(idx, x, ids))
 
     def step_batch(self, ids: Sequence[Hashable], x: Any) -> StepOutputs:
         """:meth:`step_many` for inputs already stacked: one row of ``x`` per stream.
@@ -282,11 +290,11 @@ class StreamPool:
         if io.batch_axis != 0 and arr.ndim > io.batch_axis:
             arr = np.moveaxis(arr, 0, io.batch_axis)
         arr = check_input(self.contract, arr, len(ids), with_time=False)
-        self._check_tokens(ids, arr)
+        self._check_values(ids, arr)
         with self._lock:
             self._require_open()
             idx, pos = self._indices(ids)
-            return StepOutputs(pos, self._step_impl(idx, arr))
+            return StepOutputs(pos, self._step_checked(idx, arr, ids))
 
     def submit(self, stream_id: Hashable, x: Any, *, timeout: Optional[float] = None) -> "Future[np.ndarray]":
         """Queue one step of one stream; thread-safe. Returns a Future of its output.
@@ -495,9 +503,9 @@ class StreamPool:
             return None
         if x.min() >= 0 and x.max() < v:
             return None
-        bad = (x < 0) | (x >= v)
-        rows = np.moveaxis(bad, self.contract.input.batch_axis, 0).reshape(bad.shape[self.contract.input.batch_axis], -1)
-        return np.flatnonzero(rows.any(axis=1))
+        axis = self.contract.input.batch_axis
+        bad = np.moveaxis((x < 0) | (x >= v), axis, 0)  # (n, ...)
+        return np.flatnonzero(bad.reshape(bad.shape[0], -1).any(axis=1))
 
     def _token_error(self, stream_id: Hashable, row: np.ndarray) -> InputValueError:
         return InputValueError(f"stream {stream_id!r}: {self.contract.input.name}: expected token ids in "
@@ -509,6 +517,67 @@ class StreamPool:
         if bad is not None:
             k = int(bad[0])
             raise self._token_error(ids[k], np.take(x, k, axis=self.contract.input.batch_axis))
+
+    def _check_values(self, ids: list[Hashable], x: np.ndarray) -> None:
+        """Token range and (with check_finite) NaN/inf of a stacked input, before any compute."""
+        self._check_tokens(ids, x)
+        bad = self._nonfinite(x, "input", ids)
+        if bad is not None:
+            raise self._finite_error(ids[int(bad[0])], "input")
+
+    def _nonfinite(self, arr: np.ndarray, what: str, ids: list[Hashable], axis: Optional[int] = None
+                   ) -> Optional[np.ndarray]:
+        """Rows (along the batch axis) with NaN/inf when ``check_finite`` is on; warns for "warn"."""
+        if self._finite == "off" or arr.dtype.kind not in "fc":
+            return None
+        ok = np.isfinite(arr)
+        if ok.all():
+            return None
+        axis = self.contract.input.batch_axis if axis is None else axis
+        rows = np.flatnonzero(~np.moveaxis(ok, axis, 0).reshape(arr.shape[axis], -1).all(axis=1))
+        if self._finite == "warn":
+            warnings.warn(f"{self._finite_message(ids[int(rows[0])], what)} ({len(rows)} of "
+                          f"{arr.shape[axis]} streams)", RuntimeWarning, stacklevel=3)
+            return None
+        return rows
+
+    def _finite_message(self, stream_id: Hashable, what: str) -> str:
+        name = self.contract.input.name if what == "input" else self.contract.output.name
+        return f"stream {stream_id!r}: {name}: expected finite values in the {what}, got NaN/inf " \
+               f"(check_finite={self._finite!r})"
+
+    def _finite_error(self, stream_id: Hashable, what: str) -> NonFiniteError:
+        return NonFiniteError(self._finite_message(stream_id, what) + "; the stream's state is unchanged")
+
+    def _step_checked(self, idx: np.ndarray, x: np.ndarray, ids: list[Hashable],
+                      per_stream: bool = False) -> Any:
+        """:meth:`_step_impl` plus check_finite on the outputs (under the lock).
+
+        With "raise", streams whose output has a NaN/inf get their state back: every stream
+        of the call (``per_stream=False``, the call raises), or only those (``per_stream=True``:
+        their rows become NonFiniteErrors in the returned list).
+        """
+        if self._finite != "raise":
+            y = self._step_impl(idx, x)
+            self._nonfinite(y, "output", ids, axis=0)
+            return y
+        slots, c = self._slots, self.contract
+        before = slots.gather(idx, out=[np.empty(s.concrete_shape(len(idx)), s.dtype) for s in c.states])
+        ctx = slots.ctx[idx].copy() if c.context else None
+        y = self._step_impl(idx, x)
+        bad = self._nonfinite(y, "output", ids, axis=0)
+        if bad is None:
+            return y
+        undo = bad if per_stream else np.arange(len(idx))
+        slots.scatter(idx[undo], [np.take(b, undo, axis=s.batch_axis) for s, b in zip(c.states, before)])
+        if ctx is not None:
+            slots.ctx[idx[undo]] = ctx[undo]
+        if not per_stream:
+            raise NonFiniteError(self._finite_message(ids[int(bad[0])], "output") + "; the state is unchanged")
+        out: list[Any] = list(y)
+        for k in bad.tolist():
+            out[k] = self._finite_error(ids[k], "output")
+        return out
 
     def _step_impl(self, idx: np.ndarray, x: np.ndarray) -> np.ndarray:
         """One batched step: ``x`` is ``(n, F...)`` for the streams in slots ``idx``; returns ``(n, out...)``."""
@@ -545,13 +614,19 @@ class StreamPool:
         """
         if any(map(_cancelled, futs)):  # cancelled before the batch started: skipped
             sqs, xs, futs, loops = _keep((sqs, xs, futs, loops), [not f.cancelled() for f in futs])
-        bad = self._bad_tokens(self._stack(xs)) if self._vocab is not None and xs else None
-        if bad is not None:
-            ok = [True] * len(futs)
-            for k in bad.tolist():
-                ok[k] = False
-                resolve([futs[k]], [loops[k]], [self._token_error(sqs[k].id, xs[k])])
-            sqs, xs, futs, loops = _keep((sqs, xs, futs, loops), ok)
+        if xs and (self._vocab is not None or self._finite != "off"):  # per-step value checks
+            x = self._stack(xs)
+            errors: dict[int, BaseException] = {}
+            bad_ids = self._bad_tokens(x)
+            for k in [] if bad_ids is None else bad_ids.tolist():
+                errors[k] = self._token_error(sqs[k].id, xs[k])
+            bad_values = self._nonfinite(x, "input", [sq.id for sq in sqs])
+            for k in [] if bad_values is None else bad_values.tolist():
+                errors.setdefault(k, self._finite_error(sqs[k].id, "input"))
+            if errors:
+                for k, err in errors.items():
+                    resolve([futs[k]], [loops[k]], [err])
+                sqs, xs, futs, loops = _keep((sqs, xs, futs, loops), [k not in errors for k in range(len(futs))])
         error: Optional[BaseException] = None
         with self._lock:
             if self._queue.refusal is not None:
@@ -566,7 +641,7 @@ class StreamPool:
                 return
             idx = np.fromiter(map(_slot_of, sqs), np.intp, len(sqs))
             try:  # stacking too: steps of a free-size input may not fit together
-                ys = self._step_impl(idx, self._stack(xs))
+                ys = self._step_checked(idx, self._stack(xs), [sq.id for sq in sqs], per_stream=True)
             except Exception as e:  # noqa: BLE001 - rejected: the culprit is found below
                 ys, error = None, e
         if error is None:

@@ -14,8 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tests.runtime.conftest import FOREIGN_K, FOREIGN_N, make_batcher_wait, sequence
-from rnnx.errors import (DTypeError, DuplicateStreamError, InputValueError, NotStreamableError, ClosedError,
-                         PoolFullError, ShapeError, StateError, StreamExistsError, UnknownStreamError)
+from rnnx.errors import (ClosedError, DTypeError, DuplicateStreamError, InputValueError, NonFiniteError,
+                         NotStreamableError, PoolFullError, ShapeError, StateError, StreamExistsError,
+                         UnknownStreamError)
 from rnnx.runtime import StreamingSession, StreamPool
 
 
@@ -558,3 +559,50 @@ def test_step_many_fast_path_validates_uniform_bad_inputs(lstm, bad, error, matc
         with pytest.raises(error, match=match):
             pool.step_many({"a": bad, "b": bad.copy()})
         assert not pool.get_state("a")["h"].any() and not pool.get_state("b")["h"].any()
+
+
+# -- check_finite ---------------------------------------------------------------------------
+def test_check_finite_raise_fails_only_the_nan_stream_and_keeps_its_state(lstm):
+    path, xs, solo = lstm
+    nan = np.full(5, np.nan, np.float32)
+    with StreamPool(path, check_finite="raise", max_wait_ms=50) as pool:
+        assert pool.options.check_finite == "raise"
+        for i in "abc":
+            pool.open(i)
+        good_a, bad, good_c = pool.submit_many({"a": xs[0, 0], "b": nan, "c": xs[2, 0]})
+        with pytest.raises(NonFiniteError, match=r"stream 'b': x: expected finite values in the input"):
+            bad.result(timeout=WAIT)
+        np.testing.assert_allclose(good_a.result(timeout=WAIT), solo[0][0], atol=1e-5)
+        np.testing.assert_allclose(good_c.result(timeout=WAIT), solo[2][0], atol=1e-5)
+        with pytest.raises(NonFiniteError, match=r"stream 'b': x: expected finite values in the input"):
+            pool.step_many({"a": xs[0, 1], "b": nan})
+        assert not pool.get_state("b")["h"].any()
+        np.testing.assert_allclose(pool.step_many({"a": xs[0, 1]})["a"], solo[0][1], atol=1e-5)
+
+
+def test_check_finite_raise_on_a_nan_output_restores_the_state(lstm):
+    """A NaN that reaches the output (here through the state) is caught after the step and undone."""
+    path, xs, solo = lstm
+    with StreamPool(path, check_finite="raise") as pool:
+        pool.open("a"); pool.open("b")
+        pool.step_many({"a": xs[0, 0], "b": xs[1, 0]})
+        state = pool.get_state("b")
+        poisoned = {k: np.full_like(v, np.nan) for k, v in state.items()}
+        pool.set_state("b", poisoned)
+        with pytest.raises(NonFiniteError, match=r"stream 'b': y: expected finite values in the output"):
+            pool.step_many({"a": xs[0, 1], "b": xs[1, 1]})
+        assert np.isnan(pool.get_state("b")["h"]).all()  # unchanged, not half-stepped
+        bad = pool.submit("b", xs[1, 1])
+        good = pool.submit("a", xs[0, 1])
+        with pytest.raises(NonFiniteError, match="stream 'b': y: expected finite values in the output"):
+            bad.result(timeout=WAIT)
+        np.testing.assert_allclose(good.result(timeout=WAIT), solo[0][1], atol=1e-5)
+        assert np.isnan(pool.get_state("b")["h"]).all()
+
+
+def test_check_finite_warn_warns_and_runs(lstm):
+    path, xs, _ = lstm
+    with StreamPool(path, check_finite="warn") as pool:
+        pool.open("a")
+        with pytest.warns(RuntimeWarning, match="stream 'a': x: expected finite values in the input"):
+            pool.step_many({"a": np.full(5, np.nan, np.float32)})
