@@ -416,22 +416,6 @@ def test_max_pending_blocks_submit_with_a_timeout_and_refuses_oversized_bulks(ls
     np.testing.assert_allclose(np.stack(got), [solo[0][1], solo[0][2], solo[1][1]], atol=1e-5)
 
 
-def test_asubmit_awaits_room_under_max_pending(lstm):
-    path, xs, solo = lstm
-
-    async def client(pool: StreamPool, i: int) -> np.ndarray:
-        return np.stack([await pool.asubmit(i, xs[i, t]) for t in range(8)])
-
-    async def main(pool: StreamPool) -> list:
-        return await asyncio.wait_for(asyncio.gather(*(client(pool, i) for i in range(6))), WAIT)
-
-    with StreamPool(path, max_pending=2, max_wait_ms=1) as pool:
-        for i in range(6):
-            pool.open(i)
-        got = asyncio.run(main(pool))
-    np.testing.assert_allclose(np.stack(got), np.stack(solo), atol=1e-5)
-
-
 def test_slot_storage_shrinks_when_most_streams_close(lstm):
     path, xs, solo = lstm
     with StreamPool(path, capacity=2) as pool:
@@ -527,7 +511,9 @@ def test_submit_many_matches_solo_and_queues_nothing_on_error(lstm):
     np.testing.assert_allclose(np.stack(got, axis=1), np.stack(solo), atol=1e-5)
 
 
-def test_many_asyncio_clients_match_solo_sessions(lstm):
+@pytest.mark.parametrize("options", [dict(max_batch=6, max_wait_ms=5), dict(max_pending=2, max_wait_ms=1)],
+                         ids=["batched", "asubmit-awaits-room-under-max-pending"])
+def test_many_asyncio_clients_match_solo_sessions(lstm, options):
     """Closed-loop asyncio clients, one stream each: results come back in one hand-off per batch."""
     path, xs, solo = lstm
 
@@ -537,7 +523,7 @@ def test_many_asyncio_clients_match_solo_sessions(lstm):
     async def main(pool: StreamPool) -> list:
         return await asyncio.wait_for(asyncio.gather(*(client(pool, i) for i in range(6))), WAIT)
 
-    with StreamPool(path, max_batch=6, max_wait_ms=5) as pool:
+    with StreamPool(path, **options) as pool:
         for i in range(6):
             pool.open(i)
         got = asyncio.run(main(pool))
