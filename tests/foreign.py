@@ -53,10 +53,10 @@ def export_plain(module: nn.Module, args: tuple, path: Path, *, dynamo: bool = T
 class LstmWithState(nn.Module):
     """nn.LSTM taking and returning its state, the classic tutorial way: (x, h0, c0) -> (y, hn, cn)."""
 
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self, layers: int = 1, seed: int = 0) -> None:
         super().__init__()
         torch.manual_seed(seed)
-        self.rnn = nn.LSTM(FEATURES, HIDDEN, batch_first=True)
+        self.rnn = nn.LSTM(FEATURES, HIDDEN, num_layers=layers, batch_first=True)
         self.head = nn.Linear(HIDDEN, OUT)
         self.eval()
 
@@ -65,11 +65,11 @@ class LstmWithState(nn.Module):
         return self.head(y), hn, cn
 
 
-def export_lstm_with_state(path: Path) -> Path:
+def export_lstm_with_state(path: Path, layers: int = 1) -> Path:
     """LstmWithState with inputs (frames, h0, c0), outputs (y, hn, cn), dynamic batch and time."""
-    args = (torch.zeros(2, 5, FEATURES), torch.zeros(1, 2, HIDDEN), torch.zeros(1, 2, HIDDEN))
+    args = (torch.zeros(2, 5, FEATURES), torch.zeros(layers, 2, HIDDEN), torch.zeros(layers, 2, HIDDEN))
     state_axes = {1: "batch"}
-    return export_plain(LstmWithState(), args, path, dynamo=False, input_names=["frames", "h0", "c0"],
+    return export_plain(LstmWithState(layers), args, path, dynamo=False, input_names=["frames", "h0", "c0"],
                         output_names=["y", "hn", "cn"],
                         dynamic_axes={"frames": {0: "batch", 1: "time"}, "y": {0: "batch", 1: "time"},
                                       "h0": state_axes, "c0": state_axes, "hn": state_axes, "cn": state_axes})

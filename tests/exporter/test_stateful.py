@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from rnnx.errors import ModelFileError, NotStreamableError, ParityError, StatefulError
 from rnnx.exporter import export_onnx, make_stateful, read_spec
 from rnnx.runtime import StreamingSession, StreamPool
-from tests.foreign import FEATURES, HIDDEN, OUT, PlainRNN, export_lstm_with_state, export_plain
+from tests.foreign import FEATURES, HIDDEN, OUT, LstmWithState, PlainRNN, export_lstm_with_state, export_plain
 from tests.zoo import TINY
 
 CASES = [  # (cell, layers, batch_first, dynamo): the default exporter once, the legacy one otherwise
@@ -61,11 +61,19 @@ def test_a_time_major_file_can_keep_its_layout(tmp_path) -> None:
     np.testing.assert_allclose(np.concatenate([sess.feed(x[:3]), sess.feed(x[3:])]), _eager(model, x), atol=1e-5)
 
 
-def test_states_already_in_the_graph_are_paired(tmp_path) -> None:
-    result = make_stateful(export_lstm_with_state(tmp_path / "ls.onnx"), tmp_path / "s.onnx")
+@pytest.mark.parametrize("layers", [1, 2], ids=["1-layer", "2-layers-sliced"])
+def test_states_already_in_the_graph_are_paired(tmp_path, layers) -> None:
+    result = make_stateful(export_lstm_with_state(tmp_path / "ls.onnx", layers), tmp_path / "s.onnx")
     assert [(s.name, s.input, s.output, s.shape) for s in result.spec.state] == [
-        ("h0", "h0", "hn", (1, "batch", HIDDEN)), ("c0", "c0", "cn", (1, "batch", HIDDEN))]
+        ("h0", "h0", "hn", (layers, "batch", HIDDEN)), ("c0", "c0", "cn", (layers, "batch", HIDDEN))]
     assert "paired the existing state h0 -> hn" in result.notes
+    x = np.random.default_rng(0).standard_normal((3, 7, FEATURES)).astype(np.float32)
+    sess = StreamingSession(result.path, batch_size=3)
+    ys = np.stack([sess.step(x[:, t]) for t in range(7)], axis=1)
+    zeros = torch.zeros(layers, 3, HIDDEN)
+    with torch.no_grad():
+        want = LstmWithState(layers)(torch.from_numpy(x), zeros, zeros)[0].numpy()
+    np.testing.assert_allclose(ys, want, atol=1e-5)
 
 
 class _NonCausal(nn.Module):
@@ -86,6 +94,16 @@ class _OnesState(nn.Module):
         return self.rnn(x, torch.ones(1, x.shape[0], HIDDEN))[0]
 
 
+class _EncodedState(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(FEATURES, HIDDEN, batch_first=True)
+        self.init = nn.Linear(FEATURES, HIDDEN)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.rnn(x, torch.tanh(self.init(x[:, 0]))[None])[0]  # h0 computed from the input
+
+
 class _LastStep(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -99,9 +117,10 @@ class _LastStep(nn.Module):
     (nn.Linear(FEATURES, OUT), StatefulError, r"no recurrent node .* no state to expose"),
     (PlainRNN("gru", bidirectional=True), NotStreamableError, r"GRU '.*' is bidirectional: .* whole sequence"),
     (_OnesState(), StatefulError, r"the initial h of GRU '.*' \(.*\) is a non-zero constant"),
+    (_EncodedState(), StatefulError, r"the initial h of GRU '.*' .* is computed inside the graph"),
     (_LastStep(), StatefulError, r"output .* no time axis"),
     (_NonCausal(), ParityError, r"step\(\) x6 at batch 2 vs the original: max abs err .* FAILED.*nothing was written"),
-], ids=["no-rnn", "bidirectional", "constant-state", "no-time-axis", "not-causal"])
+], ids=["no-rnn", "bidirectional", "constant-state", "computed-state", "no-time-axis", "not-causal"])
 def test_refusals_name_the_reason_and_write_nothing(tmp_path, module, error, match) -> None:
     src = export_plain(module.eval(), (torch.zeros(2, 6, FEATURES),), tmp_path / "m.onnx", dynamo=False)
     with pytest.raises(error, match=match):
