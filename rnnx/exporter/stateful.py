@@ -35,11 +35,13 @@ from typing import Any, Optional
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from rnnx import __version__
-from rnnx.errors import ModelFileError, NotStreamableError, ParityError, StatefulError
-from rnnx.exporter.graph import remove_unused_initializers, set_io_shapes
+from rnnx.errors import ExportError, ModelFileError, NotStreamableError, ParityError, StatefulError
+from rnnx.exporter.graph import finalize, remove_unused_initializers
+from rnnx.exporter.dynamic_axes import (data_axes, default_opset, dims, fresh_name, free_reshapes,
+                                        np_dtype_name, set_dims)
 from rnnx.exporter.rnn_nodes import RNN_OPS, GraphIndex, RecurrentNode, StateSlot, find_recurrent
 from rnnx.exporter.spec_io import load_onnx
 from rnnx.spec import BATCH, METADATA_KEY, TIME, IOSpec, ModelSpec, StateSpec
@@ -164,40 +166,36 @@ def _rewrite(original: onnx.ModelProto, src: Any, batch_axis: Optional[int], tim
         raise StatefulError(f"{src}: expected one data input besides the state inputs, got {data_inputs}; "
                             f"make_stateful handles single-input models")
     x = next(v for v in graph.input if v.name == data_inputs[0])
-    b_ax, t_ax = _data_axes(model, x, rnns[0], batch_axis, time_axis, src)
-    x_dims = _dims(x)
+    b_ax, t_ax = data_axes(model, x, rnns[0], batch_axis, time_axis, src)
+    x_dims = dims(x)
     frozen = {k: d for k, d in ((BATCH, x_dims[b_ax]), (TIME, x_dims[t_ax])) if isinstance(d, int)}
     notes: list[str] = []
     states = _expose_states(graph, rnns, existing, notes)
-    _set_dims(x, {b_ax: BATCH, t_ax: TIME})
+    set_dims(x, {b_ax: BATCH, t_ax: TIME})
     notes.append(f"{x.name}: axis {b_ax} is batch, axis {t_ax} is time (both dynamic)")
     _remove_dead_nodes(graph)
     remove_unused_initializers(graph)
     del graph.value_info[:]
     for o in graph.output:
         o.type.tensor_type.ClearField("shape")  # re-derived below
-    notes += _free_reshapes(model, frozen)
+    notes += free_reshapes(model, frozen)
     remove_unused_initializers(graph)
     y_name = next(o.name for o in graph.output if o.name not in {s.output for s in states})
     y_spec = _output_spec(model, x, b_ax, t_ax, y_name, src)
     x_spec = IOSpec(x.name, b_ax, t_ax, tuple(BATCH if i == b_ax else TIME if i == t_ax else int(d)
-                                              for i, d in enumerate(x_dims)), _np_name(x))
+                                              for i, d in enumerate(x_dims)), np_dtype_name(x))
     layout = (x_spec, y_spec)
     if batch_first and (x_spec.batch_axis, x_spec.time_axis, y_spec.batch_axis, y_spec.time_axis) != (0, 1, 0, 1):
         x_spec, y_spec = _transpose_io(graph, x_spec, y_spec)
         notes.append(f"{x.name} and {y_spec.name} transposed to (batch, time, ...) like every rnnx file "
                      f"(the original is {'time' if layout[0].time_axis == 0 else 'batch'}-major)")
     spec = ModelSpec(x_spec, y_spec, tuple(states), streamable=True, kind="foreign", rnnx_version=__version__,
-                     opset=_opset(model), exporter="make_stateful",
+                     opset=default_opset(model), exporter="make_stateful",
                      extra={"source": Path(src).name, "producer": original.producer_name})
-    set_io_shapes(graph, spec)
-    del model.metadata_props[:]
-    helper.set_model_props(model, {METADATA_KEY: spec.to_json()})
     try:
-        onnx.checker.check_model(model, full_check=True)
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise StatefulError(f"{src}: the rewritten graph is not valid ONNX ({first})") from None
+        finalize(model, spec)  # I/O shapes from the spec, the spec in the metadata, the full checker
+    except ExportError as e:
+        raise StatefulError(f"{src}: the rewritten graph is not valid ONNX ({e})") from e
     return model, spec, layout, notes, frozen
 
 
@@ -208,7 +206,7 @@ def _batch_first(io: IOSpec) -> IOSpec:
 
 def _transpose_io(graph: onnx.GraphProto, x: IOSpec, y: IOSpec) -> tuple[IOSpec, IOSpec]:
     """Put Transposes behind the data input and before the data output: (batch, time, ...) outside."""
-    inner_x = _fresh(graph, f"{x.name}_original_layout")
+    inner_x = fresh_name(graph, f"{x.name}_original_layout")
     for n in graph.node:
         for i, name in enumerate(n.input):
             if name == x.name:
@@ -218,7 +216,7 @@ def _transpose_io(graph: onnx.GraphProto, x: IOSpec, y: IOSpec) -> tuple[IOSpec,
                for i in range(len(x.shape))]  # original axis i <- batch-first axis perm_in[i]
     graph.node.insert(0, helper.make_node("Transpose", [x.name], [inner_x], name=f"{inner_x}_transpose",
                                           perm=perm_in))
-    inner_y = _fresh(graph, f"{y.name}_original_layout")
+    inner_y = fresh_name(graph, f"{y.name}_original_layout")
     for n in graph.node:
         for i, name in enumerate(n.output):
             if name == y.name:
@@ -259,13 +257,6 @@ def _existing_states(rnns: list[RecurrentNode], idx: GraphIndex, src: Any) -> di
     return pairs
 
 
-def _fresh(graph: onnx.GraphProto, name: str) -> str:
-    taken = {v.name for v in [*graph.input, *graph.output]} | {o for n in graph.node for o in n.output}
-    while name in taken:
-        name += "_"
-    return name
-
-
 def _expose_states(graph: onnx.GraphProto, rnns: list[RecurrentNode], existing: dict[str, str],
                    notes: list[str]) -> list[StateSpec]:
     """Rewire every zero/absent initial state to a new graph input, final state to an output."""
@@ -274,9 +265,9 @@ def _expose_states(graph: onnx.GraphProto, rnns: list[RecurrentNode], existing: 
     for g, o in existing.items():
         v = next(v for v in graph.input if v.name == g)
         layout = next(r.layout for r in rnns for s in r.slots if g in s.source_inputs)
-        shape = _state_shape(_dims(v), 0 if layout else 1, g)
-        _set_dims(v, {shape.index(BATCH): BATCH})
-        states.append(StateSpec(g, g, o, shape, _np_name(v)))
+        shape = _state_shape(dims(v), 0 if layout else 1, g)
+        set_dims(v, {shape.index(BATCH): BATCH})
+        states.append(StateSpec(g, g, o, shape, np_dtype_name(v)))
         notes.append(f"paired the existing state {g} -> {o}")
     for k, r in enumerate(rnns):
         dtype = _weight_dtype(idx, r)
@@ -285,7 +276,7 @@ def _expose_states(graph: onnx.GraphProto, rnns: list[RecurrentNode], existing: 
                 continue
             name = f"{s.kind}{k}"
             shape: tuple = (1, BATCH, r.hidden_size) if r.layout == 0 else (BATCH, 1, r.hidden_size)
-            inp, out = _fresh(graph, f"{name}_in"), _fresh(graph, f"{name}_out")
+            inp, out = fresh_name(graph, f"{name}_in"), fresh_name(graph, f"{name}_out")
             _expose_slot(graph, r.node, s, inp, out)
             graph.input.append(helper.make_tensor_value_info(inp, dtype, list(shape)))
             graph.output.append(helper.make_tensor_value_info(out, dtype, list(shape)))
@@ -306,7 +297,7 @@ def _expose_slot(graph: onnx.GraphProto, node: onnx.NodeProto, s: StateSlot, inp
     else:  # Y_h already feeds other nodes (or an output): copy it to the new output
         at = list(graph.node).index(node) + 1
         graph.node.insert(at, helper.make_node("Identity", [node.output[s.output_index]], [out],
-                                               name=_fresh(graph, f"{out}_identity")))
+                                               name=fresh_name(graph, f"{out}_identity")))
 
 
 def _weight_dtype(idx: GraphIndex, r: RecurrentNode) -> int:
@@ -319,135 +310,6 @@ def _state_shape(dims: list, batch_axis: int, name: str) -> tuple:
         raise StatefulError(f"state input {name}: expected rank 3 (layers, batch, hidden), got shape {dims}")
     return tuple(BATCH if i == batch_axis else int(d) if isinstance(d, int) else 1
                  for i, d in enumerate(dims))
-
-
-# ---------------------------------------------------------------------------- axes and shapes
-def _dims(v: onnx.ValueInfoProto) -> list:
-    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
-            for d in v.type.tensor_type.shape.dim]
-
-
-def _set_dims(v: onnx.ValueInfoProto, names: dict[int, str]) -> None:
-    for i, d in enumerate(v.type.tensor_type.shape.dim):
-        if i in names:
-            d.Clear()
-            d.dim_param = names[i]
-
-
-def _np_name(v: onnx.ValueInfoProto) -> str:
-    return np.dtype(helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type)).name
-
-
-def _opset(model: onnx.ModelProto) -> Optional[int]:
-    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
-
-
-def _inferred(model: onnx.ModelProto) -> dict[str, list]:
-    """name -> dims (ints, symbol names or None) after ONNX shape inference."""
-    m = onnx.shape_inference.infer_shapes(model, data_prop=True)
-    vals = [*m.graph.value_info, *m.graph.input, *m.graph.output]
-    return {v.name: _dims(v) for v in vals if v.type.tensor_type.HasField("shape")}
-
-
-def _data_axes(model: onnx.ModelProto, x: onnx.ValueInfoProto, first: RecurrentNode,
-               batch_axis: Optional[int], time_axis: Optional[int], src: Any) -> tuple[int, int]:
-    """(batch axis, time axis) of the data input: given, or followed to the first recurrent node."""
-    rank = len(x.type.tensor_type.shape.dim)
-    if batch_axis is not None or time_axis is not None:
-        if batch_axis is None or time_axis is None:
-            raise StatefulError("batch_axis and time_axis: give both or neither")
-        for name, a in (("batch_axis", batch_axis), ("time_axis", time_axis)):
-            if not 0 <= a < rank:
-                raise StatefulError(f"{name}: expected an axis of {x.name} (rank {rank}), got {a}")
-        if batch_axis == time_axis:
-            raise StatefulError(f"batch_axis and time_axis: expected two different axes, got {batch_axis} twice")
-        return batch_axis, time_axis
-    t_at, b_at = (0, 1) if first.layout == 0 else (1, 0)  # axes of the node's X
-    probe = copy.deepcopy(model)
-    v = next(i for i in probe.graph.input if i.name == x.name)
-    _set_dims(v, {i: f"__axis{i}" for i in range(rank)})
-    del probe.graph.value_info[:]
-    x_dims = _inferred(probe).get(first.node.input[0], [])
-    if len(x_dims) == 3:
-        t, b = x_dims[t_at], x_dims[b_at]
-        if isinstance(t, str) and isinstance(b, str) and t.startswith("__axis") and b.startswith("__axis"):
-            return int(b[6:]), int(t[6:])
-    static = _inferred(model).get(first.node.input[0], [])  # fall back to matching sizes
-    sizes = _dims(x)
-    if len(static) == 3 and isinstance(static[t_at], int) and isinstance(static[b_at], int):
-        ts = [i for i, d in enumerate(sizes) if d == static[t_at]]
-        bs = [i for i, d in enumerate(sizes) if d == static[b_at] and i not in ts]
-        if len(ts) == 1 and len(bs) == 1:
-            return bs[0], ts[0]
-    raise StatefulError(f"{src}: cannot tell which axes of {x.name} {sizes} are batch and time from the "
-                        f"graph; pass batch_axis= and time_axis= (rnnx stateful --batch-axis/--time-axis)")
-
-
-def _free_reshapes(model: onnx.ModelProto, frozen: dict[str, int]) -> list[str]:
-    """Compute at run time the Reshape shape entries that froze the export's batch or time size."""
-    graph, notes = model.graph, []
-    if not frozen:
-        return notes
-    for node in [n for n in graph.node if n.op_type == "Reshape"]:
-        idx = GraphIndex(graph)
-        target = idx.constant(node.input[1])
-        if target is None:
-            continue
-        in_dims = _inferred(model).get(node.input[0], [])
-        pieces = _shape_pieces([int(t) for t in np.ravel(target)], in_dims, frozen)
-        if pieces is None:
-            continue
-        graph_nodes = list(graph.node)
-        at = graph_nodes.index(node)
-        new_nodes, shape_name = _shape_nodes(graph, node, pieces)
-        for i, n in enumerate(new_nodes):
-            graph.node.insert(at + i, n)
-        node.input[1] = shape_name
-        notes.append(f"Reshape '{node.name or node.output[0]}': shape {np.ravel(target).tolist()} now "
-                     f"follows the input's batch/time size")
-    return notes
-
-
-def _shape_pieces(target: list[int], in_dims: list, frozen: dict[str, int]) -> Optional[list]:
-    """Target entries as ints or ("dim", j) (the input's axis j), or None when nothing is frozen."""
-    pieces: list = list(target)
-    changed = False
-    unmatched = []
-    for sym, value in frozen.items():
-        if sym not in in_dims:
-            continue
-        j = in_dims.index(sym)
-        cands = [k for k, t in enumerate(pieces) if t == value]
-        if not cands:
-            unmatched.append(value)
-            continue
-        k = j if j in cands else min(cands, key=lambda c: abs(c - j))
-        pieces[k] = ("dim", j)
-        changed = True
-    if unmatched and -1 not in pieces:  # merged axes, e.g. (T*B, H): let -1 absorb them
-        prod = int(np.prod(unmatched)) * 1
-        for k, t in enumerate(pieces):
-            if t == prod or any(t == prod * v for v in frozen.values() if isinstance(t, int)):
-                pieces[k] = -1
-                changed = True
-                break
-    return pieces if changed else None
-
-
-def _shape_nodes(graph: onnx.GraphProto, node: onnx.NodeProto, pieces: list) -> tuple[list, str]:
-    base = _fresh(graph, f"{node.name or node.output[0]}_dynshape")
-    nodes = [helper.make_node("Shape", [node.input[0]], [f"{base}_in"], name=f"{base}_shape")]
-    parts = []
-    for k, p in enumerate(pieces):
-        name = f"{base}_{k}"
-        if isinstance(p, tuple):
-            graph.initializer.append(numpy_helper.from_array(np.array([p[1]], np.int64), f"{name}_idx"))
-            nodes.append(helper.make_node("Gather", [f"{base}_in", f"{name}_idx"], [name], name=f"{name}_gather", axis=0))
-        else:
-            graph.initializer.append(numpy_helper.from_array(np.array([p], np.int64), name))
-        parts.append(name)
-    nodes.append(helper.make_node("Concat", parts, [base], name=f"{base}_concat", axis=0))
-    return nodes, base
 
 
 def _remove_dead_nodes(graph: onnx.GraphProto) -> None:
@@ -475,7 +337,7 @@ def _session(model: onnx.ModelProto | os.PathLike | str) -> Any:
 
 
 def _example(x: onnx.ValueInfoProto, axes: dict[int, int], dtype: str, seed: int) -> np.ndarray:
-    shape = [axes.get(i, d if isinstance(d, int) else 1) for i, d in enumerate(_dims(x))]
+    shape = [axes.get(i, d if isinstance(d, int) else 1) for i, d in enumerate(dims(x))]
     return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
 
 
@@ -485,7 +347,7 @@ def _feeds(model: onnx.ModelProto, x: np.ndarray, x_name: str, batch: int) -> di
     feeds = {x_name: x}
     for v in model.graph.input:
         if v.name != x_name and v.name not in inits:
-            feeds[v.name] = np.zeros([d if isinstance(d, int) else batch for d in _dims(v)], _np_name(v))
+            feeds[v.name] = np.zeros([d if isinstance(d, int) else batch for d in dims(v)], np_dtype_name(v))
     return feeds
 
 
@@ -494,7 +356,7 @@ def _output_spec(model: onnx.ModelProto, x: onnx.ValueInfoProto, b_ax: int, t_ax
     """The data output's axes, found by running the new graph at two batch sizes and lengths."""
     shapes = []
     for batch, steps in ((2, 3), (3, 5)):
-        feeds = _feeds(model, _example(x, {b_ax: batch, t_ax: steps}, _np_name(x), 0), x.name, batch)
+        feeds = _feeds(model, _example(x, {b_ax: batch, t_ax: steps}, np_dtype_name(x), 0), x.name, batch)
         try:
             out = _session(model).run([y], feeds)[0]
         except Exception as e:  # onnxruntime raises its own error types
@@ -514,7 +376,7 @@ def _output_spec(model: onnx.ModelProto, x: onnx.ValueInfoProto, b_ax: int, t_ax
                             f"an output per step can be streamed")
     shape = tuple(BATCH if i == batch_ax[0] else TIME if i == time_ax[0] else int(d) for i, d in enumerate(s1))
     out_vi = next(o for o in model.graph.output if o.name == y)
-    dtype = _np_name(out_vi) if out_vi.type.tensor_type.elem_type else np.dtype(out.dtype).name
+    dtype = np_dtype_name(out_vi) if out_vi.type.tensor_type.elem_type else np.dtype(out.dtype).name
     return IOSpec(y, batch_ax[0], time_ax[0], shape, dtype)
 
 
