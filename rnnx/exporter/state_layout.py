@@ -7,10 +7,11 @@ first. :func:`to_batch_first` wraps the graph with one ``Transpose`` per state i
 output; the computation inside is untouched, so the result is exact.
 
 Example:
-    >>> import onnx                                           # doctest: +SKIP
-    >>> proto, spec = to_batch_first(onnx.load("model.onnx"), read_spec("model.onnx"))  # doctest: +SKIP
-    >>> spec.state[0].shape                                   # doctest: +SKIP
+    >>> from rnnx.spec import StateSpec
+    >>> batch_first_shape(StateSpec("h", "h_in", "h_out", (2, "batch", 64)))
     ('batch', 2, 64)
+
+    The whole graph: ``proto, spec = to_batch_first(onnx.load(path), read_spec(path))``.
 """
 
 from __future__ import annotations

@@ -16,12 +16,12 @@ sequences of different lengths interleaved in batch slots, states zeroed at STAR
 carried between requests, an empty slot with READY=0) and each sequence's outputs are
 compared with the original graph run on that sequence alone.
 
-Example:
-    >>> from rnnx.models import build                            # doctest: +SKIP
-    >>> repo = export_triton(build("lstm", input_size=16, hidden_size=64), "repo",  # doctest: +SKIP
-    ...                      TritonConfig(name="lstm"))
-    >>> repo.config_path                                         # doctest: +SKIP
-    PosixPath('repo/lstm/config.pbtxt')
+Example::
+
+    from rnnx.models import build
+    repo = export_triton(build("lstm", input_size=16, hidden_size=64), "repo",
+                         TritonConfig(name="lstm"))
+    repo.config_path  # PosixPath('repo/lstm/config.pbtxt')
 """
 
 from __future__ import annotations
