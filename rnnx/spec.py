@@ -329,6 +329,76 @@ def _positive(value: Any, where: str) -> int:
 
 
 @dataclass(frozen=True)
+class DataSpec:
+    """The task's data contract: what the model's input and output mean (optional ``data`` field).
+
+    Written by ``rnnx train`` (through the checkpoint) so the exported file alone tells a
+    client what to feed and what comes out: ``rnnx run`` reads the training CSV with it and
+    names its output columns, and token models decode to text with it.
+
+    Attributes:
+        task: the training task ("csv", "forecast", "sine", "chars", "blobs") or "custom".
+        features: input columns in the order of the input's last axis (series tasks).
+        target: the column forecast (series tasks).
+        horizon: future target values predicted at every step (series tasks).
+        outputs: names of the output's last axis, e.g. ``load+1 .. load+H``.
+        missing: how empty/NA cells of a CSV were handled in training ("interpolate", ...).
+        normalization: ``{"inside_graph": true, "input_mean": [...], "input_std": [...],
+            "output_mean": [...], "output_std": [...]}``; inside the graph, so the file takes
+            and returns raw units.
+        vocab: token models: id ``i`` is the character ``vocab[i]``.
+        window: the training window in steps (also a sensible warm-up length).
+    """
+
+    task: str = "custom"
+    features: tuple[str, ...] = ()  # input columns, in order
+    target: str | None = None  # forecast column
+    horizon: int | None = None  # values predicted per step
+    outputs: tuple[str, ...] = ()  # output column names (last axis)
+    missing: str | None = None  # CSV missing-value policy used in training
+    normalization: dict[str, Any] | None = None  # statistics; applied inside the graph
+    vocab: str | None = None  # token id i <-> vocab[i]
+    window: int | None = None  # training window (warm-up context)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"task": self.task}
+        for key in ("features", "outputs"):
+            if getattr(self, key):
+                d[key] = list(getattr(self, key))
+        for key in ("target", "horizon", "missing", "normalization", "vocab", "window"):
+            if getattr(self, key) is not None:
+                d[key] = getattr(self, key)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str = f"{METADATA_KEY}.data") -> "DataSpec":
+        if not isinstance(d, Mapping):
+            raise SpecError(f"{where}: expected an object, got {type(d).__name__}")
+        names: dict[str, tuple[str, ...]] = {}
+        for key in ("features", "outputs"):
+            value = d.get(key, [])
+            if (isinstance(value, (str, bytes)) or not isinstance(value, Sequence)
+                    or not all(isinstance(v, str) for v in value)):
+                raise SpecError(f"{where}.{key}: expected a list of column names, got {value!r}")
+            names[key] = tuple(value)
+        for key in ("horizon", "window"):
+            value = d.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise SpecError(f"{where}.{key}: expected a positive int, got {value!r}")
+        for key in ("task", "target", "missing", "vocab"):
+            value = d.get(key)
+            if value is not None and not isinstance(value, str):
+                raise SpecError(f"{where}.{key}: expected a string, got {value!r}")
+        norm = d.get("normalization")
+        if norm is not None and not isinstance(norm, Mapping):
+            raise SpecError(f"{where}.normalization: expected an object, got {norm!r}")
+        return cls(task=str(d.get("task", "custom")), features=names["features"], target=d.get("target"),
+                   horizon=d.get("horizon"), outputs=names["outputs"], missing=d.get("missing"),
+                   normalization=None if norm is None else dict(norm), vocab=d.get("vocab"),
+                   window=d.get("window"))
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """The whole contract of an exported model, stored as JSON under ``rnnx.spec``.
 
@@ -348,6 +418,8 @@ class ModelSpec:
             written before the field existed. Inputs, outputs and states stay float32.
         role: "" for a standalone model; "encoder" or "decoder" for a seq2seq bundle file.
         seq2seq: the bundle contract, in both files of a seq2seq bundle (None otherwise).
+        data: the task's data contract (feature names, target, horizon, vocabulary, ...),
+            or None (files written before the field existed, models not trained by rnnx).
     """
 
     input: IOSpec
@@ -364,6 +436,7 @@ class ModelSpec:
     precision: str = "fp32"  # "fp32" | "fp16" | "int8"; see rnnx.exporter.quantize
     role: str = ""  # "", or "encoder" / "decoder" in a seq2seq bundle
     seq2seq: Seq2SeqSpec | None = None  # the bundle contract (seq2seq bundle files only)
+    data: DataSpec | None = None  # what the input/output columns mean; written only when known
 
     def state_by_name(self) -> dict[str, StateSpec]:
         return {s.name: s for s in self.state}
@@ -387,6 +460,8 @@ class ModelSpec:
             d["role"] = self.role
         if self.seq2seq is not None:
             d["seq2seq"] = self.seq2seq.to_dict()
+        if self.data is not None:  # optional: older readers ignore it
+            d["data"] = self.data.to_dict()
         return d
 
     def to_json(self) -> str:
@@ -437,6 +512,7 @@ class ModelSpec:
             precision=str(precision),
             role=str(role),
             seq2seq=bundle,
+            data=None if d.get("data") is None else DataSpec.from_dict(d["data"]),
         )
 
     @classmethod

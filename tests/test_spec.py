@@ -5,7 +5,7 @@ import json
 import pytest
 
 from rnnx.errors import SpecError
-from rnnx.spec import IOSpec, ModelSpec, StateSpec
+from rnnx.spec import DataSpec, IOSpec, ModelSpec, StateSpec
 
 
 def lstm_spec(**overrides) -> ModelSpec:
@@ -104,4 +104,27 @@ def test_bad_vocab_size_is_rejected(dtype, vocab):
     d = json.loads(lstm_spec().to_json())
     d["input"].update(shape=["batch", "time"], dtype=dtype, vocab_size=vocab)
     with pytest.raises(SpecError, match=r"input.vocab_size: expected a positive int"):
+        ModelSpec.from_dict(d)
+
+
+def test_data_contract_round_trips_and_is_optional():
+    data = DataSpec(task="csv", features=("temp", "load"), target="load", horizon=2,
+                    outputs=("load+1", "load+2"), missing="ffill", window=8,
+                    normalization={"inside_graph": True, "input_mean": [0.0, 1.0]})
+    spec = lstm_spec(data=data)
+    d = json.loads(spec.to_json())
+    assert d["data"]["features"] == ["temp", "load"] and d["data"]["horizon"] == 2
+    assert ModelSpec.from_json(spec.to_json()) == spec
+    assert "data" not in lstm_spec().to_dict() and ModelSpec.from_dict(lstm_spec().to_dict()).data is None
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("features", "temp", r"data\.features: expected a list of column names, got 'temp'"),
+    ("horizon", 0, r"data\.horizon: expected a positive int, got 0"),
+    ("vocab", 5, r"data\.vocab: expected a string, got 5"),
+])
+def test_malformed_data_contract_names_the_field(field, value, match):
+    d = lstm_spec().to_dict()
+    d["data"] = {"task": "csv", field: value}
+    with pytest.raises(SpecError, match=match):
         ModelSpec.from_dict(d)

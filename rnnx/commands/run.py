@@ -8,10 +8,14 @@ from typing import Any, Optional
 import click
 import numpy as np
 
+from rnnx.atomic import atomic_write, write_text_atomic
 from rnnx.commands._common import command, echo
+from rnnx.commands._data import decode as decode_tokens
+from rnnx.commands._data import encode_text, output_columns, read_features
 from rnnx.commands._runtime_options import runtime_kwargs, runtime_options
 from rnnx.errors import InputFileError, InputValueError, NotStreamableError, ShapeError
 from rnnx.progress import Progress
+from rnnx.spec import DataSpec
 
 PROGRESS_MIN_STEPS = 2000  # show a progress bar from this many time steps on
 TOKEN_BLOCK = 1 << 20  # token ids checked this many at a time
@@ -41,7 +45,22 @@ def read_sequence(path: Path, dtype: np.dtype) -> np.ndarray:
         except ValueError as e:
             raise InputFileError(f"INPUT {path}: expected rows of {dtype} numbers (one header row "
                                  f"allowed), got {' '.join(str(e).split())}") from e
-    raise click.BadParameter(f"expected a .npy or .csv file, got {path.name}", param_hint="INPUT")
+    raise click.BadParameter(f"expected a .npy or .csv file (or .txt for a token model with a vocabulary), "
+                             f"got {path.name}", param_hint="INPUT")
+
+
+def read_input(path: Path, data: Optional[DataSpec], dtype: np.dtype) -> np.ndarray:
+    """INPUT through the model's data contract when it has one, else :func:`read_sequence`.
+
+    A CSV for a model that knows its feature names is read by header; a .txt file for a
+    model with a vocabulary is encoded to token ids.
+    """
+    suffix = path.suffix.lower()
+    if suffix == ".csv" and data is not None and data.features:
+        return read_features(path, data)
+    if suffix == ".txt" and data is not None and data.vocab:
+        return encode_text(path, data.vocab)
+    return read_sequence(path, dtype)
 
 
 def check_token_ids(x: np.ndarray, vocab_size: Optional[int]) -> None:
@@ -62,15 +81,20 @@ def check_token_ids(x: np.ndarray, vocab_size: Optional[int]) -> None:
                                   f"{vocab_size}), got {int(block[bad[0]])} at index {where}")
 
 
-def write_outputs(path: Path, y: np.ndarray, batch_axis: int = 0, time_axis: Optional[int] = 1) -> None:
-    """Write ``.npy`` as is, or ``.csv`` with one row per time step (batch 1 only)."""
+def write_outputs(path: Path, y: np.ndarray, batch_axis: int = 0, time_axis: Optional[int] = 1,
+                  columns: Optional[list[str]] = None) -> None:
+    """Write ``.npy`` as is, or ``.csv`` with one row per time step (batch 1 only), under a
+    header row of ``columns`` when the model's data contract names them."""
     if path.suffix.lower() == ".npy":
-        np.save(path, y)
+        with atomic_write(path) as f:
+            np.save(f, y)
     elif path.suffix.lower() == ".csv":
         if y.shape[batch_axis] != 1:
             raise ShapeError(f"--out: CSV holds one sequence, got a batch of {y.shape[batch_axis]}; use .npy")
         steps = y.shape[time_axis] if time_axis is not None else 1
-        np.savetxt(path, y.reshape(steps, -1), delimiter=",", fmt="%.8g")
+        with atomic_write(path) as f:
+            np.savetxt(f, y.reshape(steps, -1), delimiter=",", fmt="%.8g",
+                       header=",".join(columns) if columns else "", comments="")
     else:
         raise click.BadParameter(f"expected a .npy or .csv file, got {path.name}", param_hint="--out")
 
@@ -115,8 +139,10 @@ def _prepare(contract, x: np.ndarray) -> tuple[np.ndarray, int, int, bool]:
     return x, step_axis, out_axis if out_axis is not None else 1, use_step
 
 
-def _summary(y: np.ndarray, time_axis: int = 1) -> str:
-    last = np.array2string(np.take(y, -1, axis=time_axis).ravel()[:8], precision=4)
+def _summary(y: np.ndarray, time_axis: int = 1, columns: Optional[list[str]] = None) -> str:
+    last_step = np.take(y, -1, axis=time_axis)
+    last = (" ".join(f"{c}={v:.6g}" for c, v in zip(columns, last_step[0])) if columns
+            else np.array2string(last_step.ravel()[:8], precision=4))
     return (f"output shape {y.shape}  mean {y.mean():.6g}  min {y.min():.6g}  max {y.max():.6g}\n"
             f"last step: {last}")
 
@@ -126,30 +152,38 @@ def _summary(y: np.ndarray, time_axis: int = 1) -> str:
 @click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--chunk", type=click.IntRange(min=1), default=64, show_default=True, help="Time steps per runtime call.")
 @click.option("--provider", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write outputs (.npy or .csv).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write outputs (.npy, .csv with named columns when the model names them, .txt with --decode).")
+@click.option("--decode", is_flag=True, help="Token models: print the most likely character at every step as text.")
 @click.option("--state-in", type=click.Path(exists=True, dir_okay=False), help="Start from this state file.")
 @click.option("--state-out", type=click.Path(dir_okay=False), help="Save the final state here.")
 @click.option("--check-finite", type=click.Choice(["off", "warn", "raise"]), default="off", show_default=True,
               help="On NaN/inf in the input or output: nothing, a warning, or an error (onnxruntime's "
                    "LSTM turns NaN inputs into finite, wrong numbers).")
 @runtime_options
-def run(model: str, input_path: Path, chunk: int, provider: str, out: Optional[Path],
+def run(model: str, input_path: Path, chunk: int, provider: str, out: Optional[Path], decode: bool,
         state_in: Optional[str], state_out: Optional[str], check_finite: str, state_map: tuple[str, ...],
         constant: tuple[str, ...], context: int) -> dict[str, Any]:
     """Stream INPUT, a recorded sequence (T, F...) or batch (B, T, F...), through MODEL.
 
     INPUT is .npy or .csv (one row per time step). Without --out a summary is printed.
+    A model trained by `rnnx train` carries its data contract: INPUT may then be the
+    training CSV as it is (its feature columns are picked by name, in order, and empty
+    cells filled as in training), outputs get named columns (e.g. load+1..load+H), and a
+    token model takes a .txt file and prints text with --decode.
     For ONNX files rnnx did not write, name the state pairs with --state-map (see
     `rnnx inspect MODEL`); each row of INPUT is then one call of the graph, or, when the
     graph's input is (batch, time, ...), INPUT is cut into --chunk steps along time.
     JSON: model, input, input_shape, output_shape, out, state_in, state_out, mean, min,
-    max, last_step.
+    max, last_step, columns (output names or null), text (with --decode, else null).
 
     \b
     Examples:
       rnnx run exported/model.onnx signal.npy --out y.npy --state-out state.npz
       rnnx run exported/model.onnx more.csv --state-in state.npz --out y.csv
       rnnx run exported/model.onnx signal.npy --json -
+      rnnx run exported/model.onnx load.csv --out forecast.csv     # a --csv model: named columns
+      rnnx run exported/chars.onnx hello.txt --decode
       rnnx run vad.onnx frames.npy --state-map state=stateN --constant sr=16000 --context 64
     """
     from rnnx.runtime import RuntimeOptions, StreamingSession
@@ -162,7 +196,11 @@ def run(model: str, input_path: Path, chunk: int, provider: str, out: Optional[P
     if not contract.streamable and (state_in or state_out):
         raise NotStreamableError(f"--state-in/--state-out: {model} is bidirectional: it runs whole sequences "
                                  "from a zero state, so it has no state to load or save")
-    x, step_axis, out_axis, use_step = _prepare(contract, read_sequence(input_path, contract.input.dtype))
+    data = contract.spec.data if contract.spec is not None else None
+    if decode and (data is None or not data.vocab):
+        raise InputValueError(f"--decode: {model} has no vocabulary in its data contract (token models "
+                              "trained by rnnx train have one)")
+    x, step_axis, out_axis, use_step = _prepare(contract, read_input(input_path, data, contract.input.dtype))
     check_token_ids(x, contract.spec.input.vocab_size if contract.spec is not None else None)
     with StreamingSession(model, options=run_options, batch_size=x.shape[contract.input.batch_axis],
                           **options) as sess:
@@ -171,12 +209,19 @@ def run(model: str, input_path: Path, chunk: int, provider: str, out: Optional[P
         y = stream(sess, x, chunk, step_axis, out_axis, use_step) if contract.streamable else sess.run(x)
         if state_out:
             sess.save_state(state_out)
-    if out is not None:
-        write_outputs(out, y, contract.output.batch_axis, out_axis)
+    columns = output_columns(data, y)
+    text = decode_tokens(y, data.vocab, contract.output.batch_axis, out_axis) if decode and data else None
+    if out is not None and text is not None and out.suffix.lower() == ".txt":
+        write_text_atomic(out, "\n".join(text) + "\n")
+        echo(f"wrote {out} ({len(text)} text(s))")
+    elif out is not None:
+        write_outputs(out, y, contract.output.batch_axis, out_axis, columns)
         echo(f"wrote {out} {y.shape}")
+    elif text is not None:
+        echo("\n".join(text))
     else:
-        echo(_summary(y, out_axis))
-    return {"model": model, "input": str(input_path), "input_shape": list(x.shape),
+        echo(_summary(y, out_axis, columns))
+    return {"columns": columns, "text": text, "model": model, "input": str(input_path), "input_shape": list(x.shape),
             "output_shape": list(y.shape), "out": None if out is None else str(out),
             "state_in": state_in, "state_out": state_out, "mean": float(y.mean()),
             "min": float(y.min()), "max": float(y.max()), "last_step": np.take(y, -1, axis=out_axis).tolist()}

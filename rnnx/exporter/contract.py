@@ -17,7 +17,7 @@ from torch import nn
 
 import rnnx
 from rnnx.errors import ContractError, ExportError, RnnxError
-from rnnx.spec import BATCH, DTYPES, TIME, IOSpec, ModelSpec, StateSpec
+from rnnx.spec import BATCH, DTYPES, TIME, DataSpec, IOSpec, ModelSpec, StateSpec
 
 EXAMPLE_BATCH = 2  # batch size of the example the graph is exported at
 EXAMPLE_STEPS = 5  # time steps of the example (not 1: a T=1 trace hides time-dependent shapes)
@@ -216,4 +216,14 @@ def derive_spec(model: nn.Module, example: torch.Tensor, *, opset: int | None = 
         config=_config(model),
         opset=opset,
         exporter=exporter,
+        data=data_contract(model),
     )
+
+
+DATA_ATTRIBUTE = "rnnx_data"  # a model's DataSpec, set by rnnx.models.load from the checkpoint
+
+
+def data_contract(model: nn.Module) -> DataSpec | None:
+    """The data contract attached to ``model`` (``model.rnnx_data``), or None."""
+    data = getattr(model, DATA_ATTRIBUTE, None)
+    return data if isinstance(data, DataSpec) else None

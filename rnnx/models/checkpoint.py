@@ -24,8 +24,9 @@ import torch
 from torch import nn
 
 import rnnx
-from rnnx.errors import CheckpointError, ConfigError
+from rnnx.errors import CheckpointError, ConfigError, SpecError
 from rnnx.models.config import ModelConfig
+from rnnx.spec import DataSpec
 
 FORMAT = 1  # version of the metadata layout
 META_KEY = "rnnx"  # safetensors metadata key holding the JSON
@@ -204,6 +205,12 @@ def load(path: PathLike) -> nn.Module:
         raise CheckpointError(f"{p}: not a readable safetensors file ({type(e).__name__}: {e})") from None
     model = build_from_config(config)
     model.load_state_dict(tensors)
+    data = (meta.get("extra") or {}).get("data")
+    if data is not None:  # the task's data contract travels on to the exported file
+        try:
+            model.rnnx_data = DataSpec.from_dict(data, f"{p}: extra.data")
+        except SpecError as e:
+            raise CheckpointError(str(e)) from None
     return model.eval()
 
 

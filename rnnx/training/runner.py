@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from rnnx.errors import ConfigError
+from rnnx.spec import DataSpec
 from rnnx.training import run_dir as rd
 from rnnx.training.config import TrainConfig
 from rnnx.training.loop import EpochHook, FitResult, fit, stream
@@ -118,9 +119,27 @@ def _metrics(task: Task, model: nn.Module, data: TaskData, cfg: TrainConfig, fit
     return metrics
 
 
+def data_contract(task: Task, data: TaskData, cfg: TrainConfig) -> DataSpec:
+    """What the model's input and output mean, saved with the checkpoint and carried by
+    ``rnnx export`` into the model file (``rnnx.spec`` field ``data``)."""
+    info = data.info
+    norm = None
+    if data.normalization is not None:
+        in_mean, in_std, out_mean, out_std = (t.tolist() for t in data.normalization)
+        norm = {"inside_graph": True, "input_mean": in_mean, "input_std": in_std,
+                "output_mean": out_mean, "output_std": out_std, "residual": bool(info.get("residual"))}
+    target, horizon = info.get("target"), info.get("horizon")
+    outputs = tuple(f"{target}+{k}" for k in range(1, horizon + 1)) if target and horizon else ()
+    vocab = info.get("vocab")
+    return DataSpec(task=task.name, features=tuple(info.get("features") or ()), target=target,
+                    horizon=horizon, outputs=outputs, missing=cfg.missing if cfg.csv else None,
+                    normalization=norm, vocab=vocab, window=data.window)
+
+
 def _write(task: Task, model: nn.Module, data: TaskData, cfg: TrainConfig, out: Path,
            metrics: dict[str, Any], fitted: FitResult) -> None:
-    extra = {"task": task.name, "window": data.window, **data.info}
+    extra = {"task": task.name, "window": data.window, **data.info,
+             "data": data_contract(task, data, cfg).to_dict()}
     rd.save_checkpoint(model, out, extra)
     rd.write_json(out / rd.CONFIG, {"train": cfg.to_dict(), "model": model.config.to_dict(), "task": extra})
     rd.write_json(out / rd.METRICS, metrics)

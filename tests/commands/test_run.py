@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -184,3 +185,75 @@ def test_token_ids_outside_the_vocabulary_are_refused(tmp_path):
     np.save(tmp_path / "ids.npy", np.array([[1, 2, 999]], np.int64))
     line = user_error(invoke(tmp_path / "tok.onnx", tmp_path / "ids.npy"))
     assert re.search(r"token ids must lie in \[0, \d+\) \(vocab_size \d+\), got 999 at index \(0, 2\)", line)
+
+
+@pytest.fixture(scope="module")
+def csv_model(tmp_path_factory):
+    """A --csv model trained from a file with a timestamp column and blank cells, exported."""
+    root = tmp_path_factory.mktemp("csvmodel")
+    rng = np.random.default_rng(0)
+    rows = ["time,temp,load,note"]
+    for i in range(120):
+        temp = "" if i in (30, 31) else f"{np.sin(i / 5) + rng.normal(0, 0.1):.4f}"
+        rows.append(f"2024-01-{i % 28 + 1:02d}T{i % 24:02d}:00,{temp},{np.cos(i / 7):.4f},x")
+    (root / "data.csv").write_text("\n".join(rows) + "\n")
+    res = CliRunner().invoke(main, ["train", "--csv", str(root / "data.csv"), "--target", "load", "--horizon", "2",
+                                    "--window", "8", "--hidden-size", "4", "--epochs", "1", "--no-progress",
+                                    "--out", str(root / "run")])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(main, ["export", str(root / "run"), "--out", str(root / "exp"), "--format", "onnx",
+                                    "--no-check"])
+    assert res.exit_code == 0, res.output
+    return root
+
+
+def test_the_exported_file_alone_tells_features_target_and_horizon(csv_model):
+    from rnnx.exporter import read_spec
+
+    data = read_spec(csv_model / "exp" / "model.onnx").data
+    assert data.task == "csv" and data.features == ("temp", "load") and data.target == "load"
+    assert data.horizon == 2 and data.outputs == ("load+1", "load+2") and data.missing == "interpolate"
+    assert data.normalization["inside_graph"] is True and len(data.normalization["input_mean"]) == 2
+
+
+def test_run_takes_the_training_csv_as_is_and_names_the_outputs(csv_model, tmp_path):
+    """The training CSV (timestamp and text columns, blank cells) goes straight in."""
+    from rnnx.runtime import StreamingSession
+    from rnnx.tabular import fill_missing, numeric, read_columns
+
+    res = invoke(csv_model / "exp" / "model.onnx", csv_model / "data.csv", "--out", tmp_path / "f.csv")
+    assert res.exit_code == 0, res.output
+    assert "filled missing values by interpolate" in res.stderr
+    lines = (tmp_path / "f.csv").read_text().splitlines()
+    assert lines[0] == "load+1,load+2" and len(lines) == 121
+    header, rows = read_columns(str(csv_model / "data.csv"))
+    table, _ = fill_missing(np.stack([numeric(header, rows, c, "d") for c in ("temp", "load")], 1),
+                            ["temp", "load"], "interpolate", "d")
+    with StreamingSession(csv_model / "exp" / "model.onnx") as sess:
+        want = sess.feed(table[None].astype(np.float32))[0]
+    np.testing.assert_allclose(np.loadtxt(tmp_path / "f.csv", delimiter=",", skiprows=1), want, rtol=1e-5, atol=1e-6)
+    summary = invoke(csv_model / "exp" / "model.onnx", csv_model / "data.csv")
+    assert "last step: load+1=" in summary.output
+
+
+def test_run_names_the_missing_feature_column(csv_model, tmp_path):
+    (tmp_path / "x.csv").write_text("time,load\n1,2\n2,3\n")
+    line = user_error(invoke(csv_model / "exp" / "model.onnx", tmp_path / "x.csv"))
+    assert "needs columns temp, load" in line and "missing temp" in line
+
+
+def test_token_model_reads_text_and_decodes(tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(main, ["train", "--task", "chars", "--epochs", "1", "--no-progress", "--out", str(tmp_path / "run")])
+    assert res.exit_code == 0, res.output
+    assert runner.invoke(main, ["export", str(tmp_path / "run"), "--out", str(tmp_path / "exp"), "--format", "onnx",
+                                "--no-check"]).exit_code == 0
+    (tmp_path / "in.txt").write_text("hellohello\n")
+    res = invoke(tmp_path / "exp" / "model.onnx", tmp_path / "in.txt", "--decode", "--json", "-")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    (text,) = doc["text"]
+    assert len(text) == 10 and set(text) <= set("ehlo")
+    (tmp_path / "bad.txt").write_text("hex!")
+    line = user_error(invoke(tmp_path / "exp" / "model.onnx", tmp_path / "bad.txt", "--decode"))
+    assert "characters ['!', 'x'] are not in the model's vocabulary 'ehlo'" in line
