@@ -133,7 +133,8 @@ def _stream(result: Any, onnx_path: Path, out: Path, echo: Echo, numbers: dict[s
     curve = np.full(len(y), np.nan)
     curve[WARMUP - 1: WARMUP - 1 + len(loop)] = loop[:, 0]
     plots.series(str(out / "streamed.png"), "onnxruntime, one step per call: one-step and closed loop",
-                 {"truth": y[:, 0], "runtime one-step": steps[:, 0], f"runtime closed loop (after {WARMUP})": curve})
+                 {"truth": y[:, 0], "runtime one-step": steps[:, 0], f"runtime closed loop (after {WARMUP})": curve},
+                 ylabel="sine value (unitless amplitude)")
 
 
 def _closed_loop(sess: Any, x: np.ndarray, warmup: int) -> np.ndarray:

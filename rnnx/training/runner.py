@@ -146,5 +146,7 @@ def _write(task: Task, model: nn.Module, data: TaskData, cfg: TrainConfig, out: 
     if cfg.plots:
         from rnnx.training import plots
 
-        plots.loss_curves(fitted.history, str(out / rd.LOSS_PLOT), f"{task.name}: {model.kind}")
+        unit = ("cross-entropy (nats per token)" if task.classification
+                else "MSE (squared, in target std units)" if data.loss_scale is not None else "MSE (squared data units)")
+        plots.loss_curves(fitted.history, str(out / rd.LOSS_PLOT), f"{task.name}: {model.kind}", ylabel=unit)
         task.plot(model, data, str(out / rd.PREDICTIONS_PLOT))

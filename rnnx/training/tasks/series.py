@@ -139,4 +139,5 @@ class SeriesTask(Task):
         if h > 1:
             curves[f"forecast t+{h} (shifted to its date)"] = np.concatenate(
                 [np.full(h - 1, np.nan), y[: n - h + 1, h - 1].numpy()])
-        plots.series(path, f"{self.name}: {data.info['target']}, test split streamed", curves)
+        plots.series(path, f"{self.name}: {data.info['target']}, test split streamed", curves,
+                     ylabel=f"{data.info['target']} (raw units of the data)")

@@ -97,7 +97,7 @@ class SineTask(Task):
         loop[WARMUP - 1: WARMUP - 1 + len(gen)] = gen
         plots.series(path, f"sine: one-step and closed-loop (after {WARMUP} steps) predictions",
                      {"truth": y[0, :, 0].numpy(), "one-step prediction": one_step.numpy(),
-                      "closed loop": loop.numpy()})
+                      "closed loop": loop.numpy()}, ylabel="sine value (unitless amplitude)")
 
 
 def _cpu_model(model: nn.Module) -> nn.Module:
