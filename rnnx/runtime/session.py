@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import warnings
 import weakref
@@ -19,6 +20,8 @@ from rnnx.runtime.options import RuntimeOptions, merge_options
 from rnnx.runtime.providers import Providers
 from rnnx.runtime.state_io import load_state_file, save_state_file
 from rnnx.runtime.validate import check_finite, check_input, check_state
+
+MAX_STATE_BYTES = 1 << 34  # most bytes a session's state buffers may take (16 GiB), checked before allocating
 
 
 def _release(backend: Backend, engine: StepEngine, name: str, warn: bool) -> None:
@@ -91,6 +94,12 @@ class StreamingSession:
                                                  state_shapes=state_shapes)
         self.batch_size = batch_size
         self.device = self.backend.device
+        need = sum(math.prod(s.concrete_shape(batch_size)) * np.dtype(s.dtype).itemsize
+                   for s in self.contract.states) * 2  # two ping-pong state sets
+        if need > MAX_STATE_BYTES:
+            self.backend.close()
+            raise SpecError(f"batch_size: expected state buffers of at most {MAX_STATE_BYTES} bytes, "
+                            f"batch_size={batch_size} needs {need}; use a smaller batch or a StreamPool")
         self._engine = StepEngine(self.backend, self.contract, batch_size)
         self._ctx = np.zeros((batch_size, context), self.contract.input.dtype)
         self._fast: Optional[tuple] = None  # step()'s validated fast path, see _fast_path

@@ -254,7 +254,8 @@ def test_foreign_model_without_state_map_is_refused(foreign):
     ({"batch_size": 0}, "batch_size: expected a positive int, got 0"),
     ({"context": 2}, "context: left context applies to inputs without a time axis"),
     ({"context": -1}, "context: expected a non-negative int, got -1"),
-], ids=["batch0", "context-on-time-axis", "negative-context"])
+    ({"batch_size": 10 ** 12}, r"batch_size: expected state buffers of at most \d+ bytes, batch_size=1000000000000 needs"),
+], ids=["batch0", "context-on-time-axis", "negative-context", "huge-batch"])
 def test_bad_constructor_arguments(exported, kwargs, match):
     path, _ = exported("gru-1l")
     with pytest.raises(SpecError, match=match):
