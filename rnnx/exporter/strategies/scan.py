@@ -1,7 +1,19 @@
-"""One step traced at T=1, wrapped in an ONNX Scan over the time axis.
+"""One step exported without a time axis, wrapped in an ONNX Scan over time.
 
 Covers everything that is streamable: LSTM with ``proj_size`` (after
 :func:`rnnx.models.decompose`), ConvLSTM, user cells and Python loops over time.
+
+The graph is portable: ``x`` is transposed to time-major outside the Scan (so the
+Scan runs over axis 0, the only axis ``onnx.reference`` and some runtimes accept),
+and the step's weights stay inside the Scan body as body initializers (they are used
+only there, and onnxruntime's quantizer quantizes subgraph weights only in place).
+
+Two builders of the one-step graph:
+
+- ``scan``: ``torch.onnx.export(dynamo=True)`` (torch.export). One step has no time
+  axis to freeze, so the non-deprecated exporter handles it; auto prefers it.
+- ``scan-legacy``: the TorchScript-based ``torch.onnx.export(dynamo=False)``, for the
+  models torch.export cannot capture.
 """
 
 from __future__ import annotations
@@ -11,8 +23,11 @@ import torch
 from onnx import helper
 from torch import nn
 
-from rnnx.exporter.strategies.base import ExportContext, export_traced
+from rnnx.exporter.strategies.base import ExportContext, export_traced, quiet
 from rnnx.spec import BATCH, ModelSpec
+
+X_TIME_MAJOR = "x_time_major"  # outer-graph name of x with time moved to axis 0
+Y_TIME_MAJOR = "y_time_major"  # outer-graph name of the Scan's stacked y (time first)
 
 
 class _Step(nn.Module):
@@ -28,24 +43,98 @@ class _Step(nn.Module):
         return (y.squeeze(self.time_axis), *new)  # (B, ...)
 
 
-def _decomposed(model: nn.Module) -> nn.Module:
+def decomposed(model: nn.Module) -> nn.Module:
+    """``rnnx.models.decompose(model)``: fused torch RNN layers -> gate-equation layers."""
     from rnnx.models import decompose  # deferred: rnnx.models is only needed here
 
     return decompose(model)
 
 
-def _step_graph(ctx: ExportContext) -> onnx.ModelProto:
-    spec = ctx.spec
-    t = spec.input.time_axis
+def _step_names(spec: ModelSpec) -> tuple[list[str], list[str]]:
+    return (["step_x"] + [f"step_{s.input}" for s in spec.state],
+            ["step_y"] + [f"step_{s.output}" for s in spec.state])
+
+
+def _step_args(ctx: ExportContext) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
+    t = ctx.spec.input.time_axis
     x_t = ctx.example.select(t, 0)  # (B, ...) one time slice
-    ins = ["step_x"] + [f"step_{s.input}" for s in spec.state]
-    outs = ["step_y"] + [f"step_{s.output}" for s in spec.state]
-    axes = {"step_x": {0: BATCH}, "step_y": {0: BATCH}}
-    for s in spec.state:
-        axes[f"step_{s.input}"] = {s.batch_axis: BATCH}
-        axes[f"step_{s.output}"] = {s.batch_axis: BATCH}
-    return export_traced(_Step(_decomposed(ctx.model), t), (x_t, *ctx.state), spec, ctx.opset,
-                         names=(ins, outs), axes=axes)
+    return _Step(decomposed(ctx.model), t), (x_t, *ctx.state)
+
+
+def step_graph_legacy(ctx: ExportContext) -> onnx.ModelProto:
+    """The one-step graph through ``torch.onnx.export(dynamo=False)``."""
+    spec = ctx.spec
+    ins, outs = _step_names(spec)
+    axes = {ins[0]: {0: BATCH}, outs[0]: {0: BATCH}}
+    for s, i, o in zip(spec.state, ins[1:], outs[1:]):
+        axes[i] = {s.batch_axis: BATCH}
+        axes[o] = {s.batch_axis: BATCH}
+    step, args = _step_args(ctx)
+    return export_traced(step, args, spec, ctx.opset, names=(ins, outs), axes=axes)
+
+
+def step_graph_dynamo(ctx: ExportContext) -> onnx.ModelProto:
+    """The one-step graph through ``torch.onnx.export(dynamo=True)`` (torch.export)."""
+    spec = ctx.spec
+    ins, outs = _step_names(spec)
+    batch = torch.export.Dim("batch")
+    shapes = ({0: batch}, tuple({s.batch_axis: batch} for s in spec.state))  # x_t, *state
+    step, args = _step_args(ctx)
+    with quiet(), torch.no_grad():
+        program = torch.onnx.export(step, args, dynamo=True, opset_version=max(ctx.opset, 18),
+                                    input_names=ins, output_names=outs, dynamic_shapes=shapes,
+                                    verbose=False)
+    return to_opset(program.model_proto, ctx.opset)
+
+
+def to_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
+    """Relabel a dynamo graph (opset 18) as ``opset`` where its ops mean the same there.
+
+    onnx's version converter has no adapter down from Split-18, so this does the one
+    change step graphs need itself: ``Split(num_outputs=...)`` gets explicit sizes (read
+    off shape inference), which every opset since 13 accepts. Any other op whose
+    definition changed after ``opset`` is refused (the ``scan-legacy`` builder remains).
+
+    Raises:
+        ValueError: an op cannot be expressed at ``opset``.
+    """
+    current = _default_opset(model)
+    if current <= opset:
+        return model
+    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    shapes = {v.name: v.type.tensor_type.shape for v in
+              [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]}
+    for node in model.graph.node:
+        n_out = next((a.i for a in node.attribute if a.name == "num_outputs"), None)
+        if node.op_type != "Split" or n_out is None:
+            continue
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+        dims = shapes[node.input[0]].dim
+        size = dims[axis if axis >= 0 else len(dims) + axis].dim_value
+        if size <= 0 or size % n_out:
+            raise ValueError(f"Split {node.name}: cannot give explicit sizes to a split of "
+                             f"{size or 'a symbolic size'} into {n_out}")
+        sizes = helper.make_tensor(f"{node.name}_sizes", onnx.TensorProto.INT64, [n_out],
+                                   [size // n_out] * n_out)
+        model.graph.initializer.append(sizes)
+        node.input.append(sizes.name)
+        keep = [a for a in node.attribute if a.name != "num_outputs"]
+        del node.attribute[:]
+        node.attribute.extend(keep)
+    changed = sorted({n.op_type for n in model.graph.node if n.domain in ("", "ai.onnx")
+                      and n.op_type != "Split"
+                      and onnx.defs.get_schema(n.op_type, current).since_version > opset})
+    if changed:
+        raise ValueError(f"the step graph uses {', '.join(changed)}, changed after opset {opset}; "
+                         f"export with opset >= {current}")
+    for o in model.opset_import:
+        if o.domain in ("", "ai.onnx"):
+            o.version = opset
+    return model
+
+
+def _default_opset(model: onnx.ModelProto) -> int:
+    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
 
 
 def _value_info(name: str, dtype: str, shape: tuple) -> onnx.ValueInfoProto:
@@ -53,36 +142,75 @@ def _value_info(name: str, dtype: str, shape: tuple) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(name, elem, list(shape))
 
 
+def time_major_perm(rank: int, time_axis: int) -> list[int]:
+    """Transpose permutation that moves ``time_axis`` to the front, the rest in order."""
+    return [time_axis] + [a for a in range(rank) if a != time_axis]
+
+
+def inverse_perm(perm: list[int]) -> list[int]:
+    """The permutation that undoes ``perm``."""
+    out = [0] * len(perm)
+    for i, p in enumerate(perm):
+        out[p] = i
+    return out
+
+
 def wrap_in_scan(step: onnx.ModelProto, spec: ModelSpec) -> onnx.ModelProto:
-    """Turn a one-step graph (x_t, *state) -> (y_t, *state) into a Scan over ``x``'s time axis."""
+    """Turn a one-step graph (x_t, *state) -> (y_t, *state) into a Scan over ``x``'s time axis.
+
+    ``x`` is transposed to time-major before the Scan and ``y`` back after it; the step's
+    initializers stay in the body (body-only weights live where they are used).
+    """
     g = step.graph
-    inits = list(g.initializer)
-    del g.initializer[:]  # weights move to the outer graph, referenced from the body
     body = helper.make_graph(list(g.node), "step", [*g.input[1:], g.input[0]],  # states, then x_t
-                             [*g.output[1:], g.output[0]])  # new states, then y_t
-    scan = helper.make_node(
-        "Scan", [s.input for s in spec.state] + [spec.input.name],
-        [s.output for s in spec.state] + [spec.output.name], name="time_scan", body=body,
-        num_scan_inputs=1, scan_input_axes=[spec.input.time_axis],
-        scan_output_axes=[spec.output.time_axis])
+                             [*g.output[1:], g.output[0]],  # new states, then y_t
+                             initializer=list(g.initializer), value_info=list(g.value_info))
+    perm_x = time_major_perm(len(spec.input.shape), spec.input.time_axis)
+    perm_y = inverse_perm(time_major_perm(len(spec.output.shape), spec.output.time_axis))
+    nodes = [
+        helper.make_node("Transpose", [spec.input.name], [X_TIME_MAJOR], name="x_to_time_major",
+                         perm=perm_x),
+        helper.make_node("Scan", [s.input for s in spec.state] + [X_TIME_MAJOR],
+                         [s.output for s in spec.state] + [Y_TIME_MAJOR], name="time_scan",
+                         body=body, num_scan_inputs=1),
+        helper.make_node("Transpose", [Y_TIME_MAJOR], [spec.output.name], name="y_to_batch_major",
+                         perm=perm_y),
+    ]
     inputs = [_value_info(spec.input.name, spec.input.dtype, spec.input.shape)]
     inputs += [_value_info(s.input, s.dtype, s.shape) for s in spec.state]
     outputs = [_value_info(spec.output.name, spec.output.dtype, spec.output.shape)]
     outputs += [_value_info(s.output, s.dtype, s.shape) for s in spec.state]
-    main = helper.make_graph([scan], "rnnx_scan", inputs, outputs, initializer=inits)
-    return helper.make_model(main, opset_imports=step.opset_import, ir_version=step.ir_version,
-                             producer_name=step.producer_name,
-                             producer_version=step.producer_version)
+    main = helper.make_graph(nodes, "rnnx_scan", inputs, outputs)
+    model = helper.make_model(main, opset_imports=step.opset_import, ir_version=step.ir_version,
+                              producer_name=step.producer_name,
+                              producer_version=step.producer_version)
+    model.functions.extend(step.functions)
+    return model
+
+
+def _require_streamable(spec: ModelSpec) -> None:
+    if not spec.streamable:
+        raise ValueError("model is not streamable (bidirectional): a scan over one step "
+                         "cannot see future steps")
 
 
 class ScanStrategy:
-    """Scan over a T=1 trace of the decomposed model; streamable models only."""
+    """Scan over one step of the decomposed model, built by torch.export (dynamo)."""
 
     name = "scan"
     auto = True
 
     def build(self, ctx: ExportContext) -> onnx.ModelProto:
-        if not ctx.spec.streamable:
-            raise ValueError("model is not streamable (bidirectional): a scan over one step "
-                             "cannot see future steps")
-        return wrap_in_scan(_step_graph(ctx), ctx.spec)
+        _require_streamable(ctx.spec)
+        return wrap_in_scan(step_graph_dynamo(ctx), ctx.spec)
+
+
+class LegacyScanStrategy:
+    """Scan over one step of the decomposed model, built by the TorchScript-based exporter."""
+
+    name = "scan-legacy"
+    auto = True
+
+    def build(self, ctx: ExportContext) -> onnx.ModelProto:
+        _require_streamable(ctx.spec)
+        return wrap_in_scan(step_graph_legacy(ctx), ctx.spec)
