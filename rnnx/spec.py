@@ -412,7 +412,7 @@ class ModelSpec:
         kind: model family ("lstm", ...) or "custom".
         config: the model's build configuration, if it has one.
         opset: ONNX opset of the graph (None for TorchScript).
-        exporter: which export path produced the graph ("trace", "scan", "script", ...).
+        exporter: which export path produced the graph ("trace", "scan", "layer-scan", ...).
         extra: anything else worth keeping (producer versions, tolerances used).
         precision: weights/compute precision, one of :data:`PRECISIONS`; "fp32" for files
             written before the field existed. Inputs, outputs and states stay float32.
