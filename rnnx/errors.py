@@ -111,3 +111,7 @@ class StatefulError(RnnxError, ValueError):
 
 class InputFileError(RnnxError, ValueError):
     """A data file given to the CLI (``.npy``, ``.csv``, ``.txt``) is unreadable or does not fit the model."""
+
+
+class UnsupportedVersionError(RnnxError, ImportError):
+    """An installed dependency (torch) is older than the version rnnx needs."""

@@ -10,6 +10,10 @@ Example:
 
 from __future__ import annotations
 
+from rnnx.torch_support import check_torch_version
+
+check_torch_version()  # a clear error before torch's own on an old install
+
 from rnnx.exporter.onnx_export import Attempt, ExportResult, export_onnx
 from rnnx.exporter.parity import TOLERANCES, ParityReport, ParityRow, Tolerance, check_parity
 from rnnx.exporter.quantize import QuantizeResult, quantize

@@ -12,6 +12,10 @@ Example:
     (2, 7, 3)
 """
 
+from rnnx.torch_support import check_torch_version
+
+check_torch_version()  # a clear error before torch's own on an old install
+
 from rnnx.models.checkpoint import load, load_extra, save
 from rnnx.models.cells import ConvLSTMCell, GRUCell, LSTMCell, RNNCell
 from rnnx.models.config import KINDS, ModelConfig
