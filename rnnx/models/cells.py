@@ -43,12 +43,35 @@ from torch import Tensor, nn
 from rnnx.errors import ConfigError
 
 
+def _bias_sum(b_ih: Optional[Tensor], b_hh: Optional[Tensor]) -> Optional[Tensor]:
+    """``b_ih + b_hh`` (either may be absent): one bias, folded to a constant on export."""
+    if b_ih is None:
+        return b_hh
+    if b_hh is None:
+        return b_ih
+    return b_ih + b_hh
+
+
+def _plus_recurrent(acc: Tensor, h: Tensor, w_hh: Tensor) -> Tensor:
+    """``acc + h @ w_hh.T``; batched, one ``Gemm`` whose C input is ``acc`` (no extra Add)."""
+    if h.dim() == 2:
+        return torch.addmm(acc, h, w_hh.t())
+    return acc + F.linear(h, w_hh)
+
+
 def rnn_step(
     x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Optional[Tensor], b_hh: Optional[Tensor], relu: bool
 ) -> Tensor:
     """Elman step: ``h' = act(W_ih x + b_ih + W_hh h + b_hh)``; shapes (B, I), (B, H) -> (B, H)."""
-    pre = F.linear(x, w_ih, b_ih) + F.linear(h, w_hh, b_hh)
+    pre = _plus_recurrent(F.linear(x, w_ih, _bias_sum(b_ih, b_hh)), h, w_hh)
     return torch.relu(pre) if relu else torch.tanh(pre)
+
+
+def lstm_gates(gates: Tensor, c: Tensor) -> Tuple[Tensor, Tensor]:
+    """LSTM gate math: pre-activations i, f, g, o stacked on axis 1 and c -> new (h, c)."""
+    i, f, g, o = gates.chunk(4, 1)  # (B, H, ...) each
+    c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c_new), c_new
 
 
 def lstm_step(
@@ -61,11 +84,13 @@ def lstm_step(
     b_hh: Optional[Tensor],
     w_hr: Optional[Tensor],
 ) -> Tuple[Tensor, Tensor]:
-    """LSTM step, torch gate order i, f, g, o; ``h`` is (B, P) with projection, else (B, H)."""
-    gates = F.linear(x, w_ih, b_ih) + F.linear(h, w_hh, b_hh)  # (B, 4H)
-    i, f, g, o = gates.chunk(4, 1)  # (B, H) each
-    c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-    h_new = torch.sigmoid(o) * torch.tanh(c_new)
+    """LSTM step, torch gate order i, f, g, o; ``h`` is (B, P) with projection, else (B, H).
+
+    All four gates come from one matmul per weight (``W_ih``, ``W_hh`` stacked as torch
+    stores them), the two biases are summed into one.
+    """
+    gates = _plus_recurrent(F.linear(x, w_ih, _bias_sum(b_ih, b_hh)), h, w_hh)  # (B, 4H)
+    h_new, c_new = lstm_gates(gates, c)
     if w_hr is not None:
         h_new = F.linear(h_new, w_hr)  # (B, P)
     return h_new, c_new
@@ -191,7 +216,4 @@ class ConvLSTMCell(nn.Module):
         """One step: x (B, Cin, H, W), state (h, c) each (B, Ch, H, W) -> new (h, c)."""
         h, c = state
         gates = self.conv(torch.cat([x, h], 1))  # (B, 4Ch, H, W)
-        i, f, g, o = gates.chunk(4, 1)  # (B, Ch, H, W) each
-        c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        h_new = torch.sigmoid(o) * torch.tanh(c_new)
-        return h_new, c_new
+        return lstm_gates(gates, c)

@@ -1,0 +1,174 @@
+"""Benchmark the export paths side by side: native-op graph (trace) vs Scan graphs.
+
+Models: a 2-layer LSTM 16->64->1 exported by ``trace`` (native LSTM op), ``scan``
+(one step built by torch's dynamo exporter, in an ONNX Scan) and ``scan-legacy``; an LSTM
+with ``proj_size`` and a ConvLSTM (Scan only: the native ops cannot express them). Each
+graph runs in bare onnxruntime (one intra-op thread, batch 1, float32) as ``step`` (T=1
+per call) and ``chunk`` (T=64 per call, time per step). Candidates of one model are timed
+in alternating rounds so that machine noise hits them alike; the best round counts.
+
+    python benchmarks/bench_export_paths.py [--rounds 7] [--calls 400] [--json out.json]
+
+Prints one table and the ratio targets (scan vs trace: step <= 1.3x, chunk <= 2x); not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from rnnx.exporter import export_onnx
+from rnnx.models import build
+
+CHUNK = 64  # steps per call of the chunk case
+TARGETS = {"step": (1.3, 1.5), "chunk": (2.0, 3.0)}  # scan/trace ratio: target, never above
+
+
+@dataclass(frozen=True)
+class Row:
+    """One graph, one case: microseconds per time step over the rounds."""
+
+    model: str  # model label
+    path: str  # export strategy
+    case: str  # "step" (T=1 per call) or "chunk" (T=64 per call)
+    best_us: float  # best round, per time step
+    median_us: float  # median round, per time step
+    nodes: int  # nodes of the graph, Scan bodies included
+
+
+def _session(path: Path) -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def _feeds(sess: ort.InferenceSession, steps: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    out = {}
+    for inp in sess.get_inputs():
+        shape = [1 if d == "batch" else steps if d == "time" else d for d in inp.shape]
+        out[inp.name] = rng.standard_normal(shape).astype(np.float32)
+    return out
+
+
+def _count_nodes(path: Path) -> int:
+    import onnx
+
+    def count(graph: onnx.GraphProto) -> int:
+        n = 0
+        for node in graph.node:
+            n += 1
+            for a in node.attribute:
+                if a.type == onnx.AttributeProto.GRAPH:
+                    n += count(a.g)
+        return n
+
+    return count(onnx.load(str(path)).graph)
+
+
+def _time(sess: ort.InferenceSession, feeds: dict[str, np.ndarray], calls: int, steps: int) -> float:
+    sess.run(None, feeds)
+    start = time.perf_counter()
+    for _ in range(calls):
+        sess.run(None, feeds)
+    return (time.perf_counter() - start) / calls / steps * 1e6
+
+
+def measure(label: str, paths: dict[str, Path], rounds: int, calls: int) -> list[Row]:
+    """Time every graph of one model, step and chunk, in alternating rounds."""
+    sessions = {name: _session(p) for name, p in paths.items()}
+    rows = []
+    for case, steps, n in (("step", 1, calls), ("chunk", CHUNK, max(calls // 16, 5))):
+        feeds = {name: _feeds(s, steps) for name, s in sessions.items()}
+        times: dict[str, list[float]] = {name: [] for name in sessions}
+        for _ in range(rounds):
+            for name, sess in sessions.items():
+                times[name].append(_time(sess, feeds[name], n, steps))
+        rows += [Row(label, name, case, min(t), statistics.median(t), _count_nodes(paths[name]))
+                 for name, t in times.items()]
+    return rows
+
+
+def _export(model: torch.nn.Module, folder: Path, label: str, strategies: tuple[str, ...]) -> dict[str, Path]:
+    out = {}
+    for s in strategies:
+        path = folder / f"{label}-{s}.onnx"
+        export_onnx(model, path, strategy=s)
+        out[s] = path
+    return out
+
+
+def ratios(rows: list[Row]) -> list[tuple[str, str, float, float, float]]:
+    """(model, case, best ratio, median ratio, target) of scan over trace where both exist."""
+    by = {(r.model, r.path, r.case): r for r in rows}
+    out = []
+    for (model, path, case), r in by.items():
+        base = by.get((model, "trace", case))
+        if path == "scan" and base is not None:
+            out.append((model, case, r.best_us / base.best_us, r.median_us / base.median_us,
+                        TARGETS[case][0]))
+    return out
+
+
+def table(rows: list[Row]) -> str:
+    lines = [f"{'model':<26} {'path':<12} {'case':<6} {'best us/step':>13} {'median':>9} {'nodes':>6}"]
+    lines += [f"{r.model:<26} {r.path:<12} {r.case:<6} {r.best_us:>13.2f} {r.median_us:>9.2f} {r.nodes:>6}"
+              for r in rows]
+    lines.append("")
+    for model, case, best, median, target in ratios(rows):
+        lines.append(f"ratio scan/trace {model} {case}: {best:.2f}x best, {median:.2f}x median "
+                     f"(target <= {target}x, never above {TARGETS[case][1]}x)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=7, help="alternating rounds (default 7)")
+    ap.add_argument("--calls", type=int, default=400, help="step calls per round (default 400; "
+                                                             "chunk calls are 1/16 of it)")
+    ap.add_argument("--json", type=Path, help="also write the results as JSON here")
+    args = ap.parse_args(argv)
+    warnings.simplefilter("ignore")
+    logging.getLogger("torch").setLevel(logging.ERROR)
+    torch.manual_seed(0)
+    models = {
+        "lstm 2l 16->64": (build("lstm", input_size=16, hidden_size=64, num_layers=2, output_size=1),
+                           ("trace", "scan", "scan-legacy")),
+        "lstm 2l 16->64 proj 32": (build("lstm", input_size=16, hidden_size=64, num_layers=2,
+                                         proj_size=32, output_size=1), ("scan",)),
+        "convlstm 2->8 12x12 k3": (build("convlstm", input_size=2, hidden_size=8, image_size=(12, 12),
+                                         output_size=1), ("scan",)),
+    }
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, (model, strategies) in models.items():
+            paths = _export(model.eval(), Path(tmp), label.replace(" ", "_").replace(">", ""), strategies)
+            rows += measure(label, paths, args.rounds, args.calls)
+    print(f"onnxruntime {ort.__version__}, torch {torch.__version__}, {platform.machine()}, "
+          f"batch 1, float32, 1 intra-op thread, best of {args.rounds} alternating rounds")
+    print(table(rows))
+    if args.json:
+        env = {"python": platform.python_version(), "onnxruntime": ort.__version__,
+               "torch": torch.__version__, "machine": platform.machine()}
+        args.json.write_text(json.dumps({"env": env, "rows": [asdict(r) for r in rows],
+                                         "ratios": [dict(zip(("model", "case", "best", "median", "target"), r))
+                                                    for r in ratios(rows)]}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
