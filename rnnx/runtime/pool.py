@@ -9,7 +9,7 @@ import warnings
 import weakref
 from concurrent.futures import Future
 from operator import attrgetter, methodcaller
-from typing import Any, Hashable, Mapping, Optional, Sequence
+from typing import Any, Awaitable, Hashable, Mapping, Optional, Sequence
 
 import numpy as np
 import onnxruntime as ort
@@ -363,22 +363,29 @@ class StreamPool:
         q.put_many(sqs, [(r, f, None) for r, f in zip(rows, futs)])
         return futs
 
-    async def asubmit(self, stream_id: Hashable, x: Any) -> np.ndarray:
-        """``await pool.asubmit(id, x)``: one step for asyncio code; awaits room under ``max_pending``.
+    def asubmit(self, stream_id: Hashable, x: Any) -> Awaitable[np.ndarray]:
+        """``y = await pool.asubmit(id, x)``: one step for asyncio code (call it in a running loop).
+
+        Returns the step's asyncio future itself (no coroutine per step), or, while
+        ``max_pending`` steps are queued, a coroutine that awaits room first.
 
         Raises:
-            UnknownStreamError, ShapeError, DTypeError, InputValueError, ClosedError.
+            UnknownStreamError, ShapeError, DTypeError, ClosedError: at the call. The awaited
+            result raises InputValueError, NonFiniteError, UnknownStreamError (stream closed
+            meanwhile) or ClosedError (pool closed meanwhile) for this step only.
         """
-        q = self._queue
         sq = self._stream(stream_id)
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
         item = (self._step_input(stream_id, x), fut, loop)
-        waiter = q.try_put(sq, item, loop)
-        while waiter is not None:  # max_pending steps are queued: wait for room
+        waiter = self._queue.try_put(sq, item, loop)
+        return fut if waiter is None else self._await_room(sq, item, waiter)
+
+    async def _await_room(self, sq: StreamQueue, item: tuple, waiter: Awaitable[None]) -> np.ndarray:
+        while waiter is not None:  # max_pending steps are queued: wait for room, then queue
             await waiter
-            waiter = q.try_put(sq, item, loop)
-        return await fut
+            waiter = self._queue.try_put(sq, item, item[2])
+        return await item[1]
 
     # -- lifecycle -------------------------------------------------------------------------
     def _shutdown(self) -> None:
