@@ -16,6 +16,7 @@ import onnxruntime as ort
 
 from rnnx.runtime import StreamingSession, StreamPool
 from rnnx.runtime.contract import Contract
+from rnnx.table import render
 
 
 @dataclass
@@ -204,16 +205,14 @@ def torch_cases(model: Any, calls: int, threads: int) -> list[Case]:
 
 def table(rows: list[Row], checks: list[Check]) -> str:
     """A plain-text table of the rows, then the checks with their targets."""
-    head = f"{'measurement':<46} {'p50 µs/step':>12} {'p90':>9} {'p99':>9} {'steps/s':>12}"
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        lines.append(f"{r.name:<46} {r.p50_us:>12.2f} {r.p90_us:>9.2f} {r.p99_us:>9.2f} {r.steps_per_s:>12,.0f}")
+    text = render(("measurement", "p50 µs/step", "p90", "p99", "steps/s"),
+                  [(r.name, f"{r.p50_us:.2f}", f"{r.p90_us:.2f}", f"{r.p99_us:.2f}", f"{r.steps_per_s:,.0f}")
+                   for r in rows], align="<>>>>")
     if checks:
-        lines += ["", f"{'ratio':<58} {'value':>8} {'target':>9}  ok"]
-        for c in checks:
-            cmp = ">=" if c.higher_is_better else "<="
-            lines.append(f"{c.name:<58} {c.value:>8.2f} {cmp + format(c.target, '.2f'):>9}  {'yes' if c.ok else 'NO'}")
-    return "\n".join(lines)
+        text += "\n\n" + render(("ratio", "value", "target", "ok"),
+                                [(c.name, f"{c.value:.2f}", (">=" if c.higher_is_better else "<=") + f"{c.target:.2f}",
+                                  "yes" if c.ok else "NO") for c in checks], align="<>><")
+    return text
 
 
 def run_all(path: str, *, streams: int = 256, steps: int = 2000, providers: Any = "cpu",

@@ -8,6 +8,7 @@ from typing import Any, Optional
 import click
 
 from rnnx.commands._common import EXIT_FAIL, command, echo, fail_after_report
+from rnnx.table import render
 
 logger = logging.getLogger(__name__)
 
@@ -20,14 +21,13 @@ def _size(n: int) -> str:
 
 
 def _summary(files: list) -> str:
-    rows = [("file", "strategy", "size", "parity worst |err|", "result")]
+    rows = []
     for f in files:
         rep = f.report
         rows.append((str(f.result.path), f.result.strategy, _size(f.size),
                      "-" if rep is None else f"{rep.max_abs:.3g}",
                      "unchecked" if rep is None else ("pass" if rep.ok else "FAIL")))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+    return render(("file", "strategy", "size", "parity worst |err|", "result"), rows)
 
 
 def _file_dict(f: Any) -> dict[str, Any]:

@@ -7,12 +7,12 @@ from typing import Any, Optional
 import click
 
 from rnnx.commands._common import command, echo
+from rnnx.task_names import TASKS
 
-TASK_NAMES = ("sine", "chars", "forecast", "blobs")  # mirrors rnnx.training.TASKS (kept torch-free here)
 
 
 @command(json_report=True)
-@click.option("--task", metavar="NAME", help=f"Built-in task: {', '.join(TASK_NAMES)}.")
+@click.option("--task", metavar="NAME", help=f"Built-in task: {', '.join(TASKS)}.")
 @click.option("--csv", "csv_path", metavar="FILE", help="Your own series: a CSV file with a header row.")
 @click.option("--target", metavar="COL", help="CSV: the column to forecast.")
 @click.option("--features", metavar="COL,...", help="CSV: input columns (default: every numeric column).")

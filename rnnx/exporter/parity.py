@@ -19,6 +19,7 @@ from torch import nn
 from rnnx.errors import ExportError, SpecError
 from rnnx.exporter.contract import TORCH_DTYPES, _config, derive_spec, eval_copy, init_state, run_eager
 from rnnx.spec import ModelSpec
+from rnnx.table import render
 
 Runner = Callable[[np.ndarray, list[np.ndarray]], tuple[np.ndarray, list[np.ndarray]]]
 
@@ -116,11 +117,9 @@ class ParityReport:
     def table(self) -> str:
         """One aligned line per tensor per case, then the verdict."""
         head = ("case", "tensor", "max_abs", "max_rel", "atol", "rtol", "result")
-        lines = [head] + [(r.label(), r.tensor, f"{r.max_abs:.3g}", f"{r.max_rel:.3g}",
-                           f"{r.atol:g}", f"{r.rtol:g}", "ok" if r.ok else "FAIL")
-                          for r in self.rows]
-        widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
-        text = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in lines]
+        text = [render(head, [(r.label(), r.tensor, f"{r.max_abs:.3g}", f"{r.max_rel:.3g}",
+                               f"{r.atol:g}", f"{r.rtol:g}", "ok" if r.ok else "FAIL")
+                              for r in self.rows])]
         text += [f"note: {n}" for n in self.notes]
         worst = self.worst
         verdict = "PASS" if self.ok else "FAIL"

@@ -65,12 +65,13 @@ def test_out_is_required():
     assert res.exit_code == 2 and "Missing option '--out'" in res.output
 
 
-def test_cli_task_list_matches_the_registry():
-    """The command keeps its own copy (so --help loads no torch); it must not drift."""
-    from rnnx.commands.train import TASK_NAMES
-    from rnnx.training.tasks import TASKS
+def test_every_listed_task_is_built_and_help_lists_them():
+    """One list (rnnx.task_names, torch-free) drives --help and the registry."""
+    from rnnx.task_names import TASKS
+    from rnnx.training.tasks import get_task
 
-    assert TASK_NAMES == TASKS
+    assert [get_task(name).name for name in TASKS] == list(TASKS)
+    assert "Built-in task: sine, chars, forecast, blobs." in " ".join(invoke("--help").output.split())
 
 
 def test_negative_threads_is_a_usage_error(tmp_path):

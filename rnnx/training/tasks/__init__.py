@@ -9,19 +9,18 @@ from __future__ import annotations
 from typing import Callable
 
 from rnnx.errors import ConfigError
+from rnnx.task_names import TASKS
 from rnnx.training.tasks.base import Split, Task, TaskData
 
 
 def _registry() -> dict[str, Callable[[], Task]]:
+    """Each built-in task class under its own ``name``."""
     from rnnx.training.tasks.blobs import BlobsTask
     from rnnx.training.tasks.chars import CharsTask
     from rnnx.training.tasks.forecast import ForecastTask
     from rnnx.training.tasks.sine import SineTask
 
-    return {"sine": SineTask, "chars": CharsTask, "forecast": ForecastTask, "blobs": BlobsTask}
-
-
-TASKS = ("sine", "chars", "forecast", "blobs")  # what --task takes
+    return {cls.name: cls for cls in (SineTask, CharsTask, ForecastTask, BlobsTask)}
 
 
 def get_task(name: str) -> Task:
@@ -30,10 +29,9 @@ def get_task(name: str) -> Task:
     Raises:
         ConfigError: unknown name (the valid ones are listed).
     """
-    registry = _registry()
-    if name not in registry:
+    if name not in TASKS:
         raise ConfigError(f"--task: expected one of {', '.join(TASKS)}, got {name!r}")
-    return registry[name]()
+    return _registry()[name]()
 
 
 __all__ = ["TASKS", "Split", "Task", "TaskData", "get_task"]
