@@ -29,6 +29,8 @@ from rnnx.task_names import TASKS
 @click.option("--dropout", type=float, help="Dropout between layers (needs --num-layers > 1).")
 @click.option("--proj-size", type=int, help="LSTM: projection size of h.")
 @click.option("--embedding-dim", type=int, help="chars: token embedding width.")
+@click.option("--cell", type=click.Choice(["lstm", "gru"]), help="seq2seq: encoder/decoder cell (default lstm).")
+@click.option("--attention", is_flag=True, help="seq2seq: dot attention of the decoder over the encoder outputs.")
 @click.option("--epochs", type=int, help="Maximum epochs (early stopping on validation loss).")
 @click.option("--lr", type=float, help="Adam learning rate.")
 @click.option("--batch-size", type=int, help="Parallel streams per optimiser step.")
@@ -53,6 +55,7 @@ def train(csv_path: Optional[str], model_kind: Optional[str], features: Optional
       rnnx train --task sine --out runs/sine
       rnnx train --task chars --text "hello world" --out runs/chars
       rnnx train --csv data.csv --target load --window 24 --horizon 6 --out runs/load
+      rnnx train --task forecast --model seq2seq --attention --out runs/weather-s2s
     """
     from rnnx.training import TrainConfig
     from rnnx.training import train as run_training

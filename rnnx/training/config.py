@@ -39,6 +39,8 @@ class TrainConfig:
     dropout: Optional[float] = None  # dropout between layers (needs num_layers > 1)
     proj_size: Optional[int] = None  # lstm only: projection size of h (0 = none)
     embedding_dim: Optional[int] = None  # chars only: token embedding width
+    cell: Optional[str] = None  # seq2seq only: lstm | gru (None = lstm)
+    attention: bool = False  # seq2seq only: dot attention of the decoder over the encoder outputs
     epochs: Optional[int] = None  # maximum passes over the training data
     lr: Optional[float] = None  # Adam learning rate
     batch_size: Optional[int] = None  # parallel streams per optimiser step

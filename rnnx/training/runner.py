@@ -71,6 +71,8 @@ def resolve(config: TrainConfig, task: Task) -> TrainConfig:
     cfg = dataclasses.replace(config, **filled)
     if cfg.model == "seq2seq" and not isinstance(task, SeriesTask):
         raise ConfigError(f"--model seq2seq: only for the series tasks (--task forecast, --csv), not for --task {task.name}")
+    if (cfg.cell is not None or cfg.attention) and cfg.model != "seq2seq":
+        raise ConfigError(f"--cell/--attention: only with --model seq2seq, got --model {cfg.model}")
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device: cuda requested, but torch sees no CUDA device; use --device cpu")
     return cfg.validate()

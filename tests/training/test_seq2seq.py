@@ -49,12 +49,18 @@ def test_csv_trains_with_seq2seq(tmp_path):
         w.writerow(FEATURES)
         w.writerows(values.round(4).tolist())
     result = train(TrainConfig(csv=str(path), target="temp", out=str(tmp_path / "run"), window=6, horizon=2,
-                               **TINY_RUN))
+                               cell="gru", attention=True, **TINY_RUN))
     model = result.model
     assert (model.window, model.horizon, model.residual) == (6, 2, 0)  # --csv: residual on the target
+    assert (model.config.cell, model.attention) == ("gru", True)
     assert np.isfinite(result.metrics["mae"])
 
 
 def test_seq2seq_is_refused_for_non_series_tasks(tmp_path):
     with pytest.raises(ConfigError, match=r"--model seq2seq: only for the series tasks .* not for --task sine"):
         train(TrainConfig(task="sine", out=str(tmp_path / "run"), **TINY_RUN))
+
+
+def test_seq2seq_options_need_the_seq2seq_model(tmp_path):
+    res = CliRunner().invoke(main, ["train", "--task", "forecast", "--attention", "--out", str(tmp_path / "run")])
+    assert res.exit_code == 2 and "--cell/--attention: only with --model seq2seq, got --model lstm" in res.output

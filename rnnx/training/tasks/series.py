@@ -109,7 +109,8 @@ class SeriesTask(Task):
                              residual_input=self._persist if residual else None)
         loss_scale = norm[3]
         if cfg.model == "seq2seq":  # one value per decoder step, horizon steps from a window of rows
-            opts.update(output_size=1, horizon=cfg.horizon, window=cfg.window)
+            opts.update(output_size=1, horizon=cfg.horizon, window=cfg.window, cell=cfg.cell or "lstm",
+                        attention=cfg.attention)
             norm = (norm[0], norm[1], norm[2].mean().reshape(1), norm[3].pow(2).mean().sqrt().reshape(1))
         info = {"target": spec.target, "features": spec.features, "horizon": cfg.horizon,
                 "input": f"feature rows (B, T, {len(spec.features)}) raw units: {', '.join(spec.features)}",
