@@ -48,20 +48,23 @@ def check_io(graph: onnx.GraphProto, spec: ModelSpec) -> None:
                                   f"in the graph; it must stay symbolic")
 
 
+def write_shape(value: onnx.ValueInfoProto, shape: tuple) -> None:
+    """Set a graph input/output's shape: strings become symbolic dims, ints fixed ones."""
+    value.type.tensor_type.shape.Clear()
+    for d in shape:
+        dim = value.type.tensor_type.shape.dim.add()
+        if isinstance(d, str):
+            dim.dim_param = d
+        else:
+            dim.dim_value = d
+
+
 def set_io_shapes(graph: onnx.GraphProto, spec: ModelSpec) -> None:
     """Write the spec's shapes (symbolic batch/time, concrete features) on graph I/O."""
     want = _io_axes(spec)
     for v in [*graph.input, *graph.output]:
-        if v.name not in want:
-            continue
-        shape = want[v.name][0]
-        v.type.tensor_type.shape.Clear()
-        for d in shape:
-            dim = v.type.tensor_type.shape.dim.add()
-            if isinstance(d, str):
-                dim.dim_param = d
-            else:
-                dim.dim_value = d
+        if v.name in want:
+            write_shape(v, want[v.name][0])
 
 
 def _used_names(nodes: Iterable[onnx.NodeProto]) -> set[str]:

@@ -33,7 +33,7 @@ from torch import nn
 import rnnx
 from rnnx.errors import ExportError, SpecError
 from rnnx.exporter.contract import dtype_name, eval_copy
-from rnnx.exporter.graph import finalize, producer_versions
+from rnnx.exporter.graph import finalize, producer_versions, write_shape
 from rnnx.exporter.parity import ParityReport, compare, resolve_tolerance
 from rnnx.exporter.strategies.base import export_traced
 from rnnx.spec import BATCH, TIME, IOSpec, ModelSpec, Seq2SeqSpec, StateSpec, TensorSpec
@@ -190,13 +190,7 @@ def _set_shapes(proto: onnx.ModelProto, tensors: dict[str, tuple]) -> None:
             if isinstance(d, str) and dims and len(dims) == len(shape) and dims[k].HasField("dim_value"):
                 raise ExportError(f"{v.name}: axis {k} ({d}) is fixed to {dims[k].dim_value} in the graph; "
                                   f"it must stay symbolic")
-        v.type.tensor_type.shape.Clear()
-        for d in shape:
-            dim = v.type.tensor_type.shape.dim.add()
-            if isinstance(d, str):
-                dim.dim_param = d
-            else:
-                dim.dim_value = d
+        write_shape(v, shape)
 
 
 def _build(module: nn.Module, args: tuple, names: tuple[list[str], list[str]], tensors: list, spec: ModelSpec,
