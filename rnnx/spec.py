@@ -32,21 +32,23 @@ METADATA_KEY = "rnnx.spec"  # ONNX metadata_props key (and TorchScript extra fil
 FORMAT = 1  # version of the JSON layout below
 BATCH = "batch"  # symbolic name of the batch axis in every shape
 TIME = "time"  # symbolic name of the time axis in input/output shapes
-# The one dtype table: spec name -> (ONNX TensorProto elem type, onnxruntime type string).
+# The one dtype table: spec name -> (ONNX TensorProto elem type, onnxruntime type string,
+# Triton data_type).
 # numpy and torch dtypes are ``np.dtype(name)`` and ``getattr(torch, name)``.
-DTYPE_TABLE: dict[str, tuple[int, str]] = {
-    "float32": (1, "tensor(float)"),
-    "float16": (10, "tensor(float16)"),
-    "float64": (11, "tensor(double)"),
-    "int64": (7, "tensor(int64)"),
-    "int32": (6, "tensor(int32)"),
-    "int8": (3, "tensor(int8)"),
-    "uint8": (2, "tensor(uint8)"),
-    "bool": (9, "tensor(bool)"),
+DTYPE_TABLE: dict[str, tuple[int, str, str]] = {
+    "float32": (1, "tensor(float)", "TYPE_FP32"),
+    "float16": (10, "tensor(float16)", "TYPE_FP16"),
+    "float64": (11, "tensor(double)", "TYPE_FP64"),
+    "int64": (7, "tensor(int64)", "TYPE_INT64"),
+    "int32": (6, "tensor(int32)", "TYPE_INT32"),
+    "int8": (3, "tensor(int8)", "TYPE_INT8"),
+    "uint8": (2, "tensor(uint8)", "TYPE_UINT8"),
+    "bool": (9, "tensor(bool)", "TYPE_BOOL"),
 }
 DTYPES = tuple(DTYPE_TABLE)  # dtype names a spec may use
-ONNX_DTYPES = {onnx: name for name, (onnx, _) in DTYPE_TABLE.items()}  # 1 -> "float32"
-ORT_DTYPES = {ort: name for name, (_, ort) in DTYPE_TABLE.items()}  # "tensor(float)" -> "float32"
+ONNX_DTYPES = {onnx: name for name, (onnx, _, _) in DTYPE_TABLE.items()}  # 1 -> "float32"
+ORT_DTYPES = {ort: name for name, (_, ort, _) in DTYPE_TABLE.items()}  # "tensor(float)" -> "float32"
+TRITON_DTYPES = {name: triton for name, (_, _, triton) in DTYPE_TABLE.items()}  # "float32" -> "TYPE_FP32"
 PRECISIONS = ("fp32", "fp16", "int8")  # weights/compute precision of a graph (its I/O stays float32)
 
 Dim = Union[int, str]

@@ -41,7 +41,7 @@ from onnx import TensorProto, helper, numpy_helper
 from rnnx.errors import ConfigError, NotStreamableError, ParityError
 from rnnx.exporter.graph import set_io_shapes
 from rnnx.exporter.state_layout import rename_uses, to_batch_first
-from rnnx.spec import BATCH, METADATA_KEY, ModelSpec
+from rnnx.spec import BATCH, METADATA_KEY, TRITON_DTYPES, ModelSpec
 
 STRATEGIES = ("oldest", "direct")  # Triton sequence-batcher scheduling strategies
 INSTANCE_KINDS = {"cpu": "KIND_CPU", "gpu": "KIND_GPU"}
@@ -50,10 +50,6 @@ CONTROL_KINDS = {  # control input name -> Triton control kind
     "READY": "CONTROL_SEQUENCE_READY",
     "END": "CONTROL_SEQUENCE_END",
     "CORRID": "CONTROL_SEQUENCE_CORRID",
-}
-TRITON_DTYPES = {  # spec dtype -> Triton data_type
-    "float32": "TYPE_FP32", "float16": "TYPE_FP16", "float64": "TYPE_FP64",
-    "int64": "TYPE_INT64", "int32": "TYPE_INT32", "bool": "TYPE_BOOL",
 }
 ONNX_FILE = "model.onnx"
 CONFIG_FILE = "config.pbtxt"
