@@ -20,7 +20,10 @@ from rnnx.spec import METADATA_KEY
 
 def _traced(model: nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
     state = random_state(model, example.shape[0], seed=7)
+    custom = getattr(model, "trace_for_torchscript", None)  # e.g. rnnx.wrap's cell-style loop
     with quiet(), torch.no_grad():
+        if custom is not None:
+            return custom(example, state)
         return torch.jit.trace(model, (example, state), check_trace=False)
 
 

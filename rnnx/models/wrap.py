@@ -88,9 +88,62 @@ class Wrapped(nn.Module):
                 f"{type(e).__name__}: {_first_line(e)}. {_advice(self)}") from e
         return read_result(out, len(self.shapes), type(self.module).__name__)
 
+    def trace_for_torchscript(self, example: Tensor, state: List[Tensor]) -> torch.jit.ScriptModule:
+        """A TorchScript module of this wrapper (``export_torchscript`` calls it; it cannot script us).
+
+        Layer style: the whole-sequence call traced (torch's RNN ops keep batch and time
+        free). Cell style: one step traced, called from a scripted loop over time, so any
+        length runs. Both inside a scripted shell that keeps ``init_state``.
+        """
+        if self.step:
+            inner = torch.jit.trace(_Step(self), (example[:, 0], state), check_trace=False)
+        else:
+            inner = torch.jit.trace(self, (example, state), check_trace=False)
+        dims = [[-1 if d == BATCH else int(d) for d in shape] for shape in self.shapes]
+        return torch.jit.script(_Scripted(inner, dims, state[0].dtype, self.step))
+
     def extra_repr(self) -> str:
         return (f"state={self.shapes}, step={self.step}, batch_first={self.batch_first}, "
                 f"state_as={self.state_as!r}")
+
+
+class _Step(nn.Module):
+    """One step of a cell-style wrapper: ``(x_t, state) -> (y_t, new_state)``."""
+
+    def __init__(self, wrapped: Wrapped) -> None:
+        super().__init__()
+        self.wrapped = wrapped
+
+    def forward(self, x_t: Tensor, state: List[Tensor]) -> Tuple[Tensor, List[Tensor]]:
+        return self.wrapped._call(x_t, state)
+
+
+class _Scripted(nn.Module):
+    """The contract in TorchScript around a traced call: ``init_state``, and a loop over time
+    when the traced call is one step."""
+
+    def __init__(self, inner: nn.Module, dims: List[List[int]], dtype: torch.dtype, loop: bool) -> None:
+        super().__init__()
+        self.inner = inner  # traced: one step (loop) or the whole sequence
+        self.dims = dims  # state shapes, -1 at the batch axis
+        self.dtype = dtype
+        self.loop = loop  # True: inner is one step, loop over time here
+
+    @torch.jit.export
+    def init_state(self, batch_size: int) -> List[Tensor]:
+        out: List[Tensor] = []
+        for dims in self.dims:
+            out.append(torch.zeros([batch_size if d < 0 else d for d in dims], dtype=self.dtype))
+        return out
+
+    def forward(self, x: Tensor, state: List[Tensor]) -> Tuple[Tensor, List[Tensor]]:
+        if not self.loop:
+            return self.inner(x, state)
+        ys: List[Tensor] = []
+        for t in range(x.size(1)):
+            y_t, state = self.inner(x[:, t], state)  # (B, ...) one time slice
+            ys.append(y_t)
+        return torch.stack(ys, 1), state  # (B, T, ...)
 
 
 class _WithExample(Wrapped):

@@ -347,3 +347,21 @@ def test_wrapped_cell_serves_many_streams_in_a_pool(tmp_path) -> None:
     for sid, x in xs.items():
         with torch.no_grad():
             np.testing.assert_allclose(np.stack(got[sid]), own(x)[0].numpy(), atol=1e-5)
+
+
+TORCHSCRIPT = ["tutorial-lstm-(h0,c0)", "hand-lstm-cell-(x,h,c)", "convlstm-cell-(x,(h,c))"]
+
+
+@pytest.mark.parametrize("name", TORCHSCRIPT, ids=TORCHSCRIPT)
+def test_wrapped_model_exports_to_torchscript_that_loads_without_rnnx(name: str, tmp_path) -> None:
+    from rnnx.exporter import export_torchscript
+
+    factory, kwargs, own, features = CASES[name]
+    module = _build(factory)
+    model = rnnx.wrap(module, **kwargs)
+    result = export_torchscript(model, tmp_path / "m.pt", example_input=torch.randn(2, 5, *features))
+    assert_parity(model, result.path, batch_sizes=(1, 3), steps=(1, 7))
+    loaded = torch.jit.load(str(result.path))  # plain torch: init_state and forward(x, state)
+    x = torch.randn(2, 9, *features)  # a length the trace never saw
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x, loaded.init_state(2))[0], own(module)(x))
