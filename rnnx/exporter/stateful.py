@@ -338,7 +338,10 @@ def _session(model: onnx.ModelProto | os.PathLike | str) -> Any:
 
 def _example(x: onnx.ValueInfoProto, axes: dict[int, int], dtype: str, seed: int) -> np.ndarray:
     shape = [axes.get(i, d if isinstance(d, int) else 1) for i, d in enumerate(dims(x))]
-    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+    rng = np.random.default_rng(seed)
+    if np.dtype(dtype).kind in "iub":  # token ids and flags: small valid values (0 and 1)
+        return rng.integers(0, 2, shape).astype(dtype)
+    return rng.standard_normal(shape).astype(dtype)
 
 
 def _feeds(model: onnx.ModelProto, x: np.ndarray, x_name: str, batch: int) -> dict[str, np.ndarray]:

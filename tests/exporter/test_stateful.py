@@ -157,3 +157,26 @@ def test_a_time_major_file_streams_through_a_pool(tmp_path) -> None:
             pool.open(i)
         ys = np.stack([pool.step_many({i: x[t, i] for i in range(3)}).array for t in range(6)])  # (T, B, OUT)
     np.testing.assert_allclose(ys, _eager(model, x), atol=1e-5)
+
+
+class _Tagger(nn.Module):  # token ids -> embedding -> GRU -> per-step logits
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb, self.rnn, self.head = nn.Embedding(10, FEATURES), nn.GRU(FEATURES, HIDDEN, batch_first=True), \
+            nn.Linear(HIDDEN, 10)
+
+    def forward(self, ids: Tensor) -> Tensor:
+        return self.head(self.rnn(self.emb(ids))[0])
+
+
+def test_token_id_input(tmp_path) -> None:
+    model = _Tagger().eval()
+    src = export_plain(model, (torch.zeros(2, 5, dtype=torch.long),), tmp_path / "t.onnx", dynamo=False)
+    result = make_stateful(src, tmp_path / "s.onnx")
+    assert result.spec.input.shape == ("batch", "time") and result.spec.input.dtype == "int64"
+    ids = np.random.default_rng(0).integers(0, 10, (3, 8))
+    sess = StreamingSession(result.path, batch_size=3)
+    ys = np.stack([sess.step(ids[:, t]) for t in range(8)], axis=1)
+    with torch.no_grad():
+        np.testing.assert_allclose(ys, model(torch.from_numpy(ids)).numpy(), atol=1e-5)
