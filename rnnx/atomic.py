@@ -39,7 +39,10 @@ def atomic_write(path: PathLike) -> Iterator[BinaryIO]:
     target = Path(path)
     folder = target.parent
     remove_orphans(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=folder)
+    except OSError as e:  # name the file the caller asked for, not the temporary one
+        raise type(e)(e.errno, e.strerror, str(target)) from e
     try:
         with os.fdopen(fd, "wb") as f:
             yield f

@@ -22,3 +22,10 @@ def test_a_write_replaces_the_file(tmp_path) -> None:
     target = write_text_atomic(tmp_path / "r.json", "{}\n")
     assert target.read_text() == "{}\n" and len(list(tmp_path.iterdir())) == 1
 
+
+
+def test_an_unwritable_folder_is_reported_under_the_target_name(tmp_path) -> None:
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(NotADirectoryError) as info:
+        write_text_atomic(tmp_path / "afile" / "r.json", "{}")
+    assert info.value.filename == str(tmp_path / "afile" / "r.json")

@@ -163,6 +163,10 @@ def _json_target(ctx: click.Context, param: click.Parameter, value: Optional[str
     if not value.lower().endswith(".json"):
         raise click.BadParameter(f"expected a .json file or '-' (stdout), got {value!r}; "
                                  "put --json after the arguments or write --json -", param_hint="--json")
+    folder = os.path.dirname(value) or "."
+    if not os.path.isdir(folder):  # fail before the work, not after it
+        raise click.BadParameter(f"expected a file in an existing folder, got {value!r} "
+                                 f"({folder!r} is not a folder)", param_hint="--json")
     return value
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from torch import nn
 
 from rnnx.atomic import write_text_atomic
+from rnnx.errors import ConfigError
 
 CHECKPOINT = "model.safetensors"
 CONFIG = "config.json"
@@ -32,11 +33,11 @@ def prepare(out: str | Path) -> Path:
     """Create the run directory (parents included) and return it.
 
     Raises:
-        FileExistsError: ``out`` exists and is a file.
+        ConfigError: ``out`` exists and is a file.
     """
     path = Path(out)
     if path.exists() and not path.is_dir():
-        raise FileExistsError(f"--out: expected a directory, got the existing file {str(path)!r}")
+        raise ConfigError(f"--out: expected a directory, got the existing file {str(path)!r}")
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -145,3 +145,8 @@ def test_runtime_only_install_names_the_extra(tmp_path) -> None:
     last = res.stderr.strip().splitlines()[-1]
     assert last.startswith("Error:") and "torch" in last and "rnnx[export]" in last, res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_json_into_a_missing_folder_fails_before_the_work(tmp_path) -> None:
+    res = CliRunner().invoke(_raiser(None), ["--json", str(tmp_path / "nope" / "r.json")])
+    assert res.exit_code == 2 and "is not a folder" in res.output and "text" not in res.stdout

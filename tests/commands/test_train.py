@@ -77,3 +77,9 @@ def test_every_listed_task_is_built_and_help_lists_them():
 def test_negative_threads_is_a_usage_error(tmp_path):
     res = invoke("--task", "sine", "--threads", "-1", "--out", str(tmp_path / "r"))
     assert res.exit_code == 2 and "Invalid value for '--threads'" in res.output and "Traceback" not in res.output
+
+
+def test_out_that_is_a_file_is_one_line(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    line = user_error(invoke("--task", "sine", "--epochs", "1", "--no-progress", "--out", str(tmp_path / "afile")))
+    assert "--out: expected a directory, got the existing file" in line
