@@ -34,11 +34,11 @@ def _node(script: str, *args: str, timeout: float = 60) -> subprocess.CompletedP
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """fp32, int8 and fp16 files of a tiny LSTM and ConvLSTM."""
+    """fp32, int8 and fp16 files of a tiny LSTM, ConvLSTM and GRU."""
     pytest.importorskip("onnxconverter_common")
     root = tmp_path_factory.mktemp("js")
     out = {}
-    for name in ("lstm-2l", "convlstm-k3"):
+    for name in ("lstm-2l", "convlstm-k3", "gru-1l"):
         src = export_onnx(TINY[name](), root / f"{name}.onnx").path
         out[f"{name}/fp32"] = src
         for p in ("int8", "fp16"):
@@ -59,7 +59,9 @@ def test_js_metadata_reader_matches_python(files, key: str) -> None:
     got = json.loads(res.stdout)
     assert got["props"] == {p.key: p.value for p in onnx.load(str(files[key])).metadata_props}
     assert got["spec"] == read_spec(files[key]).to_dict()
-    assert got["options"] == ({"graphOptimizationLevel": "extended"} if key.endswith("fp16") else {})
+    want = {"fp32": {}, "fp16": {"graphOptimizationLevel": "extended"},
+            "int8": {"extra": {"session": {"disable_quant_qdq": "1"}}}}
+    assert got["options"] == want[key.split("/")[1]]
 
 
 def test_js_metadata_reader_rejects_foreign_and_corrupt_files(tmp_path) -> None:
@@ -79,7 +81,8 @@ def _has_onnxruntime_node() -> bool:
 
 @pytest.mark.skipif(not _has_onnxruntime_node(),
                     reason="npm package onnxruntime-node is not resolvable by node (see module docstring)")
-@pytest.mark.parametrize("key", ["lstm-2l/fp32", "lstm-2l/int8", "lstm-2l/fp16", "convlstm-k3/int8"])
+@pytest.mark.parametrize("key", ["lstm-2l/fp32", "lstm-2l/int8", "lstm-2l/fp16", "convlstm-k3/int8",
+                                 "gru-1l/int8"])
 def test_js_client_streams_like_python(files, tmp_path, key: str) -> None:
     spec = read_spec(files[key])
     x = np.random.default_rng(0).standard_normal((6, *spec.input.feature_shape)).astype(np.float32)

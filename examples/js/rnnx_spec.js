@@ -74,11 +74,15 @@ function readSpec(bytes) {
 }
 
 /**
- * onnxruntime session options the file's precision needs: fp16 graphs crash onnxruntime's
- * NchwcTransformer above the "extended" optimisation level (the Python runtime does the same).
+ * onnxruntime session options the file's precision needs (rnnx/runtime/precision.py does the
+ * same): fp16 graphs crash onnxruntime's NchwcTransformer above the "extended" optimisation
+ * level; int8 files keep some weights as int8 + DequantizeLinear, folded once at load with
+ * session.disable_quant_qdq (else dequantized on every step).
  */
 function sessionOptionsFor(spec) {
-  return spec.precision === 'fp16' ? { graphOptimizationLevel: 'extended' } : {};
+  if (spec.precision === 'fp16') return { graphOptimizationLevel: 'extended' };
+  if (spec.precision === 'int8') return { extra: { session: { disable_quant_qdq: '1' } } };
+  return {};
 }
 
 module.exports = { METADATA_KEY, readMetadataProps, readSpec, sessionOptionsFor };

@@ -49,8 +49,8 @@ def _file_dict(f: Any) -> dict[str, Any]:
 @click.option("--format", "fmt", type=click.Choice(list(FORMAT_CHOICES)), default="all",
               show_default=True, help="Which files to write.")
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32",
-              show_default=True, help="ONNX/.ort weights: int8 (dynamic quantization; GRU/RNN ops stay "
-              "float), fp16 (half weights, float32 I/O). Writes model.<precision>.onnx; TorchScript "
+              show_default=True, help="ONNX/.ort weights: int8 (dynamic quantization; GRU/RNN/Conv keep "
+              "float math on int8-stored weights), fp16 (half weights, float32 I/O). Writes model.<precision>.onnx; TorchScript "
               "stays fp32.")
 @click.option("--opset", type=click.IntRange(9, 21), default=17, show_default=True, help="ONNX opset.")
 @click.option("--no-check", is_flag=True, help="Skip the parity check.")

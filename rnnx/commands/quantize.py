@@ -20,8 +20,7 @@ def summary(result: Any) -> str:
              f"{result.size_ratio:.2f}x of {_size(result.source_bytes)}",
              f"converted:   {ops}"]
     if result.kept_float:
-        lines.append("kept fp32:   " + ", ".join(f"{op} x{n}" for op, n in result.kept_float.items())
-                     + " (onnxruntime has no quantized kernel for them)")
+        lines.append("fp32 math:   " + ", ".join(f"{op} x{n}" for op, n in result.kept_float.items()))
     lines += [f"note:        {n}" for n in result.notes]
     return "\n".join(lines)
 
@@ -29,8 +28,9 @@ def summary(result: Any) -> str:
 @command(json_report=True)
 @click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False))
 @click.option("--precision", type=click.Choice(["fp16", "int8"]), required=True,
-              help="int8: dynamic quantization (LSTM ops and MatMuls, also inside Scan bodies; "
-              "GRU/RNN ops and Conv stay float32). fp16: half weights and compute, float32 I/O.")
+              help="int8: dynamic quantization of LSTM ops and MatMuls (also inside Scan bodies); "
+              "GRU/RNN/Conv compute in float32 from int8-stored weights. fp16: half weights and "
+              "compute, float32 I/O.")
 @click.option("--out", "out_path", required=True, metavar="OUT.onnx", help="The file to write.")
 def quantize(model_path: str, precision: str, out_path: str) -> dict[str, Any]:
     """Write an int8 or fp16 copy of MODEL (a float32 .onnx exported by rnnx).
@@ -40,7 +40,8 @@ def quantize(model_path: str, precision: str, out_path: str) -> dict[str, Any]:
     session options it needs. int8 is dynamic quantization only: onnxruntime's static
     (calibrated) quantizer covers neither LSTM/GRU/RNN ops nor Scan bodies, so a
     calibration recording would only reach the head (see the README's Precision section).
-    JSON: path, precision, source_bytes, bytes, size_ratio, quantized, kept_float, notes.
+    JSON: path, precision, source_bytes, bytes, size_ratio, quantized, kept_float,
+    weights_int8, notes.
 
     \b
     Examples:
@@ -56,4 +57,5 @@ def quantize(model_path: str, precision: str, out_path: str) -> dict[str, Any]:
     return {"path": str(result.path), "precision": result.precision,
             "source_bytes": result.source_bytes, "bytes": result.bytes,
             "size_ratio": round(result.size_ratio, 4), "quantized": result.quantized,
-            "kept_float": result.kept_float, "notes": list(result.notes)}
+            "kept_float": result.kept_float, "weights_int8": result.weights_int8,
+            "notes": list(result.notes)}

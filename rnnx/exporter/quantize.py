@@ -3,10 +3,12 @@
 - **int8**: onnxruntime's dynamic quantization (weights int8, activations quantized per
   call). Native ``LSTM`` ops become ``DynamicQuantizeLSTM``; ``MatMul`` (heads, projections,
   the gate matmuls of Scan step bodies) become ``MatMulInteger``. onnxruntime has no
-  quantized ``GRU`` or ``RNN`` op: those stay float32 and only the other matmuls shrink
-  (the result's ``size_ratio`` says how much). ``Conv`` is left float: onnxruntime's
-  ``ConvInteger`` stepped a ConvLSTM H=64 4.3x slower than the float Conv on CPU
-  (onnxruntime 1.32), so a ConvLSTM's int8 file is about its float size.
+  quantized ``GRU`` or ``RNN`` op, and its ``ConvInteger`` stepped a ConvLSTM H=64 4.3x
+  slower than the float Conv (CPU, onnxruntime 1.32): those compute in float32, but their
+  weights are *stored* int8 (per channel) behind ``DequantizeLinear`` nodes that
+  onnxruntime folds into float weights once, at load, when ``session.disable_quant_qdq``
+  is set (the runtime sets it for int8 files, :mod:`rnnx.runtime.precision`). So every
+  family's int8 file is about 0.26-0.3x the float one; only LSTM and MatMul steps get faster.
 - No static (calibrated) int8: onnxruntime's static quantizer covers neither its LSTM/GRU/RNN
   ops nor Scan bodies, which leaves only the head MatMul; quantized statically from a
   recording it erred 0.075 on a tiny LSTM against 0.002 for the dynamic head (the recurrent
@@ -40,6 +42,7 @@ from typing import Iterator
 
 import numpy as np
 import onnx
+from onnx import numpy_helper
 
 from rnnx.errors import ConfigError, ExportError
 from rnnx.exporter.spec_io import file_format, load_onnx, read_spec
@@ -49,7 +52,14 @@ logger = logging.getLogger(__name__)
 
 REDUCED = tuple(p for p in PRECISIONS if p != "fp32")  # what quantize() can write
 INT8_OPS = ("LSTM", "MatMul")  # op types handed to onnxruntime's dynamic quantizer
-FLOAT_ONLY = ("GRU", "RNN")  # recurrent ops onnxruntime cannot quantize: they stay float32
+# op types onnxruntime has no int8 kernel for (or a slow one): their weights are stored int8 and
+# dequantized once at load -> (weight input index, per-channel axis)
+WEIGHT_ONLY: dict[str, tuple[tuple[int, int], ...]] = {
+    "GRU": ((1, 1), (2, 1)),  # W (dirs, 3H, in), R (dirs, 3H, H): per gate row
+    "RNN": ((1, 1), (2, 1)),
+    "Conv": ((1, 0),),  # W (out, in, kh, kw): per output channel
+}
+MIN_OPSET_WEIGHT_ONLY = 13  # DequantizeLinear with a per-channel axis
 
 
 @dataclass(frozen=True)
@@ -62,9 +72,10 @@ class QuantizeResult:
         precision: "fp16" or "int8".
         source_bytes: size of the float32 source file.
         bytes: size of the written file.
-        quantized: op type -> how many were quantized (int8) or converted (fp16).
-        kept_float: op type -> how many stayed float32 because onnxruntime cannot quantize them.
+        quantized: op type -> how many compute in int8 (int8) or were converted (fp16).
+        kept_float: op type -> how many compute in float32 (GRU, RNN, Conv).
         notes: anything a user should know about the result.
+        weights_int8: op type -> how many of the float32 ones store their weights as int8.
     """
 
     path: Path
@@ -75,6 +86,7 @@ class QuantizeResult:
     quantized: dict[str, int] = field(default_factory=dict)
     kept_float: dict[str, int] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    weights_int8: dict[str, int] = field(default_factory=dict)
 
     @property
     def size_ratio(self) -> float:
@@ -145,11 +157,65 @@ def _quiet_quantizer() -> Iterator[None]:
         root.removeFilter(f)
 
 
-def _int8(src: Path, dst: Path) -> None:
+def _dequantized(name: str, w: np.ndarray, axis: int) -> tuple[list[onnx.TensorProto], onnx.NodeProto]:
+    """int8 copy of ``w`` (symmetric, per channel along ``axis``) and the node restoring ``name``."""
+    other = tuple(i for i in range(w.ndim) if i != axis)
+    scale = (np.abs(w).max(axis=other) / 127.0).astype(np.float32)
+    scale[scale == 0] = 1.0
+    shape = [1] * w.ndim
+    shape[axis] = -1
+    q = np.clip(np.round(w / scale.reshape(shape)), -127, 127).astype(np.int8)
+    zero = np.zeros(scale.shape, np.int8)
+    tensors = [numpy_helper.from_array(q, f"{name}_int8"),
+               numpy_helper.from_array(scale, f"{name}_scale"),
+               numpy_helper.from_array(zero, f"{name}_zero")]
+    node = onnx.helper.make_node("DequantizeLinear", [t.name for t in tensors], [name],
+                                 name=f"{name}_dequantize", axis=axis)
+    return tensors, node
+
+
+def store_weights_int8(model: onnx.ModelProto) -> dict[str, int]:
+    """Store the float weights of GRU/RNN/Conv nodes as int8 + DequantizeLinear, in place.
+
+    onnxruntime folds the DequantizeLinear nodes into float weights when it loads the file
+    with ``session.disable_quant_qdq`` (the runtime sets it for int8 files), so the file is
+    about 4x smaller and runs at float speed.
+
+    Returns:
+        op type -> how many nodes had their weights stored as int8.
+    """
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    done: collections.Counter = collections.Counter()
+    if opset < MIN_OPSET_WEIGHT_ONLY:
+        return {}
+    for graph in _graphs(model.graph):
+        inits = {t.name: t for t in graph.initializer}
+        nodes: list[onnx.NodeProto] = []
+        for node in graph.node:
+            converted = False
+            for index, axis in WEIGHT_ONLY.get(node.op_type, ()):
+                t = inits.pop(node.input[index], None) if index < len(node.input) else None
+                if t is None or t.data_type != onnx.TensorProto.FLOAT:
+                    continue
+                tensors, dq = _dequantized(t.name, numpy_helper.to_array(t), axis)
+                graph.initializer.remove(t)
+                graph.initializer.extend(tensors)
+                nodes.append(dq)
+                converted = True
+            done[node.op_type] += converted
+        if nodes:
+            rest = list(graph.node)
+            del graph.node[:]
+            graph.node.extend(nodes + rest)  # DequantizeLinear reads initializers only: first is fine
+    return {op: n for op, n in done.items() if n}
+
+
+def _int8(src: Path, dst: Path) -> dict[str, int]:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     model = load_onnx(src)
     moved = localize_body_weights(model)
+    stored = store_weights_int8(model)
     has_bodies = any(attr.type == onnx.AttributeProto.GRAPH
                      for n in model.graph.node for attr in n.attribute)
     with tempfile.TemporaryDirectory(prefix="rnnx-quant-") as tmp, _quiet_quantizer():
@@ -160,6 +226,7 @@ def _int8(src: Path, dst: Path) -> None:
                          extra_options={"EnableSubgraph": has_bodies})
     if moved:
         logger.debug("moved %d body-only weights into their Scan bodies", moved)
+    return stored
 
 
 def _fp16(src: Path, dst: Path) -> list[str]:
@@ -228,18 +295,20 @@ def quantize(src: str | os.PathLike, dst: str | os.PathLike, *,
     before = _op_counts(load_onnx(src).graph)
     dst.parent.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
+    stored: dict[str, int] = {}
     if precision == "int8":
-        _int8(src, dst)
+        stored = _int8(src, dst)
     else:
         notes = _fp16(src, dst)
     out_spec = dataclasses.replace(spec, precision=precision)
     _write_spec(dst, out_spec)
     _smoke(dst, out_spec)
     quantized, kept = _summarise(before, load_onnx(dst).graph, precision)
-    if kept:
-        notes.append(f"onnxruntime cannot quantize {', '.join(sorted(kept))}: kept float32")
+    if stored:
+        notes.append(f"{', '.join(sorted(stored))}: weights stored int8, computed in float32 "
+                     f"(onnxruntime has no int8 kernel for them, or a slower one)")
     return QuantizeResult(dst, out_spec, precision, src.stat().st_size, dst.stat().st_size,
-                          quantized, kept, tuple(notes))
+                          quantized, kept, tuple(notes), stored)
 
 
 def _summarise(before: collections.Counter, graph: onnx.GraphProto,
@@ -249,7 +318,6 @@ def _summarise(before: collections.Counter, graph: onnx.GraphProto,
                      for g in _graphs(graph) for t in g.initializer)
         return {"float16 initializers": halves}, {}
     after = _op_counts(graph)
-    quantized = {op: before[op] - after[op] for op in ("LSTM", "MatMul", "Conv")
-                 if before[op] > after[op]}
-    kept = {op: after[op] for op in FLOAT_ONLY if after[op]}
+    quantized = {op: before[op] - after[op] for op in INT8_OPS if before[op] > after[op]}
+    kept = {op: after[op] for op in WEIGHT_ONLY if after[op]}
     return quantized, kept

@@ -59,12 +59,19 @@ def test_int8_lstm_uses_quantized_lstm_and_shrinks(exported, tmp_path) -> None:
     assert q.quantized == {"LSTM": 2, "MatMul": 1} and q.kept_float == {}
 
 
-def test_int8_gru_keeps_the_gru_float_and_says_so(exported, tmp_path) -> None:
-    _, result = exported("gru-1l", "onnx")
+@pytest.mark.parametrize("name,op", [("gru-1l", "GRU"), ("rnn-tanh", "RNN"), ("convlstm-k3", "Conv")])
+def test_int8_stores_float_only_weights_as_int8_and_says_so(exported, tmp_path, name: str, op: str) -> None:
+    """GRU/RNN/Conv compute in float32; their weights are int8 behind DequantizeLinear."""
+    _, result = exported(name, "onnx")
     q = quantize(result.path, tmp_path / "m.onnx", precision="int8")
-    assert _ops(q.path)["GRU"] == 1
-    assert q.kept_float == {"GRU": 1} and q.quantized == {"MatMul": 1}
-    assert any("cannot quantize GRU" in n for n in q.notes)
+    ops = _ops(q.path)
+    assert ops[op] == q.kept_float[op] == q.weights_int8[op] > 0
+    assert ops["DequantizeLinear"] == (2 if op != "Conv" else 1) * q.weights_int8[op]
+    assert any(n.startswith(f"{op}: weights stored int8") for n in q.notes)
+    model = load_onnx(q.path)
+    bodies = [a.g for n in model.graph.node for a in n.attribute if a.type == onnx.AttributeProto.GRAPH]
+    int8 = [t for g in [model.graph, *bodies] for t in g.initializer if t.data_type == onnx.TensorProto.INT8]
+    assert len(int8) >= q.weights_int8[op]
 
 
 def test_int8_quantizes_matmuls_inside_scan_bodies(exported, tmp_path) -> None:

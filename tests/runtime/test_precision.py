@@ -27,12 +27,19 @@ def test_metadata_reader_returns_nothing_for_non_onnx(tmp_path) -> None:
     assert onnx_metadata(tmp_path / "missing.onnx") == {}
 
 
-@pytest.mark.parametrize("precision", ["fp32", "int8"])
-def test_full_precision_files_keep_the_callers_options(precision: str) -> None:
-    assert session_options_for(precision, None) is None
+def test_fp32_files_keep_the_callers_options() -> None:
+    assert session_options_for("fp32", None) is None
     so = ort.SessionOptions()
-    assert session_options_for(precision, so) is so
+    assert session_options_for("fp32", so) is so
     assert so.graph_optimization_level == LEVEL.ORT_ENABLE_ALL
+
+
+def test_int8_folds_stored_int8_weights_at_load() -> None:
+    so = ort.SessionOptions()
+    assert session_options_for("int8", so) is so
+    assert so.get_session_config_entry("session.disable_quant_qdq") == "1"
+    assert so.graph_optimization_level == LEVEL.ORT_ENABLE_ALL
+    assert session_options_for("int8", so) is so  # applying twice is harmless
 
 
 def test_fp16_caps_the_optimisation_level_and_keeps_the_rest() -> None:
