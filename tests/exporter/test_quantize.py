@@ -87,13 +87,19 @@ def test_int8_quantizes_matmuls_inside_scan_bodies(exported, tmp_path) -> None:
 
 
 def test_localize_moves_only_body_only_weights(exported) -> None:
+    """Files whose Scan bodies read outer-scope weights (older exports) get them moved in."""
     _, result = exported("convlstm-k3", "onnx")
     model = load_onnx(result.path)
-    outer = {t.name for t in model.graph.initializer}
-    moved = localize_body_weights(model)
     bodies = [a.g for n in model.graph.node for a in n.attribute if a.type == onnx.AttributeProto.GRAPH]
+    inner = [t for b in bodies for t in b.initializer]
+    assert inner, "the export keeps its body weights inside the body"
+    for b in bodies:  # the older layout: every body weight in the outer graph
+        del b.initializer[:]
+    model.graph.initializer.extend(inner)
+    outer_before = {t.name for t in model.graph.initializer}
+    moved = localize_body_weights(model)
     inside = {t.name for b in bodies for t in b.initializer}
-    assert moved == len(inside) > 0 and inside <= outer
+    assert moved == len(inside) == len(inner) and inside <= outer_before
     assert not inside & {t.name for t in model.graph.initializer}
     onnx.checker.check_model(model)
     assert localize_body_weights(model) == 0  # idempotent
