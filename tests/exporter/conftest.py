@@ -29,17 +29,22 @@ def make_model(name: str) -> nn.Module:
 
 
 @pytest.fixture(scope="session")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, str], tuple[nn.Module, ExportResult]]:
-    """``exported(name, "onnx" | "torchscript") -> (model, ExportResult)``, each exported once."""
-    cache: dict[tuple[str, str], tuple[nn.Module, ExportResult]] = {}
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., tuple[nn.Module, ExportResult]]:
+    """``exported(name, "onnx" | "torchscript", strategy="auto") -> (model, ExportResult)``,
+    each exported once (``strategy``: an ONNX export strategy)."""
+    cache: dict[tuple[str, str, str], tuple[nn.Module, ExportResult]] = {}
     root = tmp_path_factory.mktemp("exported")
 
-    def get(name: str, fmt: str) -> tuple[nn.Module, ExportResult]:
-        if (name, fmt) not in cache:
+    def get(name: str, fmt: str, strategy: str = "auto") -> tuple[nn.Module, ExportResult]:
+        key = (name, fmt, strategy)
+        if key not in cache:
             model = make_model(name)
-            path = Path(root) / f"{name}.{'onnx' if fmt == 'onnx' else 'pt'}"
-            fn = export_onnx if fmt == "onnx" else export_torchscript
-            cache[(name, fmt)] = (model, fn(model, path, example_input=example_input(model)))
-        return cache[(name, fmt)]
+            path = Path(root) / f"{name}-{strategy}.{'onnx' if fmt == 'onnx' else 'pt'}"
+            if fmt == "onnx":
+                result = export_onnx(model, path, example_input=example_input(model), strategy=strategy)
+            else:
+                result = export_torchscript(model, path, example_input=example_input(model))
+            cache[key] = (model, result)
+        return cache[key]
 
     return get

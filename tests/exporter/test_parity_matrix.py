@@ -24,3 +24,20 @@ def test_exported_model_matches_eager(exported, name: str, fmt: str) -> None:
     assert result.spec.streamable is streamable
     assert cases == ({"full", "step", "chunk3"} if streamable else {"full"})
     assert {row.tensor for row in report.rows} == {"y", *(s.name for s in result.spec.state)}
+    if fmt == "onnx":  # auto prefers the dynamo-built scan; the zoo never needs scan-legacy
+        assert result.strategy in ("trace", "scan", "layer-scan"), result.attempts
+
+
+# the native-op models auto exports with `trace`, forced through the dynamo-built scan path:
+# one per kind and option (the scan-path models of MODELS already take it under auto)
+FORCED_SCAN = ("rnn-2l-tanh-nobias", "lstm-2l", "gru-1l-nobias", "gru-residual", "tokens-lstm",
+               "lstm-norm", "custom-forecaster-lstm")
+
+
+@pytest.mark.parametrize("name", FORCED_SCAN)
+def test_dynamo_built_scan_path_matches_eager(exported, name: str) -> None:
+    model, result = exported(name, "onnx", strategy="scan")
+    assert result.strategy == "scan"
+    report = check_parity(model, result.path, batch_sizes=(1, 4), steps=(1, 9, 40))
+    assert report.ok, report.table()
+    assert {row.case for row in report.rows} == {"full", "step", "chunk3"}
