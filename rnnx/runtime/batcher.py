@@ -165,6 +165,10 @@ class WorkQueue:
                 self._check_open()
                 raise PoolFullError(f"max_pending: {self.pending} steps queued, {len(items)} more do not fit "
                                     f"under the limit of {self.max_pending}")
+            self._check_open()
+            closed = next((sq for sq in sqs if not sq.open), None)
+            if closed is not None:  # closed since it was looked up: queue none of them
+                raise UnknownStreamError(f"stream {closed.id!r}: not open (closed)")
             for sq, item in zip(sqs, items):
                 self._append(sq, item)
 
