@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=6, help="alternating rounds (default 6)")
     ap.add_argument("--steps", type=int, default=20, help="steps per stream per round (default 20)")
     ap.add_argument("--sizes", default="1,16,256,1024", help="pool sizes of the scaling table")
-    ap.add_argument("--held", default="128,256,512,768,1024,1536,2048",
+    ap.add_argument("--held", default="16,32,64,128,256,512,1024,2048",
                     help="pool sizes tried at 100 steps/s each, in order (empty: skip)")
     ap.add_argument("--held-seconds", type=float, default=2.0, help="duration of each held-rate run")
     ap.add_argument("--max-batch", type=int, default=256, help="pool max_batch (default 256)")
