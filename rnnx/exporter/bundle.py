@@ -104,6 +104,7 @@ def export_files(model: nn.Module, out_dir: str | os.PathLike, *,
             path = out / file_name(fmt, precision)
             quantized = None
             if fmt == "torchscript":
+                logger.info("exporting %s to TorchScript", type(model).__name__)
                 result = export_torchscript(model, path)
             else:
                 if onnx_file is None:
@@ -115,6 +116,8 @@ def export_files(model: nn.Module, out_dir: str | os.PathLike, *,
                 else:
                     write_bytes_atomic(path, made.path.read_bytes())
                 result = dataclasses.replace(made, path=path)
+            if check:
+                logger.info("checking parity of %s against the model", path)
             report = check_parity(model, path, atol=atol, rtol=rtol) if check else None
             files.append(ExportedFile(fmt, result, report, quantized))
     remove_stale(out, [f.result.path for f in files])
