@@ -1,10 +1,11 @@
 """Helpers for users' own test suites (pytest-friendly).
 
-Example:
-    >>> from rnnx.testing import assert_parity      # doctest: +SKIP
-    >>> def test_exported_model_matches(tmp_path):  # doctest: +SKIP
-    ...     export_onnx(model, tmp_path / "m.onnx")
-    ...     assert_parity(model, tmp_path / "m.onnx")
+Example::
+
+    from rnnx.testing import assert_parity
+    def test_exported_model_matches(tmp_path):
+        export_onnx(model, tmp_path / "m.onnx")
+        assert_parity(model, tmp_path / "m.onnx")
 """
 
 from __future__ import annotations

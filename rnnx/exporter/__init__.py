@@ -1,11 +1,10 @@
 """Export contract modules to ONNX and TorchScript, read their contract back, check parity.
 
-Example:
-    >>> from rnnx.exporter import export_onnx, check_parity   # doctest: +SKIP
-    >>> export_onnx(model, "model.onnx").strategy               # doctest: +SKIP
-    'trace'
-    >>> check_parity(model, "model.onnx").ok                    # doctest: +SKIP
-    True
+Example::
+
+    from rnnx.exporter import export_onnx, check_parity
+    export_onnx(model, "model.onnx").strategy  # -> 'trace'
+    check_parity(model, "model.onnx").ok  # -> True
 """
 
 from __future__ import annotations

@@ -341,9 +341,10 @@ def check_parity(model: nn.Module, exported_path: str | os.PathLike, *,
         ModelFileError: the file is missing, corrupt or has no ``rnnx.spec``.
         SpecError: the file's contract does not fit the model.
 
-    Example:
-        >>> report = check_parity(model, "model.onnx")  # doctest: +SKIP
-        >>> print(report.table())                       # doctest: +SKIP
+    Example::
+
+        report = check_parity(model, "model.onnx")
+        print(report.table())
     """
     from rnnx.exporter.runners import open_runner  # deferred: onnxruntime only when needed
     from rnnx.exporter.spec_io import read_spec

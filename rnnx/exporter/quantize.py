@@ -22,10 +22,10 @@
 The written file keeps its ``rnnx.spec`` with ``precision`` set; :func:`check_parity` then
 judges it with that precision's tolerance.
 
-Example:
-    >>> from rnnx.exporter import quantize                      # doctest: +SKIP
-    >>> quantize("model.onnx", "model.int8.onnx", precision="int8").size_ratio  # doctest: +SKIP
-    0.28
+Example::
+
+    from rnnx.exporter import quantize
+    quantize("model.onnx", "model.int8.onnx", precision="int8").size_ratio  # -> 0.28
 """
 
 from __future__ import annotations

@@ -82,9 +82,9 @@ def read_spec(path: str | os.PathLike) -> ModelSpec:
         ModelFileError: the file is missing, corrupt, not a model, or has no ``rnnx.spec``.
         SpecError: the stored spec is malformed.
 
-    Example:
-        >>> read_spec("model.onnx").state_by_name()["h"].shape  # doctest: +SKIP
-        (1, 'batch', 32)
+    Example::
+
+        read_spec("model.onnx").state_by_name()["h"].shape  # -> (1, 'batch', 32)
     """
     fmt = file_format(path)
     if fmt == "ort":

@@ -91,10 +91,10 @@ def make_stateful(src: str | os.PathLike, dst: str | os.PathLike, *, batch_axis:
         StatefulError: the state cannot be exposed (the message says why).
         ParityError: the new file, streamed, does not equal the original (nothing written).
 
-    Example:
-        >>> torch.onnx.export(nn.LSTM(8, 16), (torch.zeros(5, 1, 8),), "lstm.onnx")  # doctest: +SKIP
-        >>> make_stateful("lstm.onnx", "lstm_stream.onnx").spec.state[0].shape      # doctest: +SKIP
-        (1, 'batch', 16)
+    Example::
+
+        torch.onnx.export(nn.LSTM(8, 16), (torch.zeros(5, 1, 8),), "lstm.onnx")
+        make_stateful("lstm.onnx", "lstm_stream.onnx").spec.state[0].shape  # -> (1, 'batch', 16)
     """
     original = _load(src)
     model, spec, layout, notes, frozen = _rewrite(original, src, batch_axis, time_axis, batch_first)

@@ -46,9 +46,9 @@ def export_torchscript(model: nn.Module, path: str | os.PathLike, *,
     Raises:
         ExportError: the module can be neither scripted nor traced with parity.
 
-    Example:
-        >>> export_torchscript(model, "model.pt").strategy  # doctest: +SKIP
-        'script'
+    Example::
+
+        export_torchscript(model, "model.pt").strategy  # -> 'script'
     """
     work = eval_copy(model)
     example = example_for(work, example_input)

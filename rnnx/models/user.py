@@ -7,9 +7,10 @@ rights of the caller, exactly like ``python file.py`` would; only use files you 
 Weights, by contrast, are loaded without executing anything: safetensors, or a
 ``state_dict`` read by ``torch.load(weights_only=True)``.
 
-Example:
-    >>> model = load_reference("models/forecaster.py:make",            # doctest: +SKIP
-    ...                        weights="forecaster.pt", example_shape=(2, 10, 7))
+Example::
+
+    model = load_reference("models/forecaster.py:make",
+                           weights="forecaster.pt", example_shape=(2, 10, 7))
 """
 
 from __future__ import annotations

@@ -88,12 +88,13 @@ class StreamPool:
     outputs a solo :class:`~rnnx.runtime.StreamingSession` would give on the same inputs.
     States are kept on the host (gathered/scattered with numpy) whatever the provider.
 
-    Example:
-        >>> with StreamPool("model.onnx", max_batch=64) as pool:  # doctest: +SKIP
-        ...     pool.open("alice"); pool.open("bob")
-        ...     ys = pool.step_many({"alice": np.zeros(16, np.float32),
-        ...                          "bob": np.ones(16, np.float32)})   # {"alice": (1,), ...}
-        ...     y = pool.submit("alice", np.zeros(16, np.float32)).result()
+    Example::
+
+        with StreamPool("model.onnx", max_batch=64) as pool:
+            pool.open("alice"); pool.open("bob")
+            ys = pool.step_many({"alice": np.zeros(16, np.float32),
+                                 "bob": np.ones(16, np.float32)})   # {"alice": (1,), ...}
+            y = pool.submit("alice", np.zeros(16, np.float32)).result()
 
     Args:
         path: the ``.onnx`` file.
