@@ -5,6 +5,10 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 TORCH  := torch==2.13.0
 STAMP  := $(VENV)/.rnnx-installed
+# onnxruntime-node for the JavaScript client's streaming tests (tests/test_js_client.py), where npm exists
+JS_DIR   := $(VENV)/js
+JS_STAMP := $(JS_DIR)/.installed
+ORT_NODE := onnxruntime-node@1.30
 
 .PHONY: test demo bench venv clean
 
@@ -16,8 +20,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[cpu,export,train,dev]" "$(TORCH)"
 	touch $(STAMP)
 
-test: $(STAMP)
-	$(PY) -m pytest -n 2 -q
+$(JS_STAMP): $(STAMP)
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm install --silent --no-audit --no-fund --prefix $(JS_DIR) $(ORT_NODE) --onnxruntime-node-install=skip \
+	    && touch $(JS_STAMP) \
+	    || echo "warning: npm could not install $(ORT_NODE): the JavaScript streaming tests will skip" >&2; \
+	else echo "note: no npm here: the JavaScript streaming tests will skip" >&2; fi
+
+test: $(STAMP) $(JS_STAMP)
+	NODE_PATH=$(abspath $(JS_DIR))/node_modules $(PY) -m pytest -n 2 -q
 
 demo: $(STAMP)
 	$(VENV)/bin/rnnx demo --out demo

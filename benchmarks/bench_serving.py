@@ -42,6 +42,7 @@ from rnnx.bench import Check, example_step, session_options, time_side_by_side
 from rnnx.exporter import export_onnx
 from rnnx.models import build
 from rnnx.runtime import StreamPool
+from rnnx.table import render
 
 clock = time.perf_counter
 
@@ -233,12 +234,9 @@ def step_many_vs_bare(path: str, streams: int, calls: int) -> Check:
 
 
 def table(rows: list[dict[str, Any]], title: str) -> str:
-    head = f"{title:<42} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'steps/s':>10}"
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        lines.append(f"{r['name']:<42} {r['p50_ms']:>8.2f} {r['p90_ms']:>8.2f} {r['p99_ms']:>8.2f} "
-                     f"{r['steps_per_s']:>10,.0f}")
-    return "\n".join(lines)
+    return render((title, "p50 ms", "p90 ms", "p99 ms", "steps/s"),
+                  [(r["name"], f"{r['p50_ms']:.2f}", f"{r['p90_ms']:.2f}", f"{r['p99_ms']:.2f}",
+                    f"{r['steps_per_s']:,.0f}") for r in rows], align="<>>>>")
 
 
 def main(argv: list[str] | None = None) -> int:
