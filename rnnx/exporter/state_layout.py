@@ -22,6 +22,7 @@ from typing import Iterable
 import onnx
 from onnx import helper
 
+from rnnx.exporter.graph import write_shape
 from rnnx.spec import BATCH, ModelSpec, StateSpec
 
 LAYOUTS = ("model", "batch_first")  # state layouts an export can carry
@@ -54,21 +55,12 @@ def rename_uses(nodes: Iterable[onnx.NodeProto], old: str, new: str) -> None:
                 rename_uses(g.node, old, new)
 
 
-def _rename_producer(graph: onnx.GraphProto, old: str, new: str) -> None:
+def rename_producer(graph: onnx.GraphProto, old: str, new: str) -> None:
+    """Point the node output named ``old`` at ``new``."""
     for node in graph.node:
         for i, name in enumerate(node.output):
             if name == old:
                 node.output[i] = new
-
-
-def _set_shape(value: onnx.ValueInfoProto, shape: tuple) -> None:
-    value.type.tensor_type.shape.Clear()
-    for d in shape:
-        dim = value.type.tensor_type.shape.dim.add()
-        if isinstance(d, str):
-            dim.dim_param = d
-        else:
-            dim.dim_value = d
 
 
 def to_batch_first(proto: onnx.ModelProto, spec: ModelSpec) -> tuple[onnx.ModelProto, ModelSpec]:
@@ -94,15 +86,15 @@ def to_batch_first(proto: onnx.ModelProto, spec: ModelSpec) -> tuple[onnx.ModelP
             inner_in, inner_out = f"{s.input}__model_layout", f"{s.output}__model_layout"
             rename_uses(graph.node, s.input, inner_in)
             rename_uses(graph.node, s.output, inner_out)
-            _rename_producer(graph, s.output, inner_out)
+            rename_producer(graph, s.output, inner_out)
             pre.append(helper.make_node("Transpose", [s.input], [inner_in],
                                         name=f"{s.name}_to_model_layout",
                                         perm=_to_model_perm(b, rank)))
             post.append(helper.make_node("Transpose", [inner_out], [s.output],
                                          name=f"{s.name}_to_batch_first",
                                          perm=_to_batch_first_perm(b, rank)))
-            _set_shape(inputs[s.input], new_shape)
-            _set_shape(outputs[s.output], new_shape)
+            write_shape(inputs[s.input], new_shape)
+            write_shape(outputs[s.output], new_shape)
         states.append(dataclasses.replace(s, shape=new_shape))
     nodes = [*pre, *graph.node, *post]
     del graph.node[:]

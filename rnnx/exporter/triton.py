@@ -40,7 +40,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from rnnx.errors import ConfigError, NotStreamableError, ParityError
 from rnnx.exporter.graph import set_io_shapes
-from rnnx.exporter.state_layout import rename_uses, to_batch_first
+from rnnx.exporter.state_layout import rename_producer, rename_uses, to_batch_first
 from rnnx.spec import BATCH, METADATA_KEY, TRITON_DTYPES, ModelSpec
 
 STRATEGIES = ("oldest", "direct")  # Triton sequence-batcher scheduling strategies
@@ -167,10 +167,7 @@ def add_controls(proto: onnx.ModelProto, spec: ModelSpec, controls: Sequence[str
         if "READY" in controls:
             computed = f"{s.output}__computed"
             rename_uses(graph.node, s.output, computed)
-            for node in graph.node:
-                for i, name in enumerate(node.output):
-                    if name == s.output:
-                        node.output[i] = computed
+            rename_producer(graph, s.output, computed)
             mask = _mask(pre, inits, "READY", rank)
             post.append(helper.make_node("Where", [mask, computed, effective], [s.output],
                                          name=f"{s.name}_ready"))
