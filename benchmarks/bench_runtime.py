@@ -19,9 +19,8 @@ from pathlib import Path
 import onnxruntime as ort
 import torch
 
-from rnnx.bench import run_all, table
+from rnnx.bench import reference_model, run_all, table
 from rnnx.exporter import export_onnx
-from rnnx.models import build
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,8 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=3000, help="timed single-step calls (default 3000)")
     ap.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = ap.parse_args(argv)
-    torch.manual_seed(0)
-    model = build("lstm", input_size=16, hidden_size=64, num_layers=2, output_size=1).eval()
+    model = reference_model()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "lstm.onnx"
         result = export_onnx(model, path)

@@ -38,9 +38,8 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from rnnx.bench import Check, example_step, session_options, time_side_by_side
+from rnnx.bench import Check, example_step, reference_model, session_options, time_side_by_side
 from rnnx.exporter import export_onnx
-from rnnx.models import build
 from rnnx.runtime import StreamPool
 from rnnx.table import render
 
@@ -252,8 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-wait-ms", type=float, default=2.0, help="pool max_wait_ms (default 2)")
     ap.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = ap.parse_args(argv)
-    torch.manual_seed(0)
-    model = build("lstm", input_size=16, hidden_size=64, num_layers=2, output_size=1).eval()
+    model = reference_model()
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "lstm.onnx")
         export_onnx(model, path)

@@ -87,6 +87,16 @@ def time_side_by_side(cases: list[Case], rounds: int = 10, warmup: int = 3) -> l
     return [_row(name, l, steps) for (name, _, steps, _), l in zip(cases, lat)]
 
 
+def reference_model() -> Any:
+    """The model the benchmarks measure: a seeded 2-layer LSTM 16->64 with a 1-value head (eval)."""
+    import torch  # deferred: `rnnx bench` on an exported file needs no torch
+
+    from rnnx.models import build
+
+    torch.manual_seed(0)
+    return build("lstm", input_size=16, hidden_size=64, num_layers=2, output_size=1).eval()
+
+
 def session_options(threads: int = 1) -> ort.SessionOptions:
     """onnxruntime options with ``threads`` intra-op threads and one inter-op thread."""
     so = ort.SessionOptions()
