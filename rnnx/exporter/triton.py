@@ -38,6 +38,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from rnnx.atomic import write_bytes_atomic, write_text_atomic
 from rnnx.errors import ConfigError, NotStreamableError, ParityError
 from rnnx.exporter.graph import set_io_shapes
 from rnnx.exporter.state_layout import rename_producer, rename_uses, to_batch_first
@@ -373,18 +374,6 @@ def verify_sequences(original: onnx.ModelProto, spec: ModelSpec, served: onnx.Mo
 # ---------------------------------------------------------------------------- repository
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _source_graph(source: Any, opset: int) -> tuple[onnx.ModelProto, ModelSpec]:
     """An rnnx ONNX graph and its spec, from an ONNX file or a contract module."""
     from rnnx.exporter.spec_io import load_onnx, read_spec
@@ -425,8 +414,9 @@ def export_triton(source: Any, repo: str | os.PathLike, config: TritonConfig | N
     model_dir = Path(repo) / cfg.name
     onnx_path = model_dir / str(cfg.version) / ONNX_FILE
     config_path = model_dir / CONFIG_FILE
-    _write_atomic(onnx_path, served.SerializeToString())
-    _write_atomic(config_path, (to_pbtxt(config_dict(served_spec, cfg)) + "\n").encode())
+    onnx_path.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(onnx_path, served.SerializeToString())
+    write_text_atomic(config_path, to_pbtxt(config_dict(served_spec, cfg)) + "\n")
     return TritonRepository(model_dir, config_path, onnx_path, served_spec, worst)
 
 

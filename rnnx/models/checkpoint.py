@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Union
 
@@ -24,6 +23,7 @@ import torch
 from torch import nn
 
 import rnnx
+from rnnx.atomic import write_bytes_atomic
 from rnnx.errors import CheckpointError, ConfigError, SpecError
 from rnnx.models.config import ModelConfig
 from rnnx.spec import DataSpec
@@ -49,7 +49,7 @@ def save(model: nn.Module, path: PathLike, *, extra: dict | None = None) -> Path
     Raises:
         CheckpointError: not a zoo model, or ``extra`` is not JSON-serialisable.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save as save_bytes
 
     target = Path(path)
     if target.is_dir():
@@ -64,15 +64,7 @@ def save(model: nn.Module, path: PathLike, *, extra: dict | None = None) -> Path
         raise CheckpointError(f"{target}: extra must be JSON-serialisable, got {e}") from None
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=target.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={META_KEY: meta})
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return target
+    return write_bytes_atomic(target, save_bytes(tensors, metadata={META_KEY: meta}))
 
 
 def _resolve(path: PathLike) -> Path:

@@ -123,15 +123,15 @@ def _rewrite_meta(src, dst, **config_changes):
 
 
 def test_absurd_config_is_refused_before_the_model_is_built(tmp_path):
-    """A config claiming 10,000 layers used to cost 41 s and 1.5 GiB before the weight check."""
-    import time
+    """A config claiming 10,000 layers used to cost 41 s and 1.5 GiB before the weight check.
 
+    The message comes from the check made before anything is built (not from comparing a
+    built model's weights), which is what keeps the refusal cheap.
+    """
     src = save(TINY["lstm-2l"](), tmp_path / "ok.safetensors")
     bad = _rewrite_meta(src, tmp_path / "bad.safetensors", num_layers=10_000)
-    start = time.perf_counter()
     with pytest.raises(CheckpointError, match=r"num_layers=10000 needs at least 10000 tensors, the file has \d+"):
         load(bad)
-    assert time.perf_counter() - start < 5  # milliseconds in practice; generous for a loaded CI box
     huge = _rewrite_meta(src, tmp_path / "huge.safetensors", hidden_size=10**6)  # meta device: no allocation
     with pytest.raises(CheckpointError, match=r"weight .*: expected shape \(\d+, 1000000\)"):
         load(huge)
