@@ -214,6 +214,10 @@ class ConvLSTMCell(nn.Module):
 
     def forward(self, x: Tensor, state: Tuple[Tensor, Tensor]) -> Tuple[Tensor, Tensor]:
         """One step: x (B, Cin, H, W), state (h, c) each (B, Ch, H, W) -> new (h, c)."""
+        return self.step(x, state)
+
+    def step(self, x: Tensor, state: Tuple[Tensor, Tensor]) -> Tuple[Tensor, Tensor]:
+        """The step itself, also called by :class:`rnnx.models.convlstm.ConvLSTMLayer`."""
         h, c = state
         gates = self.conv(torch.cat([x, h], 1))  # (B, 4Ch, H, W)
         return lstm_gates(gates, c)

@@ -11,18 +11,35 @@ Example:
 from typing import Final, List, Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnx.models._base import ZooModel
 from rnnx.models.cells import ConvLSTMCell
 from rnnx.models.config import ModelConfig
+from rnnx.models.stack import LayerStack
+
+
+class ConvLSTMLayer(ConvLSTMCell):
+    """A :class:`ConvLSTMCell` run over a whole sequence: a layer of :class:`LayerStack`.
+
+    Its parameters are the cell's (``conv.weight``, ``conv.bias``); one step is ``step``.
+    """
+
+    def forward(self, x: Tensor, h: Tensor, c: Tensor) -> Tuple[Tensor, Tensor, Tensor]:  # type: ignore[override]
+        """x (B, T, Cin, H, W), h and c (1, B, Ch, H, W) -> (y (B, T, Ch, H, W), h_n, c_n (1, B, Ch, H, W))."""
+        ht, ct = h[0], c[0]  # (B, Ch, H, W)
+        outs: List[Tensor] = []
+        for t in range(x.size(1)):
+            ht, ct = self.step(x[:, t], (ht, ct))
+            outs.append(ht)
+        return torch.stack(outs, 1), ht.unsqueeze(0), ct.unsqueeze(0)
 
 
 class ConvLSTM(ZooModel):
     """ConvLSTM layers -> optional per-step 1x1 Conv2d head.
 
     State ``[h (L, B, Ch, H, W), c (L, B, Ch, H, W)]``; output ``(B, T, O or Ch, H, W)``.
+    ``cells`` is a :class:`LayerStack` of :class:`ConvLSTMLayer` (each a cell run over time).
     """
 
     normalize: Final[bool]
@@ -33,9 +50,10 @@ class ConvLSTM(ZooModel):
             raise ValueError(f"kind: ConvLSTM builds convlstm, got {config.kind!r}")
         self.normalize = config.normalize
         ch = config.hidden_size
-        self.cells = nn.ModuleList(
-            ConvLSTMCell(config.input_size if i == 0 else ch, ch, config.kernel_size, config.bias)  # type: ignore[arg-type]
-            for i in range(config.num_layers)
+        self.cells = LayerStack(
+            (ConvLSTMLayer(config.input_size if i == 0 else ch, ch, config.kernel_size, config.bias)  # type: ignore[arg-type]
+             for i in range(config.num_layers)),
+            cell_state=True,
         )
         self.head: Optional[nn.Conv2d] = nn.Conv2d(ch, config.output_size, 1) if config.output_size is not None else None
         self.dropout = float(config.dropout)
@@ -54,27 +72,11 @@ class ConvLSTM(ZooModel):
         """x (B, T, C, H, W), state ``[h, c]`` -> (y (B, T, O or Ch, H, W), new ``[h, c]``)."""
         if self.normalize:
             x = (x - self.in_mean.view(-1, 1, 1)) / self.in_std.view(-1, 1, 1)
-        h0, c0 = state[0], state[1]
-        steps = x.size(1)
-        hs: List[Tensor] = []
-        cs: List[Tensor] = []
-        seq = x
-        for i, cell in enumerate(self.cells):
-            h, c = h0[i], c0[i]  # (B, Ch, H, W)
-            outs: List[Tensor] = []
-            for t in range(steps):
-                h, c = cell(seq[:, t], (h, c))
-                outs.append(h)
-            seq = torch.stack(outs, 1)  # (B, T, Ch, H, W)
-            if self.training and self.dropout > 0.0 and i < self.num_layers - 1:
-                seq = F.dropout(seq, self.dropout, True)
-            hs.append(h)
-            cs.append(c)
-        y = seq
+        y, new = self.cells(x, state, self.dropout)  # (B, T, Ch, H, W)
         if self.head is not None:
             b, t = y.size(0), y.size(1)
             y = self.head(y.flatten(0, 1))  # (B*T, O, H, W)
             y = y.reshape(b, t, y.size(1), y.size(2), y.size(3))  # (B, T, O, H, W)
         if self.normalize:
             y = y * self.out_std.view(-1, 1, 1) + self.out_mean.view(-1, 1, 1)
-        return y, [torch.stack(hs), torch.stack(cs)]
+        return y, new

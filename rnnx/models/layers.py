@@ -9,6 +9,7 @@ loop over time is plain Python over rnnx's gate-equation cells, so
 - ``torch.jit.script`` compiles the loop (an ONNX ``Loop`` through the TorchScript exporter).
 
 The reverse direction indexes time from the end and ``torch.flip``-s its stacked outputs.
+The loop over layers is :class:`rnnx.models.stack.LayerStack` (``self.layers``).
 
 Example:
     >>> lstm = torch.nn.LSTM(5, 8, num_layers=2, proj_size=4, batch_first=True)
@@ -21,10 +22,10 @@ Example:
 from typing import Any, Dict, Final, List, Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnx.models.cells import GRUCell, LSTMCell, RNNCell
+from rnnx.models.stack import LayerStack
 
 _PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
 
@@ -87,6 +88,7 @@ class _LayersBase(nn.Module):
     """Builds the cells and registers their parameters again under torch's flat names."""
 
     _TORCH: Any = None  # the torch class this replaces
+    _CELL_STATE = False  # layers carry (h, c), not h alone
     batch_first: Final[bool]
     num_directions: Final[int]
 
@@ -100,7 +102,7 @@ class _LayersBase(nn.Module):
         self.bidirectional, self.proj_size = bidirectional, proj_size
         self.num_directions = 2 if bidirectional else 1
         self.state_size = proj_size or hidden_size  # width of h
-        self.layers = nn.ModuleList(self._make_layer(i) for i in range(num_layers))
+        self.layers = LayerStack((self._make_layer(i) for i in range(num_layers)), self._CELL_STATE, self.num_directions)
         self._register_torch_names()
         self._register_state_dict_hook(_drop_cell_keys)
         self.register_load_state_dict_pre_hook(_add_cell_keys)
@@ -191,13 +193,8 @@ class _HiddenLayers(_LayersBase):
             h0 = torch.zeros(self.num_layers * nd, x.size(1), self.state_size, dtype=x.dtype, device=x.device)
         else:
             h0 = hx if batched else hx.unsqueeze(1)
-        hs: List[Tensor] = []
-        for i, layer in enumerate(self.layers):
-            if i > 0 and self.training and self.dropout > 0.0:
-                x = F.dropout(x, self.dropout, True)
-            x, h = layer(x, h0[i * nd : (i + 1) * nd])
-            hs.append(h)
-        h_n = torch.cat(hs, 0)  # (L*D, B, H)
+        x, new = self.layers(x, [h0], self.dropout)
+        h_n = new[0]  # (L*D, B, H)
         if not batched:  # tensors, not tuples, out of branches: the ONNX exporter lowers them
             x, h_n = x.squeeze(1), h_n.squeeze(1)
         elif self.batch_first:
@@ -244,6 +241,7 @@ class LSTMLayers(_LayersBase):
     """Same as ``torch.nn.LSTM`` (including ``proj_size``), built from :class:`LSTMCell`."""
 
     _TORCH = nn.LSTM
+    _CELL_STATE = True
 
     def __init__(
         self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
@@ -278,15 +276,8 @@ class LSTMLayers(_LayersBase):
             h0, c0 = hx[0], hx[1]
             if not batched:
                 h0, c0 = h0.unsqueeze(1), c0.unsqueeze(1)
-        hs: List[Tensor] = []
-        cs: List[Tensor] = []
-        for i, layer in enumerate(self.layers):
-            if i > 0 and self.training and self.dropout > 0.0:
-                x = F.dropout(x, self.dropout, True)
-            x, h, c = layer(x, h0[i * nd : (i + 1) * nd], c0[i * nd : (i + 1) * nd])
-            hs.append(h)
-            cs.append(c)
-        h_n, c_n = torch.cat(hs, 0), torch.cat(cs, 0)
+        x, new = self.layers(x, [h0, c0], self.dropout)
+        h_n, c_n = new[0], new[1]  # (L*D, B, P or H), (L*D, B, H)
         if not batched:  # tensors, not tuples, out of branches: the ONNX exporter lowers them
             x, h_n, c_n = x.squeeze(1), h_n.squeeze(1), c_n.squeeze(1)
         elif self.batch_first:

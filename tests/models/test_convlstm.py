@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from rnnx.models import ConvLSTM, build
+from rnnx.models import ConvLSTM, ConvLSTMCell, build
 from tests.zoo import TINY, parity_matrix
 
 CONV = [(i, kw) for i, kw in parity_matrix() if kw["kind"] == "convlstm"]
@@ -27,9 +27,11 @@ def test_matches_cell_loop_and_streams_in_chunks():
     model = TINY["convlstm-nohead"]()
     x = model.example_input(1, 5)
     y, (h, c) = model(x, model.init_state(1))
+    cell = ConvLSTMCell(2, 4)  # the plain cell, stepped by hand, with the layer's weights
+    cell.load_state_dict(model.cells[0].state_dict())
     hh, cc = torch.zeros(1, 4, 6, 6), torch.zeros(1, 4, 6, 6)
     for t in range(5):
-        hh, cc = model.cells[0](x[:, t], (hh, cc))
+        hh, cc = cell(x[:, t], (hh, cc))
     torch.testing.assert_close(y[:, -1], hh)
     torch.testing.assert_close(h[0], hh)
     y1, s = model(x[:, :2], model.init_state(1))
