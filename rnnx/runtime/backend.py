@@ -97,12 +97,29 @@ class OrtBackend:
         self.device_id = _device_id(session) if self.device == "cuda" else 0
         self._options = ort.RunOptions()
         inner = getattr(session, "_sess", None)
-        if inner is not None and hasattr(inner, "run_with_iobinding"):
+        if self.device == "cuda":
+            self.run_bound = self._run_bound_cuda
+        elif inner is not None and hasattr(inner, "run_with_iobinding"):
             # skips the public wrapper's per-call signature work: this is the step fast path
             run_inner, options = inner.run_with_iobinding, self._options
             self.run_bound = lambda b: run_inner(b._iobinding, options)
         else:  # pragma: no cover - older/newer onnxruntime
             self.run_bound = lambda b: session.run_with_iobinding(b, self._options)
+
+    def _run_bound_cuda(self, b: ort.IOBinding) -> None:
+        """Run a binding on CUDA: bound host inputs are copied to the device anew each run.
+
+        onnxruntime copies a host input to the device when it is *bound*, not when it
+        runs: rebinding the host buffers (and waiting for those copies) is what makes a
+        bind-once, write-then-run buffer read its current contents. Host outputs are
+        synchronised before they are read.
+        """
+        ib = b._iobinding
+        for name, arr in b._rnnx_host_inputs:
+            ib.bind_input(name, arr)
+        ib.synchronize_inputs()
+        self._live().run_with_iobinding(b, self._options)
+        ib.synchronize_outputs()
 
     @classmethod
     def open(cls, path: PathLike, options: RuntimeOptions) -> "OrtBackend":
@@ -147,7 +164,6 @@ class OrtBackend:
         """A zeroed buffer on the session's device: a numpy array on CPU, an OrtValue on CUDA."""
         if self.device == "cpu":
             return np.zeros(tuple(shape), dtype)
-        # untested here (no GPU): states go to the provider's own device, not always device 0
         buf = OV.ortvalue_from_shape_and_type(list(shape), np.dtype(dtype), "cuda", self.device_id)
         buf.update_inplace(np.zeros(tuple(shape), dtype))
         return buf
@@ -167,9 +183,11 @@ class OrtBackend:
     def bind(self, inputs: Mapping[str, Any], outputs: Mapping[str, Any]) -> ort.IOBinding:
         """One IO binding of these buffers; run it with :attr:`run_bound` as often as needed.
 
-        The bound numpy arrays must stay alive and in place as long as the binding is used.
+        The bound numpy arrays must stay alive and in place as long as the binding is used;
+        each run reads their current contents (on CUDA by copying them to the device).
         """
         b = self._live().io_binding()
+        b._rnnx_host_inputs = [(n, buf) for n, buf in inputs.items() if isinstance(buf, np.ndarray)]
         for name, buf in inputs.items():
             b.bind_ortvalue_input(name, OV.ortvalue_from_numpy(buf) if isinstance(buf, np.ndarray) else buf)
         for name, buf in outputs.items():
