@@ -7,10 +7,19 @@ batches) and forming a batch costs O(batch), never a rescan of what is queued: a
 stream with a backlog of 16k steps is drained in linear time.
 
 The worker waits for company until as many streams are ready as the last batch had
-(so one lone client is served at once, and 256 closed-loop clients are batched 256 at a
-time), at most ``max_wait`` seconds after the oldest ready step arrived; steps left over
-from a full batch run at once. Results go back in one hand-off per batch and event loop
-(``loop.call_soon_threadsafe`` once), not one per step.
+(so one lone client is served at once, and 256 closed-loop clients are batched together),
+at most ``max_wait`` seconds after the oldest ready step arrived; steps left over from a
+full batch run at once. When at least twice as many streams are ready as the last batch
+had (and at least ``2 * SPLIT_MIN``), it takes only half of them: the clients of one half
+then do their Python work while onnxruntime (which releases the GIL) runs the other half,
+and closed-loop clients settle into two groups that overlap.
+
+Results go back in one hand-off per batch and event loop (``loop.call_soon_threadsafe``
+once), not one per step. That hand-off writes to the loop's self-pipe, a system call that
+releases the GIL, which the woken event loop would take and keep while it runs every
+resumed client, so the worker could not start the next batch meanwhile; a small
+*hand-off thread* makes those calls instead, and the worker goes straight on to the next
+batch. Plain futures (``submit``) are resolved by the worker itself.
 
 The worker holds this queue and only a *weak* reference to the pool, so a pool dropped
 without ``close()`` is collected; its finalizer shuts the queue down. Any exception
@@ -23,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import queue
 import threading
 import time
 import weakref
@@ -39,6 +49,7 @@ logger = logging.getLogger(__name__)
 Item = tuple  # (x: one validated step without the batch axis, future, event loop of an asyncio future or None)
 Batch = tuple[list, list, list, list]  # (stream queues, inputs, futures, loops), one entry per step
 _IDLE, _FILLING = 1, 2  # what the worker is waiting for: any step / more company or a deadline
+SPLIT_MIN = 16  # a batch is only split in two when each half has at least this many streams
 
 
 class StreamQueue:
@@ -57,8 +68,10 @@ def _settle(futs: list, ys: Iterable) -> None:
     """Resolve asyncio futures in their own loop (``ys``: results, or exceptions to set)."""
     if isinstance(ys, np.ndarray):  # a batch's outputs, row k for future k
         for fut, y in zip(futs, ys):
-            if not fut.done():  # cancelled by its awaiter meanwhile
+            try:
                 fut.set_result(y)
+            except asyncio.InvalidStateError:  # cancelled by its awaiter meanwhile
+                pass
         return
     for fut, y in zip(futs, ys):
         if not fut.done():  # cancelled by its awaiter meanwhile
@@ -68,18 +81,15 @@ def _settle(futs: list, ys: Iterable) -> None:
                 fut.set_result(y)
 
 
-def _set(fut: Any, loop: Any, y: Any) -> None:
-    """Resolve one future of either kind from the worker thread."""
-    if loop is None:
-        try:
-            if isinstance(y, BaseException):
-                fut.set_exception(y)
-            else:
-                fut.set_result(y)
-        except InvalidStateError:  # cancelled (or already failed) meanwhile
-            pass
-    else:
-        _call_in(loop, _settle, [fut], [y])
+def _set(fut: Any, y: Any) -> None:
+    """Resolve one plain (``concurrent.futures``) future."""
+    try:
+        if isinstance(y, BaseException):
+            fut.set_exception(y)
+        else:
+            fut.set_result(y)
+    except InvalidStateError:  # cancelled (or already failed) meanwhile
+        pass
 
 
 def _call_in(loop: asyncio.AbstractEventLoop, fn: Callable, *args: Any) -> None:
@@ -89,25 +99,33 @@ def _call_in(loop: asyncio.AbstractEventLoop, fn: Callable, *args: Any) -> None:
         pass
 
 
-def resolve(futs: list, loops: list, ys: Any) -> None:
+Caller = Callable[..., None]  # (loop, fn, *args): runs fn(*args) in the event loop soon
+
+
+def resolve(futs: list, loops: list, ys: Any, call: Caller = _call_in) -> None:
     """Hand a batch's results (a sequence, row k for step k) to their futures.
 
-    Plain futures are resolved here; asyncio futures in one ``call_soon_threadsafe`` per loop.
+    Plain futures are resolved here; asyncio futures in one ``call(loop, _settle, ...)``
+    per event loop (``call``: :func:`_call_in`, or a :class:`Handoff`'s ``call``).
     """
     first = loops[0]
     if first is not None and loops.count(first) == len(loops):  # the common case: one event loop
-        _call_in(first, _settle, futs, ys)
+        call(first, _settle, futs, ys)
+        return
+    if first is None and loops.count(None) == len(loops):  # only plain futures
+        for fut, y in zip(futs, ys):
+            _set(fut, y)
         return
     by_loop: dict[Any, tuple[list, list]] = {}
     for fut, loop, y in zip(futs, loops, ys):
         if loop is None:
-            _set(fut, None, y)
+            _set(fut, y)
         else:
             pair = by_loop.setdefault(loop, ([], []))
             pair[0].append(fut)
             pair[1].append(y)
     for loop, (fs, vs) in by_loop.items():
-        _call_in(loop, _settle, fs, vs)
+        call(loop, _settle, fs, vs)
 
 
 def fail(futs: Iterable, loops: Iterable, error: BaseException) -> None:
@@ -115,6 +133,45 @@ def fail(futs: Iterable, loops: Iterable, error: BaseException) -> None:
     futs, loops = list(futs), list(loops)
     if futs:
         resolve(futs, loops, [error] * len(futs))
+
+
+class Handoff:
+    """The thread that makes the worker's ``call_soon_threadsafe`` calls (see the module docstring).
+
+    Started on first use by the worker; :meth:`stop` lets it finish the calls queued so
+    far and exit. It holds event loops and futures only while their calls are queued.
+    """
+
+    def __init__(self) -> None:
+        self.jobs: "queue.SimpleQueue[Optional[tuple]]" = queue.SimpleQueue()  # C queue: put() keeps the GIL
+        self.thread: Optional[threading.Thread] = None
+
+    def call(self, loop: asyncio.AbstractEventLoop, fn: Callable, *args: Any) -> None:
+        """Queue ``loop.call_soon_threadsafe(fn, *args)``."""
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._run, name="rnnx-handoff", daemon=True)
+            self.thread.start()
+        self.jobs.put((loop, fn, args))
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Let the thread make the calls queued so far, then end it (waits up to ``timeout`` s)."""
+        t = self.thread
+        if t is not None:
+            self.jobs.put(None)
+            if t is not threading.current_thread():
+                t.join(timeout)
+
+    def _run(self) -> None:
+        jobs = self.jobs
+        while True:
+            job = jobs.get()
+            if job is None:
+                return
+            try:
+                _call_in(job[0], job[1], *job[2])
+            except Exception:  # noqa: BLE001 - never die: the futures of later jobs must still resolve
+                logger.exception("StreamPool hand-off to an event loop failed")
+            del job
 
 
 # -- the queue ---------------------------------------------------------------------------------
@@ -134,12 +191,22 @@ class WorkQueue:
         self.refusal: Optional[str] = None  # set once the queue takes no more work: why
         self.cause: Optional[BaseException] = None  # what killed the worker, if something did
         self.thread: Optional[threading.Thread] = None
+        self.handoff = Handoff()  # makes the worker's call_soon_threadsafe calls
         _LIVE.add(self)
 
     def _new_locks(self) -> None:
         self.lock = threading.Lock()
         self.work = threading.Condition(self.lock)  # the worker waits here
         self.space = threading.Condition(self.lock)  # blocked submit() calls wait here
+
+    # -- worker side: results ------------------------------------------------------------
+    def resolve(self, futs: list, loops: list, ys: Any) -> None:
+        """:func:`resolve` from the worker: asyncio futures through the hand-off thread."""
+        resolve(futs, loops, ys, self.handoff.call)
+
+    def fail(self, futs: list, loops: list, error: BaseException) -> None:
+        if futs:
+            resolve(futs, loops, [error] * len(futs), self.handoff.call)
 
     # -- submitting side --------------------------------------------------------------
     def refused(self) -> ClosedError:
@@ -253,6 +320,7 @@ class WorkQueue:
         self._new_locks()
         self.thread, self.waiting, self.pending = None, 0, 0
         self.ready, self.space_waiters = deque(), deque()
+        self.handoff = Handoff()
         self.refusal = (f"StreamPool: process {os.getpid()} is a fork() of the process that made this pool; "
                         f"its onnxruntime session and batcher thread do not survive fork(): create a new "
                         f"StreamPool in the child (steps queued before the fork are answered in the parent)")
@@ -294,7 +362,10 @@ class WorkQueue:
         sqs: list = []
         items: list = []
         carry: list = []
-        while ready and len(sqs) < self.max_batch:
+        limit = self.max_batch
+        if len(ready) >= 2 * max(self.target, SPLIT_MIN):  # room to overlap two halves
+            limit = min(limit, (len(ready) + 1) // 2)
+        while ready and len(sqs) < limit:
             sq = ready.popleft()
             q = sq.items
             if not q:  # closed while in line: its steps were failed then
@@ -335,7 +406,7 @@ def _work(queue: WorkQueue) -> None:
                 return
             pool = queue.pool_ref()
             if pool is None:  # collected between batches: its finalizer shuts the queue down
-                fail(batch[2], batch[3], ClosedError("StreamPool was garbage-collected"))
+                queue.fail(batch[2], batch[3], ClosedError("StreamPool was garbage-collected"))
                 return
             pool._run_batch(*batch)
             del pool  # hold the pool only while a batch runs
@@ -346,7 +417,9 @@ def _work(queue: WorkQueue) -> None:
                                      f"the pool takes no more submissions, close it and open a new one", e)
         if batch is not None:
             futs, loops = futs + list(batch[2]), loops + list(batch[3])
-        fail(futs, loops, queue.refused())
+        queue.fail(futs, loops, queue.refused())
+    finally:
+        queue.handoff.stop()  # after the calls queued so far are made
 
 
 _LIVE: "weakref.WeakSet[WorkQueue]" = weakref.WeakSet()

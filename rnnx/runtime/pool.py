@@ -287,10 +287,14 @@ class StreamPool:
         if not ids:
             raise ShapeError("ids: expected at least one stream, got none")
         io = self.contract.input
-        arr = np.asarray(x)
-        if io.batch_axis != 0 and arr.ndim > io.batch_axis:
-            arr = np.moveaxis(arr, 0, io.batch_axis)
-        arr = check_input(self.contract, arr, len(ids), with_time=False)
+        if (type(x) is np.ndarray and x.dtype is self._dtype and x.shape[1:] == self._shape  # the common case
+                and len(x) == len(ids) and io.batch_axis == 0 and x.flags.c_contiguous):
+            arr = x
+        else:
+            arr = np.asarray(x)
+            if io.batch_axis != 0 and arr.ndim > io.batch_axis:
+                arr = np.moveaxis(arr, 0, io.batch_axis)
+            arr = check_input(self.contract, arr, len(ids), with_time=False)
         self._check_values(ids, arr)
         with self._lock:
             self._require_open()
@@ -359,7 +363,7 @@ class StreamPool:
         if x is None:
             rows = [np.take(self._check(i, v), 0, axis=axis) for i, v in zip(ids, values)]  # copies
         else:  # token ids are checked per step when the batch runs: a bad one fails alone
-            rows = list(np.moveaxis(x, axis, 0))  # views of x, a fresh array
+            rows = list(np.ascontiguousarray(np.moveaxis(x, axis, 0)))  # views of a fresh array
         futs: list[Future] = [Future() for _ in ids]
         q.put_many(sqs, [(r, f, None) for r, f in zip(rows, futs)])
         return futs
@@ -375,10 +379,16 @@ class StreamPool:
             result raises InputValueError, NonFiniteError, UnknownStreamError (stream closed
             meanwhile) or ClosedError (pool closed meanwhile) for this step only.
         """
-        sq = self._stream(stream_id)
+        try:
+            sq = self._streams[stream_id]
+        except (KeyError, TypeError):
+            sq = self._stream(stream_id)  # raises the right error
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
-        item = (self._step_input(stream_id, x), fut, loop)
+        if type(x) is np.ndarray and x.dtype is self._dtype and x.shape == self._shape:
+            item = (x.tobytes(), fut, loop)  # the common case: what _step_input does, inline
+        else:
+            item = (self._step_input(stream_id, x), fut, loop)
         waiter = self._queue.try_put(sq, item, loop)
         return fut if waiter is None else self._await_room(sq, item, waiter)
 
@@ -463,17 +473,25 @@ class StreamPool:
             return None
         return tuple(dims)
 
-    def _step_input(self, stream_id: Hashable, x: Any) -> np.ndarray:
-        """One submitted step as a private, validated copy ``(F...)`` (no batch axis)."""
+    def _step_input(self, stream_id: Hashable, x: Any) -> Any:
+        """One submitted step as a private, validated copy (no batch axis).
+
+        Raw bytes when the contract fixes the step's shape (cheaper to copy and to stack
+        than an array), else an array ``(F...)``.
+        """
         if type(x) is np.ndarray and x.dtype is self._dtype and x.shape == self._shape:
-            return x.copy()  # the common case: exactly the contract's shape and dtype
+            return x.tobytes()  # the common case: exactly the contract's shape and dtype
         arr = self._check(stream_id, x)
         self._check_tokens([stream_id], arr)
-        return np.take(arr, 0, axis=self.contract.input.batch_axis)  # a copy
+        row = np.take(arr, 0, axis=self.contract.input.batch_axis)  # a copy
+        return row.tobytes() if self._shape is not None else row
 
-    def _stack(self, xs: list[np.ndarray]) -> np.ndarray:
-        """Queued steps ``(F...)`` stacked along the graph's batch axis."""
+    def _stack(self, xs: list) -> np.ndarray:
+        """Queued steps (bytes or arrays ``(F...)``) stacked along the graph's batch axis."""
         axis = self.contract.input.batch_axis
+        if self._shape is not None:  # one C-level join of the raw steps
+            x = np.frombuffer(bytearray().join(xs), self._dtype).reshape((len(xs),) + self._shape)  # (n, F...)
+            return x if axis == 0 else np.moveaxis(x, 0, axis)
         return np.array(xs) if axis == 0 else np.stack(xs, axis=axis)
 
     def _check(self, stream_id: Hashable, x: Any) -> np.ndarray:
@@ -491,7 +509,16 @@ class StreamPool:
 
     def _fast_batch(self, values: list[Any]) -> Optional[np.ndarray]:
         """All inputs stacked and checked at once, or None if any needs a closer look."""
-        io = self.contract.input
+        io, shape = self.contract.input, self._shape
+        if shape:  # fixed (F...): one C-level concatenation checks dtypes (exactly), ranks and trailing dims
+            try:
+                x = np.concatenate(values, dtype=self._dtype, casting="no")  # (n * F0, F1...)
+            except (TypeError, ValueError):
+                return None  # a list, another dtype or rank: the slow path converts or names it
+            if len(x) != len(values) * shape[0] or set(map(len, values)) != {shape[0]}:
+                return None
+            x = x.reshape((len(values),) + shape)  # (n, F...)
+            return x if io.batch_axis == 0 else np.moveaxis(x, 0, io.batch_axis)
         try:
             dtypes = list(map(_dtype_of, values))
             if dtypes.count(dtypes[0]) != len(dtypes) and len({d.kind for d in dtypes}) != 1:
@@ -613,52 +640,67 @@ class StreamPool:
         self._engine.forget()
 
     # -- the batcher's side ----------------------------------------------------------------
-    def _run_batch(self, sqs: list[StreamQueue], xs: list[np.ndarray], futs: list, loops: list) -> None:
+    def _run_batch(self, sqs: list[StreamQueue], xs: list, futs: list, loops: list) -> None:
         """Run queued steps (in the batcher thread) and hand their results back.
 
         A step whose stream closed meanwhile, or whose token ids are out of range, fails
         alone; a batch the model rejects at run time is retried step by step, so only the
         culprit fails.
         """
+        q = self._queue
         if any(map(_cancelled, futs)):  # cancelled before the batch started: skipped
             sqs, xs, futs, loops = _keep((sqs, xs, futs, loops), [not f.cancelled() for f in futs])
+        x = None
         if xs and (self._vocab is not None or self._finite != "off"):  # per-step value checks
-            x = self._stack(xs)
-            errors: dict[int, BaseException] = {}
-            bad_ids = self._bad_tokens(x)
-            for k in [] if bad_ids is None else bad_ids.tolist():
-                errors[k] = self._token_error(sqs[k].id, xs[k])
-            bad_values = self._nonfinite(x, "input", [sq.id for sq in sqs])
-            for k in [] if bad_values is None else bad_values.tolist():
-                errors.setdefault(k, self._finite_error(sqs[k].id, "input"))
-            if errors:
-                for k, err in errors.items():
-                    resolve([futs[k]], [loops[k]], [err])
-                sqs, xs, futs, loops = _keep((sqs, xs, futs, loops), [k not in errors for k in range(len(futs))])
+            try:
+                x = self._stack(xs)
+            except ValueError:  # free-size steps that do not fit together: checked one by one below
+                pass
+            else:
+                errors = self._value_errors(x, [sq.id for sq in sqs])
+                if errors:
+                    for k, err in errors.items():
+                        q.resolve([futs[k]], [loops[k]], [err])
+                    sqs, xs, futs, loops = _keep((sqs, xs, futs, loops), [k not in errors for k in range(len(futs))])
+                    x = None
         error: Optional[BaseException] = None
         with self._lock:
-            if self._queue.refusal is not None:
-                fail(futs, loops, ClosedError("StreamPool: closed before this step ran"))
+            if q.refusal is not None:
+                q.fail(futs, loops, ClosedError("StreamPool: closed before this step ran"))
                 return
             if not all(map(_is_open, sqs)):  # closed after the batch was taken
                 for sq, fut, loop in zip(sqs, futs, loops):
                     if not sq.open:
-                        resolve([fut], [loop], [UnknownStreamError(f"stream {sq.id!r}: closed before this step ran")])
+                        q.resolve([fut], [loop], [UnknownStreamError(f"stream {sq.id!r}: closed before this step ran")])
                 sqs, xs, futs, loops = _keep((sqs, xs, futs, loops), [sq.open for sq in sqs])
+                x = None
             if not futs:
                 return
             idx = np.fromiter(map(_slot_of, sqs), np.intp, len(sqs))
             try:  # stacking too: steps of a free-size input may not fit together
-                ys = self._step_checked(idx, self._stack(xs), [sq.id for sq in sqs], per_stream=True)
+                ys = self._step_checked(idx, self._stack(xs) if x is None else x, [sq.id for sq in sqs],
+                                        per_stream=True)
             except Exception as e:  # noqa: BLE001 - rejected: the culprit is found below
                 ys, error = None, e
         if error is None:
-            resolve(futs, loops, ys)
+            q.resolve(futs, loops, ys)
         elif len(futs) == 1:
-            resolve(futs, loops, [_step_error(sqs[0].id, error)])
+            q.resolve(futs, loops, [_step_error(sqs[0].id, error)])
         else:
             for one in zip(sqs, xs, futs, loops):
                 self._run_batch(*([v] for v in one))
+
+    def _value_errors(self, x: np.ndarray, ids: list[Hashable]) -> dict[int, BaseException]:
+        """Per-step errors of a stacked batch: token ids out of range, NaN/inf (with check_finite)."""
+        errors: dict[int, BaseException] = {}
+        bad_ids = self._bad_tokens(x)
+        axis = self.contract.input.batch_axis
+        for k in [] if bad_ids is None else bad_ids.tolist():
+            errors[k] = self._token_error(ids[k], np.take(x, k, axis=axis))
+        bad_values = self._nonfinite(x, "input", ids)
+        for k in [] if bad_values is None else bad_values.tolist():
+            errors.setdefault(k, self._finite_error(ids[k], "input"))
+        return errors
 
 
 def _keep(columns: tuple[list, ...], mask: list[bool]) -> tuple[list, ...]:
