@@ -155,6 +155,8 @@ class StreamPool:
         self._finite = self.options.check_finite  # "off" | "warn" | "raise" on NaN/inf
         self._shape = self._fixed_step_shape()  # (F...) of one submitted step, when fixed
         self._dtype = c.input.dtype
+        self._axis = _step_axis(c.input)  # the batch axis of stacked steps (the graph's, less time)
+        self._out_axis = _step_axis(c.output)  # the batch axis of a step's stacked outputs
 
     # -- streams -----------------------------------------------------------------------
     def open(self, stream_id: Hashable) -> None:
@@ -260,7 +262,7 @@ class StreamPool:
         x = self._fast_batch(values)
         if x is None:  # slow path: find and name the offending stream
             x = np.concatenate([self._check(i, v) for i, v in zip(ids, values)],
-                               axis=self.contract.input.batch_axis)
+                               axis=self._axis)
         self._check_values(ids, x)
         with self._lock:
             self._require_open()
@@ -288,12 +290,12 @@ class StreamPool:
             raise ShapeError("ids: expected at least one stream, got none")
         io = self.contract.input
         if (type(x) is np.ndarray and x.dtype is self._dtype and x.shape[1:] == self._shape  # the common case
-                and len(x) == len(ids) and io.batch_axis == 0 and x.flags.c_contiguous):
+                and len(x) == len(ids) and self._axis == 0 and x.flags.c_contiguous):
             arr = x
         else:
             arr = np.asarray(x)
-            if io.batch_axis != 0 and arr.ndim > io.batch_axis:
-                arr = np.moveaxis(arr, 0, io.batch_axis)
+            if self._axis != 0 and arr.ndim > self._axis:
+                arr = np.moveaxis(arr, 0, self._axis)
             arr = check_input(self.contract, arr, len(ids), with_time=False)
         self._check_values(ids, arr)
         with self._lock:
@@ -359,7 +361,7 @@ class StreamPool:
         values = list(inputs.values())
         sqs = [self._stream(i) for i in ids]
         x = self._fast_batch(values)
-        axis = self.contract.input.batch_axis
+        axis = self._axis
         if x is None:
             rows = [np.take(self._check(i, v), 0, axis=axis) for i, v in zip(ids, values)]  # copies
         else:  # token ids are checked per step when the batch runs: a bad one fails alone
@@ -483,12 +485,12 @@ class StreamPool:
             return x.tobytes()  # the common case: exactly the contract's shape and dtype
         arr = self._check(stream_id, x)
         self._check_tokens([stream_id], arr)
-        row = np.take(arr, 0, axis=self.contract.input.batch_axis)  # a copy
+        row = np.take(arr, 0, axis=self._axis)  # a copy
         return row.tobytes() if self._shape is not None else row
 
     def _stack(self, xs: list) -> np.ndarray:
         """Queued steps (bytes or arrays ``(F...)``) stacked along the graph's batch axis."""
-        axis = self.contract.input.batch_axis
+        axis = self._axis
         if self._shape is not None:  # one C-level join of the raw steps
             x = np.frombuffer(bytearray().join(xs), self._dtype).reshape((len(xs),) + self._shape)  # (n, F...)
             return x if axis == 0 else np.moveaxis(x, 0, axis)
@@ -496,8 +498,8 @@ class StreamPool:
 
     def _check(self, stream_id: Hashable, x: Any) -> np.ndarray:
         arr = np.expand_dims(np.asarray(x), 0)  # (1, F...): add the batch axis
-        if self.contract.input.batch_axis != 0:
-            arr = np.moveaxis(arr, 0, self.contract.input.batch_axis)
+        if self._axis != 0:
+            arr = np.moveaxis(arr, 0, self._axis)
         try:
             arr = check_input(self.contract, arr, 1, with_time=False)
         except RnnxError as e:
@@ -518,14 +520,14 @@ class StreamPool:
             if len(x) != len(values) * shape[0] or set(map(len, values)) != {shape[0]}:
                 return None
             x = x.reshape((len(values),) + shape)  # (n, F...)
-            return x if io.batch_axis == 0 else np.moveaxis(x, 0, io.batch_axis)
+            return x if self._axis == 0 else np.moveaxis(x, 0, self._axis)
         try:
             dtypes = list(map(_dtype_of, values))
             if dtypes.count(dtypes[0]) != len(dtypes) and len({d.kind for d in dtypes}) != 1:
                 return None  # mixed int/float: the slow path names the odd one out
             x = np.array(values)  # (n, F...); C-level stacking, much faster than np.stack
-            if io.batch_axis != 0:
-                x = np.moveaxis(x, 0, io.batch_axis)
+            if self._axis != 0:
+                x = np.moveaxis(x, 0, self._axis)
             x = check_input(self.contract, x, len(values), with_time=False)
         except (AttributeError, ValueError, TypeError, RnnxError):
             return None
@@ -538,7 +540,7 @@ class StreamPool:
             return None
         if x.min() >= 0 and x.max() < v:
             return None
-        axis = self.contract.input.batch_axis
+        axis = self._axis
         bad = np.moveaxis((x < 0) | (x >= v), axis, 0)  # (n, ...)
         return np.flatnonzero(bad.reshape(bad.shape[0], -1).any(axis=1))
 
@@ -551,7 +553,7 @@ class StreamPool:
         bad = self._bad_tokens(x)
         if bad is not None:
             k = int(bad[0])
-            raise self._token_error(ids[k], np.take(x, k, axis=self.contract.input.batch_axis))
+            raise self._token_error(ids[k], np.take(x, k, axis=self._axis))
 
     def _check_values(self, ids: list[Hashable], x: np.ndarray) -> None:
         """Token range and (with check_finite) NaN/inf of a stacked input, before any compute."""
@@ -568,7 +570,7 @@ class StreamPool:
         ok = np.isfinite(arr)
         if ok.all():
             return None
-        axis = self.contract.input.batch_axis if axis is None else axis
+        axis = self._axis if axis is None else axis
         rows = np.flatnonzero(~np.moveaxis(ok, axis, 0).reshape(arr.shape[axis], -1).all(axis=1))
         if self._finite == "warn":
             warnings.warn(f"{self._finite_message(ids[int(rows[0])], what)} ({len(rows)} of "
@@ -627,7 +629,7 @@ class StreamPool:
             self._slots.ctx[idx] = x[..., -c.context:]
         if c.output.time_axis is not None:
             y = y.reshape(y.shape[:c.output.time_axis] + y.shape[c.output.time_axis + 1:])  # drop T=1
-        return y if c.output.batch_axis == 0 else np.moveaxis(y, c.output.batch_axis, 0)  # (n, out...)
+        return y if self._out_axis == 0 else np.moveaxis(y, self._out_axis, 0)  # (n, out...)
 
     def _shrink_if_sparse(self) -> None:
         """Halve the slot arrays (repeatedly) once at most a quarter of the slots are in use."""
@@ -694,13 +696,18 @@ class StreamPool:
         """Per-step errors of a stacked batch: token ids out of range, NaN/inf (with check_finite)."""
         errors: dict[int, BaseException] = {}
         bad_ids = self._bad_tokens(x)
-        axis = self.contract.input.batch_axis
+        axis = self._axis
         for k in [] if bad_ids is None else bad_ids.tolist():
             errors[k] = self._token_error(ids[k], np.take(x, k, axis=axis))
         bad_values = self._nonfinite(x, "input", ids)
         for k in [] if bad_values is None else bad_values.tolist():
             errors.setdefault(k, self._finite_error(ids[k], "input"))
         return errors
+
+
+def _step_axis(io: Any) -> int:
+    """The batch axis of a step's stacked data: the graph's, less the time axis when that comes first."""
+    return io.batch_axis - (io.time_axis is not None and io.time_axis < io.batch_axis)
 
 
 def _keep(columns: tuple[list, ...], mask: list[bool]) -> tuple[list, ...]:

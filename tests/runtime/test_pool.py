@@ -592,3 +592,39 @@ def test_check_finite_warn_warns_and_runs(lstm):
         pool.open("a")
         with pytest.warns(RuntimeWarning, match="stream 'a': x: expected finite values in the input"):
             pool.step_many({"a": np.full(5, np.nan, np.float32)})
+
+
+@pytest.fixture(scope="module")
+def time_major(tmp_path_factory):
+    """A GRU file kept time-major: input (time, batch, F), output (time, batch, OUT)."""
+    import torch
+
+    from rnnx.exporter import make_stateful
+    from tests.foreign import FEATURES, PlainRNN, export_plain
+
+    tmp = tmp_path_factory.mktemp("time-major")
+    model = PlainRNN("gru", batch_first=False)
+    src = export_plain(model, (torch.zeros(5, 2, FEATURES),), tmp / "tm.onnx", dynamo=False)
+    path = make_stateful(src, tmp / "s.onnx", batch_first=False).path
+    x = np.random.default_rng(0).standard_normal((4, 3, FEATURES)).astype(np.float32)  # (T, B, F)
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()  # (T, B, OUT)
+    return path, x, want
+
+
+def test_a_time_major_file_streams_through_every_pool_path(time_major):
+    """batch_axis 1, time_axis 0: a step is (F,) per stream, (B, F) stacked, like any other file."""
+    path, x, want = time_major
+    with StreamPool(path, capacity=3) as many, StreamPool(path, capacity=3) as batch, \
+            StreamPool(path, capacity=3) as queued:
+        for pool in (many, batch, queued):
+            for i in range(3):
+                pool.open(i)
+        for t in range(len(x)):
+            ys = many.step_many({i: x[t, i] for i in range(3)})
+            np.testing.assert_allclose(ys.array, want[t], atol=1e-5)  # (B, OUT)
+            np.testing.assert_allclose(ys[1], want[t, 1], atol=1e-5)
+            np.testing.assert_allclose(batch.step_batch([2, 0], x[t, [2, 0]]).array, want[t, [2, 0]], atol=1e-5)
+            batch.step_batch([1], x[t, [1]])
+            futs = queued.submit_many({i: x[t, i] for i in range(3)})
+            np.testing.assert_allclose([f.result(timeout=60) for f in futs], want[t], atol=1e-5)
