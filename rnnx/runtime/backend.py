@@ -206,8 +206,17 @@ class OrtBackend:
         return self._live().run(list(outputs), dict(feeds))
 
     def close(self) -> None:
-        """Drop the onnxruntime session (its memory is freed once no binding refers to it)."""
+        """Drop the onnxruntime session (its memory is freed once no binding refers to it).
+
+        :attr:`run_bound` holds the native session too, so it is replaced by one that raises.
+        """
         self.session = None
+        self.run_bound = closed_run
+
+
+def closed_run(binding: Any) -> None:
+    """``run_bound`` of a closed backend (or engine)."""
+    raise RuntimeError("backend is closed")
 
 
 def open_backend(path: PathLike, options: RuntimeOptions) -> Backend:

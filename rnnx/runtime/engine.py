@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from rnnx.runtime.backend import Backend
+from rnnx.runtime.backend import Backend, closed_run
 from rnnx.runtime.contract import Contract
 
 CHUNK_PLANS = 8  # chunk shapes whose buffers and bindings are kept (a few sizes are typical)
@@ -48,9 +48,10 @@ class StepEngine:
             self.set(i, np.zeros(s.concrete_shape(self.batch), s.dtype))
 
     def close(self) -> None:
-        """Drop every buffer and binding."""
+        """Drop every buffer and binding (and the bound-run function, which holds the native session)."""
         self.vals, self.bindings, self._chunks = [], [], {}
         self.x_buf = self.y_buf = None
+        self._run = closed_run
 
     # -- one step through the bound fast path ----------------------------------------
     def _bind(self, x_shape: tuple[int, ...], y_shape: Optional[tuple[int, ...]]) -> None:
