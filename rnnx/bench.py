@@ -8,6 +8,7 @@ PyTorch eager / TorchScript rows. Every measurement times individual calls with
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Optional
 
@@ -145,14 +146,15 @@ def bare_ort_case(sess: StreamingSession, calls: int) -> Case:
     return ("bare ort.run loop (state carried by hand)", step, 1, calls)
 
 
-def session_cases(path: str, calls: int, providers: Any, threads: int, chunk: int,
+def session_cases(path: str, calls: int, providers: Any, threads: int, chunk: int, stack: ExitStack,
                   runtime: Optional[dict[str, Any]] = None) -> list[Case]:
     """``StreamingSession.step``, the bare loop and ``feed(chunk)`` on the same graph.
 
-    ``runtime``: state_map/constants/context for ONNX files rnnx did not write.
+    ``stack`` closes the session; ``runtime``: state_map/constants/context for ONNX files
+    rnnx did not write.
     """
-    sess = StreamingSession(path, providers=providers, session_options=session_options(threads),
-                            **(runtime or {}))
+    sess = stack.enter_context(StreamingSession(path, providers=providers, session_options=session_options(threads),
+                                                **(runtime or {})))
     x = example_step(sess.contract, 1)
     cases = [("StreamingSession.step", lambda: sess.step(x), 1, calls), bare_ort_case(sess, calls)]
     if sess.contract.input.time_axis is not None:
@@ -163,18 +165,20 @@ def session_cases(path: str, calls: int, providers: Any, threads: int, chunk: in
     return cases
 
 
-def pool_cases(path: str, streams: int, calls: int, providers: Any, threads: int,
+def pool_cases(path: str, streams: int, calls: int, providers: Any, threads: int, stack: ExitStack,
                runtime: Optional[dict[str, Any]] = None) -> list[Case]:
-    """Pool ``step_many`` over N streams, N solo sessions in turn, one bare batched call."""
+    """Pool ``step_many`` over N streams, N solo sessions in turn, one bare batched call (``stack`` closes them)."""
     so = session_options(threads)
     runtime = runtime or {}
-    pool = StreamPool(path, providers=providers, session_options=so, capacity=streams, **runtime)
+    pool = stack.enter_context(StreamPool(path, providers=providers, session_options=so, capacity=streams,
+                                          **runtime))
     c = pool.contract
     xs = example_step(c, streams)
     inputs = {i: xs[i] for i in range(streams)}
     for i in range(streams):
         pool.open(i)
-    solo = [StreamingSession(path, providers=providers, session_options=so, **runtime) for _ in range(streams)]
+    solo = [stack.enter_context(StreamingSession(path, providers=providers, session_options=so, **runtime))
+            for _ in range(streams)]
 
     def round_robin() -> None:
         for i, s in enumerate(solo):
@@ -244,14 +248,16 @@ def run_all(path: str, *, streams: int = 256, steps: int = 2000, providers: Any 
     Returns:
         (rows, checks).
     """
-    cases = session_cases(path, steps, providers, threads, chunk, runtime)
-    n_session = len(cases)  # step, bare loop, and feed when the model has a time axis
-    if torch_model is not None:
-        cases += torch_cases(torch_model, max(200, steps // 4), threads)
-    single = time_side_by_side(cases)
+    with ExitStack() as stack:  # closes every session and pool opened for the measurements
+        cases = session_cases(path, steps, providers, threads, chunk, stack, runtime)
+        n_session = len(cases)  # step, bare loop, and feed when the model has a time axis
+        if torch_model is not None:
+            cases += torch_cases(torch_model, max(200, steps // 4), threads)
+        single = time_side_by_side(cases)
     step, bare = single[0], single[1]
-    many, stacked, solos, batched = time_side_by_side(
-        pool_cases(path, streams, max(40, steps // 10), providers, threads, runtime))
+    with ExitStack() as stack:
+        many, stacked, solos, batched = time_side_by_side(
+            pool_cases(path, streams, max(40, steps // 10), providers, threads, stack, runtime))
     rows = single[:n_session] + [many, stacked, solos, batched] + single[n_session:]
     checks = [Check("session.step time / bare ort.run loop time", step.p50_us / bare.p50_us, 1.05, False)]
     if n_session == 3:
