@@ -14,6 +14,11 @@ rounds (so load on the machine hits all alike):
 Then asubmit latency/throughput at other pool sizes, and the largest number of streams
 held at 100 steps/s each (open loop, asyncio clients) with p99 <= 10 ms on one core.
 
+Besides wall-clock throughput, each row reports the process CPU time per step (all
+threads): on a machine shared with other work that figure moves much less than the
+wall-clock ratios, and the serving paths can beat their CPU ratio only by overlapping
+their Python work with onnxruntime on a second core.
+
     python benchmarks/bench_serving.py [--streams 256] [--rounds 6] [--steps 20] [--json out.json]
 
 Prints tables and the ratio checks; exits 1 when a check misses its target. Not a test.
@@ -50,7 +55,7 @@ class Series:
     """Per-step latencies (s) and the wall time / step count they were measured over."""
 
     def __init__(self, name: str) -> None:
-        self.name, self.lat, self.steps, self.wall = name, [], 0, 0.0
+        self.name, self.lat, self.steps, self.wall, self.cpu = name, [], 0, 0.0, 0.0
 
     def add(self, lat: np.ndarray, steps: int, wall: float) -> None:
         self.lat.append(np.asarray(lat, float))
@@ -61,7 +66,8 @@ class Series:
         lat = np.concatenate(self.lat) * 1e3 if self.lat else np.zeros(1)
         p50, p90, p99 = np.percentile(lat, [50, 90, 99])
         return {"name": self.name, "p50_ms": float(p50), "p90_ms": float(p90), "p99_ms": float(p99),
-                "steps_per_s": self.steps / self.wall if self.wall else 0.0}
+                "steps_per_s": self.steps / self.wall if self.wall else 0.0,
+                "cpu_us_per_step": 1e6 * self.cpu / self.steps if self.steps else 0.0}
 
 
 # -- the candidates: each runs `steps` closed-loop steps per stream and records them ----------
@@ -159,7 +165,10 @@ def side_by_side(path: str, streams: int, rounds: int, steps: int, max_batch: in
         series = [Series(name) for name, _ in candidates]
         for r in range(rounds + 1):
             for (_, fn), s in zip(candidates, series):
+                cpu = time.process_time()
                 fn(pool, xs, steps, s if r else Series("warm-up"))
+                if r:
+                    s.cpu += time.process_time() - cpu
     return [s.row() for s in series]
 
 
@@ -233,9 +242,9 @@ def step_many_vs_bare(path: str, streams: int, calls: int) -> Check:
 
 
 def table(rows: list[dict[str, Any]], title: str) -> str:
-    return render((title, "p50 ms", "p90 ms", "p99 ms", "steps/s"),
+    return render((title, "p50 ms", "p90 ms", "p99 ms", "steps/s", "CPU µs/step"),
                   [(r["name"], f"{r['p50_ms']:.2f}", f"{r['p90_ms']:.2f}", f"{r['p99_ms']:.2f}",
-                    f"{r['steps_per_s']:,.0f}") for r in rows], align="<>>>>")
+                    f"{r['steps_per_s']:,.0f}", f"{r['cpu_us_per_step']:.1f}") for r in rows], align="<>>>>>")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -70,19 +70,25 @@ class BatchEngine:
         self._every: Optional[tuple[int, _Bound]] = None  # (slot store version, bound buffers)
         self._outputs = [contract.output.name] + [s.output for s in contract.states]
         self._y_shapes: dict[int, Optional[tuple[int, ...]]] = {}  # batch size -> graph output shape
+        self._in_order: Optional[np.ndarray] = None  # the last idx seen to be 0..n-1 (StreamPool reuses it)
 
-    def step(self, idx: np.ndarray, x: np.ndarray) -> np.ndarray:
-        """Run graph input ``x`` for slots ``idx``; returns the graph output (a new array)."""
+    def step(self, idx: np.ndarray, x: np.ndarray, before_run: Optional[Callable[[], None]] = None) -> np.ndarray:
+        """Run graph input ``x`` for slots ``idx``; returns the graph output (a new array).
+
+        ``before_run`` (if given) is called once the inputs are in place, right before onnxruntime runs.
+        """
         n = len(idx)
         if n not in self._y_shapes:
             if len(self._y_shapes) > 4 * MAX_PLANS:
                 self._y_shapes.clear()
             self._y_shapes[n] = self.contract.output_shape(n)
         if self._y_shapes[n] is None or self.backend.device != "cpu":
-            return self._step_unbound(idx, x)
-        if n == self.slots.capacity and bool((idx == np.arange(n)).all()):
+            return self._step_unbound(idx, x, before_run)
+        if n == self.slots.capacity and (idx is self._in_order or self._every_slot(idx)):
             bound = self._bound_every(x.shape, self._y_shapes[n])  # type: ignore[arg-type]
             np.copyto(bound.x, x)
+            if before_run is not None:
+                before_run()
             self._run(bound.bindings[self.slots.cur])
             self.slots.flip()
             return bound.y.copy()
@@ -90,9 +96,18 @@ class BatchEngine:
         bound = self._bound_subset(padded(n), x.shape)
         np.copyto(_rows(bound.x, c.input.batch_axis, n), x)
         self.slots.gather(idx, out=[_rows(b, s.batch_axis, n) for s, b in zip(c.states, bound.ins)])
+        if before_run is not None:
+            before_run()
         self._run(bound.bindings[0])
         self.slots.scatter(idx, [_rows(b, s.batch_axis, n) for s, b in zip(c.states, bound.outs)])
         return _rows(bound.y, c.output.batch_axis, n).copy()
+
+    def _every_slot(self, idx: np.ndarray) -> bool:
+        """Whether ``idx`` is every slot in order (remembered: the pool passes the same array again)."""
+        if bool((idx == np.arange(len(idx))).all()):
+            self._in_order = idx
+            return True
+        return False
 
     def forget(self) -> None:
         """Drop every cached binding and buffer (after the slot arrays shrank)."""
@@ -128,11 +143,14 @@ class BatchEngine:
             self._every = (self.slots.version, _Bound(x, y, bindings, [], []))
         return self._every[1]
 
-    def _step_unbound(self, idx: np.ndarray, x: np.ndarray) -> np.ndarray:
+    def _step_unbound(self, idx: np.ndarray, x: np.ndarray,
+                      before_run: Optional[Callable[[], None]] = None) -> np.ndarray:
         c = self.contract
         feeds = {c.input.name: x, **c.constants}
         for s, buf in zip(c.states, self.slots.gather(idx)):
             feeds[s.input] = buf
+        if before_run is not None:
+            before_run()
         outs = self.backend.run(self._outputs, feeds)
         self.slots.scatter(idx, outs[1:])
         return outs[0]

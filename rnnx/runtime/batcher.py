@@ -15,11 +15,14 @@ then do their Python work while onnxruntime (which releases the GIL) runs the ot
 and closed-loop clients settle into two groups that overlap.
 
 Results go back in one hand-off per batch and event loop (``loop.call_soon_threadsafe``
-once), not one per step. That hand-off writes to the loop's self-pipe, a system call that
-releases the GIL, which the woken event loop would take and keep while it runs every
-resumed client, so the worker could not start the next batch meanwhile; a small
-*hand-off thread* makes those calls instead, and the worker goes straight on to the next
-batch. Plain futures (``submit``) are resolved by the worker itself.
+once), not one per step. The woken event loop takes the GIL at the first chance and keeps
+it while it runs every resumed client (hundreds of microseconds), and the worker gives it
+that chance often before its next onnxruntime call: the self-pipe write, and numpy's
+gathers and copies, release the GIL. So the worker *holds* a batch's asyncio results and
+releases them (:meth:`Handoff.flush`) right before the next onnxruntime call, or before
+it waits for work; a small *hand-off thread* makes the ``call_soon_threadsafe`` calls,
+and the event loop runs its clients while onnxruntime runs the next batch. Plain futures
+(``submit``) are resolved by the worker itself, outside every lock, after each batch.
 
 The worker holds this queue and only a *weak* reference to the pool, so a pool dropped
 without ``close()`` is collected; its finalizer shuts the queue down. Any exception
@@ -136,25 +139,34 @@ def fail(futs: Iterable, loops: Iterable, error: BaseException) -> None:
 
 
 class Handoff:
-    """The thread that makes the worker's ``call_soon_threadsafe`` calls (see the module docstring).
+    """The worker's ``call_soon_threadsafe`` calls: held, then made by a thread (see the module docstring).
 
-    Started on first use by the worker; :meth:`stop` lets it finish the calls queued so
-    far and exit. It holds event loops and futures only while their calls are queued.
+    :meth:`call` holds a call; :meth:`flush` passes the held calls to the thread (started
+    on first use), which makes them once it gets the GIL; :meth:`stop` flushes, lets the
+    thread make every call and ends it. Only the worker thread calls these.
     """
 
     def __init__(self) -> None:
-        self.jobs: "queue.SimpleQueue[Optional[tuple]]" = queue.SimpleQueue()  # C queue: put() keeps the GIL
+        self.held: list[tuple] = []  # (loop, fn, args) not yet passed to the thread
+        self.jobs: "queue.SimpleQueue[Optional[list]]" = queue.SimpleQueue()  # C queue: put() keeps the GIL
         self.thread: Optional[threading.Thread] = None
 
     def call(self, loop: asyncio.AbstractEventLoop, fn: Callable, *args: Any) -> None:
-        """Queue ``loop.call_soon_threadsafe(fn, *args)``."""
-        if self.thread is None:
-            self.thread = threading.Thread(target=self._run, name="rnnx-handoff", daemon=True)
-            self.thread.start()
-        self.jobs.put((loop, fn, args))
+        """Hold ``loop.call_soon_threadsafe(fn, *args)`` until the next :meth:`flush`."""
+        self.held.append((loop, fn, args))
+
+    def flush(self) -> None:
+        """Pass the held calls to the hand-off thread."""
+        if self.held:
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name="rnnx-handoff", daemon=True)
+                self.thread.start()
+            held, self.held = self.held, []
+            self.jobs.put(held)
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Let the thread make the calls queued so far, then end it (waits up to ``timeout`` s)."""
+        """Make every held call, then end the thread (waits up to ``timeout`` s)."""
+        self.flush()
         t = self.thread
         if t is not None:
             self.jobs.put(None)
@@ -164,14 +176,15 @@ class Handoff:
     def _run(self) -> None:
         jobs = self.jobs
         while True:
-            job = jobs.get()
-            if job is None:
+            batch = jobs.get()
+            if batch is None:
                 return
-            try:
-                _call_in(job[0], job[1], *job[2])
-            except Exception:  # noqa: BLE001 - never die: the futures of later jobs must still resolve
-                logger.exception("StreamPool hand-off to an event loop failed")
-            del job
+            for loop, fn, args in batch:
+                try:
+                    _call_in(loop, fn, *args)
+                except Exception:  # noqa: BLE001 - never die: the futures of later calls must still resolve
+                    logger.exception("StreamPool hand-off to an event loop failed")
+            del batch
 
 
 # -- the queue ---------------------------------------------------------------------------------
@@ -327,7 +340,18 @@ class WorkQueue:
 
     # -- worker side ----------------------------------------------------------------------
     def take(self) -> Optional[Batch]:
-        """Wait for and take the next batch; None once the queue is shut down."""
+        """Wait for and take the next batch; None once the queue is shut down.
+
+        Held asyncio results are flushed before waiting (a due batch flushes them right
+        before its onnxruntime call instead).
+        """
+        with self.lock:
+            if self.refusal is None and self.ready and (len(self.ready) >= self.target or
+                                                        self.since + self.max_wait_s <= time.monotonic()):
+                batch = self._take_ready()
+                if batch[0]:
+                    return batch
+        self.handoff.flush()
         with self.lock:
             while True:
                 if not self._wait_for_work():
@@ -359,22 +383,13 @@ class WorkQueue:
     def _take_ready(self) -> Batch:
         """Under ``lock``: the next step of up to ``max_batch`` ready streams, in line order."""
         ready = self.ready
-        sqs: list = []
-        items: list = []
-        carry: list = []
         limit = self.max_batch
         if len(ready) >= 2 * max(self.target, SPLIT_MIN):  # room to overlap two halves
-            limit = min(limit, (len(ready) + 1) // 2)
-        while ready and len(sqs) < limit:
-            sq = ready.popleft()
-            q = sq.items
-            if not q:  # closed while in line: its steps were failed then
-                continue
-            sqs.append(sq)
-            items.append(q.popleft())
-            if q:
-                carry.append(sq)
-        ready.extend(carry)  # to the back of the line: every ready stream gets its turn
+            limit = (len(ready) + 1) // 2
+        taken = [ready.popleft() for _ in range(min(limit, len(ready)))]
+        sqs = [sq for sq in taken if sq.items]  # one closed while in line has none: they were failed then
+        items = [sq.items.popleft() for sq in sqs]
+        ready.extend([sq for sq in sqs if sq.items])  # to the back of the line: every ready stream gets its turn
         self.target = max(1, len(sqs))
         self.pending -= len(sqs)
         self.since = float("-inf")  # what is left has waited long enough: run it next

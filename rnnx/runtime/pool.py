@@ -9,7 +9,7 @@ import warnings
 import weakref
 from concurrent.futures import Future
 from operator import attrgetter, methodcaller
-from typing import Any, Awaitable, Hashable, Mapping, Optional, Sequence
+from typing import Any, Awaitable, Callable, Hashable, Mapping, Optional, Sequence
 
 import numpy as np
 import onnxruntime as ort
@@ -557,6 +557,8 @@ class StreamPool:
 
     def _check_values(self, ids: list[Hashable], x: np.ndarray) -> None:
         """Token range and (with check_finite) NaN/inf of a stacked input, before any compute."""
+        if self._vocab is None and self._finite == "off":
+            return
         self._check_tokens(ids, x)
         bad = self._nonfinite(x, "input", ids)
         if bad is not None:
@@ -587,21 +589,23 @@ class StreamPool:
         return NonFiniteError(self._finite_message(stream_id, what) + "; the stream's state is unchanged")
 
     def _step_checked(self, idx: np.ndarray, x: np.ndarray, ids: list[Hashable],
-                      per_stream: bool = False) -> Any:
+                      per_stream: bool = False, before_run: Optional[Callable[[], None]] = None) -> Any:
         """:meth:`_step_impl` plus check_finite on the outputs (under the lock).
 
         With "raise", streams whose output has a NaN/inf get their state back: every stream
         of the call (``per_stream=False``, the call raises), or only those (``per_stream=True``:
-        their rows become NonFiniteErrors in the returned list).
+        their rows become NonFiniteErrors in the returned list). ``before_run`` is called
+        right before onnxruntime runs (the batcher hands earlier results over then).
         """
         if self._finite != "raise":
-            y = self._step_impl(idx, x)
-            self._nonfinite(y, "output", ids, axis=0)
+            y = self._step_impl(idx, x, before_run)
+            if self._finite == "warn":
+                self._nonfinite(y, "output", ids, axis=0)
             return y
         slots, c = self._slots, self.contract
         before = slots.gather(idx, out=[np.empty(s.concrete_shape(len(idx)), s.dtype) for s in c.states])
         ctx = slots.ctx[idx].copy() if c.context else None
-        y = self._step_impl(idx, x)
+        y = self._step_impl(idx, x, before_run)
         bad = self._nonfinite(y, "output", ids, axis=0)
         if bad is None:
             return y
@@ -616,7 +620,8 @@ class StreamPool:
             out[k] = self._finite_error(ids[k], "output")
         return out
 
-    def _step_impl(self, idx: np.ndarray, x: np.ndarray) -> np.ndarray:
+    def _step_impl(self, idx: np.ndarray, x: np.ndarray,
+                   before_run: Optional[Callable[[], None]] = None) -> np.ndarray:
         """One batched step: ``x`` is ``(n, F...)`` for the streams in slots ``idx``; returns ``(n, out...)``."""
         c = self.contract
         if c.input.time_axis is not None:
@@ -624,7 +629,7 @@ class StreamPool:
             x = x.reshape(x.shape[:t] + (1,) + x.shape[t:])  # (n, 1, F...)
         elif c.context:
             x = np.concatenate([self._slots.ctx[idx], x], axis=-1)  # (n, K + N)
-        y = self._engine.step(idx, x)
+        y = self._engine.step(idx, x, before_run)
         if c.context:
             self._slots.ctx[idx] = x[..., -c.context:]
         if c.output.time_axis is not None:
@@ -681,7 +686,7 @@ class StreamPool:
             idx = np.fromiter(map(_slot_of, sqs), np.intp, len(sqs))
             try:  # stacking too: steps of a free-size input may not fit together
                 ys = self._step_checked(idx, self._stack(xs) if x is None else x, [sq.id for sq in sqs],
-                                        per_stream=True)
+                                        per_stream=True, before_run=q.handoff.flush)
             except Exception as e:  # noqa: BLE001 - rejected: the culprit is found below
                 ys, error = None, e
         if error is None:

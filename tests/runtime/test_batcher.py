@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import signal
@@ -162,3 +163,31 @@ def test_worker_thread_does_not_keep_the_pool_alive(lstm):
     assert thread.is_alive() and threading.active_count() >= 2
     pool.close()
     assert not thread.is_alive()
+
+
+def test_a_burst_runs_in_two_overlapping_halves_and_the_hand_off_thread_ends_with_the_pool(lstm, monkeypatch):
+    """40 ready streams (>= 2 * SPLIT_MIN): the batcher takes 20, then the other 20, so clients of one
+    half work while onnxruntime runs the other; asyncio results go back through the hand-off thread."""
+    path, xs = lstm
+    with StreamPool(path, max_batch=64, max_wait_ms=0) as pool:
+        for i in range(40):
+            pool.open(i)
+        pool.submit(0, xs[0, 0]).result(timeout=WAIT)  # the worker exists and idles
+        sizes: list[int] = []
+        run = pool._run_batch
+        monkeypatch.setattr(pool, "_run_batch", lambda sqs, *rest: (sizes.append(len(sqs)), run(sqs, *rest)))
+        futs = pool.submit_many({i: xs[1, 0] for i in range(1, 40)} | {0: xs[0, 1]})  # queued under one lock
+        got = [f.result(timeout=WAIT) for f in futs]
+        assert sizes == [20, 20]
+
+        async def main() -> list:
+            return await asyncio.gather(*(pool.asubmit(i, xs[2, 0]) for i in range(3)))
+
+        later = asyncio.run(main())
+        handoff = pool._queue.handoff.thread
+        assert handoff is not None and handoff.is_alive()
+    assert not handoff.is_alive()
+    solo = StreamingSession(path)
+    np.testing.assert_allclose(got[:-1], np.repeat(solo.step(xs[1, :1]), 39, axis=0), atol=1e-5)
+    solo.close()
+    assert np.shape(later) == (3,) + np.shape(got[0])
