@@ -1,7 +1,14 @@
-"""One step exported without a time axis, wrapped in an ONNX Scan over time.
+"""Scan graphs for streamable models: per layer where rnnx knows the cells, else one step.
 
 Covers everything that is streamable: LSTM with ``proj_size`` (after
-:func:`rnnx.models.decompose`), ConvLSTM, user cells and Python loops over time.
+:func:`rnnx.models.decompose`), relu RNNs, ConvLSTM, user cells and Python loops over time.
+
+``scan`` first tries :func:`~rnnx.exporter.strategies.layer_scan.layered_graph`: every
+recurrent layer (torch's RNN/LSTM/GRU after decomposition, rnnx's ConvLSTM layers) becomes
+its input projection over all steps plus one lean Scan (:mod:`rnnx.exporter.cell_graphs`),
+the rest of the model is exported by torch's dynamo exporter. A model without such layers
+(a user's own cell, a Python loop over time) gets the general graph below: its whole step
+exported without a time axis, wrapped in one Scan.
 
 The graph is portable: ``x`` is transposed to time-major outside the Scan (so the
 Scan runs over axis 0, the only axis ``onnx.reference`` and some runtimes accept),
@@ -13,10 +20,12 @@ Two builders of the one-step graph:
 - ``scan``: ``torch.onnx.export(dynamo=True)`` (torch.export). One step has no time
   axis to freeze, so the non-deprecated exporter handles it; auto prefers it.
 - ``scan-legacy``: the TorchScript-based ``torch.onnx.export(dynamo=False)``, for the
-  models torch.export cannot capture.
+  models torch.export cannot capture (always the one-step graph).
 """
 
 from __future__ import annotations
+
+import logging
 
 import onnx
 import torch
@@ -25,6 +34,8 @@ from torch import nn
 
 from rnnx.exporter.strategies.base import ExportContext, export_traced, quiet
 from rnnx.spec import BATCH, ModelSpec
+
+logger = logging.getLogger(__name__)
 
 X_TIME_MAJOR = "x_time_major"  # outer-graph name of x with time moved to axis 0
 Y_TIME_MAJOR = "y_time_major"  # outer-graph name of the Scan's stacked y (time first)
@@ -195,13 +206,27 @@ def _require_streamable(spec: ModelSpec) -> None:
 
 
 class ScanStrategy:
-    """Scan over one step of the decomposed model, built by torch.export (dynamo)."""
+    """Scans built by torch.export (dynamo): one lean Scan per layer where it can, else one step.
+
+    Models whose recurrence is in torch RNN/LSTM/GRU (or rnnx) layers or ConvLSTM layers get
+    :func:`~rnnx.exporter.strategies.layer_scan.layered_graph` (input projections hoisted out of
+    the time loop, a lean body per layer); any other model (a user's own cell, a Python loop
+    over time), or one torch.export cannot capture that way, gets one Scan over its whole step.
+    """
 
     name = "scan"
     auto = True
 
     def build(self, ctx: ExportContext) -> onnx.ModelProto:
         _require_streamable(ctx.spec)
+        from rnnx.exporter.strategies.layer_scan import has_layers, layered_graph  # they import this module
+
+        if has_layers(ctx.model):
+            try:
+                return layered_graph(ctx, dynamo=True)
+            except Exception as e:  # noqa: BLE001 (any failure: the general graph still may pass)
+                logger.info("scan: per-layer scans failed (%s); one Scan over the whole step", e)
+                logger.debug("scan: per-layer scans traceback", exc_info=e)
         return wrap_in_scan(step_graph_dynamo(ctx), ctx.spec)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -48,3 +50,33 @@ def test_ops_changed_after_the_target_opset_are_refused() -> None:
     with pytest.raises(ValueError, match=r"uses ReduceMean, changed after opset 17; export with opset >= 18"):
         to_opset(model, 17)
     assert to_opset(model, 18) is model
+
+
+def _scans(path) -> list[onnx.NodeProto]:
+    return [n for n in onnx.load(str(path)).graph.node if n.op_type == "Scan"]
+
+
+LEAN = {"MatMul", "Add", "Split", "Sigmoid", "Tanh", "Mul", "Identity", "Conv"}
+
+
+@pytest.mark.parametrize("name,layers", [("lstm-2l", 2), ("lstm-2l-proj", 2), ("convlstm-k3", 1)])
+def test_a_layer_stack_gets_one_lean_scan_with_the_first_projection_hoisted(exported, name: str,
+                                                                           layers: int) -> None:
+    _, result = exported(name, "onnx", strategy="scan")
+    graph = onnx.load(str(result.path)).graph
+    (scan,) = _scans(result.path)
+    assert result.strategy == "scan" and len(scan.input) == 1 + 2 * layers  # h, c per layer, x
+    body = next(a.g for a in scan.attribute if a.name == "body")
+    ops = collections.Counter(n.op_type for n in body.node)
+    assert set(ops) <= LEAN, ops  # no shape arithmetic per step
+    # per layer one recurrent product, per later layer one input projection (+ proj_size's W_hr)
+    assert ops["MatMul"] + ops["Conv"] == (2 * layers - 1) + ("proj" in name) * layers, ops
+    # the scanned input is the first layer's input projection of every step, made before the Scan
+    producers = {o: n for n in graph.node for o in n.output}
+    assert producers[scan.input[-1]].op_type in ("Add", "Transpose")
+
+
+def test_a_users_own_cell_gets_one_scan_over_its_whole_step(exported) -> None:
+    _, result = exported("custom-peephole", "onnx")
+    (scan,) = _scans(result.path)
+    assert result.strategy == "scan" and list(scan.input) == [s.input for s in result.spec.state] + ["x_time_major"]
