@@ -53,7 +53,7 @@ Item = tuple  # (x: one validated step without the batch axis, future, event loo
 Batch = tuple[list, list, list, list]  # (stream queues, inputs, futures, loops), one entry per step
 _IDLE, _FILLING = 1, 2  # what the worker is waiting for: any step / more company or a deadline
 SPLIT_MIN = 16  # a batch is only split in two when each half has at least this many streams
-HANDOFF_MIN = 16  # results of fewer steps than this go to their event loop straight from the worker
+HANDOFF_MIN = 32  # results of fewer steps than this go to their event loop straight from the worker
 
 
 class StreamQueue:

@@ -167,10 +167,11 @@ def test_worker_thread_does_not_keep_the_pool_alive(lstm):
 
 def test_a_burst_runs_in_two_overlapping_halves_and_the_hand_off_thread_ends_with_the_pool(lstm, monkeypatch):
     """40 ready streams (>= 2 * SPLIT_MIN): the batcher takes 20, then the other 20, so clients of one
-    half work while onnxruntime runs the other; asyncio results go back through the hand-off thread."""
+    half work while onnxruntime runs the other; asyncio results of big batches (>= HANDOFF_MIN) go
+    back through the hand-off thread, which ends with the pool."""
     path, xs = lstm
     with StreamPool(path, max_batch=64, max_wait_ms=0) as pool:
-        for i in range(40):
+        for i in range(70):
             pool.open(i)
         pool.submit(0, xs[0, 0]).result(timeout=WAIT)  # the worker exists and idles
         sizes: list[int] = []
@@ -180,8 +181,8 @@ def test_a_burst_runs_in_two_overlapping_halves_and_the_hand_off_thread_ends_wit
         got = [f.result(timeout=WAIT) for f in futs]
         assert sizes == [20, 20]
 
-        async def main() -> list:  # 40 steps queued at once: their results go through the hand-off thread
-            return await asyncio.gather(*[pool.asubmit(i, xs[2, 0]) for i in range(40)])
+        async def main() -> list:  # 70 steps queued at once, run as 35 + 35: results via the hand-off thread
+            return await asyncio.gather(*[pool.asubmit(i, xs[2, 0]) for i in range(70)])
 
         later = asyncio.run(main())
         handoff = pool._queue.handoff.thread
@@ -190,4 +191,4 @@ def test_a_burst_runs_in_two_overlapping_halves_and_the_hand_off_thread_ends_wit
     solo = StreamingSession(path)
     np.testing.assert_allclose(got[:-1], np.repeat(solo.step(xs[1, :1]), 39, axis=0), atol=1e-5)
     solo.close()
-    assert np.shape(later) == (40,) + np.shape(got[0])
+    assert np.shape(later) == (70,) + np.shape(got[0])
