@@ -12,7 +12,11 @@ at most ``max_wait`` seconds after the oldest ready step arrived; steps left ove
 full batch run at once. When at least twice as many streams are ready as the last batch
 had (and at least ``2 * SPLIT_MIN``), it takes only half of them: the clients of one half
 then do their Python work while onnxruntime (which releases the GIL) runs the other half,
-and closed-loop clients settle into two groups that overlap.
+and closed-loop clients settle into two groups that overlap. That only pays when a
+second core is free: halves cost one more onnxruntime call per round and a gather and
+scatter of their states. So the worker watches the process's CPU time against the wall
+clock while it splits (:class:`SplitProbe`): when the two barely run at once (a machine
+busy with other work), it stops splitting for a while, then tries again.
 
 Results go back in one hand-off per batch and event loop (``loop.call_soon_threadsafe``
 once), not one per step. The woken event loop takes the GIL at the first chance and keeps
@@ -54,6 +58,9 @@ Batch = tuple[list, list, list, list]  # (stream queues, inputs, futures, loops)
 _IDLE, _FILLING = 1, 2  # what the worker is waiting for: any step / more company or a deadline
 SPLIT_MIN = 16  # a batch is only split in two when each half has at least this many streams
 HANDOFF_MIN = 32  # results of fewer steps than this go to their event loop straight from the worker
+PROBE_S = 0.25  # seconds of splitting over which the overlap is judged
+PAUSE_S = 5.0  # seconds without splitting after a probe found no overlap
+MIN_OVERLAP = 1.1  # process CPU seconds per wall second that splitting must reach to go on
 
 
 class StreamQueue:
@@ -197,6 +204,32 @@ class Handoff:
             del batch
 
 
+class SplitProbe:
+    """Whether the batcher splits batches now: on while the process runs on two cores at once.
+
+    Every :data:`PROBE_S` seconds while on, the process's CPU time is compared with the
+    wall time; below :data:`MIN_OVERLAP` (no second core to overlap with) splitting turns
+    off for :data:`PAUSE_S` seconds, then on again to try.
+    """
+
+    def __init__(self, wall: Callable[[], float] = time.monotonic,
+                 cpu: Callable[[], float] = time.process_time) -> None:
+        self.wall, self.cpu = wall, cpu  # clocks (injectable for tests)
+        self.on = True
+        self._t0, self._cpu0 = wall(), cpu()
+
+    def update(self) -> Optional[bool]:
+        """Called by the worker after each batch: True/False when splitting turns on/off, else None."""
+        now = self.wall()
+        if now - self._t0 < (PROBE_S if self.on else PAUSE_S):
+            return None
+        cpu = self.cpu()
+        on = not self.on or (cpu - self._cpu0) / (now - self._t0) >= MIN_OVERLAP
+        changed = on != self.on
+        self.on, self._t0, self._cpu0 = on, now, cpu
+        return on if changed else None
+
+
 # -- the queue ---------------------------------------------------------------------------------
 class WorkQueue:
     """The per-stream FIFOs, the ready line, limits, and the worker thread's lifecycle."""
@@ -210,6 +243,7 @@ class WorkQueue:
         self.since = 0.0  # monotonic time the oldest ready step has been waiting since
         self.waiting = 0  # _IDLE / _FILLING while the worker waits, else 0
         self.target = 1  # streams a batch waits for: as many as the last batch had (adapts to load)
+        self.probe = SplitProbe()  # whether to split batches in two halves now
         self.space_waiters: deque = deque()  # asyncio futures of asubmit calls waiting for room
         self.refusal: Optional[str] = None  # set once the queue takes no more work: why
         self.cause: Optional[BaseException] = None  # what killed the worker, if something did
@@ -394,7 +428,7 @@ class WorkQueue:
         """Under ``lock``: the next step of up to ``max_batch`` ready streams, in line order."""
         ready = self.ready
         limit = self.max_batch
-        if len(ready) >= 2 * max(self.target, SPLIT_MIN):  # room to overlap two halves
+        if self.probe.on and len(ready) >= 2 * max(self.target, SPLIT_MIN):  # room to overlap two halves
             limit = (len(ready) + 1) // 2
         taken = [ready.popleft() for _ in range(min(limit, len(ready)))]
         sqs = [sq for sq in taken if sq.items]  # one closed while in line has none: they were failed then
@@ -436,6 +470,10 @@ def _work(queue: WorkQueue) -> None:
             pool._run_batch(*batch)
             del pool  # hold the pool only while a batch runs
             batch = None
+            turned = queue.probe.update()
+            if turned is not None:  # on: split the next full line again; off: merge the halves
+                with queue.lock:
+                    queue.target = 1 if turned else queue.max_batch
     except BaseException as e:  # never die silently: fail everything, refuse new work
         logger.error("StreamPool batcher failed; the pool refuses new work", exc_info=True)
         futs, loops = queue.shutdown(f"StreamPool: the batcher thread failed ({type(e).__name__}: {e}); "

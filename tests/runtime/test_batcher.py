@@ -14,7 +14,8 @@ import pytest
 
 from tests.runtime.conftest import make_batcher_wait, sequence
 from rnnx.errors import ConfigError, ClosedError, UnknownStreamError
-from rnnx.runtime import StreamingSession, StreamPool
+from rnnx.runtime import StreamingSession, StreamPool, batcher
+from rnnx.runtime.batcher import MIN_OVERLAP, PAUSE_S, PROBE_S, SplitProbe
 
 WAIT = 60  # seconds any single wait may take before the test fails instead of hanging
 
@@ -170,6 +171,7 @@ def test_a_burst_runs_in_two_overlapping_halves_and_the_hand_off_thread_ends_wit
     half work while onnxruntime runs the other; asyncio results of big batches (>= HANDOFF_MIN) go
     back through the hand-off thread, which ends with the pool."""
     path, xs = lstm
+    monkeypatch.setattr(batcher, "PROBE_S", 1e9)  # splitting stays on whatever this machine's load
     with StreamPool(path, max_batch=64, max_wait_ms=0) as pool:
         for i in range(70):
             pool.open(i)
@@ -192,3 +194,19 @@ def test_a_burst_runs_in_two_overlapping_halves_and_the_hand_off_thread_ends_wit
     np.testing.assert_allclose(got[:-1], np.repeat(solo.step(xs[1, :1]), 39, axis=0), atol=1e-5)
     solo.close()
     assert np.shape(later) == (70,) + np.shape(got[0])
+
+
+def test_splitting_pauses_when_the_process_gets_no_second_core_and_retries_later():
+    clock = {"wall": 0.0, "cpu": 0.0}
+    probe = SplitProbe(wall=lambda: clock["wall"], cpu=lambda: clock["cpu"])
+    assert probe.on and probe.update() is None
+    clock["wall"] += PROBE_S
+    clock["cpu"] += PROBE_S * (MIN_OVERLAP + 0.2)  # two cores at work: keep splitting
+    assert probe.update() is None and probe.on
+    clock["wall"] += PROBE_S
+    clock["cpu"] += PROBE_S * 1.0  # one core's worth: the halves cannot overlap
+    assert probe.update() is False and not probe.on
+    clock["wall"] += PAUSE_S / 2
+    assert probe.update() is None and not probe.on  # paused
+    clock["wall"] += PAUSE_S / 2
+    assert probe.update() is True and probe.on  # tried again
