@@ -156,6 +156,8 @@ class Handoff:
 
     def __init__(self) -> None:
         self.held: list[tuple] = []  # (loop, fn, args) not yet passed to the thread
+        self.flushes = 0  # flush() calls so far (one per onnxruntime call of the batcher)
+        self._flushes_at_tick = 0
         self.jobs: "queue.SimpleQueue[Optional[list]]" = queue.SimpleQueue()  # C queue: put() keeps the GIL
         self.thread: Optional[threading.Thread] = None
 
@@ -169,6 +171,7 @@ class Handoff:
         A small batch's clients keep the event loop only briefly, and one thread switch
         less per batch is what a lightly loaded server's latency is made of.
         """
+        self.flushes += 1
         if self.held:
             if sum(len(args[0]) for _, _, args in self.held) < HANDOFF_MIN:
                 held, self.held = self.held, []
@@ -180,6 +183,13 @@ class Handoff:
                 self.thread.start()
             held, self.held = self.held, []
             self.jobs.put(held)
+
+    def tick(self) -> None:
+        """Called as each batch is taken: calls held through a whole batch that never reached
+        onnxruntime (every step of it refused beforehand) are flushed now, not held longer."""
+        if self.held and self.flushes == self._flushes_at_tick:
+            self.flush()
+        self._flushes_at_tick = self.flushes
 
     def stop(self, timeout: float = 30.0) -> None:
         """Make every held call, then end the thread (waits up to ``timeout`` s)."""
@@ -463,6 +473,7 @@ def _work(queue: WorkQueue) -> None:
             batch = queue.take()
             if batch is None:
                 return
+            queue.handoff.tick()
             pool = queue.pool_ref()
             if pool is None:  # collected between batches: its finalizer shuts the queue down
                 queue.fail(batch[2], batch[3], ClosedError("StreamPool was garbage-collected"))

@@ -210,3 +210,27 @@ def test_splitting_pauses_when_the_process_gets_no_second_core_and_retries_later
     assert probe.update() is None and not probe.on  # paused
     clock["wall"] += PAUSE_S / 2
     assert probe.update() is True and probe.on  # tried again
+
+
+def test_results_held_through_a_batch_that_never_ran_are_handed_over_at_the_next_one():
+    """A batch whose steps were all refused before onnxruntime does not flush: the next take must."""
+    loop = asyncio.new_event_loop()
+    futs = [loop.create_future() for _ in range(3)]
+    handoff = batcher.Handoff()
+
+    def done() -> list[bool]:
+        loop.run_until_complete(asyncio.sleep(0))  # run the calls handed to the loop
+        return [f.done() for f in futs]
+
+    handoff.call(loop, batcher._settle, futs[:1], [0])  # batch 1's results, held
+    handoff.tick()  # batch 2 taken, nothing flushed since batch 1 was: hand them over now
+    assert done() == [True, False, False]
+    handoff.call(loop, batcher._settle, futs[1:2], [1])
+    handoff.flush()  # batch 3 reaches onnxruntime: flushed right before
+    handoff.call(loop, batcher._settle, futs[2:], [2])
+    handoff.tick()  # batch 4 taken right after a batch that ran: batch 3's results wait for its run
+    assert done() == [True, True, False]
+    handoff.tick()  # batch 4 never ran: now
+    assert done() == [True, True, True] and [f.result() for f in futs] == [0, 1, 2]
+    handoff.stop()
+    loop.close()
