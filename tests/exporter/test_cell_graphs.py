@@ -179,7 +179,9 @@ def test_stack_scan_runs_every_layer_in_one_scan_like_the_eager_stack(name: str,
     assert [n.op_type for n in model.graph.node].count("Scan") == 1
     feeds = {"x": x.numpy(), **{n: s.numpy() for n, s in zip(ins, stacked)}}
     got = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)
-    for a, b in zip(got, want):
+    if steps == 9:  # the portable reference runtime agrees too
+        got += ReferenceEvaluator(model).run(None, feeds)
+    for a, b in zip(got, want * (len(got) // len(want))):
         np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
 
 
