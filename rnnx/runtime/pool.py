@@ -19,7 +19,7 @@ from rnnx.errors import (ClosedError, ConfigError, DuplicateStreamError, InputVa
                          UnknownStreamError)
 from rnnx.runtime.batch_engine import BatchEngine
 from rnnx.runtime.backend import PathLike
-from rnnx.runtime.batcher import StreamQueue, WorkQueue, fail, resolve
+from rnnx.runtime.batcher import StreamQueue, WorkQueue, fail
 from rnnx.runtime.contract import CONTEXT_KEY, open_model
 from rnnx.runtime.options import RuntimeOptions, merge_options
 from rnnx.runtime.providers import Providers
@@ -288,7 +288,6 @@ class StreamPool:
         ids = list(ids)
         if not ids:
             raise ShapeError("ids: expected at least one stream, got none")
-        io = self.contract.input
         if (type(x) is np.ndarray and x.dtype is self._dtype and x.shape[1:] == self._shape  # the common case
                 and len(x) == len(ids) and self._axis == 0 and x.flags.c_contiguous):
             arr = x
@@ -511,7 +510,7 @@ class StreamPool:
 
     def _fast_batch(self, values: list[Any]) -> Optional[np.ndarray]:
         """All inputs stacked and checked at once, or None if any needs a closer look."""
-        io, shape = self.contract.input, self._shape
+        shape = self._shape
         if shape:  # fixed (F...): one C-level concatenation checks dtypes (exactly), ranks and trailing dims
             try:
                 x = np.concatenate(values, dtype=self._dtype, casting="no")  # (n * F0, F1...)
