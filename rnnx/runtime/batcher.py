@@ -217,9 +217,10 @@ class Handoff:
 class SplitProbe:
     """Whether the batcher splits batches now: on while the process runs on two cores at once.
 
-    Every :data:`PROBE_S` seconds while on, the process's CPU time is compared with the
-    wall time; below :data:`MIN_OVERLAP` (no second core to overlap with) splitting turns
-    off for :data:`PAUSE_S` seconds, then on again to try.
+    Every :data:`PROBE_S` seconds while on and the clients run in halves, the process's
+    CPU time is compared with the wall time; below :data:`MIN_OVERLAP` (no second core to
+    overlap with) splitting turns off for :data:`PAUSE_S` seconds, then on again to try.
+    Batches that were never split (a lone client, light traffic) are never judged.
     """
 
     def __init__(self, wall: Callable[[], float] = time.monotonic,
@@ -228,9 +229,15 @@ class SplitProbe:
         self.on = True
         self._t0, self._cpu0 = wall(), cpu()
 
-    def update(self) -> Optional[bool]:
-        """Called by the worker after each batch: True/False when splitting turns on/off, else None."""
+    def update(self, halved: bool) -> Optional[bool]:
+        """Called by the worker after each batch: True/False when splitting turns on/off, else None.
+
+        ``halved``: whether the clients run in halves (a split happened since the last merge).
+        """
         now = self.wall()
+        if self.on and not halved:  # nothing to judge: the window starts with the first split
+            self._t0, self._cpu0 = now, self.cpu()
+            return None
         if now - self._t0 < (PROBE_S if self.on else PAUSE_S):
             return None
         cpu = self.cpu()
@@ -254,6 +261,7 @@ class WorkQueue:
         self.waiting = 0  # _IDLE / _FILLING while the worker waits, else 0
         self.target = 1  # streams a batch waits for: as many as the last batch had (adapts to load)
         self.probe = SplitProbe()  # whether to split batches in two halves now
+        self.halved = False  # a batch was split since the halves were last merged
         self.space_waiters: deque = deque()  # asyncio futures of asubmit calls waiting for room
         self.refusal: Optional[str] = None  # set once the queue takes no more work: why
         self.cause: Optional[BaseException] = None  # what killed the worker, if something did
@@ -439,6 +447,7 @@ class WorkQueue:
         ready = self.ready
         limit = self.max_batch
         if self.probe.on and len(ready) >= 2 * max(self.target, SPLIT_MIN):  # room to overlap two halves
+            self.halved = True
             limit = (len(ready) + 1) // 2
         taken = [ready.popleft() for _ in range(min(limit, len(ready)))]
         sqs = [sq for sq in taken if sq.items]  # one closed while in line has none: they were failed then
@@ -481,10 +490,10 @@ def _work(queue: WorkQueue) -> None:
             pool._run_batch(*batch)
             del pool  # hold the pool only while a batch runs
             batch = None
-            turned = queue.probe.update()
-            if turned is not None:  # on: split the next full line again; off: merge the halves
+            turned = queue.probe.update(queue.halved)
+            if turned is False:  # no second core: merge the halves (wait for both next time)
                 with queue.lock:
-                    queue.target = 1 if turned else queue.max_batch
+                    queue.target, queue.halved = min(queue.max_batch, 2 * queue.target), False
     except BaseException as e:  # never die silently: fail everything, refuse new work
         logger.error("StreamPool batcher failed; the pool refuses new work", exc_info=True)
         futs, loops = queue.shutdown(f"StreamPool: the batcher thread failed ({type(e).__name__}: {e}); "

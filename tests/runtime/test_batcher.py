@@ -199,17 +199,19 @@ def test_a_burst_runs_in_two_overlapping_halves_and_the_hand_off_thread_ends_wit
 def test_splitting_pauses_when_the_process_gets_no_second_core_and_retries_later():
     clock = {"wall": 0.0, "cpu": 0.0}
     probe = SplitProbe(wall=lambda: clock["wall"], cpu=lambda: clock["cpu"])
-    assert probe.on and probe.update() is None
+    clock["wall"] += 10 * PROBE_S  # a lone client, never split: nothing is judged
+    assert probe.update(halved=False) is None and probe.on
+    assert probe.update(halved=True) is None  # the first split starts the window
     clock["wall"] += PROBE_S
     clock["cpu"] += PROBE_S * (MIN_OVERLAP + 0.2)  # two cores at work: keep splitting
-    assert probe.update() is None and probe.on
+    assert probe.update(halved=True) is None and probe.on
     clock["wall"] += PROBE_S
     clock["cpu"] += PROBE_S * 1.0  # one core's worth: the halves cannot overlap
-    assert probe.update() is False and not probe.on
+    assert probe.update(halved=True) is False and not probe.on
     clock["wall"] += PAUSE_S / 2
-    assert probe.update() is None and not probe.on  # paused
+    assert probe.update(halved=False) is None and not probe.on  # paused
     clock["wall"] += PAUSE_S / 2
-    assert probe.update() is True and probe.on  # tried again
+    assert probe.update(halved=False) is True and probe.on  # tried again
 
 
 def test_results_held_through_a_batch_that_never_ran_are_handed_over_at_the_next_one():
