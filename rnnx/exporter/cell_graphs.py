@@ -38,14 +38,16 @@ from onnx import helper, numpy_helper
 from torch import nn
 
 from rnnx.models.cells import ConvLSTMCell, GRUCell, LSTMCell, RNNCell
+from rnnx.models.convlstm import ConvLSTMLayer  # a ConvLSTMCell run over a sequence, same step
 from rnnx.spec import BATCH
 
-_CELLS = (LSTMCell, GRUCell, RNNCell, ConvLSTMCell)
+_CELLS = (LSTMCell, GRUCell, RNNCell, ConvLSTMCell, ConvLSTMLayer)  # exactly these types: a subclass
+# may change the equations
 
 
 def supports(cell: nn.Module) -> bool:
     """True for the cells this module can write as a lean Scan (not for users' own cells)."""
-    return type(cell) in _CELLS or isinstance(cell, ConvLSTMCell)
+    return type(cell) in _CELLS
 
 
 def _array(t) -> np.ndarray:  # noqa: ANN001 (a torch tensor or None)

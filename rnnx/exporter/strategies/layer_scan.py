@@ -42,16 +42,9 @@ def _op_type(n_states: int) -> str:
     return f"CellScan{n_states}"
 
 
-def _conv_layer_type() -> type | None:
-    from rnnx.models import convlstm
-
-    return getattr(convlstm, "ConvLSTMLayer", None)
-
-
 def _is_conv_layer(layer: nn.Module) -> bool:
     """A ConvLSTM layer: the layer is its own cell, batch-first, one direction."""
-    kind = _conv_layer_type()
-    return kind is not None and isinstance(layer, kind)
+    return isinstance(layer, cell_graphs.ConvLSTMLayer)
 
 
 def _layer_cells(layer: nn.Module) -> list[nn.Module]:
@@ -216,8 +209,7 @@ class _ScanLayer(nn.Module):
 def _layer_types() -> tuple[type, ...]:
     from rnnx.models.layers import _HiddenLayer, _LSTMLayer
 
-    conv = _conv_layer_type()
-    return (_HiddenLayer, _LSTMLayer) + ((conv,) if conv is not None else ())
+    return (_HiddenLayer, _LSTMLayer, cell_graphs.ConvLSTMLayer)
 
 
 def _swap_layers(model: nn.Module, dynamo: bool) -> list[Unit]:
