@@ -8,7 +8,7 @@ import threading
 import warnings
 import weakref
 from concurrent.futures import Future
-from operator import attrgetter, methodcaller
+from operator import attrgetter
 from typing import Any, Awaitable, Callable, Hashable, Mapping, Optional, Sequence
 
 import numpy as np
@@ -28,7 +28,7 @@ from rnnx.runtime.validate import check_input, check_state
 
 _ALL = object()
 _dtype_of = attrgetter("dtype")
-_is_open, _slot_of, _cancelled = attrgetter("open"), attrgetter("slot"), methodcaller("cancelled")
+_is_open, _slot_of = attrgetter("open"), attrgetter("slot")
 
 MAX_STREAMS = 65_536  # default limit on open streams
 MAX_PENDING = 65_536  # default limit on queued (submitted, not yet running) steps
@@ -654,8 +654,9 @@ class StreamPool:
         culprit fails.
         """
         q = self._queue
-        if any(map(_cancelled, futs)):  # cancelled before the batch started: skipped
-            sqs, xs, futs, loops = _keep((sqs, xs, futs, loops), [not f.cancelled() for f in futs])
+        taken = list(map(_claim, futs, loops))
+        if not all(taken):  # cancelled before the batch started: skipped
+            sqs, xs, futs, loops = _keep((sqs, xs, futs, loops), taken)
         x = None
         if xs and (self._vocab is not None or self._finite != "off"):  # per-step value checks
             try:
@@ -712,6 +713,22 @@ class StreamPool:
 def _step_axis(io: Any) -> int:
     """The batch axis of a step's stacked data: the graph's, less the time axis when that comes first."""
     return io.batch_axis - (io.time_axis is not None and io.time_axis < io.batch_axis)
+
+
+def _claim(fut: Any, loop: Any) -> bool:
+    """Take a queued step's future for running; False if it was cancelled first.
+
+    A plain future is marked running, so ``cancel()`` can no longer hide a step that runs
+    (an asyncio future has no such state: its awaiter may still stop waiting).
+    """
+    if loop is not None:
+        return not fut.cancelled()
+    if fut.running():  # a step retried alone after its batch was rejected
+        return True
+    try:
+        return fut.set_running_or_notify_cancel()
+    except RuntimeError:  # already resolved (failed by a close meanwhile): nothing to run
+        return False
 
 
 def _keep(columns: tuple[list, ...], mask: list[bool]) -> tuple[list, ...]:

@@ -60,6 +60,50 @@ def test_steps_queued_for_a_closed_stream_never_run_on_a_reopened_id(lstm):
     np.testing.assert_allclose(y, StreamingSession(path).step(xs[1, :1])[0], atol=1e-5)
 
 
+def test_a_future_cancelled_while_its_step_runs_cannot_hide_the_step(lstm, monkeypatch):
+    """Mutation caught: ``_run_batch`` without ``claim`` (the futures' set_running_or_notify_cancel).
+
+    A ``submit`` future cancelled after the batcher took its step used to report
+    cancelled while the step still ran and advanced the stream's state. Now a taken step's
+    future is running: ``cancel()`` returns False and the result arrives.
+    """
+    path, xs = lstm
+    with StreamPool(path, max_wait_ms=0) as pool:
+        pool.open("a")
+        entered, gate = threading.Event(), threading.Event()
+        real = pool._step_checked
+
+        def held(*args, **kwargs):  # the real step, held until the test has tried to cancel
+            entered.set()
+            gate.wait(WAIT)
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(pool, "_step_checked", held)
+        fut = pool.submit("a", xs[0, 0])
+        try:
+            assert entered.wait(WAIT)
+            assert fut.running()
+            assert not fut.cancel()
+        finally:
+            gate.set()
+        y = fut.result(timeout=WAIT)
+        assert pool.get_state("a")["h"].any()  # the step ran, and its future says so
+    np.testing.assert_allclose(y, StreamingSession(path).step(xs[0, :1])[0], atol=1e-5)
+
+
+def test_a_future_cancelled_before_its_step_is_taken_never_runs(lstm):
+    path, xs = lstm
+    with StreamPool(path, max_batch=64, max_wait_ms=1000) as pool:
+        pool.open("a")
+        pool.open("b")
+        make_batcher_wait(pool, xs[:2, 0], ["a", "b"])  # a lone step of "a" now waits for company
+        before = pool.get_state("a")
+        fut = pool.submit("a", xs[0, 1])
+        assert fut.cancel()
+        pool.submit("b", xs[1, 1]).result(timeout=WAIT)  # company: the batch is taken and runs
+        np.testing.assert_array_equal(pool.get_state("a")["h"], before["h"])
+
+
 def test_a_failing_batcher_fails_pending_steps_and_refuses_new_work(lstm, monkeypatch):
     """An exception escaping the worker must never leave futures hanging (fault injected)."""
     path, xs = lstm
