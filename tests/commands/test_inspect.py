@@ -31,7 +31,7 @@ def _cli(*args: object):
     return CliRunner().invoke(main, ["inspect", *map(str, args)])
 
 
-@pytest.mark.parametrize("fmt,exporter", [("onnx", "scan"), ("pt", "script")])
+@pytest.mark.parametrize("fmt,exporter", [("onnx", "proj-native"), ("pt", "script")])
 def test_text_lists_io_state_and_provenance(files, fmt: str, exporter: str) -> None:
     res = _cli(files[fmt])
     assert res.exit_code == 0, res.output

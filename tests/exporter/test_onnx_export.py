@@ -18,8 +18,8 @@ from tests.exporter.conftest import make_model
 
 EXPECTED_STRATEGY = [
     ("lstm-1l", "trace"), ("gru-2l-bi", "trace"), ("rnn-2l-tanh", "trace"),
-    ("custom-forecaster", "trace"), ("lstm-1l-proj", "scan"), ("lstm-2l-proj-nobias", "scan"),
-    ("convlstm-2l-k3", "scan"), ("custom-peephole", "scan"), ("lstm-1l-proj-bi", "layer-scan"),
+    ("custom-forecaster", "trace"), ("lstm-1l-proj", "proj-native"), ("lstm-2l-proj-nobias", "proj-native"),
+    ("convlstm-2l-k3", "scan"), ("custom-peephole", "scan"), ("lstm-1l-proj-bi", "proj-native"),
     ("rnn-relu", "scan"), ("rnn-2l-relu-bi", "layer-scan"),
 ]
 STRUCTURE = ["lstm-1l", "lstm-2l-proj", "lstm-1l-proj-bi", "convlstm-k3", "gru-bi", "custom-peephole"]
@@ -89,7 +89,7 @@ def test_the_users_model_is_not_mutated(tmp_path) -> None:
 
 
 def test_unknown_strategy_lists_the_valid_ones(tmp_path) -> None:
-    with pytest.raises(ConfigError, match=r"strategy: expected one of auto, trace, scan, scan-legacy, layer-scan, dynamo, got 'fast'"):
+    with pytest.raises(ConfigError, match=r"strategy: expected one of auto, trace, proj-native, scan, scan-legacy, layer-scan, dynamo, got 'fast'"):
         export_onnx(make_model("lstm-1l"), tmp_path / "m.onnx", strategy="fast")
 
 
@@ -124,7 +124,7 @@ def test_every_strategy_failing_lists_each_reason(tmp_path) -> None:
             y = torch.flip(torch.cumsum(torch.flip(x, [1]), 1), [1])  # (B, T, F) reverse cumsum
             return y, [state[0] + x.sum(1)]
 
-    with pytest.raises(ExportError, match=r"trace: parity probe failed.*; scan: parity probe failed.*; "
+    with pytest.raises(ExportError, match=r"trace: parity probe failed.*; proj-native: no nn.LSTM/LSTMLayers with proj_size.*; scan: parity probe failed.*; "
                        r"scan-legacy: parity probe failed.*; layer-scan: no nn.RNN/LSTM/GRU layers"):
         export_onnx(Future(), tmp_path / "m.onnx", example_input=torch.randn(2, 5, 3))
 

@@ -25,13 +25,15 @@ def test_exported_model_matches_eager(exported, name: str, fmt: str) -> None:
     assert cases == ({"full", "step", "chunk3"} if streamable else {"full"})
     assert {row.tensor for row in report.rows} == {"y", *(s.name for s in result.spec.state)}
     if fmt == "onnx":  # auto prefers the dynamo-built scan; the zoo never needs scan-legacy
-        assert result.strategy in ("trace", "scan", "layer-scan"), result.attempts
+        assert result.strategy in ("trace", "proj-native", "scan", "layer-scan"), result.attempts
 
 
-# the native-op models auto exports with `trace`, forced through the dynamo-built scan path:
-# one per kind, bias, normalisation/residual, embedding and a user's model (each dynamo
-# export costs seconds; the scan-path models of MODELS already take it under auto)
-FORCED_SCAN = ("rnn-2l-tanh-nobias", "lstm-2l", "gru-residual", "tokens-lstm", "custom-forecaster-lstm")
+# the native-op models auto exports with `trace` (or `proj-native`), forced through the
+# dynamo-built scan path: one per kind, bias, proj_size, normalisation/residual, embedding and
+# a user's model (each dynamo export costs seconds; the scan-path models of MODELS already
+# take it under auto)
+FORCED_SCAN = ("rnn-2l-tanh-nobias", "lstm-2l", "lstm-2l-proj", "gru-residual", "tokens-lstm",
+               "custom-forecaster-lstm")
 
 
 @pytest.mark.parametrize("name", FORCED_SCAN)

@@ -55,9 +55,10 @@ def test_no_loop_or_sequence_ops(exported, name: str) -> None:
     assert not ops & BANNED, f"{name} ({result.strategy}): {sorted(ops & BANNED)}"
 
 
-@pytest.mark.parametrize("name", ["lstm-2l-proj", "convlstm-k3", "custom-peephole", "lstm-1l-proj-bi"])
-def test_scans_run_over_axis_0_and_keep_their_weights_in_the_body(exported, name: str) -> None:
-    _, result = exported(name, "onnx")
+@pytest.mark.parametrize("name,strategy", [("lstm-2l-proj", "scan"), ("convlstm-k3", "auto"),
+                                           ("custom-peephole", "auto"), ("lstm-1l-proj-bi", "layer-scan")])
+def test_scans_run_over_axis_0_and_keep_their_weights_in_the_body(exported, name: str, strategy: str) -> None:
+    _, result = exported(name, "onnx", strategy)
     graph = onnx.load(str(result.path)).graph
     scans = [n for n in graph.node if n.op_type == "Scan"]
     assert scans, f"{name}: {result.strategy} graph has no Scan"
@@ -75,7 +76,7 @@ def test_scans_run_over_axis_0_and_keep_their_weights_in_the_body(exported, name
 
 
 def test_reverse_direction_scans_the_flipped_sequence(exported) -> None:
-    _, result = exported("lstm-1l-proj-bi", "onnx")
+    _, result = exported("lstm-1l-proj-bi", "onnx", "layer-scan")
     graph = onnx.load(str(result.path)).graph
     assert [n.op_type for n in graph.node].count("Scan") == 2  # forward and reverse
     flips = [n for n in graph.node if n.op_type == "Slice"]

@@ -75,8 +75,8 @@ def test_int8_stores_float_only_weights_as_int8_and_says_so(exported, tmp_path, 
 
 
 def test_int8_quantizes_matmuls_inside_scan_bodies(exported, tmp_path) -> None:
-    """lstm-2l-proj exports through Scan: its gate MatMuls live in the body."""
-    model, result = exported("lstm-2l-proj", "onnx")
+    """lstm-2l-proj forced through Scan: its gate MatMuls live in the body."""
+    model, result = exported("lstm-2l-proj", "onnx", strategy="scan")
     assert _ops(result.path)["Scan"] >= 1
     q = quantize(result.path, tmp_path / "m.onnx", precision="int8")
     body_ops = collections.Counter(n.op_type for node in load_onnx(q.path).graph.node

@@ -5,14 +5,15 @@ from __future__ import annotations
 from rnnx.exporter.strategies.base import ExportContext, Strategy
 from rnnx.exporter.strategies.dynamo import DynamoStrategy
 from rnnx.exporter.strategies.layer_scan import LayerScanStrategy
+from rnnx.exporter.strategies.proj_native import ProjNativeStrategy
 from rnnx.exporter.strategies.scan import LegacyScanStrategy, ScanStrategy
 from rnnx.exporter.strategies.trace import TraceStrategy
 
 # name -> strategy; dict order is the order "auto" tries them in
 STRATEGIES: dict[str, Strategy] = {
-    s.name: s for s in (TraceStrategy(), ScanStrategy(), LegacyScanStrategy(), LayerScanStrategy(),
+    s.name: s for s in (TraceStrategy(), ProjNativeStrategy(), ScanStrategy(), LegacyScanStrategy(), LayerScanStrategy(),
                         DynamoStrategy())
 }
-AUTO_ORDER = tuple(name for name, s in STRATEGIES.items() if s.auto)  # trace, scan, scan-legacy, layer-scan
+AUTO_ORDER = tuple(name for name, s in STRATEGIES.items() if s.auto)  # trace, proj-native, scan, scan-legacy, layer-scan
 
 __all__ = ["AUTO_ORDER", "STRATEGIES", "ExportContext", "Strategy"]
