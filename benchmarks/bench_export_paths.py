@@ -4,16 +4,19 @@ Models: a 2-layer LSTM 16->64->1 exported by ``trace`` (native LSTM op), ``scan`
 lean Scan per layer, input projections hoisted out of the time loop, the rest of the
 model built by torch's dynamo exporter) and ``scan-legacy`` (one Scan over the whole
 step, built by the TorchScript-based exporter: the graph every model whose cells rnnx
-does not know gets); an LSTM with ``proj_size`` and a ConvLSTM (``scan`` and
-``scan-legacy``: the native ops cannot express them). Each graph runs in bare onnxruntime
+does not know gets); an LSTM with ``proj_size`` through ``proj-native`` (plain native LSTM
+ops, the projection folded into the weights), ``scan`` and ``scan-legacy``, timed in the
+same rounds as the plain LSTM's ``trace`` graph (``trace-noproj``: the floor a native-op
+graph sets); a ConvLSTM (``scan`` and ``scan-legacy``: the native ops cannot express it). Each graph runs in bare onnxruntime
 (one intra-op thread, batch 1, float32) as ``step`` (T=1 per call) and ``chunk`` (T=64 per
 call, time per step). Candidates of one model are timed in alternating rounds so that
 machine noise hits them alike; the best round counts.
 
-    python benchmarks/bench_export_paths.py [--rounds 7] [--calls 400] [--json out.json]
+    python benchmarks/bench_export_paths.py [--rounds 7] [--calls 400] [--only lstm] [--json out.json]
 
-Prints one table and the ratios: scan vs trace (targets: step <= 1.3x, chunk <= 2x) and
-scan vs the one-step Scan graph (scan-legacy); not a test.
+Prints one table and the ratios: scan vs trace (targets: step <= 1.3x, chunk <= 2x),
+scan vs the one-step Scan graph (scan-legacy), and for the projected LSTM proj-native vs
+scan and vs the plain LSTM's trace graph; not a test.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from rnnx.models import build
 
 CHUNK = 64  # steps per call of the chunk case
 TARGETS = {"step": (1.3, 1.5), "chunk": (2.0, 3.0)}  # scan/trace ratio: target, never above
+BASELINES = {"scan": ("trace", "scan-legacy"), "proj-native": ("scan", "trace-noproj")}  # path -> ratios to
 
 
 @dataclass(frozen=True)
@@ -121,18 +125,17 @@ def _export(model: torch.nn.Module, folder: Path, label: str, strategies: tuple[
 
 
 def ratios(rows: list[Row]) -> list[tuple[str, str, str, float, float, float, float | None]]:
-    """(model, case, baseline, best wall ratio, median wall ratio, best CPU ratio, target):
-    scan over each baseline measured for the same model (trace, scan-legacy)."""
+    """(model, case, "path/baseline", best wall ratio, median wall ratio, best CPU ratio, target):
+    scan over each baseline measured in the same rounds (trace, scan-legacy), proj-native over
+    scan and trace-noproj."""
     by = {(r.model, r.path, r.case): r for r in rows}
     out = []
     for (model, path, case), r in by.items():
-        if path != "scan":
-            continue
-        for base_path in ("trace", "scan-legacy"):
+        for base_path in BASELINES.get(path, ()):
             base = by.get((model, base_path, case))
             if base is not None:
-                target = TARGETS[case][0] if base_path == "trace" else None
-                out.append((model, case, base_path, r.best_us / base.best_us,
+                target = TARGETS[case][0] if (path, base_path) == ("scan", "trace") else None
+                out.append((model, case, f"{path}/{base_path}", r.best_us / base.best_us,
                             r.median_us / base.median_us, r.cpu_us / base.cpu_us, target))
     return out
 
@@ -145,7 +148,7 @@ def table(rows: list[Row]) -> str:
     lines.append("")
     for model, case, base, best, median, cpu, target in ratios(rows):
         goal = f" (target <= {target}x, never above {TARGETS[case][1]}x)" if target else ""
-        lines.append(f"ratio scan/{base} {model} {case}: {best:.2f}x best, {median:.2f}x median, "
+        lines.append(f"ratio {base} {model} {case}: {best:.2f}x best, {median:.2f}x median, "
                      f"{cpu:.2f}x CPU time{goal}")
     return "\n".join(lines)
 
@@ -155,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=7, help="alternating rounds (default 7)")
     ap.add_argument("--calls", type=int, default=400, help="step calls per round (default 400; "
                                                              "chunk calls are 1/16 of it)")
+    ap.add_argument("--only", default="", help="time only the models whose label contains this "
+                                                "(e.g. lstm)")
     ap.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = ap.parse_args(argv)
     warnings.simplefilter("ignore")
@@ -164,14 +169,22 @@ def main(argv: list[str] | None = None) -> int:
         "lstm 2l 16->64": (build("lstm", input_size=16, hidden_size=64, num_layers=2, output_size=1),
                            ("trace", "scan", "scan-legacy")),
         "lstm 2l 16->64 proj 32": (build("lstm", input_size=16, hidden_size=64, num_layers=2,
-                                         proj_size=32, output_size=1), ("scan", "scan-legacy")),
+                                         proj_size=32, output_size=1),
+                                   ("proj-native", "scan", "scan-legacy")),
         "convlstm 2->8 12x12 k3": (build("convlstm", input_size=2, hidden_size=8, image_size=(12, 12),
                                          output_size=1), ("scan", "scan-legacy")),
     }
     rows: list[Row] = []
+    plain: dict[str, Path] = {}  # the plain LSTM's graphs, timed again beside the projected one
     with tempfile.TemporaryDirectory() as tmp:
         for label, (model, strategies) in models.items():
+            if args.only not in label:
+                continue
             paths = _export(model.eval(), Path(tmp), label.replace(" ", "_").replace(">", ""), strategies)
+            if label == "lstm 2l 16->64":
+                plain = paths
+            elif "proj" in label and "trace" in plain:
+                paths["trace-noproj"] = plain["trace"]
             rows += measure(label, paths, args.rounds, args.calls)
     print(f"onnxruntime {ort.__version__}, torch {torch.__version__}, {platform.machine()}, "
           f"batch 1, float32, 1 intra-op thread, best of {args.rounds} alternating rounds")
@@ -180,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         env = {"python": platform.python_version(), "onnxruntime": ort.__version__,
                "torch": torch.__version__, "machine": platform.machine()}
         args.json.write_text(json.dumps({"env": env, "rows": [asdict(r) for r in rows],
-                                         "ratios": [dict(zip(("model", "case", "baseline", "best", "median",
+                                         "ratios": [dict(zip(("model", "case", "paths", "best", "median",
                                                               "cpu", "target"), r))
                                                     for r in ratios(rows)]}, indent=2))
     return 0

@@ -1,8 +1,8 @@
 """Export a contract module to ONNX with explicit state inputs/outputs.
 
 Several strategies can build the graph (see :mod:`rnnx.exporter.strategies`);
-``strategy="auto"`` tries them in order (trace, scan, scan-legacy, layer-scan) and keeps the first
-graph that passes the structural checks and a parity probe at sizes other than the
+``strategy="auto"`` tries them in order (trace, proj-native, scan, scan-legacy, layer-scan)
+and keeps the first graph that passes the structural checks and a parity probe at sizes other than the
 export example. Each candidate is probed in a child process
 (:mod:`rnnx.exporter.ort_worker`): a graph that crashes onnxruntime is a rejected
 candidate, not a dead process.
@@ -96,7 +96,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, opset: int = 17,
         path: the ``.onnx`` file to write (parent folders are created).
         opset: ONNX opset version.
         example_input: batch-first example; default ``model.example_input(2, 5)``.
-        strategy: "auto" (trace, scan, scan-legacy, layer-scan in that order) or one of
+        strategy: "auto" (trace, proj-native, scan, scan-legacy, layer-scan in that order) or one of
             those, or "dynamo".
         verify: run the parity probe (batch 3, T 1 and 7) on each candidate graph.
 
