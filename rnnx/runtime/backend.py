@@ -187,7 +187,8 @@ class OrtBackend:
         each run reads their current contents (on CUDA by copying them to the device).
         """
         b = self._live().io_binding()
-        b._rnnx_host_inputs = [(n, buf) for n, buf in inputs.items() if isinstance(buf, np.ndarray)]
+        if self.device == "cuda":  # re-sent before every run (_run_bound_cuda)
+            b._rnnx_host_inputs = [(n, buf) for n, buf in inputs.items() if isinstance(buf, np.ndarray)]
         for name, buf in inputs.items():
             b.bind_ortvalue_input(name, OV.ortvalue_from_numpy(buf) if isinstance(buf, np.ndarray) else buf)
         for name, buf in outputs.items():

@@ -71,6 +71,7 @@ class BatchEngine:
         self._outputs = [contract.output.name] + [s.output for s in contract.states]
         self._y_shapes: dict[int, Optional[tuple[int, ...]]] = {}  # batch size -> graph output shape
         self._in_order: Optional[np.ndarray] = None  # the last idx seen to be 0..n-1 (StreamPool reuses it)
+        self._plain = backend.device != "cpu"  # CUDA: every step a plain run (module docstring)
 
     def step(self, idx: np.ndarray, x: np.ndarray, before_run: Optional[Callable[[], None]] = None) -> np.ndarray:
         """Run graph input ``x`` for slots ``idx``; returns the graph output (a new array).
@@ -82,7 +83,7 @@ class BatchEngine:
             if len(self._y_shapes) > 4 * MAX_PLANS:
                 self._y_shapes.clear()
             self._y_shapes[n] = self.contract.output_shape(n)
-        if self._y_shapes[n] is None or self.backend.device != "cpu":
+        if self._plain or self._y_shapes[n] is None:
             return self._step_unbound(idx, x, before_run)
         if n == self.slots.capacity and (idx is self._in_order or self._every_slot(idx)):
             bound = self._bound_every(x.shape, self._y_shapes[n])  # type: ignore[arg-type]

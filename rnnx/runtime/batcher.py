@@ -139,11 +139,11 @@ def resolve(futs: list, loops: list, ys: Any, call: Caller = _call_in) -> None:
         call(loop, _settle, fs, vs)
 
 
-def fail(futs: Iterable, loops: Iterable, error: BaseException) -> None:
-    """Fail futures of either kind with ``error``."""
+def fail(futs: Iterable, loops: Iterable, error: BaseException, call: Caller = _call_in) -> None:
+    """Fail futures of either kind with ``error`` (``call``: as in :func:`resolve`)."""
     futs, loops = list(futs), list(loops)
     if futs:
-        resolve(futs, loops, [error] * len(futs))
+        resolve(futs, loops, [error] * len(futs), call)
 
 
 class Handoff:
@@ -280,8 +280,8 @@ class WorkQueue:
         resolve(futs, loops, ys, self.handoff.call)
 
     def fail(self, futs: list, loops: list, error: BaseException) -> None:
-        if futs:
-            resolve(futs, loops, [error] * len(futs), self.handoff.call)
+        """:func:`fail` from the worker: asyncio futures through the hand-off thread."""
+        fail(futs, loops, error, self.handoff.call)
 
     # -- submitting side --------------------------------------------------------------
     def refused(self) -> ClosedError:

@@ -380,16 +380,10 @@ class StreamPool:
             result raises InputValueError, NonFiniteError, UnknownStreamError (stream closed
             meanwhile) or ClosedError (pool closed meanwhile) for this step only.
         """
-        try:
-            sq = self._streams[stream_id]
-        except (KeyError, TypeError):
-            sq = self._stream(stream_id)  # raises the right error
+        sq = self._stream(stream_id)
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
-        if type(x) is np.ndarray and x.dtype is self._dtype and x.shape == self._shape:
-            item = (x.tobytes(), fut, loop)  # the common case: what _step_input does, inline
-        else:
-            item = (self._step_input(stream_id, x), fut, loop)
+        item = (self._step_input(stream_id, x), fut, loop)
         waiter = self._queue.try_put(sq, item, loop)
         return fut if waiter is None else self._await_room(sq, item, waiter)
 
