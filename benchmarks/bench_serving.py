@@ -42,7 +42,6 @@ from typing import Any, Callable
 
 import numpy as np
 import onnxruntime as ort
-import torch
 
 from rnnx.bench import Check, example_step, reference_model, session_options, time_side_by_side
 from rnnx.exporter import export_onnx

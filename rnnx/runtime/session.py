@@ -14,7 +14,7 @@ import onnxruntime as ort
 
 from rnnx.errors import ClosedError, ConcurrentUseError, NotStreamableError, ShapeError, SpecError
 from rnnx.runtime.backend import Backend, PathLike
-from rnnx.runtime.contract import CONTEXT_KEY, Contract, open_model
+from rnnx.runtime.contract import CONTEXT_KEY, open_model
 from rnnx.runtime.engine import StepEngine
 from rnnx.runtime.options import RuntimeOptions, merge_options
 from rnnx.runtime.providers import Providers
