@@ -42,7 +42,9 @@ from rnnx.models import build
 
 CHUNK = 64  # steps per call of the chunk case
 TARGETS = {"step": (1.3, 1.5), "chunk": (2.0, 3.0)}  # scan/trace ratio: target, never above
-BASELINES = {"scan": ("trace", "scan-legacy"), "proj-native": ("scan", "trace-noproj")}  # path -> ratios to
+BASELINES = {"scan": ("trace", "scan-legacy"), "proj-native": ("scan", "trace-noproj"),
+             "scan-inlined": ("scan", "trace")}  # path -> ratios to
+STEP_ONLY = {"scan-inlined"}  # the scan graph with its Scan replaced by one pass of the body (not shipped)
 
 
 @dataclass(frozen=True)
@@ -58,11 +60,15 @@ class Row:
     nodes: int  # nodes of the graph, Scan bodies included
 
 
-def _session(path: Path) -> ort.InferenceSession:
+def _session_options() -> ort.SessionOptions:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     opts.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return opts
+
+
+def _session(path: Path) -> ort.InferenceSession:
+    return ort.InferenceSession(str(path), _session_options(), providers=["CPUExecutionProvider"])
 
 
 def _feeds(sess: ort.InferenceSession, steps: int) -> dict[str, np.ndarray]:
@@ -105,14 +111,146 @@ def measure(label: str, paths: dict[str, Path], rounds: int, calls: int) -> list
     sessions = {name: _session(p) for name, p in paths.items()}
     rows = []
     for case, steps, n in (("step", 1, calls), ("chunk", CHUNK, max(calls // 16, 5))):
-        feeds = {name: _feeds(s, steps) for name, s in sessions.items()}
-        times: dict[str, list[tuple[float, float]]] = {name: [] for name in sessions}
+        cased = {name: s for name, s in sessions.items() if case == "step" or name not in STEP_ONLY}
+        feeds = {name: _feeds(s, steps) for name, s in cased.items()}
+        times: dict[str, list[tuple[float, float]]] = {name: [] for name in cased}
         for _ in range(rounds):
-            for name, sess in sessions.items():
+            for name, sess in cased.items():
                 times[name].append(_time(sess, feeds[name], n, steps))
         rows += [Row(label, name, case, min(w for w, _ in t), statistics.median(w for w, _ in t),
                      min(c for _, c in t), _count_nodes(paths[name])) for name, t in times.items()]
     return rows
+
+
+# -- what a Scan costs in onnxruntime, whatever its body: the floor under every scan chunk -------
+@dataclass(frozen=True)
+class ScanCost:
+    """onnxruntime's price of one Scan iteration (fitted from Add-chain bodies of two sizes) beside
+    the plain LSTM's trace and scan chunks, all timed in the same rounds (us per step)."""
+
+    per_iteration_us: float  # fixed cost of an iteration (a body of 0 nodes, extrapolated)
+    per_node_us: float  # each body node on a (1, 64) float tensor
+    lean_body_nodes: int  # nodes per step in the scan graph's body
+    scan_chunk_us: float  # the scan graph's chunk, per step
+    trace_chunk_us: float  # the native-op graph's chunk, per step (the ratio's denominator)
+
+    @property
+    def node_budget(self) -> float:
+        """Body nodes of this Add-chain price that fit in the chunk target (2x the native graph)."""
+        return (TARGETS["chunk"][0] * self.trace_chunk_us - self.per_iteration_us) / self.per_node_us
+
+    def summary(self) -> str:
+        return (f"onnxruntime Scan cost: {self.per_iteration_us:.2f} us per iteration + {self.per_node_us:.2f} us "
+                f"per body node (Add-chain bodies on (1, 64)). In the same rounds the native graph's chunk "
+                f"took {self.trace_chunk_us:.2f} us/step, so the {TARGETS['chunk'][0]:g}x target leaves "
+                f"{TARGETS['chunk'][0] * self.trace_chunk_us:.2f} us per iteration: room for "
+                f"{max(self.node_budget, 0):.1f} such nodes; the lean 2-layer LSTM body has "
+                f"{self.lean_body_nodes} and its chunk took {self.scan_chunk_us:.2f} us/step "
+                f"({self.scan_chunk_us / self.trace_chunk_us:.1f}x)")
+
+
+def _add_chain_scan(nodes: int) -> bytes:
+    """A Scan over (T, 1, 64) whose body adds the step to the state ``nodes`` times."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    def vi(name: str, shape: list) -> onnx.ValueInfoProto:
+        return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+    body_nodes, cur = [], "s"
+    for k in range(nodes):
+        body_nodes.append(helper.make_node("Add", [cur, "x_t"], [f"a{k}"]))
+        cur = f"a{k}"
+    body_nodes += [helper.make_node("Identity", [cur], ["s_next"]), helper.make_node("Identity", [cur], ["y_t"])]
+    body = helper.make_graph(body_nodes, "body", [vi("s", [1, 64]), vi("x_t", [1, 64])],
+                             [vi("s_next", [1, 64]), vi("y_t", [1, 64])])
+    scan = helper.make_node("Scan", ["s0", "x"], ["s1", "y"], body=body, num_scan_inputs=1)
+    graph = helper.make_graph([scan], "add_chain", [vi("s0", [1, 64]), vi("x", ["time", 1, 64])],
+                              [vi("s1", [1, 64]), vi("y", ["time", 1, 64])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+
+def _scan_body_nodes(path: Path) -> int:
+    import onnx
+
+    return sum(len(a.g.node) for n in onnx.load(str(path)).graph.node if n.op_type == "Scan"
+               for a in n.attribute if a.name == "body")
+
+
+def scan_cost(rounds: int, calls: int, trace_path: Path, scan_path: Path) -> ScanCost:
+    """Fit an iteration's cost = fixed + per node (bodies of 1 and 25 Adds; T=64 minus T=1 per call)
+    and time the two LSTM chunks in the same alternating rounds (best round each)."""
+    sizes = (1, 25)
+    cases: dict[str, tuple[ort.InferenceSession, dict[str, np.ndarray], int]] = {}
+    for n in sizes:
+        sess = ort.InferenceSession(_add_chain_scan(n), _session_options(), providers=["CPUExecutionProvider"])
+        for t in (1, CHUNK):
+            cases[f"{n}x{t}"] = (sess, {"s0": np.zeros((1, 64), np.float32), "x": np.ones((t, 1, 64), np.float32)}, 1)
+    for name, path in (("trace", trace_path), ("scan", scan_path)):
+        sess = _session(path)
+        cases[name] = (sess, _feeds(sess, CHUNK), CHUNK)
+    best = {name: float("inf") for name in cases}
+    for _ in range(rounds):
+        for name, (sess, feeds, steps) in cases.items():
+            best[name] = min(best[name], _time(sess, feeds, calls, steps)[0])  # us per step (per call for Adds)
+    per_iter = {n: (best[f"{n}x{CHUNK}"] - best[f"{n}x1"]) / (CHUNK - 1) for n in sizes}
+    per_node = (per_iter[sizes[1]] - per_iter[sizes[0]]) / (sizes[1] - sizes[0])
+    return ScanCost(per_iter[sizes[0]] - per_node * sizes[0], per_node, _scan_body_nodes(scan_path),
+                    best["scan"], best["trace"])
+
+
+# -- a separate step graph (not exported by rnnx): each Scan replaced by one pass of its body ---
+def _inline_one_step(src: Path, dst: Path) -> None:
+    """Write ``src`` with every top-level Scan replaced by its body run once: a graph for T=1 only.
+
+    The Scan's scan inputs lose their time axis (``Squeeze``), its scan outputs get it back
+    (``Unsqueeze``), and the body's initializers move to the main graph. rnnx scans over axis 0.
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(src))
+    graph = model.graph
+    nodes: list = []
+    axes = "inline/axes0"
+    graph.initializer.append(numpy_helper.from_array(np.array([0], np.int64), axes))
+    for k, node in enumerate(graph.node):
+        if node.op_type != "Scan":
+            nodes.append(node)
+            continue
+        attrs = {a.name: a for a in node.attribute}
+        body, n_scan = attrs["body"].g, attrs["num_scan_inputs"].i
+        n_state = len(node.input) - n_scan
+        prefix = f"inline{k}/"
+        names = {t.name: prefix + t.name for t in body.initializer}
+        for i, (inner, outer) in enumerate(zip(body.input, node.input)):
+            if i < n_state:
+                names[inner.name] = outer
+            else:
+                names[inner.name] = prefix + inner.name
+                nodes.append(helper.make_node("Squeeze", [outer, axes], [names[inner.name]]))
+        for t in body.initializer:
+            t.name = names[t.name]
+            graph.initializer.append(t)
+        for inner in body.node:
+            for j, v in enumerate(inner.input):
+                inner.input[j] = names.get(v, v)
+            for j, v in enumerate(inner.output):
+                inner.output[j] = names.setdefault(v, prefix + v)
+            inner.name = prefix + inner.name
+            nodes.append(inner)
+        for i, (inner, outer) in enumerate(zip(body.output, node.output)):
+            op = "Identity" if i < n_state else "Unsqueeze"
+            nodes.append(helper.make_node(op, [names.get(inner.name, inner.name)] + ([axes] if op == "Unsqueeze" else []),
+                                          [outer]))
+    del graph.node[:]
+    graph.node.extend(nodes)
+    onnx.save(model, str(dst))
+    want, got = _session(src), _session(dst)
+    feeds = _feeds(want, 1)
+    for a, b, out in zip(want.run(None, feeds), got.run(None, feeds), want.get_outputs()):
+        if not np.allclose(a, b, rtol=1e-5, atol=1e-6):
+            raise AssertionError(f"{dst.name}: {out.name} differs from the Scan graph's by {np.abs(a - b).max():.3g}")
 
 
 def _export(model: torch.nn.Module, folder: Path, label: str, strategies: tuple[str, ...]) -> dict[str, Path]:
@@ -175,24 +313,35 @@ def main(argv: list[str] | None = None) -> int:
                                          output_size=1), ("scan", "scan-legacy")),
     }
     rows: list[Row] = []
+    cost: ScanCost | None = None  # measured beside the plain LSTM
     plain: dict[str, Path] = {}  # the plain LSTM's graphs, timed again beside the projected one
     with tempfile.TemporaryDirectory() as tmp:
         for label, (model, strategies) in models.items():
             if args.only not in label:
                 continue
             paths = _export(model.eval(), Path(tmp), label.replace(" ", "_").replace(">", ""), strategies)
+            if "scan" in paths:
+                paths["scan-inlined"] = paths["scan"].with_name(paths["scan"].stem + "-inlined.onnx")
+                _inline_one_step(paths["scan"], paths["scan-inlined"])
             if label == "lstm 2l 16->64":
                 plain = paths
             elif "proj" in label and "trace" in plain:
                 paths["trace-noproj"] = plain["trace"]
             rows += measure(label, paths, args.rounds, args.calls)
+            if label == "lstm 2l 16->64" and {"trace", "scan"} <= set(paths):
+                cost = scan_cost(args.rounds, max(args.calls // 16, 5), paths["trace"], paths["scan"])
     print(f"onnxruntime {ort.__version__}, torch {torch.__version__}, {platform.machine()}, "
           f"batch 1, float32, 1 intra-op thread, best of {args.rounds} alternating rounds")
     print(table(rows))
+    if cost is not None:
+        print("\n" + cost.summary())
     if args.json:
         env = {"python": platform.python_version(), "onnxruntime": ort.__version__,
                "torch": torch.__version__, "machine": platform.machine()}
         args.json.write_text(json.dumps({"env": env, "rows": [asdict(r) for r in rows],
+                                         "scan_cost": None if cost is None else {
+                                             **asdict(cost),
+                                             "node_budget": cost.node_budget},
                                          "ratios": [dict(zip(("model", "case", "paths", "best", "median",
                                                               "cpu", "target"), r))
                                                     for r in ratios(rows)]}, indent=2))

@@ -32,6 +32,7 @@ import gc
 import json
 import os
 import platform
+import queue
 import sys
 import tempfile
 import threading
@@ -139,6 +140,140 @@ def run_burst(pool: StreamPool, xs: np.ndarray, steps: int, out: Series, many: b
     out.add(lat.ravel(), n * steps, clock() - t_start)
 
 
+# -- references, not serving paths: what the same clients cost with no model at all, and the
+# one design that beat the batcher thread here (not shipped: it runs onnxruntime on the event loop)
+def run_asyncio_floor(pool: StreamPool, xs: np.ndarray, steps: int, out: Series) -> None:
+    """The asubmit clients against a thread that only resolves their futures, a batch of all at a time.
+
+    No model, no copies, no validation: an await's round trip through a thread, which every
+    ``asubmit`` pays, so ``step_batch / this`` bounds the asubmit ratio from above.
+    """
+    n = len(xs)
+    lat = np.empty((n, steps))
+    jobs: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
+    ys = np.zeros((n, 1), np.float32)
+
+    def settle(futs: list) -> None:
+        for fut, y in zip(futs, ys):
+            fut.set_result(y)
+
+    def resolver(loop: asyncio.AbstractEventLoop) -> None:
+        while True:
+            futs = []
+            while len(futs) < n:
+                fut = jobs.get()
+                if fut is None:
+                    return
+                futs.append(fut)
+            loop.call_soon_threadsafe(settle, futs)
+
+    async def client(i: int) -> None:
+        loop, row = asyncio.get_running_loop(), lat[i]
+        for k in range(steps):
+            t0 = clock()
+            fut = loop.create_future()
+            jobs.put(fut)
+            await fut
+            row[k] = clock() - t0
+
+    async def main() -> float:
+        worker = threading.Thread(target=resolver, args=(asyncio.get_running_loop(),), daemon=True)
+        worker.start()
+        t0 = clock()
+        await asyncio.gather(*(client(i) for i in range(n)))
+        wall = clock() - t0
+        jobs.put(None)
+        worker.join()
+        return wall
+
+    out.add(lat.ravel(), n * steps, asyncio.run(main()))
+
+
+def run_thread_floor(pool: StreamPool, xs: np.ndarray, steps: int, out: Series, threads: int = 8) -> None:
+    """The 8 submit threads against a thread that only resolves their plain futures (no model)."""
+    n = len(xs)
+    lat = np.empty((n, steps))
+    jobs: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
+    shares = [list(range(t, n, threads)) for t in range(threads)]
+
+    def resolver() -> None:
+        while True:
+            futs = []
+            while len(futs) < n:
+                fut = jobs.get()
+                if fut is None:
+                    return
+                futs.append(fut)
+            for fut in futs:
+                fut.set_result(None)
+
+    def client(mine: list[int]) -> None:
+        for k in range(steps):
+            t0 = clock()
+            futs = [Future() for _ in mine]
+            for fut in futs:
+                jobs.put(fut)
+            for i, fut in zip(mine, futs):
+                fut.result(timeout=60)
+                lat[i, k] = clock() - t0
+
+    worker = threading.Thread(target=resolver, daemon=True)
+    worker.start()
+    clients = [threading.Thread(target=client, args=(s,)) for s in shares if s]
+    t0 = clock()
+    for c in clients:
+        c.start()
+    for c in clients:
+        c.join()
+    out.add(lat.ravel(), n * steps, clock() - t0)
+    jobs.put(None)
+    worker.join()
+
+
+def run_in_loop(pool: StreamPool, xs: np.ndarray, steps: int, out: Series) -> None:
+    """asyncio clients batched by the event loop itself: the steps queued by one round of the
+    loop go through one ``step_batch`` called right there, with no thread. Not shipped:
+    onnxruntime then blocks the event loop for every batch (about 0.6 ms for 256 streams
+    here, far longer for bigger models), one bad step fails its whole batch, and a stream
+    may have only one step in flight."""
+    n = len(xs)
+    lat = np.empty((n, steps))
+    ids: list[int] = []
+    rows: list[bytes] = []
+    futs: list[asyncio.Future] = []
+
+    def flush() -> None:
+        batch_ids, batch_rows, batch_futs = ids[:], rows[:], futs[:]
+        del ids[:], rows[:], futs[:]
+        x = np.frombuffer(b"".join(batch_rows), xs.dtype).reshape((len(batch_ids),) + xs.shape[1:])
+        for fut, y in zip(batch_futs, pool.step_batch(batch_ids, x).array):
+            fut.set_result(y)
+
+    def submit(i: int, x: np.ndarray) -> asyncio.Future:
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        if not ids:
+            loop.call_soon(flush)  # after every client the loop is running now has queued its step
+        ids.append(i)
+        rows.append(x.tobytes())
+        futs.append(fut)
+        return fut
+
+    async def client(i: int) -> None:
+        x, row = xs[i], lat[i]
+        for k in range(steps):
+            t0 = clock()
+            await submit(i, x)
+            row[k] = clock() - t0
+
+    async def main() -> float:
+        t0 = clock()
+        await asyncio.gather(*(client(i) for i in range(n)))
+        return clock() - t0
+
+    out.add(lat.ravel(), n * steps, asyncio.run(main()))
+
+
 Candidate = tuple[str, Callable[[StreamPool, np.ndarray, int, Series], None]]
 CANDIDATES: list[Candidate] = [
     ("step_batch (one caller, all streams)", run_step_batch),
@@ -146,7 +281,11 @@ CANDIDATES: list[Candidate] = [
     ("submit (8 threads)", run_threads),
     ("submit burst (1 thread)", run_burst),
     ("submit_many burst (1 thread)", lambda p, x, s, o: run_burst(p, x, s, o, many=True)),
+    ("floor: asyncio futures, no model", run_asyncio_floor),
+    ("floor: 8 threads' futures, no model", run_thread_floor),
+    ("in-loop step_batch (not shipped)", run_in_loop),
 ]
+FLOORS = {"asubmit": "floor: asyncio futures, no model", "submit": "floor: 8 threads' futures, no model"}
 
 
 def make_pool(path: str, streams: int, max_batch: int, max_wait_ms: float) -> tuple[StreamPool, np.ndarray]:
@@ -279,6 +418,8 @@ def main(argv: list[str] | None = None) -> int:
               for r in main_rows[1:3]]
     checks += [Check(f"{r['name'].split(' (')[0]} p99 latency (ms)", r["p99_ms"], 5.0, False) for r in main_rows[1:3]]
     checks.append(bare_check)
+    by_name = {r["name"]: r for r in main_rows}
+    bounds = [(path_name, by_name[floor]["steps_per_s"] / ceiling) for path_name, floor in FLOORS.items()]
     print(f"2-layer LSTM 16->64->1, float32, 1 intra-op thread, {args.streams} streams, max_batch "
           f"{args.max_batch}, max_wait_ms {args.max_wait_ms:g}, {args.rounds} alternating rounds of "
           f"{args.steps} steps per stream; {os.cpu_count()} CPUs visible, load {os.getloadavg()[0]:.1f}")
@@ -291,6 +432,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['streams']} streams p99 {r['p99_ms']:.1f} ms {'ok' if r['ok'] else 'NO'}" for r in runs))
         print(f"largest held with p99 <= 10 ms: {best} streams")
     print()
+    for path_name, bound in bounds:  # a serving path does at least its floor's work per step
+        print(f"upper bound for {path_name} / step_batch from its floor (no model at all): {bound:.2f}")
+    print()
     print(f"{'ratio':<58} {'value':>8} {'target':>9}  ok")
     for c in checks:
         cmp = ">=" if c.higher_is_better else "<="
@@ -300,6 +444,7 @@ def main(argv: list[str] | None = None) -> int:
                "load1": os.getloadavg()[0], "max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms}
         args.json.write_text(json.dumps({"env": env, "rows": main_rows, "scaling": scaling,
                                          "held": {"best": best, "runs": runs},
+                                         "floor_bounds": dict(bounds),
                                          "checks": [c.to_dict() for c in checks]}, indent=2))
     return 0 if all(c.ok for c in checks) else 1
 

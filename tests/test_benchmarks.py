@@ -37,11 +37,34 @@ def test_bench_serving_reports_every_path_side_by_side(tmp_path):
     assert done.returncode in (0, 1), done.stderr  # 1: a ratio missed its target on this (tiny) run
     report = json.loads(out.read_text())
     names = [r["name"] for r in report["rows"]]
-    for expected in ("step_batch", "asubmit", "submit (8 threads)", "submit burst", "submit_many burst"):
+    for expected in ("step_batch", "asubmit", "submit (8 threads)", "submit burst", "submit_many burst",
+                     "floor: asyncio futures", "floor: 8 threads' futures", "in-loop step_batch"):
         assert any(n.startswith(expected) for n in names), (expected, names)
     assert [r["name"] for r in report["scaling"]] == ["step_batch, 1 streams", "asubmit, 1 streams",
                                                       "step_batch, 4 streams", "asubmit, 4 streams"]
     assert all(r["p50_ms"] > 0 and r["steps_per_s"] > 0 for r in report["rows"] + report["scaling"])
     assert [r["streams"] for r in report["held"]["runs"]] == [4]
     assert len(report["checks"]) == 5
+    assert set(report["floor_bounds"]) == {"asubmit", "submit"} and all(b > 0 for b in report["floor_bounds"].values())
     assert "throughput / step_batch" in done.stdout and "p99" in done.stdout
+
+
+EXPORT_PATHS = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_export_paths.py"
+
+
+def test_bench_export_paths_times_every_graph_and_fits_the_scan_cost(tmp_path):
+    out = tmp_path / "paths.json"
+    done = subprocess.run([sys.executable, str(EXPORT_PATHS), "--only", "lstm 2l 16->64", "--rounds", "1",
+                           "--calls", "16", "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    rows = {(r["model"], r["path"], r["case"]) for r in report["rows"]}
+    plain = "lstm 2l 16->64"
+    for path in ("trace", "scan", "scan-legacy"):
+        assert {(plain, path, "step"), (plain, path, "chunk")} <= rows
+    # the Scan graph run once without its Scan (checked equal to it inside the script): step only
+    assert (plain, "scan-inlined", "step") in rows and (plain, "scan-inlined", "chunk") not in rows
+    assert any(r["paths"] == "scan-inlined/scan" for r in report["ratios"])
+    cost = report["scan_cost"]
+    assert cost["per_node_us"] > 0 and cost["lean_body_nodes"] > 10 and cost["trace_chunk_us"] > 0
+    assert "onnxruntime Scan cost" in done.stdout
