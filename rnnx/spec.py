@@ -400,6 +400,43 @@ class DataSpec:
                    window=d.get("window"))
 
 
+_HEX = frozenset("0123456789abcdef")
+
+
+@dataclass(frozen=True)
+class StepGraph:
+    """A second graph for single steps, written beside the model file (optional ``step_graph`` field).
+
+    It has the model's inputs, outputs and states, is valid only for a time length of 1,
+    and has no time loop: the model's ``Scan`` nodes run once, inlined. onnxruntime runs it
+    faster per step than the Scan graph at T=1; the runtime uses it for step-by-step calls
+    when the file is there and its SHA-256 matches (see ``rnnx.runtime``).
+
+    Attributes:
+        file: its file name, in the model file's folder (a bare name ending in ``.onnx``).
+        sha256: the hex SHA-256 of that file's bytes.
+    """
+
+    file: str
+    sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "sha256": self.sha256}
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = f"{METADATA_KEY}.step_graph") -> "StepGraph":
+        if not isinstance(d, Mapping):
+            raise SpecError(f"{where}: expected an object, got {type(d).__name__}")
+        name, digest = _require(d, "file", where), _require(d, "sha256", where)
+        if (not isinstance(name, str) or not name.endswith(".onnx") or name.startswith(".")
+                or any(c in name for c in "/\\:\0") or len(name) > 255):
+            raise SpecError(f"{where}.file: expected a file name ending in .onnx in the model's "
+                            f"folder (no path), got {name!r}")
+        if not isinstance(digest, str) or len(digest) != 64 or not set(digest) <= _HEX:
+            raise SpecError(f"{where}.sha256: expected 64 lowercase hex digits, got {digest!r}")
+        return cls(name, digest)
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """The whole contract of an exported model, stored as JSON under ``rnnx.spec``.
@@ -422,6 +459,8 @@ class ModelSpec:
         seq2seq: the bundle contract, in both files of a seq2seq bundle (None otherwise).
         data: the task's data contract (feature names, target, horizon, vocabulary, ...),
             or None (files written before the field existed, models not trained by rnnx).
+        step_graph: the single-step graph written beside the file (:class:`StepGraph`), or
+            None (graphs without a time loop to remove, or written without one).
     """
 
     input: IOSpec
@@ -439,6 +478,7 @@ class ModelSpec:
     role: str = ""  # "", or "encoder" / "decoder" in a seq2seq bundle
     seq2seq: Seq2SeqSpec | None = None  # the bundle contract (seq2seq bundle files only)
     data: DataSpec | None = None  # what the input/output columns mean; written only when known
+    step_graph: StepGraph | None = None  # a Scan-free graph for T=1 beside the file
 
     def state_by_name(self) -> dict[str, StateSpec]:
         return {s.name: s for s in self.state}
@@ -464,6 +504,8 @@ class ModelSpec:
             d["seq2seq"] = self.seq2seq.to_dict()
         if self.data is not None:  # optional: older readers ignore it
             d["data"] = self.data.to_dict()
+        if self.step_graph is not None:  # optional: older readers ignore it and run the main graph
+            d["step_graph"] = self.step_graph.to_dict()
         return d
 
     def to_json(self) -> str:
@@ -515,6 +557,7 @@ class ModelSpec:
             role=str(role),
             seq2seq=bundle,
             data=None if d.get("data") is None else DataSpec.from_dict(d["data"]),
+            step_graph=None if d.get("step_graph") is None else StepGraph.from_dict(d["step_graph"]),
         )
 
     @classmethod

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from rnnx.errors import SpecError
-from rnnx.spec import DataSpec, IOSpec, ModelSpec, StateSpec
+from rnnx.spec import DataSpec, IOSpec, ModelSpec, StateSpec, StepGraph
 
 
 def lstm_spec(**overrides) -> ModelSpec:
@@ -126,5 +126,28 @@ def test_data_contract_round_trips_and_is_optional():
 def test_malformed_data_contract_names_the_field(field, value, match):
     d = lstm_spec().to_dict()
     d["data"] = {"task": "csv", field: value}
+    with pytest.raises(SpecError, match=match):
+        ModelSpec.from_dict(d)
+
+
+def test_step_graph_round_trips_and_is_optional():
+    spec = lstm_spec(step_graph=StepGraph("m.step.onnx", "ab" * 32))
+    d = json.loads(spec.to_json())
+    assert d["step_graph"] == {"file": "m.step.onnx", "sha256": "ab" * 32}
+    assert ModelSpec.from_json(spec.to_json()) == spec
+    assert "step_graph" not in lstm_spec().to_dict() and ModelSpec.from_dict(lstm_spec().to_dict()).step_graph is None
+
+
+@pytest.mark.parametrize("value,match", [
+    ({"file": "../m.step.onnx", "sha256": "ab" * 32}, r"step_graph\.file: expected a file name .* got '\.\./m"),
+    ({"file": "sub/m.step.onnx", "sha256": "ab" * 32}, r"step_graph\.file: expected a file name"),
+    ({"file": "m.step.bin", "sha256": "ab" * 32}, r"step_graph\.file: expected a file name ending in \.onnx"),
+    ({"file": "m.step.onnx", "sha256": "AB" * 32}, r"step_graph\.sha256: expected 64 lowercase hex digits"),
+    ({"file": "m.step.onnx"}, r"step_graph.*sha256"),
+    ("m.step.onnx", r"step_graph: expected an object, got str"),
+])
+def test_malformed_step_graph_names_the_field(value, match):
+    d = lstm_spec().to_dict()
+    d["step_graph"] = value
     with pytest.raises(SpecError, match=match):
         ModelSpec.from_dict(d)
