@@ -313,37 +313,48 @@ def side_by_side(path: str, streams: int, rounds: int, steps: int, max_batch: in
 
 # -- open loop: N streams at 100 steps/s each ------------------------------------------------
 def held_rate(path: str, streams: int, seconds: float, rate: float, max_batch: int,
-              max_wait_ms: float) -> dict[str, Any]:
-    """Latency of asyncio clients each sending ``rate`` steps/s (staggered), measured from the due time."""
-    pool, xs = make_pool(path, streams, max_batch, max_wait_ms)
+              max_wait_ms: float, model: bool = True) -> dict[str, Any]:
+    """Latency of asyncio clients each sending ``rate`` steps/s (staggered), measured from the due time.
+
+    ``model=False``: the same clients and timers with no pool (each step is an ``await
+    asyncio.sleep(0)``): what the event loop's own timers cost at this rate.
+    """
     period = 1.0 / rate
     lat: list[float] = []
-    with pool:
-        async def client(i: int, start: float) -> int:
-            due, done, x = start + period * i / streams, 0, xs[i]
-            while due < start + seconds:
-                delay = due - clock()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                await pool.asubmit(i, x)
-                lat.append(clock() - due)
-                done += 1
-                due += period
-            return done
+    pool, xs = make_pool(path, streams, max_batch, max_wait_ms) if model else (None, np.zeros((streams, 1)))
 
-        async def main() -> int:
-            start = clock() + 0.05
-            return sum(await asyncio.gather(*(client(i, start) for i in range(streams))))
+    async def client(i: int, start: float) -> int:
+        due, done, x = start + period * i / streams, 0, xs[i]
+        while due < start + seconds:
+            delay = due - clock()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await (pool.asubmit(i, x) if pool is not None else asyncio.sleep(0))
+            lat.append(clock() - due)
+            done += 1
+            due += period
+        return done
 
+    async def main() -> int:
+        start = clock() + 0.05
+        return sum(await asyncio.gather(*(client(i, start) for i in range(streams))))
+
+    try:
         done = asyncio.run(main())
+    finally:
+        if pool is not None:
+            pool.close()
     arr = np.asarray(lat) * 1e3
     return {"streams": streams, "steps": done, "p50_ms": float(np.percentile(arr, 50)),
             "p99_ms": float(np.percentile(arr, 99)), "target_steps": int(streams * rate * seconds)}
 
 
 def capacity(path: str, seconds: float, rate: float, p99_ms: float, max_batch: int, max_wait_ms: float,
-             sizes: list[int]) -> tuple[int, list[dict[str, Any]]]:
-    """The largest size in ``sizes`` held at ``rate`` steps/s per stream with p99 <= ``p99_ms`` (pinned to one core)."""
+             sizes: list[int], model: bool = True) -> tuple[int, list[dict[str, Any]]]:
+    """The largest size in ``sizes`` held at ``rate`` steps/s per stream with p99 <= ``p99_ms`` (pinned to one core).
+
+    ``model=False``: the clients' own floor, timers only (see :func:`held_rate`).
+    """
     pinned = hasattr(os, "sched_setaffinity")
     if pinned:
         before = os.sched_getaffinity(0)
@@ -351,7 +362,7 @@ def capacity(path: str, seconds: float, rate: float, p99_ms: float, max_batch: i
     runs, best = [], 0
     try:
         for n in sizes:
-            res = held_rate(path, n, seconds, rate, max_batch, max_wait_ms)
+            res = held_rate(path, n, seconds, rate, max_batch, max_wait_ms, model)
             res["ok"] = res["p99_ms"] <= p99_ms and res["steps"] >= 0.95 * res["target_steps"]
             runs.append(res)
             if not res["ok"]:
@@ -412,6 +423,8 @@ def main(argv: list[str] | None = None) -> int:
                 scaling.append({**r, "name": f"{r['name'].split(' (')[0]}, {n} streams"})
         held = [int(s) for s in args.held.split(",") if s]
         best, runs = capacity(path, args.held_seconds, 100.0, 10.0, sizes=held, **kw) if held else (0, [])
+        floor_best, floor_runs = (capacity(path, args.held_seconds, 100.0, 10.0, sizes=held, model=False, **kw)
+                                  if held else (0, []))
         bare_check = step_many_vs_bare(path, args.streams, max(40, args.rounds * args.steps))
     ceiling = main_rows[0]["steps_per_s"]
     checks = [Check(f"{r['name'].split(' (')[0]} throughput / step_batch", r["steps_per_s"] / ceiling, 0.5, True)
@@ -431,6 +444,9 @@ def main(argv: list[str] | None = None) -> int:
         print("100 steps/s per stream, asyncio clients, one core: " + ", ".join(
             f"{r['streams']} streams p99 {r['p99_ms']:.1f} ms {'ok' if r['ok'] else 'NO'}" for r in runs))
         print(f"largest held with p99 <= 10 ms: {best} streams")
+        print("the same clients with no model (their timers only): " + ", ".join(
+            f"{r['streams']} streams p99 {r['p99_ms']:.1f} ms {'ok' if r['ok'] else 'NO'}" for r in floor_runs))
+        print(f"largest held with no model at all: {floor_best} streams")
     print()
     for path_name, bound in bounds:  # a serving path does at least its floor's work per step
         print(f"upper bound for {path_name} / step_batch from its floor (no model at all): {bound:.2f}")
@@ -444,6 +460,7 @@ def main(argv: list[str] | None = None) -> int:
                "load1": os.getloadavg()[0], "max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms}
         args.json.write_text(json.dumps({"env": env, "rows": main_rows, "scaling": scaling,
                                          "held": {"best": best, "runs": runs},
+                                         "held_no_model": {"best": floor_best, "runs": floor_runs},
                                          "floor_bounds": dict(bounds),
                                          "checks": [c.to_dict() for c in checks]}, indent=2))
     return 0 if all(c.ok for c in checks) else 1

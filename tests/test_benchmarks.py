@@ -44,6 +44,7 @@ def test_bench_serving_reports_every_path_side_by_side(tmp_path):
                                                       "step_batch, 4 streams", "asubmit, 4 streams"]
     assert all(r["p50_ms"] > 0 and r["steps_per_s"] > 0 for r in report["rows"] + report["scaling"])
     assert [r["streams"] for r in report["held"]["runs"]] == [4]
+    assert [r["streams"] for r in report["held_no_model"]["runs"]] == [4]
     assert len(report["checks"]) == 5
     assert set(report["floor_bounds"]) == {"asubmit", "submit"} and all(b > 0 for b in report["floor_bounds"].values())
     assert "throughput / step_batch" in done.stdout and "p99" in done.stdout
