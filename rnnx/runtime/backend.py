@@ -122,8 +122,11 @@ class OrtBackend:
         ib.synchronize_outputs()
 
     @classmethod
-    def open(cls, path: PathLike, options: RuntimeOptions) -> "OrtBackend":
+    def open(cls, path: PathLike, options: RuntimeOptions, precision: Optional[str] = None) -> "OrtBackend":
         """Load an ONNX file with the options' providers and session options.
+
+        ``precision`` is the graph's precision when the file records none itself (a step
+        graph: its model's); None reads it from the file's ``rnnx.spec``.
 
         Raises:
             ModelFileError: missing, unreadable or non-ONNX file. ProviderError: see providers.
@@ -134,7 +137,7 @@ class OrtBackend:
             raise ModelFileError(f"model: expected an ONNX file, got "
                                  f"{'a directory' if p.is_dir() else 'no file'} at {p}")
         # the file's precision may need options (fp16: see rnnx.runtime.precision)
-        so = session_options_for(file_precision(p), options.ort_session_options())
+        so = session_options_for(precision or file_precision(p), options.ort_session_options())
         try:
             sess = ort.InferenceSession(str(p), sess_options=so, providers=resolved)
         except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
@@ -220,6 +223,6 @@ def closed_run(binding: Any) -> None:
     raise RuntimeError("backend is closed")
 
 
-def open_backend(path: PathLike, options: RuntimeOptions) -> Backend:
-    """Open ``path`` on the backend the options select (onnxruntime today)."""
-    return OrtBackend.open(path, options)
+def open_backend(path: PathLike, options: RuntimeOptions, precision: Optional[str] = None) -> Backend:
+    """Open ``path`` on the backend the options select (onnxruntime today); ``precision``: see OrtBackend.open."""
+    return OrtBackend.open(path, options, precision)

@@ -5,6 +5,9 @@ set 0 and writes set 1, binding B the reverse. A step copies x into a fixed inpu
 buffer, runs the binding of the current set and flips. The current set is only
 switched after a successful run, so a failed call leaves the state untouched. On CUDA
 the state buffers are device OrtValues: only x and y cross to the host.
+
+With a step graph (:mod:`rnnx.runtime.step_graph`) single steps run on its backend and
+chunks on the main graph's; both bind the same two state sets, so they may alternate.
 """
 
 from __future__ import annotations
@@ -23,9 +26,12 @@ _CACHE_MAX_ELEMENTS = 1 << 18  # chunk inputs up to this size keep their buffers
 class StepEngine:
     """State buffers and bindings of one session at a fixed batch size."""
 
-    def __init__(self, backend: Backend, contract: Contract, batch: int) -> None:
+    def __init__(self, backend: Backend, contract: Contract, batch: int,
+                 step_backend: Optional[Backend] = None) -> None:
         self.backend, self.contract, self.batch = backend, contract, batch
-        self._run = backend.run_bound
+        self.step_backend = step_backend if step_backend is not None else backend  # runs single steps
+        self._run = backend.run_bound  # chunks
+        self._run_step = self.step_backend.run_bound  # single steps
         self.cur = 0  # index of the state set holding the current state
         shapes = [(s.concrete_shape(batch), np.dtype(s.dtype)) for s in contract.states]
         self.vals = [[backend.alloc(sh, dt) for sh, dt in shapes] for _ in range(2)]  # 2 state sets
@@ -51,14 +57,14 @@ class StepEngine:
         """Drop every buffer and binding (and the bound-run function, which holds the native session)."""
         self.vals, self.bindings, self._chunks = [], [], {}
         self.x_buf = self.y_buf = None
-        self._run = closed_run
+        self._run = self._run_step = closed_run
 
     # -- one step through the bound fast path ----------------------------------------
     def _bind(self, x_shape: tuple[int, ...], y_shape: Optional[tuple[int, ...]]) -> None:
         c = self.contract
         self.x_buf = np.zeros(x_shape, c.input.dtype)
         self.y_buf = None if y_shape is None else np.zeros(y_shape, c.output.dtype)
-        self.bindings = [self._binding(self.x_buf, self.y_buf, side) for side in (0, 1)]
+        self.bindings = [self._binding(self.x_buf, self.y_buf, side, self.step_backend) for side in (0, 1)]
 
     def step_buffer(self, x_shape: tuple[int, ...], y_shape: Optional[tuple[int, ...]]) -> np.ndarray:
         """The fixed input buffer for a step of graph shape ``x_shape`` (rebinding if needed)."""
@@ -69,11 +75,11 @@ class StepEngine:
     def run_step(self) -> np.ndarray:
         """Run the bound step on ``x_buf``; returns the output (a view of a reused buffer)."""
         b = self.bindings[self.cur]
-        self._run(b)
+        self._run_step(b)
         self.cur ^= 1
         if self.y_buf is not None:
             return self.y_buf
-        return self.backend.fetch(b)[0]
+        return self.step_backend.fetch(b)[0]
 
     # -- a whole chunk (dynamic time) --------------------------------------------------
     def run_chunk(self, x: np.ndarray) -> np.ndarray:
@@ -100,18 +106,18 @@ class StepEngine:
             steps = x_shape[c.input.time_axis] if c.input.time_axis is not None else 1
             y_shape = c.output_shape(self.batch, steps)
             y_buf = None if y_shape is None else np.zeros(y_shape, c.output.dtype)
-            bindings = [self._binding(x_buf, y_buf, side) for side in (0, 1)]
+            bindings = [self._binding(x_buf, y_buf, side, self.backend) for side in (0, 1)]
             plan = (x_buf, y_buf, bindings)
             if x_buf.size <= _CACHE_MAX_ELEMENTS:  # keep small plans; a long recording is one-off
                 self._chunks[x_shape] = plan
         return plan
 
-    def _binding(self, x_buf: np.ndarray, y_buf: Optional[np.ndarray], side: int) -> Any:
-        """A binding reading state set ``side`` and writing the other one."""
+    def _binding(self, x_buf: np.ndarray, y_buf: Optional[np.ndarray], side: int, backend: Backend) -> Any:
+        """A binding on ``backend`` reading state set ``side`` and writing the other one."""
         c = self.contract
         ins = {c.input.name: x_buf, **c.constants}
         outs = {c.output.name: y_buf}
         for i, s in enumerate(c.states):
             ins[s.input] = self.vals[side][i]
             outs[s.output] = self.vals[1 - side][i]
-        return self.backend.bind(ins, outs)
+        return backend.bind(ins, outs)

@@ -29,17 +29,23 @@ class RuntimeOptions:
         session_options: an ``onnxruntime.SessionOptions``; not combined with ``threads``.
         check_finite: what a NaN or inf in an input or output does: "off" (nothing; the
             fastest), "warn" (a RuntimeWarning) or "raise" (NonFiniteError, state unchanged).
+        step_graph: run single steps on the model's step graph when its contract names one
+            (a loop-free graph beside the file, see :mod:`rnnx.runtime.step_graph`); False
+            runs every call on the main graph and opens only that one.
     """
 
     providers: Providers = "cpu"  # execution providers, resolved by rnnx.runtime.providers
     threads: Optional[int] = None  # intra-op threads; None: onnxruntime's default
     session_options: Optional[ort.SessionOptions] = None  # full control over onnxruntime
     check_finite: str = "off"  # "off" | "warn" | "raise" on NaN/inf in inputs and outputs
+    step_graph: bool = True  # run single steps on the file's step graph when it has one
 
     def __post_init__(self) -> None:
         if self.check_finite not in CHECK_FINITE:
             raise ConfigError(f"check_finite: expected one of {', '.join(CHECK_FINITE)}, "
                               f"got {self.check_finite!r}")
+        if not isinstance(self.step_graph, bool):
+            raise ConfigError(f"step_graph: expected True or False, got {self.step_graph!r}")
         t = self.threads
         if t is not None and (isinstance(t, bool) or not isinstance(t, int) or t < 0):
             raise ConfigError(f"threads: expected a non-negative int or None, got {t!r}")

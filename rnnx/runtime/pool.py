@@ -9,6 +9,7 @@ import warnings
 import weakref
 from concurrent.futures import Future
 from operator import attrgetter
+from pathlib import Path
 from typing import Any, Awaitable, Callable, Hashable, Mapping, Optional, Sequence
 
 import numpy as np
@@ -20,10 +21,11 @@ from rnnx.errors import (ClosedError, ConfigError, DuplicateStreamError, InputVa
 from rnnx.runtime.batch_engine import BatchEngine
 from rnnx.runtime.backend import PathLike
 from rnnx.runtime.batcher import StreamQueue, WorkQueue, fail
-from rnnx.runtime.contract import CONTEXT_KEY, open_model
+from rnnx.runtime.contract import CONTEXT_KEY
 from rnnx.runtime.options import RuntimeOptions, merge_options
 from rnnx.runtime.providers import Providers
 from rnnx.runtime.slots import SlotStore
+from rnnx.runtime.step_graph import open_model_graphs
 from rnnx.runtime.validate import check_input, check_state
 
 _ALL = object()
@@ -112,6 +114,9 @@ class StreamPool:
             output, as in :class:`~rnnx.runtime.StreamingSession`; with "raise" only the
             offending stream's step fails (its state unchanged), and a direct
             :meth:`step_many` raises with every state unchanged.
+        step_graph: whether steps run on the file's step graph when its contract names one
+            (default: the options', True). A pool runs single steps only, so it then keeps
+            just that graph open (the main graph is closed once the contract is checked).
 
     Raises:
         ConfigError: an option out of range. ModelFileError, SpecError, ProviderError,
@@ -125,20 +130,25 @@ class StreamPool:
                  constants: Optional[Mapping[str, Any]] = None, context: int = 0,
                  session_options: Optional[ort.SessionOptions] = None,
                  state_shapes: Optional[Mapping[str, Sequence[Any]]] = None, capacity: int = 8,
-                 check_finite: Optional[str] = None) -> None:
+                 check_finite: Optional[str] = None, step_graph: Optional[bool] = None) -> None:
         self.max_batch = _int_option("max_batch", max_batch, MAX_BATCH_LIMIT)
         self.max_wait_ms = _wait_option(max_wait_ms)
         self.max_streams = _int_option("max_streams", max_streams, 1 << 31)
         self.max_pending = _int_option("max_pending", max_pending, 1 << 31)
         capacity = min(_int_option("capacity", capacity, 1 << 31), self.max_streams)
         self.options = merge_options(options, providers=providers, session_options=session_options,
-                                     check_finite=check_finite)
-        self.backend, self.contract = open_model(path, self.options, state_map=state_map, constants=constants,
-                                                 context=context, state_shapes=state_shapes)
+                                     check_finite=check_finite, step_graph=step_graph)
+        graphs = open_model_graphs(path, self.options, state_map=state_map, constants=constants,
+                                   context=context, state_shapes=state_shapes)
+        self.contract = graphs.contract
         if not self.contract.streamable:
-            self.backend.close()
+            graphs.close()
             raise NotStreamableError(f"StreamPool: {path} is not streamable (bidirectional); "
                                      f"use StreamingSession.run on whole sequences")
+        if graphs.step is not None:  # every call of a pool is one step: the main graph is not needed
+            graphs.backend.close()
+        self.backend = graphs.step if graphs.step is not None else graphs.backend  # the graph steps run on
+        self.step_graph: Optional[Path] = graphs.step_path  # the step graph's file, when the pool runs on it
         c = self.contract
         self._slots = SlotStore(c, capacity)
         self._engine = BatchEngine(self.backend, c, self._slots)

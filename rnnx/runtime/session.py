@@ -13,24 +13,25 @@ import numpy as np
 import onnxruntime as ort
 
 from rnnx.errors import ClosedError, ConcurrentUseError, NotStreamableError, ShapeError, SpecError
-from rnnx.runtime.backend import Backend, PathLike
-from rnnx.runtime.contract import CONTEXT_KEY, open_model
+from rnnx.runtime.backend import PathLike
+from rnnx.runtime.contract import CONTEXT_KEY
 from rnnx.runtime.engine import StepEngine
 from rnnx.runtime.options import RuntimeOptions, merge_options
 from rnnx.runtime.providers import Providers
 from rnnx.runtime.state_io import load_state_file, save_state_file
+from rnnx.runtime.step_graph import ModelGraphs, open_model_graphs
 from rnnx.runtime.validate import check_finite, check_input, check_state
 
 MAX_STATE_BYTES = 1 << 34  # most bytes a session's state buffers may take (16 GiB), checked before allocating
 
 
-def _release(backend: Backend, engine: StepEngine, name: str, warn: bool) -> None:
-    """Free a session's buffers and backend; the finalizer of an unclosed session warns."""
+def _release(graphs: ModelGraphs, engine: StepEngine, name: str, warn: bool) -> None:
+    """Free a session's buffers and backends; the finalizer of an unclosed session warns."""
     if warn:
         warnings.warn(f"StreamingSession({name}) was garbage-collected without close(); "
                       f"call close() or use it as a context manager", ResourceWarning, stacklevel=2)
     engine.close()
-    backend.close()
+    graphs.close()
 
 
 class StreamingSession:
@@ -42,7 +43,10 @@ class StreamingSession:
     the GPU with CUDA) and are never copied per step. A session serves ONE thread at a
     time: a call while another thread is inside one raises ConcurrentUseError; use
     :class:`~rnnx.runtime.StreamPool` for concurrent streams. ``close()`` (or a ``with``
-    block) frees the onnxruntime session and the buffers.
+    block) frees the onnxruntime session and the buffers. When the file's contract names a
+    step graph (a loop-free graph beside it, see :mod:`rnnx.runtime.step_graph`),
+    :meth:`step` runs on it and :meth:`feed`/:meth:`run` on the main graph, over the same
+    state.
 
     Example:
         A complete streaming loop::
@@ -71,10 +75,13 @@ class StreamingSession:
         state_shapes: ``{state_input: (2, "batch", 64)}`` where the graph's state shape
             does not tell the batch axis.
         check_finite: "off" (default), "warn" or "raise" on NaN/inf in inputs and outputs.
+        step_graph: False runs single steps on the main graph even when the file has a
+            step graph (default: the options', True).
 
     Raises:
         ModelFileError, SpecError, ProviderError, ConfigError: the file, contract, providers
-        or options are unusable.
+        or options are unusable (SpecError also for a step graph whose SHA-256 or
+        inputs/outputs disagree with the contract).
     """
 
     def __init__(self, path: PathLike, *, options: Optional[RuntimeOptions] = None,
@@ -83,30 +90,32 @@ class StreamingSession:
                  constants: Optional[Mapping[str, Any]] = None, context: int = 0,
                  session_options: Optional[ort.SessionOptions] = None,
                  state_shapes: Optional[Mapping[str, Sequence[Any]]] = None,
-                 check_finite: Optional[str] = None) -> None:
+                 check_finite: Optional[str] = None, step_graph: Optional[bool] = None) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise SpecError(f"batch_size: expected a positive int, got {batch_size!r}")
         self.options = merge_options(options, providers=providers, session_options=session_options,
-                                     check_finite=check_finite)
+                                     check_finite=check_finite, step_graph=step_graph)
         self.path = Path(path)
-        self.backend, self.contract = open_model(path, self.options, state_map=state_map,
-                                                 constants=constants, context=context,
-                                                 state_shapes=state_shapes)
+        graphs = open_model_graphs(path, self.options, state_map=state_map, constants=constants,
+                                   context=context, state_shapes=state_shapes)
+        self.backend, self.contract = graphs.backend, graphs.contract
+        self.step_graph: Optional[Path] = graphs.step_path  # the step graph step() runs on, if any
         self.batch_size = batch_size
         self.device = self.backend.device
         need = sum(math.prod(s.concrete_shape(batch_size)) * np.dtype(s.dtype).itemsize
                    for s in self.contract.states) * 2  # two ping-pong state sets
         if need > MAX_STATE_BYTES:
-            self.backend.close()
+            graphs.close()
             raise SpecError(f"batch_size: expected state buffers of at most {MAX_STATE_BYTES} bytes, "
                             f"batch_size={batch_size} needs {need}; use a smaller batch or a StreamPool")
-        self._engine = StepEngine(self.backend, self.contract, batch_size)
+        self._engine = StepEngine(self.backend, self.contract, batch_size, step_backend=graphs.step)
         self._ctx = np.zeros((batch_size, context), self.contract.input.dtype)
         self._fast: Optional[tuple] = None  # step()'s validated fast path, see _fast_path
         self._busy = threading.Lock()  # held during a call: a second thread gets ConcurrentUseError
         self._finite = self.options.check_finite  # "off" | "warn" | "raise"
         self._closed = False
-        self._finalizer = weakref.finalize(self, _release, self.backend, self._engine, self.path.name, True)
+        self._graphs = graphs
+        self._finalizer = weakref.finalize(self, _release, graphs, self._engine, self.path.name, True)
         self._finalizer.atexit = False
 
     # -- lifecycle -------------------------------------------------------------------
@@ -115,7 +124,7 @@ class StreamingSession:
         with self._guard("close"):
             self._closed, self._fast = True, None
             if self._finalizer.detach() is not None:
-                _release(self.backend, self._engine, self.path.name, False)
+                _release(self._graphs, self._engine, self.path.name, False)
 
     @property
     def closed(self) -> bool:

@@ -1,0 +1,156 @@
+"""The step graph: a second, loop-free graph for single steps, written beside the model file.
+
+A model whose graph loops over time with ``Scan`` may carry ``spec.step_graph`` (a
+:class:`rnnx.spec.StepGraph`: a file name in the model's folder and its SHA-256). That
+file has the model's inputs, outputs and states but runs one step only, without the
+loop, which onnxruntime runs faster per step. :func:`open_model_graphs` opens it beside
+the main graph when :attr:`RuntimeOptions.step_graph` is on:
+
+- no such field, or the option off: only the main graph is opened;
+- the file is missing: one logging WARNING, and single steps run the main graph (it is
+  complete: the step graph only speeds steps up);
+- the file's SHA-256 differs from the contract's: SpecError (files of two different
+  exports, or an altered file);
+- its inputs and outputs disagree with the contract (names, dtypes, ranks): SpecError.
+
+Both graphs read and write the same state buffers, so steps and chunks of one stream
+may alternate. The second onnxruntime session holds the weights a second time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
+
+from rnnx.errors import ProviderError, SpecError
+from rnnx.runtime.backend import Backend, PathLike, TensorInfo, open_backend
+from rnnx.runtime.contract import Contract, check_against_graph, open_model, ort_dtype
+from rnnx.runtime.options import RuntimeOptions
+from rnnx.spec import METADATA_KEY, TIME, IOSpec
+
+logger = logging.getLogger(__name__)
+READ_CHUNK = 1 << 20  # bytes hashed per read
+
+
+@dataclass
+class ModelGraphs:
+    """An opened model: its main graph, its checked contract and, when used, its step graph."""
+
+    backend: Backend  # the main graph (every call when there is no step graph; chunks and run() otherwise)
+    contract: Contract
+    step: Optional[Backend] = None  # the step graph's backend, when the runtime uses one
+    step_path: Optional[Path] = None  # its file
+
+    def close(self) -> None:
+        """Close both backends."""
+        self.backend.close()
+        if self.step is not None:
+            self.step.close()
+
+
+def file_sha256(path: PathLike) -> str:
+    """The hex SHA-256 of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(READ_CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def open_model_graphs(path: PathLike, options: RuntimeOptions, *,
+                      state_map: Optional[Mapping[str, str]] = None,
+                      constants: Optional[Mapping[str, Any]] = None, context: int = 0,
+                      state_shapes: Optional[Mapping[str, Sequence[Any]]] = None) -> ModelGraphs:
+    """Open a model file, read its checked contract and open its step graph when it has one.
+
+    Args: as :func:`rnnx.runtime.contract.open_model`; ``options.step_graph`` says whether
+    the step graph is used.
+
+    Raises:
+        ModelFileError, SpecError, ProviderError: as ``open_model``; also SpecError when the
+        step graph's SHA-256 or inputs/outputs disagree with the contract (every backend
+        opened is closed again before the error leaves).
+    """
+    backend, contract = open_model(path, options, state_map=state_map, constants=constants,
+                                   context=context, state_shapes=state_shapes)
+    try:
+        step_path = _step_graph_file(Path(path), contract, options)
+        step = None if step_path is None else _open_step(step_path, Path(path), backend, contract, options)
+    except BaseException:
+        backend.close()
+        raise
+    return ModelGraphs(backend, contract, step, None if step is None else step_path)
+
+
+def _step_graph_file(model: Path, contract: Contract, options: RuntimeOptions) -> Optional[Path]:
+    """The step graph's file when the runtime should use it: named, wanted, present and unaltered."""
+    spec = contract.spec
+    declared = None if spec is None or contract.foreign else spec.step_graph
+    if declared is None or not options.step_graph:
+        return None
+    file = model.parent / declared.file
+    if not file.is_file():
+        logger.warning("%s: its step graph %s is missing (expected at %s); single steps run the main "
+                       "graph (complete, but slower per step)", model.name, declared.file, file)
+        return None
+    digest = file_sha256(file)
+    if digest != declared.sha256:
+        raise SpecError(f"{METADATA_KEY}.step_graph.sha256: {model.name} expects its step graph {file.name} "
+                        f"to have SHA-256 {declared.sha256}, got {digest} (the files come from two different "
+                        f"exports, or one was altered); re-export the model to write both files again, or "
+                        f"open it with step_graph=False to run every call on {model.name}")
+    return file
+
+
+def _open_step(file: Path, model: Path, main: Backend, contract: Contract,
+               options: RuntimeOptions) -> Backend:
+    """Open the step graph with the main graph's options and check it against the contract."""
+    spec = contract.spec
+    assert spec is not None  # _step_graph_file returned a file: the contract came from a spec
+    step = open_backend(file, options, precision=spec.precision)
+    try:
+        where = f"step graph {file.name} (beside {model.name}) disagrees with its contract"
+        _check_step_graph(step, main, contract, where)
+    except BaseException:
+        step.close()
+        raise
+    return step
+
+
+def _free_time(infos: dict[str, TensorInfo], io: IOSpec) -> None:
+    """Let a step graph fix the data's time axis at 1 (it runs one step): read it as ``time``."""
+    t = infos.get(io.name)
+    if t is None or io.time_axis is None or len(t.shape) <= io.time_axis or t.shape[io.time_axis] != 1:
+        return
+    shape = list(t.shape)
+    shape[io.time_axis] = TIME
+    infos[io.name] = dataclasses.replace(t, shape=tuple(shape))
+
+
+def _check_step_graph(step: Backend, main: Backend, contract: Contract, where: str) -> None:
+    """SpecError unless the step graph takes and returns what the contract says, on the main graph's device."""
+    spec = contract.spec
+    assert spec is not None
+    if (step.device, step.device_id) != (main.device, main.device_id):
+        raise ProviderError(f"{where}: expected it on the main graph's device {main.device}:{main.device_id} "
+                            f"(the state buffers live there), got {step.device}:{step.device_id}")
+    inputs = {t.name: t for t in step.inputs()}
+    outputs = {t.name: t for t in step.outputs()}
+    _free_time(inputs, spec.input)
+    _free_time(outputs, spec.output)
+    try:
+        check_against_graph(spec, inputs, outputs)
+    except SpecError as e:
+        raise SpecError(f"{where}: {e}; re-export the model, or open it with step_graph=False") from e
+    main_inputs = {t.name: t for t in main.inputs()}
+    if set(inputs) != set(main_inputs):  # an input the runtime would never feed, or a constant it lacks
+        raise SpecError(f"{where}: expected the main graph's inputs {sorted(main_inputs)}, got {sorted(inputs)}; "
+                        f"re-export the model, or open it with step_graph=False")
+    for name in contract.constants:  # fed to both graphs
+        if ort_dtype(inputs[name], name) != ort_dtype(main_inputs[name], name):
+            raise SpecError(f"{where}: input {name!r}: expected dtype {main_inputs[name].type_str} (the main "
+                            f"graph's), got {inputs[name].type_str}")

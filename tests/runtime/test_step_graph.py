@@ -1,0 +1,249 @@
+"""The step graph beside a model file: single steps run on it, chunks on the main graph.
+
+The fixtures do not depend on the exporter writing step graphs: a tiny LSTM is exported
+with the ``scan`` strategy and its step graph written by hand, as a copy of the main
+graph whose output ``y`` gets ``+ 1.0``. That copy is valid at T=1 (as a real step graph
+is) and shows in every output which graph ran: ``y + 1`` came from the step graph.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import hashlib
+import json
+import logging
+import warnings
+import weakref
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import pytest
+
+from rnnx.errors import ConfigError, NonFiniteError, SpecError
+from rnnx.exporter import export_onnx
+from rnnx.runtime import RuntimeOptions, StreamingSession, StreamPool
+from tests.runtime.conftest import sequence
+from tests.zoo import TINY, example_input
+
+STEP = "m.step.onnx"
+
+
+def _write_step_graph(main: Path, folder: Path, add: float = 1.0,
+                      edit: Optional[Callable] = None, name: str = STEP) -> Path:
+    """Write ``folder/m.onnx`` (``main`` whose spec names ``folder/name``) and that step graph.
+
+    The step graph is ``main``'s graph with ``y + add`` as its output and no metadata;
+    ``edit(graph)`` may change it further before it is saved and hashed.
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    step = onnx.load(str(main))
+    graph = step.graph
+    for node in graph.node:
+        node.output[:] = ["y/main" if o == "y" else o for o in node.output]
+    graph.initializer.append(numpy_helper.from_array(np.array(add, np.float32), "step/add"))
+    graph.node.append(helper.make_node("Add", ["y/main", "step/add"], ["y"], name="step/add"))
+    del step.metadata_props[:]  # a step graph carries no rnnx.spec of its own
+    if edit is not None:
+        edit(graph)
+    folder.mkdir(parents=True, exist_ok=True)
+    onnx.save(step, str(folder / name))
+    digest = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+    model = onnx.load(str(main))
+    for prop in model.metadata_props:
+        if prop.key == "rnnx.spec":
+            spec = json.loads(prop.value)
+            spec["step_graph"] = {"file": name, "sha256": digest}
+            prop.value = json.dumps(spec)
+    onnx.save(model, str(folder / "m.onnx"))
+    return folder / "m.onnx"
+
+
+def _retype_input(name: str, new_name: str, elem_type: int) -> Callable:
+    """An edit: graph input ``name`` becomes ``new_name`` of ``elem_type``, cast back inside the graph."""
+    from onnx import TensorProto, helper
+
+    def edit(graph) -> None:
+        cast = f"{name}/float"
+        for node in graph.node:
+            node.input[:] = [cast if i == name else i for i in node.input]
+        for inp in graph.input:
+            if inp.name == name:
+                inp.name = new_name
+                inp.type.tensor_type.elem_type = elem_type
+        graph.node.insert(0, helper.make_node("Cast", [new_name], [cast], to=TensorProto.FLOAT))
+    return edit
+
+
+@pytest.fixture(scope="module")
+def scan_lstm(tmp_path_factory: pytest.TempPathFactory):
+    """(main file without a step graph, eager model, input (2, 9, F)) of a tiny LSTM exported through Scan."""
+    model = TINY["lstm-1l"]()
+    path = tmp_path_factory.mktemp("scan") / "lstm.onnx"
+    assert export_onnx(model, path, example_input=example_input(model, 2, 5), strategy="scan").strategy == "scan"
+    return path, model, sequence(model, 2, 9)
+
+
+@pytest.fixture(scope="module")
+def stepped(scan_lstm, tmp_path_factory) -> Path:
+    """The model with a valid step graph (``y + 1``) beside it."""
+    return _write_step_graph(scan_lstm[0], tmp_path_factory.mktemp("stepped"))
+
+
+def _steps(sess: StreamingSession, x: np.ndarray) -> np.ndarray:
+    """step, feed(3 steps), step, step over x[:, :6]: steps and chunks alternate on one stream."""
+    ys = [sess.step(x[:, 0])[:, None], sess.feed(x[:, 1:4]), sess.step(x[:, 4])[:, None], sess.step(x[:, 5])[:, None]]
+    return np.concatenate(ys, axis=1)  # (B, 6, out)
+
+
+# -- StreamingSession -------------------------------------------------------------------------
+def test_step_runs_the_step_graph_feed_the_main_graph_over_one_state(stepped, scan_lstm):
+    _, _, x = scan_lstm
+    with StreamingSession(stepped, batch_size=2) as fast, \
+            StreamingSession(stepped, batch_size=2, step_graph=False) as plain:
+        assert fast.step_graph == stepped.parent / STEP and plain.step_graph is None
+        got, want = _steps(fast, x), _steps(plain, x)
+        is_step = np.array([True, False, False, False, True, True])  # which of the 6 outputs came from step()
+        np.testing.assert_allclose(got[:, is_step], want[:, is_step] + 1.0, atol=1e-6)  # step graph
+        np.testing.assert_array_equal(got[:, ~is_step], want[:, ~is_step])  # main graph, same state
+        for k, v in plain.get_state().items():
+            np.testing.assert_allclose(fast.get_state()[k], v, atol=1e-6)
+        # the state both continue from is the main graph's own: one feed of all 6 steps agrees
+        with StreamingSession(stepped, batch_size=2, step_graph=False) as whole:
+            np.testing.assert_allclose(whole.feed(x[:, :6]), want, atol=1e-6)
+            for k, v in whole.get_state().items():
+                np.testing.assert_allclose(fast.get_state()[k], v, atol=1e-6)
+        np.testing.assert_array_equal(fast.run(x), plain.run(x))  # run() is the main graph too
+
+
+def test_step_graph_false_in_the_options_ignores_it(stepped, scan_lstm):
+    _, _, x = scan_lstm
+    with StreamingSession(stepped, options=RuntimeOptions(step_graph=False), batch_size=2) as off, \
+            StreamingSession(scan_lstm[0], batch_size=2) as main:
+        assert off.step_graph is None
+        np.testing.assert_array_equal(off.step(x[:, 0]), main.step(x[:, 0]))
+    with pytest.raises(ConfigError, match="step_graph: expected True or False, got 'no'"):
+        RuntimeOptions(step_graph="no")
+
+
+def test_a_missing_step_graph_warns_once_and_steps_run_the_main_graph(scan_lstm, tmp_path, caplog):
+    path = _write_step_graph(scan_lstm[0], tmp_path)
+    (tmp_path / STEP).unlink()
+    x = scan_lstm[2]
+    with caplog.at_level(logging.WARNING, logger="rnnx"):
+        sess = StreamingSession(path, batch_size=2)
+    with sess, StreamingSession(scan_lstm[0], batch_size=2) as main:
+        assert sess.step_graph is None
+        np.testing.assert_array_equal(sess.step(x[:, 0]), main.step(x[:, 0]))
+    warned = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 1 and STEP in warned[0].getMessage() and "main graph" in warned[0].getMessage()
+
+
+def test_an_altered_step_graph_is_refused_naming_both_digests(stepped, tmp_path):
+    folder = tmp_path / "copy"
+    folder.mkdir()
+    (folder / "m.onnx").write_bytes(stepped.read_bytes())
+    data = bytearray((stepped.parent / STEP).read_bytes())
+    (folder / STEP).write_bytes(bytes(data) + b"\0")  # one byte more: another SHA-256
+    expected, got = hashlib.sha256(data).hexdigest(), hashlib.sha256(bytes(data) + b"\0").hexdigest()
+    for open_ in (StreamingSession, StreamPool):
+        with pytest.raises(SpecError, match=rf"m\.onnx expects its step graph {STEP} .*{expected}, got {got}.*"
+                                            rf"re-export.*step_graph=False"):
+            open_(folder / "m.onnx")
+    with StreamingSession(folder / "m.onnx", step_graph=False) as sess:  # the way out
+        assert sess.step_graph is None
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda: _retype_input("x", "features", 1), r"rnnx\.spec: graph has no input 'x'"),
+    (lambda: _retype_input("x", "x", 11), r"rnnx\.spec\.input\.dtype: expected float64"),
+    (lambda: _retype_input("h_in", "h_in", 11), r"rnnx\.spec\.state\[0\]\.dtype: expected float64"),
+], ids=["input-renamed", "input-float64", "state-float64"])
+def test_a_step_graph_that_disagrees_with_the_contract_is_refused(scan_lstm, tmp_path, edit, match):
+    path = _write_step_graph(scan_lstm[0], tmp_path, edit=edit())
+    for open_ in (StreamingSession, StreamPool):
+        with pytest.raises(SpecError, match=rf"step graph {STEP} \(beside m\.onnx\) disagrees with its "
+                                            rf"contract: {match}.*step_graph=False"):
+            open_(path)
+    with StreamingSession(path, step_graph=False) as sess:
+        assert sess.step_graph is None
+
+
+# -- StreamPool: every call is a step ---------------------------------------------------------
+def test_pool_steps_run_the_step_graph(stepped, scan_lstm):
+    _, _, x = scan_lstm
+    with StreamingSession(stepped, batch_size=2, step_graph=False) as plain:
+        want = np.stack([plain.step(x[:, t]) for t in range(4)], axis=1)  # (2, 4, out), main graph
+    with StreamPool(stepped, max_wait_ms=0) as pool:
+        assert pool.step_graph == stepped.parent / STEP
+        pool.open("a")
+        pool.open("b")
+        got = [pool.step_many({"a": x[0, 0], "b": x[1, 0]}).array,
+               pool.step_batch(["a", "b"], x[:, 1]).array,
+               np.stack([pool.submit(i, x[k, 2]).result(timeout=60) for k, i in enumerate("ab")])]
+
+        async def asubmit() -> list:
+            return await asyncio.gather(*(pool.asubmit(i, x[k, 3]) for k, i in enumerate("ab")))
+
+        got.append(np.stack(asyncio.run(asubmit())))
+        np.testing.assert_allclose(np.stack(got, axis=1), want + 1.0, atol=1e-6)
+    with StreamPool(stepped, step_graph=False) as pool:
+        assert pool.step_graph is None
+        pool.open("a")
+        np.testing.assert_allclose(pool.step_many({"a": x[0, 0]})["a"], want[0, 0], atol=1e-6)
+
+
+# -- failures and lifecycle -------------------------------------------------------------------
+def test_a_step_the_finite_check_rejects_leaves_the_state_unchanged(scan_lstm, tmp_path):
+    path = _write_step_graph(scan_lstm[0], tmp_path, add=float("nan"))  # every step graph output is NaN
+    x = scan_lstm[2]
+    with StreamingSession(path, batch_size=2, check_finite="raise") as sess:
+        sess.feed(x[:, :3])  # main graph: finite
+        before = sess.get_state()
+        with pytest.raises(NonFiniteError, match="state is unchanged"):
+            sess.step(x[:, 3])
+        for k, v in sess.get_state().items():
+            np.testing.assert_array_equal(v, before[k])
+        np.testing.assert_array_equal(sess.feed(x[:, 3:5]).shape, (2, 2, 3))  # goes on from there
+    with StreamPool(path, check_finite="raise") as pool:
+        pool.open("a")
+        with pytest.raises(NonFiniteError, match="state is unchanged"):
+            pool.step_many({"a": x[0, 0]})
+        assert not any(v.any() for v in pool.get_state("a").values())
+
+
+def _natives(obj) -> list:
+    """Weak references to the onnxruntime C++ sessions an object holds (main and step graph)."""
+    backends = {id(b): b for b in (obj.backend, getattr(obj, "_engine").__dict__.get("step_backend"))
+                if b is not None}
+    return [weakref.ref(b.session._sess) for b in backends.values()]
+
+
+def test_close_and_the_finalizer_release_both_graphs(stepped, scan_lstm):
+    x = scan_lstm[2]
+    sess = StreamingSession(stepped, batch_size=2)
+    sess.step(x[:, 0])
+    sess.feed(x[:, 1:3])
+    natives = _natives(sess)
+    assert len(natives) == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        sess.close()
+        gc.collect()
+    assert [n() for n in natives] == [None, None]
+    sess = StreamingSession(stepped, batch_size=2)
+    natives = _natives(sess)
+    with pytest.warns(ResourceWarning, match="garbage-collected without close"):
+        del sess
+        gc.collect()
+    assert [n() for n in natives] == [None, None]
+    pool = StreamPool(stepped)  # a pool keeps only the step graph open
+    pool.open("a")
+    pool.step_many({"a": x[0, 0]})
+    native = weakref.ref(pool.backend.session._sess)
+    pool.close()
+    gc.collect()
+    assert native() is None
