@@ -2,13 +2,16 @@
 
 rnnx models are exported with ``rnnx.exporter.export_onnx`` from ``tests.zoo``; the
 foreign model (no ``rnnx.spec``, Silero-VAD style left context and an ``sr`` constant)
-is exported by hand with ``torch.onnx.export``.
+is exported by hand with ``torch.onnx.export``. ``write_step_graph`` writes a model with a
+step graph beside it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 import pytest
@@ -19,6 +22,7 @@ from rnnx.exporter import export_onnx
 from tests.zoo import TINY, example_input
 
 FOREIGN_N, FOREIGN_K, FOREIGN_H = 8, 4, 16  # samples per call, left context, state width
+STEP = "m.step.onnx"  # file name of the step graphs write_step_graph writes
 
 
 @pytest.fixture(scope="session")
@@ -108,3 +112,36 @@ def make_batcher_wait(pool, xs: np.ndarray, ids: list) -> None:
     for fewer streams stay queued meanwhile."""
     for f in pool.submit_many({i: x for i, x in zip(ids, xs)}):
         f.result(timeout=60)
+
+
+def write_step_graph(main: Path, folder: Path, add: float = 1.0,
+                     edit: Optional[Callable] = None, name: str = STEP) -> Path:
+    """Write ``folder/m.onnx`` (``main`` whose spec names ``folder/name``) and that step graph.
+
+    The step graph is ``main``'s graph with ``y + add`` as its output and no metadata: valid
+    at T=1, as a real step graph is, and every ``y + add`` shows that it ran.
+    ``edit(graph)`` may change it further before it is saved and hashed.
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    step = onnx.load(str(main))
+    graph = step.graph
+    for node in graph.node:
+        node.output[:] = ["y/main" if o == "y" else o for o in node.output]
+    graph.initializer.append(numpy_helper.from_array(np.array(add, np.float32), "step/add"))
+    graph.node.append(helper.make_node("Add", ["y/main", "step/add"], ["y"], name="step/add"))
+    del step.metadata_props[:]  # a step graph carries no rnnx.spec of its own
+    if edit is not None:
+        edit(graph)
+    folder.mkdir(parents=True, exist_ok=True)
+    onnx.save(step, str(folder / name))
+    digest = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+    model = onnx.load(str(main))
+    for prop in model.metadata_props:
+        if prop.key == "rnnx.spec":
+            spec = json.loads(prop.value)
+            spec["step_graph"] = {"file": name, "sha256": digest}
+            prop.value = json.dumps(spec)
+    onnx.save(model, str(folder / "m.onnx"))
+    return folder / "m.onnx"

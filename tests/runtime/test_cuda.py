@@ -19,7 +19,7 @@ from rnnx.errors import ProviderError
 from rnnx.exporter import export_onnx
 from rnnx.exporter.parity import TOLERANCES
 from rnnx.runtime import StreamingSession, StreamPool, resolve_providers
-from tests.runtime.conftest import reference, sequence
+from tests.runtime.conftest import reference, sequence, write_step_graph
 from tests.zoo import TINY, example_input
 
 HAS_CUDA = "CUDAExecutionProvider" in ort.get_available_providers()
@@ -115,6 +115,28 @@ def test_pool_on_cuda_equals_pool_on_cpu(exported, name):
         for i in ids:
             for k, v in gpu.get_state(i).items():
                 np.testing.assert_allclose(v, cpu.get_state(i)[k], atol=1e-5)
+
+
+def test_step_graph_on_cuda_binds_the_main_graphs_device_state(tmp_path):
+    """step() runs the step graph (y + 1) and feed() the main graph over the same device buffers."""
+    model = TINY["lstm-1l"]()
+    main = tmp_path / "lstm.onnx"
+    export_onnx(model, main, example_input=example_input(model, 2, 5), strategy="scan")
+    path = write_step_graph(main, tmp_path / "stepped")
+    x = sequence(model, 2, 8)
+    with StreamingSession(path, providers="cuda", batch_size=2) as gpu, \
+            StreamingSession(path, batch_size=2, step_graph=False) as cpu:
+        assert gpu.step_graph is not None and gpu._engine.step_backend.device == "cuda"
+        assert all(v.device_name().lower() == "cuda" for v in gpu._engine.vals[0])
+        want = _stream(cpu, x)
+        want[:, :3] += 1.0  # the three steps ran on the step graph
+        np.testing.assert_allclose(_stream(gpu, x), want, atol=1e-5)
+        for k, v in gpu.get_state().items():
+            np.testing.assert_allclose(v, cpu.get_state()[k], atol=1e-5)
+    with StreamPool(path, providers="cuda") as pool:
+        pool.open("a")
+        np.testing.assert_allclose(pool.step_many({"a": x[0, 0]})["a"], reference(model, x[:1, :1])[0, 0] + 1.0,
+                                   atol=1e-5)
 
 
 @pytest.mark.parametrize("name, family", [("lstm-2l", "lstm"), ("gru-2l", "gru"), ("convlstm-k3", "convlstm")])

@@ -11,12 +11,11 @@ from __future__ import annotations
 import asyncio
 import gc
 import hashlib
-import json
 import logging
 import warnings
 import weakref
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -24,42 +23,8 @@ import pytest
 from rnnx.errors import ConfigError, NonFiniteError, SpecError
 from rnnx.exporter import export_onnx
 from rnnx.runtime import RuntimeOptions, StreamingSession, StreamPool
-from tests.runtime.conftest import sequence
+from tests.runtime.conftest import STEP, sequence, write_step_graph
 from tests.zoo import TINY, example_input
-
-STEP = "m.step.onnx"
-
-
-def _write_step_graph(main: Path, folder: Path, add: float = 1.0,
-                      edit: Optional[Callable] = None, name: str = STEP) -> Path:
-    """Write ``folder/m.onnx`` (``main`` whose spec names ``folder/name``) and that step graph.
-
-    The step graph is ``main``'s graph with ``y + add`` as its output and no metadata;
-    ``edit(graph)`` may change it further before it is saved and hashed.
-    """
-    import onnx
-    from onnx import helper, numpy_helper
-
-    step = onnx.load(str(main))
-    graph = step.graph
-    for node in graph.node:
-        node.output[:] = ["y/main" if o == "y" else o for o in node.output]
-    graph.initializer.append(numpy_helper.from_array(np.array(add, np.float32), "step/add"))
-    graph.node.append(helper.make_node("Add", ["y/main", "step/add"], ["y"], name="step/add"))
-    del step.metadata_props[:]  # a step graph carries no rnnx.spec of its own
-    if edit is not None:
-        edit(graph)
-    folder.mkdir(parents=True, exist_ok=True)
-    onnx.save(step, str(folder / name))
-    digest = hashlib.sha256((folder / name).read_bytes()).hexdigest()
-    model = onnx.load(str(main))
-    for prop in model.metadata_props:
-        if prop.key == "rnnx.spec":
-            spec = json.loads(prop.value)
-            spec["step_graph"] = {"file": name, "sha256": digest}
-            prop.value = json.dumps(spec)
-    onnx.save(model, str(folder / "m.onnx"))
-    return folder / "m.onnx"
 
 
 def _retype_input(name: str, new_name: str, elem_type: int) -> Callable:
@@ -90,7 +55,7 @@ def scan_lstm(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="module")
 def stepped(scan_lstm, tmp_path_factory) -> Path:
     """The model with a valid step graph (``y + 1``) beside it."""
-    return _write_step_graph(scan_lstm[0], tmp_path_factory.mktemp("stepped"))
+    return write_step_graph(scan_lstm[0], tmp_path_factory.mktemp("stepped"))
 
 
 def _steps(sess: StreamingSession, x: np.ndarray) -> np.ndarray:
@@ -130,7 +95,7 @@ def test_step_graph_false_in_the_options_ignores_it(stepped, scan_lstm):
 
 
 def test_a_missing_step_graph_warns_once_and_steps_run_the_main_graph(scan_lstm, tmp_path, caplog):
-    path = _write_step_graph(scan_lstm[0], tmp_path)
+    path = write_step_graph(scan_lstm[0], tmp_path)
     (tmp_path / STEP).unlink()
     x = scan_lstm[2]
     with caplog.at_level(logging.WARNING, logger="rnnx"):
@@ -163,7 +128,7 @@ def test_an_altered_step_graph_is_refused_naming_both_digests(stepped, tmp_path)
     (lambda: _retype_input("h_in", "h_in", 11), r"rnnx\.spec\.state\[0\]\.dtype: expected float64"),
 ], ids=["input-renamed", "input-float64", "state-float64"])
 def test_a_step_graph_that_disagrees_with_the_contract_is_refused(scan_lstm, tmp_path, edit, match):
-    path = _write_step_graph(scan_lstm[0], tmp_path, edit=edit())
+    path = write_step_graph(scan_lstm[0], tmp_path, edit=edit())
     for open_ in (StreamingSession, StreamPool):
         with pytest.raises(SpecError, match=rf"step graph {STEP} \(beside m\.onnx\) disagrees with its "
                                             rf"contract: {match}.*step_graph=False"):
@@ -198,7 +163,7 @@ def test_pool_steps_run_the_step_graph(stepped, scan_lstm):
 
 # -- failures and lifecycle -------------------------------------------------------------------
 def test_a_step_the_finite_check_rejects_leaves_the_state_unchanged(scan_lstm, tmp_path):
-    path = _write_step_graph(scan_lstm[0], tmp_path, add=float("nan"))  # every step graph output is NaN
+    path = write_step_graph(scan_lstm[0], tmp_path, add=float("nan"))  # every step graph output is NaN
     x = scan_lstm[2]
     with StreamingSession(path, batch_size=2, check_finite="raise") as sess:
         sess.feed(x[:, :3])  # main graph: finite
