@@ -138,11 +138,12 @@ def test_a_step_graph_that_disagrees_with_the_contract_is_refused(scan_lstm, tmp
 
 
 # -- StreamPool: every call is a step ---------------------------------------------------------
-def test_pool_steps_run_the_step_graph(stepped, scan_lstm):
+@pytest.mark.parametrize("capacity", [2, 8], ids=["every-slot", "subset"])
+def test_pool_steps_run_the_step_graph(stepped, scan_lstm, capacity):
     _, _, x = scan_lstm
     with StreamingSession(stepped, batch_size=2, step_graph=False) as plain:
         want = np.stack([plain.step(x[:, t]) for t in range(4)], axis=1)  # (2, 4, out), main graph
-    with StreamPool(stepped, max_wait_ms=0) as pool:
+    with StreamPool(stepped, max_wait_ms=0, capacity=capacity) as pool:
         assert pool.step_graph == stepped.parent / STEP
         pool.open("a")
         pool.open("b")
