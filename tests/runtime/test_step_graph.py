@@ -87,7 +87,7 @@ def test_step_runs_the_step_graph_feed_the_main_graph_over_one_state(stepped, sc
 def test_step_graph_false_in_the_options_ignores_it(stepped, scan_lstm):
     _, _, x = scan_lstm
     with StreamingSession(stepped, options=RuntimeOptions(step_graph=False), batch_size=2) as off, \
-            StreamingSession(scan_lstm[0], batch_size=2) as main:
+            StreamingSession(scan_lstm[0], batch_size=2, step_graph=False) as main:
         assert off.step_graph is None
         np.testing.assert_array_equal(off.step(x[:, 0]), main.step(x[:, 0]))
     with pytest.raises(ConfigError, match="step_graph: expected True or False, got 'no'"):
@@ -100,7 +100,7 @@ def test_a_missing_step_graph_warns_once_and_steps_run_the_main_graph(scan_lstm,
     x = scan_lstm[2]
     with caplog.at_level(logging.WARNING, logger="rnnx"):
         sess = StreamingSession(path, batch_size=2)
-    with sess, StreamingSession(scan_lstm[0], batch_size=2) as main:
+    with sess, StreamingSession(scan_lstm[0], batch_size=2, step_graph=False) as main:
         assert sess.step_graph is None
         np.testing.assert_array_equal(sess.step(x[:, 0]), main.step(x[:, 0]))
     warned = [r for r in caplog.records if r.levelno == logging.WARNING]
