@@ -6,8 +6,9 @@ buffer, runs the binding of the current set and flips. The current set is only
 switched after a successful run, so a failed call leaves the state untouched. On CUDA
 the state buffers are device OrtValues: only x and y cross to the host.
 
-With a step graph (:mod:`rnnx.runtime.step_graph`) single steps run on its backend and
-chunks on the main graph's; both bind the same two state sets, so they may alternate.
+With a step graph (:mod:`rnnx.runtime.step_graph`) single steps (and chunks of one time
+step) run on its backend, longer chunks on the main graph's; both bind the same two state
+sets, so they may alternate.
 """
 
 from __future__ import annotations
@@ -85,16 +86,17 @@ class StepEngine:
     def run_chunk(self, x: np.ndarray) -> np.ndarray:
         """Run the graph once on ``x`` (any time length) from the current state; flips on success.
 
-        Bindings, input and output buffers are made once per chunk shape and reused.
+        Bindings, input and output buffers are made once per chunk shape and reused. A chunk
+        of one time step runs on the step graph (when there is one), like a single step.
         """
-        x_buf, y_buf, bindings = self._chunk_plan(x.shape)
+        x_buf, y_buf, bindings, on_step = self._chunk_plan(x.shape)
         np.copyto(x_buf, x)
         b = bindings[self.cur]
-        self._run(b)
+        (self._run_step if on_step else self._run)(b)
         self.cur ^= 1
         if y_buf is not None:
             return y_buf.copy()
-        return self.backend.fetch(b)[0]
+        return (self.step_backend if on_step else self.backend).fetch(b)[0]
 
     def _chunk_plan(self, x_shape: tuple[int, ...]) -> tuple:
         plan = self._chunks.get(x_shape)
@@ -106,8 +108,10 @@ class StepEngine:
             steps = x_shape[c.input.time_axis] if c.input.time_axis is not None else 1
             y_shape = c.output_shape(self.batch, steps)
             y_buf = None if y_shape is None else np.zeros(y_shape, c.output.dtype)
-            bindings = [self._binding(x_buf, y_buf, side, self.backend) for side in (0, 1)]
-            plan = (x_buf, y_buf, bindings)
+            on_step = steps == 1 and self.step_backend is not self.backend  # the step graph takes T=1
+            backend = self.step_backend if on_step else self.backend
+            bindings = [self._binding(x_buf, y_buf, side, backend) for side in (0, 1)]
+            plan = (x_buf, y_buf, bindings, on_step)
             if x_buf.size <= _CACHE_MAX_ELEMENTS:  # keep small plans; a long recording is one-off
                 self._chunks[x_shape] = plan
         return plan

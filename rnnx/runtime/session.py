@@ -45,8 +45,8 @@ class StreamingSession:
     :class:`~rnnx.runtime.StreamPool` for concurrent streams. ``close()`` (or a ``with``
     block) frees the onnxruntime session and the buffers. When the file's contract names a
     step graph (a loop-free graph beside it, see :mod:`rnnx.runtime.step_graph`),
-    :meth:`step` runs on it and :meth:`feed`/:meth:`run` on the main graph, over the same
-    state.
+    :meth:`step` (and :meth:`feed` of one time step) runs on it, longer chunks and
+    :meth:`run` on the main graph, over the same state.
 
     Example:
         A complete streaming loop::

@@ -59,19 +59,19 @@ def stepped(scan_lstm, tmp_path_factory) -> Path:
 
 
 def _steps(sess: StreamingSession, x: np.ndarray) -> np.ndarray:
-    """step, feed(3 steps), step, step over x[:, :6]: steps and chunks alternate on one stream."""
-    ys = [sess.step(x[:, 0])[:, None], sess.feed(x[:, 1:4]), sess.step(x[:, 4])[:, None], sess.step(x[:, 5])[:, None]]
+    """step, feed(3 steps), feed(1 step), step over x[:, :6]: steps and chunks alternate on one stream."""
+    ys = [sess.step(x[:, 0])[:, None], sess.feed(x[:, 1:4]), sess.feed(x[:, 4:5]), sess.step(x[:, 5])[:, None]]
     return np.concatenate(ys, axis=1)  # (B, 6, out)
 
 
 # -- StreamingSession -------------------------------------------------------------------------
-def test_step_runs_the_step_graph_feed_the_main_graph_over_one_state(stepped, scan_lstm):
+def test_single_steps_run_the_step_graph_longer_chunks_the_main_graph_over_one_state(stepped, scan_lstm):
     _, _, x = scan_lstm
     with StreamingSession(stepped, batch_size=2) as fast, \
             StreamingSession(stepped, batch_size=2, step_graph=False) as plain:
         assert fast.step_graph == stepped.parent / STEP and plain.step_graph is None
         got, want = _steps(fast, x), _steps(plain, x)
-        is_step = np.array([True, False, False, False, True, True])  # which of the 6 outputs came from step()
+        is_step = np.array([True, False, False, False, True, True])  # outputs of single steps (T=1)
         np.testing.assert_allclose(got[:, is_step], want[:, is_step] + 1.0, atol=1e-6)  # step graph
         np.testing.assert_array_equal(got[:, ~is_step], want[:, ~is_step])  # main graph, same state
         for k, v in plain.get_state().items():
@@ -213,3 +213,15 @@ def test_close_and_the_finalizer_release_both_graphs(stepped, scan_lstm):
     pool.close()
     gc.collect()
     assert native() is None
+
+
+def test_check_parity_covers_the_step_graph(scan_lstm, tmp_path):
+    """check_parity feeds one step at a time through StreamingSession: a wrong step graph fails it."""
+    from rnnx.exporter import check_parity
+
+    model = scan_lstm[1]
+    wrong = check_parity(model, write_step_graph(scan_lstm[0], tmp_path / "wrong"), batch_sizes=(2,), steps=(1, 4))
+    assert not wrong.ok and all(r.tensor == "y" for r in wrong.rows if not r.ok)
+    assert {r.case for r in wrong.rows if not r.ok} >= {"step", "full"}  # step(), and feed of T=1
+    right = write_step_graph(scan_lstm[0], tmp_path / "right", add=0.0)
+    assert check_parity(model, right, batch_sizes=(2,), steps=(1, 4)).ok
