@@ -103,6 +103,12 @@ def producer_versions() -> dict[str, str]:
     return {"torch": torch.__version__, "onnx": onnx.__version__, "rnnx": rnnx.__version__}
 
 
+def store_spec(model: onnx.ModelProto, spec: ModelSpec) -> None:
+    """Make ``spec`` the model's only metadata (the ``rnnx.spec`` key), in place."""
+    del model.metadata_props[:]
+    helper.set_model_props(model, {METADATA_KEY: spec.to_json()})
+
+
 def finalize(model: onnx.ModelProto, spec: ModelSpec) -> onnx.ModelProto:
     """Check and clean a candidate graph in place, store the spec, run the full checker.
 
@@ -113,8 +119,7 @@ def finalize(model: onnx.ModelProto, spec: ModelSpec) -> onnx.ModelProto:
     check_io(graph, spec)
     set_io_shapes(graph, spec)
     remove_unused_initializers(graph)
-    del model.metadata_props[:]
-    helper.set_model_props(model, {METADATA_KEY: spec.to_json()})
+    store_spec(model, spec)
     try:
         onnx.checker.check_model(model, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:

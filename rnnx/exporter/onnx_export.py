@@ -6,6 +6,10 @@ and keeps the first graph that passes the structural checks and a parity probe a
 export example. Each candidate is probed in a child process
 (:mod:`rnnx.exporter.ort_worker`): a graph that crashes onnxruntime is a rejected
 candidate, not a dead process.
+
+After a Scan graph is kept, a single-step graph (its Scans run once, inlined; see
+:mod:`rnnx.exporter.step_graph`) is checked against it at T=1 and written beside the file as
+``<stem>.step.onnx`` (first), then the file itself with the spec's ``step_graph`` pointing to it.
 """
 
 from __future__ import annotations
@@ -24,11 +28,12 @@ import torch
 from torch import nn
 
 from rnnx.atomic import write_bytes_atomic
-from rnnx.errors import ExportError
+from rnnx.errors import ExportError, SpecError
 from rnnx.exporter.contract import derive_spec, eval_copy, example_for
-from rnnx.exporter.graph import finalize, producer_versions
+from rnnx.exporter.graph import finalize, producer_versions, store_spec
 from rnnx.exporter.ort_worker import isolated_runner
 from rnnx.exporter.parity import probe, random_state
+from rnnx.exporter.step_graph import checked_step_graph, step_file_name, step_graph_entry
 from rnnx.exporter.strategies import AUTO_ORDER, STRATEGIES, ExportContext
 from rnnx.exporter.strategies.base import io_names
 from rnnx.spec import ModelSpec
@@ -56,12 +61,15 @@ class ExportResult:
         spec: its state contract (also stored in the file).
         strategy: the strategy that produced it.
         attempts: every strategy tried, in order, with why it was rejected.
+        step_graph_path: the single-step graph written beside ``path`` (``spec.step_graph``
+            names it), or None.
     """
 
     path: Path
     spec: ModelSpec
     strategy: str
     attempts: tuple[Attempt, ...] = field(default_factory=tuple)
+    step_graph_path: Path | None = None  # <stem>.step.onnx beside path, when one was written
 
 
 def _attempt(name: str, model: nn.Module, example: torch.Tensor, spec: ModelSpec,
@@ -87,7 +95,7 @@ def _reason(e: BaseException) -> str:
 
 def export_onnx(model: nn.Module, path: str | os.PathLike, *, opset: int = 17,
                 example_input: torch.Tensor | None = None, strategy: str = "auto",
-                verify: bool = True) -> ExportResult:
+                verify: bool = True, step_graph: bool = True) -> ExportResult:
     """Export ``model`` to an ONNX file with ``x``/``y`` and ``{state}_in``/``{state}_out``.
 
     Args:
@@ -99,9 +107,13 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, opset: int = 17,
         strategy: "auto" (trace, proj-native, scan, scan-legacy, layer-scan in that order) or one of
             those, or "dynamo".
         verify: run the parity probe (batch 3, T 1 and 7) on each candidate graph.
+        step_graph: for a streamable model whose kept graph has top-level Scans, also write
+            ``<stem>.step.onnx`` (the Scans run once, inlined: faster for one step) when it
+            equals the graph at T=1; the spec's ``step_graph`` names it. A step graph that
+            fails its check is logged as a warning and not written (the export still succeeds).
 
     Returns:
-        An :class:`ExportResult` (path, spec, strategy, attempts).
+        An :class:`ExportResult` (path, spec, strategy, attempts, step_graph_path).
 
     Raises:
         ExportError: no strategy produced a graph that passes; lists each one's full reason and
@@ -133,7 +145,8 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, opset: int = 17,
             logger.debug("%s path traceback", name, exc_info=e)
             continue
         attempts.append(Attempt(name, True, "ok", time.perf_counter() - start))
-        return _write(proto, path, name, spec, attempts)
+        return _write(proto, path, dataclasses.replace(spec, exporter=name), attempts,
+                      work if step_graph else None)
     detail = "; ".join(f"{a.strategy}: {a.reason}" for a in attempts)
     raise ExportError(f"could not export {type(model).__name__} to ONNX: {detail}") from attempts[-1].error
 
@@ -149,9 +162,24 @@ def _strategy_names(strategy: str) -> tuple[str, ...]:
     return (strategy,)
 
 
-def _write(proto: onnx.ModelProto, path: str | os.PathLike, name: str, spec: ModelSpec,
-           attempts: list[Attempt]) -> ExportResult:
+def _write(proto: onnx.ModelProto, path: str | os.PathLike, spec: ModelSpec,
+           attempts: list[Attempt], step_model: nn.Module | None) -> ExportResult:
+    """Write the step graph (when ``step_model`` is given and one passes), then the model file."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
+    step_path = None
+    step = None if step_model is None else checked_step_graph(proto, step_model, spec)
+    if step is not None:
+        step_path = out.with_name(step_file_name(out))
+        try:
+            entry = step_graph_entry(step_path, step)
+        except SpecError as e:  # a file name the contract cannot record (e.g. a leading dot)
+            logger.warning("no step graph: %s", e)
+            step_path = None
+        else:
+            write_bytes_atomic(step_path, step)  # first: the model file must never point at nothing
+            spec = dataclasses.replace(spec, step_graph=entry)
+            store_spec(proto, spec)
+            logger.debug("wrote the step graph %s", step_path)
     write_bytes_atomic(out, proto.SerializeToString())  # a reader never sees half a model
-    return ExportResult(out, dataclasses.replace(spec, exporter=name), name, tuple(attempts))
+    return ExportResult(out, spec, spec.exporter, tuple(attempts), step_path)
