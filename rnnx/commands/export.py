@@ -36,6 +36,7 @@ def _file_dict(f: Any) -> dict[str, Any]:
             "attempts": [{"strategy": a.strategy, "ok": a.ok, "reason": a.reason,
                           "seconds": round(a.seconds, 3)} for a in f.result.attempts],
             "precision": f.result.spec.precision,
+            "step_graph": None if f.result.step_graph_path is None else str(f.result.step_graph_path),
             "parity": None if f.report is None else f.report.to_dict()}
 
 
@@ -54,6 +55,8 @@ def _file_dict(f: Any) -> dict[str, Any]:
               "stays fp32.")
 @click.option("--opset", type=click.IntRange(9, 21), default=17, show_default=True, help="ONNX opset.")
 @click.option("--no-check", is_flag=True, help="Skip the parity check.")
+@click.option("--no-step-graph", is_flag=True, help="Write no model.step.onnx (the Scan-free graph "
+              "for single steps written beside a Scan graph's model.onnx).")
 @click.option("--atol", type=click.FloatRange(min=0), help="Parity absolute tolerance (default per family).")
 @click.option("--rtol", type=click.FloatRange(min=0), help="Parity relative tolerance (default per family).")
 @click.option("--triton-name", default="model", show_default=True, metavar="NAME",
@@ -65,7 +68,7 @@ def _file_dict(f: Any) -> dict[str, Any]:
 @click.option("--instance-kind", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True,
               help="--format triton: where Triton runs the model.")
 def export(ckpt: str, weights: Optional[str], example_shape: Optional[str], out_dir: str, fmt: str,
-           precision: str, opset: int, no_check: bool,
+           precision: str, opset: int, no_check: bool, no_step_graph: bool,
            atol: Optional[float], rtol: Optional[float], triton_name: str, max_batch_size: int,
            sequence_strategy: str, instance_kind: str) -> dict[str, Any]:
     """Export CKPT (a checkpoint file, a run directory, or your own model) to DIR, then check parity.
@@ -77,7 +80,8 @@ def export(ckpt: str, weights: Optional[str], example_shape: Optional[str], out_
     state_dict through torch.load(weights_only=True)).
 
     Progress goes to stderr (-q hides it, -v adds each failed export path's traceback).
-    JSON: ok, out, files (format, path, strategy, size_bytes, attempts, parity).
+    JSON: ok, out, files (format, path, strategy, size_bytes, attempts, precision, step_graph,
+    parity).
 
     \b
     Examples:
@@ -92,6 +96,10 @@ def export(ckpt: str, weights: Optional[str], example_shape: Optional[str], out_
     With --format triton, DIR is a Triton model repository: DIR/NAME/config.pbtxt and
     DIR/NAME/1/model.onnx (sequence batcher with implicit state, batch-first states).
     With --format ort, DIR/model.ort is the onnxruntime mobile format (rnnx.spec kept).
+    A Scan graph's model.onnx gets DIR/model.step.onnx beside it: the same model with its
+    time loop run once (one step only), which StreamingSession uses for step() when its
+    SHA-256 matches the spec; --no-step-graph writes none. Quantized, .ort and Triton
+    files have none.
     With --precision int8|fp16 the ONNX/.ort file is model.int8.onnx / model.fp16.onnx,
     judged with that precision's tolerance (see `rnnx quantize --help`).
     """
@@ -105,8 +113,12 @@ def export(ckpt: str, weights: Optional[str], example_shape: Optional[str], out_
     model = load_model(ckpt, weights=weights, example_shape=example_shape)
     files = export_files(model, out_dir, formats=FORMAT_CHOICES[fmt], opset=opset,
                          check=not no_check, atol=atol, rtol=rtol, triton=triton,
-                         precision=precision)
+                         precision=precision, step_graph=not no_step_graph)
     echo(_summary(files))
+    for f in files:
+        if f.result.step_graph_path is not None:
+            logger.info("step graph: %s (Scan-free, for single steps; %s points to it)",
+                        f.result.step_graph_path, f.result.path.name)
     failed = [f for f in files if f.report is not None and not f.report.ok]
     for f in failed:
         echo(f"\n{f.result.path}:\n{f.report.table()}")

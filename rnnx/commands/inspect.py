@@ -24,6 +24,14 @@ def _streamable(value: Any) -> str:
     return "yes" if value else "no (bidirectional: whole sequences only)"
 
 
+def _step_state(step: dict[str, Any]) -> str:
+    if not step["present"]:
+        return "MISSING beside the file: not used"
+    if not step["sha256_ok"]:
+        return "present, but its SHA-256 does NOT match the spec: not used"
+    return "present, SHA-256 matches"
+
+
 def _recurrent_lines(nodes: list[dict[str, Any]]) -> list[str]:
     lines = []
     for r in nodes:
@@ -67,6 +75,9 @@ def _lines(info: dict[str, Any]) -> list[str]:
         lines.append("state:")
         lines += [f"  {s['name']:<6} {s['input']} -> {s['output']}  {_shape(s['shape'])} {s['dtype']}"
                   for s in info["state"]]
+    step = info.get("step_graph")
+    if step:
+        lines.append(f"step graph:  {step['file']} ({_step_state(step)})")
     if info["config"]:
         lines.append("config:      " + json.dumps(info["config"], sort_keys=True))
     if "ops" in info:
@@ -95,8 +106,8 @@ def inspect(model_path: str) -> dict[str, Any]:
     and a guess of the state pairs to pass to `rnnx run --state-map`.
 
     JSON: path, format, size_bytes, rnnx_spec, kind, rnnx_version, exporter, opset,
-    streamable, inputs, outputs, state, config, precision; for ONNX also producer, ops, recurrent,
-    state_guess.
+    streamable, inputs, outputs, state, config, precision, step_graph (file, sha256, present,
+    sha256_ok; null when the file has none); for ONNX also producer, ops, recurrent, state_guess.
 
     \b
     Examples:

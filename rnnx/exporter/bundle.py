@@ -3,6 +3,8 @@
 ``precision`` applies to the ONNX and ``.ort`` files (``model.int8.onnx``, ``model.fp16.ort``):
 the float32 graph is exported to a temporary folder, then converted by
 :func:`rnnx.exporter.quantize`. TorchScript files and Triton repositories stay float32.
+The float32 ONNX file gets its single-step graph beside it (``model.step.onnx``, when the
+export writes one); quantized, ``.ort`` and Triton files have none (their spec says so).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from rnnx.exporter.onnx_export import ExportResult, export_onnx
 from rnnx.exporter.ort_format import to_ort
 from rnnx.exporter.parity import ParityReport, check_parity
 from rnnx.exporter.quantize import QuantizeResult, quantize
+from rnnx.exporter.spec_io import read_spec
+from rnnx.exporter.step_graph import step_file_name
 from rnnx.exporter.torchscript_export import export_torchscript
 from rnnx.exporter.triton import TritonConfig, export_triton
 from rnnx.spec import PRECISIONS
@@ -57,7 +61,7 @@ def export_files(model: nn.Module, out_dir: str | os.PathLike, *,
                  formats: Sequence[str] = ("onnx", "torchscript"), opset: int = 17,
                  check: bool = True, atol: float | None = None,
                  rtol: float | None = None, triton: TritonConfig | None = None,
-                 precision: str = "fp32") -> list[ExportedFile]:
+                 precision: str = "fp32", step_graph: bool = True) -> list[ExportedFile]:
     """Write ``out_dir/model.onnx``, ``model.ort`` and/or ``model.pt``, then check each one's parity.
 
     Format "triton" writes a Triton model repository into ``out_dir`` instead
@@ -74,6 +78,8 @@ def export_files(model: nn.Module, out_dir: str | os.PathLike, *,
         rtol: parity tolerance override.
         triton: options of the "triton" format (defaults when None).
         precision: "fp32", "fp16" or "int8" for the ONNX/.ort files (see :func:`quantize`).
+        step_graph: write ``model.step.onnx`` beside a float32 ``model.onnx`` of a Scan graph
+            (see :func:`export_onnx`).
 
     Returns:
         One :class:`ExportedFile` per format, in order.
@@ -108,20 +114,32 @@ def export_files(model: nn.Module, out_dir: str | os.PathLike, *,
                 result = export_torchscript(model, path)
             else:
                 if onnx_file is None:
-                    onnx_file = _onnx(model, Path(tmp), opset, precision)
+                    onnx_file = _onnx(model, Path(tmp), opset, precision,
+                                      step_graph and "onnx" in formats)
                 made, quantized = onnx_file
                 path.parent.mkdir(parents=True, exist_ok=True)
                 if fmt == "ort":
                     to_ort(made.path, path)
+                    result = dataclasses.replace(made, path=path, step_graph_path=None,
+                                                 spec=dataclasses.replace(made.spec, step_graph=None))
                 else:
-                    write_bytes_atomic(path, made.path.read_bytes())
-                result = dataclasses.replace(made, path=path)
+                    result = _copy_onnx(made, path)
             if check:
                 logger.info("checking parity of %s against the model", path)
             report = check_parity(model, path, atol=atol, rtol=rtol) if check else None
             files.append(ExportedFile(fmt, result, report, quantized))
-    remove_stale(out, [f.result.path for f in files])
+    remove_stale(out, [p for f in files for p in (f.result.path, f.result.step_graph_path) if p])
     return files
+
+
+def _copy_onnx(made: ExportResult, path: Path) -> ExportResult:
+    """Copy an exported ONNX file to ``path``; its step graph first, under the name its spec records."""
+    step_path = None
+    if made.step_graph_path is not None:
+        step_path = path.with_name(made.spec.step_graph.file)
+        write_bytes_atomic(step_path, made.step_graph_path.read_bytes())
+    write_bytes_atomic(path, made.path.read_bytes())
+    return dataclasses.replace(made, path=path, step_graph_path=step_path)
 
 
 def _check_folder(out: Path) -> None:
@@ -139,12 +157,13 @@ def remove_stale(out: Path, written: Sequence[Path]) -> list[Path]:
 
     A folder that held another model (or other formats of an older export) would otherwise
     mix files of two models. Only rnnx's file names (``model.onnx``, ``model.int8.onnx``,
-    ``model.pt``, ...) are touched; each removal is logged as a warning.
+    ``model.pt``, ``model.step.onnx``, ...) are touched; each removal is logged as a warning.
 
     Returns:
         The removed paths.
     """
     names = {file_name(fmt, p) for fmt in ("onnx", "ort", "torchscript") for p in PRECISIONS}
+    names.add(step_file_name(file_name("onnx")))  # model.step.onnx
     keep = {Path(w).resolve() for w in written}
     stale = sorted(p for p in (out / n for n in names) if p.is_file() and p.resolve() not in keep)
     for p in stale:
@@ -153,21 +172,22 @@ def remove_stale(out: Path, written: Sequence[Path]) -> list[Path]:
     return stale
 
 
-def _onnx(model: nn.Module, tmp: Path, opset: int,
-          precision: str) -> tuple[ExportResult, QuantizeResult | None]:
+def _onnx(model: nn.Module, tmp: Path, opset: int, precision: str,
+          step_graph: bool) -> tuple[ExportResult, QuantizeResult | None]:
     """The ONNX graph at ``precision`` in ``tmp`` (quantized from the float32 export)."""
-    result = export_onnx(model, tmp / "model.onnx", opset=opset)
+    result = export_onnx(model, tmp / "model.onnx", opset=opset,
+                         step_graph=step_graph and precision == "fp32")
     if precision == "fp32":
         return result, None
     q = quantize(result.path, tmp / file_name("onnx", precision), precision=precision)
-    return dataclasses.replace(result, path=q.path, spec=q.spec), q
+    return dataclasses.replace(result, path=q.path, spec=q.spec, step_graph_path=None), q
 
 
 def _export_triton(model: nn.Module, out: Path, opset: int, triton: TritonConfig | None,
                    check: bool, atol: float | None, rtol: float | None) -> ExportedFile:
     """ONNX export + parity against the model, then the Triton repository from that file."""
     with tempfile.TemporaryDirectory() as tmp:
-        result = export_onnx(model, Path(tmp) / file_name("onnx"), opset=opset)
+        result = export_onnx(model, Path(tmp) / file_name("onnx"), opset=opset, step_graph=False)
         report = check_parity(model, result.path, atol=atol, rtol=rtol) if check else None
         repo = export_triton(result.path, out, triton)
     return ExportedFile("triton", dataclasses.replace(result, path=repo.onnx_path, spec=repo.spec),
@@ -177,7 +197,6 @@ def _export_triton(model: nn.Module, out: Path, opset: int, triton: TritonConfig
 def _seq2seq_files(model: nn.Module, out: Path, formats: Sequence[str], opset: int, check: bool,
                    atol: float | None, rtol: float | None, precision: str) -> list[ExportedFile]:
     from rnnx.exporter.seq2seq_export import export_seq2seq
-    from rnnx.exporter.spec_io import read_spec
 
     if "onnx" not in formats:
         raise ConfigError(f"format: a seq2seq model exports as an ONNX bundle (encoder.onnx + decoder.onnx); "

@@ -129,7 +129,8 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
     Returns:
         format, file size, inputs/outputs (name, shape, dtype; from the graph for ONNX),
         state pairs, streamable, opset, exporter strategy, kind, config, rnnx version
-        (None where the file has no ``rnnx.spec``), the whole ``spec``, and for ONNX files also ``producer``,
+        (None where the file has no ``rnnx.spec``), the whole ``spec``, ``step_graph`` (None, or
+        :func:`step_graph_status`), and for ONNX files also ``producer``,
         ``ops`` (op type -> count), ``recurrent`` (nodes with their state inputs and
         outputs) and ``state_guess`` (likely state pairs among the graph I/O).
 
@@ -165,10 +166,26 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
         "seq2seq": None if spec is None or spec.seq2seq is None else
         {"role": spec.role, **spec.seq2seq.to_dict()},  # a seq2seq bundle file: its role and the contract
         "spec": None if spec is None else spec.to_dict(),
+        "step_graph": None if spec is None or spec.step_graph is None else step_graph_status(path, spec),
     })
     if fmt == "onnx":
         info.update(_graph_facts(model, info))
     return info
+
+
+def step_graph_status(path: str | os.PathLike, spec: ModelSpec) -> dict[str, Any]:
+    """The spec's step graph and whether it is usable: ``{file, sha256, present, sha256_ok}``.
+
+    ``present``: the file exists beside ``path``; ``sha256_ok``: its bytes hash to the
+    recorded SHA-256 (None when absent). Only a present file with a matching hash is used.
+    """
+    from rnnx.exporter.step_graph import sha256_hex
+
+    entry = spec.step_graph
+    step = Path(path).parent / entry.file
+    present = step.is_file()
+    return {"file": entry.file, "sha256": entry.sha256, "present": present,
+            "sha256_ok": sha256_hex(step.read_bytes()) == entry.sha256 if present else None}
 
 
 def _graph_facts(model: Any, info: dict[str, Any]) -> dict[str, Any]:

@@ -5,6 +5,9 @@ and ``rnnx inspect`` read a ``.ort`` file like the ``.onnx`` it came from. The g
 optimized at onnxruntime's *basic* level (constant folding, redundant node removal): the
 level onnxruntime recommends for ``.ort`` files that may run on other execution providers
 (NNAPI, CoreML) and the one fp16 graphs load with.
+
+A step graph recorded in the source's spec (``model.step.onnx``) is not converted: the
+``.ort`` file's spec has ``step_graph`` cleared, and its runtime steps through the main graph.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ def is_ort_file(head: bytes) -> bool:
 
 def to_ort(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     """Convert an rnnx ``.onnx`` file to the onnxruntime format, keeping its ``rnnx.spec``.
+
+    The spec's ``step_graph`` (a file beside the ``.onnx``, not converted) is cleared.
 
     Args:
         src: the ``.onnx`` file.
@@ -45,11 +50,31 @@ def to_ort(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     opts.add_session_config_entry("session.save_model_format", "ORT")
     opts.log_severity_level = 4
     try:
-        ort.InferenceSession(os.fspath(src), opts, providers=["CPUExecutionProvider"])
+        ort.InferenceSession(_without_step_graph(src), opts, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime's own error types
         raise ExportError(f"{src}: onnxruntime cannot convert it to the .ort format "
                           f"({' '.join(str(e).split())[:200]})") from None
     return out
+
+
+def _without_step_graph(src: str | os.PathLike) -> str | bytes:
+    """``src``'s path, or its bytes with the spec's ``step_graph`` cleared when it has one."""
+    import dataclasses
+
+    from rnnx.exporter.graph import store_spec
+    from rnnx.exporter.spec_io import load_onnx
+    from rnnx.spec import METADATA_KEY, ModelSpec
+
+    try:
+        model = load_onnx(src)
+    except ModelFileError:  # not ONNX at all: onnxruntime says why below
+        return os.fspath(src)
+    text = {p.key: p.value for p in model.metadata_props}.get(METADATA_KEY)
+    spec = None if text is None else ModelSpec.from_json(text)
+    if spec is None or spec.step_graph is None:
+        return os.fspath(src)
+    store_spec(model, dataclasses.replace(spec, step_graph=None))
+    return model.SerializeToString()
 
 
 def _session(path: str | os.PathLike) -> "onnxruntime.InferenceSession":  # noqa: F821

@@ -19,8 +19,9 @@
   (:mod:`rnnx.runtime.precision`). On CPU onnxruntime runs most fp16 ops through inserted
   casts, so fp16 halves the file but does not speed up a CPU step.
 
-The written file keeps its ``rnnx.spec`` with ``precision`` set; :func:`check_parity` then
-judges it with that precision's tolerance.
+The written file keeps its ``rnnx.spec`` with ``precision`` set and ``step_graph`` cleared (the
+source's single-step graph is float32 and not converted: the copy steps through its own graph);
+:func:`check_parity` then judges it with that precision's tolerance.
 
 Example::
 
@@ -300,7 +301,7 @@ def quantize(src: str | os.PathLike, dst: str | os.PathLike, *,
         stored = _int8(src, dst)
     else:
         notes = _fp16(src, dst)
-    out_spec = dataclasses.replace(spec, precision=precision)
+    out_spec = dataclasses.replace(spec, precision=precision, step_graph=None)  # the step graph is src's
     _write_spec(dst, out_spec)
     _smoke(dst, out_spec)
     quantized, kept = _summarise(before, load_onnx(dst).graph, precision)

@@ -69,7 +69,8 @@ def to_batch_first(proto: onnx.ModelProto, spec: ModelSpec) -> tuple[onnx.ModelP
     The graph keeps its I/O names; ``{state}_in`` is transposed to the model's layout
     before the original nodes read it, and ``{state}_out`` is transposed back after.
     States already batch-first are left alone. The spec's ``extra["state_layout"]`` says
-    ``"batch_first"``; storing the new spec in the file is the caller's job.
+    ``"batch_first"`` and its ``step_graph`` is cleared (the source's step graph keeps the
+    model's layout); storing the new spec in the file is the caller's job.
     """
     out = onnx.ModelProto()
     out.CopyFrom(proto)
@@ -99,6 +100,6 @@ def to_batch_first(proto: onnx.ModelProto, spec: ModelSpec) -> tuple[onnx.ModelP
     nodes = [*pre, *graph.node, *post]
     del graph.node[:]
     graph.node.extend(nodes)
-    new_spec = dataclasses.replace(spec, state=tuple(states),
+    new_spec = dataclasses.replace(spec, state=tuple(states), step_graph=None,
                                    extra={**spec.extra, "state_layout": "batch_first"})
     return out, new_spec

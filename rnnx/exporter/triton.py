@@ -383,7 +383,8 @@ def _source_graph(source: Any, opset: int) -> tuple[onnx.ModelProto, ModelSpec]:
     from rnnx.exporter.onnx_export import export_onnx
 
     with tempfile.TemporaryDirectory() as tmp:
-        result = export_onnx(source, Path(tmp) / ONNX_FILE, opset=opset)
+        result = export_onnx(source, Path(tmp) / ONNX_FILE, opset=opset,
+                             step_graph=False)  # the served graph has its own state layout
         return load_onnx(result.path), result.spec
 
 

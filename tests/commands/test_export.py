@@ -38,6 +38,9 @@ def test_export_writes_both_formats_and_passes(checkpoints, tmp_path, name: str)
     assert [line.split()[-1] for line in lines[1:]] == ["pass", "pass"]
     assert read_spec(tmp_path / "out" / "model.onnx").kind == name.split("-")[0].replace("tokens", "lstm")
     assert read_spec(tmp_path / "out" / "model.pt").exporter == "script"
+    spec = read_spec(tmp_path / "out" / "model.onnx")
+    step = tmp_path / "out" / "model.step.onnx"  # Scan graphs (the ConvLSTM's) get a step graph
+    assert step.is_file() == ("scan" in spec.exporter) == (spec.step_graph is not None)
 
 
 def test_export_one_format_without_check(checkpoints, tmp_path) -> None:
@@ -126,3 +129,15 @@ def test_export_into_a_folder_of_another_model_removes_its_files(checkpoints, tm
     assert "removed model.pt" in res.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "notes.txt"]
     assert read_spec(tmp_path / "model.onnx").kind == "rnn"
+
+
+def test_no_step_graph_writes_none_and_removes_an_old_one(checkpoints, tmp_path) -> None:
+    assert _cli("export", str(checkpoints["convlstm-k3"]), "--out", str(tmp_path), "--format", "onnx",
+                "--no-check").exit_code == 0
+    assert read_spec(tmp_path / "model.onnx").step_graph.file == "model.step.onnx"
+    res = _cli("export", str(checkpoints["convlstm-k3"]), "--out", str(tmp_path), "--format", "onnx",
+               "--no-check", "--no-step-graph")
+    assert res.exit_code == 0, res.output
+    assert "removed model.step.onnx" in res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
+    assert read_spec(tmp_path / "model.onnx").step_graph is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -19,7 +21,7 @@ def test_ort_file_keeps_the_spec_and_streams_like_the_onnx(exported, tmp_path, n
     model, result = exported(name, "onnx")
     path = to_ort(result.path, tmp_path / "model.ort")
     assert file_format(path) == "ort"
-    assert read_spec(path) == read_spec(result.path)
+    assert read_spec(path) == dataclasses.replace(read_spec(result.path), step_graph=None)  # .onnx's, not converted
     info = describe(path)
     assert info["format"] == "ort" and [v["name"] for v in info["inputs"]] == \
         [result.spec.input.name, *(s.input for s in result.spec.state)]

@@ -47,6 +47,8 @@ def test_both_files_carry_one_contract(bundles, name):
     enc, dec = read_spec(done.encoder), read_spec(done.decoder)
     assert (enc.role, dec.role) == ("encoder", "decoder")
     assert enc.seq2seq == dec.seq2seq == done.spec
+    assert enc.step_graph is None and dec.step_graph is None  # no Scan to inline: no step graph
+    assert not list(done.decoder.parent.glob("*.step.onnx"))
     assert ModelSpec.from_json(dec.to_json()) == dec  # JSON round trip
     s = done.spec
     assert (s.horizon, s.window, s.feedback) == (model.horizon, model.window, "y_prev")
