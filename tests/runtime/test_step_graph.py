@@ -23,7 +23,7 @@ import pytest
 from rnnx.errors import ConfigError, NonFiniteError, SpecError
 from rnnx.exporter import export_onnx
 from rnnx.runtime import RuntimeOptions, StreamingSession, StreamPool
-from tests.runtime.conftest import STEP, sequence, write_step_graph
+from tests.runtime.conftest import STEP, reference, sequence, write_step_graph
 from tests.zoo import TINY, example_input
 
 
@@ -225,3 +225,24 @@ def test_check_parity_covers_the_step_graph(scan_lstm, tmp_path):
     assert {r.case for r in wrong.rows if not r.ok} >= {"step", "full"}  # step(), and feed of T=1
     right = write_step_graph(scan_lstm[0], tmp_path / "right", add=0.0)
     assert check_parity(model, right, batch_sizes=(2,), steps=(1, 4)).ok
+
+
+# -- the exporter's own step graph ------------------------------------------------------------
+@pytest.mark.parametrize("name", ["lstm-1l-scan", "convlstm-k3"])
+def test_an_exported_step_graph_streams_like_the_eager_model(scan_lstm, exported, name):
+    """export_onnx writes <stem>.step.onnx beside a Scan graph; sessions and pools step on it."""
+    if name == "lstm-1l-scan":
+        path, model, x = scan_lstm
+    else:
+        path, model = exported(name)
+        x = sequence(model, 2, 9)
+    want = reference(model, x[:, :6])  # (2, 6, out...)
+    with StreamingSession(path, batch_size=2) as sess:
+        assert sess.step_graph == path.with_name(f"{path.stem}.step.onnx")
+        np.testing.assert_allclose(_steps(sess, x), want, atol=1e-5, rtol=1e-5)
+    with StreamPool(path) as pool:
+        assert pool.step_graph == sess.step_graph
+        pool.open("a")
+        pool.open("b")
+        got = np.stack([pool.step_batch(["a", "b"], x[:, t]).array for t in range(6)], axis=1)
+        np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
