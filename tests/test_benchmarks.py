@@ -69,3 +69,18 @@ def test_bench_export_paths_times_every_graph_and_fits_the_scan_cost(tmp_path):
     cost = report["scan_cost"]
     assert cost["per_node_us"] > 0 and cost["lean_body_nodes"] > 10 and cost["trace_chunk_us"] > 0
     assert "onnxruntime Scan cost" in done.stdout
+
+
+STEP_GRAPH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_step_graph.py"
+
+
+def test_bench_step_graph_times_both_graphs_of_an_export(tmp_path):
+    out = tmp_path / "step_graph.json"
+    done = subprocess.run([sys.executable, str(STEP_GRAPH), "--only", "convlstm 2->4", "--rounds", "1",
+                           "--calls", "16", "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["model"], r["case"]) for r in rows] == [("convlstm 2->4 6x6 k3", "step"),
+                                                       ("convlstm 2->4 6x6 k3", "step_many(16)")]
+    assert all(r["step_graph_us"] > 0 and r["main_graph_us"] > 0 and r["ratio"] > 0 for r in rows)
+    assert "ratio = step graph / main graph" in done.stdout
