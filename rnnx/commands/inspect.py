@@ -26,9 +26,9 @@ def _streamable(value: Any) -> str:
 
 def _step_state(step: dict[str, Any]) -> str:
     if not step["present"]:
-        return "MISSING beside the file: not used"
+        return "MISSING beside the file: steps run the main graph"
     if not step["sha256_ok"]:
-        return "present, but its SHA-256 does NOT match the spec: not used"
+        return "present, but its SHA-256 does NOT match the spec: the runtime refuses the file"
     return "present, SHA-256 matches"
 
 

@@ -80,3 +80,15 @@ def test_foreign_onnx_with_inner_state_points_to_stateful(tmp_path) -> None:
     res = _cli(path)
     assert res.exit_code == 0, res.output
     assert "(zeros)" in res.output and "-> unused" in res.output and "rnnx stateful MODEL" in res.output
+
+
+def test_step_graph_line_says_whether_the_file_is_there_and_intact(files, tmp_path) -> None:
+    path = export_onnx(TINY["gru-1l"](), tmp_path / "m.onnx", strategy="scan-legacy").path
+    assert "step graph:  m.step.onnx (present, SHA-256 matches)" in _cli(path).output
+    step = tmp_path / "m.step.onnx"
+    step.write_bytes(step.read_bytes() + b"\0")
+    assert "SHA-256 does NOT match the spec" in _cli(path).output
+    step.unlink()
+    res = _cli(path, "--json", "-")
+    assert res.exit_code == 0 and json.loads(res.stdout)["step_graph"]["present"] is False
+    assert "MISSING" in _cli(path).output and "step graph:" not in _cli(files["onnx"]).output
