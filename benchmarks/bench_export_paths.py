@@ -7,7 +7,9 @@ step, built by the TorchScript-based exporter: the graph every model whose cells
 does not know gets); an LSTM with ``proj_size`` through ``proj-native`` (plain native LSTM
 ops, the projection folded into the weights), ``scan`` and ``scan-legacy``, timed in the
 same rounds as the plain LSTM's ``trace`` graph (``trace-noproj``: the floor a native-op
-graph sets); a ConvLSTM (``scan`` and ``scan-legacy``: the native ops cannot express it). Each graph runs in bare onnxruntime
+graph sets); a ConvLSTM (``scan`` and ``scan-legacy``: the native ops cannot express it); and
+each ``scan`` export's step graph (``scan-step``: its Scans run once, inlined, what
+``StreamingSession.step`` runs; T=1 only, so step case only). Each graph runs in bare onnxruntime
 (one intra-op thread, batch 1, float32) as ``step`` (T=1 per call) and ``chunk`` (T=64 per
 call, time per step). Candidates of one model are timed in alternating rounds so that
 machine noise hits them alike; the best round counts.
@@ -43,8 +45,8 @@ from rnnx.models import build
 CHUNK = 64  # steps per call of the chunk case
 TARGETS = {"step": (1.3, 1.5), "chunk": (2.0, 3.0)}  # scan/trace ratio: target, never above
 BASELINES = {"scan": ("trace", "scan-legacy"), "proj-native": ("scan", "trace-noproj"),
-             "scan-inlined": ("scan", "trace")}  # path -> ratios to
-STEP_ONLY = {"scan-inlined"}  # the scan graph with its Scan replaced by one pass of the body (not shipped)
+             "scan-step": ("scan", "trace")}  # path -> ratios to
+STEP_ONLY = {"scan-step"}  # the scan export's step graph (its Scans run once, inlined): T=1 only
 
 
 @dataclass(frozen=True)
@@ -199,66 +201,14 @@ def scan_cost(rounds: int, calls: int, trace_path: Path, scan_path: Path) -> Sca
                     best["scan"], best["trace"])
 
 
-# -- a separate step graph (not exported by rnnx): each Scan replaced by one pass of its body ---
-def _inline_one_step(src: Path, dst: Path) -> None:
-    """Write ``src`` with every top-level Scan replaced by its body run once: a graph for T=1 only.
-
-    The Scan's scan inputs lose their time axis (``Squeeze``), its scan outputs get it back
-    (``Unsqueeze``), and the body's initializers move to the main graph. rnnx scans over axis 0.
-    """
-    import onnx
-    from onnx import helper, numpy_helper
-
-    model = onnx.load(str(src))
-    graph = model.graph
-    nodes: list = []
-    axes = "inline/axes0"
-    graph.initializer.append(numpy_helper.from_array(np.array([0], np.int64), axes))
-    for k, node in enumerate(graph.node):
-        if node.op_type != "Scan":
-            nodes.append(node)
-            continue
-        attrs = {a.name: a for a in node.attribute}
-        body, n_scan = attrs["body"].g, attrs["num_scan_inputs"].i
-        n_state = len(node.input) - n_scan
-        prefix = f"inline{k}/"
-        names = {t.name: prefix + t.name for t in body.initializer}
-        for i, (inner, outer) in enumerate(zip(body.input, node.input)):
-            if i < n_state:
-                names[inner.name] = outer
-            else:
-                names[inner.name] = prefix + inner.name
-                nodes.append(helper.make_node("Squeeze", [outer, axes], [names[inner.name]]))
-        for t in body.initializer:
-            t.name = names[t.name]
-            graph.initializer.append(t)
-        for inner in body.node:
-            for j, v in enumerate(inner.input):
-                inner.input[j] = names.get(v, v)
-            for j, v in enumerate(inner.output):
-                inner.output[j] = names.setdefault(v, prefix + v)
-            inner.name = prefix + inner.name
-            nodes.append(inner)
-        for i, (inner, outer) in enumerate(zip(body.output, node.output)):
-            op = "Identity" if i < n_state else "Unsqueeze"
-            nodes.append(helper.make_node(op, [names.get(inner.name, inner.name)] + ([axes] if op == "Unsqueeze" else []),
-                                          [outer]))
-    del graph.node[:]
-    graph.node.extend(nodes)
-    onnx.save(model, str(dst))
-    want, got = _session(src), _session(dst)
-    feeds = _feeds(want, 1)
-    for a, b, out in zip(want.run(None, feeds), got.run(None, feeds), want.get_outputs()):
-        if not np.allclose(a, b, rtol=1e-5, atol=1e-6):
-            raise AssertionError(f"{dst.name}: {out.name} differs from the Scan graph's by {np.abs(a - b).max():.3g}")
-
-
 def _export(model: torch.nn.Module, folder: Path, label: str, strategies: tuple[str, ...]) -> dict[str, Path]:
+    """Each strategy's file; a graph with a time loop also gives its step graph (``<strategy>-step``)."""
     out = {}
     for s in strategies:
-        path = folder / f"{label}-{s}.onnx"
-        export_onnx(model, path, strategy=s)
-        out[s] = path
+        result = export_onnx(model, folder / f"{label}-{s}.onnx", strategy=s)
+        out[s] = result.path
+        if s == "scan" and result.step_graph_path is not None:
+            out["scan-step"] = result.step_graph_path
     return out
 
 
@@ -320,9 +270,6 @@ def main(argv: list[str] | None = None) -> int:
             if args.only not in label:
                 continue
             paths = _export(model.eval(), Path(tmp), label.replace(" ", "_").replace(">", ""), strategies)
-            if "scan" in paths:
-                paths["scan-inlined"] = paths["scan"].with_name(paths["scan"].stem + "-inlined.onnx")
-                _inline_one_step(paths["scan"], paths["scan-inlined"])
             if label == "lstm 2l 16->64":
                 plain = paths
             elif "proj" in label and "trace" in plain:

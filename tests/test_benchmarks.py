@@ -63,9 +63,9 @@ def test_bench_export_paths_times_every_graph_and_fits_the_scan_cost(tmp_path):
     plain = "lstm 2l 16->64"
     for path in ("trace", "scan", "scan-legacy"):
         assert {(plain, path, "step"), (plain, path, "chunk")} <= rows
-    # the Scan graph run once without its Scan (checked equal to it inside the script): step only
-    assert (plain, "scan-inlined", "step") in rows and (plain, "scan-inlined", "chunk") not in rows
-    assert any(r["paths"] == "scan-inlined/scan" for r in report["ratios"])
+    # the scan export's step graph (what StreamingSession.step runs): step only
+    assert (plain, "scan-step", "step") in rows and (plain, "scan-step", "chunk") not in rows
+    assert any(r["paths"] == "scan-step/scan" for r in report["ratios"])
     cost = report["scan_cost"]
     assert cost["per_node_us"] > 0 and cost["lean_body_nodes"] > 10 and cost["trace_chunk_us"] > 0
     assert "onnxruntime Scan cost" in done.stdout
