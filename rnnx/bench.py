@@ -132,16 +132,19 @@ def _bare_feeds(sess: StreamingSession, batch: int, steps: int = 1) -> dict[str,
 
 
 def bare_ort_case(sess: StreamingSession, calls: int) -> Case:
-    """A hand-written ``InferenceSession.run`` loop that carries the state itself."""
-    c, ort_sess = sess.contract, sess.backend.session  # the raw onnxruntime session
+    """A hand-written ``InferenceSession.run`` loop that carries the state itself, on the graph
+    ``sess.step`` runs (the file's step graph when the session uses one)."""
+    c = sess.contract
+    ort_sess = sess._engine.step_backend.session  # the raw onnxruntime session single steps run on
     feeds = _bare_feeds(sess, 1)
     outputs = [c.output.name] + [s.output for s in c.states]
     pairs = [(i + 1, s.input) for i, s in enumerate(c.states)]
 
-    def step() -> None:
+    def step() -> list[np.ndarray]:
         outs = ort_sess.run(outputs, feeds)
         for i, name in pairs:
             feeds[name] = outs[i]
+        return outs
 
     return ("bare ort.run loop (state carried by hand)", step, 1, calls)
 
