@@ -28,11 +28,12 @@ import torch
 from torch import nn
 
 from rnnx.atomic import write_bytes_atomic
-from rnnx.errors import ExportError, SpecError
+from rnnx.errors import ExportError, ModelFileError, SpecError
 from rnnx.exporter.contract import derive_spec, eval_copy, example_for
 from rnnx.exporter.graph import finalize, producer_versions, store_spec
 from rnnx.exporter.ort_worker import isolated_runner
 from rnnx.exporter.parity import probe, random_state
+from rnnx.exporter.spec_io import read_spec
 from rnnx.exporter.step_graph import checked_step_graph, step_file_name, step_graph_entry
 from rnnx.exporter.strategies import AUTO_ORDER, STRATEGIES, ExportContext
 from rnnx.exporter.strategies.base import io_names
@@ -162,6 +163,18 @@ def _strategy_names(strategy: str) -> tuple[str, ...]:
     return (strategy,)
 
 
+def _refuse_to_overwrite_a_model(step_path: Path) -> None:
+    """Raise SpecError when ``step_path`` holds a standalone rnnx model (one with ``rnnx.spec``)."""
+    if not step_path.exists():
+        return
+    try:
+        spec = read_spec(step_path)
+    except (ModelFileError, SpecError):  # not an rnnx model (an older step graph): ours to replace
+        return
+    raise SpecError(f"{step_path} is another exported model (its rnnx.spec says {spec.kind}, "
+                    f"{spec.exporter}); not overwriting it with this model's step graph")
+
+
 def _write(proto: onnx.ModelProto, path: str | os.PathLike, spec: ModelSpec,
            attempts: list[Attempt], step_model: nn.Module | None) -> ExportResult:
     """Write the step graph (when ``step_model`` is given and one passes), then the model file."""
@@ -173,7 +186,8 @@ def _write(proto: onnx.ModelProto, path: str | os.PathLike, spec: ModelSpec,
         step_path = out.with_name(step_file_name(out))
         try:
             entry = step_graph_entry(step_path, step)
-        except SpecError as e:  # a file name the contract cannot record (e.g. a leading dot)
+            _refuse_to_overwrite_a_model(step_path)
+        except SpecError as e:  # a name the contract cannot record (a leading dot), or a model's file
             logger.warning("no step graph: %s", e)
             step_path = None
         else:

@@ -94,6 +94,17 @@ def test_step_graph_false_writes_none(tmp_path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
 
 
+def test_a_model_file_under_the_step_graphs_name_is_not_overwritten(tmp_path, caplog) -> None:
+    model = TINY["gru-1l"]()
+    other = export_onnx(model, tmp_path / "m.step.onnx", strategy="scan-legacy").path
+    before = other.read_bytes()
+    with caplog.at_level(logging.WARNING, logger="rnnx.exporter.onnx_export"):
+        result = export_onnx(model, tmp_path / "m.onnx", strategy="scan-legacy")
+    assert other.read_bytes() == before and read_spec(other).step_graph.file == "m.step.step.onnx"
+    assert result.step_graph_path is None and read_spec(result.path).step_graph is None
+    assert "is another exported model" in caplog.text
+
+
 # ---------------------------------------------------------------------- hand-made Scans
 
 
