@@ -132,8 +132,12 @@ def test_export_into_a_folder_of_another_model_removes_its_files(checkpoints, tm
 
 
 def test_no_step_graph_writes_none_and_removes_an_old_one(checkpoints, tmp_path) -> None:
-    assert _cli("export", str(checkpoints["convlstm-k3"]), "--out", str(tmp_path), "--format", "onnx",
-                "--no-check").exit_code == 0
+    import json
+
+    res = _cli("export", str(checkpoints["convlstm-k3"]), "--out", str(tmp_path), "--format", "onnx",
+               "--no-check", "--json", "-")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["files"][0]["step_graph"] == str(tmp_path / "model.step.onnx")
     assert read_spec(tmp_path / "model.onnx").step_graph.file == "model.step.onnx"
     res = _cli("export", str(checkpoints["convlstm-k3"]), "--out", str(tmp_path), "--format", "onnx",
                "--no-check", "--no-step-graph")

@@ -25,7 +25,8 @@ from tests.zoo import TINY, example_input
 # (zoo id, strategy): every Scan-building path, a ConvLSTM, LSTM/GRU forced through Scan, two
 # Scans in one graph (layer-scan of a 2-layer LSTM with proj_size), a user's own cell, tokens
 STEPPED = [("convlstm-k3", "auto"), ("lstm-2l", "scan"), ("lstm-2l-proj", "layer-scan"),
-           ("gru-1l", "scan-legacy"), ("custom-peephole", "auto"), ("tokens-lstm", "scan")]
+           ("gru-1l", "scan-legacy"), ("gru-residual", "scan"), ("custom-peephole", "auto"),
+           ("tokens-lstm", "scan")]
 CONTROL_FLOW = {"Scan", "Loop", "If"}
 
 
