@@ -160,10 +160,13 @@ def _summary(y: np.ndarray, time_axis: int = 1, columns: Optional[list[str]] = N
 @click.option("--check-finite", type=click.Choice(["off", "warn", "raise"]), default="off", show_default=True,
               help="On NaN/inf in the input or output: nothing, a warning, or an error (onnxruntime's "
                    "LSTM turns NaN inputs into finite, wrong numbers).")
+@click.option("--step-graph/--no-step-graph", default=True, show_default=True,
+              help="Run one-step chunks on the model's step graph when it has one (a loop-free .onnx "
+                   "beside it); --no-step-graph runs every call on MODEL and does not load the second graph.")
 @runtime_options
 def run(model: str, input_path: Path, chunk: int, provider: str, out: Optional[Path], decode: bool,
-        state_in: Optional[str], state_out: Optional[str], check_finite: str, state_map: tuple[str, ...],
-        constant: tuple[str, ...], context: int) -> dict[str, Any]:
+        state_in: Optional[str], state_out: Optional[str], check_finite: str, step_graph: bool,
+        state_map: tuple[str, ...], constant: tuple[str, ...], context: int) -> dict[str, Any]:
     """Stream INPUT, a recorded sequence (T, F...) or batch (B, T, F...), through MODEL.
 
     INPUT is .npy or .csv (one row per time step). Without --out a summary is printed.
@@ -190,7 +193,7 @@ def run(model: str, input_path: Path, chunk: int, provider: str, out: Optional[P
     from rnnx.runtime.contract import open_model
 
     options = runtime_kwargs(model, state_map, constant, context)
-    run_options = RuntimeOptions(providers=provider, check_finite=check_finite)
+    run_options = RuntimeOptions(providers=provider, check_finite=check_finite, step_graph=step_graph)
     backend, contract = open_model(model, run_options, **options)
     backend.close()
     if not contract.streamable and (state_in or state_out):

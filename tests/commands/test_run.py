@@ -16,8 +16,9 @@ from rnnx.cli import main
 from rnnx.exporter import export_onnx
 from tests.foreign import LstmWithState, export_lstm_with_state
 from tests.runtime.conftest import FOREIGN_K, FOREIGN_N, ForeignReference, foreign, reference, sequence  # noqa: F401
+from tests.runtime.conftest import write_step_graph
 from tests.commands import user_error
-from tests.zoo import TINY
+from tests.zoo import INPUT, TINY
 
 
 @pytest.fixture(scope="module")
@@ -257,3 +258,16 @@ def test_token_model_reads_text_and_decodes(tmp_path):
     (tmp_path / "bad.txt").write_text("hex!")
     line = user_error(invoke(tmp_path / "exp" / "model.onnx", tmp_path / "bad.txt", "--decode"))
     assert "characters ['!', 'x'] are not in the model's vocabulary 'ehlo'" in line
+
+
+def test_no_step_graph_runs_every_call_on_the_model(tmp_path):
+    main_path = export_onnx(TINY["lstm-1l"](), tmp_path / "main.onnx", strategy="scan", step_graph=False).path
+    path = write_step_graph(main_path, tmp_path / "with-step")  # its step graph returns y + 1
+    x = np.random.default_rng(0).standard_normal((5, INPUT)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    ys = {}
+    for flag in ("--step-graph", "--no-step-graph"):
+        res = invoke(path, tmp_path / "x.npy", "--chunk", "1", "--out", tmp_path / f"{flag}.npy", flag)
+        assert res.exit_code == 0, res.output
+        ys[flag] = np.load(tmp_path / f"{flag}.npy")
+    np.testing.assert_allclose(ys["--step-graph"], ys["--no-step-graph"] + 1.0, rtol=1e-5, atol=1e-5)
