@@ -81,3 +81,19 @@ def test_reverse_direction_scans_the_flipped_sequence(exported) -> None:
     assert [n.op_type for n in graph.node].count("Scan") == 2  # forward and reverse
     flips = [n for n in graph.node if n.op_type == "Slice"]
     assert flips, "the reverse Scan reads a time-flipped x"
+
+
+@pytest.mark.parametrize("name,strategy", [("convlstm-k3", "auto"), ("convlstm-k5-2l", "auto"),
+                                           ("custom-peephole", "auto"), ("lstm-2l-proj", "scan"),
+                                           ("gru-2l", "scan-legacy")])
+def test_step_graphs_match_onnxruntime_in_the_reference_evaluator(exported, name: str, strategy: str) -> None:
+    """A scan export's step graph (shipped beside it) is portable too: onnx.reference equals onnxruntime at T=1."""
+    model, result = exported(name, "onnx", strategy)
+    assert result.step_graph_path is not None, f"{name} ({result.strategy}): no step graph"
+    proto = onnx.load(str(result.step_graph_path))
+    assert not {n.op_type for n in _nodes(proto.graph)} & (BANNED | {"Scan"}), name
+    feeds = _feeds(model, result.spec, steps=1)
+    want = ort.InferenceSession(str(result.step_graph_path), providers=["CPUExecutionProvider"]).run(None, feeds)
+    got = ReferenceEvaluator(proto).run(None, feeds)
+    for out, a, b in zip(proto.graph.output, want, got):
+        np.testing.assert_allclose(b, a, atol=1e-5, rtol=1e-5, err_msg=f"{name}: {out.name}")
