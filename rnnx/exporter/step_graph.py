@@ -236,15 +236,9 @@ def _inline_one(node: onnx.NodeProto, prefix: str, graph: onnx.GraphProto, axes:
 def checked_step_graph(main: onnx.ModelProto, model: nn.Module, spec: ModelSpec) -> bytes | None:
     """The serialized step graph of ``main``, checked equal to it at T=1; None if none or unequal.
 
-    Both graphs run in the isolated onnxruntime child (a crash is a failed check, not a dead
-    process) on one step at batch 3 from a random non-zero state; every output and state must
-    agree within the parity tolerance of the spec's family and precision. A failed check is
-    logged as a WARNING (the export goes on without a step graph).
+    See :func:`agrees_at_one_step` for the check; a failed check is logged as a WARNING (the
+    export goes on without a step graph).
     """
-    from rnnx.exporter.ort_worker import WorkerDied, isolated_runner
-    from rnnx.exporter.parity import compare, random_input, random_state, resolve_tolerance
-    from rnnx.exporter.strategies.base import io_names
-
     if not spec.streamable or spec.input.time_axis is None:
         logger.debug("no step graph: the model is not streamable")
         return None
@@ -252,17 +246,32 @@ def checked_step_graph(main: onnx.ModelProto, model: nn.Module, spec: ModelSpec)
     if step is None:
         return None
     data = step.SerializeToString()
+    return data if agrees_at_one_step(main, data, model, spec) else None
+
+
+def agrees_at_one_step(main: onnx.ModelProto, step: bytes, model: nn.Module, spec: ModelSpec) -> bool:
+    """Whether the graph ``step`` (serialized) gives ``main``'s outputs and states at T=1.
+
+    Both graphs run in the isolated onnxruntime child (a crash is a failed check, not a dead
+    process) on one step at batch 3 from a random non-zero state; every output and state must
+    agree within the parity tolerance of the spec's family and precision. A disagreement or a
+    crash is logged as a WARNING naming the tensors.
+    """
+    from rnnx.exporter.ort_worker import WorkerDied, isolated_runner
+    from rnnx.exporter.parity import compare, random_input, random_state, resolve_tolerance
+    from rnnx.exporter.strategies.base import io_names
+
     x = random_input(model, spec, _PROBE_BATCH, 1, _PROBE_SEED).numpy()
     state = [s.numpy() for s in random_state(model, _PROBE_BATCH, _PROBE_SEED)]
     inputs, outputs = io_names(spec)
     results = []
     try:
-        for graph in (main.SerializeToString(), data):
+        for graph in (main.SerializeToString(), step):
             with isolated_runner(graph, inputs, outputs) as run:
                 results.append(run(x, state))
     except (WorkerDied, RuntimeError) as e:
         logger.warning("no step graph: onnxruntime failed on it at T=1 (%s)", " ".join(str(e).split())[:300])
-        return None
+        return False
     tol, source = resolve_tolerance(spec.kind, None, None, spec.precision)
     (want_y, want_s), (got_y, got_s) = results
     names = [spec.output.name, *(s.name for s in spec.state)]
@@ -273,10 +282,10 @@ def checked_step_graph(main: onnx.ModelProto, model: nn.Module, spec: ModelSpec)
         logger.warning("no step graph: it differs from the Scan graph at T=1 (%s; tolerance %s: "
                        "atol %g, rtol %g)", ", ".join(f"{r.tensor} max_abs {r.max_abs:.3g}" for r in bad),
                        source, tol.atol, tol.rtol)
-        return None
+        return False
     logger.info("step graph checked at T=1 against the Scan graph: max |diff| %.3g",
                 max(r.max_abs for r in rows))
-    return data
+    return True
 
 
 def step_graph_entry(path: Path, data: bytes) -> StepGraph:
@@ -288,5 +297,5 @@ def step_graph_entry(path: Path, data: bytes) -> StepGraph:
     return StepGraph.from_dict({"file": path.name, "sha256": sha256_hex(data)})
 
 
-__all__ = ["SUFFIX", "checked_step_graph", "inline_scans", "sha256_hex", "step_file_name",
+__all__ = ["SUFFIX", "agrees_at_one_step", "checked_step_graph", "inline_scans", "sha256_hex", "step_file_name",
            "step_graph_entry", "why_not"]

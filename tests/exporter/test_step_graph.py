@@ -17,7 +17,7 @@ from rnnx.exporter import export_onnx, read_spec
 from rnnx.exporter.describe import describe
 from rnnx.exporter.parity import TOLERANCES, random_input, random_state
 from rnnx.exporter.quantize import quantize
-from rnnx.exporter.step_graph import checked_step_graph, inline_scans, step_file_name
+from rnnx.exporter.step_graph import agrees_at_one_step, checked_step_graph, inline_scans, step_file_name
 from rnnx.exporter.triton import export_triton
 from rnnx.spec import METADATA_KEY, StepGraph
 from tests.zoo import TINY, example_input
@@ -210,3 +210,21 @@ def test_describe_says_whether_the_step_graph_is_there_and_intact(exported, tmp_
                                                              "present": True, "sha256_ok": False}
     _, plain = exported("lstm-1l", "onnx")
     assert describe(plain.path)["step_graph"] is None
+
+
+def test_a_step_graph_that_disagrees_is_refused_with_a_warning(exported, caplog) -> None:
+    """The T=1 check itself: the real inlined graph passes; the same graph with y + 1e-3 fails, naming y."""
+    model, result = exported("convlstm-k3", "onnx")
+    main = onnx.load(str(result.path))
+    good = inline_scans(main)
+    assert good is not None and agrees_at_one_step(main, good.SerializeToString(), model, result.spec)
+    graph = good.graph
+    y = result.spec.output.name
+    for node in graph.node:
+        node.output[:] = [f"{y}/exact" if o == y else o for o in node.output]
+    graph.initializer.append(numpy_helper.from_array(np.array(1e-3, np.float32), "off_by"))
+    graph.node.append(helper.make_node("Add", [f"{y}/exact", "off_by"], [y]))
+    with caplog.at_level(logging.WARNING, logger="rnnx.exporter.step_graph"):
+        assert not agrees_at_one_step(main, good.SerializeToString(), model, result.spec)
+    assert any("differs from the Scan graph at T=1" in r.message and f"{y} max_abs" in r.message
+               for r in caplog.records), caplog.text
