@@ -98,8 +98,8 @@ def export(ckpt: str, weights: Optional[str], example_shape: Optional[str], out_
     With --format ort, DIR/model.ort is the onnxruntime mobile format (rnnx.spec kept).
     A Scan graph's model.onnx gets DIR/model.step.onnx beside it: the same model with its
     time loop run once (one step only), which StreamingSession uses for step() when its
-    SHA-256 matches the spec; --no-step-graph writes none. Quantized, .ort and Triton
-    files have none.
+    SHA-256 matches the spec; --no-step-graph writes none. A quantized model.int8.onnx gets
+    its own model.int8.step.onnx; .ort files and Triton repositories have none.
     With --precision int8|fp16 the ONNX/.ort file is model.int8.onnx / model.fp16.onnx,
     judged with that precision's tolerance (see `rnnx quantize --help`).
     """

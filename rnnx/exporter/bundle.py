@@ -3,8 +3,9 @@
 ``precision`` applies to the ONNX and ``.ort`` files (``model.int8.onnx``, ``model.fp16.ort``):
 the float32 graph is exported to a temporary folder, then converted by
 :func:`rnnx.exporter.quantize`. TorchScript files and Triton repositories stay float32.
-The float32 ONNX file gets its single-step graph beside it (``model.step.onnx``, when the
-export writes one); quantized, ``.ort`` and Triton files have none (their spec says so).
+An ONNX file gets its single-step graph beside it (``model.step.onnx``, ``model.int8.step.onnx``,
+when the export writes one; quantized along with the file); ``.ort`` files and Triton
+repositories have none (their spec says so).
 """
 
 from __future__ import annotations
@@ -78,8 +79,8 @@ def export_files(model: nn.Module, out_dir: str | os.PathLike, *,
         rtol: parity tolerance override.
         triton: options of the "triton" format (defaults when None).
         precision: "fp32", "fp16" or "int8" for the ONNX/.ort files (see :func:`quantize`).
-        step_graph: write ``model.step.onnx`` beside a float32 ``model.onnx`` of a Scan graph
-            (see :func:`export_onnx`).
+        step_graph: write ``model.step.onnx`` (``model.int8.step.onnx``, ...) beside the ONNX file
+            of a Scan graph (see :func:`export_onnx` and :func:`quantize`).
 
     Returns:
         One :class:`ExportedFile` per format, in order.
@@ -157,13 +158,13 @@ def remove_stale(out: Path, written: Sequence[Path]) -> list[Path]:
 
     A folder that held another model (or other formats of an older export) would otherwise
     mix files of two models. Only rnnx's file names (``model.onnx``, ``model.int8.onnx``,
-    ``model.pt``, ``model.step.onnx``, ...) are touched; each removal is logged as a warning.
+    ``model.pt``, ``model.step.onnx``, ``model.int8.step.onnx``, ...) are touched; each removal is logged as a warning.
 
     Returns:
         The removed paths.
     """
     names = {file_name(fmt, p) for fmt in ("onnx", "ort", "torchscript") for p in PRECISIONS}
-    names.add(step_file_name(file_name("onnx")))  # model.step.onnx
+    names |= {step_file_name(file_name("onnx", p)) for p in PRECISIONS}  # model.step.onnx, model.int8.step.onnx, ...
     keep = {Path(w).resolve() for w in written}
     stale = sorted(p for p in (out / n for n in names) if p.is_file() and p.resolve() not in keep)
     for p in stale:
@@ -175,12 +176,11 @@ def remove_stale(out: Path, written: Sequence[Path]) -> list[Path]:
 def _onnx(model: nn.Module, tmp: Path, opset: int, precision: str,
           step_graph: bool) -> tuple[ExportResult, QuantizeResult | None]:
     """The ONNX graph at ``precision`` in ``tmp`` (quantized from the float32 export)."""
-    result = export_onnx(model, tmp / "model.onnx", opset=opset,
-                         step_graph=step_graph and precision == "fp32")
+    result = export_onnx(model, tmp / "model.onnx", opset=opset, step_graph=step_graph)
     if precision == "fp32":
         return result, None
-    q = quantize(result.path, tmp / file_name("onnx", precision), precision=precision)
-    return dataclasses.replace(result, path=q.path, spec=q.spec, step_graph_path=None), q
+    q = quantize(result.path, tmp / file_name("onnx", precision), precision=precision)  # its step graph too
+    return dataclasses.replace(result, path=q.path, spec=q.spec, step_graph_path=q.step_graph_path), q
 
 
 def _export_triton(model: nn.Module, out: Path, opset: int, triton: TritonConfig | None,

@@ -45,9 +45,10 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from rnnx.atomic import write_bytes_atomic
 from rnnx.errors import ConfigError, ExportError
 from rnnx.exporter.spec_io import file_format, load_onnx, read_spec
-from rnnx.spec import METADATA_KEY, PRECISIONS, ModelSpec
+from rnnx.spec import METADATA_KEY, PRECISIONS, ModelSpec, StepGraph
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ class QuantizeResult:
     kept_float: dict[str, int] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     weights_int8: dict[str, int] = field(default_factory=dict)
+    step_graph_path: Path | None = None  # the source's step graph at this precision, beside ``path``
 
     @property
     def size_ratio(self) -> float:
@@ -302,14 +304,43 @@ def quantize(src: str | os.PathLike, dst: str | os.PathLike, *,
     else:
         notes = _fp16(src, dst)
     out_spec = dataclasses.replace(spec, precision=precision, step_graph=None)  # the step graph is src's
-    _write_spec(dst, out_spec)
     _smoke(dst, out_spec)
+    step = _step_graph(src, spec, dst, out_spec, precision)
+    out_spec = dataclasses.replace(out_spec, step_graph=step)
+    _write_spec(dst, out_spec)
     quantized, kept = _summarise(before, load_onnx(dst).graph, precision)
     if stored:
         notes.append(f"{', '.join(sorted(stored))}: weights stored int8, computed in float32 "
                      f"(onnxruntime has no int8 kernel for them, or a slower one)")
     return QuantizeResult(dst, out_spec, precision, src.stat().st_size, dst.stat().st_size,
-                          quantized, kept, tuple(notes), stored)
+                          quantized, kept, tuple(notes), stored,
+                          None if step is None else dst.with_name(step.file))
+
+
+def _step_graph(src: Path, spec: ModelSpec, dst: Path, out_spec: ModelSpec, precision: str) -> StepGraph | None:
+    """The source's step graph at ``precision``, written beside ``dst`` and checked against it at T=1.
+
+    None (nothing written; single steps then run ``dst`` itself) when the source has no
+    step graph, its file is missing or altered, or the converted one disagrees with ``dst``.
+    """
+    from rnnx.exporter.step_graph import agrees_at_one_step, sha256_hex, spec_probe, step_file_name
+
+    if spec.step_graph is None:
+        return None
+    source = src.with_name(spec.step_graph.file)
+    if not source.is_file() or sha256_hex(source.read_bytes()) != spec.step_graph.sha256:
+        logger.warning("%s: its step graph %s is missing or altered; %s gets none", src.name,
+                       spec.step_graph.file, dst.name)
+        return None
+    target = dst.with_name(step_file_name(dst))
+    with tempfile.TemporaryDirectory(prefix="rnnx-quant-step-") as tmp:
+        staged = Path(tmp) / target.name
+        _int8(source, staged) if precision == "int8" else _fp16(source, staged)
+        data = staged.read_bytes()
+    if not agrees_at_one_step(load_onnx(dst), data, out_spec, spec_probe(out_spec)):
+        return None  # the WARNING says why
+    write_bytes_atomic(target, data)
+    return StepGraph(target.name, sha256_hex(data))
 
 
 def _summarise(before: collections.Counter, graph: onnx.GraphProto,

@@ -246,23 +246,47 @@ def checked_step_graph(main: onnx.ModelProto, model: nn.Module, spec: ModelSpec)
     if step is None:
         return None
     data = step.SerializeToString()
-    return data if agrees_at_one_step(main, data, model, spec) else None
+    return data if agrees_at_one_step(main, data, spec, model_probe(model, spec)) else None
 
 
-def agrees_at_one_step(main: onnx.ModelProto, step: bytes, model: nn.Module, spec: ModelSpec) -> bool:
+Probe = tuple[np.ndarray, list[np.ndarray]]  # (x of one step, states) at batch _PROBE_BATCH
+
+
+def model_probe(model: nn.Module, spec: ModelSpec) -> Probe:
+    """One step's input (the model's own kind of input) and a random non-zero state."""
+    from rnnx.exporter.parity import random_input, random_state
+
+    x = random_input(model, spec, _PROBE_BATCH, 1, _PROBE_SEED).numpy()
+    return x, [s.numpy() for s in random_state(model, _PROBE_BATCH, _PROBE_SEED)]
+
+
+def spec_probe(spec: ModelSpec) -> Probe:
+    """The same from the contract alone (no model at hand: a file being quantized)."""
+    rng = np.random.default_rng(_PROBE_SEED)
+    shape = list(spec.input.step_shape(_PROBE_BATCH))
+    shape.insert(spec.input.time_axis, 1)  # a streamable spec has a time axis
+    dtype = np.dtype(spec.input.dtype)
+    x = (rng.standard_normal(shape).astype(dtype) if dtype.kind == "f"
+         else rng.integers(0, spec.input.vocab_size or 1, shape).astype(dtype))
+    state = [(0.5 * rng.standard_normal(s.concrete_shape(_PROBE_BATCH))).astype(s.dtype)
+             if np.dtype(s.dtype).kind == "f" else np.zeros(s.concrete_shape(_PROBE_BATCH), s.dtype)
+             for s in spec.state]
+    return x, state
+
+
+def agrees_at_one_step(main: onnx.ModelProto, step: bytes, spec: ModelSpec, probe: Probe) -> bool:
     """Whether the graph ``step`` (serialized) gives ``main``'s outputs and states at T=1.
 
     Both graphs run in the isolated onnxruntime child (a crash is a failed check, not a dead
-    process) on one step at batch 3 from a random non-zero state; every output and state must
-    agree within the parity tolerance of the spec's family and precision. A disagreement or a
-    crash is logged as a WARNING naming the tensors.
+    process) on ``probe`` (one step at batch 3 from a random non-zero state); every output
+    and state must agree within the parity tolerance of the spec's family and precision. A
+    disagreement or a crash is logged as a WARNING naming the tensors.
     """
     from rnnx.exporter.ort_worker import WorkerDied, isolated_runner
-    from rnnx.exporter.parity import compare, random_input, random_state, resolve_tolerance
+    from rnnx.exporter.parity import compare, resolve_tolerance
     from rnnx.exporter.strategies.base import io_names
 
-    x = random_input(model, spec, _PROBE_BATCH, 1, _PROBE_SEED).numpy()
-    state = [s.numpy() for s in random_state(model, _PROBE_BATCH, _PROBE_SEED)]
+    x, state = probe
     inputs, outputs = io_names(spec)
     results = []
     try:
@@ -297,5 +321,5 @@ def step_graph_entry(path: Path, data: bytes) -> StepGraph:
     return StepGraph.from_dict({"file": path.name, "sha256": sha256_hex(data)})
 
 
-__all__ = ["SUFFIX", "agrees_at_one_step", "checked_step_graph", "inline_scans", "sha256_hex", "step_file_name",
+__all__ = ["SUFFIX", "agrees_at_one_step", "checked_step_graph", "inline_scans", "model_probe", "spec_probe", "sha256_hex", "step_file_name",
            "step_graph_entry", "why_not"]

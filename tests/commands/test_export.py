@@ -145,3 +145,12 @@ def test_no_step_graph_writes_none_and_removes_an_old_one(checkpoints, tmp_path)
     assert "removed model.step.onnx" in res.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
     assert read_spec(tmp_path / "model.onnx").step_graph is None
+
+
+def test_a_quantized_export_carries_its_own_step_graph(checkpoints, tmp_path) -> None:
+    res = _cli("export", str(checkpoints["convlstm-k3"]), "--out", str(tmp_path), "--format", "onnx",
+               "--precision", "int8")
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.int8.onnx", "model.int8.step.onnx"]
+    spec = read_spec(tmp_path / "model.int8.onnx")
+    assert spec.precision == "int8" and spec.step_graph.file == "model.int8.step.onnx"

@@ -17,7 +17,8 @@ from rnnx.exporter import export_onnx, read_spec
 from rnnx.exporter.describe import describe
 from rnnx.exporter.parity import TOLERANCES, random_input, random_state
 from rnnx.exporter.quantize import quantize
-from rnnx.exporter.step_graph import agrees_at_one_step, checked_step_graph, inline_scans, step_file_name
+from rnnx.exporter.step_graph import (agrees_at_one_step, checked_step_graph, inline_scans, model_probe,
+                                      step_file_name)
 from rnnx.exporter.triton import export_triton
 from rnnx.spec import METADATA_KEY, StepGraph
 from tests.zoo import TINY, example_input
@@ -184,17 +185,51 @@ def test_opset_11_scan_is_inlined_with_attribute_axes() -> None:
 # ---------------------------------------------------------------------- derived files and describe
 
 
-def test_quantized_ort_and_triton_copies_carry_no_step_graph(exported, tmp_path) -> None:
+def test_ort_and_triton_copies_carry_no_step_graph(exported, tmp_path) -> None:
     from rnnx.exporter.ort_format import to_ort
 
     _, result = exported("convlstm-k3", "onnx")
     assert result.spec.step_graph is not None
-    q = quantize(result.path, tmp_path / "m.int8.onnx", precision="int8")
-    assert q.spec.step_graph is None and read_spec(q.path).step_graph is None
     assert read_spec(to_ort(result.path, tmp_path / "m.ort")).step_graph is None
     repo = export_triton(result.path, tmp_path / "repo", verify=False)
     assert repo.spec.step_graph is None and read_spec(repo.onnx_path).step_graph is None
     assert not list(tmp_path.rglob("*.step.onnx"))
+
+
+@pytest.mark.parametrize("precision", ["int8", "fp16"])
+def test_quantize_converts_the_step_graph_too(exported, tmp_path, precision: str) -> None:
+    """A quantized file gets its own step graph at its precision, checked against it; steps then run on it."""
+    from rnnx.runtime import StreamingSession
+
+    model, result = exported("convlstm-k3", "onnx")
+    q = quantize(result.path, tmp_path / f"m.{precision}.onnx", precision=precision)
+    step = tmp_path / f"m.{precision}.step.onnx"
+    assert q.step_graph_path == step and read_spec(q.path).step_graph == q.spec.step_graph
+    assert q.spec.step_graph.sha256 == hashlib.sha256(step.read_bytes()).hexdigest()
+    graph = onnx.load(str(step)).graph
+    assert "Scan" not in _ops(graph) and METADATA_KEY not in {p.key for p in onnx.load(str(step)).metadata_props}
+    if precision == "int8":
+        assert any(t.data_type == TensorProto.INT8 for t in graph.initializer)  # ConvLSTM: Conv weights stored int8
+    else:
+        assert any(t.data_type == TensorProto.FLOAT16 for t in graph.initializer)
+    x = random_input(model, result.spec, 2, 5, 3).numpy()
+    with StreamingSession(q.path, batch_size=2) as stepped, StreamingSession(q.path, batch_size=2,
+                                                                             step_graph=False) as whole:
+        assert stepped.step_graph == step
+        ys = np.stack([stepped.step(x[:, t]) for t in range(x.shape[1])], axis=1)
+        want = whole.feed(x)
+    tol = TOLERANCES[("convlstm", precision)] if ("convlstm", precision) in TOLERANCES else None
+    atol = 1e-3 if tol is None else tol.atol
+    np.testing.assert_allclose(ys, want, atol=atol, rtol=1e-3)
+
+
+def test_quantize_gives_no_step_graph_when_the_source_one_is_missing(exported, tmp_path, caplog) -> None:
+    _, result = exported("convlstm-k3", "onnx")
+    src = Path(shutil.copy(result.path, tmp_path / "src.onnx"))  # its step graph is not copied along
+    with caplog.at_level(logging.WARNING, logger="rnnx.exporter.quantize"):
+        q = quantize(src, tmp_path / "q.int8.onnx", precision="int8")
+    assert q.step_graph_path is None and read_spec(q.path).step_graph is None
+    assert "missing or altered" in caplog.text and not list(tmp_path.glob("*.step.onnx"))
 
 
 def test_describe_says_whether_the_step_graph_is_there_and_intact(exported, tmp_path) -> None:
@@ -217,7 +252,8 @@ def test_a_step_graph_that_disagrees_is_refused_with_a_warning(exported, caplog)
     model, result = exported("convlstm-k3", "onnx")
     main = onnx.load(str(result.path))
     good = inline_scans(main)
-    assert good is not None and agrees_at_one_step(main, good.SerializeToString(), model, result.spec)
+    probe = model_probe(model, result.spec)
+    assert good is not None and agrees_at_one_step(main, good.SerializeToString(), result.spec, probe)
     graph = good.graph
     y = result.spec.output.name
     for node in graph.node:
@@ -225,6 +261,6 @@ def test_a_step_graph_that_disagrees_is_refused_with_a_warning(exported, caplog)
     graph.initializer.append(numpy_helper.from_array(np.array(1e-3, np.float32), "off_by"))
     graph.node.append(helper.make_node("Add", [f"{y}/exact", "off_by"], [y]))
     with caplog.at_level(logging.WARNING, logger="rnnx.exporter.step_graph"):
-        assert not agrees_at_one_step(main, good.SerializeToString(), model, result.spec)
+        assert not agrees_at_one_step(main, good.SerializeToString(), result.spec, probe)
     assert any("differs from the Scan graph at T=1" in r.message and f"{y} max_abs" in r.message
                for r in caplog.records), caplog.text
