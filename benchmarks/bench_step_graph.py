@@ -7,7 +7,10 @@ on the Scan graph), and timed in alternating rounds, one intra-op thread, float3
 ``StreamingSession.step`` at batch 1 and ``StreamPool.step_many`` over 16 streams. Outputs
 of both are checked equal first. The ratio is step graph / main graph (below 1: faster).
 
-    python benchmarks/bench_step_graph.py [--rounds 7] [--calls 1000] [--only convlstm] [--json out.json]
+    python benchmarks/bench_step_graph.py [--rounds 7] [--calls 1000] [--only convlstm] [--precision int8]
+                                          [--json out.json]
+
+``--precision int8|fp16`` times the quantized files instead (each with its own step graph).
 
 Not a test; prints one table.
 """
@@ -32,6 +35,7 @@ import onnxruntime as ort
 import torch
 
 from rnnx.exporter import export_onnx
+from rnnx.exporter.quantize import quantize
 from rnnx.models import build
 from rnnx.runtime import RuntimeOptions, StreamingSession, StreamPool
 
@@ -72,7 +76,8 @@ def _rounds(calls: dict[str, Callable[[], Any]], rounds: int, n: int) -> dict[st
     return times
 
 
-def measure(label: str, path: Path, rounds: int, calls: int) -> list[Row]:
+def measure(label: str, path: Path, rounds: int, calls: int, rtol: float = 1e-4) -> list[Row]:
+    """Both cases for one file; its two graphs are checked to agree first (``rtol``: looser for int8/fp16)."""
     opts = RuntimeOptions(threads=1)
     rows = []
     with StreamingSession(path, options=opts) as on, StreamingSession(path, options=opts, step_graph=False) as off:
@@ -81,7 +86,7 @@ def measure(label: str, path: Path, rounds: int, calls: int) -> list[Row]:
         rng = np.random.default_rng(0)
         x = rng.standard_normal((1,) + on.contract.spec.input.feature_shape).astype(np.float32)  # (1, F...)
         for t in range(8):  # both graphs agree, step after step
-            np.testing.assert_allclose(on.step(x * t), off.step(x * t), rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(on.step(x * t), off.step(x * t), rtol=rtol, atol=rtol / 10)
         t = _rounds({"on": lambda: on.step(x), "off": lambda: off.step(x)}, rounds, calls)
         rows.append(Row(label, "step", min(t["on"]), min(t["off"]), statistics.median(t["on"]),
                         statistics.median(t["off"])))
@@ -91,7 +96,7 @@ def measure(label: str, path: Path, rounds: int, calls: int) -> list[Row]:
         for pool in (on, off):
             for i in range(STREAMS):
                 pool.open(i)
-        np.testing.assert_allclose(on.step_many(xs).array, off.step_many(xs).array, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(on.step_many(xs).array, off.step_many(xs).array, rtol=rtol, atol=rtol / 10)
         t = _rounds({"on": lambda: on.step_many(xs), "off": lambda: off.step_many(xs)}, rounds,
                     max(calls // 8, 10))
         rows.append(Row(label, f"step_many({STREAMS})", min(t["on"]), min(t["off"]), statistics.median(t["on"]),
@@ -112,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calls", type=int, default=1000, help="step() calls per round (default 1000; "
                                                               "step_many calls are 1/8 of it)")
     ap.add_argument("--only", default="", help="time only the models whose label contains this (e.g. convlstm)")
+    ap.add_argument("--precision", choices=("fp32", "int8", "fp16"), default="fp32",
+                    help="time the files quantized to this precision (with their own step graphs)")
     ap.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = ap.parse_args(argv)
     warnings.simplefilter("ignore")
@@ -133,8 +140,10 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             path = Path(tmp) / (label.split(" ")[0] + f"-{len(rows)}.onnx")
             export_onnx(make().eval(), path, strategy="scan")
-            rows += measure(label, path, args.rounds, args.calls)
-    print(f"onnxruntime {ort.__version__}, {platform.machine()}, float32, 1 intra-op thread, "
+            if args.precision != "fp32":
+                path = quantize(path, path.with_suffix(f".{args.precision}.onnx"), precision=args.precision).path
+            rows += measure(label, path, args.rounds, args.calls, 1e-4 if args.precision == "fp32" else 2e-3)
+    print(f"onnxruntime {ort.__version__}, {platform.machine()}, {args.precision}, 1 intra-op thread, "
           f"best of {args.rounds} alternating rounds; ratio = step graph / main graph")
     print(table(rows))
     if args.json:

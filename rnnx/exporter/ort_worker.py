@@ -111,10 +111,11 @@ class OrtWorker:
         self.dead = f"onnxruntime crashed ({how}) while running the graph"
         raise WorkerDied(self.dead)
 
-    def load(self, model: bytes, inputs: list[str], outputs: list[str]) -> None:
-        """Create the session for ``model`` (replacing the previous one)."""
+    def load(self, model: bytes, inputs: list[str], outputs: list[str], precision: str = "fp32") -> None:
+        """Create the session for ``model`` (replacing the previous one), with the session
+        options the runtime uses for a graph of this ``precision`` (see rnnx.runtime.precision)."""
         self._outputs = len(outputs)
-        self._request({"op": "load", "inputs": list(inputs), "outputs": list(outputs)},
+        self._request({"op": "load", "inputs": list(inputs), "outputs": list(outputs), "precision": precision},
                       [np.frombuffer(model, dtype=np.uint8)], 0)
 
     def __call__(self, x: np.ndarray, state: list[np.ndarray]
@@ -143,7 +144,7 @@ _lock = threading.Lock()
 
 
 @contextlib.contextmanager
-def isolated_runner(model: bytes, inputs: list[str], outputs: list[str]
+def isolated_runner(model: bytes, inputs: list[str], outputs: list[str], precision: str = "fp32"
                     ) -> Iterator[OrtWorker]:
     """The shared worker with ``model`` loaded, as a runner; a crashed worker is replaced.
 
@@ -151,6 +152,8 @@ def isolated_runner(model: bytes, inputs: list[str], outputs: list[str]
         model: the serialized ONNX graph.
         inputs: graph input names in call order (``x``, then the state inputs).
         outputs: graph output names in call order (``y``, then the state outputs).
+        precision: the graph's precision: fp16 graphs load with the optimisation level the
+            runtime caps them at (onnxruntime's default level crashes on some).
     """
     global _shared
     with _lock:  # one graph at a time in the child
@@ -158,7 +161,7 @@ def isolated_runner(model: bytes, inputs: list[str], outputs: list[str]
             if _shared is None:
                 atexit.register(_close_shared)
             _shared = OrtWorker()
-        _shared.load(model, inputs, outputs)
+        _shared.load(model, inputs, outputs, precision)
         try:
             yield _shared
         finally:
@@ -171,14 +174,22 @@ def _close_shared() -> None:
         _shared.close()
 
 
-def _serve() -> None:  # pragma: no cover - runs in the child process
+def _options() -> Any:  # an onnxruntime.SessionOptions (onnxruntime is imported in the child only)
     import onnxruntime as ort
 
-    inp, out = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)  # anything a library prints goes to stderr (devnull), never into our replies
     opts = ort.SessionOptions()
     opts.log_severity_level = 4
     opts.intra_op_num_threads = 1
+    return opts
+
+
+def _serve() -> None:  # pragma: no cover - runs in the child process
+    import onnxruntime as ort
+
+    from rnnx.runtime.precision import session_options_for
+
+    inp, out = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # anything a library prints goes to stderr (devnull), never into our replies
     sess, names = None, {"inputs": [], "outputs": []}
     while True:
         line = inp.readline()
@@ -189,9 +200,9 @@ def _serve() -> None:  # pragma: no cover - runs in the child process
             if head["op"] == "load":
                 (model,) = _read(inp, 1)
                 sess, names = None, head
-                if model.size:
-                    sess = ort.InferenceSession(model.tobytes(), opts,
-                                                providers=["CPUExecutionProvider"])
+                if model.size:  # with the options the runtime gives a graph of this precision
+                    so = session_options_for(head.get("precision", "fp32"), _options())
+                    sess = ort.InferenceSession(model.tobytes(), so, providers=["CPUExecutionProvider"])
                 result = []
             else:
                 feed = dict(zip(names["inputs"], _read(inp, len(names["inputs"]))))

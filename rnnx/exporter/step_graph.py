@@ -291,7 +291,7 @@ def agrees_at_one_step(main: onnx.ModelProto, step: bytes, spec: ModelSpec, prob
     results = []
     try:
         for graph in (main.SerializeToString(), step):
-            with isolated_runner(graph, inputs, outputs) as run:
+            with isolated_runner(graph, inputs, outputs, spec.precision) as run:
                 results.append(run(x, state))
     except (WorkerDied, RuntimeError) as e:
         logger.warning("no step graph: onnxruntime failed on it at T=1 (%s)", " ".join(str(e).split())[:300])

@@ -264,3 +264,12 @@ def test_a_step_graph_that_disagrees_is_refused_with_a_warning(exported, caplog)
         assert not agrees_at_one_step(main, good.SerializeToString(), result.spec, probe)
     assert any("differs from the Scan graph at T=1" in r.message and f"{y} max_abs" in r.message
                for r in caplog.records), caplog.text
+
+
+def test_an_fp16_step_graph_is_checked_with_the_fp16_session_options(tmp_path) -> None:
+    """fp16 LSTM graphs crash onnxruntime's default optimisation level: the T=1 check must use the
+    runtime's (ORT_ENABLE_EXTENDED), or every fp16 LSTM step graph would be dropped."""
+    model = TINY["lstm-1l"]()
+    result = export_onnx(model, tmp_path / "m.onnx", example_input=example_input(model), strategy="scan")
+    q = quantize(result.path, tmp_path / "m.fp16.onnx", precision="fp16")
+    assert q.step_graph_path is not None and q.spec.step_graph.file == "m.fp16.step.onnx"
