@@ -21,6 +21,8 @@ def summary(result: Any) -> str:
              f"converted:   {ops}"]
     if result.kept_float:
         lines.append("fp32 math:   " + ", ".join(f"{op} x{n}" for op, n in result.kept_float.items()))
+    if result.step_graph_path is not None:
+        lines.append(f"step graph:  {result.step_graph_path} (converted too; single steps run on it)")
     lines += [f"note:        {n}" for n in result.notes]
     return "\n".join(lines)
 
@@ -40,8 +42,10 @@ def quantize(model_path: str, precision: str, out_path: str) -> dict[str, Any]:
     session options it needs. int8 is dynamic quantization only: onnxruntime's static
     (calibrated) quantizer covers neither LSTM/GRU/RNN ops nor Scan bodies, so a
     calibration recording would only reach the head (see the README's Precision section).
+    A source with a step graph (a Scan model's model.step.onnx) gets its own converted
+    one beside OUT (OUT's stem + .step.onnx), checked against OUT at one step.
     JSON: path, precision, source_bytes, bytes, size_ratio, quantized, kept_float,
-    weights_int8, notes.
+    weights_int8, notes, step_graph (its path or null).
 
     \b
     Examples:
@@ -58,4 +62,5 @@ def quantize(model_path: str, precision: str, out_path: str) -> dict[str, Any]:
             "source_bytes": result.source_bytes, "bytes": result.bytes,
             "size_ratio": round(result.size_ratio, 4), "quantized": result.quantized,
             "kept_float": result.kept_float, "weights_int8": result.weights_int8,
-            "notes": list(result.notes)}
+            "notes": list(result.notes),
+            "step_graph": None if result.step_graph_path is None else str(result.step_graph_path)}

@@ -53,6 +53,20 @@ def test_quantize_json_lists_what_was_converted(lstm, tmp_path) -> None:
     doc = json.loads(res.stdout)
     assert doc["command"] == "quantize" and doc["quantized"] == {"LSTM": 2, "MatMul": 1}
     assert doc["bytes"] == (tmp_path / "q.onnx").stat().st_size
+    assert doc["step_graph"] is None  # a native-op LSTM graph has no time loop to leave out
+
+
+def test_quantize_converts_a_scan_models_step_graph(tmp_path) -> None:
+    """A ConvLSTM (Scan graph) has model.step.onnx: the int8 copy gets q.step.onnx, and `check` passes."""
+    model = TINY["convlstm-k3"]()
+    ckpt = save(model, tmp_path / "ckpt" / "model.safetensors").parent
+    src = export_onnx(model, tmp_path / "model.onnx").path
+    res = _cli("quantize", str(src), "--precision", "int8", "--out", str(tmp_path / "q.onnx"), "--json", "-")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["step_graph"] == str(tmp_path / "q.step.onnx")
+    assert read_spec(tmp_path / "q.onnx").step_graph.file == "q.step.onnx"
+    res = _cli("check", str(ckpt), str(tmp_path / "q.onnx"))  # streams one step at a time: the step graph too
+    assert res.exit_code == 0, res.output
 
 
 @pytest.mark.parametrize("args,message", [
