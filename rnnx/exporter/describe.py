@@ -179,13 +179,12 @@ def step_graph_status(path: str | os.PathLike, spec: ModelSpec) -> dict[str, Any
     ``present``: the file exists beside ``path``; ``sha256_ok``: its bytes hash to the
     recorded SHA-256 (None when absent). Only a present file with a matching hash is used.
     """
-    from rnnx.exporter.step_graph import sha256_hex
+    from rnnx.runtime.step_graph import find_step_graph
 
     entry = spec.step_graph
-    step = Path(path).parent / entry.file
-    present = step.is_file()
-    return {"file": entry.file, "sha256": entry.sha256, "present": present,
-            "sha256_ok": sha256_hex(step.read_bytes()) == entry.sha256 if present else None}
+    _, digest = find_step_graph(path, entry)
+    return {"file": entry.file, "sha256": entry.sha256, "present": digest is not None,
+            "sha256_ok": None if digest is None else digest == entry.sha256}
 
 
 def _graph_facts(model: Any, info: dict[str, Any]) -> dict[str, Any]:

@@ -323,12 +323,13 @@ def _step_graph(src: Path, spec: ModelSpec, dst: Path, out_spec: ModelSpec, prec
     None (nothing written; single steps then run ``dst`` itself) when the source has no
     step graph, its file is missing or altered, or the converted one disagrees with ``dst``.
     """
-    from rnnx.exporter.step_graph import agrees_at_one_step, sha256_hex, spec_probe, step_file_name
+    from rnnx.exporter.step_graph import agrees_at_one_step, spec_probe, step_file_name, step_graph_entry
+    from rnnx.runtime.step_graph import find_step_graph
 
     if spec.step_graph is None:
         return None
-    source = src.with_name(spec.step_graph.file)
-    if not source.is_file() or sha256_hex(source.read_bytes()) != spec.step_graph.sha256:
+    source, digest = find_step_graph(src, spec.step_graph)
+    if digest != spec.step_graph.sha256:
         logger.warning("%s: its step graph %s is missing or altered; %s gets none", src.name,
                        spec.step_graph.file, dst.name)
         return None
@@ -339,8 +340,9 @@ def _step_graph(src: Path, spec: ModelSpec, dst: Path, out_spec: ModelSpec, prec
         data = staged.read_bytes()
     if not agrees_at_one_step(load_onnx(dst), data, out_spec, spec_probe(out_spec)):
         return None  # the WARNING says why
+    entry = step_graph_entry(target, data)
     write_bytes_atomic(target, data)
-    return StepGraph(target.name, sha256_hex(data))
+    return entry
 
 
 def _summarise(before: collections.Counter, graph: onnx.GraphProto,

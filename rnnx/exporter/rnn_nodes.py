@@ -8,7 +8,7 @@ Works on the ``onnx`` protobuf only; nothing is executed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator, Optional
+from typing import Optional
 
 import numpy as np
 import onnx
@@ -159,11 +159,9 @@ class GraphIndex:
         return found
 
 
-def _subgraphs(node: onnx.NodeProto) -> Iterator[onnx.GraphProto]:
-    for a in node.attribute:
-        if a.type == onnx.AttributeProto.GRAPH:
-            yield a.g
-        yield from a.graphs
+def subgraphs(node: onnx.NodeProto) -> list[onnx.GraphProto]:
+    """The graphs a node holds (a Scan/Loop body, If branches); empty for ordinary ops."""
+    return [g for a in node.attribute for g in ([a.g] if a.type == onnx.AttributeProto.GRAPH else a.graphs)]
 
 
 def find_recurrent(graph: onnx.GraphProto, where: str = "graph") -> list[RecurrentNode]:
@@ -190,6 +188,6 @@ def find_recurrent(graph: onnx.GraphProto, where: str = "graph") -> list[Recurre
                 carried = list(node.input[2:])
             found.append(RecurrentNode(node, index, where, carried=carried,
                                        carried_out=list(node.output[:len(carried)])))
-        for g in _subgraphs(node):
+        for g in subgraphs(node):
             found += find_recurrent(g, f"inside {node.op_type} '{node.name or i}'")
     return found

@@ -31,6 +31,7 @@ import onnx
 from onnx import helper, numpy_helper
 from torch import nn
 
+from rnnx.exporter.rnn_nodes import subgraphs
 from rnnx.spec import METADATA_KEY, ModelSpec, StepGraph
 
 logger = logging.getLogger(__name__)
@@ -52,11 +53,6 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _subgraphs(node: onnx.NodeProto) -> list[onnx.GraphProto]:
-    return [g for a in node.attribute for g in ([a.g] if a.type == onnx.AttributeProto.GRAPH
-                                                else list(a.graphs))]
-
-
 def _all_names(graph: onnx.GraphProto) -> Iterator[str]:
     """Every tensor and node name in ``graph`` and its subgraphs."""
     for v in [*graph.input, *graph.output, *graph.value_info]:
@@ -67,7 +63,7 @@ def _all_names(graph: onnx.GraphProto) -> Iterator[str]:
         yield node.name
         yield from node.input
         yield from node.output
-        for g in _subgraphs(node):
+        for g in subgraphs(node):
             yield from _all_names(g)
 
 
@@ -102,7 +98,7 @@ def _scan_problem(node: onnx.NodeProto) -> str:
                 f"body {len(body.input)}/{len(body.output)}")
     if not 0 < n_scan <= len(node.input) or "" in node.input:
         return f"Scan {node.name!r} has num_scan_inputs={n_scan} over {len(node.input)} inputs"
-    nested = [n.op_type for n in body.node if _subgraphs(n)]
+    nested = [n.op_type for n in body.node if subgraphs(n)]
     if nested:
         return f"Scan {node.name!r} has nested subgraphs ({', '.join(nested)}) in its body"
     return ""
@@ -115,7 +111,7 @@ def why_not(model: onnx.ModelProto) -> str:
         return _NO_SCAN
     if _opset(model) < 9:
         return f"opset {_opset(model)} Scan (before 9) has a batch axis and sequence lengths"
-    others = sorted({n.op_type for n in model.graph.node if _subgraphs(n) and n.op_type != "Scan"})
+    others = sorted({n.op_type for n in model.graph.node if subgraphs(n) and n.op_type != "Scan"})
     if others:
         return f"the graph has other control flow ({', '.join(others)}) left"
     return next((p for p in map(_scan_problem, scans) if p), "")
@@ -157,10 +153,6 @@ def inline_scans(model: onnx.ModelProto) -> onnx.ModelProto | None:
     del out.metadata_props[:]
     out.metadata_props.extend(props)
     out.doc_string = "rnnx single-step graph (time length 1 only): the model's Scans run once, inlined"
-    left = sorted({n.op_type for n in graph.node if _subgraphs(n)})
-    if left:
-        logger.info("no step graph: control flow (%s) left after inlining", ", ".join(left))
-        return None
     try:
         onnx.checker.check_model(out, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:

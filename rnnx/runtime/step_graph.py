@@ -30,7 +30,7 @@ from rnnx.errors import ProviderError, SpecError
 from rnnx.runtime.backend import Backend, PathLike, TensorInfo, open_backend
 from rnnx.runtime.contract import Contract, check_against_graph, open_model, ort_dtype
 from rnnx.runtime.options import RuntimeOptions
-from rnnx.spec import METADATA_KEY, TIME, IOSpec
+from rnnx.spec import METADATA_KEY, TIME, IOSpec, StepGraph
 
 logger = logging.getLogger(__name__)
 READ_CHUNK = 1 << 20  # bytes hashed per read
@@ -59,6 +59,13 @@ def file_sha256(path: PathLike) -> str:
         for block in iter(lambda: f.read(READ_CHUNK), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def find_step_graph(model: PathLike, entry: StepGraph) -> tuple[Path, Optional[str]]:
+    """Where the model file ``model``'s step graph ``entry`` lies, and the SHA-256 of its bytes
+    (None when there is no such file). Usable only when that digest equals ``entry.sha256``."""
+    file = Path(model).parent / entry.file
+    return file, file_sha256(file) if file.is_file() else None
 
 
 def open_model_graphs(path: PathLike, options: RuntimeOptions, *,
@@ -92,12 +99,11 @@ def _step_graph_file(model: Path, contract: Contract, options: RuntimeOptions) -
     declared = None if spec is None or contract.foreign else spec.step_graph
     if declared is None or not options.step_graph:
         return None
-    file = model.parent / declared.file
-    if not file.is_file():
+    file, digest = find_step_graph(model, declared)
+    if digest is None:
         logger.warning("%s: its step graph %s is missing (expected at %s); single steps run the main "
                        "graph (complete, but slower per step)", model.name, declared.file, file)
         return None
-    digest = file_sha256(file)
     if digest != declared.sha256:
         raise SpecError(f"{METADATA_KEY}.step_graph.sha256: {model.name} expects its step graph {file.name} "
                         f"to have SHA-256 {declared.sha256}, got {digest} (the files come from two different "
