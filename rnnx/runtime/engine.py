@@ -31,8 +31,7 @@ class StepEngine:
                  step_backend: Optional[Backend] = None) -> None:
         self.backend, self.contract, self.batch = backend, contract, batch
         self.step_backend = step_backend if step_backend is not None else backend  # runs single steps
-        self._run = backend.run_bound  # chunks
-        self._run_step = self.step_backend.run_bound  # single steps
+        self._run_step = self.step_backend.run_bound  # the per-step fast path
         self.cur = 0  # index of the state set holding the current state
         shapes = [(s.concrete_shape(batch), np.dtype(s.dtype)) for s in contract.states]
         self.vals = [[backend.alloc(sh, dt) for sh, dt in shapes] for _ in range(2)]  # 2 state sets
@@ -58,7 +57,7 @@ class StepEngine:
         """Drop every buffer and binding (and the bound-run function, which holds the native session)."""
         self.vals, self.bindings, self._chunks = [], [], {}
         self.x_buf = self.y_buf = None
-        self._run = self._run_step = closed_run
+        self._run_step = closed_run
 
     # -- one step through the bound fast path ----------------------------------------
     def _bind(self, x_shape: tuple[int, ...], y_shape: Optional[tuple[int, ...]]) -> None:
@@ -89,14 +88,14 @@ class StepEngine:
         Bindings, input and output buffers are made once per chunk shape and reused. A chunk
         of one time step runs on the step graph (when there is one), like a single step.
         """
-        x_buf, y_buf, bindings, on_step = self._chunk_plan(x.shape)
+        x_buf, y_buf, bindings, backend = self._chunk_plan(x.shape)
         np.copyto(x_buf, x)
         b = bindings[self.cur]
-        (self._run_step if on_step else self._run)(b)
+        backend.run_bound(b)  # a closed backend's raises
         self.cur ^= 1
         if y_buf is not None:
             return y_buf.copy()
-        return (self.step_backend if on_step else self.backend).fetch(b)[0]
+        return backend.fetch(b)[0]
 
     def _chunk_plan(self, x_shape: tuple[int, ...]) -> tuple:
         plan = self._chunks.get(x_shape)
@@ -108,10 +107,9 @@ class StepEngine:
             steps = x_shape[c.input.time_axis] if c.input.time_axis is not None else 1
             y_shape = c.output_shape(self.batch, steps)
             y_buf = None if y_shape is None else np.zeros(y_shape, c.output.dtype)
-            on_step = steps == 1 and self.step_backend is not self.backend  # the step graph takes T=1
-            backend = self.step_backend if on_step else self.backend
+            backend = self.step_backend if steps == 1 else self.backend  # the step graph takes T=1
             bindings = [self._binding(x_buf, y_buf, side, backend) for side in (0, 1)]
-            plan = (x_buf, y_buf, bindings, on_step)
+            plan = (x_buf, y_buf, bindings, backend)
             if x_buf.size <= _CACHE_MAX_ELEMENTS:  # keep small plans; a long recording is one-off
                 self._chunks[x_shape] = plan
         return plan
