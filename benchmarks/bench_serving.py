@@ -39,7 +39,7 @@ import threading
 import time
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import onnxruntime as ort
@@ -142,6 +142,18 @@ def run_burst(pool: StreamPool, xs: np.ndarray, steps: int, out: Series, many: b
 
 # -- references, not serving paths: what the same clients cost with no model at all, and the
 # one design that beat the batcher thread here (not shipped: it runs onnxruntime on the event loop)
+def _batches(jobs: "queue.SimpleQueue[Any]", n: int) -> Iterator[list]:
+    """The floors' resolver side: ``n`` queued futures at a time, until a None arrives."""
+    while True:
+        futs = []
+        while len(futs) < n:
+            fut = jobs.get()
+            if fut is None:
+                return
+            futs.append(fut)
+        yield futs
+
+
 def run_asyncio_floor(pool: StreamPool, xs: np.ndarray, steps: int, out: Series) -> None:
     """The asubmit clients against a thread that only resolves their futures, a batch of all at a time.
 
@@ -158,13 +170,7 @@ def run_asyncio_floor(pool: StreamPool, xs: np.ndarray, steps: int, out: Series)
             fut.set_result(y)
 
     def resolver(loop: asyncio.AbstractEventLoop) -> None:
-        while True:
-            futs = []
-            while len(futs) < n:
-                fut = jobs.get()
-                if fut is None:
-                    return
-                futs.append(fut)
+        for futs in _batches(jobs, n):
             loop.call_soon_threadsafe(settle, futs)
 
     async def client(i: int) -> None:
@@ -197,13 +203,7 @@ def run_thread_floor(pool: StreamPool, xs: np.ndarray, steps: int, out: Series, 
     shares = [list(range(t, n, threads)) for t in range(threads)]
 
     def resolver() -> None:
-        while True:
-            futs = []
-            while len(futs) < n:
-                fut = jobs.get()
-                if fut is None:
-                    return
-                futs.append(fut)
+        for futs in _batches(jobs, n):
             for fut in futs:
                 fut.set_result(None)
 

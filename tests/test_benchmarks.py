@@ -5,15 +5,23 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_runtime.py"
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def run_script(name: str, tmp_path: Path, *args: str, codes: tuple[int, ...] = (0,)) -> tuple[dict, str]:
+    """Run ``benchmarks/<name>`` with ``args`` and ``--json``; (its JSON report, its stdout).
+
+    ``codes``: the exit codes that are fine (1: a ratio missed its target on a tiny run).
+    """
+    out = tmp_path / "report.json"
+    done = subprocess.run([sys.executable, str(BENCHMARKS / name), *args, "--json", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode in codes, done.stderr
+    return json.loads(out.read_text()), done.stdout
 
 
 def test_bench_runtime_reports_every_row_and_ratio(tmp_path):
-    out = tmp_path / "bench.json"
-    done = subprocess.run([sys.executable, str(SCRIPT), "--steps", "200", "--streams", "16", "--json", str(out)],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode in (0, 1), done.stderr  # 1: a ratio missed its target on this (tiny) run
-    report = json.loads(out.read_text())
+    report, stdout = run_script("bench_runtime.py", tmp_path, "--steps", "200", "--streams", "16", codes=(0, 1))
     names = [r["name"] for r in report["rows"]]
     for expected in ("StreamingSession.step", "bare ort.run loop", "StreamingSession.feed(64 steps)",
                      "StreamPool.step_many(16 streams)", "StreamPool.step_batch(16 streams)",
@@ -23,19 +31,12 @@ def test_bench_runtime_reports_every_row_and_ratio(tmp_path):
     assert len(report["checks"]) == 7
     assert all(r["p50_us"] > 0 and r["steps_per_s"] > 0 for r in report["rows"])
     assert report["env"]["graph"] == "trace"
-    assert "ratio" in done.stdout and "p50" in done.stdout
-
-
-SERVING = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_serving.py"
+    assert "ratio" in stdout and "p50" in stdout
 
 
 def test_bench_serving_reports_every_path_side_by_side(tmp_path):
-    out = tmp_path / "serving.json"
-    done = subprocess.run([sys.executable, str(SERVING), "--streams", "8", "--rounds", "1", "--steps", "2",
-                           "--sizes", "1,4", "--held", "4", "--held-seconds", "0.2", "--json", str(out)],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode in (0, 1), done.stderr  # 1: a ratio missed its target on this (tiny) run
-    report = json.loads(out.read_text())
+    report, stdout = run_script("bench_serving.py", tmp_path, "--streams", "8", "--rounds", "1", "--steps", "2",
+                                "--sizes", "1,4", "--held", "4", "--held-seconds", "0.2", codes=(0, 1))
     names = [r["name"] for r in report["rows"]]
     for expected in ("step_batch", "asubmit", "submit (8 threads)", "submit burst", "submit_many burst",
                      "floor: asyncio futures", "floor: 8 threads' futures", "in-loop step_batch"):
@@ -47,18 +48,12 @@ def test_bench_serving_reports_every_path_side_by_side(tmp_path):
     assert [r["streams"] for r in report["held_no_model"]["runs"]] == [4]
     assert len(report["checks"]) == 5
     assert set(report["floor_bounds"]) == {"asubmit", "submit"} and all(b > 0 for b in report["floor_bounds"].values())
-    assert "throughput / step_batch" in done.stdout and "p99" in done.stdout
-
-
-EXPORT_PATHS = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_export_paths.py"
+    assert "throughput / step_batch" in stdout and "p99" in stdout
 
 
 def test_bench_export_paths_times_every_graph_and_fits_the_scan_cost(tmp_path):
-    out = tmp_path / "paths.json"
-    done = subprocess.run([sys.executable, str(EXPORT_PATHS), "--only", "lstm 2l 16->64", "--rounds", "1",
-                           "--calls", "16", "--json", str(out)], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    report = json.loads(out.read_text())
+    report, stdout = run_script("bench_export_paths.py", tmp_path, "--only", "lstm 2l 16->64", "--rounds", "1",
+                                "--calls", "16")
     rows = {(r["model"], r["path"], r["case"]) for r in report["rows"]}
     plain = "lstm 2l 16->64"
     for path in ("trace", "scan", "scan-legacy"):
@@ -68,19 +63,14 @@ def test_bench_export_paths_times_every_graph_and_fits_the_scan_cost(tmp_path):
     assert any(r["paths"] == "scan-step/scan" for r in report["ratios"])
     cost = report["scan_cost"]
     assert cost["per_node_us"] > 0 and cost["lean_body_nodes"] > 10 and cost["trace_chunk_us"] > 0
-    assert "onnxruntime Scan cost" in done.stdout
-
-
-STEP_GRAPH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_step_graph.py"
+    assert "onnxruntime Scan cost" in stdout
 
 
 def test_bench_step_graph_times_both_graphs_of_an_export(tmp_path):
-    out = tmp_path / "step_graph.json"
-    done = subprocess.run([sys.executable, str(STEP_GRAPH), "--only", "convlstm 2->4", "--rounds", "1",
-                           "--calls", "16", "--json", str(out)], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    rows = json.loads(out.read_text())["rows"]
+    report, stdout = run_script("bench_step_graph.py", tmp_path, "--only", "convlstm 2->4", "--rounds", "1",
+                                "--calls", "16")
+    rows = report["rows"]
     assert [(r["model"], r["case"]) for r in rows] == [("convlstm 2->4 6x6 k3", "step"),
                                                        ("convlstm 2->4 6x6 k3", "step_many(16)")]
     assert all(r["step_graph_us"] > 0 and r["main_graph_us"] > 0 and r["ratio"] > 0 for r in rows)
-    assert "ratio = step graph / main graph" in done.stdout
+    assert "ratio = step graph / main graph" in stdout
