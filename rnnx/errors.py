@@ -115,3 +115,7 @@ class InputFileError(RnnxError, ValueError):
 
 class UnsupportedVersionError(RnnxError, ImportError):
     """An installed dependency (torch) is older than the version rnnx needs."""
+
+
+class WriteTargetError(RnnxError, ValueError):
+    """A path rnnx was asked to write is not a regular file (a device, FIFO, folder, dangling link)."""

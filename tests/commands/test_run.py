@@ -271,3 +271,31 @@ def test_no_step_graph_runs_every_call_on_the_model(tmp_path):
         assert res.exit_code == 0, res.output
         ys[flag] = np.load(tmp_path / f"{flag}.npy")
     np.testing.assert_allclose(ys["--step-graph"], ys["--no-step-graph"] + 1.0, rtol=1e-5, atol=1e-5)
+
+
+def test_state_out_onto_a_fifo_is_refused_and_the_fifo_kept(lstm, tmp_path):
+    """It used to replace the FIFO (or a character device) with a regular 0600 file."""
+    import os
+    import stat
+
+    path, _ = lstm
+    np.save(tmp_path / "x.npy", np.zeros((3, 5), np.float32))
+    os.mkfifo(tmp_path / "pipe")
+    res = invoke(path, tmp_path / "x.npy", "--state-out", tmp_path / "pipe")
+    assert "expected a regular file to write, got a FIFO" in user_error(res)
+    assert stat.S_ISFIFO(os.stat(tmp_path / "pipe").st_mode)
+
+
+def test_state_and_output_files_are_readable_by_others_under_umask_022(lstm, tmp_path):
+    import os
+    import stat
+
+    path, _ = lstm
+    np.save(tmp_path / "x.npy", np.zeros((3, 5), np.float32))
+    old = os.umask(0o022)
+    try:
+        res = invoke(path, tmp_path / "x.npy", "--state-out", tmp_path / "s.npz", "--out", tmp_path / "y.npy")
+    finally:
+        os.umask(old)
+    assert res.exit_code == 0, res.output
+    assert [oct(stat.S_IMODE(os.stat(tmp_path / n).st_mode)) for n in ("s.npz", "y.npy")] == ["0o644"] * 2

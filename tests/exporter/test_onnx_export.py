@@ -262,3 +262,22 @@ def test_another_threads_output_survives_an_export(tmp_path, capfd, caplog) -> N
     assert all(f"{line}\n" in out for line in written) and all(f"{line} on fd 2\n" in err for line in written)
     assert "Torch IR graph" not in out + err
     assert any("Torch IR graph at exception" in r.getMessage() for r in caplog.records)
+
+
+def test_exported_files_are_readable_by_others_under_umask_022(tmp_path) -> None:
+    """Everything rnnx wrote used to be 0600 whatever the umask; a Triton server running as
+    another user got "Permission denied"."""
+    import os
+    import stat
+
+    from tests.zoo import TINY
+
+    old = os.umask(0o022)
+    try:
+        result = export_onnx(TINY["convlstm-k3"](), tmp_path / "m.onnx")
+    finally:
+        os.umask(old)
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert written == ["m.onnx", "m.step.onnx"] and result.step_graph_path is not None
+    assert {n: oct(stat.S_IMODE(os.stat(tmp_path / n).st_mode)) for n in written} == {
+        n: "0o644" for n in written}

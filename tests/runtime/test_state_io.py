@@ -137,18 +137,18 @@ def test_orphaned_temporary_of_a_killed_save_is_removed_by_the_next_save(tmp_pat
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True, check=True).stdout.strip()  # a process id that has exited
-    orphan = tmp_path / f".s.npz.{dead}.k1ll3d.tmp"
+    orphan = tmp_path / f".s.npz.{dead}-1-0123456789ab.tmp"
     orphan.write_bytes(b"half a zip")
-    other = tmp_path / ".other.npz.1.x.tmp"  # another file's temporary is left alone
+    other = tmp_path / f".other.npz.{dead}-1-0123456789ab.tmp"  # another file's temporary is left alone
     other.write_bytes(b"")
     save_state_file(tmp_path / "s.npz", {"h": np.ones(3, np.float32)})
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.npz.1.x.tmp", "s.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [other.name, "s.npz"]
 
 
 def test_live_writers_temporary_is_kept(tmp_path):
     import os
 
-    mine = tmp_path / f".s.npz.{os.getppid()}.busy.tmp"  # the parent process is alive
+    mine = tmp_path / f".s.npz.{os.getppid()}-1-0123456789ab.tmp"  # the parent process is alive
     mine.write_bytes(b"")
     save_state_file(tmp_path / "s.npz", {"h": np.ones(3, np.float32)})
     assert mine.exists()
