@@ -3,8 +3,8 @@
 Stages (each prints one progress line):
 
 1. train the ``sine`` LSTM (truncated BPTT, state carried) into ``DIR/run``;
-2. export it to ONNX and TorchScript (``DIR/run/model.onnx``, ``model.pt``);
-3. check parity of both files against the eager model;
+2. export it to ONNX (``DIR/run/model.onnx``; no TorchScript, which PyTorch deprecates);
+3. check the file's parity against the eager model;
 4. stream a held-out sine wave through :class:`rnnx.runtime.StreamingSession`
    one step at a time, then in closed loop (predictions fed back as inputs);
 5. benchmark eager PyTorch against ONNX Runtime per-step latency (1 thread each);
@@ -67,11 +67,11 @@ def run_demo(out: str | Path, *, quick: bool = False, echo: Echo = print, seed: 
         numbers: dict[str, Any] = {"quick": quick}
         t0 = time.perf_counter()
         result = _train(out, quick, seed, echo, numbers)
-        onnx_path, ts_path = _export(result.model, out / "run", echo, numbers)
+        onnx_path = _export(result.model, out / "run", echo, numbers)
         _stream(result, onnx_path, out, echo, numbers)
         _bench(result.model, onnx_path, quick, echo, numbers)
         numbers["total_seconds"] = round(time.perf_counter() - t0, 1)
-        report = _write_report(out, numbers, onnx_path, ts_path)
+        report = _write_report(out, numbers, onnx_path)
         echo(f"[6/6] report: {report} ({numbers['total_seconds']} s in all)")
         return DemoResult(out=out, report=report, numbers=numbers)
     finally:
@@ -93,21 +93,19 @@ def _train(out: Path, quick: bool, seed: int, echo: Echo, numbers: dict[str, Any
     return result
 
 
-def _export(model: Any, run: Path, echo: Echo, numbers: dict[str, Any]) -> tuple[Path, Path]:
-    from rnnx.exporter import export_onnx, export_torchscript
+def _export(model: Any, run: Path, echo: Echo, numbers: dict[str, Any]) -> Path:
+    from rnnx.exporter import export_onnx
     from rnnx.testing import assert_parity
 
-    echo("[2/6] exporting to ONNX and TorchScript...")
+    echo("[2/6] exporting to ONNX...")
     onnx_res = export_onnx(model, run / "model.onnx")
-    ts_res = export_torchscript(model, run / "model.pt")
     numbers["onnx_strategy"] = onnx_res.strategy
     echo("[3/6] checking parity (batch 1 and 3; 1, 7 and 32 steps; streamed and whole)...")
-    for name, path in (("onnx", onnx_res.path), ("torchscript", ts_res.path)):
-        report = assert_parity(model, path)  # raises ParityError with the full table on a mismatch
-        numbers[f"parity_{name}_max_abs"] = report.max_abs
-        numbers[f"parity_{name}_table"] = report.table()
-        echo(f"      {name}: ok, max |diff| {report.max_abs:.2e}")
-    return Path(onnx_res.path), Path(ts_res.path)
+    report = assert_parity(model, onnx_res.path)  # raises ParityError with the full table on a mismatch
+    numbers["parity_onnx_max_abs"] = report.max_abs
+    numbers["parity_onnx_table"] = report.table()
+    echo(f"      onnx: ok, max |diff| {report.max_abs:.2e}")
+    return Path(onnx_res.path)
 
 
 def _stream(result: Any, onnx_path: Path, out: Path, echo: Echo, numbers: dict[str, Any]) -> None:
@@ -192,12 +190,12 @@ def _timed(n: int, call: Callable[[int], Any]) -> list[float]:
     return times
 
 
-def _write_report(out: Path, n: dict[str, Any], onnx_path: Path, ts_path: Path) -> Path:
+def _write_report(out: Path, n: dict[str, Any], onnx_path: Path) -> Path:
     rows = [
         ("training", f"{n['epochs']} epochs in {n['train_seconds']} s, best validation loss {n['val_loss']:.3g}"),
         ("test MAE (eager, streamed)", f"{n['test_mae']:.4f} vs persistence {n['baseline_mae']:.4f}"),
         ("ONNX export", f"`{onnx_path.name}` via strategy `{n['onnx_strategy']}`"),
-        ("parity ONNX / TorchScript", f"max abs diff {n['parity_onnx_max_abs']:.2e} / {n['parity_torchscript_max_abs']:.2e}"),
+        ("parity ONNX", f"max abs diff {n['parity_onnx_max_abs']:.2e}"),
         ("runtime one-step MAE", f"{n['stream_mae']:.4f} over {n['stream_steps']} steps "
                                  f"(persistence {n['stream_baseline_mae']:.4f})"),
         ("runtime vs eager", f"max abs diff {n['stream_vs_eager_max_abs']:.2e}"),
@@ -210,7 +208,7 @@ def _write_report(out: Path, n: dict[str, Any], onnx_path: Path, ts_path: Path) 
     if n["quick"]:
         lines += ["_Quick mode: tiny training and benchmark; the numbers are not meaningful._", ""]
     lines += ["| stage | result |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows]
-    lines += ["", "Files: `run/model.safetensors` (checkpoint), `run/model.onnx`, `run/model.pt`,",
+    lines += ["", "Files: `run/model.safetensors` (checkpoint), `run/model.onnx`,",
               "`loss.png`, `predictions.png` (eager), `streamed.png` (onnxruntime, step by step).", "",
               "![loss](loss.png)", "", "![predictions](predictions.png)", "", "![streamed](streamed.png)", "",
               "## ONNX parity", "", "```", n["parity_onnx_table"], "```", "",

@@ -12,7 +12,7 @@ from rnnx.commands._common import command
 @click.option("--seed", type=int, default=0, show_default=True, help="Training seed.")
 @click.option("--quick", is_flag=True, hidden=True, help="Tiny training and benchmark (tests).")
 def demo(out: str, seed: int, quick: bool) -> None:
-    """Train the sine LSTM, export ONNX + TorchScript, check parity, stream it through
+    """Train the sine LSTM, export ONNX, check parity, stream it through
     onnxruntime step by step and in closed loop, benchmark, and write DIR/report.md.
 
     \b

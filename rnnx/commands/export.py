@@ -1,4 +1,4 @@
-"""``rnnx export``: checkpoint -> model.onnx and/or model.pt, each checked for parity."""
+"""``rnnx export``: checkpoint -> model.onnx (TorchScript model.pt on request), each checked for parity."""
 
 from __future__ import annotations
 
@@ -46,9 +46,10 @@ def _file_dict(f: Any) -> dict[str, Any]:
               "module (.safetensors, or a state_dict read with torch.load(weights_only=True)).")
 @click.option("--example-shape", metavar="B,T,F...", help="CKPT as file.py:factory only: the input "
               "shape, where the module has no example_input(batch, steps).")
-@click.option("--out", "out_dir", required=True, metavar="DIR", help="Folder for model.onnx / model.pt.")
-@click.option("--format", "fmt", type=click.Choice(list(FORMAT_CHOICES)), default="all",
-              show_default=True, help="Which files to write.")
+@click.option("--out", "out_dir", required=True, metavar="DIR", help="Folder for model.onnx (model.pt with --format torchscript|all).")
+@click.option("--format", "fmt", type=click.Choice(list(FORMAT_CHOICES)), default="onnx",
+              show_default=True, help="Which files to write: onnx (model.onnx, plus model.step.onnx "
+              "where it applies), torchscript (model.pt; deprecated by PyTorch), all (both).")
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32",
               show_default=True, help="ONNX/.ort weights: int8 (dynamic quantization; GRU/RNN/Conv keep "
               "float math on int8-stored weights), fp16 (half weights, float32 I/O). Writes model.<precision>.onnx; TorchScript "
@@ -92,7 +93,11 @@ def export(ckpt: str, weights: Optional[str], example_shape: Optional[str], out_
       rnnx export runs/sine --out triton_repo --format triton --triton-name sine
       rnnx export runs/sine --out exported --format onnx --precision int8
       rnnx export runs/sine --out exported --format ort --precision fp16
+      rnnx export runs/sine --out exported --format torchscript
 
+    The default writes DIR/model.onnx only; --format torchscript writes DIR/model.pt
+    (TorchScript, which PyTorch deprecates: torch.jit.save/load warn on torch >= 2.14),
+    --format all both.
     With --format triton, DIR is a Triton model repository: DIR/NAME/config.pbtxt and
     DIR/NAME/1/model.onnx (sequence batcher with implicit state, batch-first states).
     With --format ort, DIR/model.ort is the onnxruntime mobile format (rnnx.spec kept).

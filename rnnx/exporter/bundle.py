@@ -59,11 +59,14 @@ def file_name(fmt: str, precision: str = "fp32") -> str:
 
 
 def export_files(model: nn.Module, out_dir: str | os.PathLike, *,
-                 formats: Sequence[str] = ("onnx", "torchscript"), opset: int = 17,
+                 formats: Sequence[str] = ("onnx",), opset: int = 17,
                  check: bool = True, atol: float | None = None,
                  rtol: float | None = None, triton: TritonConfig | None = None,
                  precision: str = "fp32", step_graph: bool = True) -> list[ExportedFile]:
     """Write ``out_dir/model.onnx``, ``model.ort`` and/or ``model.pt``, then check each one's parity.
+
+    The default is ONNX only; TorchScript (``model.pt``, deprecated by PyTorch) is written
+    when ``formats`` names it.
 
     Format "triton" writes a Triton model repository into ``out_dir`` instead
     (:func:`rnnx.exporter.triton.export_triton`): the ONNX graph is parity-checked against

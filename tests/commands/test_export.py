@@ -31,7 +31,7 @@ def _cli(*args: str):
 
 @pytest.mark.parametrize("name", KINDS)
 def test_export_writes_both_formats_and_passes(checkpoints, tmp_path, name: str) -> None:
-    res = _cli("export", str(checkpoints[name]), "--out", str(tmp_path / "out"))
+    res = _cli("export", str(checkpoints[name]), "--out", str(tmp_path / "out"), "--format", "all")
     assert res.exit_code == 0, res.output
     lines = res.stdout.splitlines()
     assert lines[0].split() == ["file", "strategy", "size", "parity", "worst", "|err|", "result"]
@@ -41,6 +41,14 @@ def test_export_writes_both_formats_and_passes(checkpoints, tmp_path, name: str)
     spec = read_spec(tmp_path / "out" / "model.onnx")
     step = tmp_path / "out" / "model.step.onnx"  # Scan graphs (the ConvLSTM's) get a step graph
     assert step.is_file() == ("scan" in spec.exporter) == (spec.step_graph is not None)
+
+
+def test_export_default_is_onnx_only(checkpoints, tmp_path) -> None:
+    """No TorchScript unless asked: torch deprecates it (torch.jit.save/load warn on torch >= 2.14)."""
+    res = _cli("export", str(checkpoints["lstm-2l-proj"]), "--out", str(tmp_path))
+    assert res.exit_code == 0, res.output
+    assert [line.split()[-1] for line in res.stdout.splitlines()[1:]] == ["pass"]
+    assert (tmp_path / "model.onnx").is_file() and not (tmp_path / "model.pt").exists()
 
 
 def test_export_one_format_without_check(checkpoints, tmp_path) -> None:
@@ -122,7 +130,8 @@ def test_export_into_a_file_fails_before_exporting(checkpoints, tmp_path) -> Non
 
 def test_export_into_a_folder_of_another_model_removes_its_files(checkpoints, tmp_path) -> None:
     """Exporting only ONNX over a folder with another model's model.pt left a mixed folder."""
-    assert _cli("export", str(checkpoints["gru-bi"]), "--out", str(tmp_path), "--no-check").exit_code == 0
+    assert _cli("export", str(checkpoints["gru-bi"]), "--out", str(tmp_path), "--format", "all",
+                "--no-check").exit_code == 0
     (tmp_path / "notes.txt").write_text("mine")
     res = _cli("export", str(checkpoints["rnn-tanh"]), "--out", str(tmp_path), "--format", "onnx", "--no-check")
     assert res.exit_code == 0, res.output

@@ -10,9 +10,16 @@ from tests.exporter.conftest import make_model
 
 
 def test_both_formats_written_and_checked(tmp_path) -> None:
-    files = export_files(make_model("rnn-tanh"), tmp_path)
+    files = export_files(make_model("rnn-tanh"), tmp_path, formats=("onnx", "torchscript"))
     assert [(f.format, f.result.path.name) for f in files] == [("onnx", "model.onnx"), ("torchscript", "model.pt")]
     assert all(f.report.ok and f.size > 0 for f in files)
+
+
+def test_default_is_onnx_only(tmp_path) -> None:
+    """TorchScript (deprecated by PyTorch) is written only when asked for."""
+    files = export_files(make_model("rnn-tanh"), tmp_path)
+    assert [(f.format, f.result.path.name) for f in files] == [("onnx", "model.onnx")]
+    assert files[0].report.ok and not (tmp_path / "model.pt").exists()
 
 
 def test_unknown_format_lists_valid_ones(tmp_path) -> None:
