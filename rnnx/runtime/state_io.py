@@ -26,6 +26,7 @@ import numpy as np
 
 from rnnx.atomic import atomic_write
 from rnnx.errors import StateError
+from rnnx.names import check_name
 
 MARKER = "__rnnx_state__"  # key of the JSON marker array
 FORMAT = 1  # state file layout version
@@ -41,17 +42,21 @@ Expected = Mapping[str, tuple[tuple[int, ...], np.dtype]]  # name -> (shape, dty
 def save_state_file(path: PathLike, state: Mapping[str, np.ndarray]) -> Path:
     """Write ``state`` to ``path`` atomically (temporary file in the same folder, then rename).
 
-    Any state name works, including names ``np.savez`` reserves (``file``, ``allow_pickle``).
+    State names follow :func:`rnnx.names.check_name` (the rule loading applies too), and
+    names ``np.savez`` reserves (``file``, ``allow_pickle``) work; ``__rnnx_state__`` is this
+    format's own marker.
 
     Returns:
         The path written.
 
     Raises:
-        StateError: an array of objects (not numeric).
+        StateError: an array of objects (not numeric), or a name that is not a plain name
+            (``../../x``, NUL, ``.``) or is the marker's.
     """
     path = Path(path)
     arrays = {name: np.asarray(arr) for name, arr in state.items()}
     for name, arr in arrays.items():
+        _check_state_name(name, f"state[{name!r}]")
         if arr.dtype.hasobject:
             raise StateError(f"state[{name!r}]: expected a numeric array, got dtype object")
     marker = json.dumps({"format": FORMAT, "names": sorted(arrays)})
@@ -107,10 +112,17 @@ def load_state_file(path: PathLike, expected: Optional[Expected] = None) -> dict
     return arrays
 
 
+def _check_state_name(name: object, where: str) -> str:
+    if name == MARKER:
+        raise StateError(f"{where}: {MARKER!r} is reserved for the state file's marker; rename the state")
+    return check_name(name, where, StateError)
+
+
 def _key(path: Path, info: zipfile.ZipInfo) -> str:
     if not info.filename.endswith(".npy"):
         raise StateError(f"state file {path}: expected only .npy members, got {info.filename!r}")
-    return info.filename[:-4]
+    key = info.filename[:-4]
+    return key if key == MARKER else _check_state_name(key, f"state file {path}: member {info.filename!r}")
 
 
 def _read_member(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo,

@@ -165,3 +165,22 @@ def test_state_names_that_np_savez_reserves_round_trip(tmp_path):
         assert loaded[k].dtype == v.dtype
     with np.load(path, allow_pickle=False) as plain:  # still a plain .npz for numpy
         np.testing.assert_array_equal(plain["file"], state["file"])
+
+
+@pytest.mark.parametrize("name", ["__rnnx_state__", "nul\0", "../../x", "/abs", ".", "..", "x\n"],
+                         ids=["marker", "nul", "climb", "absolute", "dot", "dotdot", "newline"])
+def test_a_state_name_that_could_not_load_back_is_refused_at_save(tmp_path, name):
+    """These used to save (as archive entry names, ``../../x`` included) and never load."""
+    with pytest.raises(StateError, match=r"state\["):
+        save_state_file(tmp_path / "s.npz", {name: np.ones(3, np.float32)})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_state_file_with_an_entry_that_climbs_out_is_refused_at_load(tmp_path):
+    import zipfile
+
+    path = save_state_file(tmp_path / "s.npz", {"h": np.ones(3, np.float32)})
+    with zipfile.ZipFile(path, "a") as zf:
+        zf.writestr("../../x.npy", b"")
+    with pytest.raises(StateError, match=r"member '\.\./\.\./x\.npy': expected a plain name"):
+        load_state_file(path)
