@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence, Union
 
 from rnnx.errors import SpecError
+from rnnx.names import check_name, name_problem
 
 METADATA_KEY = "rnnx.spec"  # ONNX metadata_props key (and TorchScript extra file name)
 FORMAT = 1  # version of the JSON layout below
@@ -50,6 +51,8 @@ ONNX_DTYPES = {onnx: name for name, (onnx, _, _) in DTYPE_TABLE.items()}  # 1 ->
 ORT_DTYPES = {ort: name for name, (_, ort, _) in DTYPE_TABLE.items()}  # "tensor(float)" -> "float32"
 TRITON_DTYPES = {name: triton for name, (_, _, triton) in DTYPE_TABLE.items()}  # "float32" -> "TYPE_FP32"
 PRECISIONS = ("fp32", "fp16", "int8")  # weights/compute precision of a graph (its I/O stays float32)
+MAX_SPEC_BYTES = 4 << 20  # a contract is a few KiB; data statistics and vocabularies stay far below this
+MAX_SPEC_DEPTH = 32  # JSON nesting: the contract itself is 5 deep; config/extra get the rest
 
 Dim = Union[int, str]
 
@@ -71,6 +74,41 @@ def _dtype(value: Any, where: str) -> str:
     if value not in DTYPES:
         raise SpecError(f"{where}.dtype: expected one of {', '.join(DTYPES)}, got {value!r}")
     return str(value)
+
+
+def _str(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise SpecError(f"{where}: expected a string, got {value!r}"[:300])
+    return value
+
+
+def _int(value: Any, where: str, optional: bool = False) -> Any:
+    if optional and value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SpecError(f"{where}: expected an int{' or null' if optional else ''}, got {value!r}"[:300])
+    return value
+
+
+def _object(value: Any, where: str) -> dict[str, Any]:
+    """An optional JSON object field (missing or null: empty)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise SpecError(f"{where}: expected an object, got {type(value).__name__}")
+    return dict(value)
+
+
+def _depth_within(value: Any, limit: int) -> bool:
+    """True when the JSON tree ``value`` is nested at most ``limit`` deep (iterative)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            if depth > limit:
+                return False
+            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return True
 
 
 def _require(d: Mapping[str, Any], key: str, where: str) -> Any:
@@ -141,8 +179,8 @@ class IOSpec:
                                   or dtype not in ("int64", "int32")):
             raise SpecError(f"{where}.vocab_size: expected a positive int on an int64/int32 input, got "
                             f"{vocab!r} (dtype {dtype})")
-        spec = cls(str(name), int(batch_axis), None if time_axis is None else int(time_axis),
-                   shape, dtype, vocab)
+        spec = cls(_str(name, f"{where}.name"), _int(batch_axis, f"{where}.batch_axis"),
+                   _int(time_axis, f"{where}.time_axis", optional=True), shape, dtype, vocab)
         if shape:
             if not 0 <= spec.batch_axis < len(shape) or shape[spec.batch_axis] != BATCH:
                 raise SpecError(f"{where}.batch_axis: expected the index of {BATCH!r} in shape "
@@ -199,8 +237,8 @@ class StateSpec:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str) -> "StateSpec":
-        inp = str(_require(d, "input", where))
-        out = str(_require(d, "output", where))
+        inp = _str(_require(d, "input", where), f"{where}.input")
+        out = _str(_require(d, "output", where), f"{where}.output")
         shape = _shape(_require(d, "shape", where), where)
         if list(shape).count(BATCH) != 1:
             raise SpecError(f"{where}.shape: expected exactly one {BATCH!r} axis, got {list(shape)}")
@@ -210,7 +248,7 @@ class StateSpec:
         init = d.get("init", "zeros")
         if init != "zeros":
             raise SpecError(f"{where}.init: expected 'zeros', got {init!r}")
-        return cls(str(d.get("name", inp)), inp, out, shape,
+        return cls(_str(d.get("name", inp), f"{where}.name"), inp, out, shape,
                    _dtype(d.get("dtype", "float32"), where), init)
 
 
@@ -237,7 +275,8 @@ class TensorSpec:
         shape = _shape(_require(d, "shape", where), where)
         if BATCH not in shape:
             raise SpecError(f"{where}.shape: expected a {BATCH!r} axis, got {list(shape)}")
-        return cls(str(_require(d, "name", where)), shape, _dtype(d.get("dtype", "float32"), where))
+        return cls(_str(_require(d, "name", where), f"{where}.name"), shape,
+                   _dtype(d.get("dtype", "float32"), where))
 
 
 SEQ2SEQ_ROLES = ("encoder", "decoder")  # ModelSpec.role of the two files of a seq2seq bundle
@@ -303,15 +342,16 @@ class Seq2SeqSpec:
         if not isinstance(init, Mapping):
             raise SpecError(f"{where}.init: expected an object, got {type(init).__name__}")
         spec = cls(
-            encoder=str(_require(d, "encoder", where)), decoder=str(_require(d, "decoder", where)),
+            encoder=check_name(_require(d, "encoder", where), f"{where}.encoder", SpecError),
+            decoder=check_name(_require(d, "decoder", where), f"{where}.decoder", SpecError),
             input=IOSpec.from_dict(_require(d, "input", where), f"{where}.input"),
             output=IOSpec.from_dict(_require(d, "output", where), f"{where}.output"),
-            feedback=str(_require(d, "feedback", where)),
+            feedback=_str(_require(d, "feedback", where), f"{where}.feedback"),
             state=tuple(StateSpec.from_dict(s, f"{where}.state[{i}]") for i, s in enumerate(items("state"))),
             context=tuple(TensorSpec.from_dict(c, f"{where}.context[{i}]") for i, c in enumerate(items("context"))),
             encoder_outputs=tuple(TensorSpec.from_dict(t, f"{where}.encoder_outputs[{i}]")
                                   for i, t in enumerate(items("encoder_outputs"))),
-            init={str(k): str(v) for k, v in init.items()},
+            init={k: _str(v, f"{where}.init.{k}") for k, v in init.items()},
             horizon=_positive(_require(d, "horizon", where), f"{where}.horizon"),
             window=_positive(_require(d, "window", where), f"{where}.window"),
         )
@@ -428,8 +468,8 @@ class StepGraph:
         if not isinstance(d, Mapping):
             raise SpecError(f"{where}: expected an object, got {type(d).__name__}")
         name, digest = _require(d, "file", where), _require(d, "sha256", where)
-        if (not isinstance(name, str) or not name.endswith(".onnx") or name.startswith(".")
-                or any(c in name for c in "/\\:\0") or len(name) > 255):
+        if (name_problem(name) is not None or not name.endswith(".onnx") or name.startswith(".")
+                or ":" in name):
             raise SpecError(f"{where}.file: expected a file name ending in .onnx in the model's "
                             f"folder (no path), got {name!r}")
         if not isinstance(digest, str) or len(digest) != 64 or not set(digest) <= _HEX:
@@ -514,6 +554,8 @@ class ModelSpec:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "ModelSpec":
         where = METADATA_KEY
+        if not isinstance(d, Mapping):
+            raise SpecError(f"{where}: expected an object, got {type(d).__name__}")
         fmt = _require(d, "format", where)
         if fmt != FORMAT:
             raise SpecError(f"{where}.format: expected {FORMAT}, got {fmt!r} "
@@ -547,12 +589,12 @@ class ModelSpec:
             state=state,
             streamable=streamable,
             format=FORMAT,
-            rnnx_version=str(d.get("rnnx_version", "")),
-            kind=str(d.get("kind", "custom")),
-            config=dict(d.get("config") or {}),
-            opset=d.get("opset"),
-            exporter=str(d.get("exporter", "")),
-            extra=dict(d.get("extra") or {}),
+            rnnx_version=_str(d.get("rnnx_version", ""), f"{where}.rnnx_version"),
+            kind=_str(d.get("kind", "custom"), f"{where}.kind"),
+            config=_object(d.get("config"), f"{where}.config"),
+            opset=_int(d.get("opset"), f"{where}.opset", optional=True),
+            exporter=_str(d.get("exporter", ""), f"{where}.exporter"),
+            extra=_object(d.get("extra"), f"{where}.extra"),
             precision=str(precision),
             role=str(role),
             seq2seq=bundle,
@@ -561,9 +603,25 @@ class ModelSpec:
         )
 
     @classmethod
-    def from_json(cls, text: str) -> "ModelSpec":
+    def from_json(cls, text: str | bytes) -> "ModelSpec":
+        """Parse the stored JSON: its size and nesting are bounded before it is walked.
+
+        Raises:
+            SpecError: over :data:`MAX_SPEC_BYTES`, nested deeper than :data:`MAX_SPEC_DEPTH`,
+                not JSON, or any field malformed (the message names the field).
+        """
+        where = METADATA_KEY
+        if not isinstance(text, (str, bytes, bytearray)):
+            raise SpecError(f"{where}: expected JSON text, got {type(text).__name__}")
+        if len(text) > MAX_SPEC_BYTES:
+            raise SpecError(f"{where}: expected at most {MAX_SPEC_BYTES} bytes, got {len(text)}")
+        too_deep = SpecError(f"{where}: expected JSON nested at most {MAX_SPEC_DEPTH} deep, got deeper")
         try:
             d = json.loads(text)
-        except (json.JSONDecodeError, TypeError) as e:
-            raise SpecError(f"{METADATA_KEY}: expected JSON, got unparsable text ({e})") from None
+        except RecursionError:
+            raise too_deep from None
+        except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as e:
+            raise SpecError(f"{where}: expected JSON, got unparsable text ({e})") from None
+        if not _depth_within(d, MAX_SPEC_DEPTH):
+            raise too_deep
         return cls.from_dict(d)

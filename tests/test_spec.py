@@ -151,3 +151,105 @@ def test_malformed_step_graph_names_the_field(value, match):
     d["step_graph"] = value
     with pytest.raises(SpecError, match=match):
         ModelSpec.from_dict(d)
+
+
+# --- every malformed contract is a SpecError naming the field (issue 16) ----------------------
+
+from rnnx.spec import MAX_SPEC_BYTES, MAX_SPEC_DEPTH, DataSpec as _Data, Seq2SeqSpec, TensorSpec  # noqa: E402
+
+
+def full_spec() -> ModelSpec:
+    """A contract with every optional part filled (a seq2seq decoder with data and a step graph)."""
+    bundle = Seq2SeqSpec(
+        encoder="encoder.onnx", decoder="decoder.onnx",
+        input=IOSpec("x", 0, 1, ("batch", "time", 4)), output=IOSpec("y", 0, None, ("batch", 3)),
+        feedback="prev", state=(StateSpec("h", "h_in", "h_out", (1, "batch", 8)),),
+        context=(TensorSpec("memory", ("batch", "time", 8)),),
+        encoder_outputs=(TensorSpec("h0", (1, "batch", 8)), TensorSpec("prev0", ("batch", 3)),
+                         TensorSpec("memory", ("batch", "time", 8))),
+        init={"prev": "prev0", "h_in": "h0", "memory": "memory"}, horizon=2, window=8)
+    return lstm_spec(role="decoder", seq2seq=bundle, step_graph=StepGraph("m.step.onnx", "ab" * 32),
+                     data=_Data(task="csv", features=("a", "b"), target="b", horizon=2, outputs=("b+1", "b+2"),
+                                normalization={"inside_graph": True}, vocab="abc", window=8),
+                     extra={"source": "x"})
+
+
+def _paths(node, prefix=()):
+    """Every path to a value in a JSON tree."""
+    yield prefix
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _paths(v, (*prefix, k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _paths(v, (*prefix, i))
+
+
+WRONG_VALUES = [[1, 2], "x", {"a": 1}, None, 1.5, True, -1, 10**30, [[[[]]]], "", "../x", "\0"]
+
+
+def test_every_field_set_to_every_wrong_type_is_a_spec_error_or_accepted():
+    """12 wrong values in every field of a full contract: never TypeError/ValueError/KeyError
+    escaping as a bug (``config: [1,2]`` was a TypeError, ``extra: "x"`` a ValueError)."""
+    base = full_spec().to_dict()
+    tried = refused = 0
+    for path in list(_paths(base))[1:]:
+        for wrong in WRONG_VALUES:
+            d = json.loads(json.dumps(base))
+            target = d
+            for key in path[:-1]:
+                target = target[key]
+            target[path[-1]] = wrong
+            tried += 1
+            try:
+                ModelSpec.from_json(json.dumps(d))
+            except SpecError as e:
+                refused += 1
+                assert str(e).startswith("rnnx.spec"), (path, wrong, e)
+    assert tried > 1000 and refused > tried // 2, (tried, refused)
+
+
+@pytest.mark.parametrize("path, value, match", [
+    (["config"], [1, 2], r"rnnx\.spec\.config: expected an object, got list"),
+    (["extra"], "x", r"rnnx\.spec\.extra: expected an object, got str"),
+    (["opset"], "17", r"rnnx\.spec\.opset: expected an int"),
+    (["kind"], ["lstm"], r"rnnx\.spec\.kind: expected a string"),
+    (["input", "batch_axis"], [0], r"rnnx\.spec\.input\.batch_axis: expected an int"),
+    (["input", "name"], {"a": 1}, r"rnnx\.spec\.input\.name: expected a string"),
+    (["state", 0, "input"], 5, r"rnnx\.spec\.state\[0\]\.input: expected a string"),
+    (["seq2seq", "encoder"], "../elsewhere/enc.onnx", r"rnnx\.spec\.seq2seq\.encoder: expected a plain"),
+    (["seq2seq", "decoder"], "/abs/dec.onnx", r"rnnx\.spec\.seq2seq\.decoder: expected a plain"),
+    (["seq2seq", "init"], {"prev": 3}, r"rnnx\.spec\.seq2seq\.init"),
+], ids=["config-list", "extra-str", "opset-str", "kind-list", "batch-axis-list", "name-object",
+        "state-input-int", "encoder-climbs", "decoder-absolute", "init-int"])
+def test_a_wrong_type_names_the_field(path, value, match):
+    d = full_spec().to_dict()
+    target = d
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    with pytest.raises(SpecError, match=match):
+        ModelSpec.from_json(json.dumps(d))
+
+
+@pytest.mark.parametrize("depth", [MAX_SPEC_DEPTH + 1, 100_000], ids=["just-too-deep", "deep"])
+def test_deeply_nested_json_is_a_spec_error(depth):
+    """100 000 nested lists were a RecursionError."""
+    d = lstm_spec().to_dict()
+    d["extra"] = {"x": json.loads("[" * min(depth, 500) + "]" * min(depth, 500))} if depth < 1000 else {}
+    text = json.dumps(d) if depth < 1000 else json.dumps(d)[:-1] + ', "deep": ' + "[" * depth + "]" * depth + "}"
+    with pytest.raises(SpecError, match=rf"rnnx\.spec: expected JSON nested at most {MAX_SPEC_DEPTH} deep"):
+        ModelSpec.from_json(text)
+
+
+def test_a_contract_over_the_size_limit_is_refused_before_parsing():
+    text = lstm_spec(extra={"pad": "x" * MAX_SPEC_BYTES}).to_json()
+    with pytest.raises(SpecError, match=rf"rnnx\.spec: expected at most {MAX_SPEC_BYTES} bytes, got {len(text)}"):
+        ModelSpec.from_json(text)
+
+
+def test_a_step_graph_file_name_follows_the_name_rule():
+    d = lstm_spec().to_dict()
+    d["step_graph"] = {"file": "m\n.onnx", "sha256": "ab" * 32}
+    with pytest.raises(SpecError, match=r"step_graph\.file: expected a file name"):
+        ModelSpec.from_dict(d)

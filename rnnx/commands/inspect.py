@@ -10,6 +10,16 @@ import click
 from rnnx.commands._common import command, echo
 
 
+MAX_LINE = 300  # characters of one printed line; --json has everything
+
+
+def _clip(line: str) -> str:
+    """``line`` cut to :data:`MAX_LINE` characters, saying how much was left out."""
+    if len(line) <= MAX_LINE:
+        return line
+    return f"{line[:MAX_LINE - 60]}... {len(line) - MAX_LINE + 60} more characters (--json shows all)"
+
+
 def _shape(shape: list) -> str:
     return "(" + ", ".join(str(d) for d in shape) + ")"
 
@@ -117,5 +127,5 @@ def inspect(model_path: str) -> dict[str, Any]:
     from rnnx.exporter.describe import describe
 
     info = describe(model_path)
-    echo("\n".join(_lines(info)))
+    echo("\n".join(_clip(line) for line in _lines(info)))
     return info

@@ -92,3 +92,37 @@ def test_step_graph_line_says_whether_the_file_is_there_and_intact(files, tmp_pa
     res = _cli(path, "--json", "-")
     assert res.exit_code == 0 and json.loads(res.stdout)["step_graph"]["present"] is False
     assert "MISSING" in _cli(path).output and "step graph:" not in _cli(files["onnx"]).output
+
+
+def _with_spec(src: Path, dst: Path, edit) -> Path:
+    import onnx
+
+    from rnnx.spec import METADATA_KEY
+
+    model = onnx.load(str(src))
+    prop = next(p for p in model.metadata_props if p.key == METADATA_KEY)
+    d = json.loads(prop.value)
+    edit(d)
+    prop.value = json.dumps(d)
+    onnx.save(model, str(dst))
+    return dst
+
+
+def test_a_long_contract_is_printed_truncated(files, tmp_path) -> None:
+    path = _with_spec(files["onnx"], tmp_path / "long.onnx", lambda d: d["config"].update(pad="x" * 100_000))
+    res = _cli(path)
+    assert res.exit_code == 0, res.output
+    config = next(line for line in res.output.splitlines() if line.startswith("config:"))
+    assert len(config) < 400 and "more characters (--json shows all)" in config
+    assert max(len(line) for line in res.output.splitlines()) < 400
+
+
+@pytest.mark.parametrize("edit,match", [
+    (lambda d: d.update(config=[1, 2]), r"rnnx\.spec\.config: expected an object, got list"),
+    (lambda d: d.update(extra="x"), r"rnnx\.spec\.extra: expected an object, got str"),
+    (lambda d: d["extra"].update(pad="x" * (5 << 20)), r"rnnx\.spec: expected at most \d+ bytes"),
+], ids=["config-list", "extra-str", "5MiB"])
+def test_a_malformed_contract_is_one_line_exit_2(files, tmp_path, edit, match) -> None:
+    """These were a TypeError / ValueError traceback (exit 1), or printed 100 MB."""
+    res = _cli(_with_spec(files["onnx"], tmp_path / "bad.onnx", edit))
+    assert re.search(match, user_error(res))
