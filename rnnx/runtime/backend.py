@@ -122,24 +122,27 @@ class OrtBackend:
         ib.synchronize_outputs()
 
     @classmethod
-    def open(cls, path: PathLike, options: RuntimeOptions, precision: Optional[str] = None) -> "OrtBackend":
+    def open(cls, path: PathLike, options: RuntimeOptions, precision: Optional[str] = None,
+             data: Optional[bytes] = None) -> "OrtBackend":
         """Load an ONNX file with the options' providers and session options.
 
         ``precision`` is the graph's precision when the file records none itself (a step
-        graph: its model's); None reads it from the file's ``rnnx.spec``.
+        graph: its model's); None reads it from the file's ``rnnx.spec``. ``data``: the
+        file's bytes, already read (and checked) by the caller; onnxruntime loads them
+        instead of reading ``path`` again (``path`` then only names the graph in errors).
 
         Raises:
             ModelFileError: missing, unreadable or non-ONNX file. ProviderError: see providers.
         """
         resolved = resolve_providers(options.providers)
         p = Path(path)
-        if not p.is_file():
+        if data is None and not p.is_file():
             raise ModelFileError(f"model: expected an ONNX file, got "
                                  f"{'a directory' if p.is_dir() else 'no file'} at {p}")
         # the file's precision may need options (fp16: see rnnx.runtime.precision)
         so = session_options_for(precision or file_precision(p), options.ort_session_options())
         try:
-            sess = ort.InferenceSession(str(p), sess_options=so, providers=resolved)
+            sess = ort.InferenceSession(str(p) if data is None else data, sess_options=so, providers=resolved)
         except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ModelFileError(f"model {p}: not a loadable ONNX file ({first})") from None
@@ -223,6 +226,8 @@ def closed_run(binding: Any) -> None:
     raise RuntimeError("backend is closed")
 
 
-def open_backend(path: PathLike, options: RuntimeOptions, precision: Optional[str] = None) -> Backend:
-    """Open ``path`` on the backend the options select (onnxruntime today); ``precision``: see OrtBackend.open."""
-    return OrtBackend.open(path, options, precision)
+def open_backend(path: PathLike, options: RuntimeOptions, precision: Optional[str] = None,
+                 data: Optional[bytes] = None) -> Backend:
+    """Open ``path`` on the backend the options select (onnxruntime today); ``precision`` and
+    ``data`` (its bytes, already read): see OrtBackend.open."""
+    return OrtBackend.open(path, options, precision, data)

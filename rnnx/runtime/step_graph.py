@@ -13,6 +13,11 @@ the main graph when :attr:`RuntimeOptions.step_graph` is on:
   exports, or an altered file);
 - its inputs and outputs disagree with the contract (names, dtypes, ranks): SpecError.
 
+Read once: the step graph's bytes are read once (bounded by :func:`step_graph_limit`,
+about twice the model file), hashed, and handed to onnxruntime as bytes, so a file swapped
+after the check can never run unchecked. A step graph that is not a regular file, or over
+the bound, is refused (SpecError) before anything is read.
+
 Both graphs read and write the same state buffers, so steps and chunks of one stream
 may alternate. The second onnxruntime session holds the weights a second time.
 """
@@ -22,6 +27,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
@@ -34,6 +41,7 @@ from rnnx.spec import METADATA_KEY, TIME, IOSpec, StepGraph
 
 logger = logging.getLogger(__name__)
 READ_CHUNK = 1 << 20  # bytes hashed per read
+STEP_GRAPH_SLACK = 64 << 20  # bytes a step graph may hold beyond twice its model file
 
 
 @dataclass
@@ -61,11 +69,52 @@ def file_sha256(path: PathLike) -> str:
     return digest.hexdigest()
 
 
+def step_graph_limit(model: PathLike) -> int:
+    """Most bytes the step graph of model file ``model`` may have: twice the model file (it
+    holds the same weights, its graph is smaller) plus :data:`STEP_GRAPH_SLACK`."""
+    return 2 * os.stat(model).st_size + STEP_GRAPH_SLACK
+
+
+def read_step_graph(model: PathLike, entry: StepGraph) -> tuple[Path, Optional[bytes]]:
+    """Where the model file ``model``'s step graph ``entry`` lies, and its bytes, read once
+    (None when there is no such file).
+
+    Raises:
+        SpecError: the file is not a regular file (a FIFO is never opened for a blocking
+            read), or is larger than :func:`step_graph_limit`; nothing is read then.
+    """
+    file = Path(model).parent / entry.file
+    limit = step_graph_limit(model)
+    where = f"{METADATA_KEY}.step_graph: step graph {entry.file} (beside {Path(model).name})"
+    try:
+        fd = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except (FileNotFoundError, NotADirectoryError):
+        return file, None
+    except IsADirectoryError:
+        raise SpecError(f"{where}: expected a regular file, got a folder") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a folder" if stat.S_ISDIR(st.st_mode) else "a device"
+            raise SpecError(f"{where}: expected a regular file, got {kind}")
+        if st.st_size > limit:
+            raise SpecError(f"{where}: expected at most {limit} bytes (twice the model file + "
+                            f"{STEP_GRAPH_SLACK >> 20} MiB), got {st.st_size}")
+        data = f.read(limit + 1)
+    if len(data) > limit:  # it grew while being read
+        raise SpecError(f"{where}: expected at most {limit} bytes, got more")
+    return file, data
+
+
 def find_step_graph(model: PathLike, entry: StepGraph) -> tuple[Path, Optional[str]]:
     """Where the model file ``model``'s step graph ``entry`` lies, and the SHA-256 of its bytes
-    (None when there is no such file). Usable only when that digest equals ``entry.sha256``."""
-    file = Path(model).parent / entry.file
-    return file, file_sha256(file) if file.is_file() else None
+    (None when there is no such file). Usable only when that digest equals ``entry.sha256``.
+
+    Raises:
+        SpecError: as :func:`read_step_graph`.
+    """
+    file, data = read_step_graph(model, entry)
+    return file, None if data is None else hashlib.sha256(data).hexdigest()
 
 
 def open_model_graphs(path: PathLike, options: RuntimeOptions, *,
@@ -85,39 +134,42 @@ def open_model_graphs(path: PathLike, options: RuntimeOptions, *,
     backend, contract = open_model(path, options, state_map=state_map, constants=constants,
                                    context=context, state_shapes=state_shapes)
     try:
-        step_path = _step_graph_file(Path(path), contract, options)
-        step = None if step_path is None else _open_step(step_path, Path(path), backend, contract, options)
+        found = _step_graph_file(Path(path), contract, options)
+        step = None if found is None else _open_step(*found, Path(path), backend, contract, options)
     except BaseException:
         backend.close()
         raise
-    return ModelGraphs(backend, contract, step, None if step is None else step_path)
+    return ModelGraphs(backend, contract, step, None if found is None else found[0])
 
 
-def _step_graph_file(model: Path, contract: Contract, options: RuntimeOptions) -> Optional[Path]:
-    """The step graph's file when the runtime should use it: named, wanted, present and unaltered."""
+def _step_graph_file(model: Path, contract: Contract, options: RuntimeOptions) -> Optional[tuple[Path, bytes]]:
+    """The step graph's file and bytes (read once) when the runtime should use it: named,
+    wanted, present and unaltered."""
     spec = contract.spec
     declared = None if spec is None or contract.foreign else spec.step_graph
     if declared is None or not options.step_graph:
         return None
-    file, digest = find_step_graph(model, declared)
-    if digest is None:
+    file, data = read_step_graph(model, declared)
+    if data is None:
         logger.warning("%s: its step graph %s is missing (expected at %s); single steps run the main "
                        "graph (complete, but slower per step)", model.name, declared.file, file)
         return None
+    digest = hashlib.sha256(data).hexdigest()
     if digest != declared.sha256:
         raise SpecError(f"{METADATA_KEY}.step_graph.sha256: {model.name} expects its step graph {file.name} "
                         f"to have SHA-256 {declared.sha256}, got {digest} (the files come from two different "
                         f"exports, or one was altered); re-export the model to write both files again, or "
                         f"open it with step_graph=False to run every call on {model.name}")
-    return file
+    return file, data
 
 
-def _open_step(file: Path, model: Path, main: Backend, contract: Contract,
+def _open_step(file: Path, data: bytes, model: Path, main: Backend, contract: Contract,
                options: RuntimeOptions) -> Backend:
-    """Open the step graph with the main graph's options and check it against the contract."""
+    """Open the step graph (the bytes that were hashed) with the main graph's options and
+    check it against the contract."""
     spec = contract.spec
     assert spec is not None  # _step_graph_file returned a file: the contract came from a spec
-    step = open_backend(file, options, precision=spec.precision)
+    step = open_backend(file, options, precision=spec.precision, data=data)
     try:
         where = f"step graph {file.name} (beside {model.name}) disagrees with its contract"
         _check_step_graph(step, main, contract, where)

@@ -246,3 +246,77 @@ def test_an_exported_step_graph_streams_like_the_eager_model(scan_lstm, exported
         pool.open("b")
         got = np.stack([pool.step_batch(["a", "b"], x[:, t]).array for t in range(6)], axis=1)
         np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
+
+
+# -- read once (issue 16) -----------------------------------------------------------------------
+def test_a_step_graph_swapped_while_sessions_open_never_runs_unchecked(scan_lstm, tmp_path):
+    """The file was hashed, then opened again by path: a graph swapped in between ran unchecked
+    (320 sessions in a 60 s race). Now the bytes hashed are the bytes onnxruntime gets."""
+    import os
+    import threading
+    import time
+
+    path = write_step_graph(scan_lstm[0], tmp_path / "good")  # y + 1
+    impostor = (write_step_graph(scan_lstm[0], tmp_path / "bad", add=100.0).parent / STEP).read_bytes()
+    good = (path.parent / STEP).read_bytes()
+    x = scan_lstm[2]
+    with StreamingSession(scan_lstm[0], batch_size=2, step_graph=False) as main:
+        want = main.step(x[:, 0])
+    stop = threading.Event()
+
+    def swap() -> None:
+        tmp = path.parent / "swap.tmp"
+        while not stop.is_set():
+            for data in (impostor, good):
+                tmp.write_bytes(data)
+                os.replace(tmp, path.parent / STEP)
+
+    swapper = threading.Thread(target=swap)
+    swapper.start()
+    opened = refused = 0
+    try:
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline:
+            try:
+                sess = StreamingSession(path, batch_size=2)
+            except SpecError:
+                refused += 1
+                continue
+            with sess:
+                opened += 1
+                if sess.step_graph is not None:
+                    np.testing.assert_allclose(sess.step(x[:, 0]), want + 1.0, atol=1e-5)
+    finally:
+        stop.set()
+        swapper.join()
+    assert opened > 0 and refused > 0, (opened, refused)
+
+
+def test_a_step_graph_over_its_size_bound_is_refused_before_it_is_read(stepped, tmp_path):
+    """A 4 GiB file took 23.5 s to hash before it was refused."""
+    import time
+
+    from rnnx.runtime.step_graph import step_graph_limit
+
+    folder = tmp_path / "big"
+    folder.mkdir()
+    (folder / "m.onnx").write_bytes(stepped.read_bytes())
+    limit = step_graph_limit(folder / "m.onnx")
+    with open(folder / STEP, "wb") as f:
+        f.truncate(4 << 30)  # sparse: 4 GiB without the disk
+    start = time.perf_counter()
+    with pytest.raises(SpecError,
+                       match=rf"step graph {STEP} \(beside m\.onnx\): expected at most {limit} bytes .*got {4 << 30}"):
+        StreamingSession(folder / "m.onnx")
+    assert time.perf_counter() - start < 2.0
+
+
+def test_a_fifo_as_the_step_graph_is_refused_without_blocking(stepped, tmp_path):
+    import os
+
+    folder = tmp_path / "fifo"
+    folder.mkdir()
+    (folder / "m.onnx").write_bytes(stepped.read_bytes())
+    os.mkfifo(folder / STEP)
+    with pytest.raises(SpecError, match=rf"step graph {STEP} \(beside m\.onnx\): expected a regular file, got a FIFO"):
+        StreamingSession(folder / "m.onnx")
