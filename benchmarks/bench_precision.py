@@ -2,7 +2,7 @@
 
 Models: 2-layer LSTM and GRU 16 -> H -> 1, and a 1-layer ConvLSTM 2 -> H channels on an
 8x8 grid with a 1x1 head, for each H given. Each is exported by rnnx (float32), then
-written at fp16 and int8 by ``rnnx.exporter.quantize``. Per model the three files are
+written at fp16 and int8 by ``rnnx.onnx_tools.quantize``. Per model the three files are
 timed in alternating rounds (``rnnx.bench.time_side_by_side``, 1 intra-op thread, batch 1)
 so machine load hits them alike; each timed call is budgeted so a case stays short.
 

@@ -35,7 +35,7 @@ import onnxruntime as ort
 import torch
 
 from rnnx.exporter import export_onnx
-from rnnx.exporter.quantize import quantize
+from rnnx.onnx_tools.quantize import quantize
 from rnnx.models import build
 from rnnx.runtime import RuntimeOptions, StreamingSession, StreamPool
 

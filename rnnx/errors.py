@@ -75,7 +75,7 @@ class ParityError(RnnxError, AssertionError):
     """An exported model disagrees with the eager model beyond tolerance.
 
     Attributes:
-        report: the full :class:`rnnx.exporter.parity.ParityReport`.
+        report: the full :class:`rnnx.onnx_tools.compare.ParityReport`.
     """
 
     def __init__(self, message: str, report: object = None) -> None:

@@ -514,7 +514,7 @@ class ModelSpec:
     opset: int | None = None
     exporter: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
-    precision: str = "fp32"  # "fp32" | "fp16" | "int8"; see rnnx.exporter.quantize
+    precision: str = "fp32"  # "fp32" | "fp16" | "int8"; see rnnx.onnx_tools.quantize
     role: str = ""  # "", or "encoder" / "decoder" in a seq2seq bundle
     seq2seq: Seq2SeqSpec | None = None  # the bundle contract (seq2seq bundle files only)
     data: DataSpec | None = None  # what the input/output columns mean; written only when known
@@ -625,3 +625,9 @@ class ModelSpec:
         if not _depth_within(d, MAX_SPEC_DEPTH):
             raise too_deep
         return cls.from_dict(d)
+
+
+def io_names(spec: ModelSpec) -> tuple[list[str], list[str]]:
+    """Graph input and output names in call order: ``x, *_in`` and ``y, *_out``."""
+    return ([spec.input.name, *(s.input for s in spec.state)],
+            [spec.output.name, *(s.output for s in spec.state)])

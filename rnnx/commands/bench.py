@@ -40,7 +40,7 @@ def bench(model: str, streams: int, steps: int, provider: str, threads: int,
     torch_model = None
     if torch_ckpt:
         from rnnx.exporter.parity import check_same_model
-        from rnnx.exporter.spec_io import read_spec
+        from rnnx.onnx_tools.spec_io import read_spec
         from rnnx.models import load  # imports torch: only with --torch
 
         torch_model = load(torch_ckpt)

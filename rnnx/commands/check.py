@@ -13,7 +13,7 @@ def _task_comparison(ckpt: str, model_path: str):  # -> Optional[TaskComparison]
     """A reduced-precision file's task metric against the float model's (training runs only)."""
     from pathlib import Path
 
-    from rnnx.exporter.spec_io import read_spec
+    from rnnx.onnx_tools.spec_io import read_spec
 
     if Path(model_path).is_dir() or read_spec(model_path).precision == "fp32":  # a dir: a seq2seq bundle
         return None

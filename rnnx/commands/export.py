@@ -109,7 +109,7 @@ def export(ckpt: str, weights: Optional[str], example_shape: Optional[str], out_
     judged with that precision's tolerance (see `rnnx quantize --help`).
     """
     from rnnx.exporter.bundle import export_files
-    from rnnx.exporter.triton import TritonConfig
+    from rnnx.onnx_tools.triton import TritonConfig
     from rnnx.models.user import load_model
 
     triton = TritonConfig(name=triton_name, max_batch_size=max_batch_size,

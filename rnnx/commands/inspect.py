@@ -124,7 +124,7 @@ def inspect(model_path: str) -> dict[str, Any]:
       rnnx inspect exported/model.onnx
       rnnx inspect someone_elses.onnx --json -      # JSON only, on stdout
     """
-    from rnnx.exporter.describe import describe
+    from rnnx.onnx_tools.describe import describe
 
     info = describe(model_path)
     echo("\n".join(_clip(line) for line in _lines(info)))

@@ -54,7 +54,7 @@ def quantize(model_path: str, precision: str, out_path: str) -> dict[str, Any]:
       rnnx check runs/sine exported/model.int8.onnx
       rnnx quantize exported/model.onnx --precision int8 --out q.onnx --json -
     """
-    from rnnx.exporter.quantize import quantize as run_quantize
+    from rnnx.onnx_tools.quantize import quantize as run_quantize
 
     result = run_quantize(model_path, out_path, precision=precision)
     echo(summary(result))

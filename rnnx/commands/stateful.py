@@ -43,7 +43,7 @@ def stateful(src: Path, dst: Path, batch_axis: Optional[int], time_axis: Optiona
       rnnx run lstm_stream.onnx signal.npy --out y.npy
       rnnx stateful odd.onnx --out s.onnx --batch-axis 0 --time-axis 2 --json -
     """
-    from rnnx.exporter.stateful import make_stateful
+    from rnnx.onnx_tools.stateful import make_stateful
 
     result = make_stateful(src, dst, batch_axis=batch_axis, time_axis=time_axis, batch_first=not keep_layout,
                            atol=atol, rtol=rtol)

@@ -1,4 +1,4 @@
-"""Export contract modules to ONNX and TorchScript, read their contract back, check parity.
+"""Export contract modules (torch) to ONNX and TorchScript, check parity; re-exports the ONNX tools.
 
 Example::
 
@@ -14,13 +14,15 @@ from rnnx.torch_support import check_torch_version
 check_torch_version()  # a clear error before torch's own on an old install
 
 from rnnx.exporter.onnx_export import Attempt, ExportResult, export_onnx
-from rnnx.exporter.parity import TOLERANCES, ParityReport, ParityRow, Tolerance, check_parity
-from rnnx.exporter.quantize import QuantizeResult, quantize
+from rnnx.exporter.parity import check_parity
+from rnnx.onnx_tools.compare import TOLERANCES, ParityReport, ParityRow, Tolerance
+from rnnx.onnx_tools.quantize import QuantizeResult, quantize
 from rnnx.exporter.seq2seq_export import Seq2SeqExport, check_seq2seq_parity, export_seq2seq
-from rnnx.exporter.spec_io import read_spec
-from rnnx.exporter.stateful import StatefulResult, make_stateful
+from rnnx.onnx_tools.spec_io import read_spec
+from rnnx.onnx_tools.stateful import StatefulResult, make_stateful
 from rnnx.exporter.torchscript_export import export_torchscript
-from rnnx.exporter.triton import TritonConfig, export_triton
+from rnnx.exporter.triton_export import export_triton
+from rnnx.onnx_tools.triton import TritonConfig
 
 __all__ = [
     "TOLERANCES", "Attempt", "ExportResult", "ParityReport", "ParityRow", "QuantizeResult",

@@ -2,7 +2,7 @@
 
 ``precision`` applies to the ONNX and ``.ort`` files (``model.int8.onnx``, ``model.fp16.ort``):
 the float32 graph is exported to a temporary folder, then converted by
-:func:`rnnx.exporter.quantize`. TorchScript files and Triton repositories stay float32.
+:func:`rnnx.onnx_tools.quantize`. TorchScript files and Triton repositories stay float32.
 An ONNX file gets its single-step graph beside it (``model.step.onnx``, ``model.int8.step.onnx``,
 when the export writes one; quantized along with the file); ``.ort`` files and Triton
 repositories have none (their spec says so).
@@ -24,13 +24,14 @@ from torch import nn
 from rnnx.atomic import write_bytes_atomic
 from rnnx.errors import ConfigError
 from rnnx.exporter.onnx_export import ExportResult, export_onnx
-from rnnx.exporter.ort_format import to_ort
-from rnnx.exporter.parity import ParityReport, check_parity
-from rnnx.exporter.quantize import QuantizeResult, quantize
-from rnnx.exporter.spec_io import read_spec
-from rnnx.exporter.step_graph import step_file_name
+from rnnx.onnx_tools.ort_format import to_ort
+from rnnx.exporter.parity import check_parity
+from rnnx.onnx_tools.compare import ParityReport
+from rnnx.onnx_tools.quantize import QuantizeResult, quantize
+from rnnx.onnx_tools.spec_io import read_spec
+from rnnx.onnx_tools.step_graph import step_file_name
 from rnnx.exporter.torchscript_export import export_torchscript
-from rnnx.exporter.triton import TritonConfig, export_triton
+from rnnx.onnx_tools.triton import TritonConfig, export_triton
 from rnnx.spec import PRECISIONS
 
 # format -> file suffix ("triton": a model repository, <name>/1/model.onnx)
@@ -69,7 +70,7 @@ def export_files(model: nn.Module, out_dir: str | os.PathLike, *,
     when ``formats`` names it.
 
     Format "triton" writes a Triton model repository into ``out_dir`` instead
-    (:func:`rnnx.exporter.triton.export_triton`): the ONNX graph is parity-checked against
+    (:func:`rnnx.onnx_tools.triton.export_triton`): the ONNX graph is parity-checked against
     the model, then served the way Triton serves it and checked again.
 
     Args:

@@ -12,6 +12,7 @@ import copy
 import warnings
 from typing import Any
 
+import onnx
 import torch
 from torch import nn
 
@@ -227,3 +228,8 @@ def data_contract(model: nn.Module) -> DataSpec | None:
     """The data contract attached to ``model`` (``model.rnnx_data``), or None."""
     data = getattr(model, DATA_ATTRIBUTE, None)
     return data if isinstance(data, DataSpec) else None
+
+
+def producer_versions() -> dict[str, str]:
+    """Versions of the tools that produced a file (stored in the spec's ``extra``)."""
+    return {"torch": torch.__version__, "onnx": onnx.__version__, "rnnx": rnnx.__version__}

@@ -4,11 +4,11 @@ Several strategies can build the graph (see :mod:`rnnx.exporter.strategies`);
 ``strategy="auto"`` tries them in order (trace, proj-native, scan, scan-legacy, layer-scan)
 and keeps the first graph that passes the structural checks and a parity probe at sizes other than the
 export example. Each candidate is probed in a child process
-(:mod:`rnnx.exporter.ort_worker`): a graph that crashes onnxruntime is a rejected
+(:mod:`rnnx.onnx_tools.ort_worker`): a graph that crashes onnxruntime is a rejected
 candidate, not a dead process.
 
 After a Scan graph is kept, a single-step graph (its Scans run once, inlined; see
-:mod:`rnnx.exporter.step_graph`) is checked against it at T=1 and written beside the file as
+:mod:`rnnx.onnx_tools.step_graph`) is checked against it at T=1 and written beside the file as
 ``<stem>.step.onnx`` (first), then the file itself with the spec's ``step_graph`` pointing to it.
 """
 
@@ -29,12 +29,13 @@ from torch import nn
 
 from rnnx.atomic import write_bytes_atomic
 from rnnx.errors import ExportError, ModelFileError, SpecError
-from rnnx.exporter.contract import derive_spec, eval_copy, example_for
-from rnnx.exporter.graph import finalize, producer_versions, store_spec
-from rnnx.exporter.ort_worker import isolated_runner
-from rnnx.exporter.parity import probe, random_state
-from rnnx.exporter.spec_io import read_spec
-from rnnx.exporter.step_graph import checked_step_graph, step_file_name, step_graph_entry
+from rnnx.exporter.contract import derive_spec, eval_copy, example_for, producer_versions
+from rnnx.onnx_tools.graph import finalize, store_spec
+from rnnx.onnx_tools.ort_worker import isolated_runner
+from rnnx.exporter.parity import probe, random_input, random_state
+from rnnx.onnx_tools.spec_io import read_spec
+from rnnx.onnx_tools.step_graph import (PROBE_BATCH, PROBE_SEED, Probe, agrees_at_one_step, inline_scans,
+                                        step_file_name, step_graph_entry)
 from rnnx.exporter.strategies import AUTO_ORDER, STRATEGIES, ExportContext
 from rnnx.exporter.strategies.base import io_names
 from rnnx.spec import ModelSpec
@@ -197,3 +198,25 @@ def _write(proto: onnx.ModelProto, path: str | os.PathLike, spec: ModelSpec,
             logger.debug("wrote the step graph %s", step_path)
     write_bytes_atomic(out, proto.SerializeToString())  # a reader never sees half a model
     return ExportResult(out, spec, spec.exporter, tuple(attempts), step_path)
+
+
+def checked_step_graph(main: onnx.ModelProto, model: nn.Module, spec: ModelSpec) -> bytes | None:
+    """The serialized step graph of ``main``, checked equal to it at T=1; None if none or unequal.
+
+    See :func:`agrees_at_one_step` for the check; a failed check is logged as a WARNING (the
+    export goes on without a step graph).
+    """
+    if not spec.streamable or spec.input.time_axis is None:
+        logger.debug("no step graph: the model is not streamable")
+        return None
+    step = inline_scans(main)
+    if step is None:
+        return None
+    data = step.SerializeToString()
+    return data if agrees_at_one_step(main, data, spec, model_probe(model, spec)) else None
+
+
+def model_probe(model: nn.Module, spec: ModelSpec) -> Probe:
+    """One step's input (the model's own kind of input) and a random non-zero state."""
+    x = random_input(model, spec, PROBE_BATCH, 1, PROBE_SEED).numpy()
+    return x, [s.numpy() for s in random_state(model, PROBE_BATCH, PROBE_SEED)]

@@ -1,87 +1,20 @@
-"""Run an exported file with the contract's ``(x, state) -> (y, state)`` signature in numpy."""
+"""Run an exported file (ONNX or TorchScript) with the contract's ``(x, state) -> (y, state)`` signature."""
 
 from __future__ import annotations
 
 import os
-from typing import Callable
 
 import numpy as np
+import torch
 
 from rnnx.errors import ModelFileError
-from rnnx.exporter.spec_io import file_format, read_spec
+from rnnx.onnx_tools.runners import Runner, onnx_runner, session_runner
+from rnnx.onnx_tools.spec_io import file_format, read_spec
 from rnnx.spec import ModelSpec
-
-Runner = Callable[[np.ndarray, list[np.ndarray]], tuple[np.ndarray, list[np.ndarray]]]
-
-
-def onnx_runner(model: str | bytes, spec: ModelSpec) -> Runner:
-    """A CPU onnxruntime session wrapped as a runner (``model``: a path or serialized bytes)."""
-    import onnxruntime as ort
-
-    from rnnx.runtime.precision import session_options_for
-
-    opts = session_options_for(spec.precision, ort.SessionOptions())
-    opts.log_severity_level = 4  # failures surface as exceptions, not console noise
-    opts.intra_op_num_threads = 1  # parity graphs are tiny: threads only add contention
-    try:
-        sess = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
-    except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
-        where = model if isinstance(model, str) else "graph"
-        raise ModelFileError(f"{where}: onnxruntime cannot load it ({str(e).splitlines()[0]})") \
-            from None
-    outputs = [spec.output.name, *(s.output for s in spec.state)]
-
-    def run(x: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-        feed = {spec.input.name: x, **{s.input: v for s, v in zip(spec.state, state)}}
-        y, *new = sess.run(outputs, feed)
-        return y, new
-
-    return run
-
-
-def session_runner(path: str, spec: ModelSpec) -> Runner:
-    """An ONNX file run through :class:`rnnx.runtime.StreamingSession`: the code users deploy.
-
-    Streamable models: ``set_state`` then ``feed`` then ``get_state`` (IO bindings,
-    double-buffered states); bidirectional ones: one plain call on the session's backend.
-    One session per batch size, closed when the runner is garbage-collected.
-    """
-    import weakref
-
-    import onnxruntime as ort
-
-    from rnnx.runtime import RuntimeOptions, StreamingSession
-
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 4  # failures surface as exceptions, not console noise
-    opts.intra_op_num_threads = 1  # parity graphs are tiny: threads only add contention
-    options = RuntimeOptions(session_options=opts)
-    sessions: dict[int, StreamingSession] = {}
-    outputs = [spec.output.name, *(s.output for s in spec.state)]
-
-    def session(batch: int) -> StreamingSession:
-        if batch not in sessions:
-            sessions[batch] = StreamingSession(path, options=options, batch_size=batch)
-        return sessions[batch]
-
-    def run(x: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-        sess = session(x.shape[spec.input.batch_axis] if spec.streamable else 1)
-        if not spec.streamable:
-            feed = {spec.input.name: x, **{s.input: v for s, v in zip(spec.state, state)}}
-            y, *new = sess.backend.run(outputs, feed)
-            return y, new
-        sess.set_state({s.name: v for s, v in zip(spec.state, state)})
-        y = sess.feed(x)
-        got = sess.get_state()
-        return y, [got[s.name] for s in spec.state]
-
-    weakref.finalize(run, lambda: [s.close() for s in sessions.values()])
-    return run
 
 
 def torchscript_runner(path: str) -> Runner:
     """A ``torch.jit.load``-ed module wrapped as a runner."""
-    import torch
 
     try:
         module = torch.jit.load(path, map_location="cpu").eval()
@@ -90,9 +23,8 @@ def torchscript_runner(path: str) -> Runner:
     return module_runner(module)
 
 
-def module_runner(module: "torch.nn.Module") -> Runner:  # noqa: F821
+def module_runner(module: torch.nn.Module) -> Runner:
     """A contract module (eager, scripted or traced) wrapped as a numpy runner."""
-    import torch
 
     def run(x: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
         with torch.no_grad(), torch.jit.optimized_execution(False):  # no re-profiling per shape
@@ -107,3 +39,6 @@ def open_runner(path: str | os.PathLike) -> tuple[Runner, ModelSpec]:
     spec = read_spec(path)
     p = os.fspath(path)
     return (torchscript_runner(p) if file_format(p) == "torchscript" else session_runner(p, spec)), spec
+
+
+__all__ = ["Runner", "module_runner", "onnx_runner", "open_runner", "session_runner", "torchscript_runner"]

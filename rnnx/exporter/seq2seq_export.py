@@ -32,9 +32,9 @@ from torch import nn
 
 import rnnx
 from rnnx.errors import ExportError, SpecError
-from rnnx.exporter.contract import dtype_name, eval_copy
-from rnnx.exporter.graph import finalize, producer_versions, write_shape
-from rnnx.exporter.parity import ParityReport, compare, resolve_tolerance
+from rnnx.exporter.contract import dtype_name, eval_copy, producer_versions
+from rnnx.onnx_tools.graph import finalize, write_shape
+from rnnx.onnx_tools.compare import ParityReport, compare, resolve_tolerance
 from rnnx.exporter.strategies.base import export_traced
 from rnnx.spec import BATCH, TIME, IOSpec, ModelSpec, Seq2SeqSpec, StateSpec, TensorSpec
 

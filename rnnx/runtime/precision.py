@@ -1,6 +1,6 @@
 """The onnxruntime session options a file's precision needs, set in one place.
 
-- fp16 graphs (written by :func:`rnnx.exporter.quantize`) crash onnxruntime's
+- fp16 graphs (written by :func:`rnnx.onnx_tools.quantize`) crash onnxruntime's
   NchwcTransformer at session creation (a native crash, not an exception: onnxruntime
   1.31-1.32 on CPU) unless the optimisation level stays at ``ORT_ENABLE_EXTENDED``.
 - int8 graphs store GRU/RNN/Conv weights as int8 behind ``DequantizeLinear``;

@@ -13,7 +13,7 @@ from torch import nn
 
 from rnnx.errors import ConfigError, ExportError
 from rnnx.exporter import export_onnx, read_spec
-from rnnx.exporter.graph import unused_initializers
+from rnnx.onnx_tools.graph import unused_initializers
 from tests.exporter.conftest import make_model
 
 EXPECTED_STRATEGY = [

@@ -10,7 +10,7 @@ from torch import nn
 
 from rnnx.errors import SpecError
 from rnnx.exporter import TOLERANCES, check_parity
-from rnnx.exporter.parity import Tolerance, compare, resolve_tolerance
+from rnnx.onnx_tools.compare import Tolerance, compare, resolve_tolerance
 from tests.exporter.conftest import make_model
 
 

@@ -9,7 +9,7 @@ import onnx
 
 from rnnx.exporter import check_parity, export_onnx
 from rnnx.exporter.runners import session_runner
-from rnnx.exporter.spec_io import read_spec
+from rnnx.onnx_tools.spec_io import read_spec
 from tests.zoo import TINY, example_input
 
 

@@ -141,7 +141,7 @@ def test_inspect_describes_a_bundle_file_and_its_flow(bundles):
     from click.testing import CliRunner
 
     from rnnx.cli import main
-    from rnnx.exporter.describe import describe
+    from rnnx.onnx_tools.describe import describe
 
     done, _ = bundles("s2s-gru-attn")
     info = describe(done.decoder)

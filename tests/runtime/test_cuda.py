@@ -17,7 +17,7 @@ import torch
 
 from rnnx.errors import ProviderError
 from rnnx.exporter import export_onnx
-from rnnx.exporter.parity import TOLERANCES
+from rnnx.onnx_tools.compare import TOLERANCES
 from rnnx.runtime import StreamingSession, StreamPool, resolve_providers
 from tests.runtime.conftest import reference, sequence, write_step_graph
 from tests.zoo import TINY, example_input

@@ -14,7 +14,8 @@ import onnx
 import torch
 from torch import nn
 
-from rnnx.spec import BATCH, TIME, ModelSpec
+from rnnx.models import decompose
+from rnnx.spec import BATCH, TIME, ModelSpec, io_names
 
 
 @dataclass
@@ -109,12 +110,6 @@ def quiet() -> Iterator[None]:
                 logger.debug("torch: %s: %s", w.category.__name__, w.message)
 
 
-def io_names(spec: ModelSpec) -> tuple[list[str], list[str]]:
-    """Graph input and output names in call order: ``x, *_in`` and ``y, *_out``."""
-    return ([spec.input.name, *(s.input for s in spec.state)],
-            [spec.output.name, *(s.output for s in spec.state)])
-
-
 def dynamic_axes(spec: ModelSpec, time: bool = True) -> dict[str, dict[int, str]]:
     """``dynamic_axes`` for ``torch.onnx.export``: batch (and time) on data, batch on state."""
     data = {spec.input.batch_axis: BATCH}
@@ -139,3 +134,8 @@ def export_traced(module: nn.Module, args: tuple, spec: ModelSpec, opset: int,
                           dynamic_axes=axes if axes is not None else dynamic_axes(spec),
                           do_constant_folding=True)
     return onnx.load_from_string(buf.getvalue())
+
+
+def decomposed(model: nn.Module) -> nn.Module:
+    """``rnnx.models.decompose(model)``: fused torch RNN layers -> gate-equation layers."""
+    return decompose(model)

@@ -30,8 +30,9 @@ import torch
 from torch import Tensor, nn
 
 from rnnx.exporter import cell_graphs
-from rnnx.exporter.graph import check_io
-from rnnx.exporter.strategies.base import ExportContext, Flat, export_traced, io_names, quiet
+from rnnx.onnx_tools.graph import check_io
+from rnnx.exporter.strategies.base import ExportContext, Flat, decomposed, export_traced, io_names, quiet
+from rnnx.onnx_tools.graph import to_opset
 from rnnx.spec import BATCH, TIME
 
 DOMAIN = "rnnx.placeholder"  # domain of the placeholder ops (none survives in a written file)
@@ -246,8 +247,6 @@ def _swap_layers(model: nn.Module, dynamo: bool) -> list[Unit]:
 
 def has_layers(model: nn.Module) -> bool:
     """True if the decomposed ``model`` has recurrent layers :func:`layered_graph` can scan."""
-    from rnnx.exporter.strategies.scan import decomposed
-
     types = _layer_types()
     return any(isinstance(m, types) for m in decomposed(model).modules())
 
@@ -297,8 +296,6 @@ def layered_graph(ctx: ExportContext, dynamo: bool) -> onnx.ModelProto:
         ValueError: the model has no recurrent layers to scan.
         ExportError: torch.export fixed the batch or time axis.
     """
-    from rnnx.exporter.strategies.scan import decomposed, to_opset
-
     model = decomposed(ctx.model)
     units = _swap_layers(model, dynamo)
     if dynamo:

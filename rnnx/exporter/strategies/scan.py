@@ -32,7 +32,9 @@ import torch
 from onnx import helper
 from torch import nn
 
-from rnnx.exporter.strategies.base import ExportContext, export_traced, quiet
+from rnnx.exporter.strategies.base import ExportContext, decomposed, export_traced, quiet
+from rnnx.exporter.strategies.layer_scan import has_layers, layered_graph
+from rnnx.onnx_tools.graph import to_opset
 from rnnx.spec import BATCH, ModelSpec
 
 logger = logging.getLogger(__name__)
@@ -52,13 +54,6 @@ class _Step(nn.Module):
     def forward(self, x_t: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
         y, new = self.model(x_t.unsqueeze(self.time_axis), list(state))  # (B, 1, ...)
         return (y.squeeze(self.time_axis), *new)  # (B, ...)
-
-
-def decomposed(model: nn.Module) -> nn.Module:
-    """``rnnx.models.decompose(model)``: fused torch RNN layers -> gate-equation layers."""
-    from rnnx.models import decompose  # deferred: rnnx.models is only needed here
-
-    return decompose(model)
 
 
 def _step_names(spec: ModelSpec) -> tuple[list[str], list[str]]:
@@ -96,56 +91,6 @@ def step_graph_dynamo(ctx: ExportContext) -> onnx.ModelProto:
                                     input_names=ins, output_names=outs, dynamic_shapes=shapes,
                                     verbose=False)
     return to_opset(program.model_proto, ctx.opset)
-
-
-def to_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
-    """Relabel a dynamo graph (opset 18) as ``opset`` where its ops mean the same there.
-
-    onnx's version converter has no adapter down from Split-18, so this does the one
-    change step graphs need itself: ``Split(num_outputs=...)`` gets explicit sizes (read
-    off shape inference), which every opset since 13 accepts. Any other op whose
-    definition changed after ``opset`` is refused (the ``scan-legacy`` builder remains).
-
-    Raises:
-        ValueError: an op cannot be expressed at ``opset``.
-    """
-    current = _default_opset(model)
-    if current <= opset:
-        return model
-    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
-    shapes = {v.name: v.type.tensor_type.shape for v in
-              [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]}
-    for node in model.graph.node:
-        n_out = next((a.i for a in node.attribute if a.name == "num_outputs"), None)
-        if node.op_type != "Split" or n_out is None:
-            continue
-        axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
-        dims = shapes[node.input[0]].dim
-        size = dims[axis if axis >= 0 else len(dims) + axis].dim_value
-        if size <= 0 or size % n_out:
-            raise ValueError(f"Split {node.name}: cannot give explicit sizes to a split of "
-                             f"{size or 'a symbolic size'} into {n_out}")
-        sizes = helper.make_tensor(f"{node.name}_sizes", onnx.TensorProto.INT64, [n_out],
-                                   [size // n_out] * n_out)
-        model.graph.initializer.append(sizes)
-        node.input.append(sizes.name)
-        keep = [a for a in node.attribute if a.name != "num_outputs"]
-        del node.attribute[:]
-        node.attribute.extend(keep)
-    changed = sorted({n.op_type for n in model.graph.node if n.domain in ("", "ai.onnx")
-                      and n.op_type != "Split"
-                      and onnx.defs.get_schema(n.op_type, current).since_version > opset})
-    if changed:
-        raise ValueError(f"the step graph uses {', '.join(changed)}, changed after opset {opset}; "
-                         f"export with opset >= {current}")
-    for o in model.opset_import:
-        if o.domain in ("", "ai.onnx"):
-            o.version = opset
-    return model
-
-
-def _default_opset(model: onnx.ModelProto) -> int:
-    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
 
 
 def _value_info(name: str, dtype: str, shape: tuple) -> onnx.ValueInfoProto:
@@ -219,8 +164,6 @@ class ScanStrategy:
 
     def build(self, ctx: ExportContext) -> onnx.ModelProto:
         _require_streamable(ctx.spec)
-        from rnnx.exporter.strategies.layer_scan import has_layers, layered_graph  # they import this module
-
         if has_layers(ctx.model):
             try:
                 return layered_graph(ctx, dynamo=True)

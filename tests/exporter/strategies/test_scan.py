@@ -10,7 +10,8 @@ import onnxruntime as ort
 import pytest
 from onnx import helper
 
-from rnnx.exporter.strategies.scan import inverse_perm, time_major_perm, to_opset
+from rnnx.exporter.strategies.scan import inverse_perm, time_major_perm
+from rnnx.onnx_tools.graph import to_opset
 
 
 @pytest.mark.parametrize("rank,axis,perm", [(3, 1, [1, 0, 2]), (5, 1, [1, 0, 2, 3, 4]), (3, 0, [0, 1, 2])])

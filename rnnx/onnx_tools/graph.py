@@ -7,14 +7,27 @@ set from the spec, unused initializers dropped, the spec stored in the metadata,
 
 from __future__ import annotations
 
+import os
 from typing import Iterable
 
 import onnx
-import torch
+from google.protobuf.message import DecodeError
 from onnx import helper
 
-from rnnx.errors import ExportError
+from rnnx.errors import ExportError, ModelFileError
 from rnnx.spec import METADATA_KEY, ModelSpec
+
+
+def load_onnx(path: str | os.PathLike) -> onnx.ModelProto:
+    """Parse an ONNX file (without external data), with a clear error when it is not one."""
+    try:
+        model = onnx.load(os.fspath(path), load_external_data=False)
+    except (DecodeError, ValueError, RuntimeError, UnicodeDecodeError) as e:
+        raise ModelFileError(f"{path}: not a valid ONNX or TorchScript model ({type(e).__name__})") \
+            from None
+    if not model.ir_version or not model.graph.node:
+        raise ModelFileError(f"{path}: not a valid ONNX or TorchScript model (no graph found)")
+    return model
 
 
 def _io_axes(spec: ModelSpec) -> dict[str, tuple[tuple, tuple[int, ...]]]:
@@ -96,13 +109,6 @@ def unused_initializers(graph: onnx.GraphProto) -> list[str]:
     return [t.name for t in graph.initializer if t.name not in used]
 
 
-def producer_versions() -> dict[str, str]:
-    """Versions of the tools that produced a file (stored in the spec's ``extra``)."""
-    import rnnx
-
-    return {"torch": torch.__version__, "onnx": onnx.__version__, "rnnx": rnnx.__version__}
-
-
 def store_spec(model: onnx.ModelProto, spec: ModelSpec) -> None:
     """Make ``spec`` the model's only metadata (the ``rnnx.spec`` key), in place."""
     del model.metadata_props[:]
@@ -127,3 +133,52 @@ def finalize(model: onnx.ModelProto, spec: ModelSpec) -> onnx.ModelProto:
         raise ExportError(f"onnx.checker rejected the graph: {first}") from None
     return model
 
+
+def to_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
+    """Relabel a dynamo graph (opset 18) as ``opset`` where its ops mean the same there.
+
+    onnx's version converter has no adapter down from Split-18, so this does the one
+    change step graphs need itself: ``Split(num_outputs=...)`` gets explicit sizes (read
+    off shape inference), which every opset since 13 accepts. Any other op whose
+    definition changed after ``opset`` is refused (the ``scan-legacy`` builder remains).
+
+    Raises:
+        ValueError: an op cannot be expressed at ``opset``.
+    """
+    current = _default_opset(model)
+    if current <= opset:
+        return model
+    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    shapes = {v.name: v.type.tensor_type.shape for v in
+              [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]}
+    for node in model.graph.node:
+        n_out = next((a.i for a in node.attribute if a.name == "num_outputs"), None)
+        if node.op_type != "Split" or n_out is None:
+            continue
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+        dims = shapes[node.input[0]].dim
+        size = dims[axis if axis >= 0 else len(dims) + axis].dim_value
+        if size <= 0 or size % n_out:
+            raise ValueError(f"Split {node.name}: cannot give explicit sizes to a split of "
+                             f"{size or 'a symbolic size'} into {n_out}")
+        sizes = helper.make_tensor(f"{node.name}_sizes", onnx.TensorProto.INT64, [n_out],
+                                   [size // n_out] * n_out)
+        model.graph.initializer.append(sizes)
+        node.input.append(sizes.name)
+        keep = [a for a in node.attribute if a.name != "num_outputs"]
+        del node.attribute[:]
+        node.attribute.extend(keep)
+    changed = sorted({n.op_type for n in model.graph.node if n.domain in ("", "ai.onnx")
+                      and n.op_type != "Split"
+                      and onnx.defs.get_schema(n.op_type, current).since_version > opset})
+    if changed:
+        raise ValueError(f"the step graph uses {', '.join(changed)}, changed after opset {opset}; "
+                         f"export with opset >= {current}")
+    for o in model.opset_import:
+        if o.domain in ("", "ai.onnx"):
+            o.version = opset
+    return model
+
+
+def _default_opset(model: onnx.ModelProto) -> int:
+    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))

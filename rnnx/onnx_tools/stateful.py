@@ -39,11 +39,11 @@ from onnx import TensorProto, helper
 
 from rnnx import __version__
 from rnnx.errors import ExportError, ModelFileError, NotStreamableError, ParityError, StatefulError
-from rnnx.exporter.graph import finalize, remove_unused_initializers
-from rnnx.exporter.dynamic_axes import (data_axes, default_opset, dims, fresh_name, free_reshapes,
+from rnnx.onnx_tools.graph import finalize, remove_unused_initializers
+from rnnx.onnx_tools.dynamic_axes import (data_axes, default_opset, dims, fresh_name, free_reshapes,
                                         np_dtype_name, set_dims)
-from rnnx.exporter.rnn_nodes import RNN_OPS, GraphIndex, RecurrentNode, StateSlot, find_recurrent
-from rnnx.exporter.spec_io import load_onnx
+from rnnx.onnx_tools.rnn_nodes import RNN_OPS, GraphIndex, RecurrentNode, StateSlot, find_recurrent
+from rnnx.onnx_tools.spec_io import load_onnx
 from rnnx.spec import BATCH, METADATA_KEY, TIME, IOSpec, ModelSpec, StateSpec
 
 logger = logging.getLogger(__name__)

@@ -6,8 +6,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from rnnx.exporter.spec_io import load_onnx
-from rnnx.exporter.state_layout import batch_first_shape, to_batch_first
+from rnnx.onnx_tools.spec_io import load_onnx
+from rnnx.onnx_tools.state_layout import batch_first_shape, to_batch_first
 from rnnx.spec import StateSpec
 
 

@@ -11,8 +11,8 @@ import pytest
 
 from rnnx.errors import ConfigError, NotStreamableError, ParityError
 from rnnx.exporter import read_spec
-from rnnx.exporter.spec_io import load_onnx
-from rnnx.exporter.triton import (CONTROL_KINDS, TRITON_DTYPES, TritonConfig, export_triton,
+from rnnx.onnx_tools.spec_io import load_onnx
+from rnnx.onnx_tools.triton import (CONTROL_KINDS, TRITON_DTYPES, TritonConfig, export_triton,
                                   triton_graph, verify_sequences)
 
 text_format = pytest.importorskip("google.protobuf.text_format", reason="protobuf is in the dev extra")
@@ -148,7 +148,9 @@ def test_python_module_source_and_the_client_example(exported, tmp_path: Path) -
     import importlib.util
 
     model, _ = exported("gru-1l", "onnx")
-    repo = export_triton(model, tmp_path, TritonConfig(name="gru"))
+    from rnnx.exporter import export_triton as export_module
+
+    repo = export_module(model, tmp_path, TritonConfig(name="gru"))
     cfg = _parse(repo.config_path)
     path = Path(__file__).resolve().parents[2] / "examples" / "triton_client.py"
     module_spec = importlib.util.spec_from_file_location("triton_client", path)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from rnnx.exporter.ort_worker import WorkerDied, isolated_runner
+from rnnx.onnx_tools.ort_worker import WorkerDied, isolated_runner
 
 
 def _gru_graph() -> bytes:

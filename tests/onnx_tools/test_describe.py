@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from rnnx.exporter.describe import describe, guess_state_pairs
+from rnnx.onnx_tools.describe import describe, guess_state_pairs
 from tests.foreign import PlainRNN, export_lstm_with_state, export_plain
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rnnx.exporter.dynamic_axes import _shape_pieces
+from rnnx.onnx_tools.dynamic_axes import _shape_pieces
 
 FROZEN = {"batch": 2, "time": 7}  # the sizes of the export's example input
 

@@ -1,4 +1,4 @@
-"""rnnx.exporter.ort_format: the onnxruntime mobile format keeps the contract and streams."""
+"""rnnx.onnx_tools.ort_format: the onnxruntime mobile format keeps the contract and streams."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 from rnnx.errors import ModelFileError
 from rnnx.exporter import check_parity, read_spec
 from rnnx.exporter.bundle import export_files
-from rnnx.exporter.describe import describe
-from rnnx.exporter.ort_format import to_ort
-from rnnx.exporter.spec_io import file_format
+from rnnx.onnx_tools.describe import describe
+from rnnx.onnx_tools.ort_format import to_ort
+from rnnx.onnx_tools.spec_io import file_format
 from rnnx.runtime import StreamingSession
 
 

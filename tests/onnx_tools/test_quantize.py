@@ -1,4 +1,4 @@
-"""rnnx.exporter.quantize: int8 and fp16 copies that pass parity at their precision and stream."""
+"""rnnx.onnx_tools.quantize: int8 and fp16 copies that pass parity at their precision and stream."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 
 from rnnx.errors import ConfigError, ModelFileError
 from rnnx.exporter import check_parity, quantize, read_spec
-from rnnx.exporter.quantize import localize_body_weights
-from rnnx.exporter.spec_io import load_onnx
+from rnnx.onnx_tools.quantize import localize_body_weights
+from rnnx.onnx_tools.spec_io import load_onnx
 from rnnx.runtime import StreamingSession
 
 pytest.importorskip("onnxruntime.quantization")

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from rnnx.errors import SpecError
-from rnnx.exporter.ort_format import ort_io
-from rnnx.exporter.spec_io import file_format, load_onnx, read_spec
+from rnnx.onnx_tools.ort_format import ort_io
+from rnnx.onnx_tools.spec_io import file_format, load_onnx, read_spec
 from rnnx.spec import METADATA_KEY, ModelSpec
 
 # (input token, output token): "h_in" -> "h_out", "h0" -> "hn", "past_k" -> "present_k", ...
@@ -188,7 +188,7 @@ def step_graph_status(path: str | os.PathLike, spec: ModelSpec) -> dict[str, Any
 
 
 def _graph_facts(model: Any, info: dict[str, Any]) -> dict[str, Any]:
-    from rnnx.exporter.rnn_nodes import find_recurrent
+    from rnnx.onnx_tools.rnn_nodes import find_recurrent
 
     def all_nodes(graph: Any) -> Any:
         for n in graph.node:

@@ -25,7 +25,7 @@ source's single-step graph is float32 and not converted: the copy steps through 
 
 Example::
 
-    from rnnx.exporter import quantize
+    from rnnx.onnx_tools import quantize
     quantize("model.onnx", "model.int8.onnx", precision="int8").size_ratio  # -> 0.28
 """
 
@@ -47,7 +47,8 @@ from onnx import numpy_helper
 
 from rnnx.atomic import write_bytes_atomic
 from rnnx.errors import ConfigError, ExportError
-from rnnx.exporter.spec_io import file_format, load_onnx, read_spec
+from rnnx.onnx_tools.spec_io import file_format, load_onnx, read_spec
+from rnnx.onnx_tools.runners import onnx_runner
 from rnnx.spec import METADATA_KEY, PRECISIONS, ModelSpec, StepGraph
 
 logger = logging.getLogger(__name__)
@@ -254,8 +255,6 @@ def _write_spec(path: Path, spec: ModelSpec) -> None:
 
 def _smoke(path: Path, spec: ModelSpec) -> None:
     """Load and run one step, so a graph onnxruntime rejects never leaves here."""
-    from rnnx.exporter.runners import onnx_runner
-
     run = onnx_runner(os.fspath(path), spec)
     shape = list(spec.input.step_shape(1))
     if spec.input.time_axis is not None:
@@ -323,7 +322,7 @@ def _step_graph(src: Path, spec: ModelSpec, dst: Path, out_spec: ModelSpec, prec
     None (nothing written; single steps then run ``dst`` itself) when the source has no
     step graph, its file is missing or altered, or the converted one disagrees with ``dst``.
     """
-    from rnnx.exporter.step_graph import agrees_at_one_step, spec_probe, step_file_name, step_graph_entry
+    from rnnx.onnx_tools.step_graph import agrees_at_one_step, spec_probe, step_file_name, step_graph_entry
     from rnnx.runtime.step_graph import find_step_graph
 
     if spec.step_graph is None:

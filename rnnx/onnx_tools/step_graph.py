@@ -10,7 +10,7 @@ from a body gets a prefix no name of the model starts with, so nothing can colli
 
 :func:`inline_scans` is the transformation (pure ONNX); :func:`checked_step_graph` builds it
 for an export and checks it against the Scan graph at T=1 in the isolated onnxruntime
-child (:mod:`rnnx.exporter.ort_worker`). The export writes it as ``<stem>.step.onnx`` beside
+child (:mod:`rnnx.onnx_tools.ort_worker`). The export writes it as ``<stem>.step.onnx`` beside
 the model and records it in the spec (:class:`rnnx.spec.StepGraph`); the step file carries
 no ``rnnx.spec`` of its own: it is not a standalone model.
 
@@ -29,10 +29,11 @@ from typing import Iterator
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
-from torch import nn
 
-from rnnx.exporter.rnn_nodes import subgraphs
-from rnnx.spec import METADATA_KEY, ModelSpec, StepGraph
+from rnnx.onnx_tools.rnn_nodes import subgraphs
+from rnnx.onnx_tools.compare import compare, resolve_tolerance
+from rnnx.onnx_tools.ort_worker import WorkerDied, isolated_runner
+from rnnx.spec import METADATA_KEY, ModelSpec, StepGraph, io_names
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ SUFFIX = ".step.onnx"  # model.onnx -> model.step.onnx
 _SCAN_ATTRS = {"body", "num_scan_inputs", "scan_input_axes", "scan_output_axes",
                "scan_input_directions", "scan_output_directions"}
 _NO_SCAN = "the graph has no top-level Scan (no time loop to remove)"
-_PROBE_BATCH, _PROBE_SEED = 3, 11  # the T=1 check: batch 3, random non-zero state
+PROBE_BATCH, PROBE_SEED = 3, 11  # the T=1 check: batch 3, random non-zero state
 
 
 def step_file_name(model_path: str | Path) -> str:
@@ -225,43 +226,19 @@ def _inline_one(node: onnx.NodeProto, prefix: str, graph: onnx.GraphProto, axes:
     return nodes
 
 
-def checked_step_graph(main: onnx.ModelProto, model: nn.Module, spec: ModelSpec) -> bytes | None:
-    """The serialized step graph of ``main``, checked equal to it at T=1; None if none or unequal.
-
-    See :func:`agrees_at_one_step` for the check; a failed check is logged as a WARNING (the
-    export goes on without a step graph).
-    """
-    if not spec.streamable or spec.input.time_axis is None:
-        logger.debug("no step graph: the model is not streamable")
-        return None
-    step = inline_scans(main)
-    if step is None:
-        return None
-    data = step.SerializeToString()
-    return data if agrees_at_one_step(main, data, spec, model_probe(model, spec)) else None
-
-
-Probe = tuple[np.ndarray, list[np.ndarray]]  # (x of one step, states) at batch _PROBE_BATCH
-
-
-def model_probe(model: nn.Module, spec: ModelSpec) -> Probe:
-    """One step's input (the model's own kind of input) and a random non-zero state."""
-    from rnnx.exporter.parity import random_input, random_state
-
-    x = random_input(model, spec, _PROBE_BATCH, 1, _PROBE_SEED).numpy()
-    return x, [s.numpy() for s in random_state(model, _PROBE_BATCH, _PROBE_SEED)]
+Probe = tuple[np.ndarray, list[np.ndarray]]  # (x of one step, states) at batch PROBE_BATCH
 
 
 def spec_probe(spec: ModelSpec) -> Probe:
     """The same from the contract alone (no model at hand: a file being quantized)."""
-    rng = np.random.default_rng(_PROBE_SEED)
-    shape = list(spec.input.step_shape(_PROBE_BATCH))
+    rng = np.random.default_rng(PROBE_SEED)
+    shape = list(spec.input.step_shape(PROBE_BATCH))
     shape.insert(spec.input.time_axis, 1)  # a streamable spec has a time axis
     dtype = np.dtype(spec.input.dtype)
     x = (rng.standard_normal(shape).astype(dtype) if dtype.kind == "f"
          else rng.integers(0, spec.input.vocab_size or 1, shape).astype(dtype))
-    state = [(0.5 * rng.standard_normal(s.concrete_shape(_PROBE_BATCH))).astype(s.dtype)
-             if np.dtype(s.dtype).kind == "f" else np.zeros(s.concrete_shape(_PROBE_BATCH), s.dtype)
+    state = [(0.5 * rng.standard_normal(s.concrete_shape(PROBE_BATCH))).astype(s.dtype)
+             if np.dtype(s.dtype).kind == "f" else np.zeros(s.concrete_shape(PROBE_BATCH), s.dtype)
              for s in spec.state]
     return x, state
 
@@ -274,10 +251,6 @@ def agrees_at_one_step(main: onnx.ModelProto, step: bytes, spec: ModelSpec, prob
     and state must agree within the parity tolerance of the spec's family and precision. A
     disagreement or a crash is logged as a WARNING naming the tensors.
     """
-    from rnnx.exporter.ort_worker import WorkerDied, isolated_runner
-    from rnnx.exporter.parity import compare, resolve_tolerance
-    from rnnx.exporter.strategies.base import io_names
-
     x, state = probe
     inputs, outputs = io_names(spec)
     results = []
@@ -291,7 +264,7 @@ def agrees_at_one_step(main: onnx.ModelProto, step: bytes, spec: ModelSpec, prob
     tol, source = resolve_tolerance(spec.kind, None, None, spec.precision)
     (want_y, want_s), (got_y, got_s) = results
     names = [spec.output.name, *(s.name for s in spec.state)]
-    rows = [compare("step", _PROBE_BATCH, 1, n, g, w, tol)
+    rows = [compare("step", PROBE_BATCH, 1, n, g, w, tol)
             for n, g, w in zip(names, [got_y, *got_s], [want_y, *want_s])]
     bad = [r for r in rows if not r.ok]
     if bad:
@@ -313,5 +286,5 @@ def step_graph_entry(path: Path, data: bytes) -> StepGraph:
     return StepGraph.from_dict({"file": path.name, "sha256": sha256_hex(data)})
 
 
-__all__ = ["SUFFIX", "agrees_at_one_step", "checked_step_graph", "inline_scans", "model_probe", "spec_probe", "sha256_hex", "step_file_name",
+__all__ = ["PROBE_BATCH", "PROBE_SEED", "SUFFIX", "Probe", "agrees_at_one_step", "inline_scans", "spec_probe", "sha256_hex", "step_file_name",
            "step_graph_entry", "why_not"]

@@ -8,7 +8,7 @@ import pytest
 from onnx import helper, numpy_helper
 
 from rnnx.errors import ExportError
-from rnnx.exporter.graph import check_io, finalize, remove_unused_initializers, unused_initializers
+from rnnx.onnx_tools.graph import check_io, finalize, remove_unused_initializers, unused_initializers
 from rnnx.spec import IOSpec, ModelSpec, StateSpec
 
 SPEC = ModelSpec(IOSpec("x", 0, 1, ("batch", "time", 2)), IOSpec("y", 0, 1, ("batch", "time", 2)),

@@ -18,9 +18,7 @@ compared with the original graph run on that sequence alone.
 
 Example::
 
-    from rnnx.models import build
-    repo = export_triton(build("lstm", input_size=16, hidden_size=64), "repo",
-                         TritonConfig(name="lstm"))
+    repo = export_triton("lstm.onnx", "repo", TritonConfig(name="lstm"))
     repo.config_path  # PosixPath('repo/lstm/config.pbtxt')
 """
 
@@ -29,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -40,8 +37,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 from rnnx.atomic import write_bytes_atomic, write_text_atomic
 from rnnx.errors import ConfigError, NotStreamableError, ParityError
-from rnnx.exporter.graph import set_io_shapes
-from rnnx.exporter.state_layout import rename_producer, rename_uses, to_batch_first
+from rnnx.onnx_tools.graph import set_io_shapes
+from rnnx.onnx_tools.spec_io import load_onnx, read_spec
+from rnnx.onnx_tools.state_layout import rename_producer, rename_uses, to_batch_first
 from rnnx.spec import BATCH, METADATA_KEY, TRITON_DTYPES, ModelSpec
 
 STRATEGIES = ("oldest", "direct")  # Triton sequence-batcher scheduling strategies
@@ -374,30 +372,15 @@ def verify_sequences(original: onnx.ModelProto, spec: ModelSpec, served: onnx.Mo
 # ---------------------------------------------------------------------------- repository
 
 
-def _source_graph(source: Any, opset: int) -> tuple[onnx.ModelProto, ModelSpec]:
-    """An rnnx ONNX graph and its spec, from an ONNX file or a contract module."""
-    from rnnx.exporter.spec_io import load_onnx, read_spec
-
-    if isinstance(source, (str, os.PathLike)):
-        return load_onnx(source), read_spec(source)
-    from rnnx.exporter.onnx_export import export_onnx
-
-    with tempfile.TemporaryDirectory() as tmp:
-        result = export_onnx(source, Path(tmp) / ONNX_FILE, opset=opset,
-                             step_graph=False)  # the served graph has its own state layout
-        return load_onnx(result.path), result.spec
-
-
-def export_triton(source: Any, repo: str | os.PathLike, config: TritonConfig | None = None, *,
-                  opset: int = 17, verify: bool = True) -> TritonRepository:
+def export_triton(source: str | os.PathLike, repo: str | os.PathLike, config: TritonConfig | None = None,
+                  *, verify: bool = True) -> TritonRepository:
     """Write a Triton model repository for a streaming rnnx model.
 
     Args:
-        source: an ``.onnx`` file exported by rnnx, or a contract module (exported first
-            with :func:`rnnx.exporter.export_onnx`, parity-probed as usual).
+        source: an ``.onnx`` file exported by rnnx (:func:`rnnx.exporter.export_triton` also
+            takes a contract module and exports it first).
         repo: the repository folder; ``repo/<config.name>/`` is (re)written.
         config: serving options (:class:`TritonConfig`); defaults when None.
-        opset: ONNX opset when ``source`` is a module.
         verify: run the Triton-style sequence check before writing anything.
 
     Returns:
@@ -409,7 +392,7 @@ def export_triton(source: Any, repo: str | os.PathLike, config: TritonConfig | N
         ParityError: the served graph disagrees with the original.
     """
     cfg = (config or TritonConfig()).validate()
-    proto, spec = _source_graph(source, opset)
+    proto, spec = load_onnx(source), read_spec(source)
     served, served_spec = triton_graph(proto, spec, cfg.controls)
     worst = verify_sequences(proto, spec, served, served_spec, cfg.controls) if verify else float("nan")
     model_dir = Path(repo) / cfg.name

@@ -12,10 +12,15 @@ A step graph recorded in the source's spec (``model.step.onnx``) is not converte
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
+import onnxruntime as ort
+
 from rnnx.errors import ExportError, ModelFileError
+from rnnx.onnx_tools.graph import load_onnx, store_spec
+from rnnx.spec import METADATA_KEY, ORT_DTYPES, ModelSpec
 
 ORT_MAGIC = b"ORTM"  # flatbuffer file identifier at bytes 4..8 of every .ort file
 
@@ -40,8 +45,6 @@ def to_ort(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     Raises:
         ExportError: onnxruntime cannot load or convert the graph.
     """
-    import onnxruntime as ort
-
     out = Path(dst)
     out.parent.mkdir(parents=True, exist_ok=True)
     opts = ort.SessionOptions()
@@ -59,12 +62,6 @@ def to_ort(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
 
 def _without_step_graph(src: str | os.PathLike) -> str | bytes:
     """``src``'s path, or its bytes with the spec's ``step_graph`` cleared when it has one."""
-    import dataclasses
-
-    from rnnx.exporter.graph import store_spec
-    from rnnx.exporter.spec_io import load_onnx
-    from rnnx.spec import METADATA_KEY, ModelSpec
-
     try:
         model = load_onnx(src)
     except ModelFileError:  # not ONNX at all: onnxruntime says why below
@@ -77,9 +74,7 @@ def _without_step_graph(src: str | os.PathLike) -> str | bytes:
     return model.SerializeToString()
 
 
-def _session(path: str | os.PathLike) -> "onnxruntime.InferenceSession":  # noqa: F821
-    import onnxruntime as ort
-
+def _session(path: str | os.PathLike) -> ort.InferenceSession:
     opts = ort.SessionOptions()
     opts.log_severity_level = 4
     try:
@@ -96,8 +91,6 @@ def ort_metadata(path: str | os.PathLike) -> dict[str, str]:
 
 def ort_io(path: str | os.PathLike) -> tuple[list[dict], list[dict]]:
     """Graph inputs and outputs of a ``.ort`` file as ``{name, shape, dtype}`` dicts."""
-    from rnnx.spec import ORT_DTYPES
-
     sess = _session(path)
 
     def rows(values) -> list[dict]:

@@ -1,6 +1,6 @@
 """Batch and time axes of an ONNX graph: find them on the data input, make them dynamic.
 
-Used by :func:`rnnx.exporter.stateful.make_stateful`. Exported graphs often freeze the
+Used by :func:`rnnx.onnx_tools.stateful.make_stateful`. Exported graphs often freeze the
 example's batch and time sizes (fixed input dims, ``Reshape`` shape constants); this module
 finds which data-input axes are batch and time (by following the input to the first
 recurrent node with ONNX shape inference) and computes frozen ``Reshape`` shapes from the
@@ -17,7 +17,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from rnnx.errors import StatefulError
-from rnnx.exporter.rnn_nodes import GraphIndex, RecurrentNode
+from rnnx.onnx_tools.rnn_nodes import GraphIndex, RecurrentNode
 
 
 def fresh_name(graph: onnx.GraphProto, name: str) -> str:

@@ -1,4 +1,4 @@
-"""rnnx.exporter.step_graph: the Scan-free single-step graph written beside Scan exports."""
+"""rnnx.onnx_tools.step_graph: the Scan-free single-step graph written beside Scan exports."""
 
 from __future__ import annotations
 
@@ -14,12 +14,13 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from rnnx.exporter import export_onnx, read_spec
-from rnnx.exporter.describe import describe
-from rnnx.exporter.parity import TOLERANCES, random_input, random_state
-from rnnx.exporter.quantize import quantize
-from rnnx.exporter.step_graph import (agrees_at_one_step, checked_step_graph, inline_scans, model_probe,
-                                      step_file_name)
-from rnnx.exporter.triton import export_triton
+from rnnx.onnx_tools.describe import describe
+from rnnx.exporter.parity import random_input, random_state
+from rnnx.onnx_tools.compare import TOLERANCES
+from rnnx.onnx_tools.quantize import quantize
+from rnnx.exporter.onnx_export import checked_step_graph, model_probe
+from rnnx.onnx_tools.step_graph import agrees_at_one_step, inline_scans, step_file_name
+from rnnx.onnx_tools.triton import export_triton
 from rnnx.spec import METADATA_KEY, StepGraph
 from tests.zoo import TINY, example_input
 
@@ -140,7 +141,7 @@ def _scan_model(outer_names: tuple[str, ...] = (), **attrs: list[int]) -> onnx.M
 def test_inliner_refuses_scans_it_cannot_inline_exactly(caplog, attrs: dict, why: str) -> None:
     model = _scan_model(**attrs)
     onnx.checker.check_model(model)
-    with caplog.at_level(logging.INFO, logger="rnnx.exporter.step_graph"):
+    with caplog.at_level(logging.INFO, logger="rnnx.onnx_tools.step_graph"):
         assert inline_scans(model) is None
     assert why in caplog.text
 
@@ -152,7 +153,7 @@ def test_inliner_refuses_a_graph_with_a_loop_left(caplog) -> None:
                               helper.make_tensor_value_info("c", TensorProto.BOOL, [])],
                              [helper.make_tensor_value_info("c_out", TensorProto.BOOL, [])])
     model.graph.node.append(helper.make_node("Loop", ["", "cond"], [], body=body))
-    with caplog.at_level(logging.INFO, logger="rnnx.exporter.step_graph"):
+    with caplog.at_level(logging.INFO, logger="rnnx.onnx_tools.step_graph"):
         assert inline_scans(model) is None
     assert "other control flow (Loop)" in caplog.text
 
@@ -186,7 +187,7 @@ def test_opset_11_scan_is_inlined_with_attribute_axes() -> None:
 
 
 def test_ort_and_triton_copies_carry_no_step_graph(exported, tmp_path) -> None:
-    from rnnx.exporter.ort_format import to_ort
+    from rnnx.onnx_tools.ort_format import to_ort
 
     _, result = exported("convlstm-k3", "onnx")
     assert result.spec.step_graph is not None
@@ -226,7 +227,7 @@ def test_quantize_converts_the_step_graph_too(exported, tmp_path, precision: str
 def test_quantize_gives_no_step_graph_when_the_source_one_is_missing(exported, tmp_path, caplog) -> None:
     _, result = exported("convlstm-k3", "onnx")
     src = Path(shutil.copy(result.path, tmp_path / "src.onnx"))  # its step graph is not copied along
-    with caplog.at_level(logging.WARNING, logger="rnnx.exporter.quantize"):
+    with caplog.at_level(logging.WARNING, logger="rnnx.onnx_tools.quantize"):
         q = quantize(src, tmp_path / "q.int8.onnx", precision="int8")
     assert q.step_graph_path is None and read_spec(q.path).step_graph is None
     assert "missing or altered" in caplog.text and not list(tmp_path.glob("*.step.onnx"))
@@ -260,7 +261,7 @@ def test_a_step_graph_that_disagrees_is_refused_with_a_warning(exported, caplog)
         node.output[:] = [f"{y}/exact" if o == y else o for o in node.output]
     graph.initializer.append(numpy_helper.from_array(np.array(1e-3, np.float32), "off_by"))
     graph.node.append(helper.make_node("Add", [f"{y}/exact", "off_by"], [y]))
-    with caplog.at_level(logging.WARNING, logger="rnnx.exporter.step_graph"):
+    with caplog.at_level(logging.WARNING, logger="rnnx.onnx_tools.step_graph"):
         assert not agrees_at_one_step(main, good.SerializeToString(), result.spec, probe)
     assert any("differs from the Scan graph at T=1" in r.message and f"{y} max_abs" in r.message
                for r in caplog.records), caplog.text

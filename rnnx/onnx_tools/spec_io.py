@@ -11,7 +11,8 @@ import zipfile
 from pathlib import Path
 
 from rnnx.errors import ModelFileError, SpecError
-from rnnx.exporter.ort_format import is_ort_file, ort_metadata
+from rnnx.onnx_tools.graph import load_onnx
+from rnnx.onnx_tools.ort_format import is_ort_file, ort_metadata
 from rnnx.spec import METADATA_KEY, ModelSpec
 
 ZIP_MAGIC = b"PK\x03\x04"  # TorchScript archives are zip files
@@ -35,21 +36,6 @@ def file_format(path: str | os.PathLike) -> str:
     if is_ort_file(head):
         return "ort"
     return "torchscript" if head[:4] == ZIP_MAGIC else "onnx"
-
-
-def load_onnx(path: str | os.PathLike) -> "onnx.ModelProto":  # type: ignore[name-defined]  # noqa: F821
-    """Parse an ONNX file (without external data), with a clear error when it is not one."""
-    import onnx
-    from google.protobuf.message import DecodeError
-
-    try:
-        model = onnx.load(os.fspath(path), load_external_data=False)
-    except (DecodeError, ValueError, RuntimeError, UnicodeDecodeError) as e:
-        raise ModelFileError(f"{path}: not a valid ONNX or TorchScript model ({type(e).__name__})") \
-            from None
-    if not model.ir_version or not model.graph.node:
-        raise ModelFileError(f"{path}: not a valid ONNX or TorchScript model (no graph found)")
-    return model
 
 
 def _spec_text_onnx(path: str | os.PathLike) -> str | None:
@@ -98,3 +84,6 @@ def read_spec(path: str | os.PathLike) -> ModelSpec:
         return ModelSpec.from_json(text)
     except SpecError as e:
         raise SpecError(f"{path}: {e}") from None
+
+
+__all__ = ["ZIP_MAGIC", "file_format", "load_onnx", "read_spec"]

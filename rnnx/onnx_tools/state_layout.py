@@ -22,7 +22,7 @@ from typing import Iterable
 import onnx
 from onnx import helper
 
-from rnnx.exporter.graph import write_shape
+from rnnx.onnx_tools.graph import write_shape
 from rnnx.spec import BATCH, ModelSpec, StateSpec
 
 LAYOUTS = ("model", "batch_first")  # state layouts an export can carry
