@@ -8,7 +8,9 @@ Import the parts you need: ``rnnx.models``, ``rnnx.exporter``, ``rnnx.runtime``.
 
 from typing import Any
 
-__version__ = "0.1.0"
+from rnnx.version import __version__
+
+__all__ = ["__version__", "wrap"]
 
 
 def __getattr__(name: str) -> Any:

@@ -12,7 +12,7 @@ import platform
 
 import click
 
-from rnnx import __version__
+from rnnx.version import __version__
 
 # command name -> (module, attribute, one-line help shown in `rnnx --help`)
 COMMANDS: dict[str, tuple[str, str, str]] = {

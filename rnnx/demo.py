@@ -111,7 +111,7 @@ def _export(model: Any, run: Path, echo: Echo, numbers: dict[str, Any]) -> Path:
 def _stream(result: Any, onnx_path: Path, out: Path, echo: Echo, numbers: dict[str, Any]) -> None:
     from rnnx.runtime import StreamingSession
     from rnnx.training import plots
-    from rnnx.training.loop import stream
+    from rnnx.training.tasks.base import stream
 
     echo("[4/6] streaming the held-out sequence through onnxruntime, one step per call...")
     test = result.data.test

@@ -34,7 +34,7 @@ from typing import Any, Callable, NoReturn, Optional, TypeVar
 
 import click
 
-from rnnx import __version__
+from rnnx.version import __version__
 from rnnx.atomic import write_text_atomic
 from rnnx.errors import ParityError, RnnxError
 

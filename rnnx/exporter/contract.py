@@ -16,7 +16,7 @@ import onnx
 import torch
 from torch import nn
 
-import rnnx
+from rnnx.version import __version__
 from rnnx.errors import ContractError, ExportError, RnnxError
 from rnnx.spec import BATCH, DTYPES, TIME, DataSpec, IOSpec, ModelSpec, StateSpec
 
@@ -212,7 +212,7 @@ def derive_spec(model: nn.Module, example: torch.Tensor, *, opset: int | None = 
         output=IOSpec("y", 0, 1, (BATCH, TIME, *map(int, y.shape[2:])), dtype_name(y.dtype, "y")),
         state=states,
         streamable=bool(getattr(model, "streamable", True)),
-        rnnx_version=rnnx.__version__,
+        rnnx_version=__version__,
         kind=kind if isinstance(kind, str) else "custom",
         config=_config(model),
         opset=opset,
@@ -232,4 +232,4 @@ def data_contract(model: nn.Module) -> DataSpec | None:
 
 def producer_versions() -> dict[str, str]:
     """Versions of the tools that produced a file (stored in the spec's ``extra``)."""
-    return {"torch": torch.__version__, "onnx": onnx.__version__, "rnnx": rnnx.__version__}
+    return {"torch": torch.__version__, "onnx": onnx.__version__, "rnnx": __version__}

@@ -30,7 +30,7 @@ import onnx
 import torch
 from torch import nn
 
-import rnnx
+from rnnx.version import __version__
 from rnnx.errors import ExportError, SpecError
 from rnnx.exporter.contract import dtype_name, eval_copy, producer_versions
 from rnnx.onnx_tools.graph import finalize, write_shape
@@ -160,7 +160,7 @@ def derive_bundle_spec(model: nn.Module, example: torch.Tensor) -> Seq2SeqSpec:
 
 def _file_specs(model: nn.Module, bundle: Seq2SeqSpec, opset: int) -> tuple[ModelSpec, ModelSpec]:
     config = model.config.to_dict() if hasattr(model.config, "to_dict") and not model.custom else {}
-    common = dict(streamable=False, rnnx_version=rnnx.__version__, kind="seq2seq", config=config, opset=opset,
+    common = dict(streamable=False, rnnx_version=__version__, kind="seq2seq", config=config, opset=opset,
                   exporter="trace", extra={"producers": producer_versions()}, seq2seq=bundle)
     mem = bundle.encoder_outputs[0]
     encoder = ModelSpec(input=bundle.input, output=IOSpec(mem.name, 0, 1, mem.shape, mem.dtype), state=(),

@@ -22,7 +22,7 @@ from typing import Any, Union
 import torch
 from torch import nn
 
-import rnnx
+from rnnx.version import __version__
 from rnnx.atomic import write_bytes_atomic
 from rnnx.errors import CheckpointError, ConfigError, SpecError
 from rnnx.models.config import ModelConfig
@@ -59,7 +59,7 @@ def save(model: nn.Module, path: PathLike, *, extra: dict | None = None) -> Path
         raise CheckpointError(f"{target}: expected an rnnx zoo model with a ModelConfig .config, got {type(model).__name__}")
     try:
         meta = json.dumps({"format": FORMAT, "kind": config.kind, "config": config.to_dict(),
-                           "rnnx_version": rnnx.__version__, "extra": extra or {}})
+                           "rnnx_version": __version__, "extra": extra or {}})
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{target}: extra must be JSON-serialisable, got {e}") from None
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}

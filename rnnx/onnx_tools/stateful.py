@@ -37,7 +37,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from rnnx import __version__
+from rnnx.version import __version__
 from rnnx.errors import ExportError, ModelFileError, NotStreamableError, ParityError, StatefulError
 from rnnx.onnx_tools.graph import finalize, remove_unused_initializers
 from rnnx.onnx_tools.dynamic_axes import (data_axes, default_opset, dims, fresh_name, free_reshapes,

@@ -78,7 +78,7 @@ def compare_on_task(ckpt: str | os.PathLike, exported_path: str | os.PathLike
         return None
     from rnnx.exporter.runners import open_runner
     from rnnx.models import load
-    from rnnx.training.loop import stream
+    from rnnx.training.tasks.base import stream
     from rnnx.training.runner import _make_task, resolve
 
     task = _make_task(cfg)

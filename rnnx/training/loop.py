@@ -13,14 +13,14 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, List, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import torch
 from torch import Tensor, nn
 
 from rnnx.progress import Progress
 from rnnx.training.config import TrainConfig
-from rnnx.training.tasks.base import Split, Task, TaskData
+from rnnx.training.tasks.base import Split, Task, TaskData, stream, to_device
 
 EpochHook = Callable[[dict[str, Any]], None]  # called after every epoch with its history row
 GRAD_CLIP = 1.0  # max global gradient norm per optimiser step
@@ -90,7 +90,7 @@ def _train_epoch(model: nn.Module, task: Task, data: TaskData, cfg: TrainConfig,
     model.train()
     total, count = 0.0, 0
     for xb, yb in _batches(data.train, cfg.batch_size, data.window, gen):
-        state = _to(model.init_state(xb.shape[0]), cfg.device)
+        state = to_device(model.init_state(xb.shape[0]), cfg.device)
         xb, yb = xb.to(cfg.device), yb.to(cfg.device)
         for start in range(0, xb.shape[1], data.window):
             y, state = model(xb[:, start:start + data.window], state)
@@ -128,31 +128,7 @@ def _fold(t: Tensor, pieces: int) -> Tensor:
 
 
 @torch.no_grad()
-def stream(model: nn.Module, split: Split, device: str = "cpu") -> Tensor:
-    """Stream every stream of ``split`` from a zero state; return outputs of the scored steps.
-
-    One forward over the whole stream equals stepping it one step at a time with the
-    state carried (that equivalence is the model contract), so this is the deployed
-    behaviour.
-
-    Returns:
-        Outputs ``(S, T - warmup, ...)`` on the CPU.
-    """
-    was_training = model.training
-    model.eval()
-    state = _to(model.init_state(split.x.shape[0]), device)
-    y, _ = model(split.x.to(device), state)
-    model.train(was_training)
-    return y[:, split.warmup:].cpu()
-
-
-@torch.no_grad()
 def evaluate_loss(model: nn.Module, task: Task, data: TaskData, split: Split, device: str = "cpu") -> float:
     """The task loss of ``split`` streamed whole (scored steps only)."""
     y = stream(model, split, device)
     return float(task.loss(y, split.y[:, split.warmup:], data))
-
-
-def _to(state: List[Tensor], device: str) -> List[Tensor]:
-    return [s.to(device) for s in state]
-

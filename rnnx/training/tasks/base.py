@@ -117,3 +117,26 @@ def model_options(cfg: TrainConfig, **fixed: Any) -> dict[str, Any]:
         opts["proj_size"] = cfg.proj_size
     opts.update(fixed)
     return opts
+
+
+@torch.no_grad()
+def stream(model: nn.Module, split: Split, device: str = "cpu") -> Tensor:
+    """Stream every stream of ``split`` from a zero state; return outputs of the scored steps.
+
+    One forward over the whole stream equals stepping it one step at a time with the
+    state carried (that equivalence is the model contract), so this is the deployed
+    behaviour.
+
+    Returns:
+        Outputs ``(S, T - warmup, ...)`` on the CPU.
+    """
+    was_training = model.training
+    model.eval()
+    state = to_device(model.init_state(split.x.shape[0]), device)
+    y, _ = model(split.x.to(device), state)
+    model.train(was_training)
+    return y[:, split.warmup:].cpu()
+
+
+def to_device(state: list[Tensor], device: str) -> list[Tensor]:
+    return [s.to(device) for s in state]

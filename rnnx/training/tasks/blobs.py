@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnx.training.config import TrainConfig
-from rnnx.training.tasks.base import Split, Task, TaskData, model_options
+from rnnx.training.tasks.base import Split, Task, TaskData, model_options, stream
 
 CHANNELS, SIZE = 2, 12  # frame layout (C, H, W) = (2, 12, 12)
 STEPS = 24  # frames per stream
@@ -64,7 +64,6 @@ class BlobsTask(Task):
 
     def plot(self, model: nn.Module, data: TaskData, path: str) -> None:
         from rnnx.training import plots
-        from rnnx.training.loop import stream
 
         x, y = data.test.x[:1], data.test.y[:1]
         pred = stream(model, Split(x=x, y=y))[0]  # (T, C, H, W)

@@ -16,7 +16,7 @@ from torch import nn
 
 from rnnx.errors import ConfigError
 from rnnx.training.config import TrainConfig
-from rnnx.training.tasks.base import Split, Task, TaskData, model_options
+from rnnx.training.tasks.base import Split, Task, TaskData, model_options, stream
 
 SOURCE, TARGET = "hello", "ohlol"  # the tutorial's mapping
 MAX_TEXT = 200  # --text: longest text accepted (a short text, memorised as a cycle)
@@ -76,7 +76,6 @@ class CharsTask(Task):
 
     def plot(self, model: nn.Module, data: TaskData, path: str) -> None:
         from rnnx.training import plots
-        from rnnx.training.loop import stream
 
         vocab = data.info["vocab"]
         n = min(len(data.info["source"]) * 3, 60)

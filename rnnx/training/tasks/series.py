@@ -24,7 +24,7 @@ from torch import nn
 
 from rnnx.errors import ConfigError
 from rnnx.training.config import TrainConfig
-from rnnx.training.tasks.base import Split, Task, TaskData, model_options
+from rnnx.training.tasks.base import Split, Task, TaskData, model_options, stream
 
 FRACTIONS = (0.70, 0.15)  # train, validation; the rest is the test part
 
@@ -130,7 +130,6 @@ class SeriesTask(Task):
 
     def plot(self, model: nn.Module, data: TaskData, path: str) -> None:
         from rnnx.training import plots
-        from rnnx.training.loop import stream
 
         y = stream(model, data.test)[0]  # (T, H)
         t = data.test.y[0, data.test.warmup:]

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnx.training.config import TrainConfig
-from rnnx.training.tasks.base import Split, Task, TaskData, model_options
+from rnnx.training.tasks.base import Split, Task, TaskData, model_options, stream
 
 FREQ_RANGE = (1 / 40, 1 / 12)  # cycles per step
 STEPS = 160  # steps per stream
@@ -87,7 +87,6 @@ class SineTask(Task):
 
     def plot(self, model: nn.Module, data: TaskData, path: str) -> None:
         from rnnx.training import plots
-        from rnnx.training.loop import stream
 
         model = _cpu_model(model)
         x, y = data.test.x[:1], data.test.y[:1]
