@@ -106,8 +106,12 @@ class StreamPool:
         max_streams: most open streams; :meth:`open` beyond it raises PoolFullError.
         max_pending: most queued steps; beyond it :meth:`submit` blocks (up to its
             ``timeout``), :meth:`asubmit` awaits room, :meth:`submit_many` raises PoolFullError.
-        providers, state_map, constants, context, session_options, state_shapes: as in
-            :class:`~rnnx.runtime.StreamingSession`.
+        providers: as in :class:`~rnnx.runtime.StreamingSession`.
+        state_map: as in :class:`~rnnx.runtime.StreamingSession`.
+        constants: as in :class:`~rnnx.runtime.StreamingSession`.
+        context: as in :class:`~rnnx.runtime.StreamingSession`.
+        session_options: as in :class:`~rnnx.runtime.StreamingSession`.
+        state_shapes: as in :class:`~rnnx.runtime.StreamingSession`.
         capacity: initial (and smallest) number of state slots; doubles as streams open,
             halves when at most a quarter of the slots are in use.
         check_finite: "off" (default), "warn" or "raise" on NaN/inf in a stream's input or
@@ -119,8 +123,11 @@ class StreamPool:
             just that graph open (the main graph is closed once the contract is checked).
 
     Raises:
-        ConfigError: an option out of range. ModelFileError, SpecError, ProviderError,
-        NotStreamableError: the file, contract or providers are unusable.
+        ConfigError: an option out of range.
+        ModelFileError: the file is missing, corrupt or has no usable contract.
+        SpecError: the contract disagrees with the graph.
+        ProviderError: a requested execution provider is not available.
+        NotStreamableError: the model runs on whole sequences only (bidirectional).
     """
 
     def __init__(self, path: PathLike, *, max_batch: int = 64, max_wait_ms: float = 2.0,
@@ -262,8 +269,13 @@ class StreamPool:
             stream's step output without the batch axis; ``.array`` holds them all, ``(n, out...)``.
 
         Raises:
-            UnknownStreamError, ShapeError (also for no streams at all), DTypeError,
-            InputValueError: nothing is computed and no state changes.
+            UnknownStreamError: a stream id is not open.
+            ShapeError: an input has the wrong shape, or there are no streams at all.
+            DTypeError: an input has a dtype the model cannot take.
+            InputValueError: an input holds values the model cannot take (a token id
+                outside the vocabulary).
+
+        On error nothing is computed and no state changes.
         """
         ids = list(inputs)
         if not ids:
@@ -292,8 +304,13 @@ class StreamPool:
             The same :class:`StepOutputs` as :meth:`step_many`.
 
         Raises:
-            UnknownStreamError, DuplicateStreamError, ShapeError, DTypeError, InputValueError:
-            nothing is computed and no state changes.
+            UnknownStreamError: a stream id is not open.
+            DuplicateStreamError: a stream id is given twice.
+            ShapeError: ``x`` has the wrong shape.
+            DTypeError: ``x`` has a dtype the model cannot take.
+            InputValueError: ``x`` holds values the model cannot take.
+
+        On error nothing is computed and no state changes.
         """
         ids = list(ids)
         if not ids:
@@ -358,8 +375,11 @@ class StreamPool:
             model cannot take (a token id outside the vocabulary) fails its own future.
 
         Raises:
-            UnknownStreamError, ShapeError, DTypeError: nothing is queued. PoolFullError:
-            the steps do not fit under ``max_pending`` (nothing is queued). ClosedError.
+            UnknownStreamError: a stream id is not open (nothing is queued).
+            ShapeError: an input has the wrong shape (nothing is queued).
+            DTypeError: an input has a dtype the model cannot take (nothing is queued).
+            PoolFullError: the steps do not fit under ``max_pending`` (nothing is queued).
+            ClosedError: the pool is closed.
         """
         q = self._queue
         if q.refusal is not None:
@@ -386,9 +406,15 @@ class StreamPool:
         ``max_pending`` steps are queued, a coroutine that awaits room first.
 
         Raises:
-            UnknownStreamError, ShapeError, DTypeError, ClosedError: at the call. The awaited
-            result raises InputValueError, NonFiniteError, UnknownStreamError (stream closed
-            meanwhile) or ClosedError (pool closed meanwhile) for this step only.
+            UnknownStreamError: the stream is not open (at the call; when awaited: the
+                stream was closed meanwhile).
+            ShapeError: ``x`` has the wrong shape (at the call).
+            DTypeError: ``x`` has a dtype the model cannot take (at the call).
+            ClosedError: the pool is closed (at the call; when awaited: closed meanwhile).
+            InputValueError: when awaited, the model could not take this step's values.
+            NonFiniteError: when awaited, NaN/inf with ``check_finite="raise"``.
+
+        Awaited errors fail this step only.
         """
         sq = self._stream(stream_id)
         loop = asyncio.get_running_loop()

@@ -79,9 +79,11 @@ class StreamingSession:
             step graph (default: the options', True).
 
     Raises:
-        ModelFileError, SpecError, ProviderError, ConfigError: the file, contract, providers
-        or options are unusable (SpecError also for a step graph whose SHA-256 or
-        inputs/outputs disagree with the contract).
+        ModelFileError: the file is missing, corrupt or has no usable contract.
+        SpecError: the contract disagrees with the graph (also a step graph whose SHA-256
+            or inputs/outputs disagree with the contract).
+        ProviderError: a requested execution provider is not available.
+        ConfigError: an option is out of range.
     """
 
     def __init__(self, path: PathLike, *, options: Optional[RuntimeOptions] = None,
@@ -159,8 +161,14 @@ class StreamingSession:
             That step's output ``(batch, out...)`` (a new array).
 
         Raises:
-            NotStreamableError, ShapeError, DTypeError, NonFiniteError, ClosedError,
-            ConcurrentUseError. The state is unchanged on error.
+            NotStreamableError: the model runs on whole sequences only (bidirectional).
+            ShapeError: ``x`` has the wrong rank or size.
+            DTypeError: ``x`` has a dtype the input cannot take.
+            NonFiniteError: NaN/inf seen with ``check_finite="raise"``.
+            ClosedError: the session is closed.
+            ConcurrentUseError: another thread is inside a call of this session.
+
+        The state is unchanged on error.
         """
         if not self._busy.acquire(False):
             raise self._concurrent("step")
@@ -203,8 +211,14 @@ class StreamingSession:
             The outputs of every step ``(batch, time, out...)``.
 
         Raises:
-            NotStreamableError, ShapeError, DTypeError, NonFiniteError, ClosedError,
-            ConcurrentUseError. The state is unchanged on error.
+            NotStreamableError: the model runs on whole sequences only (bidirectional).
+            ShapeError: ``x`` has the wrong rank or size.
+            DTypeError: ``x`` has a dtype the input cannot take.
+            NonFiniteError: NaN/inf seen with ``check_finite="raise"``.
+            ClosedError: the session is closed.
+            ConcurrentUseError: another thread is inside a call of this session.
+
+        The state is unchanged on error.
         """
         with self._guard("feed"):
             self._require_streamable("feed")
@@ -239,7 +253,11 @@ class StreamingSession:
             The full output, e.g. ``(batch, time, out...)``.
 
         Raises:
-            ShapeError, DTypeError, NonFiniteError, ClosedError, ConcurrentUseError.
+            ShapeError: ``x`` has the wrong rank or size.
+            DTypeError: ``x`` has a dtype the input cannot take.
+            NonFiniteError: NaN/inf seen with ``check_finite="raise"``.
+            ClosedError: the session is closed.
+            ConcurrentUseError: another thread is inside a call of this session.
         """
         with self._guard("run"):
             c = self.contract
@@ -284,7 +302,8 @@ class StreamingSession:
         against this session's contract before anything is decompressed).
 
         Raises:
-            FileNotFoundError, StateError.
+            FileNotFoundError: there is no file at ``path``.
+            StateError: the file is corrupt or does not match the state contract.
         """
         self.set_state(load_state_file(path, self._expected_state()))
 
