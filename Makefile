@@ -1,5 +1,7 @@
 # make test : fresh .venv, install rnnx with every extra, run the test suite
 # make demo : fresh .venv, train -> export -> check -> stream -> bench, report in demo/
+# make docs : the documentation site (mkdocs build --strict) into site/
+# make lint : ruff check, ruff format --check, mypy rnnx (configured in pyproject.toml)
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -10,7 +12,7 @@ JS_DIR   := $(VENV)/js
 JS_STAMP := $(JS_DIR)/.installed
 ORT_NODE := onnxruntime-node@1.30
 
-.PHONY: test demo bench venv clean
+.PHONY: test demo bench docs lint venv clean
 
 venv: $(STAMP)
 
@@ -27,8 +29,17 @@ $(JS_STAMP): $(STAMP)
 	    || echo "warning: npm could not install $(ORT_NODE): the JavaScript streaming tests will skip" >&2; \
 	else echo "note: no npm here: the JavaScript streaming tests will skip" >&2; fi
 
-test: $(STAMP) $(JS_STAMP)
+test: $(STAMP) $(JS_STAMP) docs
 	NODE_PATH=$(abspath $(JS_DIR))/node_modules $(PY) -m pytest -n 2 -q
+
+# broken links, anchors or API references fail the build; builds offline (no fonts, no inventories)
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet --site-dir site
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy rnnx
 
 demo: $(STAMP)
 	$(VENV)/bin/rnnx demo --out demo
@@ -38,4 +49,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_serving.py
 
 clean:
-	rm -rf $(VENV) demo .pytest_cache
+	rm -rf $(VENV) demo site .pytest_cache .mypy_cache .ruff_cache

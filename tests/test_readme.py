@@ -1,4 +1,6 @@
-"""The README's quickstart works as written: every block marked ``readme-test`` runs, in order."""
+"""The README's and the docs' code works as written: every block marked ``readme-test`` (in
+README.md) or ``docs-test`` (in docs/**/*.md) runs, README first, then the docs pages in
+path order, all in one folder (the docs blocks may use what the README's quickstart made)."""
 
 import os
 import re
@@ -8,33 +10,47 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-BLOCK = re.compile(r"<!-- readme-test: (python|bash) -->\s*```(?:python|bash)\n(.*?)```", re.S)
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+BLOCK = re.compile(r"<!-- (?:readme|docs)-test: (python|bash) -->\s*```(?:python|bash)\n(.*?)```", re.S)
+INCLUDE = re.compile(r"<!-- readme-include: (\S+) -->\s*```\w*\n(.*?)```", re.S)
 
 
-def readme_blocks() -> list[tuple[str, str]]:
-    return BLOCK.findall(README.read_text())
+def pages() -> list[Path]:
+    """README.md, then every docs page in path order."""
+    return [README, *sorted(DOCS.rglob("*.md"))]
+
+
+def blocks(path: Path) -> list[tuple[str, str]]:
+    return BLOCK.findall(path.read_text())
 
 
 def test_readme_has_tested_blocks():
-    kinds = [kind for kind, _ in readme_blocks()]
+    kinds = [kind for kind, _ in blocks(README)]
     assert kinds.count("python") >= 3 and kinds.count("bash") >= 1
+
+
+def test_docs_have_tested_blocks():
+    """The guides' examples run too (exporting, streaming, foreign ONNX, precision, ...)."""
+    tested = {p.relative_to(ROOT).as_posix() for p in pages()[1:] if blocks(p)}
+    assert {"docs/guides/exporting.md", "docs/guides/streaming.md",
+            "docs/guides/foreign-onnx.md", "docs/guides/precision.md"} <= tested
 
 
 @pytest.mark.slow
 def test_quickstart_runs_as_written(tmp_path):
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    for i, (kind, code) in enumerate(readme_blocks()):
-        cmd = [sys.executable, "-c", code] if kind == "python" else ["bash", "-euo", "pipefail", "-c", code]
-        done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, f"README block {i} ({kind}) failed:\n{code}\n{done.stdout}\n{done.stderr}"
+    for page in pages():
+        for i, (kind, code) in enumerate(blocks(page)):
+            cmd = [sys.executable, "-c", code] if kind == "python" else ["bash", "-euo", "pipefail", "-c", code]
+            done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+            assert done.returncode == 0, (f"{page.name} block {i} ({kind}) failed:\n{code}\n"
+                                          f"{done.stdout}\n{done.stderr}")
     assert (tmp_path / "exported" / "model.onnx").exists()
     assert (tmp_path / "y.npy").exists() and (tmp_path / "stream.npz").exists()
     assert (tmp_path / "forecaster.onnx").exists()
-
-
-INCLUDE = re.compile(r"<!-- readme-include: (\S+) -->\s*```\w*\n(.*?)```", re.S)
 
 
 def _code(path: Path) -> str:
@@ -46,9 +62,10 @@ def _code(path: Path) -> str:
 
 
 def test_included_blocks_are_their_files_code():
-    """A block marked ``readme-include: FILE`` shows FILE's code (the file is the source: it is
-    the one the tests run); edit the file, then paste its code below its docstring into the README."""
-    includes = INCLUDE.findall(README.read_text())
+    """A block marked ``readme-include: FILE`` (README or docs) shows FILE's code (the file is
+    the source: it is the one the tests run); edit the file, then paste its code below its
+    docstring into the page."""
+    includes = [(page, name, block) for page in pages() for name, block in INCLUDE.findall(page.read_text())]
     assert includes, "no readme-include block"
-    for name, block in includes:
-        assert block == _code(README.parent / name), f"README block for {name} differs from the file"
+    for page, name, block in includes:
+        assert block == _code(ROOT / name), f"{page.name}: block for {name} differs from the file"
