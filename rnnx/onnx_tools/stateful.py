@@ -74,12 +74,14 @@ def make_stateful(src: str | os.PathLike, dst: str | os.PathLike, *, batch_axis:
     Args:
         src: an ONNX file, e.g. from plain ``torch.onnx.export(model, x, "m.onnx")``.
         dst: where the streamable file goes (written only once it passed the check).
-        batch_axis, time_axis: axes of the data input, where they cannot be read off the
-            graph (found by following the input to the first recurrent node otherwise).
+        batch_axis: the data input's batch axis, where it cannot be read off the graph
+            (found by following the input to the first recurrent node otherwise).
+        time_axis: the data input's time axis, likewise.
         batch_first: the new file takes and returns ``(batch, time, ...)`` like every rnnx
             file (a time-major original gets a Transpose at its input and output); False
             keeps the original's layout.
-        atol, rtol: tolerance of the streaming check.
+        atol: absolute tolerance of the streaming check.
+        rtol: relative tolerance of the streaming check.
 
     Returns:
         A :class:`StatefulResult` (path, spec, notes, max_abs_err).
