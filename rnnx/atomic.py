@@ -29,8 +29,9 @@ import re
 import secrets
 import stat
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Iterator, Optional, Union
+from typing import BinaryIO, Union
 
 from rnnx.errors import WriteTargetError
 
@@ -92,13 +93,25 @@ def resolve_target(path: PathLike) -> Path:
     except (FileNotFoundError, NotADirectoryError):
         return target  # a new file (or a missing folder, reported when the temporary is made)
     if not stat.S_ISREG(st.st_mode):
-        raise WriteTargetError(f"{given}: expected a regular file to write, got {_kind(st.st_mode)}; "
+        raise WriteTargetError(f"{given}: expected a regular file to write, got {mode_kind(st.st_mode)}; "
                                f"rnnx replaces only regular files")
     return target
 
 
-def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"),
+def path_kind(path: PathLike) -> str:
+    """What is at ``path``, for messages: "a regular file", "a directory", "a FIFO (named pipe)",
+    "a character device", ... or "no file"."""
+    try:
+        return mode_kind(os.stat(path).st_mode)
+    except OSError:
+        return "no file"
+
+
+def mode_kind(mode: int) -> str:
+    """What an ``os.stat`` mode is, for messages (see :func:`path_kind`)."""
+    if stat.S_ISREG(mode):
+        return "a regular file"
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
                        (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
                        (stat.S_ISSOCK, "a socket")):
         if test(mode):
@@ -176,7 +189,7 @@ def _writer_gone(pid: int) -> bool:
     return False
 
 
-def _writer_pid(target: Path, tmp_name: str) -> Optional[int]:
+def _writer_pid(target: Path, tmp_name: str) -> int | None:
     """The writer's pid if ``tmp_name`` is a temporary of exactly ``target``, else None."""
     prefix = f".{target.name}."
     if not tmp_name.startswith(prefix):

@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 import onnxruntime as ort
 
-from rnnx.runtime import StreamingSession, StreamPool
+from rnnx.runtime import RuntimeOptions, StreamingSession, StreamPool
 from rnnx.runtime.contract import Contract
 from rnnx.table import render
 
@@ -99,9 +99,12 @@ def reference_model() -> Any:
 
 
 def session_options(threads: int = 1) -> ort.SessionOptions:
-    """onnxruntime options with ``threads`` intra-op threads and one inter-op thread."""
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
+    """onnxruntime options with ``threads`` intra-op threads and one inter-op thread.
+
+    Raises:
+        ConfigError: ``threads`` outside 0 .. :data:`rnnx.runtime.options.MAX_THREADS`.
+    """
+    so = RuntimeOptions(threads=threads).ort_session_options()  # checks the bound
     so.inter_op_num_threads = 1
     return so
 

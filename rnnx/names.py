@@ -16,7 +16,6 @@ Example:
 from __future__ import annotations
 
 import re
-from typing import Optional
 
 from rnnx.errors import RnnxError
 
@@ -26,7 +25,7 @@ RULE = ("a plain name: 1 to 255 bytes, no '/', '\\\\', NUL or other control char
 _ALLOWED = re.compile(r"[^\x00-\x1f\x7f/\\]+")  # matched against the whole string
 
 
-def name_problem(name: object) -> Optional[str]:
+def name_problem(name: object) -> str | None:
     """Why ``name`` is not a plain name, or None when it is one."""
     if not isinstance(name, str):
         return f"is a {type(name).__name__}, not a string"

@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from rnnx.atomic import atomic_write, remove_orphans, temporary_name, write_bytes_atomic, write_text_atomic
+from rnnx.atomic import (
+    atomic_write,
+    remove_orphans,
+    temporary_name,
+    write_bytes_atomic,
+    write_text_atomic,
+)
 from rnnx.errors import RnnxError, WriteTargetError
 
 

@@ -5,7 +5,17 @@ import json
 import pytest
 
 from rnnx.errors import SpecError
-from rnnx.spec import DataSpec, IOSpec, ModelSpec, StateSpec, StepGraph
+from rnnx.spec import (
+    MAX_SPEC_BYTES,
+    MAX_SPEC_DEPTH,
+    DataSpec,
+    IOSpec,
+    ModelSpec,
+    Seq2SeqSpec,
+    StateSpec,
+    StepGraph,
+    TensorSpec,
+)
 
 
 def lstm_spec(**overrides) -> ModelSpec:
@@ -155,7 +165,6 @@ def test_malformed_step_graph_names_the_field(value, match):
 
 # --- every malformed contract is a SpecError naming the field (issue 16) ----------------------
 
-from rnnx.spec import MAX_SPEC_BYTES, MAX_SPEC_DEPTH, DataSpec as _Data, Seq2SeqSpec, TensorSpec  # noqa: E402
 
 
 def full_spec() -> ModelSpec:
@@ -169,7 +178,7 @@ def full_spec() -> ModelSpec:
                          TensorSpec("memory", ("batch", "time", 8))),
         init={"prev": "prev0", "h_in": "h0", "memory": "memory"}, horizon=2, window=8)
     return lstm_spec(role="decoder", seq2seq=bundle, step_graph=StepGraph("m.step.onnx", "ab" * 32),
-                     data=_Data(task="csv", features=("a", "b"), target="b", horizon=2, outputs=("b+1", "b+2"),
+                     data=DataSpec(task="csv", features=("a", "b"), target="b", horizon=2, outputs=("b+1", "b+2"),
                                 normalization={"inside_graph": True}, vocab="abc", window=8),
                      extra={"source": "x"})
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import warnings
 from pathlib import Path
 from typing import Any, Optional
 
@@ -19,6 +21,7 @@ from rnnx.spec import DataSpec
 
 PROGRESS_MIN_STEPS = 2000  # show a progress bar from this many time steps on
 TOKEN_BLOCK = 1 << 20  # token ids checked this many at a time
+MAX_HEADER_LINE = 1 << 16  # characters of a CSV's first line looked at to tell a header
 
 
 def read_sequence(path: Path, dtype: np.dtype) -> np.ndarray:
@@ -31,22 +34,55 @@ def read_sequence(path: Path, dtype: np.dtype) -> np.ndarray:
         InputFileError: unreadable, truncated or non-numeric data.
     """
     if path.suffix.lower() == ".npy":
-        try:
-            return np.load(path, allow_pickle=False, mmap_mode="r")
-        except (ValueError, EOFError) as e:  # bad header, truncated data, object arrays
-            raise InputFileError(f"INPUT {path}: expected a numeric .npy array, got unreadable data "
-                                 f"({' '.join(str(e).split())})") from e
+        return _read_npy(path)
     if path.suffix.lower() == ".csv":
-        try:
-            try:
-                return np.loadtxt(path, delimiter=",", ndmin=2, dtype=dtype)
-            except ValueError:
-                return np.loadtxt(path, delimiter=",", ndmin=2, dtype=dtype, skiprows=1)
-        except ValueError as e:
-            raise InputFileError(f"INPUT {path}: expected rows of {dtype} numbers (one header row "
-                                 f"allowed), got {' '.join(str(e).split())}") from e
+        return _read_csv(path, dtype)
     raise click.BadParameter(f"expected a .npy or .csv file (or .txt for a token model with a vocabulary), "
                              f"got {path.name}", param_hint="INPUT")
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    try:
+        x = np.load(path, allow_pickle=False, mmap_mode="r")
+    except (ValueError, EOFError) as e:  # bad header, truncated data, object arrays
+        raise InputFileError(f"INPUT {path}: expected a numeric .npy array, got unreadable data "
+                             f"({' '.join(str(e).split())})") from e
+    if not isinstance(x, np.ndarray):  # an .npz archive under a .npy name
+        names = ", ".join(x.files[:8]) + (", ..." if len(x.files) > 8 else "")
+        x.close()
+        raise InputFileError(f"INPUT {path}: expected a .npy array, got an .npz archive (arrays {names}); "
+                             f"save one array with np.save")
+    return x
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _has_header(path: Path) -> bool:
+    """A first line is a header when one of its cells is text; an empty cell is missing data."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        first = f.readline(MAX_HEADER_LINE)
+    return any(cell.strip() and not _is_number(cell) for cell in first.split(","))
+
+
+def _read_csv(path: Path, dtype: np.dtype) -> np.ndarray:
+    """Rows = time steps; one header row allowed. Errors name the file's line and column."""
+    skip = 1 if _has_header(path) else 0
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "input contained no data": refused by the caller
+            return np.loadtxt(path, delimiter=",", ndmin=2, dtype=dtype, skiprows=skip)
+    except ValueError as e:
+        text = " ".join(str(e).split())  # numpy counts data rows from 0: name the file's line instead
+        text = re.sub(r"at row (\d+), column (\d+)",
+                      lambda m: f"at line {int(m.group(1)) + 1 + skip}, column {m.group(2)}", text)
+        raise InputFileError(f"INPUT {path}: expected rows of {dtype} numbers (one header row "
+                             f"allowed), got {text}") from e
 
 
 def read_input(path: Path, data: Optional[DataSpec], dtype: np.dtype) -> np.ndarray:
@@ -139,6 +175,17 @@ def _prepare(contract, x: np.ndarray) -> tuple[np.ndarray, int, int, bool]:
     return x, step_axis, out_axis if out_axis is not None else 1, use_step
 
 
+def _raise_if_model_failed(e: Exception, model: str, input_path: Path) -> None:
+    """onnxruntime failing inside the graph (a Reshape that does not fit, ...) is the model's
+    problem with this input, not a bug in rnnx: one line naming both."""
+    from_ort = type(e).__module__.startswith("onnxruntime") or (  # IOBinding runs raise a plain RuntimeError
+        type(e) is RuntimeError and str(e).startswith("Error in execution"))
+    if not from_ort:
+        return
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    raise InputValueError(f"MODEL {model} failed at run time on INPUT {input_path} ({first[:300]})") from e
+
+
 def _summary(y: np.ndarray, time_axis: int = 1, columns: Optional[list[str]] = None) -> str:
     last_step = np.take(y, -1, axis=time_axis)
     last = (" ".join(f"{c}={v:.6g}" for c, v in zip(columns, last_step[0])) if columns
@@ -204,12 +251,18 @@ def run(model: str, input_path: Path, chunk: int, provider: str, out: Optional[P
         raise InputValueError(f"--decode: {model} has no vocabulary in its data contract (token models "
                               "trained by rnnx train have one)")
     x, step_axis, out_axis, use_step = _prepare(contract, read_input(input_path, data, contract.input.dtype))
+    if x.size == 0 or x.shape[step_axis] == 0:
+        raise InputFileError(f"INPUT {input_path}: expected at least one time step, got none (shape {x.shape})")
     check_token_ids(x, contract.spec.input.vocab_size if contract.spec is not None else None)
     with StreamingSession(model, options=run_options, batch_size=x.shape[contract.input.batch_axis],
                           **options) as sess:
         if state_in:
             sess.load_state(state_in)
-        y = stream(sess, x, chunk, step_axis, out_axis, use_step) if contract.streamable else sess.run(x)
+        try:
+            y = stream(sess, x, chunk, step_axis, out_axis, use_step) if contract.streamable else sess.run(x)
+        except Exception as e:  # only onnxruntime's own errors become the model's (below)
+            _raise_if_model_failed(e, model, input_path)
+            raise
         if state_out:
             sess.save_state(state_out)
     columns = output_columns(data, y)

@@ -18,6 +18,7 @@ from typing import Any, Callable, Mapping, Optional, Protocol, Sequence, Union
 import numpy as np
 import onnxruntime as ort
 
+from rnnx.atomic import path_kind
 from rnnx.errors import ModelFileError
 from rnnx.runtime.options import RuntimeOptions
 from rnnx.runtime.precision import file_precision, session_options_for
@@ -137,8 +138,7 @@ class OrtBackend:
         resolved = resolve_providers(options.providers)
         p = Path(path)
         if data is None and not p.is_file():
-            raise ModelFileError(f"model: expected an ONNX file, got "
-                                 f"{'a directory' if p.is_dir() else 'no file'} at {p}")
+            raise ModelFileError(f"model: expected an ONNX file, got {path_kind(p)} at {p}")
         # the file's precision may need options (fp16: see rnnx.runtime.precision)
         so = session_options_for(precision or file_precision(p), options.ort_session_options())
         try:

@@ -12,6 +12,7 @@ from rnnx.errors import ConfigError
 from rnnx.runtime.providers import Providers
 
 CHECK_FINITE = ("off", "warn", "raise")
+MAX_THREADS = 1024  # most intra-op threads (far above any core count; 100 000 crashed onnxruntime)
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,8 @@ class RuntimeOptions:
     Attributes:
         providers: "cpu", "cuda", "auto" or onnxruntime provider names (tuples with
             provider options allowed, e.g. ``[("CUDAExecutionProvider", {"device_id": 1})]``).
-        threads: onnxruntime intra-op threads; None keeps onnxruntime's default.
+        threads: onnxruntime intra-op threads (0 to :data:`MAX_THREADS`); None keeps
+            onnxruntime's default.
         session_options: an ``onnxruntime.SessionOptions``; not combined with ``threads``.
         check_finite: what a NaN or inf in an input or output does: "off" (nothing; the
             fastest), "warn" (a RuntimeWarning) or "raise" (NonFiniteError, state unchanged).
@@ -47,8 +49,8 @@ class RuntimeOptions:
         if not isinstance(self.step_graph, bool):
             raise ConfigError(f"step_graph: expected True or False, got {self.step_graph!r}")
         t = self.threads
-        if t is not None and (isinstance(t, bool) or not isinstance(t, int) or t < 0):
-            raise ConfigError(f"threads: expected a non-negative int or None, got {t!r}")
+        if t is not None and (isinstance(t, bool) or not isinstance(t, int) or not 0 <= t <= MAX_THREADS):
+            raise ConfigError(f"threads: expected an int from 0 to {MAX_THREADS} or None, got {t!r}")
         if t is not None and self.session_options is not None:
             raise ConfigError("threads: set intra_op_num_threads on session_options instead "
                               "(got both threads and session_options)")

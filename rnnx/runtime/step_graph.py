@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
+from rnnx.atomic import mode_kind
 from rnnx.errors import ProviderError, SpecError
 from rnnx.runtime.backend import Backend, PathLike, TensorInfo, open_backend
 from rnnx.runtime.contract import Contract, check_against_graph, open_model, ort_dtype
@@ -91,12 +92,11 @@ def read_step_graph(model: PathLike, entry: StepGraph) -> tuple[Path, Optional[b
     except (FileNotFoundError, NotADirectoryError):
         return file, None
     except IsADirectoryError:
-        raise SpecError(f"{where}: expected a regular file, got a folder") from None
+        raise SpecError(f"{where}: expected a regular file, got a directory") from None
     with os.fdopen(fd, "rb") as f:
         st = os.fstat(f.fileno())
         if not stat.S_ISREG(st.st_mode):
-            kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a folder" if stat.S_ISDIR(st.st_mode) else "a device"
-            raise SpecError(f"{where}: expected a regular file, got {kind}")
+            raise SpecError(f"{where}: expected a regular file, got {mode_kind(st.st_mode)}")
         if st.st_size > limit:
             raise SpecError(f"{where}: expected at most {limit} bytes (twice the model file + "
                             f"{STEP_GRAPH_SLACK >> 20} MiB), got {st.st_size}")

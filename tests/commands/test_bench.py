@@ -67,3 +67,9 @@ def test_bench_torch_refuses_a_checkpoint_of_another_model(gru, tmp_path):
                                     "--torch", str(tmp_path / "other.safetensors")])
     line = user_error(res)
     assert "--torch" in line and "not the checkpoint MODEL was exported from" in line and "bias: model False, file True" in line
+
+
+def test_bench_threads_has_an_upper_bound(gru):
+    """--threads 100000 segfaulted onnxruntime."""
+    res = CliRunner().invoke(main, ["bench", str(gru / "gru.onnx"), "--threads", "100000", "--steps", "10"])
+    assert "threads: expected an int from 0 to 1024 or None, got 100000" in user_error(res)

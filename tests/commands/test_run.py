@@ -299,3 +299,82 @@ def test_state_and_output_files_are_readable_by_others_under_umask_022(lstm, tmp
         os.umask(old)
     assert res.exit_code == 0, res.output
     assert [oct(stat.S_IMODE(os.stat(tmp_path / n).st_mode)) for n in ("s.npz", "y.npy")] == ["0o644"] * 2
+
+
+# ---------------------------------------------------------------- input edges (issue 16)
+@pytest.mark.parametrize("name, content", [
+    ("empty.csv", ""), ("header.csv", "f0,f1,f2,f3,f4\n"), ("zero.npy", np.zeros((0, 5), np.float32)),
+    ("batch.npy", np.zeros((2, 0, 5), np.float32)),
+], ids=["empty-csv", "header-only-csv", "zero-rows-npy", "zero-steps-batch"])
+def test_zero_time_steps_is_one_line(lstm, tmp_path, name, content):
+    """These crashed with a traceback (np.concatenate of no chunks)."""
+    path = tmp_path / name
+    if isinstance(content, str):
+        path.write_text(content)
+    else:
+        np.save(path, content)
+    err = user_error(invoke(lstm[0], path))
+    assert re.search(rf"INPUT .*{name}: expected at least one time step, got none \(shape", err), err
+
+
+def test_an_npz_renamed_npy_is_one_line(lstm, tmp_path):
+    """np.load returned an NpzFile: AttributeError."""
+    with open(tmp_path / "x.npy", "wb") as f:
+        np.savez(f, x=np.zeros((3, 5), np.float32))
+    err = user_error(invoke(lstm[0], tmp_path / "x.npy"))
+    assert "x.npy: expected a .npy array, got an .npz archive (arrays x); save one array with np.save" in err
+
+
+def test_a_first_row_with_an_empty_cell_is_data_not_a_header(lstm, tmp_path):
+    """It was dropped as a header, and later row numbers were off by one."""
+    (tmp_path / "x.csv").write_text("1,2,,4,5\n1,2,3,4,5\n")
+    err = user_error(invoke(lstm[0], tmp_path / "x.csv"))
+    assert "at line 1, column 3" in err, err
+    (tmp_path / "h.csv").write_text("a,b,c,d,e\n1,2,3,4,5\n1,2,3,,5\n")
+    err = user_error(invoke(lstm[0], tmp_path / "h.csv"))
+    assert "at line 3, column 4" in err, err
+    (tmp_path / "ok.csv").write_text("1,2,3,4,5\n1,2,3,4,5\n")
+    res = invoke(lstm[0], tmp_path / "ok.csv", "--json", "-")
+    assert res.exit_code == 0 and json.loads(res.stdout)["input_shape"] == [1, 2, 5], res.output
+
+
+def _failing_at_run_time(src, dst):
+    """``src`` whose output is reshaped by a shape that grows by 1 when an input value exceeds
+    100: onnxruntime fails inside the graph on such inputs (no shape inference can see it)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(src))
+    graph = model.graph
+    for node in graph.node:
+        node.output[:] = ["y/inner" if o == "y" else o for o in node.output]
+    graph.initializer.append(numpy_helper.from_array(np.array(100.0, np.float32), "y/limit"))
+    graph.node.extend([
+        helper.make_node("Shape", ["y/inner"], ["y/shape"]),
+        helper.make_node("ReduceMax", ["x"], ["y/max"], keepdims=0),
+        helper.make_node("Greater", ["y/max", "y/limit"], ["y/over"]),
+        helper.make_node("Cast", ["y/over"], ["y/grow"], to=TensorProto.INT64),
+        helper.make_node("Add", ["y/shape", "y/grow"], ["y/new_shape"]),
+        helper.make_node("Reshape", ["y/inner", "y/new_shape"], ["y"]),
+    ])
+    onnx.save(model, str(dst))
+    return dst
+
+
+def test_a_model_failing_at_run_time_is_one_line(lstm, tmp_path):
+    """It was reported as an internal rnnx error (traceback, exit 1)."""
+    path = _failing_at_run_time(lstm[0], tmp_path / "bad.onnx")
+    np.save(tmp_path / "ok.npy", np.zeros((6, 5), np.float32))
+    assert invoke(path, tmp_path / "ok.npy").exit_code == 0  # the model itself is fine
+    np.save(tmp_path / "x.npy", np.full((6, 5), 1000.0, np.float32))
+    err = user_error(invoke(path, tmp_path / "x.npy", "--chunk", "6"))
+    assert re.search(r"Error: MODEL .*bad\.onnx failed at run time on INPUT .*x\.npy \(", err), err
+
+
+def test_a_fifo_given_as_the_model_is_named_a_fifo(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "m.onnx")
+    np.save(tmp_path / "x.npy", np.zeros((3, 5), np.float32))
+    err = user_error(invoke(tmp_path / "m.onnx", tmp_path / "x.npy"))
+    assert "expected an ONNX file, got a FIFO (named pipe)" in err, err

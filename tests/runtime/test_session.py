@@ -437,9 +437,10 @@ def test_check_finite_warn_warns_and_runs(exported):
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"check_finite": "maybe"}, "check_finite: expected one of off, warn, raise, got 'maybe'"),
-    ({"threads": -1}, "threads: expected a non-negative int or None, got -1"),
+    ({"threads": -1}, "threads: expected an int from 0 to 1024 or None, got -1"),
+    ({"threads": 100_000}, "threads: expected an int from 0 to 1024 or None, got 100000"),
     ({"threads": 1, "session_options": "so"}, "set intra_op_num_threads on session_options"),
-], ids=["check-finite", "threads", "threads-and-options"])
+], ids=["check-finite", "threads", "threads-unbounded", "threads-and-options"])
 def test_bad_runtime_options(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         RuntimeOptions(**kwargs)
