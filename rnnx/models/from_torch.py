@@ -26,12 +26,13 @@ Example:
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence, cast
 
 import torch
 from torch import Tensor, nn
 
 from rnnx.errors import ConfigError
+from rnnx.models.cells import ConvLSTMCell
 from rnnx.models.convlstm import ConvLSTM
 from rnnx.models.recurrent import RecurrentModel
 from rnnx.models.registry import build
@@ -57,12 +58,12 @@ def from_torch(layer: nn.Module, head: Optional[nn.Linear] = None) -> RecurrentM
         ConfigError: ``layer`` is not one of the three, or ``head`` does not fit its output.
     """
     kind = _KIND.get(type(layer))
-    if kind is None:
+    if kind is None or not isinstance(layer, nn.RNNBase):
         raise ConfigError(f"layer: expected torch's nn.LSTM, nn.GRU or nn.RNN, got "
                           f"{type(layer).__name__} (for anything else: rnnx.wrap(module, ...))")
-    options = dict(input_size=layer.input_size, hidden_size=layer.hidden_size,
-                   num_layers=layer.num_layers, bias=layer.bias,
-                   bidirectional=layer.bidirectional, dropout=float(layer.dropout))
+    options: dict[str, Any] = dict(input_size=layer.input_size, hidden_size=layer.hidden_size,
+                                   num_layers=layer.num_layers, bias=layer.bias,
+                                   bidirectional=layer.bidirectional, dropout=float(layer.dropout))
     if kind == "lstm":
         options["proj_size"] = layer.proj_size
     if kind == "rnn":
@@ -71,9 +72,9 @@ def from_torch(layer: nn.Module, head: Optional[nn.Linear] = None) -> RecurrentM
     if head is not None:
         _check_head(head, nn.Linear, "in_features", width)
         options["output_size"] = head.out_features
-    model = build(kind, **options)
-    model.rnn.load_state_dict(layer.state_dict())  # same class, same parameter names
-    if head is not None:
+    model = cast(RecurrentModel, build(kind, **options))
+    cast(nn.RNNBase, model.rnn).load_state_dict(layer.state_dict())  # same class, same parameter names
+    if head is not None and model.head is not None:
         _load_head(model.head, head)
     return model.eval().to(next(layer.parameters()).dtype)
 
@@ -117,8 +118,9 @@ def from_conv_cells(cells: Sequence[nn.Module], image_size: tuple[int, int], *,
     Raises:
         ConfigError: a cell has no fitting ``conv``, the cells disagree, or a bad ``gate_order``.
     """
-    convs = [getattr(c, "conv", None) for c in cells]
-    if not convs or not all(isinstance(c, nn.Conv2d) for c in convs):
+    found = [getattr(c, "conv", None) for c in cells]
+    convs = [c for c in found if isinstance(c, nn.Conv2d)]
+    if not convs or len(convs) != len(found):
         raise ConfigError("cells: expected one or more ConvLSTM cells, each with a .conv nn.Conv2d "
                           "over cat([x, h]), got " + ", ".join(type(c).__name__ for c in cells))
     first = convs[0]
@@ -134,16 +136,16 @@ def from_conv_cells(cells: Sequence[nn.Module], image_size: tuple[int, int], *,
                               f"{tuple(conv.kernel_size)}")
     if head is not None:
         _check_head(head, nn.Conv2d, "in_channels", hidden)
-    model = build("convlstm", input_size=first.in_channels - hidden, hidden_size=hidden,
-                  num_layers=len(convs), kernel_size=kernel, bias=first.bias is not None,
-                  image_size=tuple(image_size),
-                  output_size=head.out_channels if head is not None else None)
+    model = cast(ConvLSTM, build("convlstm", input_size=first.in_channels - hidden, hidden_size=hidden,
+                                 num_layers=len(convs), kernel_size=kernel, bias=first.bias is not None,
+                                 image_size=tuple(image_size),
+                                 output_size=head.out_channels if head is not None else None))
     with torch.no_grad():
-        for cell, conv in zip(model.cells, convs):
+        for cell, conv in zip(cast(Sequence[ConvLSTMCell], model.cells), convs):
             cell.conv.weight.copy_(reorder_gates(conv.weight, gate_order))
-            if conv.bias is not None:
+            if conv.bias is not None and cell.conv.bias is not None:
                 cell.conv.bias.copy_(reorder_gates(conv.bias, gate_order))
-    if head is not None:
+    if head is not None and model.head is not None:
         _load_head(model.head, head)
     return model.eval()
 
@@ -157,9 +159,11 @@ def _check_head(head: nn.Module, cls: type, attr: str, width: int) -> None:
         raise ConfigError(f"head: expected a 1x1 Conv2d, got kernel {tuple(head.kernel_size)}")
 
 
-def _load_head(target: nn.Module, head: nn.Module) -> None:
+def _load_head(target: nn.Linear | nn.Conv2d, head: nn.Linear | nn.Conv2d) -> None:
     with torch.no_grad():
         target.weight.copy_(head.weight)
+        if target.bias is None:  # the zoo's heads always have a bias
+            return
         if head.bias is not None:
             target.bias.copy_(head.bias)
         else:
