@@ -20,6 +20,13 @@ class ZooModel(nn.Module):
     ``kind``, ``config``, ``state_names``, ``streamable``.
     """
 
+    # normalisation buffers, registered only with ``normalize=True`` (typed here for mypy;
+    # torch.jit.script reads the same annotations)
+    in_mean: Tensor
+    in_std: Tensor
+    out_mean: Tensor
+    out_std: Tensor
+
     def __init__(self, config: ModelConfig, state_names: List[str]) -> None:
         super().__init__()
         config.validate()

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from torch import nn
-
 from rnnx.errors import ConfigError
+from rnnx.models._base import ZooModel
 from rnnx.models.config import KINDS, ModelConfig, field_names
 
 
-def build(kind: str, **options: Any) -> nn.Module:
+def build(kind: str, **options: Any) -> ZooModel:
     """Build a zoo model.
 
     Args:
@@ -45,7 +44,7 @@ def build(kind: str, **options: Any) -> nn.Module:
     return build_from_config(ModelConfig(kind=kind, **options))
 
 
-def build_from_config(config: ModelConfig) -> nn.Module:
+def build_from_config(config: ModelConfig) -> ZooModel:
     """Build the zoo model described by a (validated here) :class:`ModelConfig`."""
     config.validate()
     if config.kind == "convlstm":

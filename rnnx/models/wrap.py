@@ -306,8 +306,8 @@ def _known_state(module: nn.Module) -> Optional[list[StateShape]]:
             return [(layers, BATCH, h), (layers, BATCH, module.hidden_size)]
         return [(layers, BATCH, module.hidden_size)]
     if isinstance(module, _CELLS):
-        h = (BATCH, module.hidden_size)
-        return [h, h] if isinstance(module, nn.LSTMCell) else [h]
+        shape: StateShape = (BATCH, module.hidden_size)
+        return [shape, shape] if isinstance(module, nn.LSTMCell) else [shape]
     return None
 
 
