@@ -11,8 +11,13 @@ STAMP  := $(VENV)/.rnnx-installed
 JS_DIR   := $(VENV)/js
 JS_STAMP := $(JS_DIR)/.installed
 ORT_NODE := onnxruntime-node@1.30
+# a real tritonserver (2.51, python backend) for tests/triton_server: its own venv, numpy<2
+# (numpy 2 makes every output come back empty), rnnx itself without extras (no torch)
+TRITON_VENV  := $(VENV)/triton
+TRITON_STAMP := $(TRITON_VENV)/.installed
+PYTRITON     := nvidia-pytriton==0.7.0
 
-.PHONY: test demo bench docs lint venv clean
+.PHONY: test demo bench docs lint venv triton-venv clean
 
 venv: $(STAMP)
 
@@ -29,7 +34,21 @@ $(JS_STAMP): $(STAMP)
 	    || echo "warning: npm could not install $(ORT_NODE): the JavaScript streaming tests will skip" >&2; \
 	else echo "note: no npm here: the JavaScript streaming tests will skip" >&2; fi
 
-test: $(STAMP) $(JS_STAMP) docs
+triton-venv: $(TRITON_STAMP)
+
+$(TRITON_STAMP): pyproject.toml
+	rm -rf $(TRITON_VENV)
+	$(PYTHON) -m venv $(TRITON_VENV)
+	$(TRITON_VENV)/bin/pip install -q --no-deps $(PYTRITON)
+	$(TRITON_VENV)/bin/pip install -q "numpy<2" "onnxruntime>=1.17"
+	$(TRITON_VENV)/bin/pip install -q --no-deps -e .
+	$(TRITON_VENV)/bin/python -c "import shutil, sys, sysconfig; \
+	  root = sysconfig.get_paths()['purelib'] + '/pytriton/tritonserver'; \
+	  shutil.copy2(f'{root}/python_backend_stubs/{sys.version_info[0]}.{sys.version_info[1]}/triton_python_backend_stub', \
+	               f'{root}/backends/python/')"
+	touch $(TRITON_STAMP)
+
+test: $(STAMP) $(JS_STAMP) $(TRITON_STAMP) docs
 	NODE_PATH=$(abspath $(JS_DIR))/node_modules $(PY) -m pytest -n 2 -q
 
 # broken links, anchors or API references fail the build; builds offline (no fonts, no inventories)
