@@ -219,7 +219,13 @@ def _nothing() -> None:
 
 
 def _named(req: SequenceRequest, e: RnnxError) -> RnnxError:
-    return type(e)(f"sequence {req.corrid}: {e}") if not str(e).startswith("sequence ") else e
+    """The error with the sequence's id in front (once), chained to the original."""
+    msg = str(e).removeprefix(f"stream {req.corrid}: ")
+    if msg.startswith(f"sequence {req.corrid}: "):
+        return e
+    named = type(e)(f"sequence {req.corrid}: {msg}")
+    named.__cause__ = e
+    return named
 
 
 # ---------------------------------------------------------------------------- Triton's entry point
@@ -248,7 +254,9 @@ class TritonPythonModel:
         out = []
         for res in self.seqs.execute(parsed):
             if isinstance(res, RnnxError):
-                out.append(pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(str(res))))
+                code = getattr(pb_utils.TritonError, "INVALID_ARG", None)  # a client's error, not the server's
+                error = pb_utils.TritonError(str(res)) if code is None else pb_utils.TritonError(str(res), code)
+                out.append(pb_utils.InferenceResponse(output_tensors=[], error=error))
             else:
                 out.append(pb_utils.InferenceResponse([pb_utils.Tensor(self.output_name, res)]))
         return out

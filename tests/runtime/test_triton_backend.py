@@ -1,0 +1,124 @@
+"""TritonSequences (the python-backend model's logic) in process: what Triton's batcher sends, answered exactly.
+
+The same logic runs inside a real tritonserver in tests/triton_server/test_python_flavour.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rnnx.errors import InputValueError, ShapeError, UnknownStreamError
+from rnnx.runtime import StreamingSession
+from rnnx.runtime.triton_backend import SequenceRequest, TritonSequences
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def req(cid: int, x, *, start: bool = False, end: bool = False, ready: bool = True) -> SequenceRequest:
+    return SequenceRequest(cid, start, ready, end, x)
+
+
+def _x(rng: np.random.Generator, steps: int, features: int = 5) -> np.ndarray:
+    return rng.standard_normal((1, steps, features)).astype(np.float32)
+
+
+def _ref(path: Path, pieces: list[np.ndarray]) -> list[np.ndarray]:
+    with StreamingSession(path) as s:
+        return [s.step(p[:, 0])[:, None] if p.shape[1] == 1 else s.feed(p) for p in pieces]
+
+
+@pytest.fixture
+def lstm(exported) -> Path:
+    return exported("lstm-2l")[0]
+
+
+def test_interleaved_sequences_steps_and_chunks_equal_a_session_each(lstm: Path) -> None:
+    rng = np.random.default_rng(0)
+    cuts = {1: [1, 1, 3, 1], 2: [2, 1, 1], 3: [1, 1, 1, 1, 1], 4: [4]}
+    pieces = {cid: [_x(rng, n) for n in c] for cid, c in cuts.items()}
+    seqs = TritonSequences(lstm, max_batch=8)
+    got: dict[int, list[np.ndarray]] = {cid: [] for cid in cuts}
+    for t in range(5):
+        live = [cid for cid in cuts if t < len(cuts[cid])]
+        batch = [req(cid, pieces[cid][t], start=t == 0, end=t == len(cuts[cid]) - 1) for cid in live]
+        batch.insert(1, req(0, _x(rng, 1), ready=False))  # an empty direct slot
+        out = seqs.execute(batch)
+        assert len(out) == len(batch) and not out[1].any()
+        for cid, y in zip(live, out[:1] + out[2:]):
+            got[cid].append(y)
+    for cid in cuts:
+        want = _ref(lstm, pieces[cid])
+        assert all(np.array_equal(g, w) for g, w in zip(got[cid], want)), cid
+    assert seqs.sequences == []  # every sequence ended
+    seqs.close()
+
+
+def test_start_on_an_open_sequence_resets_it_and_end_closes_it(lstm: Path) -> None:
+    rng = np.random.default_rng(1)
+    a, b = _x(rng, 1), _x(rng, 1)
+    seqs = TritonSequences(lstm)
+    seqs.execute([req(5, a, start=True)])
+    seqs.execute([req(5, a)])
+    (y,) = seqs.execute([req(5, b, start=True, end=True)])
+    assert np.array_equal(y, _ref(lstm, [b])[0]) and seqs.sequences == []
+    (err,) = seqs.execute([req(5, b)])
+    assert isinstance(err, UnknownStreamError) and "sequence 5: not open" in str(err)
+
+
+def test_a_bad_request_fails_alone_and_leaves_its_state(exported) -> None:
+    path = exported("tokens-lstm")[0]
+    x = np.array([[[3], [4], [5]]], np.int64)[..., 0]  # (1, 3) token ids
+    seqs = TritonSequences(path)
+    seqs.execute([req(1, x[:, :1], start=True), req(2, x[:, :1], start=True)])
+    bad = np.full((1, 1), 999, np.int64)
+    y2, err, y3 = seqs.execute([req(2, x[:, 1:2]), req(1, bad), req(3, x[:, :1], start=True)])
+    assert isinstance(err, InputValueError) and str(err).startswith("sequence 1: x: expected token ids")
+    (fresh,) = seqs.execute([req(4, bad, start=True)])  # a failed START opens nothing
+    assert isinstance(fresh, InputValueError) and 4 not in seqs.sequences
+    (short,) = seqs.execute([req(1, x[:, :0])])
+    assert isinstance(short, ShapeError) and "x: expected shape (1, T >= 1" in str(short)
+    (y1,) = seqs.execute([req(1, x[:, 1:])])  # as if the bad requests never came
+    assert np.array_equal(y1, _ref(path, [x[:, :1], x[:, 1:]])[1])
+    assert np.array_equal(y2, _ref(path, [x[:, :1], x[:, 1:2]])[1])
+    assert np.array_equal(y3, _ref(path, [x[:, :1]])[0])
+
+
+def test_a_bad_start_on_an_open_sequence_keeps_its_state(exported) -> None:
+    path = exported("tokens-lstm")[0]
+    x = np.array([[3, 4]], np.int64)
+    seqs = TritonSequences(path)
+    seqs.execute([req(1, x[:, :1], start=True)])
+    (err,) = seqs.execute([req(1, np.full((1, 1), 999, np.int64), start=True)])
+    assert isinstance(err, InputValueError)
+    (y,) = seqs.execute([req(1, x[:, 1:])])
+    assert np.array_equal(y, _ref(path, [x[:, :1], x[:, 1:]])[1])
+
+
+def test_idle_sequences_are_closed_after_the_timeout(lstm: Path) -> None:
+    clock, rng = Clock(), np.random.default_rng(2)
+    seqs = TritonSequences(lstm, idle_timeout_us=1_000_000, clock=clock)
+    seqs.execute([req(1, _x(rng, 1), start=True), req(2, _x(rng, 1), start=True)])
+    clock.now = 0.6
+    seqs.execute([req(2, _x(rng, 1))])
+    clock.now = 1.2  # 1 idle for 1.2 s, 2 for 0.6 s
+    (err,) = seqs.execute([req(1, _x(rng, 1))])
+    assert isinstance(err, UnknownStreamError) and "idle longer than" in str(err)
+    assert seqs.sequences == [2] and len(seqs.pool) == 1
+
+
+def test_one_sequence_twice_in_a_batch_keeps_its_order(lstm: Path) -> None:
+    rng = np.random.default_rng(3)
+    a, b = _x(rng, 1), _x(rng, 1)
+    seqs = TritonSequences(lstm)
+    ya, yb = seqs.execute([req(1, a, start=True), req(1, b)])
+    want = _ref(lstm, [a, b])
+    assert np.array_equal(ya, want[0]) and np.array_equal(yb, want[1])
