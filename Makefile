@@ -49,7 +49,7 @@ $(TRITON_STAMP): pyproject.toml
 	touch $(TRITON_STAMP)
 
 test: $(STAMP) $(JS_STAMP) $(TRITON_STAMP) docs
-	NODE_PATH=$(abspath $(JS_DIR))/node_modules $(PY) -m pytest -n 2 -q
+	NODE_PATH=$(abspath $(JS_DIR))/node_modules RNNX_REQUIRE_TRITON=1 $(PY) -m pytest -n 2 --dist loadgroup -q
 
 # broken links, anchors or API references fail the build; builds offline (no fonts, no inventories)
 docs: $(STAMP)

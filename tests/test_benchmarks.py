@@ -1,9 +1,12 @@
 """The benchmark script keeps working (it is run by hand and by `make bench`; no timing is asserted)."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -17,7 +20,7 @@ def run_script(name: str, tmp_path: Path, *args: str, codes: tuple[int, ...] = (
     done = subprocess.run([sys.executable, str(BENCHMARKS / name), *args, "--json", str(out)],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode in codes, done.stderr
-    return json.loads(out.read_text()), done.stdout
+    return (json.loads(out.read_text()) if out.exists() else {}), done.stdout
 
 
 def test_bench_runtime_reports_every_row_and_ratio(tmp_path):
@@ -74,3 +77,23 @@ def test_bench_step_graph_times_both_graphs_of_an_export(tmp_path):
                                                        ("convlstm 2->4 6x6 k3", "step_many(16)")]
     assert all(r["step_graph_us"] > 0 and r["main_graph_us"] > 0 and r["ratio"] > 0 for r in rows)
     assert "ratio = step graph / main graph" in stdout
+
+
+@pytest.mark.xdist_group("triton-bench")
+def test_bench_triton_times_the_server_beside_the_pool(tmp_path):
+    """A real tritonserver (python flavour), both strategies, steps and chunks, beside the in-process pool."""
+    report, stdout = run_script("bench_triton.py", tmp_path, "--sizes", "1,2", "--requests", "2", "--chunk", "4",
+                                codes=(0, 3))
+    if not report:  # exit 3: no server here
+        if os.environ.get("RNNX_REQUIRE_TRITON") == "1":
+            pytest.fail("bench_triton.py found no tritonserver (RNNX_REQUIRE_TRITON=1)")
+        pytest.skip("no tritonserver here (make triton-venv)")
+    names = {(r["name"], r["sequences"], r["chunk"]) for r in report["rows"]}
+    for n in (1, 2):
+        for t in (1, 4):
+            assert {("triton oldest", n, t), ("triton direct", n, t)} <= names
+        assert ("in-process StreamPool.step_batch", n, 1) in names
+        assert ("in-process StreamingSession.feed", n, 4) in names
+    server_rows = [r for r in report["rows"] if r["name"].startswith("triton")]
+    assert all(r["steps_per_s"] > 0 and r["p99_ms"] >= r["p50_ms"] > 0 and r["compute_us"] > 0 for r in server_rows)
+    assert report["server_start_s"] > 0 and "compute us" in stdout

@@ -2,8 +2,9 @@
 
 The server comes from the ``nvidia-pytriton`` wheel in its own venv (``make triton-venv``:
 ``.venv/triton``, numpy<2, rnnx without extras), or the venv named by ``RNNX_TRITON_VENV``.
-When it is missing or the binary cannot start here (glibc, libpython), :func:`start` skips
-the test with the reason; with ``RNNX_REQUIRE_TRITON=1`` (``make test``) it fails instead.
+When it is missing or the binary cannot start here (glibc, libpython), :func:`start` raises
+:class:`Unavailable`; :func:`start_or_skip` turns that into a skip with the reason, or a
+failure with ``RNNX_REQUIRE_TRITON=1`` (``make test``). benchmarks/bench_triton.py uses it too.
 """
 
 from __future__ import annotations
@@ -19,9 +20,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional
-
-import pytest
+from typing import Any, Iterable, Optional
 
 ROOT = Path(__file__).resolve().parents[2]
 STANDIN = Path(__file__).with_name("ort_standin")  # the test-only backend named "onnxruntime"
@@ -33,10 +32,20 @@ def server_venv() -> Path:
     return Path(os.environ.get("RNNX_TRITON_VENV") or ROOT / ".venv" / "triton")
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("RNNX_REQUIRE_TRITON") == "1":
-        pytest.fail(f"tritonserver is required here (RNNX_REQUIRE_TRITON=1): {reason}")
-    pytest.skip(reason)
+class Unavailable(RuntimeError):
+    """No tritonserver can run here (the reason says why)."""
+
+
+def start_or_skip(repo: Path, **options: Any) -> "Server":
+    """:func:`start`, skipping the test (failing it under RNNX_REQUIRE_TRITON=1) when no server can run."""
+    import pytest
+
+    try:
+        return start(repo, **options)
+    except Unavailable as e:
+        if os.environ.get("RNNX_REQUIRE_TRITON") == "1":
+            pytest.fail(f"tritonserver is required here (RNNX_REQUIRE_TRITON=1): {e}")
+        pytest.skip(str(e))
 
 
 def _server_root(venv: Path) -> Path:
@@ -104,19 +113,23 @@ def _ready(port: int) -> bool:
 
 def start(repo: Path, *, explicit: bool = False, models: Iterable[str] = (),
           extra_args: Iterable[str] = ()) -> Server:
-    """Start tritonserver on ``repo``; returns once it is ready (or skips/fails with the reason).
+    """Start tritonserver on ``repo``; returns once it is ready.
 
     Args:
         repo: the model repository.
         explicit: ``--model-control-mode explicit``: load ``models`` now, others through the API.
         extra_args: more command-line options.
+
+    Raises:
+        Unavailable: no server venv, or the binary cannot start on this machine.
+        RuntimeError: it exited or was not ready within START_TIMEOUT_S (the log's tail attached).
     """
     venv = server_venv()
     root = _server_root(venv)
     binary = root / "bin" / "tritonserver"
     stub = root / "backends" / "python" / "triton_python_backend_stub"
     if not binary.is_file() or not stub.is_file():
-        _unavailable(f"no tritonserver with its python stub under {venv} (build it: make triton-venv)")
+        raise Unavailable(f"no tritonserver with its python stub under {venv} (build it: make triton-venv)")
     tmp = tempfile.TemporaryDirectory(prefix="rnnx-triton-")
     backends = Path(tmp.name) / "backends"
     backends.mkdir()
@@ -143,7 +156,7 @@ def start(repo: Path, *, explicit: bool = False, models: Iterable[str] = (),
             tail = server.log_tail()
             server.stop()
             if any(s in tail for s in ("GLIBC_", "libpython", "error while loading shared libraries")):
-                _unavailable(f"tritonserver cannot start here: {tail.strip().splitlines()[-1]}")
+                raise Unavailable(f"tritonserver cannot start here: {tail.strip().splitlines()[-1]}")
             raise RuntimeError(f"tritonserver exited with {proc.returncode} before it was ready:\n{tail}")
         if _ready(http):
             server.started_s = time.monotonic() - t0
