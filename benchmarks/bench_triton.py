@@ -34,13 +34,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: its server harness
 
-from rnnx.bench import reference_model  # noqa: E402
-from rnnx.exporter import export_onnx  # noqa: E402
-from rnnx.exporter.triton import TritonConfig  # noqa: E402
-from rnnx.exporter.triton_python import export_triton_python  # noqa: E402
-from rnnx.runtime import StreamingSession, StreamPool  # noqa: E402
-from rnnx.table import render  # noqa: E402
-from tests.triton_server import server as triton  # noqa: E402
+from rnnx.bench import reference_model
+from rnnx.exporter import export_onnx
+from rnnx.onnx_tools.triton import TritonConfig, export_triton
+from rnnx.runtime import StreamingSession, StreamPool
+from rnnx.table import render
+from tests.triton_server import server as triton
 
 clock = time.perf_counter
 
@@ -56,7 +55,7 @@ def _stats(client: Any, model: str) -> dict[str, float]:
 
 async def _closed_loop(url: str, model: str, xs: np.ndarray, first_id: int) -> tuple[list[float], float]:
     """Every sequence sends its requests one after the other; returns (latencies s, wall s)."""
-    import tritonclient.grpc.aio as aio
+    from tritonclient.grpc import aio
 
     client = aio.InferenceServerClient(url)
     n, requests = xs.shape[0], xs.shape[1]
@@ -142,8 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         repo = Path(tmp) / "repo"
         batch = max(sizes)
         for strategy in ("oldest", "direct"):
-            export_triton_python(path, repo, TritonConfig(name=strategy, strategy=strategy, max_batch_size=batch,
-                                                          max_queue_delay_us=100))
+            export_triton(path, repo, TritonConfig(name=strategy, strategy=strategy, max_batch_size=batch,
+                                                   max_queue_delay_us=100, backend="python"))
         try:
             server = triton.start(repo)
         except triton.Unavailable as e:

@@ -68,10 +68,13 @@ def _file_dict(f: Any) -> dict[str, Any]:
               show_default=True, help="--format triton: Triton sequence-batcher strategy.")
 @click.option("--instance-kind", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True,
               help="--format triton: where Triton runs the model.")
+@click.option("--triton-backend", type=click.Choice(["onnxruntime", "python"]), default="onnxruntime",
+              show_default=True, help="--format triton: Triton's onnxruntime backend (implicit state), "
+              "or rnnx.runtime inside Triton's python backend (the server's python needs rnnx[cpu], numpy<2).")
 def export(ckpt: str, weights: Optional[str], example_shape: Optional[str], out_dir: str, fmt: str,
            precision: str, opset: int, no_check: bool, no_step_graph: bool,
            atol: Optional[float], rtol: Optional[float], triton_name: str, max_batch_size: int,
-           sequence_strategy: str, instance_kind: str) -> dict[str, Any]:
+           sequence_strategy: str, instance_kind: str, triton_backend: str) -> dict[str, Any]:
     """Export CKPT (a checkpoint file, a run directory, or your own model) to DIR, then check parity.
 
     Your own model: CKPT is path/to/file.py:factory or package.module:factory, a callable
@@ -91,6 +94,7 @@ def export(ckpt: str, weights: Optional[str], example_shape: Optional[str], out_
       rnnx export runs/sine/model.safetensors --out exported --format onnx --atol 1e-4
       rnnx export runs/sine --out exported --json export.json
       rnnx export runs/sine --out triton_repo --format triton --triton-name sine
+      rnnx export runs/sine --out triton_repo --format triton --triton-backend python
       rnnx export runs/sine --out exported --format onnx --precision int8
       rnnx export runs/sine --out exported --format ort --precision fp16
       rnnx export runs/sine --out exported --format torchscript
@@ -99,7 +103,9 @@ def export(ckpt: str, weights: Optional[str], example_shape: Optional[str], out_
     (TorchScript, which PyTorch deprecates: torch.jit.save/load warn on torch >= 2.14),
     --format all both.
     With --format triton, DIR is a Triton model repository: DIR/NAME/config.pbtxt and
-    DIR/NAME/1/model.onnx (sequence batcher with implicit state, batch-first states).
+    DIR/NAME/1/model.onnx (sequence batcher with implicit state, batch-first states);
+    --triton-backend python writes DIR/NAME/1/model.py (rnnx.runtime keeps each sequence's
+    state) beside the export unchanged (its step graph too).
     With --format ort, DIR/model.ort is the onnxruntime mobile format (rnnx.spec kept).
     A Scan graph's model.onnx gets DIR/model.step.onnx beside it: the same model with its
     time loop run once (one step only), which StreamingSession uses for step() when its
@@ -113,7 +119,8 @@ def export(ckpt: str, weights: Optional[str], example_shape: Optional[str], out_
     from rnnx.models.user import load_model
 
     triton = TritonConfig(name=triton_name, max_batch_size=max_batch_size,
-                          strategy=sequence_strategy, instance_kind=instance_kind).validate()
+                          strategy=sequence_strategy, instance_kind=instance_kind,
+                          backend=triton_backend).validate()
     logger.info("loading %s", ckpt)
     model = load_model(ckpt, weights=weights, example_shape=example_shape)
     files = export_files(model, out_dir, formats=FORMAT_CHOICES[fmt], opset=opset,

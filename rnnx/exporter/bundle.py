@@ -191,7 +191,8 @@ def _export_triton(model: nn.Module, out: Path, opset: int, triton: TritonConfig
                    check: bool, atol: float | None, rtol: float | None) -> ExportedFile:
     """ONNX export + parity against the model, then the Triton repository from that file."""
     with tempfile.TemporaryDirectory() as tmp:
-        result = export_onnx(model, Path(tmp) / file_name("onnx"), opset=opset, step_graph=False)
+        python = triton is not None and triton.backend == "python"  # serves the file as is: keep its step graph
+        result = export_onnx(model, Path(tmp) / file_name("onnx"), opset=opset, step_graph=python)
         report = check_parity(model, result.path, atol=atol, rtol=rtol) if check else None
         repo = export_triton(result.path, out, triton)
     return ExportedFile("triton", dataclasses.replace(result, path=repo.onnx_path, spec=repo.spec),

@@ -15,12 +15,12 @@ from rnnx.onnx_tools.triton import export_triton as export_triton_file
 
 def export_triton(source: nn.Module | str | os.PathLike, repo: str | os.PathLike,
                   config: TritonConfig | None = None, *, opset: int = 17,
-                  verify: bool = True) -> TritonRepository:
+                  verify: bool = True, backend: str | None = None) -> TritonRepository:
     """:func:`rnnx.onnx_tools.triton.export_triton` that also takes a contract module.
 
     A module is exported first with :func:`rnnx.exporter.export_onnx` (parity-probed as
-    usual, no step graph: the served graph has its own state layout); a path goes straight
-    to the ONNX tool.
+    usual; a step graph only for the python flavour, which serves the file unchanged: the
+    onnxruntime flavour's graph has its own state layout); a path goes straight to the ONNX tool.
 
     Args:
         source: an ``.onnx`` file exported by rnnx, or a contract module.
@@ -28,12 +28,14 @@ def export_triton(source: nn.Module | str | os.PathLike, repo: str | os.PathLike
         config: serving options; defaults when None.
         opset: ONNX opset when ``source`` is a module.
         verify: run the Triton-style sequence check before writing anything.
+        backend: "onnxruntime" or "python" (overrides ``config.backend``).
     """
     if isinstance(source, (str, os.PathLike)):
-        return export_triton_file(source, repo, config, verify=verify)
+        return export_triton_file(source, repo, config, verify=verify, backend=backend)
+    python = (backend or (config or TritonConfig()).backend) == "python"
     with tempfile.TemporaryDirectory() as tmp:
-        result = export_onnx(source, Path(tmp) / ONNX_FILE, opset=opset, step_graph=False)
-        return export_triton_file(result.path, repo, config, verify=verify)
+        result = export_onnx(source, Path(tmp) / ONNX_FILE, opset=opset, step_graph=python)
+        return export_triton_file(result.path, repo, config, verify=verify, backend=backend)
 
 
 __all__ = ["export_triton"]

@@ -40,9 +40,13 @@ from rnnx.errors import ConfigError, NotStreamableError, ParityError
 from rnnx.onnx_tools.graph import set_io_shapes
 from rnnx.onnx_tools.spec_io import load_onnx, read_spec
 from rnnx.onnx_tools.state_layout import rename_producer, rename_uses, to_batch_first
+from rnnx.onnx_tools.triton_python import write_python_repository
+from rnnx.runtime.triton_backend import PARAMETER_MODEL as PYTHON_MODEL_PARAMETER
 from rnnx.spec import BATCH, METADATA_KEY, TRITON_DTYPES, ModelSpec
 
 STRATEGIES = ("oldest", "direct")  # Triton sequence-batcher scheduling strategies
+BACKENDS = ("onnxruntime", "python")  # Triton's onnxruntime backend, or rnnx.runtime in the python backend
+PYTHON_CONTROLS = ("START", "READY", "END")  # the python flavour keeps the state itself: it needs these
 INSTANCE_KINDS = {"cpu": "KIND_CPU", "gpu": "KIND_GPU"}
 CONTROL_KINDS = {  # control input name -> Triton control kind
     "START": "CONTROL_SEQUENCE_START",
@@ -69,6 +73,7 @@ class TritonConfig:
     gpus: tuple[int, ...] = ()  # GPU ids for instance_kind="gpu" (empty: every GPU)
     controls: tuple[str, ...] = ("START", "READY")  # control inputs added to the graph
     version: int = 1  # model version folder
+    backend: str = "onnxruntime"  # "onnxruntime" (implicit state) or "python" (rnnx.runtime in Triton)
 
     def validate(self) -> "TritonConfig":
         """Check every field; returns self.
@@ -93,6 +98,11 @@ class TritonConfig:
         if self.gpus and self.instance_kind != "gpu":
             raise ConfigError(f"gpus: only for instance_kind='gpu', got gpus={list(self.gpus)} "
                               f"with instance_kind={self.instance_kind!r}")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"backend: expected one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        if self.backend == "python" and self.instance_kind != "cpu":
+            raise ConfigError(f"instance_kind: the python backend runs rnnx.runtime on the CPU, expected "
+                              f"'cpu', got {self.instance_kind!r}")
         bad = [c for c in self.controls if c not in CONTROL_KINDS]
         if bad or len(set(self.controls)) != len(self.controls):
             raise ConfigError(f"controls: expected distinct names among {', '.join(CONTROL_KINDS)}, "
@@ -136,11 +146,24 @@ def _mask(graph_nodes: list, inits: list, control: str, rank: int) -> str:
     return out
 
 
+def _mask_empty_ids(graph: onnx.GraphProto, pre: list, inits: list, spec: ModelSpec) -> None:
+    """Token ids of empty slots (READY=0) become 0: Triton fills those slots with arbitrary bytes,
+    and one id out of the vocabulary would fail the whole batch's Gather."""
+    x = spec.input.name
+    masked = f"{x}__ready"
+    rename_uses(graph.node, x, masked)
+    zero = f"{x}__zero_id"
+    inits.append(numpy_helper.from_array(np.zeros((), np.dtype(spec.input.dtype)), zero))
+    mask = _mask(pre, inits, "READY", len(spec.input.shape))
+    pre.append(helper.make_node("Where", [mask, x, zero], [masked], name=f"{x}_ready"))
+
+
 def add_controls(proto: onnx.ModelProto, spec: ModelSpec, controls: Sequence[str]) -> onnx.ModelProto:
     """Add Triton's control inputs to a graph whose states are batch-first.
 
     ``START`` (int32, (batch, 1)) zeroes the incoming state of the sequences that start;
-    ``READY`` keeps the incoming state for empty slots; ``END`` and ``CORRID`` are accepted
+    ``READY`` keeps the incoming state for empty slots (and zeroes their token ids, which
+    Triton leaves arbitrary); ``END`` and ``CORRID`` are accepted
     as inputs (Triton drops a sequence's implicit state at its end itself).
     """
     out = onnx.ModelProto()
@@ -151,6 +174,8 @@ def add_controls(proto: onnx.ModelProto, spec: ModelSpec, controls: Sequence[str
     inits: list[onnx.TensorProto] = []
     for c in controls:
         graph.input.append(helper.make_tensor_value_info(c, _control_dtype(c), [BATCH, 1]))
+    if "READY" in controls and np.dtype(spec.input.dtype).kind in "iu":
+        _mask_empty_ids(graph, pre, inits, spec)
     np_dtypes = {s.name: np.dtype(s.dtype) for s in spec.state}
     for s in spec.state:
         rank = len(s.shape)
@@ -209,13 +234,19 @@ def _dims(shape: Sequence[Any]) -> list[int]:
     return [-1 if isinstance(d, str) else int(d) for d in shape[1:]]
 
 
-def config_dict(spec: ModelSpec, cfg: TritonConfig) -> dict[str, Any]:
-    """``config.pbtxt`` as nested dicts/lists (the layout of Triton's ``ModelConfig`` proto)."""
+def config_dict(spec: ModelSpec, cfg: TritonConfig, model_file: str = ONNX_FILE) -> dict[str, Any]:
+    """``config.pbtxt`` as nested dicts/lists (the layout of Triton's ``ModelConfig`` proto).
+
+    With ``cfg.backend == "python"``: no implicit state (the model keeps it), START, READY
+    and END always among the controls, and ``model_file`` named in a parameter when it is
+    not ``model.onnx``.
+    """
     def io(v: Any) -> dict[str, Any]:
         return {"name": v.name, "data_type": _Enum(TRITON_DTYPES[v.dtype]), "dims": _dims(v.shape)}
 
+    python = cfg.backend == "python"
     controls = []
-    for c in cfg.controls:
+    for c in dict.fromkeys((*PYTHON_CONTROLS, *cfg.controls) if python else cfg.controls):
         control: dict[str, Any] = {"kind": _Enum(CONTROL_KINDS[c])}
         if c == "CORRID":
             control["data_type"] = _Enum("TYPE_UINT64")
@@ -238,9 +269,9 @@ def config_dict(spec: ModelSpec, cfg: TritonConfig) -> dict[str, Any]:
                              "count": cfg.instance_count}
     if cfg.gpus:
         group["gpus"] = list(cfg.gpus)
-    return {
+    d: dict[str, Any] = {
         "name": cfg.name,
-        "backend": "onnxruntime",
+        "backend": cfg.backend,
         "max_batch_size": cfg.max_batch_size,
         "input": [io(spec.input)],
         "output": [io(spec.output)],
@@ -248,10 +279,13 @@ def config_dict(spec: ModelSpec, cfg: TritonConfig) -> dict[str, Any]:
             **strategy,
             "max_sequence_idle_microseconds": cfg.idle_timeout_us,
             "control_input": controls,
-            "state": states,
+            **({} if python else {"state": states}),
         },
         "instance_group": [group],
     }
+    if python and model_file != ONNX_FILE:
+        d["parameters"] = [{"key": PYTHON_MODEL_PARAMETER, "value": {"string_value": model_file}}]
+    return d
 
 
 def _scalar(v: Any) -> str:
@@ -301,6 +335,13 @@ def _random_steps(spec: ModelSpec, steps: int, rng: np.random.Generator) -> np.n
     return rng.standard_normal((steps, *feature)).astype(spec.input.dtype)
 
 
+def _garbage_step(spec: ModelSpec, rng: np.random.Generator) -> np.ndarray:
+    """What Triton puts in an empty slot: arbitrary bytes (token ids far out of the vocabulary)."""
+    if np.dtype(spec.input.dtype).kind in "iu":
+        return rng.integers(1 << 20, 1 << 30, size=spec.input.feature_shape).astype(spec.input.dtype)
+    return rng.standard_normal(spec.input.feature_shape).astype(spec.input.dtype) * 1e30
+
+
 def verify_sequences(original: onnx.ModelProto, spec: ModelSpec, served: onnx.ModelProto,
                      served_spec: ModelSpec, controls: Sequence[str], *, slots: int = 3,
                      lengths: Sequence[int] = (4, 1, 6, 3, 5), atol: float = 1e-5,
@@ -337,7 +378,7 @@ def verify_sequences(original: onnx.ModelProto, spec: ModelSpec, served: onnx.Mo
         rows = [(i, len(got[i])) for i in active]
         garbage = "READY" in controls
         batch = len(rows) + int(garbage)
-        x = np.stack([xs[i][t] for i, t in rows] + ([_random_steps(spec, 1, rng)[0]] if garbage else []))
+        x = np.stack([xs[i][t] for i, t in rows] + ([_garbage_step(spec, rng)] if garbage else []))
         feeds: dict[str, np.ndarray] = {served_spec.input.name: x[:, None]}
         for k, s in enumerate(served_spec.state):
             carried = [state[i][k] for i, _ in rows]
@@ -373,7 +414,7 @@ def verify_sequences(original: onnx.ModelProto, spec: ModelSpec, served: onnx.Mo
 
 
 def export_triton(source: str | os.PathLike, repo: str | os.PathLike, config: TritonConfig | None = None,
-                  *, verify: bool = True) -> TritonRepository:
+                  *, verify: bool = True, backend: str | None = None) -> TritonRepository:
     """Write a Triton model repository for a streaming rnnx model.
 
     Args:
@@ -382,6 +423,9 @@ def export_triton(source: str | os.PathLike, repo: str | os.PathLike, config: Tr
         repo: the repository folder; ``repo/<config.name>/`` is (re)written.
         config: serving options (:class:`TritonConfig`); defaults when None.
         verify: run the Triton-style sequence check before writing anything.
+        backend: overrides ``config.backend``: "onnxruntime" (the graph with batch-first
+            states and controls, implicit state) or "python" (the file unchanged, served by
+            rnnx.runtime in Triton's python backend, :mod:`rnnx.onnx_tools.triton_python`).
 
     Returns:
         A :class:`TritonRepository` with the written paths and the served contract.
@@ -392,18 +436,100 @@ def export_triton(source: str | os.PathLike, repo: str | os.PathLike, config: Tr
         ParityError: the served graph disagrees with the original.
     """
     cfg = (config or TritonConfig()).validate()
+    if backend is not None:
+        cfg = dataclasses.replace(cfg, backend=backend).validate()
+    if cfg.backend == "python":
+        return _export_python(source, repo, cfg, verify)
     proto, spec = load_onnx(source), read_spec(source)
+    _check_empty_slots(spec, cfg)
     served, served_spec = triton_graph(proto, spec, cfg.controls)
     worst = verify_sequences(proto, spec, served, served_spec, cfg.controls) if verify else float("nan")
+    config = config_dict(served_spec, cfg)
+    check_config(config, served)
     model_dir = Path(repo) / cfg.name
     onnx_path = model_dir / str(cfg.version) / ONNX_FILE
     config_path = model_dir / CONFIG_FILE
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(onnx_path, served.SerializeToString())
-    write_text_atomic(config_path, to_pbtxt(config_dict(served_spec, cfg)) + "\n")
+    write_text_atomic(config_path, to_pbtxt(config) + "\n")
     return TritonRepository(model_dir, config_path, onnx_path, served_spec, worst)
 
 
-__all__ = ["CONTROL_KINDS", "STRATEGIES", "TRITON_DTYPES", "TritonConfig", "TritonRepository",
+def _export_python(source: str | os.PathLike, repo: str | os.PathLike, cfg: TritonConfig,
+                   verify: bool) -> TritonRepository:
+    """The python flavour (:mod:`rnnx.onnx_tools.triton_python`)."""
+    def text(spec: ModelSpec, model_file: str) -> str:
+        return to_pbtxt(config_dict(spec, cfg, model_file)) + "\n"
+
+    onnx_path, spec, worst = write_python_repository(source, repo, cfg.name, cfg.version, text, verify=verify)
+    model_dir = Path(repo) / cfg.name
+    return TritonRepository(model_dir, model_dir / CONFIG_FILE, onnx_path, spec, worst)
+
+
+def _check_empty_slots(spec: ModelSpec, cfg: TritonConfig) -> None:
+    """direct fills empty batch slots with arbitrary data: token ids need READY to be masked."""
+    if cfg.strategy == "direct" and np.dtype(spec.input.dtype).kind in "iu" and "READY" not in cfg.controls:
+        raise ConfigError(f"controls: a token-id model served with strategy 'direct' needs READY (Triton "
+                          f"fills empty batch slots with arbitrary ids; one out of the vocabulary fails the "
+                          f"whole batch), got {list(cfg.controls)}")
+
+
+def _graph_io(graph: onnx.GraphProto) -> dict[str, tuple[int, list[Any]]]:
+    """name -> (ONNX elem type, dims as int or name) of the graph's inputs and outputs."""
+    out = {}
+    for v in [*graph.input, *graph.output]:
+        t = v.type.tensor_type
+        out[v.name] = (t.elem_type, [d.dim_param if d.HasField("dim_param") or not d.HasField("dim_value")
+                                     else d.dim_value for d in t.shape.dim])
+    return out
+
+
+def check_config(config: dict[str, Any], graph: onnx.ModelProto) -> None:
+    """The config against the graph it serves, before anything is written.
+
+    Triton's core does not look inside the model: it loads a config whose dims, data types
+    or state names disagree with the graph, and only the onnxruntime backend would refuse it.
+    Every input, output, control and state of ``config`` must be a graph input/output of
+    that name, data type and (batch-less) dims; each state's input and output distinct from
+    the data I/O.
+
+    Raises:
+        ConfigError: naming the config field, the expected and the received value.
+    """
+    io = _graph_io(graph.graph)
+    inputs = {v.name for v in graph.graph.input}
+    outputs = {v.name for v in graph.graph.output}
+    seq = config["sequence_batching"]
+
+    def need(where: str, name: str, dtype: str, dims: Sequence[int] | None, side: set[str]) -> None:
+        if name not in side:
+            raise ConfigError(f"{where}: expected one of the graph's {'inputs' if side is inputs else 'outputs'} "
+                              f"{sorted(side)}, got {name!r}")
+        elem, shape = io[name]
+        np_name = helper.tensor_dtype_to_np_dtype(elem).name
+        want = {"uint64": "TYPE_UINT64", "int32": "TYPE_INT32"}.get(np_name) or TRITON_DTYPES[np_name]
+        if str(dtype) != want:
+            raise ConfigError(f"{where} {name!r}: expected data_type {want} (the graph's), got {dtype}")
+        graph_dims = [-1 if isinstance(d, str) else d for d in shape[1:]]
+        if dims is not None and list(dims) != graph_dims:
+            raise ConfigError(f"{where} {name!r}: expected dims {graph_dims} (the graph's, batch dropped), "
+                              f"got {list(dims)}")
+
+    data = {config["input"][0]["name"], config["output"][0]["name"]}
+    for v in config["input"]:
+        need("input", v["name"], v["data_type"], v["dims"], inputs)
+    for v in config["output"]:
+        need("output", v["name"], v["data_type"], v["dims"], outputs)
+    for c in seq["control_input"]:
+        dtype = c["control"][0].get("data_type", "TYPE_INT32")
+        need("control_input", c["name"], dtype, [1], inputs)
+    for st in seq.get("state", []):
+        for key, side in (("input_name", inputs), ("output_name", outputs)):
+            if st[key] in data:
+                raise ConfigError(f"state {key}: expected a state tensor, got the data tensor {st[key]!r}")
+            need(f"state {key}", st[key], st["data_type"], st["dims"], side)
+
+
+__all__ = ["BACKENDS", "CONTROL_KINDS", "STRATEGIES", "check_config", "TRITON_DTYPES", "TritonConfig", "TritonRepository",
            "add_controls", "config_dict", "export_triton", "to_pbtxt", "triton_graph",
            "verify_sequences"]

@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any
 
 import numpy as np
 
@@ -42,7 +44,7 @@ logger = logging.getLogger(__name__)
 
 MODEL_FILE = "model.onnx"  # the rnnx export beside model.py (its step graph too, when it has one)
 PARAMETER_MODEL = "rnnx_model_file"  # config.pbtxt parameter naming another file in the version folder
-Result = Union[np.ndarray, RnnxError]  # one request's output (1, T, out...) or its error
+Result = np.ndarray | RnnxError  # one request's output (1, T, out...) or its error
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ class SequenceRequest:
     start: bool  # CONTROL_SEQUENCE_START
     ready: bool  # CONTROL_SEQUENCE_READY (False: an empty slot)
     end: bool  # CONTROL_SEQUENCE_END
-    x: Optional[np.ndarray]  # the data input, (1, T, features...)
+    x: np.ndarray | None  # the data input, (1, T, features...)
 
 
 class TritonSequences:
@@ -72,14 +74,14 @@ class TritonSequences:
         (y,) = seqs.execute([SequenceRequest(7, True, True, False, x)])  # x: (1, 1, F)
     """
 
-    def __init__(self, path: Union[str, Path], *, max_batch: int = 64, idle_timeout_us: int = 60_000_000,
+    def __init__(self, path: str | os.PathLike, *, max_batch: int = 64, idle_timeout_us: int = 60_000_000,
                  max_sequences: int = 65_536, clock: Callable[[], float] = time.monotonic) -> None:
         self.path = Path(path)
         self.pool = StreamPool(self.path, max_batch=max_batch, max_streams=max_sequences)
         self.idle_s = idle_timeout_us / 1e6
         self._clock = clock
         self._seen: OrderedDict[int, float] = OrderedDict()  # open sequence -> last request time, oldest first
-        self._chunks: Optional[StreamingSession] = None  # batch-1 session for T > 1 requests, made on demand
+        self._chunks: StreamingSession | None = None  # batch-1 session for T > 1 requests, made on demand
         c = self.pool.contract
         self.input_name = c.input.name
         shape = c.output_shape(1, 1)  # (1, 1, out...) when known
@@ -100,7 +102,7 @@ class TritonSequences:
     def execute(self, requests: Sequence[SequenceRequest]) -> list[Result]:
         """Answer one ``execute()`` batch: an output (1, T, out...) or an error per request."""
         self._evict_idle()
-        results: list[Optional[Result]] = [None] * len(requests)
+        results: list[Result | None] = [None] * len(requests)
         steps: list[int] = []  # requests of one time step, run together
         undo: dict[int, Callable[[], None]] = {}
         for k, req in enumerate(requests):
@@ -173,7 +175,7 @@ class TritonSequences:
             return _named(req, e)
 
     def _run_steps(self, requests: Sequence[SequenceRequest], steps: list[int],
-                   results: list[Optional[Result]], undo: dict[int, Callable[[], None]]) -> None:
+                   results: list[Result | None], undo: dict[int, Callable[[], None]]) -> None:
         """One batched pool step for every one-step request; on a bad one, each alone."""
         if not steps:
             return
@@ -182,7 +184,7 @@ class TritonSequences:
             group = groups.pop()
             reqs = [requests[k] for k in group]
             try:
-                x = np.concatenate([r.x[:, 0] for r in reqs])  # (n, features...)
+                x = np.concatenate([r.x[:, 0] for r in reqs if r.x is not None])  # (n, features...), checked
                 out = self.pool.step_batch([r.corrid for r in reqs], x).array  # (n, out...)
             except RnnxError as e:
                 if len(group) > 1:
@@ -248,7 +250,7 @@ class TritonPythonModel:
 
     def execute(self, requests: list) -> list:
         """One response per request, in order; a bad request gets a TritonError."""
-        import triton_python_backend_utils as pb_utils
+        import triton_python_backend_utils as pb_utils  # type: ignore[import-not-found]  # the server's
 
         parsed = [self._parse(pb_utils, r) for r in requests]
         out = []

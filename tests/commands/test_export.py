@@ -93,6 +93,18 @@ def test_export_format_triton_writes_a_repository(checkpoints, tmp_path) -> None
     assert [s.batch_axis for s in spec.state] == [0, 0] and spec.extra["state_layout"] == "batch_first"
 
 
+def test_export_format_triton_backend_python_writes_model_py_beside_the_export(checkpoints, tmp_path) -> None:
+    res = _cli("export", str(checkpoints["lstm-2l-proj"]), "--out", str(tmp_path / "repo"),
+               "--format", "triton", "--triton-name", "lstm", "--triton-backend", "python")
+    assert res.exit_code == 0, res.output
+    folder = tmp_path / "repo" / "lstm"
+    config = (folder / "config.pbtxt").read_text()
+    assert 'backend: "python"' in config and "CONTROL_SEQUENCE_END" in config and "state" not in config
+    assert "TritonPythonModel" in (folder / "1" / "model.py").read_text()
+    spec = read_spec(folder / "1" / "model.onnx")  # the export as is: states keep their own batch axis
+    assert "state_layout" not in spec.extra
+
+
 def test_export_format_triton_refuses_a_bidirectional_model(checkpoints, tmp_path) -> None:
     res = _cli("export", str(checkpoints["gru-bi"]), "--out", str(tmp_path / "repo"), "--format", "triton")
     assert "not streamable" in user_error(res)

@@ -160,3 +160,21 @@ def test_python_module_source_and_the_client_example(exported, tmp_path: Path) -
     (inp,) = client.step_inputs(cfg.input[0].name, x_t)
     assert inp.name() == cfg.input[0].name and inp.shape() == [1, 1, *cfg.input[0].dims[1:]]
     assert inp.datatype() == model_config.DataType.Name(cfg.input[0].data_type).removeprefix("TYPE_")
+
+
+def test_empty_direct_slots_of_a_token_model_may_hold_any_ids(exported, tmp_path: Path) -> None:
+    """Triton fills an empty slot (READY=0) with arbitrary bytes: ids out of the vocabulary must
+    not fail the batch (the verification run puts such ids in its empty slot)."""
+    _, repo = _repo(exported, tmp_path, "tokens-lstm", strategy="direct")
+    assert repo.max_abs_error <= 1e-5
+    sess = ort.InferenceSession(str(repo.onnx_path), providers=["CPUExecutionProvider"])
+    feeds = {"x": np.array([[3], [1 << 40]], np.int64), "START": np.ones((2, 1), np.int32),
+             "READY": np.array([[1], [0]], np.int32)}
+    feeds.update({s.input: np.zeros(s.concrete_shape(2), s.dtype) for s in repo.spec.state})
+    y = sess.run(["y"], feeds)[0]
+    assert np.isfinite(y[0]).all()
+
+
+def test_a_token_model_on_direct_slots_needs_ready(exported, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="controls: a token-id model served with strategy 'direct' needs READY"):
+        _repo(exported, tmp_path, "tokens-lstm", strategy="direct", controls=("START",))

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 
+from rnnx.onnx_tools.spec_io import read_spec
 from rnnx.runtime import StreamingSession
 from rnnx.spec import TRITON_DTYPES
-from rnnx.exporter.spec_io import read_spec
 
 PROTOCOLS = {"grpc": grpcclient, "http": httpclient}
 
@@ -27,7 +29,7 @@ class Sequence_:
 
     def pieces(self) -> list[np.ndarray]:
         bounds = np.cumsum((0, *self.chunks))
-        return [self.x[:, a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        return [self.x[:, a:b] for a, b in itertools.pairwise(bounds)]
 
 
 def random_input(path: Path, steps: int, rng: np.random.Generator) -> np.ndarray:

@@ -18,9 +18,10 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 STANDIN = Path(__file__).with_name("ort_standin")  # the test-only backend named "onnxruntime"
@@ -36,7 +37,7 @@ class Unavailable(RuntimeError):
     """No tritonserver can run here (the reason says why)."""
 
 
-def start_or_skip(repo: Path, **options: Any) -> "Server":
+def start_or_skip(repo: Path, **options: Any) -> Server:
     """:func:`start`, skipping the test (failing it under RNNX_REQUIRE_TRITON=1) when no server can run."""
     import pytest
 
@@ -75,7 +76,7 @@ class Server:
     grpc_port: int
     log: Path
     started_s: float = 0.0  # seconds from launch to ready
-    _tmp: Optional[tempfile.TemporaryDirectory] = field(default=None, repr=False)
+    _tmp: tempfile.TemporaryDirectory | None = field(default=None, repr=False)
 
     @property
     def http_url(self) -> str:

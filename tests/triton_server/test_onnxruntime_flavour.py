@@ -18,20 +18,26 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnx.exporter.triton import TritonConfig, export_triton
+from rnnx.onnx_tools.triton import TritonConfig, export_triton
 from tests.triton_server import server as triton
-from tests.triton_server.client import max_abs_diff, random_input, reference, run_sequence, sequences
+from tests.triton_server.client import (
+    max_abs_diff,
+    random_input,
+    reference,
+    run_sequence,
+    sequences,
+)
 
 pytestmark = pytest.mark.xdist_group("triton-onnxruntime")
 tritonclient = pytest.importorskip("tritonclient.grpc", reason="tritonclient (dev extra)")
 
 ALL = ("START", "READY", "END", "CORRID")
 MODELS = {  # served name -> (tiny model, TritonConfig options)
-    "lstm": ("lstm-2l", dict(max_batch_size=8)),
-    "gru": ("gru-1l", dict(max_batch_size=8, strategy="direct", controls=ALL)),
-    "convlstm": ("convlstm-k3", dict(max_batch_size=8, controls=("START", "READY", "END"))),
-    "tokens": ("tokens-lstm", dict(max_batch_size=8, strategy="direct")),
-    "proj": ("lstm-2l-proj", dict(max_batch_size=8, controls=ALL, instance_count=2)),
+    "lstm": ("lstm-2l", {"max_batch_size": 8}),
+    "gru": ("gru-1l", {"max_batch_size": 8, "strategy": "direct", "controls": ALL}),
+    "convlstm": ("convlstm-k3", {"max_batch_size": 8, "controls": ("START", "READY", "END")}),
+    "tokens": ("tokens-lstm", {"max_batch_size": 8, "strategy": "direct"}),
+    "proj": ("lstm-2l-proj", {"max_batch_size": 8, "controls": ALL, "instance_count": 2}),
 }
 # onnxruntime's LSTM with projections rounds differently when sequences share a batch (1 ulp):
 # in process, StreamPool vs one StreamingSession per sequence differs by the same 2.98e-08

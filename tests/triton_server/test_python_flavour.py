@@ -12,26 +12,31 @@ import sys
 import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from rnnx.exporter.triton import TritonConfig
-from rnnx.exporter.triton_python import export_triton_python
+from rnnx.onnx_tools.triton import TritonConfig, export_triton
 from tests.triton_server import server as triton
-from tests.triton_server.client import (infer, make_client, max_abs_diff, random_input, reference,
-                                        run_sequence, sequences)
+from tests.triton_server.client import (
+    infer,
+    make_client,
+    max_abs_diff,
+    random_input,
+    reference,
+    run_sequence,
+    sequences,
+)
 
 pytestmark = pytest.mark.xdist_group("triton-python")
 tritonclient = pytest.importorskip("tritonclient.grpc", reason="tritonclient (dev extra)")
 
 MODELS = {  # served name -> (tiny model, TritonConfig options)
-    "lstm": ("lstm-2l", dict(max_batch_size=8, instance_count=2)),
-    "lstm_direct": ("lstm-2l", dict(max_batch_size=8, strategy="direct", max_queue_delay_us=2000)),
-    "convlstm": ("convlstm-k3", dict(max_batch_size=8)),
-    "tokens": ("tokens-lstm", dict(max_batch_size=8, controls=("START", "READY", "END", "CORRID"))),
-    "idle": ("gru-1l", dict(max_batch_size=4, idle_timeout_us=1_000_000)),
+    "lstm": ("lstm-2l", {"max_batch_size": 8, "instance_count": 2}),
+    "lstm_direct": ("lstm-2l", {"max_batch_size": 8, "strategy": "direct", "max_queue_delay_us": 2000}),
+    "convlstm": ("convlstm-k3", {"max_batch_size": 8}),
+    "tokens": ("tokens-lstm", {"max_batch_size": 8, "controls": ("START", "READY", "END", "CORRID")}),
+    "idle": ("gru-1l", {"max_batch_size": 4, "idle_timeout_us": 1_000_000}),
 }
 
 
@@ -40,7 +45,8 @@ def served(tmp_path_factory: pytest.TempPathFactory, export_file):
     repo = tmp_path_factory.mktemp("python_repo")
     files = {}
     for name, (tiny, options) in MODELS.items():
-        files[name] = export_triton_python(export_file(tiny), repo, TritonConfig(name=name, **options)).onnx_path
+        repo_files = export_triton(export_file(tiny), repo, TritonConfig(name=name, **options), backend="python")
+        files[name] = repo_files.onnx_path
     server = triton.start_or_skip(repo)
     yield server, files
     server.stop()
