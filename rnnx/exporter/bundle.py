@@ -110,7 +110,7 @@ def export_files(model: nn.Module, out_dir: str | os.PathLike, *,
         onnx_file: tuple[ExportResult, QuantizeResult | None] | None = None
         for fmt in formats:
             if fmt == "triton":
-                files.append(_export_triton(model, out, opset, triton, check, atol, rtol))
+                files.append(_export_triton(model, out, opset, triton, check, atol, rtol, precision))
                 continue
             path = out / file_name(fmt, precision)
             quantized = None
@@ -188,15 +188,21 @@ def _onnx(model: nn.Module, tmp: Path, opset: int, precision: str,
 
 
 def _export_triton(model: nn.Module, out: Path, opset: int, triton: TritonConfig | None,
-                   check: bool, atol: float | None, rtol: float | None) -> ExportedFile:
-    """ONNX export + parity against the model, then the Triton repository from that file."""
+                   check: bool, atol: float | None, rtol: float | None, precision: str) -> ExportedFile:
+    """ONNX export at ``precision`` + parity against the model (that precision's tolerance),
+    then the Triton repository from that file."""
     with tempfile.TemporaryDirectory() as tmp:
         python = triton is not None and triton.backend == "python"  # serves the file as is: keep its step graph
         result = export_onnx(model, Path(tmp) / file_name("onnx"), opset=opset, step_graph=python)
+        quantized = None
+        if precision != "fp32":  # its step graph converted too
+            quantized = quantize(result.path, Path(tmp) / file_name("onnx", precision), precision=precision)
+            result = dataclasses.replace(result, path=quantized.path, spec=quantized.spec,
+                                         step_graph_path=quantized.step_graph_path)
         report = check_parity(model, result.path, atol=atol, rtol=rtol) if check else None
         repo = export_triton(result.path, out, triton)
     return ExportedFile("triton", dataclasses.replace(result, path=repo.onnx_path, spec=repo.spec),
-                        report)
+                        report, quantized)
 
 
 def _seq2seq_files(model: nn.Module, out: Path, formats: Sequence[str], opset: int, check: bool,

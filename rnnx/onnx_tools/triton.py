@@ -37,6 +37,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from rnnx.atomic import write_bytes_atomic, write_text_atomic
 from rnnx.errors import ConfigError, NotStreamableError, ParityError
+from rnnx.names import check_name
+from rnnx.onnx_tools.compare import resolve_tolerance
 from rnnx.onnx_tools.graph import set_io_shapes
 from rnnx.onnx_tools.spec_io import load_onnx, read_spec
 from rnnx.onnx_tools.state_layout import rename_producer, rename_uses, to_batch_first
@@ -56,7 +58,7 @@ CONTROL_KINDS = {  # control input name -> Triton control kind
 }
 ONNX_FILE = "model.onnx"
 CONFIG_FILE = "config.pbtxt"
-_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+_NAME = re.compile(r"[A-Za-z0-9_.-]+")  # matched against the whole name
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,8 @@ class TritonConfig:
         Raises:
             ConfigError: naming the field, the expected and the received value.
         """
-        if not isinstance(self.name, str) or not _NAME.match(self.name):
+        check_name(self.name, "name", ConfigError)  # never '..', '.', a separator or a line break
+        if not _NAME.fullmatch(self.name):
             raise ConfigError(f"name: expected letters, digits, '_', '-' or '.', got {self.name!r}")
         _positive("max_batch_size", self.max_batch_size)
         _positive("instance_count", self.instance_count)
@@ -318,12 +321,17 @@ def to_pbtxt(d: dict[str, Any], indent: int = 0) -> str:
 # ---------------------------------------------------------------------------- verification
 
 
-def _session(proto: onnx.ModelProto) -> Any:
+def _session(proto: onnx.ModelProto, precision: str) -> Any:
+    """A CPU session with the options the runtime gives ``precision`` (fp16 LSTM/GRU graphs
+    crash onnxruntime's default optimisation level)."""
     import onnxruntime as ort
+
+    from rnnx.runtime.precision import session_options_for
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     opts.log_severity_level = 3
+    opts = session_options_for(precision, opts)
     return ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
 
@@ -344,7 +352,7 @@ def _garbage_step(spec: ModelSpec, rng: np.random.Generator) -> np.ndarray:
 
 def verify_sequences(original: onnx.ModelProto, spec: ModelSpec, served: onnx.ModelProto,
                      served_spec: ModelSpec, controls: Sequence[str], *, slots: int = 3,
-                     lengths: Sequence[int] = (4, 1, 6, 3, 5), atol: float = 1e-5,
+                     lengths: Sequence[int] = (4, 1, 6, 3, 5), atol: float | None = None,
                      seed: int = 0) -> float:
     """Run ``served`` the way Triton's sequence batcher does and compare with ``original``.
 
@@ -353,15 +361,20 @@ def verify_sequences(original: onnx.ModelProto, spec: ModelSpec, served: onnx.Mo
     start as zeros and are carried per sequence; with READY an extra empty slot holds
     garbage. Each sequence's outputs must equal ``original`` run on the whole sequence.
 
+    ``atol`` defaults to the model family's tolerance at the graph's precision (1e-5 for
+    float32; fp16 and int8 graphs batch differently: int8's activation ranges are per batch).
+
     Returns:
         The worst absolute difference.
 
     Raises:
         ParityError: a sequence's outputs differ by more than ``atol``.
     """
+    if atol is None:
+        atol = resolve_tolerance(spec.kind, None, None, spec.precision)[0].atol
     rng = np.random.default_rng(seed)
     xs = [_random_steps(spec, n, rng) for n in lengths]
-    ref_sess, sess = _session(original), _session(served)
+    ref_sess, sess = _session(original, spec.precision), _session(served, served_spec.precision)
     refs = []
     for x in xs:
         feeds = {spec.input.name: x[None]}

@@ -25,3 +25,16 @@ def test_default_is_onnx_only(tmp_path) -> None:
 def test_unknown_format_lists_valid_ones(tmp_path) -> None:
     with pytest.raises(ConfigError, match=r"format: expected one or more of onnx, torchscript, triton, ort, got \['tflite'\]"):
         export_files(make_model("rnn-tanh"), tmp_path, formats=("tflite",))
+
+
+@pytest.mark.parametrize("precision", ["fp16", "int8"])
+def test_triton_format_honours_the_precision(tmp_path, precision):
+    """--format triton ignored --precision: the repository always held the float32 graph."""
+    from rnnx.onnx_tools.spec_io import read_spec
+    from tests.zoo import TINY
+
+    (made,) = export_files(TINY["gru-1l"](), tmp_path, formats=["triton"], precision=precision)
+    served = tmp_path / "rnnx_model" / "1" / "model.onnx"
+    assert made.result.path == served and read_spec(served).precision == precision
+    assert made.result.spec.precision == precision and made.quantized is not None
+    assert made.report is not None and made.report.ok

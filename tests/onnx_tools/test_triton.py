@@ -178,3 +178,35 @@ def test_empty_direct_slots_of_a_token_model_may_hold_any_ids(exported, tmp_path
 def test_a_token_model_on_direct_slots_needs_ready(exported, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="controls: a token-id model served with strategy 'direct' needs READY"):
         _repo(exported, tmp_path, "tokens-lstm", strategy="direct", controls=("START",))
+
+
+@pytest.mark.parametrize("name", ["..", ".", "x\n", "a\0b", ""], ids=["dotdot", "dot", "newline", "nul", "empty"])
+def test_a_model_name_that_is_not_a_plain_folder_name_is_refused(exported, tmp_path: Path, name: str) -> None:
+    """``--triton-name ..`` wrote 1/model.onnx and config.pbtxt above the repository."""
+    _, result = exported("gru-1l", "onnx")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    with pytest.raises(ConfigError, match=r"name: expected"):
+        export_triton(result.path, repo, TritonConfig(name=name), verify=False)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["repo"]
+
+
+@pytest.mark.parametrize("kind", ["lstm-1l", "gru-1l"])
+def test_an_fp16_lstm_or_gru_is_served_without_crashing_onnxruntime(exported, tmp_path: Path, kind: str) -> None:
+    """export_triton opened an fp16 LSTM/GRU without the precision's session options: a segfault.
+    Run in a child so a crash fails this test instead of killing the suite."""
+    import subprocess
+    import sys
+
+    from rnnx.onnx_tools.quantize import quantize
+
+    _, result = exported(kind, "onnx")
+    half = quantize(result.path, tmp_path / "half.onnx", precision="fp16").path
+    code = ("import sys; from rnnx.onnx_tools.triton import TritonConfig, export_triton\n"
+            f"r = export_triton({str(half)!r}, {str(tmp_path / 'repo')!r}, TritonConfig(name='half'))\n"
+            "print(r.spec.precision, r.max_abs_error)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split()[0] == "fp16"
+    assert (tmp_path / "repo" / "half" / "1" / "model.onnx").is_file()
