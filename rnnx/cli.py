@@ -52,7 +52,7 @@ def versions() -> list[str]:
     Reads installed package metadata; imports only onnxruntime (to list its providers).
     """
     lines = [f"rnnx {__version__}", f"python {platform.python_version()}"]
-    for dist, extra in (("torch", "export"), ("onnx", "export")):
+    for dist, extra in (("torch", "export"), ("onnx", "cpu")):
         try:
             lines.append(f"{dist} {importlib.metadata.version(dist)}")
         except importlib.metadata.PackageNotFoundError:

@@ -50,8 +50,8 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 logger = logging.getLogger("rnnx")
 
 # top-level module -> the pip extra that installs it
-EXTRAS = {"torch": "export", "onnx": "export", "onnxscript": "export", "safetensors": "export",
-          "onnxruntime": "cpu", "matplotlib": "train", "tqdm": "train"}
+EXTRAS = {"torch": "export", "onnx": "cpu", "onnxconverter_common": "cpu", "onnxscript": "export",
+          "safetensors": "export", "onnxruntime": "cpu", "matplotlib": "train", "tqdm": "train"}
 
 # OSError numbers that mean "this path can't be used", reported even when no file name is attached
 _FILE_ERRNOS = {errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENAMETOOLONG, errno.EACCES,
