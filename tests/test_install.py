@@ -58,12 +58,9 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
-def fresh_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A new virtualenv that sees none of the test environment's packages."""
-    where = tmp_path_factory.mktemp("venv") / "v"
+def _fresh_venv(where: Path) -> Path:
     venv.EnvBuilder(with_pip=True, system_site_packages=False).create(where)
-    return where
+    return where / "bin"
 
 
 def _package_files(root: Path) -> set[str]:
@@ -80,10 +77,35 @@ def test_build_makes_a_wheel_and_an_sdist_holding_every_package_file(dist: Path)
     assert not missing, f"files of the package missing from the wheel: {sorted(missing)}"
 
 
-def test_the_wheel_installed_in_a_fresh_venv_exports_and_runs(dist: Path, fresh_venv: Path,
-                                                              tmp_path: Path) -> None:
+def test_the_cpu_extra_alone_inspects_grafts_state_onto_and_quantizes_without_torch(
+        dist: Path, tmp_path: Path) -> None:
+    from tests.foreign import PlainRNN, export_plain
+
+    plain = export_plain(PlainRNN("lstm"), (torch.randn(2, 5, 3),), tmp_path / "plain.onnx", dynamo=False,
+                         input_names=["x"], output_names=["y"],
+                         dynamic_axes={"x": {0: "batch", 1: "time"}, "y": {0: "batch", 1: "time"}})
+    bin_ = _fresh_venv(tmp_path / "v")
+    _run([str(bin_ / "python"), "-m", "pip", "install", "-q", f"{next(dist.glob('rnnx-*.whl'))}[cpu]"],
+         cwd=tmp_path)
+    no_torch = subprocess.run([str(bin_ / "python"), "-c", "import torch"], env=_env(), cwd=tmp_path,
+                              capture_output=True)
+    assert no_torch.returncode != 0, "rnnx[cpu] installed torch"
+
+    rnnx = str(bin_ / "rnnx")
+    shown = _run([rnnx, "inspect", plain.name], cwd=tmp_path)
+    assert "LSTM" in shown.stdout and "rnnx stateful" in shown.stdout, shown.stdout
+    _run([rnnx, "stateful", plain.name, "--out", "stream.onnx"], cwd=tmp_path)
+    for precision in ("int8", "fp16"):
+        _run([rnnx, "quantize", "stream.onnx", "--precision", precision, "--out", f"q.{precision}.onnx"],
+             cwd=tmp_path)
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).standard_normal((9, 3)).astype(np.float32))
+    _run([rnnx, "run", "q.int8.onnx", "x.npy", "--out", "y.npy"], cwd=tmp_path)
+    assert np.load(tmp_path / "y.npy").shape == (1, 9, 2)
+
+
+def test_the_wheel_installed_in_a_fresh_venv_exports_and_runs(dist: Path, tmp_path: Path) -> None:
     wheel = next(dist.glob("rnnx-*.whl"))
-    bin_ = fresh_venv / "bin"
+    bin_ = _fresh_venv(tmp_path / "v")
     start = time.perf_counter()
     # torch pinned to the build these tests run with (as `make test` pins it): PyPI's default
     # Linux torch brings its CUDA libraries, over 5 GiB (docs/guides/install.md)
@@ -93,7 +115,7 @@ def test_the_wheel_installed_in_a_fresh_venv_exports_and_runs(dist: Path, fresh_
     print(f"pip install rnnx[cpu,export] from the wheel into a fresh venv: {seconds:.1f} s")
 
     where = _run([str(bin_ / "python"), "-c", "import rnnx; print(rnnx.__file__)"], cwd=tmp_path)
-    assert Path(where.stdout.strip()).is_relative_to(fresh_venv), where.stdout  # not the checkout
+    assert Path(where.stdout.strip()).is_relative_to(tmp_path / "v"), where.stdout  # not the checkout
 
     version = _run([str(bin_ / "rnnx"), "--version"], cwd=tmp_path)
     assert version.stdout.startswith("rnnx 0."), version.stdout
