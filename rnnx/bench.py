@@ -13,7 +13,6 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable, Optional
 
 import numpy as np
-import onnxruntime as ort
 
 from rnnx.runtime import RuntimeOptions, StreamingSession, StreamPool
 from rnnx.runtime.contract import Contract
@@ -98,15 +97,9 @@ def reference_model() -> Any:
     return build("lstm", input_size=16, hidden_size=64, num_layers=2, output_size=1).eval()
 
 
-def session_options(threads: int = 1) -> ort.SessionOptions:
-    """onnxruntime options with ``threads`` intra-op threads and one inter-op thread.
-
-    Raises:
-        ConfigError: ``threads`` outside 0 .. :data:`rnnx.runtime.options.MAX_THREADS`.
-    """
-    so = RuntimeOptions(threads=threads).ort_session_options()  # checks the bound
-    so.inter_op_num_threads = 1
-    return so
+def runtime_options(threads: int = 1) -> RuntimeOptions:
+    """Runtime options with ``threads`` onnxruntime intra-op threads."""
+    return RuntimeOptions(threads=threads)
 
 
 def example_step(contract: Contract, batch: int, seed: int = 0) -> np.ndarray:
@@ -138,13 +131,13 @@ def bare_ort_case(sess: StreamingSession, calls: int) -> Case:
     """A hand-written ``InferenceSession.run`` loop that carries the state itself, on the graph
     ``sess.step`` runs (the file's step graph when the session uses one)."""
     c = sess.contract
-    ort_sess = sess._engine.step_backend.session  # the raw onnxruntime session single steps run on
+    backend = sess.step_backend  # the graph single steps run on
     feeds = _bare_feeds(sess, 1)
     outputs = [c.output.name] + [s.output for s in c.states]
     pairs = [(i + 1, s.input) for i, s in enumerate(c.states)]
 
     def step() -> list[np.ndarray]:
-        outs = ort_sess.run(outputs, feeds)
+        outs = backend.run(outputs, feeds)
         for i, name in pairs:
             feeds[name] = outs[i]
         return outs
@@ -159,7 +152,7 @@ def session_cases(path: str, calls: int, providers: Any, threads: int, chunk: in
     ``stack`` closes the session; ``runtime``: state_map/constants/context for ONNX files
     rnnx did not write.
     """
-    sess = stack.enter_context(StreamingSession(path, providers=providers, session_options=session_options(threads),
+    sess = stack.enter_context(StreamingSession(path, providers=providers, options=runtime_options(threads),
                                                 **(runtime or {})))
     x = example_step(sess.contract, 1)
     cases = [("StreamingSession.step", lambda: sess.step(x), 1, calls), bare_ort_case(sess, calls)]
@@ -174,16 +167,16 @@ def session_cases(path: str, calls: int, providers: Any, threads: int, chunk: in
 def pool_cases(path: str, streams: int, calls: int, providers: Any, threads: int, stack: ExitStack,
                runtime: Optional[dict[str, Any]] = None) -> list[Case]:
     """Pool ``step_many`` over N streams, N solo sessions in turn, one bare batched call (``stack`` closes them)."""
-    so = session_options(threads)
+    so = runtime_options(threads)
     runtime = runtime or {}
-    pool = stack.enter_context(StreamPool(path, providers=providers, session_options=so, capacity=streams,
+    pool = stack.enter_context(StreamPool(path, providers=providers, options=so, capacity=streams,
                                           **runtime))
     c = pool.contract
     xs = example_step(c, streams)
     inputs = {i: xs[i] for i in range(streams)}
     for i in range(streams):
         pool.open(i)
-    solo = [stack.enter_context(StreamingSession(path, providers=providers, session_options=so, **runtime))
+    solo = [stack.enter_context(StreamingSession(path, providers=providers, options=so, **runtime))
             for _ in range(streams)]
 
     def round_robin() -> None:
@@ -197,7 +190,7 @@ def pool_cases(path: str, streams: int, calls: int, providers: Any, threads: int
         (f"StreamPool.step_many({streams} streams)", lambda: pool.step_many(inputs), streams, calls),
         (f"StreamPool.step_batch({streams} streams)", lambda: pool.step_batch(ids, xs), streams, calls),
         (f"{streams} solo sessions stepping in turn", round_robin, streams, max(10, calls // 4)),
-        (f"bare ort.run on {streams} batched states", lambda: pool.backend.session.run(outputs, feeds),
+        (f"bare ort.run on {streams} batched states", lambda: pool.backend.run(outputs, feeds),
          streams, calls),  # the graph the pool steps on (its step graph when the file has one)
     ]
 

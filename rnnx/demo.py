@@ -116,7 +116,7 @@ def _stream(result: Any, onnx_path: Path, out: Path, echo: Echo, numbers: dict[s
     echo("[4/6] streaming the held-out sequence through onnxruntime, one step per call...")
     test = result.data.test
     x, y = test.x[0].numpy(), test.y[0].numpy()  # (T, 1) inputs and next-value targets
-    sess = StreamingSession(onnx_path, session_options=_ort_options())
+    sess = StreamingSession(onnx_path, options=_ort_options())
     steps = np.stack([sess.step(x[t][None])[0] for t in range(len(x))])  # (T, 1)
     eager = stream(result.model, test)[0].numpy()
     numbers.update(stream_steps=len(x), stream_mae=float(np.abs(steps - y).mean()),
@@ -149,12 +149,9 @@ def _closed_loop(sess: Any, x: np.ndarray, warmup: int) -> np.ndarray:
 
 
 def _ort_options() -> Any:
-    import onnxruntime as ort
+    from rnnx.runtime import RuntimeOptions
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    return opts
+    return RuntimeOptions(threads=1)
 
 
 def _bench(model: Any, onnx_path: Path, quick: bool, echo: Echo, numbers: dict[str, Any]) -> None:
@@ -169,7 +166,7 @@ def _bench(model: Any, onnx_path: Path, quick: bool, echo: Echo, numbers: dict[s
     state = model.init_state(1)
     with torch.inference_mode():
         eager = _timed(n, lambda t: model(xt[t][None], state))  # (1, 1, 1) per call; same state: latency only
-    sess = StreamingSession(onnx_path, session_options=_ort_options())
+    sess = StreamingSession(onnx_path, options=_ort_options())
     runtime = _timed(n, lambda t: sess.step(x[t]))
     for name, times in (("eager", eager), ("onnx", runtime)):
         numbers[f"{name}_step_us_median"] = round(statistics.median(times), 1)

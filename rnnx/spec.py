@@ -47,7 +47,6 @@ DTYPE_TABLE: dict[str, tuple[int, str, str]] = {
     "bool": (9, "tensor(bool)", "TYPE_BOOL"),
 }
 DTYPES = tuple(DTYPE_TABLE)  # dtype names a spec may use
-ONNX_DTYPES = {onnx: name for name, (onnx, _, _) in DTYPE_TABLE.items()}  # 1 -> "float32"
 ORT_DTYPES = {ort: name for name, (_, ort, _) in DTYPE_TABLE.items()}  # "tensor(float)" -> "float32"
 TRITON_DTYPES = {name: triton for name, (_, _, triton) in DTYPE_TABLE.items()}  # "float32" -> "TYPE_FP32"
 PRECISIONS = ("fp32", "fp16", "int8")  # weights/compute precision of a graph (its I/O stays float32)

@@ -146,7 +146,7 @@ def _gru_rz(cell: GRUCell) -> np.ndarray:
     return np.concatenate([np.ones(2 * cell.hidden_size), np.zeros(cell.hidden_size)])
 
 
-def _project(cell: nn.Module, g: _Graph, x: str, over_time: bool) -> str:
+def _project(cell: nn.Module, g: _Graph, x: str) -> str:
     """The cell's input projection with every foldable bias: (T, B, ...) or one step (B, ...)."""
     if isinstance(cell, ConvLSTMCell):  # not hoisted: measured no faster over 64 steps, slower for one
         return x
@@ -231,7 +231,7 @@ def stack_scan(cells: list[nn.Module], x: str, states: list[str], y: str, new_st
         raise ValueError(f"stacked: unstacked states hold one cell, got {len(cells)} cells")
     dtype = _array(next(cells[0].parameters())).dtype
     outer, body = _Graph(prefix, dtype), _Graph(prefix + "step/", dtype)
-    xp = _project(cells[0], outer, x, over_time=True)
+    xp = _project(cells[0], outer, x)
     xp_t = body.prefix + "x_proj_t"
     body_in, body_out, layer_in = [], [], xp_t
     for l, cell in enumerate(cells):
@@ -239,7 +239,7 @@ def stack_scan(cells: list[nn.Module], x: str, states: list[str], y: str, new_st
         state_shapes, proj_shape = _shapes(cell)
         names = [f"{g.prefix}{k}_prev" for k in ("h", "c")[:len(state_shapes)]]
         body_in += list(zip(names, state_shapes))
-        projected = layer_in if l == 0 else _project(cell, g, layer_in, over_time=False)
+        projected = layer_in if l == 0 else _project(cell, g, layer_in)
         new = _step(cell, g, projected, names)
         body_out += list(zip(new, state_shapes))
         layer_in = new[0]  # the next layer reads this layer's h

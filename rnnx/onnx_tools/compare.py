@@ -33,6 +33,7 @@ TOLERANCES: dict[tuple[str, str], Tolerance] = {
     ("convlstm", "fp32"): Tolerance(1e-5, 1e-5),  # convolutions sum many terms: more relative slack
     ("seq2seq", "fp32"): Tolerance(1e-5, 1e-5),  # generated sequences: outputs fed back, errors compound a little
     ("custom", "fp32"): Tolerance(1e-5, 1e-5),
+    ("foreign", "fp32"): Tolerance(1e-5, 1e-4),  # third-party graphs made stateful: their own op choices
     ("rnn", "fp16"): Tolerance(1e-2, 1e-2),
     ("lstm", "fp16"): Tolerance(1e-2, 1e-2),
     ("gru", "fp16"): Tolerance(1e-2, 1e-2),

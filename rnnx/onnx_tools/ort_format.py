@@ -16,11 +16,10 @@ import dataclasses
 import os
 from pathlib import Path
 
-import onnxruntime as ort
-
 from rnnx.errors import ExportError, ModelFileError
 from rnnx.onnx_tools.graph import load_onnx, store_spec
-from rnnx.spec import METADATA_KEY, ORT_DTYPES, ModelSpec
+from rnnx.runtime.backend import OrtBackend, TensorInfo, convert_to_ort, open_graph
+from rnnx.spec import METADATA_KEY, ModelSpec
 
 ORT_MAGIC = b"ORTM"  # flatbuffer file identifier at bytes 4..8 of every .ort file
 
@@ -47,16 +46,10 @@ def to_ort(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     """
     out = Path(dst)
     out.parent.mkdir(parents=True, exist_ok=True)
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    opts.optimized_model_filepath = os.fspath(out)
-    opts.add_session_config_entry("session.save_model_format", "ORT")
-    opts.log_severity_level = 4
     try:
-        ort.InferenceSession(_without_step_graph(src), opts, providers=["CPUExecutionProvider"])
-    except Exception as e:  # onnxruntime's own error types
-        raise ExportError(f"{src}: onnxruntime cannot convert it to the .ort format "
-                          f"({' '.join(str(e).split())[:200]})") from None
+        convert_to_ort(_without_step_graph(src), out)
+    except RuntimeError as e:  # onnxruntime's own message
+        raise ExportError(f"{src}: onnxruntime cannot convert it to the .ort format ({str(e)[:200]})") from None
     return out
 
 
@@ -74,27 +67,24 @@ def _without_step_graph(src: str | os.PathLike) -> str | bytes:
     return model.SerializeToString()
 
 
-def _session(path: str | os.PathLike) -> ort.InferenceSession:
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 4
+def _session(path: str | os.PathLike) -> OrtBackend:
     try:
-        return ort.InferenceSession(os.fspath(path), opts, providers=["CPUExecutionProvider"])
-    except Exception as e:  # onnxruntime's own error types
-        raise ModelFileError(f"{path}: not a loadable .ort model "
-                             f"({' '.join(str(e).split())[:200]})") from None
+        return open_graph(path, "fp32")
+    except ModelFileError as e:
+        raise ModelFileError(f"{path}: not a loadable .ort model ({str(e)[:300]})") from None
 
 
 def ort_metadata(path: str | os.PathLike) -> dict[str, str]:
     """The custom metadata of a ``.ort`` file, read by onnxruntime (it parses the format)."""
-    return dict(_session(path).get_modelmeta().custom_metadata_map)
+    return _session(path).metadata()
 
 
 def ort_io(path: str | os.PathLike) -> tuple[list[dict], list[dict]]:
     """Graph inputs and outputs of a ``.ort`` file as ``{name, shape, dtype}`` dicts."""
     sess = _session(path)
 
-    def rows(values) -> list[dict]:
+    def rows(values: list[TensorInfo]) -> list[dict]:
         return [{"name": v.name, "shape": [d if d is not None else "?" for d in v.shape],
-                 "dtype": ORT_DTYPES.get(v.type, v.type)} for v in values]
+                 "dtype": v.dtype or v.type_str} for v in values]
 
-    return rows(sess.get_inputs()), rows(sess.get_outputs())
+    return rows(sess.inputs()), rows(sess.outputs())

@@ -3,12 +3,14 @@
 ``export_onnx(strategy="auto")`` probes candidate graphs it has just built; some of them
 (a Python loop traced at one length and run at another) make onnxruntime abort or
 raise SIGFPE, which no ``try`` can catch. The probe therefore runs each candidate in a
-child Python that imports only numpy and onnxruntime (0.2 to 1 s to start) and talks
+child Python that imports only numpy, onnxruntime and rnnx's runtime backend (where every
+session's options are decided; 0.2 to 1 s to start) and talks
 to it over pipes (a JSON line per array, then its raw bytes: no pickle either way).
 
 One child serves the whole process (started on first use, replaced after a crash), so
 the start-up is paid once. The parent side is :func:`isolated_runner`; this file is
-also the child's script (run by path, so it never imports the rnnx package or torch).
+also the child's script (run by path with the package on its path: it imports
+:mod:`rnnx.runtime.backend`, never torch or onnx).
 """
 
 from __future__ import annotations
@@ -174,19 +176,8 @@ def _close_shared() -> None:
         _shared.close()
 
 
-def _options() -> Any:  # an onnxruntime.SessionOptions (onnxruntime is imported in the child only)
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 4
-    opts.intra_op_num_threads = 1
-    return opts
-
-
 def _serve() -> None:  # pragma: no cover - runs in the child process
-    import onnxruntime as ort
-
-    from rnnx.runtime.precision import session_options_for
+    from rnnx.runtime.backend import open_graph  # the child imports the runtime's backend, never torch
 
     inp, out = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything a library prints goes to stderr (devnull), never into our replies
@@ -201,8 +192,7 @@ def _serve() -> None:  # pragma: no cover - runs in the child process
                 (model,) = _read(inp, 1)
                 sess, names = None, head
                 if model.size:  # with the options the runtime gives a graph of this precision
-                    so = session_options_for(head.get("precision", "fp32"), _options())
-                    sess = ort.InferenceSession(model.tobytes(), so, providers=["CPUExecutionProvider"])
+                    sess = open_graph(model.tobytes(), head.get("precision", "fp32"))
                 result = []
             else:
                 feed = dict(zip(names["inputs"], _read(inp, len(names["inputs"]))))
@@ -217,4 +207,7 @@ def _serve() -> None:  # pragma: no cover - runs in the child process
 
 
 if __name__ == "__main__":  # pragma: no cover
+    # the package root replaces this script's folder on the path: its modules (graph, triton...)
+    # must not shadow top-level packages, and the child imports the same rnnx as its parent
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     _serve()

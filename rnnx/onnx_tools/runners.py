@@ -2,31 +2,25 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Callable
 
 import numpy as np
 
-from rnnx.errors import ModelFileError
+from rnnx.runtime import StreamingSession
+from rnnx.runtime.backend import TOOL_OPTIONS, open_graph
 from rnnx.spec import ModelSpec
 
 Runner = Callable[[np.ndarray, list[np.ndarray]], tuple[np.ndarray, list[np.ndarray]]]
 
 
 def onnx_runner(model: str | bytes, spec: ModelSpec) -> Runner:
-    """A CPU onnxruntime session wrapped as a runner (``model``: a path or serialized bytes)."""
-    import onnxruntime as ort
+    """A CPU onnxruntime session wrapped as a runner (``model``: a path or serialized bytes).
 
-    from rnnx.runtime.precision import session_options_for
-
-    opts = session_options_for(spec.precision, ort.SessionOptions())
-    opts.log_severity_level = 4  # failures surface as exceptions, not console noise
-    opts.intra_op_num_threads = 1  # parity graphs are tiny: threads only add contention
-    try:
-        sess = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
-    except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
-        where = model if isinstance(model, str) else "graph"
-        raise ModelFileError(f"{where}: onnxruntime cannot load it ({str(e).splitlines()[0]})") \
-            from None
+    One thread, onnxruntime's own logging off (failures surface as exceptions), the session
+    options of the spec's precision (:func:`rnnx.runtime.backend.session_options`).
+    """
+    sess = open_graph(model, spec.precision)
     outputs = [spec.output.name, *(s.output for s in spec.state)]
 
     def run(x: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -44,16 +38,7 @@ def session_runner(path: str, spec: ModelSpec) -> Runner:
     double-buffered states); bidirectional ones: one plain call on the session's backend.
     One session per batch size, closed when the runner is garbage-collected.
     """
-    import weakref
-
-    import onnxruntime as ort
-
-    from rnnx.runtime import RuntimeOptions, StreamingSession
-
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 4  # failures surface as exceptions, not console noise
-    opts.intra_op_num_threads = 1  # parity graphs are tiny: threads only add contention
-    options = RuntimeOptions(session_options=opts)
+    options = TOOL_OPTIONS  # one thread (parity graphs are tiny), onnxruntime's logging off
     sessions: dict[int, StreamingSession] = {}
     outputs = [spec.output.name, *(s.output for s in spec.state)]
 

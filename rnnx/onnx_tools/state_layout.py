@@ -25,7 +25,6 @@ from onnx import helper
 from rnnx.onnx_tools.graph import write_shape
 from rnnx.spec import BATCH, ModelSpec, StateSpec
 
-LAYOUTS = ("model", "batch_first")  # state layouts an export can carry
 
 
 def batch_first_shape(state: StateSpec) -> tuple:

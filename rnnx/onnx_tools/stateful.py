@@ -39,16 +39,18 @@ from onnx import TensorProto, helper
 
 from rnnx.version import __version__
 from rnnx.errors import ExportError, ModelFileError, NotStreamableError, ParityError, StatefulError
+from rnnx.onnx_tools.compare import TOLERANCES
 from rnnx.onnx_tools.graph import finalize, remove_unused_initializers
 from rnnx.onnx_tools.dynamic_axes import (data_axes, default_opset, dims, fresh_name, free_reshapes,
                                         np_dtype_name, set_dims)
 from rnnx.onnx_tools.rnn_nodes import RNN_OPS, GraphIndex, RecurrentNode, StateSlot, find_recurrent
 from rnnx.onnx_tools.spec_io import load_onnx
+from rnnx.runtime.backend import OrtBackend, open_graph
 from rnnx.spec import BATCH, METADATA_KEY, TIME, IOSpec, ModelSpec, StateSpec
 
 logger = logging.getLogger(__name__)
 
-ATOL, RTOL = 1e-5, 1e-4  # float32 tolerance of the streaming check
+ATOL, RTOL = TOLERANCES[("foreign", "fp32")].atol, TOLERANCES[("foreign", "fp32")].rtol  # the streaming check
 
 
 @dataclass(frozen=True)
@@ -328,14 +330,8 @@ def _remove_dead_nodes(graph: onnx.GraphProto) -> None:
 
 
 # ---------------------------------------------------------------------------- running
-def _session(model: onnx.ModelProto | os.PathLike | str) -> Any:
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.log_severity_level = 3
-    data = model.SerializeToString() if isinstance(model, onnx.ModelProto) else os.fspath(model)
-    return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+def _session(model: onnx.ModelProto | os.PathLike | str) -> OrtBackend:
+    return open_graph(model.SerializeToString() if isinstance(model, onnx.ModelProto) else model)
 
 
 def _example(x: onnx.ValueInfoProto, axes: dict[int, int], dtype: str, seed: int) -> np.ndarray:

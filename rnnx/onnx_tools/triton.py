@@ -44,6 +44,7 @@ from rnnx.onnx_tools.spec_io import load_onnx, read_spec
 from rnnx.onnx_tools.state_layout import rename_producer, rename_uses, to_batch_first
 from rnnx.onnx_tools.triton_python import write_python_repository
 from rnnx.runtime.triton_backend import PARAMETER_MODEL as PYTHON_MODEL_PARAMETER
+from rnnx.runtime.backend import OrtBackend, open_graph
 from rnnx.spec import BATCH, METADATA_KEY, TRITON_DTYPES, ModelSpec
 
 STRATEGIES = ("oldest", "direct")  # Triton sequence-batcher scheduling strategies
@@ -321,18 +322,8 @@ def to_pbtxt(d: dict[str, Any], indent: int = 0) -> str:
 # ---------------------------------------------------------------------------- verification
 
 
-def _session(proto: onnx.ModelProto, precision: str) -> Any:
-    """A CPU session with the options the runtime gives ``precision`` (fp16 LSTM/GRU graphs
-    crash onnxruntime's default optimisation level)."""
-    import onnxruntime as ort
-
-    from rnnx.runtime.precision import session_options_for
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.log_severity_level = 3
-    opts = session_options_for(precision, opts)
-    return ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+def _session(proto: onnx.ModelProto, precision: str) -> OrtBackend:
+    return open_graph(proto.SerializeToString(), precision)
 
 
 def _random_steps(spec: ModelSpec, steps: int, rng: np.random.Generator) -> np.ndarray:
@@ -359,7 +350,8 @@ def verify_sequences(original: onnx.ModelProto, spec: ModelSpec, served: onnx.Mo
     Sequences of different ``lengths`` share ``slots`` batch slots (one step per request,
     a new sequence takes a slot as soon as one frees); states live outside the graph,
     start as zeros and are carried per sequence; with READY an extra empty slot holds
-    garbage. Each sequence's outputs must equal ``original`` run on the whole sequence.
+    garbage. Each sequence's outputs must equal ``original`` run on the whole sequence,
+    within ``atol`` (default: the tolerance table's entry for the spec's family and precision).
 
     ``atol`` defaults to the model family's tolerance at the graph's precision (1e-5 for
     float32; fp16 and int8 graphs batch differently: int8's activation ranges are per batch).

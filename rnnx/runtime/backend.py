@@ -20,8 +20,8 @@ import onnxruntime as ort
 
 from rnnx.atomic import path_kind
 from rnnx.errors import ModelFileError
-from rnnx.runtime.options import RuntimeOptions
-from rnnx.runtime.precision import file_precision, session_options_for
+from rnnx.runtime.options import OPTIMIZATION, RuntimeOptions
+from rnnx.runtime.precision import CONFIG, MAX_LEVEL, file_precision
 from rnnx.runtime.providers import CUDA, check_session_providers, resolve_providers
 from rnnx.spec import ORT_DTYPES
 
@@ -65,6 +65,50 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
+_LEVELS = {"off": ort.GraphOptimizationLevel.ORT_DISABLE_ALL, "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+           "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+_SEVERITY = {"verbose": 0, "info": 1, "warning": 2, "error": 3, "fatal": 4}
+TOOL_OPTIONS = RuntimeOptions(threads=1, log_level="fatal")  # tools' probes: tiny graphs, errors as exceptions
+
+
+def session_options(options: RuntimeOptions, precision: str = "fp32") -> ort.SessionOptions:
+    """The ``onnxruntime.SessionOptions`` for ``options`` and a graph of ``precision``: the one place.
+
+    A precision that needs it lowers the optimisation level (fp16: onnxruntime's
+    NchwcTransformer crashes on fp16 graphs above "extended") and adds session config
+    entries (int8: ``session.disable_quant_qdq``); see :mod:`rnnx.runtime.precision`.
+    """
+    so = ort.SessionOptions()
+    if options.threads is not None:
+        so.intra_op_num_threads = options.threads
+    so.log_severity_level = _SEVERITY[options.log_level]
+    level, cap = options.optimization, MAX_LEVEL.get(precision)
+    if cap is not None and OPTIMIZATION.index(level) > OPTIMIZATION.index(cap):
+        logger.info("%s graph: optimisation level lowered from %s to %s (onnxruntime's NchwcTransformer "
+                    "crashes on fp16 graphs)", precision, level, cap)
+        level = cap
+    so.graph_optimization_level = _LEVELS[level]
+    for key, value in (*CONFIG.get(precision, {}).items(), *options.session_config):
+        so.add_session_config_entry(key, value)
+    return so
+
+
+def convert_to_ort(model: PathLike | bytes, dst: PathLike, precision: str = "fp32") -> None:
+    """Save ``model`` in onnxruntime's ``.ort`` format at ``dst``, optimised at the *basic* level.
+
+    Raises:
+        RuntimeError: onnxruntime cannot load or convert the graph (its own message).
+    """
+    so = session_options(RuntimeOptions(optimization="basic", log_level="fatal",
+                                        session_config=(("session.save_model_format", "ORT"),)), precision)
+    so.optimized_model_filepath = os.fspath(dst)
+    try:
+        ort.InferenceSession(model if isinstance(model, bytes) else os.fspath(model), so,
+                             providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime's own error types
+        raise RuntimeError(" ".join(str(e).split())) from None
+
+
 def _shape(dims: Sequence[Any]) -> tuple[Dim, ...]:
     return tuple(d if (isinstance(d, int) and d >= 0) or isinstance(d, str) else None for d in dims)
 
@@ -101,7 +145,10 @@ class OrtBackend:
         if self.device == "cuda":
             self.run_bound = self._run_bound_cuda
         elif inner is not None and hasattr(inner, "run_with_iobinding"):
-            # skips the public wrapper's per-call signature work: this is the step fast path
+            # The step fast path, and the one place rnnx touches onnxruntime privates: the public
+            # InferenceSession.run_with_iobinding costs 112-151 us per call against 19-23 us for
+            # its native method (onnxruntime 1.32, an LSTM H=32 step); older/newer wrappers fall
+            # back to the public call below.
             run_inner, options = inner.run_with_iobinding, self._options
             self.run_bound = lambda b: run_inner(b._iobinding, options)
         else:  # pragma: no cover - older/newer onnxruntime
@@ -140,7 +187,7 @@ class OrtBackend:
         if data is None and not p.is_file():
             raise ModelFileError(f"model: expected an ONNX file, got {path_kind(p)} at {p}")
         # the file's precision may need options (fp16: see rnnx.runtime.precision)
-        so = session_options_for(precision or file_precision(p), options.ort_session_options())
+        so = session_options(options, precision or file_precision(p if data is None else data))
         try:
             sess = ort.InferenceSession(str(p) if data is None else data, sess_options=so, providers=resolved)
         except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
@@ -219,6 +266,21 @@ class OrtBackend:
         """
         self.session = None
         self.run_bound = closed_run
+
+
+def open_graph(model: PathLike | bytes, precision: Optional[str] = None,
+               options: RuntimeOptions = TOOL_OPTIONS) -> OrtBackend:
+    """A backend for a tool's own run of a graph (a path, or its serialized bytes).
+
+    The ONNX tools (parity runners, stateful, Triton checks, the isolated child) open every
+    graph here, so a precision's session options apply to them as to the runtime.
+
+    Raises:
+        ModelFileError: onnxruntime cannot load the graph.
+    """
+    if isinstance(model, bytes):
+        return OrtBackend.open("graph", options, precision or "fp32", data=model)
+    return OrtBackend.open(model, options, precision)
 
 
 def closed_run(binding: Any) -> None:

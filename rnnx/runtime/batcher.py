@@ -66,10 +66,10 @@ MIN_OVERLAP = 1.1  # process CPU seconds per wall second that splitting must rea
 class StreamQueue:
     """One open stream as the batcher sees it. A reopened id gets a new one (a new generation)."""
 
-    __slots__ = ("id", "slot", "gen", "items", "open")
+    __slots__ = ("id", "slot", "items", "open")
 
-    def __init__(self, stream_id: Any, slot: int, gen: int) -> None:
-        self.id, self.slot, self.gen = stream_id, slot, gen  # gen: counts opens in the pool
+    def __init__(self, stream_id: Any, slot: int) -> None:
+        self.id, self.slot = stream_id, slot
         self.items: deque[Item] = deque()  # queued steps, oldest first
         self.open = True  # False once closed: its steps can never run on a reopened id
 
@@ -487,7 +487,7 @@ def _work(queue: WorkQueue) -> None:
             if pool is None:  # collected between batches: its finalizer shuts the queue down
                 queue.fail(batch[2], batch[3], ClosedError("StreamPool was garbage-collected"))
                 return
-            pool._run_batch(*batch)
+            pool.run_queued(*batch)
             del pool  # hold the pool only while a batch runs
             batch = None
             turned = queue.probe.update(queue.halved)

@@ -16,6 +16,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
+from rnnx.checks import check_int
 from rnnx.errors import DTypeError, ModelFileError, SpecError, StateError
 from rnnx.runtime.backend import Backend, PathLike, TensorInfo, open_backend
 from rnnx.runtime.options import RuntimeOptions
@@ -107,8 +108,7 @@ def read_contract(backend: Backend, *, state_map: Optional[Mapping[str, str]] = 
         SpecError: the spec or the map does not match the graph (names, ranks, fixed
             dims, dtypes, batch/time axes) or declares absurd sizes; nothing is allocated.
     """
-    if isinstance(context, bool) or not isinstance(context, int) or context < 0:
-        raise SpecError(f"context: expected a non-negative int, got {context!r}")
+    check_int("context", context, minimum=0)
     inputs = {t.name: t for t in backend.inputs()}
     outputs = {t.name: t for t in backend.outputs()}
     consts = _constants(inputs, constants or {})

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 import numpy as np
-import onnxruntime as ort
 
 from rnnx.errors import ClosedError, ModelFileError, ShapeError, SpecError, StateError
 from rnnx.runtime.backend import Backend, open_backend
@@ -86,10 +85,9 @@ class ForecastSession:
     Args:
         path: the bundle folder, or its encoder or decoder file.
         options: a :class:`~rnnx.runtime.RuntimeOptions` for both graphs (providers,
-            threads, session_options); the keyword shortcuts below override it.
+            threads, optimisation); the keyword shortcuts below override it.
         providers: "cpu", "cuda", "auto" or a list of onnxruntime provider names.
         threads: onnxruntime intra-op threads of each graph.
-        session_options: an ``onnxruntime.SessionOptions`` for both graphs.
 
     Raises:
         ModelFileError: a missing or foreign file, or a file that is not part of a bundle.
@@ -100,9 +98,8 @@ class ForecastSession:
 
     def __init__(self, path: PathLike, *, options: Optional[RuntimeOptions] = None,
                  providers: Optional[Providers] = None, threads: Optional[int] = None,
-                 session_options: Optional[ort.SessionOptions] = None) -> None:
-        self.options = merge_options(options, providers=providers, threads=threads,
-                                     session_options=session_options)
+                 ) -> None:
+        self.options = merge_options(options, providers=providers, threads=threads)
         opened = _open_bundle(path, self.options)
         if set(opened) != {"encoder", "decoder"}:
             found = ", ".join(f"{f.name}: {role}" for role, (f, _, _) in opened.items())

@@ -6,13 +6,14 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Optional
 
-import onnxruntime as ort
-
 from rnnx.errors import ConfigError
+from rnnx.checks import check_choice, check_int
 from rnnx.runtime.providers import Providers
 
 CHECK_FINITE = ("off", "warn", "raise")
-MAX_THREADS = 1024  # most intra-op threads (far above any core count; 100 000 crashed onnxruntime)
+OPTIMIZATION = ("off", "basic", "extended", "all")  # onnxruntime's graph optimisation levels
+MAX_THREADS = 1024  # onnxruntime crashes on absurd thread counts (100000 segfaults it)
+LOG_LEVELS = ("verbose", "info", "warning", "error", "fatal")  # onnxruntime's log severities
 
 
 @dataclass(frozen=True)
@@ -26,43 +27,38 @@ class RuntimeOptions:
     Attributes:
         providers: "cpu", "cuda", "auto" or onnxruntime provider names (tuples with
             provider options allowed, e.g. ``[("CUDAExecutionProvider", {"device_id": 1})]``).
-        threads: onnxruntime intra-op threads (0 to :data:`MAX_THREADS`); None keeps
-            onnxruntime's default.
-        session_options: an ``onnxruntime.SessionOptions``; not combined with ``threads``.
+        threads: onnxruntime intra-op threads; None keeps onnxruntime's default.
         check_finite: what a NaN or inf in an input or output does: "off" (nothing; the
             fastest), "warn" (a RuntimeWarning) or "raise" (NonFiniteError, state unchanged).
         step_graph: run single steps on the model's step graph when its contract names one
             (a loop-free graph beside the file, see :mod:`rnnx.runtime.step_graph`); False
             runs every call on the main graph and opens only that one.
+        optimization: onnxruntime's graph optimisation level, one of ``OPTIMIZATION``; a
+            file's precision may lower it (fp16 graphs load at "extended" at most).
+        log_level: the lowest severity onnxruntime itself logs, one of ``LOG_LEVELS``.
+        session_config: extra onnxruntime session config entries (key, value) as strings,
+            e.g. ``(("session.intra_op.allow_spinning", "0"),)``.
     """
 
     providers: Providers = "cpu"  # execution providers, resolved by rnnx.runtime.providers
     threads: Optional[int] = None  # intra-op threads; None: onnxruntime's default
-    session_options: Optional[ort.SessionOptions] = None  # full control over onnxruntime
     check_finite: str = "off"  # "off" | "warn" | "raise" on NaN/inf in inputs and outputs
     step_graph: bool = True  # run single steps on the file's step graph when it has one
+    optimization: str = "all"  # onnxruntime graph optimisation level (OPTIMIZATION)
+    log_level: str = "warning"  # onnxruntime's own log severity (LOG_LEVELS)
+    session_config: tuple[tuple[str, str], ...] = ()  # extra onnxruntime session config entries
 
     def __post_init__(self) -> None:
-        if self.check_finite not in CHECK_FINITE:
-            raise ConfigError(f"check_finite: expected one of {', '.join(CHECK_FINITE)}, "
-                              f"got {self.check_finite!r}")
+        check_choice("check_finite", self.check_finite, CHECK_FINITE)
         if not isinstance(self.step_graph, bool):
             raise ConfigError(f"step_graph: expected True or False, got {self.step_graph!r}")
-        t = self.threads
-        if t is not None and (isinstance(t, bool) or not isinstance(t, int) or not 0 <= t <= MAX_THREADS):
-            raise ConfigError(f"threads: expected an int from 0 to {MAX_THREADS} or None, got {t!r}")
-        if t is not None and self.session_options is not None:
-            raise ConfigError("threads: set intra_op_num_threads on session_options instead "
-                              "(got both threads and session_options)")
-
-    def ort_session_options(self) -> ort.SessionOptions:
-        """The ``onnxruntime.SessionOptions`` to open a session with (a new one unless given)."""
-        if self.session_options is not None:
-            return self.session_options
-        so = ort.SessionOptions()
-        if self.threads is not None:
-            so.intra_op_num_threads = self.threads
-        return so
+        check_choice("optimization", self.optimization, OPTIMIZATION)
+        check_choice("log_level", self.log_level, LOG_LEVELS)
+        check_int("threads", self.threads, minimum=0, maximum=MAX_THREADS, optional=True)
+        entries = self.session_config
+        if not isinstance(entries, tuple) or not all(
+                isinstance(e, tuple) and len(e) == 2 and all(isinstance(v, str) for v in e) for e in entries):
+            raise ConfigError(f"session_config: expected a tuple of (key, value) string pairs, got {entries!r}")
 
 
 def merge_options(options: Optional[RuntimeOptions], **overrides: Any) -> RuntimeOptions:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import threading
 import warnings
 import weakref
@@ -13,9 +12,9 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, Hashable, Mapping, Optional, Sequence
 
 import numpy as np
-import onnxruntime as ort
 
-from rnnx.errors import (ClosedError, ConfigError, DuplicateStreamError, InputValueError, NonFiniteError,
+from rnnx.checks import check_int, check_number
+from rnnx.errors import (ClosedError, DuplicateStreamError, InputValueError, NonFiniteError,
                          NotStreamableError, PoolFullError, RnnxError, ShapeError, StreamExistsError,
                          UnknownStreamError)
 from rnnx.runtime.batch_engine import BatchEngine
@@ -67,17 +66,11 @@ class StepOutputs(Mapping):
 
 
 def _int_option(name: str, value: Any, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= hi:
-        raise ConfigError(f"{name}: expected an int from 1 to {hi}, got {value!r}")
-    return value
+    return int(check_int(name, value, maximum=hi))  # type: ignore[arg-type]
 
 
 def _wait_option(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-            math.isfinite(value) and 0 <= value <= MAX_WAIT_LIMIT_MS):
-        raise ConfigError(f"max_wait_ms: expected a number of milliseconds from 0 to {MAX_WAIT_LIMIT_MS:g}, "
-                          f"got {value!r}")
-    return float(value)
+    return check_number("max_wait_ms", value, maximum=MAX_WAIT_LIMIT_MS)
 
 
 class StreamPool:
@@ -106,12 +99,8 @@ class StreamPool:
         max_streams: most open streams; :meth:`open` beyond it raises PoolFullError.
         max_pending: most queued steps; beyond it :meth:`submit` blocks (up to its
             ``timeout``), :meth:`asubmit` awaits room, :meth:`submit_many` raises PoolFullError.
-        providers: as in :class:`~rnnx.runtime.StreamingSession`.
-        state_map: as in :class:`~rnnx.runtime.StreamingSession`.
-        constants: as in :class:`~rnnx.runtime.StreamingSession`.
-        context: as in :class:`~rnnx.runtime.StreamingSession`.
-        session_options: as in :class:`~rnnx.runtime.StreamingSession`.
-        state_shapes: as in :class:`~rnnx.runtime.StreamingSession`.
+        providers, state_map, constants, context, state_shapes: as in
+            :class:`~rnnx.runtime.StreamingSession`.
         capacity: initial (and smallest) number of state slots; doubles as streams open,
             halves when at most a quarter of the slots are in use.
         check_finite: "off" (default), "warn" or "raise" on NaN/inf in a stream's input or
@@ -135,7 +124,6 @@ class StreamPool:
                  options: Optional[RuntimeOptions] = None, providers: Optional[Providers] = None,
                  state_map: Optional[Mapping[str, str]] = None,
                  constants: Optional[Mapping[str, Any]] = None, context: int = 0,
-                 session_options: Optional[ort.SessionOptions] = None,
                  state_shapes: Optional[Mapping[str, Sequence[Any]]] = None, capacity: int = 8,
                  check_finite: Optional[str] = None, step_graph: Optional[bool] = None) -> None:
         self.max_batch = _int_option("max_batch", max_batch, MAX_BATCH_LIMIT)
@@ -143,7 +131,7 @@ class StreamPool:
         self.max_streams = _int_option("max_streams", max_streams, 1 << 31)
         self.max_pending = _int_option("max_pending", max_pending, 1 << 31)
         capacity = min(_int_option("capacity", capacity, 1 << 31), self.max_streams)
-        self.options = merge_options(options, providers=providers, session_options=session_options,
+        self.options = merge_options(options, providers=providers,
                                      check_finite=check_finite, step_graph=step_graph)
         graphs = open_model_graphs(path, self.options, state_map=state_map, constants=constants,
                                    context=context, state_shapes=state_shapes)
@@ -161,7 +149,6 @@ class StreamPool:
         self._engine = BatchEngine(self.backend, c, self._slots)
         self._ids: dict[Hashable, int] = {}  # stream id -> slot
         self._streams: dict[Hashable, StreamQueue] = {}  # stream id -> its queue (and generation)
-        self._opened = 0  # streams ever opened: the generation of the next one
         self._idx_cache: Optional[tuple] = None  # (ids, slots, rows) of the last step_many
         self._lock = threading.RLock()  # slots, engine and the stream tables
         self._queue = WorkQueue(weakref.ref(self), max_batch, self.max_wait_ms / 1000.0, max_pending)
@@ -190,9 +177,8 @@ class StreamPool:
                 raise PoolFullError(f"max_streams: {len(self._ids)} streams open (the limit); close one "
                                     f"before opening {stream_id!r}, or raise max_streams")
             slot = self._slots.acquire()
-            self._opened += 1
             self._ids[stream_id] = slot
-            self._streams[stream_id] = StreamQueue(stream_id, slot, self._opened)
+            self._streams[stream_id] = StreamQueue(stream_id, slot)
             self._idx_cache = None
 
     def close(self, stream_id: Hashable = _ALL) -> None:
@@ -676,7 +662,7 @@ class StreamPool:
         self._engine.forget()
 
     # -- the batcher's side ----------------------------------------------------------------
-    def _run_batch(self, sqs: list[StreamQueue], xs: list, futs: list, loops: list) -> None:
+    def run_queued(self, sqs: list[StreamQueue], xs: list, futs: list, loops: list) -> None:
         """Run queued steps (in the batcher thread) and hand their results back.
 
         A step whose stream closed meanwhile, or whose token ids are out of range, fails
@@ -725,7 +711,7 @@ class StreamPool:
             q.resolve(futs, loops, [_step_error(sqs[0].id, error)])
         else:
             for one in zip(sqs, xs, futs, loops):
-                self._run_batch(*([v] for v in one))
+                self.run_queued(*([v] for v in one))
 
     def _value_errors(self, x: np.ndarray, ids: list[Hashable]) -> dict[int, BaseException]:
         """Per-step errors of a stacked batch: token ids out of range, NaN/inf (with check_finite)."""

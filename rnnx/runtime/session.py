@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
-import onnxruntime as ort
 
+from rnnx.checks import check_int
 from rnnx.errors import ClosedError, ConcurrentUseError, NotStreamableError, ShapeError, SpecError
-from rnnx.runtime.backend import PathLike
+from rnnx.runtime.backend import Backend, PathLike
 from rnnx.runtime.contract import CONTEXT_KEY
 from rnnx.runtime.engine import StepEngine
 from rnnx.runtime.options import RuntimeOptions, merge_options
@@ -63,15 +63,14 @@ class StreamingSession:
 
     Args:
         path: the ``.onnx`` file.
-        options: a :class:`~rnnx.runtime.RuntimeOptions` (providers, threads,
-            session_options, check_finite); the keyword shortcuts below override it.
+        options: a :class:`~rnnx.runtime.RuntimeOptions` (providers, threads, optimisation,
+            check_finite, step_graph); the keyword shortcuts below override it.
         providers: "cpu", "cuda", "auto" or a list of onnxruntime provider names.
         batch_size: number of sequences stepped together.
         state_map: ``{state_input: state_output}`` for ONNX files not exported by rnnx.
         constants: ``{input: value}`` fed unchanged on every call (e.g. ``{"sr": np.array(16000)}``).
         context: keep the last K values of the data input's last axis and prepend them to
             the next call (zeros at the start); only for inputs without a time axis.
-        session_options: an ``onnxruntime.SessionOptions`` (threads, optimisation level).
         state_shapes: ``{state_input: (2, "batch", 64)}`` where the graph's state shape
             does not tell the batch axis.
         check_finite: "off" (default), "warn" or "raise" on NaN/inf in inputs and outputs.
@@ -90,12 +89,10 @@ class StreamingSession:
                  providers: Optional[Providers] = None, batch_size: int = 1,
                  state_map: Optional[Mapping[str, str]] = None,
                  constants: Optional[Mapping[str, Any]] = None, context: int = 0,
-                 session_options: Optional[ort.SessionOptions] = None,
                  state_shapes: Optional[Mapping[str, Sequence[Any]]] = None,
                  check_finite: Optional[str] = None, step_graph: Optional[bool] = None) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise SpecError(f"batch_size: expected a positive int, got {batch_size!r}")
-        self.options = merge_options(options, providers=providers, session_options=session_options,
+        batch_size = check_int("batch_size", batch_size)
+        self.options = merge_options(options, providers=providers,
                                      check_finite=check_finite, step_graph=step_graph)
         self.path = Path(path)
         graphs = open_model_graphs(path, self.options, state_map=state_map, constants=constants,
@@ -120,7 +117,14 @@ class StreamingSession:
         self._finalizer = weakref.finalize(self, _release, graphs, self._engine, self.path.name, True)
         self._finalizer.atexit = False
 
+    @property
+    def step_backend(self) -> Backend:
+        """The backend single steps run on: the file's step graph when the session uses one,
+        else :attr:`backend` (benchmarks time a bare loop on it: ``step_backend.run(...)``)."""
+        return self._engine.step_backend
+
     # -- lifecycle -------------------------------------------------------------------
+
     def close(self) -> None:
         """Free the onnxruntime session and every buffer; later calls raise ClosedError. Idempotent."""
         with self._guard("close"):

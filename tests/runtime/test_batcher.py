@@ -61,7 +61,7 @@ def test_steps_queued_for_a_closed_stream_never_run_on_a_reopened_id(lstm):
 
 
 def test_a_future_cancelled_while_its_step_runs_cannot_hide_the_step(lstm, monkeypatch):
-    """Mutation caught: ``_run_batch`` without ``claim`` (the futures' set_running_or_notify_cancel).
+    """Mutation caught: ``run_queued`` without ``claim`` (the futures' set_running_or_notify_cancel).
 
     A ``submit`` future cancelled after the batcher took its step used to report
     cancelled while the step still ran and advanced the stream's state. Now a taken step's
@@ -115,7 +115,7 @@ def test_a_failing_batcher_fails_pending_steps_and_refuses_new_work(lstm, monkey
     def broken(*args):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(pool, "_run_batch", broken)
+    monkeypatch.setattr(pool, "run_queued", broken)
     futs = [pool.submit("a", xs[0, 1]), pool.submit("a", xs[0, 2]), pool.submit("b", xs[1, 0])]
     for f in futs:  # the batch being run and the step still queued behind it
         with pytest.raises(ClosedError, match="the batcher thread failed \\(RuntimeError: boom\\)") as e:
@@ -221,8 +221,8 @@ def test_a_burst_runs_in_two_overlapping_halves_and_the_hand_off_thread_ends_wit
             pool.open(i)
         pool.submit(0, xs[0, 0]).result(timeout=WAIT)  # the worker exists and idles
         sizes: list[int] = []
-        run = pool._run_batch
-        monkeypatch.setattr(pool, "_run_batch", lambda sqs, *rest: (sizes.append(len(sqs)), run(sqs, *rest)))
+        run = pool.run_queued
+        monkeypatch.setattr(pool, "run_queued", lambda sqs, *rest: (sizes.append(len(sqs)), run(sqs, *rest)))
         futs = pool.submit_many({i: xs[1, 0] for i in range(1, 40)} | {0: xs[0, 1]})  # queued under one lock
         got = [f.result(timeout=WAIT) for f in futs]
         assert sizes == [20, 20]

@@ -7,7 +7,9 @@ import onnxruntime as ort
 import pytest
 
 from rnnx.runtime import StreamingSession
-from rnnx.runtime.precision import file_precision, onnx_metadata, session_options_for
+from rnnx.runtime import RuntimeOptions
+from rnnx.runtime.backend import session_options
+from rnnx.runtime.precision import file_precision, onnx_metadata
 from rnnx.spec import METADATA_KEY
 
 LEVEL = ort.GraphOptimizationLevel
@@ -28,29 +30,28 @@ def test_metadata_reader_returns_nothing_for_non_onnx(tmp_path) -> None:
 
 
 def test_fp32_files_keep_the_callers_options() -> None:
-    assert session_options_for("fp32", None) is None
-    so = ort.SessionOptions()
-    assert session_options_for("fp32", so) is so
-    assert so.graph_optimization_level == LEVEL.ORT_ENABLE_ALL
+    so = session_options(RuntimeOptions(threads=2, optimization="basic"), "fp32")
+    assert so.graph_optimization_level == LEVEL.ORT_ENABLE_BASIC and so.intra_op_num_threads == 2
+    assert session_options(RuntimeOptions(), "fp32").graph_optimization_level == LEVEL.ORT_ENABLE_ALL
 
 
 def test_int8_folds_stored_int8_weights_at_load() -> None:
-    so = ort.SessionOptions()
-    assert session_options_for("int8", so) is so
+    so = session_options(RuntimeOptions(), "int8")
     assert so.get_session_config_entry("session.disable_quant_qdq") == "1"
     assert so.graph_optimization_level == LEVEL.ORT_ENABLE_ALL
-    assert session_options_for("int8", so) is so  # applying twice is harmless
 
 
 def test_fp16_caps_the_optimisation_level_and_keeps_the_rest() -> None:
-    fresh = session_options_for("fp16", None)
-    assert fresh.graph_optimization_level == LEVEL.ORT_ENABLE_EXTENDED
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 3
-    assert session_options_for("fp16", so) is so
+    so = session_options(RuntimeOptions(threads=3), "fp16")
     assert so.graph_optimization_level == LEVEL.ORT_ENABLE_EXTENDED and so.intra_op_num_threads == 3
-    so.graph_optimization_level = LEVEL.ORT_ENABLE_BASIC  # already low enough: left alone
-    assert session_options_for("fp16", so).graph_optimization_level == LEVEL.ORT_ENABLE_BASIC
+    low = session_options(RuntimeOptions(optimization="basic"), "fp16")  # already low enough: left alone
+    assert low.graph_optimization_level == LEVEL.ORT_ENABLE_BASIC
+
+
+def test_users_config_entries_and_log_level_reach_onnxruntime() -> None:
+    so = session_options(RuntimeOptions(log_level="error", session_config=(("session.intra_op.allow_spinning", "0"),)))
+    assert so.log_severity_level == 3
+    assert so.get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
 def test_fp16_file_loads_with_default_options(exported, tmp_path) -> None:
@@ -61,6 +62,6 @@ def test_fp16_file_loads_with_default_options(exported, tmp_path) -> None:
     path, _ = exported("lstm-2l")
     q = quantize(path, tmp_path / "m.fp16.onnx", precision="fp16")
     assert file_precision(q.path) == "fp16"
-    so = ort.SessionOptions()  # default level: ORT_ENABLE_ALL
-    sess = StreamingSession(q.path, session_options=so)
-    assert sess.spec.precision == "fp16" and so.graph_optimization_level == LEVEL.ORT_ENABLE_EXTENDED
+    sess = StreamingSession(q.path)  # default level "all": lowered for the fp16 file
+    assert sess.spec.precision == "fp16"
+    assert sess.backend.session.get_session_options().graph_optimization_level == LEVEL.ORT_ENABLE_EXTENDED

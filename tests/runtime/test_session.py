@@ -250,15 +250,17 @@ def test_foreign_model_without_state_map_is_refused(foreign):
         StreamingSession(path)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"batch_size": 0}, "batch_size: expected a positive int, got 0"),
-    ({"context": 2}, "context: left context applies to inputs without a time axis"),
-    ({"context": -1}, "context: expected a non-negative int, got -1"),
-    ({"batch_size": 10 ** 12}, r"batch_size: expected state buffers of at most \d+ bytes, batch_size=1000000000000 needs"),
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"batch_size": 0}, ConfigError, "batch_size: expected an int >= 1, got 0"),
+    ({"context": 2}, SpecError, "context: left context applies to inputs without a time axis"),
+    ({"context": -1}, ConfigError, "context: expected an int >= 0, got -1"),
+    ({"batch_size": 10 ** 12}, SpecError,
+     r"batch_size: expected state buffers of at most \d+ bytes, batch_size=1000000000000 needs"),
 ], ids=["batch0", "context-on-time-axis", "negative-context", "huge-batch"])
-def test_bad_constructor_arguments(exported, kwargs, match):
+def test_bad_constructor_arguments(exported, kwargs, error, match):
+    """An option out of range is a ConfigError (as in the pool); a contract mismatch a SpecError."""
     path, _ = exported("gru-1l")
-    with pytest.raises(SpecError, match=match):
+    with pytest.raises(error, match=match):
         StreamingSession(path, **kwargs)
 
 
@@ -437,10 +439,11 @@ def test_check_finite_warn_warns_and_runs(exported):
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"check_finite": "maybe"}, "check_finite: expected one of off, warn, raise, got 'maybe'"),
-    ({"threads": -1}, "threads: expected an int from 0 to 1024 or None, got -1"),
-    ({"threads": 100_000}, "threads: expected an int from 0 to 1024 or None, got 100000"),
-    ({"threads": 1, "session_options": "so"}, "set intra_op_num_threads on session_options"),
-], ids=["check-finite", "threads", "threads-unbounded", "threads-and-options"])
+    ({"threads": -1}, r"threads: expected an int from 0 to 1024 or None, got -1"),
+    ({"threads": 100000}, r"threads: expected an int from 0 to 1024 or None, got 100000"),
+    ({"optimization": "max"}, "optimization: expected one of off, basic, extended, all, got 'max'"),
+    ({"session_config": {"a": "b"}}, r"session_config: expected a tuple of \(key, value\) string pairs"),
+], ids=["check-finite", "threads", "threads-too-many", "optimization", "session-config"])
 def test_bad_runtime_options(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         RuntimeOptions(**kwargs)
