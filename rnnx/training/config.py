@@ -12,7 +12,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Optional, Tuple
+from typing import Any, Optional, Tuple, TypeVar
 
 from rnnx.errors import ConfigError
 
@@ -85,6 +85,21 @@ class TrainConfig:
         if d["features"] is not None:
             d["features"] = list(d["features"])
         return d
+
+
+T = TypeVar("T")
+
+
+def require(value: Optional[T], name: str) -> T:
+    """An option the task's defaults fill in (``runner.resolve``), as its non-None value.
+
+    Raises:
+        ConfigError: the option is still None (a config that was not resolved).
+    """
+    if value is None:
+        raise ConfigError(f"--{name.replace('_', '-')}: expected a value (the task's default once "
+                          f"resolved), got None")
+    return value
 
 
 def _positive_or_none(name: str, value: Any) -> None:

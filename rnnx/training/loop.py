@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnx.progress import Progress
-from rnnx.training.config import TrainConfig
+from rnnx.training.config import TrainConfig, require
 from rnnx.training.tasks.base import Split, Task, TaskData, stream, to_device
 
 EpochHook = Callable[[dict[str, Any]], None]  # called after every epoch with its history row
@@ -51,12 +51,13 @@ def fit(model: nn.Module, task: Task, data: TaskData, cfg: TrainConfig, gen: tor
     Returns:
         The loss history, the best epoch and whether Ctrl-C interrupted training.
     """
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs), eta_min=cfg.lr * 0.05)
+    epochs, lr, patience = require(cfg.epochs, "epochs"), require(cfg.lr, "lr"), require(cfg.patience, "patience")
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs), eta_min=lr * 0.05)
     result, best_state, stale = FitResult(), None, 0
-    bar = Progress(cfg.epochs, f"train {task.name}", "epoch", enabled=cfg.progress)  # plain lines off a terminal
+    bar = Progress(epochs, f"train {task.name}", "epoch", enabled=cfg.progress)  # plain lines off a terminal
     try:
-        for epoch in range(1, cfg.epochs + 1):
+        for epoch in range(1, epochs + 1):
             train_loss = _train_epoch(model, task, data, cfg, gen, opt, bar)
             sched.step()
             val_loss = evaluate_loss(model, task, data, data.val, cfg.device)
@@ -71,7 +72,7 @@ def fit(model: nn.Module, task: Task, data: TaskData, cfg: TrainConfig, gen: tor
             bar.set_postfix(loss=f"{train_loss:.4g}", val=f"{val_loss:.4g}", best=f"{result.best_val_loss:.4g}")
             if on_epoch is not None:
                 on_epoch(row)
-            if stale >= cfg.patience:
+            if stale >= patience:
                 break
     except KeyboardInterrupt:
         result.interrupted = True
@@ -89,7 +90,7 @@ def _train_epoch(model: nn.Module, task: Task, data: TaskData, cfg: TrainConfig,
                  opt: torch.optim.Optimizer, bar: Any) -> float:
     model.train()
     total, count = 0.0, 0
-    for xb, yb in _batches(data.train, cfg.batch_size, data.window, gen):
+    for xb, yb in _batches(data.train, require(cfg.batch_size, "batch_size"), data.window, gen):
         state = to_device(model.init_state(xb.shape[0]), cfg.device)
         xb, yb = xb.to(cfg.device), yb.to(cfg.device)
         for start in range(0, xb.shape[1], data.window):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from rnnx.training.config import TrainConfig
+from rnnx.training.config import TrainConfig, require
 from rnnx.training.tasks.base import Split, Task, TaskData, model_options, stream
 
 CHANNELS, SIZE = 2, 12  # frame layout (C, H, W) = (2, 12, 12)
@@ -55,7 +55,7 @@ class BlobsTask(Task):
         train, val, test = _split(n, gen), _split(max(4, n // 8), gen), _split(max(4, n // 8), gen)
         opts = model_options(cfg, input_size=CHANNELS, output_size=CHANNELS, image_size=(SIZE, SIZE))
         info = {"input": f"frame (B, T, {CHANNELS}, {SIZE}, {SIZE})", "output": "next frame, same shape"}
-        return TaskData(train=train, val=val, test=test, model=opts, window=cfg.window, info=info)
+        return TaskData(train=train, val=val, test=test, model=opts, window=require(cfg.window, "window"), info=info)
 
     def baseline(self, split: Split) -> float:
         """Copy-last-frame MAE."""

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from rnnx.errors import ConfigError
-from rnnx.training.config import TrainConfig
+from rnnx.training.config import TrainConfig, require
 from rnnx.training.tasks.base import Split, Task, TaskData, model_options, stream
 
 SOURCE, TARGET = "hello", "ohlol"  # the tutorial's mapping
@@ -67,7 +67,7 @@ class CharsTask(Task):
         opts = model_options(cfg, vocab_size=len(vocab), embedding_dim=cfg.embedding_dim, output_size=len(vocab))
         info = {"vocab": vocab, "source": src, "target": tgt,
                 "input": "token ids (B, T) int64 into vocab", "output": "logits over vocab (B, T, V)"}
-        return TaskData(train=train, val=val, test=test, model=opts, window=cfg.window, info=info)
+        return TaskData(train=train, val=val, test=test, model=opts, window=require(cfg.window, "window"), info=info)
 
     def baseline(self, split: Split) -> float:
         """Accuracy of always predicting the most frequent target token."""

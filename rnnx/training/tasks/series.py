@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from rnnx.errors import ConfigError
-from rnnx.training.config import TrainConfig
+from rnnx.training.config import TrainConfig, require
 from rnnx.training.tasks.base import Split, Task, TaskData, model_options, stream
 
 FRACTIONS = (0.70, 0.15)  # train, validation; the rest is the test part
@@ -73,7 +73,8 @@ def make_splits(spec: SeriesSpec, window: int, horizon: int) -> tuple[Split, Spl
     return part(0, v, 0), part(v, t, window), part(t, n, window)
 
 
-def statistics(spec: SeriesSpec, horizon: int, residual: bool = False) -> tuple[torch.Tensor, ...]:
+def statistics(spec: SeriesSpec, horizon: int,
+               residual: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """in_mean, in_std, out_mean, out_std from the training rows only (std floored).
 
     With ``residual`` the outputs are the changes ``target[t+k] - target[t]`` (k = 1..horizon),
@@ -90,7 +91,7 @@ def statistics(spec: SeriesSpec, horizon: int, residual: bool = False) -> tuple[
     else:
         out_mean, out_std = torch.full((horizon,), float(tgt.mean())), torch.full((horizon,), float(tgt.std()))
     out_std = torch.where(out_std > 1e-8, out_std, torch.ones_like(out_std))
-    return tuple(s.float() for s in (in_mean, in_std, out_mean, out_std))
+    return in_mean.float(), in_std.float(), out_mean.float(), out_std.float()
 
 
 class SeriesTask(Task):
@@ -101,10 +102,11 @@ class SeriesTask(Task):
 
     def prepare(self, cfg: TrainConfig, gen: torch.Generator) -> TaskData:
         spec = self.series(cfg, gen)
-        train, val, test = make_splits(spec, cfg.window, cfg.horizon)
+        window, horizon = require(cfg.window, "window"), require(cfg.horizon, "horizon")
+        train, val, test = make_splits(spec, window, horizon)
         self._persist = spec.features.index(spec.target) if spec.target in spec.features else None
         residual = bool(cfg.residual) and self._persist is not None
-        norm = statistics(spec, cfg.horizon, residual)
+        norm = statistics(spec, horizon, residual)
         opts = model_options(cfg, input_size=len(spec.features), output_size=cfg.horizon, normalize=True,
                              residual_input=self._persist if residual else None)
         loss_scale = norm[3]
@@ -116,7 +118,7 @@ class SeriesTask(Task):
                 "input": f"feature rows (B, T, {len(spec.features)}) raw units: {', '.join(spec.features)}",
                 "output": f"(B, T, {cfg.horizon}): {spec.target} at t+1..t+{cfg.horizon}, raw units",
                 "residual": residual}
-        return TaskData(train=train, val=val, test=test, model=opts, window=cfg.window, info=info,
+        return TaskData(train=train, val=val, test=test, model=opts, window=window, info=info,
                         normalization=norm, loss_scale=loss_scale)
 
     def baseline(self, split: Split) -> float:

@@ -14,7 +14,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from rnnx.training.config import TrainConfig
+from rnnx.training.config import TrainConfig, require
 from rnnx.training.tasks.base import Split, Task, TaskData, model_options, stream
 
 FREQ_RANGE = (1 / 40, 1 / 12)  # cycles per step
@@ -71,7 +71,7 @@ class SineTask(Task):
         train, val, test = _split(n, gen, INPUT_NOISE), _split(max(2, n // 4), gen), _split(max(2, n // 4), gen)
         opts = model_options(cfg, input_size=1, output_size=1)
         info = {"input": "current value (B, T, 1)", "output": "next value (B, T, 1)"}
-        return TaskData(train=train, val=val, test=test, model=opts, window=cfg.window, info=info)
+        return TaskData(train=train, val=val, test=test, model=opts, window=require(cfg.window, "window"), info=info)
 
     def baseline(self, split: Split) -> float:
         """Persistence MAE: predict that the next value equals the current one."""
