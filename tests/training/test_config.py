@@ -43,3 +43,21 @@ def test_cuda_without_gpu(tmp_path):
         pytest.skip("a CUDA device is present")
     with pytest.raises(ConfigError, match="--device: cuda requested"):
         train(TrainConfig(task="sine", out=str(tmp_path), device="cuda", progress=False))
+
+
+def test_fit_on_an_unresolved_config_names_the_option(tmp_path):
+    """fit() reads epochs/lr/patience that resolve() fills in; None is a ConfigError, not a TypeError."""
+    import dataclasses
+
+    import torch
+
+    from rnnx.models import build
+    from rnnx.training.loop import fit
+    from rnnx.training.runner import resolve
+
+    task = get_task("sine")
+    cfg = resolve(TrainConfig(task="sine", out=str(tmp_path), epochs=1, progress=False, size=0.1), task)
+    data = task.prepare(cfg, torch.Generator().manual_seed(0))
+    model = build(**data.model)
+    with pytest.raises(ConfigError, match="--lr: expected a value"):
+        fit(model, task, data, dataclasses.replace(cfg, lr=None), torch.Generator())
