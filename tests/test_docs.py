@@ -5,6 +5,7 @@ The site itself is built by ``make docs`` (``mkdocs build --strict``: broken lin
 and API references fail), which ``make test`` runs before the suite."""
 
 import inspect
+import re
 from pathlib import Path
 
 import rnnx.errors
@@ -27,3 +28,21 @@ def test_readme_is_the_short_front_door():
     lines = (ROOT / "README.md").read_text().count("\n")
     assert lines <= README_MAX_LINES, (f"README.md has {lines} lines (at most {README_MAX_LINES}): "
                                        "move details into a docs/ page and link it")
+
+
+def _slug(heading: str) -> str:
+    """The anchor mkdocs (and GitHub) give a heading: lower case, punctuation dropped, spaces -> '-'."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def test_readme_links_reach_their_pages_and_headings():
+    """README.md is not built by mkdocs, so its links into docs/ are checked here."""
+    links = re.findall(r"\]\(((?:docs|examples)/[^)#\s]+)(?:#([^)\s]+))?\)", (ROOT / "README.md").read_text())
+    assert links
+    for path, anchor in links:
+        target = ROOT / path
+        assert target.is_file(), f"README links to {path}, which does not exist"
+        if anchor:
+            headings = re.findall(r"^#+ (.+)$", target.read_text(), re.M)
+            assert anchor in {_slug(h) for h in headings}, f"README links to {path}#{anchor}: no such heading"
