@@ -1,4 +1,5 @@
-# make test : fresh .venv, install rnnx with every extra, run the test suite
+# make test : fresh .venv, install rnnx with every extra, run the test suite (--dist loadscope: a module
+#             runs on one worker, so a module-scoped fixture such as a tritonserver starts once)
 # make demo : fresh .venv, train -> export -> check -> stream -> bench, report in demo/
 # make docs : the documentation site (mkdocs build --strict) into site/
 # make lint : ruff check, ruff format --check, mypy rnnx (configured in pyproject.toml)
@@ -49,7 +50,7 @@ $(TRITON_STAMP): pyproject.toml
 	touch $(TRITON_STAMP)
 
 test: $(STAMP) $(JS_STAMP) $(TRITON_STAMP) docs
-	NODE_PATH=$(abspath $(JS_DIR))/node_modules RNNX_REQUIRE_TRITON=1 $(PY) -m pytest -n 2 --dist loadgroup -q
+	NODE_PATH=$(abspath $(JS_DIR))/node_modules RNNX_REQUIRE_TRITON=1 $(PY) -m pytest -n 2 --dist loadscope -q
 
 # broken links, anchors or API references fail the build; builds offline (no fonts, no inventories)
 docs: $(STAMP)

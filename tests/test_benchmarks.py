@@ -79,7 +79,6 @@ def test_bench_step_graph_times_both_graphs_of_an_export(tmp_path):
     assert "ratio = step graph / main graph" in stdout
 
 
-@pytest.mark.xdist_group("triton-bench")
 def test_bench_triton_times_the_server_beside_the_pool(tmp_path):
     """A real tritonserver (python flavour), both strategies, steps and chunks, beside the in-process pool."""
     report, stdout = run_script("bench_triton.py", tmp_path, "--sizes", "1,2", "--requests", "2", "--chunk", "4",

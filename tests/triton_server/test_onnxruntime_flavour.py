@@ -28,7 +28,6 @@ from tests.triton_server.client import (
     sequences,
 )
 
-pytestmark = pytest.mark.xdist_group("triton-onnxruntime")
 tritonclient = pytest.importorskip("tritonclient.grpc", reason="tritonclient (dev extra)")
 
 ALL = ("START", "READY", "END", "CORRID")

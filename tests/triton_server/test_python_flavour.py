@@ -28,7 +28,6 @@ from tests.triton_server.client import (
     sequences,
 )
 
-pytestmark = pytest.mark.xdist_group("triton-python")
 tritonclient = pytest.importorskip("tritonclient.grpc", reason="tritonclient (dev extra)")
 
 MODELS = {  # served name -> (tiny model, TritonConfig options)
