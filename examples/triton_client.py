@@ -1,7 +1,9 @@
 """Stream a recorded sequence through an rnnx model served by Triton (``rnnx export --format triton``).
 
-Triton keeps the hidden state on the server (sequence batcher, implicit state): the client
-only sends one time step per request under a sequence id, flagging the first and the last.
+The server keeps the hidden state (the onnxruntime flavour: Triton's implicit state; the
+python flavour, ``--triton-backend python``: rnnx.runtime inside Triton): the client only
+sends one time step per request under a sequence id, flagging the first and the last. The
+same client works against both flavours (tests/triton_server runs it on a real server).
 
     python examples/triton_client.py localhost:8001 MODEL_NAME signal.npy y.npy
 """
