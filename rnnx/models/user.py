@@ -95,8 +95,8 @@ def load_weights(module: nn.Module, path: str | os.PathLike) -> None:
     if not p.is_file():
         raise CheckpointError(f"{p}: no such weights file")
     state = _read_state_dict(p)
-    targets = [module] + ([module.module] if isinstance(getattr(module, "module", None), nn.Module)
-                          else [])
+    inner = getattr(module, "module", None)
+    targets: list[nn.Module] = [module] + ([inner] if isinstance(inner, nn.Module) else [])
     errors = []
     for target in targets:
         mine = target.state_dict()

@@ -89,8 +89,8 @@ def compare_on_task(ckpt: str | os.PathLike, exported_path: str | os.PathLike
     y_float = stream(model, split)
     run, spec = open_runner(exported_path)
     state = [np.zeros(s.concrete_shape(split.x.shape[0]), s.dtype) for s in spec.state]
-    y_file, _ = run(split.x.numpy().astype(spec.input.dtype), state)
-    y_file = torch.from_numpy(np.asarray(y_file))[:, split.warmup:]
+    out, _ = run(split.x.numpy().astype(spec.input.dtype), state)
+    y_file = torch.from_numpy(np.asarray(out))[:, split.warmup:]
     name = "accuracy" if task.classification else "mae"
     return TaskComparison(task.name, name, float(task.metrics(y_float, split)[name]),
                           float(task.metrics(y_file, split)[name]),

@@ -17,6 +17,7 @@ import torch
 from rnnx.errors import ConfigError
 from rnnx.tabular import fill_missing, numeric, read_columns
 from rnnx.training.config import TrainConfig
+from rnnx.training.tasks.base import TaskData
 from rnnx.training.tasks.series import SeriesSpec, SeriesTask
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,8 @@ def load_series(path: str, target: str, features: list[str] | None,
         names_all = names + [target]
     else:
         names_all = names
-    table, note = fill_missing(np.stack([cols[c] for c in names_all], axis=1), names_all, missing, path)
+    present = {c: v for c, v in cols.items() if v is not None}  # every name in names_all (checked above)
+    table, note = fill_missing(np.stack([present[c] for c in names_all], axis=1), names_all, missing, path)
     values = table[:, [names_all.index(c) for c in names]]  # (N, F)
     return SeriesSpec(values=values, features=names, target=target,
                       target_values=table[:, names_all.index(target)], note=note)
@@ -68,7 +70,7 @@ class CsvTask(SeriesTask):
             logger.warning("--csv %s: %s", cfg.csv, spec.note)
         return spec
 
-    def prepare(self, cfg: TrainConfig, gen: torch.Generator):  # type: ignore[override]
+    def prepare(self, cfg: TrainConfig, gen: torch.Generator) -> TaskData:
         data = super().prepare(cfg, gen)
         data.info["csv"] = str(cfg.csv)
         return data
