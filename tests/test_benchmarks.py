@@ -96,3 +96,11 @@ def test_bench_triton_times_the_server_beside_the_pool(tmp_path):
     server_rows = [r for r in report["rows"] if r["name"].startswith("triton")]
     assert all(r["steps_per_s"] > 0 and r["p99_ms"] >= r["p50_ms"] > 0 and r["compute_us"] > 0 for r in server_rows)
     assert report["server_start_s"] > 0 and "compute us" in stdout
+
+
+def test_bench_export_time_times_both_paths(tmp_path):
+    report, stdout = run_script("bench_export_time.py", tmp_path, "--only", "gru 2l 16->64", "--rounds", "1")
+    rows = {r["path"]: r for r in report["rows"]}
+    assert set(rows) == {"legacy", "dynamo"} and rows["dynamo"]["strategy"] == "dynamo"
+    assert rows["legacy"]["strategy"] == "trace" and all(r["best_s"] > 0 for r in rows.values())
+    assert "dynamo / legacy export time" in stdout

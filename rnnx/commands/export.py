@@ -55,6 +55,10 @@ def _file_dict(f: Any) -> dict[str, Any]:
               "float math on int8-stored weights), fp16 (half weights, float32 I/O). Writes model.<precision>.onnx; TorchScript "
               "stays fp32.")
 @click.option("--opset", type=click.IntRange(9, 21), default=17, show_default=True, help="ONNX opset.")
+@click.option("--strategy", type=click.Choice(["auto", "dynamo", "trace", "proj-native", "scan", "scan-legacy",
+              "layer-scan"]), default="auto", show_default=True,
+              help="How the ONNX graph is built: auto (the first that passes; TorchScript-free where torch "
+              "has no legacy exporter), dynamo (TorchScript-free: torch.export, native ops, else Scans), or one path.")
 @click.option("--no-check", is_flag=True, help="Skip the parity check.")
 @click.option("--no-step-graph", is_flag=True, help="Write no model.step.onnx (the Scan-free graph "
               "for single steps written beside a Scan graph's model.onnx).")
@@ -72,7 +76,7 @@ def _file_dict(f: Any) -> dict[str, Any]:
               show_default=True, help="--format triton: Triton's onnxruntime backend (implicit state), "
               "or rnnx.runtime inside Triton's python backend (the server's python needs rnnx[cpu], numpy<2).")
 def export(ckpt: str, weights: Optional[str], example_shape: Optional[str], out_dir: str, fmt: str,
-           precision: str, opset: int, no_check: bool, no_step_graph: bool,
+           precision: str, opset: int, strategy: str, no_check: bool, no_step_graph: bool,
            atol: Optional[float], rtol: Optional[float], triton_name: str, max_batch_size: int,
            sequence_strategy: str, instance_kind: str, triton_backend: str) -> dict[str, Any]:
     """Export CKPT (a checkpoint file, a run directory, or your own model) to DIR, then check parity.
@@ -125,7 +129,7 @@ def export(ckpt: str, weights: Optional[str], example_shape: Optional[str], out_
     model = load_model(ckpt, weights=weights, example_shape=example_shape)
     files = export_files(model, out_dir, formats=FORMAT_CHOICES[fmt], opset=opset,
                          check=not no_check, atol=atol, rtol=rtol, triton=triton,
-                         precision=precision, step_graph=not no_step_graph)
+                         precision=precision, step_graph=not no_step_graph, strategy=strategy)
     echo(_summary(files))
     for f in files:
         if f.result.step_graph_path is not None:

@@ -63,7 +63,8 @@ def export_files(model: nn.Module, out_dir: str | os.PathLike, *,
                  formats: Sequence[str] = ("onnx",), opset: int = 17,
                  check: bool = True, atol: float | None = None,
                  rtol: float | None = None, triton: TritonConfig | None = None,
-                 precision: str = "fp32", step_graph: bool = True) -> list[ExportedFile]:
+                 precision: str = "fp32", step_graph: bool = True,
+                 strategy: str = "auto") -> list[ExportedFile]:
     """Write ``out_dir/model.onnx``, ``model.ort`` and/or ``model.pt``, then check each one's parity.
 
     The default is ONNX only; TorchScript (``model.pt``, deprecated by PyTorch) is written
@@ -85,6 +86,8 @@ def export_files(model: nn.Module, out_dir: str | os.PathLike, *,
         precision: "fp32", "fp16" or "int8" for the ONNX/.ort files (see :func:`quantize`).
         step_graph: write ``model.step.onnx`` (``model.int8.step.onnx``, ...) beside the ONNX file
             of a Scan graph (see :func:`export_onnx` and :func:`quantize`).
+        strategy: the ONNX export strategy (see :func:`export_onnx`; "dynamo" for the
+            TorchScript-free path).
 
     Returns:
         One :class:`ExportedFile` per format, in order.
@@ -104,13 +107,13 @@ def export_files(model: nn.Module, out_dir: str | os.PathLike, *,
     out = Path(out_dir)
     _check_folder(out)  # an unusable DIR fails now, not after the export
     if getattr(model, "kind", None) == "seq2seq":
-        return _seq2seq_files(model, out, formats, opset, check, atol, rtol, precision)
+        return _seq2seq_files(model, out, formats, opset, check, atol, rtol, precision, strategy)
     files = []
     with tempfile.TemporaryDirectory(prefix="rnnx-export-") as tmp:
         onnx_file: tuple[ExportResult, QuantizeResult | None] | None = None
         for fmt in formats:
             if fmt == "triton":
-                files.append(_export_triton(model, out, opset, triton, check, atol, rtol, precision))
+                files.append(_export_triton(model, out, opset, triton, check, atol, rtol, precision, strategy))
                 continue
             path = out / file_name(fmt, precision)
             quantized = None
@@ -120,7 +123,7 @@ def export_files(model: nn.Module, out_dir: str | os.PathLike, *,
             else:
                 if onnx_file is None:
                     onnx_file = _onnx(model, Path(tmp), opset, precision,
-                                      step_graph and "onnx" in formats)
+                                      step_graph and "onnx" in formats, strategy)
                 made, quantized = onnx_file
                 path.parent.mkdir(parents=True, exist_ok=True)
                 if fmt == "ort":
@@ -178,9 +181,9 @@ def remove_stale(out: Path, written: Sequence[Path]) -> list[Path]:
 
 
 def _onnx(model: nn.Module, tmp: Path, opset: int, precision: str,
-          step_graph: bool) -> tuple[ExportResult, QuantizeResult | None]:
+          step_graph: bool, strategy: str) -> tuple[ExportResult, QuantizeResult | None]:
     """The ONNX graph at ``precision`` in ``tmp`` (quantized from the float32 export)."""
-    result = export_onnx(model, tmp / "model.onnx", opset=opset, step_graph=step_graph)
+    result = export_onnx(model, tmp / "model.onnx", opset=opset, step_graph=step_graph, strategy=strategy)
     if precision == "fp32":
         return result, None
     q = quantize(result.path, tmp / file_name("onnx", precision), precision=precision)  # its step graph too
@@ -188,12 +191,14 @@ def _onnx(model: nn.Module, tmp: Path, opset: int, precision: str,
 
 
 def _export_triton(model: nn.Module, out: Path, opset: int, triton: TritonConfig | None,
-                   check: bool, atol: float | None, rtol: float | None, precision: str) -> ExportedFile:
+                   check: bool, atol: float | None, rtol: float | None, precision: str,
+                   strategy: str) -> ExportedFile:
     """ONNX export at ``precision`` + parity against the model (that precision's tolerance),
     then the Triton repository from that file."""
     with tempfile.TemporaryDirectory() as tmp:
         python = triton is not None and triton.backend == "python"  # serves the file as is: keep its step graph
-        result = export_onnx(model, Path(tmp) / file_name("onnx"), opset=opset, step_graph=python)
+        result = export_onnx(model, Path(tmp) / file_name("onnx"), opset=opset, step_graph=python,
+                             strategy=strategy)
         quantized = None
         if precision != "fp32":  # its step graph converted too
             quantized = quantize(result.path, Path(tmp) / file_name("onnx", precision), precision=precision)
@@ -206,7 +211,7 @@ def _export_triton(model: nn.Module, out: Path, opset: int, triton: TritonConfig
 
 
 def _seq2seq_files(model: nn.Module, out: Path, formats: Sequence[str], opset: int, check: bool,
-                   atol: float | None, rtol: float | None, precision: str) -> list[ExportedFile]:
+                   atol: float | None, rtol: float | None, precision: str, strategy: str) -> list[ExportedFile]:
     from rnnx.exporter.seq2seq_export import export_seq2seq
 
     if "onnx" not in formats:
@@ -217,6 +222,6 @@ def _seq2seq_files(model: nn.Module, out: Path, formats: Sequence[str], opset: i
     skipped = [f for f in formats if f != "onnx"]
     if skipped:
         logger.info("seq2seq: skipping %s, the model exports as an ONNX bundle only", ", ".join(skipped))
-    done = export_seq2seq(model, out, opset=opset, check=check, atol=atol, rtol=rtol)
-    return [ExportedFile("onnx", ExportResult(path, read_spec(path), "trace"), done.report)
-            for path in (done.encoder, done.decoder)]
+    done = export_seq2seq(model, out, opset=opset, check=check, atol=atol, rtol=rtol, strategy=strategy)
+    return [ExportedFile("onnx", ExportResult(path, spec, spec.exporter), done.report)
+            for path, spec in ((p, read_spec(p)) for p in (done.encoder, done.decoder))]

@@ -36,7 +36,7 @@ from rnnx.exporter.parity import probe, random_input, random_state
 from rnnx.onnx_tools.spec_io import read_spec
 from rnnx.onnx_tools.step_graph import (PROBE_BATCH, PROBE_SEED, Probe, agrees_at_one_step, inline_scans,
                                         step_file_name, step_graph_entry)
-from rnnx.exporter.strategies import AUTO_ORDER, STRATEGIES, ExportContext
+from rnnx.exporter.strategies import DYNAMO_ORDER, STRATEGIES, ExportContext, auto_order
 from rnnx.exporter.strategies.base import io_names
 from rnnx.spec import ModelSpec
 
@@ -106,8 +106,10 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, opset: int = 17,
         path: the ``.onnx`` file to write (parent folders are created).
         opset: ONNX opset version.
         example_input: batch-first example; default ``model.example_input(2, 5)``.
-        strategy: "auto" (trace, proj-native, scan, scan-legacy, layer-scan in that order) or one of
-            those, or "dynamo".
+        strategy: "auto" (trace, proj-native, scan, scan-legacy, layer-scan in that order while
+            torch ships its TorchScript-based exporter; else as "dynamo") or one of those, or
+            "dynamo": TorchScript-free, torch.export's whole-model graph (native LSTM/GRU/RNN
+            ops), else the Scan graph built by torch.export ("scan").
         verify: run the parity probe (batch 3, T 1 and 7) on each candidate graph.
         step_graph: for a streamable model whose kept graph has top-level Scans, also write
             ``<stem>.step.onnx`` (the Scans run once, inlined: faster for one step) when it
@@ -157,7 +159,9 @@ def _strategy_names(strategy: str) -> tuple[str, ...]:
     from rnnx.errors import ConfigError
 
     if strategy == "auto":
-        return AUTO_ORDER
+        return auto_order()
+    if strategy == "dynamo":
+        return DYNAMO_ORDER
     if strategy not in STRATEGIES:
         raise ConfigError(f"strategy: expected one of auto, {', '.join(STRATEGIES)}, "
                           f"got {strategy!r}")

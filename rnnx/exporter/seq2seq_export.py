@@ -35,7 +35,8 @@ from rnnx.errors import ExportError, SpecError
 from rnnx.exporter.contract import dtype_name, eval_copy, producer_versions
 from rnnx.onnx_tools.graph import finalize, write_shape
 from rnnx.onnx_tools.compare import ParityReport, compare, resolve_tolerance
-from rnnx.exporter.strategies.base import export_traced
+from rnnx.exporter.strategies.base import export_traced, legacy_onnx_exporter
+from rnnx.exporter.strategies.dynamo import export_dynamo
 from rnnx.spec import BATCH, TIME, IOSpec, ModelSpec, Seq2SeqSpec, StateSpec, TensorSpec
 
 ENCODER_FILE = "encoder.onnx"
@@ -158,10 +159,11 @@ def derive_bundle_spec(model: nn.Module, example: torch.Tensor) -> Seq2SeqSpec:
     )
 
 
-def _file_specs(model: nn.Module, bundle: Seq2SeqSpec, opset: int) -> tuple[ModelSpec, ModelSpec]:
+def _file_specs(model: nn.Module, bundle: Seq2SeqSpec, opset: int, exporter: str = "trace"
+                ) -> tuple[ModelSpec, ModelSpec]:
     config = model.config.to_dict() if hasattr(model.config, "to_dict") and not model.custom else {}
     common = dict(streamable=False, rnnx_version=__version__, kind="seq2seq", config=config, opset=opset,
-                  exporter="trace", extra={"producers": producer_versions()}, seq2seq=bundle)
+                  exporter=exporter, extra={"producers": producer_versions()}, seq2seq=bundle)
     mem = bundle.encoder_outputs[0]
     encoder = ModelSpec(input=bundle.input, output=IOSpec(mem.name, 0, 1, mem.shape, mem.dtype), state=(),
                         role="encoder", **common)
@@ -202,19 +204,25 @@ def _build(module: nn.Module, args: tuple, names: tuple[list[str], list[str]], t
         else:
             shapes[t.name] = t.shape
     try:
-        proto = export_traced(module, args, spec, opset, names=names, axes=_axes(tensors))
+        if spec.exporter == "dynamo":
+            proto = export_dynamo(module, args, names, _axes(tensors), opset)
+        else:
+            proto = export_traced(module, args, spec, opset, names=names, axes=_axes(tensors))
     except Exception as e:  # torch raises many types while tracing; each is a failed export
-        raise ExportError(f"could not trace the {spec.role} of {type(module.model).__name__}: "
+        raise ExportError(f"could not export ({spec.exporter}) the {spec.role} of {type(module.model).__name__}: "
                           f"{' '.join(str(e).split())[:300]}") from e
     _set_shapes(proto, shapes)
     return finalize(proto, spec)
 
 
-def build_bundle(model: nn.Module, example: torch.Tensor, opset: int = 17
+def build_bundle(model: nn.Module, example: torch.Tensor, opset: int = 17, exporter: str = "trace"
                  ) -> tuple[onnx.ModelProto, onnx.ModelProto, Seq2SeqSpec]:
-    """Trace the encoder and decoder-step graphs of an eval-mode ``model`` (in memory)."""
+    """Export the encoder and decoder-step graphs of an eval-mode ``model`` (in memory).
+
+    ``exporter``: "trace" (torch's TorchScript-based exporter) or "dynamo" (torch.export).
+    """
     bundle = derive_bundle_spec(model, example)
-    enc_spec, dec_spec = _file_specs(model, bundle, opset)
+    enc_spec, dec_spec = _file_specs(model, bundle, opset, exporter)
     memory, state, first, base = _encode(model, example)
     with_base = any(c.name == "base" for c in bundle.context)
     with_memory = any(c.name == "memory" for c in bundle.context)
@@ -243,7 +251,8 @@ def _example(model: nn.Module, example_input: torch.Tensor | None) -> torch.Tens
 
 def export_seq2seq(model: nn.Module, out_dir: str | os.PathLike, *, opset: int = 17,
                    example_input: torch.Tensor | None = None, check: bool = True,
-                   atol: float | None = None, rtol: float | None = None) -> Seq2SeqExport:
+                   atol: float | None = None, rtol: float | None = None,
+                   strategy: str = "auto") -> Seq2SeqExport:
     """Write ``out_dir/encoder.onnx`` and ``out_dir/decoder.onnx`` and check them against eager.
 
     Args:
@@ -255,6 +264,9 @@ def export_seq2seq(model: nn.Module, out_dir: str | os.PathLike, *, opset: int =
         check: run :func:`check_seq2seq_parity` on the written bundle.
         atol: parity tolerance override.
         rtol: parity tolerance override.
+        strategy: "dynamo" (torch.export, TorchScript-free), "trace" (torch's TorchScript-based
+            exporter) or "auto": trace while torch ships it, else dynamo. Other ONNX strategy
+            names (scan, ...) mean auto here.
 
     Returns:
         A :class:`Seq2SeqExport` (both paths, the contract, the parity report).
@@ -267,7 +279,10 @@ def export_seq2seq(model: nn.Module, out_dir: str | os.PathLike, *, opset: int =
         raise ExportError(f"{type(model).__name__}: expected an rnnx.models.Seq2Seq (encode, step, forecast); "
                           f"wrap your encoder and decoder with Seq2Seq.from_modules(encoder, decoder, ...)")
     example = _example(work, example_input)
-    encoder, decoder, bundle = build_bundle(work, example, opset)
+    exporter = strategy if strategy in ("dynamo", "trace") else "trace" if legacy_onnx_exporter() else "dynamo"
+    if exporter == "dynamo":  # torch.export translates to opset 18 (ReduceMean & co. changed there)
+        opset = max(opset, 18)
+    encoder, decoder, bundle = build_bundle(work, example, opset, exporter)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     enc_path, dec_path = out / bundle.encoder, out / bundle.decoder

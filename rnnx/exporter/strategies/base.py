@@ -81,6 +81,9 @@ def _onnx_log_captured() -> Iterator[None]:
     is never lost.
     """
     global _log_users, _original_onnx_log
+    if not hasattr(torch._C, "_jit_onnx_log"):  # a torch without the TorchScript-based exporter
+        yield
+        return
     with _log_lock:
         if _log_users == 0:
             _original_onnx_log = torch._C._jit_onnx_log
@@ -110,6 +113,20 @@ def quiet() -> Iterator[None]:
                 logger.debug("torch: %s: %s", w.category.__name__, w.message)
 
 
+def legacy_onnx_exporter() -> bool:
+    """True while torch ships the TorchScript-based ONNX exporter (``torch.onnx.export(dynamo=False)``).
+
+    PyTorch deprecates it; ``strategy="auto"`` tries the strategies built on it only while
+    this holds, detected from what torch provides rather than from its version number.
+    """
+    try:
+        from torch.onnx import utils
+    except ImportError:
+        return False
+    return (callable(getattr(utils, "export", None)) and hasattr(torch._C, "_jit_onnx_log")
+            and callable(getattr(torch.jit, "trace", None)))
+
+
 def dynamic_axes(spec: ModelSpec, time: bool = True) -> dict[str, dict[int, str]]:
     """``dynamic_axes`` for ``torch.onnx.export``: batch (and time) on data, batch on state."""
     data = {spec.input.batch_axis: BATCH}
@@ -125,7 +142,14 @@ def dynamic_axes(spec: ModelSpec, time: bool = True) -> dict[str, dict[int, str]
 def export_traced(module: nn.Module, args: tuple, spec: ModelSpec, opset: int,
                   names: tuple[list[str], list[str]] | None = None,
                   axes: dict[str, dict[int, str]] | None = None) -> onnx.ModelProto:
-    """``torch.onnx.export(dynamo=False)`` into memory, returned as a ModelProto."""
+    """``torch.onnx.export(dynamo=False)`` into memory, returned as a ModelProto.
+
+    Raises:
+        RuntimeError: this torch has no TorchScript-based exporter (the strategy is rejected).
+    """
+    if not legacy_onnx_exporter():
+        raise RuntimeError(f"torch {torch.__version__} has no TorchScript-based ONNX exporter "
+                           f"(torch.onnx.export(dynamo=False))")
     inputs, outputs = names or io_names(spec)
     buf = io.BytesIO()
     with quiet(), torch.no_grad():

@@ -1,28 +1,105 @@
-"""The torch.export-based exporter (opt-in: it fixes LSTM's time axis to the example size)."""
+"""The torch.export-based exporter of the whole model: native LSTM/GRU/RNN ops, no TorchScript.
+
+``torch.onnx.export(dynamo=True)`` translates ``nn.LSTM``/``nn.GRU``/``nn.RNN`` into the native
+ONNX ops, which run at any batch and time in onnxruntime; but its translation declares some
+outputs with the example's sizes (``y``'s time axis after an ``nn.LSTM``). Those declarations
+are only hints: they are dropped and inferred again from the symbolic inputs
+(:func:`reinfer_output_shapes`), so the structural check in :func:`rnnx.exporter.graph.finalize`
+still refuses a graph that really computes at a fixed size.
+
+Tried by ``strategy="auto"`` only where torch no longer ships its TorchScript-based exporter
+(:func:`rnnx.exporter.strategies.base.legacy_onnx_exporter`).
+"""
 
 from __future__ import annotations
 
 import onnx
 import torch
 
-from rnnx.exporter.strategies.base import ExportContext, Flat, io_names, quiet
+from rnnx.exporter.strategies.base import ExportContext, Flat, quiet
+from rnnx.exporter.strategies.trace import refuse_relu_rnn
+from rnnx.spec import BATCH, TIME, io_names
+
+
+def _reset_caches() -> None:
+    """Forget the RNN kernels earlier exports left cached.
+
+    torch.onnx's exporter swaps in while-loop decompositions of ``aten.lstm``/``aten.gru`` for
+    dynamic shapes (``torch.export._patches``) by editing ``py_kernels`` without clearing the
+    ops' dispatch caches: the next export in the process then unrolls the RNN over the
+    example's steps and freezes the time axis. Clearing the caches first avoids that.
+    """
+    torch._dynamo.reset()
+    for name in ("lstm", "gru", "rnn_tanh", "rnn_relu"):
+        packet = getattr(torch.ops.aten, name)
+        for overload in packet.overloads():
+            cache = getattr(getattr(packet, overload), "_dispatch_cache", None)
+            if cache is not None:
+                cache.clear()
+
+
+def reinfer_output_shapes(model: onnx.ModelProto) -> None:
+    """Replace the graph outputs' declared shapes (and every ``value_info``) by ONNX shape inference.
+
+    A dim the inference cannot tell is left unknown (``finalize`` then writes the contract's
+    name); a dim it computes from a constant stays a number, so a truly frozen axis is still
+    refused by ``check_io``.
+    """
+    graph = model.graph
+    del graph.value_info[:]
+    for out in graph.output:
+        out.type.tensor_type.ClearField("shape")
+    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+    shapes = {o.name: o.type.tensor_type for o in inferred.graph.output}
+    for out in graph.output:
+        if shapes[out.name].HasField("shape"):
+            out.type.tensor_type.shape.CopyFrom(shapes[out.name].shape)
+
+
+def export_whole(ctx: ExportContext) -> onnx.ModelProto:
+    """``torch.onnx.export(dynamo=True)`` of ``Flat(model)`` with the contract's dynamic axes."""
+    spec = ctx.spec
+    data = {spec.input.batch_axis: BATCH}
+    if spec.input.time_axis is not None:
+        data[spec.input.time_axis] = TIME
+    axes = {spec.input.name: data, **{s.input: {s.batch_axis: BATCH} for s in spec.state}}
+    return export_dynamo(Flat(ctx.model), (ctx.example, *ctx.state), io_names(spec), axes, ctx.opset)
+
+
+def export_dynamo(module: torch.nn.Module, args: tuple[torch.Tensor, ...], names: tuple[list[str], list[str]],
+                  axes: dict[str, dict[int, str]], opset: int) -> onnx.ModelProto:
+    """``torch.onnx.export(dynamo=True)`` of ``module(*args)`` into memory: the TorchScript-free
+    counterpart of :func:`~rnnx.exporter.strategies.base.export_traced` (same ``names`` and ``axes``).
+
+    ``axes`` maps an input name to ``{axis: dim name}``; inputs sharing a dim name share one
+    ``torch.export.Dim``. Output shapes are re-inferred (:func:`reinfer_output_shapes`) and the
+    graph relabelled to ``opset`` where it was exported at 18.
+    """
+    from rnnx.exporter.strategies.scan import to_opset  # scan imports base, as we do
+
+    dims: dict[str, torch.export.Dim] = {}
+    shapes = torch.export.ShapesCollection()
+    for name, tensor in zip(names[0], args):
+        if axes.get(name):
+            shapes[tensor] = {a: dims.setdefault(d, torch.export.Dim(d)) for a, d in axes[name].items()}
+    _reset_caches()
+    with quiet(), torch.no_grad():
+        program = torch.onnx.export(module, args, dynamo=True, opset_version=max(opset, 18),
+                                    input_names=names[0], output_names=names[1],
+                                    dynamic_shapes=shapes.dynamic_shapes(module, args), verbose=False)
+    proto = program.model_proto
+    reinfer_output_shapes(proto)
+    return to_opset(proto, opset)
 
 
 class DynamoStrategy:
-    """``torch.onnx.export(dynamo=True)`` with dynamic batch and time; never tried by auto."""
+    """``torch.onnx.export(dynamo=True)`` of the whole model with dynamic batch and time."""
 
     name = "dynamo"
-    auto = False
+    auto = False  # auto tries it only without the legacy exporter (strategies.auto_order)
 
     def build(self, ctx: ExportContext) -> onnx.ModelProto:
-        spec = ctx.spec
-        batch, time = torch.export.Dim("batch"), torch.export.Dim("time")
-        shapes = [{spec.input.batch_axis: batch, spec.input.time_axis: time}]
-        shapes += [{s.batch_axis: batch} for s in spec.state]
-        inputs, outputs = io_names(spec)
-        with quiet():
-            program = torch.onnx.export(Flat(ctx.model), (ctx.example, *ctx.state), dynamo=True,
-                                        opset_version=ctx.opset, input_names=inputs,
-                                        output_names=outputs, dynamic_shapes=tuple(shapes),
-                                        verbose=False)
-        return program.model_proto
+        from rnnx.exporter.strategies.scan import to_opset  # scan imports base, as we do
+
+        refuse_relu_rnn(ctx.model)  # the native RNN op's Relu is not portable (see trace)
+        return to_opset(export_whole(ctx), ctx.opset)
