@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from rnnx.runtime import RuntimeOptions, StreamingSession, StreamPool
-from rnnx.runtime.contract import Contract
+from rnnx.runtime.contract import Contract, ForeignModel
 from rnnx.table import render
 
 
@@ -146,14 +146,14 @@ def bare_ort_case(sess: StreamingSession, calls: int) -> Case:
 
 
 def session_cases(path: str, calls: int, providers: Any, threads: int, chunk: int, stack: ExitStack,
-                  runtime: Optional[dict[str, Any]] = None) -> list[Case]:
+                  foreign: Optional[ForeignModel] = None) -> list[Case]:
     """``StreamingSession.step``, the bare loop and ``feed(chunk)`` on the same graph.
 
-    ``stack`` closes the session; ``runtime``: state_map/constants/context for ONNX files
+    ``stack`` closes the session; ``foreign``: state_map/constants/context for ONNX files
     rnnx did not write.
     """
     sess = stack.enter_context(StreamingSession(path, providers=providers, options=runtime_options(threads),
-                                                **(runtime or {})))
+                                                foreign=foreign))
     x = example_step(sess.contract, 1)
     cases = [("StreamingSession.step", lambda: sess.step(x), 1, calls), bare_ort_case(sess, calls)]
     if sess.contract.input.time_axis is not None:
@@ -165,18 +165,17 @@ def session_cases(path: str, calls: int, providers: Any, threads: int, chunk: in
 
 
 def pool_cases(path: str, streams: int, calls: int, providers: Any, threads: int, stack: ExitStack,
-               runtime: Optional[dict[str, Any]] = None) -> list[Case]:
+               foreign: Optional[ForeignModel] = None) -> list[Case]:
     """Pool ``step_many`` over N streams, N solo sessions in turn, one bare batched call (``stack`` closes them)."""
     so = runtime_options(threads)
-    runtime = runtime or {}
     pool = stack.enter_context(StreamPool(path, providers=providers, options=so, capacity=streams,
-                                          **runtime))
+                                          foreign=foreign))
     c = pool.contract
     xs = example_step(c, streams)
     inputs = {i: xs[i] for i in range(streams)}
     for i in range(streams):
         pool.open(i)
-    solo = [stack.enter_context(StreamingSession(path, providers=providers, options=so, **runtime))
+    solo = [stack.enter_context(StreamingSession(path, providers=providers, options=so, foreign=foreign))
             for _ in range(streams)]
 
     def round_robin() -> None:
@@ -230,7 +229,7 @@ def table(rows: list[Row], checks: list[Check]) -> str:
 
 def run_all(path: str, *, streams: int = 256, steps: int = 2000, providers: Any = "cpu",
             threads: int = 1, chunk: int = 64, torch_model: Optional[Any] = None,
-            runtime: Optional[dict[str, Any]] = None) -> tuple[list[Row], list[Check]]:
+            foreign: Optional[ForeignModel] = None) -> tuple[list[Row], list[Check]]:
     """Every measurement side by side, with the ratio checks.
 
     Args:
@@ -241,14 +240,14 @@ def run_all(path: str, *, streams: int = 256, steps: int = 2000, providers: Any 
         threads: intra-op threads (1 for the published numbers).
         chunk: steps per ``feed`` call.
         torch_model: an eager model for the PyTorch/TorchScript rows, or None.
-        runtime: ``state_map``/``constants``/``context`` keyword arguments of the sessions
+        foreign: the sessions' :class:`~rnnx.runtime.ForeignModel` (state_map/constants/context)
             and the pool, for ONNX files rnnx did not write.
 
     Returns:
         (rows, checks).
     """
     with ExitStack() as stack:  # closes every session and pool opened for the measurements
-        cases = session_cases(path, steps, providers, threads, chunk, stack, runtime)
+        cases = session_cases(path, steps, providers, threads, chunk, stack, foreign)
         n_session = len(cases)  # step, bare loop, and feed when the model has a time axis
         if torch_model is not None:
             cases += torch_cases(torch_model, max(200, steps // 4), threads)
@@ -256,7 +255,7 @@ def run_all(path: str, *, streams: int = 256, steps: int = 2000, providers: Any 
     step, bare = single[0], single[1]
     with ExitStack() as stack:
         many, stacked, solos, batched = time_side_by_side(
-            pool_cases(path, streams, max(40, steps // 10), providers, threads, stack, runtime))
+            pool_cases(path, streams, max(40, steps // 10), providers, threads, stack, foreign))
     rows = single[:n_session] + [many, stacked, solos, batched] + single[n_session:]
     checks = [Check("session.step time / bare ort.run loop time", step.p50_us / bare.p50_us, 1.05, False)]
     if n_session == 3:

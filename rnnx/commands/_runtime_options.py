@@ -14,6 +14,7 @@ import click
 import numpy as np
 
 from rnnx.errors import DTypeError, SpecError
+from rnnx.runtime.contract import ForeignModel
 
 F = TypeVar("F", bound=Callable[..., Any])
 logger = logging.getLogger(__name__)
@@ -88,9 +89,9 @@ def parse_constant(name: str, value: str, dtype: np.dtype) -> np.ndarray:
     return np.asarray(number, dtype=dtype)
 
 
-def runtime_kwargs(model: str, state_map: tuple[str, ...], constant: tuple[str, ...],
-                   context: int) -> dict[str, Any]:
-    """Keyword arguments for StreamingSession / StreamPool / read_contract from the options."""
+def foreign_options(model: str, state_map: tuple[str, ...], constant: tuple[str, ...],
+                    context: int) -> ForeignModel:
+    """The :class:`~rnnx.runtime.ForeignModel` for StreamingSession / StreamPool / open_model."""
     kw: dict[str, Any] = {"state_map": parse_state_map(state_map), "context": context}
     if constant:
         dtypes = _graph_input_dtypes(model)
@@ -103,4 +104,4 @@ def runtime_kwargs(model: str, state_map: tuple[str, ...], constant: tuple[str, 
             logger.info("--constant %s: fed as %s %s (the graph input's dtype)", name,
                         consts[name].dtype.name, "scalar" if consts[name].ndim == 0 else consts[name].shape)
         kw["constants"] = consts
-    return kw
+    return ForeignModel(**kw)

@@ -7,7 +7,7 @@ from typing import Any, Optional
 import click
 
 from rnnx.commands._common import command, echo
-from rnnx.commands._runtime_options import runtime_kwargs, runtime_options
+from rnnx.commands._runtime_options import foreign_options, runtime_options
 from rnnx.errors import SpecError
 
 
@@ -49,7 +49,7 @@ def bench(model: str, streams: int, steps: int, provider: str, threads: int,
         except SpecError as e:  # speed-ups against another model would be meaningless
             raise SpecError(f"--torch {torch_ckpt}: not the checkpoint MODEL was exported from: {e}") from e
     rows, checks = run_all(model, streams=streams, steps=steps, providers=provider, threads=threads,
-                           torch_model=torch_model, runtime=runtime_kwargs(model, state_map, constant, context))
+                           torch_model=torch_model, foreign=foreign_options(model, state_map, constant, context))
     echo(table(rows, checks))
     return {"model": model, "provider": provider, "threads": threads,
             "rows": [r.to_dict() for r in rows], "checks": [c.to_dict() for c in checks]}

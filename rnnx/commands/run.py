@@ -14,7 +14,7 @@ from rnnx.atomic import atomic_write, write_text_atomic
 from rnnx.commands._common import command, echo
 from rnnx.commands._data import decode as decode_tokens
 from rnnx.commands._data import encode_text, output_columns, read_features
-from rnnx.commands._runtime_options import runtime_kwargs, runtime_options
+from rnnx.commands._runtime_options import foreign_options, runtime_options
 from rnnx.errors import InputFileError, InputValueError, NotStreamableError, ShapeError
 from rnnx.progress import Progress
 from rnnx.spec import DataSpec
@@ -239,9 +239,9 @@ def run(model: str, input_path: Path, chunk: int, provider: str, out: Optional[P
     from rnnx.runtime import RuntimeOptions, StreamingSession
     from rnnx.runtime.contract import open_model
 
-    options = runtime_kwargs(model, state_map, constant, context)
+    foreign = foreign_options(model, state_map, constant, context)
     run_options = RuntimeOptions(providers=provider, check_finite=check_finite, step_graph=step_graph)
-    backend, contract = open_model(model, run_options, **options)
+    backend, contract = open_model(model, run_options, foreign)
     backend.close()
     if not contract.streamable and (state_in or state_out):
         raise NotStreamableError(f"--state-in/--state-out: {model} is bidirectional: it runs whole sequences "
@@ -255,7 +255,7 @@ def run(model: str, input_path: Path, chunk: int, provider: str, out: Optional[P
         raise InputFileError(f"INPUT {input_path}: expected at least one time step, got none (shape {x.shape})")
     check_token_ids(x, contract.spec.input.vocab_size if contract.spec is not None else None)
     with StreamingSession(model, options=run_options, batch_size=x.shape[contract.input.batch_axis],
-                          **options) as sess:
+                          foreign=foreign) as sess:
         if state_in:
             sess.load_state(state_in)
         try:

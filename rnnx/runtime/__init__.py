@@ -8,7 +8,7 @@
 All run on a backend (:mod:`rnnx.runtime.backend`; onnxruntime today).
 """
 
-from rnnx.runtime.contract import CONTEXT_KEY
+from rnnx.runtime.contract import CONTEXT_KEY, ForeignModel
 from rnnx.runtime.forecast import ForecastSession, ForecastStream
 from rnnx.runtime.options import RuntimeOptions
 from rnnx.runtime.pool import StreamPool
@@ -16,4 +16,4 @@ from rnnx.runtime.providers import resolve_providers
 from rnnx.runtime.session import StreamingSession
 
 __all__ = ["StreamingSession", "StreamPool", "ForecastSession", "ForecastStream", "RuntimeOptions",
-           "resolve_providers", "CONTEXT_KEY"]
+           "resolve_providers", "CONTEXT_KEY", "ForeignModel"]

@@ -17,7 +17,7 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 
 from rnnx.checks import check_int
-from rnnx.errors import DTypeError, ModelFileError, SpecError, StateError
+from rnnx.errors import ConfigError, DTypeError, ModelFileError, SpecError, StateError
 from rnnx.runtime.backend import Backend, PathLike, TensorInfo, open_backend
 from rnnx.runtime.options import RuntimeOptions
 from rnnx.spec import BATCH, DTYPES, METADATA_KEY, TIME, IOSpec, ModelSpec, StateSpec
@@ -91,23 +91,57 @@ class Contract:
         return tuple(dims)  # type: ignore[arg-type]
 
 
-def read_contract(backend: Backend, *, state_map: Optional[Mapping[str, str]] = None,
-                  constants: Optional[Mapping[str, Any]] = None, context: int = 0,
-                  state_shapes: Optional[Mapping[str, Sequence[Any]]] = None) -> Contract:
+@dataclass(frozen=True)
+class ForeignModel:
+    """How to run a graph beyond what its file says: what makes a third-party file streamable.
+
+    One object carries these options from the session or pool (or the CLI) down to the
+    contract reader, instead of four keyword arguments through every signature. An rnnx
+    file needs none of it; ``constants`` and ``context`` also apply to rnnx files.
+
+    Example:
+        >>> vad = ForeignModel(state_map={"state": "stateN"}, constants={"sr": 16000}, context=64)
+        >>> StreamingSession("silero_vad.onnx", foreign=vad)  # doctest: +SKIP
+    """
+
+    state_map: Optional[Mapping[str, str]] = None  # {state_input: state_output}; overrides any rnnx.spec
+    constants: Optional[Mapping[str, Any]] = None  # {input_name: value} fed unchanged on every call
+    context: int = 0  # left-context length K (inputs without a time axis)
+    state_shapes: Optional[Mapping[str, Sequence[Any]]] = None  # {state_input: shape with "batch"}
+
+
+NO_FOREIGN = ForeignModel()
+
+
+def foreign_model(foreign: Optional[ForeignModel], **given: Any) -> ForeignModel:
+    """``foreign``, or one built from the keyword shortcuts (``state_map=``, ``constants=``...).
+
+    Raises:
+        ConfigError: both a ForeignModel and shortcuts, or ``foreign`` of another type.
+    """
+    shortcuts = {k: v for k, v in given.items() if v is not None and not (k == "context" and v == 0)}
+    if foreign is None:
+        return ForeignModel(**shortcuts) if shortcuts else NO_FOREIGN
+    if not isinstance(foreign, ForeignModel):
+        raise ConfigError(f"foreign: expected a ForeignModel, got {type(foreign).__name__}")
+    if shortcuts:
+        raise ConfigError(f"foreign: pass {', '.join(sorted(shortcuts))} inside the ForeignModel, not beside it")
+    return foreign
+
+
+def read_contract(backend: Backend, foreign: ForeignModel = NO_FOREIGN) -> Contract:
     """Build the contract of an opened model, checked against its graph.
 
     Args:
         backend: the opened model.
-        state_map: ``{state_input: state_output}`` for foreign models; overrides the spec.
-        constants: ``{input_name: value}`` fed unchanged on every call.
-        context: left-context length K (see :class:`~rnnx.runtime.StreamingSession`).
-        state_shapes: ``{state_input: shape with "batch"}`` where the graph is ambiguous.
+        foreign: state map, constants, context and state shapes (:class:`ForeignModel`).
 
     Raises:
         ModelFileError: no ``rnnx.spec`` and no ``state_map``.
         SpecError: the spec or the map does not match the graph (names, ranks, fixed
             dims, dtypes, batch/time axes) or declares absurd sizes; nothing is allocated.
     """
+    state_map, constants, context = foreign.state_map, foreign.constants, foreign.context
     check_int("context", context, minimum=0)
     inputs = {t.name: t for t in backend.inputs()}
     outputs = {t.name: t for t in backend.outputs()}
@@ -124,17 +158,15 @@ def read_contract(backend: Backend, *, state_map: Optional[Mapping[str, str]] = 
         contract = _from_spec(spec, inputs, outputs, consts, context)
     else:
         contract = _from_state_map(inputs, outputs, dict(state_map), consts, context,
-                                   dict(state_shapes or {}))
+                                   dict(foreign.state_shapes or {}))
     if context and contract.input.time_axis is not None:
         raise SpecError(f"context: left context applies to inputs without a time axis; "
                         f"{contract.input.name} has one (axis {contract.input.time_axis})")
     return contract
 
 
-def open_model(path: PathLike, options: RuntimeOptions, *,
-               state_map: Optional[Mapping[str, str]] = None,
-               constants: Optional[Mapping[str, Any]] = None, context: int = 0,
-               state_shapes: Optional[Mapping[str, Sequence[Any]]] = None) -> tuple[Backend, Contract]:
+def open_model(path: PathLike, options: RuntimeOptions,
+               foreign: ForeignModel = NO_FOREIGN) -> tuple[Backend, Contract]:
     """Open a model file and read its checked contract: what StreamingSession and StreamPool share.
 
     Raises:
@@ -143,8 +175,7 @@ def open_model(path: PathLike, options: RuntimeOptions, *,
     """
     backend = open_backend(path, options)
     try:
-        return backend, read_contract(backend, state_map=state_map, constants=constants,
-                                      context=context, state_shapes=state_shapes)
+        return backend, read_contract(backend, foreign)
     except BaseException:
         backend.close()
         raise

@@ -20,7 +20,7 @@ from rnnx.errors import (ClosedError, DuplicateStreamError, InputValueError, Non
 from rnnx.runtime.batch_engine import BatchEngine
 from rnnx.runtime.backend import PathLike
 from rnnx.runtime.batcher import StreamQueue, WorkQueue, fail
-from rnnx.runtime.contract import CONTEXT_KEY
+from rnnx.runtime.contract import CONTEXT_KEY, ForeignModel, foreign_model
 from rnnx.runtime.options import RuntimeOptions, merge_options
 from rnnx.runtime.providers import Providers
 from rnnx.runtime.slots import SlotStore
@@ -99,7 +99,7 @@ class StreamPool:
         max_streams: most open streams; :meth:`open` beyond it raises PoolFullError.
         max_pending: most queued steps; beyond it :meth:`submit` blocks (up to its
             ``timeout``), :meth:`asubmit` awaits room, :meth:`submit_many` raises PoolFullError.
-        providers, state_map, constants, context, state_shapes: as in
+        providers, state_map, constants, context, state_shapes, foreign: as in
             :class:`~rnnx.runtime.StreamingSession`.
         capacity: initial (and smallest) number of state slots; doubles as streams open,
             halves when at most a quarter of the slots are in use.
@@ -125,7 +125,8 @@ class StreamPool:
                  state_map: Optional[Mapping[str, str]] = None,
                  constants: Optional[Mapping[str, Any]] = None, context: int = 0,
                  state_shapes: Optional[Mapping[str, Sequence[Any]]] = None, capacity: int = 8,
-                 check_finite: Optional[str] = None, step_graph: Optional[bool] = None) -> None:
+                 check_finite: Optional[str] = None, step_graph: Optional[bool] = None,
+                 foreign: Optional[ForeignModel] = None) -> None:
         self.max_batch = _int_option("max_batch", max_batch, MAX_BATCH_LIMIT)
         self.max_wait_ms = _wait_option(max_wait_ms)
         self.max_streams = _int_option("max_streams", max_streams, 1 << 31)
@@ -133,8 +134,8 @@ class StreamPool:
         capacity = min(_int_option("capacity", capacity, 1 << 31), self.max_streams)
         self.options = merge_options(options, providers=providers,
                                      check_finite=check_finite, step_graph=step_graph)
-        graphs = open_model_graphs(path, self.options, state_map=state_map, constants=constants,
-                                   context=context, state_shapes=state_shapes)
+        graphs = open_model_graphs(path, self.options, foreign_model(
+            foreign, state_map=state_map, constants=constants, context=context, state_shapes=state_shapes))
         self.contract = graphs.contract
         if not self.contract.streamable:
             graphs.close()

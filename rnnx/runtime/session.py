@@ -14,7 +14,7 @@ import numpy as np
 from rnnx.checks import check_int
 from rnnx.errors import ClosedError, ConcurrentUseError, NotStreamableError, ShapeError, SpecError
 from rnnx.runtime.backend import Backend, PathLike
-from rnnx.runtime.contract import CONTEXT_KEY
+from rnnx.runtime.contract import CONTEXT_KEY, ForeignModel, foreign_model
 from rnnx.runtime.engine import StepEngine
 from rnnx.runtime.options import RuntimeOptions, merge_options
 from rnnx.runtime.providers import Providers
@@ -73,6 +73,7 @@ class StreamingSession:
             the next call (zeros at the start); only for inputs without a time axis.
         state_shapes: ``{state_input: (2, "batch", 64)}`` where the graph's state shape
             does not tell the batch axis.
+        foreign: the four options above in one :class:`~rnnx.runtime.ForeignModel` (instead of them).
         check_finite: "off" (default), "warn" or "raise" on NaN/inf in inputs and outputs.
         step_graph: False runs single steps on the main graph even when the file has a
             step graph (default: the options', True).
@@ -90,13 +91,14 @@ class StreamingSession:
                  state_map: Optional[Mapping[str, str]] = None,
                  constants: Optional[Mapping[str, Any]] = None, context: int = 0,
                  state_shapes: Optional[Mapping[str, Sequence[Any]]] = None,
-                 check_finite: Optional[str] = None, step_graph: Optional[bool] = None) -> None:
+                 check_finite: Optional[str] = None, step_graph: Optional[bool] = None,
+                 foreign: Optional[ForeignModel] = None) -> None:
         batch_size = check_int("batch_size", batch_size)
         self.options = merge_options(options, providers=providers,
                                      check_finite=check_finite, step_graph=step_graph)
         self.path = Path(path)
-        graphs = open_model_graphs(path, self.options, state_map=state_map, constants=constants,
-                                   context=context, state_shapes=state_shapes)
+        graphs = open_model_graphs(path, self.options, foreign_model(
+            foreign, state_map=state_map, constants=constants, context=context, state_shapes=state_shapes))
         self.backend, self.contract = graphs.backend, graphs.contract
         self.step_graph: Optional[Path] = graphs.step_path  # the step graph step() runs on, if any
         self.batch_size = batch_size
@@ -108,7 +110,7 @@ class StreamingSession:
             raise SpecError(f"batch_size: expected state buffers of at most {MAX_STATE_BYTES} bytes, "
                             f"batch_size={batch_size} needs {need}; use a smaller batch or a StreamPool")
         self._engine = StepEngine(self.backend, self.contract, batch_size, step_backend=graphs.step)
-        self._ctx = np.zeros((batch_size, context), self.contract.input.dtype)
+        self._ctx = np.zeros((batch_size, self.contract.context), self.contract.input.dtype)
         self._fast: Optional[tuple] = None  # step()'s validated fast path, see _fast_path
         self._busy = threading.Lock()  # held during a call: a second thread gets ConcurrentUseError
         self._finite = self.options.check_finite  # "off" | "warn" | "raise"

@@ -31,12 +31,12 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Optional
 
 from rnnx.atomic import mode_kind
 from rnnx.errors import ProviderError, SpecError
 from rnnx.runtime.backend import Backend, PathLike, TensorInfo, open_backend
-from rnnx.runtime.contract import Contract, check_against_graph, open_model, ort_dtype
+from rnnx.runtime.contract import NO_FOREIGN, Contract, ForeignModel, check_against_graph, open_model, ort_dtype
 from rnnx.runtime.options import RuntimeOptions
 from rnnx.spec import METADATA_KEY, TIME, IOSpec, StepGraph
 
@@ -117,10 +117,7 @@ def find_step_graph(model: PathLike, entry: StepGraph) -> tuple[Path, Optional[s
     return file, None if data is None else hashlib.sha256(data).hexdigest()
 
 
-def open_model_graphs(path: PathLike, options: RuntimeOptions, *,
-                      state_map: Optional[Mapping[str, str]] = None,
-                      constants: Optional[Mapping[str, Any]] = None, context: int = 0,
-                      state_shapes: Optional[Mapping[str, Sequence[Any]]] = None) -> ModelGraphs:
+def open_model_graphs(path: PathLike, options: RuntimeOptions, foreign: ForeignModel = NO_FOREIGN) -> ModelGraphs:
     """Open a model file, read its checked contract and open its step graph when it has one.
 
     Args: as :func:`rnnx.runtime.contract.open_model`; ``options.step_graph`` says whether
@@ -131,8 +128,7 @@ def open_model_graphs(path: PathLike, options: RuntimeOptions, *,
         step graph's SHA-256 or inputs/outputs disagree with the contract (every backend
         opened is closed again before the error leaves).
     """
-    backend, contract = open_model(path, options, state_map=state_map, constants=constants,
-                                   context=context, state_shapes=state_shapes)
+    backend, contract = open_model(path, options, foreign)
     try:
         found = _step_graph_file(Path(path), contract, options)
         step = None if found is None else _open_step(*found, Path(path), backend, contract, options)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from tests.runtime.conftest import FOREIGN_H, FOREIGN_K, FOREIGN_N, ForeignReference
-from rnnx.errors import DTypeError, ShapeError, SpecError, StateError
-from rnnx.runtime import CONTEXT_KEY, StreamingSession, StreamPool
+from rnnx.errors import ConfigError, DTypeError, ShapeError, SpecError, StateError
+from rnnx.runtime import CONTEXT_KEY, ForeignModel, StreamingSession, StreamPool
 
 MAP = {"state": "stateN"}
 SR = {"sr": np.array(16000)}
@@ -28,6 +28,31 @@ def test_foreign_model_matches_its_python_wrapper(foreign, batch):
         np.testing.assert_allclose(sess.step(x), ref(x), atol=1e-5)
     assert sess.get_state()["state"].shape == (2, batch, FOREIGN_H)
     np.testing.assert_array_equal(sess.get_state()[CONTEXT_KEY], ref.ctx.numpy())
+
+
+def test_one_foreign_model_object_carries_the_options_to_session_and_pool(foreign):
+    """ForeignModel(...) runs the file as the four keyword shortcuts do, in a session and a pool."""
+    path, model = foreign
+    vad = ForeignModel(state_map=MAP, constants=SR, context=FOREIGN_K)
+    ref = ForeignReference(model, 1)
+    xs = chunks(1, 4)
+    with StreamingSession(path, foreign=vad) as sess, StreamPool(path, foreign=vad) as pool:
+        pool.open("a")
+        for x in xs:
+            want = ref(x)
+            np.testing.assert_allclose(sess.step(x), want, atol=1e-5)
+            np.testing.assert_allclose(pool.step_many({"a": x[0]})["a"], want[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"foreign": ForeignModel(state_map=MAP), "context": FOREIGN_K},
+     "foreign: pass context inside the ForeignModel, not beside it"),
+    ({"foreign": {"state_map": MAP}}, "foreign: expected a ForeignModel, got dict"),
+], ids=["both", "wrong-type"])
+def test_foreign_model_and_shortcuts_do_not_mix(foreign, kwargs, match):
+    path, _ = foreign
+    with pytest.raises(ConfigError, match=match):
+        StreamingSession(path, **kwargs)
 
 
 def test_foreign_feed_steps_through_axis_one(foreign):
