@@ -208,7 +208,7 @@ class ModelConfig:
         return d
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "ModelConfig":
+    def from_dict(cls, data: Any) -> "ModelConfig":
         """Rebuild a config from :meth:`to_dict` output (validated).
 
         Raises:

@@ -8,7 +8,7 @@ Example:
     (torch.Size([2, 7, 3]), [torch.Size([1, 2, 8]), torch.Size([1, 2, 8])])
 """
 
-from typing import Final, List, Optional, Tuple
+from typing import Any, Final, List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -20,7 +20,7 @@ _TORCH = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 
 def _torch_layers(cfg: ModelConfig) -> nn.Module:
-    kwargs = dict(
+    kwargs: dict[str, Any] = dict(
         input_size=cfg.feature_size,
         hidden_size=cfg.hidden_size,
         num_layers=cfg.num_layers,
