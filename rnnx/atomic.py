@@ -23,13 +23,17 @@ The guarantees (see docs/guides/files.md):
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import re
+import ctypes
+import errno
 import secrets
+import shutil
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO, Union
 
@@ -209,11 +213,161 @@ def remove_orphans(path: PathLike) -> None:
         pid = _writer_pid(target, name)
         if pid is None or not _writer_gone(pid):
             continue
+        orphan = target.parent / name
         try:
-            (target.parent / name).unlink()
+            if orphan.is_dir() and not orphan.is_symlink():
+                shutil.rmtree(orphan)  # a folder staged by atomic_dir
+            else:
+                orphan.unlink()
             logger.debug("removed %s, left by an interrupted write", name)
         except FileNotFoundError:
             continue
+
+
+# ------------------------------------------------------------------ multi-file artifacts
+def member_path(preferred: PathLike, data: bytes) -> Path:
+    """Where a member of a multi-file artifact holding ``data`` is written.
+
+    ``preferred`` when it is free or already holds exactly ``data``; otherwise (a file with
+    other bytes is there: the current artifact may be using it) ``<stem>.<sha256[:12]><suffix>``
+    beside it, so that committing the new artifact never changes a file the old one reads.
+    """
+    path = Path(preferred)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return path
+    if st.st_size == len(data) and _file_digest(path) == hashlib.sha256(data).hexdigest():
+        return path
+    return path.with_name(f"{path.stem}.{hashlib.sha256(data).hexdigest()[:12]}{path.suffix}")
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def commit_files(manifest: PathLike, manifest_data: bytes, members: Mapping[Path, bytes] | None = None,
+                 stale: Iterable[Path] = ()) -> Path:
+    """Make a multi-file artifact visible as a whole: members first, the manifest last.
+
+    The manifest is the file a reader opens (a model file); it names every member with its
+    SHA-256 (the ``rnnx.spec``), and readers check it. Members are written first, each
+    atomically, under names no file of the current artifact uses (:func:`member_path`);
+    then the manifest replaces the old one in one rename (the commit point); then the old
+    artifact's members (``stale``) are removed. A crash before the commit leaves the old
+    artifact whole (plus unreferenced new members the next commit removes), after it the
+    new one.
+
+    Returns:
+        The manifest's path.
+    """
+    members = dict(members or {})
+    for path, data in members.items():
+        write_bytes_atomic(path, data)
+    write_bytes_atomic(manifest, manifest_data)
+    keep = {Path(p) for p in members} | {Path(manifest)}
+    for path in stale:
+        if Path(path) in keep:
+            continue
+        try:
+            Path(path).unlink()
+            logger.debug("removed %s, a member of the artifact %s replaced", path, manifest)
+        except FileNotFoundError:
+            continue
+    return Path(manifest)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: PathLike) -> Iterator[Path]:
+    """Build a folder's new content in a private sibling; on success it replaces ``path`` whole.
+
+    The sibling (``.<name>.<pid>-<thread>-<random>.tmp``) is yielded empty; write the new
+    content into it. On success, entries of the old folder the new one lacks are carried
+    over (hard links: other Triton model versions stay), and the two folders are exchanged
+    in one ``renameat2(RENAME_EXCHANGE)`` (Linux), so a reader sees the old folder or the
+    new one, never a mix and never none; elsewhere two renames leave a brief moment with no
+    folder. On any exception the sibling is removed and ``path`` is left as it was.
+
+    Raises:
+        WriteTargetError: ``path`` exists and is not a folder.
+    """
+    target = Path(path)
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        raise WriteTargetError(f"{target}: expected a folder to replace, got {path_kind(target) if not target.is_symlink() else 'a symlink'}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_orphans(target)
+    stage = temporary_name(target)
+    stage.mkdir()
+    try:
+        yield stage
+        if target.is_dir():
+            shutil.copymode(target, stage)
+            _carry_over(target, stage)
+        _fsync_tree(stage)
+        _swap_in(stage, target)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    shutil.rmtree(stage, ignore_errors=True)  # after the exchange: the old folder
+    fsync_dir(target.parent)
+
+
+def _carry_over(old: Path, new: Path) -> None:
+    """Hard-link (or copy) into ``new`` every entry of ``old`` that ``new`` lacks, recursively."""
+    for entry in os.scandir(old):
+        dst = new / entry.name
+        if entry.is_dir(follow_symlinks=False):
+            if not dst.exists():
+                dst.mkdir()
+                shutil.copymode(entry.path, dst)
+            if dst.is_dir():
+                _carry_over(Path(entry.path), dst)
+        elif not os.path.lexists(dst):
+            try:
+                os.link(entry.path, dst, follow_symlinks=False)
+            except OSError:
+                shutil.copy2(entry.path, dst, follow_symlinks=False)
+
+
+def _fsync_tree(folder: Path) -> None:
+    for root, _dirs, _files in os.walk(folder):
+        fsync_dir(root)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    fn = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None) if os.name == "posix" else None
+    if fn is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _swap_in(stage: Path, target: Path) -> None:
+    """Put ``stage`` at ``target``; the old ``target`` (if any) ends up at ``stage``."""
+    if not os.path.lexists(target):
+        try:
+            os.rename(stage, target)
+            stage.mkdir()  # the caller removes it
+            return
+        except OSError as e:
+            if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+    if _exchange(stage, target):
+        return
+    aside = temporary_name(target)
+    os.rename(target, aside)
+    os.rename(stage, target)
+    os.rename(aside, stage)
 
 
 def write_bytes_atomic(path: PathLike, data: bytes) -> Path:

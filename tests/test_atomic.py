@@ -207,3 +207,63 @@ def test_orphans_of_a_live_process_are_kept(tmp_path) -> None:
         live.wait()
     remove_orphans(tmp_path / "m.onnx")
     assert not theirs.exists()
+
+
+# --- multi-file artifacts ----------------------------------------------------------------------
+def test_commit_files_writes_members_then_the_manifest_then_removes_stale_members(tmp_path) -> None:
+    from rnnx.atomic import commit_files, member_path
+
+    old_member = tmp_path / "m.step.onnx"
+    old_member.write_bytes(b"old step")
+    (tmp_path / "m.onnx").write_bytes(b"old model -> m.step.onnx")
+    new = member_path(old_member, b"new step")  # the old model still reads m.step.onnx
+    assert new != old_member and new.name.startswith("m.step.") and new.suffix == ".onnx"
+    assert member_path(old_member, b"old step") == old_member  # same bytes: same name
+    commit_files(tmp_path / "m.onnx", b"new model -> " + new.name.encode(), {new: b"new step"}, [old_member])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["m.onnx", new.name])
+    assert new.read_bytes() == b"new step"
+
+
+def test_atomic_dir_replaces_a_folder_whole_and_keeps_entries_it_does_not_write(tmp_path, umask022) -> None:
+    from rnnx.atomic import atomic_dir
+
+    model = tmp_path / "repo" / "m"
+    (model / "1").mkdir(parents=True)
+    (model / "1" / "model.onnx").write_bytes(b"v1 old")
+    (model / "2").mkdir()
+    (model / "2" / "model.onnx").write_bytes(b"version 2, not ours")
+    (model / "config.pbtxt").write_text("old")
+    inode = (model / "2" / "model.onnx").stat().st_ino
+    with atomic_dir(model) as stage:
+        (stage / "1").mkdir()
+        (stage / "1" / "model.onnx").write_bytes(b"v1 new")
+        (stage / "config.pbtxt").write_text("new")
+        assert (model / "config.pbtxt").read_text() == "old"  # nothing visible yet
+    assert (model / "config.pbtxt").read_text() == "new" and (model / "1" / "model.onnx").read_bytes() == b"v1 new"
+    assert (model / "2" / "model.onnx").stat().st_ino == inode  # carried over (a hard link)
+    assert sorted(p.name for p in (tmp_path / "repo").iterdir()) == ["m"]
+    assert _mode(model) == 0o755
+
+
+def test_atomic_dir_leaves_the_old_folder_when_building_fails(tmp_path) -> None:
+    from rnnx.atomic import atomic_dir
+
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "config.pbtxt").write_text("old")
+    with pytest.raises(RuntimeError, match="verification failed"):
+        with atomic_dir(model) as stage:
+            (stage / "config.pbtxt").write_text("new")
+            raise RuntimeError("verification failed")
+    assert (model / "config.pbtxt").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+def test_atomic_dir_refuses_a_file_in_place_of_the_folder(tmp_path) -> None:
+    from rnnx.atomic import atomic_dir
+
+    (tmp_path / "m").write_text("a file")
+    with pytest.raises(WriteTargetError, match="expected a folder to replace, got a regular file"):
+        with atomic_dir(tmp_path / "m"):
+            pass
+    assert (tmp_path / "m").read_text() == "a file"

@@ -9,7 +9,9 @@ candidate, not a dead process.
 
 After a Scan graph is kept, a single-step graph (its Scans run once, inlined; see
 :mod:`rnnx.onnx_tools.step_graph`) is checked against it at T=1 and written beside the file as
-``<stem>.step.onnx`` (first), then the file itself with the spec's ``step_graph`` pointing to it.
+``<stem>.step.onnx`` (first), then the file itself with the spec's ``step_graph`` pointing to it
+(:func:`rnnx.atomic.commit_files`: a re-export whose step graph differs writes it as
+``<stem>.step.<sha256[:12]>.onnx`` so the old model keeps its own until the new file lands).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import onnx
 import torch
 from torch import nn
 
-from rnnx.atomic import write_bytes_atomic
+from rnnx.atomic import commit_files, resolve_target
 from rnnx.errors import ExportError, ModelFileError, SpecError
 from rnnx.exporter.contract import derive_spec, eval_copy, example_for, producer_versions
 from rnnx.onnx_tools.graph import finalize, store_spec
@@ -35,7 +37,7 @@ from rnnx.onnx_tools.ort_worker import isolated_runner
 from rnnx.exporter.parity import probe, random_input, random_state
 from rnnx.onnx_tools.spec_io import read_spec
 from rnnx.onnx_tools.step_graph import (PROBE_BATCH, PROBE_SEED, Probe, agrees_at_one_step, inline_scans,
-                                        step_file_name, step_graph_entry)
+                                        stale_step_graphs, step_file_name, step_graph_entry, step_graph_path)
 from rnnx.exporter.strategies import DYNAMO_ORDER, STRATEGIES, ExportContext, auto_order
 from rnnx.exporter.strategies.base import io_names
 from rnnx.spec import ModelSpec
@@ -185,22 +187,24 @@ def _write(proto: onnx.ModelProto, path: str | os.PathLike, spec: ModelSpec,
     """Write the step graph (when ``step_model`` is given and one passes), then the model file."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
+    resolve_target(out)  # a device, FIFO or folder at ``out`` fails before anything is written
     step_path = None
     step = None if step_model is None else checked_step_graph(proto, step_model, spec)
     if step is not None:
-        step_path = out.with_name(step_file_name(out))
         try:
+            _refuse_to_overwrite_a_model(out.with_name(step_file_name(out)))
+            step_path = step_graph_path(out, step)  # never the file the current model reads
             entry = step_graph_entry(step_path, step)
-            _refuse_to_overwrite_a_model(step_path)
         except SpecError as e:  # a name the contract cannot record (a leading dot), or a model's file
             logger.warning("no step graph: %s", e)
             step_path = None
         else:
-            write_bytes_atomic(step_path, step)  # first: the model file must never point at nothing
             spec = dataclasses.replace(spec, step_graph=entry)
             store_spec(proto, spec)
-            logger.debug("wrote the step graph %s", step_path)
-    write_bytes_atomic(out, proto.SerializeToString())  # a reader never sees half a model
+    # one commit: the step graph first, the model file (naming it with its SHA-256) last, then
+    # the earlier export's step graph removed; a reader or a crash sees the old pair or the new
+    members = {} if step_path is None else {step_path: step}
+    commit_files(out, proto.SerializeToString(), members, stale_step_graphs(out, step_path))
     return ExportResult(out, spec, spec.exporter, tuple(attempts), step_path)
 
 

@@ -45,7 +45,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from rnnx.atomic import write_bytes_atomic
+from rnnx.atomic import commit_files, resolve_target
 from rnnx.errors import ConfigError, ExportError
 from rnnx.onnx_tools.spec_io import file_format, load_onnx, read_spec
 from rnnx.onnx_tools.runners import onnx_runner
@@ -245,12 +245,10 @@ def _fp16(src: Path, dst: Path) -> list[str]:
             "not a faster CPU step"]
 
 
-def _write_spec(path: Path, spec: ModelSpec) -> None:
-    model = onnx.load(os.fspath(path))
+def _set_spec(model: onnx.ModelProto, spec: ModelSpec) -> None:
     for prop in model.metadata_props:
         if prop.key == METADATA_KEY:
             prop.value = spec.to_json()
-    onnx.save(model, os.fspath(path))
 
 
 def _smoke(path: Path, spec: ModelSpec) -> None:
@@ -296,33 +294,45 @@ def quantize(src: str | os.PathLike, dst: str | os.PathLike, *,
         raise ConfigError(f"{src}: expected an ONNX file, got a {file_format(src)} file")
     before = _op_counts(load_onnx(src).graph)
     dst.parent.mkdir(parents=True, exist_ok=True)
+    resolve_target(dst)  # a device, FIFO or folder at ``dst`` fails before the work
     notes: list[str] = []
     stored: dict[str, int] = {}
-    if precision == "int8":
-        stored = _int8(src, dst)
-    else:
-        notes = _fp16(src, dst)
-    out_spec = dataclasses.replace(spec, precision=precision, step_graph=None)  # the step graph is src's
-    _smoke(dst, out_spec)
-    step = _step_graph(src, spec, dst, out_spec, precision)
-    out_spec = dataclasses.replace(out_spec, step_graph=step)
-    _write_spec(dst, out_spec)
-    quantized, kept = _summarise(before, load_onnx(dst).graph, precision)
+    from rnnx.onnx_tools.step_graph import stale_step_graphs
+
+    # everything is made and checked in a private folder; ``dst`` (and its step graph) are
+    # committed together at the end: a failed or killed run leaves ``dst`` as it was
+    with tempfile.TemporaryDirectory(prefix="rnnx-quant-out-") as tmp:
+        staged = Path(tmp) / dst.name
+        if precision == "int8":
+            stored = _int8(src, staged)
+        else:
+            notes = _fp16(src, staged)
+        out_spec = dataclasses.replace(spec, precision=precision, step_graph=None)  # the step graph is src's
+        _smoke(staged, out_spec)
+        step = _step_graph(src, spec, staged, dst, out_spec, precision)
+        out_spec = dataclasses.replace(out_spec, step_graph=None if step is None else step[1])
+        model = load_onnx(staged)
+        _set_spec(model, out_spec)
+        members = {} if step is None else {step[0]: step[2]}
+        commit_files(dst, model.SerializeToString(), members,
+                     stale_step_graphs(dst, None if step is None else step[0]))
+    quantized, kept = _summarise(before, model.graph, precision)
     if stored:
         notes.append(f"{', '.join(sorted(stored))}: weights stored int8, computed in float32 "
                      f"(onnxruntime has no int8 kernel for them, or a slower one)")
     return QuantizeResult(dst, out_spec, precision, src.stat().st_size, dst.stat().st_size,
-                          quantized, kept, tuple(notes), stored,
-                          None if step is None else dst.with_name(step.file))
+                          quantized, kept, tuple(notes), stored, None if step is None else step[0])
 
 
-def _step_graph(src: Path, spec: ModelSpec, dst: Path, out_spec: ModelSpec, precision: str) -> StepGraph | None:
-    """The source's step graph at ``precision``, written beside ``dst`` and checked against it at T=1.
+def _step_graph(src: Path, spec: ModelSpec, staged: Path, dst: Path, out_spec: ModelSpec,
+                precision: str) -> tuple[Path, StepGraph, bytes] | None:
+    """The source's step graph at ``precision``, checked against ``staged`` (the converted
+    model) at T=1: (its path beside ``dst``, its spec entry, its bytes), to be committed with it.
 
-    None (nothing written; single steps then run ``dst`` itself) when the source has no
-    step graph, its file is missing or altered, or the converted one disagrees with ``dst``.
+    None (single steps then run ``dst`` itself) when the source has no step graph, its file
+    is missing or altered, or the converted one disagrees with the converted model.
     """
-    from rnnx.onnx_tools.step_graph import agrees_at_one_step, spec_probe, step_file_name, step_graph_entry
+    from rnnx.onnx_tools.step_graph import agrees_at_one_step, spec_probe, step_graph_entry, step_graph_path
     from rnnx.runtime.step_graph import find_step_graph
 
     if spec.step_graph is None:
@@ -332,16 +342,14 @@ def _step_graph(src: Path, spec: ModelSpec, dst: Path, out_spec: ModelSpec, prec
         logger.warning("%s: its step graph %s is missing or altered; %s gets none", src.name,
                        spec.step_graph.file, dst.name)
         return None
-    target = dst.with_name(step_file_name(dst))
     with tempfile.TemporaryDirectory(prefix="rnnx-quant-step-") as tmp:
-        staged = Path(tmp) / target.name
-        _int8(source, staged) if precision == "int8" else _fp16(source, staged)
-        data = staged.read_bytes()
-    if not agrees_at_one_step(load_onnx(dst), data, out_spec, spec_probe(out_spec)):
+        converted = Path(tmp) / "step.onnx"
+        _int8(source, converted) if precision == "int8" else _fp16(source, converted)
+        data = converted.read_bytes()
+    if not agrees_at_one_step(load_onnx(staged), data, out_spec, spec_probe(out_spec)):
         return None  # the WARNING says why
-    entry = step_graph_entry(target, data)
-    write_bytes_atomic(target, data)
-    return entry
+    target = step_graph_path(dst, data)
+    return target, step_graph_entry(target, data), data
 
 
 def _summarise(before: collections.Counter, graph: onnx.GraphProto,

@@ -10,6 +10,7 @@ import os
 import zipfile
 from pathlib import Path
 
+from rnnx.atomic import path_kind
 from rnnx.errors import ModelFileError, SpecError
 from rnnx.onnx_tools.graph import load_onnx
 from rnnx.onnx_tools.ort_format import is_ort_file, ort_metadata
@@ -28,7 +29,7 @@ def file_format(path: str | os.PathLike) -> str:
     if not p.exists():
         raise ModelFileError(f"model file not found: {p}")
     if not p.is_file():
-        raise ModelFileError(f"{p}: expected a model file (.onnx or TorchScript .pt), got a directory")
+        raise ModelFileError(f"{p}: expected a model file (.onnx or TorchScript .pt), got {path_kind(p)}")
     with open(p, "rb") as f:
         head = f.read(8)
     if not head:
@@ -86,4 +87,15 @@ def read_spec(path: str | os.PathLike) -> ModelSpec:
         raise SpecError(f"{path}: {e}") from None
 
 
-__all__ = ["ZIP_MAGIC", "file_format", "load_onnx", "read_spec"]
+def has_spec(path: str | os.PathLike) -> bool:
+    """True when ``path`` carries an ``rnnx.spec`` (well-formed or not): an rnnx model file."""
+    try:
+        read_spec(path)
+    except SpecError:
+        return True
+    except ModelFileError:
+        return False
+    return True
+
+
+__all__ = ["ZIP_MAGIC", "file_format", "has_spec", "load_onnx", "read_spec"]

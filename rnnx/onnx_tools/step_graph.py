@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import re
 from pathlib import Path
 from typing import Iterator
 
@@ -30,6 +32,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from rnnx.atomic import member_path
 from rnnx.onnx_tools.rnn_nodes import subgraphs
 from rnnx.onnx_tools.compare import compare, resolve_tolerance
 from rnnx.onnx_tools.ort_worker import WorkerDied, isolated_runner
@@ -47,6 +50,35 @@ PROBE_BATCH, PROBE_SEED = 3, 11  # the T=1 check: batch 3, random non-zero state
 def step_file_name(model_path: str | Path) -> str:
     """``model.onnx`` -> ``model.step.onnx`` (the step graph's name beside the model file)."""
     return Path(model_path).stem + SUFFIX
+
+
+_STEP_TAIL = re.compile(r"step(\.[0-9a-f]{12})?\.onnx")  # after "<stem>.": step.onnx, step.<sha12>.onnx
+
+
+def step_graph_path(model_path: str | Path, data: bytes) -> Path:
+    """Where the step graph ``data`` of ``model_path`` is written: ``<stem>.step.onnx``, or
+    ``<stem>.step.<sha256[:12]>.onnx`` while that name holds the current model's other step
+    graph (see :func:`rnnx.atomic.member_path`: the old model keeps its own until the new
+    model file lands)."""
+    return member_path(Path(model_path).with_name(step_file_name(model_path)), data)
+
+
+def stale_step_graphs(model_path: str | Path, keep: Path | None) -> list[Path]:
+    """Step graph files of ``model_path`` other than ``keep`` (an earlier export's, or one a
+    killed export left): ``<stem>.step.onnx`` and ``<stem>.step.<12 hex>.onnx``, never a file
+    holding an ``rnnx.spec`` (a model someone named so)."""
+    from rnnx.onnx_tools.spec_io import has_spec
+
+    model = Path(model_path)
+    prefix = f"{model.stem}."
+    try:
+        names = sorted(os.listdir(model.parent))
+    except OSError:
+        return []
+    found = [model.parent / n for n in names
+             if n.startswith(prefix) and _STEP_TAIL.fullmatch(n[len(prefix):])
+             and (keep is None or n != keep.name)]
+    return [p for p in found if p.is_file() and not has_spec(p)]
 
 
 def sha256_hex(data: bytes) -> str:

@@ -35,7 +35,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from rnnx.atomic import write_bytes_atomic, write_text_atomic
+from rnnx.atomic import atomic_dir, write_bytes_atomic, write_text_atomic
 from rnnx.errors import ConfigError, NotStreamableError, ParityError
 from rnnx.names import check_name
 from rnnx.onnx_tools.compare import resolve_tolerance
@@ -452,12 +452,12 @@ def export_triton(source: str | os.PathLike, repo: str | os.PathLike, config: Tr
     config = config_dict(served_spec, cfg)
     check_config(config, served)
     model_dir = Path(repo) / cfg.name
-    onnx_path = model_dir / str(cfg.version) / ONNX_FILE
-    config_path = model_dir / CONFIG_FILE
-    onnx_path.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(onnx_path, served.SerializeToString())
-    write_text_atomic(config_path, to_pbtxt(config) + "\n")
-    return TritonRepository(model_dir, config_path, onnx_path, served_spec, worst)
+    with atomic_dir(model_dir) as stage:  # config and graph become visible together (other versions kept)
+        (stage / str(cfg.version)).mkdir()
+        write_bytes_atomic(stage / str(cfg.version) / ONNX_FILE, served.SerializeToString())
+        write_text_atomic(stage / CONFIG_FILE, to_pbtxt(config) + "\n")
+    return TritonRepository(model_dir, model_dir / CONFIG_FILE, model_dir / str(cfg.version) / ONNX_FILE,
+                            served_spec, worst)
 
 
 def _export_python(source: str | os.PathLike, repo: str | os.PathLike, cfg: TritonConfig,

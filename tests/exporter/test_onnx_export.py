@@ -281,3 +281,28 @@ def test_exported_files_are_readable_by_others_under_umask_022(tmp_path) -> None
     assert written == ["m.onnx", "m.step.onnx"] and result.step_graph_path is not None
     assert {n: oct(stat.S_IMODE(os.stat(tmp_path / n).st_mode)) for n in written} == {
         n: "0o644" for n in written}
+
+
+def test_a_reexport_never_changes_the_step_graph_the_old_model_reads(tmp_path) -> None:
+    """The new step graph used to land first over the old one's name: a kill before the model
+    file left the old model unopenable (its step graph's SHA-256 no longer matched)."""
+    import hashlib
+
+    from rnnx.runtime import StreamingSession
+    from tests.zoo import TINY
+
+    first = export_onnx(TINY["convlstm-k3"](), tmp_path / "m.onnx")
+    old_model, old_step = first.path.read_bytes(), first.step_graph_path.read_bytes()
+    other = TINY["convlstm-k3"]()
+    torch.nn.init.normal_(next(other.parameters()))  # other weights: another step graph
+    second = export_onnx(other, tmp_path / "m.onnx")
+    new_step = second.step_graph_path.read_bytes()
+    assert new_step != old_step
+    # where it went: beside the old one (which the old model file named), never over it
+    assert second.step_graph_path.name == f"m.step.{hashlib.sha256(new_step).hexdigest()[:12]}.onnx"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["m.onnx", second.step_graph_path.name])
+    assert read_spec(second.path).step_graph.file == second.step_graph_path.name
+    with StreamingSession(second.path) as sess:
+        assert sess.step_graph == second.step_graph_path
+    third = export_onnx(TINY["convlstm-k3"](), tmp_path / "m.onnx")  # back to the first weights
+    assert third.step_graph_path.name == "m.step.onnx" and third.path.read_bytes() == old_model
