@@ -48,6 +48,7 @@ from onnx import numpy_helper
 from rnnx.atomic import commit_files, resolve_target
 from rnnx.errors import ConfigError, ExportError
 from rnnx.onnx_tools.spec_io import file_format, load_onnx, read_spec
+from rnnx.onnx_tools.rnn_nodes import all_graphs, subgraphs
 from rnnx.onnx_tools.runners import onnx_runner
 from rnnx.spec import METADATA_KEY, PRECISIONS, ModelSpec, StepGraph
 
@@ -98,24 +99,13 @@ class QuantizeResult:
         return self.bytes / self.source_bytes if self.source_bytes else float("nan")
 
 
-def _graphs(graph: onnx.GraphProto):
-    """``graph`` and every subgraph (Scan/Loop/If bodies), depth first."""
-    yield graph
-    for node in graph.node:
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
-                yield from _graphs(attr.g)
-            for g in attr.graphs:
-                yield from _graphs(g)
-
-
 def _op_counts(graph: onnx.GraphProto) -> collections.Counter:
-    return collections.Counter(n.op_type for g in _graphs(graph) for n in g.node)
+    return collections.Counter(n.op_type for g in all_graphs(graph) for n in g.node)
 
 
 def _body_reads(graph: onnx.GraphProto) -> set[str]:
     """Names a (sub)graph's nodes read, including its own nested bodies."""
-    return {i for g in _graphs(graph) for n in g.node for i in n.input if i}
+    return {i for g in all_graphs(graph) for n in g.node for i in n.input if i}
 
 
 def localize_body_weights(model: onnx.ModelProto) -> int:
@@ -129,8 +119,7 @@ def localize_body_weights(model: onnx.ModelProto) -> int:
     """
     main = model.graph
     top_reads = {i for n in main.node for i in n.input if i} | {o.name for o in main.output}
-    bodies = [attr.g for n in main.node for attr in n.attribute
-              if attr.type == onnx.AttributeProto.GRAPH]
+    bodies = [g for n in main.node for g in subgraphs(n)]
     reads = [_body_reads(b) for b in bodies]
     moved = 0
     for init in list(main.initializer):
@@ -192,7 +181,7 @@ def store_weights_int8(model: onnx.ModelProto) -> dict[str, int]:
     done: collections.Counter = collections.Counter()
     if opset < MIN_OPSET_WEIGHT_ONLY:
         return {}
-    for graph in _graphs(model.graph):
+    for graph in all_graphs(model.graph):
         inits = {t.name: t for t in graph.initializer}
         nodes: list[onnx.NodeProto] = []
         for node in graph.node:
@@ -220,8 +209,7 @@ def _int8(src: Path, dst: Path) -> dict[str, int]:
     model = load_onnx(src)
     moved = localize_body_weights(model)
     stored = store_weights_int8(model)
-    has_bodies = any(attr.type == onnx.AttributeProto.GRAPH
-                     for n in model.graph.node for attr in n.attribute)
+    has_bodies = any(subgraphs(n) for n in model.graph.node)
     with tempfile.TemporaryDirectory(prefix="rnnx-quant-") as tmp, _quiet_quantizer():
         staged = Path(tmp) / "staged.onnx"
         onnx.save(model, os.fspath(staged))
@@ -356,7 +344,7 @@ def _summarise(before: collections.Counter, graph: onnx.GraphProto,
                precision: str) -> tuple[dict[str, int], dict[str, int]]:
     if precision == "fp16":
         halves = sum(t.data_type == onnx.TensorProto.FLOAT16
-                     for g in _graphs(graph) for t in g.initializer)
+                     for g in all_graphs(graph) for t in g.initializer)
         return {"float16 initializers": halves}, {}
     after = _op_counts(graph)
     quantized = {op: before[op] - after[op] for op in INT8_OPS if before[op] > after[op]}

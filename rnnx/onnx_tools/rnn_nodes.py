@@ -8,7 +8,7 @@ Works on the ``onnx`` protobuf only; nothing is executed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Iterator, Optional
 
 import numpy as np
 import onnx
@@ -162,6 +162,14 @@ class GraphIndex:
 def subgraphs(node: onnx.NodeProto) -> list[onnx.GraphProto]:
     """The graphs a node holds (a Scan/Loop body, If branches); empty for ordinary ops."""
     return [g for a in node.attribute for g in ([a.g] if a.type == onnx.AttributeProto.GRAPH else a.graphs)]
+
+
+def all_graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
+    """``graph`` and every subgraph (Scan/Loop bodies, If branches), depth first."""
+    yield graph
+    for node in graph.node:
+        for sub in subgraphs(node):
+            yield from all_graphs(sub)
 
 
 def find_recurrent(graph: onnx.GraphProto, where: str = "graph") -> list[RecurrentNode]:
