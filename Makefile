@@ -54,7 +54,7 @@ test: $(STAMP) $(JS_STAMP) $(TRITON_STAMP) docs
 
 # broken links, anchors or API references fail the build; builds offline (no fonts, no inventories)
 docs: $(STAMP)
-	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site  # not --quiet: it hides the warnings --strict counts
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -99,8 +99,12 @@ class StreamPool:
         max_streams: most open streams; :meth:`open` beyond it raises PoolFullError.
         max_pending: most queued steps; beyond it :meth:`submit` blocks (up to its
             ``timeout``), :meth:`asubmit` awaits room, :meth:`submit_many` raises PoolFullError.
-        providers, state_map, constants, context, state_shapes, foreign: as in
-            :class:`~rnnx.runtime.StreamingSession`.
+        providers: as in :class:`~rnnx.runtime.StreamingSession`.
+        state_map: as in :class:`~rnnx.runtime.StreamingSession`.
+        constants: as in :class:`~rnnx.runtime.StreamingSession`.
+        context: as in :class:`~rnnx.runtime.StreamingSession`.
+        state_shapes: as in :class:`~rnnx.runtime.StreamingSession`.
+        foreign: as in :class:`~rnnx.runtime.StreamingSession`.
         capacity: initial (and smallest) number of state slots; doubles as streams open,
             halves when at most a quarter of the slots are in use.
         check_finite: "off" (default), "warn" or "raise" on NaN/inf in a stream's input or
