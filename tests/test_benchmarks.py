@@ -104,3 +104,10 @@ def test_bench_export_time_times_both_paths(tmp_path):
     assert set(rows) == {"legacy", "dynamo"} and rows["dynamo"]["strategy"] == "dynamo"
     assert rows["legacy"]["strategy"] == "trace" and all(r["best_s"] > 0 for r in rows.values())
     assert "dynamo / legacy export time" in stdout
+
+
+def test_bench_batcher_times_two_backlogs_side_by_side(tmp_path):
+    report, stdout = run_script("bench_batcher.py", tmp_path, "--steps", "2048", "--rounds", "1", codes=(0, 1))
+    assert report["steps"] == 2048 and report["long_s"] > 0 and report["short_s"] > 0
+    assert report["ratio"] == report["long_s"] / report["short_s"]
+    assert "linear is 4" in stdout

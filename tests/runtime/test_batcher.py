@@ -26,19 +26,18 @@ def lstm(exported):
     return path, sequence(model, 3, 6)  # (3 streams, T, F)
 
 
-def test_one_stream_with_a_deep_backlog_drains_in_linear_time(lstm):
-    """16k queued steps of one stream: each batch takes the next one, never rescanning the rest.
+def test_one_stream_with_a_deep_backlog_drains_in_order(lstm):
+    """16k queued steps of one stream run in order, each once, equal to one call over the sequence.
 
-    The old batcher rescanned the whole backlog per batch (quadratic: 37.7 s for 16k on an
-    idle machine); this one takes about 1 s, 5 s on a machine shared by nine test runs.
+    That it drains in linear time (the old batcher rescanned the backlog per batch: 37.7 s for
+    16k) is measured by benchmarks/bench_batcher.py as a ratio, not asserted here.
     """
     path, xs = lstm
     steps = np.resize(xs[0], (16_384, xs.shape[-1]))  # (T, F)
     with StreamPool(path, max_wait_ms=0) as pool:
         pool.open("a")
-        t0 = time.monotonic()
         futs = [pool.submit("a", x) for x in steps]
-        got = np.stack([f.result(timeout=max(0.1, 25 - (time.monotonic() - t0))) for f in futs])
+        got = np.stack([f.result(timeout=WAIT) for f in futs])
     want = StreamingSession(path).feed(steps[None])[0]  # one call over the whole sequence
     np.testing.assert_allclose(got, want, atol=1e-4)
 
@@ -180,15 +179,18 @@ def test_options_are_validated_and_bounded(lstm, option, value):
         StreamPool(path, **{option: value})
 
 
-def test_a_lone_client_is_served_without_waiting_for_company(lstm):
-    """The batcher waits for as many streams as its last batch had: one stream never waits max_wait_ms."""
+def test_a_lone_client_is_served_step_after_step(lstm):
+    """One stream submitting one step at a time gets each result, equal to a session's steps.
+
+    That it never waits max_wait_ms for company (the batcher waits for as many streams as its
+    last batch had) is measured by benchmarks/bench_batcher.py, not asserted on the clock here.
+    """
     path, xs = lstm
-    with StreamPool(path, max_wait_ms=1000) as pool:
+    with StreamPool(path, max_wait_ms=1000) as pool, StreamingSession(path) as solo:
         pool.open(0)
-        t0 = time.monotonic()
         for t in range(5):
-            pool.submit(0, xs[0, t]).result(timeout=WAIT)
-        assert time.monotonic() - t0 < 4.0  # five waits of max_wait_ms would take 5 s
+            np.testing.assert_allclose(pool.submit(0, xs[0, t]).result(timeout=WAIT), solo.step(xs[0, t][None])[0],
+                                       atol=1e-6)
 
 
 def test_zero_wait_runs_at_once(lstm):

@@ -402,10 +402,10 @@ def test_max_streams_is_enforced(lstm):
 
 def test_max_pending_blocks_submit_with_a_timeout_and_refuses_oversized_bulks(lstm):
     path, xs, solo = lstm
-    with StreamPool(path, max_pending=2, max_wait_ms=300) as pool:
+    with StreamPool(path, max_pending=2, max_wait_ms=1000) as pool:
         for i in range(2):
             pool.open(i)
-        make_batcher_wait(pool, xs[:2, 0], [0, 1])  # now one ready stream waits for a second
+        make_batcher_wait(pool, xs[:2, 0], [0, 1])  # now one ready stream waits (1 s) for a second
         first = [pool.submit(0, xs[0, 1]), pool.submit(0, xs[0, 2])]  # 2 queued: the limit
         with pytest.raises(PoolFullError, match=r"max_pending: 2 steps queued \(the limit\) for 0.01 s"):
             pool.submit(1, xs[1, 1], timeout=0.01)
