@@ -104,14 +104,15 @@ class TritonSequences:
         self._evict_idle()
         results: list[Result | None] = [None] * len(requests)
         steps: list[int] = []  # requests of one time step, run together
+        pending: set[int] = set()  # their correlation ids
         undo: dict[int, Callable[[], None]] = {}
         for k, req in enumerate(requests):
             if req.corrid == 0 or not req.ready:
                 results[k] = self._empty(req)
                 continue
-            if any(requests[j].corrid == req.corrid for j in steps):  # one sequence twice: keep the order
+            if req.corrid in pending:  # one sequence twice: keep the order
                 self._run_steps(requests, steps, results, undo)
-                steps = []
+                steps, pending = [], set()
             try:
                 t = self._steps(req)
                 undo[k] = self._begin(req)
@@ -120,6 +121,7 @@ class TritonSequences:
                 continue
             if t == 1:
                 steps.append(k)
+                pending.add(req.corrid)
             else:
                 results[k] = self._chunk(req, undo[k])
         self._run_steps(requests, steps, results, undo)
