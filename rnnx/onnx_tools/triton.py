@@ -27,9 +27,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import onnx
@@ -43,8 +44,8 @@ from rnnx.onnx_tools.graph import set_io_shapes
 from rnnx.onnx_tools.spec_io import load_onnx, read_spec
 from rnnx.onnx_tools.state_layout import rename_producer, rename_uses, to_batch_first
 from rnnx.onnx_tools.triton_python import write_python_repository
-from rnnx.runtime.triton_backend import PARAMETER_MODEL as PYTHON_MODEL_PARAMETER
 from rnnx.runtime.backend import OrtBackend, open_graph
+from rnnx.runtime.triton_backend import PARAMETER_MODEL as PYTHON_MODEL_PARAMETER
 from rnnx.spec import BATCH, METADATA_KEY, TRITON_DTYPES, ModelSpec
 
 STRATEGIES = ("oldest", "direct")  # Triton sequence-batcher scheduling strategies
@@ -78,7 +79,7 @@ class TritonConfig:
     version: int = 1  # model version folder
     backend: str = "onnxruntime"  # "onnxruntime" (implicit state) or "python" (rnnx.runtime in Triton)
 
-    def validate(self) -> "TritonConfig":
+    def validate(self) -> TritonConfig:
         """Check every field; returns self.
 
         Raises:
@@ -369,13 +370,14 @@ def verify_sequences(original: onnx.ModelProto, spec: ModelSpec, served: onnx.Mo
     ref_sess, sess = _session(original, spec.precision), _session(served, served_spec.precision)
     refs = []
     for x in xs:
-        feeds = {spec.input.name: x[None]}
-        feeds.update({s.input: np.zeros(s.concrete_shape(1), s.dtype) for s in spec.state})
-        refs.append(ref_sess.run([spec.output.name], feeds)[0][0])
+        ref_feeds = {spec.input.name: x[None]}
+        ref_feeds.update({s.input: np.zeros(s.concrete_shape(1), s.dtype) for s in spec.state})
+        refs.append(ref_sess.run([spec.output.name], ref_feeds)[0][0])
     state = {i: [np.zeros(s.concrete_shape(1)[1:], s.dtype) for s in served_spec.state]
              for i in range(len(xs))}
     got: dict[int, list[np.ndarray]] = {i: [] for i in range(len(xs))}
-    waiting, active = list(range(len(xs))), []
+    waiting: list[int] = list(range(len(xs)))
+    active: list[int] = []
     outs = [served_spec.output.name] + [s.output for s in served_spec.state]
     while waiting or active:
         while waiting and len(active) < slots:
@@ -449,13 +451,13 @@ def export_triton(source: str | os.PathLike, repo: str | os.PathLike, config: Tr
     _check_empty_slots(spec, cfg)
     served, served_spec = triton_graph(proto, spec, cfg.controls)
     worst = verify_sequences(proto, spec, served, served_spec, cfg.controls) if verify else float("nan")
-    config = config_dict(served_spec, cfg)
-    check_config(config, served)
+    fields = config_dict(served_spec, cfg)
+    check_config(fields, served)
     model_dir = Path(repo) / cfg.name
     with atomic_dir(model_dir) as stage:  # config and graph become visible together (other versions kept)
         (stage / str(cfg.version)).mkdir()
         write_bytes_atomic(stage / str(cfg.version) / ONNX_FILE, served.SerializeToString())
-        write_text_atomic(stage / CONFIG_FILE, to_pbtxt(config) + "\n")
+        write_text_atomic(stage / CONFIG_FILE, to_pbtxt(fields) + "\n")
     return TritonRepository(model_dir, model_dir / CONFIG_FILE, model_dir / str(cfg.version) / ONNX_FILE,
                             served_spec, worst)
 
@@ -535,6 +537,6 @@ def check_config(config: dict[str, Any], graph: onnx.ModelProto) -> None:
             need(f"state {key}", st[key], st["data_type"], st["dims"], side)
 
 
-__all__ = ["BACKENDS", "CONTROL_KINDS", "STRATEGIES", "check_config", "TRITON_DTYPES", "TritonConfig", "TritonRepository",
-           "add_controls", "config_dict", "export_triton", "to_pbtxt", "triton_graph",
+__all__ = ["BACKENDS", "CONTROL_KINDS", "STRATEGIES", "TRITON_DTYPES", "TritonConfig", "TritonRepository",
+           "add_controls", "check_config", "config_dict", "export_triton", "to_pbtxt", "triton_graph",
            "verify_sequences"]

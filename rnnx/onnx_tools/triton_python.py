@@ -13,19 +13,19 @@ The model keeps each sequence's state itself (one StreamPool per instance, see
 :mod:`rnnx.runtime.triton_backend`): Triton's implicit state does nothing on the python
 backend. Before anything is written, that logic is run on the file the way Triton's
 sequence batcher drives it and compared with a StreamingSession per sequence. The folder
-appears whole or not at all (written beside, then renamed into place).
+appears whole or not at all (rnnx.atomic.atomic_dir).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from rnnx.atomic import atomic_dir, write_text_atomic
 from rnnx.errors import ConfigError, NotStreamableError, ParityError
 from rnnx.onnx_tools.spec_io import read_spec
 from rnnx.runtime import StreamingSession
@@ -95,7 +95,7 @@ def verify_python(path: str | os.PathLike, *, seed: int = 0) -> float:
             live = [cid for cid in cuts if t < len(cuts[cid])]
             reqs = [SequenceRequest(cid, t == 0, True, t == len(cuts[cid]) - 1, pieces[cid][t]) for cid in live]
             out = seqs.execute([SequenceRequest(0, False, False, False, _steps(spec, 1, rng)), *reqs])
-            for cid, y in zip(live, out[1:]):
+            for cid, y in zip(live, out[1:], strict=True):
                 if not isinstance(y, np.ndarray):
                     raise ParityError(f"sequence {cid}: the python backend's model failed: {y}")
                 got[cid].append(y)
@@ -105,7 +105,7 @@ def verify_python(path: str | os.PathLike, *, seed: int = 0) -> float:
     for cid, ps in pieces.items():
         with StreamingSession(path) as sess:
             want = [sess.step(p[:, 0])[:, None] if p.shape[1] == 1 else sess.feed(p) for p in ps]
-        err = max(float(np.max(np.abs(g.astype(np.float64) - w))) for g, w in zip(got[cid], want))
+        err = max(float(np.max(np.abs(g.astype(np.float64) - w))) for g, w in zip(got[cid], want, strict=True))
         worst = max(worst, err)
         if not err <= 1e-6:
             raise ParityError(f"python-backend run of sequence {cid} differs from StreamingSession by {err:.3g}")
@@ -121,19 +121,6 @@ def _copy_export(src: Path, folder: Path) -> tuple[Path, ModelSpec]:
     return folder / src.name, spec
 
 
-def _replace_folder(new: Path, final: Path) -> None:
-    """Put ``new`` at ``final`` by renames: the old folder, if any, goes only once ``new`` is ready."""
-    if final.is_symlink() or (final.exists() and not final.is_dir()):
-        raise ConfigError(f"{final}: expected a model folder or nothing, found something else; not replaced")
-    old = None
-    if final.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
-        os.rename(final, old / final.name)
-    os.rename(new, final)
-    if old is not None:
-        shutil.rmtree(old)
-
-
 def write_python_repository(source: str | os.PathLike, repo: str | os.PathLike, name: str, version: int,
                             config_text: Callable[[ModelSpec, str], str], *,
                             verify: bool = True) -> tuple[Path, ModelSpec, float]:
@@ -147,15 +134,12 @@ def write_python_repository(source: str | os.PathLike, repo: str | os.PathLike, 
     check_servable(spec)
     worst = verify_python(src) if verify else float("nan")
     root = Path(repo)
-    root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{name}.new-", dir=root) as tmp:
-        stage = Path(tmp) / name
+    with atomic_dir(root / name) as stage:  # config, model.py and files appear together (other versions kept)
         folder = stage / str(version)
-        folder.mkdir(parents=True)
+        folder.mkdir()
         onnx_path, spec = _copy_export(src, folder)
-        (folder / MODEL_PY).write_text(MODEL_PY_TEXT)
-        (stage / CONFIG_FILE).write_text(config_text(spec, onnx_path.name))
-        _replace_folder(stage, root / name)
+        write_text_atomic(folder / MODEL_PY, MODEL_PY_TEXT)
+        write_text_atomic(stage / CONFIG_FILE, config_text(spec, onnx_path.name))
     return root / name / str(version) / onnx_path.name, spec, worst
 
 

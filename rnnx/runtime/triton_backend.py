@@ -8,7 +8,8 @@ model instance and one pool stream per correlation id.
 
 - START opens the sequence's stream (or zeroes it when the id is already open);
 - a request of one time step joins the others of the same ``execute()`` in one batched
-  pool step; a chunk of T > 1 steps runs on the main graph with that stream's state;
+  pool step; chunks of T > 1 steps of the same length run as one batch on the main graph,
+  from and back to their streams' states;
 - END closes the stream after its step; READY=0 (an empty ``direct`` slot, correlation
   id 0) is answered with zeros and touches no state;
 - a sequence idle for longer than ``max_sequence_idle_microseconds`` is closed (Triton
@@ -36,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnx.errors import RnnxError, ShapeError, UnknownStreamError
+from rnnx.errors import InputValueError, RnnxError, ShapeError, UnknownStreamError
 from rnnx.runtime.pool import StreamPool
 from rnnx.runtime.session import StreamingSession
 
@@ -44,7 +45,8 @@ logger = logging.getLogger(__name__)
 
 MODEL_FILE = "model.onnx"  # the rnnx export beside model.py (its step graph too, when it has one)
 PARAMETER_MODEL = "rnnx_model_file"  # config.pbtxt parameter naming another file in the version folder
-Result = np.ndarray | RnnxError  # one request's output (1, T, out...) or its error
+CHUNK_SESSIONS = 4  # batch sizes of chunk sessions kept open per instance
+Result = np.ndarray | Exception  # one request's output (1, T, out...), or its error (RnnxError: the user's)
 
 
 @dataclass(frozen=True)
@@ -81,9 +83,10 @@ class TritonSequences:
         self.idle_s = idle_timeout_us / 1e6
         self._clock = clock
         self._seen: OrderedDict[int, float] = OrderedDict()  # open sequence -> last request time, oldest first
-        self._chunks: StreamingSession | None = None  # batch-1 session for T > 1 requests, made on demand
+        self._chunks: dict[int, StreamingSession] = {}  # batch size -> session for T > 1 requests, made on demand
         c = self.pool.contract
         self.input_name = c.input.name
+        self._vocab: int | None = getattr(c.spec.input, "vocab_size", None) if c.spec is not None else None
         shape = c.output_shape(1, 1)  # (1, 1, out...) when known
         self._out_shape: tuple[int, ...] = tuple(shape[2:]) if shape is not None else ()
         self._out_dtype = np.dtype(c.output.dtype)
@@ -96,14 +99,16 @@ class TritonSequences:
     def close(self) -> None:
         """Release the pool and the chunk session."""
         self.pool.close()
-        if self._chunks is not None:
-            self._chunks.close()
+        for sess in self._chunks.values():
+            sess.close()
+        self._chunks.clear()
 
     def execute(self, requests: Sequence[SequenceRequest]) -> list[Result]:
         """Answer one ``execute()`` batch: an output (1, T, out...) or an error per request."""
         self._evict_idle()
         results: list[Result | None] = [None] * len(requests)
         steps: list[int] = []  # requests of one time step, run together
+        chunks: list[int] = []  # requests of T > 1 steps, run together by length
         pending: set[int] = set()  # their correlation ids
         undo: dict[int, Callable[[], None]] = {}
         for k, req in enumerate(requests):
@@ -112,19 +117,18 @@ class TritonSequences:
                 continue
             if req.corrid in pending:  # one sequence twice: keep the order
                 self._run_steps(requests, steps, results, undo)
-                steps, pending = [], set()
+                self._run_chunks(requests, chunks, results, undo)
+                steps, chunks, pending = [], [], set()
             try:
                 t = self._steps(req)
                 undo[k] = self._begin(req)
             except RnnxError as e:
                 results[k] = _named(req, e)
                 continue
-            if t == 1:
-                steps.append(k)
-                pending.add(req.corrid)
-            else:
-                results[k] = self._chunk(req, undo[k])
+            (steps if t == 1 else chunks).append(k)
+            pending.add(req.corrid)
         self._run_steps(requests, steps, results, undo)
+        self._run_chunks(requests, chunks, results, undo)
         now = self._clock()
         for req in requests:
             if req.corrid and req.ready and req.corrid in self._seen:
@@ -143,6 +147,10 @@ class TritonSequences:
         if x.ndim < 2 or x.shape[0] != 1 or x.shape[1] < 1:
             raise ShapeError(f"{self.input_name}: expected shape (1, T >= 1, features...) (one sequence, "
                              f"T time steps), got {tuple(x.shape)}")
+        if self._vocab is not None and x.size and (x.min() < 0 or x.max() >= self._vocab):
+            bad = x[(x < 0) | (x >= self._vocab)]
+            raise InputValueError(f"{self.input_name}: expected token ids in [0, {self._vocab}) (vocab_size "
+                                  f"{self._vocab}), got {bad.ravel().tolist()[:8]}")
         return int(x.shape[1])
 
     def _begin(self, req: SequenceRequest) -> Callable[[], None]:
@@ -162,19 +170,49 @@ class TritonSequences:
         self._seen[cid] = self._clock()
         return lambda: self._close(cid)
 
-    def _chunk(self, req: SequenceRequest, undo: Callable[[], None]) -> Result:
-        """T > 1 steps of one sequence on the main graph, from and back to its pool state."""
-        if self._chunks is None:
-            self._chunks = StreamingSession(self.path)
-        sess, cid = self._chunks, req.corrid
-        try:
-            sess.set_state(self.pool.get_state(cid))
-            y = sess.feed(req.x)  # (1, T, out...)
-            self.pool.set_state(cid, sess.get_state())
-            return y
-        except RnnxError as e:
-            undo()
-            return _named(req, e)
+    def _session(self, batch: int) -> StreamingSession:
+        """A batch-``batch`` session for chunks (the last few sizes kept open)."""
+        sess = self._chunks.pop(batch, None) or StreamingSession(self.path, batch_size=batch)
+        self._chunks[batch] = sess  # most recently used last
+        while len(self._chunks) > CHUNK_SESSIONS:
+            self._chunks.pop(next(iter(self._chunks))).close()
+        return sess
+
+    def _run_chunks(self, requests: Sequence[SequenceRequest], chunks: list[int],
+                    results: list[Result | None], undo: dict[int, Callable[[], None]]) -> None:
+        """Chunks of the same length run as one batch on the main graph, from and back to the
+        pool's states; on a bad one (nothing changed), each alone."""
+        by_length: dict[int, list[int]] = {}
+        for k in chunks:
+            x = requests[k].x
+            by_length.setdefault(0 if x is None else x.shape[1], []).append(k)
+        groups = list(by_length.values())
+        while groups:
+            group = groups.pop()
+            reqs = [requests[k] for k in group]
+            try:
+                ys = self._feed([r.corrid for r in reqs], [r.x for r in reqs if r.x is not None])
+            except Exception as e:  # noqa: BLE001 - nothing changed: find the request that fails, answer it alone
+                if len(group) > 1:
+                    groups.extend([k] for k in group)
+                    continue
+                undo[group[0]]()
+                results[group[0]] = _failed(reqs[0], e)
+                continue
+            for k, y in zip(group, ys, strict=True):
+                results[k] = y
+
+    def _feed(self, cids: list[int], xs: list[np.ndarray]) -> list[np.ndarray]:
+        """``feed`` the stacked chunks of ``cids`` (each (1, T, F...)); their states move through."""
+        sess = self._session(len(cids))
+        axes = {s.name: s.batch_axis for s in self.pool.contract.states}
+        states = [self.pool.get_state(cid) for cid in cids]
+        sess.set_state({name: np.concatenate([st[name] for st in states], axis=ax) for name, ax in axes.items()})
+        y = sess.feed(np.concatenate(xs))  # (n, T, out...)
+        new = sess.get_state()
+        for row, cid in enumerate(cids):
+            self.pool.set_state(cid, {name: np.take(new[name], [row], axis=ax) for name, ax in axes.items()})
+        return [y[row:row + 1] for row in range(len(cids))]
 
     def _run_steps(self, requests: Sequence[SequenceRequest], steps: list[int],
                    results: list[Result | None], undo: dict[int, Callable[[], None]]) -> None:
@@ -188,12 +226,12 @@ class TritonSequences:
             try:
                 x = np.concatenate([r.x[:, 0] for r in reqs if r.x is not None])  # (n, features...), checked
                 out = self.pool.step_batch([r.corrid for r in reqs], x).array  # (n, out...)
-            except RnnxError as e:
+            except Exception as e:  # noqa: BLE001 - nothing ran: find the request that fails, answer it alone
                 if len(group) > 1:
-                    groups.extend([k] for k in group)  # nothing ran: find the bad one(s)
+                    groups.extend([k] for k in group)
                     continue
                 undo[group[0]]()
-                results[group[0]] = _named(reqs[0], e)
+                results[group[0]] = _failed(reqs[0], e)
                 continue
             for row, k in enumerate(group):
                 results[k] = np.array(out[row][None, None])  # (1, 1, out...), a copy
@@ -220,6 +258,14 @@ class TritonSequences:
 
 def _nothing() -> None:
     return None
+
+
+def _failed(req: SequenceRequest, e: Exception) -> Exception:
+    """A user's error named for its sequence; anything else is our bug: logged with its traceback."""
+    if isinstance(e, RnnxError):
+        return _named(req, e)
+    logger.error("sequence %d: internal error", req.corrid, exc_info=e)
+    return e
 
 
 def _named(req: SequenceRequest, e: RnnxError) -> RnnxError:
@@ -252,14 +298,16 @@ class TritonPythonModel:
 
     def execute(self, requests: list) -> list:
         """One response per request, in order; a bad request gets a TritonError."""
-        import triton_python_backend_utils as pb_utils  # type: ignore[import-not-found]  # the server's
+        import triton_python_backend_utils as pb_utils  # only inside the server
 
         parsed = [self._parse(pb_utils, r) for r in requests]
         out = []
         for res in self.seqs.execute(parsed):
-            if isinstance(res, RnnxError):
-                code = getattr(pb_utils.TritonError, "INVALID_ARG", None)  # a client's error, not the server's
-                error = pb_utils.TritonError(str(res)) if code is None else pb_utils.TritonError(str(res), code)
+            if isinstance(res, Exception):
+                user = isinstance(res, RnnxError)  # a client's error (INVALID_ARG), or ours (INTERNAL)
+                msg = str(res) if user else f"internal error: {type(res).__name__}: {res}"
+                code = getattr(pb_utils.TritonError, "INVALID_ARG" if user else "INTERNAL", None)
+                error = pb_utils.TritonError(msg) if code is None else pb_utils.TritonError(msg, code)
                 out.append(pb_utils.InferenceResponse(output_tensors=[], error=error))
             else:
                 out.append(pb_utils.InferenceResponse([pb_utils.Tensor(self.output_name, res)]))

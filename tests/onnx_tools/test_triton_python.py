@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rnnx.errors import ConfigError, NotStreamableError
+from rnnx.errors import ConfigError, NotStreamableError, WriteTargetError
 from rnnx.onnx_tools.spec_io import load_onnx, read_spec
 from rnnx.onnx_tools.triton import (
     TritonConfig,
@@ -85,7 +85,7 @@ def test_what_the_python_flavour_refuses(exported, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="backend: expected one of onnxruntime, python, got 'tensorrt'"):
         export_triton(lstm.path, tmp_path, TritonConfig(name="t"), backend="tensorrt")
     (tmp_path / "f").write_text("not a folder")
-    with pytest.raises(ConfigError, match="expected a model folder or nothing"):
+    with pytest.raises(WriteTargetError, match="expected a folder to replace"):
         export_triton(lstm.path, tmp_path, TritonConfig(name="f"), backend="python")
     assert (tmp_path / "f").read_text() == "not a folder"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]

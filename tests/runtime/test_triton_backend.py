@@ -122,3 +122,20 @@ def test_one_sequence_twice_in_a_batch_keeps_its_order(lstm: Path) -> None:
     ya, yb = seqs.execute([req(1, a, start=True), req(1, b)])
     want = _ref(lstm, [a, b])
     assert np.array_equal(ya, want[0]) and np.array_equal(yb, want[1])
+
+
+def test_chunks_of_one_length_run_together_and_a_bad_one_fails_alone(exported) -> None:
+    path = exported("tokens-lstm")[0]
+    rng = np.random.default_rng(4)
+    xs = {cid: rng.integers(0, 20, size=(1, 6)).astype(np.int64) for cid in (1, 2, 3)}
+    seqs = TritonSequences(path)
+    first = seqs.execute([req(cid, x[:, :3], start=True) for cid, x in xs.items()])  # one batch of three
+    bad = xs[2][:, 3:].copy()
+    bad[0, 1] = 999
+    second = seqs.execute([req(1, xs[1][:, 3:]), req(2, bad), req(3, xs[3][:, 3:])])
+    assert isinstance(second[1], InputValueError) and str(second[1]).startswith("sequence 2: x:")
+    (again,) = seqs.execute([req(2, xs[2][:, 3:])])  # its state was left as it was
+    for cid, got in ((1, [first[0], second[0]]), (2, [first[1], again]), (3, [first[2], second[2]])):
+        want = _ref(path, [xs[cid][:, :3], xs[cid][:, 3:]])
+        assert all(np.array_equal(g, w) for g, w in zip(got, want, strict=True)), cid
+    assert sorted(seqs._chunks) == [1, 2, 3]  # a session per batch size: 3 chunks, then 2 (the bad one refused first), then 1

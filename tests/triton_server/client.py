@@ -88,4 +88,4 @@ def run_sequence(protocol: str, url: str, model: str, seq: Sequence_) -> list[np
 
 def max_abs_diff(got: Sequence[np.ndarray], want: Sequence[np.ndarray]) -> float:
     assert [g.shape for g in got] == [w.shape for w in want]
-    return max(float(np.max(np.abs(g.astype(np.float64) - w.astype(np.float64)))) for g, w in zip(got, want))
+    return max(float(np.max(np.abs(g.astype(np.float64) - w.astype(np.float64)))) for g, w in zip(got, want, strict=True))

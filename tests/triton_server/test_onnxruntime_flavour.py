@@ -78,7 +78,7 @@ def test_eight_concurrent_sequences_equal_the_original_export(served, model: str
     seqs = sequences(originals[model], 8, chunked=model != "lstm", seed=len(model), first_id=300)
     with ThreadPoolExecutor(8) as ex:
         got = list(ex.map(lambda s: run_sequence(protocol, url, model, s), seqs))
-    worst = max(max_abs_diff(g, reference(originals[model], s.pieces())) for s, g in zip(seqs, got))
+    worst = max(max_abs_diff(g, reference(originals[model], s.pieces())) for s, g in zip(seqs, got, strict=True))
     assert worst <= ATOL.get(model, 0.0), f"{model}: max abs diff {worst:g}"
 
 

@@ -57,7 +57,7 @@ def _check_concurrent(served, model: str, protocol: str, chunked: bool, n: int =
     seqs = sequences(files[model], n, chunked=chunked, seed=n + chunked, first_id=100)
     with ThreadPoolExecutor(n) as ex:
         got = list(ex.map(lambda s: run_sequence(protocol, url, model, s), seqs))
-    for s, g in zip(seqs, got):
+    for s, g in zip(seqs, got, strict=True):
         assert max_abs_diff(g, reference(files[model], s.pieces())) == 0.0, f"sequence {s.sid}"
 
 
@@ -104,6 +104,10 @@ def test_a_bad_request_is_answered_with_an_error_and_changes_nothing(served) -> 
     bad[...] = 999  # beyond the vocabulary
     with pytest.raises(Exception, match=r"sequence 11: .*x.*999|sequence 11: .*999.*x"):
         infer(client, "grpc", "tokens", bad, 11, start=False, end=False)
+    bad_chunk = x[:, 2:].copy()
+    bad_chunk[0, -1] = -1
+    with pytest.raises(Exception, match=r"sequence 11: x: expected token ids .*got \[-1\]"):
+        infer(client, "grpc", "tokens", bad_chunk, 11, start=False, end=False)
     with pytest.raises(Exception, match=r"x: expected shape \(1, T >= 1"):
         infer(client, "grpc", "tokens", x[:, :0], 11, start=False, end=False)
     with pytest.raises(Exception, match="x"):  # wrong feature shape: refused by Triton's core

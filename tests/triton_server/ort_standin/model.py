@@ -64,7 +64,7 @@ class TritonPythonModel:
             groups.setdefault(tuple(row[n].shape for n in self.inputs), []).append(k)
         answers: list[Any] = [None] * len(requests)
         for ks in groups.values():
-            for k, ys in zip(ks, self._run([requests[k] for k in ks], [rows[k] for k in ks])):
+            for k, ys in zip(ks, self._run([requests[k] for k in ks], [rows[k] for k in ks]), strict=True):
                 answers[k] = pb_utils.InferenceResponse([pb_utils.Tensor(n, y) for n, y in ys.items()])
         return answers
 
@@ -76,18 +76,18 @@ class TritonPythonModel:
         feeds = {n: np.concatenate([row[n] for row in rows]) for n in self.inputs + self.controls}
         for name, _, init in self.states:
             carried = [init if (s or not r or c not in self.live) else self.live[c][name]
-                       for c, r, s in zip(cids, ready, start)]
+                       for c, r, s in zip(cids, ready, start, strict=True)]
             feeds[name] = np.stack(carried)  # (batch, dims...)
         outs = self.session.run(self.outputs + [o for _, o, _ in self.states], feeds)
         ys, new = outs[:len(self.outputs)], outs[len(self.outputs):]
-        for b, (c, r, e) in enumerate(zip(cids, ready, end)):
+        for b, (c, r, e) in enumerate(zip(cids, ready, end, strict=True)):
             if not r or c == 0:
                 continue  # an empty slot: no sequence's state
             if e:
                 self.live.pop(c, None)
             else:
                 self.live[c] = {name: new[k][b].copy() for k, (name, _, _) in enumerate(self.states)}
-        return [{n: y[b:b + 1] for n, y in zip(self.outputs, ys)} for b in range(len(rows))]
+        return [{n: y[b:b + 1] for n, y in zip(self.outputs, ys, strict=True)} for b in range(len(rows))]
 
     def finalize(self) -> None:
         self.live.clear()
