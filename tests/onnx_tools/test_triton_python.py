@@ -65,13 +65,14 @@ def test_model_onnx_needs_no_parameter_and_controls_add_up(exported, tmp_path: P
     assert [c.name for c in cfg.sequence_batching.control_input] == ["START", "READY", "END", "CORRID"]
 
 
-def test_a_second_export_replaces_the_model_folder_whole(exported, tmp_path: Path) -> None:
+def test_a_second_export_replaces_its_version_and_keeps_the_others(exported, tmp_path: Path) -> None:
     _, lstm = exported("lstm-2l", "onnx")
     _, gru = exported("gru-1l", "onnx")
+    export_triton(lstm.path, tmp_path, TritonConfig(name="m", version=2), backend="python")
     export_triton(lstm.path, tmp_path, TritonConfig(name="m"), backend="python")
-    (tmp_path / "m" / "1" / "stale.txt").write_text("old")
     repo = export_triton(gru.path, tmp_path, TritonConfig(name="m"), backend="python")
-    assert read_spec(repo.onnx_path).kind == "gru" and not (tmp_path / "m" / "1" / "stale.txt").exists()
+    assert read_spec(repo.onnx_path).kind == "gru"
+    assert read_spec(next((tmp_path / "m" / "2").glob("*.onnx"))).kind == "lstm"  # other versions stay
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no staging folder left behind
 
 
