@@ -2,8 +2,8 @@
 TorchScript-based exporter) against the TorchScript-free path (``strategy="dynamo"``).
 
 Each model is exported ``--rounds`` times per path in alternating order (the best round
-counts), building the graph only (``verify=False``, no step graph) so the numbers are the
-exporters' own cost; the strategy each path kept is reported beside its time.
+counts), with the parity probe each candidate gets (what ``rnnx export`` pays before its
+own check) and no step graph; the strategy each path kept is reported beside its time.
 
     python benchmarks/bench_export_time.py [--rounds 2] [--only lstm] [--json out.json]
 
@@ -78,7 +78,7 @@ def _export_once(make: Callable[[], nn.Module], strategy: str, out: Path) -> tup
         kept = "trace" if strategy == "auto" else strategy
     else:
         example = torch.randn(2, 5, 16) if not hasattr(model, "example_input") else None
-        kept = export_onnx(model, out / "m.onnx", strategy=strategy, verify=False, step_graph=False,
+        kept = export_onnx(model, out / "m.onnx", strategy=strategy, step_graph=False,
                            example_input=example).strategy
     return time.perf_counter() - start, kept
 

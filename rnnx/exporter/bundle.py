@@ -35,7 +35,8 @@ from rnnx.onnx_tools.triton import TritonConfig, export_triton
 from rnnx.spec import PRECISIONS
 
 # format -> file suffix ("triton": a model repository, <name>/1/model.onnx)
-FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "triton": ".onnx", "ort": ".ort"}
+FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "triton": ".onnx", "ort": ".ort", "pt2": ".pt2"}
+PROGRAMS = ("torchscript", "pt2", "pte")  # float32 only: no precision tag in the name
 logger = logging.getLogger(__name__)
 
 
@@ -43,7 +44,7 @@ logger = logging.getLogger(__name__)
 class ExportedFile:
     """One written file and its parity verdict."""
 
-    format: str  # "onnx", "ort", "torchscript" or "triton"
+    format: str  # "onnx", "ort", "torchscript", "pt2", "pte" or "triton"
     result: ExportResult  # path, spec, strategy
     report: ParityReport | None  # None when the check was skipped
     quantized: QuantizeResult | None = None  # what quantize() did (precision fp16/int8 only)
@@ -55,7 +56,7 @@ class ExportedFile:
 
 def file_name(fmt: str, precision: str = "fp32") -> str:
     """``model.onnx``, ``model.int8.onnx``, ``model.fp16.ort``, ``model.pt``."""
-    tag = "" if precision == "fp32" or fmt in ("torchscript", "triton") else f".{precision}"
+    tag = "" if precision == "fp32" or fmt in (*PROGRAMS, "triton") else f".{precision}"
     return f"model{tag}{FORMATS[fmt]}"
 
 
@@ -77,7 +78,9 @@ def export_files(model: nn.Module, out_dir: str | os.PathLike, *,
     Args:
         model: the eager contract module.
         out_dir: folder to write (created).
-        formats: any of "onnx", "ort" (onnxruntime mobile format), "torchscript", "triton".
+        formats: any of "onnx", "ort" (onnxruntime mobile format), "torchscript", "triton", "pt2"
+            (torch.export step program, plus its chunk program where torch allows), "pte"
+            (ExecuTorch step program; needs ``rnnx[executorch]``).
         opset: ONNX opset.
         check: run :func:`check_parity` on each file (reduced precision: with its tolerance).
         atol: parity tolerance override.
@@ -120,6 +123,16 @@ def export_files(model: nn.Module, out_dir: str | os.PathLike, *,
             if fmt == "torchscript":
                 logger.info("exporting %s to TorchScript", type(model).__name__)
                 result = export_torchscript(model, path)
+            elif fmt == "pt2":
+                from rnnx.exporter.pt2_export import export_pt2
+
+                logger.info("exporting %s as torch.export programs", type(model).__name__)
+                result = export_pt2(model, path)
+            elif fmt == "pte":
+                from rnnx.exporter.pte_export import export_pte
+
+                logger.info("exporting %s as an ExecuTorch program", type(model).__name__)
+                result = export_pte(model, path)
             else:
                 if onnx_file is None:
                     onnx_file = _onnx(model, Path(tmp), opset, precision,
@@ -170,7 +183,7 @@ def remove_stale(out: Path, written: Sequence[Path]) -> list[Path]:
     Returns:
         The removed paths.
     """
-    names = {file_name(fmt, p) for fmt in ("onnx", "ort", "torchscript") for p in PRECISIONS}
+    names = {file_name(fmt, p) for fmt in ("onnx", "ort", *PROGRAMS) for p in PRECISIONS}
     names |= {step_file_name(file_name("onnx", p)) for p in PRECISIONS}  # model.step.onnx, model.int8.step.onnx, ...
     keep = {Path(w).resolve() for w in written}
     stale = sorted(p for p in (out / n for n in names) if p.is_file() and p.resolve() not in keep)

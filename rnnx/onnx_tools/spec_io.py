@@ -1,7 +1,9 @@
-"""Read the state contract back from an exported file (ONNX or TorchScript).
+"""Read the state contract back from an exported file (ONNX, TorchScript, torch.export, ExecuTorch).
 
-TorchScript files are zip archives; the spec is read from their ``extra/rnnx.spec``
-member with :mod:`zipfile`, so nothing in the file is executed or unpickled.
+TorchScript and torch.export (``.pt2``) files are zip archives; the spec is read from their
+``extra/rnnx.spec`` member with :mod:`zipfile`, so nothing in the file is executed or
+unpickled. An ExecuTorch program (``.pte``) carries it as a constant method, read through
+ExecuTorch's runtime (:mod:`rnnx.runtime.executorch_backend`).
 """
 
 from __future__ import annotations
@@ -16,11 +18,22 @@ from rnnx.onnx_tools.graph import load_onnx
 from rnnx.onnx_tools.ort_format import is_ort_file, ort_metadata
 from rnnx.spec import METADATA_KEY, ModelSpec
 
-ZIP_MAGIC = b"PK\x03\x04"  # TorchScript archives are zip files
+ZIP_MAGIC = b"PK\x03\x04"  # TorchScript and torch.export archives are zip files
+PTE_MAGIC = b"ET"  # bytes 4-5 of an ExecuTorch program (flatbuffer file identifier "ET" + version)
+
+
+def _zip_format(path: Path) -> str:
+    """"pt2" for a torch.export archive (it has an ``archive_format`` member), else "torchscript"."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return "pt2" if any(n.endswith("/archive_format") for n in z.namelist()) else "torchscript"
+    except (zipfile.BadZipFile, OSError):
+        return "torchscript"  # read_spec reports the corrupt archive
 
 
 def file_format(path: str | os.PathLike) -> str:
-    """``"onnx"``, ``"ort"`` (onnxruntime format) or ``"torchscript"``, judged by content.
+    """``"onnx"``, ``"ort"`` (onnxruntime format), ``"torchscript"``, ``"pt2"`` (torch.export) or
+    ``"pte"`` (ExecuTorch), judged by content.
 
     Raises:
         ModelFileError: missing, a directory, or empty.
@@ -36,7 +49,11 @@ def file_format(path: str | os.PathLike) -> str:
         raise ModelFileError(f"{p}: file is empty, expected an ONNX or TorchScript model")
     if is_ort_file(head):
         return "ort"
-    return "torchscript" if head[:4] == ZIP_MAGIC else "onnx"
+    if head[:4] == ZIP_MAGIC:
+        return _zip_format(p)
+    if head[4:6] == PTE_MAGIC and head[6:8].isdigit():
+        return "pte"
+    return "onnx"
 
 
 def _spec_text_onnx(path: str | os.PathLike) -> str | None:
@@ -48,7 +65,7 @@ def _spec_text_torchscript(path: str | os.PathLike) -> str | None:
     try:
         with zipfile.ZipFile(path) as z:
             names = [n for n in z.namelist() if n.endswith(f"/extra/{METADATA_KEY}")]
-            if not any(n.endswith("/data.pkl") or n.endswith("/constants.pkl")
+            if not any(n.endswith("/data.pkl") or n.endswith("/constants.pkl") or n.endswith("/archive_format")
                        for n in z.namelist()):
                 raise ModelFileError(f"{path}: a zip file but not a TorchScript model")
             return z.read(names[0]).decode("utf-8") if names else None
@@ -76,6 +93,12 @@ def read_spec(path: str | os.PathLike) -> ModelSpec:
     fmt = file_format(path)
     if fmt == "ort":
         text = ort_metadata(path).get(METADATA_KEY)
+    elif fmt == "pte":
+        from rnnx.runtime.executorch_backend import pte_spec_text
+
+        text = pte_spec_text(Path(path))
+    elif fmt == "pt2":
+        text = _spec_text_torchscript(path)
     else:
         text = _spec_text_torchscript(path) if fmt == "torchscript" else _spec_text_onnx(path)
     if text is None:

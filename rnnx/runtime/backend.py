@@ -290,6 +290,16 @@ def closed_run(binding: Any) -> None:
 
 def open_backend(path: PathLike, options: RuntimeOptions, precision: Optional[str] = None,
                  data: Optional[bytes] = None) -> Backend:
-    """Open ``path`` on the backend the options select (onnxruntime today); ``precision`` and
-    ``data`` (its bytes, already read): see OrtBackend.open."""
+    """Open ``path`` on the backend the options select (onnxruntime; a ``.pt2``/``.pte`` step program
+    through :mod:`rnnx.runtime.program_backend`, its engine imported only then); ``precision`` and ``data``
+    (its bytes, already read): see OrtBackend.open."""
+    suffix = Path(path).suffix.lower() if data is None else ""
+    if suffix == ".pt2":
+        from rnnx.runtime.export_backend import open_pt2
+
+        return open_pt2(Path(path))
+    if suffix == ".pte":
+        from rnnx.runtime.executorch_backend import open_pte
+
+        return open_pte(Path(path))
     return OrtBackend.open(path, options, precision, data)

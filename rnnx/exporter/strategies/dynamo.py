@@ -17,7 +17,6 @@ import onnx
 import torch
 
 from rnnx.exporter.strategies.base import ExportContext, Flat, quiet
-from rnnx.exporter.strategies.trace import refuse_relu_rnn
 from rnnx.spec import BATCH, TIME, io_names
 
 
@@ -92,6 +91,28 @@ def export_dynamo(module: torch.nn.Module, args: tuple[torch.Tensor, ...], names
     return to_opset(proto, opset)
 
 
+def refuse_without_native_layers(model: torch.nn.Module) -> None:
+    """Raise, before the (slow) export, for a model whose recurrence has no native form here.
+
+    torch.export keeps ``nn.LSTM``/``nn.GRU`` as native ops with a dynamic time axis (through
+    its while-loop decompositions); it unrolls ``nn.RNN`` over the example's steps, has no
+    native op for a projected LSTM, and a model without torch RNN layers (ConvLSTM, a user's
+    cell) loops in Python. Those go to the Scan graph at once instead of after a failed export.
+
+    Raises:
+        ValueError: naming the layer (or the absence of one).
+    """
+    layers = [(n, m) for n, m in model.named_modules() if isinstance(m, torch.nn.RNNBase)]
+    if not layers:
+        raise ValueError(f"{type(model).__name__} has no nn.LSTM/nn.GRU layer: no native op to export "
+                         f"(its loop over time becomes a Scan)")
+    for name, m in layers:
+        if isinstance(m, torch.nn.RNN):
+            raise ValueError(f"{name}: torch.export unrolls nn.RNN over the example's steps (no dynamic-time form)")
+        if isinstance(m, torch.nn.LSTM) and m.proj_size:
+            raise ValueError(f"{name}: an LSTM with proj_size has no native ONNX op")
+
+
 class DynamoStrategy:
     """``torch.onnx.export(dynamo=True)`` of the whole model with dynamic batch and time."""
 
@@ -101,5 +122,5 @@ class DynamoStrategy:
     def build(self, ctx: ExportContext) -> onnx.ModelProto:
         from rnnx.exporter.strategies.scan import to_opset  # scan imports base, as we do
 
-        refuse_relu_rnn(ctx.model)  # the native RNN op's Relu is not portable (see trace)
+        refuse_without_native_layers(ctx.model)
         return to_opset(export_whole(ctx), ctx.opset)
