@@ -36,7 +36,7 @@ from rnnx.spec import PRECISIONS
 
 # format -> file suffix ("triton": a model repository, <name>/1/model.onnx)
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "triton": ".onnx", "ort": ".ort", "pt2": ".pt2"}
-PROGRAMS = ("torchscript", "pt2", "pte")  # float32 only: no precision tag in the name
+PROGRAMS = ("torchscript", "pt2")  # float32 only: no precision tag in the name
 logger = logging.getLogger(__name__)
 
 
