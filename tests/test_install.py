@@ -64,8 +64,11 @@ def _fresh_venv(where: Path) -> Path:
 
 
 def _package_files(root: Path) -> set[str]:
-    return {p.relative_to(root).as_posix() for p in (root / "rnnx").rglob("*")
-            if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"}
+    return {
+        p.relative_to(root).as_posix()
+        for p in (root / "rnnx").rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+    }
 
 
 def test_build_makes_a_wheel_and_an_sdist_holding_every_package_file(dist: Path) -> None:
@@ -77,18 +80,23 @@ def test_build_makes_a_wheel_and_an_sdist_holding_every_package_file(dist: Path)
     assert not missing, f"files of the package missing from the wheel: {sorted(missing)}"
 
 
-def test_the_cpu_extra_alone_inspects_grafts_state_onto_and_quantizes_without_torch(
-        dist: Path, tmp_path: Path) -> None:
+def test_the_cpu_extra_alone_inspects_grafts_state_onto_and_quantizes_without_torch(dist: Path, tmp_path: Path) -> None:
     from tests.foreign import PlainRNN, export_plain
 
-    plain = export_plain(PlainRNN("lstm"), (torch.randn(2, 5, 3),), tmp_path / "plain.onnx", dynamo=False,
-                         input_names=["x"], output_names=["y"],
-                         dynamic_axes={"x": {0: "batch", 1: "time"}, "y": {0: "batch", 1: "time"}})
+    plain = export_plain(
+        PlainRNN("lstm"),
+        (torch.randn(2, 5, 3),),
+        tmp_path / "plain.onnx",
+        dynamo=False,
+        input_names=["x"],
+        output_names=["y"],
+        dynamic_axes={"x": {0: "batch", 1: "time"}, "y": {0: "batch", 1: "time"}},
+    )
     bin_ = _fresh_venv(tmp_path / "v")
-    _run([str(bin_ / "python"), "-m", "pip", "install", "-q", f"{next(dist.glob('rnnx-*.whl'))}[cpu]"],
-         cwd=tmp_path)
-    no_torch = subprocess.run([str(bin_ / "python"), "-c", "import torch"], env=_env(), cwd=tmp_path,
-                              capture_output=True)
+    _run([str(bin_ / "python"), "-m", "pip", "install", "-q", f"{next(dist.glob('rnnx-*.whl'))}[cpu]"], cwd=tmp_path)
+    no_torch = subprocess.run(
+        [str(bin_ / "python"), "-c", "import torch"], env=_env(), cwd=tmp_path, capture_output=True
+    )
     assert no_torch.returncode != 0, "rnnx[cpu] installed torch"
 
     rnnx = str(bin_ / "rnnx")
@@ -96,8 +104,7 @@ def test_the_cpu_extra_alone_inspects_grafts_state_onto_and_quantizes_without_to
     assert "LSTM" in shown.stdout and "rnnx stateful" in shown.stdout, shown.stdout
     _run([rnnx, "stateful", plain.name, "--out", "stream.onnx"], cwd=tmp_path)
     for precision in ("int8", "fp16"):
-        _run([rnnx, "quantize", "stream.onnx", "--precision", precision, "--out", f"q.{precision}.onnx"],
-             cwd=tmp_path)
+        _run([rnnx, "quantize", "stream.onnx", "--precision", precision, "--out", f"q.{precision}.onnx"], cwd=tmp_path)
     np.save(tmp_path / "x.npy", np.random.default_rng(0).standard_normal((9, 3)).astype(np.float32))
     _run([rnnx, "run", "q.int8.onnx", "x.npy", "--out", "y.npy"], cwd=tmp_path)
     assert np.load(tmp_path / "y.npy").shape == (1, 9, 2)
@@ -109,8 +116,10 @@ def test_the_wheel_installed_in_a_fresh_venv_exports_and_runs(dist: Path, tmp_pa
     start = time.perf_counter()
     # torch pinned to the build these tests run with (as `make test` pins it): PyPI's default
     # Linux torch brings its CUDA libraries, over 5 GiB (docs/guides/install.md)
-    _run([str(bin_ / "python"), "-m", "pip", "install", "-q", f"{wheel}[cpu,export]",
-          f"torch=={torch.__version__}"], cwd=tmp_path)
+    _run(
+        [str(bin_ / "python"), "-m", "pip", "install", "-q", f"{wheel}[cpu,export]", f"torch=={torch.__version__}"],
+        cwd=tmp_path,
+    )
     seconds = time.perf_counter() - start
     print(f"pip install rnnx[cpu,export] from the wheel into a fresh venv: {seconds:.1f} s")
 
@@ -122,8 +131,7 @@ def test_the_wheel_installed_in_a_fresh_venv_exports_and_runs(dist: Path, tmp_pa
     assert "onnxruntime" in version.stdout and "not installed" not in version.stdout, version.stdout
 
     (tmp_path / "model.py").write_text(MODEL_PY)
-    _run([str(bin_ / "rnnx"), "export", "model.py:make", "--format", "onnx", "--out", "exported"],
-         cwd=tmp_path)
+    _run([str(bin_ / "rnnx"), "export", "model.py:make", "--format", "onnx", "--out", "exported"], cwd=tmp_path)
     assert (tmp_path / "exported" / "model.onnx").is_file()
 
     np.save(tmp_path / "x.npy", np.random.default_rng(0).standard_normal((12, 3)).astype(np.float32))

@@ -27,12 +27,16 @@ def _task_comparison(ckpt: str, model_path: str):  # -> Optional[TaskComparison]
 @click.option("--weights", metavar="FILE", help="CKPT as file.py:factory only: weights for the factory's "
               "module (.safetensors, or a state_dict read with torch.load(weights_only=True)).")
 @click.option("--example-shape", metavar="B,T,F...", help="CKPT as file.py:factory only: the input "
-              "shape, where the module has no example_input(batch, steps).")
+              "shape (batch, time and features are all used); wins over the shape rnnx reads off the "
+              "module's first layer.")
 @click.argument("model_path", metavar="MODEL")
+@click.option("--example-dtype", type=click.Choice(["float32", "float64", "int64", "int32"]),
+              help="CKPT as file.py:factory only: the example's dtype with --example-shape "
+              "(int64: token ids for a model that starts with an Embedding).")
 @click.option("--atol", type=click.FloatRange(min=0), help="Absolute tolerance (default per family).")
 @click.option("--rtol", type=click.FloatRange(min=0), help="Relative tolerance (default per family).")
-def check(ckpt: str, weights: Optional[str], example_shape: Optional[str], model_path: str,
-          atol: Optional[float], rtol: Optional[float]) -> dict[str, Any]:
+def check(ckpt: str, weights: Optional[str], example_shape: Optional[str], example_dtype: Optional[str],
+          model_path: str, atol: Optional[float], rtol: Optional[float]) -> dict[str, Any]:
     """Check MODEL (.onnx, .ort or TorchScript .pt) against CKPT (a checkpoint, run directory or your model).
 
     CKPT may be your own model as path/to/file.py:factory or package.module:factory
@@ -59,7 +63,7 @@ def check(ckpt: str, weights: Optional[str], example_shape: Optional[str], model
     from rnnx.exporter.parity import check_parity
     from rnnx.models.user import is_reference, load_model
 
-    model = load_model(ckpt, weights=weights, example_shape=example_shape)
+    model = load_model(ckpt, weights=weights, example_shape=example_shape, example_dtype=example_dtype)
     report = check_parity(model, model_path, atol=atol, rtol=rtol)
     echo(report.table())
     task = None if is_reference(ckpt) else _task_comparison(ckpt, model_path)

@@ -45,7 +45,11 @@ def _file_dict(f: Any) -> dict[str, Any]:
 @click.option("--weights", metavar="FILE", help="CKPT as file.py:factory only: weights for the factory's "
               "module (.safetensors, or a state_dict read with torch.load(weights_only=True)).")
 @click.option("--example-shape", metavar="B,T,F...", help="CKPT as file.py:factory only: the input "
-              "shape, where the module has no example_input(batch, steps).")
+              "shape (batch, time and features are all used); wins over the shape rnnx reads off the "
+              "module's first layer.")
+@click.option("--example-dtype", type=click.Choice(["float32", "float64", "int64", "int32"]),
+              help="CKPT as file.py:factory only: the example's dtype with --example-shape "
+              "(int64: token ids for a model that starts with an Embedding).")
 @click.option("--out", "out_dir", required=True, metavar="DIR", help="Folder for model.onnx (model.pt with --format torchscript|all).")
 @click.option("--format", "fmt", type=click.Choice(list(FORMAT_CHOICES)), default="onnx",
               show_default=True, help="Which files to write: onnx (model.onnx, plus model.step.onnx "
@@ -76,8 +80,8 @@ def _file_dict(f: Any) -> dict[str, Any]:
 @click.option("--triton-backend", type=click.Choice(["onnxruntime", "python"]), default="onnxruntime",
               show_default=True, help="--format triton: Triton's onnxruntime backend (implicit state), "
               "or rnnx.runtime inside Triton's python backend (the server's python needs rnnx[cpu], numpy<2).")
-def export(ckpt: str, weights: Optional[str], example_shape: Optional[str], out_dir: str, fmt: str,
-           precision: str, opset: int, strategy: str, no_check: bool, no_step_graph: bool,
+def export(ckpt: str, weights: Optional[str], example_shape: Optional[str], example_dtype: Optional[str],
+           out_dir: str, fmt: str, precision: str, opset: int, strategy: str, no_check: bool, no_step_graph: bool,
            atol: Optional[float], rtol: Optional[float], triton_name: str, max_batch_size: int,
            sequence_strategy: str, instance_kind: str, triton_backend: str) -> dict[str, Any]:
     """Export CKPT (a checkpoint file, a run directory, or your own model) to DIR, then check parity.
@@ -127,7 +131,7 @@ def export(ckpt: str, weights: Optional[str], example_shape: Optional[str], out_
                           strategy=sequence_strategy, instance_kind=instance_kind,
                           backend=triton_backend).validate()
     logger.info("loading %s", ckpt)
-    model = load_model(ckpt, weights=weights, example_shape=example_shape)
+    model = load_model(ckpt, weights=weights, example_shape=example_shape, example_dtype=example_dtype)
     files = export_files(model, out_dir, formats=FORMAT_CHOICES[fmt], opset=opset,
                          check=not no_check, atol=atol, rtol=rtol, triton=triton,
                          precision=precision, step_graph=not no_step_graph, strategy=strategy)

@@ -50,14 +50,33 @@ def example_for(model: nn.Module, example_input: torch.Tensor | None = None,
     make = getattr(model, "example_input", None)
     if getattr(model, "init_state", None) is None:
         raise _no_init_state(model)
-    shape = getattr(model, "example_shape", None)  # (B, T, F...) given by the user
-    if make is None and shape is not None:
-        return torch.randn(batch, steps, *map(int, tuple(shape)[2:]))
+    given = shaped_example(model)
+    if given is not None:  # the user's --example-shape/--example-dtype wins over any guess
+        return given
     if make is None:
         raise ExportError(f"{type(model).__name__} has no example_input(batch, steps) method: "
                           f"pass example_input= (a batch-first tensor, e.g. shape (2, 5, features)); "
                           f"from the command line: --example-shape 2,5,FEATURES")
     return make(batch, steps)
+
+
+def shaped_example(model: nn.Module, batch: int | None = None, steps: int | None = None
+                   ) -> torch.Tensor | None:
+    """The input the user declared (``model.example_shape``/``example_dtype``, set from
+    ``--example-shape B,T,F...``/``--example-dtype``), at its own B and T unless given; else None.
+
+    Token ids (``example_dtype`` int64/int32) lie in ``[0, vocab)`` of the model's Embedding.
+    """
+    shape = getattr(model, "example_shape", None)
+    if shape is None:
+        return None
+    dims = tuple(int(d) for d in shape)
+    full = (dims[0] if batch is None else batch, dims[1] if steps is None else steps, *dims[2:])
+    dtype = TORCH_DTYPES[str(getattr(model, "example_dtype", None) or "float32")]
+    if dtype.is_floating_point:
+        return torch.randn(full, dtype=dtype)
+    tables = [m.num_embeddings for m in model.modules() if isinstance(m, nn.Embedding)]
+    return torch.randint(0, min(tables) if tables else 2, full, dtype=dtype)
 
 
 def _wrap_hint(model: nn.Module, **options: Any) -> str:
@@ -74,9 +93,11 @@ def _wrap_hint(model: nn.Module, **options: Any) -> str:
 
 
 def _no_init_state(model: nn.Module) -> ContractError:
+    from rnnx.models.advice import route_for  # deferred: rnnx.models is only needed here
+
     return ContractError(f"{type(model).__name__}: expected an init_state(batch_size) method "
-                         f"returning the list of zero state tensors, found none; to use the module "
-                         f"as written: {_wrap_hint(model)}")
+                         f"returning the list of zero state tensors, found none; "
+                         f"{route_for(model).text()}")
 
 
 def init_state(model: nn.Module, batch: int) -> list[torch.Tensor]:

@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 from rnnx.errors import ExportError, SpecError
-from rnnx.exporter.contract import TORCH_DTYPES, _config, derive_spec, eval_copy, init_state, run_eager
+from rnnx.exporter.contract import (TORCH_DTYPES, _config, derive_spec, eval_copy, init_state, run_eager,
+                                    shaped_example)
 from rnnx.onnx_tools.compare import (PROBE_BATCHES, PROBE_STEPS, STREAM_CHUNK, ParityReport,
                                      ParityRow, Tolerance, compare, resolve_tolerance)
 from rnnx.exporter.runners import open_runner
@@ -39,16 +40,30 @@ def _tensor_tolerances(spec: ModelSpec, tolerances: Mapping[str, Tolerance] | No
 def random_input(model: nn.Module, spec: ModelSpec, batch: int, steps: int,
                  seed: int) -> torch.Tensor:
     """Random input of the model's shape and dtype (token ids for integer inputs)."""
+    if getattr(model, "example_shape", None) is not None:  # the user's declared input wins
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            return shaped_example(model, batch, steps)
     if hasattr(model, "example_input"):
         with torch.random.fork_rng():
             torch.manual_seed(seed)
-            return model.example_input(batch, steps)
+            try:
+                x = model.example_input(batch, steps)
+            except ExportError:  # the model cannot say: the file's contract does
+                x = None
+        if x is not None and _fits(x, spec):
+            return x
     gen = torch.Generator().manual_seed(seed)
     shape = (batch, steps, *spec.input.feature_shape)
     dtype = TORCH_DTYPES[spec.input.dtype]
     if dtype.is_floating_point:
         return torch.randn(shape, generator=gen).to(dtype)
     return torch.randint(0, _vocab(model), shape, generator=gen, dtype=dtype)
+
+
+def _fits(x: torch.Tensor, spec: ModelSpec) -> bool:
+    """``x`` has the feature shape and dtype the exported file declares."""
+    return tuple(x.shape[2:]) == tuple(spec.input.feature_shape) and x.dtype == TORCH_DTYPES[spec.input.dtype]
 
 
 def _vocab(model: nn.Module) -> int:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import inspect
+import logging
 import importlib.util
 import os
 import re
@@ -32,6 +34,7 @@ from rnnx.errors import CheckpointError, ConfigError
 # "file.py:attr" or "pkg.mod:attr" (attr may be dotted: "mod:Class.make")
 _REFERENCE = re.compile(r"^(?P<source>[^:]+\.py|[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*)"
                         r":(?P<attr>[A-Za-z_]\w*(\.[A-Za-z_]\w*)*)$")
+logger = logging.getLogger(__name__)
 _NESTED_KEYS = ("state_dict", "model_state_dict", "model")  # common checkpoint dict layouts
 
 
@@ -41,7 +44,8 @@ def is_reference(text: str) -> bool:
 
 
 def load_reference(ref: str, *, weights: Optional[str | os.PathLike] = None,
-                   example_shape: Optional[Sequence[int]] = None) -> nn.Module:
+                   example_shape: Optional[Sequence[int]] = None,
+                   example_dtype: Optional[str] = None) -> nn.Module:
     """Import ``ref``, call its factory, load ``weights`` into the module.
 
     Args:
@@ -49,8 +53,9 @@ def load_reference(ref: str, *, weights: Optional[str | os.PathLike] = None,
         weights: optional ``.safetensors`` file, or a ``state_dict`` saved with
             ``torch.save`` (read with ``weights_only=True``; a dict holding it under
             ``state_dict``/``model_state_dict``/``model`` works too).
-        example_shape: the batch-first example input shape ``(B, T, F...)`` for modules
-            whose input shape cannot be read off them (no ``example_input`` method).
+        example_shape: the batch-first example input shape ``(B, T, F...)``; wins over
+            what rnnx reads off the module.
+        example_dtype: the example's dtype (``int64`` for token ids); needs example_shape.
 
     Returns:
         The module in eval mode.
@@ -68,19 +73,81 @@ def load_reference(ref: str, *, weights: Optional[str | os.PathLike] = None,
     if not callable(factory):
         raise ConfigError(f"{ref}: expected a callable returning an nn.Module, got "
                           f"{type(factory).__name__}")
-    module = factory()
-    if not isinstance(module, nn.Module):
-        raise ConfigError(f"{ref}: expected the factory to return a torch nn.Module, got "
-                          f"{type(module).__name__}")
+    module = _call_factory(factory, ref)
     if weights is not None:
         load_weights(module, weights)
+    module = fit_contract(module, ref)
     if example_shape is not None:
         shape = tuple(int(d) for d in example_shape)
         if len(shape) < 2 or any(d <= 0 for d in shape):
             raise ConfigError(f"example_shape: expected positive B,T,F... (at least batch and "
                               f"time), got {','.join(map(str, shape))}")
-        module.example_shape = shape  # read by rnnx.exporter.contract.example_for
+        setattr(module, "example_shape", shape)  # noqa: B010 - read by rnnx.exporter.contract.example_for
+    if example_dtype is not None:
+        if example_dtype not in EXAMPLE_DTYPES:
+            raise ConfigError(f"example_dtype: expected one of {', '.join(EXAMPLE_DTYPES)}, got "
+                              f"{example_dtype!r}")
+        if example_shape is None:
+            raise ConfigError("--example-dtype: give --example-shape B,T too (token ids: B,T)")
+        setattr(module, "example_dtype", example_dtype)  # noqa: B010 - read by contract.shaped_example
     return module.eval()
+
+
+EXAMPLE_DTYPES = ("float32", "float64", "int64", "int32")  # --example-dtype choices
+
+
+def _call_factory(factory: Any, ref: str) -> nn.Module:
+    """``factory()``, refusing one that needs arguments before calling it."""
+    params: list[inspect.Parameter] = []
+    try:
+        params = list(inspect.signature(factory).parameters.values())
+    except (TypeError, ValueError):  # builtins and C callables: just call
+        pass
+    needed = [p.name for p in params if p.default is p.empty
+              and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if needed:
+        raise ConfigError(f"{ref}: expected a factory taking no arguments, got one that needs "
+                          f"{', '.join(needed)}; add a function that fixes them, e.g. "
+                          f"def make(): return {ref.rsplit(':', 1)[1]}({', '.join(f'{n}=...' for n in needed)})")
+    module = factory()
+    if not isinstance(module, nn.Module):
+        raise ConfigError(f"{ref}: expected the factory to return a torch nn.Module, got "
+                          f"{type(module).__name__}")
+    return module
+
+
+def fit_contract(module: nn.Module, ref: str) -> nn.Module:
+    """``module`` if it follows the contract; a module hiding its state, rebuilt exactly.
+
+    Raises:
+        ConfigError: anything else, naming the route that fits (rnnx.models.advice).
+    """
+    if getattr(module, "init_state", None) is not None:
+        return module
+    from rnnx.models.advice import rebuild_hidden, route_for
+
+    rebuilt = rebuild_hidden(module)
+    if rebuilt is not None:
+        logger.warning("%s hides its state (forward(x) starts from zeros and drops the final state): "
+                       "exporting %s instead, which carries it (equal to your forward from zero state: "
+                       "max |err| %.2g on a probe); to choose yourself, return a module that follows "
+                       "the contract from the factory", type(module).__name__, rebuilt.call,
+                       rebuilt.max_abs_err)
+        return rebuilt.model
+    route = route_for(module)
+    factory = ref.rsplit(":", 1)[1]
+    if route.kind == "hidden":
+        return _refuse_hidden(module, ref, route.call)
+    raise ConfigError(f"{ref}: {type(module).__name__} does not follow the rnnx contract (no "
+                      f"init_state(batch_size)); {route.why}: make {factory}() return {route.call}")
+
+
+def _refuse_hidden(module: nn.Module, ref: str, call: str) -> nn.Module:
+    raise ConfigError(f"{ref}: {type(module).__name__}.forward(x) starts its recurrent layer from "
+                      f"zeros and drops the final state, and does more than head(layer(x)), so "
+                      f"{call} would not equal it; give forward a state parameter "
+                      f"(forward(x, state) -> (y, state)) and return rnnx.wrap(model, ...) from the "
+                      f"factory (the error then names the exact call)")
 
 
 def load_weights(module: nn.Module, path: str | os.PathLike) -> None:
@@ -180,7 +247,8 @@ def _on_path(folder: str) -> Iterator[None]:
 
 
 def load_model(source: str, *, weights: Optional[str] = None,
-               example_shape: Optional[str | Sequence[int]] = None) -> nn.Module:
+               example_shape: Optional[str | Sequence[int]] = None,
+               example_dtype: Optional[str] = None) -> nn.Module:
     """What the CLI's CKPT argument names: a zoo checkpoint / run directory, or a reference.
 
     Args:
@@ -194,7 +262,8 @@ def load_model(source: str, *, weights: Optional[str] = None,
         CheckpointError: from loading a checkpoint or weights.
     """
     if not is_reference(source):
-        given = [n for n, v in (("--weights", weights), ("--example-shape", example_shape)) if v]
+        given = [n for n, v in (("--weights", weights), ("--example-shape", example_shape),
+                                ("--example-dtype", example_dtype)) if v]
         if given:
             raise ConfigError(f"{' and '.join(given)}: only for a model given as file.py:factory or "
                               f"package.module:factory; {source!r} is a checkpoint, which holds "
@@ -203,7 +272,7 @@ def load_model(source: str, *, weights: Optional[str] = None,
 
         return load(source)
     shape = parse_shape(example_shape) if isinstance(example_shape, str) else example_shape
-    return load_reference(source, weights=weights, example_shape=shape)
+    return load_reference(source, weights=weights, example_shape=shape, example_dtype=example_dtype)
 
 
 def parse_shape(text: str) -> tuple[int, ...]:

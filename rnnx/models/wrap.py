@@ -19,13 +19,15 @@ from the zoo (``rnnx.models.build(...)``) and load your weights, or for a plain
 
 from __future__ import annotations
 
+import copy
 import inspect
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 
-from rnnx.errors import ConfigError, ContractError
+from rnnx.errors import ConfigError, ContractError, ExportError
+from rnnx.models.advice import InputGuess, candidates, input_guess, route_for
 from rnnx.spec import BATCH  # the marker of the batch axis in a state shape
 
 STATE_AS = ("auto", "tensor", "tuple", "args")  # how the state is handed to the module
@@ -147,17 +149,52 @@ class _Scripted(nn.Module):
 
 
 class _WithExample(Wrapped):
-    """A :class:`Wrapped` whose input features are known (torch's layers and cells)."""
+    """A :class:`Wrapped` whose input is known (torch's layers and cells) or read off the module."""
 
-    def __init__(self, *args: Any, features: tuple[int, ...], **kw: Any) -> None:
+    def __init__(self, *args: Any, guess: Optional[InputGuess] = None, **kw: Any) -> None:
         super().__init__(*args, **kw)
-        self.features = features  # per-step input shape
+        self.guess = guess  # None: read off the module on first use (input_guess)
+        self.guessed = guess is not None
 
     def example_input(self, batch_size: int = 2, steps: int = 5) -> Tensor:
-        """Random batch-first input (B, T, *features)."""
+        """Random batch-first input (B, T, *features), float or token ids as the module takes.
+
+        Raises:
+            ExportError: the input cannot be read off the module; names the argument to pass.
+        """
+        if not self.guessed:
+            self.guess = input_guess(self.module, _confirm(self), self._state_width())
+            self.guessed = True
+        if self.guess is None:
+            tried = ", ".join(g.source for g in candidates(self.module, self._state_width())) or \
+                "no layer that reads it"
+            raise ExportError(
+                f"{type(self.module).__name__}: cannot read its input shape off the module (tried: "
+                f"{tried}); pass example_input= (a batch-first tensor, e.g. torch.randn(2, 5, "
+                f"FEATURES)); from the command line: --example-shape 2,5,FEATURES (token ids: "
+                f"--example-dtype int64)")
+        x = self.guess.example(batch_size, steps)
         ref = next(iter(self.module.parameters()), None)
-        dtype = ref.dtype if ref is not None else torch.float32
-        return torch.randn(batch_size, steps, *self.features, dtype=dtype)
+        if x.is_floating_point() and ref is not None and ref.is_floating_point():
+            x = x.to(ref.dtype)
+        return x
+
+
+    def _state_width(self) -> int:
+        """A cell's state features (``(batch, H)`` states), which a Linear(cat(x, h)) also reads."""
+        if not self.step:
+            return 0
+        return sum(int(s[1]) for s in self.shapes if len(s) == 2 and s[0] == BATCH)
+
+
+def _confirm(w: Wrapped) -> Any:
+    """One forward of a copy of ``w`` (the user's module keeps its buffers and mode)."""
+
+    def run(x: Tensor) -> Any:
+        probe = copy.deepcopy(w).eval()
+        return probe(x, probe.init_state(x.shape[0]))
+
+    return run
 
 
 def wrap(module: nn.Module, state: Optional[Sequence[StateShape]] = None, *,
@@ -219,8 +256,7 @@ def wrap(module: nn.Module, state: Optional[Sequence[StateShape]] = None, *,
         if known is None:
             raise ConfigError(
                 f"state: required for {type(module).__name__} (rnnx infers it only for torch's "
-                f"nn.RNN/LSTM/GRU and nn.RNNCell/LSTMCell/GRUCell); pass the state shapes with "
-                f'"batch" at the batch axis, e.g. {suggest_call(module)}')
+                f"nn.RNN/LSTM/GRU and nn.RNNCell/LSTMCell/GRUCell); {route_for(module).text()}")
         shapes = known
     else:
         shapes = _parse_state(state)
@@ -232,7 +268,8 @@ def wrap(module: nn.Module, state: Optional[Sequence[StateShape]] = None, *,
     streamable = not bool(getattr(module, "bidirectional", False))
     args = (module, shapes, names, step, batch_first, mode, kind, streamable)
     features = _features(module)
-    return _WithExample(*args, features=features) if features else Wrapped(*args)
+    guess = InputGuess(features, torch.float32, type(module).__name__) if features else None
+    return _WithExample(*args, guess=guess)
 
 
 def read_result(out: Any, count: int, who: str) -> tuple[Tensor, list[Tensor]]:
@@ -283,6 +320,9 @@ def suggest_call(module: nn.Module, name: str = "model",
         **options: wrap options to show (``batch_first=False``, ``state_as="tuple"``, ...).
     """
     if state is None and _known_state(module) is None:
+        route = route_for(module, name)
+        if not options and route.kind in ("layer", "cell"):
+            return route.call
         hidden = getattr(module, "hidden_size", None)
         state = [(BATCH, int(hidden) if isinstance(hidden, int) else "HIDDEN")]
         options = {"step": True, **options}
@@ -312,8 +352,8 @@ def _known_state(module: nn.Module) -> Optional[list[StateShape]]:
 
 
 def _features(module: nn.Module) -> tuple[int, ...]:
-    size = getattr(module, "input_size", None)
-    return (size,) if isinstance(size, int) and not isinstance(size, bool) and size > 0 else ()
+    """torch's own layers and cells: ``(input_size,)``; anything else is read by input_guess."""
+    return (int(module.input_size),) if isinstance(module, _LAYERS + _CELLS) else ()
 
 
 def _parse_state(state: Any) -> list[StateShape]:

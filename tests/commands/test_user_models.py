@@ -50,6 +50,56 @@ def make_cell():
     return rnnx.wrap(nn.GRUCell(3, HIDDEN))
 
 
+class Blind(nn.Module):
+    """A cell whose input no layer shows: forward(x, h) -> h."""
+
+    def forward(self, x, h):
+        return torch.tanh(x.sum(-1, keepdim=True) + h)
+
+
+def make_blind():
+    return rnnx.wrap(Blind(), state=[("batch", 1)], step=True)
+
+
+def make_with_args(hidden, layers=1, *, bias):
+    return Net()
+
+
+class Hidden(nn.Module):
+    """The sine tutorial: out, _ = self.lstm(x); no state in or out."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(2, HIDDEN, batch_first=True)
+        self.fc = nn.Linear(HIDDEN, 1)
+
+    def forward(self, x):
+        out, _ = self.lstm(x)
+        return self.fc(out)
+
+
+def make_hidden():
+    torch.manual_seed(0)
+    return Hidden()
+
+
+class Chars(nn.Module):
+    """Embedding first; input_size is the one-hot size, not what forward takes."""
+
+    def __init__(self):
+        super().__init__()
+        self.input_size = 9
+        self.emb = nn.Embedding(9, 4)
+        self.gru = nn.GRU(4, HIDDEN, batch_first=True)
+
+    def forward(self, x, h):
+        return self.gru(self.emb(x), h)
+
+
+def make_chars():
+    return rnnx.wrap(Chars(), state=[(1, "batch", HIDDEN)])
+
+
 NOT_A_FACTORY = 3
 '''
 
@@ -109,17 +159,21 @@ def test_a_cell_models_input_shape_is_read_off_the_module(user_dir: Path, tmp_pa
 
 @pytest.mark.parametrize("args,message", [
     (["{d}/my_model.py:make_unwrapped", "--example-shape", "2,5,3"],
-     r"Error: Net: expected an init_state\(batch_size\) method .* rnnx\.wrap\(model, "),
+     r"Error: .*make_unwrapped: Net does not follow the rnnx contract .* make make_unwrapped\(\) return "
+     r"rnnx\.wrap\(model, state=\[\(1, \"batch\", 5\)\], batch_first=False\)$"),
     (["{d}/my_model.py:nope"], r"Error: .*my_model.py:nope: module .* has no attribute 'nope'"),
     (["{d}/my_model.py:NOT_A_FACTORY"], r"Error: .*expected a callable returning an nn.Module, got int"),
     (["{d}/missing.py:make"], r"Error: .*missing.py: no such Python file"),
     (["no_such_pkg.mod:make"], r"Error: no_such_pkg.mod: no such module"),
-    (["{d}/my_model.py:make"], r"Error: Wrapped has no example_input.*--example-shape 2,5,FEATURES"),
+    (["{d}/my_model.py:make_blind"], r"Error: Blind: cannot read its input shape off the module .*"
+     r"--example-shape 2,5,FEATURES"),
+    (["{d}/my_model.py:make_with_args"], r"Error: .*make_with_args: expected a factory taking no arguments, "
+     r"got one that needs hidden, bias; .* def make\(\): return make_with_args\(hidden=..., bias=...\)"),
     (["{d}/my_model.py:make", "--example-shape", "2,x"], r"Error: --example-shape: expected positive integers"),
     (["{d}/my_model.py:make", "--example-shape", "2,5,3", "--weights", "{d}/helpers.py"],
      r"Error: .*helpers.py: not a state_dict torch.load\(weights_only=True\) can read"),
     (["{d}", "--weights", "{d}/trained.pt"], r"Error: --weights: only for a model given as file.py:factory"),
-], ids=["not-wrapped", "no-attribute", "not-callable", "no-file", "no-module", "no-example-shape",
+], ids=["not-wrapped", "no-attribute", "not-callable", "no-file", "no-module", "no-example-shape", "factory-needs-args",
         "bad-shape", "weights-not-a-state-dict", "weights-for-a-checkpoint"])
 def test_user_model_mistakes_are_one_line_errors(user_dir: Path, trained: Path, tmp_path: Path,
                                                  args: list[str], message: str) -> None:
@@ -133,3 +187,62 @@ def test_help_says_that_a_reference_runs_the_users_code() -> None:
     for command in ("export", "check"):
         text = " ".join(_cli(command, "--help").output.split())
         assert "file.py:factory" in text and "RUNS THAT PYTHON CODE" in text
+
+
+def test_a_module_hiding_its_state_is_exported_streamable_and_says_how(user_dir: Path, tmp_path: Path) -> None:
+    import numpy as np
+
+    from rnnx.runtime import StreamingSession
+
+    ref = f"{user_dir / 'my_model.py'}:make_hidden"
+    res = _cli("export", ref, "--out", str(tmp_path), "--format", "onnx")  # no --example-shape
+    assert res.exit_code == 0, res.output
+    assert "warning: Hidden hides its state" in res.stderr
+    assert "rnnx.models.from_torch(model.lstm, head=model.fc)" in res.stderr
+    assert _cli("check", ref, str(tmp_path / "model.onnx")).exit_code == 0
+
+    module = _load(user_dir, "make_hidden")
+    x = torch.randn(1, 8, 2)
+    with torch.no_grad():
+        whole = module(x).numpy()  # the user's forward on the whole sequence, from zero state
+    session = StreamingSession(tmp_path / "model.onnx")
+    streamed = np.stack([session.step(x[:, t].numpy()) for t in range(8)], 1)
+    np.testing.assert_allclose(streamed, whole, atol=1e-5)
+
+
+def test_token_ids_are_read_off_the_embedding(user_dir: Path, tmp_path: Path) -> None:
+    res = _cli("export", f"{user_dir / 'my_model.py'}:make_chars", "--out", str(tmp_path), "--format", "onnx")
+    assert res.exit_code == 0, res.output
+    spec = read_spec(tmp_path / "model.onnx")
+    assert (spec.input.dtype, spec.input.feature_shape, spec.input.vocab_size) == ("int64", (), 9)
+
+
+def test_example_shape_and_dtype_win_over_what_is_read_off_the_module(user_dir: Path, tmp_path: Path) -> None:
+    res = _cli("export", f"{user_dir / 'my_model.py'}:make_blind", "--example-shape", "3,4,6",
+               "--out", str(tmp_path), "--format", "onnx")
+    assert res.exit_code == 0, res.output
+    assert read_spec(tmp_path / "model.onnx").input.feature_shape == (6,)
+    res = _cli("export", f"{user_dir / 'my_model.py'}:make_chars", "--example-shape", "2,3",
+               "--example-dtype", "int64", "--out", str(tmp_path / "c"), "--format", "onnx")
+    assert res.exit_code == 0, res.output
+    assert read_spec(tmp_path / "c" / "model.onnx").input.dtype == "int64"
+
+
+def test_example_shape_keeps_its_batch_and_time(user_dir: Path) -> None:
+    from rnnx.exporter.contract import example_for
+    from rnnx.models.user import load_model
+
+    model = load_model(f"{user_dir / 'my_model.py'}:make_chars", example_shape="3,7", example_dtype="int64")
+    x = example_for(model)
+    assert (tuple(x.shape), x.dtype) == ((3, 7), torch.int64) and int(x.max()) < 9
+
+
+def _load(user_dir: Path, factory: str):
+    import sys
+
+    sys.path.insert(0, str(user_dir))
+    try:
+        import my_model  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(user_dir))
+    return getattr(my_model, factory)().eval()

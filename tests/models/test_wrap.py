@@ -283,7 +283,7 @@ def test_an_unreadable_return_value_is_named(returned: Callable, match: str) -> 
 
 # ---------------------------------------------------------------- errors that show the fix
 def test_state_is_required_for_a_users_module_and_the_error_says_how() -> None:
-    with pytest.raises(ConfigError, match=r'state: required for HandGRUCell .* e\.g\. rnnx\.wrap\(model, '
+    with pytest.raises(ConfigError, match=r'state: required for HandGRUCell .* its state \(h\); .*: rnnx\.wrap\(model, '
                                           r'state=\[\("batch", HIDDEN\)\], step=True\)'):
         rnnx.wrap(HandGRUCell())
 
