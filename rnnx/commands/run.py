@@ -17,10 +17,10 @@ from rnnx.commands._data import encode_text, output_columns, read_features
 from rnnx.commands._runtime_options import foreign_options, runtime_options
 from rnnx.errors import InputFileError, InputValueError, NotStreamableError, ShapeError
 from rnnx.progress import Progress
+from rnnx.runtime.validate import check_token_ids as check_tokens
 from rnnx.spec import DataSpec
 
 PROGRESS_MIN_STEPS = 2000  # show a progress bar from this many time steps on
-TOKEN_BLOCK = 1 << 20  # token ids checked this many at a time
 MAX_HEADER_LINE = 1 << 16  # characters of a CSV's first line looked at to tell a header
 
 
@@ -100,21 +100,12 @@ def read_input(path: Path, data: Optional[DataSpec], dtype: np.dtype) -> np.ndar
 
 
 def check_token_ids(x: np.ndarray, vocab_size: Optional[int]) -> None:
-    """Refuse token ids outside ``[0, vocab_size)`` before onnxruntime sees them.
+    """Refuse token ids outside ``[0, vocab_size)`` before onnxruntime sees them (the runtime's rule).
 
     Raises:
         InputValueError: naming the first bad id, its position and the valid range.
     """
-    if vocab_size is None or x.dtype.kind not in "iu" or x.size == 0:
-        return
-    flat = x.reshape(-1)
-    for start in range(0, flat.size, TOKEN_BLOCK):  # blockwise: a mapped file stays mapped
-        block = np.asarray(flat[start:start + TOKEN_BLOCK])
-        bad = np.flatnonzero((block < 0) | (block >= vocab_size))
-        if bad.size:
-            where = tuple(int(i) for i in np.unravel_index(start + int(bad[0]), x.shape))
-            raise InputValueError(f"INPUT: token ids must lie in [0, {vocab_size}) (vocab_size "
-                                  f"{vocab_size}), got {int(block[bad[0]])} at index {where}")
+    check_tokens("INPUT", x, vocab_size)
 
 
 def write_outputs(path: Path, y: np.ndarray, batch_axis: int = 0, time_axis: Optional[int] = 1,

@@ -20,7 +20,7 @@ from rnnx.runtime.options import RuntimeOptions, merge_options
 from rnnx.runtime.providers import Providers
 from rnnx.runtime.state_io import load_state_file, save_state_file
 from rnnx.runtime.step_graph import ModelGraphs, open_model_graphs
-from rnnx.runtime.validate import check_finite, check_input, check_state
+from rnnx.runtime.validate import check_finite, check_input, check_state, check_token_ids
 
 MAX_STATE_BYTES = 1 << 34  # most bytes a session's state buffers may take (16 GiB), checked before allocating
 
@@ -114,6 +114,8 @@ class StreamingSession:
         self._fast: Optional[tuple] = None  # step()'s validated fast path, see _fast_path
         self._busy = threading.Lock()  # held during a call: a second thread gets ConcurrentUseError
         self._finite = self.options.check_finite  # "off" | "warn" | "raise"
+        spec_in = self.contract.spec.input if self.contract.spec is not None else None
+        self._vocab: Optional[int] = getattr(spec_in, "vocab_size", None)  # token ids must be < this
         self._closed = False
         self._graphs = graphs
         self._finalizer = weakref.finalize(self, _release, graphs, self._engine, self.path.name, True)
@@ -170,6 +172,7 @@ class StreamingSession:
             NotStreamableError: the model runs on whole sequences only (bidirectional).
             ShapeError: ``x`` has the wrong rank or size.
             DTypeError: ``x`` has a dtype the input cannot take.
+            InputValueError: a token id outside ``[0, vocab_size)``.
             NonFiniteError: NaN/inf seen with ``check_finite="raise"``.
             ClosedError: the session is closed.
             ConcurrentUseError: another thread is inside a call of this session.
@@ -182,12 +185,15 @@ class StreamingSession:
             fast = self._fast
             if fast is not None and type(x) is np.ndarray and x.shape == fast[0] and x.dtype == fast[1]:
                 # the common case, already validated in full once: same shape and dtype as last time
+                if self._vocab is not None:
+                    check_token_ids(self.contract.input.name, x, self._vocab)
                 np.copyto(fast[2], x)
                 self._engine.run_step()
                 return fast[3].copy()  # (B, out...)
             self._require_open("step")
             self._require_streamable("step")
             arr = check_input(self.contract, x, self.batch_size, with_time=False)
+            check_token_ids(self.contract.input.name, arr, self._vocab)
             self._check_finite(arr, "input")
             ctx = self._ctx.copy() if self._finite != "off" and self.contract.context else None
             y = self._step_impl(arr)
@@ -220,6 +226,7 @@ class StreamingSession:
             NotStreamableError: the model runs on whole sequences only (bidirectional).
             ShapeError: ``x`` has the wrong rank or size.
             DTypeError: ``x`` has a dtype the input cannot take.
+            InputValueError: a token id outside ``[0, vocab_size)``.
             NonFiniteError: NaN/inf seen with ``check_finite="raise"``.
             ClosedError: the session is closed.
             ConcurrentUseError: another thread is inside a call of this session.
@@ -241,6 +248,7 @@ class StreamingSession:
                     self._check_finite(sl, "input")
                 return self._feed_steps(slices)
             arr = check_input(self.contract, chunk, self.batch_size, with_time=True)
+            check_token_ids(io.name, arr, self._vocab)
             self._check_finite(arr, "input")
             y = self._engine.run_chunk(arr)
             self._check_finite(y, "output", undo=lambda: self._undo_step(None))
@@ -261,6 +269,7 @@ class StreamingSession:
         Raises:
             ShapeError: ``x`` has the wrong rank or size.
             DTypeError: ``x`` has a dtype the input cannot take.
+            InputValueError: a token id outside ``[0, vocab_size)``.
             NonFiniteError: NaN/inf seen with ``check_finite="raise"``.
             ClosedError: the session is closed.
             ConcurrentUseError: another thread is inside a call of this session.
@@ -268,6 +277,7 @@ class StreamingSession:
         with self._guard("run"):
             c = self.contract
             arr = check_input(c, x, None, with_time=True)
+            check_token_ids(c.input.name, arr, self._vocab)
             self._check_finite(arr, "input")
             batch = arr.shape[c.input.batch_axis]
             if c.context:

@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from rnnx.errors import DTypeError, NonFiniteError, ShapeError, StateError
+from rnnx.errors import DTypeError, InputValueError, NonFiniteError, ShapeError, StateError
 from rnnx.runtime.contract import CONTEXT_KEY, Contract, DataIO, axis_labels
 
 
@@ -140,3 +140,26 @@ def check_finite(mode: str, name: str, arr: np.ndarray, what: str,
     if undo is not None:
         undo()
     raise NonFiniteError(msg + "; the state is unchanged")
+
+
+TOKEN_BLOCK = 1 << 20  # token ids checked this many at a time (a mapped file stays mapped)
+
+
+def check_token_ids(name: str, x: np.ndarray, vocab_size: Optional[int]) -> None:
+    """Refuse token ids outside ``[0, vocab_size)`` (negative ids too) before onnxruntime sees them.
+
+    The one range rule of StreamingSession, StreamPool and ``rnnx run``.
+
+    Raises:
+        InputValueError: naming ``name``, the first bad id, its position and the valid range.
+    """
+    if vocab_size is None or x.dtype.kind not in "iu" or x.size == 0:
+        return
+    flat = x.reshape(-1)
+    for start in range(0, flat.size, TOKEN_BLOCK):
+        block = np.asarray(flat[start:start + TOKEN_BLOCK])
+        bad = np.flatnonzero((block < 0) | (block >= vocab_size))
+        if bad.size:
+            where = tuple(int(i) for i in np.unravel_index(start + int(bad[0]), x.shape))
+            raise InputValueError(f"{name}: expected token ids in [0, {vocab_size}) (vocab_size "
+                                  f"{vocab_size}), got {int(block[bad[0]])} at index {where}")

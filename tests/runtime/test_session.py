@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tests.runtime.conftest import reference, sequence
-from rnnx.errors import (ClosedError, ConcurrentUseError, ConfigError, DTypeError, ModelFileError,
+from rnnx.errors import (ClosedError, ConcurrentUseError, ConfigError, DTypeError, InputValueError, ModelFileError,
                          NonFiniteError, NotStreamableError, ShapeError, SpecError, StateError)
 from rnnx.runtime import RuntimeOptions, StreamingSession
 
@@ -159,6 +159,28 @@ def test_token_model_rejects_floats_and_accepts_int32(exported):
     with pytest.raises(DTypeError, match="x: expected dtype int64, got float32"):
         sess.step(x[:, 0].astype(np.float32))
     np.testing.assert_allclose(sess.feed(x.astype(np.int32)), reference(model, x), atol=1e-5)
+
+
+@pytest.mark.parametrize("bad_id", [20, -1, 10**12], ids=["vocab", "negative", "huge"])
+def test_token_ids_are_range_checked_like_the_pools_and_the_state_stays(exported, bad_id):
+    """step (first call and the validated fast path), feed and run refuse ids outside [0, 20)."""
+    path, model = exported("tokens-lstm")
+    x = sequence(model, 1, 3)  # (1, 3) ids
+    sess = StreamingSession(path)
+    match = r"x: expected token ids in \[0, 20\) \(vocab_size 20\), got " + str(bad_id)
+    bad_step = np.array([bad_id], dtype=np.int64)
+    with pytest.raises(InputValueError, match=match):
+        sess.step(bad_step)  # before any good step: the full check
+    sess.step(x[:, 0])
+    before = {k: v.copy() for k, v in sess.get_state().items()}
+    with pytest.raises(InputValueError, match=match):
+        sess.step(bad_step)  # same shape and dtype as the good step: the fast path
+    with pytest.raises(InputValueError, match=match):
+        sess.feed(np.array([[1, bad_id]], dtype=np.int64))
+    with pytest.raises(InputValueError, match=match):
+        sess.run(np.array([[bad_id]], dtype=np.int64))
+    for k, v in sess.get_state().items():
+        np.testing.assert_array_equal(v, before[k])
 
 
 @pytest.mark.parametrize("name", ["lstm-bi", "gru-bi"], ids=["lstm-bi", "gru-bi"])
