@@ -185,7 +185,7 @@ def test_token_ids_outside_the_vocabulary_are_refused(tmp_path):
     export_onnx(model, tmp_path / "tok.onnx")
     np.save(tmp_path / "ids.npy", np.array([[1, 2, 999]], np.int64))
     line = user_error(invoke(tmp_path / "tok.onnx", tmp_path / "ids.npy"))
-    assert re.search(r"token ids must lie in \[0, \d+\) \(vocab_size \d+\), got 999 at index \(0, 2\)", line)
+    assert re.search(r"expected token ids in \[0, \d+\) \(vocab_size \d+\), got 999 at index \(0, 2\)", line)
 
 
 @pytest.fixture(scope="module")
