@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 
 MODEL_FILE = "model.onnx"  # the rnnx export beside model.py (its step graph too, when it has one)
 PARAMETER_MODEL = "rnnx_model_file"  # config.pbtxt parameter naming another file in the version folder
-CHUNK_SESSIONS = 4  # batch sizes of chunk sessions kept open per instance
+CHUNK_SESSIONS = 8  # chunk sessions kept open per instance (batch sizes 1, 2, 4, ... 128)
 Result = np.ndarray | Exception  # one request's output (1, T, out...), or its error (RnnxError: the user's)
 
 
@@ -203,16 +203,25 @@ class TritonSequences:
                 results[k] = y
 
     def _feed(self, cids: list[int], xs: list[np.ndarray]) -> list[np.ndarray]:
-        """``feed`` the stacked chunks of ``cids`` (each (1, T, F...)); their states move through."""
-        sess = self._session(len(cids))
+        """``feed`` the stacked chunks of ``cids`` (each (1, T, F...)); their states move through.
+
+        The batch is padded with zero rows to a power of two, so a handful of sessions serve
+        every batch size (rows do not mix: each row's result is the one it gets alone).
+        """
+        n = len(cids)
+        size = 1 << (n - 1).bit_length()  # n rounded up to a power of two
+        sess = self._session(size)
         axes = {s.name: s.batch_axis for s in self.pool.contract.states}
         states = [self.pool.get_state(cid) for cid in cids]
-        sess.set_state({name: np.concatenate([st[name] for st in states], axis=ax) for name, ax in axes.items()})
-        y = sess.feed(np.concatenate(xs))  # (n, T, out...)
+        pad = {name: np.zeros_like(states[0][name]) for name in axes}
+        sess.set_state({name: np.concatenate([st[name] for st in states] + [pad[name]] * (size - n), axis=ax)
+                        for name, ax in axes.items()})
+        x = np.concatenate(xs + [np.zeros_like(xs[0])] * (size - n))  # (size, T, F...)
+        y = sess.feed(x)  # (size, T, out...)
         new = sess.get_state()
         for row, cid in enumerate(cids):
             self.pool.set_state(cid, {name: np.take(new[name], [row], axis=ax) for name, ax in axes.items()})
-        return [y[row:row + 1] for row in range(len(cids))]
+        return [y[row:row + 1] for row in range(n)]
 
     def _run_steps(self, requests: Sequence[SequenceRequest], steps: list[int],
                    results: list[Result | None], undo: dict[int, Callable[[], None]]) -> None:
