@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Optional
 
 import click
 
 from rnnx.commands._common import EXIT_FAIL, command, echo, fail_after_report
+
+logger = logging.getLogger(__name__)
 
 
 def _task_comparison(ckpt: str, model_path: str):  # -> Optional[TaskComparison]
@@ -64,6 +67,9 @@ def check(ckpt: str, weights: Optional[str], example_shape: Optional[str], examp
     from rnnx.models.user import is_reference, load_model
 
     model = load_model(ckpt, weights=weights, example_shape=example_shape, example_dtype=example_dtype)
+    notes = provenance_notes(model, model_path)
+    for note in notes:
+        logger.warning("%s", note)
     report = check_parity(model, model_path, atol=atol, rtol=rtol)
     echo(report.table())
     task = None if is_reference(ckpt) else _task_comparison(ckpt, model_path)
@@ -72,4 +78,46 @@ def check(ckpt: str, weights: Optional[str], example_shape: Optional[str], examp
     if not report.ok:
         worst = report.worst
         fail_after_report(f"parity failed: {worst.tensor} in {worst.label()} differs by {worst.max_abs:.3g}")
-    return {**report.to_dict(), "task": None if task is None else task.to_dict()}
+    return {**report.to_dict(), "task": None if task is None else task.to_dict(), "provenance": notes}
+
+
+def provenance_notes(model: Any, model_path: str) -> list[str]:
+    """Why a FAIL is expected, said before the table: MODEL records other weights or another model.
+
+    Compares ``spec.extra["weights"]`` (written at export) with the model being checked;
+    files without it (older exports, foreign files, seq2seq folders) give no note.
+    """
+    from rnnx.exporter.contract import weights_fingerprint
+    from rnnx.onnx_tools.spec_io import read_spec
+
+    try:
+        recorded = read_spec(model_path).extra.get("weights")
+    except Exception:  # noqa: BLE001 - a bundle folder or unreadable file: check_parity has spoken
+        return []
+    if not isinstance(recorded, dict):
+        return []
+    mine = weights_fingerprint(model)
+    notes = []
+    if recorded.get("model") and recorded.get("model") != mine["model"]:
+        notes.append(f"{model_path} was exported from a {recorded['model']} model, CKPT is a {mine['model']}: "
+                     f"expect FAIL rows")
+    elif recorded.get("sha256") != mine["sha256"]:
+        notes.append(f"{model_path} was exported from other weights ({_source(recorded)}, sha256 "
+                     f"{str(recorded.get('sha256'))[:12]}) than CKPT's ({_source(mine)}, sha256 "
+                     f"{mine['sha256'][:12]}): expect FAIL rows")
+    src = recorded.get("source") or {}
+    if isinstance(src, dict) and "factory" in src and src.get("weights") is None:
+        notes.append(f"{model_path} was exported from {src['factory']}() without --weights: its weights are "
+                     f"whatever the factory made (random unless it loads trained ones)")
+    return notes
+
+
+def _source(fingerprint: dict[str, Any]) -> str:
+    src = fingerprint.get("source") or {}
+    if not isinstance(src, dict):
+        return "?"
+    if "checkpoint" in src:
+        return f"checkpoint {src['checkpoint']}"
+    if "factory" in src:
+        return f"{src['factory']}() with " + (f"--weights {src['weights']}" if src.get("weights") else "no --weights")
+    return "?"

@@ -9,6 +9,7 @@ the module by running it once, never declared twice.
 from __future__ import annotations
 
 import copy
+import hashlib
 import warnings
 from typing import Any
 
@@ -239,7 +240,30 @@ def derive_spec(model: nn.Module, example: torch.Tensor, *, opset: int | None = 
         opset=opset,
         exporter=exporter,
         data=data_contract(model),
+        extra={"weights": weights_fingerprint(model)},
     )
+
+
+def weights_fingerprint(model: nn.Module) -> dict[str, Any]:
+    """What the exported file records of the weights it was made from (``spec.extra["weights"]``).
+
+    ``sha256`` hashes the state_dict (names and bytes, sorted by name); ``model`` is the
+    module's class; ``source`` what the CLI loaded (checkpoint, or factory and --weights).
+    """
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    from rnnx.models.user import SOURCE_ATTRIBUTE  # where the CLI loaded it from
+
+    source = getattr(model, SOURCE_ATTRIBUTE, None)
+    return {"sha256": digest.hexdigest(), "model": _model_name(model),
+            **({"source": dict(source)} if isinstance(source, dict) else {})}
+
+
+def _model_name(model: nn.Module) -> str:
+    inner = getattr(model, "module", None)  # rnnx.wrap: the user's own class
+    return type(inner).__name__ if isinstance(inner, nn.Module) else type(model).__name__
 
 
 DATA_ATTRIBUTE = "rnnx_data"  # a model's DataSpec, set by rnnx.models.load from the checkpoint

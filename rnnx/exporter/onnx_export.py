@@ -137,7 +137,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, opset: int = 17,
     work = eval_copy(model)
     example = example_for(work, example_input)
     spec = derive_spec(work, example, opset=opset)
-    spec = dataclasses.replace(spec, extra={"producers": producer_versions()})
+    spec = dataclasses.replace(spec, extra={**spec.extra, "producers": producer_versions()})
     attempts: list[Attempt] = []
     for name in names:
         logger.info("exporting %s to ONNX: trying the %s path%s", type(model).__name__, name,

@@ -140,7 +140,7 @@ def export_pt2(model: nn.Module, path: str | os.PathLike, *, example_input: torc
     work = eval_copy(model)
     example = example_for(work, example_input)
     spec = derive_spec(work, example, exporter=EXPORTER)
-    spec = dataclasses.replace(spec, extra={"producers": producer_versions()})
+    spec = dataclasses.replace(spec, extra={**spec.extra, "producers": producer_versions()})
     state = random_state(work, example.shape[spec.input.batch_axis], seed=7)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -63,7 +63,7 @@ def export_torchscript(model: nn.Module, path: str | os.PathLike, *,
     if name == "trace":
         probe(work, module_runner(module), spec, what="trace fallback parity")
     attempts.append(Attempt(name, True, "ok", 0.0))
-    spec = dataclasses.replace(spec, extra={"producers": {"torch": torch.__version__}})
+    spec = dataclasses.replace(spec, extra={**spec.extra, "producers": {"torch": torch.__version__}})
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(out) as f:  # a reader never sees half a model

@@ -270,9 +270,21 @@ def load_model(source: str, *, weights: Optional[str] = None,
                               f"its weights and shapes")
         from rnnx.models.checkpoint import load
 
-        return load(source)
+        model = load(source)
+        setattr(model, SOURCE_ATTRIBUTE, {"checkpoint": Path(source).name})  # noqa: B010
+        return model
     shape = parse_shape(example_shape) if isinstance(example_shape, str) else example_shape
-    return load_reference(source, weights=weights, example_shape=shape, example_dtype=example_dtype)
+    model = load_reference(source, weights=weights, example_shape=shape, example_dtype=example_dtype)
+    factory = source.rsplit(":", 1)[1]
+    if weights is None:
+        logger.warning("no --weights: %s's weights are whatever %s() made (random initialisation unless it "
+                       "loads trained ones itself)", type(getattr(model, "module", model)).__name__, factory)
+    setattr(model, SOURCE_ATTRIBUTE, {"factory": factory,  # noqa: B010
+                                      "weights": None if weights is None else Path(weights).name})
+    return model
+
+
+SOURCE_ATTRIBUTE = "rnnx_source"  # read by rnnx.exporter.contract.weights_fingerprint
 
 
 def parse_shape(text: str) -> tuple[int, ...]:

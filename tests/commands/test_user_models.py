@@ -146,8 +146,29 @@ def test_export_then_check_a_users_model_file(user_dir: Path, trained: Path, tmp
     ok = _cli("check", ref, str(tmp_path / "model.onnx"), "--weights", str(trained))
     assert ok.exit_code == 0, ok.output
     assert ok.stdout.strip().splitlines()[-1].startswith("PASS")
+    assert "warning" not in ok.stderr, ok.stderr
     other = _cli("check", ref, str(tmp_path / "model.onnx"))  # other weights: the verdict is 1
     assert other.exit_code == 1 and "FAIL" in other.output
+    warnings = [line for line in other.stderr.splitlines() if line.startswith("warning:")]
+    assert "no --weights: Net's weights are whatever make() made" in warnings[0]
+    assert "was exported from other weights (make() with --weights trained.pt, sha256 " in warnings[1]
+    assert "than CKPT's (make() with no --weights, sha256 " in warnings[1]
+
+
+def test_no_silent_substitutes_random_weights_and_another_model(user_dir: Path, tmp_path: Path) -> None:
+    chars = f"{user_dir / 'my_model.py'}:make_chars"
+    res = _cli("export", chars, "--out", str(tmp_path), "--format", "onnx")
+    assert res.exit_code == 0, res.output
+    assert "warning: no --weights: Chars's weights are whatever make_chars() made (random" in res.stderr
+    source = read_spec(tmp_path / "model.onnx").extra["weights"]
+    assert source["model"] == "Chars" and source["source"] == {"factory": "make_chars", "weights": None}
+
+    again = _cli("check", chars, str(tmp_path / "model.onnx"))  # the factory draws new random weights
+    assert again.exit_code == 1
+    assert "model.onnx was exported from make_chars() without --weights" in again.stderr
+
+    other = _cli("check", f"{user_dir / 'my_model.py'}:make_cell", str(tmp_path / "model.onnx"))
+    assert "model.onnx was exported from a Chars model, CKPT is a GRUCell: expect FAIL rows" in other.stderr
 
 
 def test_a_cell_models_input_shape_is_read_off_the_module(user_dir: Path, tmp_path: Path) -> None:
