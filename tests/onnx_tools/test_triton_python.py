@@ -125,3 +125,19 @@ def test_a_config_that_disagrees_with_its_graph_is_refused_before_writing(export
 def test_the_config_object_knows_its_backend() -> None:
     cfg = TritonConfig(backend="python").validate()
     assert dataclasses.replace(cfg, backend="onnxruntime").validate().backend == "onnxruntime"
+
+
+@pytest.mark.parametrize("precision", ["int8", "fp16"])
+def test_a_quantized_export_is_served_with_its_step_graph_and_judged_by_its_precision(
+        exported, tmp_path: Path, precision: str) -> None:
+    """int8 dynamic quantization scales activations over the whole batch: a sequence's outputs
+    depend on its batch mates, within the int8 tolerance (fp32 and fp16 files: exact)."""
+    from rnnx.onnx_tools import quantize
+
+    _, result = exported("lstm-2l", "onnx")
+    q = quantize(result.path, tmp_path / f"model.{precision}.onnx", precision=precision)
+    repo = export_triton(q.path, tmp_path / "repo", TritonConfig(name="m"), backend="python")
+    assert repo.onnx_path.name == f"model.{precision}.onnx" and repo.spec.precision == precision
+    assert 0.0 <= repo.max_abs_error <= (5e-2 if precision == "int8" else 0.0)
+    if q.step_graph_path is not None:
+        assert (repo.onnx_path.parent / q.step_graph_path.name).is_file()
