@@ -191,7 +191,7 @@ def _seq2seq_route(module: nn.Module) -> Route | None:
     return Route(
         "seq2seq",
         f"rnnx.models.Seq2Seq.from_modules(model.{enc}, decoder_step, input_size=F, horizon=H, "
-        f"window=T) then rnnx.exporter.export_seq2seq(seq2seq, DIR) (decoder_step: "
+        f"window=T, first_input=TARGET) then rnnx.exporter.export_seq2seq(seq2seq, DIR) (decoder_step: "
         f"forward(y_prev, state, memory) -> (y, state); docs/guides/exporting.md)",
         f"an encoder–decoder ({enc} -> {dec}) forecasts, it does not stream: export it as a seq2seq bundle",
     )

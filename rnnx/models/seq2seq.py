@@ -36,6 +36,7 @@ from typing import Final, List, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
+from rnnx.errors import ConfigError
 from rnnx.models._base import ZooModel
 from rnnx.models.config import ModelConfig
 
@@ -116,6 +117,7 @@ class Seq2Seq(ZooModel):
     input_size: Final[int]
     output_size: Final[int]
     attention: Final[bool]
+    first_feature: int  # from_modules(first_input=): feature whose last value is the first y_prev (-1: go)
 
     def __init__(self, config: ModelConfig, encoder: Optional[nn.Module] = None,
                  decoder: Optional[nn.Module] = None) -> None:
@@ -134,11 +136,13 @@ class Seq2Seq(ZooModel):
         self.decoder = decoder if decoder is not None else RNNDecoder(
             cfg.cell, self.output_size, cfg.hidden_size, cfg.num_layers, cfg.dropout, cfg.bias, cfg.attention)
         self.go = nn.Parameter(torch.zeros(self.output_size))  # first decoder input (normalised units)
+        self.first_feature = -1
 
     @classmethod
     def from_modules(cls, encoder: nn.Module, decoder: nn.Module, *, input_size: int, horizon: int,
                      window: int, output_size: int = 1, normalize: bool = False,
-                     residual_input: Optional[int] = None, attention: bool = False) -> "Seq2Seq":
+                     residual_input: Optional[int] = None, attention: bool = False,
+                     first_input: Optional[int] = None) -> "Seq2Seq":
         """A Seq2Seq around your own encoder and decoder-step modules (contract in the module doc).
 
         Args:
@@ -152,6 +156,11 @@ class Seq2Seq(ZooModel):
             residual_input: input feature whose last value is added to every output.
             attention: export the encoder outputs to the decoder graph as ``memory``
                 (set it when your decoder reads ``memory``).
+            first_input: the input feature whose last observed value (``x[:, -1,
+                first_input:first_input + output_size]``) is the decoder's first ``y_prev``,
+                as the tutorials feed it. None: a learned constant (``go``, zero until
+                trained), as the zoo model does; give it to keep your own decoder's
+                semantics.
 
         Returns:
             The model. Export it with :func:`rnnx.exporter.export_seq2seq`; it is not a zoo
@@ -163,15 +172,23 @@ class Seq2Seq(ZooModel):
         config = ModelConfig(kind="seq2seq", input_size=input_size, hidden_size=1, output_size=output_size,
                              horizon=horizon, window=window, normalize=normalize,
                              residual_input=residual_input, attention=attention)
-        return cls(config.validate(), encoder, decoder)
+        if first_input is not None and not 0 <= first_input <= input_size - output_size:
+            raise ConfigError(f"first_input: expected a feature index in [0, {input_size - output_size}] "
+                              f"(input_size {input_size}, output_size {output_size}), got {first_input}")
+        model = cls(config.validate(), encoder, decoder)
+        model.first_feature = -1 if first_input is None else int(first_input)
+        return model
 
     # ------------------------------------------------------------------ the encoder–decoder
     def encode(self, x: Tensor) -> Tuple[Tensor, List[Tensor], Tensor, Tensor]:
         """x (B, T, F) raw rows -> (memory (B, T, H), decoder state, first input (B, O), base (B, 1))."""
         base = x[:, -1, self.residual:self.residual + 1] if self.residual >= 0 else x[:, -1, :1] * 0.0  # (B, 1)
+        last = x[:, -1, max(self.first_feature, 0):max(self.first_feature, 0) + self.output_size]  # (B, O) raw
         if self.normalize:
             x = (x - self.in_mean) / self.in_std
         memory, state = self.encoder(x)
+        if self.first_feature >= 0:  # the user's decoder semantics: the last observed target, raw units
+            return memory, list(state), last, base
         first = self.go.unsqueeze(0).expand(x.shape[0], self.output_size)  # (B, O)
         if self.normalize:
             first = first * self.out_std + self.out_mean

@@ -3,6 +3,7 @@ scripting, user encoder/decoder modules, config errors, checkpoints."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -117,3 +118,38 @@ def test_checkpoint_round_trip(tmp_path):
     assert isinstance(loaded, Seq2Seq) and loaded.config == model.config
     x = torch.randn(2, 6, S2S_INPUT)
     torch.testing.assert_close(loaded.forecast(x, 3), model.forecast(x, 3))
+
+
+def _users_own_forecast(encoder, decoder, x, steps: int, target: int):
+    """The tutorial's loop, on the user's own modules: the first y_prev is the last observed target."""
+    with torch.no_grad():
+        memory, state = encoder(x)
+        y, outs = x[:, -1, target:target + 1], []
+        for _ in range(steps):
+            y, state = decoder(y, state, memory)
+            outs.append(y)
+    return torch.stack(outs, 1)  # (B, steps, 1)
+
+
+def test_from_modules_keeps_the_users_first_decoder_input_in_the_exported_bundle(tmp_path):
+    from rnnx.exporter import export_seq2seq
+    from rnnx.runtime import ForecastSession
+
+    torch.manual_seed(0)
+    encoder, decoder = UserEncoder().eval(), UserDecoderStep().eval()
+    x = torch.randn(3, 6, S2S_INPUT)
+    theirs = _users_own_forecast(encoder, decoder, x, 4, target=1)
+    model = Seq2Seq.from_modules(encoder, decoder, input_size=S2S_INPUT, horizon=4, window=6,
+                                 attention=True, first_input=1)
+    export_seq2seq(model, tmp_path / "b")
+    ours = ForecastSession(tmp_path / "b").forecast(x.numpy(), 4)
+    np.testing.assert_allclose(ours, theirs.numpy(), atol=1e-5)
+    plain = Seq2Seq.from_modules(encoder, decoder, input_size=S2S_INPUT, horizon=4, window=6, attention=True)
+    with torch.no_grad():  # without first_input the decoder starts from the learned constant: not the user's
+        assert float((plain.forecast(x, 4) - theirs).abs().max()) > 1e-4
+
+
+def test_from_modules_first_input_must_be_a_feature():
+    with pytest.raises(ConfigError, match=r"first_input: expected a feature index in \[0, \d+\]"):
+        Seq2Seq.from_modules(UserEncoder(), UserDecoderStep(), input_size=S2S_INPUT, horizon=2, window=3,
+                             first_input=S2S_INPUT)
