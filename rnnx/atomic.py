@@ -265,6 +265,7 @@ def commit_files(manifest: PathLike, manifest_data: bytes, members: Mapping[Path
     Returns:
         The manifest's path.
     """
+    resolve_target(manifest)  # a device, FIFO or folder there fails before any member is written
     members = dict(members or {})
     for path, data in members.items():
         write_bytes_atomic(path, data)

@@ -29,7 +29,7 @@ import onnx
 import torch
 from torch import nn
 
-from rnnx.atomic import commit_files, resolve_target
+from rnnx.atomic import commit_files
 from rnnx.errors import ExportError, ModelFileError, SpecError
 from rnnx.exporter.contract import derive_spec, eval_copy, example_for, producer_versions
 from rnnx.onnx_tools.graph import finalize, store_spec
@@ -187,7 +187,6 @@ def _write(proto: onnx.ModelProto, path: str | os.PathLike, spec: ModelSpec,
     """Write the step graph (when ``step_model`` is given and one passes), then the model file."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    resolve_target(out)  # a device, FIFO or folder at ``out`` fails before anything is written
     step_path = None
     step = None if step_model is None else checked_step_graph(proto, step_model, spec)
     if step is not None:

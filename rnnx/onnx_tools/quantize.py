@@ -45,7 +45,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from rnnx.atomic import commit_files, resolve_target
+from rnnx.atomic import commit_files
 from rnnx.errors import ConfigError, ExportError
 from rnnx.onnx_tools.spec_io import file_format, load_onnx, read_spec
 from rnnx.onnx_tools.rnn_nodes import all_graphs, subgraphs
@@ -282,7 +282,6 @@ def quantize(src: str | os.PathLike, dst: str | os.PathLike, *,
         raise ConfigError(f"{src}: expected an ONNX file, got a {file_format(src)} file")
     before = _op_counts(load_onnx(src).graph)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    resolve_target(dst)  # a device, FIFO or folder at ``dst`` fails before the work
     notes: list[str] = []
     stored: dict[str, int] = {}
     from rnnx.onnx_tools.step_graph import stale_step_graphs
