@@ -25,7 +25,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -e ".[cpu,export,train,dev]" "$(TORCH)"
+	$(PY) -m pip install -q -e ".[cpu,export,train,dev,executorch]" "$(TORCH)"  # executorch: +2 min, +550 MB
 	touch $(STAMP)
 
 $(JS_STAMP): $(STAMP)

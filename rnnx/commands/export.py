@@ -13,7 +13,7 @@ from rnnx.table import render
 logger = logging.getLogger(__name__)
 
 FORMAT_CHOICES = {"onnx": ("onnx",), "torchscript": ("torchscript",), "all": ("onnx", "torchscript"),
-                  "triton": ("triton",), "ort": ("ort",), "pt2": ("pt2",)}
+                  "triton": ("triton",), "ort": ("ort",), "pt2": ("pt2",), "pte": ("pte",)}
 
 
 def _size(n: int) -> str:
@@ -54,7 +54,8 @@ def _file_dict(f: Any) -> dict[str, Any]:
 @click.option("--format", "fmt", type=click.Choice(list(FORMAT_CHOICES)), default="onnx",
               show_default=True, help="Which files to write: onnx (model.onnx, plus model.step.onnx "
               "where it applies), torchscript (model.pt; deprecated by PyTorch), all (both), pt2 (torch.export step "
-              "program model.pt2, + model.chunk.pt2 where torch allows).")
+              "program model.pt2, + model.chunk.pt2 where torch allows), pte (ExecuTorch step program, "
+              "needs rnnx[executorch]).")
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32",
               show_default=True, help="ONNX/.ort weights: int8 (dynamic quantization; GRU/RNN/Conv keep "
               "float math on int8-stored weights), fp16 (half weights, float32 I/O). Writes model.<precision>.onnx; TorchScript "

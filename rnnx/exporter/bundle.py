@@ -35,8 +35,8 @@ from rnnx.onnx_tools.triton import TritonConfig, export_triton
 from rnnx.spec import PRECISIONS
 
 # format -> file suffix ("triton": a model repository, <name>/1/model.onnx)
-FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "triton": ".onnx", "ort": ".ort", "pt2": ".pt2"}
-PROGRAMS = ("torchscript", "pt2")  # float32 only: no precision tag in the name
+FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "triton": ".onnx", "ort": ".ort", "pt2": ".pt2", "pte": ".pte"}
+PROGRAMS = ("torchscript", "pt2", "pte")  # float32 only: no precision tag in the name
 logger = logging.getLogger(__name__)
 
 

@@ -80,4 +80,5 @@ def open_pte(path: Path) -> StepProgramBackend:
         out = method.execute([torch.from_numpy(np.require(a, requirements="CW")) for a in arrays])
         return [o.numpy().copy() for o in out]  # ExecuTorch reuses its output memory
 
-    return StepProgramBackend(path, spec, step, "ExecuTorch")
+    bound = spec.extra.get("max_batch") if isinstance(spec.extra, dict) else None
+    return StepProgramBackend(path, spec, step, "ExecuTorch", bound if isinstance(bound, int) else None)

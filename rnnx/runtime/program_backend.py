@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from rnnx.errors import ModelFileError, SpecError
+from rnnx.errors import ModelFileError, ShapeError, SpecError
 from rnnx.spec import METADATA_KEY, ModelSpec
 
 logger = logging.getLogger(__name__)
@@ -71,16 +71,18 @@ class StepProgramBackend:
         spec: the contract the program carries (must be streamable: a step program).
         step: runs one step: ``[x_t, *state] -> [y_t, *new_state]`` (host arrays).
         engine: what runs it, for messages ("torch.export", "ExecuTorch").
+        max_batch: the largest batch the program takes (ExecuTorch plans memory for a bound), or None.
     """
 
     device = "cpu"
     device_id = 0
 
-    def __init__(self, path: Path, spec: ModelSpec, step: StepFn, engine: str) -> None:
+    def __init__(self, path: Path, spec: ModelSpec, step: StepFn, engine: str,
+                 max_batch: Optional[int] = None) -> None:
         if not spec.streamable or spec.input.time_axis is None:
             raise SpecError(f"{path}: a step program needs a streamable model with a time axis "
                             f"(its {METADATA_KEY} says streamable={spec.streamable})")
-        self.path, self.spec, self.engine = path, spec, engine
+        self.path, self.spec, self.engine, self.max_batch = path, spec, engine, max_batch
         self._step: Optional[StepFn] = step
         self._in = [spec.input.name, *(s.input for s in spec.state)]
         self._out = [spec.output.name, *(s.output for s in spec.state)]
@@ -115,6 +117,10 @@ class StepProgramBackend:
         if step is None:
             raise RuntimeError("backend is closed")
         t_in, t_out = self.spec.input.time_axis, self.spec.output.time_axis
+        batch = x.shape[self.spec.input.batch_axis]
+        if self.max_batch is not None and batch > self.max_batch:
+            raise ShapeError(f"{self.spec.input.name}: expected a batch of at most {self.max_batch} (the "
+                             f"{self.engine} program's bound), got {batch}")
         ys = []
         for t in range(x.shape[t_in]):
             y_t, *state = step([np.ascontiguousarray(x.take(t, axis=t_in)), *state])
