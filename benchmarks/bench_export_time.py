@@ -77,7 +77,7 @@ def _export_once(make: Callable[[], nn.Module], strategy: str, out: Path) -> tup
         export_seq2seq(model, out, check=False, strategy=strategy)
         kept = "trace" if strategy == "auto" else strategy
     else:
-        example = torch.randn(2, 5, 16) if not hasattr(model, "example_input") else None
+        example = torch.randn(2, 5, 16) if isinstance(getattr(model, "module", None), HandLSTMCell) else None
         kept = export_onnx(model, out / "m.onnx", strategy=strategy, step_graph=False,
                            example_input=example).strategy
     return time.perf_counter() - start, kept

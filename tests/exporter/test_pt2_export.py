@@ -28,7 +28,7 @@ def programs(tmp_path_factory: pytest.TempPathFactory) -> dict:
     out = {}
     for name, make in STREAM_MODELS.items():
         model = make()
-        ex = None if hasattr(model, "example_input") else example(model, 2, 5)
+        ex = example(model, 2, 5)
         out[name] = (model, export_pt2(model, root / name / "model.pt2", example_input=ex))
     return out
 
