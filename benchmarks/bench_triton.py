@@ -48,9 +48,12 @@ def _stats(client: Any, model: str) -> dict[str, float]:
     """Triton's cumulative counters for ``model``: requests, executions, queue and compute ns."""
     s = client.get_inference_statistics(model, as_json=True)["model_stats"][0]
     inf = s["inference_stats"]
-    return {"requests": float(inf["success"].get("count", 0)), "executions": float(s.get("execution_count", 0)),
-            "queue_ns": float(inf["queue"].get("ns", 0)),
-            "compute_ns": sum(float(inf[k].get("ns", 0)) for k in ("compute_input", "compute_infer", "compute_output"))}
+    return {
+        "requests": float(inf["success"].get("count", 0)),
+        "executions": float(s.get("execution_count", 0)),
+        "queue_ns": float(inf["queue"].get("ns", 0)),
+        "compute_ns": sum(float(inf[k].get("ns", 0)) for k in ("compute_input", "compute_infer", "compute_output")),
+    }
 
 
 async def _closed_loop(url: str, model: str, xs: np.ndarray, first_id: int) -> tuple[list[float], float]:
@@ -66,8 +69,9 @@ async def _closed_loop(url: str, model: str, xs: np.ndarray, first_id: int) -> t
             inp = aio.InferInput("x", list(xs[i, r].shape), "FP32")
             inp.set_data_from_numpy(xs[i, r])
             t0 = clock()
-            await client.infer(model, [inp], sequence_id=first_id + i, sequence_start=r == 0,
-                               sequence_end=r == requests - 1)
+            await client.infer(
+                model, [inp], sequence_id=first_id + i, sequence_start=r == 0, sequence_end=r == requests - 1
+            )
             lat.append(clock() - t0)
 
     t0 = clock()
@@ -79,12 +83,20 @@ async def _closed_loop(url: str, model: str, xs: np.ndarray, first_id: int) -> t
 
 def _row(name: str, n: int, chunk: int, lat: list[float], wall: float, steps: int, **extra: Any) -> dict[str, Any]:
     lat_ms = np.array(lat) * 1e3
-    return {"name": name, "sequences": n, "chunk": chunk, "steps_per_s": steps / wall,
-            "p50_ms": float(np.percentile(lat_ms, 50)), "p99_ms": float(np.percentile(lat_ms, 99)), **extra}
+    return {
+        "name": name,
+        "sequences": n,
+        "chunk": chunk,
+        "steps_per_s": steps / wall,
+        "p50_ms": float(np.percentile(lat_ms, 50)),
+        "p99_ms": float(np.percentile(lat_ms, 99)),
+        **extra,
+    }
 
 
-def _server_rows(server: Any, strategy: str, n: int, chunk: int, requests: int, rng: np.random.Generator,
-                 first_id: int) -> dict[str, Any]:
+def _server_rows(
+    server: Any, strategy: str, n: int, chunk: int, requests: int, rng: np.random.Generator, first_id: int
+) -> dict[str, Any]:
     import tritonclient.grpc as grpcclient
 
     xs = rng.standard_normal((n, requests, 1, chunk, 16)).astype(np.float32)  # (seq, request, 1, T, F)
@@ -94,9 +106,17 @@ def _server_rows(server: Any, strategy: str, n: int, chunk: int, requests: int, 
     after = _stats(stats, strategy)
     d = {k: after[k] - before[k] for k in after}
     per = max(d["requests"], 1.0)
-    return _row(f"triton {strategy}", n, chunk, lat, wall, n * requests * chunk,
-                queue_us=d["queue_ns"] / per / 1e3, compute_us=d["compute_ns"] / per / 1e3,
-                batch=d["requests"] / max(d["executions"], 1.0))
+    return _row(
+        f"triton {strategy}",
+        n,
+        chunk,
+        lat,
+        wall,
+        n * requests * chunk,
+        queue_us=d["queue_ns"] / per / 1e3,
+        compute_us=d["compute_ns"] / per / 1e3,
+        batch=d["requests"] / max(d["executions"], 1.0),
+    )
 
 
 def _in_process(path: Path, n: int, chunk: int, requests: int, rng: np.random.Generator) -> dict[str, Any]:
@@ -141,8 +161,13 @@ def main(argv: list[str] | None = None) -> int:
         repo = Path(tmp) / "repo"
         batch = max(sizes)
         for strategy in ("oldest", "direct"):
-            export_triton(path, repo, TritonConfig(name=strategy, strategy=strategy, max_batch_size=batch,
-                                                   max_queue_delay_us=100, backend="python"))
+            export_triton(
+                path,
+                repo,
+                TritonConfig(
+                    name=strategy, strategy=strategy, max_batch_size=batch, max_queue_delay_us=100, backend="python"
+                ),
+            )
         try:
             server = triton.start(repo)
         except triton.Unavailable as e:
@@ -160,15 +185,34 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             stop_s = server.stop()
     head = ["path", "seqs", "T", "steps/s", "p50 ms", "p99 ms", "queue us", "compute us", "req/exec"]
-    table = [[r["name"], str(r["sequences"]), str(r["chunk"]), f"{r['steps_per_s']:,.0f}", f"{r['p50_ms']:.2f}",
-              f"{r['p99_ms']:.2f}", f"{r.get('queue_us', 0):.0f}" if "queue_us" in r else "-",
-              f"{r.get('compute_us', 0):.0f}" if "compute_us" in r else "-",
-              f"{r['batch']:.1f}" if "batch" in r else "-"] for r in rows]
+    table = [
+        [
+            r["name"],
+            str(r["sequences"]),
+            str(r["chunk"]),
+            f"{r['steps_per_s']:,.0f}",
+            f"{r['p50_ms']:.2f}",
+            f"{r['p99_ms']:.2f}",
+            f"{r.get('queue_us', 0):.0f}" if "queue_us" in r else "-",
+            f"{r.get('compute_us', 0):.0f}" if "compute_us" in r else "-",
+            f"{r['batch']:.1f}" if "batch" in r else "-",
+        ]
+        for r in rows
+    ]
     print(render(head, table, "<>>>>>>>>"))
     print(f"server start {server.started_s:.2f} s, stop {stop_s:.2f} s")
-    report = {"rows": rows, "server_start_s": server.started_s, "server_stop_s": stop_s,
-              "env": {"python": platform.python_version(), "machine": platform.machine(),
-                      "requests": args.requests, "sizes": sizes, "chunk": args.chunk}}
+    report = {
+        "rows": rows,
+        "server_start_s": server.started_s,
+        "server_stop_s": stop_s,
+        "env": {
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "requests": args.requests,
+            "sizes": sizes,
+            "chunk": args.chunk,
+        },
+    }
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
     return 0

@@ -54,12 +54,16 @@ def check_servable(spec: ModelSpec) -> None:
         NotStreamableError: a bidirectional model. ConfigError: batch or time not on axes 0 and 1.
     """
     if not spec.streamable:
-        raise NotStreamableError(f"{spec.kind} model is not streamable (bidirectional): Triton's "
-                                 f"sequence batcher feeds it one request at a time")
+        raise NotStreamableError(
+            f"{spec.kind} model is not streamable (bidirectional): Triton's "
+            f"sequence batcher feeds it one request at a time"
+        )
     for io in (spec.input, spec.output):
         if io.batch_axis != 0 or io.time_axis != 1:
-            raise ConfigError(f"{io.name}: Triton needs (batch, time, ...) on axes 0 and 1, got "
-                              f"batch_axis {io.batch_axis}, time_axis {io.time_axis} in shape {list(io.shape)}")
+            raise ConfigError(
+                f"{io.name}: Triton needs (batch, time, ...) on axes 0 and 1, got "
+                f"batch_axis {io.batch_axis}, time_axis {io.time_axis} in shape {list(io.shape)}"
+            )
 
 
 def _steps(spec: ModelSpec, steps: int, rng: np.random.Generator) -> np.ndarray:
@@ -112,8 +116,10 @@ def verify_python(path: str | os.PathLike, *, seed: int = 0) -> float:
         err = max(float(np.max(np.abs(g.astype(np.float64) - w))) for g, w in zip(got[cid], want, strict=True))
         worst = max(worst, err)
         if not err <= atol:
-            raise ParityError(f"python-backend run of sequence {cid} differs from StreamingSession by {err:.3g} "
-                              f"(atol {atol:g}, {spec.precision})")
+            raise ParityError(
+                f"python-backend run of sequence {cid} differs from StreamingSession by {err:.3g} "
+                f"(atol {atol:g}, {spec.precision})"
+            )
     return worst
 
 
@@ -126,9 +132,15 @@ def _copy_export(src: Path, folder: Path) -> tuple[Path, ModelSpec]:
     return folder / src.name, spec
 
 
-def write_python_repository(source: str | os.PathLike, repo: str | os.PathLike, name: str, version: int,
-                            config_text: Callable[[ModelSpec, str], str], *,
-                            verify: bool = True) -> tuple[Path, ModelSpec, float]:
+def write_python_repository(
+    source: str | os.PathLike,
+    repo: str | os.PathLike,
+    name: str,
+    version: int,
+    config_text: Callable[[ModelSpec, str], str],
+    *,
+    verify: bool = True,
+) -> tuple[Path, ModelSpec, float]:
     """Write ``repo/<name>/`` (config, ``<version>/model.py``, the export); returns (model file, spec, worst).
 
     ``config_text(spec, model_file_name)`` renders ``config.pbtxt``

@@ -76,8 +76,15 @@ class TritonSequences:
         (y,) = seqs.execute([SequenceRequest(7, True, True, False, x)])  # x: (1, 1, F)
     """
 
-    def __init__(self, path: str | os.PathLike, *, max_batch: int = 64, idle_timeout_us: int = 60_000_000,
-                 max_sequences: int = 65_536, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        max_batch: int = 64,
+        idle_timeout_us: int = 60_000_000,
+        max_sequences: int = 65_536,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.path = Path(path)
         self.pool = StreamPool(self.path, max_batch=max_batch, max_streams=max_sequences)
         self.idle_s = idle_timeout_us / 1e6
@@ -145,12 +152,16 @@ class TritonSequences:
         if x is None:
             raise ShapeError(f"{self.input_name}: expected an input tensor, got none")
         if x.ndim < 2 or x.shape[0] != 1 or x.shape[1] < 1:
-            raise ShapeError(f"{self.input_name}: expected shape (1, T >= 1, features...) (one sequence, "
-                             f"T time steps), got {tuple(x.shape)}")
+            raise ShapeError(
+                f"{self.input_name}: expected shape (1, T >= 1, features...) (one sequence, "
+                f"T time steps), got {tuple(x.shape)}"
+            )
         if self._vocab is not None and x.size and (x.min() < 0 or x.max() >= self._vocab):
             bad = x[(x < 0) | (x >= self._vocab)]
-            raise InputValueError(f"{self.input_name}: expected token ids in [0, {self._vocab}) (vocab_size "
-                                  f"{self._vocab}), got {bad.ravel().tolist()[:8]}")
+            raise InputValueError(
+                f"{self.input_name}: expected token ids in [0, {self._vocab}) (vocab_size "
+                f"{self._vocab}), got {bad.ravel().tolist()[:8]}"
+            )
         return int(x.shape[1])
 
     def _begin(self, req: SequenceRequest) -> Callable[[], None]:
@@ -160,7 +171,8 @@ class TritonSequences:
             if cid not in self._seen:
                 raise UnknownStreamError(
                     f"sequence {cid}: not open; its first request must set sequence_start (or it was "
-                    f"idle longer than max_sequence_idle_microseconds, {self.idle_s:g} s, and was released)")
+                    f"idle longer than max_sequence_idle_microseconds, {self.idle_s:g} s, and was released)"
+                )
             return _nothing
         if cid in self._seen:
             before = self.pool.get_state(cid)
@@ -178,8 +190,13 @@ class TritonSequences:
             self._chunks.pop(next(iter(self._chunks))).close()
         return sess
 
-    def _run_chunks(self, requests: Sequence[SequenceRequest], chunks: list[int],
-                    results: list[Result | None], undo: dict[int, Callable[[], None]]) -> None:
+    def _run_chunks(
+        self,
+        requests: Sequence[SequenceRequest],
+        chunks: list[int],
+        results: list[Result | None],
+        undo: dict[int, Callable[[], None]],
+    ) -> None:
         """Chunks of the same length run as one batch on the main graph, from and back to the
         pool's states; on a bad one (nothing changed), each alone."""
         by_length: dict[int, list[int]] = {}
@@ -214,17 +231,26 @@ class TritonSequences:
         axes = {s.name: s.batch_axis for s in self.pool.contract.states}
         states = [self.pool.get_state(cid) for cid in cids]
         pad = {name: np.zeros_like(states[0][name]) for name in axes}
-        sess.set_state({name: np.concatenate([st[name] for st in states] + [pad[name]] * (size - n), axis=ax)
-                        for name, ax in axes.items()})
+        sess.set_state(
+            {
+                name: np.concatenate([st[name] for st in states] + [pad[name]] * (size - n), axis=ax)
+                for name, ax in axes.items()
+            }
+        )
         x = np.concatenate(xs + [np.zeros_like(xs[0])] * (size - n))  # (size, T, F...)
         y = sess.feed(x)  # (size, T, out...)
         new = sess.get_state()
         for row, cid in enumerate(cids):
             self.pool.set_state(cid, {name: np.take(new[name], [row], axis=ax) for name, ax in axes.items()})
-        return [y[row:row + 1] for row in range(n)]
+        return [y[row : row + 1] for row in range(n)]
 
-    def _run_steps(self, requests: Sequence[SequenceRequest], steps: list[int],
-                   results: list[Result | None], undo: dict[int, Callable[[], None]]) -> None:
+    def _run_steps(
+        self,
+        requests: Sequence[SequenceRequest],
+        steps: list[int],
+        results: list[Result | None],
+        undo: dict[int, Callable[[], None]],
+    ) -> None:
         """One batched pool step for every one-step request; on a bad one, each alone."""
         if not steps:
             return
@@ -299,9 +325,11 @@ class TritonPythonModel:
         params = {k: v.get("string_value", "") for k, v in config.get("parameters", {}).items()}
         folder = Path(args["model_repository"]) / args["model_version"]
         seq = config.get("sequence_batching", {})
-        self.seqs = TritonSequences(folder / (params.get(PARAMETER_MODEL) or MODEL_FILE),
-                                    max_batch=max(1, int(config.get("max_batch_size", 1))),
-                                    idle_timeout_us=int(seq.get("max_sequence_idle_microseconds", 1_000_000)))
+        self.seqs = TritonSequences(
+            folder / (params.get(PARAMETER_MODEL) or MODEL_FILE),
+            max_batch=max(1, int(config.get("max_batch_size", 1))),
+            idle_timeout_us=int(seq.get("max_sequence_idle_microseconds", 1_000_000)),
+        )
         self.output_name = config["output"][0]["name"]
         logger.info("rnnx model %s: %s", args.get("model_name"), self.seqs.path)
 
@@ -332,9 +360,13 @@ class TritonPythonModel:
             return default if t is None else bool(t.as_numpy().reshape(-1)[0])
 
         x = pb_utils.get_input_tensor_by_name(request, self.seqs.input_name)
-        return SequenceRequest(corrid=int(request.correlation_id()), start=flag("START", False),
-                               ready=flag("READY", True), end=flag("END", False),
-                               x=None if x is None else x.as_numpy())
+        return SequenceRequest(
+            corrid=int(request.correlation_id()),
+            start=flag("START", False),
+            ready=flag("READY", True),
+            end=flag("END", False),
+            x=None if x is None else x.as_numpy(),
+        )
 
 
 __all__ = ["MODEL_FILE", "PARAMETER_MODEL", "SequenceRequest", "TritonPythonModel", "TritonSequences"]

@@ -22,8 +22,9 @@ from rnnx.onnx_tools.triton import (
 from rnnx.onnx_tools.triton_python import MODEL_PY_TEXT
 
 text_format = pytest.importorskip("google.protobuf.text_format", reason="protobuf is in the dev extra")
-model_config = pytest.importorskip("tritonclient.grpc.model_config_pb2",
-                                   reason="tritonclient[grpc] (dev extra) ships Triton's model_config proto")
+model_config = pytest.importorskip(
+    "tritonclient.grpc.model_config_pb2", reason="tritonclient[grpc] (dev extra) ships Triton's model_config proto"
+)
 
 
 def _parse(path: Path):
@@ -31,8 +32,9 @@ def _parse(path: Path):
 
 
 @pytest.mark.parametrize("name", ["lstm-2l", "convlstm-k3", "tokens-lstm"])
-def test_the_python_flavour_serves_the_export_unchanged_with_the_same_names(exported, tmp_path: Path,
-                                                                            name: str) -> None:
+def test_the_python_flavour_serves_the_export_unchanged_with_the_same_names(
+    exported, tmp_path: Path, name: str
+) -> None:
     _, result = exported(name, "onnx")
     cfg = TritonConfig(name=name, max_batch_size=8, instance_count=2, strategy="direct")
     py = export_triton(result.path, tmp_path / "py", cfg, backend="python")
@@ -58,8 +60,7 @@ def test_model_onnx_needs_no_parameter_and_controls_add_up(exported, tmp_path: P
     src = tmp_path / "src" / "model.onnx"
     src.parent.mkdir()
     src.write_bytes(result.path.read_bytes())
-    repo = export_triton(src, tmp_path / "repo", TritonConfig(name="m", controls=("START", "CORRID")),
-                         backend="python")
+    repo = export_triton(src, tmp_path / "repo", TritonConfig(name="m", controls=("START", "CORRID")), backend="python")
     cfg = _parse(repo.config_path)
     assert repo.onnx_path.name == "model.onnx" and not cfg.parameters
     assert [c.name for c in cfg.sequence_batching.control_input] == ["START", "READY", "END", "CORRID"]
@@ -103,15 +104,19 @@ def _mutate(config: dict, path: tuple, value) -> dict:
     return out
 
 
-@pytest.mark.parametrize("path,value,message", [
-    (("input", 0, "dims"), [-1, 6], r"input 'x': expected dims \[-1, 5\]"),
-    (("output", 0, "name"), "z", r"output: expected one of the graph's outputs"),
-    (("input", 0, "data_type"), "TYPE_FP16", "input 'x': expected data_type TYPE_FP32"),
-    (("sequence_batching", "state", 0, "output_name"), "h_outx", "state output_name: expected one of"),
-    (("sequence_batching", "state", 0, "input_name"), "x", "state input_name: expected a state tensor"),
-    (("sequence_batching", "state", 1, "dims"), [2, 9], r"state input_name 'c_in': expected dims \[2, 8\]"),
-    (("sequence_batching", "control_input", 0, "name"), "BEGIN", "control_input: expected one of"),
-], ids=["x-dims", "output-name", "x-dtype", "state-output-name", "state-named-x", "state-dims", "control-name"])
+@pytest.mark.parametrize(
+    "path,value,message",
+    [
+        (("input", 0, "dims"), [-1, 6], r"input 'x': expected dims \[-1, 5\]"),
+        (("output", 0, "name"), "z", r"output: expected one of the graph's outputs"),
+        (("input", 0, "data_type"), "TYPE_FP16", "input 'x': expected data_type TYPE_FP32"),
+        (("sequence_batching", "state", 0, "output_name"), "h_outx", "state output_name: expected one of"),
+        (("sequence_batching", "state", 0, "input_name"), "x", "state input_name: expected a state tensor"),
+        (("sequence_batching", "state", 1, "dims"), [2, 9], r"state input_name 'c_in': expected dims \[2, 8\]"),
+        (("sequence_batching", "control_input", 0, "name"), "BEGIN", "control_input: expected one of"),
+    ],
+    ids=["x-dims", "output-name", "x-dtype", "state-output-name", "state-named-x", "state-dims", "control-name"],
+)
 def test_a_config_that_disagrees_with_its_graph_is_refused_before_writing(exported, path, value, message) -> None:
     """What Triton's core loads without a word (it never opens the graph): rnnx refuses it."""
     _, result = exported("lstm-2l", "onnx")
@@ -129,7 +134,8 @@ def test_the_config_object_knows_its_backend() -> None:
 
 @pytest.mark.parametrize("precision", ["int8", "fp16"])
 def test_a_quantized_export_is_served_with_its_step_graph_and_judged_by_its_precision(
-        exported, tmp_path: Path, precision: str) -> None:
+    exported, tmp_path: Path, precision: str
+) -> None:
     """int8 dynamic quantization scales activations over the whole batch: a sequence's outputs
     depend on its batch mates, within the int8 tolerance (fp32 and fp16 files: exact)."""
     from rnnx.onnx_tools import quantize

@@ -53,11 +53,11 @@ def test_interleaved_sequences_steps_and_chunks_equal_a_session_each(lstm: Path)
         batch.insert(1, req(0, _x(rng, 1), ready=False))  # an empty direct slot
         out = seqs.execute(batch)
         assert len(out) == len(batch) and not out[1].any()
-        for cid, y in zip(live, out[:1] + out[2:]):
+        for cid, y in zip(live, out[:1] + out[2:], strict=True):
             got[cid].append(y)
     for cid in cuts:
         want = _ref(lstm, pieces[cid])
-        assert all(np.array_equal(g, w) for g, w in zip(got[cid], want)), cid
+        assert all(np.array_equal(g, w) for g, w in zip(got[cid], want, strict=True)), cid
     assert seqs.sequences == []  # every sequence ended
     seqs.close()
 

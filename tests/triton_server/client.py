@@ -20,7 +20,7 @@ PROTOCOLS = {"grpc": grpcclient, "http": httpclient}
 
 
 @dataclass(frozen=True)
-class Sequence_:
+class StreamedSequence:
     """One sequence: its id, its whole input (1, T, F...) and how it is cut into requests."""
 
     sid: int
@@ -42,7 +42,7 @@ def random_input(path: Path, steps: int, rng: np.random.Generator) -> np.ndarray
     return rng.standard_normal((1, steps, *feature)).astype(spec.input.dtype)
 
 
-def sequences(path: Path, n: int, *, chunked: bool, seed: int = 0, first_id: int = 1) -> list[Sequence_]:
+def sequences(path: Path, n: int, *, chunked: bool, seed: int = 0, first_id: int = 1) -> list[StreamedSequence]:
     """``n`` sequences of different lengths (3 to 3 + 2n steps); chunks of 1 to 4 steps when ``chunked``."""
     rng = np.random.default_rng(seed)
     out = []
@@ -51,7 +51,7 @@ def sequences(path: Path, n: int, *, chunked: bool, seed: int = 0, first_id: int
         cuts: list[int] = []
         while sum(cuts) < steps:
             cuts.append(min(int(rng.integers(1, 5)) if chunked else 1, steps - sum(cuts)))
-        out.append(Sequence_(first_id + i, random_input(path, steps, rng), tuple(cuts)))
+        out.append(StreamedSequence(first_id + i, random_input(path, steps, rng), tuple(cuts)))
     return out
 
 
@@ -61,8 +61,18 @@ def reference(path: Path, pieces: Sequence[np.ndarray]) -> list[np.ndarray]:
         return [sess.step(p[:, 0])[:, None] if p.shape[1] == 1 else sess.feed(p) for p in pieces]
 
 
-def infer(client: Any, protocol: str, model: str, x: np.ndarray, sid: int, *, start: bool,
-          end: bool, input_name: str = "x", output_name: str = "y") -> np.ndarray:
+def infer(
+    client: Any,
+    protocol: str,
+    model: str,
+    x: np.ndarray,
+    sid: int,
+    *,
+    start: bool,
+    end: bool,
+    input_name: str = "x",
+    output_name: str = "y",
+) -> np.ndarray:
     """One request of sequence ``sid``; returns the output (1, T, out...)."""
     mod = PROTOCOLS[protocol]
     inp = mod.InferInput(input_name, list(x.shape), TRITON_DTYPES[x.dtype.name].removeprefix("TYPE_"))
@@ -75,17 +85,21 @@ def make_client(protocol: str, url: str) -> Any:
     return PROTOCOLS[protocol].InferenceServerClient(url)
 
 
-def run_sequence(protocol: str, url: str, model: str, seq: Sequence_) -> list[np.ndarray]:
+def run_sequence(protocol: str, url: str, model: str, seq: StreamedSequence) -> list[np.ndarray]:
     """Send one sequence, request by request (START on the first, END on the last)."""
     client = make_client(protocol, url)
     pieces = seq.pieces()
     try:
-        return [infer(client, protocol, model, p, seq.sid, start=k == 0, end=k == len(pieces) - 1)
-                for k, p in enumerate(pieces)]
+        return [
+            infer(client, protocol, model, p, seq.sid, start=k == 0, end=k == len(pieces) - 1)
+            for k, p in enumerate(pieces)
+        ]
     finally:
         client.close()
 
 
 def max_abs_diff(got: Sequence[np.ndarray], want: Sequence[np.ndarray]) -> float:
     assert [g.shape for g in got] == [w.shape for w in want]
-    return max(float(np.max(np.abs(g.astype(np.float64) - w.astype(np.float64)))) for g, w in zip(got, want, strict=True))
+    return max(
+        float(np.max(np.abs(g.astype(np.float64) - w.astype(np.float64)))) for g, w in zip(got, want, strict=True)
+    )

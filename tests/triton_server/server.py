@@ -112,8 +112,7 @@ def _ready(port: int) -> bool:
         return False
 
 
-def start(repo: Path, *, explicit: bool = False, models: Iterable[str] = (),
-          extra_args: Iterable[str] = ()) -> Server:
+def start(repo: Path, *, explicit: bool = False, models: Iterable[str] = (), extra_args: Iterable[str] = ()) -> Server:
     """Start tritonserver on ``repo``; returns once it is ready.
 
     Args:
@@ -138,18 +137,29 @@ def start(repo: Path, *, explicit: bool = False, models: Iterable[str] = (),
     (backends / "onnxruntime").symlink_to(STANDIN)
     log = Path(tmp.name) / "server.log"
     http, grpc = _free_ports(2)
-    args = [str(binary), f"--model-repository={repo}", f"--backend-directory={backends}",
-            "--http-address=127.0.0.1", "--grpc-address=127.0.0.1", f"--http-port={http}",
-            f"--grpc-port={grpc}", "--allow-metrics=false", "--model-load-thread-count=1",
-            f"--exit-timeout-secs={EXIT_TIMEOUT_S}", "--log-verbose=0", *extra_args]
+    args = [
+        str(binary),
+        f"--model-repository={repo}",
+        f"--backend-directory={backends}",
+        "--http-address=127.0.0.1",
+        "--grpc-address=127.0.0.1",
+        f"--http-port={http}",
+        f"--grpc-port={grpc}",
+        "--allow-metrics=false",
+        "--model-load-thread-count=1",
+        f"--exit-timeout-secs={EXIT_TIMEOUT_S}",
+        "--log-verbose=0",
+        *extra_args,
+    ]
     if explicit:
         args += ["--model-control-mode=explicit", *(f"--load-model={m}" for m in models)]
     env = {**os.environ, "PATH": f"{venv / 'bin'}:{os.environ.get('PATH', '')}"}
     env.pop("PYTHONPATH", None)  # the stub's python takes rnnx and numpy<2 from the server venv
     t0 = time.monotonic()
     with open(log, "wb") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            args, stdout=out, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL, start_new_session=True
+        )
     server = Server(proc, http, grpc, log, _tmp=tmp)
     deadline = t0 + START_TIMEOUT_S
     while time.monotonic() < deadline:

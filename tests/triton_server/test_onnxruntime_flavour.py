@@ -102,7 +102,7 @@ def test_the_example_client_streams_a_sequence(served) -> None:
     server, originals = served
     xs = random_input(originals["lstm"], 6, np.random.default_rng(7))[0]
     ys = stream(server.grpc_url, "lstm", xs, sequence_id=31)
-    want = np.concatenate(reference(originals["lstm"], [xs[None, t:t + 1] for t in range(6)]), axis=1)[0]
+    want = np.concatenate(reference(originals["lstm"], [xs[None, t : t + 1] for t in range(6)]), axis=1)[0]
     assert max_abs_diff([ys], [want]) == 0.0
 
 

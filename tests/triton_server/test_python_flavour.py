@@ -61,11 +61,25 @@ def _check_concurrent(served, model: str, protocol: str, chunked: bool, n: int =
         assert max_abs_diff(g, reference(files[model], s.pieces())) == 0.0, f"sequence {s.sid}"
 
 
-@pytest.mark.parametrize("model,protocol,chunked", [
-    ("lstm", "grpc", False), ("lstm", "http", True), ("lstm_direct", "grpc", True),
-    ("lstm_direct", "http", False), ("convlstm", "grpc", True), ("tokens", "http", True),
-], ids=["oldest-x2-grpc-steps", "oldest-x2-http-chunks", "direct-grpc-chunks", "direct-http-steps",
-        "convlstm-grpc-chunks", "tokens-http-chunks"])
+@pytest.mark.parametrize(
+    "model,protocol,chunked",
+    [
+        ("lstm", "grpc", False),
+        ("lstm", "http", True),
+        ("lstm_direct", "grpc", True),
+        ("lstm_direct", "http", False),
+        ("convlstm", "grpc", True),
+        ("tokens", "http", True),
+    ],
+    ids=[
+        "oldest-x2-grpc-steps",
+        "oldest-x2-http-chunks",
+        "direct-grpc-chunks",
+        "direct-http-steps",
+        "convlstm-grpc-chunks",
+        "tokens-http-chunks",
+    ],
+)
 def test_concurrent_sequences_equal_the_runtime(served, model: str, protocol: str, chunked: bool) -> None:
     _check_concurrent(served, model, protocol, chunked)
 
@@ -76,9 +90,9 @@ def test_start_mid_stream_resets_the_sequence(served) -> None:
     first, second = random_input(files["lstm"], 3, rng), random_input(files["lstm"], 4, rng)
     client = make_client("grpc", server.grpc_url)
     for t in range(3):
-        infer(client, "grpc", "lstm", first[:, t:t + 1], 7, start=t == 0, end=False)
-    got = [infer(client, "grpc", "lstm", second[:, t:t + 1], 7, start=t == 0, end=t == 3) for t in range(4)]
-    assert max_abs_diff(got, reference(files["lstm"], [second[:, t:t + 1] for t in range(4)])) == 0.0
+        infer(client, "grpc", "lstm", first[:, t : t + 1], 7, start=t == 0, end=False)
+    got = [infer(client, "grpc", "lstm", second[:, t : t + 1], 7, start=t == 0, end=t == 3) for t in range(4)]
+    assert max_abs_diff(got, reference(files["lstm"], [second[:, t : t + 1] for t in range(4)])) == 0.0
 
 
 def test_end_then_the_id_starts_afresh(served) -> None:
@@ -87,9 +101,8 @@ def test_end_then_the_id_starts_afresh(served) -> None:
     client = make_client("http", server.http_url)
     for round_ in range(2):
         x = random_input(files["lstm_direct"], 3, rng)
-        got = [infer(client, "http", "lstm_direct", x[:, t:t + 1], 9, start=t == 0, end=t == 2)
-               for t in range(3)]
-        assert max_abs_diff(got, reference(files["lstm_direct"], [x[:, t:t + 1] for t in range(3)])) == 0.0, round_
+        got = [infer(client, "http", "lstm_direct", x[:, t : t + 1], 9, start=t == 0, end=t == 2) for t in range(3)]
+        assert max_abs_diff(got, reference(files["lstm_direct"], [x[:, t : t + 1] for t in range(3)])) == 0.0, round_
     with pytest.raises(Exception, match="START|start"):  # after END: a request without START is refused
         infer(client, "http", "lstm_direct", x[:, :1], 9, start=False, end=False)
 
@@ -134,7 +147,7 @@ def test_the_example_client_streams_a_sequence(served) -> None:
     server, files = served
     xs = random_input(files["lstm"], 5, np.random.default_rng(5))[0]
     ys = stream(server.grpc_url, "lstm", xs, sequence_id=21)
-    want = np.concatenate(reference(files["lstm"], [xs[None, t:t + 1] for t in range(5)]), axis=1)[0]
+    want = np.concatenate(reference(files["lstm"], [xs[None, t : t + 1] for t in range(5)]), axis=1)[0]
     assert max_abs_diff([ys], [want]) == 0.0
 
 
@@ -155,8 +168,7 @@ DYING_CLIENT = textwrap.dedent("""
 def test_a_client_dying_mid_sequence_harms_no_other_and_shutdown_is_bounded(served) -> None:
     """Last in the module: it stops the module's server itself (two sequences left open)."""
     server, _ = served
-    proc = subprocess.Popen([sys.executable, "-c", DYING_CLIENT, server.grpc_url], stdout=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen([sys.executable, "-c", DYING_CLIENT, server.grpc_url], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "open"
     finally:

@@ -23,8 +23,10 @@ def test_a_binary_that_cannot_load_its_libraries_is_unavailable(tmp_path: Path, 
     (root / "backends" / "python").mkdir(parents=True)
     (root / "backends" / "python" / "triton_python_backend_stub").write_text("")
     binary = root / "bin" / "tritonserver"
-    binary.write_text("#!/bin/sh\necho \"tritonserver: /lib/x86_64-linux-gnu/libc.so.6: version "
-                      "'GLIBC_2.35' not found (required by tritonserver)\" >&2\nexit 1\n")
+    binary.write_text(
+        '#!/bin/sh\necho "tritonserver: /lib/x86_64-linux-gnu/libc.so.6: version '
+        "'GLIBC_2.35' not found (required by tritonserver)\" >&2\nexit 1\n"
+    )
     binary.chmod(0o755)
     monkeypatch.setenv("RNNX_TRITON_VENV", str(venv))
     with pytest.raises(triton.Unavailable, match="cannot start here: .*GLIBC_2.35"):

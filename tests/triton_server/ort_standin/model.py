@@ -22,8 +22,15 @@ from typing import Any
 
 import numpy as np
 
-_DTYPES = {"TYPE_FP32": np.float32, "TYPE_FP16": np.float16, "TYPE_FP64": np.float64,
-           "TYPE_INT32": np.int32, "TYPE_INT64": np.int64, "TYPE_UINT64": np.uint64, "TYPE_BOOL": np.bool_}
+_DTYPES = {
+    "TYPE_FP32": np.float32,
+    "TYPE_FP16": np.float16,
+    "TYPE_FP64": np.float64,
+    "TYPE_INT32": np.int32,
+    "TYPE_INT64": np.int64,
+    "TYPE_UINT64": np.uint64,
+    "TYPE_BOOL": np.bool_,
+}
 
 
 class TritonPythonModel:
@@ -75,11 +82,13 @@ class TritonPythonModel:
         end = [bool(row.get("END", np.zeros(1))[0].reshape(-1)[0]) for row in rows]
         feeds = {n: np.concatenate([row[n] for row in rows]) for n in self.inputs + self.controls}
         for name, _, init in self.states:
-            carried = [init if (s or not r or c not in self.live) else self.live[c][name]
-                       for c, r, s in zip(cids, ready, start, strict=True)]
+            carried = [
+                init if (s or not r or c not in self.live) else self.live[c][name]
+                for c, r, s in zip(cids, ready, start, strict=True)
+            ]
             feeds[name] = np.stack(carried)  # (batch, dims...)
         outs = self.session.run(self.outputs + [o for _, o, _ in self.states], feeds)
-        ys, new = outs[:len(self.outputs)], outs[len(self.outputs):]
+        ys, new = outs[: len(self.outputs)], outs[len(self.outputs) :]
         for b, (c, r, e) in enumerate(zip(cids, ready, end, strict=True)):
             if not r or c == 0:
                 continue  # an empty slot: no sequence's state
@@ -87,7 +96,7 @@ class TritonPythonModel:
                 self.live.pop(c, None)
             else:
                 self.live[c] = {name: new[k][b].copy() for k, (name, _, _) in enumerate(self.states)}
-        return [{n: y[b:b + 1] for n, y in zip(self.outputs, ys, strict=True)} for b in range(len(rows))]
+        return [{n: y[b : b + 1] for n, y in zip(self.outputs, ys, strict=True)} for b in range(len(rows))]
 
     def finalize(self) -> None:
         self.live.clear()
