@@ -306,3 +306,33 @@ def test_a_reexport_never_changes_the_step_graph_the_old_model_reads(tmp_path) -
         assert sess.step_graph == second.step_graph_path
     third = export_onnx(TINY["convlstm-k3"](), tmp_path / "m.onnx")  # back to the first weights
     assert third.step_graph_path.name == "m.step.onnx" and third.path.read_bytes() == old_model
+
+
+def test_the_export_writes_no_step_graph_that_fails_its_one_step_check(tmp_path, monkeypatch, caplog) -> None:
+    """Mutation caught: the export without its T=1 check wrote whatever the inliner produced.
+    The inliner is made to return a graph whose output is off by 1e-3 (a real, wrong graph)."""
+    import logging
+
+    from onnx import helper, numpy_helper
+
+    import rnnx.exporter.onnx_export as onnx_export
+    from tests.zoo import TINY, example_input
+
+    real = onnx_export.inline_scans
+
+    def off_by_a_thousandth(main):
+        step = real(main)
+        graph = step.graph
+        for node in graph.node:
+            node.output[:] = ["y/right" if o == "y" else o for o in node.output]
+        graph.initializer.append(numpy_helper.from_array(np.array(1e-3, np.float32), "y/off"))
+        graph.node.append(helper.make_node("Add", ["y/right", "y/off"], ["y"], name="y/off"))
+        return step
+
+    monkeypatch.setattr(onnx_export, "inline_scans", off_by_a_thousandth)
+    model = TINY["lstm-1l"]()
+    with caplog.at_level(logging.WARNING, logger="rnnx"):
+        result = export_onnx(model, tmp_path / "m.onnx", example_input=example_input(model, 2, 5), strategy="scan")
+    assert result.step_graph_path is None and read_spec(result.path).step_graph is None
+    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]
+    assert "step graph" in caplog.text and "y" in caplog.text

@@ -274,3 +274,17 @@ def test_an_fp16_step_graph_is_checked_with_the_fp16_session_options(tmp_path) -
     result = export_onnx(model, tmp_path / "m.onnx", example_input=example_input(model), strategy="scan")
     q = quantize(result.path, tmp_path / "m.fp16.onnx", precision="fp16")
     assert q.step_graph_path is not None and q.spec.step_graph.file == "m.fp16.step.onnx"
+
+
+def test_quantize_refuses_a_source_step_graph_altered_in_any_byte(exported, tmp_path, caplog) -> None:
+    """Mutation caught: quantize without the source step graph's SHA-256 check converted an
+    altered file (here one that still computes the same numbers, so only the hash can tell)."""
+    _, result = exported("convlstm-k3", "onnx")
+    src = Path(shutil.copy(result.path, tmp_path / result.path.name))
+    step = onnx.load(str(result.step_graph_path))
+    step.doc_string = "altered after export"
+    onnx.save(step, str(tmp_path / result.step_graph_path.name))
+    with caplog.at_level(logging.WARNING, logger="rnnx.onnx_tools.quantize"):
+        q = quantize(src, tmp_path / "q.int8.onnx", precision="int8")
+    assert q.step_graph_path is None and read_spec(q.path).step_graph is None
+    assert "missing or altered" in caplog.text and not list(tmp_path.glob("q.int8.step*.onnx"))

@@ -210,3 +210,21 @@ def test_an_fp16_lstm_or_gru_is_served_without_crashing_onnxruntime(exported, tm
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split()[0] == "fp16"
     assert (tmp_path / "repo" / "half" / "1" / "model.onnx").is_file()
+
+
+def test_the_pre_write_check_holds_a_float32_graph_to_1e5(exported) -> None:
+    """Mutation caught: a check 100x looser than the float32 tolerance passed (scaling every
+    weight by 1% moves outputs far beyond either). Here the served output is off by 5e-5."""
+    from onnx import helper, numpy_helper
+
+    _, gru = exported("gru-1l", "onnx")
+    proto, spec = load_onnx(gru.path), gru.spec
+    served, served_spec = triton_graph(proto, spec, ("START", "READY"))
+    assert verify_sequences(proto, spec, served, served_spec, ("START", "READY")) <= 1e-5
+    graph = served.graph
+    for node in graph.node:
+        node.output[:] = ["y/exact" if o == "y" else o for o in node.output]
+    graph.initializer.append(numpy_helper.from_array(np.array(5e-5, np.float32), "y/offset"))
+    graph.node.append(helper.make_node("Add", ["y/exact", "y/offset"], ["y"], name="y/offset"))
+    with pytest.raises(ParityError, match=r"differs from the original graph by 5e-05 \(atol 1e-05\)"):
+        verify_sequences(proto, spec, served, served_spec, ("START", "READY"))

@@ -628,3 +628,18 @@ def test_a_time_major_file_streams_through_every_pool_path(time_major):
             batch.step_batch([1], x[t, [1]])
             futs = queued.submit_many({i: x[t, i] for i in range(3)})
             np.testing.assert_allclose([f.result(timeout=60) for f in futs], want[t], atol=1e-5)
+
+
+def test_a_nan_output_in_one_stream_rolls_back_only_that_stream(lstm):
+    """Mutation caught: on a NaN output, every stream of the batch got its state back (the
+    healthy stream's output was right, its state silently one step behind)."""
+    path, xs, solo = lstm
+    with StreamPool(path, check_finite="raise", max_wait_ms=50) as pool:
+        pool.open("a"); pool.open("b")
+        pool.step_many({"a": xs[0, 0], "b": xs[1, 0]})
+        pool.set_state("b", {k: np.full_like(v, np.nan) for k, v in pool.get_state("b").items()})
+        bad, good = pool.submit_many({"b": xs[1, 1], "a": xs[0, 1]})
+        with pytest.raises(NonFiniteError, match="stream 'b': y: expected finite values in the output"):
+            bad.result(timeout=WAIT)
+        np.testing.assert_allclose(good.result(timeout=WAIT), solo[0][1], atol=1e-5)
+        np.testing.assert_allclose(pool.step_many({"a": xs[0, 2]})["a"], solo[0][2], atol=1e-5)  # state advanced

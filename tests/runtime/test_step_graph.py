@@ -320,3 +320,20 @@ def test_a_fifo_as_the_step_graph_is_refused_without_blocking(stepped, tmp_path)
     os.mkfifo(folder / STEP)
     with pytest.raises(SpecError, match=rf"step graph {STEP} \(beside m\.onnx\): expected a regular file, got a FIFO"):
         StreamingSession(folder / "m.onnx")
+
+
+def test_a_step_graph_with_an_input_the_main_graph_lacks_is_refused(scan_lstm, tmp_path):
+    """Mutation caught: the runtime without its input-set check opened a step graph taking an
+    input it never feeds (the contract's names all matched)."""
+    from onnx import TensorProto, helper
+
+    def extra_input(graph) -> None:
+        graph.input.append(helper.make_tensor_value_info("bias", TensorProto.FLOAT, [1]))
+        for node in graph.node:
+            node.input[:] = ["y/biased" if i == "y/main" else i for i in node.input]
+        graph.node.insert(0, helper.make_node("Identity", ["bias"], ["bias/id"]))
+        graph.node.append(helper.make_node("Add", ["y/main", "bias/id"], ["y/biased"], name="bias/add"))
+
+    path = write_step_graph(scan_lstm[0], tmp_path, edit=extra_input)
+    with pytest.raises(SpecError, match=r"expected the main graph's inputs .*, got .*'bias'"):
+        StreamingSession(path, batch_size=2)
