@@ -299,7 +299,12 @@ def command(*, json_report: bool = False, exit_codes: dict[int, str] | None = No
             ctx.meta["rnnx.json_out"] = target
             if "rnnx.log_restore" not in ctx.meta:  # options parsed elsewhere: still log to stderr
                 _logging_for(ctx)
-            report = func(*args, **kwargs)
+            try:
+                report = func(*args, **kwargs)
+            except (RnnxError, OSError) as e:  # a user's error: --json still gets a document
+                if json_report and target is not None and (isinstance(e, RnnxError) or is_file_error(e)):
+                    _emit_json(name, target, {"ok": False, "error": one_line(e), "error_type": type(e).__name__})
+                raise
             if json_report and target is not None and report is not None:
                 _emit_json(name, target, report)
             code = ctx.meta.get("rnnx.exit_code", EXIT_OK)

@@ -40,7 +40,12 @@ def _file_dict(f: Any) -> dict[str, Any]:
             "parity": None if f.report is None else f.report.to_dict()}
 
 
-@command(json_report=True, exit_codes={EXIT_FAIL: "a file was written but failed its parity check"})
+EXIT_FORMAT = 3  # one of several formats could not be exported; the others were written and checked
+
+
+@command(json_report=True, exit_codes={EXIT_FAIL: "a file was written but failed its parity check",
+                                       EXIT_FORMAT: "a format could not be exported (JSON: failed); the "
+                                       "others were written and checked"})
 @click.argument("ckpt", metavar="CKPT")
 @click.option("--weights", metavar="FILE", help="CKPT as file.py:factory only: weights for the factory's "
               "module (.safetensors, or a state_dict read with torch.load(weights_only=True)).")
@@ -95,7 +100,7 @@ def export(ckpt: str, weights: Optional[str], example_shape: Optional[str], exam
 
     Progress goes to stderr (-q hides it, -v adds each failed export path's traceback).
     JSON: ok, out, files (format, path, strategy, size_bytes, attempts, precision, step_graph,
-    parity).
+    parity), failed (format, path, reason of each format that could not be exported).
 
     \b
     Examples:
@@ -133,10 +138,13 @@ def export(ckpt: str, weights: Optional[str], example_shape: Optional[str], exam
                           backend=triton_backend).validate()
     logger.info("loading %s", ckpt)
     model = load_model(ckpt, weights=weights, example_shape=example_shape, example_dtype=example_dtype)
-    files = export_files(model, out_dir, formats=FORMAT_CHOICES[fmt], opset=opset,
+    formats = FORMAT_CHOICES[fmt]
+    missing: list = []  # formats that could not be exported (several asked: the others still are)
+    files = export_files(model, out_dir, formats=formats, opset=opset,
                          check=not no_check, atol=atol, rtol=rtol, triton=triton,
-                         precision=precision, step_graph=not no_step_graph, strategy=strategy)
-    echo(_summary(files))
+                         precision=precision, step_graph=not no_step_graph, strategy=strategy,
+                         failures=missing if len(formats) > 1 else None)
+    echo(_summary(files) + "".join(f"\n{m.path}: NOT WRITTEN ({m.format}): {m.reason}" for m in missing))
     for f in files:
         if f.result.step_graph_path is not None:
             logger.info("step graph: %s (Scan-free, for single steps; %s points to it)",
@@ -146,4 +154,9 @@ def export(ckpt: str, weights: Optional[str], example_shape: Optional[str], exam
         echo(f"\n{f.result.path}:\n{f.report.table()}")
     if failed:
         fail_after_report(f"parity check failed for {', '.join(str(f.result.path) for f in failed)}")
-    return {"ok": not failed, "out": out_dir, "files": [_file_dict(f) for f in files]}
+    elif missing:
+        good = ", ".join(str(f.result.path) for f in files) or "nothing"
+        fail_after_report(f"{', '.join(m.format for m in missing)} not written ({missing[0].reason[:300]}); "
+                          f"written and checked: {good}", EXIT_FORMAT)
+    return {"ok": not failed and not missing, "out": out_dir, "files": [_file_dict(f) for f in files],
+            "failed": [{"format": m.format, "path": str(m.path), "reason": m.reason} for m in missing]}

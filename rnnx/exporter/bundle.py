@@ -22,7 +22,7 @@ from typing import Sequence
 from torch import nn
 
 from rnnx.atomic import write_bytes_atomic
-from rnnx.errors import ConfigError
+from rnnx.errors import ConfigError, ExportError
 from rnnx.exporter.onnx_export import ExportResult, export_onnx
 from rnnx.onnx_tools.ort_format import to_ort
 from rnnx.exporter.parity import check_parity
@@ -38,6 +38,15 @@ from rnnx.spec import PRECISIONS
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "triton": ".onnx", "ort": ".ort", "pt2": ".pt2", "pte": ".pte"}
 PROGRAMS = ("torchscript", "pt2", "pte")  # float32 only: no precision tag in the name
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FormatFailure:
+    """A format that could not be exported; the other formats were still written."""
+
+    format: str  # "torchscript", "pt2", ...
+    path: Path  # the file it would have been
+    reason: str  # the ExportError, one line
 
 
 @dataclass(frozen=True)
@@ -65,7 +74,7 @@ def export_files(model: nn.Module, out_dir: str | os.PathLike, *,
                  check: bool = True, atol: float | None = None,
                  rtol: float | None = None, triton: TritonConfig | None = None,
                  precision: str = "fp32", step_graph: bool = True,
-                 strategy: str = "auto") -> list[ExportedFile]:
+                 strategy: str = "auto", failures: list[FormatFailure] | None = None) -> list[ExportedFile]:
     """Write ``out_dir/model.onnx``, ``model.ort`` and/or ``model.pt``, then check each one's parity.
 
     The default is ONNX only; TorchScript (``model.pt``, deprecated by PyTorch) is written
@@ -91,6 +100,8 @@ def export_files(model: nn.Module, out_dir: str | os.PathLike, *,
             of a Scan graph (see :func:`export_onnx` and :func:`quantize`).
         strategy: the ONNX export strategy (see :func:`export_onnx`; "dynamo" for the
             TorchScript-free path).
+        failures: when given, a format that cannot be exported (ExportError) is recorded
+            here and the other formats are still written and checked; else it raises.
 
     Returns:
         One :class:`ExportedFile` per format, in order.
@@ -119,38 +130,55 @@ def export_files(model: nn.Module, out_dir: str | os.PathLike, *,
                 files.append(_export_triton(model, out, opset, triton, check, atol, rtol, precision, strategy))
                 continue
             path = out / file_name(fmt, precision)
-            quantized = None
-            if fmt == "torchscript":
-                logger.info("exporting %s to TorchScript", type(model).__name__)
-                result = export_torchscript(model, path)
-            elif fmt == "pt2":
-                from rnnx.exporter.pt2_export import export_pt2
-
-                logger.info("exporting %s as torch.export programs", type(model).__name__)
-                result = export_pt2(model, path)
-            elif fmt == "pte":
-                from rnnx.exporter.pte_export import export_pte
-
-                logger.info("exporting %s as an ExecuTorch program", type(model).__name__)
-                result = export_pte(model, path)
-            else:
-                if onnx_file is None:
-                    onnx_file = _onnx(model, Path(tmp), opset, precision,
-                                      step_graph and "onnx" in formats, strategy)
-                made, quantized = onnx_file
-                path.parent.mkdir(parents=True, exist_ok=True)
-                if fmt == "ort":
-                    to_ort(made.path, path)
-                    result = dataclasses.replace(made, path=path, step_graph_path=None,
-                                                 spec=dataclasses.replace(made.spec, step_graph=None))
-                else:
-                    result = _copy_onnx(made, path)
+            try:
+                result, quantized, onnx_file = _one_format(model, fmt, path, Path(tmp), onnx_file, formats, opset,
+                                                           precision, step_graph, strategy)
+            except ExportError as e:
+                if failures is None:
+                    raise
+                logger.warning("%s: not written (%s)", path.name, " ".join(str(e).split()))
+                failures.append(FormatFailure(fmt, path, " ".join(str(e).split())))
+                continue
             if check:
                 logger.info("checking parity of %s against the model", path)
             report = check_parity(model, path, atol=atol, rtol=rtol) if check else None
             files.append(ExportedFile(fmt, result, report, quantized))
     remove_stale(out, [p for f in files for p in (f.result.path, f.result.step_graph_path) if p])
     return files
+
+
+def _one_format(model: nn.Module, fmt: str, path: Path, tmp: Path,
+                onnx_file: tuple[ExportResult, QuantizeResult | None] | None, formats: Sequence[str],
+                opset: int, precision: str, step_graph: bool, strategy: str
+                ) -> tuple[ExportResult, QuantizeResult | None, tuple[ExportResult, QuantizeResult | None] | None]:
+    """Write one format's file: (its result, what quantize did, the shared ONNX export so far)."""
+    quantized = None
+    if fmt == "torchscript":
+        logger.info("exporting %s to TorchScript", type(model).__name__)
+        result = export_torchscript(model, path)
+    elif fmt == "pt2":
+        from rnnx.exporter.pt2_export import export_pt2
+
+        logger.info("exporting %s as torch.export programs", type(model).__name__)
+        result = export_pt2(model, path)
+    elif fmt == "pte":
+        from rnnx.exporter.pte_export import export_pte
+
+        logger.info("exporting %s as an ExecuTorch program", type(model).__name__)
+        result = export_pte(model, path)
+    else:
+        if onnx_file is None:
+            onnx_file = _onnx(model, tmp, opset, precision,
+                              step_graph and "onnx" in formats, strategy)
+        made, quantized = onnx_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if fmt == "ort":
+            to_ort(made.path, path)
+            result = dataclasses.replace(made, path=path, step_graph_path=None,
+                                         spec=dataclasses.replace(made.spec, step_graph=None))
+        else:
+            result = _copy_onnx(made, path)
+    return result, quantized, onnx_file
 
 
 def _copy_onnx(made: ExportResult, path: Path) -> ExportResult:

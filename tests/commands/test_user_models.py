@@ -267,3 +267,56 @@ def _load(user_dir: Path, factory: str):
     finally:
         sys.path.remove(str(user_dir))
     return getattr(my_model, factory)().eval()
+
+
+SCRIPT_FAILS = '''
+import torch
+from torch import nn
+
+
+class NoScript(nn.Module):
+    """Follows the contract; TorchScript can neither compile (*extra) nor trace it (the ONNX export can)."""
+
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(3, 4, batch_first=True)
+
+    def init_state(self, batch_size: int):
+        return [torch.zeros(1, batch_size, 4)]
+
+    def example_input(self, batch_size: int = 2, steps: int = 5):
+        return torch.randn(batch_size, steps, 3)
+
+    def forward(self, x, state, *extra):
+        y, h = self.gru(x, state[0])
+        if torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export():
+            h = h * 0.5  # what TorchScript's trace records differs from eager: its parity probe refuses it
+        return y, [h]
+
+
+def make():
+    return NoScript()
+'''
+
+
+def test_a_failing_optional_format_is_named_and_never_hides_the_good_onnx(tmp_path: Path) -> None:
+    (tmp_path / "noscript.py").write_text(SCRIPT_FAILS)
+    ref, out = f"{tmp_path / 'noscript.py'}:make", tmp_path / "out"
+    res = _cli("export", ref, "--out", str(out), "--format", "all", "--json", "-")
+    assert res.exit_code == 3, res.output
+    doc = json.loads(res.stdout)  # --json -: the document, even though a format failed
+    assert doc["ok"] is False and [f["format"] for f in doc["files"]] == ["onnx"]
+    assert doc["files"][0]["parity"]["ok"] is True and (out / "model.onnx").is_file()
+    assert [f["format"] for f in doc["failed"]] == ["torchscript"] and doc["failed"][0]["reason"]
+    assert not (out / "model.pt").exists()
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: torchscript not written (") and "written and checked: " in last
+    text = _cli("export", ref, "--out", str(out), "--format", "all")
+    assert "model.pt: NOT WRITTEN (torchscript): " in text.stdout
+
+
+def test_json_dash_prints_a_document_on_a_user_error(user_dir: Path, tmp_path: Path) -> None:
+    res = _cli("export", f"{user_dir / 'my_model.py'}:make_unwrapped", "--out", str(tmp_path), "--json", "-")
+    assert res.exit_code == 2
+    doc = json.loads(res.stdout)
+    assert doc["ok"] is False and doc["command"] == "export" and "does not follow the rnnx contract" in doc["error"]
