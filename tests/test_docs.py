@@ -46,3 +46,12 @@ def test_readme_links_reach_their_pages_and_headings():
         if anchor:
             headings = re.findall(r"^#+ (.+)$", target.read_text(), re.M)
             assert anchor in {_slug(h) for h in headings}, f"README links to {path}#{anchor}: no such heading"
+
+
+def test_every_command_is_in_the_readme_and_the_cli_guide():
+    """The README's "CLI at a glance" and docs/guides/cli.md list every `rnnx` command."""
+    from rnnx.cli import COMMANDS
+
+    for page in (ROOT / "README.md", ROOT / "docs" / "guides" / "cli.md"):
+        listed = set(re.findall(r"^\| `rnnx (\w+)", page.read_text(), re.M))
+        assert listed == set(COMMANDS), f"{page.name}: lists {sorted(listed)}, the CLI has {sorted(COMMANDS)}"
