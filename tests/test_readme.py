@@ -34,8 +34,12 @@ def test_readme_has_tested_blocks():
 def test_docs_have_tested_blocks():
     """The guides' examples run too (exporting, streaming, foreign ONNX, precision, ...)."""
     tested = {p.relative_to(ROOT).as_posix() for p in pages()[1:] if blocks(p)}
-    assert {"docs/guides/exporting.md", "docs/guides/streaming.md",
-            "docs/guides/foreign-onnx.md", "docs/guides/precision.md"} <= tested
+    assert {
+        "docs/guides/exporting.md",
+        "docs/guides/streaming.md",
+        "docs/guides/foreign-onnx.md",
+        "docs/guides/precision.md",
+    } <= tested
 
 
 @pytest.mark.slow
@@ -46,8 +50,7 @@ def test_quickstart_runs_as_written(tmp_path):
         for i, (kind, code) in enumerate(blocks(page)):
             cmd = [sys.executable, "-c", code] if kind == "python" else ["bash", "-euo", "pipefail", "-c", code]
             done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-            assert done.returncode == 0, (f"{page.name} block {i} ({kind}) failed:\n{code}\n"
-                                          f"{done.stdout}\n{done.stderr}")
+            assert done.returncode == 0, f"{page.name} block {i} ({kind}) failed:\n{code}\n{done.stdout}\n{done.stderr}"
     assert (tmp_path / "exported" / "model.onnx").exists()
     assert (tmp_path / "y.npy").exists() and (tmp_path / "stream.npz").exists()
     assert (tmp_path / "forecaster.onnx").exists()
@@ -57,7 +60,7 @@ def _code(path: Path) -> str:
     """A file's code without its module docstring."""
     text = path.read_text()
     if text.startswith('"""'):
-        text = text[text.index('"""', 3) + 3:]
+        text = text[text.index('"""', 3) + 3 :]
     return text.strip() + "\n"
 
 
