@@ -179,3 +179,77 @@ def test_token_id_input(tmp_path) -> None:
     ys = np.stack([sess.step(ids[:, t]) for t in range(8)], axis=1)
     with torch.no_grad():
         np.testing.assert_allclose(ys, model(torch.from_numpy(ids)).numpy(), atol=1e-5)
+
+
+class _WithInitialState(nn.Module):
+    """The tutorial's forward(x, h0[, c0]) -> (y, hn[, cn]): initial-state inputs, final states out."""
+
+    def __init__(self, cell: str, layers: int, batch_first: bool) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.cell = cell
+        self.rnn = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[cell](FEATURES, HIDDEN, num_layers=layers,
+                                                                        batch_first=batch_first)
+        self.eval()
+
+    def forward(self, x: Tensor, h0: Tensor, *c0: Tensor):
+        y, state = self.rnn(x, (h0, c0[0]) if self.cell == "lstm" else h0)
+        return (y, *state) if self.cell == "lstm" else (y, state)
+
+
+# (cell, layers, batch_first, dynamo, dynamic shapes, initial-state inputs): every axis of a plain export
+MATRIX = [
+    ("lstm", 1, True, False, False, False), ("lstm", 3, False, True, False, False),
+    ("gru", 2, True, True, False, False), ("rnn", 3, False, False, False, False),
+    ("lstm", 2, True, False, True, False), ("gru", 1, False, True, True, False),
+    ("lstm", 1, False, True, False, True), ("lstm", 3, True, False, True, True),
+    ("gru", 3, True, True, True, True), ("gru", 1, False, False, False, True),
+    ("rnn", 2, True, False, True, True), ("rnn", 1, False, False, False, True),
+]
+
+
+def _plain_export(tmp_path, cell, layers, batch_first, dynamo, dynamic, init):
+    x = torch.zeros(2, 6, FEATURES) if batch_first else torch.zeros(6, 2, FEATURES)
+    h = torch.zeros(layers, 2, HIDDEN)
+    model = _WithInitialState(cell, layers, batch_first) if init else PlainRNN(cell, layers, batch_first)
+    args = ((x, h, h.clone()) if cell == "lstm" else (x, h)) if init else (x,)
+    names = ["x", "h0", "c0"][: len(args)]
+    outs = ["y", "hn", "cn"][: len(args)]
+    kw: dict = {}
+    if dynamic and not dynamo:
+        data = {0: "batch", 1: "time"} if batch_first else {0: "time", 1: "batch"}
+        axes = {"x": data, "y": data, **{n: {1: "batch"} for n in names[1:] + outs[1:]}}
+        kw = dict(input_names=names, output_names=outs, dynamic_axes=axes)
+    elif dynamic:
+        batch, time = torch.export.Dim("batch"), torch.export.Dim("time")
+        kw = dict(input_names=names, output_names=outs,
+                  dynamic_shapes=({0: batch, 1: time} if batch_first else {0: time, 1: batch},
+                                  *({1: batch} for _ in names[1:])))
+    return model, export_plain(model, args, tmp_path / "plain.onnx", dynamo=dynamo, **kw)
+
+
+@pytest.mark.parametrize("cell,layers,batch_first,dynamo,dynamic,init", MATRIX, ids=[
+    f"{c}-{n}l-{'bf' if bf else 'tm'}-{'dynamo' if d else 'legacy'}-{'dynamic' if dy else 'static'}"
+    f"-{'h0' if i else 'no-h0'}" for c, n, bf, d, dy, i in MATRIX])
+def test_every_plain_export_streams_equal_to_eager_at_other_sizes(tmp_path, cell, layers, batch_first, dynamo,
+                                                                  dynamic, init) -> None:
+    model, src = _plain_export(tmp_path, cell, layers, batch_first, dynamo, dynamic, init)
+    result = make_stateful(src, tmp_path / "stream.onnx")
+    batch, steps = 3, 9  # neither the export's batch nor its length
+    x = np.random.default_rng(0).standard_normal((batch, steps, FEATURES)).astype(np.float32)
+    sess = StreamingSession(result.path, batch_size=batch)
+    ys = np.stack([sess.step(x[:, i]) for i in range(steps)], axis=1)
+    xt = torch.from_numpy(x if batch_first else x.transpose(1, 0, 2).copy())
+    with torch.no_grad():
+        if init:
+            h = torch.zeros(layers, batch, HIDDEN)
+            want = (model(xt, h, h.clone()) if cell == "lstm" else model(xt, h))[0].numpy()
+        else:
+            want = model(xt).numpy()
+    np.testing.assert_allclose(ys, want if batch_first else want.transpose(1, 0, 2), atol=1e-5)
+
+
+def test_the_dynamo_exporters_unrolled_rnn_is_refused_with_the_way_out(tmp_path) -> None:
+    _, src = _plain_export(tmp_path, "rnn", 1, True, True, False, False)
+    with pytest.raises(StatefulError, match=r"no recurrent node .* unrolled at export .* re-export with dynamo=False"):
+        make_stateful(src, tmp_path / "out.onnx")
