@@ -71,7 +71,9 @@ def check(ckpt: str, weights: Optional[str], example_shape: Optional[str], examp
     for note in notes:
         logger.warning("%s", note)
     report = check_parity(model, model_path, atol=atol, rtol=rtol)
-    echo(report.table())
+    table = report.table()
+    quiet = click.get_current_context().meta.get("rnnx.quiet", 0) > 0
+    echo(table.splitlines()[-1] if quiet else table)  # -q: the verdict line only
     task = None if is_reference(ckpt) else _task_comparison(ckpt, model_path)
     if task is not None:
         echo(task.line())

@@ -150,8 +150,10 @@ def read_contract(backend: Backend, foreign: ForeignModel = NO_FOREIGN) -> Contr
         meta = backend.metadata()
         if METADATA_KEY not in meta:
             raise ModelFileError(
-                f"model: no {METADATA_KEY!r} metadata (not exported by rnnx); describe a foreign "
-                f"model with state_map={{'state_in': 'state_out', ...}}; graph inputs: "
+                f"model: no {METADATA_KEY!r} metadata (not exported by rnnx); a state already in its "
+                f"inputs and outputs: state_map={{'state_in': 'state_out', ...}} (rnnx run: --state-map "
+                f"IN=OUT; rnnx inspect MODEL guesses the pairs); a recurrent layer keeping its state "
+                f"inside: rnnx stateful MODEL --out STREAMABLE.onnx; graph inputs: "
                 f"{list(inputs)}, outputs: {list(outputs)}")
         spec = ModelSpec.from_json(meta[METADATA_KEY])
         check_against_graph(spec, inputs, outputs)

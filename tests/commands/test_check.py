@@ -57,6 +57,14 @@ def test_altered_weights_fail_with_exit_1(files, fmt: str) -> None:
     assert "Traceback" not in res.output
 
 
+def test_quiet_prints_the_verdict_line_only(files) -> None:
+    res = _cli(files["ckpt"], files["onnx"], "-q")
+    assert res.exit_code == 0 and len(res.stdout.strip().splitlines()) == 1, res.stdout
+    assert res.stdout.startswith("PASS")
+    failed = _cli(files["altered"], files["onnx"], "-q")
+    assert failed.exit_code == 1 and len(failed.stdout.strip().splitlines()) == 1, failed.stdout
+
+
 def test_tolerance_options_are_used(files) -> None:
     res = _cli(files["altered"], files["onnx"], "--atol", "1", "--rtol", "0")
     assert res.exit_code == 0, res.output

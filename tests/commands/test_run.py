@@ -378,3 +378,12 @@ def test_a_fifo_given_as_the_model_is_named_a_fifo(tmp_path):
     np.save(tmp_path / "x.npy", np.zeros((3, 5), np.float32))
     err = user_error(invoke(tmp_path / "m.onnx", tmp_path / "x.npy"))
     assert "expected an ONNX file, got a FIFO (named pipe)" in err, err
+
+
+def test_a_plain_export_is_told_the_cli_routes_not_python_syntax(tmp_path):
+    from tests.foreign import FEATURES, PlainRNN, export_plain
+
+    src = export_plain(PlainRNN("gru"), (torch.zeros(2, 5, FEATURES),), tmp_path / "plain.onnx", dynamo=False)
+    np.save(tmp_path / "x.npy", np.zeros((4, FEATURES), np.float32))
+    line = user_error(CliRunner().invoke(main, ["run", str(src), str(tmp_path / "x.npy")]))
+    assert "--state-map IN=OUT" in line and "rnnx stateful MODEL --out" in line, line
