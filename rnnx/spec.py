@@ -304,6 +304,9 @@ class Seq2SeqSpec:
         init: decoder input name -> encoder output name holding its first value.
         horizon: steps generated in training (any number can be generated).
         window: input rows the model was trained on (the streaming window).
+        encoder_sha256: in the decoder file (the bundle's manifest, written last): the hex
+            SHA-256 of the encoder file's bytes, checked when the bundle is opened. None in
+            the encoder's own copy and in bundles written before the field existed.
     """
 
     encoder: str
@@ -317,9 +320,10 @@ class Seq2SeqSpec:
     init: dict[str, str]
     horizon: int
     window: int
+    encoder_sha256: str | None = None  # decoder's copy only: ties the bundle's two files
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "encoder": self.encoder, "decoder": self.decoder,
             "input": self.input.to_dict(), "output": self.output.to_dict(),
             "feedback": self.feedback,
@@ -328,6 +332,9 @@ class Seq2SeqSpec:
             "encoder_outputs": [t.to_dict() for t in self.encoder_outputs],
             "init": dict(self.init), "horizon": self.horizon, "window": self.window,
         }
+        if self.encoder_sha256 is not None:  # written only when set: older readers ignore it
+            d["encoder_sha256"] = self.encoder_sha256
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str) -> "Seq2SeqSpec":
@@ -353,6 +360,7 @@ class Seq2SeqSpec:
             init={k: _str(v, f"{where}.init.{k}") for k, v in init.items()},
             horizon=_positive(_require(d, "horizon", where), f"{where}.horizon"),
             window=_positive(_require(d, "window", where), f"{where}.window"),
+            encoder_sha256=_sha256(d.get("encoder_sha256"), f"{where}.encoder_sha256", optional=True),
         )
         needed = [spec.feedback, *(s.input for s in spec.state), *(c.name for c in spec.context)]
         produced = {t.name for t in spec.encoder_outputs}
@@ -442,6 +450,14 @@ class DataSpec:
 _HEX = frozenset("0123456789abcdef")
 
 
+def _sha256(digest: Any, where: str, optional: bool = False) -> Any:
+    if optional and digest is None:
+        return None
+    if not isinstance(digest, str) or len(digest) != 64 or not set(digest) <= _HEX:
+        raise SpecError(f"{where}: expected 64 lowercase hex digits, got {digest!r}"[:300])
+    return digest
+
+
 @dataclass(frozen=True)
 class StepGraph:
     """A second graph for single steps, written beside the model file (optional ``step_graph`` field).
@@ -471,9 +487,7 @@ class StepGraph:
                 or ":" in name):
             raise SpecError(f"{where}.file: expected a file name ending in .onnx in the model's "
                             f"folder (no path), got {name!r}")
-        if not isinstance(digest, str) or len(digest) != 64 or not set(digest) <= _HEX:
-            raise SpecError(f"{where}.sha256: expected 64 lowercase hex digits, got {digest!r}")
-        return cls(name, digest)
+        return cls(name, _sha256(digest, f"{where}.sha256"))
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,14 +32,15 @@ import onnx
 import torch
 from torch import nn
 
+from rnnx.atomic import commit_files
 from rnnx.version import __version__
 from rnnx.errors import ExportError, SpecError
 from rnnx.exporter.contract import dtype_name, eval_copy, producer_versions
-from rnnx.onnx_tools.graph import finalize, write_shape
+from rnnx.onnx_tools.graph import finalize, store_spec, write_shape
 from rnnx.onnx_tools.compare import ParityReport, compare, resolve_tolerance
 from rnnx.exporter.strategies.base import export_traced, legacy_onnx_exporter
 from rnnx.exporter.strategies.dynamo import export_dynamo
-from rnnx.spec import BATCH, TIME, IOSpec, ModelSpec, Seq2SeqSpec, StateSpec, TensorSpec
+from rnnx.spec import BATCH, METADATA_KEY, TIME, IOSpec, ModelSpec, Seq2SeqSpec, StateSpec, TensorSpec
 
 ENCODER_FILE = "encoder.onnx"
 DECODER_FILE = "decoder.onnx"
@@ -286,8 +289,14 @@ def export_seq2seq(model: nn.Module, out_dir: str | os.PathLike, *, opset: int =
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     enc_path, dec_path = out / bundle.encoder, out / bundle.decoder
-    onnx.save(encoder, os.fspath(enc_path))
-    onnx.save(decoder, os.fspath(dec_path))
+    enc_bytes = encoder.SerializeToString()
+    # the decoder is the bundle's manifest: it records the encoder's SHA-256 (checked at open)
+    # and is written last, so a reader never opens a decoder with another export's encoder
+    dec_spec = ModelSpec.from_json(next(p.value for p in decoder.metadata_props if p.key == METADATA_KEY))
+    tied = dataclasses.replace(dec_spec, seq2seq=dataclasses.replace(
+        bundle, encoder_sha256=hashlib.sha256(enc_bytes).hexdigest()))
+    store_spec(decoder, tied)
+    commit_files(dec_path, decoder.SerializeToString(), {enc_path: enc_bytes})
     report = check_seq2seq_parity(work, out, atol=atol, rtol=rtol) if check else None
     return Seq2SeqExport(enc_path, dec_path, bundle, report)
 

@@ -22,6 +22,8 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import os
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -37,6 +39,7 @@ from rnnx.spec import METADATA_KEY, ModelSpec, Seq2SeqSpec
 
 PathLike = Union[str, "os.PathLike[str]"]
 MAX_STEPS = 100_000  # generated steps per call: bounds the time and memory of one call
+MAX_ONNX_BYTES = 2 << 30  # protobuf's limit: an ONNX file without external data is smaller
 
 
 def _file_spec(backend: Backend, path: Path) -> ModelSpec:
@@ -58,7 +61,7 @@ def _open_bundle(path: PathLike, options: RuntimeOptions) -> dict[str, tuple[Pat
     """role -> (file, session, spec) for the bundle that ``path`` (folder or either file) names."""
     p = Path(path)
     if p.is_dir():
-        files = sorted(p.glob("*.onnx"), key=lambda f: (f.name != "encoder.onnx", f.name))
+        files = sorted(p.glob("*.onnx"), key=lambda f: (f.name != "decoder.onnx", f.name))  # the manifest first
         if not files:
             raise ModelFileError(f"{p}: expected a seq2seq bundle folder (encoder.onnx, decoder.onnx), "
                                  f"found no .onnx file")
@@ -67,12 +70,42 @@ def _open_bundle(path: PathLike, options: RuntimeOptions) -> dict[str, tuple[Pat
     spec = _file_spec(backend, p)
     bundle = spec.seq2seq
     opened = {spec.role: (p, backend, spec)}
-    for role, name in (("encoder", bundle.encoder), ("decoder", bundle.decoder)):  # type: ignore[union-attr]
-        if role not in opened:
-            other = p.parent / name
-            other_backend = open_backend(other, options)
-            opened[role] = (other, other_backend, _file_spec(other_backend, other))
+    try:
+        for role, name in (("decoder", bundle.decoder), ("encoder", bundle.encoder)):  # type: ignore[union-attr]
+            if role not in opened:
+                other = p.parent / name
+                data = _checked_encoder(other, opened["decoder"][2]) if role == "encoder" else None
+                other_backend = open_backend(other, options, data=data)
+                opened[role] = (other, other_backend, _file_spec(other_backend, other))
+        if "encoder" in opened and opened["encoder"][0] == p:  # opened first: check it against the decoder now
+            _checked_encoder(p, opened["decoder"][2])
+    except BaseException:
+        for _, b, _ in opened.values():
+            b.close()
+        raise
     return opened
+
+
+def _checked_encoder(path: Path, decoder: ModelSpec) -> Optional[bytes]:
+    """The encoder file's bytes (read once, bounded), checked against the SHA-256 the decoder
+    (the bundle's manifest) records; None for bundles written before the field existed."""
+    expected = decoder.seq2seq.encoder_sha256 if decoder.seq2seq is not None else None
+    if expected is None:
+        return None
+    try:
+        size = os.stat(path).st_size
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: the bundle's encoder is missing") from None
+    if size > MAX_ONNX_BYTES:
+        raise ModelFileError(f"{path}: expected an ONNX file of at most {MAX_ONNX_BYTES} bytes, got {size}")
+    with open(path, "rb") as f:
+        data = f.read(MAX_ONNX_BYTES + 1)
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != expected:
+        raise SpecError(f"{METADATA_KEY}.seq2seq.encoder_sha256: the decoder expects {path.name} to have "
+                        f"SHA-256 {expected}, got {digest} (the files come from two different exports, or one "
+                        f"was altered); re-export the bundle")
+    return data
 
 
 class ForecastSession:
@@ -105,7 +138,7 @@ class ForecastSession:
             found = ", ".join(f"{f.name}: {role}" for role, (f, _, _) in opened.items())
             raise SpecError(f"{path}: expected one encoder and one decoder file, got {found}")
         (enc_path, self.encoder, enc_spec), (dec_path, self.decoder, dec_spec) = opened["encoder"], opened["decoder"]
-        if enc_spec.seq2seq != dec_spec.seq2seq:
+        if enc_spec.seq2seq != dataclasses.replace(dec_spec.seq2seq, encoder_sha256=None):  # type: ignore[arg-type]
             raise SpecError(f"{enc_path.parent}: {enc_path.name} and {dec_path.name} carry different "
                             f"seq2seq contracts (files from two different exports?)")
         self.spec: Seq2SeqSpec = dec_spec.seq2seq  # type: ignore[assignment]

@@ -117,8 +117,8 @@ def test_files_from_two_exports_are_refused(bundle, tmp_path):
     mixed.mkdir()
     shutil.copy(path / "encoder.onnx", mixed / "encoder.onnx")
     shutil.copy(tmp_path / "other" / "decoder.onnx", mixed / "decoder.onnx")
-    with pytest.raises(SpecError, match=r"carry different seq2seq contracts"):
-        ForecastSession(mixed)
+    with pytest.raises(SpecError, match=r"encoder_sha256: the decoder expects encoder\.onnx"):
+        ForecastSession(mixed)  # the decoder records its encoder's SHA-256
 
 
 def test_close_frees_the_session_and_later_calls_say_so(bundle):
@@ -130,3 +130,21 @@ def test_close_frees_the_session_and_later_calls_say_so(bundle):
     with pytest.raises(ClosedError, match=r"forecast: the ForecastSession is closed"):
         stream.forecast()
     sess.close()  # idempotent
+
+
+def test_an_encoder_of_another_export_of_the_same_model_is_refused(bundle, tmp_path):
+    """b's encoder.onnx copied over a's opened silently and forecast values matching neither
+    model: the decoder (written last) records its encoder's SHA-256, checked at open."""
+    path, model = bundle
+    other = SEQ2SEQ["s2s-lstm-2l-attn-norm-residual"]()
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(0.01)
+    export_seq2seq(other, tmp_path / "b", check=False)
+    mixed = shutil.copytree(path, tmp_path / "mixed")
+    shutil.copy(tmp_path / "b" / "encoder.onnx", mixed / "encoder.onnx")
+    for opened in (mixed, mixed / "decoder.onnx", mixed / "encoder.onnx"):
+        with pytest.raises(SpecError, match=r"seq2seq\.encoder_sha256: the decoder expects encoder\.onnx to have"):
+            ForecastSession(opened)
+    with ForecastSession(path) as sess:  # the untouched bundle still opens
+        assert sess.forecast(_rows(1, S2S_WINDOW, S2S_INPUT), steps=2).shape[1] == 2
