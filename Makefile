@@ -18,7 +18,7 @@ TRITON_VENV  := $(VENV)/triton
 TRITON_STAMP := $(TRITON_VENV)/.installed
 PYTRITON     := nvidia-pytriton==0.7.0
 
-.PHONY: test demo bench docs lint venv triton-venv clean
+.PHONY: test test-torch demo bench docs lint venv triton-venv clean
 
 venv: $(STAMP)
 
@@ -51,6 +51,17 @@ $(TRITON_STAMP): pyproject.toml
 
 test: $(STAMP) $(JS_STAMP) $(TRITON_STAMP) docs
 	NODE_PATH=$(abspath $(JS_DIR))/node_modules RNNX_REQUIRE_TRITON=1 $(PY) -m pytest -n 2 --dist loadscope -q
+
+# make test-torch TORCH=2.15.0 : the suite on another torch, in its own venv (.venv-torch-2.15.0); no
+# ExecuTorch there (built against torch 2.13: its tests skip, saying so), no Triton/JS servers.
+# A pip configuration that caps torch (a constraints file) must be lifted: PIP_CONFIG_FILE=/dev/null
+TORCH_PIN  := $(if $(findstring ==,$(TORCH)),$(TORCH),torch==$(TORCH))
+TORCH_VENV := .venv-$(subst ==,-,$(TORCH_PIN))
+test-torch:
+	$(PYTHON) -m venv $(TORCH_VENV)
+	$(TORCH_VENV)/bin/python -m pip install -q "$(TORCH_PIN)"
+	$(TORCH_VENV)/bin/python -m pip install -q -e ".[cpu,export,train,dev]" "$(TORCH_PIN)"
+	$(TORCH_VENV)/bin/python -m pytest -n 2 --dist loadscope -q
 
 # broken links, anchors or API references fail the build; builds offline (no fonts, no inventories)
 docs: $(STAMP)

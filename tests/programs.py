@@ -3,7 +3,7 @@ hand-written cell, plus an eager reference run at any batch size."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch

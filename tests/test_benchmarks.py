@@ -111,3 +111,12 @@ def test_bench_batcher_times_two_backlogs_side_by_side(tmp_path):
     assert report["steps"] == 2048 and report["long_s"] > 0 and report["short_s"] > 0
     assert report["ratio"] == report["long_s"] / report["short_s"]
     assert "linear is 4" in stdout
+
+
+def test_bench_artifacts_steps_every_artifact(tmp_path):
+    report, stdout = run_script("bench_artifacts.py", tmp_path, "--rounds", "1", "--calls", "10")
+    artifacts = {r["artifact"] for r in report["rows"]}
+    assert {"onnx (trace)", "onnx (dynamo)", "pt2"} <= artifacts
+    assert any(a.startswith("pte (executorch-") for a in artifacts)  # make test installs rnnx[executorch]
+    assert {r["call"] for r in report["rows"]} == {"StreamingSession.step", "bare"}
+    assert all(r["p50_us"] > 0 for r in report["rows"]) and "/ onnx (trace)" in stdout

@@ -47,12 +47,21 @@ def chunk_file_name(path: Path) -> str:
     return f"{path.stem}.chunk{path.suffix}"
 
 
+def time_axis(spec: ModelSpec, what: str = "the model") -> int:
+    """The input's time axis of a streamable spec.
+
+    Raises:
+        ExportError: no time axis, or not streamable (bidirectional models see future steps).
+    """
+    if spec.input.time_axis is None or not spec.streamable:
+        raise ExportError(f"{what}: a step program needs a streamable model with a time axis "
+                          f"(bidirectional models see future steps)")
+    return spec.input.time_axis
+
+
 def step_module(model: nn.Module, spec: ModelSpec) -> nn.Module:
     """``forward(x_t, *state) -> (y_t, *new_state)``: the model on one time slice."""
-    if spec.input.time_axis is None or not spec.streamable:
-        raise ExportError(f"{type(model).__name__}: a step program needs a streamable model with a time axis "
-                          f"(bidirectional models see future steps)")
-    return _Step(model, spec.input.time_axis)
+    return _Step(model, time_axis(spec, type(model).__name__))
 
 
 def step_shapes(spec: ModelSpec, batch: torch.export.Dim) -> tuple:
@@ -64,7 +73,7 @@ def export_step(model: nn.Module, example: torch.Tensor, state: list[torch.Tenso
                 spec: ModelSpec) -> torch.export.ExportedProgram:
     """The step program, dynamic batch (``torch.export.export``, non-strict)."""
     step = step_module(model, spec)
-    x_t = example.select(spec.input.time_axis, 0)  # (B, ...) one time slice
+    x_t = example.select(time_axis(spec), 0)  # (B, ...) one time slice
     with quiet(), torch.no_grad():
         return torch.export.export(step, (x_t, *state), dynamic_shapes=step_shapes(spec, torch.export.Dim(BATCH)),
                                    strict=False)
@@ -99,7 +108,7 @@ def program_runner(program: torch.export.ExportedProgram, step: bool, spec: Mode
         if not step:
             y, *new = call(x, *state)
             return y, new
-        t_axis = spec.input.time_axis
+        t_axis = time_axis(spec)
         ys = []
         for t in range(x.shape[t_axis]):
             y_t, *state = call(x.take(t, axis=t_axis), *state)

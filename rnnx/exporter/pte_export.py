@@ -23,8 +23,9 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,7 +36,7 @@ from rnnx.errors import ExportError
 from rnnx.exporter.contract import derive_spec, eval_copy, example_for, producer_versions
 from rnnx.exporter.onnx_export import Attempt, ExportResult
 from rnnx.exporter.parity import probe, random_state
-from rnnx.exporter.pt2_export import step_module, step_shapes
+from rnnx.exporter.pt2_export import step_module, step_shapes, time_axis
 from rnnx.exporter.strategies.base import quiet
 from rnnx.onnx_tools.runners import Runner
 from rnnx.runtime.executorch_backend import SPEC_METHOD, open_pte
@@ -83,7 +84,7 @@ def lower(model: nn.Module, example: torch.Tensor, state: list[torch.Tensor], sp
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
-    x_t = example.select(spec.input.time_axis, 0)  # (B, ...) one time slice
+    x_t = example.select(time_axis(spec), 0)  # (B, ...) one time slice
     batch = torch.export.Dim(BATCH, min=1, max=MAX_BATCH)
     spec_bytes = torch.tensor(list(spec.to_json().encode("utf-8")), dtype=torch.uint8)
     with quiet(), torch.no_grad(), sliced_gates():
@@ -107,7 +108,7 @@ def _runner(data: bytes) -> tuple[Runner, Any]:
     feeds = [backend.spec.input.name, *(s.input for s in backend.spec.state)]
 
     def run(x: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-        y, *new = backend.run(names, dict(zip(feeds, [x, *state])))
+        y, *new = backend.run(names, dict(zip(feeds, [x, *state], strict=True)))
         return y, new
 
     return run, backend

@@ -10,8 +10,9 @@ inside the program as the constant method ``rnnx_spec`` (the spec's JSON as uint
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -77,7 +78,7 @@ def open_pte(path: Path) -> StepProgramBackend:
     method = program.load_method("forward")
 
     def step(arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
-        out = method.execute([torch.from_numpy(np.require(a, requirements="CW")) for a in arrays])
+        out = method.execute([torch.from_numpy(np.require(a, requirements=["C", "W"])) for a in arrays])
         return [o.numpy().copy() for o in out]  # ExecuTorch reuses its output memory
 
     bound = spec.extra.get("max_batch") if isinstance(spec.extra, dict) else None

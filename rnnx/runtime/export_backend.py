@@ -7,8 +7,9 @@ import contract forbids a static torch import, and a runtime-only install never 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -16,9 +16,10 @@ imports nothing but numpy and onnxruntime otherwise.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +35,7 @@ class ProgramBinding:
     """Buffers bound to one call: inputs in the program's order, outputs by name (None: allocated)."""
 
     inputs: list[np.ndarray]  # x, then each state input, in the contract's order
-    outputs: list[Optional[np.ndarray]]  # y, then each state output; None: fetch() returns a new array
+    outputs: list[np.ndarray | None]  # y, then each state output; None: fetch() returns a new array
     results: list[np.ndarray] = field(default_factory=list)  # the last run's outputs
 
 
@@ -78,12 +79,13 @@ class StepProgramBackend:
     device_id = 0
 
     def __init__(self, path: Path, spec: ModelSpec, step: StepFn, engine: str,
-                 max_batch: Optional[int] = None) -> None:
+                 max_batch: int | None = None) -> None:
         if not spec.streamable or spec.input.time_axis is None:
             raise SpecError(f"{path}: a step program needs a streamable model with a time axis "
                             f"(its {METADATA_KEY} says streamable={spec.streamable})")
         self.path, self.spec, self.engine, self.max_batch = path, spec, engine, max_batch
-        self._step: Optional[StepFn] = step
+        self._time_axis: int = spec.input.time_axis
+        self._step: StepFn | None = step
         self._in = [spec.input.name, *(s.input for s in spec.state)]
         self._out = [spec.output.name, *(s.output for s in spec.state)]
         self.run_bound: Callable[[Any], None] = self._run_bound
@@ -116,7 +118,7 @@ class StepProgramBackend:
         step = self._step
         if step is None:
             raise RuntimeError("backend is closed")
-        t_in, t_out = self.spec.input.time_axis, self.spec.output.time_axis
+        t_in, t_out = self._time_axis, self.spec.output.time_axis
         batch = x.shape[self.spec.input.batch_axis]
         if self.max_batch is not None and batch > self.max_batch:
             raise ShapeError(f"{self.spec.input.name}: expected a batch of at most {self.max_batch} (the "
@@ -138,20 +140,20 @@ class StepProgramBackend:
 
     def _run_bound(self, b: ProgramBinding) -> None:
         results = self._chunk(b.inputs[0], list(b.inputs[1:]))
-        for buf, value in zip(b.outputs, results):
+        for buf, value in zip(b.outputs, results, strict=True):
             if buf is not None:
                 np.copyto(buf, value)
         b.results = results
 
     def fetch(self, bound: ProgramBinding) -> list[np.ndarray]:
-        return [r.copy() if buf is None else buf.copy() for buf, r in zip(bound.outputs, bound.results)]
+        return [r.copy() if buf is None else buf.copy() for buf, r in zip(bound.outputs, bound.results, strict=True)]
 
     def run(self, outputs: Sequence[str], feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         missing = [n for n in self._in if n not in feeds]
         if missing:
             raise SpecError(f"run: expected feeds {self._in}, missing {missing}")
-        results = dict(zip(self._out, self._chunk(np.asarray(feeds[self._in[0]]),
-                                                  [np.asarray(feeds[n]) for n in self._in[1:]])))
+        values = self._chunk(np.asarray(feeds[self._in[0]]), [np.asarray(feeds[n]) for n in self._in[1:]])
+        results = dict(zip(self._out, values, strict=True))
         return [results[n] for n in outputs]
 
     def close(self) -> None:

@@ -175,3 +175,13 @@ def test_a_quantized_export_carries_its_own_step_graph(checkpoints, tmp_path) ->
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.int8.onnx", "model.int8.step.onnx"]
     spec = read_spec(tmp_path / "model.int8.onnx")
     assert spec.precision == "int8" and spec.step_graph.file == "model.int8.step.onnx"
+
+
+def test_export_pt2_and_the_torchscript_free_strategy(checkpoints, tmp_path) -> None:
+    """--format pt2 writes the step (and chunk) programs; --strategy dynamo builds ONNX without TorchScript."""
+    res = _cli("export", str(checkpoints["lstm-2l-proj"]), "--out", str(tmp_path / "p"), "--format", "pt2")
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "p" / "model.pt2").is_file() and read_spec(tmp_path / "p" / "model.pt2").exporter == "torch.export"
+    res = _cli("export", str(checkpoints["rnn-tanh"]), "--out", str(tmp_path / "d"), "--strategy", "dynamo")
+    assert res.exit_code == 0, res.output
+    assert read_spec(tmp_path / "d" / "model.onnx").exporter in ("dynamo", "scan")

@@ -8,7 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-pytest.importorskip("executorch.exir", reason="ExecuTorch is the optional extra rnnx[executorch] (make test installs it)")
+pytest.importorskip("executorch.exir",
+                    reason="ExecuTorch is the optional extra rnnx[executorch] (make test installs it)")
 
 from rnnx.errors import ExportError, ShapeError  # noqa: E402
 from rnnx.exporter import check_parity, read_spec  # noqa: E402

@@ -78,7 +78,7 @@ def export_dynamo(module: torch.nn.Module, args: tuple[torch.Tensor, ...], names
 
     dims: dict[str, torch.export.Dim] = {}
     shapes = torch.export.ShapesCollection()
-    for name, tensor in zip(names[0], args):
+    for name, tensor in zip(names[0], args, strict=True):
         if axes.get(name):
             shapes[tensor] = {a: dims.setdefault(d, torch.export.Dim(d)) for a, d in axes[name].items()}
     _reset_caches()
@@ -86,6 +86,8 @@ def export_dynamo(module: torch.nn.Module, args: tuple[torch.Tensor, ...], names
         program = torch.onnx.export(module, args, dynamo=True, opset_version=max(opset, 18),
                                     input_names=names[0], output_names=names[1],
                                     dynamic_shapes=shapes.dynamic_shapes(module, args), verbose=False)
+    if program is None:  # torch returns None only when asked to write a file
+        raise RuntimeError("torch.onnx.export(dynamo=True) returned no program")
     proto = program.model_proto
     reinfer_output_shapes(proto)
     return to_opset(proto, opset)
