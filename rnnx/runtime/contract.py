@@ -315,3 +315,12 @@ def _state_shape(name: str, graph_shape: Sequence[Any], given: Optional[Sequence
             f"(expected exactly one symbolic dimension); pass state_shapes={{{name!r}: "
             f"(2, 'batch', 64)}} with 'batch' at the batch axis")
     return tuple(BATCH if i == free[0] else int(d) for i, d in enumerate(graph_shape))
+
+
+def not_streamable_reason(contract: Contract) -> str:
+    """Why a non-streamable model cannot be stepped, and what to use instead."""
+    role = contract.spec.role if contract.spec is not None else ""
+    if role:  # a seq2seq bundle's encoder or decoder: the bundle forecasts, it does not stream
+        return (f"the {role} of a seq2seq bundle, which forecasts from a window: use "
+                f"rnnx.runtime.ForecastSession(FOLDER).forecast(window) on the bundle's folder")
+    return "bidirectional: each output needs the whole sequence; use run(x) on the whole sequence instead"

@@ -20,7 +20,7 @@ from rnnx.errors import (ClosedError, DuplicateStreamError, InputValueError, Non
 from rnnx.runtime.batch_engine import BatchEngine
 from rnnx.runtime.backend import PathLike
 from rnnx.runtime.batcher import StreamQueue, WorkQueue, fail
-from rnnx.runtime.contract import CONTEXT_KEY, ForeignModel, foreign_model
+from rnnx.runtime.contract import CONTEXT_KEY, ForeignModel, foreign_model, not_streamable_reason
 from rnnx.runtime.options import RuntimeOptions, merge_options
 from rnnx.runtime.providers import Providers
 from rnnx.runtime.slots import SlotStore
@@ -143,8 +143,9 @@ class StreamPool:
         self.contract = graphs.contract
         if not self.contract.streamable:
             graphs.close()
-            raise NotStreamableError(f"StreamPool: {path} is not streamable (bidirectional); "
-                                     f"use StreamingSession.run on whole sequences")
+            raise NotStreamableError(f"StreamPool: {path} is not streamable "
+                                     f"({not_streamable_reason(self.contract)}; StreamingSession.run takes whole "
+                                     f"sequences)")
         if graphs.step is not None:  # every call of a pool is one step: the main graph is not needed
             graphs.backend.close()
         self.backend = graphs.step if graphs.step is not None else graphs.backend  # the graph steps run on

@@ -14,7 +14,7 @@ import numpy as np
 from rnnx.checks import check_int
 from rnnx.errors import ClosedError, ConcurrentUseError, NotStreamableError, ShapeError, SpecError
 from rnnx.runtime.backend import Backend, PathLike
-from rnnx.runtime.contract import CONTEXT_KEY, ForeignModel, foreign_model
+from rnnx.runtime.contract import CONTEXT_KEY, ForeignModel, foreign_model, not_streamable_reason
 from rnnx.runtime.engine import StepEngine
 from rnnx.runtime.options import RuntimeOptions, merge_options
 from rnnx.runtime.providers import Providers
@@ -338,9 +338,8 @@ class StreamingSession:
 
     def _require_streamable(self, what: str) -> None:
         if not self.contract.streamable:
-            raise NotStreamableError(
-                f"{what}: {self.path.name} is not streamable (bidirectional: each output needs "
-                f"the whole sequence); use run(x) on the whole sequence instead")
+            raise NotStreamableError(f"{what}: {self.path.name} is not streamable "
+                                     f"({not_streamable_reason(self.contract)})")
 
     def _check_finite(self, arr: np.ndarray, what: str, undo: Optional[Any] = None) -> None:
         name = self.contract.input.name if what == "input" else self.contract.output.name

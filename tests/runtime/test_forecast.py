@@ -148,3 +148,18 @@ def test_an_encoder_of_another_export_of_the_same_model_is_refused(bundle, tmp_p
             ForecastSession(opened)
     with ForecastSession(path) as sess:  # the untouched bundle still opens
         assert sess.forecast(_rows(1, S2S_WINDOW, S2S_INPUT), steps=2).shape[1] == 2
+
+
+@pytest.mark.parametrize("role", ["encoder", "decoder"])
+def test_stepping_a_bundle_file_says_it_is_a_seq2seq_part_not_bidirectional(bundle, role):
+    from rnnx.errors import NotStreamableError
+    from rnnx.runtime import StreamingSession, StreamPool
+
+    folder, _ = bundle
+    match = rf"not streamable \(the {role} of a seq2seq bundle, .*ForecastSession"
+    with pytest.raises(NotStreamableError, match=match):
+        StreamPool(folder / f"{role}.onnx")
+    session = StreamingSession(folder / f"{role}.onnx")
+    with pytest.raises(NotStreamableError, match=match) as info:
+        session.step(np.zeros((1, 1), np.float32))
+    assert "bidirectional" not in str(info.value)
