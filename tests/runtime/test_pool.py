@@ -117,7 +117,7 @@ def test_bad_input_in_step_many_changes_nothing(lstm):
     path, xs, solo = lstm
     with StreamPool(path) as pool:
         pool.open("a"); pool.open("b")
-        with pytest.raises(ShapeError, match=r"stream 'b': x: expected shape \(1, 5\) \(batch, features\), got \(1, 4\)"):
+        with pytest.raises(ShapeError, match=r"stream 'b': x: expected shape \(5,\) per stream \(without the batch axis\), got \(4,\)"):
             pool.step_many({"a": xs[0, 0], "b": xs[1, 0, :4]})
         assert not pool.get_state("a")["h"].any()
         np.testing.assert_allclose(pool.step_many({"a": xs[0, 0]})["a"], solo[0][0], atol=1e-5)
@@ -531,7 +531,7 @@ def test_many_asyncio_clients_match_solo_sessions(lstm, options):
 
 
 @pytest.mark.parametrize("bad, error, match", [
-    (np.zeros(4, np.float32), ShapeError, r"stream 'a': x: expected shape \(1, 5\) \(batch, features\), got \(1, 4\)"),
+    (np.zeros(4, np.float32), ShapeError, r"stream 'a': x: expected shape \(5,\) per stream \(without the batch axis\), got \(4,\)"),
     (np.zeros(5, np.int64), DTypeError, r"stream 'a': x: expected dtype float32, got int64"),
 ], ids=["same-wrong-shape", "same-int-dtype"])
 def test_step_many_fast_path_validates_uniform_bad_inputs(lstm, bad, error, match):
@@ -643,3 +643,23 @@ def test_a_nan_output_in_one_stream_rolls_back_only_that_stream(lstm):
             bad.result(timeout=WAIT)
         np.testing.assert_allclose(good.result(timeout=WAIT), solo[0][1], atol=1e-5)
         np.testing.assert_allclose(pool.step_many({"a": xs[0, 2]})["a"], solo[0][2], atol=1e-5)  # state advanced
+
+
+def test_a_wrong_step_shape_is_said_per_stream_as_given(lstm, tokens):
+    path, xs, _ = lstm
+    features = xs.shape[-1]
+    with StreamPool(path) as pool:
+        pool.open("a")
+        bad = np.zeros(features - 1, np.float32)  # one feature short, no batch axis (as submitted)
+        match = rf"stream 'a': x: expected shape \({features},\) per stream \(without the batch axis\), " \
+                rf"got \({features - 1},\)$"
+        with pytest.raises(ShapeError, match=match):
+            pool.submit("a", bad).result(timeout=WAIT)
+        with pytest.raises(ShapeError, match=match):
+            pool.step_many({"a": bad})
+    token_path, _, _ = tokens
+    with StreamPool(token_path) as pool:
+        pool.open("t")
+        with pytest.raises(ShapeError, match=r"stream 't': x: expected shape \(\) per stream \(one token id\), "
+                                             r"got \(1,\)$"):
+            pool.step_many({"t": np.array([1])})
