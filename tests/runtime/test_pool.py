@@ -663,3 +663,39 @@ def test_a_wrong_step_shape_is_said_per_stream_as_given(lstm, tokens):
         with pytest.raises(ShapeError, match=r"stream 't': x: expected shape \(\) per stream \(one token id\), "
                                              r"got \(1,\)$"):
             pool.step_many({"t": np.array([1])})
+
+
+def test_closing_a_stream_gives_back_the_room_its_queued_steps_held(lstm):
+    """Mutation caught: close(stream) failed its queued steps but left them counted in
+    ``pending``: the pool filled up with steps that no longer existed."""
+    path, xs, _ = lstm
+    with StreamPool(path, max_pending=8, max_wait_ms=200) as pool:
+        pool.open("a"); pool.open("b")
+        futs = [pool.submit("a", xs[0, t % 8]) for t in range(8)]  # one stream: one step per batch
+        pool.close("a")
+        assert pool.pending == 0
+        for f in futs:  # each either ran or failed because its stream closed
+            try:
+                f.result(timeout=WAIT)
+            except UnknownStreamError as e:
+                assert "closed before this step ran" in str(e)
+        more = [pool.submit("b", xs[1, t % 8], timeout=5) for t in range(8)]  # the full room again
+        assert len([f.result(timeout=WAIT) for f in more]) == 8
+
+
+def test_a_stream_closed_after_its_batch_was_taken_does_not_step(lstm):
+    """Mutation caught: a step whose stream closed between the batcher taking the batch and
+    running it still ran (on a slot already given back). The close happens in a done-callback
+    of the batch's other step, which check_finite fails before the batch runs."""
+    path, xs, _ = lstm
+    with StreamPool(path, check_finite="raise", max_wait_ms=500) as pool:
+        for i in "abc":
+            pool.open(i)
+        for f in pool.submit_many({i: xs[k, 0] for k, i in enumerate("abc")}):  # the batcher now waits for 3
+            f.result(timeout=WAIT)
+        bad, good = pool.submit_many({"b": np.full(5, np.nan, np.float32), "a": xs[0, 1]})
+        bad.add_done_callback(lambda _: pool.close("a"))
+        with pytest.raises(NonFiniteError):
+            bad.result(timeout=WAIT)
+        with pytest.raises(UnknownStreamError, match="stream 'a': closed before this step ran"):
+            good.result(timeout=WAIT)
