@@ -119,3 +119,16 @@ class UnsupportedVersionError(RnnxError, ImportError):
 
 class WriteTargetError(RnnxError, ValueError):
     """A path rnnx was asked to write is not a regular file (a device, FIFO, folder, dangling link)."""
+
+
+CAUSE_LIMIT = 4000  # characters of an underlying error kept in ours (bounded, but never the useful part cut)
+
+
+def cause_text(e: BaseException) -> str:
+    """An underlying exception as one line for our own message: whitespace folded, at most
+    :data:`CAUSE_LIMIT` characters (its head and its tail, where long tracebacks say what failed)."""
+    text = " ".join(str(e).split()) or type(e).__name__
+    if len(text) <= CAUSE_LIMIT:
+        return text
+    half = CAUSE_LIMIT // 2
+    return f"{text[:half]} [... {len(text) - CAUSE_LIMIT} characters ...] {text[-half:]}"

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from rnnx.version import __version__
-from rnnx.errors import ContractError, ExportError, RnnxError
+from rnnx.errors import ContractError, ExportError, RnnxError, cause_text
 from rnnx.spec import BATCH, DTYPES, TIME, DataSpec, IOSpec, ModelSpec, StateSpec
 
 EXAMPLE_BATCH = 2  # batch size of the example the graph is exported at
@@ -171,7 +171,7 @@ def run_eager(model: nn.Module, x: torch.Tensor, state: list[torch.Tensor]
             shapes = ", ".join(str(tuple(s.shape)) for s in state)
             raise ContractError(
                 f"{name}.forward(x, state) raised {type(e).__name__}: "
-                f"{' '.join(str(e).split())[:300]}. rnnx calls it with batch-first x "
+                f"{cause_text(e)}. rnnx calls it with batch-first x "
                 f"{tuple(x.shape)} (batch, time, ...) and state as a list [{shapes}]; to use "
                 f"the module as written: {_wrap_hint(model)} (add batch_first=False if it takes "
                 f"time-major x; state_as='tuple' or 'args' if it takes several states as a "

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rnnx.errors import ExportError, SpecError
+from rnnx.errors import ExportError, SpecError, cause_text
 from rnnx.exporter.contract import (TORCH_DTYPES, _config, derive_spec, eval_copy, init_state, run_eager,
                                     shaped_example)
 from rnnx.onnx_tools.compare import (PROBE_BATCHES, PROBE_STEPS, STREAM_CHUNK, ParityReport,
@@ -152,7 +152,7 @@ def run_cases(model: nn.Module, run: Runner, spec: ModelSpec, tol: Tolerance,
                 except Exception as e:  # the exported model cannot run at this size: a failure
                     if notes is not None:
                         notes.append(f"{case} b={b} T={t}: exported model raised "
-                                     f"{type(e).__name__}: {' '.join(str(e).split())[:200]}")
+                                     f"{type(e).__name__}: {cause_text(e)}")
                     y, new = np.empty(0), [np.empty(0) for _ in spec.state]
                 rows.append(compare(case, b, t, spec.output.name, y, ref_y.numpy(),
                                     tols[spec.output.name]))

@@ -34,7 +34,7 @@ from torch import nn
 
 from rnnx.atomic import commit_files
 from rnnx.version import __version__
-from rnnx.errors import ExportError, SpecError
+from rnnx.errors import ExportError, SpecError, cause_text
 from rnnx.exporter.contract import dtype_name, eval_copy, producer_versions
 from rnnx.onnx_tools.graph import finalize, store_spec, write_shape
 from rnnx.onnx_tools.compare import ParityReport, compare, resolve_tolerance
@@ -213,7 +213,7 @@ def _build(module: nn.Module, args: tuple, names: tuple[list[str], list[str]], t
             proto = export_traced(module, args, spec, opset, names=names, axes=_axes(tensors))
     except Exception as e:  # torch raises many types while tracing; each is a failed export
         raise ExportError(f"could not export ({spec.exporter}) the {spec.role} of {type(module.model).__name__}: "
-                          f"{' '.join(str(e).split())[:300]}") from e
+                          f"{cause_text(e)}") from e
     _set_shapes(proto, shapes)
     return finalize(proto, spec)
 

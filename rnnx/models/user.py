@@ -29,7 +29,7 @@ from typing import Any, Iterator, Optional, Sequence
 import torch
 from torch import nn
 
-from rnnx.errors import CheckpointError, ConfigError
+from rnnx.errors import CheckpointError, ConfigError, cause_text
 
 # "file.py:attr" or "pkg.mod:attr" (attr may be dotted: "mod:Class.make")
 _REFERENCE = re.compile(r"^(?P<source>[^:]+\.py|[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*)"
@@ -189,7 +189,7 @@ def _read_state_dict(p: Path) -> dict[str, torch.Tensor]:
         data: Any = torch.load(p, map_location="cpu", weights_only=True)  # never runs code
     except Exception as e:  # pickle errors, unsupported globals, truncated files
         raise CheckpointError(f"{p}: not a state_dict torch.load(weights_only=True) can read "
-                              f"({' '.join(str(e).split())[:200]})") from None
+                              f"({cause_text(e)})") from None
     if isinstance(data, dict):
         for key in _NESTED_KEYS:
             if isinstance(data.get(key), dict):

@@ -26,7 +26,7 @@ from typing import Any, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-from rnnx.errors import ConfigError, ContractError, ExportError
+from rnnx.errors import ConfigError, ContractError, ExportError, cause_text
 from rnnx.models.advice import InputGuess, candidates, input_guess, route_for
 from rnnx.spec import BATCH  # the marker of the batch axis in a state shape
 
@@ -438,5 +438,4 @@ def _is_tensor_tree(value: Any) -> bool:
 
 
 def _first_line(e: BaseException) -> str:
-    text = " ".join(str(e).split())
-    return (text[:300] + "...") if len(text) > 300 else text or type(e).__name__
+    return cause_text(e)

@@ -130,3 +130,21 @@ def test_the_suggested_wrap_call_works() -> None:
     assert [s.shape for s in spec.state] == [(1, "batch", 4)]
     model = rnnx.wrap(_BareStateReturned(), state=[(1, "batch", 4)], state_as="tuple")
     assert derive_spec(model, torch.randn(2, 5, 3)).output.shape == ("batch", "time", 4)
+
+
+class _LongError(nn.Module):
+    """Its forward fails with a long message whose useful part comes last (as TorchScript's do)."""
+
+    def init_state(self, batch_size: int):
+        return [torch.zeros(batch_size, 4)]
+
+    def forward(self, x, state):
+        raise RuntimeError("context " * 80 + "THE-REAL-REASON")
+
+
+def test_an_underlying_error_is_not_cut_short() -> None:
+    from rnnx.errors import ContractError
+
+    with pytest.raises(ContractError, match=r"THE-REAL-REASON") as info:
+        derive_spec(_LongError(), torch.randn(2, 5, 3))
+    assert "context " * 60 in str(info.value)
