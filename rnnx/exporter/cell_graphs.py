@@ -175,6 +175,8 @@ def _step(cell: nn.Module, g: _Graph, xp: str, states: list[str]) -> list[str]:
     if isinstance(cell, RNNCell):
         pre = _recurrent(g, states[0], _array(cell.weight_hh), xp, "pre")
         return [g.op1("Relu" if cell.relu else "Tanh", [pre], "h")]
+    if not isinstance(cell, ConvLSTMCell):
+        raise TypeError(f"cell: expected an rnnx LSTM, GRU, RNN or ConvLSTM cell, got {type(cell).__name__}")
     # ConvLSTM: one conv over cat([x, h]) per step, as the cell computes it
     conv_in = [g.op1("Concat", [xp, states[0]], "x_h", axis=1), g.weight("w", _ifog(cell, _array(cell.conv.weight)))]
     if cell.conv.bias is not None:
@@ -188,6 +190,8 @@ def _shapes(cell: nn.Module) -> tuple[list[list], list]:
     if isinstance(cell, ConvLSTMCell):  # its input is not projected before the loop
         ch, grid = cell.hidden_channels, ["height", "width"]  # the image size is the model's
         return [[ch, *grid], [ch, *grid]], [cell.in_channels, *grid]
+    if not isinstance(cell, (LSTMCell, GRUCell, RNNCell)):
+        raise TypeError(f"cell: expected an rnnx LSTM, GRU, RNN or ConvLSTM cell, got {type(cell).__name__}")
     hid = cell.hidden_size
     if isinstance(cell, LSTMCell):
         return [[cell.proj_size or hid], [hid]], [4 * hid]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import warnings
-from typing import Any
+from typing import Any, TypeVar
 
 import onnx
 import torch
@@ -20,6 +20,8 @@ from torch import nn
 from rnnx.version import __version__
 from rnnx.errors import ContractError, ExportError, RnnxError, cause_text
 from rnnx.spec import BATCH, DTYPES, TIME, DataSpec, IOSpec, ModelSpec, StateSpec
+
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
 EXAMPLE_BATCH = 2  # batch size of the example the graph is exported at
 EXAMPLE_STEPS = 5  # time steps of the example (not 1: a T=1 trace hides time-dependent shapes)
@@ -35,7 +37,7 @@ def dtype_name(dtype: torch.dtype, where: str) -> str:
     return _DTYPE_NAMES[dtype]
 
 
-def eval_copy(model: nn.Module) -> nn.Module:
+def eval_copy(model: ModuleT) -> ModuleT:
     """A deep copy of ``model`` in eval mode (the user's model is never mutated)."""
     return copy.deepcopy(model).eval()
 
@@ -141,7 +143,7 @@ def _state_names(model: nn.Module, count: int) -> list[str]:
 
 def _config(model: nn.Module) -> dict[str, Any]:
     config = getattr(model, "config", None)
-    if hasattr(config, "to_dict"):
+    if config is not None and hasattr(config, "to_dict"):
         return dict(config.to_dict())
     return dict(config) if isinstance(config, dict) else {}
 

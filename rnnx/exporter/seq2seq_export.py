@@ -25,7 +25,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence, TypeGuard
 
 import numpy as np
 import onnx
@@ -41,6 +41,9 @@ from rnnx.onnx_tools.compare import ParityReport, compare, resolve_tolerance
 from rnnx.exporter.strategies.base import export_traced, legacy_onnx_exporter
 from rnnx.exporter.strategies.dynamo import export_dynamo
 from rnnx.spec import BATCH, METADATA_KEY, TIME, IOSpec, ModelSpec, Seq2SeqSpec, StateSpec, TensorSpec
+
+if TYPE_CHECKING:
+    from rnnx.models.seq2seq import Seq2Seq
 
 ENCODER_FILE = "encoder.onnx"
 DECODER_FILE = "decoder.onnx"
@@ -68,7 +71,7 @@ class Seq2SeqExport:
 class _EncoderGraph(nn.Module):
     """``x -> (memory, *state, y_init[, base])`` with a flat signature for tracing."""
 
-    def __init__(self, model: nn.Module, with_base: bool) -> None:
+    def __init__(self, model: Seq2Seq, with_base: bool) -> None:
         super().__init__()
         self.model, self.with_base = model, with_base
 
@@ -80,7 +83,7 @@ class _EncoderGraph(nn.Module):
 class _DecoderGraph(nn.Module):
     """``(y_prev, *state[, memory][, base]) -> (y, *new_state)`` with a flat signature."""
 
-    def __init__(self, model: nn.Module, n_state: int, memory_size: int, with_memory: bool,
+    def __init__(self, model: Seq2Seq, n_state: int, memory_size: int, with_memory: bool,
                  with_base: bool) -> None:
         super().__init__()
         self.model, self.n_state, self.memory_size = model, n_state, memory_size
@@ -96,7 +99,15 @@ class _DecoderGraph(nn.Module):
 
 
 # ---------------------------------------------------------------------- the contract
-def _encode(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor, torch.Tensor]:
+SEQ2SEQ_API = ("encode", "step", "forecast", "horizon", "window")
+
+
+def _is_seq2seq(model: nn.Module) -> TypeGuard[Seq2Seq]:
+    """Whether ``model`` has the :class:`rnnx.models.Seq2Seq` API the bundle is built from."""
+    return all(hasattr(model, a) for a in SEQ2SEQ_API)
+
+
+def _encode(model: Seq2Seq, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor, torch.Tensor]:
     with torch.no_grad():
         out = model.encode(x)
     if not (isinstance(out, tuple) and len(out) == 4):
@@ -118,14 +129,14 @@ def _batch_axis(a: torch.Tensor, b: torch.Tensor, where: str) -> int:
     return diff[0]
 
 
-def _state_names(model: nn.Module, count: int) -> list[str]:
+def _state_names(model: Seq2Seq, count: int) -> list[str]:
     names = list(getattr(model.decoder, "state_names", None) or [f"state{i}" for i in range(count)])
     if len(names) != count or len(set(names)) != count:
         raise ExportError(f"decoder.state_names: expected {count} unique names, got {names}")
     return names
 
 
-def derive_bundle_spec(model: nn.Module, example: torch.Tensor) -> Seq2SeqSpec:
+def derive_bundle_spec(model: Seq2Seq, example: torch.Tensor) -> Seq2SeqSpec:
     """Read the bundle contract off ``model`` by running its encoder and one decoder step.
 
     Raises:
@@ -162,11 +173,12 @@ def derive_bundle_spec(model: nn.Module, example: torch.Tensor) -> Seq2SeqSpec:
     )
 
 
-def _file_specs(model: nn.Module, bundle: Seq2SeqSpec, opset: int, exporter: str = "trace"
+def _file_specs(model: Seq2Seq, bundle: Seq2SeqSpec, opset: int, exporter: str = "trace"
                 ) -> tuple[ModelSpec, ModelSpec]:
     config = model.config.to_dict() if hasattr(model.config, "to_dict") and not model.custom else {}
-    common = dict(streamable=False, rnnx_version=__version__, kind="seq2seq", config=config, opset=opset,
-                  exporter=exporter, extra={"producers": producer_versions()}, seq2seq=bundle)
+    common: dict[str, Any] = dict(
+        streamable=False, rnnx_version=__version__, kind="seq2seq", config=config, opset=opset,
+        exporter=exporter, extra={"producers": producer_versions()}, seq2seq=bundle)
     mem = bundle.encoder_outputs[0]
     encoder = ModelSpec(input=bundle.input, output=IOSpec(mem.name, 0, 1, mem.shape, mem.dtype), state=(),
                         role="encoder", **common)
@@ -218,7 +230,7 @@ def _build(module: nn.Module, args: tuple, names: tuple[list[str], list[str]], t
     return finalize(proto, spec)
 
 
-def build_bundle(model: nn.Module, example: torch.Tensor, opset: int = 17, exporter: str = "trace"
+def build_bundle(model: Seq2Seq, example: torch.Tensor, opset: int = 17, exporter: str = "trace"
                  ) -> tuple[onnx.ModelProto, onnx.ModelProto, Seq2SeqSpec]:
     """Export the encoder and decoder-step graphs of an eval-mode ``model`` (in memory).
 
@@ -243,7 +255,7 @@ def build_bundle(model: nn.Module, example: torch.Tensor, opset: int = 17, expor
 
 
 # ---------------------------------------------------------------------- export + parity
-def _example(model: nn.Module, example_input: torch.Tensor | None) -> torch.Tensor:
+def _example(model: Seq2Seq, example_input: torch.Tensor | None) -> torch.Tensor:
     if example_input is not None:
         if not isinstance(example_input, torch.Tensor) or example_input.dim() != 3:
             raise ExportError(f"example_input: expected a (batch, T, features) window, got "
@@ -278,8 +290,8 @@ def export_seq2seq(model: nn.Module, out_dir: str | os.PathLike, *, opset: int =
         ExportError: the model breaks the encoder/decoder contract or cannot be traced.
     """
     work = eval_copy(model)
-    if not all(hasattr(work, a) for a in ("encode", "step", "forecast")):
-        raise ExportError(f"{type(model).__name__}: expected an rnnx.models.Seq2Seq (encode, step, forecast); "
+    if not _is_seq2seq(work):
+        raise ExportError(f"{type(model).__name__}: expected an rnnx.models.Seq2Seq ({', '.join(SEQ2SEQ_API)}); "
                           f"wrap your encoder and decoder with Seq2Seq.from_modules(encoder, decoder, ...)")
     example = _example(work, example_input)
     exporter = strategy if strategy in ("dynamo", "trace") else "trace" if legacy_onnx_exporter() else "dynamo"
@@ -327,7 +339,7 @@ def check_seq2seq_parity(model: nn.Module, bundle: str | os.PathLike, *, atol: f
     """
     from rnnx.runtime.forecast import ForecastSession
 
-    if not all(hasattr(model, a) for a in ("encode", "step", "forecast", "horizon", "window")):
+    if not _is_seq2seq(model):
         raise SpecError(f"{bundle}: a seq2seq bundle; expected an rnnx.models.Seq2Seq model to compare it "
                         f"with, got {type(model).__name__}")
     work = eval_copy(model)
@@ -350,14 +362,14 @@ def check_seq2seq_parity(model: nn.Module, bundle: str | os.PathLike, *, atol: f
     return report
 
 
-def _random_rows(model: nn.Module, batch: int, steps: int, gen: torch.Generator) -> torch.Tensor:
+def _random_rows(model: Seq2Seq, batch: int, steps: int, gen: torch.Generator) -> torch.Tensor:
     x = torch.randn(batch, steps, int(model.input_size), generator=gen)
     if getattr(model, "normalize", False):
         x = x * model.in_std + model.in_mean  # rows in the model's raw units
     return x
 
 
-def _stream_case(model: nn.Module, sess: Any, batch: int, gen: torch.Generator, tol: Any) -> Any:
+def _stream_case(model: Seq2Seq, sess: Any, batch: int, gen: torch.Generator, tol: Any) -> Any:
     window = int(model.window)
     x = _random_rows(model, batch, window + 3, gen)
     stream = sess.stream(batch_size=batch)

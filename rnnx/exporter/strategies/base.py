@@ -8,7 +8,7 @@ import logging
 import threading
 import warnings
 from dataclasses import dataclass
-from typing import Callable, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 import onnx
 import torch
@@ -60,6 +60,18 @@ class Flat(nn.Module):
 
 logger = logging.getLogger(__name__)
 
+
+def program_proto(program: Any, what: str) -> onnx.ModelProto:
+    """The ModelProto of ``torch.onnx.export(dynamo=True)``'s result (an ``ONNXProgram``).
+
+    Raises:
+        RuntimeError: torch returned no program.
+    """
+    if program is None:
+        raise RuntimeError(f"{what}: torch.onnx.export(dynamo=True) returned no ONNX program")
+    proto: onnx.ModelProto = program.model_proto
+    return proto
+
 _log_lock = threading.Lock()
 _log_users = 0  # exports in flight that route torch's ONNX log to logging
 _original_onnx_log: Callable[..., None] | None = None
@@ -94,7 +106,7 @@ def _onnx_log_captured() -> Iterator[None]:
     finally:
         with _log_lock:
             _log_users -= 1
-            if _log_users == 0:
+            if _log_users == 0 and _original_onnx_log is not None:
                 torch._C._jit_onnx_log = _original_onnx_log
 
 
@@ -153,7 +165,7 @@ def export_traced(module: nn.Module, args: tuple, spec: ModelSpec, opset: int,
     inputs, outputs = names or io_names(spec)
     buf = io.BytesIO()
     with quiet(), torch.no_grad():
-        torch.onnx.export(module, args, buf, dynamo=False, opset_version=opset,
+        torch.onnx.export(module, args, buf, dynamo=False, opset_version=opset,  # type: ignore[arg-type]  # torch's stub omits the file object dynamo=False writes to
                           input_names=inputs, output_names=outputs,
                           dynamic_axes=axes if axes is not None else dynamic_axes(spec),
                           do_constant_folding=True)

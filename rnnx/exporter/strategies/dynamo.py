@@ -16,7 +16,7 @@ from __future__ import annotations
 import onnx
 import torch
 
-from rnnx.exporter.strategies.base import ExportContext, Flat, quiet
+from rnnx.exporter.strategies.base import ExportContext, Flat, program_proto, quiet
 from rnnx.spec import BATCH, TIME, io_names
 
 
@@ -86,9 +86,7 @@ def export_dynamo(module: torch.nn.Module, args: tuple[torch.Tensor, ...], names
         program = torch.onnx.export(module, args, dynamo=True, opset_version=max(opset, 18),
                                     input_names=names[0], output_names=names[1],
                                     dynamic_shapes=shapes.dynamic_shapes(module, args), verbose=False)
-    if program is None:  # torch returns None only when asked to write a file
-        raise RuntimeError("torch.onnx.export(dynamo=True) returned no program")
-    proto = program.model_proto
+    proto = program_proto(program, type(module).__name__)
     reinfer_output_shapes(proto)
     return to_opset(proto, opset)
 

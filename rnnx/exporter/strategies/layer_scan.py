@@ -31,7 +31,8 @@ from torch import Tensor, nn
 
 from rnnx.exporter import cell_graphs
 from rnnx.onnx_tools.graph import check_io
-from rnnx.exporter.strategies.base import ExportContext, Flat, decomposed, export_traced, io_names, quiet
+from rnnx.exporter.strategies.base import (ExportContext, Flat, decomposed, export_traced, io_names, program_proto,
+                                           quiet)
 from rnnx.onnx_tools.graph import to_opset
 from rnnx.spec import BATCH, TIME
 
@@ -51,7 +52,7 @@ def _is_conv_layer(layer: nn.Module) -> bool:
 def _layer_cells(layer: nn.Module) -> list[nn.Module]:
     if _is_conv_layer(layer):
         return [layer]
-    return [c for c in (layer.fw, layer.bw) if c is not None]
+    return [c for c in (layer.fw, layer.bw) if isinstance(c, nn.Module)]
 
 
 def _cell_step(cell: nn.Module, x: Tensor, states: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
@@ -69,9 +70,9 @@ def _legacy_op(cell: nn.Module, key: int) -> type[torch.autograd.Function]:
 
     class CellScan(torch.autograd.Function):
         @staticmethod
-        def forward(ctx, x: Tensor, *states: Tensor) -> tuple[Tensor, ...]:  # type: ignore[override]
+        def forward(ctx, x: Tensor, *states: Tensor) -> tuple[Tensor, ...]:
             tracing = torch._C._get_tracing_state()
-            torch._C._set_tracing_state(None)  # the node is the placeholder, not the loop
+            torch._C._set_tracing_state(None)  # type: ignore[attr-defined]  # torch's _C stub lacks it; the node is the placeholder, not the loop
             try:
                 ys: list[Tensor] = []
                 for t in range(x.size(0)):  # x (T, B, I)
@@ -80,7 +81,7 @@ def _legacy_op(cell: nn.Module, key: int) -> type[torch.autograd.Function]:
                     ys.append(y)
                 return (torch.stack(ys, 0), *states)  # y (T, B, H), states (B, ...)
             finally:
-                torch._C._set_tracing_state(tracing)
+                torch._C._set_tracing_state(tracing)  # type: ignore[attr-defined]  # torch's _C stub lacks it
 
         @staticmethod
         def symbolic(g, x, *states):  # noqa: ANN001, ANN205 (torch's graph types)
@@ -148,7 +149,7 @@ class _ScanStack(nn.Module):
     """Stands in for a one-direction :class:`~rnnx.models.stack.LayerStack` (dynamo export):
     the whole stack is one placeholder, so one Scan runs every layer."""
 
-    def __init__(self, stack: nn.Module, units: list[Unit]) -> None:
+    def __init__(self, stack: nn.ModuleList, units: list[Unit]) -> None:
         super().__init__()
         self.stack = stack
         self.conv = _is_conv_layer(stack[0])
@@ -174,10 +175,11 @@ class _ScanLayer(nn.Module):
         self.layer = layer
         self.conv = _is_conv_layer(layer)
         self.keys: list[int] = []
-        self.ops = []
+        self.ops: list[type[torch.autograd.Function]] = []  # one per direction, legacy export only
         for cell in _layer_cells(layer):
             self.keys.append(len(units))
-            self.ops.append(None if dynamo else _legacy_op(cell, len(units)))
+            if not dynamo:
+                self.ops.append(_legacy_op(cell, len(units)))
             units.append(Unit([cell], stacked=False))
         self.dynamo_op = _dynamo_op() if dynamo else None
 
@@ -286,7 +288,7 @@ def _export_dynamo(module: nn.Module, ctx: ExportContext) -> onnx.ModelProto:
                                     opset_version=max(ctx.opset, 18), input_names=inputs,
                                     output_names=outputs, dynamic_shapes=shapes, verbose=False,
                                     custom_translation_table=dict(_translation))
-    return program.model_proto
+    return program_proto(program, type(module).__name__)
 
 
 def layered_graph(ctx: ExportContext, dynamo: bool) -> onnx.ModelProto:

@@ -24,7 +24,7 @@ The state contract is unchanged: ``h`` (L*D, B, P), ``c`` (L*D, B, H).
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import onnx
 import torch
@@ -33,10 +33,13 @@ from torch import Tensor, nn
 from rnnx.exporter.strategies.base import ExportContext, Flat, export_traced
 from rnnx.exporter.strategies.trace import refuse_relu_rnn
 
+if TYPE_CHECKING:
+    from rnnx.models.layers import LSTMLayers
+
 MAX_COND = 1e3  # largest cond(W_hr) accepted: lifting h0 costs ~eps32 * cond (2e-6 at 1e3, see above)
 
 
-def _projected_lstms(model: nn.Module) -> list[tuple[nn.Module, str, nn.Module, str]]:
+def _projected_lstms(model: nn.Module) -> list[tuple[nn.Module, str, nn.LSTM | LSTMLayers, str]]:
     """(parent, attribute, layer, qualified name) for every nn.LSTM / rnnx LSTMLayers with ``proj_size`` > 0."""
     from rnnx.models.layers import LSTMLayers
 
@@ -64,13 +67,17 @@ class NativeProjLSTM(nn.Module):
     ``(output, (h_n, c_n))``, batch-first or not, batched or not), in eval mode.
     """
 
-    def __init__(self, src: nn.Module, name: str = "lstm") -> None:
+    lift: Tensor
+    proj: Tensor
+    out_proj: Tensor
+
+    def __init__(self, src: nn.LSTM | LSTMLayers, name: str = "lstm") -> None:
         super().__init__()
         layers, dirs, hidden = src.num_layers, 2 if src.bidirectional else 1, src.hidden_size
         self.batch_first = bool(src.batch_first)
         self.lstm = nn.LSTM(src.input_size, hidden, num_layers=layers, bias=src.bias,
                             batch_first=src.batch_first, bidirectional=src.bidirectional)
-        ref = src.weight_ih_l0
+        ref = src.get_parameter("weight_ih_l0")
         lift, proj, prev = [], [], None  # prev: last layer's block-diagonal W_hr (D*P, D*H)
         with torch.no_grad():
             for i in range(layers):
@@ -88,6 +95,8 @@ class NativeProjLSTM(nn.Module):
                     proj.append(w_hr.T)  # (H, P)
                     w_hrs.append(w_hr)
                 prev = torch.block_diag(*w_hrs)  # (D*P, D*H)
+        if prev is None:
+            raise ValueError(f"{name}.num_layers: expected >= 1, got {layers}")
         self.lstm.to(device=ref.device, dtype=ref.dtype).eval()
         self.register_buffer("lift", torch.stack(lift).to(ref))  # (L*D, P, H)
         self.register_buffer("proj", torch.stack(proj).to(ref))  # (L*D, H, P)

@@ -32,10 +32,10 @@ import torch
 from onnx import helper
 from torch import nn
 
-from rnnx.exporter.strategies.base import ExportContext, decomposed, export_traced, quiet
+from rnnx.exporter.strategies.base import ExportContext, decomposed, export_traced, program_proto, quiet
 from rnnx.exporter.strategies.layer_scan import has_layers, layered_graph
 from rnnx.onnx_tools.graph import to_opset
-from rnnx.spec import BATCH, ModelSpec
+from rnnx.spec import BATCH, IOSpec, ModelSpec
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +61,15 @@ def _step_names(spec: ModelSpec) -> tuple[list[str], list[str]]:
             ["step_y"] + [f"step_{s.output}" for s in spec.state])
 
 
+def _time_axis(io: IOSpec) -> int:
+    """``io``'s time axis; a scan runs over it, so data without one is refused (ValueError)."""
+    if io.time_axis is None:
+        raise ValueError(f"{io.name}: a scan runs over the time axis; expected one in shape {io.shape}, got none")
+    return io.time_axis
+
+
 def _step_args(ctx: ExportContext) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
-    t = ctx.spec.input.time_axis
+    t = _time_axis(ctx.spec.input)
     x_t = ctx.example.select(t, 0)  # (B, ...) one time slice
     return _Step(decomposed(ctx.model), t), (x_t, *ctx.state)
 
@@ -90,7 +97,7 @@ def step_graph_dynamo(ctx: ExportContext) -> onnx.ModelProto:
         program = torch.onnx.export(step, args, dynamo=True, opset_version=max(ctx.opset, 18),
                                     input_names=ins, output_names=outs, dynamic_shapes=shapes,
                                     verbose=False)
-    return to_opset(program.model_proto, ctx.opset)
+    return to_opset(program_proto(program, "the step graph"), ctx.opset)
 
 
 def _value_info(name: str, dtype: str, shape: tuple) -> onnx.ValueInfoProto:
@@ -121,8 +128,8 @@ def wrap_in_scan(step: onnx.ModelProto, spec: ModelSpec) -> onnx.ModelProto:
     body = helper.make_graph(list(g.node), "step", [*g.input[1:], g.input[0]],  # states, then x_t
                              [*g.output[1:], g.output[0]],  # new states, then y_t
                              initializer=list(g.initializer), value_info=list(g.value_info))
-    perm_x = time_major_perm(len(spec.input.shape), spec.input.time_axis)
-    perm_y = inverse_perm(time_major_perm(len(spec.output.shape), spec.output.time_axis))
+    perm_x = time_major_perm(len(spec.input.shape), _time_axis(spec.input))
+    perm_y = inverse_perm(time_major_perm(len(spec.output.shape), _time_axis(spec.output)))
     nodes = [
         helper.make_node("Transpose", [spec.input.name], [X_TIME_MAJOR], name="x_to_time_major",
                          perm=perm_x),
