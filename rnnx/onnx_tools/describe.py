@@ -182,6 +182,8 @@ def step_graph_status(path: str | os.PathLike, spec: ModelSpec) -> dict[str, Any
     from rnnx.runtime.step_graph import find_step_graph
 
     entry = spec.step_graph
+    if entry is None:
+        raise SpecError(f"{path}: expected a spec that records a step graph, got none (spec.step_graph is None)")
     _, digest = find_step_graph(path, entry)
     return {"file": entry.file, "sha256": entry.sha256, "present": digest is not None,
             "sha256_ok": None if digest is None else digest == entry.sha256}

@@ -90,7 +90,8 @@ def data_axes(model: onnx.ModelProto, x: onnx.ValueInfoProto, first: RecurrentNo
 
 def free_reshapes(model: onnx.ModelProto, frozen: dict[str, int]) -> list[str]:
     """Compute at run time the Reshape shape entries that froze the export's batch or time size."""
-    graph, notes = model.graph, []
+    graph = model.graph
+    notes: list[str] = []
     if not frozen:
         return notes
     for node in [n for n in graph.node if n.op_type == "Reshape"]:

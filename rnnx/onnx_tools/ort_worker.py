@@ -23,16 +23,19 @@ import signal
 import subprocess
 import sys
 import threading
-from typing import Any, BinaryIO, Iterator
+from typing import IO, TYPE_CHECKING, Any, Iterator
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from rnnx.runtime.backend import OrtBackend
 
 
 class WorkerDied(RuntimeError):
     """The child process running onnxruntime exited (crashed) in the middle of a request."""
 
 
-def _write(stream: BinaryIO, arrays: list[np.ndarray]) -> None:
+def _write(stream: IO[bytes], arrays: list[np.ndarray]) -> None:
     """Each array as one JSON line ``{"dtype", "shape"}`` followed by its raw bytes."""
     for a in arrays:
         a = np.ascontiguousarray(a)
@@ -41,7 +44,7 @@ def _write(stream: BinaryIO, arrays: list[np.ndarray]) -> None:
     stream.flush()
 
 
-def _read_exact(stream: BinaryIO, size: int) -> bytes:
+def _read_exact(stream: IO[bytes], size: int) -> bytes:
     parts, left = [], size
     while left:
         chunk = stream.read(left)
@@ -52,7 +55,7 @@ def _read_exact(stream: BinaryIO, size: int) -> bytes:
     return b"".join(parts)
 
 
-def _read(stream: BinaryIO, count: int) -> list[np.ndarray]:
+def _read(stream: IO[bytes], count: int) -> list[np.ndarray]:
     arrays = []
     for _ in range(count):
         line = stream.readline()
@@ -82,6 +85,11 @@ class OrtWorker:
         self._proc = subprocess.Popen([sys.executable, os.path.abspath(__file__)],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                       stderr=None if debug else subprocess.DEVNULL)
+        if self._proc.stdin is None or self._proc.stdout is None:  # never: both were asked as pipes
+            self._proc.kill()
+            raise RuntimeError("onnxruntime worker: the child was started without its pipes")
+        self._stdin: IO[bytes] = self._proc.stdin
+        self._stdout: IO[bytes] = self._proc.stdout
         self.dead = ""  # why it died; "" while alive
         self._outputs = 0
 
@@ -90,15 +98,15 @@ class OrtWorker:
         if self.dead:
             raise WorkerDied(self.dead)
         try:
-            self._proc.stdin.write(json.dumps(head).encode() + b"\n")
-            _write(self._proc.stdin, arrays)
-            line = self._proc.stdout.readline()
+            self._stdin.write(json.dumps(head).encode() + b"\n")
+            _write(self._stdin, arrays)
+            line = self._stdout.readline()
             if not line:
                 raise EOFError("no reply")
             reply = json.loads(line)
             if not reply["ok"]:
                 raise RuntimeError(reply["error"])
-            return _read(self._proc.stdout, replies)
+            return _read(self._stdout, replies)
         except (BrokenPipeError, EOFError, OSError, ValueError):
             self._died()
             raise AssertionError("unreachable")  # _died raises
@@ -130,13 +138,13 @@ class OrtWorker:
         """End the child (it exits when its stdin closes)."""
         if self._proc.poll() is None:
             with contextlib.suppress(OSError):
-                self._proc.stdin.close()
+                self._stdin.close()
             try:
                 self._proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
-        for stream in (self._proc.stdin, self._proc.stdout):
+        for stream in (self._stdin, self._stdout):
             with contextlib.suppress(OSError):
                 stream.close()
 
@@ -181,7 +189,8 @@ def _serve() -> None:  # pragma: no cover - runs in the child process
 
     inp, out = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything a library prints goes to stderr (devnull), never into our replies
-    sess, names = None, {"inputs": [], "outputs": []}
+    sess: OrtBackend | None = None  # the loaded graph's session (None: none loaded, or an empty model)
+    names: dict[str, Any] = {"inputs": [], "outputs": []}
     while True:
         line = inp.readline()
         if not line:  # stdin closed: the parent is done
@@ -193,8 +202,10 @@ def _serve() -> None:  # pragma: no cover - runs in the child process
                 sess, names = None, head
                 if model.size:  # with the options the runtime gives a graph of this precision
                     sess = open_graph(model.tobytes(), head.get("precision", "fp32"))
-                result = []
+                result: list[np.ndarray] = []
             else:
+                if sess is None:
+                    raise RuntimeError("run: no graph is loaded")
                 feed = dict(zip(names["inputs"], _read(inp, len(names["inputs"]))))
                 result = sess.run(names["outputs"], feed)
         except Exception as e:  # an ordinary onnxruntime error: report it, keep serving

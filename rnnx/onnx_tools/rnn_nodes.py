@@ -8,7 +8,7 @@ Works on the ``onnx`` protobuf only; nothing is executed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 
 import numpy as np
 import onnx
@@ -82,7 +82,7 @@ class RecurrentNode:
         return d
 
 
-def _attr(node: onnx.NodeProto, name: str, default: object) -> object:
+def _attr(node: onnx.NodeProto, name: str, default: Any) -> Any:
     for a in node.attribute:
         if a.name == name:
             value = onnx.helper.get_attribute_value(a)
@@ -135,7 +135,7 @@ class GraphIndex:
             return "computed", []
         if node.op_type == "ConstantOfShape":
             v = _attr(node, "value", None)
-            zero = v is None or not np.any(numpy_helper.to_array(v))  # type: ignore[arg-type]
+            zero = v is None or not np.any(numpy_helper.to_array(v))
             return ("zeros" if zero else "constant"), []
         if node.op_type not in PASS_THROUGH:
             return "computed", []
@@ -179,8 +179,8 @@ def find_recurrent(graph: onnx.GraphProto, where: str = "graph") -> list[Recurre
     for i, node in enumerate(graph.node):
         index = i if where == "graph" else -1
         if node.op_type in RNN_OPS:
-            rn = RecurrentNode(node, index, where, int(_attr(node, "hidden_size", 0)),  # type: ignore[arg-type]
-                               str(_attr(node, "direction", "forward")), int(_attr(node, "layout", 0)))  # type: ignore[arg-type]
+            rn = RecurrentNode(node, index, where, int(_attr(node, "hidden_size", 0)),
+                               str(_attr(node, "direction", "forward")), int(_attr(node, "layout", 0)))
             for kind, i_in, i_out in STATE_SLOTS[node.op_type]:
                 name_in = node.input[i_in] if len(node.input) > i_in else ""
                 name_out = node.output[i_out] if len(node.output) > i_out else ""
@@ -190,7 +190,7 @@ def find_recurrent(graph: onnx.GraphProto, where: str = "graph") -> list[Recurre
             found.append(rn)
         elif node.op_type in LOOP_OPS:
             if node.op_type == "Scan":
-                n_scan = int(_attr(node, "num_scan_inputs", 0))  # type: ignore[arg-type]
+                n_scan = int(_attr(node, "num_scan_inputs", 0))
                 carried = list(node.input[:len(node.input) - n_scan])
             else:  # Loop: (M, cond, v_initial...) -> (v_final..., scan outputs...)
                 carried = list(node.input[2:])

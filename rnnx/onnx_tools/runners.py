@@ -58,7 +58,11 @@ def session_runner(path: str, spec: ModelSpec) -> Runner:
         got = sess.get_state()
         return y, [got[s.name] for s in spec.state]
 
-    weakref.finalize(run, lambda: [s.close() for s in sessions.values()])
+    def close_all() -> None:
+        for s in sessions.values():
+            s.close()
+
+    weakref.finalize(run, close_all)
     return run
 
 

@@ -33,6 +33,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from rnnx.atomic import member_path
+from rnnx.errors import SpecError
 from rnnx.onnx_tools.rnn_nodes import subgraphs
 from rnnx.onnx_tools.compare import compare, resolve_tolerance
 from rnnx.onnx_tools.ort_worker import WorkerDied, isolated_runner
@@ -264,8 +265,10 @@ Probe = tuple[np.ndarray, list[np.ndarray]]  # (x of one step, states) at batch 
 def spec_probe(spec: ModelSpec) -> Probe:
     """The same from the contract alone (no model at hand: a file being quantized)."""
     rng = np.random.default_rng(PROBE_SEED)
+    if spec.input.time_axis is None:
+        raise SpecError(f"{spec.input.name}: a step graph needs an input with a time axis, got shape {spec.input.shape}")
     shape = list(spec.input.step_shape(PROBE_BATCH))
-    shape.insert(spec.input.time_axis, 1)  # a streamable spec has a time axis
+    shape.insert(spec.input.time_axis, 1)
     dtype = np.dtype(spec.input.dtype)
     x = (rng.standard_normal(shape).astype(dtype) if dtype.kind == "f"
          else rng.integers(0, spec.input.vocab_size or 1, shape).astype(dtype))
