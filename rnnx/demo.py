@@ -82,7 +82,7 @@ def _train(out: Path, quick: bool, seed: int, echo: Echo, numbers: dict[str, Any
     from rnnx.training import TrainConfig, train
 
     echo("[1/6] training the sine LSTM (truncated BPTT, state carried across windows)...")
-    opts = {"epochs": 3, "size": 0.25} if quick else {}
+    opts: dict[str, Any] = {"epochs": 3, "size": 0.25} if quick else {}
     result = train(TrainConfig(task="sine", out=str(out / "run"), seed=seed, **opts))
     m = result.metrics
     numbers.update(train_seconds=m["wall_seconds"], epochs=m["epochs_run"], val_loss=m["val_loss"],

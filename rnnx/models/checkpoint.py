@@ -200,7 +200,8 @@ def load(path: PathLike) -> nn.Module:
     data = (meta.get("extra") or {}).get("data")
     if data is not None:  # the task's data contract travels on to the exported file
         try:
-            model.rnnx_data = DataSpec.from_dict(data, f"{p}: extra.data")
+            # not an nn.Module attribute type (Tensor | Module): set it as the plain attribute it is
+            setattr(model, "rnnx_data", DataSpec.from_dict(data, f"{p}: extra.data"))  # noqa: B010 - read by rnnx.exporter.contract.data_spec
         except SpecError as e:
             raise CheckpointError(str(e)) from None
     return model.eval()

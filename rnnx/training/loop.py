@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from rnnx.progress import Progress
 from rnnx.training.config import TrainConfig, require
-from rnnx.training.tasks.base import Split, Task, TaskData, stream, to_device
+from rnnx.training.tasks.base import Split, Task, TaskData, init_state, stream, to_device
 
 EpochHook = Callable[[dict[str, Any]], None]  # called after every epoch with its history row
 GRAD_CLIP = 1.0  # max global gradient norm per optimiser step
@@ -91,7 +91,7 @@ def _train_epoch(model: nn.Module, task: Task, data: TaskData, cfg: TrainConfig,
     model.train()
     total, count = 0.0, 0
     for xb, yb in _batches(data.train, require(cfg.batch_size, "batch_size"), data.window, gen):
-        state = to_device(model.init_state(xb.shape[0]), cfg.device)
+        state = to_device(init_state(model, xb.shape[0]), cfg.device)
         xb, yb = xb.to(cfg.device), yb.to(cfg.device)
         for start in range(0, xb.shape[1], data.window):
             y, state = model(xb[:, start:start + data.window], state)

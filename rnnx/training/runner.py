@@ -7,7 +7,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import torch
 from torch import nn
@@ -19,6 +19,9 @@ from rnnx.training.config import TrainConfig
 from rnnx.training.loop import EpochHook, FitResult, fit, stream
 from rnnx.training.tasks import Task, TaskData, get_task
 from rnnx.training.tasks.series import SeriesTask
+
+if TYPE_CHECKING:
+    from rnnx.models._base import ZooModel
 
 @dataclass
 class TrainResult:
@@ -138,7 +141,7 @@ def data_contract(task: Task, data: TaskData, cfg: TrainConfig) -> DataSpec:
                     normalization=norm, vocab=vocab, window=data.window)
 
 
-def _write(task: Task, model: nn.Module, data: TaskData, cfg: TrainConfig, out: Path,
+def _write(task: Task, model: ZooModel, data: TaskData, cfg: TrainConfig, out: Path,
            metrics: dict[str, Any], fitted: FitResult) -> None:
     extra = {"task": task.name, "window": data.window, **data.info,
              "data": data_contract(task, data, cfg).to_dict()}

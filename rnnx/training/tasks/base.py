@@ -16,6 +16,8 @@ from typing import Any, Optional
 import torch
 from torch import Tensor, nn
 
+from rnnx.errors import ConfigError
+
 from rnnx.training.config import TrainConfig
 
 
@@ -132,10 +134,22 @@ def stream(model: nn.Module, split: Split, device: str = "cpu") -> Tensor:
     """
     was_training = model.training
     model.eval()
-    state = to_device(model.init_state(split.x.shape[0]), device)
+    state = to_device(init_state(model, split.x.shape[0]), device)
     y, _ = model(split.x.to(device), state)
     model.train(was_training)
     return y[:, split.warmup:].cpu()
+
+
+def init_state(model: nn.Module, batch_size: int) -> list[Tensor]:
+    """``model.init_state(batch_size)``: the zero state of a model following the rnnx contract.
+
+    Raises:
+        ConfigError: ``model`` has no ``init_state``.
+    """
+    make = getattr(model, "init_state", None)
+    if not callable(make):
+        raise ConfigError(f"model: expected an rnnx model with init_state(batch_size), got {type(model).__name__}")
+    return list(make(batch_size))
 
 
 def to_device(state: list[Tensor], device: str) -> list[Tensor]:

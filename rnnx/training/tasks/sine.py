@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnx.training.config import TrainConfig, require
-from rnnx.training.tasks.base import Split, Task, TaskData, model_options, stream
+from rnnx.training.tasks.base import Split, Task, TaskData, init_state, model_options, stream
 
 FREQ_RANGE = (1 / 40, 1 / 12)  # cycles per step
 STEPS = 160  # steps per stream
@@ -51,7 +51,7 @@ def closed_loop(model: nn.Module, x: Tensor, warmup: int) -> Tensor:
         (the target ``y[:, warmup - 1 + k]``).
     """
     model.eval()
-    y, state = model(x[:, :warmup], model.init_state(x.shape[0]))
+    y, state = model(x[:, :warmup], init_state(model, x.shape[0]))
     out = [y[:, -1:]]
     for _ in range(x.shape[1] - warmup - 1):
         y, state = model(out[-1], state)
