@@ -142,7 +142,7 @@ class IOSpec:
     def step_shape(self, batch: int) -> tuple[int, ...]:
         """Shape of one time step (time axis removed) at a concrete batch size."""
         return tuple(
-            batch if i == self.batch_axis else int(d)  # type: ignore[arg-type]
+            batch if i == self.batch_axis else int(d)
             for i, d in enumerate(self.shape)
             if i != self.time_axis
         )

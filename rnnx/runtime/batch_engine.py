@@ -83,10 +83,11 @@ class BatchEngine:
             if len(self._y_shapes) > 4 * MAX_PLANS:
                 self._y_shapes.clear()
             self._y_shapes[n] = self.contract.output_shape(n)
-        if self._plain or self._y_shapes[n] is None:
+        y_shape = self._y_shapes[n]
+        if self._plain or y_shape is None:
             return self._step_unbound(idx, x, before_run)
         if n == self.slots.capacity and (idx is self._in_order or self._every_slot(idx)):
-            bound = self._bound_every(x.shape, self._y_shapes[n])  # type: ignore[arg-type]
+            bound = self._bound_every(x.shape, y_shape)
             np.copyto(bound.x, x)
             if before_run is not None:
                 before_run()
@@ -130,6 +131,8 @@ class BatchEngine:
             if len(self._subset) >= MAX_PLANS:
                 self._subset.clear()
             y_shape = c.output_shape(m)
+            if y_shape is None:  # never: step() runs a graph without a known output shape unbound
+                raise RuntimeError(f"batch engine: the output shape at {m} rows is unknown; cannot bind it")
             x, y = np.zeros(x_shape, c.input.dtype), np.zeros(y_shape, c.output.dtype)
             ins = [np.zeros(s.concrete_shape(m), s.dtype) for s in c.states]
             outs = [np.zeros(s.concrete_shape(m), s.dtype) for s in c.states]

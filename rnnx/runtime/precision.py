@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import mmap
 import os
+from collections.abc import Iterator
 
 
 from rnnx.spec import METADATA_KEY
@@ -42,7 +43,7 @@ def _varint(buf: "mmap.mmap | bytes", pos: int) -> tuple[int, int]:
             return value, pos
 
 
-def _fields(buf: "mmap.mmap | bytes", start: int, end: int):
+def _fields(buf: "mmap.mmap | bytes", start: int, end: int) -> Iterator[tuple[int, tuple[int, int] | None]]:
     """(field number, payload bytes or None) of each field of one protobuf message."""
     pos = start
     while pos < end:

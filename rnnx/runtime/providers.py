@@ -78,7 +78,7 @@ def resolve_providers(providers: Providers) -> list[Any]:
     for name in names:
         if name not in available:
             raise _missing(str(name), available)
-    return list(providers)  # type: ignore[arg-type]
+    return list(providers)
 
 
 def check_session_providers(requested: Sequence[str], session: ort.InferenceSession) -> None:
