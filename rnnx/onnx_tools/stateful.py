@@ -279,7 +279,7 @@ def _expose_states(graph: onnx.GraphProto, rnns: list[RecurrentNode], existing: 
             if s.source == "graph input":
                 continue
             name = f"{s.kind}{k}"
-            shape: tuple = (1, BATCH, r.hidden_size) if r.layout == 0 else (BATCH, 1, r.hidden_size)
+            shape = (1, BATCH, r.hidden_size) if r.layout == 0 else (BATCH, 1, r.hidden_size)
             inp, out = fresh_name(graph, f"{name}_in"), fresh_name(graph, f"{name}_out")
             _expose_slot(graph, r.node, s, inp, out)
             graph.input.append(helper.make_tensor_value_info(inp, dtype, list(shape)))
@@ -382,6 +382,13 @@ def _output_spec(model: onnx.ModelProto, x: onnx.ValueInfoProto, b_ax: int, t_ax
 
 
 # ---------------------------------------------------------------------------- the check
+def _time_axis(io: IOSpec) -> int:
+    """``io``'s time axis; streaming needs one (StatefulError without)."""
+    if io.time_axis is None:
+        raise StatefulError(f"{io.name}: expected a time axis to stream over, got none (shape {io.shape})")
+    return io.time_axis
+
+
 def _check(original: onnx.ModelProto, path: Path, spec: ModelSpec, layout: tuple[IOSpec, IOSpec],
            frozen: dict[str, int], atol: float, rtol: float) -> tuple[float, list[str]]:
     """Stream ``path`` and compare with the original on whole sequences; raise if they differ.
@@ -395,14 +402,15 @@ def _check(original: onnx.ModelProto, path: Path, spec: ModelSpec, layout: tuple
 
     xs, ys = spec.input, spec.output
     ox, oy = layout  # the original's axes
+    xt, yt, oxt, oyt = (_time_axis(io) for io in (xs, ys, ox, oy))
     x_vi = next(v for v in original.graph.input if v.name == xs.name)
     b0, t0 = frozen.get(BATCH, 2), frozen.get(TIME, 5)
     orig = _session(original)
 
     def run_original(x: np.ndarray) -> np.ndarray:  # x and the result in the new file's layout
-        x = np.moveaxis(x, [xs.batch_axis, xs.time_axis], [ox.batch_axis, ox.time_axis])
+        x = np.moveaxis(x, [xs.batch_axis, xt], [ox.batch_axis, oxt])
         y = orig.run([ys.name], _feeds(original, x, xs.name, x.shape[ox.batch_axis]))[0]
-        return np.moveaxis(y, [oy.batch_axis, oy.time_axis], [ys.batch_axis, ys.time_axis])
+        return np.moveaxis(y, [oy.batch_axis, oyt], [ys.batch_axis, yt])
 
     def first(a: np.ndarray, b_ax: int, t_ax: int) -> np.ndarray:  # the first b0 rows, t0 steps
         return np.take(np.take(a, range(b0), axis=b_ax), range(t0), axis=t_ax)
@@ -414,20 +422,20 @@ def _check(original: onnx.ModelProto, path: Path, spec: ModelSpec, layout: tuple
         err = float(np.max(np.abs(got - want))) if got.shape == want.shape else float("inf")
         rows.append((what, err, ok))
 
-    x = np.moveaxis(_example(x_vi, {ox.batch_axis: b0, ox.time_axis: t0}, xs.dtype, 1),
-                    [ox.batch_axis, ox.time_axis], [xs.batch_axis, xs.time_axis])
+    x = np.moveaxis(_example(x_vi, {ox.batch_axis: b0, oxt: t0}, xs.dtype, 1),
+                    [ox.batch_axis, oxt], [xs.batch_axis, xt])
     sess = StreamingSession(path, batch_size=b0)
-    stepped = np.stack([sess.step(np.take(x, t, axis=xs.time_axis)) for t in range(t0)], axis=ys.time_axis)
+    stepped = np.stack([sess.step(np.take(x, t, axis=xt)) for t in range(t0)], axis=yt)
     compare(f"step() x{t0} at batch {b0} vs the original", stepped, run_original(x))
     b2, t2 = b0 + 1, t0 + 3
-    x2 = np.moveaxis(_example(x_vi, {ox.batch_axis: b2, ox.time_axis: t2}, xs.dtype, 2),
-                     [ox.batch_axis, ox.time_axis], [xs.batch_axis, xs.time_axis])
+    x2 = np.moveaxis(_example(x_vi, {ox.batch_axis: b2, oxt: t2}, xs.dtype, 2),
+                     [ox.batch_axis, oxt], [xs.batch_axis, xt])
     whole = sess.run(x2)
     compare(f"run() at batch {b2}, {t2} steps vs the original on its {b0} rows, {t0} steps",
-            first(whole, ys.batch_axis, ys.time_axis), run_original(first(x2, xs.batch_axis, xs.time_axis)))
+            first(whole, ys.batch_axis, yt), run_original(first(x2, xs.batch_axis, xt)))
     sess2 = StreamingSession(path, batch_size=b2)
-    fed = np.concatenate([sess2.feed(np.take(x2, range(0, 2), axis=xs.time_axis)),
-                          sess2.feed(np.take(x2, range(2, t2), axis=xs.time_axis))], axis=ys.time_axis)
+    fed = np.concatenate([sess2.feed(np.take(x2, range(0, 2), axis=xt)),
+                          sess2.feed(np.take(x2, range(2, t2), axis=xt))], axis=yt)
     compare(f"feed() 2 + {t2 - 2} steps at batch {b2} vs run()", fed, whole)
     lines = [f"{what}: max abs err {err:.3g}{'' if ok else '  FAILED'}" for what, err, ok in rows]
     if not all(ok for *_, ok in rows):
