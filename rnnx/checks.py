@@ -13,9 +13,19 @@ a pool, the CLI, an exporter)::
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Sequence
+from typing import Any, Literal, Optional, Sequence, overload
 
 from rnnx.errors import ConfigError
+
+
+@overload
+def check_int(name: str, value: Any, *, minimum: int = 1, maximum: Optional[int] = None,
+              optional: Literal[False] = False) -> int: ...
+
+
+@overload
+def check_int(name: str, value: Any, *, minimum: int = 1, maximum: Optional[int] = None,
+              optional: bool) -> Optional[int]: ...
 
 
 def check_int(name: str, value: Any, *, minimum: int = 1, maximum: Optional[int] = None,

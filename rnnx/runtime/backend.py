@@ -142,6 +142,7 @@ class OrtBackend:
         self.device_id = _device_id(session) if self.device == "cuda" else 0
         self._options = ort.RunOptions()
         inner = getattr(session, "_sess", None)
+        self.run_bound: Callable[[Any], None]  # the per-step fast path (Backend.run_bound)
         if self.device == "cuda":
             self.run_bound = self._run_bound_cuda
         elif inner is not None and hasattr(inner, "run_with_iobinding"):

@@ -9,7 +9,7 @@ import weakref
 from concurrent.futures import Future
 from operator import attrgetter
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Hashable, Mapping, Optional, Sequence
+from typing import Any, Awaitable, Callable, Hashable, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -55,7 +55,7 @@ class StepOutputs(Mapping):
     def __getitem__(self, stream_id: Hashable) -> np.ndarray:
         return self.array[self._pos[stream_id]]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Hashable]:
         return iter(self._pos)
 
     def __len__(self) -> int:
@@ -66,7 +66,7 @@ class StepOutputs(Mapping):
 
 
 def _int_option(name: str, value: Any, hi: int) -> int:
-    return int(check_int(name, value, maximum=hi))  # type: ignore[arg-type]
+    return check_int(name, value, maximum=hi)
 
 
 def _wait_option(value: Any) -> float:
@@ -415,7 +415,7 @@ class StreamPool:
         waiter = self._queue.try_put(sq, item, loop)
         return fut if waiter is None else self._await_room(sq, item, waiter)
 
-    async def _await_room(self, sq: StreamQueue, item: tuple, waiter: Awaitable[None]) -> np.ndarray:
+    async def _await_room(self, sq: StreamQueue, item: tuple, waiter: Optional[Awaitable[None]]) -> np.ndarray:
         while waiter is not None:  # max_pending steps are queued: wait for room, then queue
             await waiter
             waiter = self._queue.try_put(sq, item, item[2])
@@ -494,7 +494,7 @@ class StreamPool:
         dims = [d for k, d in enumerate(io.dims) if k not in (io.batch_axis, io.time_axis)]
         if any(d is None or d == 0 for d in dims):
             return None
-        return tuple(dims)
+        return tuple(d for d in dims if d is not None)
 
     def _step_input(self, stream_id: Hashable, x: Any) -> Any:
         """One submitted step as a private, validated copy (no batch axis).

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from rnnx.errors import ModelFileError, ShapeError, SpecError
+from rnnx.runtime.backend import TensorInfo
 from rnnx.spec import METADATA_KEY, ModelSpec
 
 logger = logging.getLogger(__name__)
@@ -39,18 +40,8 @@ class ProgramBinding:
     results: list[np.ndarray] = field(default_factory=list)  # the last run's outputs
 
 
-@dataclass(frozen=True)
-class ProgramTensor:
-    """A program input or output as the runtime reads it (the fields of ``backend.TensorInfo``)."""
-
-    name: str
-    shape: tuple[Any, ...]  # the contract's shape: ints, and names for batch/time
-    dtype: str  # spec dtype name
-    type_str: str  # for error messages
-
-
-def _info(name: str, shape: tuple, dtype: str) -> ProgramTensor:
-    return ProgramTensor(name, tuple(shape), dtype, f"tensor({dtype})")
+def _info(name: str, shape: tuple, dtype: str) -> TensorInfo:
+    return TensorInfo(name, tuple(shape), dtype, f"tensor({dtype})")
 
 
 def closed_run(binding: Any) -> None:
@@ -91,11 +82,11 @@ class StepProgramBackend:
         self.run_bound: Callable[[Any], None] = self._run_bound
 
     # -- description ---------------------------------------------------------------------
-    def inputs(self) -> list[ProgramTensor]:
+    def inputs(self) -> list[TensorInfo]:
         return [_info(self.spec.input.name, self.spec.input.shape, self.spec.input.dtype),
                 *(_info(s.input, s.shape, s.dtype) for s in self.spec.state)]
 
-    def outputs(self) -> list[ProgramTensor]:
+    def outputs(self) -> list[TensorInfo]:
         return [_info(self.spec.output.name, self.spec.output.shape, self.spec.output.dtype),
                 *(_info(s.output, s.shape, s.dtype) for s in self.spec.state)]
 

@@ -21,6 +21,7 @@ from rnnx.runtime.providers import Providers
 from rnnx.runtime.state_io import load_state_file, save_state_file
 from rnnx.runtime.step_graph import ModelGraphs, open_model_graphs
 from rnnx.runtime.validate import check_finite, check_input, check_state, check_token_ids
+from rnnx.spec import ModelSpec
 
 MAX_STATE_BYTES = 1 << 34  # most bytes a session's state buffers may take (16 GiB), checked before allocating
 
@@ -148,9 +149,12 @@ class StreamingSession:
 
     # -- properties ------------------------------------------------------------------
     @property
-    def spec(self):  # -> ModelSpec
+    def spec(self) -> ModelSpec:
         """The :class:`rnnx.spec.ModelSpec` contract (foreign models: lowered from state_map, kind "foreign")."""
-        return self.contract.spec
+        spec = self.contract.spec
+        if spec is None:  # never: read_contract always sets it
+            raise SpecError("the session's contract has no ModelSpec")
+        return spec
 
     @property
     def state_names(self) -> list[str]:
@@ -207,7 +211,7 @@ class StreamingSession:
         """(shape, dtype, x view, y view) of the bound step buffers, when a plain copy suffices."""
         c, eng = self.contract, self._engine
         if (c.context or c.input.time_axis is None or c.output.time_axis is None or eng.y_buf is None
-                or self._finite != "off"):
+                or eng.x_buf is None or self._finite != "off"):
             return None
         x_view = eng.x_buf.reshape(arr.shape)  # (B, 1, F...) viewed as (B, F...)
         y_view = np.take(eng.y_buf, 0, axis=c.output.time_axis)  # shape (B, out...) ...
@@ -375,7 +379,7 @@ class StreamingSession:
             x_shape.insert(c.input.time_axis, 1)
         elif c.context:
             x_shape[-1] += c.context
-        return tuple(x_shape), c.output_shape(self.batch_size)  # type: ignore[return-value]
+        return tuple(x_shape), c.output_shape(self.batch_size)
 
     def _step_impl(self, arr: np.ndarray) -> np.ndarray:
         c, eng = self.contract, self._engine
