@@ -202,7 +202,7 @@ def _write(proto: onnx.ModelProto, path: str | os.PathLike, spec: ModelSpec,
             store_spec(proto, spec)
     # one commit: the step graph first, the model file (naming it with its SHA-256) last, then
     # the earlier export's step graph removed; a reader or a crash sees the old pair or the new
-    members = {} if step_path is None else {step_path: step}
+    members = {} if step_path is None or step is None else {step_path: step}
     commit_files(out, proto.SerializeToString(), members, stale_step_graphs(out, step_path))
     return ExportResult(out, spec, spec.exporter, tuple(attempts), step_path)
 

@@ -43,12 +43,15 @@ def random_input(model: nn.Module, spec: ModelSpec, batch: int, steps: int,
     if getattr(model, "example_shape", None) is not None:  # the user's declared input wins
         with torch.random.fork_rng():
             torch.manual_seed(seed)
-            return shaped_example(model, batch, steps)
-    if hasattr(model, "example_input"):
+            declared = shaped_example(model, batch, steps)
+        if declared is not None:
+            return declared
+    example_input = getattr(model, "example_input", None)
+    if callable(example_input):
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             try:
-                x = model.example_input(batch, steps)
+                x = example_input(batch, steps)
             except ExportError:  # the model cannot say: the file's contract does
                 x = None
         if x is not None and _fits(x, spec):
@@ -110,8 +113,10 @@ def check_same_model(model: nn.Module, file_spec: ModelSpec) -> None:
 
 
 def _stream(run: Runner, x: np.ndarray, state: list[np.ndarray], chunk: int,
-            time_axis: int) -> tuple[np.ndarray, list[np.ndarray]]:
+            time_axis: int | None) -> tuple[np.ndarray, list[np.ndarray]]:
     """Feed ``x`` ``chunk`` steps at a time, carrying the exported model's own state."""
+    if time_axis is None:
+        raise SpecError(f"streaming {chunk} steps at a time: expected an input with a time axis, got none")
     ys = []
     for start in range(0, x.shape[time_axis], chunk):
         piece = np.take(x, range(start, min(start + chunk, x.shape[time_axis])), axis=time_axis)

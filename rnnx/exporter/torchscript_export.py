@@ -53,6 +53,7 @@ def export_torchscript(model: nn.Module, path: str | os.PathLike, *,
     work = eval_copy(model)
     example = example_for(work, example_input)
     attempts = []
+    module: torch.jit.ScriptModule
     try:
         with quiet():
             module, name = torch.jit.script(work), "script"
