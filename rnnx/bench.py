@@ -8,6 +8,7 @@ PyTorch eager / TorchScript rows. Every measurement times individual calls with
 from __future__ import annotations
 
 import time
+from collections.abc import Hashable
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Optional
@@ -172,7 +173,7 @@ def pool_cases(path: str, streams: int, calls: int, providers: Any, threads: int
                                           foreign=foreign))
     c = pool.contract
     xs = example_step(c, streams)
-    inputs = {i: xs[i] for i in range(streams)}
+    inputs: dict[Hashable, Any] = {i: xs[i] for i in range(streams)}
     for i in range(streams):
         pool.open(i)
     solo = [stack.enter_context(StreamingSession(path, providers=providers, options=so, foreign=foreign))

@@ -257,7 +257,8 @@ def run(model: str, input_path: Path, chunk: int, provider: str, out: Optional[P
         if state_out:
             sess.save_state(state_out)
     columns = output_columns(data, y)
-    text = decode_tokens(y, data.vocab, contract.output.batch_axis, out_axis) if decode and data else None
+    vocab = data.vocab if decode and data else None
+    text = decode_tokens(y, vocab, contract.output.batch_axis, out_axis) if vocab else None
     if out is not None and text is not None and out.suffix.lower() == ".txt":
         write_text_atomic(out, "\n".join(text) + "\n")
         echo(f"wrote {out} ({len(text)} text(s))")
