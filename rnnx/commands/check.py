@@ -79,7 +79,10 @@ def check(ckpt: str, weights: Optional[str], example_shape: Optional[str], examp
         echo(task.line())
     if not report.ok:
         worst = report.worst
-        fail_after_report(f"parity failed: {worst.tensor} in {worst.label()} differs by {worst.max_abs:.3g}")
+        if worst is None:  # no case ran at all
+            fail_after_report("parity failed: no case was compared")
+        else:
+            fail_after_report(f"parity failed: {worst.tensor} in {worst.label()} differs by {worst.max_abs:.3g}")
     return {**report.to_dict(), "task": None if task is None else task.to_dict(), "provenance": notes}
 
 

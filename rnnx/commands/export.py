@@ -149,11 +149,11 @@ def export(ckpt: str, weights: Optional[str], example_shape: Optional[str], exam
         if f.result.step_graph_path is not None:
             logger.info("step graph: %s (Scan-free, for single steps; %s points to it)",
                         f.result.step_graph_path, f.result.path.name)
-    failed = [f for f in files if f.report is not None and not f.report.ok]
-    for f in failed:
-        echo(f"\n{f.result.path}:\n{f.report.table()}")
+    failed = [(f.result.path, f.report) for f in files if f.report is not None and not f.report.ok]
+    for path, report in failed:
+        echo(f"\n{path}:\n{report.table()}")
     if failed:
-        fail_after_report(f"parity check failed for {', '.join(str(f.result.path) for f in failed)}")
+        fail_after_report(f"parity check failed for {', '.join(str(path) for path, _ in failed)}")
     elif missing:
         good = ", ".join(str(f.result.path) for f in files) or "nothing"
         fail_after_report(f"{', '.join(m.format for m in missing)} not written ({missing[0].reason[:300]}); "

@@ -22,7 +22,7 @@ from typing import Sequence
 from torch import nn
 
 from rnnx.atomic import write_bytes_atomic
-from rnnx.errors import ConfigError, ExportError
+from rnnx.errors import ConfigError, ExportError, SpecError
 from rnnx.exporter.onnx_export import ExportResult, export_onnx
 from rnnx.onnx_tools.ort_format import to_ort
 from rnnx.exporter.parity import check_parity
@@ -185,6 +185,8 @@ def _copy_onnx(made: ExportResult, path: Path) -> ExportResult:
     """Copy an exported ONNX file to ``path``; its step graph first, under the name its spec records."""
     step_path = None
     if made.step_graph_path is not None:
+        if made.spec.step_graph is None:
+            raise SpecError(f"{made.path}: a step graph was written beside it but its spec records none")
         step_path = path.with_name(made.spec.step_graph.file)
         write_bytes_atomic(step_path, made.step_graph_path.read_bytes())
     write_bytes_atomic(path, made.path.read_bytes())
