@@ -64,7 +64,8 @@ class ConvLSTM(ZooModel):
     @torch.jit.export
     def init_state(self, batch_size: int) -> List[Tensor]:
         """Zero ``[h, c]``, each (L, B, Ch, H, W), on the parameters' device and dtype."""
-        w: Tensor = self.cells[0].conv.weight  # type: ignore[union-attr,assignment]  # torch types Module.__getattr__ as Tensor | Module
+        # getattr: torch types a submodule's attributes Tensor | Module; TorchScript rejects ignore comments
+        w = getattr(self.cells[0].conv, "weight")  # noqa: B009
         shape = [self.num_layers, batch_size, self.hidden_channels, self.height, self.width]
         return [torch.zeros(shape, dtype=w.dtype, device=w.device), torch.zeros(shape, dtype=w.dtype, device=w.device)]
 

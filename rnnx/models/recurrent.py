@@ -67,7 +67,8 @@ class RecurrentModel(ZooModel):
     @torch.jit.export
     def init_state(self, batch_size: int) -> List[Tensor]:
         """Zero state for ``batch_size`` sequences, on the parameters' device and dtype."""
-        w: Tensor = self.rnn.weight_hh_l0  # type: ignore[assignment]  # torch types Module.__getattr__ as Tensor | Module
+        # getattr: torch types a submodule's attributes Tensor | Module; TorchScript rejects ignore comments
+        w = getattr(self.rnn, "weight_hh_l0")  # noqa: B009
         h = torch.zeros(self.state_layers, batch_size, self.h_size, dtype=w.dtype, device=w.device)
         if self.is_lstm:
             return [h, torch.zeros(self.state_layers, batch_size, self.c_size, dtype=w.dtype, device=w.device)]
