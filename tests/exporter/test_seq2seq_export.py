@@ -127,6 +127,27 @@ def test_non_seq2seq_model_is_refused(tmp_path):
         export_seq2seq(TINY["gru-1l"](), tmp_path)
 
 
+class _NoHorizon(nn.Module):
+    """encode/step/forecast but no horizon, window or input_size: half the Seq2Seq API."""
+
+    def encode(self, x):
+        return x, [x], x, x
+
+    def step(self, y, state, memory, base):
+        return y, state
+
+    def forecast(self, x, steps):
+        return x
+
+
+def test_half_seq2seq_api_is_refused_with_the_whole_api_named(tmp_path):
+    # was an AttributeError ('_NoHorizon' has no attribute 'input_size') from deep inside the export
+    with pytest.raises(ExportError, match=r"_NoHorizon: expected an rnnx.models.Seq2Seq \(encode, step, forecast, "
+                                          r"horizon, window\)"):
+        export_seq2seq(_NoHorizon(), tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
 class _BadEncoder(nn.Module):
     def forward(self, x):
         return x.sum(-1), []  # (B, T): not (B, T, H), and no state
