@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Protocol, Sequence, Union
 
@@ -23,22 +22,12 @@ from rnnx.errors import ModelFileError
 from rnnx.runtime.options import OPTIMIZATION, RuntimeOptions
 from rnnx.runtime.precision import CONFIG, MAX_LEVEL, file_precision
 from rnnx.runtime.providers import CUDA, check_session_providers, resolve_providers
+from rnnx.runtime.tensor_info import Dim, TensorInfo
 from rnnx.spec import ORT_DTYPES
 
 logger = logging.getLogger(__name__)
 PathLike = Union[str, "os.PathLike[str]"]
 OV = ort.OrtValue
-Dim = Union[int, str, None]
-
-
-@dataclass(frozen=True)
-class TensorInfo:
-    """A graph input or output as the backend reports it."""
-
-    name: str
-    shape: tuple[Dim, ...]  # ints where fixed, a name where symbolic, None where unknown
-    dtype: Optional[str]  # spec dtype name (rnnx.spec.DTYPES); None if not a supported tensor type
-    type_str: str  # the backend's own type description, for error messages
 
 
 class Backend(Protocol):

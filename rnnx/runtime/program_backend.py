@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from rnnx.errors import ModelFileError, ShapeError, SpecError
-from rnnx.runtime.backend import TensorInfo
+from rnnx.runtime.tensor_info import TensorInfo
 from rnnx.spec import METADATA_KEY, ModelSpec
 
 logger = logging.getLogger(__name__)
