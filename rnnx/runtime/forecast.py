@@ -138,10 +138,13 @@ class ForecastSession:
             found = ", ".join(f"{f.name}: {role}" for role, (f, _, _) in opened.items())
             raise SpecError(f"{path}: expected one encoder and one decoder file, got {found}")
         (enc_path, self.encoder, enc_spec), (dec_path, self.decoder, dec_spec) = opened["encoder"], opened["decoder"]
-        if enc_spec.seq2seq != dataclasses.replace(dec_spec.seq2seq, encoder_sha256=None):  # type: ignore[arg-type]
+        bundle = dec_spec.seq2seq
+        if bundle is None:
+            raise SpecError(f"{dec_path}: expected a seq2seq contract in its {METADATA_KEY}, got none")
+        if enc_spec.seq2seq != dataclasses.replace(bundle, encoder_sha256=None):
             raise SpecError(f"{enc_path.parent}: {enc_path.name} and {dec_path.name} carry different "
                             f"seq2seq contracts (files from two different exports?)")
-        self.spec: Seq2SeqSpec = dec_spec.seq2seq  # type: ignore[assignment]
+        self.spec: Seq2SeqSpec = bundle
         self.model_spec = dec_spec  # the decoder file's full spec (kind, config, exporter)
         self._check_graphs()
         self._closed = False
