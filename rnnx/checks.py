@@ -19,13 +19,13 @@ from rnnx.errors import ConfigError
 
 
 @overload
-def check_int(name: str, value: Any, *, minimum: int = 1, maximum: Optional[int] = None,
+def check_int(name: str, value: Any, *, minimum: int = 1, maximum: int | None = None,
               optional: Literal[False] = False) -> int: ...
 
 
 @overload
-def check_int(name: str, value: Any, *, minimum: int = 1, maximum: Optional[int] = None,
-              optional: bool) -> Optional[int]: ...
+def check_int(name: str, value: Any, *, minimum: int = 1, maximum: int | None = None,
+              optional: bool) -> int | None: ...
 
 
 def check_int(name: str, value: Any, *, minimum: int = 1, maximum: Optional[int] = None,

@@ -266,7 +266,8 @@ def spec_probe(spec: ModelSpec) -> Probe:
     """The same from the contract alone (no model at hand: a file being quantized)."""
     rng = np.random.default_rng(PROBE_SEED)
     if spec.input.time_axis is None:
-        raise SpecError(f"{spec.input.name}: a step graph needs an input with a time axis, got shape {spec.input.shape}")
+        raise SpecError(f"{spec.input.name}: a step graph needs an input with a time axis, "
+                        f"got shape {spec.input.shape}")
     shape = list(spec.input.step_shape(PROBE_BATCH))
     shape.insert(spec.input.time_axis, 1)
     dtype = np.dtype(spec.input.dtype)

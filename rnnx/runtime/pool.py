@@ -415,7 +415,7 @@ class StreamPool:
         waiter = self._queue.try_put(sq, item, loop)
         return fut if waiter is None else self._await_room(sq, item, waiter)
 
-    async def _await_room(self, sq: StreamQueue, item: tuple, waiter: Optional[Awaitable[None]]) -> np.ndarray:
+    async def _await_room(self, sq: StreamQueue, item: tuple, waiter: Awaitable[None] | None) -> np.ndarray:
         while waiter is not None:  # max_pending steps are queued: wait for room, then queue
             await waiter
             waiter = self._queue.try_put(sq, item, item[2])

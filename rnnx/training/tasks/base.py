@@ -17,7 +17,6 @@ import torch
 from torch import Tensor, nn
 
 from rnnx.errors import ConfigError
-
 from rnnx.training.config import TrainConfig
 
 
