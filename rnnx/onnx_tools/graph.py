@@ -30,6 +30,31 @@ def load_onnx(path: str | os.PathLike) -> onnx.ModelProto:
     return model
 
 
+def load_onnx_with_weights(path: str | os.PathLike) -> onnx.ModelProto:
+    """:func:`load_onnx` plus the weights an external-data file keeps beside it (read into the
+    model, so what is made from it is self-contained).
+
+    Raises:
+        ModelFileError: not ONNX, or its weights file is missing or unreadable.
+    """
+    model = load_onnx(path)
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in _all_initializers(model.graph)):
+        try:  # torch.onnx.export(dynamo=True) keeps the weights in SRC.data next to it
+            onnx.load_external_data_for_model(model, os.path.dirname(os.path.abspath(path)))
+        except (OSError, ValueError, onnx.checker.ValidationError) as e:
+            raise ModelFileError(f"{path}: cannot read its external weights ({e})") from None
+    return model
+
+
+def _all_initializers(graph: onnx.GraphProto) -> list[onnx.TensorProto]:
+    out = list(graph.initializer)
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                out += _all_initializers(attr.g)
+    return out
+
+
 def _io_axes(spec: ModelSpec) -> dict[str, tuple[tuple, tuple[int, ...]]]:
     """name -> (spec shape, axes that must be symbolic)."""
     data_axes = tuple(a for a in (spec.input.batch_axis, spec.input.time_axis) if a is not None)

@@ -47,6 +47,7 @@ from onnx import numpy_helper
 
 from rnnx.atomic import commit_files
 from rnnx.errors import ConfigError, ExportError
+from rnnx.onnx_tools.graph import load_onnx_with_weights
 from rnnx.onnx_tools.spec_io import file_format, load_onnx, read_spec
 from rnnx.onnx_tools.rnn_nodes import all_graphs, subgraphs
 from rnnx.onnx_tools.runners import onnx_runner
@@ -206,7 +207,7 @@ def store_weights_int8(model: onnx.ModelProto) -> dict[str, int]:
 def _int8(src: Path, dst: Path) -> dict[str, int]:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    model = load_onnx(src)
+    model = load_onnx_with_weights(src)  # an external-data file's weights are read in
     moved = localize_body_weights(model)
     stored = store_weights_int8(model)
     has_bodies = any(subgraphs(n) for n in model.graph.node)
@@ -227,7 +228,7 @@ def _fp16(src: Path, dst: Path) -> list[str]:
     except ImportError:  # an optional dependency of the export extra
         raise ConfigError("precision fp16: needs onnxconverter-common "
                           "(pip install 'rnnx[export]' or pip install onnxconverter-common)") from None
-    model = float16.convert_float_to_float16(load_onnx(src), keep_io_types=True)
+    model = float16.convert_float_to_float16(load_onnx_with_weights(src), keep_io_types=True)
     onnx.save(model, os.fspath(dst))
     return ["CPU onnxruntime runs most fp16 ops through casts: expect a smaller file, "
             "not a faster CPU step"]

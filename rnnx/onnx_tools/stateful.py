@@ -29,6 +29,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -37,14 +38,14 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
+from rnnx.atomic import write_bytes_atomic
 from rnnx.version import __version__
 from rnnx.errors import ExportError, ModelFileError, NotStreamableError, ParityError, StatefulError
 from rnnx.onnx_tools.compare import TOLERANCES
-from rnnx.onnx_tools.graph import finalize, remove_unused_initializers
+from rnnx.onnx_tools.graph import finalize, load_onnx_with_weights, remove_unused_initializers
 from rnnx.onnx_tools.dynamic_axes import (data_axes, default_opset, dims, fresh_name, free_reshapes,
                                         np_dtype_name, set_dims)
 from rnnx.onnx_tools.rnn_nodes import RNN_OPS, GraphIndex, RecurrentNode, StateSlot, find_recurrent
-from rnnx.onnx_tools.spec_io import load_onnx
 from rnnx.runtime.backend import OrtBackend, open_graph
 from rnnx.spec import BATCH, METADATA_KEY, TIME, IOSpec, ModelSpec, StateSpec
 
@@ -103,25 +104,19 @@ def make_stateful(src: str | os.PathLike, dst: str | os.PathLike, *, batch_axis:
     original = _load(src)
     model, spec, layout, notes, frozen = _rewrite(original, src, batch_axis, time_axis, batch_first)
     dst = Path(dst)
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    onnx.save(model, os.fspath(tmp))
-    try:
-        err, checked = _check(original, tmp, spec, layout, frozen, atol, rtol)
-        os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)
+    data = model.SerializeToString()
+    with tempfile.TemporaryDirectory(prefix="rnnx-stateful-") as tmp:  # checked before anything is written
+        staged = Path(tmp) / dst.name
+        staged.write_bytes(data)
+        err, checked = _check(original, staged, spec, layout, frozen, atol, rtol)
+    write_bytes_atomic(dst, data)
     logger.debug("wrote %s: %d states, streaming check max abs err %.2e", dst, len(spec.state), err)
     return StatefulResult(dst, spec, tuple(notes), err, tuple(checked))
 
 
 # ---------------------------------------------------------------------------- loading
 def _load(src: str | os.PathLike) -> onnx.ModelProto:
-    model = load_onnx(src)  # checks it is ONNX, without reading external data
-    if any(t.data_location == TensorProto.EXTERNAL for t in model.graph.initializer):
-        try:  # torch.onnx.export(dynamo=True) keeps the weights in SRC.data next to it
-            onnx.load_external_data_for_model(model, os.fspath(Path(src).parent))
-        except (OSError, ValueError) as e:
-            raise ModelFileError(f"{src}: cannot read its external weights ({e})") from None
+    model = load_onnx_with_weights(src)  # an external-data file's weights are read in
     if any(p.key == METADATA_KEY for p in model.metadata_props):
         raise ModelFileError(f"{src}: already has {METADATA_KEY!r} (written by rnnx); it streams as it is")
     return model

@@ -131,3 +131,24 @@ def test_non_rnnx_or_torchscript_sources_are_refused(exported, tmp_path) -> None
     junk.write_bytes(b"not a model")
     with pytest.raises(ModelFileError):
         quantize(junk, tmp_path / "c.onnx", precision="int8")
+
+
+@pytest.mark.parametrize("precision", ["int8", "fp16"])
+def test_a_source_with_its_weights_in_a_file_beside_it_quantizes(exported, tmp_path, precision: str) -> None:
+    """int8 copied the model to a temporary folder without its weights file (a raw onnx
+    traceback); fp16 wrote a file pointing at weights that were not there."""
+    from rnnx.runtime import StreamingSession
+
+    _, result = exported("lstm-2l", "onnx")
+    src = tmp_path / "src" / "m.onnx"
+    src.parent.mkdir()
+    onnx.save(onnx.load(str(result.path)), str(src), save_as_external_data=True, all_tensors_to_one_file=True,
+              location="m.onnx.data", size_threshold=0)
+    q = quantize(src, tmp_path / "q.onnx", precision=precision)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["q.onnx", "src"]  # self-contained
+    with StreamingSession(q.path) as sess:
+        assert sess.step(np.zeros((1, result.spec.input.shape[-1]), np.float32)).shape[0] == 1
+    (src.parent / "m.onnx.data").unlink()
+    with pytest.raises(ModelFileError, match=r"m\.onnx: cannot read its external weights"):
+        quantize(src, tmp_path / "q2.onnx", precision=precision)
+    assert not (tmp_path / "q2.onnx").exists()
