@@ -228,3 +228,24 @@ def test_the_pre_write_check_holds_a_float32_graph_to_1e5(exported) -> None:
     graph.node.append(helper.make_node("Add", ["y/exact", "y/offset"], ["y"], name="y/offset"))
     with pytest.raises(ParityError, match=r"differs from the original graph by 5e-05 \(atol 1e-05\)"):
         verify_sequences(proto, spec, served, served_spec, ("START", "READY"))
+
+
+def test_a_repository_and_a_quantized_file_are_readable_by_others_under_umask_022(exported, tmp_path: Path) -> None:
+    """A Triton server running as another user got "Permission denied" (everything was 0600)."""
+    import os
+    import stat
+
+    from rnnx.onnx_tools.quantize import quantize
+
+    _, result = exported("gru-1l", "onnx")
+    old = os.umask(0o022)
+    try:
+        repo = export_triton(result.path, tmp_path / "repo", TritonConfig(name="m"))
+        q = quantize(result.path, tmp_path / "q.onnx", precision="int8")
+    finally:
+        os.umask(old)
+    modes = {p.relative_to(tmp_path).as_posix(): oct(stat.S_IMODE(p.stat().st_mode))
+             for p in [*tmp_path.rglob("*"), q.path]}
+    assert modes == {"repo": "0o755", "repo/m": "0o755", "repo/m/1": "0o755", "repo/m/1/model.onnx": "0o644",
+                     "repo/m/config.pbtxt": "0o644", "q.onnx": "0o644"}, modes
+    assert repo.onnx_path == tmp_path / "repo" / "m" / "1" / "model.onnx"
