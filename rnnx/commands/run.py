@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import warnings
+import csv
 from pathlib import Path
 from typing import Any, Optional
 
@@ -82,7 +83,8 @@ def _read_csv(path: Path, dtype: np.dtype) -> np.ndarray:
         text = re.sub(r"at row (\d+), column (\d+)",
                       lambda m: f"at line {int(m.group(1)) + 1 + skip}, column {m.group(2)}", text)
         raise InputFileError(f"INPUT {path}: expected rows of {dtype} numbers (one header row "
-                             f"allowed), got {text}") from e
+                             f"allowed), got {text}; a timestamp or other non-feature column: pick the "
+                             f"features with --columns A,B,...") from e
 
 
 def read_input(path: Path, data: Optional[DataSpec], dtype: np.dtype) -> np.ndarray:
@@ -97,6 +99,47 @@ def read_input(path: Path, data: Optional[DataSpec], dtype: np.dtype) -> np.ndar
     if suffix == ".txt" and data is not None and data.vocab:
         return encode_text(path, data.vocab)
     return read_sequence(path, dtype)
+
+
+def read_csv_columns(path: Path, columns: str, dtype: np.dtype) -> np.ndarray:
+    """The ``columns`` (header names or 0-based indices, comma-separated) of a CSV, in that order.
+
+    Raises:
+        InputFileError: not a CSV, a name not in the header, an index out of range, or
+            non-numeric cells in a chosen column.
+    """
+    if path.suffix.lower() != ".csv":
+        raise InputFileError(f"--columns: only for a .csv INPUT, got {path.name}")
+    with open(path, newline="") as f:
+        header = next(csv.reader(f), [])
+    names = [c.strip() for c in columns.split(",") if c.strip()]
+    has_header = not all(_is_number(cell) for cell in header)
+    picked = []
+    for name in names:
+        if name.isdigit() and int(name) < len(header):
+            picked.append(int(name))
+        elif has_header and name in [h.strip() for h in header]:
+            picked.append([h.strip() for h in header].index(name))
+        else:
+            raise InputFileError(f"--columns: {name!r} is neither a column of {path.name} (header: "
+                                 f"{','.join(header) if has_header else 'none'}) nor an index below {len(header)}")
+    try:
+        return np.loadtxt(path, delimiter=",", ndmin=2, dtype=dtype, usecols=picked, skiprows=int(has_header))
+    except ValueError as e:
+        raise InputFileError(f"INPUT {path}: expected {dtype} numbers in columns {','.join(names)}, got "
+                             f"{' '.join(str(e).split())}") from e
+
+
+def _hint_columns(path: Path, x: np.ndarray, features: Optional[tuple]) -> None:
+    """A CSV with more or fewer columns than the model's features: say so, with --columns."""
+    if path.suffix.lower() != ".csv" or features is None or len(features) != 1 or x.ndim != 2:
+        return
+    if x.shape[1] != features[0]:
+        with open(path, newline="") as f:
+            header = next(csv.reader(f), [])
+        raise InputFileError(f"INPUT {path}: expected {features[0]} feature columns, got {x.shape[1]} (header: "
+                             f"{','.join(header)}); pick the model's features with --columns A,B,... (names "
+                             f"or 0-based indices)")
 
 
 def check_token_ids(x: np.ndarray, vocab_size: Optional[int]) -> None:
@@ -201,10 +244,13 @@ def _summary(y: np.ndarray, time_axis: int = 1, columns: Optional[list[str]] = N
 @click.option("--step-graph/--no-step-graph", default=True, show_default=True,
               help="Run one-step chunks on the model's step graph when it has one (a loop-free .onnx "
                    "beside it); --no-step-graph runs every call on MODEL and does not load the second graph.")
+@click.option("--columns", metavar="A,B,...", help="CSV INPUT: the feature columns, by header name or "
+              "0-based index, in the model's order (the others, a timestamp say, are left out).")
 @runtime_options
 def run(model: str, input_path: Path, chunk: int, provider: str, out: Optional[Path], decode: bool,
         state_in: Optional[str], state_out: Optional[str], check_finite: str, step_graph: bool,
-        state_map: tuple[str, ...], constant: tuple[str, ...], context: int) -> dict[str, Any]:
+        columns: Optional[str], state_map: tuple[str, ...], constant: tuple[str, ...],
+        context: int) -> dict[str, Any]:
     """Stream INPUT, a recorded sequence (T, F...) or batch (B, T, F...), through MODEL.
 
     INPUT is .npy or .csv (one row per time step). Without --out a summary is printed.
@@ -241,7 +287,12 @@ def run(model: str, input_path: Path, chunk: int, provider: str, out: Optional[P
     if decode and (data is None or not data.vocab):
         raise InputValueError(f"--decode: {model} has no vocabulary in its data contract (token models "
                               "trained by rnnx train have one)")
-    x, step_axis, out_axis, use_step = _prepare(contract, read_input(input_path, data, contract.input.dtype))
+    if columns is not None:
+        raw = read_csv_columns(input_path, columns, np.dtype(contract.input.dtype))
+    else:
+        raw = read_input(input_path, data, contract.input.dtype)
+        _hint_columns(input_path, raw, contract.spec.input.feature_shape if contract.spec is not None else None)
+    x, step_axis, out_axis, use_step = _prepare(contract, raw)
     if x.size == 0 or x.shape[step_axis] == 0:
         raise InputFileError(f"INPUT {input_path}: expected at least one time step, got none (shape {x.shape})")
     check_token_ids(x, contract.spec.input.vocab_size if contract.spec is not None else None)

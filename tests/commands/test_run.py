@@ -387,3 +387,31 @@ def test_a_plain_export_is_told_the_cli_routes_not_python_syntax(tmp_path):
     np.save(tmp_path / "x.npy", np.zeros((4, FEATURES), np.float32))
     line = user_error(CliRunner().invoke(main, ["run", str(src), str(tmp_path / "x.npy")]))
     assert "--state-map IN=OUT" in line and "rnnx stateful MODEL --out" in line, line
+
+
+def test_a_csv_with_a_timestamp_column_is_told_and_read_with_columns(lstm, tmp_path):
+    path, model = lstm
+    x = sequence(model, 1, 6)[0]  # (T, F)
+    features = x.shape[1]
+    names = [f"f{i}" for i in range(features)]
+    stamped = tmp_path / "stamped.csv"
+    stamped.write_text("time," + ",".join(names) + "\n" + "".join(
+        f"2024-01-01 00:0{t},{','.join(f'{v:.8f}' for v in row)}\n" for t, row in enumerate(x)))
+    unix = tmp_path / "unix.csv"
+    unix.write_text("time," + ",".join(names) + "\n" + "".join(
+        f"{1700000000 + 60 * t},{','.join(f'{v:.8f}' for v in row)}\n" for t, row in enumerate(x)))
+    runner = CliRunner()
+    line = user_error(runner.invoke(main, ["run", str(path), str(stamped)]))
+    assert "could not convert string '2024-01-01 00:00'" in line and "--columns A,B,..." in line, line
+    line = user_error(runner.invoke(main, ["run", str(path), str(unix)]))
+    assert f"expected {features} feature columns, got {features + 1} (header: time," in line, line
+    want = None
+    for src, cols in ((stamped, ",".join(names)), (unix, ",".join(str(i + 1) for i in range(features)))):
+        res = runner.invoke(main, ["run", str(path), str(src), "--columns", cols, "--out", str(tmp_path / "y.npy")])
+        assert res.exit_code == 0, res.output
+        y = np.load(tmp_path / "y.npy")
+        want = y if want is None else want
+        np.testing.assert_allclose(y, want, atol=1e-6)
+    np.testing.assert_allclose(want[0], reference(model, x[None])[0], atol=1e-4)
+    line = user_error(runner.invoke(main, ["run", str(path), str(stamped), "--columns", "f0,nope"]))
+    assert "--columns: 'nope' is neither a column of stamped.csv" in line
