@@ -132,8 +132,8 @@ def read_csv_columns(path: Path, columns: str, dtype: np.dtype) -> np.ndarray:
 
 def _hint_columns(path: Path, x: np.ndarray, features: Optional[tuple]) -> None:
     """A CSV with more or fewer columns than the model's features: say so, with --columns."""
-    if path.suffix.lower() != ".csv" or features is None or len(features) != 1 or x.ndim != 2:
-        return
+    if path.suffix.lower() != ".csv" or features is None or len(features) != 1 or x.ndim != 2 or not x.shape[0]:
+        return  # no rows: the caller's "no time step" error says it better
     if x.shape[1] != features[0]:
         with open(path, newline="") as f:
             header = next(csv.reader(f), [])
@@ -291,7 +291,8 @@ def run(model: str, input_path: Path, chunk: int, provider: str, out: Optional[P
         raw = read_csv_columns(input_path, columns, np.dtype(contract.input.dtype))
     else:
         raw = read_input(input_path, data, contract.input.dtype)
-        _hint_columns(input_path, raw, contract.spec.input.feature_shape if contract.spec is not None else None)
+        if not state_map and contract.spec is not None:  # an rnnx file: its features are declared
+            _hint_columns(input_path, raw, contract.spec.input.feature_shape)
     x, step_axis, out_axis, use_step = _prepare(contract, raw)
     if x.size == 0 or x.shape[step_axis] == 0:
         raise InputFileError(f"INPUT {input_path}: expected at least one time step, got none (shape {x.shape})")
