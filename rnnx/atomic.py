@@ -18,17 +18,22 @@ The guarantees (see docs/guides/files.md):
   killed mid-write) is removed by the next write. A temporary of this process (another
   thread may be writing it) or of a live process is never touched (POSIX only; elsewhere
   orphans are left alone).
+- **Artifacts of several files** commit as a unit: :func:`commit_files` writes the members
+  first under names the current artifact does not use (:func:`member_path`), the manifest
+  (the model file naming each member with its SHA-256) last, then removes stale members;
+  :func:`atomic_dir` builds a folder (a Triton model) beside its target and exchanges the two
+  in one rename.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import hashlib
 import logging
 import os
 import re
-import ctypes
-import errno
 import secrets
 import shutil
 import stat
@@ -298,7 +303,8 @@ def atomic_dir(path: PathLike) -> Iterator[Path]:
     """
     target = Path(path)
     if target.is_symlink() or (target.exists() and not target.is_dir()):
-        raise WriteTargetError(f"{target}: expected a folder to replace, got {path_kind(target) if not target.is_symlink() else 'a symlink'}")
+        kind = "a symlink" if target.is_symlink() else path_kind(target)
+        raise WriteTargetError(f"{target}: expected a folder to replace, got {kind}")
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_orphans(target)
     stage = temporary_name(target)
