@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence, TypeGuard
@@ -32,7 +33,7 @@ import onnx
 import torch
 from torch import nn
 
-from rnnx.atomic import commit_files
+from rnnx.atomic import commit_files, member_path
 from rnnx.version import __version__
 from rnnx.errors import ExportError, SpecError, cause_text
 from rnnx.exporter.contract import dtype_name, eval_copy, producer_versions
@@ -51,6 +52,9 @@ EXAMPLE = (2, 5)  # (batch, window length) the graphs are traced at
 PARITY_WINDOWS = (1, 3, 8)  # window lengths of the parity check (none is the example's); + window + 3
 PARITY_BATCHES = (1, 3)  # batch sizes of the parity check
 EXTRA_STEPS = 2  # the check also generates horizon + EXTRA_STEPS steps (beyond training)
+
+
+_ENCODER = re.compile(r"encoder(\.[0-9a-f]{12})?\.onnx")  # the bundle's encoder files (current and stale)
 
 
 @dataclass(frozen=True)
@@ -300,15 +304,19 @@ def export_seq2seq(model: nn.Module, out_dir: str | os.PathLike, *, opset: int =
     encoder, decoder, bundle = build_bundle(work, example, opset, exporter)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    enc_path, dec_path = out / bundle.encoder, out / bundle.decoder
+    dec_path = out / bundle.decoder
     enc_bytes = encoder.SerializeToString()
-    # the decoder is the bundle's manifest: it records the encoder's SHA-256 (checked at open)
-    # and is written last, so a reader never opens a decoder with another export's encoder
+    # the decoder is the bundle's manifest: it names its encoder with its SHA-256 (checked at
+    # open) and is written last; the encoder goes under a name the current decoder does not
+    # read (encoder.<sha12>.onnx while a different encoder.onnx is there), so a kill leaves the
+    # old bundle or the new one, and a reader never pairs a decoder with another export's encoder
+    enc_path = member_path(out / bundle.encoder, enc_bytes)
     dec_spec = ModelSpec.from_json(next(p.value for p in decoder.metadata_props if p.key == METADATA_KEY))
     tied = dataclasses.replace(dec_spec, seq2seq=dataclasses.replace(
-        bundle, encoder_sha256=hashlib.sha256(enc_bytes).hexdigest()))
+        bundle, encoder=enc_path.name, encoder_sha256=hashlib.sha256(enc_bytes).hexdigest()))
     store_spec(decoder, tied)
-    commit_files(dec_path, decoder.SerializeToString(), {enc_path: enc_bytes})
+    stale = [p for p in out.glob("encoder*.onnx") if _ENCODER.fullmatch(p.name) and p != enc_path]
+    commit_files(dec_path, decoder.SerializeToString(), {enc_path: enc_bytes}, stale)
     report = check_seq2seq_parity(work, out, atol=atol, rtol=rtol) if check else None
     return Seq2SeqExport(enc_path, dec_path, bundle, report)
 

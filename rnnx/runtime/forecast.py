@@ -141,7 +141,8 @@ class ForecastSession:
         bundle = dec_spec.seq2seq
         if bundle is None:
             raise SpecError(f"{dec_path}: expected a seq2seq contract in its {METADATA_KEY}, got none")
-        if enc_spec.seq2seq != dataclasses.replace(bundle, encoder_sha256=None):
+        if enc_spec.seq2seq is None or dataclasses.replace(enc_spec.seq2seq, encoder=bundle.encoder) != \
+                dataclasses.replace(bundle, encoder_sha256=None):  # the decoder names the encoder file
             raise SpecError(f"{enc_path.parent}: {enc_path.name} and {dec_path.name} carry different "
                             f"seq2seq contracts (files from two different exports?)")
         self.spec: Seq2SeqSpec = bundle

@@ -163,3 +163,20 @@ def test_stepping_a_bundle_file_says_it_is_a_seq2seq_part_not_bidirectional(bund
     with pytest.raises(NotStreamableError, match=match) as info:
         session.step(np.zeros((1, 1), np.float32))
     assert "bidirectional" not in str(info.value)
+
+
+def test_a_reexport_never_changes_the_encoder_the_old_decoder_reads(bundle, tmp_path):
+    """The encoder went first over encoder.onnx: a kill before the decoder left a bundle that
+    could not open. Now a different encoder lands beside the old one until the decoder commits."""
+    path, model = bundle
+    folder = shutil.copytree(path, tmp_path / "bundle")
+    other = SEQ2SEQ["s2s-lstm-2l-attn-norm-residual"]()
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(0.01)
+    done = export_seq2seq(other, folder, check=False)
+    assert done.encoder.name.startswith("encoder.") and done.encoder.name != "encoder.onnx"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["decoder.onnx", done.encoder.name])
+    x = _rows(1, S2S_WINDOW, S2S_INPUT)
+    with ForecastSession(folder) as sess:
+        np.testing.assert_allclose(sess.forecast(x, steps=2), _eager(other, x, 2), atol=1e-4)
