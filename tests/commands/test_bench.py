@@ -73,3 +73,20 @@ def test_bench_threads_has_an_upper_bound(gru):
     """--threads 100000 segfaulted onnxruntime."""
     res = CliRunner().invoke(main, ["bench", str(gru / "gru.onnx"), "--threads", "100000", "--steps", "10"])
     assert "threads: expected an int from 0 to 1024 or None, got 100000" in user_error(res)
+
+
+def test_bench_torch_takes_a_factory_with_weights_and_targets_are_opt_in(gru, tmp_path):
+    import torch
+
+    (tmp_path / "mine.py").write_text("from tests.zoo import TINY\n\n\ndef make():\n    return TINY['gru-1l']()\n")
+    model = TINY["gru-1l"]()
+    torch.save(model.state_dict(), tmp_path / "w.pt")
+    export_onnx(model, tmp_path / "m.onnx")
+    args = ["bench", str(tmp_path / "m.onnx"), "--streams", "2", "--steps", "20"]
+    res = CliRunner().invoke(main, [*args, "--torch", f"{tmp_path / 'mine.py'}:make", "--weights",
+                                    str(tmp_path / "w.pt")])
+    assert res.exit_code == 0, res.output
+    assert "PyTorch eager step" in res.stdout and "target" not in res.stdout and " NO" not in res.stdout
+    with_targets = CliRunner().invoke(main, [*args, "--targets"])
+    assert with_targets.exit_code == 0 and "target" in with_targets.stdout
+    assert "--weights: only with --torch" in user_error(CliRunner().invoke(main, [*args, "--weights", "w.pt"]))
