@@ -227,7 +227,7 @@ def _fp16(src: Path, dst: Path) -> list[str]:
         from onnxconverter_common import float16
     except ImportError:  # an optional dependency of the export extra
         raise ConfigError("precision fp16: needs onnxconverter-common "
-                          "(pip install 'rnnx[export]' or pip install onnxconverter-common)") from None
+                          "(pip install 'rnnx[cpu]' or pip install onnxconverter-common)") from None
     model = float16.convert_float_to_float16(load_onnx_with_weights(src), keep_io_types=True)
     onnx.save(model, os.fspath(dst))
     return ["CPU onnxruntime runs most fp16 ops through casts: expect a smaller file, "

@@ -170,6 +170,7 @@ def _rewrite(original: onnx.ModelProto, src: Any, batch_axis: Optional[int], tim
     frozen = {k: d for k, d in ((BATCH, x_dims[b_ax]), (TIME, x_dims[t_ax])) if isinstance(d, int)}
     notes: list[str] = []
     states = _expose_states(graph, rnns, existing, notes)
+    _drop_final_state_outputs(graph, rnns, {s.output for s in states}, notes)
     set_dims(x, {b_ax: BATCH, t_ax: TIME})
     notes.append(f"{x.name}: axis {b_ax} is batch, axis {t_ax} is time (both dynamic)")
     _remove_dead_nodes(graph)
@@ -283,6 +284,31 @@ def _expose_states(graph: onnx.GraphProto, rnns: list[RecurrentNode], existing: 
             notes.append(f"{r.op} '{r.name}': initial {s.kind} ({s.source}) -> input {inp}, "
                          f"final {s.kind} -> output {out}")
     return states
+
+
+_PASS_THROUGH = {"Identity", "Squeeze", "Unsqueeze", "Reshape", "Transpose", "Slice", "Concat", "Cast"}
+
+
+def _drop_final_state_outputs(graph: onnx.GraphProto, rnns: list[RecurrentNode], state_outputs: set[str],
+                              notes: list[str]) -> None:
+    """Remove graph outputs that only repeat recurrent nodes' final states (a bare nn.LSTM's h_n, c_n):
+    the state outputs now carry them, and a duplicate would stay without a declared shape."""
+    finals = {n.output[i] for r in rnns for n in [r.node] for i in (1, 2) if len(n.output) > i and n.output[i]}
+    producer = {o: n for n in graph.node for o in n.output if o}
+
+    def from_finals(name: str, depth: int = 0) -> bool:
+        if name in finals:
+            return True
+        node = producer.get(name)
+        if node is None or node.op_type not in _PASS_THROUGH or depth > 16:
+            return False
+        data = [node.input[0]] if node.op_type != "Concat" else [i for i in node.input if i]
+        return bool(data) and all(from_finals(i, depth + 1) for i in data)
+
+    for out in list(graph.output):
+        if out.name not in state_outputs and from_finals(out.name):
+            graph.output.remove(out)
+            notes.append(f"output {out.name} dropped: it repeats a final state, which the state outputs carry")
 
 
 def _expose_slot(graph: onnx.GraphProto, node: onnx.NodeProto, s: StateSlot, inp: str, out: str) -> None:

@@ -253,3 +253,24 @@ def test_the_dynamo_exporters_unrolled_rnn_is_refused_with_the_way_out(tmp_path)
     _, src = _plain_export(tmp_path, "rnn", 1, True, True, False, False)
     with pytest.raises(StatefulError, match=r"no recurrent node .* unrolled at export .* re-export with dynamo=False"):
         make_stateful(src, tmp_path / "out.onnx")
+
+
+BARE = [("lstm", 1, False), ("gru", 2, False), ("rnn", 2, False), ("lstm", 2, True), ("gru", 1, True)]
+
+
+@pytest.mark.parametrize("cell,layers,dynamo", BARE, ids=[f"{c}-{n}l-{'dynamo' if d else 'legacy'}"
+                                                          for c, n, d in BARE])
+def test_a_bare_layer_exported_with_its_final_states_streams(tmp_path, cell, layers, dynamo) -> None:
+    """The docstring's example: torch.onnx.export(nn.LSTM(8, 16), (torch.zeros(5, 1, 8),), f): static
+    shapes, no h0, and the final h_n/c_n already graph outputs (onnx.checker refused the result)."""
+    torch.manual_seed(0)
+    layer = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[cell](FEATURES, HIDDEN, num_layers=layers).eval()
+    src = export_plain(layer, (torch.zeros(5, 1, FEATURES),), tmp_path / "bare.onnx", dynamo=dynamo)
+    result = make_stateful(src, tmp_path / "s.onnx")
+    assert any("repeats a final state" in n for n in result.notes)
+    x = np.random.default_rng(0).standard_normal((3, 7, FEATURES)).astype(np.float32)  # (B, T, F)
+    sess = StreamingSession(result.path, batch_size=3)
+    ys = np.stack([sess.step(x[:, i]) for i in range(7)], axis=1)
+    with torch.no_grad():
+        want = layer(torch.from_numpy(x.transpose(1, 0, 2).copy()))[0].numpy().transpose(1, 0, 2)
+    np.testing.assert_allclose(ys, want, atol=1e-5)
