@@ -255,7 +255,11 @@ def weights_fingerprint(model: nn.Module) -> dict[str, Any]:
     digest = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        try:
+            raw = tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+        except (RuntimeError, TypeError):  # dtypes without a byte view (quantized): their values
+            raw = repr(tensor.detach().cpu().tolist()).encode()
+        digest.update(raw)
     from rnnx.models.user import SOURCE_ATTRIBUTE  # where the CLI loaded it from
 
     source = getattr(model, SOURCE_ATTRIBUTE, None)
