@@ -2,7 +2,7 @@
 #             runs on one worker, so a module-scoped fixture such as a tritonserver starts once)
 # make demo : fresh .venv, train -> export -> check -> stream -> bench, report in demo/
 # make docs : the documentation site (mkdocs build --strict) into site/
-# make lint : ruff check, ruff format --check, mypy rnnx (configured in pyproject.toml)
+# make lint : ruff check, ruff format --check, mypy rnnx (configured in pyproject.toml); make test runs it
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -49,7 +49,7 @@ $(TRITON_STAMP): pyproject.toml
 	               f'{root}/backends/python/')"
 	touch $(TRITON_STAMP)
 
-test: $(STAMP) $(JS_STAMP) $(TRITON_STAMP) docs
+test: $(STAMP) $(JS_STAMP) $(TRITON_STAMP) docs lint
 	NODE_PATH=$(abspath $(JS_DIR))/node_modules RNNX_REQUIRE_TRITON=1 $(PY) -m pytest -n 2 --dist loadscope -q
 
 # make test-torch TORCH=2.15.0 : the suite on another torch, in its own venv (.venv-torch-2.15.0); no

@@ -85,8 +85,10 @@ def _exports(kind: str, tmp: Path) -> tuple[torch.nn.Module, dict[str, tuple[Pat
 def _bare(sess: StreamingSession, x: np.ndarray) -> Callable[[], object]:
     """The engine's own call of the program the session steps (no rnnx validation or state handling)."""
     spec = sess.contract.spec
-    feeds = {spec.input.name: x[:, None],  # (1, 1, F): one step of the main graph
-             **{s.input: np.zeros(s.concrete_shape(1), s.dtype) for s in sess.contract.states}}
+    feeds = {
+        spec.input.name: x[:, None],  # (1, 1, F): one step of the main graph
+        **{s.input: np.zeros(s.concrete_shape(1), s.dtype) for s in sess.contract.states},
+    }
     backend = sess.step_backend
     step = getattr(backend, "_step", None)
     if step is not None:  # a step program: its engine call on x_t and the state
@@ -112,8 +114,10 @@ def measure(files: dict[str, tuple[Path, float]], rounds: int, calls: int) -> li
                 best[key] = t
     for sess in sessions.values():
         sess.close()
-    return [Row(name, call, statistics.median(t), float(np.percentile(t, 90)), files[name][1])
-            for (name, call), t in best.items()]
+    return [
+        Row(name, call, statistics.median(t), float(np.percentile(t, 90)), files[name][1])
+        for (name, call), t in best.items()
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,17 +132,27 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         _, files = _exports(args.kind, Path(tmp))
         rows = measure(files, args.rounds, args.calls)
-    print(render(("artifact", "call", "p50 us/step", "p90", "export s"),
-                 [(r.artifact, r.call, f"{r.p50_us:.1f}", f"{r.p90_us:.1f}", f"{r.export_s:.1f}") for r in rows]))
+    print(
+        render(
+            ("artifact", "call", "p50 us/step", "p90", "export s"),
+            [(r.artifact, r.call, f"{r.p50_us:.1f}", f"{r.p90_us:.1f}", f"{r.export_s:.1f}") for r in rows],
+        )
+    )
     base = {r.call: r.p50_us for r in rows if r.artifact == "onnx (trace)"}
-    ratios = {f"{r.artifact} / onnx (trace), {r.call}": r.p50_us / base[r.call] for r in rows
-              if r.artifact != "onnx (trace)"}
+    ratios = {
+        f"{r.artifact} / onnx (trace), {r.call}": r.p50_us / base[r.call] for r in rows if r.artifact != "onnx (trace)"
+    }
     print("\n" + "\n".join(f"{k}: {v:.2f}x" for k, v in ratios.items()))
     if args.json:
-        env = {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
-               "kind": args.kind}
-        Path(args.json).write_text(json.dumps({"env": env, "rows": [asdict(r) for r in rows], "ratios": ratios},
-                                              indent=2))
+        env = {
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "kind": args.kind,
+        }
+        Path(args.json).write_text(
+            json.dumps({"env": env, "rows": [asdict(r) for r in rows], "ratios": ratios}, indent=2)
+        )
     return 0
 
 

@@ -80,13 +80,28 @@ def main(argv: list[str] | None = None) -> int:
     verdict = "ok" if ratio <= TARGET else "MISSED"
     print(f"time({args.steps}) / time({args.steps // 4}) = {ratio:.2f} (target <= {TARGET:g}: linear is 4): {verdict}")
     lone_verdict = "ok" if lone_ratio <= LONE_TARGET else "MISSED"
-    print(f"lone client: {lone * 1e3:.2f} ms per step / max_wait_ms {LONE_WAIT_MS:g} = {lone_ratio:.4f} "
-          f"(target <= {LONE_TARGET:g}: waiting for company is near 1): {lone_verdict}")
+    print(
+        f"lone client: {lone * 1e3:.2f} ms per step / max_wait_ms {LONE_WAIT_MS:g} = {lone_ratio:.4f} "
+        f"(target <= {LONE_TARGET:g}: waiting for company is near 1): {lone_verdict}"
+    )
     ok = ratio <= TARGET and lone_ratio <= LONE_TARGET
     if args.json:
-        args.json.write_text(json.dumps({"steps": args.steps, "short_s": min(short), "long_s": min(long),
-                                         "ratio": ratio, "target": TARGET, "lone_step_s": lone,
-                                         "lone_ratio": lone_ratio, "lone_target": LONE_TARGET, "ok": ok}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "steps": args.steps,
+                    "short_s": min(short),
+                    "long_s": min(long),
+                    "ratio": ratio,
+                    "target": TARGET,
+                    "lone_step_s": lone,
+                    "lone_ratio": lone_ratio,
+                    "lone_target": LONE_TARGET,
+                    "ok": ok,
+                },
+                indent=2,
+            )
+        )
     return 0 if ok else 1
 
 

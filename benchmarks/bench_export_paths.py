@@ -45,8 +45,11 @@ from rnnx.models import build
 
 CHUNK = 64  # steps per call of the chunk case
 TARGETS = {"step": (1.3, 1.5), "chunk": (2.0, 3.0)}  # scan/trace ratio: target, never above
-BASELINES = {"scan": ("trace", "scan-legacy"), "proj-native": ("scan", "trace-noproj"),
-             "scan-step": ("scan", "trace")}  # path -> ratios to
+BASELINES = {
+    "scan": ("trace", "scan-legacy"),
+    "proj-native": ("scan", "trace-noproj"),
+    "scan-step": ("scan", "trace"),
+}  # path -> ratios to
 STEP_ONLY = {"scan-step"}  # the scan export's step graph (its Scans run once, inlined): T=1 only
 
 
@@ -98,8 +101,7 @@ def _count_nodes(path: Path) -> int:
     return count(onnx.load(str(path)).graph)
 
 
-def _time(sess: ort.InferenceSession, feeds: dict[str, np.ndarray], calls: int,
-          steps: int) -> tuple[float, float]:
+def _time(sess: ort.InferenceSession, feeds: dict[str, np.ndarray], calls: int, steps: int) -> tuple[float, float]:
     """(wall, CPU) microseconds per time step."""
     sess.run(None, feeds)
     start, cpu = time.perf_counter(), time.process_time()
@@ -120,8 +122,18 @@ def measure(label: str, paths: dict[str, Path], rounds: int, calls: int) -> list
         for _ in range(rounds):
             for name, sess in cased.items():
                 times[name].append(_time(sess, feeds[name], n, steps))
-        rows += [Row(label, name, case, min(w for w, _ in t), statistics.median(w for w, _ in t),
-                     min(c for _, c in t), _count_nodes(paths[name])) for name, t in times.items()]
+        rows += [
+            Row(
+                label,
+                name,
+                case,
+                min(w for w, _ in t),
+                statistics.median(w for w, _ in t),
+                min(c for _, c in t),
+                _count_nodes(paths[name]),
+            )
+            for name, t in times.items()
+        ]
     return rows
 
 
@@ -143,13 +155,15 @@ class ScanCost:
         return (TARGETS["chunk"][0] * self.trace_chunk_us - self.per_iteration_us) / self.per_node_us
 
     def summary(self) -> str:
-        return (f"onnxruntime Scan cost: {self.per_iteration_us:.2f} us per iteration + {self.per_node_us:.2f} us "
-                f"per body node (Add-chain bodies on (1, 64)). In the same rounds the native graph's chunk "
-                f"took {self.trace_chunk_us:.2f} us/step, so the {TARGETS['chunk'][0]:g}x target leaves "
-                f"{TARGETS['chunk'][0] * self.trace_chunk_us:.2f} us per iteration: room for "
-                f"{max(self.node_budget, 0):.1f} such nodes; the lean 2-layer LSTM body has "
-                f"{self.lean_body_nodes} and its chunk took {self.scan_chunk_us:.2f} us/step "
-                f"({self.scan_chunk_us / self.trace_chunk_us:.1f}x)")
+        return (
+            f"onnxruntime Scan cost: {self.per_iteration_us:.2f} us per iteration + {self.per_node_us:.2f} us "
+            f"per body node (Add-chain bodies on (1, 64)). In the same rounds the native graph's chunk "
+            f"took {self.trace_chunk_us:.2f} us/step, so the {TARGETS['chunk'][0]:g}x target leaves "
+            f"{TARGETS['chunk'][0] * self.trace_chunk_us:.2f} us per iteration: room for "
+            f"{max(self.node_budget, 0):.1f} such nodes; the lean 2-layer LSTM body has "
+            f"{self.lean_body_nodes} and its chunk took {self.scan_chunk_us:.2f} us/step "
+            f"({self.scan_chunk_us / self.trace_chunk_us:.1f}x)"
+        )
 
 
 def _add_chain_scan(nodes: int) -> bytes:
@@ -165,19 +179,29 @@ def _add_chain_scan(nodes: int) -> bytes:
         body_nodes.append(helper.make_node("Add", [cur, "x_t"], [f"a{k}"]))
         cur = f"a{k}"
     body_nodes += [helper.make_node("Identity", [cur], ["s_next"]), helper.make_node("Identity", [cur], ["y_t"])]
-    body = helper.make_graph(body_nodes, "body", [vi("s", [1, 64]), vi("x_t", [1, 64])],
-                             [vi("s_next", [1, 64]), vi("y_t", [1, 64])])
+    body = helper.make_graph(
+        body_nodes, "body", [vi("s", [1, 64]), vi("x_t", [1, 64])], [vi("s_next", [1, 64]), vi("y_t", [1, 64])]
+    )
     scan = helper.make_node("Scan", ["s0", "x"], ["s1", "y"], body=body, num_scan_inputs=1)
-    graph = helper.make_graph([scan], "add_chain", [vi("s0", [1, 64]), vi("x", ["time", 1, 64])],
-                              [vi("s1", [1, 64]), vi("y", ["time", 1, 64])])
+    graph = helper.make_graph(
+        [scan],
+        "add_chain",
+        [vi("s0", [1, 64]), vi("x", ["time", 1, 64])],
+        [vi("s1", [1, 64]), vi("y", ["time", 1, 64])],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
 
 
 def _scan_body_nodes(path: Path) -> int:
     import onnx
 
-    return sum(len(a.g.node) for n in onnx.load(str(path)).graph.node if n.op_type == "Scan"
-               for a in n.attribute if a.name == "body")
+    return sum(
+        len(a.g.node)
+        for n in onnx.load(str(path)).graph.node
+        if n.op_type == "Scan"
+        for a in n.attribute
+        if a.name == "body"
+    )
 
 
 def scan_cost(rounds: int, calls: int, trace_path: Path, scan_path: Path) -> ScanCost:
@@ -198,8 +222,9 @@ def scan_cost(rounds: int, calls: int, trace_path: Path, scan_path: Path) -> Sca
             best[name] = min(best[name], _time(sess, feeds, calls, steps)[0])  # us per step (per call for Adds)
     per_iter = {n: (best[f"{n}x{CHUNK}"] - best[f"{n}x1"]) / (CHUNK - 1) for n in sizes}
     per_node = (per_iter[sizes[1]] - per_iter[sizes[0]]) / (sizes[1] - sizes[0])
-    return ScanCost(per_iter[sizes[0]] - per_node * sizes[0], per_node, _scan_body_nodes(scan_path),
-                    best["scan"], best["trace"])
+    return ScanCost(
+        per_iter[sizes[0]] - per_node * sizes[0], per_node, _scan_body_nodes(scan_path), best["scan"], best["trace"]
+    )
 
 
 def _export(model: torch.nn.Module, folder: Path, label: str, strategies: tuple[str, ...]) -> dict[str, Path]:
@@ -225,44 +250,60 @@ def ratios(rows: list[Row]) -> list[tuple[str, str, str, float, float, float, fl
             if base is not None:
                 # scan/trace: the Scan graph itself; scan-step/trace: what step() runs on a scan export
                 target = TARGETS[case][0] if (path, base_path) in (("scan", "trace"), ("scan-step", "trace")) else None
-                out.append((model, case, f"{path}/{base_path}", r.best_us / base.best_us,
-                            r.median_us / base.median_us, r.cpu_us / base.cpu_us, target))
+                out.append(
+                    (
+                        model,
+                        case,
+                        f"{path}/{base_path}",
+                        r.best_us / base.best_us,
+                        r.median_us / base.median_us,
+                        r.cpu_us / base.cpu_us,
+                        target,
+                    )
+                )
     return out
 
 
 def table(rows: list[Row]) -> str:
-    lines = [f"{'model':<26} {'path':<12} {'case':<6} {'best us/step':>13} {'median':>9} "
-             f"{'cpu us/step':>12} {'nodes':>6}"]
-    lines += [f"{r.model:<26} {r.path:<12} {r.case:<6} {r.best_us:>13.2f} {r.median_us:>9.2f} "
-              f"{r.cpu_us:>12.2f} {r.nodes:>6}" for r in rows]
+    lines = [
+        f"{'model':<26} {'path':<12} {'case':<6} {'best us/step':>13} {'median':>9} {'cpu us/step':>12} {'nodes':>6}"
+    ]
+    lines += [
+        f"{r.model:<26} {r.path:<12} {r.case:<6} {r.best_us:>13.2f} {r.median_us:>9.2f} {r.cpu_us:>12.2f} {r.nodes:>6}"
+        for r in rows
+    ]
     lines.append("")
     for model, case, base, best, median, cpu, target in ratios(rows):
         goal = f" (target <= {target}x, never above {TARGETS[case][1]}x)" if target else ""
-        lines.append(f"ratio {base} {model} {case}: {best:.2f}x best, {median:.2f}x median, "
-                     f"{cpu:.2f}x CPU time{goal}")
+        lines.append(f"ratio {base} {model} {case}: {best:.2f}x best, {median:.2f}x median, {cpu:.2f}x CPU time{goal}")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=7, help="alternating rounds (default 7)")
-    ap.add_argument("--calls", type=int, default=400, help="step calls per round (default 400; "
-                                                             "chunk calls are 1/16 of it)")
-    ap.add_argument("--only", default="", help="time only the models whose label contains this "
-                                                "(e.g. lstm)")
+    ap.add_argument(
+        "--calls", type=int, default=400, help="step calls per round (default 400; chunk calls are 1/16 of it)"
+    )
+    ap.add_argument("--only", default="", help="time only the models whose label contains this (e.g. lstm)")
     ap.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = ap.parse_args(argv)
     warnings.simplefilter("ignore")
     logging.getLogger("torch").setLevel(logging.ERROR)
     torch.manual_seed(0)
     models = {
-        "lstm 2l 16->64": (build("lstm", input_size=16, hidden_size=64, num_layers=2, output_size=1),
-                           ("trace", "scan", "scan-legacy")),
-        "lstm 2l 16->64 proj 32": (build("lstm", input_size=16, hidden_size=64, num_layers=2,
-                                         proj_size=32, output_size=1),
-                                   ("proj-native", "scan", "scan-legacy")),
-        "convlstm 2->8 12x12 k3": (build("convlstm", input_size=2, hidden_size=8, image_size=(12, 12),
-                                         output_size=1), ("scan", "scan-legacy")),
+        "lstm 2l 16->64": (
+            build("lstm", input_size=16, hidden_size=64, num_layers=2, output_size=1),
+            ("trace", "scan", "scan-legacy"),
+        ),
+        "lstm 2l 16->64 proj 32": (
+            build("lstm", input_size=16, hidden_size=64, num_layers=2, proj_size=32, output_size=1),
+            ("proj-native", "scan", "scan-legacy"),
+        ),
+        "convlstm 2->8 12x12 k3": (
+            build("convlstm", input_size=2, hidden_size=8, image_size=(12, 12), output_size=1),
+            ("scan", "scan-legacy"),
+        ),
     }
     rows: list[Row] = []
     cost: ScanCost | None = None  # measured beside the plain LSTM
@@ -279,21 +320,34 @@ def main(argv: list[str] | None = None) -> int:
             rows += measure(label, paths, args.rounds, args.calls)
             if label == "lstm 2l 16->64" and {"trace", "scan"} <= set(paths):
                 cost = scan_cost(args.rounds, max(args.calls // 16, 5), paths["trace"], paths["scan"])
-    print(f"onnxruntime {ort.__version__}, torch {torch.__version__}, {platform.machine()}, "
-          f"batch 1, float32, 1 intra-op thread, best of {args.rounds} alternating rounds")
+    print(
+        f"onnxruntime {ort.__version__}, torch {torch.__version__}, {platform.machine()}, "
+        f"batch 1, float32, 1 intra-op thread, best of {args.rounds} alternating rounds"
+    )
     print(table(rows))
     if cost is not None:
         print("\n" + cost.summary())
     if args.json:
-        env = {"python": platform.python_version(), "onnxruntime": ort.__version__,
-               "torch": torch.__version__, "machine": platform.machine()}
-        args.json.write_text(json.dumps({"env": env, "rows": [asdict(r) for r in rows],
-                                         "scan_cost": None if cost is None else {
-                                             **asdict(cost),
-                                             "node_budget": cost.node_budget},
-                                         "ratios": [dict(zip(("model", "case", "paths", "best", "median",
-                                                              "cpu", "target"), r))
-                                                    for r in ratios(rows)]}, indent=2))
+        env = {
+            "python": platform.python_version(),
+            "onnxruntime": ort.__version__,
+            "torch": torch.__version__,
+            "machine": platform.machine(),
+        }
+        args.json.write_text(
+            json.dumps(
+                {
+                    "env": env,
+                    "rows": [asdict(r) for r in rows],
+                    "scan_cost": None if cost is None else {**asdict(cost), "node_budget": cost.node_budget},
+                    "ratios": [
+                        dict(zip(("model", "case", "paths", "best", "median", "cpu", "target"), r))
+                        for r in ratios(rows)
+                    ],
+                },
+                indent=2,
+            )
+        )
     return 0
 
 

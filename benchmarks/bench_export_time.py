@@ -78,8 +78,7 @@ def _export_once(make: Callable[[], nn.Module], strategy: str, out: Path) -> tup
         kept = "trace" if strategy == "auto" else strategy
     else:
         example = torch.randn(2, 5, 16) if isinstance(getattr(model, "module", None), HandLSTMCell) else None
-        kept = export_onnx(model, out / "m.onnx", strategy=strategy, step_graph=False,
-                           example_input=example).strategy
+        kept = export_onnx(model, out / "m.onnx", strategy=strategy, step_graph=False, example_input=example).strategy
     return time.perf_counter() - start, kept
 
 
@@ -87,7 +86,7 @@ def measure(label: str, make: Callable[[], nn.Module], rounds: int, tmp: Path) -
     times: dict[str, list[float]] = {p: [] for p in PATHS}
     kept: dict[str, str] = {}
     for r in range(rounds):
-        for path, strategy in (PATHS.items() if r % 2 == 0 else reversed(PATHS.items())):
+        for path, strategy in PATHS.items() if r % 2 == 0 else reversed(PATHS.items()):
             seconds, kept[path] = _export_once(make, strategy, tmp / f"{label}-{path}-{r}")
             times[path].append(seconds)
     return [Row(label, p, kept[p], min(t), len(t)) for p, t in times.items()]
@@ -107,14 +106,19 @@ def main(argv: list[str] | None = None) -> int:
         for label, make in models.items():
             rows += measure(label, make, args.rounds, Path(tmp))
     by = {(r.model, r.path): r for r in rows}
-    print(render(("model", "path", "kept strategy", "best s"),
-                 [(r.model, r.path, r.strategy, f"{r.best_s:.2f}") for r in rows]))
+    print(
+        render(
+            ("model", "path", "kept strategy", "best s"),
+            [(r.model, r.path, r.strategy, f"{r.best_s:.2f}") for r in rows],
+        )
+    )
     ratios = {m: by[(m, "dynamo")].best_s / by[(m, "legacy")].best_s for m in models}
     print("\ndynamo / legacy export time: " + ", ".join(f"{m} {v:.1f}x" for m, v in ratios.items()))
     if args.json:
         env = {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine()}
-        Path(args.json).write_text(json.dumps({"env": env, "rows": [asdict(r) for r in rows], "ratios": ratios},
-                                              indent=2))
+        Path(args.json).write_text(
+            json.dumps({"env": env, "rows": [asdict(r) for r in rows], "ratios": ratios}, indent=2)
+        )
     return 0
 
 

@@ -21,6 +21,7 @@ import platform
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -40,8 +41,7 @@ BUDGET_S = 1.5  # rough wall time per timed case and round set
 def make_model(kind: str, hidden: int) -> torch.nn.Module:
     torch.manual_seed(0)
     if kind == "convlstm":
-        return build("convlstm", input_size=2, hidden_size=hidden, image_size=(8, 8),
-                     output_size=1).eval()
+        return build("convlstm", input_size=2, hidden_size=hidden, image_size=(8, 8), output_size=1).eval()
     return build(kind, input_size=16, hidden_size=hidden, num_layers=2, output_size=1).eval()
 
 
@@ -77,8 +77,7 @@ def measure(kind: str, hidden: int, tmp: Path) -> list[dict]:
     sessions = {p: StreamingSession(f, options=runtime_options(1)) for p, f in files.items()}
     cases = []
     for p, s in sessions.items():
-        step = (lambda s=s: s.step(x_step))
-        feed = (lambda s=s: s.feed(x_chunk))
+        step, feed = partial(s.step, x_step), partial(s.feed, x_chunk)
         cases.append((f"{p} step", step, 1, _calls(step, 1)))
         cases.append((f"{p} feed", feed, CHUNK, _calls(feed, CHUNK)))
     rows = {r.name: r for r in time_side_by_side(cases, rounds=10, warmup=3)}
@@ -86,25 +85,55 @@ def measure(kind: str, hidden: int, tmp: Path) -> list[dict]:
     out = []
     for p, f in files.items():
         report = check_parity(model, f, batch_sizes=(1, 2), steps=(1, 16))
-        out.append({"kind": kind, "hidden": hidden, "precision": p, "bytes": f.stat().st_size,
-                    "step_us": rows[f"{p} step"].p50_us, "feed_us_per_step": rows[f"{p} feed"].p50_us,
-                    "max_err": max_error(model, f, x_err), "parity": report.ok,
-                    "tolerance": f"{report.tolerance.atol:g}/{report.tolerance.rtol:g}"})
+        out.append(
+            {
+                "kind": kind,
+                "hidden": hidden,
+                "precision": p,
+                "bytes": f.stat().st_size,
+                "step_us": rows[f"{p} step"].p50_us,
+                "feed_us_per_step": rows[f"{p} feed"].p50_us,
+                "max_err": max_error(model, f, x_err),
+                "parity": report.ok,
+                "tolerance": f"{report.tolerance.atol:g}/{report.tolerance.rtol:g}",
+            }
+        )
     return out
 
 
 def table(results: list[dict]) -> str:
-    head = ("model", "H", "precision", "size", "x fp32", "step µs", "x fp32", "feed µs/step",
-            "x fp32", "max |err|", "parity (atol/rtol)")
+    head = (
+        "model",
+        "H",
+        "precision",
+        "size",
+        "x fp32",
+        "step µs",
+        "x fp32",
+        "feed µs/step",
+        "x fp32",
+        "max |err|",
+        "parity (atol/rtol)",
+    )
     lines = [head]
     base = {(r["kind"], r["hidden"]): r for r in results if r["precision"] == "fp32"}
     for r in results:
         b = base[(r["kind"], r["hidden"])]
-        lines.append((r["kind"], str(r["hidden"]), r["precision"], f"{r['bytes'] / 1024:.0f} KiB",
-                      f"{r['bytes'] / b['bytes']:.2f}", f"{r['step_us']:.1f}",
-                      f"{r['step_us'] / b['step_us']:.2f}", f"{r['feed_us_per_step']:.1f}",
-                      f"{r['feed_us_per_step'] / b['feed_us_per_step']:.2f}", f"{r['max_err']:.2g}",
-                      f"{'pass' if r['parity'] else 'FAIL'} ({r['tolerance']})"))
+        lines.append(
+            (
+                r["kind"],
+                str(r["hidden"]),
+                r["precision"],
+                f"{r['bytes'] / 1024:.0f} KiB",
+                f"{r['bytes'] / b['bytes']:.2f}",
+                f"{r['step_us']:.1f}",
+                f"{r['step_us'] / b['step_us']:.2f}",
+                f"{r['feed_us_per_step']:.1f}",
+                f"{r['feed_us_per_step'] / b['feed_us_per_step']:.2f}",
+                f"{r['max_err']:.2g}",
+                f"{'pass' if r['parity'] else 'FAIL'} ({r['tolerance']})",
+            )
+        )
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     return "\n".join(" | ".join(c.ljust(w) for c, w in zip(line, widths)) for line in lines)
 
@@ -124,10 +153,17 @@ def main(argv: list[str] | None = None) -> int:
                 for hidden in args.hidden:
                     for r in measure(kind, hidden, Path(tmp)):
                         results.append({**r, "repeat": rep})
-    env = {"python": platform.python_version(), "onnxruntime": ort.__version__,
-           "torch": torch.__version__, "machine": platform.machine(), "processor": platform.processor()}
-    print(f"batch 1, 1 intra-op thread, onnxruntime {ort.__version__} CPU; ratios against fp32 "
-          f"measured in the same alternating rounds")
+    env = {
+        "python": platform.python_version(),
+        "onnxruntime": ort.__version__,
+        "torch": torch.__version__,
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+    }
+    print(
+        f"batch 1, 1 intra-op thread, onnxruntime {ort.__version__} CPU; ratios against fp32 "
+        f"measured in the same alternating rounds"
+    )
     for rep in range(args.repeat):
         print(f"\nround {rep + 1} of {args.repeat}")
         print(table([r for r in results if r["repeat"] == rep]))

@@ -33,15 +33,23 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "lstm.onnx"
         result = export_onnx(model, path)
-        rows, checks = run_all(str(path), streams=args.streams, steps=args.steps, threads=1,
-                               torch_model=model)
-    env = {"python": platform.python_version(), "onnxruntime": ort.__version__, "torch": torch.__version__,
-           "machine": platform.machine(), "processor": platform.processor(), "graph": result.strategy}
+        rows, checks = run_all(str(path), streams=args.streams, steps=args.steps, threads=1, torch_model=model)
+    env = {
+        "python": platform.python_version(),
+        "onnxruntime": ort.__version__,
+        "torch": torch.__version__,
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "graph": result.strategy,
+    }
     print(f"2-layer LSTM 16->64->1, batch 1, float32, 1 intra-op thread, graph: {result.strategy}")
     print(table(rows, checks))
     if args.json:
-        args.json.write_text(json.dumps({"env": env, "rows": [r.to_dict() for r in rows],
-                                         "checks": [c.to_dict() for c in checks]}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {"env": env, "rows": [r.to_dict() for r in rows], "checks": [c.to_dict() for c in checks]}, indent=2
+            )
+        )
     return 0 if all(c.ok for c in checks) else 1
 
 

@@ -37,9 +37,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -66,9 +67,14 @@ class Series:
     def row(self) -> dict[str, Any]:
         lat = np.concatenate(self.lat) * 1e3 if self.lat else np.zeros(1)
         p50, p90, p99 = np.percentile(lat, [50, 90, 99])
-        return {"name": self.name, "p50_ms": float(p50), "p90_ms": float(p90), "p99_ms": float(p99),
-                "steps_per_s": self.steps / self.wall if self.wall else 0.0,
-                "cpu_us_per_step": 1e6 * self.cpu / self.steps if self.steps else 0.0}
+        return {
+            "name": self.name,
+            "p50_ms": float(p50),
+            "p90_ms": float(p90),
+            "p99_ms": float(p99),
+            "steps_per_s": self.steps / self.wall if self.wall else 0.0,
+            "cpu_us_per_step": 1e6 * self.cpu / self.steps if self.steps else 0.0,
+        }
 
 
 # -- the candidates: each runs `steps` closed-loop steps per stream and records them ----------
@@ -142,7 +148,7 @@ def run_burst(pool: StreamPool, xs: np.ndarray, steps: int, out: Series, many: b
 
 # -- references, not serving paths: what the same clients cost with no model at all, and the
 # one design that beat the batcher thread here (not shipped: it runs onnxruntime on the event loop)
-def _batches(jobs: "queue.SimpleQueue[Any]", n: int) -> Iterator[list]:
+def _batches(jobs: queue.SimpleQueue[Any], n: int) -> Iterator[list]:
     """The floors' resolver side: ``n`` queued futures at a time, until a None arrives."""
     while True:
         futs = []
@@ -162,7 +168,7 @@ def run_asyncio_floor(pool: StreamPool, xs: np.ndarray, steps: int, out: Series)
     """
     n = len(xs)
     lat = np.empty((n, steps))
-    jobs: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
+    jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
     ys = np.zeros((n, 1), np.float32)
 
     def settle(futs: list) -> None:
@@ -199,7 +205,7 @@ def run_thread_floor(pool: StreamPool, xs: np.ndarray, steps: int, out: Series, 
     """The 8 submit threads against a thread that only resolves their plain futures (no model)."""
     n = len(xs)
     lat = np.empty((n, steps))
-    jobs: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
+    jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
     shares = [list(range(t, n, threads)) for t in range(threads)]
 
     def resolver() -> None:
@@ -289,15 +295,15 @@ FLOORS = {"asubmit": "floor: asyncio futures, no model", "submit": "floor: 8 thr
 
 
 def make_pool(path: str, streams: int, max_batch: int, max_wait_ms: float) -> tuple[StreamPool, np.ndarray]:
-    pool = StreamPool(path, options=runtime_options(1), capacity=streams,
-                      max_batch=max_batch, max_wait_ms=max_wait_ms)
+    pool = StreamPool(path, options=runtime_options(1), capacity=streams, max_batch=max_batch, max_wait_ms=max_wait_ms)
     for i in range(streams):
         pool.open(i)
     return pool, example_step(pool.contract, streams)
 
 
-def side_by_side(path: str, streams: int, rounds: int, steps: int, max_batch: int, max_wait_ms: float,
-                 candidates: list[Candidate]) -> list[dict[str, Any]]:
+def side_by_side(
+    path: str, streams: int, rounds: int, steps: int, max_batch: int, max_wait_ms: float, candidates: list[Candidate]
+) -> list[dict[str, Any]]:
     """Every candidate on the same pool and inputs, in alternating rounds (one warm-up round)."""
     pool, xs = make_pool(path, streams, max_batch, max_wait_ms)
     with pool:
@@ -312,8 +318,9 @@ def side_by_side(path: str, streams: int, rounds: int, steps: int, max_batch: in
 
 
 # -- open loop: N streams at 100 steps/s each ------------------------------------------------
-def held_rate(path: str, streams: int, seconds: float, rate: float, max_batch: int,
-              max_wait_ms: float, model: bool = True) -> dict[str, Any]:
+def held_rate(
+    path: str, streams: int, seconds: float, rate: float, max_batch: int, max_wait_ms: float, model: bool = True
+) -> dict[str, Any]:
     """Latency of asyncio clients each sending ``rate`` steps/s (staggered), measured from the due time.
 
     ``model=False``: the same clients and timers with no pool (each step is an ``await
@@ -345,12 +352,25 @@ def held_rate(path: str, streams: int, seconds: float, rate: float, max_batch: i
         if pool is not None:
             pool.close()
     arr = np.asarray(lat) * 1e3
-    return {"streams": streams, "steps": done, "p50_ms": float(np.percentile(arr, 50)),
-            "p99_ms": float(np.percentile(arr, 99)), "target_steps": int(streams * rate * seconds)}
+    return {
+        "streams": streams,
+        "steps": done,
+        "p50_ms": float(np.percentile(arr, 50)),
+        "p99_ms": float(np.percentile(arr, 99)),
+        "target_steps": int(streams * rate * seconds),
+    }
 
 
-def capacity(path: str, seconds: float, rate: float, p99_ms: float, max_batch: int, max_wait_ms: float,
-             sizes: list[int], model: bool = True) -> tuple[int, list[dict[str, Any]]]:
+def capacity(
+    path: str,
+    seconds: float,
+    rate: float,
+    p99_ms: float,
+    max_batch: int,
+    max_wait_ms: float,
+    sizes: list[int],
+    model: bool = True,
+) -> tuple[int, list[dict[str, Any]]]:
     """The largest size in ``sizes`` held at ``rate`` steps/s per stream with p99 <= ``p99_ms`` (pinned to one core).
 
     ``model=False``: the clients' own floor, timers only (see :func:`held_rate`).
@@ -385,16 +405,33 @@ def step_many_vs_bare(path: str, streams: int, calls: int) -> Check:
         feeds.update({s.input: np.zeros(s.concrete_shape(streams), s.dtype) for s in c.states})
         outputs = [c.output.name] + [s.output for s in c.states]
         sess = pool.backend.session  # the raw onnxruntime session
-        many, bare = time_side_by_side([("step_many", lambda: pool.step_many(inputs), streams, calls),
-                                        ("bare", lambda: sess.run(outputs, feeds), streams, calls)])
-    return Check(f"step_many({streams}) throughput / one bare batched run", many.steps_per_s / bare.steps_per_s,
-                 0.9, True)
+        many, bare = time_side_by_side(
+            [
+                ("step_many", lambda: pool.step_many(inputs), streams, calls),
+                ("bare", lambda: sess.run(outputs, feeds), streams, calls),
+            ]
+        )
+    return Check(
+        f"step_many({streams}) throughput / one bare batched run", many.steps_per_s / bare.steps_per_s, 0.9, True
+    )
 
 
 def table(rows: list[dict[str, Any]], title: str) -> str:
-    return render((title, "p50 ms", "p90 ms", "p99 ms", "steps/s", "CPU µs/step"),
-                  [(r["name"], f"{r['p50_ms']:.2f}", f"{r['p90_ms']:.2f}", f"{r['p99_ms']:.2f}",
-                    f"{r['steps_per_s']:,.0f}", f"{r['cpu_us_per_step']:.1f}") for r in rows], align="<>>>>>")
+    return render(
+        (title, "p50 ms", "p90 ms", "p99 ms", "steps/s", "CPU µs/step"),
+        [
+            (
+                r["name"],
+                f"{r['p50_ms']:.2f}",
+                f"{r['p90_ms']:.2f}",
+                f"{r['p99_ms']:.2f}",
+                f"{r['steps_per_s']:,.0f}",
+                f"{r['cpu_us_per_step']:.1f}",
+            )
+            for r in rows
+        ],
+        align="<>>>>>",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -403,8 +440,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=6, help="alternating rounds (default 6)")
     ap.add_argument("--steps", type=int, default=20, help="steps per stream per round (default 20)")
     ap.add_argument("--sizes", default="1,16,256,1024", help="pool sizes of the scaling table")
-    ap.add_argument("--held", default="16,32,64,128,256,512,1024,2048",
-                    help="pool sizes tried at 100 steps/s each, in order (empty: skip)")
+    ap.add_argument(
+        "--held",
+        default="16,32,64,128,256,512,1024,2048",
+        help="pool sizes tried at 100 steps/s each, in order (empty: skip)",
+    )
     ap.add_argument("--held-seconds", type=float, default=2.0, help="duration of each held-rate run")
     ap.add_argument("--max-batch", type=int, default=256, help="pool max_batch (default 256)")
     ap.add_argument("--max-wait-ms", type=float, default=2.0, help="pool max_wait_ms (default 2)")
@@ -423,29 +463,40 @@ def main(argv: list[str] | None = None) -> int:
                 scaling.append({**r, "name": f"{r['name'].split(' (')[0]}, {n} streams"})
         held = [int(s) for s in args.held.split(",") if s]
         best, runs = capacity(path, args.held_seconds, 100.0, 10.0, sizes=held, **kw) if held else (0, [])
-        floor_best, floor_runs = (capacity(path, args.held_seconds, 100.0, 10.0, sizes=held, model=False, **kw)
-                                  if held else (0, []))
+        floor_best, floor_runs = (
+            capacity(path, args.held_seconds, 100.0, 10.0, sizes=held, model=False, **kw) if held else (0, [])
+        )
         bare_check = step_many_vs_bare(path, args.streams, max(40, args.rounds * args.steps))
     ceiling = main_rows[0]["steps_per_s"]
-    checks = [Check(f"{r['name'].split(' (')[0]} throughput / step_batch", r["steps_per_s"] / ceiling, 0.5, True)
-              for r in main_rows[1:3]]
+    checks = [
+        Check(f"{r['name'].split(' (')[0]} throughput / step_batch", r["steps_per_s"] / ceiling, 0.5, True)
+        for r in main_rows[1:3]
+    ]
     checks += [Check(f"{r['name'].split(' (')[0]} p99 latency (ms)", r["p99_ms"], 5.0, False) for r in main_rows[1:3]]
     checks.append(bare_check)
     by_name = {r["name"]: r for r in main_rows}
     bounds = [(path_name, by_name[floor]["steps_per_s"] / ceiling) for path_name, floor in FLOORS.items()]
-    print(f"2-layer LSTM 16->64->1, float32, 1 intra-op thread, {args.streams} streams, max_batch "
-          f"{args.max_batch}, max_wait_ms {args.max_wait_ms:g}, {args.rounds} alternating rounds of "
-          f"{args.steps} steps per stream; {os.cpu_count()} CPUs visible, load {os.getloadavg()[0]:.1f}")
+    print(
+        f"2-layer LSTM 16->64->1, float32, 1 intra-op thread, {args.streams} streams, max_batch "
+        f"{args.max_batch}, max_wait_ms {args.max_wait_ms:g}, {args.rounds} alternating rounds of "
+        f"{args.steps} steps per stream; {os.cpu_count()} CPUs visible, load {os.getloadavg()[0]:.1f}"
+    )
     print(table(main_rows, "closed loop, one stream per client"))
     print()
     print(table(scaling, "asubmit vs step_batch by pool size"))
     if runs:
         print()
-        print("100 steps/s per stream, asyncio clients, one core: " + ", ".join(
-            f"{r['streams']} streams p99 {r['p99_ms']:.1f} ms {'ok' if r['ok'] else 'NO'}" for r in runs))
+        print(
+            "100 steps/s per stream, asyncio clients, one core: "
+            + ", ".join(f"{r['streams']} streams p99 {r['p99_ms']:.1f} ms {'ok' if r['ok'] else 'NO'}" for r in runs)
+        )
         print(f"largest held with p99 <= 10 ms: {best} streams")
-        print("the same clients with no model (their timers only): " + ", ".join(
-            f"{r['streams']} streams p99 {r['p99_ms']:.1f} ms {'ok' if r['ok'] else 'NO'}" for r in floor_runs))
+        print(
+            "the same clients with no model (their timers only): "
+            + ", ".join(
+                f"{r['streams']} streams p99 {r['p99_ms']:.1f} ms {'ok' if r['ok'] else 'NO'}" for r in floor_runs
+            )
+        )
         print(f"largest held with no model at all: {floor_best} streams")
     print()
     for path_name, bound in bounds:  # a serving path does at least its floor's work per step
@@ -456,13 +507,28 @@ def main(argv: list[str] | None = None) -> int:
         cmp = ">=" if c.higher_is_better else "<="
         print(f"{c.name:<58} {c.value:>8.2f} {cmp + format(c.target, '.2f'):>9}  {'yes' if c.ok else 'NO'}")
     if args.json:
-        env = {"python": platform.python_version(), "onnxruntime": ort.__version__, "cpus": os.cpu_count(),
-               "load1": os.getloadavg()[0], "max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms}
-        args.json.write_text(json.dumps({"env": env, "rows": main_rows, "scaling": scaling,
-                                         "held": {"best": best, "runs": runs},
-                                         "held_no_model": {"best": floor_best, "runs": floor_runs},
-                                         "floor_bounds": dict(bounds),
-                                         "checks": [c.to_dict() for c in checks]}, indent=2))
+        env = {
+            "python": platform.python_version(),
+            "onnxruntime": ort.__version__,
+            "cpus": os.cpu_count(),
+            "load1": os.getloadavg()[0],
+            "max_batch": args.max_batch,
+            "max_wait_ms": args.max_wait_ms,
+        }
+        args.json.write_text(
+            json.dumps(
+                {
+                    "env": env,
+                    "rows": main_rows,
+                    "scaling": scaling,
+                    "held": {"best": best, "runs": runs},
+                    "held_no_model": {"best": floor_best, "runs": floor_runs},
+                    "floor_bounds": dict(bounds),
+                    "checks": [c.to_dict() for c in checks],
+                },
+                indent=2,
+            )
+        )
     return 0 if all(c.ok for c in checks) else 1
 
 

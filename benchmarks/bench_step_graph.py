@@ -26,17 +26,18 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 import torch
 
 from rnnx.exporter import export_onnx
-from rnnx.onnx_tools.quantize import quantize
 from rnnx.models import build
+from rnnx.onnx_tools.quantize import quantize
 from rnnx.runtime import RuntimeOptions, StreamingSession, StreamPool
 
 STREAMS = 16  # streams of the pool case
@@ -66,7 +67,7 @@ def _rounds(calls: dict[str, Callable[[], Any]], rounds: int, n: int) -> dict[st
     """Microseconds per call of each callable, in rounds whose order alternates."""
     times: dict[str, list[float]] = {k: [] for k in calls}
     for r in range(rounds):
-        for name in (list(calls) if r % 2 == 0 else list(calls)[::-1]):
+        for name in list(calls) if r % 2 == 0 else list(calls)[::-1]:
             f = calls[name]
             f()
             start = time.perf_counter()
@@ -88,50 +89,71 @@ def measure(label: str, path: Path, rounds: int, calls: int, rtol: float = 1e-4)
         for t in range(8):  # both graphs agree, step after step
             np.testing.assert_allclose(on.step(x * t), off.step(x * t), rtol=rtol, atol=rtol / 10)
         t = _rounds({"on": lambda: on.step(x), "off": lambda: off.step(x)}, rounds, calls)
-        rows.append(Row(label, "step", min(t["on"]), min(t["off"]), statistics.median(t["on"]),
-                        statistics.median(t["off"])))
-    with StreamPool(path, options=opts, capacity=STREAMS) as on, \
-            StreamPool(path, options=opts, capacity=STREAMS, step_graph=False) as off:
+        rows.append(
+            Row(label, "step", min(t["on"]), min(t["off"]), statistics.median(t["on"]), statistics.median(t["off"]))
+        )
+    with (
+        StreamPool(path, options=opts, capacity=STREAMS) as on,
+        StreamPool(path, options=opts, capacity=STREAMS, step_graph=False) as off,
+    ):
         xs = {i: x[0] for i in range(STREAMS)}
         for pool in (on, off):
             for i in range(STREAMS):
                 pool.open(i)
         np.testing.assert_allclose(on.step_many(xs).array, off.step_many(xs).array, rtol=rtol, atol=rtol / 10)
-        t = _rounds({"on": lambda: on.step_many(xs), "off": lambda: off.step_many(xs)}, rounds,
-                    max(calls // 8, 10))
-        rows.append(Row(label, f"step_many({STREAMS})", min(t["on"]), min(t["off"]), statistics.median(t["on"]),
-                        statistics.median(t["off"])))
+        t = _rounds({"on": lambda: on.step_many(xs), "off": lambda: off.step_many(xs)}, rounds, max(calls // 8, 10))
+        rows.append(
+            Row(
+                label,
+                f"step_many({STREAMS})",
+                min(t["on"]),
+                min(t["off"]),
+                statistics.median(t["on"]),
+                statistics.median(t["off"]),
+            )
+        )
     return rows
 
 
 def table(rows: list[Row]) -> str:
     lines = [f"{'model':<26} {'case':<14} {'step graph us':>14} {'main graph us':>14} {'ratio':>6} {'median':>7}"]
-    lines += [f"{r.model:<26} {r.case:<14} {r.step_graph_us:>14.1f} {r.main_graph_us:>14.1f} "
-              f"{r.ratio:>6.2f} {r.median_ratio:>7.2f}" for r in rows]
+    lines += [
+        f"{r.model:<26} {r.case:<14} {r.step_graph_us:>14.1f} {r.main_graph_us:>14.1f} "
+        f"{r.ratio:>6.2f} {r.median_ratio:>7.2f}"
+        for r in rows
+    ]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=7, help="alternating rounds (default 7)")
-    ap.add_argument("--calls", type=int, default=1000, help="step() calls per round (default 1000; "
-                                                              "step_many calls are 1/8 of it)")
+    ap.add_argument(
+        "--calls", type=int, default=1000, help="step() calls per round (default 1000; step_many calls are 1/8 of it)"
+    )
     ap.add_argument("--only", default="", help="time only the models whose label contains this (e.g. convlstm)")
-    ap.add_argument("--precision", choices=("fp32", "int8", "fp16"), default="fp32",
-                    help="time the files quantized to this precision (with their own step graphs)")
+    ap.add_argument(
+        "--precision",
+        choices=("fp32", "int8", "fp16"),
+        default="fp32",
+        help="time the files quantized to this precision (with their own step graphs)",
+    )
     ap.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = ap.parse_args(argv)
     warnings.simplefilter("ignore")
     logging.getLogger("torch").setLevel(logging.ERROR)
     torch.manual_seed(0)
     models = {
-        "convlstm 2->4 6x6 k3": lambda: build("convlstm", input_size=2, hidden_size=4, image_size=(6, 6),
-                                              output_size=1),
-        "convlstm 2->8 12x12 k3": lambda: build("convlstm", input_size=2, hidden_size=8, image_size=(12, 12),
-                                                output_size=1),
+        "convlstm 2->4 6x6 k3": lambda: build(
+            "convlstm", input_size=2, hidden_size=4, image_size=(6, 6), output_size=1
+        ),
+        "convlstm 2->8 12x12 k3": lambda: build(
+            "convlstm", input_size=2, hidden_size=8, image_size=(12, 12), output_size=1
+        ),
         "lstm 2l 16->64 (scan)": lambda: build("lstm", input_size=16, hidden_size=64, num_layers=2, output_size=1),
-        "lstm 2l 16->64 proj 32": lambda: build("lstm", input_size=16, hidden_size=64, num_layers=2,
-                                                proj_size=32, output_size=1),
+        "lstm 2l 16->64 proj 32": lambda: build(
+            "lstm", input_size=16, hidden_size=64, num_layers=2, proj_size=32, output_size=1
+        ),
     }
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -143,14 +165,19 @@ def main(argv: list[str] | None = None) -> int:
             if args.precision != "fp32":
                 path = quantize(path, path.with_suffix(f".{args.precision}.onnx"), precision=args.precision).path
             rows += measure(label, path, args.rounds, args.calls, 1e-4 if args.precision == "fp32" else 2e-3)
-    print(f"onnxruntime {ort.__version__}, {platform.machine()}, {args.precision}, 1 intra-op thread, "
-          f"best of {args.rounds} alternating rounds; ratio = step graph / main graph")
+    print(
+        f"onnxruntime {ort.__version__}, {platform.machine()}, {args.precision}, 1 intra-op thread, "
+        f"best of {args.rounds} alternating rounds; ratio = step graph / main graph"
+    )
     print(table(rows))
     if args.json:
         env = {"python": platform.python_version(), "onnxruntime": ort.__version__, "machine": platform.machine()}
-        args.json.write_text(json.dumps({"env": env, "rows": [{**asdict(r), "ratio": r.ratio,
-                                                               "median_ratio": r.median_ratio} for r in rows]},
-                                        indent=2))
+        args.json.write_text(
+            json.dumps(
+                {"env": env, "rows": [{**asdict(r), "ratio": r.ratio, "median_ratio": r.median_ratio} for r in rows]},
+                indent=2,
+            )
+        )
     return 0
 
 

@@ -3,6 +3,7 @@
 Usage: python ort_client.py model.onnx inputs.npy outputs.npy
 inputs.npy holds one sequence (T, *features); outputs.npy receives (T, *outputs).
 """
+
 import json
 import sys
 
@@ -13,8 +14,7 @@ model_path, inputs_path, outputs_path = sys.argv[1:4]
 sess = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
 spec = json.loads(sess.get_modelmeta().custom_metadata_map["rnnx.spec"])
 # fresh stream: zero state at batch size 1, shapes straight from the contract
-state = {s["input"]: np.zeros([1 if d == "batch" else d for d in s["shape"]], s["dtype"])
-         for s in spec["state"]}
+state = {s["input"]: np.zeros([1 if d == "batch" else d for d in s["shape"]], s["dtype"]) for s in spec["state"]}
 out_names = [spec["output"]["name"]] + [s["output"] for s in spec["state"]]
 xs = np.load(inputs_path).astype(spec["input"]["dtype"])
 ys = []

@@ -26,8 +26,13 @@ def stream(url: str, model: str, xs: np.ndarray, sequence_id: int = 1) -> np.nda
     client = grpcclient.InferenceServerClient(url)
     ys = []
     for t, x_t in enumerate(xs):
-        result = client.infer(model, step_inputs("x", x_t[None, None]), sequence_id=sequence_id,
-                              sequence_start=(t == 0), sequence_end=(t == len(xs) - 1))
+        result = client.infer(
+            model,
+            step_inputs("x", x_t[None, None]),
+            sequence_id=sequence_id,
+            sequence_start=(t == 0),
+            sequence_end=(t == len(xs) - 1),
+        )
         ys.append(result.as_numpy("y")[0, 0])
     return np.stack(ys)
 

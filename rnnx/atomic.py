@@ -95,15 +95,17 @@ def resolve_target(path: PathLike) -> Path:
     given = Path(path)
     target = Path(os.path.realpath(given)) if given.is_symlink() else given
     if given.is_symlink() and not os.path.lexists(target):
-        raise WriteTargetError(f"{given}: expected a regular file or a link to one, "
-                               f"got a dangling symlink to {os.readlink(given)}")
+        raise WriteTargetError(
+            f"{given}: expected a regular file or a link to one, got a dangling symlink to {os.readlink(given)}"
+        )
     try:
         st = os.stat(target)
     except (FileNotFoundError, NotADirectoryError):
         return target  # a new file (or a missing folder, reported when the temporary is made)
     if not stat.S_ISREG(st.st_mode):
-        raise WriteTargetError(f"{given}: expected a regular file to write, got {mode_kind(st.st_mode)}; "
-                               f"rnnx replaces only regular files")
+        raise WriteTargetError(
+            f"{given}: expected a regular file to write, got {mode_kind(st.st_mode)}; rnnx replaces only regular files"
+        )
     return target
 
 
@@ -120,9 +122,13 @@ def mode_kind(mode: int) -> str:
     """What an ``os.stat`` mode is, for messages (see :func:`path_kind`)."""
     if stat.S_ISREG(mode):
         return "a regular file"
-    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-                       (stat.S_ISSOCK, "a socket")):
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
         if test(mode):
             return name
     return f"a file of type {stat.S_IFMT(mode):o}"
@@ -203,7 +209,7 @@ def _writer_pid(target: Path, tmp_name: str) -> int | None:
     prefix = f".{target.name}."
     if not tmp_name.startswith(prefix):
         return None
-    match = _TMP_TAIL.fullmatch(tmp_name[len(prefix):])
+    match = _TMP_TAIL.fullmatch(tmp_name[len(prefix) :])
     return int(match.group(1)) if match else None
 
 
@@ -255,8 +261,9 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def commit_files(manifest: PathLike, manifest_data: bytes, members: Mapping[Path, bytes] | None = None,
-                 stale: Iterable[Path] = ()) -> Path:
+def commit_files(
+    manifest: PathLike, manifest_data: bytes, members: Mapping[Path, bytes] | None = None, stale: Iterable[Path] = ()
+) -> Path:
     """Make a multi-file artifact visible as a whole: members first, the manifest last.
 
     The manifest is the file a reader opens (a model file); it names every member with its

@@ -8,10 +8,10 @@ PyTorch eager / TorchScript rows. Every measurement times individual calls with
 from __future__ import annotations
 
 import time
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
 
@@ -55,8 +55,9 @@ class Check:
 def _row(name: str, lat_ns: np.ndarray, steps_per_call: int) -> Row:
     per_step = lat_ns / 1e3 / steps_per_call  # µs per stream-step
     p50, p90, p99 = np.percentile(per_step, [50, 90, 99])
-    return Row(name, float(p50), float(p90), float(p99),
-               float(steps_per_call * 1e9 / np.median(lat_ns)), steps_per_call)
+    return Row(
+        name, float(p50), float(p90), float(p99), float(steps_per_call * 1e9 / np.median(lat_ns)), steps_per_call
+    )
 
 
 Case = tuple[str, Callable[[], Any], int, int]  # (name, fn, stream-steps per call, timed calls)
@@ -85,7 +86,7 @@ def time_side_by_side(cases: list[Case], rounds: int = 10, warmup: int = 3) -> l
                 t0 = clock()
                 fn()
                 out[i] = clock() - t0
-    return [_row(name, l, steps) for (name, _, steps, _), l in zip(cases, lat)]
+    return [_row(name, times, steps) for (name, _, steps, _), times in zip(cases, lat)]
 
 
 def reference_model() -> Any:
@@ -106,8 +107,7 @@ def runtime_options(threads: int = 1) -> RuntimeOptions:
 def example_step(contract: Contract, batch: int, seed: int = 0) -> np.ndarray:
     """Random data for one step ``(batch, features...)`` of the model's input dtype."""
     io = contract.input
-    shape = tuple(batch if i == io.batch_axis else (d or 1) for i, d in enumerate(io.dims)
-                  if i != io.time_axis)
+    shape = tuple(batch if i == io.batch_axis else (d or 1) for i, d in enumerate(io.dims) if i != io.time_axis)
     if contract.context:
         shape = shape[:-1] + (shape[-1] - contract.context,)
     rng = np.random.default_rng(seed)
@@ -146,42 +146,58 @@ def bare_ort_case(sess: StreamingSession, calls: int) -> Case:
     return ("bare ort.run loop (state carried by hand)", step, 1, calls)
 
 
-def session_cases(path: str, calls: int, providers: Any, threads: int, chunk: int, stack: ExitStack,
-                  foreign: Optional[ForeignModel] = None) -> list[Case]:
+def session_cases(
+    path: str,
+    calls: int,
+    providers: Any,
+    threads: int,
+    chunk: int,
+    stack: ExitStack,
+    foreign: ForeignModel | None = None,
+) -> list[Case]:
     """``StreamingSession.step``, the bare loop and ``feed(chunk)`` on the same graph.
 
     ``stack`` closes the session; ``foreign``: state_map/constants/context for ONNX files
     rnnx did not write.
     """
-    sess = stack.enter_context(StreamingSession(path, providers=providers, options=runtime_options(threads),
-                                                foreign=foreign))
+    sess = stack.enter_context(
+        StreamingSession(path, providers=providers, options=runtime_options(threads), foreign=foreign)
+    )
     x = example_step(sess.contract, 1)
     cases = [("StreamingSession.step", lambda: sess.step(x), 1, calls), bare_ort_case(sess, calls)]
     if sess.contract.input.time_axis is not None:
-        chunk_x = np.repeat(np.expand_dims(x, sess.contract.input.time_axis), chunk,
-                            axis=sess.contract.input.time_axis)
-        cases.append((f"StreamingSession.feed({chunk} steps)", lambda: sess.feed(chunk_x), chunk,
-                      max(10, calls // chunk)))
+        chunk_x = np.repeat(np.expand_dims(x, sess.contract.input.time_axis), chunk, axis=sess.contract.input.time_axis)
+        cases.append(
+            (f"StreamingSession.feed({chunk} steps)", lambda: sess.feed(chunk_x), chunk, max(10, calls // chunk))
+        )
     return cases
 
 
-def pool_cases(path: str, streams: int, calls: int, providers: Any, threads: int, stack: ExitStack,
-               foreign: Optional[ForeignModel] = None) -> list[Case]:
+def pool_cases(
+    path: str,
+    streams: int,
+    calls: int,
+    providers: Any,
+    threads: int,
+    stack: ExitStack,
+    foreign: ForeignModel | None = None,
+) -> list[Case]:
     """Pool ``step_many`` over N streams, N solo sessions in turn, one bare batched call (``stack`` closes them)."""
     so = runtime_options(threads)
-    pool = stack.enter_context(StreamPool(path, providers=providers, options=so, capacity=streams,
-                                          foreign=foreign))
+    pool = stack.enter_context(StreamPool(path, providers=providers, options=so, capacity=streams, foreign=foreign))
     c = pool.contract
     xs = example_step(c, streams)
     inputs: dict[Hashable, Any] = {i: xs[i] for i in range(streams)}
     for i in range(streams):
         pool.open(i)
-    solo = [stack.enter_context(StreamingSession(path, providers=providers, options=so, foreign=foreign))
-            for _ in range(streams)]
+    solo = [
+        stack.enter_context(StreamingSession(path, providers=providers, options=so, foreign=foreign))
+        for _ in range(streams)
+    ]
 
     def round_robin() -> None:
         for i, s in enumerate(solo):
-            s.step(xs[i:i + 1])
+            s.step(xs[i : i + 1])
 
     feeds = _bare_feeds(solo[0], streams)
     outputs = [c.output.name] + [s.output for s in c.states]
@@ -190,8 +206,12 @@ def pool_cases(path: str, streams: int, calls: int, providers: Any, threads: int
         (f"StreamPool.step_many({streams} streams)", lambda: pool.step_many(inputs), streams, calls),
         (f"StreamPool.step_batch({streams} streams)", lambda: pool.step_batch(ids, xs), streams, calls),
         (f"{streams} solo sessions stepping in turn", round_robin, streams, max(10, calls // 4)),
-        (f"bare ort.run on {streams} batched states", lambda: pool.backend.run(outputs, feeds),
-         streams, calls),  # the graph the pool steps on (its step graph when the file has one)
+        (
+            f"bare ort.run on {streams} batched states",
+            lambda: pool.backend.run(outputs, feeds),
+            streams,
+            calls,
+        ),  # the graph the pool steps on (its step graph when the file has one)
     ]
 
 
@@ -218,19 +238,39 @@ def torch_cases(model: Any, calls: int, threads: int) -> list[Case]:
 
 def table(rows: list[Row], checks: list[Check]) -> str:
     """A plain-text table of the rows, then the checks with their targets."""
-    text = render(("measurement", "p50 µs/step", "p90", "p99", "steps/s"),
-                  [(r.name, f"{r.p50_us:.2f}", f"{r.p90_us:.2f}", f"{r.p99_us:.2f}", f"{r.steps_per_s:,.0f}")
-                   for r in rows], align="<>>>>")
+    text = render(
+        ("measurement", "p50 µs/step", "p90", "p99", "steps/s"),
+        [(r.name, f"{r.p50_us:.2f}", f"{r.p90_us:.2f}", f"{r.p99_us:.2f}", f"{r.steps_per_s:,.0f}") for r in rows],
+        align="<>>>>",
+    )
     if checks:
-        text += "\n\n" + render(("ratio", "value", "target", "ok"),
-                                [(c.name, f"{c.value:.2f}", (">=" if c.higher_is_better else "<=") + f"{c.target:.2f}",
-                                  "yes" if c.ok else "NO") for c in checks], align="<>><")
+        text += "\n\n" + render(
+            ("ratio", "value", "target", "ok"),
+            [
+                (
+                    c.name,
+                    f"{c.value:.2f}",
+                    (">=" if c.higher_is_better else "<=") + f"{c.target:.2f}",
+                    "yes" if c.ok else "NO",
+                )
+                for c in checks
+            ],
+            align="<>><",
+        )
     return text
 
 
-def run_all(path: str, *, streams: int = 256, steps: int = 2000, providers: Any = "cpu",
-            threads: int = 1, chunk: int = 64, torch_model: Optional[Any] = None,
-            foreign: Optional[ForeignModel] = None) -> tuple[list[Row], list[Check]]:
+def run_all(
+    path: str,
+    *,
+    streams: int = 256,
+    steps: int = 2000,
+    providers: Any = "cpu",
+    threads: int = 1,
+    chunk: int = 64,
+    torch_model: Any | None = None,
+    foreign: ForeignModel | None = None,
+) -> tuple[list[Row], list[Check]]:
     """Every measurement side by side, with the ratio checks.
 
     Args:
@@ -256,20 +296,25 @@ def run_all(path: str, *, streams: int = 256, steps: int = 2000, providers: Any 
     step, bare = single[0], single[1]
     with ExitStack() as stack:
         many, stacked, solos, batched = time_side_by_side(
-            pool_cases(path, streams, max(40, steps // 10), providers, threads, stack, foreign))
+            pool_cases(path, streams, max(40, steps // 10), providers, threads, stack, foreign)
+        )
     rows = single[:n_session] + [many, stacked, solos, batched] + single[n_session:]
     checks = [Check("session.step time / bare ort.run loop time", step.p50_us / bare.p50_us, 1.05, False)]
     if n_session == 3:
-        checks.append(Check(f"feed({chunk}) speed-up over {chunk} step() calls",
-                            step.p50_us / single[2].p50_us, 5.0, True))
+        checks.append(
+            Check(f"feed({chunk}) speed-up over {chunk} step() calls", step.p50_us / single[2].p50_us, 5.0, True)
+        )
     checks += [
         Check(f"pool throughput / {streams} solo sessions", many.steps_per_s / solos.steps_per_s, 20.0, True),
         Check("pool throughput / bare batched ort.run", many.steps_per_s / batched.steps_per_s, 0.9, True),
-        Check("pool step_batch throughput / bare batched ort.run", stacked.steps_per_s / batched.steps_per_s,
-              0.85, True),
+        Check(
+            "pool step_batch throughput / bare batched ort.run", stacked.steps_per_s / batched.steps_per_s, 0.85, True
+        ),
     ]
     if torch_model is not None:
-        eager, script = single[n_session:n_session + 2]
-        checks += [Check("session.step speed-up over PyTorch eager", eager.p50_us / step.p50_us, 5.0, True),
-                   Check("session.step speed-up over TorchScript", script.p50_us / step.p50_us, 1.0, True)]
+        eager, script = single[n_session : n_session + 2]
+        checks += [
+            Check("session.step speed-up over PyTorch eager", eager.p50_us / step.p50_us, 5.0, True),
+            Check("session.step speed-up over TorchScript", script.p50_us / step.p50_us, 1.0, True),
+        ]
     return rows, checks

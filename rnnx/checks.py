@@ -13,23 +13,25 @@ a pool, the CLI, an exporter)::
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, Optional, Sequence, overload
+from collections.abc import Sequence
+from typing import Any, Literal, overload
 
 from rnnx.errors import ConfigError
 
 
 @overload
-def check_int(name: str, value: Any, *, minimum: int = 1, maximum: int | None = None,
-              optional: Literal[False] = False) -> int: ...
+def check_int(
+    name: str, value: Any, *, minimum: int = 1, maximum: int | None = None, optional: Literal[False] = False
+) -> int: ...
 
 
 @overload
-def check_int(name: str, value: Any, *, minimum: int = 1, maximum: int | None = None,
-              optional: bool) -> int | None: ...
+def check_int(name: str, value: Any, *, minimum: int = 1, maximum: int | None = None, optional: bool) -> int | None: ...
 
 
-def check_int(name: str, value: Any, *, minimum: int = 1, maximum: Optional[int] = None,
-              optional: bool = False) -> Optional[int]:
+def check_int(
+    name: str, value: Any, *, minimum: int = 1, maximum: int | None = None, optional: bool = False
+) -> int | None:
     """``value`` when it is an int (not a bool) in ``[minimum, maximum]``; None passes when ``optional``.
 
     numpy integers are accepted and returned as ``int``.
@@ -52,8 +54,11 @@ def check_number(name: str, value: Any, *, minimum: float = 0.0, maximum: float 
     Raises:
         ConfigError: naming ``name``, the range and ``value``.
     """
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-            math.isfinite(value) and minimum <= value <= maximum):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not (math.isfinite(value) and minimum <= value <= maximum)
+    ):
         bound = f">= {minimum:g}" if maximum == math.inf else f"from {minimum:g} to {maximum:g}"
         raise ConfigError(f"{name}: expected a number {bound}, got {value!r}")
     return float(value)

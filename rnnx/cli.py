@@ -23,7 +23,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "inspect": ("rnnx.commands.inspect", "inspect", "Show a model file's inputs, outputs and state contract."),
     "run": ("rnnx.commands.run", "run", "Stream a recorded sequence through an exported model."),
     "bench": ("rnnx.commands.bench", "bench", "Measure step latency and throughput of an exported model."),
-    "stateful": ("rnnx.commands.stateful", "stateful", "Make an ONNX file whose RNN keeps its state inside streamable."),
+    "stateful": (
+        "rnnx.commands.stateful",
+        "stateful",
+        "Make an ONNX file whose RNN keeps its state inside streamable.",
+    ),
     "demo": ("rnnx.commands.demo", "demo", "Train, export, check, stream and benchmark in one go."),
 }
 
@@ -74,8 +78,14 @@ def _print_versions(ctx: click.Context, param: click.Parameter, value: bool) -> 
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_versions,
-              help="Show the versions of rnnx, python, torch, onnx, onnxruntime and its providers.")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_versions,
+    help="Show the versions of rnnx, python, torch, onnx, onnxruntime and its providers.",
+)
 def main() -> None:
     """Export recurrent PyTorch models with explicit state and stream them on ONNX Runtime.
 

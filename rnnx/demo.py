@@ -22,9 +22,10 @@ from __future__ import annotations
 import shutil
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -85,8 +86,14 @@ def _train(out: Path, quick: bool, seed: int, echo: Echo, numbers: dict[str, Any
     opts: dict[str, Any] = {"epochs": 3, "size": 0.25} if quick else {}
     result = train(TrainConfig(task="sine", out=str(out / "run"), seed=seed, **opts))
     m = result.metrics
-    numbers.update(train_seconds=m["wall_seconds"], epochs=m["epochs_run"], val_loss=m["val_loss"],
-                   test_mae=m["mae"], baseline_mae=m["baseline_mae"], closed_loop_mae_eager=m["closed_loop_mae"])
+    numbers.update(
+        train_seconds=m["wall_seconds"],
+        epochs=m["epochs_run"],
+        val_loss=m["val_loss"],
+        test_mae=m["mae"],
+        baseline_mae=m["baseline_mae"],
+        closed_loop_mae_eager=m["closed_loop_mae"],
+    )
     echo(f"      test MAE {m['mae']:.4f} (persistence {m['baseline_mae']:.4f}) in {m['wall_seconds']:.1f} s")
     for name in ("loss.png", "predictions.png"):
         shutil.copy(out / "run" / name, out / name)
@@ -119,20 +126,28 @@ def _stream(result: Any, onnx_path: Path, out: Path, echo: Echo, numbers: dict[s
     sess = StreamingSession(onnx_path, options=_ort_options())
     steps = np.stack([sess.step(x[t][None])[0] for t in range(len(x))])  # (T, 1)
     eager = stream(result.model, test)[0].numpy()
-    numbers.update(stream_steps=len(x), stream_mae=float(np.abs(steps - y).mean()),
-                   stream_vs_eager_max_abs=float(np.abs(steps - eager).max()),
-                   stream_baseline_mae=float(np.abs(x - y).mean()))
+    numbers.update(
+        stream_steps=len(x),
+        stream_mae=float(np.abs(steps - y).mean()),
+        stream_vs_eager_max_abs=float(np.abs(steps - eager).max()),
+        stream_baseline_mae=float(np.abs(x - y).mean()),
+    )
     loop = _closed_loop(sess, x, WARMUP)
-    truth = y[WARMUP - 1: WARMUP - 1 + len(loop)]
+    truth = y[WARMUP - 1 : WARMUP - 1 + len(loop)]
     numbers.update(closed_loop_steps=len(loop), closed_loop_mae=float(np.abs(loop - truth).mean()))
-    echo(f"      step-by-step MAE {numbers['stream_mae']:.4f} (persistence {numbers['stream_baseline_mae']:.4f}), "
-         f"max |runtime - eager| {numbers['stream_vs_eager_max_abs']:.1e}; "
-         f"closed loop MAE {numbers['closed_loop_mae']:.4f} over {len(loop)} steps")
+    echo(
+        f"      step-by-step MAE {numbers['stream_mae']:.4f} (persistence {numbers['stream_baseline_mae']:.4f}), "
+        f"max |runtime - eager| {numbers['stream_vs_eager_max_abs']:.1e}; "
+        f"closed loop MAE {numbers['closed_loop_mae']:.4f} over {len(loop)} steps"
+    )
     curve = np.full(len(y), np.nan)
-    curve[WARMUP - 1: WARMUP - 1 + len(loop)] = loop[:, 0]
-    plots.series(str(out / "streamed.png"), "onnxruntime, one step per call: one-step and closed loop",
-                 {"truth": y[:, 0], "runtime one-step": steps[:, 0], f"runtime closed loop (after {WARMUP})": curve},
-                 ylabel="sine value (unitless amplitude)")
+    curve[WARMUP - 1 : WARMUP - 1 + len(loop)] = loop[:, 0]
+    plots.series(
+        str(out / "streamed.png"),
+        "onnxruntime, one step per call: one-step and closed loop",
+        {"truth": y[:, 0], "runtime one-step": steps[:, 0], f"runtime closed loop (after {WARMUP})": curve},
+        ylabel="sine value (unitless amplitude)",
+    )
 
 
 def _closed_loop(sess: Any, x: np.ndarray, warmup: int) -> np.ndarray:
@@ -172,8 +187,10 @@ def _bench(model: Any, onnx_path: Path, quick: bool, echo: Echo, numbers: dict[s
         numbers[f"{name}_step_us_median"] = round(statistics.median(times), 1)
         numbers[f"{name}_step_us_p90"] = round(float(np.percentile(times, 90)), 1)
     numbers["speedup"] = round(numbers["eager_step_us_median"] / numbers["onnx_step_us_median"], 2)
-    echo(f"      eager {numbers['eager_step_us_median']} us/step, onnxruntime {numbers['onnx_step_us_median']} "
-         f"us/step (median), speed-up x{numbers['speedup']}")
+    echo(
+        f"      eager {numbers['eager_step_us_median']} us/step, onnxruntime {numbers['onnx_step_us_median']} "
+        f"us/step (median), speed-up x{numbers['speedup']}"
+    )
 
 
 def _timed(n: int, call: Callable[[int], Any]) -> list[float]:
@@ -193,23 +210,44 @@ def _write_report(out: Path, n: dict[str, Any], onnx_path: Path) -> Path:
         ("test MAE (eager, streamed)", f"{n['test_mae']:.4f} vs persistence {n['baseline_mae']:.4f}"),
         ("ONNX export", f"`{onnx_path.name}` via strategy `{n['onnx_strategy']}`"),
         ("parity ONNX", f"max abs diff {n['parity_onnx_max_abs']:.2e}"),
-        ("runtime one-step MAE", f"{n['stream_mae']:.4f} over {n['stream_steps']} steps "
-                                 f"(persistence {n['stream_baseline_mae']:.4f})"),
+        (
+            "runtime one-step MAE",
+            f"{n['stream_mae']:.4f} over {n['stream_steps']} steps (persistence {n['stream_baseline_mae']:.4f})",
+        ),
         ("runtime vs eager", f"max abs diff {n['stream_vs_eager_max_abs']:.2e}"),
         ("closed loop MAE", f"{n['closed_loop_mae']:.4f} over {n['closed_loop_steps']} generated steps"),
-        ("step latency, median (p90)", f"eager {n['eager_step_us_median']} us ({n['eager_step_us_p90']}), "
-                                       f"onnxruntime {n['onnx_step_us_median']} us ({n['onnx_step_us_p90']})"),
+        (
+            "step latency, median (p90)",
+            f"eager {n['eager_step_us_median']} us ({n['eager_step_us_p90']}), "
+            f"onnxruntime {n['onnx_step_us_median']} us ({n['onnx_step_us_p90']})",
+        ),
         ("total time", f"{n['total_seconds']} s"),
     ]
     lines = ["# rnnx demo: sine LSTM, train -> export -> check -> stream -> measure", ""]
     if n["quick"]:
         lines += ["_Quick mode: tiny training and benchmark; the numbers are not meaningful._", ""]
     lines += ["| stage | result |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows]
-    lines += ["", "Files: `run/model.safetensors` (checkpoint), `run/model.onnx`,",
-              "`loss.png`, `predictions.png` (eager), `streamed.png` (onnxruntime, step by step).", "",
-              "![loss](loss.png)", "", "![predictions](predictions.png)", "", "![streamed](streamed.png)", "",
-              "## ONNX parity", "", "```", n["parity_onnx_table"], "```", "",
-              "Reproduce: `rnnx train --task sine --out run && rnnx export run --out run && rnnx bench run/model.onnx --torch run`", ""]
+    lines += [
+        "",
+        "Files: `run/model.safetensors` (checkpoint), `run/model.onnx`,",
+        "`loss.png`, `predictions.png` (eager), `streamed.png` (onnxruntime, step by step).",
+        "",
+        "![loss](loss.png)",
+        "",
+        "![predictions](predictions.png)",
+        "",
+        "![streamed](streamed.png)",
+        "",
+        "## ONNX parity",
+        "",
+        "```",
+        n["parity_onnx_table"],
+        "```",
+        "",
+        "Reproduce: `rnnx train --task sine --out run && rnnx export run --out run && "
+        "rnnx bench run/model.onnx --torch run`",
+        "",
+    ]
     path = out / "report.md"
     path.write_text("\n".join(lines))
     return path

@@ -20,8 +20,7 @@ import re
 from rnnx.errors import RnnxError
 
 MAX_NAME_BYTES = 255  # what most file systems allow for one path component (UTF-8 bytes)
-RULE = ("a plain name: 1 to 255 bytes, no '/', '\\\\', NUL or other control characters, "
-        "not '.' or '..'")
+RULE = "a plain name: 1 to 255 bytes, no '/', '\\\\', NUL or other control characters, not '.' or '..'"
 _ALLOWED = re.compile(r"[^\x00-\x1f\x7f/\\]+")  # matched against the whole string
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from typing import Any, Optional, TextIO
+from typing import Any, TextIO
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +29,16 @@ class Progress:
         interval: seconds between plain lines.
     """
 
-    def __init__(self, total: Optional[int], desc: str, unit: str, *, enabled: bool = True,
-                 stream: Optional[TextIO] = None, interval: float = PLAIN_INTERVAL_S) -> None:
+    def __init__(
+        self,
+        total: int | None,
+        desc: str,
+        unit: str,
+        *,
+        enabled: bool = True,
+        stream: TextIO | None = None,
+        interval: float = PLAIN_INTERVAL_S,
+    ) -> None:
         self.total, self.desc, self.unit, self.enabled = total, desc, unit, enabled
         self.count = 0
         self.postfix: dict[str, Any] = {}
@@ -58,7 +66,7 @@ class Progress:
             self._line()
         self.enabled = False
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -71,7 +79,7 @@ class Progress:
         logger.info("%s: %s %s%s", self.desc, done, self.unit + ("s" if self.count != 1 else ""), extra)
 
 
-def _tqdm(total: Optional[int], desc: str, unit: str, stream: TextIO) -> Any:
+def _tqdm(total: int | None, desc: str, unit: str, stream: TextIO) -> Any:
     """A tqdm bar when ``stream`` is a terminal and tqdm is installed, else None."""
     if not (hasattr(stream, "isatty") and stream.isatty()):
         return None

@@ -23,8 +23,9 @@ Example of the stored JSON (a 2-layer LSTM over 16 features with a 1-value head)
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence, Union
+from typing import Any
 
 from rnnx.errors import SpecError
 from rnnx.names import check_name, name_problem
@@ -53,7 +54,7 @@ PRECISIONS = ("fp32", "fp16", "int8")  # weights/compute precision of a graph (i
 MAX_SPEC_BYTES = 4 << 20  # a contract is a few KiB; data statistics and vocabularies stay far below this
 MAX_SPEC_DEPTH = 32  # JSON nesting: the contract itself is 5 deep; config/extra get the rest
 
-Dim = Union[int, str]
+Dim = int | str
 
 
 def _shape(value: Any, where: str) -> tuple[Dim, ...]:
@@ -141,18 +142,12 @@ class IOSpec:
 
     def step_shape(self, batch: int) -> tuple[int, ...]:
         """Shape of one time step (time axis removed) at a concrete batch size."""
-        return tuple(
-            batch if i == self.batch_axis else int(d)
-            for i, d in enumerate(self.shape)
-            if i != self.time_axis
-        )
+        return tuple(batch if i == self.batch_axis else int(d) for i, d in enumerate(self.shape) if i != self.time_axis)
 
     @property
     def feature_shape(self) -> tuple[int, ...]:
         """The per-step, per-example shape: every axis but batch and time."""
-        return tuple(
-            int(d) for i, d in enumerate(self.shape) if i not in (self.batch_axis, self.time_axis)
-        )
+        return tuple(int(d) for i, d in enumerate(self.shape) if i not in (self.batch_axis, self.time_axis))
 
     def to_dict(self) -> dict[str, Any]:
         d = {
@@ -167,32 +162,42 @@ class IOSpec:
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], where: str) -> "IOSpec":
+    def from_dict(cls, d: Mapping[str, Any], where: str) -> IOSpec:
         name = _require(d, "name", where)
         batch_axis = _require(d, "batch_axis", where)
         time_axis = _require(d, "time_axis", where)
         shape = _shape(d.get("shape", []), where)
         dtype = _dtype(d.get("dtype", "float32"), where)
         vocab = d.get("vocab_size")
-        if vocab is not None and (isinstance(vocab, bool) or not isinstance(vocab, int) or vocab < 1
-                                  or dtype not in ("int64", "int32")):
-            raise SpecError(f"{where}.vocab_size: expected a positive int on an int64/int32 input, got "
-                            f"{vocab!r} (dtype {dtype})")
-        spec = cls(_str(name, f"{where}.name"), _int(batch_axis, f"{where}.batch_axis"),
-                   _int(time_axis, f"{where}.time_axis", optional=True), shape, dtype, vocab)
+        if vocab is not None and (
+            isinstance(vocab, bool) or not isinstance(vocab, int) or vocab < 1 or dtype not in ("int64", "int32")
+        ):
+            raise SpecError(
+                f"{where}.vocab_size: expected a positive int on an int64/int32 input, got {vocab!r} (dtype {dtype})"
+            )
+        spec = cls(
+            _str(name, f"{where}.name"),
+            _int(batch_axis, f"{where}.batch_axis"),
+            _int(time_axis, f"{where}.time_axis", optional=True),
+            shape,
+            dtype,
+            vocab,
+        )
         if shape:
             if not 0 <= spec.batch_axis < len(shape) or shape[spec.batch_axis] != BATCH:
-                raise SpecError(f"{where}.batch_axis: expected the index of {BATCH!r} in shape "
-                                f"{list(shape)}, got {spec.batch_axis}")
-            if spec.time_axis is not None and (
-                not 0 <= spec.time_axis < len(shape) or shape[spec.time_axis] != TIME
-            ):
-                raise SpecError(f"{where}.time_axis: expected the index of {TIME!r} in shape "
-                                f"{list(shape)}, got {spec.time_axis}")
+                raise SpecError(
+                    f"{where}.batch_axis: expected the index of {BATCH!r} in shape {list(shape)}, got {spec.batch_axis}"
+                )
+            if spec.time_axis is not None and (not 0 <= spec.time_axis < len(shape) or shape[spec.time_axis] != TIME):
+                raise SpecError(
+                    f"{where}.time_axis: expected the index of {TIME!r} in shape {list(shape)}, got {spec.time_axis}"
+                )
             for i, dim in enumerate(shape):
                 if isinstance(dim, str) and i not in (spec.batch_axis, spec.time_axis):
-                    raise SpecError(f"{where}.shape: axis {i} is {dim!r}; only the batch and time "
-                                    f"axes may be named, the rest must be ints")
+                    raise SpecError(
+                        f"{where}.shape: axis {i} is {dim!r}; only the batch and time "
+                        f"axes may be named, the rest must be ints"
+                    )
         return spec
 
 
@@ -235,7 +240,7 @@ class StateSpec:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], where: str) -> "StateSpec":
+    def from_dict(cls, d: Mapping[str, Any], where: str) -> StateSpec:
         inp = _str(_require(d, "input", where), f"{where}.input")
         out = _str(_require(d, "output", where), f"{where}.output")
         shape = _shape(_require(d, "shape", where), where)
@@ -247,8 +252,9 @@ class StateSpec:
         init = d.get("init", "zeros")
         if init != "zeros":
             raise SpecError(f"{where}.init: expected 'zeros', got {init!r}")
-        return cls(_str(d.get("name", inp), f"{where}.name"), inp, out, shape,
-                   _dtype(d.get("dtype", "float32"), where), init)
+        return cls(
+            _str(d.get("name", inp), f"{where}.name"), inp, out, shape, _dtype(d.get("dtype", "float32"), where), init
+        )
 
 
 @dataclass(frozen=True)
@@ -270,12 +276,11 @@ class TensorSpec:
         return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], where: str) -> "TensorSpec":
+    def from_dict(cls, d: Mapping[str, Any], where: str) -> TensorSpec:
         shape = _shape(_require(d, "shape", where), where)
         if BATCH not in shape:
             raise SpecError(f"{where}.shape: expected a {BATCH!r} axis, got {list(shape)}")
-        return cls(_str(_require(d, "name", where), f"{where}.name"), shape,
-                   _dtype(d.get("dtype", "float32"), where))
+        return cls(_str(_require(d, "name", where), f"{where}.name"), shape, _dtype(d.get("dtype", "float32"), where))
 
 
 SEQ2SEQ_ROLES = ("encoder", "decoder")  # ModelSpec.role of the two files of a seq2seq bundle
@@ -324,20 +329,24 @@ class Seq2SeqSpec:
 
     def to_dict(self) -> dict[str, Any]:
         d = {
-            "encoder": self.encoder, "decoder": self.decoder,
-            "input": self.input.to_dict(), "output": self.output.to_dict(),
+            "encoder": self.encoder,
+            "decoder": self.decoder,
+            "input": self.input.to_dict(),
+            "output": self.output.to_dict(),
             "feedback": self.feedback,
             "state": [s.to_dict() for s in self.state],
             "context": [c.to_dict() for c in self.context],
             "encoder_outputs": [t.to_dict() for t in self.encoder_outputs],
-            "init": dict(self.init), "horizon": self.horizon, "window": self.window,
+            "init": dict(self.init),
+            "horizon": self.horizon,
+            "window": self.window,
         }
         if self.encoder_sha256 is not None:  # written only when set: older readers ignore it
             d["encoder_sha256"] = self.encoder_sha256
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], where: str) -> "Seq2SeqSpec":
+    def from_dict(cls, d: Mapping[str, Any], where: str) -> Seq2SeqSpec:
         def items(key: str) -> list[Any]:
             value = _require(d, key, where)
             if not isinstance(value, Sequence) or isinstance(value, (str, bytes)):
@@ -355,8 +364,9 @@ class Seq2SeqSpec:
             feedback=_str(_require(d, "feedback", where), f"{where}.feedback"),
             state=tuple(StateSpec.from_dict(s, f"{where}.state[{i}]") for i, s in enumerate(items("state"))),
             context=tuple(TensorSpec.from_dict(c, f"{where}.context[{i}]") for i, c in enumerate(items("context"))),
-            encoder_outputs=tuple(TensorSpec.from_dict(t, f"{where}.encoder_outputs[{i}]")
-                                  for i, t in enumerate(items("encoder_outputs"))),
+            encoder_outputs=tuple(
+                TensorSpec.from_dict(t, f"{where}.encoder_outputs[{i}]") for i, t in enumerate(items("encoder_outputs"))
+            ),
             init={k: _str(v, f"{where}.init.{k}") for k, v in init.items()},
             horizon=_positive(_require(d, "horizon", where), f"{where}.horizon"),
             window=_positive(_require(d, "window", where), f"{where}.window"),
@@ -366,8 +376,10 @@ class Seq2SeqSpec:
         produced = {t.name for t in spec.encoder_outputs}
         for name in needed:
             if spec.init.get(name) not in produced:
-                raise SpecError(f"{where}.init: decoder input {name!r} needs an encoder output "
-                                f"(one of {sorted(produced)}), got {spec.init.get(name)!r}")
+                raise SpecError(
+                    f"{where}.init: decoder input {name!r} needs an encoder output "
+                    f"(one of {sorted(produced)}), got {spec.init.get(name)!r}"
+                )
         return spec
 
 
@@ -420,14 +432,17 @@ class DataSpec:
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], where: str = f"{METADATA_KEY}.data") -> "DataSpec":
+    def from_dict(cls, d: Mapping[str, Any], where: str = f"{METADATA_KEY}.data") -> DataSpec:
         if not isinstance(d, Mapping):
             raise SpecError(f"{where}: expected an object, got {type(d).__name__}")
         names: dict[str, tuple[str, ...]] = {}
         for key in ("features", "outputs"):
             value = d.get(key, [])
-            if (isinstance(value, (str, bytes)) or not isinstance(value, Sequence)
-                    or not all(isinstance(v, str) for v in value)):
+            if (
+                isinstance(value, (str, bytes))
+                or not isinstance(value, Sequence)
+                or not all(isinstance(v, str) for v in value)
+            ):
                 raise SpecError(f"{where}.{key}: expected a list of column names, got {value!r}")
             names[key] = tuple(value)
         for key in ("horizon", "window"):
@@ -441,10 +456,17 @@ class DataSpec:
         norm = d.get("normalization")
         if norm is not None and not isinstance(norm, Mapping):
             raise SpecError(f"{where}.normalization: expected an object, got {norm!r}")
-        return cls(task=str(d.get("task", "custom")), features=names["features"], target=d.get("target"),
-                   horizon=d.get("horizon"), outputs=names["outputs"], missing=d.get("missing"),
-                   normalization=None if norm is None else dict(norm), vocab=d.get("vocab"),
-                   window=d.get("window"))
+        return cls(
+            task=str(d.get("task", "custom")),
+            features=names["features"],
+            target=d.get("target"),
+            horizon=d.get("horizon"),
+            outputs=names["outputs"],
+            missing=d.get("missing"),
+            normalization=None if norm is None else dict(norm),
+            vocab=d.get("vocab"),
+            window=d.get("window"),
+        )
 
 
 _HEX = frozenset("0123456789abcdef")
@@ -479,14 +501,14 @@ class StepGraph:
         return {"file": self.file, "sha256": self.sha256}
 
     @classmethod
-    def from_dict(cls, d: Any, where: str = f"{METADATA_KEY}.step_graph") -> "StepGraph":
+    def from_dict(cls, d: Any, where: str = f"{METADATA_KEY}.step_graph") -> StepGraph:
         if not isinstance(d, Mapping):
             raise SpecError(f"{where}: expected an object, got {type(d).__name__}")
         name, digest = _require(d, "file", where), _require(d, "sha256", where)
-        if (name_problem(name) is not None or not name.endswith(".onnx") or name.startswith(".")
-                or ":" in name):
-            raise SpecError(f"{where}.file: expected a file name ending in .onnx in the model's "
-                            f"folder (no path), got {name!r}")
+        if name_problem(name) is not None or not name.endswith(".onnx") or name.startswith(".") or ":" in name:
+            raise SpecError(
+                f"{where}.file: expected a file name ending in .onnx in the model's folder (no path), got {name!r}"
+            )
         return cls(name, _sha256(digest, f"{where}.sha256"))
 
 
@@ -565,14 +587,15 @@ class ModelSpec:
         return json.dumps(self.to_dict(), sort_keys=False)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "ModelSpec":
+    def from_dict(cls, d: Mapping[str, Any]) -> ModelSpec:
         where = METADATA_KEY
         if not isinstance(d, Mapping):
             raise SpecError(f"{where}: expected an object, got {type(d).__name__}")
         fmt = _require(d, "format", where)
         if fmt != FORMAT:
-            raise SpecError(f"{where}.format: expected {FORMAT}, got {fmt!r} "
-                            f"(file written by a newer rnnx? upgrade rnnx)")
+            raise SpecError(
+                f"{where}.format: expected {FORMAT}, got {fmt!r} (file written by a newer rnnx? upgrade rnnx)"
+            )
         states = _require(d, "state", where)
         if not isinstance(states, Sequence) or isinstance(states, (str, bytes)):
             raise SpecError(f"{where}.state: expected a list, got {type(states).__name__}")
@@ -582,17 +605,17 @@ class ModelSpec:
             raise SpecError(f"{where}.state: state names must be unique, got {names}")
         precision = d.get("precision", "fp32")
         if precision not in PRECISIONS:
-            raise SpecError(f"{where}.precision: expected one of {', '.join(PRECISIONS)}, "
-                            f"got {precision!r}")
+            raise SpecError(f"{where}.precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
         role = d.get("role", "")
         if role not in ("", *SEQ2SEQ_ROLES):
-            raise SpecError(f"{where}.role: expected one of {', '.join(SEQ2SEQ_ROLES)} (or no role), "
-                            f"got {role!r}")
+            raise SpecError(f"{where}.role: expected one of {', '.join(SEQ2SEQ_ROLES)} (or no role), got {role!r}")
         seq2seq = d.get("seq2seq")
         bundle = None if seq2seq is None else Seq2SeqSpec.from_dict(seq2seq, f"{where}.seq2seq")
         if bool(role) != (bundle is not None):
-            raise SpecError(f"{where}: a role needs the seq2seq contract and vice versa, "
-                            f"got role {role!r} and {'a' if bundle else 'no'} seq2seq entry")
+            raise SpecError(
+                f"{where}: a role needs the seq2seq contract and vice versa, "
+                f"got role {role!r} and {'a' if bundle else 'no'} seq2seq entry"
+            )
         streamable = _require(d, "streamable", where)
         if not isinstance(streamable, bool):
             raise SpecError(f"{where}.streamable: expected true or false, got {streamable!r}")
@@ -616,7 +639,7 @@ class ModelSpec:
         )
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> "ModelSpec":
+    def from_json(cls, text: str | bytes) -> ModelSpec:
         """Parse the stored JSON: its size and nesting are bounded before it is walked.
 
         Raises:
@@ -642,5 +665,4 @@ class ModelSpec:
 
 def io_names(spec: ModelSpec) -> tuple[list[str], list[str]]:
     """Graph input and output names in call order: ``x, *_in`` and ``y, *_out``."""
-    return ([spec.input.name, *(s.input for s in spec.state)],
-            [spec.output.name, *(s.output for s in spec.state)])
+    return ([spec.input.name, *(s.input for s in spec.state)], [spec.output.name, *(s.output for s in spec.state)])

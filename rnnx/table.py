@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def render(head: Sequence[str], rows: Sequence[Sequence[str]], align: str = "") -> str:
@@ -25,5 +25,6 @@ def render(head: Sequence[str], rows: Sequence[Sequence[str]], align: str = "") 
     table = [tuple(head)] + [tuple(r) for r in rows]
     widths = [max(len(r[i]) for r in table) for i in range(len(head))]
     sides = align.ljust(len(head), "<")
-    return "\n".join("  ".join(c.rjust(w) if s == ">" else c.ljust(w) for c, w, s in zip(r, widths, sides)).rstrip()
-                     for r in table)
+    return "\n".join(
+        "  ".join(c.rjust(w) if s == ">" else c.ljust(w) for c, w, s in zip(r, widths, sides)).rstrip() for r in table
+    )

@@ -55,14 +55,17 @@ def numeric(header: list[str], rows: list[list[str]], name: str, path: str, flag
             return None
     if np.isinf(values).any():
         bad = int(np.flatnonzero(np.isinf(values))[0]) + 2
-        raise ConfigError(f"{flag} {path}: column {name!r}, line {bad}: expected a finite number, got {rows[bad - 2][j]!r}")
+        raise ConfigError(
+            f"{flag} {path}: column {name!r}, line {bad}: expected a finite number, got {rows[bad - 2][j]!r}"
+        )
     if np.isnan(values).all():
         return None
     return values
 
 
-def fill_missing(values: np.ndarray, names: list[str], policy: str, path: str,
-                 flag: str = "--csv") -> tuple[np.ndarray, str]:
+def fill_missing(
+    values: np.ndarray, names: list[str], policy: str, path: str, flag: str = "--csv"
+) -> tuple[np.ndarray, str]:
     """Apply the ``--missing`` policy to the NaNs of ``values`` (N, F).
 
     Returns:
@@ -79,8 +82,10 @@ def fill_missing(values: np.ndarray, names: list[str], policy: str, path: str,
     counts = ", ".join(f"{n}: {int(c)}" for n, c in zip(names, gaps.sum(axis=0)) if c)
     if policy == "error":
         line = int(np.flatnonzero(gaps.any(axis=1))[0]) + 2
-        raise ConfigError(f"{flag} {path}: missing values ({counts}; first on line {line}); "
-                          f"use --missing interpolate|ffill|drop to fill or skip them")
+        raise ConfigError(
+            f"{flag} {path}: missing values ({counts}; first on line {line}); "
+            f"use --missing interpolate|ffill|drop to fill or skip them"
+        )
     if policy == "drop":
         keep = ~gaps.any(axis=1)
         return values[keep], f"dropped {int((~keep).sum())} rows with missing values ({counts})"

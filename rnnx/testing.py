@@ -38,7 +38,11 @@ def assert_parity(model: nn.Module, path: str | os.PathLike, **kw: Any) -> Any:
     report = check_parity(model, path, **kw)
     if not report.ok:
         worst = report.worst
-        head = (f"parity failed for {os.fspath(path)}: worst {worst.tensor} in {worst.label()} "
-                f"differs by {worst.max_abs:.3g}" if worst else f"parity failed for {path}")
+        head = (
+            f"parity failed for {os.fspath(path)}: worst {worst.tensor} in {worst.label()} "
+            f"differs by {worst.max_abs:.3g}"
+            if worst
+            else f"parity failed for {path}"
+        )
         raise ParityError(f"{head}\n{report.table()}", report=report)
     return report

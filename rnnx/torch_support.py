@@ -23,8 +23,7 @@ def parse_version(text: str) -> tuple[int, ...]:
     """Leading numeric release of a version string: ``"2.6.0a0+git1"`` -> ``(2, 6, 0)``."""
     match = re.match(r"\s*(\d+(?:\.\d+)*)", text)
     if match is None:
-        raise UnsupportedVersionError(f"torch.__version__: expected a version like '2.13.0', "
-                                      f"got {text!r}")
+        raise UnsupportedVersionError(f"torch.__version__: expected a version like '2.13.0', got {text!r}")
     return tuple(int(p) for p in match.group(1).split("."))
 
 
@@ -41,9 +40,11 @@ def check_torch_version(version: str | None = None) -> None:
         except ImportError as e:
             raise UnsupportedVersionError(
                 f"torch: rnnx.models and rnnx.exporter need torch >= {wanted} (tested with "
-                f"{TESTED_TORCH}), got none installed; pip install 'rnnx[export]'") from e
+                f"{TESTED_TORCH}), got none installed; pip install 'rnnx[export]'"
+            ) from e
         version = str(torch.__version__)
     if parse_version(version) < MIN_TORCH:
         raise UnsupportedVersionError(
             f"torch: rnnx.models and rnnx.exporter need torch >= {wanted} (tested with "
-            f"{TESTED_TORCH}), got {version}; pip install 'torch>={wanted}'")
+            f"{TESTED_TORCH}), got {version}; pip install 'torch>={wanted}'"
+        )

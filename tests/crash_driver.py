@@ -39,12 +39,15 @@ def _ops(kind: str, root: Path) -> tuple[Callable[[Path], None], Callable[[Path]
 
         def state(seed: int) -> Callable[[Path], None]:
             rng = np.random.default_rng(seed)
-            arrays = {"h": rng.standard_normal((2, 1, 64)).astype(np.float32),
-                      "c": rng.standard_normal((2, 1, 64)).astype(np.float32)}
+            arrays = {
+                "h": rng.standard_normal((2, 1, 64)).astype(np.float32),
+                "c": rng.standard_normal((2, 1, 64)).astype(np.float32),
+            }
             return lambda folder: save_state_file(folder / "s.npz", arrays) and None
 
         return state(1), state(2)
     if kind == "export":
+
         def export(seed: int) -> Callable[[Path], None]:
             def run(folder: Path) -> None:
                 import torch
@@ -58,16 +61,19 @@ def _ops(kind: str, root: Path) -> tuple[Callable[[Path], None], Callable[[Path]
                 for p in model.parameters():
                     torch.nn.init.normal_(p, std=0.3)
                 export_onnx(model, folder / "m.onnx", example_input=example_input(model, 2, 5), strategy="scan")
+
             return run
 
         return export(1), export(2)
     sources = root / "sources"
     if kind == "quantize":
+
         def quant(source: str, precision: str) -> Callable[[Path], None]:
             def run(folder: Path) -> None:
                 from rnnx.onnx_tools.quantize import quantize
 
                 quantize(sources / source, folder / "q.onnx", precision=precision)
+
             return run
 
         return quant("a.onnx", "int8"), quant("b.onnx", "fp16")
@@ -77,6 +83,7 @@ def _ops(kind: str, root: Path) -> tuple[Callable[[Path], None], Callable[[Path]
             from rnnx.onnx_tools.triton import TritonConfig, export_triton
 
             export_triton(sources / source, folder / "repo", TritonConfig(name="m"))
+
         return run
 
     return triton("a.onnx"), triton("b.onnx")
@@ -134,9 +141,11 @@ def _forked(work: Callable[[], None]) -> int:
 
 def _in(folder: Path, make: Callable[[Path], None]) -> Callable[[], None]:
     """``make`` run inside ``folder`` with a relative path (so a fork can move it elsewhere)."""
+
     def work() -> None:
         os.chdir(folder)
         make(Path("."))
+
     return work
 
 

@@ -25,13 +25,13 @@ FEATURES, HIDDEN, OUT = 3, 4, 2  # tiny sizes
 class PlainRNN(nn.Module):
     """``cell`` ("lstm", "gru", "rnn") layer(s) + Linear head; no h0 anywhere."""
 
-    def __init__(self, cell: str = "lstm", layers: int = 1, batch_first: bool = True,
-                 bidirectional: bool = False, seed: int = 0) -> None:
+    def __init__(
+        self, cell: str = "lstm", layers: int = 1, batch_first: bool = True, bidirectional: bool = False, seed: int = 0
+    ) -> None:
         super().__init__()
         torch.manual_seed(seed)
         rnn = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[cell]
-        self.rnn = rnn(FEATURES, HIDDEN, num_layers=layers, batch_first=batch_first,
-                       bidirectional=bidirectional)
+        self.rnn = rnn(FEATURES, HIDDEN, num_layers=layers, batch_first=batch_first, bidirectional=bidirectional)
         self.head = nn.Linear(HIDDEN * (2 if bidirectional else 1), OUT)
         self.eval()
 
@@ -47,7 +47,6 @@ def export_plain(module: nn.Module, args: tuple, path: Path, *, dynamo: bool = T
         warnings.simplefilter("ignore")
         torch.onnx.export(module, args, str(path), dynamo=dynamo, **kwargs)
     return Path(path)
-
 
 
 class LstmWithState(nn.Module):
@@ -69,7 +68,19 @@ def export_lstm_with_state(path: Path, layers: int = 1) -> Path:
     """LstmWithState with inputs (frames, h0, c0), outputs (y, hn, cn), dynamic batch and time."""
     args = (torch.zeros(2, 5, FEATURES), torch.zeros(layers, 2, HIDDEN), torch.zeros(layers, 2, HIDDEN))
     state_axes = {1: "batch"}
-    return export_plain(LstmWithState(layers), args, path, dynamo=False, input_names=["frames", "h0", "c0"],
-                        output_names=["y", "hn", "cn"],
-                        dynamic_axes={"frames": {0: "batch", 1: "time"}, "y": {0: "batch", 1: "time"},
-                                      "h0": state_axes, "c0": state_axes, "hn": state_axes, "cn": state_axes})
+    return export_plain(
+        LstmWithState(layers),
+        args,
+        path,
+        dynamo=False,
+        input_names=["frames", "h0", "c0"],
+        output_names=["y", "hn", "cn"],
+        dynamic_axes={
+            "frames": {0: "batch", 1: "time"},
+            "y": {0: "batch", 1: "time"},
+            "h0": state_axes,
+            "c0": state_axes,
+            "hn": state_axes,
+            "cn": state_axes,
+        },
+    )

@@ -34,7 +34,10 @@ def hand_cell() -> nn.Module:
 
 
 STREAM_MODELS: dict[str, Callable[[], nn.Module]] = {
-    "lstm-2l": TINY["lstm-2l"], "gru-2l": TINY["gru-2l"], "convlstm-k3": TINY["convlstm-k3"], "hand-cell": hand_cell,
+    "lstm-2l": TINY["lstm-2l"],
+    "gru-2l": TINY["gru-2l"],
+    "convlstm-k3": TINY["convlstm-k3"],
+    "hand-cell": hand_cell,
 }
 
 

@@ -99,8 +99,7 @@ def test_a_target_that_is_not_a_regular_file_is_refused(tmp_path, kind) -> None:
     assert isinstance(info.value, RnnxError)
     after = target.stat()
     assert (after.st_ino, after.st_mode) == (before.st_ino, before.st_mode)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [target.name] if target.parent == tmp_path else [])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name] if target.parent == tmp_path else [])
 
 
 def test_a_symlink_is_written_through_to_its_target(tmp_path) -> None:
@@ -168,8 +167,10 @@ for i in range(int(sys.argv[3])):
 def test_concurrent_writers_from_processes_to_one_path_all_succeed(tmp_path) -> None:
     target = tmp_path / "state.npz"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    procs = [subprocess.Popen([sys.executable, "-c", _WRITER, str(target), str(k), "60"], env=env,
-                              stderr=subprocess.PIPE) for k in range(3)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _WRITER, str(target), str(k), "60"], env=env, stderr=subprocess.PIPE)
+        for k in range(3)
+    ]
     errs = [p.communicate()[1] for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], errs
     assert [p.name for p in tmp_path.iterdir()] == ["state.npz"]

@@ -23,8 +23,9 @@ def test_run_all_closes_what_it_opens(tmp_path):
         rows, checks = run_all(str(path), streams=2, steps=20)
         gc.collect()
     assert rows and checks
-    unclosed = [str(w.message) for w in caught
-                if issubclass(w.category, ResourceWarning) and path.name in str(w.message)]
+    unclosed = [
+        str(w.message) for w in caught if issubclass(w.category, ResourceWarning) and path.name in str(w.message)
+    ]
     assert not unclosed, unclosed
 
 

@@ -18,8 +18,9 @@ def run_script(name: str, tmp_path: Path, *args: str, codes: tuple[int, ...] = (
     ``codes``: the exit codes that are fine (1: a ratio missed its target on a tiny run).
     """
     out = tmp_path / "report.json"
-    done = subprocess.run([sys.executable, str(BENCHMARKS / name), *args, "--json", str(out)],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / name), *args, "--json", str(out)], capture_output=True, text=True, timeout=300
+    )
     assert done.returncode in codes, done.stderr
     return (json.loads(out.read_text()) if out.exists() else {}), done.stdout
 
@@ -27,10 +28,17 @@ def run_script(name: str, tmp_path: Path, *args: str, codes: tuple[int, ...] = (
 def test_bench_runtime_reports_every_row_and_ratio(tmp_path):
     report, stdout = run_script("bench_runtime.py", tmp_path, "--steps", "200", "--streams", "16", codes=(0, 1))
     names = [r["name"] for r in report["rows"]]
-    for expected in ("StreamingSession.step", "bare ort.run loop", "StreamingSession.feed(64 steps)",
-                     "StreamPool.step_many(16 streams)", "StreamPool.step_batch(16 streams)",
-                     "16 solo sessions", "bare ort.run on 16 batched states", "PyTorch eager step",
-                     "TorchScript step"):
+    for expected in (
+        "StreamingSession.step",
+        "bare ort.run loop",
+        "StreamingSession.feed(64 steps)",
+        "StreamPool.step_many(16 streams)",
+        "StreamPool.step_batch(16 streams)",
+        "16 solo sessions",
+        "bare ort.run on 16 batched states",
+        "PyTorch eager step",
+        "TorchScript step",
+    ):
         assert any(n.startswith(expected) for n in names), (expected, names)
     assert len(report["checks"]) == 7
     assert all(r["p50_us"] > 0 and r["steps_per_s"] > 0 for r in report["rows"])
@@ -39,14 +47,41 @@ def test_bench_runtime_reports_every_row_and_ratio(tmp_path):
 
 
 def test_bench_serving_reports_every_path_side_by_side(tmp_path):
-    report, stdout = run_script("bench_serving.py", tmp_path, "--streams", "8", "--rounds", "1", "--steps", "2",
-                                "--sizes", "1,4", "--held", "4", "--held-seconds", "0.2", codes=(0, 1))
+    report, stdout = run_script(
+        "bench_serving.py",
+        tmp_path,
+        "--streams",
+        "8",
+        "--rounds",
+        "1",
+        "--steps",
+        "2",
+        "--sizes",
+        "1,4",
+        "--held",
+        "4",
+        "--held-seconds",
+        "0.2",
+        codes=(0, 1),
+    )
     names = [r["name"] for r in report["rows"]]
-    for expected in ("step_batch", "asubmit", "submit (8 threads)", "submit burst", "submit_many burst",
-                     "floor: asyncio futures", "floor: 8 threads' futures", "in-loop step_batch"):
+    for expected in (
+        "step_batch",
+        "asubmit",
+        "submit (8 threads)",
+        "submit burst",
+        "submit_many burst",
+        "floor: asyncio futures",
+        "floor: 8 threads' futures",
+        "in-loop step_batch",
+    ):
         assert any(n.startswith(expected) for n in names), (expected, names)
-    assert [r["name"] for r in report["scaling"]] == ["step_batch, 1 streams", "asubmit, 1 streams",
-                                                      "step_batch, 4 streams", "asubmit, 4 streams"]
+    assert [r["name"] for r in report["scaling"]] == [
+        "step_batch, 1 streams",
+        "asubmit, 1 streams",
+        "step_batch, 4 streams",
+        "asubmit, 4 streams",
+    ]
     assert all(r["p50_ms"] > 0 and r["steps_per_s"] > 0 for r in report["rows"] + report["scaling"])
     assert [r["streams"] for r in report["held"]["runs"]] == [4]
     assert [r["streams"] for r in report["held_no_model"]["runs"]] == [4]
@@ -56,8 +91,9 @@ def test_bench_serving_reports_every_path_side_by_side(tmp_path):
 
 
 def test_bench_export_paths_times_every_graph_and_fits_the_scan_cost(tmp_path):
-    report, stdout = run_script("bench_export_paths.py", tmp_path, "--only", "lstm 2l 16->64", "--rounds", "1",
-                                "--calls", "16")
+    report, stdout = run_script(
+        "bench_export_paths.py", tmp_path, "--only", "lstm 2l 16->64", "--rounds", "1", "--calls", "16"
+    )
     rows = {(r["model"], r["path"], r["case"]) for r in report["rows"]}
     plain = "lstm 2l 16->64"
     for path in ("trace", "scan", "scan-legacy"):
@@ -71,19 +107,23 @@ def test_bench_export_paths_times_every_graph_and_fits_the_scan_cost(tmp_path):
 
 
 def test_bench_step_graph_times_both_graphs_of_an_export(tmp_path):
-    report, stdout = run_script("bench_step_graph.py", tmp_path, "--only", "convlstm 2->4", "--rounds", "1",
-                                "--calls", "16")
+    report, stdout = run_script(
+        "bench_step_graph.py", tmp_path, "--only", "convlstm 2->4", "--rounds", "1", "--calls", "16"
+    )
     rows = report["rows"]
-    assert [(r["model"], r["case"]) for r in rows] == [("convlstm 2->4 6x6 k3", "step"),
-                                                       ("convlstm 2->4 6x6 k3", "step_many(16)")]
+    assert [(r["model"], r["case"]) for r in rows] == [
+        ("convlstm 2->4 6x6 k3", "step"),
+        ("convlstm 2->4 6x6 k3", "step_many(16)"),
+    ]
     assert all(r["step_graph_us"] > 0 and r["main_graph_us"] > 0 and r["ratio"] > 0 for r in rows)
     assert "ratio = step graph / main graph" in stdout
 
 
 def test_bench_triton_times_the_server_beside_the_pool(tmp_path):
     """A real tritonserver (python flavour), both strategies, steps and chunks, beside the in-process pool."""
-    report, stdout = run_script("bench_triton.py", tmp_path, "--sizes", "1,2", "--requests", "2", "--chunk", "4",
-                                codes=(0, 3))
+    report, stdout = run_script(
+        "bench_triton.py", tmp_path, "--sizes", "1,2", "--requests", "2", "--chunk", "4", codes=(0, 3)
+    )
     if not report:  # exit 3: no server here
         if os.environ.get("RNNX_REQUIRE_TRITON") == "1":
             pytest.fail("bench_triton.py found no tritonserver (RNNX_REQUIRE_TRITON=1)")

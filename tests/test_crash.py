@@ -38,8 +38,9 @@ def _sources(root: Path, kind: str) -> None:
         for p in model.parameters():
             torch.nn.init.normal_(p, std=0.3)
         if kind == "quantize":
-            export_onnx(model, root / "sources" / f"{name}.onnx", example_input=example_input(model, 2, 5),
-                        strategy="scan")
+            export_onnx(
+                model, root / "sources" / f"{name}.onnx", example_input=example_input(model, 2, 5), strategy="scan"
+            )
         else:
             export_onnx(model, root / "sources" / f"{name}.onnx")
 
@@ -54,8 +55,10 @@ def _content(kind: str, folder: Path) -> dict[str, bytes]:
     path = folder / ("m.onnx" if kind == "export" else "q.onnx")
     spec = read_spec(path)
     assert spec.step_graph is not None, f"{path}: no step graph"
-    return {"model": _without_member_name(path.read_bytes(), spec.step_graph.file),
-            "step": (path.parent / spec.step_graph.file).read_bytes()}
+    return {
+        "model": _without_member_name(path.read_bytes(), spec.step_graph.file),
+        "step": (path.parent / spec.step_graph.file).read_bytes(),
+    }
 
 
 def _without_member_name(model: bytes, name: str) -> bytes:
@@ -90,8 +93,14 @@ def test_a_kill_at_any_point_leaves_the_old_or_the_new_artifact(tmp_path: Path, 
     if kind in ("quantize", "triton"):
         _sources(tmp_path, kind)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "tests.crash_driver", kind, str(tmp_path), str(KILLS), "16"],
-                          capture_output=True, text=True, timeout=900, cwd=ROOT, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.crash_driver", kind, str(tmp_path), str(KILLS), "16"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["kills"] >= KILLS, summary
@@ -105,6 +114,8 @@ def test_a_kill_at_any_point_leaves_the_old_or_the_new_artifact(tmp_path: Path, 
         assert got in (old, new), f"{folder.name} (killed at line {(folder / 'killed').read_text()}): a mix"
         seen["old" if got == old else "new"] += 1
         _opens(kind, folder)
-    print(f"{kind}: {summary['kills']} kills in {summary['rounds']} rounds over {summary['lines']} lines: "
-          f"{seen['old']} old, {seen['new']} new")
+    print(
+        f"{kind}: {summary['kills']} kills in {summary['rounds']} rounds over {summary['lines']} lines: "
+        f"{seen['old']} old, {seen['new']} new"
+    )
     assert seen["old"] > 0 and seen["new"] > 0, seen  # kills landed before and after the commit

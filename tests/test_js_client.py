@@ -28,8 +28,9 @@ pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed")
 
 
 def _node(script: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([NODE, "-e", script, *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=JS, env=os.environ.copy())
+    return subprocess.run(
+        [NODE, "-e", script, *args], capture_output=True, text=True, timeout=timeout, cwd=JS, env=os.environ.copy()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +47,12 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return out
 
 
-READ = ("const fs = require('fs'); const m = require('./rnnx_spec.js');"
-        "const b = fs.readFileSync(process.argv[1]);"
-        "process.stdout.write(JSON.stringify({props: m.readMetadataProps(b), spec: m.readSpec(b),"
-        " options: m.sessionOptionsFor(m.readSpec(b))}));")
+READ = (
+    "const fs = require('fs'); const m = require('./rnnx_spec.js');"
+    "const b = fs.readFileSync(process.argv[1]);"
+    "process.stdout.write(JSON.stringify({props: m.readMetadataProps(b), spec: m.readSpec(b),"
+    " options: m.sessionOptionsFor(m.readSpec(b))}));"
+)
 
 
 @pytest.mark.parametrize("key", ["lstm-2l/fp32", "lstm-2l/int8", "convlstm-k3/fp16"])
@@ -59,8 +62,11 @@ def test_js_metadata_reader_matches_python(files, key: str) -> None:
     got = json.loads(res.stdout)
     assert got["props"] == {p.key: p.value for p in onnx.load(str(files[key])).metadata_props}
     assert got["spec"] == read_spec(files[key]).to_dict()
-    want = {"fp32": {}, "fp16": {"graphOptimizationLevel": "extended"},
-            "int8": {"extra": {"session": {"disable_quant_qdq": "1"}}}}
+    want = {
+        "fp32": {},
+        "fp16": {"graphOptimizationLevel": "extended"},
+        "int8": {"extra": {"session": {"disable_quant_qdq": "1"}}},
+    }
     assert got["options"] == want[key.split("/")[1]]
 
 
@@ -70,8 +76,7 @@ def test_js_metadata_reader_rejects_foreign_and_corrupt_files(tmp_path) -> None:
     foreign = tmp_path / "foreign.onnx"
     foreign.write_bytes(onnx.helper.make_model(onnx.helper.make_graph([], "g", [], [])).SerializeToString())
     for path, message in ((junk, "truncated protobuf field"), (foreign, "no 'rnnx.spec' metadata")):
-        res = _node("require('./rnnx_spec.js').readSpec(require('fs').readFileSync(process.argv[1]))",
-                    str(path))
+        res = _node("require('./rnnx_spec.js').readSpec(require('fs').readFileSync(process.argv[1]))", str(path))
         assert res.returncode != 0 and message in res.stderr, res.stderr
 
 
@@ -79,16 +84,21 @@ def _has_onnxruntime_node() -> bool:
     return NODE is not None and _node("require.resolve('onnxruntime-node')").returncode == 0
 
 
-@pytest.mark.skipif(not _has_onnxruntime_node(),
-                    reason="npm package onnxruntime-node is not resolvable by node (see module docstring)")
-@pytest.mark.parametrize("key", ["lstm-2l/fp32", "lstm-2l/int8", "lstm-2l/fp16", "convlstm-k3/int8",
-                                 "gru-1l/int8"])
+@pytest.mark.skipif(
+    not _has_onnxruntime_node(), reason="npm package onnxruntime-node is not resolvable by node (see module docstring)"
+)
+@pytest.mark.parametrize("key", ["lstm-2l/fp32", "lstm-2l/int8", "lstm-2l/fp16", "convlstm-k3/int8", "gru-1l/int8"])
 def test_js_client_streams_like_python(files, tmp_path, key: str) -> None:
     spec = read_spec(files[key])
     x = np.random.default_rng(0).standard_normal((6, *spec.input.feature_shape)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
-    res = subprocess.run([NODE, str(JS / "stream.js"), str(files[key]), str(tmp_path / "x.npy")],
-                         capture_output=True, text=True, timeout=120, env=os.environ.copy())
+    res = subprocess.run(
+        [NODE, str(JS / "stream.js"), str(files[key]), str(tmp_path / "x.npy")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ.copy(),
+    )
     assert res.returncode == 0, res.stderr
     ys = [np.asarray(json.loads(line)["y"]) for line in res.stdout.splitlines()]
     state = json.loads(res.stderr.strip().splitlines()[-1])["state"]

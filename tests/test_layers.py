@@ -12,8 +12,14 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_import_linter_contracts_hold() -> None:
     """Layers by dependency, the runtime and the ONNX tools free of torch, no import cycles."""
     lint = Path(sys.executable).with_name("lint-imports")
-    proc = subprocess.run([str(lint), "--no-cache"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    proc = subprocess.run(
+        [str(lint), "--no-cache"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert "4 kept, 0 broken" in proc.stdout
 
@@ -28,7 +34,13 @@ def test_a_forbidden_import_breaks_the_contract(tmp_path: Path) -> None:
     bad = copy / "rnnx" / "runtime" / "engine.py"
     bad.write_text("import torch  # a leak\n" + bad.read_text())
     lint = Path(sys.executable).with_name("lint-imports")
-    proc = subprocess.run([str(lint), "--no-cache"], cwd=copy, capture_output=True, text=True,
-                          timeout=300, env={"PYTHONPATH": str(copy), "PATH": "/usr/bin:/bin"})
+    proc = subprocess.run(
+        [str(lint), "--no-cache"],
+        cwd=copy,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PYTHONPATH": str(copy), "PATH": "/usr/bin:/bin"},
+    )
     assert proc.returncode == 1
     assert "The runtime ships alone" in proc.stdout and "BROKEN" in proc.stdout

@@ -8,8 +8,23 @@ from rnnx.errors import SpecError
 from rnnx.names import check_name, name_problem
 
 GOOD = ["h", "c_0", "layer.1.h", "encoder.onnx", "h:0", "état", "a b", "x" * 255]
-BAD = ["", ".", "..", "../../x", "a/b", "a\\b", "x\n", "nul\0", "tab\t", "del\x7f", "x" * 256,
-       "é" * 128, None, 3, ["h"]]
+BAD = [
+    "",
+    ".",
+    "..",
+    "../../x",
+    "a/b",
+    "a\\b",
+    "x\n",
+    "nul\0",
+    "tab\t",
+    "del\x7f",
+    "x" * 256,
+    "é" * 128,
+    None,
+    3,
+    ["h"],
+]
 
 
 @pytest.mark.parametrize("name", GOOD, ids=range(len(GOOD)))

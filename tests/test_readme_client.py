@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from rnnx.exporter import export_onnx
 from tests.zoo import TINY
@@ -17,8 +16,7 @@ CLIENT = Path(__file__).resolve().parents[1] / "examples" / "ort_client.py"
 
 
 def test_client_imports_only_onnxruntime_numpy_json() -> None:
-    imports = {line.split()[1] for line in CLIENT.read_text().splitlines()
-               if line.startswith(("import ", "from "))}
+    imports = {line.split()[1] for line in CLIENT.read_text().splitlines() if line.startswith(("import ", "from "))}
     assert imports == {"json", "sys", "numpy", "onnxruntime"}
 
 
@@ -29,7 +27,8 @@ def test_client_streams_like_eager_full_sequence(tmp_path: Path, name: str) -> N
     x = model.example_input(1, 12)
     y_ref, _ = model(x, model.init_state(1))
     np.save(tmp_path / "x.npy", x[0].numpy())
-    code = f"import sys; sys.modules['rnnx'] = None; sys.argv = {[str(CLIENT), str(path), str(tmp_path / 'x.npy'), str(tmp_path / 'y.npy')]!r}; exec(open({str(CLIENT)!r}).read())"
+    argv = [str(CLIENT), str(path), str(tmp_path / "x.npy"), str(tmp_path / "y.npy")]
+    code = f"import sys; sys.modules['rnnx'] = None; sys.argv = {argv!r}; exec(open({str(CLIENT)!r}).read())"
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     y = np.load(tmp_path / "y.npy")
     assert y.shape == tuple(y_ref.shape[1:])

@@ -22,9 +22,12 @@ def lstm_spec(**overrides) -> ModelSpec:
     fields = dict(
         input=IOSpec("x", 0, 1, ("batch", "time", 16)),
         output=IOSpec("y", 0, 1, ("batch", "time", 1)),
-        state=(StateSpec("h", "h_in", "h_out", (2, "batch", 64)),
-               StateSpec("c", "c_in", "c_out", (2, "batch", 64))),
-        streamable=True, kind="lstm", config={"hidden_size": 64}, opset=17, exporter="trace",
+        state=(StateSpec("h", "h_in", "h_out", (2, "batch", 64)), StateSpec("c", "c_in", "c_out", (2, "batch", 64))),
+        streamable=True,
+        kind="lstm",
+        config={"hidden_size": 64},
+        opset=17,
+        exporter="trace",
     )
     fields.update(overrides)
     return ModelSpec(**fields)
@@ -38,10 +41,21 @@ def test_round_trip_keeps_every_field():
 def test_json_has_the_documented_layout():
     d = json.loads(lstm_spec().to_json())
     assert d["format"] == 1
-    assert d["input"] == {"name": "x", "batch_axis": 0, "time_axis": 1,
-                          "shape": ["batch", "time", 16], "dtype": "float32"}
-    assert d["state"][0] == {"name": "h", "input": "h_in", "output": "h_out",
-                             "shape": [2, "batch", 64], "dtype": "float32", "init": "zeros"}
+    assert d["input"] == {
+        "name": "x",
+        "batch_axis": 0,
+        "time_axis": 1,
+        "shape": ["batch", "time", 16],
+        "dtype": "float32",
+    }
+    assert d["state"][0] == {
+        "name": "h",
+        "input": "h_in",
+        "output": "h_out",
+        "shape": [2, "batch", 64],
+        "dtype": "float32",
+        "init": "zeros",
+    }
     assert d["streamable"] is True
 
 
@@ -81,8 +95,20 @@ def _broken(path: list, value) -> str:
         (["streamable"], "yes", r"streamable: expected true or false"),
         (["output", "shape"], ["batch", "time", -1], r"non-negative"),
     ],
-    ids=["format", "state-not-list", "no-batch", "named-dim", "init", "dtype", "dup-names",
-         "batch-axis", "time-axis", "missing-name", "streamable", "negative"],
+    ids=[
+        "format",
+        "state-not-list",
+        "no-batch",
+        "named-dim",
+        "init",
+        "dtype",
+        "dup-names",
+        "batch-axis",
+        "time-axis",
+        "missing-name",
+        "streamable",
+        "negative",
+    ],
 )
 def test_malformed_contracts_are_rejected_with_the_field_named(path, value, match):
     with pytest.raises(SpecError, match=match):
@@ -108,8 +134,11 @@ def test_token_input_vocab_size_round_trips_and_old_json_loads():
     assert ModelSpec.from_dict(d).input.vocab_size is None
 
 
-@pytest.mark.parametrize("dtype, vocab", [("int64", 0), ("int64", "20"), ("int64", True), ("float32", 20)],
-                         ids=["zero", "string", "bool", "float-input"])
+@pytest.mark.parametrize(
+    "dtype, vocab",
+    [("int64", 0), ("int64", "20"), ("int64", True), ("float32", 20)],
+    ids=["zero", "string", "bool", "float-input"],
+)
 def test_bad_vocab_size_is_rejected(dtype, vocab):
     d = json.loads(lstm_spec().to_json())
     d["input"].update(shape=["batch", "time"], dtype=dtype, vocab_size=vocab)
@@ -118,9 +147,16 @@ def test_bad_vocab_size_is_rejected(dtype, vocab):
 
 
 def test_data_contract_round_trips_and_is_optional():
-    data = DataSpec(task="csv", features=("temp", "load"), target="load", horizon=2,
-                    outputs=("load+1", "load+2"), missing="ffill", window=8,
-                    normalization={"inside_graph": True, "input_mean": [0.0, 1.0]})
+    data = DataSpec(
+        task="csv",
+        features=("temp", "load"),
+        target="load",
+        horizon=2,
+        outputs=("load+1", "load+2"),
+        missing="ffill",
+        window=8,
+        normalization={"inside_graph": True, "input_mean": [0.0, 1.0]},
+    )
     spec = lstm_spec(data=data)
     d = json.loads(spec.to_json())
     assert d["data"]["features"] == ["temp", "load"] and d["data"]["horizon"] == 2
@@ -128,11 +164,14 @@ def test_data_contract_round_trips_and_is_optional():
     assert "data" not in lstm_spec().to_dict() and ModelSpec.from_dict(lstm_spec().to_dict()).data is None
 
 
-@pytest.mark.parametrize("field,value,match", [
-    ("features", "temp", r"data\.features: expected a list of column names, got 'temp'"),
-    ("horizon", 0, r"data\.horizon: expected a positive int, got 0"),
-    ("vocab", 5, r"data\.vocab: expected a string, got 5"),
-])
+@pytest.mark.parametrize(
+    "field,value,match",
+    [
+        ("features", "temp", r"data\.features: expected a list of column names, got 'temp'"),
+        ("horizon", 0, r"data\.horizon: expected a positive int, got 0"),
+        ("vocab", 5, r"data\.vocab: expected a string, got 5"),
+    ],
+)
 def test_malformed_data_contract_names_the_field(field, value, match):
     d = lstm_spec().to_dict()
     d["data"] = {"task": "csv", field: value}
@@ -148,14 +187,17 @@ def test_step_graph_round_trips_and_is_optional():
     assert "step_graph" not in lstm_spec().to_dict() and ModelSpec.from_dict(lstm_spec().to_dict()).step_graph is None
 
 
-@pytest.mark.parametrize("value,match", [
-    ({"file": "../m.step.onnx", "sha256": "ab" * 32}, r"step_graph\.file: expected a file name .* got '\.\./m"),
-    ({"file": "sub/m.step.onnx", "sha256": "ab" * 32}, r"step_graph\.file: expected a file name"),
-    ({"file": "m.step.bin", "sha256": "ab" * 32}, r"step_graph\.file: expected a file name ending in \.onnx"),
-    ({"file": "m.step.onnx", "sha256": "AB" * 32}, r"step_graph\.sha256: expected 64 lowercase hex digits"),
-    ({"file": "m.step.onnx"}, r"step_graph.*sha256"),
-    ("m.step.onnx", r"step_graph: expected an object, got str"),
-])
+@pytest.mark.parametrize(
+    "value,match",
+    [
+        ({"file": "../m.step.onnx", "sha256": "ab" * 32}, r"step_graph\.file: expected a file name .* got '\.\./m"),
+        ({"file": "sub/m.step.onnx", "sha256": "ab" * 32}, r"step_graph\.file: expected a file name"),
+        ({"file": "m.step.bin", "sha256": "ab" * 32}, r"step_graph\.file: expected a file name ending in \.onnx"),
+        ({"file": "m.step.onnx", "sha256": "AB" * 32}, r"step_graph\.sha256: expected 64 lowercase hex digits"),
+        ({"file": "m.step.onnx"}, r"step_graph.*sha256"),
+        ("m.step.onnx", r"step_graph: expected an object, got str"),
+    ],
+)
 def test_malformed_step_graph_names_the_field(value, match):
     d = lstm_spec().to_dict()
     d["step_graph"] = value
@@ -166,21 +208,41 @@ def test_malformed_step_graph_names_the_field(value, match):
 # --- every malformed contract is a SpecError naming the field (issue 16) ----------------------
 
 
-
 def full_spec() -> ModelSpec:
     """A contract with every optional part filled (a seq2seq decoder with data and a step graph)."""
     bundle = Seq2SeqSpec(
-        encoder="encoder.onnx", decoder="decoder.onnx",
-        input=IOSpec("x", 0, 1, ("batch", "time", 4)), output=IOSpec("y", 0, None, ("batch", 3)),
-        feedback="prev", state=(StateSpec("h", "h_in", "h_out", (1, "batch", 8)),),
+        encoder="encoder.onnx",
+        decoder="decoder.onnx",
+        input=IOSpec("x", 0, 1, ("batch", "time", 4)),
+        output=IOSpec("y", 0, None, ("batch", 3)),
+        feedback="prev",
+        state=(StateSpec("h", "h_in", "h_out", (1, "batch", 8)),),
         context=(TensorSpec("memory", ("batch", "time", 8)),),
-        encoder_outputs=(TensorSpec("h0", (1, "batch", 8)), TensorSpec("prev0", ("batch", 3)),
-                         TensorSpec("memory", ("batch", "time", 8))),
-        init={"prev": "prev0", "h_in": "h0", "memory": "memory"}, horizon=2, window=8)
-    return lstm_spec(role="decoder", seq2seq=bundle, step_graph=StepGraph("m.step.onnx", "ab" * 32),
-                     data=DataSpec(task="csv", features=("a", "b"), target="b", horizon=2, outputs=("b+1", "b+2"),
-                                normalization={"inside_graph": True}, vocab="abc", window=8),
-                     extra={"source": "x"})
+        encoder_outputs=(
+            TensorSpec("h0", (1, "batch", 8)),
+            TensorSpec("prev0", ("batch", 3)),
+            TensorSpec("memory", ("batch", "time", 8)),
+        ),
+        init={"prev": "prev0", "h_in": "h0", "memory": "memory"},
+        horizon=2,
+        window=8,
+    )
+    return lstm_spec(
+        role="decoder",
+        seq2seq=bundle,
+        step_graph=StepGraph("m.step.onnx", "ab" * 32),
+        data=DataSpec(
+            task="csv",
+            features=("a", "b"),
+            target="b",
+            horizon=2,
+            outputs=("b+1", "b+2"),
+            normalization={"inside_graph": True},
+            vocab="abc",
+            window=8,
+        ),
+        extra={"source": "x"},
+    )
 
 
 def _paths(node, prefix=()):
@@ -218,19 +280,33 @@ def test_every_field_set_to_every_wrong_type_is_a_spec_error_or_accepted():
     assert tried > 1000 and refused > tried // 2, (tried, refused)
 
 
-@pytest.mark.parametrize("path, value, match", [
-    (["config"], [1, 2], r"rnnx\.spec\.config: expected an object, got list"),
-    (["extra"], "x", r"rnnx\.spec\.extra: expected an object, got str"),
-    (["opset"], "17", r"rnnx\.spec\.opset: expected an int"),
-    (["kind"], ["lstm"], r"rnnx\.spec\.kind: expected a string"),
-    (["input", "batch_axis"], [0], r"rnnx\.spec\.input\.batch_axis: expected an int"),
-    (["input", "name"], {"a": 1}, r"rnnx\.spec\.input\.name: expected a string"),
-    (["state", 0, "input"], 5, r"rnnx\.spec\.state\[0\]\.input: expected a string"),
-    (["seq2seq", "encoder"], "../elsewhere/enc.onnx", r"rnnx\.spec\.seq2seq\.encoder: expected a plain"),
-    (["seq2seq", "decoder"], "/abs/dec.onnx", r"rnnx\.spec\.seq2seq\.decoder: expected a plain"),
-    (["seq2seq", "init"], {"prev": 3}, r"rnnx\.spec\.seq2seq\.init"),
-], ids=["config-list", "extra-str", "opset-str", "kind-list", "batch-axis-list", "name-object",
-        "state-input-int", "encoder-climbs", "decoder-absolute", "init-int"])
+@pytest.mark.parametrize(
+    "path, value, match",
+    [
+        (["config"], [1, 2], r"rnnx\.spec\.config: expected an object, got list"),
+        (["extra"], "x", r"rnnx\.spec\.extra: expected an object, got str"),
+        (["opset"], "17", r"rnnx\.spec\.opset: expected an int"),
+        (["kind"], ["lstm"], r"rnnx\.spec\.kind: expected a string"),
+        (["input", "batch_axis"], [0], r"rnnx\.spec\.input\.batch_axis: expected an int"),
+        (["input", "name"], {"a": 1}, r"rnnx\.spec\.input\.name: expected a string"),
+        (["state", 0, "input"], 5, r"rnnx\.spec\.state\[0\]\.input: expected a string"),
+        (["seq2seq", "encoder"], "../elsewhere/enc.onnx", r"rnnx\.spec\.seq2seq\.encoder: expected a plain"),
+        (["seq2seq", "decoder"], "/abs/dec.onnx", r"rnnx\.spec\.seq2seq\.decoder: expected a plain"),
+        (["seq2seq", "init"], {"prev": 3}, r"rnnx\.spec\.seq2seq\.init"),
+    ],
+    ids=[
+        "config-list",
+        "extra-str",
+        "opset-str",
+        "kind-list",
+        "batch-axis-list",
+        "name-object",
+        "state-input-int",
+        "encoder-climbs",
+        "decoder-absolute",
+        "init-int",
+    ],
+)
 def test_a_wrong_type_names_the_field(path, value, match):
     d = full_spec().to_dict()
     target = d

@@ -12,8 +12,9 @@ from rnnx.errors import UnsupportedVersionError
 from rnnx.torch_support import MIN_TORCH, TESTED_TORCH, check_torch_version, parse_version
 
 
-@pytest.mark.parametrize("text,want", [("2.13.0", (2, 13, 0)), ("2.13.0+cpu", (2, 13, 0)),
-                                       ("2.6.0a0+git1234", (2, 6, 0)), ("3", (3,))])
+@pytest.mark.parametrize(
+    "text,want", [("2.13.0", (2, 13, 0)), ("2.13.0+cpu", (2, 13, 0)), ("2.6.0a0+git1234", (2, 6, 0)), ("3", (3,))]
+)
 def test_parse_version(text: str, want: tuple[int, ...]) -> None:
     assert parse_version(text) == want
 
@@ -25,8 +26,11 @@ def test_the_installed_torch_passes() -> None:
 
 @pytest.mark.parametrize("old", ["2.4.1", "2.3.0+cu121", "1.13.1"])
 def test_an_old_torch_is_named_with_the_required_version(old: str) -> None:
-    with pytest.raises(UnsupportedVersionError, match=rf"need torch >= 2\.5 \(tested with {TESTED_TORCH}\), "
-                                                      rf"got {re.escape(old)}"):
+    with pytest.raises(
+        UnsupportedVersionError,
+        match=rf"need torch >= 2\.5 \(tested with {TESTED_TORCH}\), "
+        rf"got {re.escape(old)}",
+    ):
         check_torch_version(old)
 
 

@@ -12,7 +12,8 @@ the model in eval mode.
 """
 
 import math
-from typing import Callable, Dict, Final, List, Tuple
+from collections.abc import Callable
+from typing import Final
 
 import torch
 import torch.nn.functional as F
@@ -39,13 +40,13 @@ class CustomForecaster(nn.Module):
         self.hidden = hidden
 
     @torch.jit.export
-    def init_state(self, batch_size: int) -> List[Tensor]:
+    def init_state(self, batch_size: int) -> list[Tensor]:
         h = torch.zeros(1, batch_size, self.hidden)
         if self.is_lstm:
             return [h, torch.zeros(1, batch_size, self.hidden)]
         return [h]
 
-    def forward(self, x: Tensor, state: List[Tensor]) -> Tuple[Tensor, List[Tensor]]:
+    def forward(self, x: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
         if self.is_lstm:
             out, (h, c) = self.rnn(x, (state[0], state[1]))
             return self.head(out), [h, c]
@@ -66,7 +67,7 @@ class PeepholeLSTMCell(nn.Module):
         for p in self.parameters():
             nn.init.uniform_(p, -bound, bound)
 
-    def forward(self, x: Tensor, state: Tuple[Tensor, Tensor]) -> Tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
         h, c = state  # (B, H) each
         gates = F.linear(x, self.weight_ih, self.bias) + F.linear(h, self.weight_hh)
         i, f, g, o = gates.chunk(4, 1)  # (B, H) each
@@ -87,12 +88,12 @@ class PeepholeForecaster(nn.Module):
         self.hidden = hidden
 
     @torch.jit.export
-    def init_state(self, batch_size: int) -> List[Tensor]:
+    def init_state(self, batch_size: int) -> list[Tensor]:
         return [torch.zeros(batch_size, self.hidden), torch.zeros(batch_size, self.hidden)]
 
-    def forward(self, x: Tensor, state: List[Tensor]) -> Tuple[Tensor, List[Tensor]]:
+    def forward(self, x: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
         h, c = state[0], state[1]
-        outs: List[Tensor] = []
+        outs: list[Tensor] = []
         for t in range(x.size(1)):
             h, c = self.cell(x[:, t], (h, c))
             outs.append(h)
@@ -116,8 +117,10 @@ def _seeded(factory: Callable[[], nn.Module], seed: int = 0) -> Callable[[], nn.
 def _fill_normalization(model: nn.Module) -> None:
     n_in, n_out = model.in_mean.numel(), model.out_mean.numel()
     model.set_normalization(
-        torch.linspace(-1.0, 1.0, n_in), torch.linspace(0.5, 2.0, n_in),
-        torch.linspace(10.0, 12.0, n_out), torch.linspace(3.0, 4.0, n_out),
+        torch.linspace(-1.0, 1.0, n_in),
+        torch.linspace(0.5, 2.0, n_in),
+        torch.linspace(10.0, 12.0, n_out),
+        torch.linspace(3.0, 4.0, n_out),
     )
 
 
@@ -130,7 +133,7 @@ def _conv(**kw) -> Callable[[], nn.Module]:
     return lambda: build("convlstm", **{**base, **kw})
 
 
-TINY: Dict[str, Callable[[], nn.Module]] = {
+TINY: dict[str, Callable[[], nn.Module]] = {
     name: _seeded(factory)
     for name, factory in {
         "rnn-tanh": _rec("rnn"),
@@ -175,13 +178,13 @@ def _flags(bias: bool, bi: bool) -> str:
     return ("" if bias else "-nobias") + ("-bi" if bi else "")
 
 
-def parity_matrix() -> List[Tuple[str, dict]]:
+def parity_matrix() -> list[tuple[str, dict]]:
     """(id, ``build`` kwargs) for every kind x layers {1,2} x bias x bidirectional x kind options.
 
     rnn also varies nonlinearity, lstm proj_size {0, 4}, convlstm kernel {3, 5}
     (convlstm has no bidirectional). Sizes are tiny so the whole matrix exports fast.
     """
-    out: List[Tuple[str, dict]] = []
+    out: list[tuple[str, dict]] = []
     base = {"input_size": INPUT, "hidden_size": HIDDEN, "output_size": OUTPUT}
     for kind, extras in (
         ("rnn", [("tanh", {"nonlinearity": "tanh"}), ("relu", {"nonlinearity": "relu"})]),
@@ -199,8 +202,12 @@ def parity_matrix() -> List[Tuple[str, dict]]:
     for layers in (1, 2):
         for bias in (True, False):
             for k in (3, 5):
-                out.append((f"convlstm-{layers}l-k{k}" + _flags(bias, False),
-                            {"kind": "convlstm", **conv, "num_layers": layers, "bias": bias, "kernel_size": k}))
+                out.append(
+                    (
+                        f"convlstm-{layers}l-k{k}" + _flags(bias, False),
+                        {"kind": "convlstm", **conv, "num_layers": layers, "bias": bias, "kernel_size": k},
+                    )
+                )
     return out
 
 
@@ -216,7 +223,7 @@ class UserEncoder(nn.Module):
         self.gru = nn.GRU(features, hidden, batch_first=True)
         self.proj = nn.Linear(hidden, hidden)
 
-    def forward(self, x: Tensor) -> Tuple[Tensor, List[Tensor]]:
+    def forward(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
         out, h = self.gru(x)
         return torch.tanh(self.proj(out)), [h[0]]  # outputs (B, T, H); state [h (B, H)]
 
@@ -229,7 +236,7 @@ class UserDecoderStep(nn.Module):
         self.cell = nn.GRUCell(outputs, hidden)
         self.head = nn.Linear(2 * hidden, outputs)
 
-    def forward(self, y_prev: Tensor, state: List[Tensor], memory: Tensor) -> Tuple[Tensor, List[Tensor]]:
+    def forward(self, y_prev: Tensor, state: list[Tensor], memory: Tensor) -> tuple[Tensor, list[Tensor]]:
         h = self.cell(y_prev, state[0])  # (B, H)
         return self.head(torch.cat([h, memory.mean(1)], 1)), [h]
 
@@ -242,17 +249,19 @@ def _s2s(**kw) -> Callable[[], nn.Module]:
 def _user_s2s() -> nn.Module:
     from rnnx.models import Seq2Seq
 
-    return Seq2Seq.from_modules(UserEncoder(), UserDecoderStep(), input_size=S2S_INPUT, horizon=S2S_HORIZON,
-                                window=S2S_WINDOW, attention=True)
+    return Seq2Seq.from_modules(
+        UserEncoder(), UserDecoderStep(), input_size=S2S_INPUT, horizon=S2S_HORIZON, window=S2S_WINDOW, attention=True
+    )
 
 
-SEQ2SEQ: Dict[str, Callable[[], nn.Module]] = {
+SEQ2SEQ: dict[str, Callable[[], nn.Module]] = {
     name: _seeded(factory)
     for name, factory in {
         "s2s-lstm": _s2s(),
         "s2s-gru-attn": _s2s(cell="gru", attention=True),
-        "s2s-lstm-2l-attn-norm-residual": _s2s(num_layers=2, attention=True, normalize=True, residual_input=0,
-                                               output_size=2),
+        "s2s-lstm-2l-attn-norm-residual": _s2s(
+            num_layers=2, attention=True, normalize=True, residual_input=0, output_size=2
+        ),
         "s2s-user-modules": _user_s2s,
     }.items()
 }

@@ -30,13 +30,14 @@ import json
 import logging
 import os
 import sys
-from typing import Any, Callable, NoReturn, Optional, TypeVar
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
 
 import click
 
-from rnnx.version import __version__
 from rnnx.atomic import write_text_atomic
 from rnnx.errors import ParityError, RnnxError
+from rnnx.version import __version__
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -50,12 +51,30 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 logger = logging.getLogger("rnnx")
 
 # top-level module -> the pip extra that installs it
-EXTRAS = {"torch": "export", "onnx": "cpu", "onnxconverter_common": "cpu", "onnxscript": "export",
-          "safetensors": "export", "onnxruntime": "cpu", "matplotlib": "train", "tqdm": "train"}
+EXTRAS = {
+    "torch": "export",
+    "onnx": "cpu",
+    "onnxconverter_common": "cpu",
+    "onnxscript": "export",
+    "safetensors": "export",
+    "onnxruntime": "cpu",
+    "matplotlib": "train",
+    "tqdm": "train",
+}
 
 # OSError numbers that mean "this path can't be used", reported even when no file name is attached
-_FILE_ERRNOS = {errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENAMETOOLONG, errno.EACCES,
-                errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.ENOENT, errno.EPERM}
+_FILE_ERRNOS = {
+    errno.EROFS,
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.ENAMETOOLONG,
+    errno.EACCES,
+    errno.EEXIST,
+    errno.ENOTDIR,
+    errno.EISDIR,
+    errno.ENOENT,
+    errno.EPERM,
+}
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
@@ -66,10 +85,12 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
 
 def exit_codes_epilog(extra: dict[int, str] | None = None) -> str:
     """The ``Exit codes:`` block shown at the end of every command's ``--help``."""
-    codes = {EXIT_OK: "success",
-             EXIT_FAIL: "an internal error (printed with its traceback)",
-             EXIT_USAGE: "bad usage or input, or a missing optional dependency (one Error: line)",
-             EXIT_INTERRUPTED: "interrupted (Ctrl-C)"}
+    codes = {
+        EXIT_OK: "success",
+        EXIT_FAIL: "an internal error (printed with its traceback)",
+        EXIT_USAGE: "bad usage or input, or a missing optional dependency (one Error: line)",
+        EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
+    }
     for code, meaning in (extra or {}).items():
         codes[code] = f"{meaning}; {codes[code]}" if code == EXIT_FAIL else meaning
     lines = ["\b", "Exit codes:"] + [f"  {code:<4}{meaning}" for code, meaning in sorted(codes.items())]
@@ -77,6 +98,7 @@ def exit_codes_epilog(extra: dict[int, str] | None = None) -> str:
 
 
 # ---------------------------------------------------------------- logging (-v / -q)
+
 
 class _EchoHandler(logging.Handler):
     """Writes records to the *current* stderr through click (so CliRunner captures them)."""
@@ -146,36 +168,58 @@ def _verbosity_callback(ctx: click.Context, param: click.Parameter, value: int) 
 
 def verbosity_options(func: F) -> F:
     """``-v/--verbose`` and ``-q/--quiet`` (both repeatable)."""
-    func = click.option("-q", "--quiet", count=True, expose_value=False, is_eager=True,
-                        callback=_verbosity_callback,
-                        help="Less output: -q warnings only, -qq errors only.")(func)
-    func = click.option("-v", "--verbose", count=True, expose_value=False, is_eager=True,
-                        callback=_verbosity_callback,
-                        help="More output: debug messages and tracebacks.")(func)
+    func = click.option(
+        "-q",
+        "--quiet",
+        count=True,
+        expose_value=False,
+        is_eager=True,
+        callback=_verbosity_callback,
+        help="Less output: -q warnings only, -qq errors only.",
+    )(func)
+    func = click.option(
+        "-v",
+        "--verbose",
+        count=True,
+        expose_value=False,
+        is_eager=True,
+        callback=_verbosity_callback,
+        help="More output: debug messages and tracebacks.",
+    )(func)
     return func
 
 
 # ---------------------------------------------------------------- --json [FILE|-]
 
-def _json_target(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[str]:
+
+def _json_target(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is None or value == "-":
         return value
     if not value.lower().endswith(".json"):
-        raise click.BadParameter(f"expected a .json file or '-' (stdout), got {value!r}; "
-                                 "put --json after the arguments or write --json -", param_hint="--json")
+        raise click.BadParameter(
+            f"expected a .json file or '-' (stdout), got {value!r}; put --json after the arguments or write --json -",
+            param_hint="--json",
+        )
     folder = os.path.dirname(value) or "."
     if not os.path.isdir(folder):  # fail before the work, not after it
-        raise click.BadParameter(f"expected a file in an existing folder, got {value!r} "
-                                 f"({folder!r} is not a folder)", param_hint="--json")
+        raise click.BadParameter(
+            f"expected a file in an existing folder, got {value!r} ({folder!r} is not a folder)", param_hint="--json"
+        )
     return value
 
 
 def json_option(func: F) -> F:
     """``--json [FILE|-]``: write the report as JSON to FILE (``.json``) or stdout (``-``/no value)."""
-    return click.option("--json", "json_out", is_flag=False, flag_value="-", default=None,
-                        metavar="[FILE|-]", callback=_json_target,
-                        help="Also write the report as JSON to FILE (.json), or only JSON to stdout "
-                             "with '-' or no value.")(func)
+    return click.option(
+        "--json",
+        "json_out",
+        is_flag=False,
+        flag_value="-",
+        default=None,
+        metavar="[FILE|-]",
+        callback=_json_target,
+        help="Also write the report as JSON to FILE (.json), or only JSON to stdout with '-' or no value.",
+    )(func)
 
 
 def json_to_stdout() -> bool:
@@ -214,13 +258,13 @@ def _emit_json(name: str, target: str, report: dict[str, Any]) -> None:
 
 # ---------------------------------------------------------------- errors
 
-def _missing_extra(e: ModuleNotFoundError) -> Optional[str]:
+
+def _missing_extra(e: ModuleNotFoundError) -> str | None:
     top = (e.name or "").split(".")[0]
     extra = EXTRAS.get(top)
     if extra is None:
         return None
-    hint = ('pip install "rnnx[cpu]" (or "rnnx[gpu]")' if extra == "cpu"
-            else f'pip install "rnnx[{extra}]"')
+    hint = 'pip install "rnnx[cpu]" (or "rnnx[gpu]")' if extra == "cpu" else f'pip install "rnnx[{extra}]"'
     return f"this command needs {top}, which is not installed: {hint}"
 
 
@@ -275,8 +319,10 @@ def user_errors(func: F) -> F:
 
 # ---------------------------------------------------------------- the decorator
 
-def command(*, json_report: bool = False, exit_codes: dict[int, str] | None = None,
-            **settings: Any) -> Callable[[F], click.Command]:
+
+def command(
+    *, json_report: bool = False, exit_codes: dict[int, str] | None = None, **settings: Any
+) -> Callable[[F], click.Command]:
     """``click.command`` with rnnx's conventions (see the module docstring).
 
     Args:

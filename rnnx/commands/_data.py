@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -32,17 +31,20 @@ def read_features(path: Path, data: DataSpec) -> np.ndarray:
     header, rows = read_columns(str(path), flag="INPUT")
     absent = [c for c in data.features if c not in header]
     if absent:
-        raise InputFileError(f"INPUT {path}: the model needs columns {', '.join(data.features)} "
-                             f"(its training features, in order); missing {', '.join(absent)}; "
-                             f"the file has {', '.join(header)}")
+        raise InputFileError(
+            f"INPUT {path}: the model needs columns {', '.join(data.features)} "
+            f"(its training features, in order); missing {', '.join(absent)}; "
+            f"the file has {', '.join(header)}"
+        )
     cols = []
     for name in data.features:
         values = numeric(header, rows, name, str(path), flag="INPUT")
         if values is None:
             raise InputFileError(f"INPUT {path}: column {name!r}: expected numbers, got text")
         cols.append(values)
-    table, note = fill_missing(np.stack(cols, axis=1), list(data.features), data.missing or "interpolate",
-                               str(path), flag="INPUT")
+    table, note = fill_missing(
+        np.stack(cols, axis=1), list(data.features), data.missing or "interpolate", str(path), flag="INPUT"
+    )
     if note:
         logger.warning("INPUT %s: %s (the policy used in training)", path, note)
     return table.astype(np.float32)
@@ -56,8 +58,9 @@ def encode_text(path: Path, vocab: str) -> np.ndarray:
         InputFileError: not UTF-8, or larger than :data:`MAX_TEXT_BYTES`.
     """
     if path.stat().st_size > MAX_TEXT_BYTES:
-        raise InputFileError(f"INPUT {path}: expected at most {MAX_TEXT_BYTES} bytes of text, "
-                             f"got {path.stat().st_size}")
+        raise InputFileError(
+            f"INPUT {path}: expected at most {MAX_TEXT_BYTES} bytes of text, got {path.stat().st_size}"
+        )
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
@@ -66,8 +69,7 @@ def encode_text(path: Path, vocab: str) -> np.ndarray:
     index = {c: i for i, c in enumerate(vocab)}
     unknown = sorted({c for c in text if c not in index})
     if unknown:
-        raise InputValueError(f"INPUT {path}: characters {unknown!r} are not in the model's vocabulary "
-                              f"{vocab!r}")
+        raise InputValueError(f"INPUT {path}: characters {unknown!r} are not in the model's vocabulary {vocab!r}")
     return np.array([index[c] for c in text], dtype=np.int64)
 
 
@@ -77,7 +79,7 @@ def decode(y: np.ndarray, vocab: str, batch_axis: int = 0, time_axis: int = 1) -
     return ["".join(vocab[i] for i in row) for row in ids]
 
 
-def output_columns(data: Optional[DataSpec], y: np.ndarray) -> Optional[list[str]]:
+def output_columns(data: DataSpec | None, y: np.ndarray) -> list[str] | None:
     """The output's column names when the contract names every value of a step, else None."""
     if data is None or not data.outputs or y.ndim != 3 or y.shape[-1] != len(data.outputs):
         return None

@@ -7,8 +7,9 @@ They describe an ONNX file rnnx did not write to :class:`~rnnx.runtime.Streaming
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, TypeVar
 
 import click
 import numpy as np
@@ -22,16 +23,32 @@ logger = logging.getLogger(__name__)
 
 def runtime_options(func: F) -> F:
     """Add the three options to a click command (as ``state_map``, ``constant``, ``context``)."""
-    func = click.option("--context", type=click.IntRange(min=0), default=0, show_default=True,
-                        metavar="K", help="Keep the last K values of the data input's last axis and "
-                        "prepend them to the next call (zeros at the start); inputs without a time "
-                        "axis only.")(func)
-    func = click.option("--constant", "constant", multiple=True, metavar="NAME=VALUE",
-                        help="Feed graph input NAME this value on every call (repeatable). VALUE is a "
-                        "number, given the graph input's dtype (e.g. int64 for sr=16000), or a .npy file.")(func)
-    func = click.option("--state-map", "state_map", multiple=True, metavar="IN=OUT",
-                        help="Graph input IN receives the state that graph output OUT returned on the "
-                        "previous call (repeatable); for ONNX files rnnx did not write (see rnnx inspect).")(func)
+    func = click.option(
+        "--context",
+        type=click.IntRange(min=0),
+        default=0,
+        show_default=True,
+        metavar="K",
+        help="Keep the last K values of the data input's last axis and "
+        "prepend them to the next call (zeros at the start); inputs without a time "
+        "axis only.",
+    )(func)
+    func = click.option(
+        "--constant",
+        "constant",
+        multiple=True,
+        metavar="NAME=VALUE",
+        help="Feed graph input NAME this value on every call (repeatable). VALUE is a "
+        "number, given the graph input's dtype (e.g. int64 for sr=16000), or a .npy file.",
+    )(func)
+    func = click.option(
+        "--state-map",
+        "state_map",
+        multiple=True,
+        metavar="IN=OUT",
+        help="Graph input IN receives the state that graph output OUT returned on the "
+        "previous call (repeatable); for ONNX files rnnx did not write (see rnnx inspect).",
+    )(func)
     return func
 
 
@@ -42,7 +59,7 @@ def _pair(text: str, option: str, meta: str) -> tuple[str, str]:
     return name, value
 
 
-def parse_state_map(items: tuple[str, ...]) -> Optional[dict[str, str]]:
+def parse_state_map(items: tuple[str, ...]) -> dict[str, str] | None:
     """``("h0=hn", "c0=cn")`` -> ``{"h0": "hn", "c0": "cn"}``; None when no item is given."""
     if not items:
         return None
@@ -89,8 +106,7 @@ def parse_constant(name: str, value: str, dtype: np.dtype) -> np.ndarray:
     return np.asarray(number, dtype=dtype)
 
 
-def foreign_options(model: str, state_map: tuple[str, ...], constant: tuple[str, ...],
-                    context: int) -> ForeignModel:
+def foreign_options(model: str, state_map: tuple[str, ...], constant: tuple[str, ...], context: int) -> ForeignModel:
     """The :class:`~rnnx.runtime.ForeignModel` for StreamingSession / StreamPool / open_model."""
     kw: dict[str, Any] = {"state_map": parse_state_map(state_map), "context": context}
     if constant:
@@ -101,7 +117,11 @@ def foreign_options(model: str, state_map: tuple[str, ...], constant: tuple[str,
             if name not in dtypes:
                 raise SpecError(f"--constant {name}: not a graph input; inputs: {sorted(dtypes)}")
             consts[name] = parse_constant(name, value, dtypes[name])
-            logger.info("--constant %s: fed as %s %s (the graph input's dtype)", name,
-                        consts[name].dtype.name, "scalar" if consts[name].ndim == 0 else consts[name].shape)
+            logger.info(
+                "--constant %s: fed as %s %s (the graph input's dtype)",
+                name,
+                consts[name].dtype.name,
+                "scalar" if consts[name].ndim == 0 else consts[name].shape,
+            )
         kw["constants"] = consts
     return ForeignModel(**kw)

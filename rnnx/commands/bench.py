@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import click
 
@@ -17,15 +17,35 @@ from rnnx.errors import SpecError
 @click.option("--steps", type=click.IntRange(min=10), default=2000, show_default=True, help="Timed single-step calls.")
 @click.option("--provider", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Intra-op threads.")
-@click.option("--torch", "torch_ckpt", metavar="CKPT", help="What MODEL was exported from (a checkpoint, run "
-              "directory or file.py:factory): add PyTorch eager and TorchScript rows.")
+@click.option(
+    "--torch",
+    "torch_ckpt",
+    metavar="CKPT",
+    help="What MODEL was exported from (a checkpoint, run "
+    "directory or file.py:factory): add PyTorch eager and TorchScript rows.",
+)
 @click.option("--weights", metavar="FILE", help="--torch file.py:factory only: its trained weights.")
-@click.option("--targets", "show_targets", is_flag=True, help="Also print rnnx's own performance targets "
-              "(ratios it is developed against; they vary with machine load, so a miss is no error).")
+@click.option(
+    "--targets",
+    "show_targets",
+    is_flag=True,
+    help="Also print rnnx's own performance targets "
+    "(ratios it is developed against; they vary with machine load, so a miss is no error).",
+)
 @runtime_options
-def bench(model: str, streams: int, steps: int, provider: str, threads: int,
-          torch_ckpt: Optional[str], weights: Optional[str], show_targets: bool, state_map: tuple[str, ...],
-          constant: tuple[str, ...], context: int) -> dict[str, Any]:
+def bench(
+    model: str,
+    streams: int,
+    steps: int,
+    provider: str,
+    threads: int,
+    torch_ckpt: str | None,
+    weights: str | None,
+    show_targets: bool,
+    state_map: tuple[str, ...],
+    constant: tuple[str, ...],
+    context: int,
+) -> dict[str, Any]:
     """Measure MODEL: session step, chunked feed, a pool of N streams, side by side with ratios.
 
     Candidates are timed in alternating rounds so machine load hits all alike. --targets
@@ -48,16 +68,28 @@ def bench(model: str, streams: int, steps: int, provider: str, threads: int,
     torch_model = None
     if torch_ckpt:
         from rnnx.exporter.parity import check_same_model
-        from rnnx.onnx_tools.spec_io import read_spec
         from rnnx.models.user import load_model  # imports torch: only with --torch
+        from rnnx.onnx_tools.spec_io import read_spec
 
         torch_model = load_model(torch_ckpt, weights=weights)
         try:
             check_same_model(torch_model, read_spec(model))
         except SpecError as e:  # speed-ups against another model would be meaningless
             raise SpecError(f"--torch {torch_ckpt}: not the checkpoint MODEL was exported from: {e}") from e
-    rows, checks = run_all(model, streams=streams, steps=steps, providers=provider, threads=threads,
-                           torch_model=torch_model, foreign=foreign_options(model, state_map, constant, context))
+    rows, checks = run_all(
+        model,
+        streams=streams,
+        steps=steps,
+        providers=provider,
+        threads=threads,
+        torch_model=torch_model,
+        foreign=foreign_options(model, state_map, constant, context),
+    )
     echo(table(rows, checks if show_targets else []))
-    return {"model": model, "provider": provider, "threads": threads,
-            "rows": [r.to_dict() for r in rows], "checks": [c.to_dict() for c in checks]}
+    return {
+        "model": model,
+        "provider": provider,
+        "threads": threads,
+        "rows": [r.to_dict() for r in rows],
+        "checks": [c.to_dict() for c in checks],
+    }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Optional
+from typing import Any
 
 import click
 
@@ -27,19 +27,37 @@ def _task_comparison(ckpt: str, model_path: str):  # -> Optional[TaskComparison]
 
 @command(json_report=True, exit_codes={EXIT_FAIL: "parity failed"})
 @click.argument("ckpt", metavar="CKPT")
-@click.option("--weights", metavar="FILE", help="CKPT as file.py:factory only: weights for the factory's "
-              "module (.safetensors, or a state_dict read with torch.load(weights_only=True)).")
-@click.option("--example-shape", metavar="B,T,F...", help="CKPT as file.py:factory only: the input "
-              "shape (batch, time and features are all used); wins over the shape rnnx reads off the "
-              "module's first layer.")
+@click.option(
+    "--weights",
+    metavar="FILE",
+    help="CKPT as file.py:factory only: weights for the factory's "
+    "module (.safetensors, or a state_dict read with torch.load(weights_only=True)).",
+)
+@click.option(
+    "--example-shape",
+    metavar="B,T,F...",
+    help="CKPT as file.py:factory only: the input "
+    "shape (batch, time and features are all used); wins over the shape rnnx reads off the "
+    "module's first layer.",
+)
 @click.argument("model_path", metavar="MODEL")
-@click.option("--example-dtype", type=click.Choice(["float32", "float64", "int64", "int32"]),
-              help="CKPT as file.py:factory only: the example's dtype with --example-shape "
-              "(int64: token ids for a model that starts with an Embedding).")
+@click.option(
+    "--example-dtype",
+    type=click.Choice(["float32", "float64", "int64", "int32"]),
+    help="CKPT as file.py:factory only: the example's dtype with --example-shape "
+    "(int64: token ids for a model that starts with an Embedding).",
+)
 @click.option("--atol", type=click.FloatRange(min=0), help="Absolute tolerance (default per family).")
 @click.option("--rtol", type=click.FloatRange(min=0), help="Relative tolerance (default per family).")
-def check(ckpt: str, weights: Optional[str], example_shape: Optional[str], example_dtype: Optional[str],
-          model_path: str, atol: Optional[float], rtol: Optional[float]) -> dict[str, Any]:
+def check(
+    ckpt: str,
+    weights: str | None,
+    example_shape: str | None,
+    example_dtype: str | None,
+    model_path: str,
+    atol: float | None,
+    rtol: float | None,
+) -> dict[str, Any]:
     """Check MODEL (.onnx, .ort or TorchScript .pt) against CKPT (a checkpoint, run directory or your model).
 
     CKPT may be your own model as path/to/file.py:factory or package.module:factory
@@ -104,16 +122,21 @@ def provenance_notes(model: Any, model_path: str) -> list[str]:
     mine = weights_fingerprint(model)
     notes = []
     if recorded.get("model") and recorded.get("model") != mine["model"]:
-        notes.append(f"{model_path} was exported from a {recorded['model']} model, CKPT is a {mine['model']}: "
-                     f"expect FAIL rows")
+        notes.append(
+            f"{model_path} was exported from a {recorded['model']} model, CKPT is a {mine['model']}: expect FAIL rows"
+        )
     elif recorded.get("sha256") != mine["sha256"]:
-        notes.append(f"{model_path} was exported from other weights ({_source(recorded)}, sha256 "
-                     f"{str(recorded.get('sha256'))[:12]}) than CKPT's ({_source(mine)}, sha256 "
-                     f"{mine['sha256'][:12]}): expect FAIL rows")
+        notes.append(
+            f"{model_path} was exported from other weights ({_source(recorded)}, sha256 "
+            f"{str(recorded.get('sha256'))[:12]}) than CKPT's ({_source(mine)}, sha256 "
+            f"{mine['sha256'][:12]}): expect FAIL rows"
+        )
     src = recorded.get("source") or {}
     if isinstance(src, dict) and "factory" in src and src.get("weights") is None:
-        notes.append(f"{model_path} was exported from {src['factory']}() without --weights: its weights are "
-                     f"whatever the factory made (random unless it loads trained ones)")
+        notes.append(
+            f"{model_path} was exported from {src['factory']}() without --weights: its weights are "
+            f"whatever the factory made (random unless it loads trained ones)"
+        )
     return notes
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Optional
+from typing import Any
 
 import click
 
@@ -12,8 +12,15 @@ from rnnx.table import render
 
 logger = logging.getLogger(__name__)
 
-FORMAT_CHOICES = {"onnx": ("onnx",), "torchscript": ("torchscript",), "all": ("onnx", "torchscript"),
-                  "triton": ("triton",), "ort": ("ort",), "pt2": ("pt2",), "pte": ("pte",)}
+FORMAT_CHOICES = {
+    "onnx": ("onnx",),
+    "torchscript": ("torchscript",),
+    "all": ("onnx", "torchscript"),
+    "triton": ("triton",),
+    "ort": ("ort",),
+    "pt2": ("pt2",),
+    "pte": ("pte",),
+}
 
 
 def _size(n: int) -> str:
@@ -24,72 +31,164 @@ def _summary(files: list) -> str:
     rows = []
     for f in files:
         rep = f.report
-        rows.append((str(f.result.path), f.result.strategy, _size(f.size),
-                     "-" if rep is None else f"{rep.max_abs:.3g}",
-                     "unchecked" if rep is None else ("pass" if rep.ok else "FAIL")))
+        rows.append(
+            (
+                str(f.result.path),
+                f.result.strategy,
+                _size(f.size),
+                "-" if rep is None else f"{rep.max_abs:.3g}",
+                "unchecked" if rep is None else ("pass" if rep.ok else "FAIL"),
+            )
+        )
     return render(("file", "strategy", "size", "parity worst |err|", "result"), rows)
 
 
 def _file_dict(f: Any) -> dict[str, Any]:
-    return {"format": f.format, "path": str(f.result.path), "strategy": f.result.strategy,
-            "size_bytes": f.size,
-            "attempts": [{"strategy": a.strategy, "ok": a.ok, "reason": a.reason,
-                          "seconds": round(a.seconds, 3)} for a in f.result.attempts],
-            "precision": f.result.spec.precision,
-            "step_graph": None if f.result.step_graph_path is None else str(f.result.step_graph_path),
-            "parity": None if f.report is None else f.report.to_dict()}
+    return {
+        "format": f.format,
+        "path": str(f.result.path),
+        "strategy": f.result.strategy,
+        "size_bytes": f.size,
+        "attempts": [
+            {"strategy": a.strategy, "ok": a.ok, "reason": a.reason, "seconds": round(a.seconds, 3)}
+            for a in f.result.attempts
+        ],
+        "precision": f.result.spec.precision,
+        "step_graph": None if f.result.step_graph_path is None else str(f.result.step_graph_path),
+        "parity": None if f.report is None else f.report.to_dict(),
+    }
 
 
 EXIT_FORMAT = 3  # one of several formats could not be exported; the others were written and checked
 
 
-@command(json_report=True, exit_codes={EXIT_FAIL: "a file was written but failed its parity check",
-                                       EXIT_FORMAT: "a format could not be exported (JSON: failed); the "
-                                       "others were written and checked"})
+@command(
+    json_report=True,
+    exit_codes={
+        EXIT_FAIL: "a file was written but failed its parity check",
+        EXIT_FORMAT: "a format could not be exported (JSON: failed); the others were written and checked",
+    },
+)
 @click.argument("ckpt", metavar="CKPT")
-@click.option("--weights", metavar="FILE", help="CKPT as file.py:factory only: weights for the factory's "
-              "module (.safetensors, or a state_dict read with torch.load(weights_only=True)).")
-@click.option("--example-shape", metavar="B,T,F...", help="CKPT as file.py:factory only: the input "
-              "shape (batch, time and features are all used); wins over the shape rnnx reads off the "
-              "module's first layer.")
-@click.option("--example-dtype", type=click.Choice(["float32", "float64", "int64", "int32"]),
-              help="CKPT as file.py:factory only: the example's dtype with --example-shape "
-              "(int64: token ids for a model that starts with an Embedding).")
-@click.option("--out", "out_dir", required=True, metavar="DIR", help="Folder for model.onnx (model.pt with --format torchscript|all).")
-@click.option("--format", "fmt", type=click.Choice(list(FORMAT_CHOICES)), default="onnx",
-              show_default=True, help="Which files to write: onnx (model.onnx, plus model.step.onnx "
-              "where it applies), torchscript (model.pt; deprecated by PyTorch), all (both), pt2 (torch.export step "
-              "program model.pt2, + model.chunk.pt2 where torch allows), pte (ExecuTorch step program, "
-              "needs rnnx[executorch]).")
-@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32",
-              show_default=True, help="ONNX/.ort weights: int8 (dynamic quantization; GRU/RNN/Conv keep "
-              "float math on int8-stored weights), fp16 (half weights, float32 I/O). Writes model.<precision>.onnx; TorchScript "
-              "stays fp32.")
+@click.option(
+    "--weights",
+    metavar="FILE",
+    help="CKPT as file.py:factory only: weights for the factory's "
+    "module (.safetensors, or a state_dict read with torch.load(weights_only=True)).",
+)
+@click.option(
+    "--example-shape",
+    metavar="B,T,F...",
+    help="CKPT as file.py:factory only: the input "
+    "shape (batch, time and features are all used); wins over the shape rnnx reads off the "
+    "module's first layer.",
+)
+@click.option(
+    "--example-dtype",
+    type=click.Choice(["float32", "float64", "int64", "int32"]),
+    help="CKPT as file.py:factory only: the example's dtype with --example-shape "
+    "(int64: token ids for a model that starts with an Embedding).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    metavar="DIR",
+    help="Folder for model.onnx (model.pt with --format torchscript|all).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(list(FORMAT_CHOICES)),
+    default="onnx",
+    show_default=True,
+    help="Which files to write: onnx (model.onnx, plus model.step.onnx "
+    "where it applies), torchscript (model.pt; deprecated by PyTorch), all (both), pt2 (torch.export step "
+    "program model.pt2, + model.chunk.pt2 where torch allows), pte (ExecuTorch step program, "
+    "needs rnnx[executorch]).",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "fp16", "int8"]),
+    default="fp32",
+    show_default=True,
+    help="ONNX/.ort weights: int8 (dynamic quantization; GRU/RNN/Conv keep "
+    "float math on int8-stored weights), fp16 (half weights, float32 I/O). Writes model.<precision>.onnx; TorchScript "
+    "stays fp32.",
+)
 @click.option("--opset", type=click.IntRange(9, 21), default=17, show_default=True, help="ONNX opset.")
-@click.option("--strategy", type=click.Choice(["auto", "dynamo", "trace", "proj-native", "scan", "scan-legacy",
-              "layer-scan"]), default="auto", show_default=True,
-              help="How the ONNX graph is built: auto (the first that passes; TorchScript-free where torch "
-              "has no legacy exporter), dynamo (TorchScript-free: torch.export, native ops, else Scans), or one path.")
+@click.option(
+    "--strategy",
+    type=click.Choice(["auto", "dynamo", "trace", "proj-native", "scan", "scan-legacy", "layer-scan"]),
+    default="auto",
+    show_default=True,
+    help="How the ONNX graph is built: auto (the first that passes; TorchScript-free where torch "
+    "has no legacy exporter), dynamo (TorchScript-free: torch.export, native ops, else Scans), or one path.",
+)
 @click.option("--no-check", is_flag=True, help="Skip the parity check.")
-@click.option("--no-step-graph", is_flag=True, help="Write no model.step.onnx (the Scan-free graph "
-              "for single steps written beside a Scan graph's model.onnx).")
+@click.option(
+    "--no-step-graph",
+    is_flag=True,
+    help="Write no model.step.onnx (the Scan-free graph for single steps written beside a Scan graph's model.onnx).",
+)
 @click.option("--atol", type=click.FloatRange(min=0), help="Parity absolute tolerance (default per family).")
 @click.option("--rtol", type=click.FloatRange(min=0), help="Parity relative tolerance (default per family).")
-@click.option("--triton-name", default="model", show_default=True, metavar="NAME",
-              help="--format triton: model name (folder DIR/NAME in the repository).")
-@click.option("--max-batch-size", type=click.IntRange(min=1), default=64, show_default=True,
-              help="--format triton: live sequences batched into one run.")
-@click.option("--sequence-strategy", type=click.Choice(["oldest", "direct"]), default="oldest",
-              show_default=True, help="--format triton: Triton sequence-batcher strategy.")
-@click.option("--instance-kind", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True,
-              help="--format triton: where Triton runs the model.")
-@click.option("--triton-backend", type=click.Choice(["onnxruntime", "python"]), default="onnxruntime",
-              show_default=True, help="--format triton: Triton's onnxruntime backend (implicit state), "
-              "or rnnx.runtime inside Triton's python backend (the server's python needs rnnx[cpu], numpy<2).")
-def export(ckpt: str, weights: Optional[str], example_shape: Optional[str], example_dtype: Optional[str],
-           out_dir: str, fmt: str, precision: str, opset: int, strategy: str, no_check: bool, no_step_graph: bool,
-           atol: Optional[float], rtol: Optional[float], triton_name: str, max_batch_size: int,
-           sequence_strategy: str, instance_kind: str, triton_backend: str) -> dict[str, Any]:
+@click.option(
+    "--triton-name",
+    default="model",
+    show_default=True,
+    metavar="NAME",
+    help="--format triton: model name (folder DIR/NAME in the repository).",
+)
+@click.option(
+    "--max-batch-size",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="--format triton: live sequences batched into one run.",
+)
+@click.option(
+    "--sequence-strategy",
+    type=click.Choice(["oldest", "direct"]),
+    default="oldest",
+    show_default=True,
+    help="--format triton: Triton sequence-batcher strategy.",
+)
+@click.option(
+    "--instance-kind",
+    type=click.Choice(["cpu", "gpu"]),
+    default="cpu",
+    show_default=True,
+    help="--format triton: where Triton runs the model.",
+)
+@click.option(
+    "--triton-backend",
+    type=click.Choice(["onnxruntime", "python"]),
+    default="onnxruntime",
+    show_default=True,
+    help="--format triton: Triton's onnxruntime backend (implicit state), "
+    "or rnnx.runtime inside Triton's python backend (the server's python needs rnnx[cpu], numpy<2).",
+)
+def export(
+    ckpt: str,
+    weights: str | None,
+    example_shape: str | None,
+    example_dtype: str | None,
+    out_dir: str,
+    fmt: str,
+    precision: str,
+    opset: int,
+    strategy: str,
+    no_check: bool,
+    no_step_graph: bool,
+    atol: float | None,
+    rtol: float | None,
+    triton_name: str,
+    max_batch_size: int,
+    sequence_strategy: str,
+    instance_kind: str,
+    triton_backend: str,
+) -> dict[str, Any]:
     """Export CKPT (a checkpoint file, a run directory, or your own model) to DIR, then check parity.
 
     Your own model: CKPT is path/to/file.py:factory or package.module:factory, a callable
@@ -130,25 +229,42 @@ def export(ckpt: str, weights: Optional[str], example_shape: Optional[str], exam
     judged with that precision's tolerance (see `rnnx quantize --help`).
     """
     from rnnx.exporter.bundle import export_files
-    from rnnx.onnx_tools.triton import TritonConfig
     from rnnx.models.user import load_model
+    from rnnx.onnx_tools.triton import TritonConfig
 
-    triton = TritonConfig(name=triton_name, max_batch_size=max_batch_size,
-                          strategy=sequence_strategy, instance_kind=instance_kind,
-                          backend=triton_backend).validate()
+    triton = TritonConfig(
+        name=triton_name,
+        max_batch_size=max_batch_size,
+        strategy=sequence_strategy,
+        instance_kind=instance_kind,
+        backend=triton_backend,
+    ).validate()
     logger.info("loading %s", ckpt)
     model = load_model(ckpt, weights=weights, example_shape=example_shape, example_dtype=example_dtype)
     formats = FORMAT_CHOICES[fmt]
     missing: list = []  # formats that could not be exported (several asked: the others still are)
-    files = export_files(model, out_dir, formats=formats, opset=opset,
-                         check=not no_check, atol=atol, rtol=rtol, triton=triton,
-                         precision=precision, step_graph=not no_step_graph, strategy=strategy,
-                         failures=missing if len(formats) > 1 else None)
+    files = export_files(
+        model,
+        out_dir,
+        formats=formats,
+        opset=opset,
+        check=not no_check,
+        atol=atol,
+        rtol=rtol,
+        triton=triton,
+        precision=precision,
+        step_graph=not no_step_graph,
+        strategy=strategy,
+        failures=missing if len(formats) > 1 else None,
+    )
     echo(_summary(files) + "".join(f"\n{m.path}: NOT WRITTEN ({m.format}): {m.reason}" for m in missing))
     for f in files:
         if f.result.step_graph_path is not None:
-            logger.info("step graph: %s (Scan-free, for single steps; %s points to it)",
-                        f.result.step_graph_path, f.result.path.name)
+            logger.info(
+                "step graph: %s (Scan-free, for single steps; %s points to it)",
+                f.result.step_graph_path,
+                f.result.path.name,
+            )
     failed = [(f.result.path, f.report) for f in files if f.report is not None and not f.report.ok]
     for path, report in failed:
         echo(f"\n{path}:\n{report.table()}")
@@ -156,7 +272,14 @@ def export(ckpt: str, weights: Optional[str], example_shape: Optional[str], exam
         fail_after_report(f"parity check failed for {', '.join(str(path) for path, _ in failed)}")
     elif missing:
         good = ", ".join(str(f.result.path) for f in files) or "nothing"
-        fail_after_report(f"{', '.join(m.format for m in missing)} not written ({missing[0].reason[:300]}); "
-                          f"written and checked: {good}", EXIT_FORMAT)
-    return {"ok": not failed and not missing, "out": out_dir, "files": [_file_dict(f) for f in files],
-            "failed": [{"format": m.format, "path": str(m.path), "reason": m.reason} for m in missing]}
+        fail_after_report(
+            f"{', '.join(m.format for m in missing)} not written ({missing[0].reason[:300]}); "
+            f"written and checked: {good}",
+            EXIT_FORMAT,
+        )
+    return {
+        "ok": not failed and not missing,
+        "out": out_dir,
+        "files": [_file_dict(f) for f in files],
+        "failed": [{"format": m.format, "path": str(m.path), "reason": m.reason} for m in missing],
+    }

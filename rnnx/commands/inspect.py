@@ -9,7 +9,6 @@ import click
 
 from rnnx.commands._common import command, echo
 
-
 MAX_LINE = 300  # characters of one printed line; --json has everything
 
 
@@ -17,7 +16,7 @@ def _clip(line: str) -> str:
     """``line`` cut to :data:`MAX_LINE` characters, saying how much was left out."""
     if len(line) <= MAX_LINE:
         return line
-    return f"{line[:MAX_LINE - 60]}... {len(line) - MAX_LINE + 60} more characters (--json shows all)"
+    return f"{line[: MAX_LINE - 60]}... {len(line) - MAX_LINE + 60} more characters (--json shows all)"
 
 
 def _shape(shape: list) -> str:
@@ -47,15 +46,24 @@ def _recurrent_lines(nodes: list[dict[str, Any]]) -> list[str]:
     for r in nodes:
         where = "" if r["where"] == "graph" else f" ({r['where']})"
         if "states" not in r:
-            lines.append(f"  {r['op']} {r['name']}{where}: carries {', '.join(r['carried']) or 'nothing'}"
-                         f" -> {', '.join(r['carried_out']) or '-'}")
+            lines.append(
+                f"  {r['op']} {r['name']}{where}: carries {', '.join(r['carried']) or 'nothing'}"
+                f" -> {', '.join(r['carried_out']) or '-'}"
+            )
             continue
-        lines.append(f"  {r['op']} {r['name']}{where}: hidden {r['hidden_size']}, {r['direction']}, "
-                     f"layout {r['layout']} ({'batch' if r['layout'] else 'time'}-major)")
+        lines.append(
+            f"  {r['op']} {r['name']}{where}: hidden {r['hidden_size']}, {r['direction']}, "
+            f"layout {r['layout']} ({'batch' if r['layout'] else 'time'}-major)"
+        )
         for s in r["states"]:
             src = s["source"] + (f" {', '.join(s['source_inputs'])}" if s["source_inputs"] else "")
-            out = (f"-> graph output {', '.join(s['exposed_as'])}" if s["exposed_as"]
-                   else "-> unused" if s["final"] else "-> not computed")
+            out = (
+                f"-> graph output {', '.join(s['exposed_as'])}"
+                if s["exposed_as"]
+                else "-> unused"
+                if s["final"]
+                else "-> not computed"
+            )
             lines.append(f"    {s['state']}: initial {s['initial'] or '-'} ({src})  final {s['final'] or '-'} {out}")
     return lines
 
@@ -64,27 +72,33 @@ def _lines(info: dict[str, Any]) -> list[str]:
     size = info["size_bytes"]
     lines = [f"file:        {info['path']} ({info['format']}, {size / 1024:.1f} KiB)"]
     if info["rnnx_spec"]:
-        lines += [f"kind:        {info['kind']}   rnnx {info['rnnx_version'] or '?'}",
-                  f"exporter:    {info['exporter'] or '?'}   opset: {info['opset'] or '-'}"
-                  f"   precision: {info['precision']}"]
+        lines += [
+            f"kind:        {info['kind']}   rnnx {info['rnnx_version'] or '?'}",
+            f"exporter:    {info['exporter'] or '?'}   opset: {info['opset'] or '-'}   precision: {info['precision']}",
+        ]
     else:
-        lines += ["kind:        - (no rnnx.spec: not exported by rnnx)",
-                  f"producer:    {info.get('producer') or '?'}   opset: {info['opset'] or '-'}"]
+        lines += [
+            "kind:        - (no rnnx.spec: not exported by rnnx)",
+            f"producer:    {info.get('producer') or '?'}   opset: {info['opset'] or '-'}",
+        ]
     bundle = info.get("seq2seq")
     if bundle:  # one graph of an encoder–decoder bundle: how values flow between the two
         flow = ", ".join(f"{dst} <- {src}" for dst, src in bundle["init"].items())
-        lines += [f"streamable:  no (the {bundle['role']} of a seq2seq bundle: forecast with "
-                  f"rnnx.runtime.ForecastSession on its folder)",
-                  f"bundle:      {bundle['encoder']} -> {bundle['decoder']}; first decoder inputs: {flow}; "
-                  f"per step: {bundle['feedback']} <- {bundle['output']['name']}, states in <- out"]
+        lines += [
+            f"streamable:  no (the {bundle['role']} of a seq2seq bundle: forecast with "
+            f"rnnx.runtime.ForecastSession on its folder)",
+            f"bundle:      {bundle['encoder']} -> {bundle['decoder']}; first decoder inputs: {flow}; "
+            f"per step: {bundle['feedback']} <- {bundle['output']['name']}, states in <- out",
+        ]
         lines.append("inputs:")
     else:
         lines += [f"streamable:  {_streamable(info['streamable'])}", "inputs:"]
     lines += _io_lines(info["inputs"]) + ["outputs:"] + _io_lines(info["outputs"])
     if info["rnnx_spec"]:
         lines.append("state:")
-        lines += [f"  {s['name']:<6} {s['input']} -> {s['output']}  {_shape(s['shape'])} {s['dtype']}"
-                  for s in info["state"]]
+        lines += [
+            f"  {s['name']:<6} {s['input']} -> {s['output']}  {_shape(s['shape'])} {s['dtype']}" for s in info["state"]
+        ]
     step = info.get("step_graph")
     if step:
         lines.append(f"step graph:  {step['file']} ({_step_state(step)})")
@@ -96,11 +110,14 @@ def _lines(info: dict[str, Any]) -> list[str]:
             lines += ["recurrent nodes:"] + _recurrent_lines(info["recurrent"])
         if not info["rnnx_spec"]:
             guess = info["state_guess"]
-            lines.append("state pairs (guessed): " + (", ".join(
-                f"{g['input']} -> {g['output']} (by {g['by']})" for g in guess) or "none"))
+            lines.append(
+                "state pairs (guessed): "
+                + (", ".join(f"{g['input']} -> {g['output']} (by {g['by']})" for g in guess) or "none")
+            )
             if guess:
-                lines.append("  try: rnnx run MODEL INPUT " + " ".join(
-                    f"--state-map {g['input']}={g['output']}" for g in guess))
+                lines.append(
+                    "  try: rnnx run MODEL INPUT " + " ".join(f"--state-map {g['input']}={g['output']}" for g in guess)
+                )
             elif any(r.get("states") for r in info["recurrent"]):
                 lines.append("  state kept inside the graph; expose it with: rnnx stateful MODEL --out OUT.onnx")
     return lines

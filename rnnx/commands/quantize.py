@@ -16,9 +16,11 @@ def _size(n: int) -> str:
 def summary(result: Any) -> str:
     """A few lines: what was written, its size against the source, what was quantized."""
     ops = ", ".join(f"{op} x{n}" for op, n in result.quantized.items()) or "nothing"
-    lines = [f"wrote {result.path} ({result.precision}): {_size(result.bytes)}, "
-             f"{result.size_ratio:.2f}x of {_size(result.source_bytes)}",
-             f"converted:   {ops}"]
+    lines = [
+        f"wrote {result.path} ({result.precision}): {_size(result.bytes)}, "
+        f"{result.size_ratio:.2f}x of {_size(result.source_bytes)}",
+        f"converted:   {ops}",
+    ]
     if result.kept_float:
         lines.append("fp32 math:   " + ", ".join(f"{op} x{n}" for op, n in result.kept_float.items()))
     if result.step_graph_path is not None:
@@ -29,10 +31,14 @@ def summary(result: Any) -> str:
 
 @command(json_report=True)
 @click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False))
-@click.option("--precision", type=click.Choice(["fp16", "int8"]), required=True,
-              help="int8: dynamic quantization of LSTM ops and MatMuls (also inside Scan bodies); "
-              "GRU/RNN/Conv compute in float32 from int8-stored weights. fp16: half weights and "
-              "compute, float32 I/O.")
+@click.option(
+    "--precision",
+    type=click.Choice(["fp16", "int8"]),
+    required=True,
+    help="int8: dynamic quantization of LSTM ops and MatMuls (also inside Scan bodies); "
+    "GRU/RNN/Conv compute in float32 from int8-stored weights. fp16: half weights and "
+    "compute, float32 I/O.",
+)
 @click.option("--out", "out_path", required=True, metavar="OUT.onnx", help="The file to write.")
 def quantize(model_path: str, precision: str, out_path: str) -> dict[str, Any]:
     """Write an int8 or fp16 copy of MODEL (a float32 .onnx exported by rnnx).
@@ -58,9 +64,15 @@ def quantize(model_path: str, precision: str, out_path: str) -> dict[str, Any]:
 
     result = run_quantize(model_path, out_path, precision=precision)
     echo(summary(result))
-    return {"path": str(result.path), "precision": result.precision,
-            "source_bytes": result.source_bytes, "bytes": result.bytes,
-            "size_ratio": round(result.size_ratio, 4), "quantized": result.quantized,
-            "kept_float": result.kept_float, "weights_int8": result.weights_int8,
-            "notes": list(result.notes),
-            "step_graph": None if result.step_graph_path is None else str(result.step_graph_path)}
+    return {
+        "path": str(result.path),
+        "precision": result.precision,
+        "source_bytes": result.source_bytes,
+        "bytes": result.bytes,
+        "size_ratio": round(result.size_ratio, 4),
+        "quantized": result.quantized,
+        "kept_float": result.kept_float,
+        "weights_int8": result.weights_int8,
+        "notes": list(result.notes),
+        "step_graph": None if result.step_graph_path is None else str(result.step_graph_path),
+    }

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import re
 import warnings
-import csv
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import click
 import numpy as np
@@ -38,21 +38,25 @@ def read_sequence(path: Path, dtype: np.dtype) -> np.ndarray:
         return _read_npy(path)
     if path.suffix.lower() == ".csv":
         return _read_csv(path, dtype)
-    raise click.BadParameter(f"expected a .npy or .csv file (or .txt for a token model with a vocabulary), "
-                             f"got {path.name}", param_hint="INPUT")
+    raise click.BadParameter(
+        f"expected a .npy or .csv file (or .txt for a token model with a vocabulary), got {path.name}",
+        param_hint="INPUT",
+    )
 
 
 def _read_npy(path: Path) -> np.ndarray:
     try:
         x = np.load(path, allow_pickle=False, mmap_mode="r")
     except (ValueError, EOFError) as e:  # bad header, truncated data, object arrays
-        raise InputFileError(f"INPUT {path}: expected a numeric .npy array, got unreadable data "
-                             f"({' '.join(str(e).split())})") from e
+        raise InputFileError(
+            f"INPUT {path}: expected a numeric .npy array, got unreadable data ({' '.join(str(e).split())})"
+        ) from e
     if not isinstance(x, np.ndarray):  # an .npz archive under a .npy name
         names = ", ".join(x.files[:8]) + (", ..." if len(x.files) > 8 else "")
         x.close()
-        raise InputFileError(f"INPUT {path}: expected a .npy array, got an .npz archive (arrays {names}); "
-                             f"save one array with np.save")
+        raise InputFileError(
+            f"INPUT {path}: expected a .npy array, got an .npz archive (arrays {names}); save one array with np.save"
+        )
     return x
 
 
@@ -80,14 +84,17 @@ def _read_csv(path: Path, dtype: np.dtype) -> np.ndarray:
             return np.loadtxt(path, delimiter=",", ndmin=2, dtype=dtype, skiprows=skip)
     except ValueError as e:
         text = " ".join(str(e).split())  # numpy counts data rows from 0: name the file's line instead
-        text = re.sub(r"at row (\d+), column (\d+)",
-                      lambda m: f"at line {int(m.group(1)) + 1 + skip}, column {m.group(2)}", text)
-        raise InputFileError(f"INPUT {path}: expected rows of {dtype} numbers (one header row "
-                             f"allowed), got {text}; a timestamp or other non-feature column: pick the "
-                             f"features with --columns A,B,...") from e
+        text = re.sub(
+            r"at row (\d+), column (\d+)", lambda m: f"at line {int(m.group(1)) + 1 + skip}, column {m.group(2)}", text
+        )
+        raise InputFileError(
+            f"INPUT {path}: expected rows of {dtype} numbers (one header row "
+            f"allowed), got {text}; a timestamp or other non-feature column: pick the "
+            f"features with --columns A,B,..."
+        ) from e
 
 
-def read_input(path: Path, data: Optional[DataSpec], dtype: np.dtype) -> np.ndarray:
+def read_input(path: Path, data: DataSpec | None, dtype: np.dtype) -> np.ndarray:
     """INPUT through the model's data contract when it has one, else :func:`read_sequence`.
 
     A CSV for a model that knows its feature names is read by header; a .txt file for a
@@ -121,28 +128,33 @@ def read_csv_columns(path: Path, columns: str, dtype: np.dtype) -> np.ndarray:
         elif has_header and name in [h.strip() for h in header]:
             picked.append([h.strip() for h in header].index(name))
         else:
-            raise InputFileError(f"--columns: {name!r} is neither a column of {path.name} (header: "
-                                 f"{','.join(header) if has_header else 'none'}) nor an index below {len(header)}")
+            raise InputFileError(
+                f"--columns: {name!r} is neither a column of {path.name} (header: "
+                f"{','.join(header) if has_header else 'none'}) nor an index below {len(header)}"
+            )
     try:
         return np.loadtxt(path, delimiter=",", ndmin=2, dtype=dtype, usecols=picked, skiprows=int(has_header))
     except ValueError as e:
-        raise InputFileError(f"INPUT {path}: expected {dtype} numbers in columns {','.join(names)}, got "
-                             f"{' '.join(str(e).split())}") from e
+        raise InputFileError(
+            f"INPUT {path}: expected {dtype} numbers in columns {','.join(names)}, got {' '.join(str(e).split())}"
+        ) from e
 
 
-def _hint_columns(path: Path, x: np.ndarray, features: Optional[tuple]) -> None:
+def _hint_columns(path: Path, x: np.ndarray, features: tuple | None) -> None:
     """A CSV with more or fewer columns than the model's features: say so, with --columns."""
     if path.suffix.lower() != ".csv" or features is None or len(features) != 1 or x.ndim != 2 or not x.shape[0]:
         return  # no rows: the caller's "no time step" error says it better
     if x.shape[1] != features[0]:
         with open(path, newline="") as f:
             header = next(csv.reader(f), [])
-        raise InputFileError(f"INPUT {path}: expected {features[0]} feature columns, got {x.shape[1]} (header: "
-                             f"{','.join(header)}); pick the model's features with --columns A,B,... (names "
-                             f"or 0-based indices)")
+        raise InputFileError(
+            f"INPUT {path}: expected {features[0]} feature columns, got {x.shape[1]} (header: "
+            f"{','.join(header)}); pick the model's features with --columns A,B,... (names "
+            f"or 0-based indices)"
+        )
 
 
-def check_token_ids(x: np.ndarray, vocab_size: Optional[int]) -> None:
+def check_token_ids(x: np.ndarray, vocab_size: int | None) -> None:
     """Refuse token ids outside ``[0, vocab_size)`` before onnxruntime sees them (the runtime's rule).
 
     Raises:
@@ -151,8 +163,9 @@ def check_token_ids(x: np.ndarray, vocab_size: Optional[int]) -> None:
     check_tokens("INPUT", x, vocab_size)
 
 
-def write_outputs(path: Path, y: np.ndarray, batch_axis: int = 0, time_axis: Optional[int] = 1,
-                  columns: Optional[list[str]] = None) -> None:
+def write_outputs(
+    path: Path, y: np.ndarray, batch_axis: int = 0, time_axis: int | None = 1, columns: list[str] | None = None
+) -> None:
     """Write ``.npy`` as is, or ``.csv`` with one row per time step (batch 1 only), under a
     header row of ``columns`` when the model's data contract names them."""
     if path.suffix.lower() == ".npy":
@@ -163,14 +176,21 @@ def write_outputs(path: Path, y: np.ndarray, batch_axis: int = 0, time_axis: Opt
             raise ShapeError(f"--out: CSV holds one sequence, got a batch of {y.shape[batch_axis]}; use .npy")
         steps = y.shape[time_axis] if time_axis is not None else 1
         with atomic_write(path) as f:
-            np.savetxt(f, y.reshape(steps, -1), delimiter=",", fmt="%.8g",
-                       header=",".join(columns) if columns else "", comments="")
+            np.savetxt(
+                f,
+                y.reshape(steps, -1),
+                delimiter=",",
+                fmt="%.8g",
+                header=",".join(columns) if columns else "",
+                comments="",
+            )
     else:
         raise click.BadParameter(f"expected a .npy or .csv file, got {path.name}", param_hint="--out")
 
 
-def stream(sess, x: np.ndarray, chunk: int, step_axis: int = 1, out_axis: int = 1,
-           use_step: bool = False) -> np.ndarray:
+def stream(
+    sess, x: np.ndarray, chunk: int, step_axis: int = 1, out_axis: int = 1, use_step: bool = False
+) -> np.ndarray:
     """Feed ``x`` through ``sess`` in chunks of ``chunk`` steps along ``step_axis``.
 
     ``use_step``: hand each chunk to ``sess.step`` as the graph takes it (foreign models
@@ -204,8 +224,10 @@ def _prepare(contract, x: np.ndarray) -> tuple[np.ndarray, int, int, bool]:
             x = x[None]
         want, step_axis, out_axis, use_step = rank + 1, 1, 1, False
     if x.ndim != want:
-        raise ShapeError(f"INPUT: expected (time, features...) or (batch, time, features...) with "
-                         f"{want - 1} or {want} axes, got shape {x.shape}")
+        raise ShapeError(
+            f"INPUT: expected (time, features...) or (batch, time, features...) with "
+            f"{want - 1} or {want} axes, got shape {x.shape}"
+        )
     return x, step_axis, out_axis if out_axis is not None else 1, use_step
 
 
@@ -213,19 +235,22 @@ def _raise_if_model_failed(e: Exception, model: str, input_path: Path) -> None:
     """onnxruntime failing inside the graph (a Reshape that does not fit, ...) is the model's
     problem with this input, not a bug in rnnx: one line naming both."""
     from_ort = type(e).__module__.startswith("onnxruntime") or (  # IOBinding runs raise a plain RuntimeError
-        type(e) is RuntimeError and str(e).startswith("Error in execution"))
+        type(e) is RuntimeError and str(e).startswith("Error in execution")
+    )
     if not from_ort:
         return
     first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     raise InputValueError(f"MODEL {model} failed at run time on INPUT {input_path} ({first[:300]})") from e
 
 
-def _summary(y: np.ndarray, time_axis: int = 1, columns: Optional[list[str]] = None) -> str:
+def _summary(y: np.ndarray, time_axis: int = 1, columns: list[str] | None = None) -> str:
     last_step = np.take(y, -1, axis=time_axis)
-    last = (" ".join(f"{c}={v:.6g}" for c, v in zip(columns, last_step[0])) if columns
-            else np.array2string(last_step.ravel()[:8], precision=4))
-    return (f"output shape {y.shape}  mean {y.mean():.6g}  min {y.min():.6g}  max {y.max():.6g}\n"
-            f"last step: {last}")
+    last = (
+        " ".join(f"{c}={v:.6g}" for c, v in zip(columns, last_step[0]))
+        if columns
+        else np.array2string(last_step.ravel()[:8], precision=4)
+    )
+    return f"output shape {y.shape}  mean {y.mean():.6g}  min {y.min():.6g}  max {y.max():.6g}\nlast step: {last}"
 
 
 @command(json_report=True)
@@ -233,24 +258,52 @@ def _summary(y: np.ndarray, time_axis: int = 1, columns: Optional[list[str]] = N
 @click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--chunk", type=click.IntRange(min=1), default=64, show_default=True, help="Time steps per runtime call.")
 @click.option("--provider", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write outputs (.npy, .csv with named columns when the model names them, .txt with --decode).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write outputs (.npy, .csv with named columns when the model names them, .txt with --decode).",
+)
 @click.option("--decode", is_flag=True, help="Token models: print the most likely character at every step as text.")
 @click.option("--state-in", type=click.Path(exists=True, dir_okay=False), help="Start from this state file.")
 @click.option("--state-out", type=click.Path(dir_okay=False), help="Save the final state here.")
-@click.option("--check-finite", type=click.Choice(["off", "warn", "raise"]), default="off", show_default=True,
-              help="On NaN/inf in the input or output: nothing, a warning, or an error (onnxruntime's "
-                   "LSTM turns NaN inputs into finite, wrong numbers).")
-@click.option("--step-graph/--no-step-graph", default=True, show_default=True,
-              help="Run one-step chunks on the model's step graph when it has one (a loop-free .onnx "
-                   "beside it); --no-step-graph runs every call on MODEL and does not load the second graph.")
-@click.option("--columns", metavar="A,B,...", help="CSV INPUT: the feature columns, by header name or "
-              "0-based index, in the model's order (the others, a timestamp say, are left out).")
+@click.option(
+    "--check-finite",
+    type=click.Choice(["off", "warn", "raise"]),
+    default="off",
+    show_default=True,
+    help="On NaN/inf in the input or output: nothing, a warning, or an error (onnxruntime's "
+    "LSTM turns NaN inputs into finite, wrong numbers).",
+)
+@click.option(
+    "--step-graph/--no-step-graph",
+    default=True,
+    show_default=True,
+    help="Run one-step chunks on the model's step graph when it has one (a loop-free .onnx "
+    "beside it); --no-step-graph runs every call on MODEL and does not load the second graph.",
+)
+@click.option(
+    "--columns",
+    metavar="A,B,...",
+    help="CSV INPUT: the feature columns, by header name or "
+    "0-based index, in the model's order (the others, a timestamp say, are left out).",
+)
 @runtime_options
-def run(model: str, input_path: Path, chunk: int, provider: str, out: Optional[Path], decode: bool,
-        state_in: Optional[str], state_out: Optional[str], check_finite: str, step_graph: bool,
-        columns: Optional[str], state_map: tuple[str, ...], constant: tuple[str, ...],
-        context: int) -> dict[str, Any]:
+def run(
+    model: str,
+    input_path: Path,
+    chunk: int,
+    provider: str,
+    out: Path | None,
+    decode: bool,
+    state_in: str | None,
+    state_out: str | None,
+    check_finite: str,
+    step_graph: bool,
+    columns: str | None,
+    state_map: tuple[str, ...],
+    constant: tuple[str, ...],
+    context: int,
+) -> dict[str, Any]:
     """Stream INPUT, a recorded sequence (T, F...) or batch (B, T, F...), through MODEL.
 
     INPUT is .npy or .csv (one row per time step). Without --out a summary is printed.
@@ -281,12 +334,15 @@ def run(model: str, input_path: Path, chunk: int, provider: str, out: Optional[P
     backend, contract = open_model(model, run_options, foreign)
     backend.close()
     if not contract.streamable and (state_in or state_out):
-        raise NotStreamableError(f"--state-in/--state-out: {model} is bidirectional: it runs whole sequences "
-                                 "from a zero state, so it has no state to load or save")
+        raise NotStreamableError(
+            f"--state-in/--state-out: {model} is bidirectional: it runs whole sequences "
+            "from a zero state, so it has no state to load or save"
+        )
     data = contract.spec.data if contract.spec is not None else None
     if decode and (data is None or not data.vocab):
-        raise InputValueError(f"--decode: {model} has no vocabulary in its data contract (token models "
-                              "trained by rnnx train have one)")
+        raise InputValueError(
+            f"--decode: {model} has no vocabulary in its data contract (token models trained by rnnx train have one)"
+        )
     if columns is not None:
         raw = read_csv_columns(input_path, columns, np.dtype(contract.input.dtype))
     else:
@@ -297,8 +353,9 @@ def run(model: str, input_path: Path, chunk: int, provider: str, out: Optional[P
     if x.size == 0 or x.shape[step_axis] == 0:
         raise InputFileError(f"INPUT {input_path}: expected at least one time step, got none (shape {x.shape})")
     check_token_ids(x, contract.spec.input.vocab_size if contract.spec is not None else None)
-    with StreamingSession(model, options=run_options, batch_size=x.shape[contract.input.batch_axis],
-                          foreign=foreign) as sess:
+    with StreamingSession(
+        model, options=run_options, batch_size=x.shape[contract.input.batch_axis], foreign=foreign
+    ) as sess:
         if state_in:
             sess.load_state(state_in)
         try:
@@ -308,20 +365,31 @@ def run(model: str, input_path: Path, chunk: int, provider: str, out: Optional[P
             raise
         if state_out:
             sess.save_state(state_out)
-    columns = output_columns(data, y)
+    out_columns = output_columns(data, y)
     vocab = data.vocab if decode and data else None
     text = decode_tokens(y, vocab, contract.output.batch_axis, out_axis) if vocab else None
     if out is not None and text is not None and out.suffix.lower() == ".txt":
         write_text_atomic(out, "\n".join(text) + "\n")
         echo(f"wrote {out} ({len(text)} text(s))")
     elif out is not None:
-        write_outputs(out, y, contract.output.batch_axis, out_axis, columns)
+        write_outputs(out, y, contract.output.batch_axis, out_axis, out_columns)
         echo(f"wrote {out} {y.shape}")
     elif text is not None:
         echo("\n".join(text))
     else:
-        echo(_summary(y, out_axis, columns))
-    return {"columns": columns, "text": text, "model": model, "input": str(input_path), "input_shape": list(x.shape),
-            "output_shape": list(y.shape), "out": None if out is None else str(out),
-            "state_in": state_in, "state_out": state_out, "mean": float(y.mean()),
-            "min": float(y.min()), "max": float(y.max()), "last_step": np.take(y, -1, axis=out_axis).tolist()}
+        echo(_summary(y, out_axis, out_columns))
+    return {
+        "columns": out_columns,
+        "text": text,
+        "model": model,
+        "input": str(input_path),
+        "input_shape": list(x.shape),
+        "output_shape": list(y.shape),
+        "out": None if out is None else str(out),
+        "state_in": state_in,
+        "state_out": state_out,
+        "mean": float(y.mean()),
+        "min": float(y.min()),
+        "max": float(y.max()),
+        "last_step": np.take(y, -1, axis=out_axis).tolist(),
+    }

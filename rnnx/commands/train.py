@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import click
 
@@ -10,20 +10,32 @@ from rnnx.commands._common import command, echo
 from rnnx.task_names import TASKS
 
 
-
 @command(json_report=True)
 @click.option("--task", metavar="NAME", help=f"Built-in task: {', '.join(TASKS)}.")
 @click.option("--csv", "csv_path", metavar="FILE", help="Your own series: a CSV file with a header row.")
 @click.option("--target", metavar="COL", help="CSV: the column to forecast.")
 @click.option("--features", metavar="COL,...", help="CSV: input columns (default: every numeric column).")
-@click.option("--missing", type=click.Choice(["interpolate", "ffill", "drop", "error"]), default="interpolate",
-              show_default=True, help="CSV: what to do with empty or NA cells.")
-@click.option("--residual/--no-residual", default=None,
-              help="Series: predict the change from the target's current value (default: on for --csv).")
+@click.option(
+    "--missing",
+    type=click.Choice(["interpolate", "ffill", "drop", "error"]),
+    default="interpolate",
+    show_default=True,
+    help="CSV: what to do with empty or NA cells.",
+)
+@click.option(
+    "--residual/--no-residual",
+    default=None,
+    help="Series: predict the change from the target's current value (default: on for --csv).",
+)
 @click.option("--window", type=int, help="Truncated-BPTT window in steps (also the warm-up context).")
 @click.option("--horizon", type=int, help="Series tasks: future target values predicted at every step.")
 @click.option("--text", help="chars: learn next-character prediction on this short text.")
-@click.option("--model", "model_kind", metavar="KIND", help="rnn | lstm | gru | convlstm | seq2seq (seq2seq: series tasks only; default: the task's).")
+@click.option(
+    "--model",
+    "model_kind",
+    metavar="KIND",
+    help="rnn | lstm | gru | convlstm | seq2seq (seq2seq: series tasks only; default: the task's).",
+)
 @click.option("--hidden-size", type=int, help="Hidden features (channels for convlstm) per layer.")
 @click.option("--num-layers", type=int, help="Stacked recurrent layers.")
 @click.option("--dropout", type=float, help="Dropout between layers (needs --num-layers > 1).")
@@ -37,12 +49,15 @@ from rnnx.task_names import TASKS
 @click.option("--patience", type=int, help="Early stopping: epochs without improvement.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed -> same metrics.")
 @click.option("--device", default="cpu", show_default=True, help="cpu | cuda.")
-@click.option("--threads", type=click.IntRange(min=0), default=1, show_default=True, help="Torch CPU threads (0 = all cores).")
+@click.option(
+    "--threads", type=click.IntRange(min=0), default=1, show_default=True, help="Torch CPU threads (0 = all cores)."
+)
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @click.option("--size", type=float, default=1.0, hidden=True, help="Data-set scale (tests).")
 @click.option("--out", required=True, metavar="RUN_DIR", help="Run directory to write.")
-def train(csv_path: Optional[str], model_kind: Optional[str], features: Optional[str], no_progress: bool,
-          **options: Any) -> dict[str, Any]:
+def train(
+    csv_path: str | None, model_kind: str | None, features: str | None, no_progress: bool, **options: Any
+) -> dict[str, Any]:
     """Train a model on a built-in task (--task) or your CSV series (--csv ... --target COL).
 
     RUN_DIR receives model.safetensors (ready for `rnnx export RUN_DIR`), config.json,
@@ -69,8 +84,10 @@ def train(csv_path: Optional[str], model_kind: Optional[str], features: Optional
 
 def _summary(result: Any) -> None:
     m = result.metrics
-    echo(f"{m['task']}: {m['model']}, best epoch {m['best_epoch']}/{m['epochs_run']}, "
-               f"val_loss {m['val_loss']:.4g}, {m['wall_seconds']:.1f} s" + (" (interrupted)" if m["interrupted"] else ""))
+    echo(
+        f"{m['task']}: {m['model']}, best epoch {m['best_epoch']}/{m['epochs_run']}, "
+        f"val_loss {m['val_loss']:.4g}, {m['wall_seconds']:.1f} s" + (" (interrupted)" if m["interrupted"] else "")
+    )
     if "accuracy" in m:
         echo(f"test (streamed): accuracy {m['accuracy']:.4f}  baseline {m['baseline_accuracy']:.4f}")
     else:

@@ -15,22 +15,22 @@ import errno
 import logging
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from torch import nn
 
 from rnnx.atomic import write_bytes_atomic
 from rnnx.errors import ConfigError, ExportError, SpecError
 from rnnx.exporter.onnx_export import ExportResult, export_onnx
-from rnnx.onnx_tools.ort_format import to_ort
 from rnnx.exporter.parity import check_parity
+from rnnx.exporter.torchscript_export import export_torchscript
 from rnnx.onnx_tools.compare import ParityReport
+from rnnx.onnx_tools.ort_format import to_ort
 from rnnx.onnx_tools.quantize import QuantizeResult, quantize
 from rnnx.onnx_tools.spec_io import read_spec
 from rnnx.onnx_tools.step_graph import step_file_name
-from rnnx.exporter.torchscript_export import export_torchscript
 from rnnx.onnx_tools.triton import TritonConfig, export_triton
 from rnnx.spec import PRECISIONS
 
@@ -69,12 +69,21 @@ def file_name(fmt: str, precision: str = "fp32") -> str:
     return f"model{tag}{FORMATS[fmt]}"
 
 
-def export_files(model: nn.Module, out_dir: str | os.PathLike, *,
-                 formats: Sequence[str] = ("onnx",), opset: int = 17,
-                 check: bool = True, atol: float | None = None,
-                 rtol: float | None = None, triton: TritonConfig | None = None,
-                 precision: str = "fp32", step_graph: bool = True,
-                 strategy: str = "auto", failures: list[FormatFailure] | None = None) -> list[ExportedFile]:
+def export_files(
+    model: nn.Module,
+    out_dir: str | os.PathLike,
+    *,
+    formats: Sequence[str] = ("onnx",),
+    opset: int = 17,
+    check: bool = True,
+    atol: float | None = None,
+    rtol: float | None = None,
+    triton: TritonConfig | None = None,
+    precision: str = "fp32",
+    step_graph: bool = True,
+    strategy: str = "auto",
+    failures: list[FormatFailure] | None = None,
+) -> list[ExportedFile]:
     """Write ``out_dir/model.onnx``, ``model.ort`` and/or ``model.pt``, then check each one's parity.
 
     The default is ONNX only; TorchScript (``model.pt``, deprecated by PyTorch) is written
@@ -131,8 +140,9 @@ def export_files(model: nn.Module, out_dir: str | os.PathLike, *,
                 continue
             path = out / file_name(fmt, precision)
             try:
-                result, quantized, onnx_file = _one_format(model, fmt, path, Path(tmp), onnx_file, formats, opset,
-                                                           precision, step_graph, strategy)
+                result, quantized, onnx_file = _one_format(
+                    model, fmt, path, Path(tmp), onnx_file, formats, opset, precision, step_graph, strategy
+                )
             except ExportError as e:
                 if failures is None:
                     raise
@@ -147,10 +157,18 @@ def export_files(model: nn.Module, out_dir: str | os.PathLike, *,
     return files
 
 
-def _one_format(model: nn.Module, fmt: str, path: Path, tmp: Path,
-                onnx_file: tuple[ExportResult, QuantizeResult | None] | None, formats: Sequence[str],
-                opset: int, precision: str, step_graph: bool, strategy: str
-                ) -> tuple[ExportResult, QuantizeResult | None, tuple[ExportResult, QuantizeResult | None] | None]:
+def _one_format(
+    model: nn.Module,
+    fmt: str,
+    path: Path,
+    tmp: Path,
+    onnx_file: tuple[ExportResult, QuantizeResult | None] | None,
+    formats: Sequence[str],
+    opset: int,
+    precision: str,
+    step_graph: bool,
+    strategy: str,
+) -> tuple[ExportResult, QuantizeResult | None, tuple[ExportResult, QuantizeResult | None] | None]:
     """Write one format's file: (its result, what quantize did, the shared ONNX export so far)."""
     quantized = None
     if fmt == "torchscript":
@@ -168,14 +186,14 @@ def _one_format(model: nn.Module, fmt: str, path: Path, tmp: Path,
         result = export_pte(model, path)
     else:
         if onnx_file is None:
-            onnx_file = _onnx(model, tmp, opset, precision,
-                              step_graph and "onnx" in formats, strategy)
+            onnx_file = _onnx(model, tmp, opset, precision, step_graph and "onnx" in formats, strategy)
         made, quantized = onnx_file
         path.parent.mkdir(parents=True, exist_ok=True)
         if fmt == "ort":
             to_ort(made.path, path)
-            result = dataclasses.replace(made, path=path, step_graph_path=None,
-                                         spec=dataclasses.replace(made.spec, step_graph=None))
+            result = dataclasses.replace(
+                made, path=path, step_graph_path=None, spec=dataclasses.replace(made.spec, step_graph=None)
+            )
         else:
             result = _copy_onnx(made, path)
     return result, quantized, onnx_file
@@ -223,8 +241,9 @@ def remove_stale(out: Path, written: Sequence[Path]) -> list[Path]:
     return stale
 
 
-def _onnx(model: nn.Module, tmp: Path, opset: int, precision: str,
-          step_graph: bool, strategy: str) -> tuple[ExportResult, QuantizeResult | None]:
+def _onnx(
+    model: nn.Module, tmp: Path, opset: int, precision: str, step_graph: bool, strategy: str
+) -> tuple[ExportResult, QuantizeResult | None]:
     """The ONNX graph at ``precision`` in ``tmp`` (quantized from the float32 export)."""
     result = export_onnx(model, tmp / "model.onnx", opset=opset, step_graph=step_graph, strategy=strategy)
     if precision == "fp32":
@@ -233,38 +252,58 @@ def _onnx(model: nn.Module, tmp: Path, opset: int, precision: str,
     return dataclasses.replace(result, path=q.path, spec=q.spec, step_graph_path=q.step_graph_path), q
 
 
-def _export_triton(model: nn.Module, out: Path, opset: int, triton: TritonConfig | None,
-                   check: bool, atol: float | None, rtol: float | None, precision: str,
-                   strategy: str) -> ExportedFile:
+def _export_triton(
+    model: nn.Module,
+    out: Path,
+    opset: int,
+    triton: TritonConfig | None,
+    check: bool,
+    atol: float | None,
+    rtol: float | None,
+    precision: str,
+    strategy: str,
+) -> ExportedFile:
     """ONNX export at ``precision`` + parity against the model (that precision's tolerance),
     then the Triton repository from that file."""
     with tempfile.TemporaryDirectory() as tmp:
         python = triton is not None and triton.backend == "python"  # serves the file as is: keep its step graph
-        result = export_onnx(model, Path(tmp) / file_name("onnx"), opset=opset, step_graph=python,
-                             strategy=strategy)
+        result = export_onnx(model, Path(tmp) / file_name("onnx"), opset=opset, step_graph=python, strategy=strategy)
         quantized = None
         if precision != "fp32":  # its step graph converted too
             quantized = quantize(result.path, Path(tmp) / file_name("onnx", precision), precision=precision)
-            result = dataclasses.replace(result, path=quantized.path, spec=quantized.spec,
-                                         step_graph_path=quantized.step_graph_path)
+            result = dataclasses.replace(
+                result, path=quantized.path, spec=quantized.spec, step_graph_path=quantized.step_graph_path
+            )
         report = check_parity(model, result.path, atol=atol, rtol=rtol) if check else None
         repo = export_triton(result.path, out, triton)
-    return ExportedFile("triton", dataclasses.replace(result, path=repo.onnx_path, spec=repo.spec),
-                        report, quantized)
+    return ExportedFile("triton", dataclasses.replace(result, path=repo.onnx_path, spec=repo.spec), report, quantized)
 
 
-def _seq2seq_files(model: nn.Module, out: Path, formats: Sequence[str], opset: int, check: bool,
-                   atol: float | None, rtol: float | None, precision: str, strategy: str) -> list[ExportedFile]:
+def _seq2seq_files(
+    model: nn.Module,
+    out: Path,
+    formats: Sequence[str],
+    opset: int,
+    check: bool,
+    atol: float | None,
+    rtol: float | None,
+    precision: str,
+    strategy: str,
+) -> list[ExportedFile]:
     from rnnx.exporter.seq2seq_export import export_seq2seq
 
     if "onnx" not in formats:
-        raise ConfigError(f"format: a seq2seq model exports as an ONNX bundle (encoder.onnx + decoder.onnx); "
-                          f"expected onnx, got {list(formats)}")
+        raise ConfigError(
+            f"format: a seq2seq model exports as an ONNX bundle (encoder.onnx + decoder.onnx); "
+            f"expected onnx, got {list(formats)}"
+        )
     if precision != "fp32":
         raise ConfigError(f"precision: a seq2seq bundle exports in fp32 only, got {precision!r}")
     skipped = [f for f in formats if f != "onnx"]
     if skipped:
         logger.info("seq2seq: skipping %s, the model exports as an ONNX bundle only", ", ".join(skipped))
     done = export_seq2seq(model, out, opset=opset, check=check, atol=atol, rtol=rtol, strategy=strategy)
-    return [ExportedFile("onnx", ExportResult(path, spec, spec.exporter), done.report)
-            for path, spec in ((p, read_spec(p)) for p in (done.encoder, done.decoder))]
+    return [
+        ExportedFile("onnx", ExportResult(path, spec, spec.exporter), done.report)
+        for path, spec in ((p, read_spec(p)) for p in (done.encoder, done.decoder))
+    ]

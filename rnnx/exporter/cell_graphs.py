@@ -63,7 +63,7 @@ class _Graph:
         self.nodes: list[onnx.NodeProto] = []
         self.inits: list[onnx.TensorProto] = []
 
-    def scoped(self, prefix: str) -> "_Graph":
+    def scoped(self, prefix: str) -> _Graph:
         """The same graph (nodes, initializers) under another name prefix."""
         child = _Graph(prefix, self.dtype)
         child.nodes, child.inits = self.nodes, self.inits
@@ -201,12 +201,12 @@ def _shapes(cell: nn.Module) -> tuple[list[list], list]:
 def _check(cells: list[nn.Module]) -> None:
     for cell in cells:
         if not supports(cell):
-            raise TypeError(f"cell: expected one of {', '.join(c.__name__ for c in _CELLS)}, "
-                            f"got {type(cell).__name__}")
+            raise TypeError(f"cell: expected one of {', '.join(c.__name__ for c in _CELLS)}, got {type(cell).__name__}")
 
 
-def stack_scan(cells: list[nn.Module], x: str, states: list[str], y: str, new_states: list[str],
-               prefix: str, stacked: bool = True) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
+def stack_scan(
+    cells: list[nn.Module], x: str, states: list[str], y: str, new_states: list[str], prefix: str, stacked: bool = True
+) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
     """Outer-graph nodes that run a stack of cells (layer 0 first) over the time-major ``x``.
 
     One Scan for the whole stack: the first layer's input projection runs on every step at
@@ -238,12 +238,12 @@ def stack_scan(cells: list[nn.Module], x: str, states: list[str], y: str, new_st
     xp = _project(cells[0], outer, x)
     xp_t = body.prefix + "x_proj_t"
     body_in, body_out, layer_in = [], [], xp_t
-    for l, cell in enumerate(cells):
-        g = body.scoped(f"{body.prefix}l{l}/")
+    for layer, cell in enumerate(cells):
+        g = body.scoped(f"{body.prefix}l{layer}/")
         state_shapes, proj_shape = _shapes(cell)
-        names = [f"{g.prefix}{k}_prev" for k in ("h", "c")[:len(state_shapes)]]
+        names = [f"{g.prefix}{k}_prev" for k in ("h", "c")[: len(state_shapes)]]
         body_in += list(zip(names, state_shapes))
-        projected = layer_in if l == 0 else _project(cell, g, layer_in)
+        projected = layer_in if layer == 0 else _project(cell, g, layer_in)
         new = _step(cell, g, projected, names)
         body_out += list(zip(new, state_shapes))
         layer_in = new[0]  # the next layer reads this layer's h
@@ -253,24 +253,32 @@ def stack_scan(cells: list[nn.Module], x: str, states: list[str], y: str, new_st
     def info(name: str, shape: list) -> onnx.ValueInfoProto:  # shapes set: Scan-11 needs them
         return helper.make_tensor_value_info(name, elem, [BATCH, *shape])
 
-    graph = helper.make_graph(body.nodes, prefix + "step",
-                              [info(*v) for v in [*body_in, (xp_t, _shapes(cells[0])[1])]],
-                              [info(*v) for v in [*body_out, (y_t, _shapes(cells[-1])[0][0])]],
-                              initializer=body.inits)
+    graph = helper.make_graph(
+        body.nodes,
+        prefix + "step",
+        [info(*v) for v in [*body_in, (xp_t, _shapes(cells[0])[1])]],
+        [info(*v) for v in [*body_out, (y_t, _shapes(cells[-1])[0][0])]],
+        initializer=body.inits,
+    )
     n_kinds = len(states)
     if stacked:  # (L, B, ...) -> one (B, ...) per layer and back
-        index = [outer.const(f"layer{l}", np.array(l, np.int64)) for l in range(len(cells))]
-        scan_in = [outer.op1("Gather", [states[k], index[l]], f"s{k}_l{l}", axis=0)
-                   for l in range(len(cells)) for k in range(n_kinds)]
-        scan_out = [f"{prefix}s{k}_l{l}_final" for l in range(len(cells)) for k in range(n_kinds)]
+        index = [outer.const(f"layer{i}", np.array(i, np.int64)) for i in range(len(cells))]
+        scan_in = [
+            outer.op1("Gather", [states[k], index[i]], f"s{k}_l{i}", axis=0)
+            for i in range(len(cells))
+            for k in range(n_kinds)
+        ]
+        scan_out = [f"{prefix}s{k}_l{i}_final" for i in range(len(cells)) for k in range(n_kinds)]
     else:
         scan_in, scan_out = list(states), list(new_states)
-    nodes = [*outer.nodes, helper.make_node("Scan", [*scan_in, xp], [*scan_out, y], name=prefix + "scan",
-                                            body=graph, num_scan_inputs=1)]
+    nodes = [
+        *outer.nodes,
+        helper.make_node("Scan", [*scan_in, xp], [*scan_out, y], name=prefix + "scan", body=graph, num_scan_inputs=1),
+    ]
     if stacked:
         zero = outer.ints("axis0", [0])
         for k in range(n_kinds):
-            finals = [scan_out[l * n_kinds + k] for l in range(len(cells))]
+            finals = [scan_out[i * n_kinds + k] for i in range(len(cells))]
             ups = [f"{f}_1" if len(cells) > 1 else new_states[k] for f in finals]
             nodes += [helper.make_node("Unsqueeze", [f, zero], [u], name=u) for f, u in zip(finals, ups)]
             if len(cells) > 1:
@@ -278,7 +286,8 @@ def stack_scan(cells: list[nn.Module], x: str, states: list[str], y: str, new_st
     return nodes, outer.inits
 
 
-def cell_scan(cell: nn.Module, x: str, states: list[str], y: str, new_states: list[str],
-              prefix: str) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
+def cell_scan(
+    cell: nn.Module, x: str, states: list[str], y: str, new_states: list[str], prefix: str
+) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
     """:func:`stack_scan` of one cell whose states are (B, ...) (one layer, one direction)."""
     return stack_scan([cell], x, states, y, new_states, prefix, stacked=False)

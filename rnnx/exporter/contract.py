@@ -17,9 +17,9 @@ import onnx
 import torch
 from torch import nn
 
-from rnnx.version import __version__
 from rnnx.errors import ContractError, ExportError, RnnxError, cause_text
 from rnnx.spec import BATCH, DTYPES, TIME, DataSpec, IOSpec, ModelSpec, StateSpec
+from rnnx.version import __version__
 
 ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
@@ -42,13 +42,16 @@ def eval_copy(model: ModuleT) -> ModuleT:
     return copy.deepcopy(model).eval()
 
 
-def example_for(model: nn.Module, example_input: torch.Tensor | None = None,
-                batch: int = EXAMPLE_BATCH, steps: int = EXAMPLE_STEPS) -> torch.Tensor:
+def example_for(
+    model: nn.Module, example_input: torch.Tensor | None = None, batch: int = EXAMPLE_BATCH, steps: int = EXAMPLE_STEPS
+) -> torch.Tensor:
     """The example input: ``example_input`` if given, else ``model.example_input(batch, steps)``."""
     if example_input is not None:
         if not isinstance(example_input, torch.Tensor) or example_input.dim() < 2:
-            raise ExportError(f"example_input: expected a tensor (batch, time, ...), got "
-                              f"{getattr(example_input, 'shape', type(example_input).__name__)}")
+            raise ExportError(
+                f"example_input: expected a tensor (batch, time, ...), got "
+                f"{getattr(example_input, 'shape', type(example_input).__name__)}"
+            )
         return example_input
     make = getattr(model, "example_input", None)
     if getattr(model, "init_state", None) is None:
@@ -57,14 +60,15 @@ def example_for(model: nn.Module, example_input: torch.Tensor | None = None,
     if given is not None:  # the user's --example-shape/--example-dtype wins over any guess
         return given
     if make is None:
-        raise ExportError(f"{type(model).__name__} has no example_input(batch, steps) method: "
-                          f"pass example_input= (a batch-first tensor, e.g. shape (2, 5, features)); "
-                          f"from the command line: --example-shape 2,5,FEATURES")
+        raise ExportError(
+            f"{type(model).__name__} has no example_input(batch, steps) method: "
+            f"pass example_input= (a batch-first tensor, e.g. shape (2, 5, features)); "
+            f"from the command line: --example-shape 2,5,FEATURES"
+        )
     return make(batch, steps)
 
 
-def shaped_example(model: nn.Module, batch: int | None = None, steps: int | None = None
-                   ) -> torch.Tensor | None:
+def shaped_example(model: nn.Module, batch: int | None = None, steps: int | None = None) -> torch.Tensor | None:
     """The input the user declared (``model.example_shape``/``example_dtype``, set from
     ``--example-shape B,T,F...``/``--example-dtype``), at its own B and T unless given; else None.
 
@@ -98,9 +102,11 @@ def _wrap_hint(model: nn.Module, **options: Any) -> str:
 def _no_init_state(model: nn.Module) -> ContractError:
     from rnnx.models.advice import route_for  # deferred: rnnx.models is only needed here
 
-    return ContractError(f"{type(model).__name__}: expected an init_state(batch_size) method "
-                         f"returning the list of zero state tensors, found none; "
-                         f"{route_for(model).text()}")
+    return ContractError(
+        f"{type(model).__name__}: expected an init_state(batch_size) method "
+        f"returning the list of zero state tensors, found none; "
+        f"{route_for(model).text()}"
+    )
 
 
 def init_state(model: nn.Module, batch: int) -> list[torch.Tensor]:
@@ -113,10 +119,12 @@ def init_state(model: nn.Module, batch: int) -> list[torch.Tensor]:
         raise ContractError(
             f"{type(model).__name__}.init_state: expected a list of state tensors, got a Tensor "
             f"of shape {tuple(state.shape)}; return [h] instead of h, or use the module as "
-            f"written: rnnx.wrap(model, state=[shape with \"batch\"], ...)")
+            f'written: rnnx.wrap(model, state=[shape with "batch"], ...)'
+        )
     if not isinstance(state, (list, tuple)) or not all(isinstance(s, torch.Tensor) for s in state):
-        raise ContractError(f"{type(model).__name__}.init_state: expected a list of state tensors, "
-                            f"got {type(state).__name__}")
+        raise ContractError(
+            f"{type(model).__name__}.init_state: expected a list of state tensors, got {type(state).__name__}"
+        )
     return list(state)
 
 
@@ -127,8 +135,10 @@ def _state_shapes(model: nn.Module) -> list[tuple[Any, ...]]:
     for i, (a, b) in enumerate(zip(two, three)):
         diff = [k for k, (p, q) in enumerate(zip(a.shape, b.shape)) if p != q]
         if len(diff) != 1 or a.dim() != b.dim():
-            raise ExportError(f"init_state: state {i} must have exactly one batch axis; got shape "
-                              f"{tuple(a.shape)} at batch 2 and {tuple(b.shape)} at batch 3")
+            raise ExportError(
+                f"init_state: state {i} must have exactly one batch axis; got shape "
+                f"{tuple(a.shape)} at batch 2 and {tuple(b.shape)} at batch 3"
+            )
         shapes.append(tuple(BATCH if k == diff[0] else int(d) for k, d in enumerate(a.shape)))
     return shapes
 
@@ -136,8 +146,7 @@ def _state_shapes(model: nn.Module) -> list[tuple[Any, ...]]:
 def _state_names(model: nn.Module, count: int) -> list[str]:
     names = list(getattr(model, "state_names", None) or [f"state{i}" for i in range(count)])
     if len(names) != count or len(set(names)) != count:
-        raise ExportError(f"state_names: expected {count} unique names (one per init_state "
-                          f"tensor), got {names}")
+        raise ExportError(f"state_names: expected {count} unique names (one per init_state tensor), got {names}")
     return names
 
 
@@ -159,8 +168,7 @@ def vocab_size(model: nn.Module, example: torch.Tensor) -> int | None:
     return int(tables[0].num_embeddings) if len(tables) == 1 else None
 
 
-def run_eager(model: nn.Module, x: torch.Tensor, state: list[torch.Tensor]
-              ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+def run_eager(model: nn.Module, x: torch.Tensor, state: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """One no-grad forward with the contract's ``(y, state)`` result checked."""
     name = type(model).__name__
     with torch.no_grad(), warnings.catch_warnings():
@@ -177,18 +185,24 @@ def run_eager(model: nn.Module, x: torch.Tensor, state: list[torch.Tensor]
                 f"{tuple(x.shape)} (batch, time, ...) and state as a list [{shapes}]; to use "
                 f"the module as written: {_wrap_hint(model)} (add batch_first=False if it takes "
                 f"time-major x; state_as='tuple' or 'args' if it takes several states as a "
-                f"tuple or as separate arguments; step=True if it computes one step)") from e
+                f"tuple or as separate arguments; step=True if it computes one step)"
+            ) from e
     if not (isinstance(out, (tuple, list)) and len(out) == 2 and isinstance(out[0], torch.Tensor)):
-        raise ContractError(f"{name}.forward: expected (y, state), got {type(out).__name__}; "
-                            f"if it returns h, (h, c) or (y, h, c): {_wrap_hint(model)}")
+        raise ContractError(
+            f"{name}.forward: expected (y, state), got {type(out).__name__}; "
+            f"if it returns h, (h, c) or (y, h, c): {_wrap_hint(model)}"
+        )
     if isinstance(out[1], torch.Tensor):
         raise ContractError(
             f"{name}.forward: expected the new state as a list of tensors, got a bare Tensor of "
             f"shape {tuple(out[1].shape)}; return (y, [h]), or use the module as written: "
-            f"{_wrap_hint(model, state_as='tuple')}")
+            f"{_wrap_hint(model, state_as='tuple')}"
+        )
     if not isinstance(out[1], (tuple, list)) or len(out[1]) != len(state):
-        raise ContractError(f"{name}.forward: expected the new state as a list of {len(state)} "
-                            f"tensors (one per init_state tensor), got {describe_value(out[1])}")
+        raise ContractError(
+            f"{name}.forward: expected the new state as a list of {len(state)} "
+            f"tensors (one per init_state tensor), got {describe_value(out[1])}"
+        )
     return out[0], list(out[1])
 
 
@@ -199,8 +213,7 @@ def describe_value(value: Any) -> str:
     return describe(value)
 
 
-def derive_spec(model: nn.Module, example: torch.Tensor, *, opset: int | None = None,
-                exporter: str = "") -> ModelSpec:
+def derive_spec(model: nn.Module, example: torch.Tensor, *, opset: int | None = None, exporter: str = "") -> ModelSpec:
     """Read the state contract off ``model`` by running it on ``example``.
 
     Args:
@@ -220,19 +233,28 @@ def derive_spec(model: nn.Module, example: torch.Tensor, *, opset: int | None = 
     zeros = init_state(model, example.shape[0])
     y, new = run_eager(model, example, zeros)
     if tuple(y.shape[:2]) != tuple(example.shape[:2]):
-        raise ExportError(f"forward: expected y of shape (batch, time, ...) = "
-                          f"{tuple(example.shape[:2])} + ..., got {tuple(y.shape)}")
+        raise ExportError(
+            f"forward: expected y of shape (batch, time, ...) = {tuple(example.shape[:2])} + ..., got {tuple(y.shape)}"
+        )
     if [tuple(s.shape) for s in new] != [tuple(s.shape) for s in zeros]:
-        raise ExportError(f"forward: returned state shapes {[tuple(s.shape) for s in new]} differ "
-                          f"from init_state shapes {[tuple(s.shape) for s in zeros]}")
+        raise ExportError(
+            f"forward: returned state shapes {[tuple(s.shape) for s in new]} differ "
+            f"from init_state shapes {[tuple(s.shape) for s in zeros]}"
+        )
     states = tuple(
         StateSpec(n, f"{n}_in", f"{n}_out", shp, dtype_name(z.dtype, f"state {n}"))
         for n, shp, z in zip(names, shapes, zeros)
     )
     kind = getattr(model, "kind", "custom")
     return ModelSpec(
-        input=IOSpec("x", 0, 1, (BATCH, TIME, *map(int, example.shape[2:])),
-                     dtype_name(example.dtype, "x"), vocab_size(model, example)),
+        input=IOSpec(
+            "x",
+            0,
+            1,
+            (BATCH, TIME, *map(int, example.shape[2:])),
+            dtype_name(example.dtype, "x"),
+            vocab_size(model, example),
+        ),
         output=IOSpec("y", 0, 1, (BATCH, TIME, *map(int, y.shape[2:])), dtype_name(y.dtype, "y")),
         state=states,
         streamable=bool(getattr(model, "streamable", True)),
@@ -263,8 +285,11 @@ def weights_fingerprint(model: nn.Module) -> dict[str, Any]:
     from rnnx.models.user import SOURCE_ATTRIBUTE  # where the CLI loaded it from
 
     source = getattr(model, SOURCE_ATTRIBUTE, None)
-    return {"sha256": digest.hexdigest(), "model": _model_name(model),
-            **({"source": dict(source)} if isinstance(source, dict) else {})}
+    return {
+        "sha256": digest.hexdigest(),
+        "model": _model_name(model),
+        **({"source": dict(source)} if isinstance(source, dict) else {}),
+    }
 
 
 def _model_name(model: nn.Module) -> str:

@@ -32,14 +32,23 @@ from torch import nn
 from rnnx.atomic import commit_files
 from rnnx.errors import ExportError, ModelFileError, SpecError
 from rnnx.exporter.contract import derive_spec, eval_copy, example_for, producer_versions
-from rnnx.onnx_tools.graph import finalize, store_spec
-from rnnx.onnx_tools.ort_worker import isolated_runner
 from rnnx.exporter.parity import probe, random_input, random_state
-from rnnx.onnx_tools.spec_io import read_spec
-from rnnx.onnx_tools.step_graph import (PROBE_BATCH, PROBE_SEED, Probe, agrees_at_one_step, inline_scans,
-                                        stale_step_graphs, step_file_name, step_graph_entry, step_graph_path)
 from rnnx.exporter.strategies import DYNAMO_ORDER, STRATEGIES, ExportContext, auto_order
 from rnnx.exporter.strategies.base import io_names
+from rnnx.onnx_tools.graph import finalize, store_spec
+from rnnx.onnx_tools.ort_worker import isolated_runner
+from rnnx.onnx_tools.spec_io import read_spec
+from rnnx.onnx_tools.step_graph import (
+    PROBE_BATCH,
+    PROBE_SEED,
+    Probe,
+    agrees_at_one_step,
+    inline_scans,
+    stale_step_graphs,
+    step_file_name,
+    step_graph_entry,
+    step_graph_path,
+)
 from rnnx.spec import ModelSpec
 
 logger = logging.getLogger(__name__)
@@ -76,8 +85,9 @@ class ExportResult:
     step_graph_path: Path | None = None  # <stem>.step.onnx beside path, when one was written
 
 
-def _attempt(name: str, model: nn.Module, example: torch.Tensor, spec: ModelSpec,
-             opset: int, verify: bool) -> onnx.ModelProto:
+def _attempt(
+    name: str, model: nn.Module, example: torch.Tensor, spec: ModelSpec, opset: int, verify: bool
+) -> onnx.ModelProto:
     spec = dataclasses.replace(spec, exporter=name)
     state = random_state(model, example.shape[spec.input.batch_axis], seed=7)
     ctx = ExportContext(copy.deepcopy(model), example, state, spec, opset)
@@ -97,9 +107,16 @@ def _reason(e: BaseException) -> str:
     return " ".join(_ANSI.sub("", str(e)).split()) or type(e).__name__
 
 
-def export_onnx(model: nn.Module, path: str | os.PathLike, *, opset: int = 17,
-                example_input: torch.Tensor | None = None, strategy: str = "auto",
-                verify: bool = True, step_graph: bool = True) -> ExportResult:
+def export_onnx(
+    model: nn.Module,
+    path: str | os.PathLike,
+    *,
+    opset: int = 17,
+    example_input: torch.Tensor | None = None,
+    strategy: str = "auto",
+    verify: bool = True,
+    step_graph: bool = True,
+) -> ExportResult:
     """Export ``model`` to an ONNX file with ``x``/``y`` and ``{state}_in``/``{state}_out``.
 
     Args:
@@ -140,8 +157,12 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, opset: int = 17,
     spec = dataclasses.replace(spec, extra={**spec.extra, "producers": producer_versions()})
     attempts: list[Attempt] = []
     for name in names:
-        logger.info("exporting %s to ONNX: trying the %s path%s", type(model).__name__, name,
-                    " and its parity probe" if verify else "")
+        logger.info(
+            "exporting %s to ONNX: trying the %s path%s",
+            type(model).__name__,
+            name,
+            " and its parity probe" if verify else "",
+        )
         start = time.perf_counter()
         try:
             proto = _attempt(name, work, example, spec, opset, verify)
@@ -151,8 +172,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, opset: int = 17,
             logger.debug("%s path traceback", name, exc_info=e)
             continue
         attempts.append(Attempt(name, True, "ok", time.perf_counter() - start))
-        return _write(proto, path, dataclasses.replace(spec, exporter=name), attempts,
-                      work if step_graph else None)
+        return _write(proto, path, dataclasses.replace(spec, exporter=name), attempts, work if step_graph else None)
     detail = "; ".join(f"{a.strategy}: {a.reason}" for a in attempts)
     raise ExportError(f"could not export {type(model).__name__} to ONNX: {detail}") from attempts[-1].error
 
@@ -165,8 +185,7 @@ def _strategy_names(strategy: str) -> tuple[str, ...]:
     if strategy == "dynamo":
         return DYNAMO_ORDER
     if strategy not in STRATEGIES:
-        raise ConfigError(f"strategy: expected one of auto, {', '.join(STRATEGIES)}, "
-                          f"got {strategy!r}")
+        raise ConfigError(f"strategy: expected one of auto, {', '.join(STRATEGIES)}, got {strategy!r}")
     return (strategy,)
 
 
@@ -178,12 +197,19 @@ def _refuse_to_overwrite_a_model(step_path: Path) -> None:
         spec = read_spec(step_path)
     except (ModelFileError, SpecError):  # not an rnnx model (an older step graph): ours to replace
         return
-    raise SpecError(f"{step_path} is another exported model (its rnnx.spec says {spec.kind}, "
-                    f"{spec.exporter}); not overwriting it with this model's step graph")
+    raise SpecError(
+        f"{step_path} is another exported model (its rnnx.spec says {spec.kind}, "
+        f"{spec.exporter}); not overwriting it with this model's step graph"
+    )
 
 
-def _write(proto: onnx.ModelProto, path: str | os.PathLike, spec: ModelSpec,
-           attempts: list[Attempt], step_model: nn.Module | None) -> ExportResult:
+def _write(
+    proto: onnx.ModelProto,
+    path: str | os.PathLike,
+    spec: ModelSpec,
+    attempts: list[Attempt],
+    step_model: nn.Module | None,
+) -> ExportResult:
     """Write the step graph (when ``step_model`` is given and one passes), then the model file."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)

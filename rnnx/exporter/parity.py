@@ -8,27 +8,33 @@ once. An element passes when ``|exported - eager| <= atol + rtol * |eager|``.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from rnnx.errors import ExportError, SpecError, cause_text
-from rnnx.exporter.contract import (TORCH_DTYPES, _config, derive_spec, eval_copy, init_state, run_eager,
-                                    shaped_example)
-from rnnx.onnx_tools.compare import (PROBE_BATCHES, PROBE_STEPS, STREAM_CHUNK, ParityReport,
-                                     ParityRow, Tolerance, compare, resolve_tolerance)
+from rnnx.exporter.contract import TORCH_DTYPES, _config, derive_spec, eval_copy, init_state, run_eager, shaped_example
 from rnnx.exporter.runners import open_runner
 from rnnx.exporter.seq2seq_export import check_seq2seq_parity
-from rnnx.onnx_tools.spec_io import read_spec
+from rnnx.onnx_tools.compare import (
+    PROBE_BATCHES,
+    PROBE_STEPS,
+    STREAM_CHUNK,
+    ParityReport,
+    ParityRow,
+    Tolerance,
+    compare,
+    resolve_tolerance,
+)
 from rnnx.onnx_tools.runners import Runner
+from rnnx.onnx_tools.spec_io import read_spec
 from rnnx.spec import ModelSpec
 
 
-def _tensor_tolerances(spec: ModelSpec, tolerances: Mapping[str, Tolerance] | None
-                       ) -> dict[str, Tolerance]:
+def _tensor_tolerances(spec: ModelSpec, tolerances: Mapping[str, Tolerance] | None) -> dict[str, Tolerance]:
     """Validated per-output/state overrides (keys: the output name or a state name)."""
     names = [spec.output.name, *(s.name for s in spec.state)]
     extra = sorted(set(tolerances or {}) - set(names))
@@ -37,8 +43,7 @@ def _tensor_tolerances(spec: ModelSpec, tolerances: Mapping[str, Tolerance] | No
     return dict(tolerances or {})
 
 
-def random_input(model: nn.Module, spec: ModelSpec, batch: int, steps: int,
-                 seed: int) -> torch.Tensor:
+def random_input(model: nn.Module, spec: ModelSpec, batch: int, steps: int, seed: int) -> torch.Tensor:
     """Random input of the model's shape and dtype (token ids for integer inputs)."""
     if getattr(model, "example_shape", None) is not None:  # the user's declared input wins
         with torch.random.fork_rng():
@@ -81,18 +86,24 @@ def _vocab(model: nn.Module) -> int:
 def random_state(model: nn.Module, batch: int, seed: int) -> list[torch.Tensor]:
     """A non-zero state of ``init_state``'s shapes (zeros would hide state-handling bugs)."""
     gen = torch.Generator().manual_seed(seed + 1)
-    return [(0.5 * torch.randn(z.shape, generator=gen)).to(z.dtype) if z.is_floating_point()
-            else z for z in init_state(model, batch)]
+    return [
+        (0.5 * torch.randn(z.shape, generator=gen)).to(z.dtype) if z.is_floating_point() else z
+        for z in init_state(model, batch)
+    ]
 
 
 def _check_contract(model_spec: ModelSpec, file_spec: ModelSpec) -> None:
-    pairs = [("x", model_spec.input.feature_shape, file_spec.input.feature_shape),
-             ("y", model_spec.output.feature_shape, file_spec.output.feature_shape),
-             ("state", [s.shape for s in model_spec.state], [s.shape for s in file_spec.state])]
+    pairs = [
+        ("x", model_spec.input.feature_shape, file_spec.input.feature_shape),
+        ("y", model_spec.output.feature_shape, file_spec.output.feature_shape),
+        ("state", [s.shape for s in model_spec.state], [s.shape for s in file_spec.state]),
+    ]
     for what, mine, theirs in pairs:
         if list(mine) != list(theirs):
-            raise SpecError(f"{what}: the model has shape {list(mine)} but the exported file "
-                            f"declares {list(theirs)}; they are not the same model")
+            raise SpecError(
+                f"{what}: the model has shape {list(mine)} but the exported file "
+                f"declares {list(theirs)}; they are not the same model"
+            )
 
 
 def check_same_model(model: nn.Module, file_spec: ModelSpec) -> None:
@@ -112,8 +123,9 @@ def check_same_model(model: nn.Module, file_spec: ModelSpec) -> None:
         raise SpecError(f"config: the model and the exported file's model differ ({diff})")
 
 
-def _stream(run: Runner, x: np.ndarray, state: list[np.ndarray], chunk: int,
-            time_axis: int | None) -> tuple[np.ndarray, list[np.ndarray]]:
+def _stream(
+    run: Runner, x: np.ndarray, state: list[np.ndarray], chunk: int, time_axis: int | None
+) -> tuple[np.ndarray, list[np.ndarray]]:
     """Feed ``x`` ``chunk`` steps at a time, carrying the exported model's own state."""
     if time_axis is None:
         raise SpecError(f"streaming {chunk} steps at a time: expected an input with a time axis, got none")
@@ -133,10 +145,18 @@ def _cases(spec: ModelSpec, steps: int, streaming: bool) -> list[tuple[str, int]
     return cases
 
 
-def run_cases(model: nn.Module, run: Runner, spec: ModelSpec, tol: Tolerance,
-              batch_sizes: Sequence[int], steps: Sequence[int], seed: int,
-              streaming: bool, notes: list[str] | None = None,
-              per_tensor: Mapping[str, Tolerance] | None = None) -> list[ParityRow]:
+def run_cases(
+    model: nn.Module,
+    run: Runner,
+    spec: ModelSpec,
+    tol: Tolerance,
+    batch_sizes: Sequence[int],
+    steps: Sequence[int],
+    seed: int,
+    streaming: bool,
+    notes: list[str] | None = None,
+    per_tensor: Mapping[str, Tolerance] | None = None,
+) -> list[ParityRow]:
     """Compare ``run`` with eager ``model`` at every size and case; gathers every row.
 
     A run that raises counts as a failure of every tensor in that case (reason in ``notes``).
@@ -152,17 +172,16 @@ def run_cases(model: nn.Module, run: Runner, spec: ModelSpec, tol: Tolerance,
             x_np, st_np = x.numpy(), [s.numpy() for s in state]
             for case, chunk in _cases(spec, t, streaming):
                 try:
-                    y, new = (run(x_np, st_np) if chunk == 0
-                              else _stream(run, x_np, st_np, chunk, spec.input.time_axis))
+                    y, new = run(x_np, st_np) if chunk == 0 else _stream(run, x_np, st_np, chunk, spec.input.time_axis)
                 except Exception as e:  # the exported model cannot run at this size: a failure
                     if notes is not None:
-                        notes.append(f"{case} b={b} T={t}: exported model raised "
-                                     f"{type(e).__name__}: {cause_text(e)}")
+                        notes.append(f"{case} b={b} T={t}: exported model raised {type(e).__name__}: {cause_text(e)}")
                     y, new = np.empty(0), [np.empty(0) for _ in spec.state]
-                rows.append(compare(case, b, t, spec.output.name, y, ref_y.numpy(),
-                                    tols[spec.output.name]))
-                rows += [compare(case, b, t, s.name, got, ref.numpy(), tols[s.name])
-                         for s, got, ref in zip(spec.state, new, ref_state)]
+                rows.append(compare(case, b, t, spec.output.name, y, ref_y.numpy(), tols[spec.output.name]))
+                rows += [
+                    compare(case, b, t, s.name, got, ref.numpy(), tols[s.name])
+                    for s, got, ref in zip(spec.state, new, ref_state)
+                ]
     return rows
 
 
@@ -178,22 +197,30 @@ def probe(model: nn.Module, run: Runner, spec: ModelSpec, what: str = "parity pr
     """
     tol, _ = resolve_tolerance(spec.kind, None, None)
     notes: list[str] = []
-    rows = run_cases(model, run, spec, tol, PROBE_BATCHES, PROBE_STEPS, seed=123,
-                     streaming=True, notes=notes)
+    rows = run_cases(model, run, spec, tol, PROBE_BATCHES, PROBE_STEPS, seed=123, streaming=True, notes=notes)
     if notes:
         raise ExportError(f"{what} failed: {notes[0]}")
     bad = [r for r in rows if not r.ok]
     if bad:
         worst = max(bad, key=lambda r: r.score)
-        raise ExportError(f"{what} failed: {worst.tensor} in {worst.label()} differs by "
-                          f"{worst.max_abs:.3g} (atol {worst.atol:g}, rtol {worst.rtol:g})")
+        raise ExportError(
+            f"{what} failed: {worst.tensor} in {worst.label()} differs by "
+            f"{worst.max_abs:.3g} (atol {worst.atol:g}, rtol {worst.rtol:g})"
+        )
 
 
-def check_parity(model: nn.Module, exported_path: str | os.PathLike, *,
-                 batch_sizes: Sequence[int] = (1, 3), steps: Sequence[int] = (1, 7, 32),
-                 atol: float | None = None, rtol: float | None = None, seed: int = 0,
-                 streaming: bool = True,
-                 tolerances: Mapping[str, Tolerance] | None = None) -> ParityReport:
+def check_parity(
+    model: nn.Module,
+    exported_path: str | os.PathLike,
+    *,
+    batch_sizes: Sequence[int] = (1, 3),
+    steps: Sequence[int] = (1, 7, 32),
+    atol: float | None = None,
+    rtol: float | None = None,
+    seed: int = 0,
+    streaming: bool = True,
+    tolerances: Mapping[str, Tolerance] | None = None,
+) -> ParityReport:
     """Compare an exported file with the eager model it came from.
 
     Args:
@@ -232,11 +259,11 @@ def check_parity(model: nn.Module, exported_path: str | os.PathLike, *,
     tol, source = resolve_tolerance(spec.kind, atol, rtol, spec.precision)
     per_tensor = _tensor_tolerances(spec, tolerances)
     report = ParityReport(os.fspath(exported_path), tol, source)
-    report.rows = run_cases(work, run, spec, tol, batch_sizes, steps, seed, streaming,
-                            report.notes, per_tensor)
+    report.rows = run_cases(work, run, spec, tol, batch_sizes, steps, seed, streaming, report.notes, per_tensor)
     if per_tensor:
         report.tolerance_source += " (+per tensor: " + ", ".join(sorted(per_tensor)) + ")"
     if streaming and not spec.streamable:
-        report.notes.append("streaming cases skipped: the model is not streamable "
-                            "(bidirectional); only full sequences were compared")
+        report.notes.append(
+            "streaming cases skipped: the model is not streamable (bidirectional); only full sequences were compared"
+        )
     return report

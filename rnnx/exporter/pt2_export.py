@@ -54,8 +54,9 @@ def time_axis(spec: ModelSpec, what: str = "the model") -> int:
         ExportError: no time axis, or not streamable (bidirectional models see future steps).
     """
     if spec.input.time_axis is None or not spec.streamable:
-        raise ExportError(f"{what}: a step program needs a streamable model with a time axis "
-                          f"(bidirectional models see future steps)")
+        raise ExportError(
+            f"{what}: a step program needs a streamable model with a time axis (bidirectional models see future steps)"
+        )
     return spec.input.time_axis
 
 
@@ -69,26 +70,31 @@ def step_shapes(spec: ModelSpec, batch: torch.export.Dim) -> tuple:
     return {spec.input.batch_axis: batch}, tuple({s.batch_axis: batch} for s in spec.state)
 
 
-def export_step(model: nn.Module, example: torch.Tensor, state: list[torch.Tensor],
-                spec: ModelSpec) -> torch.export.ExportedProgram:
+def export_step(
+    model: nn.Module, example: torch.Tensor, state: list[torch.Tensor], spec: ModelSpec
+) -> torch.export.ExportedProgram:
     """The step program, dynamic batch (``torch.export.export``, non-strict)."""
     step = step_module(model, spec)
     x_t = example.select(time_axis(spec), 0)  # (B, ...) one time slice
     with quiet(), torch.no_grad():
-        return torch.export.export(step, (x_t, *state), dynamic_shapes=step_shapes(spec, torch.export.Dim(BATCH)),
-                                   strict=False)
+        return torch.export.export(
+            step, (x_t, *state), dynamic_shapes=step_shapes(spec, torch.export.Dim(BATCH)), strict=False
+        )
 
 
-def export_chunk(model: nn.Module, example: torch.Tensor, state: list[torch.Tensor],
-                 spec: ModelSpec) -> torch.export.ExportedProgram:
+def export_chunk(
+    model: nn.Module, example: torch.Tensor, state: list[torch.Tensor], spec: ModelSpec
+) -> torch.export.ExportedProgram:
     """The whole call, dynamic batch and time (RNN layers through torch's while-loop decompositions)."""
     from torch.export._patches import register_gru_while_loop_decomposition, register_lstm_while_loop_decomposition
 
     from rnnx.exporter.strategies.dynamo import _reset_caches
 
     batch, time = torch.export.Dim(BATCH), torch.export.Dim(TIME)
-    shapes = ({spec.input.batch_axis: batch, spec.input.time_axis: time},
-              tuple({s.batch_axis: batch} for s in spec.state))
+    shapes = (
+        {spec.input.batch_axis: batch, spec.input.time_axis: time},
+        tuple({s.batch_axis: batch} for s in spec.state),
+    )
     _reset_caches()
     with quiet(), torch.no_grad(), register_lstm_while_loop_decomposition(), register_gru_while_loop_decomposition():
         program = torch.export.export(Flat(model), (example, *state), dynamic_shapes=shapes, strict=False)
@@ -124,8 +130,9 @@ def _save(program: torch.export.ExportedProgram, path: Path, spec: ModelSpec) ->
     write_bytes_atomic(path, buf.getvalue())  # a reader never sees half a program
 
 
-def export_pt2(model: nn.Module, path: str | os.PathLike, *, example_input: torch.Tensor | None = None,
-               chunk: bool = True) -> ExportResult:
+def export_pt2(
+    model: nn.Module, path: str | os.PathLike, *, example_input: torch.Tensor | None = None, chunk: bool = True
+) -> ExportResult:
     """Write ``path`` (the step program, ``.pt2``) and, where torch.export allows, ``<stem>.chunk.pt2``.
 
     Each program is checked against the model (the parity probe: batch 3, other lengths)
@@ -158,8 +165,9 @@ def export_pt2(model: nn.Module, path: str | os.PathLike, *, example_input: torc
         step = export_step(work, example, state, spec)
         probe(work, program_runner(step, True, spec), spec, what="step program parity")
     except Exception as e:  # torch.export raises many types; each is a failed export
-        raise ExportError(f"could not export {type(model).__name__} as a torch.export step program: "
-                          f"{' '.join(str(e).split())[:400]}") from e
+        raise ExportError(
+            f"could not export {type(model).__name__} as a torch.export step program: {' '.join(str(e).split())[:400]}"
+        ) from e
     attempts = [Attempt("step", True, "ok", clock.perf_counter() - start)]
     chunk_path = out.with_name(chunk_file_name(out))
     if chunk:

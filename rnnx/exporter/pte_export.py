@@ -57,8 +57,11 @@ def _chunk(t: torch.Tensor, chunks: int, dim: int = 0) -> tuple[torch.Tensor, ..
 def _split(t: torch.Tensor, split_size: int | Sequence[int], dim: int = 0) -> tuple[torch.Tensor, ...]:
     """``Tensor.split`` as slices."""
     size = t.shape[dim]
-    sizes = ([min(split_size, size - i) for i in range(0, size, split_size)] if isinstance(split_size, int)
-             else list(split_size))
+    sizes = (
+        [min(split_size, size - i) for i in range(0, size, split_size)]
+        if isinstance(split_size, int)
+        else list(split_size)
+    )
     out, at = [], 0
     for n in sizes:
         out.append(t.narrow(dim, at, n))
@@ -78,8 +81,7 @@ def sliced_gates() -> Iterator[None]:
         torch.Tensor.chunk, torch.Tensor.split, torch.chunk = saved  # type: ignore[method-assign]
 
 
-def lower(model: nn.Module, example: torch.Tensor, state: list[torch.Tensor], spec: ModelSpec,
-          lowering: str) -> bytes:
+def lower(model: nn.Module, example: torch.Tensor, state: list[torch.Tensor], spec: ModelSpec, lowering: str) -> bytes:
     """The step program lowered for ExecuTorch (``lowering``: "xnnpack" or "portable"), as bytes."""
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
@@ -88,10 +90,14 @@ def lower(model: nn.Module, example: torch.Tensor, state: list[torch.Tensor], sp
     batch = torch.export.Dim(BATCH, min=1, max=MAX_BATCH)
     spec_bytes = torch.tensor(list(spec.to_json().encode("utf-8")), dtype=torch.uint8)
     with quiet(), torch.no_grad(), sliced_gates():
-        program = torch.export.export(step_module(model, spec), (x_t, *state),
-                                      dynamic_shapes=step_shapes(spec, batch), strict=False)
-        edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()] if lowering == "xnnpack"
-                                           else None, constant_methods={SPEC_METHOD: spec_bytes})
+        program = torch.export.export(
+            step_module(model, spec), (x_t, *state), dynamic_shapes=step_shapes(spec, batch), strict=False
+        )
+        edge = to_edge_transform_and_lower(
+            program,
+            partitioner=[XnnpackPartitioner()] if lowering == "xnnpack" else None,
+            constant_methods={SPEC_METHOD: spec_bytes},
+        )
         return bytes(edge.to_executorch().buffer)
 
 
@@ -114,8 +120,9 @@ def _runner(data: bytes) -> tuple[Runner, Any]:
     return run, backend
 
 
-def export_pte(model: nn.Module, path: str | os.PathLike, *, example_input: torch.Tensor | None = None,
-               lowering: str = "auto") -> ExportResult:
+def export_pte(
+    model: nn.Module, path: str | os.PathLike, *, example_input: torch.Tensor | None = None, lowering: str = "auto"
+) -> ExportResult:
     """Write ``path``: the model's step as an ExecuTorch program, checked in ExecuTorch's runtime.
 
     Args:
@@ -140,8 +147,9 @@ def export_pte(model: nn.Module, path: str | os.PathLike, *, example_input: torc
     try:
         import executorch.exir  # noqa: F401
     except ImportError:
-        raise ExportError('--format pte needs ExecuTorch, which is not installed: pip install "rnnx[executorch]"'
-                          ) from None
+        raise ExportError(
+            '--format pte needs ExecuTorch, which is not installed: pip install "rnnx[executorch]"'
+        ) from None
     work = eval_copy(model)
     example = example_for(work, example_input)
     spec = derive_spec(work, example, exporter="executorch")
@@ -150,8 +158,9 @@ def export_pte(model: nn.Module, path: str | os.PathLike, *, example_input: torc
     attempts: list[Attempt] = []
     for name in LOWERINGS if lowering == "auto" else (lowering,):
         start = time.perf_counter()
-        candidate = dataclasses.replace(spec, exporter=f"executorch-{name}",
-                                        extra={"producers": producer_versions(), "max_batch": MAX_BATCH})
+        candidate = dataclasses.replace(
+            spec, exporter=f"executorch-{name}", extra={"producers": producer_versions(), "max_batch": MAX_BATCH}
+        )
         try:
             data = lower(work, example, state, candidate, name)
             run, backend = _runner(data)
@@ -160,8 +169,9 @@ def export_pte(model: nn.Module, path: str | os.PathLike, *, example_input: torc
             finally:
                 backend.close()
         except Exception as e:  # lowering and runtime failures come in many types
-            attempts.append(Attempt(f"executorch-{name}", False, " ".join(str(e).split())[:400],
-                                    time.perf_counter() - start, e))
+            attempts.append(
+                Attempt(f"executorch-{name}", False, " ".join(str(e).split())[:400], time.perf_counter() - start, e)
+            )
             logger.info("ExecuTorch %s lowering rejected: %s", name, attempts[-1].reason)
             continue
         attempts.append(Attempt(f"executorch-{name}", True, "ok", time.perf_counter() - start))
@@ -170,5 +180,6 @@ def export_pte(model: nn.Module, path: str | os.PathLike, *, example_input: torc
         write_bytes_atomic(out, data)
         return ExportResult(out, candidate, candidate.exporter, tuple(attempts))
     detail = "; ".join(f"{a.strategy}: {a.reason}" for a in attempts)
-    raise ExportError(f"could not export {type(model).__name__} as an ExecuTorch program: {detail}"
-                      ) from attempts[-1].error
+    raise ExportError(f"could not export {type(model).__name__} as an ExecuTorch program: {detail}") from attempts[
+        -1
+    ].error

@@ -24,9 +24,10 @@ import dataclasses
 import hashlib
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence, TypeGuard
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
 import onnx
@@ -34,14 +35,14 @@ import torch
 from torch import nn
 
 from rnnx.atomic import commit_files, member_path
-from rnnx.version import __version__
 from rnnx.errors import ExportError, SpecError, cause_text
 from rnnx.exporter.contract import dtype_name, eval_copy, producer_versions
-from rnnx.onnx_tools.graph import finalize, store_spec, write_shape
-from rnnx.onnx_tools.compare import ParityReport, compare, resolve_tolerance
 from rnnx.exporter.strategies.base import export_traced, legacy_onnx_exporter
 from rnnx.exporter.strategies.dynamo import export_dynamo
+from rnnx.onnx_tools.compare import ParityReport, compare, resolve_tolerance
+from rnnx.onnx_tools.graph import finalize, store_spec, write_shape
 from rnnx.spec import BATCH, METADATA_KEY, TIME, IOSpec, ModelSpec, Seq2SeqSpec, StateSpec, TensorSpec
+from rnnx.version import __version__
 
 if TYPE_CHECKING:
     from rnnx.models.seq2seq import Seq2Seq
@@ -87,14 +88,13 @@ class _EncoderGraph(nn.Module):
 class _DecoderGraph(nn.Module):
     """``(y_prev, *state[, memory][, base]) -> (y, *new_state)`` with a flat signature."""
 
-    def __init__(self, model: Seq2Seq, n_state: int, memory_size: int, with_memory: bool,
-                 with_base: bool) -> None:
+    def __init__(self, model: Seq2Seq, n_state: int, memory_size: int, with_memory: bool, with_base: bool) -> None:
         super().__init__()
         self.model, self.n_state, self.memory_size = model, n_state, memory_size
         self.with_memory, self.with_base = with_memory, with_base
 
     def forward(self, y_prev: torch.Tensor, *rest: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        state, rest = list(rest[:self.n_state]), rest[self.n_state:]
+        state, rest = list(rest[: self.n_state]), rest[self.n_state :]
         b = y_prev.shape[0]
         memory = rest[0] if self.with_memory else y_prev.new_zeros((b, 0, self.memory_size))
         base = rest[-1] if self.with_base else y_prev.new_zeros((b, 1))
@@ -115,11 +115,15 @@ def _encode(model: Seq2Seq, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.T
     with torch.no_grad():
         out = model.encode(x)
     if not (isinstance(out, tuple) and len(out) == 4):
-        raise ExportError(f"{type(model).__name__}.encode: expected (memory, state, first, base), got {type(out).__name__}")
+        raise ExportError(
+            f"{type(model).__name__}.encode: expected (memory, state, first, base), got {type(out).__name__}"
+        )
     memory, state, first, base = out
     if not isinstance(memory, torch.Tensor) or memory.dim() != 3 or tuple(memory.shape[:2]) != tuple(x.shape[:2]):
-        raise ExportError(f"encoder: expected outputs of shape (batch, T, H) = {tuple(x.shape[:2])} + (H,), got "
-                          f"{getattr(memory, 'shape', type(memory).__name__)}")
+        raise ExportError(
+            f"encoder: expected outputs of shape (batch, T, H) = {tuple(x.shape[:2])} + (H,), got "
+            f"{getattr(memory, 'shape', type(memory).__name__)}"
+        )
     if not state or not all(isinstance(s, torch.Tensor) for s in state):
         raise ExportError(f"encoder: expected a non-empty list of state tensors, got {state!r:.80}")
     return memory, list(state), first, base
@@ -128,8 +132,10 @@ def _encode(model: Seq2Seq, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.T
 def _batch_axis(a: torch.Tensor, b: torch.Tensor, where: str) -> int:
     diff = [k for k, (p, q) in enumerate(zip(a.shape, b.shape)) if p != q]
     if a.dim() != b.dim() or len(diff) != 1:
-        raise ExportError(f"{where}: expected exactly one batch axis; got shape {tuple(a.shape)} at batch "
-                          f"{EXAMPLE[0]} and {tuple(b.shape)} at batch {EXAMPLE[0] + 1}")
+        raise ExportError(
+            f"{where}: expected exactly one batch axis; got shape {tuple(a.shape)} at batch "
+            f"{EXAMPLE[0]} and {tuple(b.shape)} at batch {EXAMPLE[0] + 1}"
+        )
     return diff[0]
 
 
@@ -151,8 +157,10 @@ def derive_bundle_spec(model: Seq2Seq, example: torch.Tensor) -> Seq2SeqSpec:
     with torch.no_grad():
         y, new = model.step(first, state, memory, base)
     if tuple(y.shape) != tuple(first.shape) or [tuple(s.shape) for s in new] != [tuple(s.shape) for s in state]:
-        raise ExportError(f"decoder: expected y {tuple(first.shape)} and state {[tuple(s.shape) for s in state]}, "
-                          f"got y {tuple(y.shape)} and state {[tuple(s.shape) for s in new]}")
+        raise ExportError(
+            f"decoder: expected y {tuple(first.shape)} and state {[tuple(s.shape) for s in state]}, "
+            f"got y {tuple(y.shape)} and state {[tuple(s.shape) for s in new]}"
+        )
     names = _state_names(model, len(state))
     states = []
     for n, s, s3 in zip(names, state, state3):
@@ -165,29 +173,53 @@ def derive_bundle_spec(model: Seq2Seq, example: torch.Tensor) -> Seq2SeqSpec:
     base_t = TensorSpec("base", (BATCH, 1), dt)
     attention, residual = bool(model.attention), model.residual >= 0
     context = tuple([mem] if attention else []) + tuple([base_t] if residual else [])
-    outputs = (mem, *(TensorSpec(f"{s.name}_init", s.shape, s.dtype) for s in states),
-               TensorSpec("y_init", (BATCH, out_size), dt), *([base_t] if residual else []))
+    outputs = (
+        mem,
+        *(TensorSpec(f"{s.name}_init", s.shape, s.dtype) for s in states),
+        TensorSpec("y_init", (BATCH, out_size), dt),
+        *([base_t] if residual else []),
+    )
     init = {"y_prev": "y_init", **{s.input: f"{s.name}_init" for s in states}, **{c.name: c.name for c in context}}
     return Seq2SeqSpec(
-        encoder=ENCODER_FILE, decoder=DECODER_FILE,
+        encoder=ENCODER_FILE,
+        decoder=DECODER_FILE,
         input=IOSpec("x", 0, 1, (BATCH, TIME, *map(int, example.shape[2:])), dtype_name(example.dtype, "x")),
         output=IOSpec("y", 0, None, (BATCH, out_size), dt),
-        feedback="y_prev", state=tuple(states), context=context, encoder_outputs=outputs, init=init,
-        horizon=int(model.horizon), window=int(model.window),
+        feedback="y_prev",
+        state=tuple(states),
+        context=context,
+        encoder_outputs=outputs,
+        init=init,
+        horizon=int(model.horizon),
+        window=int(model.window),
     )
 
 
-def _file_specs(model: Seq2Seq, bundle: Seq2SeqSpec, opset: int, exporter: str = "trace"
-                ) -> tuple[ModelSpec, ModelSpec]:
+def _file_specs(
+    model: Seq2Seq, bundle: Seq2SeqSpec, opset: int, exporter: str = "trace"
+) -> tuple[ModelSpec, ModelSpec]:
     config = model.config.to_dict() if hasattr(model.config, "to_dict") and not model.custom else {}
     common: dict[str, Any] = dict(
-        streamable=False, rnnx_version=__version__, kind="seq2seq", config=config, opset=opset,
-        exporter=exporter, extra={"producers": producer_versions()}, seq2seq=bundle)
+        streamable=False,
+        rnnx_version=__version__,
+        kind="seq2seq",
+        config=config,
+        opset=opset,
+        exporter=exporter,
+        extra={"producers": producer_versions()},
+        seq2seq=bundle,
+    )
     mem = bundle.encoder_outputs[0]
-    encoder = ModelSpec(input=bundle.input, output=IOSpec(mem.name, 0, 1, mem.shape, mem.dtype), state=(),
-                        role="encoder", **common)
-    decoder = ModelSpec(input=IOSpec(bundle.feedback, 0, None, bundle.output.shape, bundle.output.dtype),
-                        output=bundle.output, state=bundle.state, role="decoder", **common)
+    encoder = ModelSpec(
+        input=bundle.input, output=IOSpec(mem.name, 0, 1, mem.shape, mem.dtype), state=(), role="encoder", **common
+    )
+    decoder = ModelSpec(
+        input=IOSpec(bundle.feedback, 0, None, bundle.output.shape, bundle.output.dtype),
+        output=bundle.output,
+        state=bundle.state,
+        role="decoder",
+        **common,
+    )
     return encoder, decoder
 
 
@@ -209,13 +241,15 @@ def _set_shapes(proto: onnx.ModelProto, tensors: dict[str, tuple]) -> None:
         shape, dims = tensors[v.name], v.type.tensor_type.shape.dim
         for k, d in enumerate(shape):
             if isinstance(d, str) and dims and len(dims) == len(shape) and dims[k].HasField("dim_value"):
-                raise ExportError(f"{v.name}: axis {k} ({d}) is fixed to {dims[k].dim_value} in the graph; "
-                                  f"it must stay symbolic")
+                raise ExportError(
+                    f"{v.name}: axis {k} ({d}) is fixed to {dims[k].dim_value} in the graph; it must stay symbolic"
+                )
         write_shape(v, shape)
 
 
-def _build(module: nn.Module, args: tuple, names: tuple[list[str], list[str]], tensors: list, spec: ModelSpec,
-           opset: int) -> onnx.ModelProto:
+def _build(
+    module: nn.Module, args: tuple, names: tuple[list[str], list[str]], tensors: list, spec: ModelSpec, opset: int
+) -> onnx.ModelProto:
     shapes = {}
     for t in tensors:
         if isinstance(t, StateSpec):
@@ -228,14 +262,16 @@ def _build(module: nn.Module, args: tuple, names: tuple[list[str], list[str]], t
         else:
             proto = export_traced(module, args, spec, opset, names=names, axes=_axes(tensors))
     except Exception as e:  # torch raises many types while tracing; each is a failed export
-        raise ExportError(f"could not export ({spec.exporter}) the {spec.role} of {type(module.model).__name__}: "
-                          f"{cause_text(e)}") from e
+        raise ExportError(
+            f"could not export ({spec.exporter}) the {spec.role} of {type(module.model).__name__}: {cause_text(e)}"
+        ) from e
     _set_shapes(proto, shapes)
     return finalize(proto, spec)
 
 
-def build_bundle(model: Seq2Seq, example: torch.Tensor, opset: int = 17, exporter: str = "trace"
-                 ) -> tuple[onnx.ModelProto, onnx.ModelProto, Seq2SeqSpec]:
+def build_bundle(
+    model: Seq2Seq, example: torch.Tensor, opset: int = 17, exporter: str = "trace"
+) -> tuple[onnx.ModelProto, onnx.ModelProto, Seq2SeqSpec]:
     """Export the encoder and decoder-step graphs of an eval-mode ``model`` (in memory).
 
     ``exporter``: "trace" (torch's TorchScript-based exporter) or "dynamo" (torch.export).
@@ -245,16 +281,26 @@ def build_bundle(model: Seq2Seq, example: torch.Tensor, opset: int = 17, exporte
     memory, state, first, base = _encode(model, example)
     with_base = any(c.name == "base" for c in bundle.context)
     with_memory = any(c.name == "memory" for c in bundle.context)
-    encoder = _build(_EncoderGraph(model, with_base), (example,),
-                     ([bundle.input.name], [t.name for t in bundle.encoder_outputs]),
-                     [bundle.input, *bundle.encoder_outputs], enc_spec, opset)
+    encoder = _build(
+        _EncoderGraph(model, with_base),
+        (example,),
+        ([bundle.input.name], [t.name for t in bundle.encoder_outputs]),
+        [bundle.input, *bundle.encoder_outputs],
+        enc_spec,
+        opset,
+    )
     dec_inputs = [bundle.feedback, *(s.input for s in bundle.state), *(c.name for c in bundle.context)]
     dec_outputs = [bundle.output.name, *(s.output for s in bundle.state)]
     args = (first, *state, *([memory] if with_memory else []), *([base] if with_base else []))
     feedback = TensorSpec(bundle.feedback, bundle.output.shape, bundle.output.dtype)
-    decoder = _build(_DecoderGraph(model, len(state), int(memory.shape[2]), with_memory, with_base), args,
-                     (dec_inputs, dec_outputs), [feedback, *bundle.state, *bundle.context, bundle.output],
-                     dec_spec, opset)
+    decoder = _build(
+        _DecoderGraph(model, len(state), int(memory.shape[2]), with_memory, with_base),
+        args,
+        (dec_inputs, dec_outputs),
+        [feedback, *bundle.state, *bundle.context, bundle.output],
+        dec_spec,
+        opset,
+    )
     return encoder, decoder, bundle
 
 
@@ -262,16 +308,25 @@ def build_bundle(model: Seq2Seq, example: torch.Tensor, opset: int = 17, exporte
 def _example(model: Seq2Seq, example_input: torch.Tensor | None) -> torch.Tensor:
     if example_input is not None:
         if not isinstance(example_input, torch.Tensor) or example_input.dim() != 3:
-            raise ExportError(f"example_input: expected a (batch, T, features) window, got "
-                              f"{getattr(example_input, 'shape', type(example_input).__name__)}")
+            raise ExportError(
+                f"example_input: expected a (batch, T, features) window, got "
+                f"{getattr(example_input, 'shape', type(example_input).__name__)}"
+            )
         return example_input
     return torch.randn(EXAMPLE[0], EXAMPLE[1], int(model.input_size))
 
 
-def export_seq2seq(model: nn.Module, out_dir: str | os.PathLike, *, opset: int = 17,
-                   example_input: torch.Tensor | None = None, check: bool = True,
-                   atol: float | None = None, rtol: float | None = None,
-                   strategy: str = "auto") -> Seq2SeqExport:
+def export_seq2seq(
+    model: nn.Module,
+    out_dir: str | os.PathLike,
+    *,
+    opset: int = 17,
+    example_input: torch.Tensor | None = None,
+    check: bool = True,
+    atol: float | None = None,
+    rtol: float | None = None,
+    strategy: str = "auto",
+) -> Seq2SeqExport:
     """Write ``out_dir/encoder.onnx`` and ``out_dir/decoder.onnx`` and check them against eager.
 
     Args:
@@ -295,8 +350,10 @@ def export_seq2seq(model: nn.Module, out_dir: str | os.PathLike, *, opset: int =
     """
     work = eval_copy(model)
     if not _is_seq2seq(work):
-        raise ExportError(f"{type(model).__name__}: expected an rnnx.models.Seq2Seq ({', '.join(SEQ2SEQ_API)}); "
-                          f"wrap your encoder and decoder with Seq2Seq.from_modules(encoder, decoder, ...)")
+        raise ExportError(
+            f"{type(model).__name__}: expected an rnnx.models.Seq2Seq ({', '.join(SEQ2SEQ_API)}); "
+            f"wrap your encoder and decoder with Seq2Seq.from_modules(encoder, decoder, ...)"
+        )
     example = _example(work, example_input)
     exporter = strategy if strategy in ("dynamo", "trace") else "trace" if legacy_onnx_exporter() else "dynamo"
     if exporter == "dynamo":  # torch.export translates to opset 18 (ReduceMean & co. changed there)
@@ -312,8 +369,12 @@ def export_seq2seq(model: nn.Module, out_dir: str | os.PathLike, *, opset: int =
     # old bundle or the new one, and a reader never pairs a decoder with another export's encoder
     enc_path = member_path(out / bundle.encoder, enc_bytes)
     dec_spec = ModelSpec.from_json(next(p.value for p in decoder.metadata_props if p.key == METADATA_KEY))
-    tied = dataclasses.replace(dec_spec, seq2seq=dataclasses.replace(
-        bundle, encoder=enc_path.name, encoder_sha256=hashlib.sha256(enc_bytes).hexdigest()))
+    tied = dataclasses.replace(
+        dec_spec,
+        seq2seq=dataclasses.replace(
+            bundle, encoder=enc_path.name, encoder_sha256=hashlib.sha256(enc_bytes).hexdigest()
+        ),
+    )
     store_spec(decoder, tied)
     stale = [p for p in out.glob("encoder*.onnx") if _ENCODER.fullmatch(p.name) and p != enc_path]
     commit_files(dec_path, decoder.SerializeToString(), {enc_path: enc_bytes}, stale)
@@ -321,9 +382,16 @@ def export_seq2seq(model: nn.Module, out_dir: str | os.PathLike, *, opset: int =
     return Seq2SeqExport(enc_path, dec_path, bundle, report)
 
 
-def check_seq2seq_parity(model: nn.Module, bundle: str | os.PathLike, *, atol: float | None = None,
-                         rtol: float | None = None, windows: Sequence[int] | None = None,
-                         batches: Sequence[int] = PARITY_BATCHES, seed: int = 0) -> ParityReport:
+def check_seq2seq_parity(
+    model: nn.Module,
+    bundle: str | os.PathLike,
+    *,
+    atol: float | None = None,
+    rtol: float | None = None,
+    windows: Sequence[int] | None = None,
+    batches: Sequence[int] = PARITY_BATCHES,
+    seed: int = 0,
+) -> ParityReport:
     """Compare the bundle's generated sequences with eager ``model.forecast``.
 
     Cases, each at every batch size and window length: ``forecast{S}`` generates S steps
@@ -348,8 +416,10 @@ def check_seq2seq_parity(model: nn.Module, bundle: str | os.PathLike, *, atol: f
     from rnnx.runtime.forecast import ForecastSession
 
     if not _is_seq2seq(model):
-        raise SpecError(f"{bundle}: a seq2seq bundle; expected an rnnx.models.Seq2Seq model to compare it "
-                        f"with, got {type(model).__name__}")
+        raise SpecError(
+            f"{bundle}: a seq2seq bundle; expected an rnnx.models.Seq2Seq model to compare it "
+            f"with, got {type(model).__name__}"
+        )
     work = eval_copy(model)
     sess = ForecastSession(bundle, threads=1)  # tiny graphs: threads only add contention
     tol, source = resolve_tolerance("seq2seq", atol, rtol)
@@ -386,9 +456,16 @@ def _stream_case(model: Seq2Seq, sess: Any, batch: int, gen: torch.Generator, to
         stream.push(x[:, t].numpy())
         got.append(stream.forecast())
         with torch.no_grad():
-            ref.append(model.forecast(x[:, max(0, t + 1 - window): t + 1], model.horizon).numpy())
+            ref.append(model.forecast(x[:, max(0, t + 1 - window) : t + 1], model.horizon).numpy())
     return compare("stream", batch, x.shape[1], "y", np.stack(got), np.stack(ref), tol)
 
 
-__all__ = ["Seq2SeqExport", "export_seq2seq", "check_seq2seq_parity", "derive_bundle_spec", "build_bundle",
-           "ENCODER_FILE", "DECODER_FILE"]
+__all__ = [
+    "Seq2SeqExport",
+    "export_seq2seq",
+    "check_seq2seq_parity",
+    "derive_bundle_spec",
+    "build_bundle",
+    "ENCODER_FILE",
+    "DECODER_FILE",
+]

@@ -27,8 +27,9 @@ def _traced(model: nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
         return torch.jit.trace(model, (example, state), check_trace=False)
 
 
-def export_torchscript(model: nn.Module, path: str | os.PathLike, *,
-                       example_input: torch.Tensor | None = None) -> ExportResult:
+def export_torchscript(
+    model: nn.Module, path: str | os.PathLike, *, example_input: torch.Tensor | None = None
+) -> ExportResult:
     """Save ``model`` as TorchScript (``torch.jit.script``; trace only as a checked fallback).
 
     The file loads with plain ``torch.jit.load`` (rnnx not needed), keeps

@@ -13,9 +13,15 @@ from rnnx.onnx_tools.triton import ONNX_FILE, TritonConfig, TritonRepository
 from rnnx.onnx_tools.triton import export_triton as export_triton_file
 
 
-def export_triton(source: nn.Module | str | os.PathLike, repo: str | os.PathLike,
-                  config: TritonConfig | None = None, *, opset: int = 17,
-                  verify: bool = True, backend: str | None = None) -> TritonRepository:
+def export_triton(
+    source: nn.Module | str | os.PathLike,
+    repo: str | os.PathLike,
+    config: TritonConfig | None = None,
+    *,
+    opset: int = 17,
+    verify: bool = True,
+    backend: str | None = None,
+) -> TritonRepository:
     """:func:`rnnx.onnx_tools.triton.export_triton` that also takes a contract module.
 
     A module is exported first with :func:`rnnx.exporter.export_onnx` (parity-probed as

@@ -16,15 +16,15 @@ from rnnx.torch_support import check_torch_version
 
 check_torch_version()  # a clear error before torch's own on an old install
 
-from rnnx.models.checkpoint import load, load_extra, save
 from rnnx.models.cells import ConvLSTMCell, GRUCell, LSTMCell, RNNCell
+from rnnx.models.checkpoint import load, load_extra, save
 from rnnx.models.config import KINDS, ModelConfig
 from rnnx.models.convlstm import ConvLSTM
 from rnnx.models.decompose import decompose
+from rnnx.models.from_torch import from_conv_cells, from_torch, reorder_gates
 from rnnx.models.layers import GRULayers, LSTMLayers, RNNLayers
 from rnnx.models.recurrent import RecurrentModel
 from rnnx.models.registry import build, build_from_config
-from rnnx.models.from_torch import from_conv_cells, from_torch, reorder_gates
 from rnnx.models.seq2seq import RNNDecoder, RNNEncoder, Seq2Seq
 from rnnx.models.wrap import wrap
 

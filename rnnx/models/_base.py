@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import List, Sequence, Union
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from rnnx.errors import ConfigError
 from rnnx.models.config import ModelConfig
 
-ArrayLike = Union[Tensor, Sequence[float]]
+ArrayLike = Tensor | Sequence[float]
 
 
 class ZooModel(nn.Module):
@@ -27,7 +27,7 @@ class ZooModel(nn.Module):
     out_mean: Tensor
     out_std: Tensor
 
-    def __init__(self, config: ModelConfig, state_names: List[str]) -> None:
+    def __init__(self, config: ModelConfig, state_names: list[str]) -> None:
         super().__init__()
         config.validate()
         self.config = config
@@ -50,11 +50,17 @@ class ZooModel(nn.Module):
             ConfigError: the model has no buffers, a shape is wrong or a std is not > 0.
         """
         if not self.config.normalize:
-            raise ConfigError("normalize: set_normalization needs a model built with normalize=True, got normalize=False")
+            raise ConfigError(
+                "normalize: set_normalization needs a model built with normalize=True, got normalize=False"
+            )
         values = {}
         for name, value in (("in_mean", in_mean), ("in_std", in_std), ("out_mean", out_mean), ("out_std", out_std)):
             buf: Tensor = getattr(self, name)
-            t = torch.as_tensor(value, dtype=buf.dtype).reshape(-1) if not isinstance(value, Tensor) else value.detach().to(buf.dtype)
+            t = (
+                torch.as_tensor(value, dtype=buf.dtype).reshape(-1)
+                if not isinstance(value, Tensor)
+                else value.detach().to(buf.dtype)
+            )
             if tuple(t.shape) != tuple(buf.shape):
                 raise ConfigError(f"{name}: expected shape {tuple(buf.shape)}, got {tuple(t.shape)}")
             if name.endswith("std") and not bool((t > 0).all()):

@@ -34,7 +34,6 @@ no Python-side data-dependent control flow, type-annotated ``forward``.
 from __future__ import annotations
 
 import math
-from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -43,7 +42,7 @@ from torch import Tensor, nn
 from rnnx.errors import ConfigError
 
 
-def _bias_sum(b_ih: Optional[Tensor], b_hh: Optional[Tensor]) -> Optional[Tensor]:
+def _bias_sum(b_ih: Tensor | None, b_hh: Tensor | None) -> Tensor | None:
     """``b_ih + b_hh`` (either may be absent): one bias, folded to a constant on export."""
     if b_ih is None:
         return b_hh
@@ -60,14 +59,14 @@ def _plus_recurrent(acc: Tensor, h: Tensor, w_hh: Tensor) -> Tensor:
 
 
 def rnn_step(
-    x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Optional[Tensor], b_hh: Optional[Tensor], relu: bool
+    x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None, relu: bool
 ) -> Tensor:
     """Elman step: ``h' = act(W_ih x + b_ih + W_hh h + b_hh)``; shapes (B, I), (B, H) -> (B, H)."""
     pre = _plus_recurrent(F.linear(x, w_ih, _bias_sum(b_ih, b_hh)), h, w_hh)
     return torch.relu(pre) if relu else torch.tanh(pre)
 
 
-def lstm_gates(gates: Tensor, c: Tensor) -> Tuple[Tensor, Tensor]:
+def lstm_gates(gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
     """LSTM gate math: pre-activations i, f, g, o stacked on axis 1 and c -> new (h, c)."""
     i, f, g, o = gates.chunk(4, 1)  # (B, H, ...) each
     c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
@@ -80,10 +79,10 @@ def lstm_step(
     c: Tensor,
     w_ih: Tensor,
     w_hh: Tensor,
-    b_ih: Optional[Tensor],
-    b_hh: Optional[Tensor],
-    w_hr: Optional[Tensor],
-) -> Tuple[Tensor, Tensor]:
+    b_ih: Tensor | None,
+    b_hh: Tensor | None,
+    w_hr: Tensor | None,
+) -> tuple[Tensor, Tensor]:
     """LSTM step, torch gate order i, f, g, o; ``h`` is (B, P) with projection, else (B, H).
 
     All four gates come from one matmul per weight (``W_ih``, ``W_hh`` stacked as torch
@@ -96,9 +95,7 @@ def lstm_step(
     return h_new, c_new
 
 
-def gru_step(
-    x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Optional[Tensor], b_hh: Optional[Tensor]
-) -> Tensor:
+def gru_step(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None) -> Tensor:
     """GRU step, torch gate order r, z, n; the reset gate multiplies ``W_hn h + b_hn``."""
     gi = F.linear(x, w_ih, b_ih)  # (B, 3H)
     gh = F.linear(h, w_hh, b_hh)  # (B, 3H)
@@ -120,8 +117,8 @@ class _CellBase(nn.Module):
         self.weight_ih = nn.Parameter(torch.empty(gate_mult * hidden_size, input_size))
         self.weight_hh = nn.Parameter(torch.empty(gate_mult * hidden_size, recur_size))
         if bias:
-            self.bias_ih: Optional[nn.Parameter] = nn.Parameter(torch.empty(gate_mult * hidden_size))
-            self.bias_hh: Optional[nn.Parameter] = nn.Parameter(torch.empty(gate_mult * hidden_size))
+            self.bias_ih: nn.Parameter | None = nn.Parameter(torch.empty(gate_mult * hidden_size))
+            self.bias_hh: nn.Parameter | None = nn.Parameter(torch.empty(gate_mult * hidden_size))
         else:
             self.register_parameter("bias_ih", None)
             self.register_parameter("bias_hh", None)
@@ -179,12 +176,12 @@ class LSTMCell(_CellBase):
         super().__init__(input_size, hidden_size, bias, 4, proj_size or hidden_size)
         self.proj_size = proj_size
         if proj_size > 0:
-            self.weight_hr: Optional[nn.Parameter] = nn.Parameter(torch.empty(proj_size, hidden_size))
+            self.weight_hr: nn.Parameter | None = nn.Parameter(torch.empty(proj_size, hidden_size))
         else:
             self.register_parameter("weight_hr", None)
         self.reset_parameters()
 
-    def forward(self, x: Tensor, state: Tuple[Tensor, Tensor]) -> Tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
         """One step: x (B, I), state (h (B, P or H), c (B, H)) -> new (h, c)."""
         h, c = state
         return lstm_step(x, h, c, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, self.weight_hr)
@@ -210,13 +207,15 @@ class ConvLSTMCell(nn.Module):
         self.in_channels = in_channels
         self.hidden_channels = hidden_channels
         self.kernel_size = kernel_size
-        self.conv = nn.Conv2d(in_channels + hidden_channels, 4 * hidden_channels, kernel_size, padding=kernel_size // 2, bias=bias)
+        self.conv = nn.Conv2d(
+            in_channels + hidden_channels, 4 * hidden_channels, kernel_size, padding=kernel_size // 2, bias=bias
+        )
 
-    def forward(self, x: Tensor, state: Tuple[Tensor, Tensor]) -> Tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
         """One step: x (B, Cin, H, W), state (h, c) each (B, Ch, H, W) -> new (h, c)."""
         return self.step(x, state)
 
-    def step(self, x: Tensor, state: Tuple[Tensor, Tensor]) -> Tuple[Tensor, Tensor]:
+    def step(self, x: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
         """The step itself, also called by :class:`rnnx.models.convlstm.ConvLSTMLayer`."""
         h, c = state
         gates = self.conv(torch.cat([x, h], 1))  # (B, 4Ch, H, W)

@@ -17,22 +17,22 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import torch
 from torch import nn
 
-from rnnx.version import __version__
 from rnnx.atomic import write_bytes_atomic
 from rnnx.errors import CheckpointError, ConfigError, SpecError
 from rnnx.models.config import ModelConfig
 from rnnx.spec import DataSpec
+from rnnx.version import __version__
 
 FORMAT = 1  # version of the metadata layout
 META_KEY = "rnnx"  # safetensors metadata key holding the JSON
 FILENAME = "model.safetensors"  # looked up inside a directory
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 
 
 def save(model: nn.Module, path: PathLike, *, extra: dict | None = None) -> Path:
@@ -56,10 +56,19 @@ def save(model: nn.Module, path: PathLike, *, extra: dict | None = None) -> Path
         target = target / FILENAME
     config = getattr(model, "config", None)
     if not isinstance(config, ModelConfig):
-        raise CheckpointError(f"{target}: expected an rnnx zoo model with a ModelConfig .config, got {type(model).__name__}")
+        raise CheckpointError(
+            f"{target}: expected an rnnx zoo model with a ModelConfig .config, got {type(model).__name__}"
+        )
     try:
-        meta = json.dumps({"format": FORMAT, "kind": config.kind, "config": config.to_dict(),
-                           "rnnx_version": __version__, "extra": extra or {}})
+        meta = json.dumps(
+            {
+                "format": FORMAT,
+                "kind": config.kind,
+                "config": config.to_dict(),
+                "rnnx_version": __version__,
+                "extra": extra or {},
+            }
+        )
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{target}: extra must be JSON-serialisable, got {e}") from None
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
@@ -79,8 +88,18 @@ def _resolve(path: PathLike) -> Path:
 
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit on the JSON header
-_ITEMSIZE = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1,
-             "U8": 1, "BOOL": 1}  # safetensors dtype -> bytes per element
+_ITEMSIZE = {
+    "F64": 8,
+    "F32": 4,
+    "F16": 2,
+    "BF16": 2,
+    "I64": 8,
+    "I32": 4,
+    "I16": 2,
+    "I8": 1,
+    "U8": 1,
+    "BOOL": 1,
+}  # safetensors dtype -> bytes per element
 
 
 def _header(p: Path) -> tuple[dict[str, tuple[int, ...]], dict[str, str]]:
@@ -94,8 +113,9 @@ def _header(p: Path) -> tuple[dict[str, tuple[int, ...]], dict[str, str]]:
         head = f.read(8)
         n = int.from_bytes(head, "little") if len(head) == 8 else -1
         if not 2 <= n <= min(MAX_HEADER_BYTES, size - 8):
-            raise CheckpointError(f"{p}: not a readable safetensors file (header length {n} for a "
-                                  f"file of {size} bytes)")
+            raise CheckpointError(
+                f"{p}: not a readable safetensors file (header length {n} for a file of {size} bytes)"
+            )
         try:
             header = json.loads(f.read(n))
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -115,10 +135,11 @@ def _header(p: Path) -> tuple[dict[str, tuple[int, ...]], dict[str, str]]:
         numel = 1
         for d in shape:
             numel *= d
-        if min(shape, default=0) < 0 or not 0 <= start <= stop <= data_bytes \
-                or stop - start != numel * itemsize:
-            raise CheckpointError(f"{p}: weight {name}: shape {list(shape)} does not match its "
-                                  f"{stop - start} bytes at [{start}, {stop}) of {data_bytes}")
+        if min(shape, default=0) < 0 or not 0 <= start <= stop <= data_bytes or stop - start != numel * itemsize:
+            raise CheckpointError(
+                f"{p}: weight {name}: shape {list(shape)} does not match its "
+                f"{stop - start} bytes at [{start}, {stop}) of {data_bytes}"
+            )
         shapes[name] = shape
     return shapes, metadata if isinstance(metadata, dict) else {}
 
@@ -154,9 +175,11 @@ def _expected_shapes(p: Path, config: ModelConfig, stored: dict[str, tuple[int, 
 
     layers = int(getattr(config, "num_layers", 1) or 1) * int(getattr(config, "num_directions", 1) or 1)
     if layers > len(stored):
-        raise CheckpointError(f"{p}: weights do not match the config: num_layers="
-                              f"{getattr(config, 'num_layers', 1)} needs at least {layers} tensors, "
-                              f"the file has {len(stored)}")
+        raise CheckpointError(
+            f"{p}: weights do not match the config: num_layers="
+            f"{getattr(config, 'num_layers', 1)} needs at least {layers} tensors, "
+            f"the file has {len(stored)}"
+        )
     with torch.device("meta"):
         expected = {k: tuple(v.shape) for k, v in build_from_config(config).state_dict().items()}
     missing = sorted(set(expected) - set(stored))

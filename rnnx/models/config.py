@@ -9,8 +9,9 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping, Optional, Tuple
+from typing import Any
 
 from rnnx.errors import ConfigError
 
@@ -29,22 +30,22 @@ class ModelConfig:
 
     kind: str  # rnn | lstm | gru | convlstm | seq2seq
     hidden_size: int  # hidden features per layer (channels for convlstm)
-    input_size: Optional[int] = None  # features per step (channels for convlstm); token models: = embedding_dim
+    input_size: int | None = None  # features per step (channels for convlstm); token models: = embedding_dim
     num_layers: int = 1  # stacked recurrent layers
-    output_size: Optional[int] = None  # per-step head (Linear; 1x1 Conv2d for convlstm); None = hidden sequence
+    output_size: int | None = None  # per-step head (Linear; 1x1 Conv2d for convlstm); None = hidden sequence
     bias: bool = True  # bias terms in the recurrent layers
     dropout: float = 0.0  # dropout between layers, training only, needs num_layers > 1 to have an effect
     bidirectional: bool = False  # rnn/lstm/gru: run a reverse direction too (not streamable)
     nonlinearity: str = "tanh"  # rnn only: tanh | relu
     proj_size: int = 0  # lstm only: project h to this size (0 = no projection)
     kernel_size: int = 3  # convlstm only: odd square kernel of the gate convolution
-    image_size: Optional[Tuple[int, int]] = None  # convlstm only, required: (height, width) of the grid
-    vocab_size: Optional[int] = None  # token input: int64 (B, T) ids in [0, vocab_size)
-    embedding_dim: Optional[int] = None  # token input: embedding width (required with vocab_size)
+    image_size: tuple[int, int] | None = None  # convlstm only, required: (height, width) of the grid
+    vocab_size: int | None = None  # token input: int64 (B, T) ids in [0, vocab_size)
+    embedding_dim: int | None = None  # token input: embedding width (required with vocab_size)
     normalize: bool = False  # add in/out mean+std buffers so the model takes and returns raw units
-    residual_input: Optional[int] = None  # add this input feature's raw value to every output (predict the change)
-    horizon: Optional[int] = None  # seq2seq only, required: steps the decoder generates per forecast
-    window: Optional[int] = None  # seq2seq only, required: input rows the encoder reads (streaming form)
+    residual_input: int | None = None  # add this input feature's raw value to every output (predict the change)
+    horizon: int | None = None  # seq2seq only, required: steps the decoder generates per forecast
+    window: int | None = None  # seq2seq only, required: input rows the encoder reads (streaming form)
     cell: str = "lstm"  # seq2seq only: lstm | gru, for both encoder and decoder
     attention: bool = False  # seq2seq only: dot attention of the decoder over the encoder outputs
 
@@ -76,7 +77,7 @@ class ModelConfig:
         return self.output_size if self.output_size is not None else self.hidden_out_size
 
     # ------------------------------------------------------------------ validation
-    def validate(self) -> "ModelConfig":
+    def validate(self) -> ModelConfig:
         """Check every field.
 
         Returns:
@@ -109,7 +110,9 @@ class ModelConfig:
     def _validate_input(self) -> None:
         if self.vocab_size is None:
             if self.embedding_dim is not None:
-                raise ConfigError(f"embedding_dim: only valid with vocab_size, got embedding_dim={self.embedding_dim!r}")
+                raise ConfigError(
+                    f"embedding_dim: only valid with vocab_size, got embedding_dim={self.embedding_dim!r}"
+                )
             _positive_int("input_size", self.input_size)
             return
         if self.kind == "convlstm":
@@ -118,7 +121,8 @@ class ModelConfig:
         _positive_int("embedding_dim", self.embedding_dim)
         if self.input_size is not None and self.input_size != self.embedding_dim:
             raise ConfigError(
-                f"input_size: expected None or embedding_dim ({self.embedding_dim}) for token input, got {self.input_size!r}"
+                f"input_size: expected None or embedding_dim ({self.embedding_dim}) for token input, "
+                f"got {self.input_size!r}"
             )
         if self.normalize:
             raise ConfigError("normalize: not supported with token input (vocab_size is set)")
@@ -171,8 +175,13 @@ class ModelConfig:
             raise ConfigError("output_size: required for seq2seq (values per generated step), got None")
         if self.vocab_size is not None:
             raise ConfigError("vocab_size: not supported for seq2seq (float input rows only)")
-        for name, default in (("bidirectional", False), ("proj_size", 0), ("nonlinearity", "tanh"),
-                              ("kernel_size", 3), ("image_size", None)):
+        for name, default in (
+            ("bidirectional", False),
+            ("proj_size", 0),
+            ("nonlinearity", "tanh"),
+            ("kernel_size", 3),
+            ("image_size", None),
+        ):
             if getattr(self, name) != default:
                 raise ConfigError(f"{name}: not supported for seq2seq, got {getattr(self, name)!r}")
         self._validate_residual()
@@ -208,7 +217,7 @@ class ModelConfig:
         return d
 
     @classmethod
-    def from_dict(cls, data: Any) -> "ModelConfig":
+    def from_dict(cls, data: Any) -> ModelConfig:
         """Rebuild a config from :meth:`to_dict` output (validated).
 
         Raises:

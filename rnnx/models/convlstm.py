@@ -8,7 +8,7 @@ Example:
     (torch.Size([1, 3, 1, 6, 6]), torch.Size([1, 1, 4, 6, 6]))
 """
 
-from typing import Final, List, Optional, Tuple
+from typing import Final
 
 import torch
 from torch import Tensor, nn
@@ -25,10 +25,10 @@ class ConvLSTMLayer(ConvLSTMCell):
     Its parameters are the cell's (``conv.weight``, ``conv.bias``); one step is ``step``.
     """
 
-    def forward(self, x: Tensor, h: Tensor, c: Tensor) -> Tuple[Tensor, Tensor, Tensor]:  # type: ignore[override]
+    def forward(self, x: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor]:  # type: ignore[override]
         """x (B, T, Cin, H, W), h and c (1, B, Ch, H, W) -> (y (B, T, Ch, H, W), h_n, c_n (1, B, Ch, H, W))."""
         ht, ct = h[0], c[0]  # (B, Ch, H, W)
-        outs: List[Tensor] = []
+        outs: list[Tensor] = []
         for t in range(x.size(1)):
             ht, ct = self.step(x[:, t], (ht, ct))
             outs.append(ht)
@@ -51,25 +51,27 @@ class ConvLSTM(ZooModel):
         self.normalize = config.normalize
         ch = config.hidden_size
         self.cells = LayerStack(
-            (ConvLSTMLayer(config.input_size if i == 0 else ch, ch, config.kernel_size, config.bias)  # type: ignore[arg-type]
-             for i in range(config.num_layers)),
+            (
+                ConvLSTMLayer(config.input_size if i == 0 else ch, ch, config.kernel_size, config.bias)  # type: ignore[arg-type]
+                for i in range(config.num_layers)
+            ),
             cell_state=True,
         )
-        self.head: Optional[nn.Conv2d] = nn.Conv2d(ch, config.output_size, 1) if config.output_size is not None else None
+        self.head: nn.Conv2d | None = nn.Conv2d(ch, config.output_size, 1) if config.output_size is not None else None
         self.dropout = float(config.dropout)
         self.num_layers = config.num_layers
         self.hidden_channels = ch
         self.height, self.width = config.image_size  # type: ignore[misc]
 
     @torch.jit.export
-    def init_state(self, batch_size: int) -> List[Tensor]:
+    def init_state(self, batch_size: int) -> list[Tensor]:
         """Zero ``[h, c]``, each (L, B, Ch, H, W), on the parameters' device and dtype."""
         # getattr: torch types a submodule's attributes Tensor | Module; TorchScript rejects ignore comments
         w = getattr(self.cells[0].conv, "weight")  # noqa: B009
         shape = [self.num_layers, batch_size, self.hidden_channels, self.height, self.width]
         return [torch.zeros(shape, dtype=w.dtype, device=w.device), torch.zeros(shape, dtype=w.dtype, device=w.device)]
 
-    def forward(self, x: Tensor, state: List[Tensor]) -> Tuple[Tensor, List[Tensor]]:
+    def forward(self, x: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
         """x (B, T, C, H, W), state ``[h, c]`` -> (y (B, T, O or Ch, H, W), new ``[h, c]``)."""
         if self.normalize:
             x = (x - self.in_mean.view(-1, 1, 1)) / self.in_std.view(-1, 1, 1)

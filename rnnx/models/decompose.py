@@ -46,7 +46,7 @@ def decompose(module: nn.Module) -> nn.Module:
     root = _replacement(out)
     if root is not None:
         return root
-    for name, child in list(out.named_modules()):
+    for _, child in list(out.named_modules()):
         for child_name, grandchild in list(child.named_children()):
             new = _replacement(grandchild)
             if new is not None:

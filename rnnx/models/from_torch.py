@@ -26,7 +26,8 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, cast
+from collections.abc import Sequence
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -41,7 +42,7 @@ RNNX_GATES = "ifgo"  # rnnx's (and torch's LSTM) gate order along the gate axis
 _KIND = {nn.LSTM: "lstm", nn.GRU: "gru", nn.RNN: "rnn"}
 
 
-def from_torch(layer: nn.Module, head: Optional[nn.Linear] = None) -> RecurrentModel:
+def from_torch(layer: nn.Module, head: nn.Linear | None = None) -> RecurrentModel:
     """A zoo model holding ``layer``'s (and ``head``'s) trained weights.
 
     Args:
@@ -59,11 +60,18 @@ def from_torch(layer: nn.Module, head: Optional[nn.Linear] = None) -> RecurrentM
     """
     kind = _KIND.get(type(layer))
     if kind is None or not isinstance(layer, nn.RNNBase):
-        raise ConfigError(f"layer: expected torch's nn.LSTM, nn.GRU or nn.RNN, got "
-                          f"{type(layer).__name__} (for anything else: rnnx.wrap(module, ...))")
-    options: dict[str, Any] = dict(input_size=layer.input_size, hidden_size=layer.hidden_size,
-                                   num_layers=layer.num_layers, bias=layer.bias,
-                                   bidirectional=layer.bidirectional, dropout=float(layer.dropout))
+        raise ConfigError(
+            f"layer: expected torch's nn.LSTM, nn.GRU or nn.RNN, got "
+            f"{type(layer).__name__} (for anything else: rnnx.wrap(module, ...))"
+        )
+    options: dict[str, Any] = dict(
+        input_size=layer.input_size,
+        hidden_size=layer.hidden_size,
+        num_layers=layer.num_layers,
+        bias=layer.bias,
+        bidirectional=layer.bidirectional,
+        dropout=float(layer.dropout),
+    )
     if kind == "lstm":
         options["proj_size"] = layer.proj_size
     if kind == "rnn":
@@ -93,14 +101,14 @@ def reorder_gates(t: Tensor, order: str, dim: int = 0) -> Tensor:
     if sorted(order) != sorted(RNNX_GATES) or len(order) != 4:
         raise ConfigError(f"gate_order: expected a permutation of 'ifgo' such as 'ifog', got {order!r}")
     if t.shape[dim] % 4:
-        raise ConfigError(f"gates: expected axis {dim} of shape {tuple(t.shape)} to split into 4 "
-                          f"equal gate blocks")
+        raise ConfigError(f"gates: expected axis {dim} of shape {tuple(t.shape)} to split into 4 equal gate blocks")
     blocks = dict(zip(order, t.chunk(4, dim)))
     return torch.cat([blocks[g] for g in RNNX_GATES], dim)
 
 
-def from_conv_cells(cells: Sequence[nn.Module], image_size: tuple[int, int], *,
-                    gate_order: str = "ifog", head: Optional[nn.Conv2d] = None) -> ConvLSTM:
+def from_conv_cells(
+    cells: Sequence[nn.Module], image_size: tuple[int, int], *, gate_order: str = "ifog", head: nn.Conv2d | None = None
+) -> ConvLSTM:
     """A zoo :class:`ConvLSTM` holding the weights of a stack of ConvLSTM cells.
 
     Args:
@@ -121,25 +129,40 @@ def from_conv_cells(cells: Sequence[nn.Module], image_size: tuple[int, int], *,
     found = [getattr(c, "conv", None) for c in cells]
     convs = [c for c in found if isinstance(c, nn.Conv2d)]
     if not convs or len(convs) != len(found):
-        raise ConfigError("cells: expected one or more ConvLSTM cells, each with a .conv nn.Conv2d "
-                          "over cat([x, h]), got " + ", ".join(type(c).__name__ for c in cells))
+        raise ConfigError(
+            "cells: expected one or more ConvLSTM cells, each with a .conv nn.Conv2d "
+            "over cat([x, h]), got " + ", ".join(type(c).__name__ for c in cells)
+        )
     first = convs[0]
     hidden, kernel = first.out_channels // 4, first.kernel_size[0]
     if first.out_channels % 4 or first.kernel_size[0] != first.kernel_size[1]:
-        raise ConfigError(f"cells[0].conv: expected 4 * hidden output channels and a square kernel, "
-                          f"got {first.out_channels} channels, kernel {tuple(first.kernel_size)}")
+        raise ConfigError(
+            f"cells[0].conv: expected 4 * hidden output channels and a square kernel, "
+            f"got {first.out_channels} channels, kernel {tuple(first.kernel_size)}"
+        )
     for i, conv in enumerate(convs):
         expected = (first.in_channels - hidden if i == 0 else hidden) + hidden
         if (conv.out_channels, conv.in_channels, tuple(conv.kernel_size)) != (4 * hidden, expected, (kernel, kernel)):
-            raise ConfigError(f"cells[{i}].conv: expected {expected} -> {4 * hidden} channels, kernel "
-                              f"{kernel}, got {conv.in_channels} -> {conv.out_channels}, kernel "
-                              f"{tuple(conv.kernel_size)}")
+            raise ConfigError(
+                f"cells[{i}].conv: expected {expected} -> {4 * hidden} channels, kernel "
+                f"{kernel}, got {conv.in_channels} -> {conv.out_channels}, kernel "
+                f"{tuple(conv.kernel_size)}"
+            )
     if head is not None:
         _check_head(head, nn.Conv2d, "in_channels", hidden)
-    model = cast(ConvLSTM, build("convlstm", input_size=first.in_channels - hidden, hidden_size=hidden,
-                                 num_layers=len(convs), kernel_size=kernel, bias=first.bias is not None,
-                                 image_size=tuple(image_size),
-                                 output_size=head.out_channels if head is not None else None))
+    model = cast(
+        ConvLSTM,
+        build(
+            "convlstm",
+            input_size=first.in_channels - hidden,
+            hidden_size=hidden,
+            num_layers=len(convs),
+            kernel_size=kernel,
+            bias=first.bias is not None,
+            image_size=tuple(image_size),
+            output_size=head.out_channels if head is not None else None,
+        ),
+    )
     with torch.no_grad():
         for cell, conv in zip(cast(Sequence[ConvLSTMCell], model.cells), convs):
             cell.conv.weight.copy_(reorder_gates(conv.weight, gate_order))
@@ -152,9 +175,8 @@ def from_conv_cells(cells: Sequence[nn.Module], image_size: tuple[int, int], *,
 
 def _check_head(head: nn.Module, cls: type, attr: str, width: int) -> None:
     if not isinstance(head, cls) or getattr(head, attr) != width:
-        got = (f"{type(head).__name__}({attr}={getattr(head, attr, '?')})")
-        raise ConfigError(f"head: expected {cls.__name__} with {attr}={width} (the layer's output "
-                          f"width), got {got}")
+        got = f"{type(head).__name__}({attr}={getattr(head, attr, '?')})"
+        raise ConfigError(f"head: expected {cls.__name__} with {attr}={width} (the layer's output width), got {got}")
     if isinstance(head, nn.Conv2d) and tuple(head.kernel_size) != (1, 1):
         raise ConfigError(f"head: expected a 1x1 Conv2d, got kernel {tuple(head.kernel_size)}")
 

@@ -19,7 +19,7 @@ Example:
     True
 """
 
-from typing import Any, Dict, Final, List, Optional, Tuple
+from typing import Any, Final
 
 import torch
 from torch import Tensor, nn
@@ -33,22 +33,22 @@ _PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
 class _HiddenLayer(nn.Module):
     """One RNN/GRU layer, both directions; x (T, B, I), h (D, B, H) -> (y (T, B, D*H), h (D, B, H))."""
 
-    def __init__(self, fw: nn.Module, bw: Optional[nn.Module]) -> None:
+    def __init__(self, fw: nn.Module, bw: nn.Module | None) -> None:
         super().__init__()
         self.fw = fw
         self.bw = bw
 
-    def forward(self, x: Tensor, h: Tensor) -> Tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
         steps = x.size(0)
         hf = h[0]
-        outs: List[Tensor] = []
+        outs: list[Tensor] = []
         for t in range(steps):
             hf = self.fw(x[t], hf)
             outs.append(hf)
         y = torch.stack(outs, 0)  # (T, B, H)
         if self.bw is not None:
             hb = h[1]
-            outs_b: List[Tensor] = []
+            outs_b: list[Tensor] = []
             for t in range(steps):
                 hb = self.bw(x[steps - 1 - t], hb)
                 outs_b.append(hb)
@@ -60,22 +60,22 @@ class _HiddenLayer(nn.Module):
 class _LSTMLayer(nn.Module):
     """One LSTM layer, both directions; h (D, B, P or H), c (D, B, H)."""
 
-    def __init__(self, fw: nn.Module, bw: Optional[nn.Module]) -> None:
+    def __init__(self, fw: nn.Module, bw: nn.Module | None) -> None:
         super().__init__()
         self.fw = fw
         self.bw = bw
 
-    def forward(self, x: Tensor, h: Tensor, c: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    def forward(self, x: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         steps = x.size(0)
         hf, cf = h[0], c[0]
-        outs: List[Tensor] = []
+        outs: list[Tensor] = []
         for t in range(steps):
             hf, cf = self.fw(x[t], (hf, cf))
             outs.append(hf)
         y = torch.stack(outs, 0)  # (T, B, P or H)
         if self.bw is not None:
             hb, cb = h[1], c[1]
-            outs_b: List[Tensor] = []
+            outs_b: list[Tensor] = []
             for t in range(steps):
                 hb, cb = self.bw(x[steps - 1 - t], (hb, cb))
                 outs_b.append(hb)
@@ -93,8 +93,15 @@ class _LayersBase(nn.Module):
     num_directions: Final[int]
 
     def __init__(
-        self, input_size: int, hidden_size: int, num_layers: int, bias: bool, batch_first: bool,
-        dropout: float, bidirectional: bool, proj_size: int = 0,
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int,
+        bias: bool,
+        batch_first: bool,
+        dropout: float,
+        bidirectional: bool,
+        proj_size: int = 0,
     ) -> None:
         super().__init__()
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
@@ -102,7 +109,9 @@ class _LayersBase(nn.Module):
         self.bidirectional, self.proj_size = bidirectional, proj_size
         self.num_directions = 2 if bidirectional else 1
         self.state_size = proj_size or hidden_size  # width of h
-        self.layers = LayerStack((self._make_layer(i) for i in range(num_layers)), self._CELL_STATE, self.num_directions)
+        self.layers = LayerStack(
+            (self._make_layer(i) for i in range(num_layers)), self._CELL_STATE, self.num_directions
+        )
         self._register_torch_names()
         self._register_state_dict_hook(_drop_cell_keys)
         self.register_load_state_dict_pre_hook(_add_cell_keys)
@@ -110,7 +119,7 @@ class _LayersBase(nn.Module):
     def _make_cell(self, input_size: int) -> nn.Module:
         raise NotImplementedError
 
-    def _wrap(self, fw: nn.Module, bw: Optional[nn.Module]) -> nn.Module:
+    def _wrap(self, fw: nn.Module, bw: nn.Module | None) -> nn.Module:
         return _HiddenLayer(fw, bw)
 
     def _make_layer(self, i: int) -> nn.Module:
@@ -129,9 +138,9 @@ class _LayersBase(nn.Module):
                     if p is not None:
                         self.register_parameter(f"{name}_l{i}{sfx}", p)
 
-    def _cell_key_map(self) -> Dict[str, str]:
+    def _cell_key_map(self) -> dict[str, str]:
         """torch name -> cell parameter path, e.g. weight_ih_l0_reverse -> layers.0.bw.weight_ih."""
-        out: Dict[str, str] = {}
+        out: dict[str, str] = {}
         for i in range(self.num_layers):
             for sfx, side in (("", "fw"), ("_reverse", "bw")):
                 for name in _PARAM_NAMES:
@@ -139,10 +148,14 @@ class _LayersBase(nn.Module):
         return out
 
     @classmethod
-    def _torch_kwargs(cls, module: nn.Module) -> Dict[str, Any]:
+    def _torch_kwargs(cls, module: nn.Module) -> dict[str, Any]:
         return dict(
-            input_size=module.input_size, hidden_size=module.hidden_size, num_layers=module.num_layers,
-            bias=module.bias, batch_first=module.batch_first, dropout=module.dropout,
+            input_size=module.input_size,
+            hidden_size=module.hidden_size,
+            num_layers=module.num_layers,
+            bias=module.bias,
+            batch_first=module.batch_first,
+            dropout=module.dropout,
             bidirectional=module.bidirectional,
         )
 
@@ -161,15 +174,19 @@ class _LayersBase(nn.Module):
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, batch_first={self.batch_first}"
-        return s + (", bidirectional=True" if self.bidirectional else "") + (f", proj_size={self.proj_size}" if self.proj_size else "")
+        return (
+            s
+            + (", bidirectional=True" if self.bidirectional else "")
+            + (f", proj_size={self.proj_size}" if self.proj_size else "")
+        )
 
 
-def _drop_cell_keys(module: _LayersBase, state_dict: Dict[str, Any], prefix: str, local_metadata: Any) -> None:
+def _drop_cell_keys(module: _LayersBase, state_dict: dict[str, Any], prefix: str, local_metadata: Any) -> None:
     for key in [k for k in state_dict if k.startswith(prefix + "layers.")]:
         del state_dict[key]
 
 
-def _add_cell_keys(module: _LayersBase, state_dict: Dict[str, Any], prefix: str, *args: Any) -> None:
+def _add_cell_keys(module: _LayersBase, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
     for flat, path in module._cell_key_map().items():
         if prefix + flat in state_dict:
             state_dict[prefix + path] = state_dict[prefix + flat]
@@ -178,7 +195,7 @@ def _add_cell_keys(module: _LayersBase, state_dict: Dict[str, Any], prefix: str,
 class _HiddenLayers(_LayersBase):
     """Forward shared by RNN and GRU (state is one tensor)."""
 
-    def forward(self, input: Tensor, hx: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+    def forward(self, input: Tensor, hx: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """input (B, T, I) if batch_first else (T, B, I), or unbatched (T, I); hx (L*D, B, H).
 
         Returns:
@@ -208,8 +225,15 @@ class RNNLayers(_HiddenLayers):
     _TORCH = nn.RNN
 
     def __init__(
-        self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
-        bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
     ) -> None:
         self.nonlinearity = nonlinearity
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional)
@@ -218,7 +242,7 @@ class RNNLayers(_HiddenLayers):
         return RNNCell(input_size, self.hidden_size, self.bias, self.nonlinearity)
 
     @classmethod
-    def _torch_kwargs(cls, module: nn.Module) -> Dict[str, Any]:
+    def _torch_kwargs(cls, module: nn.Module) -> dict[str, Any]:
         return {**super()._torch_kwargs(module), "nonlinearity": module.nonlinearity}
 
 
@@ -228,8 +252,14 @@ class GRULayers(_HiddenLayers):
     _TORCH = nn.GRU
 
     def __init__(
-        self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-        batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
     ) -> None:
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional)
 
@@ -244,24 +274,29 @@ class LSTMLayers(_LayersBase):
     _CELL_STATE = True
 
     def __init__(
-        self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-        batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
     ) -> None:
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, proj_size)
 
     def _make_cell(self, input_size: int) -> nn.Module:
         return LSTMCell(input_size, self.hidden_size, self.bias, self.proj_size)
 
-    def _wrap(self, fw: nn.Module, bw: Optional[nn.Module]) -> nn.Module:
+    def _wrap(self, fw: nn.Module, bw: nn.Module | None) -> nn.Module:
         return _LSTMLayer(fw, bw)
 
     @classmethod
-    def _torch_kwargs(cls, module: nn.Module) -> Dict[str, Any]:
+    def _torch_kwargs(cls, module: nn.Module) -> dict[str, Any]:
         return {**super()._torch_kwargs(module), "proj_size": module.proj_size}
 
-    def forward(
-        self, input: Tensor, hx: Optional[Tuple[Tensor, Tensor]] = None
-    ) -> Tuple[Tensor, Tuple[Tensor, Tensor]]:
+    def forward(self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         """input as ``torch.nn.LSTM``; hx (h0 (L*D, B, P or H), c0 (L*D, B, H)) -> (output, (h_n, c_n))."""
         batched = input.dim() == 3
         x = input if batched else input.unsqueeze(1)

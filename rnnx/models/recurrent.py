@@ -8,7 +8,7 @@ Example:
     (torch.Size([2, 7, 3]), [torch.Size([1, 2, 8]), torch.Size([1, 2, 8])])
 """
 
-from typing import Any, Final, List, Optional, Tuple
+from typing import Any, Final
 
 import torch
 from torch import Tensor, nn
@@ -53,11 +53,11 @@ class RecurrentModel(ZooModel):
         self.is_lstm = config.kind == "lstm"
         self.normalize = config.normalize
         self.residual = -1 if config.residual_input is None else config.residual_input
-        self.embedding: Optional[nn.Embedding] = (
+        self.embedding: nn.Embedding | None = (
             nn.Embedding(config.vocab_size, config.embedding_dim) if config.vocab_size is not None else None  # type: ignore[arg-type]
         )
         self.rnn = _torch_layers(config)
-        self.head: Optional[nn.Linear] = (
+        self.head: nn.Linear | None = (
             nn.Linear(config.hidden_out_size, config.output_size) if config.output_size is not None else None
         )
         self.state_layers = config.num_layers * config.num_directions
@@ -65,7 +65,7 @@ class RecurrentModel(ZooModel):
         self.c_size = config.hidden_size
 
     @torch.jit.export
-    def init_state(self, batch_size: int) -> List[Tensor]:
+    def init_state(self, batch_size: int) -> list[Tensor]:
         """Zero state for ``batch_size`` sequences, on the parameters' device and dtype."""
         # getattr: torch types a submodule's attributes Tensor | Module; TorchScript rejects ignore comments
         w = getattr(self.rnn, "weight_hh_l0")  # noqa: B009
@@ -74,11 +74,11 @@ class RecurrentModel(ZooModel):
             return [h, torch.zeros(self.state_layers, batch_size, self.c_size, dtype=w.dtype, device=w.device)]
         return [h]
 
-    def forward(self, x: Tensor, state: List[Tensor]) -> Tuple[Tensor, List[Tensor]]:
+    def forward(self, x: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
         """x (B, T, F) float or (B, T) int64 ids; state as :meth:`init_state` -> (y (B, T, O), new state)."""
         if self.embedding is not None:
             x = self.embedding(x)  # (B, T, E)
-        base = x[:, :, self.residual: self.residual + 1] if self.residual >= 0 else x[:, :, :0]  # (B, T, 1) raw
+        base = x[:, :, self.residual : self.residual + 1] if self.residual >= 0 else x[:, :, :0]  # (B, T, 1) raw
         if self.normalize:
             x = (x - self.in_mean) / self.in_std
         if self.is_lstm:

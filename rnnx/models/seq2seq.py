@@ -31,7 +31,7 @@ Two forms of the same model:
   seen the earliest row is repeated to fill the window.
 """
 
-from typing import Final, List, Optional, Tuple
+from typing import Final
 
 import torch
 from torch import Tensor, nn
@@ -48,14 +48,21 @@ class RNNEncoder(nn.Module):
 
     is_lstm: Final[bool]
 
-    def __init__(self, cell: str, input_size: int, hidden_size: int, num_layers: int = 1,
-                 dropout: float = 0.0, bias: bool = True) -> None:
+    def __init__(
+        self, cell: str, input_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0, bias: bool = True
+    ) -> None:
         super().__init__()
         self.is_lstm = cell == "lstm"
-        self.rnn = _RNN[cell](input_size, hidden_size, num_layers=num_layers, bias=bias, batch_first=True,
-                              dropout=float(dropout) if num_layers > 1 else 0.0)
+        self.rnn = _RNN[cell](
+            input_size,
+            hidden_size,
+            num_layers=num_layers,
+            bias=bias,
+            batch_first=True,
+            dropout=float(dropout) if num_layers > 1 else 0.0,
+        )
 
-    def forward(self, x: Tensor) -> Tuple[Tensor, List[Tensor]]:
+    def forward(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
         if self.is_lstm:
             out, (h, c) = self.rnn(x)
             return out, [h, c]
@@ -74,17 +81,31 @@ class RNNDecoder(nn.Module):
     is_lstm: Final[bool]
     attention: Final[bool]
 
-    def __init__(self, cell: str, output_size: int, hidden_size: int, num_layers: int = 1,
-                 dropout: float = 0.0, bias: bool = True, attention: bool = False) -> None:
+    def __init__(
+        self,
+        cell: str,
+        output_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        bias: bool = True,
+        attention: bool = False,
+    ) -> None:
         super().__init__()
         self.is_lstm = cell == "lstm"
         self.attention = attention
         self.state_names = ["h", "c"] if self.is_lstm else ["h"]  # names in the exported bundle
-        self.rnn = _RNN[cell](output_size, hidden_size, num_layers=num_layers, bias=bias, batch_first=True,
-                              dropout=float(dropout) if num_layers > 1 else 0.0)
+        self.rnn = _RNN[cell](
+            output_size,
+            hidden_size,
+            num_layers=num_layers,
+            bias=bias,
+            batch_first=True,
+            dropout=float(dropout) if num_layers > 1 else 0.0,
+        )
         self.head = nn.Linear(hidden_size * (2 if attention else 1), output_size)
 
-    def forward(self, y_prev: Tensor, state: List[Tensor], memory: Tensor) -> Tuple[Tensor, List[Tensor]]:
+    def forward(self, y_prev: Tensor, state: list[Tensor], memory: Tensor) -> tuple[Tensor, list[Tensor]]:
         inp = y_prev.unsqueeze(1)  # (B, 1, O)
         if self.is_lstm:
             out, (h, c) = self.rnn(inp, (state[0], state[1]))
@@ -119,8 +140,7 @@ class Seq2Seq(ZooModel):
     attention: Final[bool]
     first_feature: int  # from_modules(first_input=): feature whose last value is the first y_prev (-1: go)
 
-    def __init__(self, config: ModelConfig, encoder: Optional[nn.Module] = None,
-                 decoder: Optional[nn.Module] = None) -> None:
+    def __init__(self, config: ModelConfig, encoder: nn.Module | None = None, decoder: nn.Module | None = None) -> None:
         super().__init__(config, ["rows", "seen"])
         cfg = config
         self.normalize = cfg.normalize
@@ -131,18 +151,36 @@ class Seq2Seq(ZooModel):
         self.output_size = int(cfg.output_size)  # type: ignore[arg-type]
         self.attention = bool(cfg.attention)
         self.custom = encoder is not None or decoder is not None  # user modules: not a zoo checkpoint
-        self.encoder = encoder if encoder is not None else RNNEncoder(
-            cfg.cell, self.input_size, cfg.hidden_size, cfg.num_layers, cfg.dropout, cfg.bias)
-        self.decoder = decoder if decoder is not None else RNNDecoder(
-            cfg.cell, self.output_size, cfg.hidden_size, cfg.num_layers, cfg.dropout, cfg.bias, cfg.attention)
+        self.encoder = (
+            encoder
+            if encoder is not None
+            else RNNEncoder(cfg.cell, self.input_size, cfg.hidden_size, cfg.num_layers, cfg.dropout, cfg.bias)
+        )
+        self.decoder = (
+            decoder
+            if decoder is not None
+            else RNNDecoder(
+                cfg.cell, self.output_size, cfg.hidden_size, cfg.num_layers, cfg.dropout, cfg.bias, cfg.attention
+            )
+        )
         self.go = nn.Parameter(torch.zeros(self.output_size))  # first decoder input (normalised units)
         self.first_feature = -1
 
     @classmethod
-    def from_modules(cls, encoder: nn.Module, decoder: nn.Module, *, input_size: int, horizon: int,
-                     window: int, output_size: int = 1, normalize: bool = False,
-                     residual_input: Optional[int] = None, attention: bool = False,
-                     first_input: Optional[int] = None) -> "Seq2Seq":
+    def from_modules(
+        cls,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        *,
+        input_size: int,
+        horizon: int,
+        window: int,
+        output_size: int = 1,
+        normalize: bool = False,
+        residual_input: int | None = None,
+        attention: bool = False,
+        first_input: int | None = None,
+    ) -> "Seq2Seq":
         """A Seq2Seq around your own encoder and decoder-step modules (contract in the module doc).
 
         Args:
@@ -169,21 +207,31 @@ class Seq2Seq(ZooModel):
         Raises:
             ConfigError: an invalid size or option.
         """
-        config = ModelConfig(kind="seq2seq", input_size=input_size, hidden_size=1, output_size=output_size,
-                             horizon=horizon, window=window, normalize=normalize,
-                             residual_input=residual_input, attention=attention)
+        config = ModelConfig(
+            kind="seq2seq",
+            input_size=input_size,
+            hidden_size=1,
+            output_size=output_size,
+            horizon=horizon,
+            window=window,
+            normalize=normalize,
+            residual_input=residual_input,
+            attention=attention,
+        )
         if first_input is not None and not 0 <= first_input <= input_size - output_size:
-            raise ConfigError(f"first_input: expected a feature index in [0, {input_size - output_size}] "
-                              f"(input_size {input_size}, output_size {output_size}), got {first_input}")
+            raise ConfigError(
+                f"first_input: expected a feature index in [0, {input_size - output_size}] "
+                f"(input_size {input_size}, output_size {output_size}), got {first_input}"
+            )
         model = cls(config.validate(), encoder, decoder)
         model.first_feature = -1 if first_input is None else int(first_input)
         return model
 
     # ------------------------------------------------------------------ the encoder–decoder
-    def encode(self, x: Tensor) -> Tuple[Tensor, List[Tensor], Tensor, Tensor]:
+    def encode(self, x: Tensor) -> tuple[Tensor, list[Tensor], Tensor, Tensor]:
         """x (B, T, F) raw rows -> (memory (B, T, H), decoder state, first input (B, O), base (B, 1))."""
-        base = x[:, -1, self.residual:self.residual + 1] if self.residual >= 0 else x[:, -1, :1] * 0.0  # (B, 1)
-        last = x[:, -1, max(self.first_feature, 0):max(self.first_feature, 0) + self.output_size]  # (B, O) raw
+        base = x[:, -1, self.residual : self.residual + 1] if self.residual >= 0 else x[:, -1, :1] * 0.0  # (B, 1)
+        last = x[:, -1, max(self.first_feature, 0) : max(self.first_feature, 0) + self.output_size]  # (B, O) raw
         if self.normalize:
             x = (x - self.in_mean) / self.in_std
         memory, state = self.encoder(x)
@@ -194,7 +242,7 @@ class Seq2Seq(ZooModel):
             first = first * self.out_std + self.out_mean
         return memory, list(state), first + base, base
 
-    def step(self, y_prev: Tensor, state: List[Tensor], memory: Tensor, base: Tensor) -> Tuple[Tensor, List[Tensor]]:
+    def step(self, y_prev: Tensor, state: list[Tensor], memory: Tensor, base: Tensor) -> tuple[Tensor, list[Tensor]]:
         """One decoder step in raw units: (previous output (B, O), state, memory, base) -> (y (B, O), state)."""
         z = y_prev - base
         if self.normalize:
@@ -207,7 +255,7 @@ class Seq2Seq(ZooModel):
     def forecast(self, x: Tensor, steps: int) -> Tensor:
         """Encode the window ``x`` (B, T, F) and generate ``steps`` outputs: (B, steps, O), raw units."""
         memory, state, y, base = self.encode(x)
-        outs: List[Tensor] = []
+        outs: list[Tensor] = []
         for _ in range(steps):
             y, state = self.step(y, state, memory, base)
             outs.append(y)
@@ -215,13 +263,15 @@ class Seq2Seq(ZooModel):
 
     # ------------------------------------------------------------------ streaming contract (training)
     @torch.jit.export
-    def init_state(self, batch_size: int) -> List[Tensor]:
+    def init_state(self, batch_size: int) -> list[Tensor]:
         """[rows (B, window - 1, F) the last rows seen, seen (B, 1) how many (capped at window - 1)]."""
         w = self.go
-        return [torch.zeros(batch_size, self.window - 1, self.input_size, dtype=w.dtype, device=w.device),
-                torch.zeros(batch_size, 1, dtype=w.dtype, device=w.device)]
+        return [
+            torch.zeros(batch_size, self.window - 1, self.input_size, dtype=w.dtype, device=w.device),
+            torch.zeros(batch_size, 1, dtype=w.dtype, device=w.device),
+        ]
 
-    def forward(self, x: Tensor, state: List[Tensor]) -> Tuple[Tensor, List[Tensor]]:
+    def forward(self, x: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
         """x (B, T, F) rows -> (y (B, T, horizon * O): at each step the forecast from the last window rows, state)."""
         rows, seen = state[0], state[1]  # (B, P, F) with P = window - 1; (B, 1)
         b, t, p = x.shape[0], x.shape[1], self.window - 1

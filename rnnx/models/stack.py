@@ -20,7 +20,8 @@ Example:
     ((5, 2, 4), (2, 2, 4), (2, 2, 4))
 """
 
-from typing import Final, Iterable, List, Tuple
+from collections.abc import Iterable
+from typing import Final
 
 import torch
 import torch.nn.functional as F
@@ -38,7 +39,7 @@ class LayerStack(nn.ModuleList):
         self.cell_state = cell_state
         self.width = width
 
-    def forward(self, x: Tensor, state: List[Tensor], dropout: float) -> Tuple[Tensor, List[Tensor]]:
+    def forward(self, x: Tensor, state: list[Tensor], dropout: float) -> tuple[Tensor, list[Tensor]]:
         """Run every layer on ``x``.
 
         Args:
@@ -50,8 +51,8 @@ class LayerStack(nn.ModuleList):
             The last layer's output and the new ``[h]`` or ``[h, c]``, each (L*width, B, ...).
         """
         w = self.width
-        hs: List[Tensor] = []
-        cs: List[Tensor] = []
+        hs: list[Tensor] = []
+        cs: list[Tensor] = []
         for i, layer in enumerate(self):
             if i > 0 and self.training and dropout > 0.0:
                 x = F.dropout(x, dropout, True)

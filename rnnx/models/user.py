@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import inspect
 import logging
-import importlib.util
 import os
 import re
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -32,8 +33,10 @@ from torch import nn
 from rnnx.errors import CheckpointError, ConfigError, cause_text
 
 # "file.py:attr" or "pkg.mod:attr" (attr may be dotted: "mod:Class.make")
-_REFERENCE = re.compile(r"^(?P<source>[^:]+\.py|[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*)"
-                        r":(?P<attr>[A-Za-z_]\w*(\.[A-Za-z_]\w*)*)$")
+_REFERENCE = re.compile(
+    r"^(?P<source>[^:]+\.py|[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*)"
+    r":(?P<attr>[A-Za-z_]\w*(\.[A-Za-z_]\w*)*)$"
+)
 logger = logging.getLogger(__name__)
 _NESTED_KEYS = ("state_dict", "model_state_dict", "model")  # common checkpoint dict layouts
 
@@ -43,9 +46,13 @@ def is_reference(text: str) -> bool:
     return bool(_REFERENCE.match(text)) and not Path(text).exists()
 
 
-def load_reference(ref: str, *, weights: Optional[str | os.PathLike] = None,
-                   example_shape: Optional[Sequence[int]] = None,
-                   example_dtype: Optional[str] = None) -> nn.Module:
+def load_reference(
+    ref: str,
+    *,
+    weights: str | os.PathLike | None = None,
+    example_shape: Sequence[int] | None = None,
+    example_dtype: str | None = None,
+) -> nn.Module:
     """Import ``ref``, call its factory, load ``weights`` into the module.
 
     Args:
@@ -67,12 +74,12 @@ def load_reference(ref: str, *, weights: Optional[str | os.PathLike] = None,
     """
     match = _REFERENCE.match(ref)
     if not match:
-        raise ConfigError(f"model: expected a checkpoint, path/to/file.py:factory or "
-                          f"package.module:factory, got {ref!r}")
+        raise ConfigError(
+            f"model: expected a checkpoint, path/to/file.py:factory or package.module:factory, got {ref!r}"
+        )
     factory = _resolve(_import(match["source"]), match["attr"], ref)
     if not callable(factory):
-        raise ConfigError(f"{ref}: expected a callable returning an nn.Module, got "
-                          f"{type(factory).__name__}")
+        raise ConfigError(f"{ref}: expected a callable returning an nn.Module, got {type(factory).__name__}")
     module = _call_factory(factory, ref)
     if weights is not None:
         load_weights(module, weights)
@@ -80,13 +87,13 @@ def load_reference(ref: str, *, weights: Optional[str | os.PathLike] = None,
     if example_shape is not None:
         shape = tuple(int(d) for d in example_shape)
         if len(shape) < 2 or any(d <= 0 for d in shape):
-            raise ConfigError(f"example_shape: expected positive B,T,F... (at least batch and "
-                              f"time), got {','.join(map(str, shape))}")
+            raise ConfigError(
+                f"example_shape: expected positive B,T,F... (at least batch and time), got {','.join(map(str, shape))}"
+            )
         setattr(module, "example_shape", shape)  # noqa: B010 - read by rnnx.exporter.contract.example_for
     if example_dtype is not None:
         if example_dtype not in EXAMPLE_DTYPES:
-            raise ConfigError(f"example_dtype: expected one of {', '.join(EXAMPLE_DTYPES)}, got "
-                              f"{example_dtype!r}")
+            raise ConfigError(f"example_dtype: expected one of {', '.join(EXAMPLE_DTYPES)}, got {example_dtype!r}")
         if example_shape is None:
             raise ConfigError("--example-dtype: give --example-shape B,T too (token ids: B,T)")
         setattr(module, "example_dtype", example_dtype)  # noqa: B010 - read by contract.shaped_example
@@ -103,16 +110,20 @@ def _call_factory(factory: Any, ref: str) -> nn.Module:
         params = list(inspect.signature(factory).parameters.values())
     except (TypeError, ValueError):  # builtins and C callables: just call
         pass
-    needed = [p.name for p in params if p.default is p.empty
-              and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    needed = [
+        p.name
+        for p in params
+        if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
     if needed:
-        raise ConfigError(f"{ref}: expected a factory taking no arguments, got one that needs "
-                          f"{', '.join(needed)}; add a function that fixes them, e.g. "
-                          f"def make(): return {ref.rsplit(':', 1)[1]}({', '.join(f'{n}=...' for n in needed)})")
+        raise ConfigError(
+            f"{ref}: expected a factory taking no arguments, got one that needs "
+            f"{', '.join(needed)}; add a function that fixes them, e.g. "
+            f"def make(): return {ref.rsplit(':', 1)[1]}({', '.join(f'{n}=...' for n in needed)})"
+        )
     module = factory()
     if not isinstance(module, nn.Module):
-        raise ConfigError(f"{ref}: expected the factory to return a torch nn.Module, got "
-                          f"{type(module).__name__}")
+        raise ConfigError(f"{ref}: expected the factory to return a torch nn.Module, got {type(module).__name__}")
     return module
 
 
@@ -128,26 +139,34 @@ def fit_contract(module: nn.Module, ref: str) -> nn.Module:
 
     rebuilt = rebuild_hidden(module)
     if rebuilt is not None:
-        logger.warning("%s hides its state (forward(x) starts from zeros and drops the final state): "
-                       "exporting %s instead, which carries it (equal to your forward from zero state: "
-                       "max |err| %.2g on a probe); to choose yourself, return a module that follows "
-                       "the contract from the factory", type(module).__name__, rebuilt.call,
-                       rebuilt.max_abs_err)
+        logger.warning(
+            "%s hides its state (forward(x) starts from zeros and drops the final state): "
+            "exporting %s instead, which carries it (equal to your forward from zero state: "
+            "max |err| %.2g on a probe); to choose yourself, return a module that follows "
+            "the contract from the factory",
+            type(module).__name__,
+            rebuilt.call,
+            rebuilt.max_abs_err,
+        )
         return rebuilt.model
     route = route_for(module)
     factory = ref.rsplit(":", 1)[1]
     if route.kind == "hidden":
         return _refuse_hidden(module, ref, route.call)
-    raise ConfigError(f"{ref}: {type(module).__name__} does not follow the rnnx contract (no "
-                      f"init_state(batch_size)); {route.why}: make {factory}() return {route.call}")
+    raise ConfigError(
+        f"{ref}: {type(module).__name__} does not follow the rnnx contract (no "
+        f"init_state(batch_size)); {route.why}: make {factory}() return {route.call}"
+    )
 
 
 def _refuse_hidden(module: nn.Module, ref: str, call: str) -> nn.Module:
-    raise ConfigError(f"{ref}: {type(module).__name__}.forward(x) starts its recurrent layer from "
-                      f"zeros and drops the final state, and does more than head(layer(x)), so "
-                      f"{call} would not equal it; give forward a state parameter "
-                      f"(forward(x, state) -> (y, state)) and return rnnx.wrap(model, ...) from the "
-                      f"factory (the error then names the exact call)")
+    raise ConfigError(
+        f"{ref}: {type(module).__name__}.forward(x) starts its recurrent layer from "
+        f"zeros and drops the final state, and does more than head(layer(x)), so "
+        f"{call} would not equal it; give forward a state parameter "
+        f"(forward(x, state) -> (y, state)) and return rnnx.wrap(model, ...) from the "
+        f"factory (the error then names the exact call)"
+    )
 
 
 def load_weights(module: nn.Module, path: str | os.PathLike) -> None:
@@ -172,8 +191,9 @@ def load_weights(module: nn.Module, path: str | os.PathLike) -> None:
         if not (missing or unexpected or bad):
             target.load_state_dict(state)
             return
-        errors.append(f"{type(target).__name__}: missing {missing[:5]}, unexpected "
-                      f"{unexpected[:5]}, wrong shape {bad[:5]}")
+        errors.append(
+            f"{type(target).__name__}: missing {missing[:5]}, unexpected {unexpected[:5]}, wrong shape {bad[:5]}"
+        )
     raise CheckpointError(f"{p}: weights do not fit the model ({'; '.join(errors)})")
 
 
@@ -188,16 +208,16 @@ def _read_state_dict(p: Path) -> dict[str, torch.Tensor]:
     try:
         data: Any = torch.load(p, map_location="cpu", weights_only=True)  # never runs code
     except Exception as e:  # pickle errors, unsupported globals, truncated files
-        raise CheckpointError(f"{p}: not a state_dict torch.load(weights_only=True) can read "
-                              f"({cause_text(e)})") from None
+        raise CheckpointError(
+            f"{p}: not a state_dict torch.load(weights_only=True) can read ({cause_text(e)})"
+        ) from None
     if isinstance(data, dict):
         for key in _NESTED_KEYS:
             if isinstance(data.get(key), dict):
                 data = data[key]
                 break
     if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
-        raise CheckpointError(f"{p}: expected a state_dict (names -> tensors), got "
-                              f"{type(data).__name__}")
+        raise CheckpointError(f"{p}: expected a state_dict (names -> tensors), got {type(data).__name__}")
     return dict(data)
 
 
@@ -220,8 +240,7 @@ def _import(source: str) -> Any:
             return importlib.import_module(source)
         except ModuleNotFoundError as e:
             if e.name and source.startswith(e.name):
-                raise ConfigError(f"{source}: no such module (looked in the current folder and "
-                                  f"sys.path)") from None
+                raise ConfigError(f"{source}: no such module (looked in the current folder and sys.path)") from None
             raise
 
 
@@ -229,8 +248,7 @@ def _resolve(module: Any, attr: str, ref: str) -> Any:
     obj = module
     for part in attr.split("."):
         if not hasattr(obj, part):
-            raise ConfigError(f"{ref}: {type(obj).__name__} {getattr(obj, '__name__', '')!s} "
-                              f"has no attribute {part!r}")
+            raise ConfigError(f"{ref}: {type(obj).__name__} {getattr(obj, '__name__', '')!s} has no attribute {part!r}")
         obj = getattr(obj, part)
     return obj
 
@@ -246,9 +264,13 @@ def _on_path(folder: str) -> Iterator[None]:
             sys.path.remove(folder)
 
 
-def load_model(source: str, *, weights: Optional[str] = None,
-               example_shape: Optional[str | Sequence[int]] = None,
-               example_dtype: Optional[str] = None) -> nn.Module:
+def load_model(
+    source: str,
+    *,
+    weights: str | None = None,
+    example_shape: str | Sequence[int] | None = None,
+    example_dtype: str | None = None,
+) -> nn.Module:
     """What the CLI's CKPT argument names: a zoo checkpoint / run directory, or a reference.
 
     Args:
@@ -262,12 +284,17 @@ def load_model(source: str, *, weights: Optional[str] = None,
         CheckpointError: from loading a checkpoint or weights.
     """
     if not is_reference(source):
-        given = [n for n, v in (("--weights", weights), ("--example-shape", example_shape),
-                                ("--example-dtype", example_dtype)) if v]
+        given = [
+            n
+            for n, v in (("--weights", weights), ("--example-shape", example_shape), ("--example-dtype", example_dtype))
+            if v
+        ]
         if given:
-            raise ConfigError(f"{' and '.join(given)}: only for a model given as file.py:factory or "
-                              f"package.module:factory; {source!r} is a checkpoint, which holds "
-                              f"its weights and shapes")
+            raise ConfigError(
+                f"{' and '.join(given)}: only for a model given as file.py:factory or "
+                f"package.module:factory; {source!r} is a checkpoint, which holds "
+                f"its weights and shapes"
+            )
         from rnnx.models.checkpoint import load
 
         model = load(source)
@@ -277,10 +304,20 @@ def load_model(source: str, *, weights: Optional[str] = None,
     model = load_reference(source, weights=weights, example_shape=shape, example_dtype=example_dtype)
     factory = source.rsplit(":", 1)[1]
     if weights is None:
-        logger.warning("no --weights: %s's weights are whatever %s() made (random initialisation unless it "
-                       "loads trained ones itself)", type(getattr(model, "module", model)).__name__, factory)
-    setattr(model, SOURCE_ATTRIBUTE, {"factory": factory,  # noqa: B010
-                                      "weights": None if weights is None else Path(weights).name})
+        logger.warning(
+            "no --weights: %s's weights are whatever %s() made (random initialisation unless it "
+            "loads trained ones itself)",
+            type(getattr(model, "module", model)).__name__,
+            factory,
+        )
+    setattr(
+        model,
+        SOURCE_ATTRIBUTE,
+        {
+            "factory": factory,  # noqa: B010
+            "weights": None if weights is None else Path(weights).name,
+        },
+    )
     return model
 
 
@@ -294,6 +331,7 @@ def parse_shape(text: str) -> tuple[int, ...]:
     except ValueError:
         shape = ()
     if len(shape) < 2 or any(d <= 0 for d in shape):
-        raise ConfigError(f"--example-shape: expected positive integers B,T,F... (at least batch "
-                          f"and time), e.g. 2,5,7; got {text!r}")
+        raise ConfigError(
+            f"--example-shape: expected positive integers B,T,F... (at least batch and time), e.g. 2,5,7; got {text!r}"
+        )
     return shape

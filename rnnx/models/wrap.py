@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import copy
 import inspect
-from typing import Any, List, Optional, Sequence, Tuple, Union
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -33,18 +34,25 @@ from rnnx.spec import BATCH  # the marker of the batch axis in a state shape
 STATE_AS = ("auto", "tensor", "tuple", "args")  # how the state is handed to the module
 _LAYERS = (nn.RNN, nn.LSTM, nn.GRU)
 _CELLS = (nn.RNNCell, nn.LSTMCell, nn.GRUCell)
-_KINDS = {nn.RNN: "rnn", nn.LSTM: "lstm", nn.GRU: "gru",
-          nn.RNNCell: "rnn", nn.LSTMCell: "lstm", nn.GRUCell: "gru"}
+_KINDS = {nn.RNN: "rnn", nn.LSTM: "lstm", nn.GRU: "gru", nn.RNNCell: "rnn", nn.LSTMCell: "lstm", nn.GRUCell: "gru"}
 
-StateShape = Tuple[Union[int, str], ...]  # e.g. (2, "batch", 20)
+StateShape = tuple[int | str, ...]  # e.g. (2, "batch", 20)
 
 
 class Wrapped(nn.Module):
     """A module adapted to the rnnx contract by :func:`wrap` (see there)."""
 
-    def __init__(self, module: nn.Module, shapes: list[StateShape], names: list[str],
-                 step: bool, batch_first: bool, state_as: str, kind: str,
-                 streamable: bool) -> None:
+    def __init__(
+        self,
+        module: nn.Module,
+        shapes: list[StateShape],
+        names: list[str],
+        step: bool,
+        batch_first: bool,
+        state_as: str,
+        kind: str,
+        streamable: bool,
+    ) -> None:
         super().__init__()
         self.module = module
         self.shapes = [tuple(s) for s in shapes]  # state shapes, "batch" at the batch axis
@@ -54,22 +62,25 @@ class Wrapped(nn.Module):
         self.state_as = state_as  # "tensor" | "tuple" | "args"
         self.kind = kind  # tolerance family: rnn | lstm | gru | custom
         self.streamable = streamable  # False for bidirectional layers
-        self.config = {"wrapped": type(module).__name__, "step": step,
-                       "batch_first": batch_first, "state_as": state_as}
+        self.config = {"wrapped": type(module).__name__, "step": step, "batch_first": batch_first, "state_as": state_as}
 
-    def init_state(self, batch_size: int) -> List[Tensor]:
+    def init_state(self, batch_size: int) -> list[Tensor]:
         """Zero state, one tensor per declared shape, on the module's dtype and device."""
         ref = next(iter([*self.module.parameters(), *self.module.buffers()]), None)
         dtype = ref.dtype if ref is not None and ref.is_floating_point() else torch.float32
         device = ref.device if ref is not None else None
-        return [torch.zeros([batch_size if d == BATCH else int(d) for d in shape], dtype=dtype,
-                            device=device) for shape in self.shapes]
+        return [
+            torch.zeros([batch_size if d == BATCH else int(d) for d in shape], dtype=dtype, device=device)
+            for shape in self.shapes
+        ]
 
-    def forward(self, x: Tensor, state: List[Tensor]) -> Tuple[Tensor, List[Tensor]]:
+    def forward(self, x: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
         """x (B, T, ...) batch-first, state as :meth:`init_state` -> (y (B, T, ...), new state)."""
         if len(state) != len(self.shapes):
-            raise ContractError(f"state: expected a list of {len(self.shapes)} tensors "
-                                f"({', '.join(self.state_names)}), got {len(state)}")
+            raise ContractError(
+                f"state: expected a list of {len(self.shapes)} tensors "
+                f"({', '.join(self.state_names)}), got {len(state)}"
+            )
         if self.step:
             ys = []
             for t in range(x.size(1)):
@@ -80,17 +91,18 @@ class Wrapped(nn.Module):
         y, new = self._call(seq, state)
         return (y if self.batch_first else y.transpose(0, 1)), new
 
-    def _call(self, x: Tensor, state: List[Tensor]) -> Tuple[Tensor, List[Tensor]]:
+    def _call(self, x: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
         args = _hand_over(state, self.state_as)
         try:
             out = self.module(x, *args)
         except Exception as e:  # torch's own errors become one that shows the fix
             raise ContractError(
                 f"{type(self.module).__name__} called as {_call_text(self, x, state)} raised "
-                f"{type(e).__name__}: {_first_line(e)}. {_advice(self)}") from e
+                f"{type(e).__name__}: {_first_line(e)}. {_advice(self)}"
+            ) from e
         return read_result(out, len(self.shapes), type(self.module).__name__)
 
-    def trace_for_torchscript(self, example: Tensor, state: List[Tensor]) -> torch.jit.ScriptModule:
+    def trace_for_torchscript(self, example: Tensor, state: list[Tensor]) -> torch.jit.ScriptModule:
         """A TorchScript module of this wrapper (``export_torchscript`` calls it; it cannot script us).
 
         Layer style: the whole-sequence call traced (torch's RNN ops keep batch and time
@@ -105,8 +117,7 @@ class Wrapped(nn.Module):
         return torch.jit.script(_Scripted(inner, dims, state[0].dtype, self.step))
 
     def extra_repr(self) -> str:
-        return (f"state={self.shapes}, step={self.step}, batch_first={self.batch_first}, "
-                f"state_as={self.state_as!r}")
+        return f"state={self.shapes}, step={self.step}, batch_first={self.batch_first}, state_as={self.state_as!r}"
 
 
 class _Step(nn.Module):
@@ -116,7 +127,7 @@ class _Step(nn.Module):
         super().__init__()
         self.wrapped = wrapped
 
-    def forward(self, x_t: Tensor, state: List[Tensor]) -> Tuple[Tensor, List[Tensor]]:
+    def forward(self, x_t: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
         return self.wrapped._call(x_t, state)
 
 
@@ -124,7 +135,7 @@ class _Scripted(nn.Module):
     """The contract in TorchScript around a traced call: ``init_state``, and a loop over time
     when the traced call is one step."""
 
-    def __init__(self, inner: nn.Module, dims: List[List[int]], dtype: torch.dtype, loop: bool) -> None:
+    def __init__(self, inner: nn.Module, dims: list[list[int]], dtype: torch.dtype, loop: bool) -> None:
         super().__init__()
         self.inner = inner  # traced: one step (loop) or the whole sequence
         self.dims = dims  # state shapes, -1 at the batch axis
@@ -132,16 +143,16 @@ class _Scripted(nn.Module):
         self.loop = loop  # True: inner is one step, loop over time here
 
     @torch.jit.export
-    def init_state(self, batch_size: int) -> List[Tensor]:
-        out: List[Tensor] = []
+    def init_state(self, batch_size: int) -> list[Tensor]:
+        out: list[Tensor] = []
         for dims in self.dims:
             out.append(torch.zeros([batch_size if d < 0 else d for d in dims], dtype=self.dtype))
         return out
 
-    def forward(self, x: Tensor, state: List[Tensor]) -> Tuple[Tensor, List[Tensor]]:
+    def forward(self, x: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
         if not self.loop:
             return self.inner(x, state)
-        ys: List[Tensor] = []
+        ys: list[Tensor] = []
         for t in range(x.size(1)):
             y_t, state = self.inner(x[:, t], state)  # (B, ...) one time slice
             ys.append(y_t)
@@ -151,7 +162,7 @@ class _Scripted(nn.Module):
 class _WithExample(Wrapped):
     """A :class:`Wrapped` whose input is known (torch's layers and cells) or read off the module."""
 
-    def __init__(self, *args: Any, guess: Optional[InputGuess] = None, **kw: Any) -> None:
+    def __init__(self, *args: Any, guess: InputGuess | None = None, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self.guess = guess  # None: read off the module on first use (input_guess)
         self.guessed = guess is not None
@@ -166,19 +177,20 @@ class _WithExample(Wrapped):
             self.guess = input_guess(self.module, _confirm(self), self._state_width())
             self.guessed = True
         if self.guess is None:
-            tried = ", ".join(g.source for g in candidates(self.module, self._state_width())) or \
-                "no layer that reads it"
+            tried = (
+                ", ".join(g.source for g in candidates(self.module, self._state_width())) or "no layer that reads it"
+            )
             raise ExportError(
                 f"{type(self.module).__name__}: cannot read its input shape off the module (tried: "
                 f"{tried}); pass example_input= (a batch-first tensor, e.g. torch.randn(2, 5, "
                 f"FEATURES)); from the command line: --example-shape 2,5,FEATURES (token ids: "
-                f"--example-dtype int64)")
+                f"--example-dtype int64)"
+            )
         x = self.guess.example(batch_size, steps)
         ref = next(iter(self.module.parameters()), None)
         if x.is_floating_point() and ref is not None and ref.is_floating_point():
             x = x.to(ref.dtype)
         return x
-
 
     def _state_width(self) -> int:
         """A cell's state features (``(batch, H)`` states), which a Linear(cat(x, h)) also reads."""
@@ -197,9 +209,14 @@ def _confirm(w: Wrapped) -> Any:
     return run
 
 
-def wrap(module: nn.Module, state: Optional[Sequence[StateShape]] = None, *,
-         step: bool = False, batch_first: Optional[bool] = None,
-         state_as: str = "auto") -> nn.Module:
+def wrap(
+    module: nn.Module,
+    state: Sequence[StateShape] | None = None,
+    *,
+    step: bool = False,
+    batch_first: bool | None = None,
+    state_as: str = "auto",
+) -> nn.Module:
     """Adapt ``module`` to the rnnx contract; everything else in rnnx then works on it.
 
     Args:
@@ -256,7 +273,8 @@ def wrap(module: nn.Module, state: Optional[Sequence[StateShape]] = None, *,
         if known is None:
             raise ConfigError(
                 f"state: required for {type(module).__name__} (rnnx infers it only for torch's "
-                f"nn.RNN/LSTM/GRU and nn.RNNCell/LSTMCell/GRUCell); {route_for(module).text()}")
+                f"nn.RNN/LSTM/GRU and nn.RNNCell/LSTMCell/GRUCell); {route_for(module).text()}"
+            )
         shapes = known
     else:
         shapes = _parse_state(state)
@@ -296,7 +314,8 @@ def read_result(out: Any, count: int, who: str) -> tuple[Tensor, list[Tensor]]:
     raise ContractError(
         f"{who}.forward returned {describe(out)}; with {count} state tensor(s) rnnx reads "
         f"h, (y, h), (y, (h, c)), (h, c) or (y, h, c). Return one of those, or pass the "
-        f"number of states you carry as state=[...] to rnnx.wrap")
+        f"number of states you carry as state=[...] to rnnx.wrap"
+    )
 
 
 def describe(value: Any) -> str:
@@ -309,8 +328,9 @@ def describe(value: Any) -> str:
     return type(value).__name__
 
 
-def suggest_call(module: nn.Module, name: str = "model",
-                 state: Optional[Sequence[StateShape]] = None, **options: Any) -> str:
+def suggest_call(
+    module: nn.Module, name: str = "model", state: Sequence[StateShape] | None = None, **options: Any
+) -> str:
     """The ``rnnx.wrap(...)`` call that most likely fits ``module``, as text.
 
     Args:
@@ -332,12 +352,18 @@ def suggest_call(module: nn.Module, name: str = "model",
 
 
 def _shapes_text(shapes: Sequence[StateShape]) -> str:
-    return "[" + ", ".join("(" + ", ".join(f'"{d}"' if d == BATCH else str(d) for d in s)
-                           + ("," if len(s) == 1 else "") + ")" for s in shapes) + "]"
+    return (
+        "["
+        + ", ".join(
+            "(" + ", ".join(f'"{d}"' if d == BATCH else str(d) for d in s) + ("," if len(s) == 1 else "") + ")"
+            for s in shapes
+        )
+        + "]"
+    )
 
 
 # ---------------------------------------------------------------------- internals
-def _known_state(module: nn.Module) -> Optional[list[StateShape]]:
+def _known_state(module: nn.Module) -> list[StateShape] | None:
     """torch's own layers and cells: the state shapes, else None."""
     if isinstance(module, _LAYERS):
         layers = module.num_layers * (2 if module.bidirectional else 1)
@@ -358,25 +384,29 @@ def _features(module: nn.Module) -> tuple[int, ...]:
 
 def _parse_state(state: Any) -> list[StateShape]:
     example = '[(2, "batch", 20), (2, "batch", 20)]'
-    if isinstance(state, (tuple, list)) and state and all(
-            isinstance(d, (int, str)) for d in state):
+    if isinstance(state, (tuple, list)) and state and all(isinstance(d, (int, str)) for d in state):
         state = [state]  # one shape given bare: (2, "batch", 20)
     if not isinstance(state, (tuple, list)) or not state:
-        raise ConfigError(f"state: expected a list of shapes with \"batch\" at the batch axis, "
-                          f"e.g. {example}, got {state!r}")
+        raise ConfigError(
+            f'state: expected a list of shapes with "batch" at the batch axis, e.g. {example}, got {state!r}'
+        )
     shapes = []
     for i, shape in enumerate(state):
-        ok = isinstance(shape, (tuple, list)) and sum(d == BATCH for d in shape) == 1 and all(
-            d == BATCH or (isinstance(d, int) and not isinstance(d, bool) and d > 0)
-            for d in shape)
+        ok = (
+            isinstance(shape, (tuple, list))
+            and sum(d == BATCH for d in shape) == 1
+            and all(d == BATCH or (isinstance(d, int) and not isinstance(d, bool) and d > 0) for d in shape)
+        )
         if not ok:
-            raise ConfigError(f"state[{i}]: expected a shape of positive ints with exactly one "
-                              f"\"batch\", e.g. (2, \"batch\", 20), got {shape!r}")
+            raise ConfigError(
+                f"state[{i}]: expected a shape of positive ints with exactly one "
+                f'"batch", e.g. (2, "batch", 20), got {shape!r}'
+            )
         shapes.append(tuple(shape))
     return shapes
 
 
-def _state_params(module: nn.Module) -> Optional[int]:
+def _state_params(module: nn.Module) -> int | None:
     """How many positional parameters ``forward`` takes after x; None for ``*args``."""
     try:
         params = list(inspect.signature(module.forward).parameters.values())[1:]
@@ -389,8 +419,7 @@ def _state_params(module: nn.Module) -> Optional[int]:
 
 def _state_mode(module: nn.Module, count: int, state_as: str) -> str:
     if state_as == "tensor" and count != 1:
-        raise ConfigError(f"state_as: \"tensor\" hands over one state, but {count} are declared; "
-                          f"use \"tuple\" or \"args\"")
+        raise ConfigError(f'state_as: "tensor" hands over one state, but {count} are declared; use "tuple" or "args"')
     if state_as != "auto":
         return state_as
     if count == 1:
@@ -403,7 +432,7 @@ def _names(count: int) -> list[str]:
     return ["h"] if count == 1 else ["h", "c"] if count == 2 else [f"state{i}" for i in range(count)]
 
 
-def _hand_over(state: List[Tensor], mode: str) -> tuple:
+def _hand_over(state: list[Tensor], mode: str) -> tuple:
     if mode == "tensor":
         return (state[0],)
     if mode == "tuple":
@@ -411,24 +440,31 @@ def _hand_over(state: List[Tensor], mode: str) -> tuple:
     return tuple(state)
 
 
-def _call_text(w: Wrapped, x: Tensor, state: List[Tensor]) -> str:
+def _call_text(w: Wrapped, x: Tensor, state: list[Tensor]) -> str:
     names = [f"{n}{tuple(s.shape)}" for n, s in zip(w.state_names, state)]
     st = {"tensor": names[0], "tuple": f"({', '.join(names)})", "args": ", ".join(names)}
     return f"module(x{tuple(x.shape)}, {st[w.state_as]})"
 
 
 def _advice(w: Wrapped) -> str:
-    others = [m for m in ("tensor", "tuple", "args") if m != w.state_as
-              and not (m == "tensor" and len(w.shapes) != 1)]
-    style = ("step=True (rnnx calls it once per time step on x[:, t])" if not w.step
-             else "step=False (rnnx calls it once on the whole chunk)")
-    layout = (f"batch_first={not w.batch_first} (x is given "
-              f"{'time-major (T, B, ...)' if w.batch_first else 'batch-first (B, T, ...)'})"
-              if not w.step else "")
+    others = [m for m in ("tensor", "tuple", "args") if m != w.state_as and not (m == "tensor" and len(w.shapes) != 1)]
+    style = (
+        "step=True (rnnx calls it once per time step on x[:, t])"
+        if not w.step
+        else "step=False (rnnx calls it once on the whole chunk)"
+    )
+    layout = (
+        f"batch_first={not w.batch_first} (x is given "
+        f"{'time-major (T, B, ...)' if w.batch_first else 'batch-first (B, T, ...)'})"
+        if not w.step
+        else ""
+    )
     hints = [f"state_as={o!r}" for o in others] + [style] + ([layout] if layout else [])
-    return (f"It was wrapped as rnnx.wrap(model, state={_shapes_text(w.shapes)}, step={w.step}, "
-            f"batch_first={w.batch_first}, state_as={w.state_as!r}); check the state shapes "
-            f"or try {', '.join(hints)}")
+    return (
+        f"It was wrapped as rnnx.wrap(model, state={_shapes_text(w.shapes)}, step={w.step}, "
+        f"batch_first={w.batch_first}, state_as={w.state_as!r}); check the state shapes "
+        f"or try {', '.join(hints)}"
+    )
 
 
 def _is_tensor_tree(value: Any) -> bool:

@@ -21,5 +21,17 @@ from rnnx.onnx_tools.spec_io import read_spec
 from rnnx.onnx_tools.stateful import StatefulResult, make_stateful
 from rnnx.onnx_tools.triton import TritonConfig, TritonRepository, export_triton
 
-__all__ = ["TOLERANCES", "ParityReport", "ParityRow", "QuantizeResult", "StatefulResult", "Tolerance",
-           "TritonConfig", "TritonRepository", "export_triton", "make_stateful", "quantize", "read_spec"]
+__all__ = [
+    "TOLERANCES",
+    "ParityReport",
+    "ParityRow",
+    "QuantizeResult",
+    "StatefulResult",
+    "Tolerance",
+    "TritonConfig",
+    "TritonRepository",
+    "export_triton",
+    "make_stateful",
+    "quantize",
+    "read_spec",
+]

@@ -15,6 +15,7 @@ import numpy as np
 from rnnx.errors import SpecError
 from rnnx.table import render
 
+
 @dataclass(frozen=True)
 class Tolerance:
     """Element-wise tolerance ``atol + rtol * |eager|``."""
@@ -101,29 +102,55 @@ class ParityReport:
 
     def to_dict(self) -> dict[str, Any]:
         worst = self.worst
-        return {"path": self.path, "ok": self.ok, "atol": self.tolerance.atol,
-                "rtol": self.tolerance.rtol, "tolerance_source": self.tolerance_source,
-                "max_abs": self.max_abs, "worst": asdict(worst) if worst else None,
-                "rows": [asdict(r) for r in self.rows], "notes": list(self.notes)}
+        return {
+            "path": self.path,
+            "ok": self.ok,
+            "atol": self.tolerance.atol,
+            "rtol": self.tolerance.rtol,
+            "tolerance_source": self.tolerance_source,
+            "max_abs": self.max_abs,
+            "worst": asdict(worst) if worst else None,
+            "rows": [asdict(r) for r in self.rows],
+            "notes": list(self.notes),
+        }
 
     def table(self) -> str:
         """One aligned line per tensor per case, then the verdict."""
         head = ("case", "tensor", "max_abs", "max_rel", "atol", "rtol", "result")
-        text = [render(head, [(r.label(), r.tensor, f"{r.max_abs:.3g}", f"{r.max_rel:.3g}",
-                               f"{r.atol:g}", f"{r.rtol:g}", "ok" if r.ok else "FAIL")
-                              for r in self.rows])]
+        text = [
+            render(
+                head,
+                [
+                    (
+                        r.label(),
+                        r.tensor,
+                        f"{r.max_abs:.3g}",
+                        f"{r.max_rel:.3g}",
+                        f"{r.atol:g}",
+                        f"{r.rtol:g}",
+                        "ok" if r.ok else "FAIL",
+                    )
+                    for r in self.rows
+                ],
+            )
+        ]
         text += [f"note: {n}" for n in self.notes]
         worst = self.worst
         verdict = "PASS" if self.ok else "FAIL"
-        text.append(f"{verdict}: {len(self.rows)} comparisons, worst {worst.tensor} in "
-                    f"{worst.label()}: max_abs {worst.max_abs:.3g} "
-                    f"(tolerance {self.tolerance_source}: atol {self.tolerance.atol:g}, "
-                    f"rtol {self.tolerance.rtol:g})" if worst else f"{verdict}: no comparisons")
+        text.append(
+            f"{verdict}: {len(self.rows)} comparisons, worst {worst.tensor} in "
+            f"{worst.label()}: max_abs {worst.max_abs:.3g} "
+            f"(tolerance {self.tolerance_source}: atol {self.tolerance.atol:g}, "
+            f"rtol {self.tolerance.rtol:g})"
+            if worst
+            else f"{verdict}: no comparisons"
+        )
         return "\n".join(text)
 
 
-def compare(case: str, batch: int, steps: int, tensor: str, got: np.ndarray, ref: np.ndarray,
-            tol: Tolerance) -> ParityRow:
+def compare(
+    case: str, batch: int, steps: int, tensor: str, got: np.ndarray, ref: np.ndarray, tol: Tolerance
+) -> ParityRow:
     """Compare one exported tensor against the eager one."""
     if got.shape != ref.shape:
         inf = float("inf")
@@ -139,17 +166,18 @@ def compare(case: str, batch: int, steps: int, tensor: str, got: np.ndarray, ref
     with np.errstate(divide="ignore", invalid="ignore"):  # atol = rtol = 0: exact match needed
         ratio = np.where(diff == 0, 0.0, diff / bound)
     score = float(ratio.max()) if diff.size else 0.0
-    return ParityRow(case, batch, steps, tensor, max_abs, max_rel, tol.atol, tol.rtol,
-                     score, bool(score <= 1.0))
+    return ParityRow(case, batch, steps, tensor, max_abs, max_rel, tol.atol, tol.rtol, score, bool(score <= 1.0))
 
 
-def resolve_tolerance(kind: str, atol: float | None, rtol: float | None,
-                      precision: str = "fp32") -> tuple[Tolerance, str]:
+def resolve_tolerance(
+    kind: str, atol: float | None, rtol: float | None, precision: str = "fp32"
+) -> tuple[Tolerance, str]:
     """The (family, precision) table entry, with the user's overrides applied."""
     family = kind if (kind, precision) in TOLERANCES else "custom"
     if (family, precision) not in TOLERANCES:
-        raise SpecError(f"precision: expected one of {', '.join(sorted({p for _, p in TOLERANCES}))}"
-                        f", got {precision!r}")
+        raise SpecError(
+            f"precision: expected one of {', '.join(sorted({p for _, p in TOLERANCES}))}, got {precision!r}"
+        )
     base = TOLERANCES[(family, precision)]
     source = f"table:{family}" + ("" if precision == "fp32" else f"/{precision}")
     for name, value in (("atol", atol), ("rtol", rtol)):
@@ -157,9 +185,17 @@ def resolve_tolerance(kind: str, atol: float | None, rtol: float | None,
             raise ValueError(f"{name}: expected a non-negative number, got {value!r}")
     if atol is not None or rtol is not None:
         source = "user" if atol is not None and rtol is not None else f"user+{source}"
-    return Tolerance(base.atol if atol is None else float(atol),
-                     base.rtol if rtol is None else float(rtol)), source
+    return Tolerance(base.atol if atol is None else float(atol), base.rtol if rtol is None else float(rtol)), source
 
 
-__all__ = ["PROBE_BATCHES", "PROBE_STEPS", "STREAM_CHUNK", "TOLERANCES", "ParityReport", "ParityRow", "Tolerance",
-           "compare", "resolve_tolerance"]
+__all__ = [
+    "PROBE_BATCHES",
+    "PROBE_STEPS",
+    "STREAM_CHUNK",
+    "TOLERANCES",
+    "ParityReport",
+    "ParityRow",
+    "Tolerance",
+    "compare",
+    "resolve_tolerance",
+]

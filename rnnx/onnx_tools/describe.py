@@ -12,7 +12,7 @@ import os
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from rnnx.errors import SpecError
 from rnnx.onnx_tools.ort_format import ort_io
@@ -20,9 +20,20 @@ from rnnx.onnx_tools.spec_io import file_format, load_onnx, read_spec
 from rnnx.spec import METADATA_KEY, ModelSpec
 
 # (input token, output token): "h_in" -> "h_out", "h0" -> "hn", "past_k" -> "present_k", ...
-_NAME_PAIRS = (("in", "out"), ("input", "output"), ("inp", "out"), ("0", "n"), ("h0", "hn"),
-               ("c0", "cn"), ("initial", "final"), ("init", "final"), ("prev", "next"),
-               ("past", "present"), ("old", "new"), ("i", "o"))
+_NAME_PAIRS = (
+    ("in", "out"),
+    ("input", "output"),
+    ("inp", "out"),
+    ("0", "n"),
+    ("h0", "hn"),
+    ("c0", "cn"),
+    ("initial", "final"),
+    ("init", "final"),
+    ("prev", "next"),
+    ("past", "present"),
+    ("old", "new"),
+    ("i", "o"),
+)
 _SUFFIXES = ("n", "N", "_out", "_new", "_next", "_n", ".out", "out")  # "state" -> "stateN"
 
 
@@ -42,8 +53,10 @@ def _onnx_io(values: Any, skip: frozenset = frozenset()) -> list[dict[str, Any]]
         if v.name in skip:
             continue
         t = v.type.tensor_type
-        dims = [d.dim_param if d.HasField("dim_param") else (d.dim_value if d.HasField("dim_value")
-                else "?") for d in t.shape.dim]
+        dims = [
+            d.dim_param if d.HasField("dim_param") else (d.dim_value if d.HasField("dim_value") else "?")
+            for d in t.shape.dim
+        ]
         out.append({"name": v.name, "shape": dims, "dtype": _dtype_name(t.elem_type)})
     return out
 
@@ -69,9 +82,9 @@ def _name_candidates(name: str) -> list[str]:
         for a, b in _NAME_PAIRS:
             if tok.lower() == a:
                 cased = b.upper() if tok.isupper() else b.capitalize() if tok[:1].isupper() else b
-                cands.append("".join(toks[:i] + [cased] + toks[i + 1:]))
+                cands.append("".join(toks[:i] + [cased] + toks[i + 1 :]))
             elif tok.lower().endswith(a) and len(tok) > len(a) and a.isdigit():  # "h0" -> "hn"
-                cands.append("".join(toks[:i] + [tok[:-len(a)] + b] + toks[i + 1:]))
+                cands.append("".join(toks[:i] + [tok[: -len(a)] + b] + toks[i + 1 :]))
     return cands
 
 
@@ -91,8 +104,12 @@ def guess_state_pairs(inputs: list[dict[str, Any]], outputs: list[dict[str, Any]
     for i in inputs:
         for cand in _name_candidates(i["name"]):
             o = outs.get(cand)
-            if o is not None and cand not in used_out and o["dtype"] == i["dtype"] and \
-                    len(o["shape"]) == len(i["shape"]):
+            if (
+                o is not None
+                and cand not in used_out
+                and o["dtype"] == i["dtype"]
+                and len(o["shape"]) == len(i["shape"])
+            ):
                 pairs.append({"input": i["name"], "output": cand, "by": "name"})
                 used_in.add(i["name"])
                 used_out.add(cand)
@@ -110,7 +127,7 @@ def guess_state_pairs(inputs: list[dict[str, Any]], outputs: list[dict[str, Any]
     return pairs
 
 
-def _onnx_spec(model: Any, path: str | os.PathLike) -> Optional[ModelSpec]:
+def _onnx_spec(model: Any, path: str | os.PathLike) -> ModelSpec | None:
     props = {p.key: p.value for p in model.metadata_props}
     if METADATA_KEY not in props:
         return None
@@ -151,23 +168,29 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
         spec = read_spec(path)
         info["inputs"], info["outputs"] = ort_io(path) if fmt == "ort" else _spec_io(spec)
         opset = spec.opset
-    info.update({
-        "rnnx_spec": spec is not None,
-        "state": [] if spec is None else [
-            {"name": s.name, "input": s.input, "output": s.output, "shape": list(s.shape),
-             "dtype": s.dtype} for s in spec.state],
-        "streamable": None if spec is None else spec.streamable,
-        "opset": opset,
-        "exporter": None if spec is None else spec.exporter,
-        "kind": None if spec is None else spec.kind,
-        "config": {} if spec is None else spec.config,
-        "rnnx_version": None if spec is None else spec.rnnx_version,
-        "precision": None if spec is None else spec.precision,
-        "seq2seq": None if spec is None or spec.seq2seq is None else
-        {"role": spec.role, **spec.seq2seq.to_dict()},  # a seq2seq bundle file: its role and the contract
-        "spec": None if spec is None else spec.to_dict(),
-        "step_graph": None if spec is None or spec.step_graph is None else step_graph_status(path, spec),
-    })
+    info.update(
+        {
+            "rnnx_spec": spec is not None,
+            "state": []
+            if spec is None
+            else [
+                {"name": s.name, "input": s.input, "output": s.output, "shape": list(s.shape), "dtype": s.dtype}
+                for s in spec.state
+            ],
+            "streamable": None if spec is None else spec.streamable,
+            "opset": opset,
+            "exporter": None if spec is None else spec.exporter,
+            "kind": None if spec is None else spec.kind,
+            "config": {} if spec is None else spec.config,
+            "rnnx_version": None if spec is None else spec.rnnx_version,
+            "precision": None if spec is None else spec.precision,
+            "seq2seq": None
+            if spec is None or spec.seq2seq is None
+            else {"role": spec.role, **spec.seq2seq.to_dict()},  # a seq2seq bundle file: its role and the contract
+            "spec": None if spec is None else spec.to_dict(),
+            "step_graph": None if spec is None or spec.step_graph is None else step_graph_status(path, spec),
+        }
+    )
     if fmt == "onnx":
         info.update(_graph_facts(model, info))
     return info
@@ -185,8 +208,12 @@ def step_graph_status(path: str | os.PathLike, spec: ModelSpec) -> dict[str, Any
     if entry is None:
         raise SpecError(f"{path}: expected a spec that records a step graph, got none (spec.step_graph is None)")
     _, digest = find_step_graph(path, entry)
-    return {"file": entry.file, "sha256": entry.sha256, "present": digest is not None,
-            "sha256_ok": None if digest is None else digest == entry.sha256}
+    return {
+        "file": entry.file,
+        "sha256": entry.sha256,
+        "present": digest is not None,
+        "sha256_ok": None if digest is None else digest == entry.sha256,
+    }
 
 
 def _graph_facts(model: Any, info: dict[str, Any]) -> dict[str, Any]:
@@ -201,7 +228,9 @@ def _graph_facts(model: Any, info: dict[str, Any]) -> dict[str, Any]:
 
     ops = Counter(n.op_type for n in all_nodes(model.graph))
     producer = " ".join(p for p in (model.producer_name, model.producer_version) if p)
-    return {"producer": producer or None,
-            "ops": dict(sorted(ops.items(), key=lambda kv: (-kv[1], kv[0]))),
-            "recurrent": [r.to_dict() for r in find_recurrent(model.graph)],
-            "state_guess": guess_state_pairs(info["inputs"], info["outputs"])}
+    return {
+        "producer": producer or None,
+        "ops": dict(sorted(ops.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "recurrent": [r.to_dict() for r in find_recurrent(model.graph)],
+        "state_guess": guess_state_pairs(info["inputs"], info["outputs"]),
+    }

@@ -10,7 +10,7 @@ tensor at run time.
 from __future__ import annotations
 
 import copy
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import onnx
@@ -28,8 +28,7 @@ def fresh_name(graph: onnx.GraphProto, name: str) -> str:
 
 
 def dims(v: onnx.ValueInfoProto) -> list:
-    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
-            for d in v.type.tensor_type.shape.dim]
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in v.type.tensor_type.shape.dim]
 
 
 def set_dims(v: onnx.ValueInfoProto, names: dict[int, str]) -> None:
@@ -43,7 +42,7 @@ def np_dtype_name(v: onnx.ValueInfoProto) -> str:
     return np.dtype(helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type)).name
 
 
-def default_opset(model: onnx.ModelProto) -> Optional[int]:
+def default_opset(model: onnx.ModelProto) -> int | None:
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
 
 
@@ -54,8 +53,14 @@ def inferred_shapes(model: onnx.ModelProto) -> dict[str, list]:
     return {v.name: dims(v) for v in vals if v.type.tensor_type.HasField("shape")}
 
 
-def data_axes(model: onnx.ModelProto, x: onnx.ValueInfoProto, first: RecurrentNode,
-               batch_axis: Optional[int], time_axis: Optional[int], src: Any) -> tuple[int, int]:
+def data_axes(
+    model: onnx.ModelProto,
+    x: onnx.ValueInfoProto,
+    first: RecurrentNode,
+    batch_axis: int | None,
+    time_axis: int | None,
+    src: Any,
+) -> tuple[int, int]:
     """(batch axis, time axis) of the data input: given, or followed to the first recurrent node."""
     rank = len(x.type.tensor_type.shape.dim)
     if batch_axis is not None or time_axis is not None:
@@ -84,8 +89,10 @@ def data_axes(model: onnx.ModelProto, x: onnx.ValueInfoProto, first: RecurrentNo
         bs = [i for i, d in enumerate(sizes) if d == static[b_at] and i not in ts]
         if len(ts) == 1 and len(bs) == 1:
             return bs[0], ts[0]
-    raise StatefulError(f"{src}: cannot tell which axes of {x.name} {sizes} are batch and time from the "
-                        f"graph; pass batch_axis= and time_axis= (rnnx stateful --batch-axis/--time-axis)")
+    raise StatefulError(
+        f"{src}: cannot tell which axes of {x.name} {sizes} are batch and time from the "
+        f"graph; pass batch_axis= and time_axis= (rnnx stateful --batch-axis/--time-axis)"
+    )
 
 
 def free_reshapes(model: onnx.ModelProto, frozen: dict[str, int]) -> list[str]:
@@ -109,12 +116,14 @@ def free_reshapes(model: onnx.ModelProto, frozen: dict[str, int]) -> list[str]:
         for i, n in enumerate(new_nodes):
             graph.node.insert(at + i, n)
         node.input[1] = shape_name
-        notes.append(f"Reshape '{node.name or node.output[0]}': shape {np.ravel(target).tolist()} now "
-                     f"follows the input's batch/time size")
+        notes.append(
+            f"Reshape '{node.name or node.output[0]}': shape {np.ravel(target).tolist()} now "
+            f"follows the input's batch/time size"
+        )
     return notes
 
 
-def _shape_pieces(target: list[int], in_dims: list, frozen: dict[str, int]) -> Optional[list]:
+def _shape_pieces(target: list[int], in_dims: list, frozen: dict[str, int]) -> list | None:
     """Target entries as ints or ("dim", j) (the input's axis j), or None when nothing is frozen."""
     pieces: list = list(target)
     changed = False
@@ -148,7 +157,9 @@ def _shape_nodes(graph: onnx.GraphProto, node: onnx.NodeProto, pieces: list) -> 
         name = f"{base}_{k}"
         if isinstance(p, tuple):
             graph.initializer.append(numpy_helper.from_array(np.array([p[1]], np.int64), f"{name}_idx"))
-            nodes.append(helper.make_node("Gather", [f"{base}_in", f"{name}_idx"], [name], name=f"{name}_gather", axis=0))
+            nodes.append(
+                helper.make_node("Gather", [f"{base}_in", f"{name}_idx"], [name], name=f"{name}_gather", axis=0)
+            )
         else:
             graph.initializer.append(numpy_helper.from_array(np.array([p], np.int64), name))
         parts.append(name)

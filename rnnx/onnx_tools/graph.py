@@ -8,7 +8,7 @@ set from the spec, unused initializers dropped, the spec stored in the metadata,
 from __future__ import annotations
 
 import os
-from typing import Iterable
+from collections.abc import Iterable
 
 import onnx
 from google.protobuf.message import DecodeError
@@ -23,8 +23,7 @@ def load_onnx(path: str | os.PathLike) -> onnx.ModelProto:
     try:
         model = onnx.load(os.fspath(path), load_external_data=False)
     except (DecodeError, ValueError, RuntimeError, UnicodeDecodeError) as e:
-        raise ModelFileError(f"{path}: not a valid ONNX or TorchScript model ({type(e).__name__})") \
-            from None
+        raise ModelFileError(f"{path}: not a valid ONNX or TorchScript model ({type(e).__name__})") from None
     if not model.ir_version or not model.graph.node:
         raise ModelFileError(f"{path}: not a valid ONNX or TorchScript model (no graph found)")
     return model
@@ -58,8 +57,7 @@ def _all_initializers(graph: onnx.GraphProto) -> list[onnx.TensorProto]:
 def _io_axes(spec: ModelSpec) -> dict[str, tuple[tuple, tuple[int, ...]]]:
     """name -> (spec shape, axes that must be symbolic)."""
     data_axes = tuple(a for a in (spec.input.batch_axis, spec.input.time_axis) if a is not None)
-    out = {spec.input.name: (spec.input.shape, data_axes),
-           spec.output.name: (spec.output.shape, data_axes)}
+    out = {spec.input.name: (spec.input.shape, data_axes), spec.output.name: (spec.output.shape, data_axes)}
     for s in spec.state:
         out[s.input] = (s.shape, (s.batch_axis,))
         out[s.output] = (s.shape, (s.batch_axis,))
@@ -82,8 +80,9 @@ def check_io(graph: onnx.GraphProto, spec: ModelSpec) -> None:
             raise ExportError(f"{name}: expected rank {len(shape)} {list(shape)}, got {len(dims)}")
         for a in axes:
             if dims and dims[a].HasField("dim_value"):
-                raise ExportError(f"{name}: axis {a} ({shape[a]}) is fixed to {dims[a].dim_value} "
-                                  f"in the graph; it must stay symbolic")
+                raise ExportError(
+                    f"{name}: axis {a} ({shape[a]}) is fixed to {dims[a].dim_value} in the graph; it must stay symbolic"
+                )
 
 
 def write_shape(value: onnx.ValueInfoProto, shape: tuple) -> None:
@@ -174,8 +173,10 @@ def to_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
     if current <= opset:
         return model
     inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
-    shapes = {v.name: v.type.tensor_type.shape for v in
-              [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]}
+    shapes = {
+        v.name: v.type.tensor_type.shape
+        for v in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]
+    }
     for node in model.graph.node:
         n_out = next((a.i for a in node.attribute if a.name == "num_outputs"), None)
         if node.op_type != "Split" or n_out is None:
@@ -184,21 +185,28 @@ def to_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
         dims = shapes[node.input[0]].dim
         size = dims[axis if axis >= 0 else len(dims) + axis].dim_value
         if size <= 0 or size % n_out:
-            raise ValueError(f"Split {node.name}: cannot give explicit sizes to a split of "
-                             f"{size or 'a symbolic size'} into {n_out}")
-        sizes = helper.make_tensor(f"{node.name}_sizes", onnx.TensorProto.INT64, [n_out],
-                                   [size // n_out] * n_out)
+            raise ValueError(
+                f"Split {node.name}: cannot give explicit sizes to a split of {size or 'a symbolic size'} into {n_out}"
+            )
+        sizes = helper.make_tensor(f"{node.name}_sizes", onnx.TensorProto.INT64, [n_out], [size // n_out] * n_out)
         model.graph.initializer.append(sizes)
         node.input.append(sizes.name)
         keep = [a for a in node.attribute if a.name != "num_outputs"]
         del node.attribute[:]
         node.attribute.extend(keep)
-    changed = sorted({n.op_type for n in model.graph.node if n.domain in ("", "ai.onnx")
-                      and n.op_type != "Split"
-                      and onnx.defs.get_schema(n.op_type, current).since_version > opset})
+    changed = sorted(
+        {
+            n.op_type
+            for n in model.graph.node
+            if n.domain in ("", "ai.onnx")
+            and n.op_type != "Split"
+            and onnx.defs.get_schema(n.op_type, current).since_version > opset
+        }
+    )
     if changed:
-        raise ValueError(f"the step graph uses {', '.join(changed)}, changed after opset {opset}; "
-                         f"export with opset >= {current}")
+        raise ValueError(
+            f"the step graph uses {', '.join(changed)}, changed after opset {opset}; export with opset >= {current}"
+        )
     for o in model.opset_import:
         if o.domain in ("", "ai.onnx"):
             o.version = opset

@@ -84,7 +84,9 @@ def ort_io(path: str | os.PathLike) -> tuple[list[dict], list[dict]]:
     sess = _session(path)
 
     def rows(values: list[TensorInfo]) -> list[dict]:
-        return [{"name": v.name, "shape": [d if d is not None else "?" for d in v.shape],
-                 "dtype": v.dtype or v.type_str} for v in values]
+        return [
+            {"name": v.name, "shape": [d if d is not None else "?" for d in v.shape], "dtype": v.dtype or v.type_str}
+            for v in values
+        ]
 
     return rows(sess.inputs()), rows(sess.outputs())

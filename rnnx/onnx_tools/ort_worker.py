@@ -23,7 +23,8 @@ import signal
 import subprocess
 import sys
 import threading
-from typing import IO, TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -82,9 +83,12 @@ class OrtWorker:
 
     def __init__(self) -> None:
         debug = os.environ.get("RNNX_WORKER_DEBUG")  # let the child's stderr through
-        self._proc = subprocess.Popen([sys.executable, os.path.abspath(__file__)],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      stderr=None if debug else subprocess.DEVNULL)
+        self._proc = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=None if debug else subprocess.DEVNULL,
+        )
         if self._proc.stdin is None or self._proc.stdout is None:  # never: both were asked as pipes
             self._proc.kill()
             raise RuntimeError("onnxruntime worker: the child was started without its pipes")
@@ -93,8 +97,7 @@ class OrtWorker:
         self.dead = ""  # why it died; "" while alive
         self._outputs = 0
 
-    def _request(self, head: dict[str, Any], arrays: list[np.ndarray], replies: int
-                 ) -> list[np.ndarray]:
+    def _request(self, head: dict[str, Any], arrays: list[np.ndarray], replies: int) -> list[np.ndarray]:
         if self.dead:
             raise WorkerDied(self.dead)
         try:
@@ -107,17 +110,20 @@ class OrtWorker:
             if not reply["ok"]:
                 raise RuntimeError(reply["error"])
             return _read(self._stdout, replies)
-        except (BrokenPipeError, EOFError, OSError, ValueError):
+        except (BrokenPipeError, EOFError, OSError, ValueError) as e:
             self._died()
-            raise AssertionError("unreachable")  # _died raises
+            raise AssertionError("unreachable") from e  # _died raises
 
     def _died(self) -> None:
         if self._proc.poll() is None:  # alive but talking nonsense: end it
             self._proc.kill()
         code = self._proc.wait()
         self.close()  # release the pipes
-        how = (f"signal {signal.Signals(-code).name}" if code < 0 and -code in
-               signal.valid_signals() else f"exit code {code}")
+        how = (
+            f"signal {signal.Signals(-code).name}"
+            if code < 0 and -code in signal.valid_signals()
+            else f"exit code {code}"
+        )
         self.dead = f"onnxruntime crashed ({how}) while running the graph"
         raise WorkerDied(self.dead)
 
@@ -125,11 +131,13 @@ class OrtWorker:
         """Create the session for ``model`` (replacing the previous one), with the session
         options the runtime uses for a graph of this ``precision`` (see rnnx.runtime.precision)."""
         self._outputs = len(outputs)
-        self._request({"op": "load", "inputs": list(inputs), "outputs": list(outputs), "precision": precision},
-                      [np.frombuffer(model, dtype=np.uint8)], 0)
+        self._request(
+            {"op": "load", "inputs": list(inputs), "outputs": list(outputs), "precision": precision},
+            [np.frombuffer(model, dtype=np.uint8)],
+            0,
+        )
 
-    def __call__(self, x: np.ndarray, state: list[np.ndarray]
-                 ) -> tuple[np.ndarray, list[np.ndarray]]:
+    def __call__(self, x: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
         """Run the loaded graph: the contract's ``(x, state) -> (y, state)``."""
         y, *new = self._request({"op": "run"}, [x, *state], self._outputs)
         return y, new
@@ -154,8 +162,9 @@ _lock = threading.Lock()
 
 
 @contextlib.contextmanager
-def isolated_runner(model: bytes, inputs: list[str], outputs: list[str], precision: str = "fp32"
-                    ) -> Iterator[OrtWorker]:
+def isolated_runner(
+    model: bytes, inputs: list[str], outputs: list[str], precision: str = "fp32"
+) -> Iterator[OrtWorker]:
     """The shared worker with ``model`` loaded, as a runner; a crashed worker is replaced.
 
     Args:
@@ -209,8 +218,7 @@ def _serve() -> None:  # pragma: no cover - runs in the child process
                 feed = dict(zip(names["inputs"], _read(inp, len(names["inputs"]))))
                 result = sess.run(names["outputs"], feed)
         except Exception as e:  # an ordinary onnxruntime error: report it, keep serving
-            out.write(json.dumps({"ok": False, "error": f"{type(e).__name__}: {e}"}).encode()
-                      + b"\n")
+            out.write(json.dumps({"ok": False, "error": f"{type(e).__name__}: {e}"}).encode() + b"\n")
             out.flush()
             continue
         out.write(b'{"ok": true}\n')

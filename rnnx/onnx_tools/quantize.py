@@ -37,9 +37,9 @@ import dataclasses
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import onnx
@@ -48,9 +48,9 @@ from onnx import numpy_helper
 from rnnx.atomic import commit_files
 from rnnx.errors import ConfigError, ExportError
 from rnnx.onnx_tools.graph import load_onnx_with_weights
-from rnnx.onnx_tools.spec_io import file_format, load_onnx, read_spec
 from rnnx.onnx_tools.rnn_nodes import all_graphs, subgraphs
 from rnnx.onnx_tools.runners import onnx_runner
+from rnnx.onnx_tools.spec_io import file_format, load_onnx, read_spec
 from rnnx.spec import METADATA_KEY, PRECISIONS, ModelSpec, StepGraph
 
 logger = logging.getLogger(__name__)
@@ -160,11 +160,14 @@ def _dequantized(name: str, w: np.ndarray, axis: int) -> tuple[list[onnx.TensorP
     shape[axis] = -1
     q = np.clip(np.round(w / scale.reshape(shape)), -127, 127).astype(np.int8)
     zero = np.zeros(scale.shape, np.int8)
-    tensors = [numpy_helper.from_array(q, f"{name}_int8"),
-               numpy_helper.from_array(scale, f"{name}_scale"),
-               numpy_helper.from_array(zero, f"{name}_zero")]
-    node = onnx.helper.make_node("DequantizeLinear", [t.name for t in tensors], [name],
-                                 name=f"{name}_dequantize", axis=axis)
+    tensors = [
+        numpy_helper.from_array(q, f"{name}_int8"),
+        numpy_helper.from_array(scale, f"{name}_scale"),
+        numpy_helper.from_array(zero, f"{name}_zero"),
+    ]
+    node = onnx.helper.make_node(
+        "DequantizeLinear", [t.name for t in tensors], [name], name=f"{name}_dequantize", axis=axis
+    )
     return tensors, node
 
 
@@ -214,9 +217,13 @@ def _int8(src: Path, dst: Path) -> dict[str, int]:
     with tempfile.TemporaryDirectory(prefix="rnnx-quant-") as tmp, _quiet_quantizer():
         staged = Path(tmp) / "staged.onnx"
         onnx.save(model, os.fspath(staged))
-        quantize_dynamic(os.fspath(staged), os.fspath(dst), weight_type=QuantType.QInt8,
-                         op_types_to_quantize=list(INT8_OPS),
-                         extra_options={"EnableSubgraph": has_bodies})
+        quantize_dynamic(
+            os.fspath(staged),
+            os.fspath(dst),
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=list(INT8_OPS),
+            extra_options={"EnableSubgraph": has_bodies},
+        )
     if moved:
         logger.debug("moved %d body-only weights into their Scan bodies", moved)
     return stored
@@ -226,12 +233,12 @@ def _fp16(src: Path, dst: Path) -> list[str]:
     try:
         from onnxconverter_common import float16
     except ImportError:  # an optional dependency of the export extra
-        raise ConfigError("precision fp16: needs onnxconverter-common "
-                          "(pip install 'rnnx[cpu]' or pip install onnxconverter-common)") from None
+        raise ConfigError(
+            "precision fp16: needs onnxconverter-common (pip install 'rnnx[cpu]' or pip install onnxconverter-common)"
+        ) from None
     model = float16.convert_float_to_float16(load_onnx_with_weights(src), keep_io_types=True)
     onnx.save(model, os.fspath(dst))
-    return ["CPU onnxruntime runs most fp16 ops through casts: expect a smaller file, "
-            "not a faster CPU step"]
+    return ["CPU onnxruntime runs most fp16 ops through casts: expect a smaller file, not a faster CPU step"]
 
 
 def _set_spec(model: onnx.ModelProto, spec: ModelSpec) -> None:
@@ -250,12 +257,12 @@ def _smoke(path: Path, spec: ModelSpec) -> None:
     try:
         run(x, [np.zeros(s.concrete_shape(1), s.dtype) for s in spec.state])
     except Exception as e:  # onnxruntime's own error types
-        raise ExportError(f"{path}: the {spec.precision} graph does not run on onnxruntime "
-                          f"({' '.join(str(e).split())[:200]})") from None
+        raise ExportError(
+            f"{path}: the {spec.precision} graph does not run on onnxruntime ({' '.join(str(e).split())[:200]})"
+        ) from None
 
 
-def quantize(src: str | os.PathLike, dst: str | os.PathLike, *,
-             precision: str = "int8") -> QuantizeResult:
+def quantize(src: str | os.PathLike, dst: str | os.PathLike, *, precision: str = "int8") -> QuantizeResult:
     """Write a reduced-precision copy of an rnnx ONNX file.
 
     Args:
@@ -277,8 +284,10 @@ def quantize(src: str | os.PathLike, dst: str | os.PathLike, *,
     src, dst = Path(src), Path(dst)
     spec = read_spec(src)
     if spec.precision != "fp32":
-        raise ConfigError(f"{src}: expected a float32 (fp32) file, got precision "
-                          f"{spec.precision!r}; quantize the float export instead")
+        raise ConfigError(
+            f"{src}: expected a float32 (fp32) file, got precision "
+            f"{spec.precision!r}; quantize the float export instead"
+        )
     if file_format(src) != "onnx":
         raise ConfigError(f"{src}: expected an ONNX file, got a {file_format(src)} file")
     before = _op_counts(load_onnx(src).graph)
@@ -302,18 +311,30 @@ def quantize(src: str | os.PathLike, dst: str | os.PathLike, *,
         model = load_onnx(staged)
         _set_spec(model, out_spec)
         members = {} if step is None else {step[0]: step[2]}
-        commit_files(dst, model.SerializeToString(), members,
-                     stale_step_graphs(dst, None if step is None else step[0]))
+        commit_files(dst, model.SerializeToString(), members, stale_step_graphs(dst, None if step is None else step[0]))
     quantized, kept = _summarise(before, model.graph, precision)
     if stored:
-        notes.append(f"{', '.join(sorted(stored))}: weights stored int8, computed in float32 "
-                     f"(onnxruntime has no int8 kernel for them, or a slower one)")
-    return QuantizeResult(dst, out_spec, precision, src.stat().st_size, dst.stat().st_size,
-                          quantized, kept, tuple(notes), stored, None if step is None else step[0])
+        notes.append(
+            f"{', '.join(sorted(stored))}: weights stored int8, computed in float32 "
+            f"(onnxruntime has no int8 kernel for them, or a slower one)"
+        )
+    return QuantizeResult(
+        dst,
+        out_spec,
+        precision,
+        src.stat().st_size,
+        dst.stat().st_size,
+        quantized,
+        kept,
+        tuple(notes),
+        stored,
+        None if step is None else step[0],
+    )
 
 
-def _step_graph(src: Path, spec: ModelSpec, staged: Path, dst: Path, out_spec: ModelSpec,
-                precision: str) -> tuple[Path, StepGraph, bytes] | None:
+def _step_graph(
+    src: Path, spec: ModelSpec, staged: Path, dst: Path, out_spec: ModelSpec, precision: str
+) -> tuple[Path, StepGraph, bytes] | None:
     """The source's step graph at ``precision``, checked against ``staged`` (the converted
     model) at T=1: (its path beside ``dst``, its spec entry, its bytes), to be committed with it.
 
@@ -327,8 +348,9 @@ def _step_graph(src: Path, spec: ModelSpec, staged: Path, dst: Path, out_spec: M
         return None
     source, digest = find_step_graph(src, spec.step_graph)
     if digest != spec.step_graph.sha256:
-        logger.warning("%s: its step graph %s is missing or altered; %s gets none", src.name,
-                       spec.step_graph.file, dst.name)
+        logger.warning(
+            "%s: its step graph %s is missing or altered; %s gets none", src.name, spec.step_graph.file, dst.name
+        )
         return None
     with tempfile.TemporaryDirectory(prefix="rnnx-quant-step-") as tmp:
         converted = Path(tmp) / "step.onnx"
@@ -340,11 +362,11 @@ def _step_graph(src: Path, spec: ModelSpec, staged: Path, dst: Path, out_spec: M
     return target, step_graph_entry(target, data), data
 
 
-def _summarise(before: collections.Counter, graph: onnx.GraphProto,
-               precision: str) -> tuple[dict[str, int], dict[str, int]]:
+def _summarise(
+    before: collections.Counter, graph: onnx.GraphProto, precision: str
+) -> tuple[dict[str, int], dict[str, int]]:
     if precision == "fp16":
-        halves = sum(t.data_type == onnx.TensorProto.FLOAT16
-                     for g in all_graphs(graph) for t in g.initializer)
+        halves = sum(t.data_type == onnx.TensorProto.FLOAT16 for g in all_graphs(graph) for t in g.initializer)
         return {"float16 initializers": halves}, {}
     after = _op_counts(graph)
     quantized = {op: before[op] - after[op] for op in INT8_OPS if before[op] > after[op]}

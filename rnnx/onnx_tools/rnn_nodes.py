@@ -7,8 +7,9 @@ Works on the ``onnx`` protobuf only; nothing is executed.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import numpy as np
 import onnx
@@ -23,8 +24,24 @@ STATE_SLOTS: dict[str, tuple[tuple[str, int, int], ...]] = {
     "RNN": (("h", 5, 1),),
 }
 # ops whose output is (a reshaped, sliced, cast or copied version of) their first input
-PASS_THROUGH = frozenset({"Identity", "Cast", "Expand", "Reshape", "Unsqueeze", "Squeeze", "Tile",
-                          "Slice", "Gather", "Split", "Transpose", "Concat", "CastLike", "Flatten"})
+PASS_THROUGH = frozenset(
+    {
+        "Identity",
+        "Cast",
+        "Expand",
+        "Reshape",
+        "Unsqueeze",
+        "Squeeze",
+        "Tile",
+        "Slice",
+        "Gather",
+        "Split",
+        "Transpose",
+        "Concat",
+        "CastLike",
+        "Flatten",
+    }
+)
 
 
 @dataclass
@@ -41,9 +58,14 @@ class StateSlot:
     exposed_as: list[str] = field(default_factory=list)  # graph outputs it reaches
 
     def to_dict(self) -> dict[str, object]:
-        return {"state": self.kind, "initial": self.input_name or None, "source": self.source,
-                "source_inputs": self.source_inputs, "final": self.output_name or None,
-                "exposed_as": self.exposed_as}
+        return {
+            "state": self.kind,
+            "initial": self.input_name or None,
+            "source": self.source,
+            "source_inputs": self.source_inputs,
+            "final": self.output_name or None,
+            "exposed_as": self.exposed_as,
+        }
 
 
 @dataclass
@@ -75,8 +97,14 @@ class RecurrentNode:
     def to_dict(self) -> dict[str, object]:
         d: dict[str, object] = {"name": self.name, "op": self.op, "where": self.where}
         if self.op in RNN_OPS:
-            d.update({"hidden_size": self.hidden_size, "direction": self.direction,
-                      "layout": self.layout, "states": [s.to_dict() for s in self.slots]})
+            d.update(
+                {
+                    "hidden_size": self.hidden_size,
+                    "direction": self.direction,
+                    "layout": self.layout,
+                    "states": [s.to_dict() for s in self.slots],
+                }
+            )
         else:
             d.update({"carried": self.carried, "carried_out": self.carried_out})
         return d
@@ -104,7 +132,7 @@ class GraphIndex:
         self.inputs = [v.name for v in graph.input if v.name not in self.initializers]
         self.outputs = [v.name for v in graph.output]
 
-    def constant(self, name: str) -> Optional[np.ndarray]:
+    def constant(self, name: str) -> np.ndarray | None:
         """The value of an initializer or Constant node output, else None."""
         if name in self.initializers:
             t = self.initializers[name]
@@ -179,23 +207,33 @@ def find_recurrent(graph: onnx.GraphProto, where: str = "graph") -> list[Recurre
     for i, node in enumerate(graph.node):
         index = i if where == "graph" else -1
         if node.op_type in RNN_OPS:
-            rn = RecurrentNode(node, index, where, int(_attr(node, "hidden_size", 0)),
-                               str(_attr(node, "direction", "forward")), int(_attr(node, "layout", 0)))
+            rn = RecurrentNode(
+                node,
+                index,
+                where,
+                int(_attr(node, "hidden_size", 0)),
+                str(_attr(node, "direction", "forward")),
+                int(_attr(node, "layout", 0)),
+            )
             for kind, i_in, i_out in STATE_SLOTS[node.op_type]:
                 name_in = node.input[i_in] if len(node.input) > i_in else ""
                 name_out = node.output[i_out] if len(node.output) > i_out else ""
                 src, reads = idx.source(name_in) if name_in else ("missing", [])
-                rn.slots.append(StateSlot(kind, i_in, i_out, name_in, name_out, src, reads,
-                                          idx.reaches(name_out) if name_out else []))
+                rn.slots.append(
+                    StateSlot(
+                        kind, i_in, i_out, name_in, name_out, src, reads, idx.reaches(name_out) if name_out else []
+                    )
+                )
             found.append(rn)
         elif node.op_type in LOOP_OPS:
             if node.op_type == "Scan":
                 n_scan = int(_attr(node, "num_scan_inputs", 0))
-                carried = list(node.input[:len(node.input) - n_scan])
+                carried = list(node.input[: len(node.input) - n_scan])
             else:  # Loop: (M, cond, v_initial...) -> (v_final..., scan outputs...)
                 carried = list(node.input[2:])
-            found.append(RecurrentNode(node, index, where, carried=carried,
-                                       carried_out=list(node.output[:len(carried)])))
+            found.append(
+                RecurrentNode(node, index, where, carried=carried, carried_out=list(node.output[: len(carried)]))
+            )
         for g in subgraphs(node):
             found += find_recurrent(g, f"inside {node.op_type} '{node.name or i}'")
     return found

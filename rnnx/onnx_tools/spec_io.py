@@ -23,7 +23,7 @@ PTE_MAGIC = b"ET"  # bytes 4-5 of an ExecuTorch program (flatbuffer file identif
 
 
 def _zip_format(path: Path) -> str:
-    """"pt2" for a torch.export archive (it has an ``archive_format`` member), else "torchscript"."""
+    """ "pt2" for a torch.export archive (it has an ``archive_format`` member), else "torchscript"."""
     try:
         with zipfile.ZipFile(path) as z:
             return "pt2" if any(n.endswith("/archive_format") for n in z.namelist()) else "torchscript"
@@ -65,8 +65,10 @@ def _spec_text_torchscript(path: str | os.PathLike) -> str | None:
     try:
         with zipfile.ZipFile(path) as z:
             names = [n for n in z.namelist() if n.endswith(f"/extra/{METADATA_KEY}")]
-            if not any(n.endswith("/data.pkl") or n.endswith("/constants.pkl") or n.endswith("/archive_format")
-                       for n in z.namelist()):
+            if not any(
+                n.endswith("/data.pkl") or n.endswith("/constants.pkl") or n.endswith("/archive_format")
+                for n in z.namelist()
+            ):
                 raise ModelFileError(f"{path}: a zip file but not a TorchScript model")
             return z.read(names[0]).decode("utf-8") if names else None
     except (zipfile.BadZipFile, OSError, UnicodeDecodeError) as e:
@@ -102,8 +104,10 @@ def read_spec(path: str | os.PathLike) -> ModelSpec:
     else:
         text = _spec_text_torchscript(path) if fmt == "torchscript" else _spec_text_onnx(path)
     if text is None:
-        raise ModelFileError(f"{path}: no {METADATA_KEY!r} metadata; this {fmt} file was not "
-                             f"exported by rnnx (re-export it with `rnnx export`)")
+        raise ModelFileError(
+            f"{path}: no {METADATA_KEY!r} metadata; this {fmt} file was not "
+            f"exported by rnnx (re-export it with `rnnx export`)"
+        )
     try:
         return ModelSpec.from_json(text)
     except SpecError as e:

@@ -17,7 +17,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable
+from collections.abc import Iterable
 
 import onnx
 from onnx import helper
@@ -26,11 +26,10 @@ from rnnx.onnx_tools.graph import write_shape
 from rnnx.spec import BATCH, ModelSpec, StateSpec
 
 
-
 def batch_first_shape(state: StateSpec) -> tuple:
     """The state's shape with ``"batch"`` moved to axis 0, the other axes in order."""
     b = state.batch_axis
-    return (BATCH, *state.shape[:b], *state.shape[b + 1:])
+    return (BATCH, *state.shape[:b], *state.shape[b + 1 :])
 
 
 def _to_model_perm(batch_axis: int, rank: int) -> list[int]:
@@ -87,18 +86,27 @@ def to_batch_first(proto: onnx.ModelProto, spec: ModelSpec) -> tuple[onnx.ModelP
             rename_uses(graph.node, s.input, inner_in)
             rename_uses(graph.node, s.output, inner_out)
             rename_producer(graph, s.output, inner_out)
-            pre.append(helper.make_node("Transpose", [s.input], [inner_in],
-                                        name=f"{s.name}_to_model_layout",
-                                        perm=_to_model_perm(b, rank)))
-            post.append(helper.make_node("Transpose", [inner_out], [s.output],
-                                         name=f"{s.name}_to_batch_first",
-                                         perm=_to_batch_first_perm(b, rank)))
+            pre.append(
+                helper.make_node(
+                    "Transpose", [s.input], [inner_in], name=f"{s.name}_to_model_layout", perm=_to_model_perm(b, rank)
+                )
+            )
+            post.append(
+                helper.make_node(
+                    "Transpose",
+                    [inner_out],
+                    [s.output],
+                    name=f"{s.name}_to_batch_first",
+                    perm=_to_batch_first_perm(b, rank),
+                )
+            )
             write_shape(inputs[s.input], new_shape)
             write_shape(outputs[s.output], new_shape)
         states.append(dataclasses.replace(s, shape=new_shape))
     nodes = [*pre, *graph.node, *post]
     del graph.node[:]
     graph.node.extend(nodes)
-    new_spec = dataclasses.replace(spec, state=tuple(states), step_graph=None,
-                                   extra={**spec.extra, "state_layout": "batch_first"})
+    new_spec = dataclasses.replace(
+        spec, state=tuple(states), step_graph=None, extra={**spec.extra, "state_layout": "batch_first"}
+    )
     return out, new_spec

@@ -32,22 +32,29 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
 from rnnx.atomic import write_bytes_atomic
-from rnnx.version import __version__
 from rnnx.errors import ExportError, ModelFileError, NotStreamableError, ParityError, StatefulError
 from rnnx.onnx_tools.compare import TOLERANCES
+from rnnx.onnx_tools.dynamic_axes import (
+    data_axes,
+    default_opset,
+    dims,
+    free_reshapes,
+    fresh_name,
+    np_dtype_name,
+    set_dims,
+)
 from rnnx.onnx_tools.graph import finalize, load_onnx_with_weights, remove_unused_initializers
-from rnnx.onnx_tools.dynamic_axes import (data_axes, default_opset, dims, fresh_name, free_reshapes,
-                                        np_dtype_name, set_dims)
 from rnnx.onnx_tools.rnn_nodes import RNN_OPS, GraphIndex, RecurrentNode, StateSlot, find_recurrent
 from rnnx.runtime.backend import OrtBackend, open_graph
 from rnnx.spec import BATCH, METADATA_KEY, TIME, IOSpec, ModelSpec, StateSpec
+from rnnx.version import __version__
 
 logger = logging.getLogger(__name__)
 
@@ -65,13 +72,25 @@ class StatefulResult:
     checked: tuple[str, ...] = field(default_factory=tuple)  # the comparisons that were made
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": os.fspath(self.path), "spec": self.spec.to_dict(), "notes": list(self.notes),
-                "max_abs_err": self.max_abs_err, "checked": list(self.checked)}
+        return {
+            "path": os.fspath(self.path),
+            "spec": self.spec.to_dict(),
+            "notes": list(self.notes),
+            "max_abs_err": self.max_abs_err,
+            "checked": list(self.checked),
+        }
 
 
-def make_stateful(src: str | os.PathLike, dst: str | os.PathLike, *, batch_axis: Optional[int] = None,
-                  time_axis: Optional[int] = None, batch_first: bool = True, atol: float = ATOL,
-                  rtol: float = RTOL) -> StatefulResult:
+def make_stateful(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    *,
+    batch_axis: int | None = None,
+    time_axis: int | None = None,
+    batch_first: bool = True,
+    atol: float = ATOL,
+    rtol: float = RTOL,
+) -> StatefulResult:
     """Turn ``src`` (LSTM/GRU/RNN state kept inside the graph) into streamable ``dst``.
 
     Args:
@@ -128,31 +147,41 @@ def _recurrent_nodes(graph: onnx.GraphProto, src: Any) -> list[RecurrentNode]:
     if not rnns:
         loops = [f"{r.op} '{r.name}' carrying {', '.join(r.carried) or 'nothing'}" for r in found]
         if loops:
-            raise StatefulError(f"{src}: no LSTM/GRU/RNN node; the recurrence is a loop ({'; '.join(loops)}), "
-                                f"whose state make_stateful does not expose: re-export the model with "
-                                f"rnnx.exporter.export_onnx, or stream the file with state_map= if the loop's "
-                                f"state already is a graph input/output")
-        raise StatefulError(f"{src}: no recurrent node (LSTM, GRU, RNN, Scan or Loop) in the graph, so no "
-                            f"state to expose; if the model is recurrent, its time loop was unrolled at "
-                            f"export (torch.onnx.export(dynamo=True) does this to nn.RNN): re-export with "
-                            f"dynamo=False, or with rnnx.exporter.export_onnx")
+            raise StatefulError(
+                f"{src}: no LSTM/GRU/RNN node; the recurrence is a loop ({'; '.join(loops)}), "
+                f"whose state make_stateful does not expose: re-export the model with "
+                f"rnnx.exporter.export_onnx, or stream the file with state_map= if the loop's "
+                f"state already is a graph input/output"
+            )
+        raise StatefulError(
+            f"{src}: no recurrent node (LSTM, GRU, RNN, Scan or Loop) in the graph, so no "
+            f"state to expose; if the model is recurrent, its time loop was unrolled at "
+            f"export (torch.onnx.export(dynamo=True) does this to nn.RNN): re-export with "
+            f"dynamo=False, or with rnnx.exporter.export_onnx"
+        )
     for r in rnns:
         if r.where != "graph":
-            raise StatefulError(f"{src}: {r.op} '{r.name}' is {r.where}: a state inside a subgraph "
-                                f"cannot be exposed as a graph input/output")
+            raise StatefulError(
+                f"{src}: {r.op} '{r.name}' is {r.where}: a state inside a subgraph "
+                f"cannot be exposed as a graph input/output"
+            )
         if r.direction == "bidirectional":
-            raise NotStreamableError(f"{src}: {r.op} '{r.name}' is bidirectional: its outputs need the whole "
-                                     f"sequence (the backward pass starts at the end), so it cannot be "
-                                     f"streamed step by step; run it on whole sequences")
+            raise NotStreamableError(
+                f"{src}: {r.op} '{r.name}' is bidirectional: its outputs need the whole "
+                f"sequence (the backward pass starts at the end), so it cannot be "
+                f"streamed step by step; run it on whole sequences"
+            )
         if r.direction != "forward":
-            raise StatefulError(f"{src}: {r.op} '{r.name}' runs in direction {r.direction!r}; "
-                                f"only forward nodes can be streamed")
+            raise StatefulError(
+                f"{src}: {r.op} '{r.name}' runs in direction {r.direction!r}; only forward nodes can be streamed"
+            )
     return rnns
 
 
 # ---------------------------------------------------------------------------- rewriting
-def _rewrite(original: onnx.ModelProto, src: Any, batch_axis: Optional[int], time_axis: Optional[int],
-             batch_first: bool) -> tuple[onnx.ModelProto, ModelSpec, tuple[IOSpec, IOSpec], list[str], dict[str, int]]:
+def _rewrite(
+    original: onnx.ModelProto, src: Any, batch_axis: int | None, time_axis: int | None, batch_first: bool
+) -> tuple[onnx.ModelProto, ModelSpec, tuple[IOSpec, IOSpec], list[str], dict[str, int]]:
     """The streamable graph, its spec, the original's data layout (input, output), notes, and
     the batch/time sizes the original froze."""
     model = copy.deepcopy(original)
@@ -162,8 +191,10 @@ def _rewrite(original: onnx.ModelProto, src: Any, batch_axis: Optional[int], tim
     existing = _existing_states(rnns, idx, src)
     data_inputs = [n for n in idx.inputs if n not in existing]
     if len(data_inputs) != 1:
-        raise StatefulError(f"{src}: expected one data input besides the state inputs, got {data_inputs}; "
-                            f"make_stateful handles single-input models")
+        raise StatefulError(
+            f"{src}: expected one data input besides the state inputs, got {data_inputs}; "
+            f"make_stateful handles single-input models"
+        )
     x = next(v for v in graph.input if v.name == data_inputs[0])
     b_ax, t_ax = data_axes(model, x, rnns[0], batch_axis, time_axis, src)
     x_dims = dims(x)
@@ -182,16 +213,31 @@ def _rewrite(original: onnx.ModelProto, src: Any, batch_axis: Optional[int], tim
     remove_unused_initializers(graph)
     y_name = next(o.name for o in graph.output if o.name not in {s.output for s in states})
     y_spec = _output_spec(model, x, b_ax, t_ax, y_name, src)
-    x_spec = IOSpec(x.name, b_ax, t_ax, tuple(BATCH if i == b_ax else TIME if i == t_ax else int(d)
-                                              for i, d in enumerate(x_dims)), np_dtype_name(x))
+    x_spec = IOSpec(
+        x.name,
+        b_ax,
+        t_ax,
+        tuple(BATCH if i == b_ax else TIME if i == t_ax else int(d) for i, d in enumerate(x_dims)),
+        np_dtype_name(x),
+    )
     layout = (x_spec, y_spec)
     if batch_first and (x_spec.batch_axis, x_spec.time_axis, y_spec.batch_axis, y_spec.time_axis) != (0, 1, 0, 1):
         x_spec, y_spec = _transpose_io(graph, x_spec, y_spec)
-        notes.append(f"{x.name} and {y_spec.name} transposed to (batch, time, ...) like every rnnx file "
-                     f"(the original is {'time' if layout[0].time_axis == 0 else 'batch'}-major)")
-    spec = ModelSpec(x_spec, y_spec, tuple(states), streamable=True, kind="foreign", rnnx_version=__version__,
-                     opset=default_opset(model), exporter="make_stateful",
-                     extra={"source": Path(src).name, "producer": original.producer_name})
+        notes.append(
+            f"{x.name} and {y_spec.name} transposed to (batch, time, ...) like every rnnx file "
+            f"(the original is {'time' if layout[0].time_axis == 0 else 'batch'}-major)"
+        )
+    spec = ModelSpec(
+        x_spec,
+        y_spec,
+        tuple(states),
+        streamable=True,
+        kind="foreign",
+        rnnx_version=__version__,
+        opset=default_opset(model),
+        exporter="make_stateful",
+        extra={"source": Path(src).name, "producer": original.producer_name},
+    )
     try:
         finalize(model, spec)  # I/O shapes from the spec, the spec in the metadata, the full checker
     except ExportError as e:
@@ -212,10 +258,10 @@ def _transpose_io(graph: onnx.GraphProto, x: IOSpec, y: IOSpec) -> tuple[IOSpec,
             if name == x.name:
                 n.input[i] = inner_x
     others = [i for i in range(len(x.shape)) if i not in (x.batch_axis, x.time_axis)]
-    perm_in = [0 if i == x.batch_axis else 1 if i == x.time_axis else 2 + others.index(i)
-               for i in range(len(x.shape))]  # original axis i <- batch-first axis perm_in[i]
-    graph.node.insert(0, helper.make_node("Transpose", [x.name], [inner_x], name=f"{inner_x}_transpose",
-                                          perm=perm_in))
+    perm_in = [
+        0 if i == x.batch_axis else 1 if i == x.time_axis else 2 + others.index(i) for i in range(len(x.shape))
+    ]  # original axis i <- batch-first axis perm_in[i]
+    graph.node.insert(0, helper.make_node("Transpose", [x.name], [inner_x], name=f"{inner_x}_transpose", perm=perm_in))
     inner_y = fresh_name(graph, f"{y.name}_original_layout")
     for n in graph.node:
         for i, name in enumerate(n.output):
@@ -235,30 +281,39 @@ def _existing_states(rnns: list[RecurrentNode], idx: GraphIndex, src: Any) -> di
     for r in rnns:
         for s in r.slots:
             if s.source == "constant":
-                raise StatefulError(f"{src}: the initial {s.kind} of {r.op} '{r.name}' ({s.input_name}) is a "
-                                    f"non-zero constant; rnnx states start from zeros")
+                raise StatefulError(
+                    f"{src}: the initial {s.kind} of {r.op} '{r.name}' ({s.input_name}) is a "
+                    f"non-zero constant; rnnx states start from zeros"
+                )
             if s.source == "computed":
-                raise StatefulError(f"{src}: the initial {s.kind} of {r.op} '{r.name}' ({s.input_name}) is "
-                                    f"computed inside the graph (e.g. from an encoder), so it cannot become a "
-                                    f"state input")
+                raise StatefulError(
+                    f"{src}: the initial {s.kind} of {r.op} '{r.name}' ({s.input_name}) is "
+                    f"computed inside the graph (e.g. from an encoder), so it cannot become a "
+                    f"state input"
+                )
             if s.source != "graph input":
                 continue
             if len(s.source_inputs) != 1:
-                raise StatefulError(f"{src}: the initial {s.kind} of {r.op} '{r.name}' mixes graph inputs "
-                                    f"{s.source_inputs}; cannot pair it with one output")
+                raise StatefulError(
+                    f"{src}: the initial {s.kind} of {r.op} '{r.name}' mixes graph inputs "
+                    f"{s.source_inputs}; cannot pair it with one output"
+                )
             g = s.source_inputs[0]
             outs = [o for o in s.exposed_as if idx.source(o)[0] != "graph input"]
             if g in pairs:
                 outs = [o for o in outs if o == pairs[g]]
             if not outs:
-                raise StatefulError(f"{src}: state input {g} feeds the initial {s.kind} of {r.op} '{r.name}', "
-                                    f"but that node's final {s.kind} reaches no graph output to pair it with")
+                raise StatefulError(
+                    f"{src}: state input {g} feeds the initial {s.kind} of {r.op} '{r.name}', "
+                    f"but that node's final {s.kind} reaches no graph output to pair it with"
+                )
             pairs[g] = outs[0]
     return pairs
 
 
-def _expose_states(graph: onnx.GraphProto, rnns: list[RecurrentNode], existing: dict[str, str],
-                   notes: list[str]) -> list[StateSpec]:
+def _expose_states(
+    graph: onnx.GraphProto, rnns: list[RecurrentNode], existing: dict[str, str], notes: list[str]
+) -> list[StateSpec]:
     """Rewire every zero/absent initial state to a new graph input, final state to an output."""
     states: list[StateSpec] = []
     idx = GraphIndex(graph)
@@ -281,16 +336,18 @@ def _expose_states(graph: onnx.GraphProto, rnns: list[RecurrentNode], existing: 
             graph.input.append(helper.make_tensor_value_info(inp, dtype, list(shape)))
             graph.output.append(helper.make_tensor_value_info(out, dtype, list(shape)))
             states.append(StateSpec(name, inp, out, shape, onnx.helper.tensor_dtype_to_np_dtype(dtype).name))
-            notes.append(f"{r.op} '{r.name}': initial {s.kind} ({s.source}) -> input {inp}, "
-                         f"final {s.kind} -> output {out}")
+            notes.append(
+                f"{r.op} '{r.name}': initial {s.kind} ({s.source}) -> input {inp}, final {s.kind} -> output {out}"
+            )
     return states
 
 
 _PASS_THROUGH = {"Identity", "Squeeze", "Unsqueeze", "Reshape", "Transpose", "Slice", "Concat", "Cast"}
 
 
-def _drop_final_state_outputs(graph: onnx.GraphProto, rnns: list[RecurrentNode], state_outputs: set[str],
-                              notes: list[str]) -> None:
+def _drop_final_state_outputs(
+    graph: onnx.GraphProto, rnns: list[RecurrentNode], state_outputs: set[str], notes: list[str]
+) -> None:
     """Remove graph outputs that only repeat recurrent nodes' final states (a bare nn.LSTM's h_n, c_n):
     the state outputs now carry them, and a duplicate would stay without a declared shape."""
     finals = {n.output[i] for r in rnns for n in [r.node] for i in (1, 2) if len(n.output) > i and n.output[i]}
@@ -321,8 +378,12 @@ def _expose_slot(graph: onnx.GraphProto, node: onnx.NodeProto, s: StateSlot, inp
         node.output[s.output_index] = out
     else:  # Y_h already feeds other nodes (or an output): copy it to the new output
         at = list(graph.node).index(node) + 1
-        graph.node.insert(at, helper.make_node("Identity", [node.output[s.output_index]], [out],
-                                               name=fresh_name(graph, f"{out}_identity")))
+        graph.node.insert(
+            at,
+            helper.make_node(
+                "Identity", [node.output[s.output_index]], [out], name=fresh_name(graph, f"{out}_identity")
+            ),
+        )
 
 
 def _weight_dtype(idx: GraphIndex, r: RecurrentNode) -> int:
@@ -333,8 +394,7 @@ def _weight_dtype(idx: GraphIndex, r: RecurrentNode) -> int:
 def _state_shape(dims: list, batch_axis: int, name: str) -> tuple:
     if len(dims) != 3:
         raise StatefulError(f"state input {name}: expected rank 3 (layers, batch, hidden), got shape {dims}")
-    return tuple(BATCH if i == batch_axis else int(d) if isinstance(d, int) else 1
-                 for i, d in enumerate(dims))
+    return tuple(BATCH if i == batch_axis else int(d) if isinstance(d, int) else 1 for i, d in enumerate(dims))
 
 
 def _remove_dead_nodes(graph: onnx.GraphProto) -> None:
@@ -373,8 +433,7 @@ def _feeds(model: onnx.ModelProto, x: np.ndarray, x_name: str, batch: int) -> di
     return feeds
 
 
-def _output_spec(model: onnx.ModelProto, x: onnx.ValueInfoProto, b_ax: int, t_ax: int, y: str,
-                 src: Any) -> IOSpec:
+def _output_spec(model: onnx.ModelProto, x: onnx.ValueInfoProto, b_ax: int, t_ax: int, y: str, src: Any) -> IOSpec:
     """The data output's axes, found by running the new graph at two batch sizes and lengths."""
     shapes = []
     for batch, steps in ((2, 3), (3, 5)):
@@ -385,7 +444,8 @@ def _output_spec(model: onnx.ModelProto, x: onnx.ValueInfoProto, b_ax: int, t_ax
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise StatefulError(
                 f"{src}: the graph does not run at batch {batch}, {steps} steps once made dynamic "
-                f"({first[:300]}); an op froze the export's batch or time size") from None
+                f"({first[:300]}); an op froze the export's batch or time size"
+            ) from None
         shapes.append(out.shape)
     s1, s2 = shapes
     batch_ax = [i for i, (a, b) in enumerate(zip(s1, s2)) if (a, b) == (2, 3)]
@@ -393,9 +453,11 @@ def _output_spec(model: onnx.ModelProto, x: onnx.ValueInfoProto, b_ax: int, t_ax
     if len(s1) != len(s2) or len(batch_ax) != 1:
         raise StatefulError(f"{src}: output {y} has shapes {s1} and {s2} at batch 2 and 3: no batch axis")
     if len(time_ax) != 1:
-        raise StatefulError(f"{src}: output {y} has shapes {s1} and {s2} at 3 and 5 steps: no time axis "
-                            f"(the model returns one value per sequence, e.g. out[:, -1]); only models with "
-                            f"an output per step can be streamed")
+        raise StatefulError(
+            f"{src}: output {y} has shapes {s1} and {s2} at 3 and 5 steps: no time axis "
+            f"(the model returns one value per sequence, e.g. out[:, -1]); only models with "
+            f"an output per step can be streamed"
+        )
     shape = tuple(BATCH if i == batch_ax[0] else TIME if i == time_ax[0] else int(d) for i, d in enumerate(s1))
     out_vi = next(o for o in model.graph.output if o.name == y)
     dtype = np_dtype_name(out_vi) if out_vi.type.tensor_type.elem_type else np.dtype(out.dtype).name
@@ -410,8 +472,15 @@ def _time_axis(io: IOSpec) -> int:
     return io.time_axis
 
 
-def _check(original: onnx.ModelProto, path: Path, spec: ModelSpec, layout: tuple[IOSpec, IOSpec],
-           frozen: dict[str, int], atol: float, rtol: float) -> tuple[float, list[str]]:
+def _check(
+    original: onnx.ModelProto,
+    path: Path,
+    spec: ModelSpec,
+    layout: tuple[IOSpec, IOSpec],
+    frozen: dict[str, int],
+    atol: float,
+    rtol: float,
+) -> tuple[float, list[str]]:
     """Stream ``path`` and compare with the original on whole sequences; raise if they differ.
 
     1. streamed step by step at the original's batch size and length == the original;
@@ -443,26 +512,33 @@ def _check(original: onnx.ModelProto, path: Path, spec: ModelSpec, layout: tuple
         err = float(np.max(np.abs(got - want))) if got.shape == want.shape else float("inf")
         rows.append((what, err, ok))
 
-    x = np.moveaxis(_example(x_vi, {ox.batch_axis: b0, oxt: t0}, xs.dtype, 1),
-                    [ox.batch_axis, oxt], [xs.batch_axis, xt])
+    x = np.moveaxis(
+        _example(x_vi, {ox.batch_axis: b0, oxt: t0}, xs.dtype, 1), [ox.batch_axis, oxt], [xs.batch_axis, xt]
+    )
     sess = StreamingSession(path, batch_size=b0)
     stepped = np.stack([sess.step(np.take(x, t, axis=xt)) for t in range(t0)], axis=yt)
     compare(f"step() x{t0} at batch {b0} vs the original", stepped, run_original(x))
     b2, t2 = b0 + 1, t0 + 3
-    x2 = np.moveaxis(_example(x_vi, {ox.batch_axis: b2, oxt: t2}, xs.dtype, 2),
-                     [ox.batch_axis, oxt], [xs.batch_axis, xt])
+    x2 = np.moveaxis(
+        _example(x_vi, {ox.batch_axis: b2, oxt: t2}, xs.dtype, 2), [ox.batch_axis, oxt], [xs.batch_axis, xt]
+    )
     whole = sess.run(x2)
-    compare(f"run() at batch {b2}, {t2} steps vs the original on its {b0} rows, {t0} steps",
-            first(whole, ys.batch_axis, yt), run_original(first(x2, xs.batch_axis, xt)))
+    compare(
+        f"run() at batch {b2}, {t2} steps vs the original on its {b0} rows, {t0} steps",
+        first(whole, ys.batch_axis, yt),
+        run_original(first(x2, xs.batch_axis, xt)),
+    )
     sess2 = StreamingSession(path, batch_size=b2)
-    fed = np.concatenate([sess2.feed(np.take(x2, range(0, 2), axis=xt)),
-                          sess2.feed(np.take(x2, range(2, t2), axis=xt))], axis=yt)
+    fed = np.concatenate(
+        [sess2.feed(np.take(x2, range(0, 2), axis=xt)), sess2.feed(np.take(x2, range(2, t2), axis=xt))], axis=yt
+    )
     compare(f"feed() 2 + {t2 - 2} steps at batch {b2} vs run()", fed, whole)
     lines = [f"{what}: max abs err {err:.3g}{'' if ok else '  FAILED'}" for what, err, ok in rows]
     if not all(ok for *_, ok in rows):
         raise ParityError(
             f"streaming the stateful file does not equal the original on the whole sequence "
             f"(atol {atol}, rtol {rtol}): " + "; ".join(lines) + ". The graph may mix time steps "
-            f"(e.g. normalise over time) or freeze the batch or time size in an op make_stateful "
-            f"does not rewrite; nothing was written")
+            "(e.g. normalise over time) or freeze the batch or time size in an op make_stateful "
+            "does not rewrite; nothing was written"
+        )
     return max(err for _, err, _ in rows), lines

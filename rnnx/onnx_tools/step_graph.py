@@ -25,8 +25,8 @@ import hashlib
 import logging
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import onnx
@@ -34,16 +34,22 @@ from onnx import helper, numpy_helper
 
 from rnnx.atomic import member_path
 from rnnx.errors import SpecError
-from rnnx.onnx_tools.rnn_nodes import subgraphs
 from rnnx.onnx_tools.compare import compare, resolve_tolerance
 from rnnx.onnx_tools.ort_worker import WorkerDied, isolated_runner
+from rnnx.onnx_tools.rnn_nodes import subgraphs
 from rnnx.spec import METADATA_KEY, ModelSpec, StepGraph, io_names
 
 logger = logging.getLogger(__name__)
 
 SUFFIX = ".step.onnx"  # model.onnx -> model.step.onnx
-_SCAN_ATTRS = {"body", "num_scan_inputs", "scan_input_axes", "scan_output_axes",
-               "scan_input_directions", "scan_output_directions"}
+_SCAN_ATTRS = {
+    "body",
+    "num_scan_inputs",
+    "scan_input_axes",
+    "scan_output_axes",
+    "scan_input_directions",
+    "scan_output_directions",
+}
 _NO_SCAN = "the graph has no top-level Scan (no time loop to remove)"
 PROBE_BATCH, PROBE_SEED = 3, 11  # the T=1 check: batch 3, random non-zero state
 
@@ -76,9 +82,11 @@ def stale_step_graphs(model_path: str | Path, keep: Path | None) -> list[Path]:
         names = sorted(os.listdir(model.parent))
     except OSError:
         return []
-    found = [model.parent / n for n in names
-             if n.startswith(prefix) and _STEP_TAIL.fullmatch(n[len(prefix):])
-             and (keep is None or n != keep.name)]
+    found = [
+        model.parent / n
+        for n in names
+        if n.startswith(prefix) and _STEP_TAIL.fullmatch(n[len(prefix) :]) and (keep is None or n != keep.name)
+    ]
     return [p for p in found if p.is_file() and not has_spec(p)]
 
 
@@ -128,8 +136,10 @@ def _scan_problem(node: onnx.NodeProto) -> str:
             return f"Scan {node.name!r} runs in reverse ({key}={list(attrs[key].ints)})"
     body, n_scan = attrs["body"].g, attrs["num_scan_inputs"].i
     if len(body.input) != len(node.input) or len(body.output) != len(node.output):
-        return (f"Scan {node.name!r} has {len(node.input)} inputs/{len(node.output)} outputs but its "
-                f"body {len(body.input)}/{len(body.output)}")
+        return (
+            f"Scan {node.name!r} has {len(node.input)} inputs/{len(node.output)} outputs but its "
+            f"body {len(body.input)}/{len(body.output)}"
+        )
     if not 0 < n_scan <= len(node.input) or "" in node.input:
         return f"Scan {node.name!r} has num_scan_inputs={n_scan} over {len(node.input)} inputs"
     nested = [n.op_type for n in body.node if subgraphs(n)]
@@ -190,8 +200,7 @@ def inline_scans(model: onnx.ModelProto) -> onnx.ModelProto | None:
     try:
         onnx.checker.check_model(out, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
-        logger.info("no step graph: onnx.checker rejects the inlined graph (%s)",
-                    " ".join(str(e).split())[:300])
+        logger.info("no step graph: onnx.checker rejects the inlined graph (%s)", " ".join(str(e).split())[:300])
         return None
     return out
 
@@ -212,8 +221,7 @@ def _axis0(op: str, src: str, dst: str, axes: str, name: str) -> onnx.NodeProto:
     return helper.make_node(op, [src], [dst], name=name, axes=[0])
 
 
-def _inline_one(node: onnx.NodeProto, prefix: str, graph: onnx.GraphProto, axes: str
-                ) -> list[onnx.NodeProto]:
+def _inline_one(node: onnx.NodeProto, prefix: str, graph: onnx.GraphProto, axes: str) -> list[onnx.NodeProto]:
     """The nodes that replace one Scan; moves its body's initializers into ``graph``."""
     attrs = {a.name: a for a in node.attribute}
     body, n_scan = attrs["body"].g, attrs["num_scan_inputs"].i
@@ -266,16 +274,23 @@ def spec_probe(spec: ModelSpec) -> Probe:
     """The same from the contract alone (no model at hand: a file being quantized)."""
     rng = np.random.default_rng(PROBE_SEED)
     if spec.input.time_axis is None:
-        raise SpecError(f"{spec.input.name}: a step graph needs an input with a time axis, "
-                        f"got shape {spec.input.shape}")
+        raise SpecError(
+            f"{spec.input.name}: a step graph needs an input with a time axis, got shape {spec.input.shape}"
+        )
     shape = list(spec.input.step_shape(PROBE_BATCH))
     shape.insert(spec.input.time_axis, 1)
     dtype = np.dtype(spec.input.dtype)
-    x = (rng.standard_normal(shape).astype(dtype) if dtype.kind == "f"
-         else rng.integers(0, spec.input.vocab_size or 1, shape).astype(dtype))
-    state = [(0.5 * rng.standard_normal(s.concrete_shape(PROBE_BATCH))).astype(s.dtype)
-             if np.dtype(s.dtype).kind == "f" else np.zeros(s.concrete_shape(PROBE_BATCH), s.dtype)
-             for s in spec.state]
+    x = (
+        rng.standard_normal(shape).astype(dtype)
+        if dtype.kind == "f"
+        else rng.integers(0, spec.input.vocab_size or 1, shape).astype(dtype)
+    )
+    state = [
+        (0.5 * rng.standard_normal(s.concrete_shape(PROBE_BATCH))).astype(s.dtype)
+        if np.dtype(s.dtype).kind == "f"
+        else np.zeros(s.concrete_shape(PROBE_BATCH), s.dtype)
+        for s in spec.state
+    ]
     return x, state
 
 
@@ -300,16 +315,18 @@ def agrees_at_one_step(main: onnx.ModelProto, step: bytes, spec: ModelSpec, prob
     tol, source = resolve_tolerance(spec.kind, None, None, spec.precision)
     (want_y, want_s), (got_y, got_s) = results
     names = [spec.output.name, *(s.name for s in spec.state)]
-    rows = [compare("step", PROBE_BATCH, 1, n, g, w, tol)
-            for n, g, w in zip(names, [got_y, *got_s], [want_y, *want_s])]
+    rows = [compare("step", PROBE_BATCH, 1, n, g, w, tol) for n, g, w in zip(names, [got_y, *got_s], [want_y, *want_s])]
     bad = [r for r in rows if not r.ok]
     if bad:
-        logger.warning("no step graph: it differs from the Scan graph at T=1 (%s; tolerance %s: "
-                       "atol %g, rtol %g)", ", ".join(f"{r.tensor} max_abs {r.max_abs:.3g}" for r in bad),
-                       source, tol.atol, tol.rtol)
+        logger.warning(
+            "no step graph: it differs from the Scan graph at T=1 (%s; tolerance %s: atol %g, rtol %g)",
+            ", ".join(f"{r.tensor} max_abs {r.max_abs:.3g}" for r in bad),
+            source,
+            tol.atol,
+            tol.rtol,
+        )
         return False
-    logger.info("step graph checked at T=1 against the Scan graph: max |diff| %.3g",
-                max(r.max_abs for r in rows))
+    logger.info("step graph checked at T=1 against the Scan graph: max |diff| %.3g", max(r.max_abs for r in rows))
     return True
 
 
@@ -322,5 +339,16 @@ def step_graph_entry(path: Path, data: bytes) -> StepGraph:
     return StepGraph.from_dict({"file": path.name, "sha256": sha256_hex(data)})
 
 
-__all__ = ["PROBE_BATCH", "PROBE_SEED", "SUFFIX", "Probe", "agrees_at_one_step", "inline_scans", "spec_probe", "sha256_hex", "step_file_name",
-           "step_graph_entry", "why_not"]
+__all__ = [
+    "PROBE_BATCH",
+    "PROBE_SEED",
+    "SUFFIX",
+    "Probe",
+    "agrees_at_one_step",
+    "inline_scans",
+    "spec_probe",
+    "sha256_hex",
+    "step_file_name",
+    "step_graph_entry",
+    "why_not",
+]

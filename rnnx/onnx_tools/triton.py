@@ -92,26 +92,33 @@ class TritonConfig:
         _positive("instance_count", self.instance_count)
         _positive("version", self.version)
         _positive("idle_timeout_us", self.idle_timeout_us)
-        if isinstance(self.max_queue_delay_us, bool) or not isinstance(self.max_queue_delay_us, int) \
-                or self.max_queue_delay_us < 0:
+        if (
+            isinstance(self.max_queue_delay_us, bool)
+            or not isinstance(self.max_queue_delay_us, int)
+            or self.max_queue_delay_us < 0
+        ):
             raise ConfigError(f"max_queue_delay_us: expected an int >= 0, got {self.max_queue_delay_us!r}")
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"strategy: expected one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
         if self.instance_kind not in INSTANCE_KINDS:
-            raise ConfigError(f"instance_kind: expected one of {', '.join(INSTANCE_KINDS)}, "
-                              f"got {self.instance_kind!r}")
+            raise ConfigError(f"instance_kind: expected one of {', '.join(INSTANCE_KINDS)}, got {self.instance_kind!r}")
         if self.gpus and self.instance_kind != "gpu":
-            raise ConfigError(f"gpus: only for instance_kind='gpu', got gpus={list(self.gpus)} "
-                              f"with instance_kind={self.instance_kind!r}")
+            raise ConfigError(
+                f"gpus: only for instance_kind='gpu', got gpus={list(self.gpus)} "
+                f"with instance_kind={self.instance_kind!r}"
+            )
         if self.backend not in BACKENDS:
             raise ConfigError(f"backend: expected one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.backend == "python" and self.instance_kind != "cpu":
-            raise ConfigError(f"instance_kind: the python backend runs rnnx.runtime on the CPU, expected "
-                              f"'cpu', got {self.instance_kind!r}")
+            raise ConfigError(
+                f"instance_kind: the python backend runs rnnx.runtime on the CPU, expected "
+                f"'cpu', got {self.instance_kind!r}"
+            )
         bad = [c for c in self.controls if c not in CONTROL_KINDS]
         if bad or len(set(self.controls)) != len(self.controls):
-            raise ConfigError(f"controls: expected distinct names among {', '.join(CONTROL_KINDS)}, "
-                              f"got {list(self.controls)}")
+            raise ConfigError(
+                f"controls: expected distinct names among {', '.join(CONTROL_KINDS)}, got {list(self.controls)}"
+            )
         return self
 
 
@@ -144,10 +151,14 @@ def _mask(graph_nodes: list, inits: list, control: str, rank: int) -> str:
     out = f"{control}__mask_r{rank}"
     if not any(t.name == shape_name for t in inits):
         inits.append(numpy_helper.from_array(np.array([-1] + [1] * (rank - 1), np.int64), shape_name))
-        graph_nodes.append(helper.make_node("Cast", [control], [f"{control}__bool_r{rank}"],
-                                            to=TensorProto.BOOL, name=f"{control}_bool_r{rank}"))
-        graph_nodes.append(helper.make_node("Reshape", [f"{control}__bool_r{rank}", shape_name], [out],
-                                            name=f"{control}_mask_r{rank}"))
+        graph_nodes.append(
+            helper.make_node(
+                "Cast", [control], [f"{control}__bool_r{rank}"], to=TensorProto.BOOL, name=f"{control}_bool_r{rank}"
+            )
+        )
+        graph_nodes.append(
+            helper.make_node("Reshape", [f"{control}__bool_r{rank}", shape_name], [out], name=f"{control}_mask_r{rank}")
+        )
     return out
 
 
@@ -191,15 +202,13 @@ def add_controls(proto: onnx.ModelProto, spec: ModelSpec, controls: Sequence[str
             zero = f"{s.name}__zero"
             inits.append(numpy_helper.from_array(np.zeros((), np_dtypes[s.name]), zero))
             mask = _mask(pre, inits, "START", rank)
-            pre.append(helper.make_node("Where", [mask, zero, s.input], [effective],
-                                        name=f"{s.name}_start"))
+            pre.append(helper.make_node("Where", [mask, zero, s.input], [effective], name=f"{s.name}_start"))
         if "READY" in controls:
             computed = f"{s.output}__computed"
             rename_uses(graph.node, s.output, computed)
             rename_producer(graph, s.output, computed)
             mask = _mask(pre, inits, "READY", rank)
-            post.append(helper.make_node("Where", [mask, computed, effective], [s.output],
-                                         name=f"{s.name}_ready"))
+            post.append(helper.make_node("Where", [mask, computed, effective], [s.output], name=f"{s.name}_ready"))
     nodes = [*pre, *graph.node, *post]
     del graph.node[:]
     graph.node.extend(nodes)
@@ -207,16 +216,19 @@ def add_controls(proto: onnx.ModelProto, spec: ModelSpec, controls: Sequence[str
     return out
 
 
-def triton_graph(proto: onnx.ModelProto, spec: ModelSpec,
-                 controls: Sequence[str]) -> tuple[onnx.ModelProto, ModelSpec]:
+def triton_graph(proto: onnx.ModelProto, spec: ModelSpec, controls: Sequence[str]) -> tuple[onnx.ModelProto, ModelSpec]:
     """The repository's graph: batch-first states, control inputs, spec stored, checked."""
     if not spec.streamable:
-        raise NotStreamableError(f"{spec.kind} model is not streamable (bidirectional): Triton's "
-                                 f"sequence batcher feeds it one request at a time")
+        raise NotStreamableError(
+            f"{spec.kind} model is not streamable (bidirectional): Triton's "
+            f"sequence batcher feeds it one request at a time"
+        )
     for io in (spec.input, spec.output):
         if io.batch_axis != 0:
-            raise ConfigError(f"{io.name}: Triton needs the batch axis first, got batch_axis "
-                              f"{io.batch_axis} in shape {list(io.shape)}")
+            raise ConfigError(
+                f"{io.name}: Triton needs the batch axis first, got batch_axis "
+                f"{io.batch_axis} in shape {list(io.shape)}"
+            )
     graph, new_spec = to_batch_first(proto, spec)
     graph = add_controls(graph, new_spec, controls)
     new_spec = dataclasses.replace(new_spec, extra={**new_spec.extra, "triton_controls": list(controls)})
@@ -246,6 +258,7 @@ def config_dict(spec: ModelSpec, cfg: TritonConfig, model_file: str = ONNX_FILE)
     and END always among the controls, and ``model_file`` named in a parameter when it is
     not ``model.onnx``.
     """
+
     def io(v: Any) -> dict[str, Any]:
         return {"name": v.name, "data_type": _Enum(TRITON_DTYPES[v.dtype]), "dims": _dims(v.shape)}
 
@@ -258,20 +271,34 @@ def config_dict(spec: ModelSpec, cfg: TritonConfig, model_file: str = ONNX_FILE)
         else:
             control["int32_false_true"] = [0, 1]
         controls.append({"name": c, "control": [control]})
-    states = [{
-        "input_name": s.input, "output_name": s.output,
-        "data_type": _Enum(TRITON_DTYPES[s.dtype]), "dims": _dims(s.shape),
-        "initial_state": [{"name": f"{s.name}_zeros", "data_type": _Enum(TRITON_DTYPES[s.dtype]),
-                           "dims": _dims(s.shape), "zero_data": True}],
-    } for s in spec.state]
+    states = [
+        {
+            "input_name": s.input,
+            "output_name": s.output,
+            "data_type": _Enum(TRITON_DTYPES[s.dtype]),
+            "dims": _dims(s.shape),
+            "initial_state": [
+                {
+                    "name": f"{s.name}_zeros",
+                    "data_type": _Enum(TRITON_DTYPES[s.dtype]),
+                    "dims": _dims(s.shape),
+                    "zero_data": True,
+                }
+            ],
+        }
+        for s in spec.state
+    ]
     if cfg.strategy == "oldest":
-        strategy = {"oldest": {"max_candidate_sequences": cfg.max_batch_size,
-                               "preferred_batch_size": [cfg.max_batch_size],
-                               "max_queue_delay_microseconds": cfg.max_queue_delay_us}}
+        strategy = {
+            "oldest": {
+                "max_candidate_sequences": cfg.max_batch_size,
+                "preferred_batch_size": [cfg.max_batch_size],
+                "max_queue_delay_microseconds": cfg.max_queue_delay_us,
+            }
+        }
     else:
         strategy = {"direct": {"max_queue_delay_microseconds": cfg.max_queue_delay_us}}
-    group: dict[str, Any] = {"kind": _Enum(INSTANCE_KINDS[cfg.instance_kind]),
-                             "count": cfg.instance_count}
+    group: dict[str, Any] = {"kind": _Enum(INSTANCE_KINDS[cfg.instance_kind]), "count": cfg.instance_count}
     if cfg.gpus:
         group["gpus"] = list(cfg.gpus)
     d: dict[str, Any] = {
@@ -342,10 +369,18 @@ def _garbage_step(spec: ModelSpec, rng: np.random.Generator) -> np.ndarray:
     return rng.standard_normal(spec.input.feature_shape).astype(spec.input.dtype) * 1e30
 
 
-def verify_sequences(original: onnx.ModelProto, spec: ModelSpec, served: onnx.ModelProto,
-                     served_spec: ModelSpec, controls: Sequence[str], *, slots: int = 3,
-                     lengths: Sequence[int] = (4, 1, 6, 3, 5), atol: float | None = None,
-                     seed: int = 0) -> float:
+def verify_sequences(
+    original: onnx.ModelProto,
+    spec: ModelSpec,
+    served: onnx.ModelProto,
+    served_spec: ModelSpec,
+    controls: Sequence[str],
+    *,
+    slots: int = 3,
+    lengths: Sequence[int] = (4, 1, 6, 3, 5),
+    atol: float | None = None,
+    seed: int = 0,
+) -> float:
     """Run ``served`` the way Triton's sequence batcher does and compare with ``original``.
 
     Sequences of different ``lengths`` share ``slots`` batch slots (one step per request,
@@ -373,8 +408,7 @@ def verify_sequences(original: onnx.ModelProto, spec: ModelSpec, served: onnx.Mo
         ref_feeds = {spec.input.name: x[None]}
         ref_feeds.update({s.input: np.zeros(s.concrete_shape(1), s.dtype) for s in spec.state})
         refs.append(ref_sess.run([spec.output.name], ref_feeds)[0][0])
-    state = {i: [np.zeros(s.concrete_shape(1)[1:], s.dtype) for s in served_spec.state]
-             for i in range(len(xs))}
+    state = {i: [np.zeros(s.concrete_shape(1)[1:], s.dtype) for s in served_spec.state] for i in range(len(xs))}
     got: dict[int, list[np.ndarray]] = {i: [] for i in range(len(xs))}
     waiting: list[int] = list(range(len(xs)))
     active: list[int] = []
@@ -392,8 +426,12 @@ def verify_sequences(original: onnx.ModelProto, spec: ModelSpec, served: onnx.Mo
             if garbage:
                 carried.append(rng.standard_normal(carried[0].shape).astype(s.dtype))
             feeds[s.input] = np.stack(carried)
-        flags = {"START": [int(t == 0) for _, t in rows], "READY": [1] * len(rows),
-                 "END": [int(t == len(xs[i]) - 1) for i, t in rows], "CORRID": [i + 1 for i, _ in rows]}
+        flags = {
+            "START": [int(t == 0) for _, t in rows],
+            "READY": [1] * len(rows),
+            "END": [int(t == len(xs[i]) - 1) for i, t in rows],
+            "CORRID": [i + 1 for i, _ in rows],
+        }
         for c in controls:
             values = flags[c] + ([0] if garbage else [])
             feeds[c] = np.array(values, np.uint64 if c == "CORRID" else np.int32).reshape(batch, 1)
@@ -401,8 +439,9 @@ def verify_sequences(original: onnx.ModelProto, spec: ModelSpec, served: onnx.Mo
         if garbage:
             for k, s in enumerate(served_spec.state):
                 if not np.array_equal(new[k][-1], feeds[s.input][-1]):
-                    raise ParityError(f"READY=0 slot: state {s.output} changed; an empty batch slot "
-                                      f"must keep its state")
+                    raise ParityError(
+                        f"READY=0 slot: state {s.output} changed; an empty batch slot must keep its state"
+                    )
         for row, (i, _) in enumerate(rows):
             got[i].append(y[row, 0])
             state[i] = [n[row] for n in new]
@@ -412,16 +451,24 @@ def verify_sequences(original: onnx.ModelProto, spec: ModelSpec, served: onnx.Mo
         err = float(np.max(np.abs(np.stack(got[i]).astype(np.float64) - ref.astype(np.float64))))
         worst = max(worst, err)
         if not err <= atol:
-            raise ParityError(f"Triton-style run of sequence {i} (length {lengths[i]}) differs from "
-                              f"the original graph by {err:.3g} (atol {atol:g})")
+            raise ParityError(
+                f"Triton-style run of sequence {i} (length {lengths[i]}) differs from "
+                f"the original graph by {err:.3g} (atol {atol:g})"
+            )
     return worst
 
 
 # ---------------------------------------------------------------------------- repository
 
 
-def export_triton(source: str | os.PathLike, repo: str | os.PathLike, config: TritonConfig | None = None,
-                  *, verify: bool = True, backend: str | None = None) -> TritonRepository:
+def export_triton(
+    source: str | os.PathLike,
+    repo: str | os.PathLike,
+    config: TritonConfig | None = None,
+    *,
+    verify: bool = True,
+    backend: str | None = None,
+) -> TritonRepository:
     """Write a Triton model repository for a streaming rnnx model.
 
     Args:
@@ -458,13 +505,16 @@ def export_triton(source: str | os.PathLike, repo: str | os.PathLike, config: Tr
         (stage / str(cfg.version)).mkdir()
         write_bytes_atomic(stage / str(cfg.version) / ONNX_FILE, served.SerializeToString())
         write_text_atomic(stage / CONFIG_FILE, to_pbtxt(fields) + "\n")
-    return TritonRepository(model_dir, model_dir / CONFIG_FILE, model_dir / str(cfg.version) / ONNX_FILE,
-                            served_spec, worst)
+    return TritonRepository(
+        model_dir, model_dir / CONFIG_FILE, model_dir / str(cfg.version) / ONNX_FILE, served_spec, worst
+    )
 
 
-def _export_python(source: str | os.PathLike, repo: str | os.PathLike, cfg: TritonConfig,
-                   verify: bool) -> TritonRepository:
+def _export_python(
+    source: str | os.PathLike, repo: str | os.PathLike, cfg: TritonConfig, verify: bool
+) -> TritonRepository:
     """The python flavour (:mod:`rnnx.onnx_tools.triton_python`)."""
+
     def text(spec: ModelSpec, model_file: str) -> str:
         return to_pbtxt(config_dict(spec, cfg, model_file)) + "\n"
 
@@ -476,9 +526,11 @@ def _export_python(source: str | os.PathLike, repo: str | os.PathLike, cfg: Trit
 def _check_empty_slots(spec: ModelSpec, cfg: TritonConfig) -> None:
     """direct fills empty batch slots with arbitrary data: token ids need READY to be masked."""
     if cfg.strategy == "direct" and np.dtype(spec.input.dtype).kind in "iu" and "READY" not in cfg.controls:
-        raise ConfigError(f"controls: a token-id model served with strategy 'direct' needs READY (Triton "
-                          f"fills empty batch slots with arbitrary ids; one out of the vocabulary fails the "
-                          f"whole batch), got {list(cfg.controls)}")
+        raise ConfigError(
+            f"controls: a token-id model served with strategy 'direct' needs READY (Triton "
+            f"fills empty batch slots with arbitrary ids; one out of the vocabulary fails the "
+            f"whole batch), got {list(cfg.controls)}"
+        )
 
 
 def _graph_io(graph: onnx.GraphProto) -> dict[str, tuple[int, list[Any]]]:
@@ -486,8 +538,13 @@ def _graph_io(graph: onnx.GraphProto) -> dict[str, tuple[int, list[Any]]]:
     out = {}
     for v in [*graph.input, *graph.output]:
         t = v.type.tensor_type
-        out[v.name] = (t.elem_type, [d.dim_param if d.HasField("dim_param") or not d.HasField("dim_value")
-                                     else d.dim_value for d in t.shape.dim])
+        out[v.name] = (
+            t.elem_type,
+            [
+                d.dim_param if d.HasField("dim_param") or not d.HasField("dim_value") else d.dim_value
+                for d in t.shape.dim
+            ],
+        )
     return out
 
 
@@ -510,8 +567,10 @@ def check_config(config: dict[str, Any], graph: onnx.ModelProto) -> None:
 
     def need(where: str, name: str, dtype: str, dims: Sequence[int] | None, side: set[str]) -> None:
         if name not in side:
-            raise ConfigError(f"{where}: expected one of the graph's {'inputs' if side is inputs else 'outputs'} "
-                              f"{sorted(side)}, got {name!r}")
+            raise ConfigError(
+                f"{where}: expected one of the graph's {'inputs' if side is inputs else 'outputs'} "
+                f"{sorted(side)}, got {name!r}"
+            )
         elem, shape = io[name]
         np_name = helper.tensor_dtype_to_np_dtype(elem).name
         want = {"uint64": "TYPE_UINT64", "int32": "TYPE_INT32"}.get(np_name) or TRITON_DTYPES[np_name]
@@ -519,8 +578,9 @@ def check_config(config: dict[str, Any], graph: onnx.ModelProto) -> None:
             raise ConfigError(f"{where} {name!r}: expected data_type {want} (the graph's), got {dtype}")
         graph_dims = [-1 if isinstance(d, str) else d for d in shape[1:]]
         if dims is not None and list(dims) != graph_dims:
-            raise ConfigError(f"{where} {name!r}: expected dims {graph_dims} (the graph's, batch dropped), "
-                              f"got {list(dims)}")
+            raise ConfigError(
+                f"{where} {name!r}: expected dims {graph_dims} (the graph's, batch dropped), got {list(dims)}"
+            )
 
     data = {config["input"][0]["name"], config["output"][0]["name"]}
     for v in config["input"]:
@@ -537,6 +597,18 @@ def check_config(config: dict[str, Any], graph: onnx.ModelProto) -> None:
             need(f"state {key}", st[key], st["data_type"], st["dims"], side)
 
 
-__all__ = ["BACKENDS", "CONTROL_KINDS", "STRATEGIES", "TRITON_DTYPES", "TritonConfig", "TritonRepository",
-           "add_controls", "check_config", "config_dict", "export_triton", "to_pbtxt", "triton_graph",
-           "verify_sequences"]
+__all__ = [
+    "BACKENDS",
+    "CONTROL_KINDS",
+    "STRATEGIES",
+    "TRITON_DTYPES",
+    "TritonConfig",
+    "TritonRepository",
+    "add_controls",
+    "check_config",
+    "config_dict",
+    "export_triton",
+    "to_pbtxt",
+    "triton_graph",
+    "verify_sequences",
+]

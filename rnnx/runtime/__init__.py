@@ -15,5 +15,13 @@ from rnnx.runtime.pool import StreamPool
 from rnnx.runtime.providers import resolve_providers
 from rnnx.runtime.session import StreamingSession
 
-__all__ = ["StreamingSession", "StreamPool", "ForecastSession", "ForecastStream", "RuntimeOptions",
-           "resolve_providers", "CONTEXT_KEY", "ForeignModel"]
+__all__ = [
+    "StreamingSession",
+    "StreamPool",
+    "ForecastSession",
+    "ForecastStream",
+    "RuntimeOptions",
+    "resolve_providers",
+    "CONTEXT_KEY",
+    "ForeignModel",
+]

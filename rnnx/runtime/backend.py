@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Protocol, Sequence, Union
+from typing import Any, Protocol, Union
 
 import numpy as np
 import onnxruntime as ort
@@ -54,8 +55,12 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
-_LEVELS = {"off": ort.GraphOptimizationLevel.ORT_DISABLE_ALL, "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-           "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+_LEVELS = {
+    "off": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
 _SEVERITY = {"verbose": 0, "info": 1, "warning": 2, "error": 3, "fatal": 4}
 TOOL_OPTIONS = RuntimeOptions(threads=1, log_level="fatal")  # tools' probes: tiny graphs, errors as exceptions
 
@@ -73,8 +78,13 @@ def session_options(options: RuntimeOptions, precision: str = "fp32") -> ort.Ses
     so.log_severity_level = _SEVERITY[options.log_level]
     level, cap = options.optimization, MAX_LEVEL.get(precision)
     if cap is not None and OPTIMIZATION.index(level) > OPTIMIZATION.index(cap):
-        logger.info("%s graph: optimisation level lowered from %s to %s (onnxruntime's NchwcTransformer "
-                    "crashes on fp16 graphs)", precision, level, cap)
+        logger.info(
+            "%s graph: optimisation level lowered from %s to %s (onnxruntime's NchwcTransformer "
+            "crashes on fp16 graphs)",
+            precision,
+            level,
+            cap,
+        )
         level = cap
     so.graph_optimization_level = _LEVELS[level]
     for key, value in (*CONFIG.get(precision, {}).items(), *options.session_config):
@@ -88,12 +98,15 @@ def convert_to_ort(model: PathLike | bytes, dst: PathLike, precision: str = "fp3
     Raises:
         RuntimeError: onnxruntime cannot load or convert the graph (its own message).
     """
-    so = session_options(RuntimeOptions(optimization="basic", log_level="fatal",
-                                        session_config=(("session.save_model_format", "ORT"),)), precision)
+    so = session_options(
+        RuntimeOptions(optimization="basic", log_level="fatal", session_config=(("session.save_model_format", "ORT"),)),
+        precision,
+    )
     so.optimized_model_filepath = os.fspath(dst)
     try:
-        ort.InferenceSession(model if isinstance(model, bytes) else os.fspath(model), so,
-                             providers=["CPUExecutionProvider"])
+        ort.InferenceSession(
+            model if isinstance(model, bytes) else os.fspath(model), so, providers=["CPUExecutionProvider"]
+        )
     except Exception as e:  # onnxruntime's own error types
         raise RuntimeError(" ".join(str(e).split())) from None
 
@@ -126,7 +139,7 @@ class OrtBackend:
 
     def __init__(self, session: ort.InferenceSession, requested: Sequence[Any]) -> None:
         check_session_providers(requested, session)
-        self.session: Optional[ort.InferenceSession] = session
+        self.session: ort.InferenceSession | None = session
         self.device = "cuda" if session.get_providers()[0] == CUDA else "cpu"
         self.device_id = _device_id(session) if self.device == "cuda" else 0
         self._options = ort.RunOptions()
@@ -160,8 +173,9 @@ class OrtBackend:
         ib.synchronize_outputs()
 
     @classmethod
-    def open(cls, path: PathLike, options: RuntimeOptions, precision: Optional[str] = None,
-             data: Optional[bytes] = None) -> "OrtBackend":
+    def open(
+        cls, path: PathLike, options: RuntimeOptions, precision: str | None = None, data: bytes | None = None
+    ) -> OrtBackend:
         """Load an ONNX file with the options' providers and session options.
 
         ``precision`` is the graph's precision when the file records none itself (a step
@@ -192,12 +206,10 @@ class OrtBackend:
         return self.session
 
     def inputs(self) -> list[TensorInfo]:
-        return [TensorInfo(i.name, _shape(i.shape), ORT_DTYPES.get(i.type), i.type)
-                for i in self._live().get_inputs()]
+        return [TensorInfo(i.name, _shape(i.shape), ORT_DTYPES.get(i.type), i.type) for i in self._live().get_inputs()]
 
     def outputs(self) -> list[TensorInfo]:
-        return [TensorInfo(o.name, _shape(o.shape), ORT_DTYPES.get(o.type), o.type)
-                for o in self._live().get_outputs()]
+        return [TensorInfo(o.name, _shape(o.shape), ORT_DTYPES.get(o.type), o.type) for o in self._live().get_outputs()]
 
     def metadata(self) -> dict[str, str]:
         return dict(self._live().get_modelmeta().custom_metadata_map)
@@ -258,8 +270,9 @@ class OrtBackend:
         self.run_bound = closed_run
 
 
-def open_graph(model: PathLike | bytes, precision: Optional[str] = None,
-               options: RuntimeOptions = TOOL_OPTIONS) -> OrtBackend:
+def open_graph(
+    model: PathLike | bytes, precision: str | None = None, options: RuntimeOptions = TOOL_OPTIONS
+) -> OrtBackend:
     """A backend for a tool's own run of a graph (a path, or its serialized bytes).
 
     The ONNX tools (parity runners, stateful, Triton checks, the isolated child) open every
@@ -278,8 +291,9 @@ def closed_run(binding: Any) -> None:
     raise RuntimeError("backend is closed")
 
 
-def open_backend(path: PathLike, options: RuntimeOptions, precision: Optional[str] = None,
-                 data: Optional[bytes] = None) -> Backend:
+def open_backend(
+    path: PathLike, options: RuntimeOptions, precision: str | None = None, data: bytes | None = None
+) -> Backend:
     """Open ``path`` on the backend the options select (onnxruntime; a ``.pt2``/``.pte`` step program
     through :mod:`rnnx.runtime.program_backend`, its engine imported only then); ``precision`` and ``data``
     (its bytes, already read): see OrtBackend.open."""

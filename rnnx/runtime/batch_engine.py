@@ -21,8 +21,9 @@ plain 1.6).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
 
@@ -67,13 +68,13 @@ class BatchEngine:
         self.backend, self.contract, self.slots = backend, contract, slots
         self._run: Callable[[Any], None] = backend.run_bound
         self._subset: dict[int, _Bound] = {}  # padded batch size -> bound buffers
-        self._every: Optional[tuple[int, _Bound]] = None  # (slot store version, bound buffers)
+        self._every: tuple[int, _Bound] | None = None  # (slot store version, bound buffers)
         self._outputs = [contract.output.name] + [s.output for s in contract.states]
-        self._y_shapes: dict[int, Optional[tuple[int, ...]]] = {}  # batch size -> graph output shape
-        self._in_order: Optional[np.ndarray] = None  # the last idx seen to be 0..n-1 (StreamPool reuses it)
+        self._y_shapes: dict[int, tuple[int, ...] | None] = {}  # batch size -> graph output shape
+        self._in_order: np.ndarray | None = None  # the last idx seen to be 0..n-1 (StreamPool reuses it)
         self._plain = backend.device != "cpu"  # CUDA: every step a plain run (module docstring)
 
-    def step(self, idx: np.ndarray, x: np.ndarray, before_run: Optional[Callable[[], None]] = None) -> np.ndarray:
+    def step(self, idx: np.ndarray, x: np.ndarray, before_run: Callable[[], None] | None = None) -> np.ndarray:
         """Run graph input ``x`` for slots ``idx``; returns the graph output (a new array).
 
         ``before_run`` (if given) is called once the inputs are in place, right before onnxruntime runs.
@@ -119,13 +120,15 @@ class BatchEngine:
     # -- helpers -----------------------------------------------------------------------
     def _bind(self, x: np.ndarray, y: np.ndarray, ins: list[np.ndarray], outs: list[np.ndarray]) -> Any:
         c = self.contract
-        return self.backend.bind({c.input.name: x, **c.constants, **{s.input: i for s, i in zip(c.states, ins)}},
-                                 {c.output.name: y, **{s.output: o for s, o in zip(c.states, outs)}})
+        return self.backend.bind(
+            {c.input.name: x, **c.constants, **{s.input: i for s, i in zip(c.states, ins)}},
+            {c.output.name: y, **{s.output: o for s, o in zip(c.states, outs)}},
+        )
 
     def _bound_subset(self, m: int, x_shape: tuple[int, ...]) -> _Bound:
         """Buffers and binding for ``m`` rows; ``x_shape`` is the step's graph input shape (any batch)."""
         c = self.contract
-        x_shape = x_shape[:c.input.batch_axis] + (m,) + x_shape[c.input.batch_axis + 1:]
+        x_shape = x_shape[: c.input.batch_axis] + (m,) + x_shape[c.input.batch_axis + 1 :]
         bound = self._subset.get(m)
         if bound is None or bound.x.shape != x_shape:
             if len(self._subset) >= MAX_PLANS:
@@ -147,8 +150,7 @@ class BatchEngine:
             self._every = (self.slots.version, _Bound(x, y, bindings, [], []))
         return self._every[1]
 
-    def _step_unbound(self, idx: np.ndarray, x: np.ndarray,
-                      before_run: Optional[Callable[[], None]] = None) -> np.ndarray:
+    def _step_unbound(self, idx: np.ndarray, x: np.ndarray, before_run: Callable[[], None] | None = None) -> np.ndarray:
         c = self.contract
         feeds = {c.input.name: x, **c.constants}
         for s, buf in zip(c.states, self.slots.gather(idx)):

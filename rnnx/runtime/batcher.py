@@ -44,8 +44,9 @@ import threading
 import time
 import weakref
 from collections import deque
+from collections.abc import Callable, Iterable
 from concurrent.futures import InvalidStateError
-from typing import Any, Callable, Iterable, Optional
+from typing import Any
 
 import numpy as np
 
@@ -158,8 +159,8 @@ class Handoff:
         self.held: list[tuple] = []  # (loop, fn, args) not yet passed to the thread
         self.flushes = 0  # flush() calls so far (one per onnxruntime call of the batcher)
         self._flushes_at_tick = 0
-        self.jobs: "queue.SimpleQueue[Optional[list]]" = queue.SimpleQueue()  # C queue: put() keeps the GIL
-        self.thread: Optional[threading.Thread] = None
+        self.jobs: queue.SimpleQueue[list | None] = queue.SimpleQueue()  # C queue: put() keeps the GIL
+        self.thread: threading.Thread | None = None
 
     def call(self, loop: asyncio.AbstractEventLoop, fn: Callable, *args: Any) -> None:
         """Hold ``loop.call_soon_threadsafe(fn, *args)`` until the next :meth:`flush`."""
@@ -223,13 +224,14 @@ class SplitProbe:
     Batches that were never split (a lone client, light traffic) are never judged.
     """
 
-    def __init__(self, wall: Callable[[], float] = time.monotonic,
-                 cpu: Callable[[], float] = time.process_time) -> None:
+    def __init__(
+        self, wall: Callable[[], float] = time.monotonic, cpu: Callable[[], float] = time.process_time
+    ) -> None:
         self.wall, self.cpu = wall, cpu  # clocks (injectable for tests)
         self.on = True
         self._t0, self._cpu0 = wall(), cpu()
 
-    def update(self, halved: bool) -> Optional[bool]:
+    def update(self, halved: bool) -> bool | None:
         """Called by the worker after each batch: True/False when splitting turns on/off, else None.
 
         ``halved``: whether the clients run in halves (a split happened since the last merge).
@@ -251,7 +253,7 @@ class SplitProbe:
 class WorkQueue:
     """The per-stream FIFOs, the ready line, limits, and the worker thread's lifecycle."""
 
-    def __init__(self, pool_ref: "weakref.ref[Any]", max_batch: int, max_wait_s: float, max_pending: int) -> None:
+    def __init__(self, pool_ref: weakref.ref[Any], max_batch: int, max_wait_s: float, max_pending: int) -> None:
         self.pool_ref = pool_ref  # the worker's only link to the pool: weak
         self.max_batch, self.max_wait_s, self.max_pending = max_batch, max_wait_s, max_pending
         self._new_locks()
@@ -263,9 +265,9 @@ class WorkQueue:
         self.probe = SplitProbe()  # whether to split batches in two halves now
         self.halved = False  # a batch was split since the halves were last merged
         self.space_waiters: deque = deque()  # asyncio futures of asubmit calls waiting for room
-        self.refusal: Optional[str] = None  # set once the queue takes no more work: why
-        self.cause: Optional[BaseException] = None  # what killed the worker, if something did
-        self.thread: Optional[threading.Thread] = None
+        self.refusal: str | None = None  # set once the queue takes no more work: why
+        self.cause: BaseException | None = None  # what killed the worker, if something did
+        self.thread: threading.Thread | None = None
         self.handoff = Handoff()  # makes the worker's call_soon_threadsafe calls
         _LIVE.add(self)
 
@@ -289,7 +291,7 @@ class WorkQueue:
         err.__cause__ = self.cause
         return err
 
-    def put(self, sq: StreamQueue, item: Item, timeout: Optional[float]) -> None:
+    def put(self, sq: StreamQueue, item: Item, timeout: float | None) -> None:
         """Queue one step; blocks while ``max_pending`` steps are queued (up to ``timeout`` s).
 
         Raises:
@@ -305,8 +307,10 @@ class WorkQueue:
         with self.lock:
             if self.pending + len(items) > self.max_pending:
                 self._check_open()
-                raise PoolFullError(f"max_pending: {self.pending} steps queued, {len(items)} more do not fit "
-                                    f"under the limit of {self.max_pending}")
+                raise PoolFullError(
+                    f"max_pending: {self.pending} steps queued, {len(items)} more do not fit "
+                    f"under the limit of {self.max_pending}"
+                )
             self._check_open()
             closed = next((sq for sq in sqs if not sq.open), None)
             if closed is not None:  # closed since it was looked up: queue none of them
@@ -314,7 +318,7 @@ class WorkQueue:
             for sq, item in zip(sqs, items):
                 self._append(sq, item)
 
-    def try_put(self, sq: StreamQueue, item: Item, loop: asyncio.AbstractEventLoop) -> Optional["asyncio.Future[None]"]:
+    def try_put(self, sq: StreamQueue, item: Item, loop: asyncio.AbstractEventLoop) -> asyncio.Future[None] | None:
         """Queue one step, or return a future that is done when there may be room."""
         with self.lock:
             if self.pending >= self.max_pending:
@@ -329,17 +333,21 @@ class WorkQueue:
         if self.refusal is not None:
             raise self.refused()
 
-    def _wait_for_room(self, timeout: Optional[float]) -> None:
+    def _wait_for_room(self, timeout: float | None) -> None:
         if self.thread is threading.current_thread():
-            raise PoolFullError(f"max_pending: {self.pending} steps queued (the limit); a done-callback "
-                                f"cannot wait for room, it would block the batcher itself")
+            raise PoolFullError(
+                f"max_pending: {self.pending} steps queued (the limit); a done-callback "
+                f"cannot wait for room, it would block the batcher itself"
+            )
         deadline = None if timeout is None else time.monotonic() + timeout
         while self.pending >= self.max_pending:
             self._check_open()
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
-                raise PoolFullError(f"max_pending: {self.pending} steps queued (the limit) for "
-                                    f"{timeout} s; submit fewer, or raise max_pending")
+                raise PoolFullError(
+                    f"max_pending: {self.pending} steps queued (the limit) for "
+                    f"{timeout} s; submit fewer, or raise max_pending"
+                )
             self.space.wait(left)
 
     def _append(self, sq: StreamQueue, item: Item) -> None:
@@ -370,7 +378,7 @@ class WorkQueue:
             self._wake_space()
         return [it[1] for it in items], [it[2] for it in items]
 
-    def shutdown(self, reason: str, cause: Optional[BaseException] = None) -> tuple[list, list]:
+    def shutdown(self, reason: str, cause: BaseException | None = None) -> tuple[list, list]:
         """Refuse new work from now on; returns every queued step's (futures, loops)."""
         with self.lock:
             if self.refusal is None:
@@ -396,20 +404,25 @@ class WorkQueue:
         self.thread, self.waiting, self.pending = None, 0, 0
         self.ready, self.space_waiters = deque(), deque()
         self.handoff = Handoff()
-        self.refusal = (f"StreamPool: process {os.getpid()} is a fork() of the process that made this pool; "
-                        f"its onnxruntime session and batcher thread do not survive fork(): create a new "
-                        f"StreamPool in the child (steps queued before the fork are answered in the parent)")
+        self.refusal = (
+            f"StreamPool: process {os.getpid()} is a fork() of the process that made this pool; "
+            f"its onnxruntime session and batcher thread do not survive fork(): create a new "
+            f"StreamPool in the child (steps queued before the fork are answered in the parent)"
+        )
 
     # -- worker side ----------------------------------------------------------------------
-    def take(self) -> Optional[Batch]:
+    def take(self) -> Batch | None:
         """Wait for and take the next batch; None once the queue is shut down.
 
         Held asyncio results are flushed before waiting (a due batch flushes them right
         before its onnxruntime call instead).
         """
         with self.lock:
-            if self.refusal is None and self.ready and (len(self.ready) >= self.target or
-                                                        self.since + self.max_wait_s <= time.monotonic()):
+            if (
+                self.refusal is None
+                and self.ready
+                and (len(self.ready) >= self.target or self.since + self.max_wait_s <= time.monotonic())
+            ):
                 batch = self._take_ready()
                 if batch[0]:
                     return batch
@@ -469,14 +482,14 @@ class WorkQueue:
                 _call_in(loop, _release, w)
 
 
-def _release(waiter: "asyncio.Future[None]") -> None:
+def _release(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
 
 
 def _work(queue: WorkQueue) -> None:
     """The worker thread: take a batch, run it on the pool (if still alive), repeat."""
-    batch: Optional[Batch] = None
+    batch: Batch | None = None
     try:
         while True:
             batch = queue.take()
@@ -496,8 +509,11 @@ def _work(queue: WorkQueue) -> None:
                     queue.target, queue.halved = min(queue.max_batch, 2 * queue.target), False
     except BaseException as e:  # never die silently: fail everything, refuse new work
         logger.error("StreamPool batcher failed; the pool refuses new work", exc_info=True)
-        futs, loops = queue.shutdown(f"StreamPool: the batcher thread failed ({type(e).__name__}: {e}); "
-                                     f"the pool takes no more submissions, close it and open a new one", e)
+        futs, loops = queue.shutdown(
+            f"StreamPool: the batcher thread failed ({type(e).__name__}: {e}); "
+            f"the pool takes no more submissions, close it and open a new one",
+            e,
+        )
         if batch is not None:
             futs, loops = futs + list(batch[2]), loops + list(batch[3])
         queue.fail(futs, loops, queue.refused())
@@ -505,7 +521,7 @@ def _work(queue: WorkQueue) -> None:
         queue.handoff.stop()  # after the calls queued so far are made
 
 
-_LIVE: "weakref.WeakSet[WorkQueue]" = weakref.WeakSet()
+_LIVE: weakref.WeakSet[WorkQueue] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
@@ -515,4 +531,3 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
-

@@ -11,8 +11,9 @@ checked against the graph before anything is allocated.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -29,18 +30,21 @@ MAX_ELEMENTS = 1 << 28  # most elements one stream's input, output or state may 
 def ort_dtype(t: TensorInfo, where: str) -> np.dtype:
     """numpy dtype of a graph tensor; ModelFileError for types rnnx does not handle."""
     if t.dtype is None:
-        raise ModelFileError(f"{where}: unsupported tensor type {t.type_str}; "
-                             f"supported: {', '.join(DTYPES)}")
+        raise ModelFileError(f"{where}: unsupported tensor type {t.type_str}; supported: {', '.join(DTYPES)}")
     return np.dtype(t.dtype)
 
 
-def axis_labels(rank: int, batch_axis: int, time_axis: Optional[int]) -> tuple[str, ...]:
+def axis_labels(rank: int, batch_axis: int, time_axis: int | None) -> tuple[str, ...]:
     """Readable names of the axes, for error messages: ``(batch, time, features)``."""
     rest = rank - 1 - (time_axis is not None)
-    names = iter(("channels", "height", "width") if rest == 3 else
-                 ("features",) if rest == 1 else tuple(f"dim{i}" for i in range(rest)))
-    return tuple("batch" if i == batch_axis else "time" if i == time_axis else next(names)
-                 for i in range(rank))
+    names = iter(
+        ("channels", "height", "width")
+        if rest == 3
+        else ("features",)
+        if rest == 1
+        else tuple(f"dim{i}" for i in range(rest))
+    )
+    return tuple("batch" if i == batch_axis else "time" if i == time_axis else next(names) for i in range(rank))
 
 
 @dataclass(frozen=True)
@@ -48,9 +52,9 @@ class DataIO:
     """The data input or output: name, full shape (None where free), axes and dtype."""
 
     name: str
-    dims: tuple[Optional[int], ...]  # full graph shape; None for batch, time or symbolic axes
+    dims: tuple[int | None, ...]  # full graph shape; None for batch, time or symbolic axes
     batch_axis: int  # index of the batch axis in dims
-    time_axis: Optional[int]  # index of the time axis; None: data passed as given
+    time_axis: int | None  # index of the time axis; None: data passed as given
     dtype: np.dtype  # numpy dtype the graph expects
 
 
@@ -70,13 +74,13 @@ class Contract:
     foreign: bool = False  # True: built from state_map, not from rnnx.spec
     constants: Mapping[str, np.ndarray] = field(default_factory=dict)  # fed on every call
     context: int = 0  # left-context values of the data input's last axis kept between calls
-    spec: Optional[ModelSpec] = None  # the contract; read_contract always sets it
+    spec: ModelSpec | None = None  # the contract; read_contract always sets it
 
     @property
     def context_dtype(self) -> np.dtype:
         return self.input.dtype
 
-    def output_shape(self, batch: int, steps: int = 1) -> Optional[tuple[int, ...]]:
+    def output_shape(self, batch: int, steps: int = 1) -> tuple[int, ...] | None:
         """The graph output's shape for ``batch`` sequences of ``steps`` steps, when it is known.
 
         None for foreign models (their graph shapes are not trusted) or symbolic output dims:
@@ -104,16 +108,16 @@ class ForeignModel:
         >>> StreamingSession("silero_vad.onnx", foreign=vad)  # doctest: +SKIP
     """
 
-    state_map: Optional[Mapping[str, str]] = None  # {state_input: state_output}; overrides any rnnx.spec
-    constants: Optional[Mapping[str, Any]] = None  # {input_name: value} fed unchanged on every call
+    state_map: Mapping[str, str] | None = None  # {state_input: state_output}; overrides any rnnx.spec
+    constants: Mapping[str, Any] | None = None  # {input_name: value} fed unchanged on every call
     context: int = 0  # left-context length K (inputs without a time axis)
-    state_shapes: Optional[Mapping[str, Sequence[Any]]] = None  # {state_input: shape with "batch"}
+    state_shapes: Mapping[str, Sequence[Any]] | None = None  # {state_input: shape with "batch"}
 
 
 NO_FOREIGN = ForeignModel()
 
 
-def foreign_model(foreign: Optional[ForeignModel], **given: Any) -> ForeignModel:
+def foreign_model(foreign: ForeignModel | None, **given: Any) -> ForeignModel:
     """``foreign``, or one built from the keyword shortcuts (``state_map=``, ``constants=``...).
 
     Raises:
@@ -154,21 +158,22 @@ def read_contract(backend: Backend, foreign: ForeignModel = NO_FOREIGN) -> Contr
                 f"inputs and outputs: state_map={{'state_in': 'state_out', ...}} (rnnx run: --state-map "
                 f"IN=OUT; rnnx inspect MODEL guesses the pairs); a recurrent layer keeping its state "
                 f"inside: rnnx stateful MODEL --out STREAMABLE.onnx; graph inputs: "
-                f"{list(inputs)}, outputs: {list(outputs)}")
+                f"{list(inputs)}, outputs: {list(outputs)}"
+            )
         spec = ModelSpec.from_json(meta[METADATA_KEY])
         check_against_graph(spec, inputs, outputs)
         contract = _from_spec(spec, inputs, outputs, consts, context)
     else:
-        contract = _from_state_map(inputs, outputs, dict(state_map), consts, context,
-                                   dict(foreign.state_shapes or {}))
+        contract = _from_state_map(inputs, outputs, dict(state_map), consts, context, dict(foreign.state_shapes or {}))
     if context and contract.input.time_axis is not None:
-        raise SpecError(f"context: left context applies to inputs without a time axis; "
-                        f"{contract.input.name} has one (axis {contract.input.time_axis})")
+        raise SpecError(
+            f"context: left context applies to inputs without a time axis; "
+            f"{contract.input.name} has one (axis {contract.input.time_axis})"
+        )
     return contract
 
 
-def open_model(path: PathLike, options: RuntimeOptions,
-               foreign: ForeignModel = NO_FOREIGN) -> tuple[Backend, Contract]:
+def open_model(path: PathLike, options: RuntimeOptions, foreign: ForeignModel = NO_FOREIGN) -> tuple[Backend, Contract]:
     """Open a model file and read its checked contract: what StreamingSession and StreamPool share.
 
     Raises:
@@ -198,7 +203,7 @@ def _constants(inputs: Mapping[str, TensorInfo], constants: Mapping[str, Any]) -
     return out
 
 
-def _dims(shape: Sequence[Any]) -> tuple[Optional[int], ...]:
+def _dims(shape: Sequence[Any]) -> tuple[int | None, ...]:
     return tuple(d if isinstance(d, int) and d >= 0 else None for d in shape)
 
 
@@ -206,12 +211,13 @@ def _check_size(where: str, shape: Sequence[Any]) -> None:
     """SpecError when one stream's tensor declares more than MAX_ELEMENTS elements."""
     n = math.prod(d for d in shape if isinstance(d, int))
     if n > MAX_ELEMENTS:
-        raise SpecError(f"{where}: expected at most {MAX_ELEMENTS} elements per stream, got "
-                        f"{list(shape)} ({n} elements); the file's contract is corrupt or hostile")
+        raise SpecError(
+            f"{where}: expected at most {MAX_ELEMENTS} elements per stream, got "
+            f"{list(shape)} ({n} elements); the file's contract is corrupt or hostile"
+        )
 
 
-def _check_one(where: str, shape: Sequence[Any], dtype: str, named: Mapping[int, str],
-               graph: TensorInfo) -> None:
+def _check_one(where: str, shape: Sequence[Any], dtype: str, named: Mapping[int, str], graph: TensorInfo) -> None:
     """Compare one declared tensor with the graph's: rank, fixed dims, named axes, dtype."""
     gdtype = ort_dtype(graph, where)
     if gdtype != np.dtype(dtype):
@@ -219,19 +225,23 @@ def _check_one(where: str, shape: Sequence[Any], dtype: str, named: Mapping[int,
     if not shape:
         return
     if len(shape) != len(graph.shape):
-        raise SpecError(f"{where}.shape: expected rank {len(graph.shape)} (the graph's {graph.name!r} "
-                        f"is {list(graph.shape)}), got {list(shape)}")
+        raise SpecError(
+            f"{where}.shape: expected rank {len(graph.shape)} (the graph's {graph.name!r} "
+            f"is {list(graph.shape)}), got {list(shape)}"
+        )
     for i, (d, g) in enumerate(zip(shape, graph.shape)):
         if isinstance(d, int) and isinstance(g, int) and d != g:
-            raise SpecError(f"{where}.shape[{i}]: expected {g} (the graph's {graph.name!r} is "
-                            f"{list(graph.shape)}), got {d}")
+            raise SpecError(
+                f"{where}.shape[{i}]: expected {g} (the graph's {graph.name!r} is {list(graph.shape)}), got {d}"
+            )
         if i in named and isinstance(g, int):
-            raise SpecError(f"{where}: axis {i} is the {named[i]} axis, but the graph fixes it at {g} "
-                            f"({graph.name!r} is {list(graph.shape)}); export with a dynamic {named[i]} axis")
+            raise SpecError(
+                f"{where}: axis {i} is the {named[i]} axis, but the graph fixes it at {g} "
+                f"({graph.name!r} is {list(graph.shape)}); export with a dynamic {named[i]} axis"
+            )
 
 
-def check_against_graph(spec: ModelSpec, inputs: Mapping[str, TensorInfo],
-                        outputs: Mapping[str, TensorInfo]) -> None:
+def check_against_graph(spec: ModelSpec, inputs: Mapping[str, TensorInfo], outputs: Mapping[str, TensorInfo]) -> None:
     """Raise SpecError unless ``spec`` agrees with the graph's inputs and outputs.
 
     Sizes are bounded first, so a corrupt spec never reaches an allocation.
@@ -241,8 +251,10 @@ def check_against_graph(spec: ModelSpec, inputs: Mapping[str, TensorInfo],
         _check_size(f"{where}.{name}.shape", io.shape)
     for k, s in enumerate(spec.state):
         _check_size(f"{where}.state[{k}].shape", s.shape)
-    for kind, names, graph in (("input", [spec.input.name] + [s.input for s in spec.state], inputs),
-                               ("output", [spec.output.name] + [s.output for s in spec.state], outputs)):
+    for kind, names, graph in (
+        ("input", [spec.input.name] + [s.input for s in spec.state], inputs),
+        ("output", [spec.output.name] + [s.output for s in spec.state], outputs),
+    ):
         for n in names:
             if n not in graph:
                 raise SpecError(f"{where}: graph has no {kind} {n!r}; it has {sorted(graph)}")
@@ -254,20 +266,32 @@ def check_against_graph(spec: ModelSpec, inputs: Mapping[str, TensorInfo],
             _check_one(f"{where}.state[{k}]", s.shape, s.dtype, {s.batch_axis: BATCH}, g)
 
 
-def _from_spec(spec: ModelSpec, inputs: Mapping[str, TensorInfo], outputs: Mapping[str, TensorInfo],
-               consts: dict[str, np.ndarray], context: int) -> Contract:
+def _from_spec(
+    spec: ModelSpec,
+    inputs: Mapping[str, TensorInfo],
+    outputs: Mapping[str, TensorInfo],
+    consts: dict[str, np.ndarray],
+    context: int,
+) -> Contract:
     def io(s: IOSpec) -> DataIO:
-        dims = tuple(d if isinstance(d, int) else None for d in s.shape) if s.shape else \
-            _dims((inputs.get(s.name) or outputs[s.name]).shape)
+        dims = (
+            tuple(d if isinstance(d, int) else None for d in s.shape)
+            if s.shape
+            else _dims((inputs.get(s.name) or outputs[s.name]).shape)
+        )
         return DataIO(s.name, dims, s.batch_axis, s.time_axis, np.dtype(s.dtype))
 
-    return Contract(io(spec.input), io(spec.output), spec.state, spec.streamable, False, consts,
-                    context, spec)
+    return Contract(io(spec.input), io(spec.output), spec.state, spec.streamable, False, consts, context, spec)
 
 
-def _from_state_map(inputs: Mapping[str, TensorInfo], outputs: Mapping[str, TensorInfo],
-                    state_map: dict[str, str], consts: dict[str, np.ndarray], context: int,
-                    state_shapes: dict[str, Sequence[Any]]) -> Contract:
+def _from_state_map(
+    inputs: Mapping[str, TensorInfo],
+    outputs: Mapping[str, TensorInfo],
+    state_map: dict[str, str],
+    consts: dict[str, np.ndarray],
+    context: int,
+    state_shapes: dict[str, Sequence[Any]],
+) -> Contract:
     """Lower a foreign model (state_map, constants) into a ModelSpec of kind "foreign"."""
     for i, o in state_map.items():
         if i not in inputs:
@@ -279,8 +303,10 @@ def _from_state_map(inputs: Mapping[str, TensorInfo], outputs: Mapping[str, Tens
             raise SpecError(f"state_shapes: {name!r} is not a state input; states: {sorted(state_map)}")
     data_in = [n for n in inputs if n not in state_map and n not in consts]
     if len(data_in) != 1:
-        raise SpecError(f"state_map: expected exactly one data input besides the states and "
-                        f"constants, got {data_in}; feed the others with constants={{name: value}}")
+        raise SpecError(
+            f"state_map: expected exactly one data input besides the states and "
+            f"constants, got {data_in}; feed the others with constants={{name: value}}"
+        )
     data_out = [n for n in outputs if n not in state_map.values()]
     if not data_out:
         raise SpecError(f"state_map: no data output left; outputs: {sorted(outputs)}")
@@ -302,7 +328,7 @@ def _from_state_map(inputs: Mapping[str, TensorInfo], outputs: Mapping[str, Tens
     return Contract(xin, yout, spec.state, True, True, consts, context, spec)
 
 
-def _state_shape(name: str, graph_shape: Sequence[Any], given: Optional[Sequence[Any]]) -> tuple[Any, ...]:
+def _state_shape(name: str, graph_shape: Sequence[Any], given: Sequence[Any] | None) -> tuple[Any, ...]:
     if given is not None:
         shape = tuple(given)
         if [d for d in shape if not isinstance(d, int)] != [BATCH]:
@@ -313,7 +339,8 @@ def _state_shape(name: str, graph_shape: Sequence[Any], given: Optional[Sequence
         raise StateError(
             f"{name}: cannot tell the batch axis from the graph shape {list(graph_shape)} "
             f"(expected exactly one symbolic dimension); pass state_shapes={{{name!r}: "
-            f"(2, 'batch', 64)}} with 'batch' at the batch axis")
+            f"(2, 'batch', 64)}} with 'batch' at the batch axis"
+        )
     return tuple(BATCH if i == free[0] else int(d) for i, d in enumerate(graph_shape))
 
 
@@ -321,6 +348,8 @@ def not_streamable_reason(contract: Contract) -> str:
     """Why a non-streamable model cannot be stepped, and what to use instead."""
     role = contract.spec.role if contract.spec is not None else ""
     if role:  # a seq2seq bundle's encoder or decoder: the bundle forecasts, it does not stream
-        return (f"the {role} of a seq2seq bundle, which forecasts from a window: use "
-                f"rnnx.runtime.ForecastSession(FOLDER).forecast(window) on the bundle's folder")
+        return (
+            f"the {role} of a seq2seq bundle, which forecasts from a window: use "
+            f"rnnx.runtime.ForecastSession(FOLDER).forecast(window) on the bundle's folder"
+        )
     return "bidirectional: each output needs the whole sequence; use run(x) on the whole sequence instead"

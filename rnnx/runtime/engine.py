@@ -13,7 +13,7 @@ sets, so they may alternate.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -27,16 +27,15 @@ _CACHE_MAX_ELEMENTS = 1 << 18  # chunk inputs up to this size keep their buffers
 class StepEngine:
     """State buffers and bindings of one session at a fixed batch size."""
 
-    def __init__(self, backend: Backend, contract: Contract, batch: int,
-                 step_backend: Optional[Backend] = None) -> None:
+    def __init__(self, backend: Backend, contract: Contract, batch: int, step_backend: Backend | None = None) -> None:
         self.backend, self.contract, self.batch = backend, contract, batch
         self.step_backend = step_backend if step_backend is not None else backend  # runs single steps
         self._run_step = self.step_backend.run_bound  # the per-step fast path
         self.cur = 0  # index of the state set holding the current state
         shapes = [(s.concrete_shape(batch), np.dtype(s.dtype)) for s in contract.states]
         self.vals = [[backend.alloc(sh, dt) for sh, dt in shapes] for _ in range(2)]  # 2 state sets
-        self.x_buf: Optional[np.ndarray] = None  # graph-shaped input of one step
-        self.y_buf: Optional[np.ndarray] = None  # preallocated output, when its shape is known
+        self.x_buf: np.ndarray | None = None  # graph-shaped input of one step
+        self.y_buf: np.ndarray | None = None  # preallocated output, when its shape is known
         self.bindings: list[Any] = []
         self._chunks: dict[tuple[int, ...], tuple] = {}  # chunk shape -> (x_buf, y_buf, bindings)
 
@@ -60,13 +59,13 @@ class StepEngine:
         self._run_step = closed_run
 
     # -- one step through the bound fast path ----------------------------------------
-    def _bind(self, x_shape: tuple[int, ...], y_shape: Optional[tuple[int, ...]]) -> None:
+    def _bind(self, x_shape: tuple[int, ...], y_shape: tuple[int, ...] | None) -> None:
         c = self.contract
         self.x_buf = np.zeros(x_shape, c.input.dtype)
         self.y_buf = None if y_shape is None else np.zeros(y_shape, c.output.dtype)
         self.bindings = [self._binding(self.x_buf, self.y_buf, side, self.step_backend) for side in (0, 1)]
 
-    def step_buffer(self, x_shape: tuple[int, ...], y_shape: Optional[tuple[int, ...]]) -> np.ndarray:
+    def step_buffer(self, x_shape: tuple[int, ...], y_shape: tuple[int, ...] | None) -> np.ndarray:
         """The fixed input buffer for a step of graph shape ``x_shape`` (rebinding if needed)."""
         if self.x_buf is None or self.x_buf.shape != x_shape:
             self._bind(x_shape, y_shape)
@@ -114,7 +113,7 @@ class StepEngine:
                 self._chunks[x_shape] = plan
         return plan
 
-    def _binding(self, x_buf: np.ndarray, y_buf: Optional[np.ndarray], side: int, backend: Backend) -> Any:
+    def _binding(self, x_buf: np.ndarray, y_buf: np.ndarray | None, side: int, backend: Backend) -> Any:
         """A binding on ``backend`` reading state set ``side`` and writing the other one."""
         c = self.contract
         ins = {c.input.name: x_buf, **c.constants}

@@ -32,8 +32,9 @@ def _executorch() -> tuple[Any, Any]:
         if _runtime is None:
             _runtime = importlib.import_module("executorch.runtime").Runtime.get()
     except ImportError:
-        raise ModelFileError('a .pte program needs ExecuTorch, which is not installed: '
-                             'pip install "rnnx[executorch]"') from None
+        raise ModelFileError(
+            'a .pte program needs ExecuTorch, which is not installed: pip install "rnnx[executorch]"'
+        ) from None
     return torch, _runtime
 
 
@@ -43,14 +44,16 @@ def _load(path: Path) -> Any:
     try:
         return runtime.load_program(path)
     except Exception as e:  # ExecuTorch raises RuntimeError/ValueError for a bad program
-        raise ModelFileError(f"model {path}: not a loadable ExecuTorch program "
-                             f"({' '.join(str(e).split())[:200]})") from None
+        raise ModelFileError(
+            f"model {path}: not a loadable ExecuTorch program ({' '.join(str(e).split())[:200]})"
+        ) from None
 
 
 def _spec_text(program: Any, path: Path) -> str:
     if SPEC_METHOD not in program.method_names:
-        raise ModelFileError(f"model {path}: no {SPEC_METHOD!r} method holding its {METADATA_KEY} "
-                             f"(not exported by rnnx)")
+        raise ModelFileError(
+            f"model {path}: no {SPEC_METHOD!r} method holding its {METADATA_KEY} (not exported by rnnx)"
+        )
     (data,) = program.load_method(SPEC_METHOD).execute([])
     return bytes(data.numpy().astype(np.uint8)).decode("utf-8")
 

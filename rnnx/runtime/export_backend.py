@@ -37,8 +37,9 @@ def open_pt2(path: Path) -> StepProgramBackend:
     try:
         program = torch.export.load(str(path), extra_files=extra)
     except Exception as e:  # torch raises many types for a bad archive
-        raise ModelFileError(f"model {path}: not a loadable torch.export program ({' '.join(str(e).split())[:200]})"
-                             ) from None
+        raise ModelFileError(
+            f"model {path}: not a loadable torch.export program ({' '.join(str(e).split())[:200]})"
+        ) from None
     if not extra[METADATA_KEY]:
         raise ModelFileError(f"model {path}: no {METADATA_KEY!r} in the program's extra files (not exported by rnnx)")
     spec = ModelSpec.from_json(extra[METADATA_KEY])

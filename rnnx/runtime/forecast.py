@@ -26,7 +26,7 @@ import dataclasses
 import hashlib
 import os
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 import numpy as np
 
@@ -45,15 +45,19 @@ MAX_ONNX_BYTES = 2 << 30  # protobuf's limit: an ONNX file without external data
 def _file_spec(backend: Backend, path: Path) -> ModelSpec:
     meta = backend.metadata()
     if METADATA_KEY not in meta:
-        raise ModelFileError(f"{path}: no {METADATA_KEY!r} metadata; expected a file of a seq2seq "
-                             f"bundle exported by rnnx (rnnx export CKPT --out DIR)")
+        raise ModelFileError(
+            f"{path}: no {METADATA_KEY!r} metadata; expected a file of a seq2seq "
+            f"bundle exported by rnnx (rnnx export CKPT --out DIR)"
+        )
     try:
         spec = ModelSpec.from_json(meta[METADATA_KEY])
     except SpecError as e:
         raise SpecError(f"{path}: {e}") from None
     if spec.seq2seq is None:
-        raise ModelFileError(f"{path}: expected a seq2seq bundle file (role encoder or decoder), got a "
-                             f"standalone {spec.kind} model; open it with StreamingSession")
+        raise ModelFileError(
+            f"{path}: expected a seq2seq bundle file (role encoder or decoder), got a "
+            f"standalone {spec.kind} model; open it with StreamingSession"
+        )
     return spec
 
 
@@ -63,8 +67,9 @@ def _open_bundle(path: PathLike, options: RuntimeOptions) -> dict[str, tuple[Pat
     if p.is_dir():
         files = sorted(p.glob("*.onnx"), key=lambda f: (f.name != "decoder.onnx", f.name))  # the manifest first
         if not files:
-            raise ModelFileError(f"{p}: expected a seq2seq bundle folder (encoder.onnx, decoder.onnx), "
-                                 f"found no .onnx file")
+            raise ModelFileError(
+                f"{p}: expected a seq2seq bundle folder (encoder.onnx, decoder.onnx), found no .onnx file"
+            )
         p = files[0]
     backend = open_backend(p, options)
     spec = _file_spec(backend, p)
@@ -86,7 +91,7 @@ def _open_bundle(path: PathLike, options: RuntimeOptions) -> dict[str, tuple[Pat
     return opened
 
 
-def _checked_encoder(path: Path, decoder: ModelSpec) -> Optional[bytes]:
+def _checked_encoder(path: Path, decoder: ModelSpec) -> bytes | None:
     """The encoder file's bytes (read once, bounded), checked against the SHA-256 the decoder
     (the bundle's manifest) records; None for bundles written before the field existed."""
     expected = decoder.seq2seq.encoder_sha256 if decoder.seq2seq is not None else None
@@ -102,9 +107,11 @@ def _checked_encoder(path: Path, decoder: ModelSpec) -> Optional[bytes]:
         data = f.read(MAX_ONNX_BYTES + 1)
     digest = hashlib.sha256(data).hexdigest()
     if digest != expected:
-        raise SpecError(f"{METADATA_KEY}.seq2seq.encoder_sha256: the decoder expects {path.name} to have "
-                        f"SHA-256 {expected}, got {digest} (the files come from two different exports, or one "
-                        f"was altered); re-export the bundle")
+        raise SpecError(
+            f"{METADATA_KEY}.seq2seq.encoder_sha256: the decoder expects {path.name} to have "
+            f"SHA-256 {expected}, got {digest} (the files come from two different exports, or one "
+            f"was altered); re-export the bundle"
+        )
     return data
 
 
@@ -129,9 +136,14 @@ class ForecastSession:
         ConfigError: invalid options.
     """
 
-    def __init__(self, path: PathLike, *, options: Optional[RuntimeOptions] = None,
-                 providers: Optional[Providers] = None, threads: Optional[int] = None,
-                 ) -> None:
+    def __init__(
+        self,
+        path: PathLike,
+        *,
+        options: RuntimeOptions | None = None,
+        providers: Providers | None = None,
+        threads: int | None = None,
+    ) -> None:
         self.options = merge_options(options, providers=providers, threads=threads)
         opened = _open_bundle(path, self.options)
         if set(opened) != {"encoder", "decoder"}:
@@ -141,10 +153,13 @@ class ForecastSession:
         bundle = dec_spec.seq2seq
         if bundle is None:
             raise SpecError(f"{dec_path}: expected a seq2seq contract in its {METADATA_KEY}, got none")
-        if enc_spec.seq2seq is None or dataclasses.replace(enc_spec.seq2seq, encoder=bundle.encoder) != \
-                dataclasses.replace(bundle, encoder_sha256=None):  # the decoder names the encoder file
-            raise SpecError(f"{enc_path.parent}: {enc_path.name} and {dec_path.name} carry different "
-                            f"seq2seq contracts (files from two different exports?)")
+        if enc_spec.seq2seq is None or dataclasses.replace(
+            enc_spec.seq2seq, encoder=bundle.encoder
+        ) != dataclasses.replace(bundle, encoder_sha256=None):  # the decoder names the encoder file
+            raise SpecError(
+                f"{enc_path.parent}: {enc_path.name} and {dec_path.name} carry different "
+                f"seq2seq contracts (files from two different exports?)"
+            )
         self.spec: Seq2SeqSpec = bundle
         self.model_spec = dec_spec  # the decoder file's full spec (kind, config, exporter)
         self._check_graphs()
@@ -159,10 +174,11 @@ class ForecastSession:
         want = {
             "encoder input": ({s.input.name}, {i.name for i in self.encoder.inputs()}),
             "encoder output": ({t.name for t in s.encoder_outputs}, {o.name for o in self.encoder.outputs()}),
-            "decoder input": ({s.feedback, *(x.input for x in s.state), *(c.name for c in s.context)},
-                              {i.name for i in self.decoder.inputs()}),
-            "decoder output": ({s.output.name, *(x.output for x in s.state)},
-                               {o.name for o in self.decoder.outputs()}),
+            "decoder input": (
+                {s.feedback, *(x.input for x in s.state), *(c.name for c in s.context)},
+                {i.name for i in self.decoder.inputs()},
+            ),
+            "decoder output": ({s.output.name, *(x.output for x in s.state)}, {o.name for o in self.decoder.outputs()}),
         }
         for what, (names, graph) in want.items():
             if names != graph:
@@ -175,7 +191,7 @@ class ForecastSession:
         self.encoder.close()
         self.decoder.close()
 
-    def __enter__(self) -> "ForecastSession":
+    def __enter__(self) -> ForecastSession:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -193,7 +209,7 @@ class ForecastSession:
         return self.spec.window
 
     # -- forecasting -----------------------------------------------------------------
-    def forecast(self, x_window: Any, steps: Optional[int] = None) -> np.ndarray:
+    def forecast(self, x_window: Any, steps: int | None = None) -> np.ndarray:
         """Encode a window of rows and generate ``steps`` outputs.
 
         Args:
@@ -215,12 +231,12 @@ class ForecastSession:
         y = self._generate(x if x.ndim == 3 else x[None], steps)
         return y if x.ndim == 3 else y[0]
 
-    def stream(self, batch_size: int = 1, window: Optional[int] = None) -> "ForecastStream":
+    def stream(self, batch_size: int = 1, window: int | None = None) -> ForecastStream:
         """A new :class:`ForecastStream` over this session (``window`` defaults to the trained one)."""
         return ForecastStream(self, batch_size, self.window if window is None else window)
 
     # -- validation ------------------------------------------------------------------
-    def _check_steps(self, steps: Optional[int]) -> int:
+    def _check_steps(self, steps: int | None) -> int:
         if steps is None:
             return self.horizon
         if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= steps <= MAX_STEPS:
@@ -231,7 +247,7 @@ class ForecastSession:
         name = self.spec.input.name
         arr = coerce_dtype(name, x, self._dtype)
         feat = ", ".join(str(f) for f in self._features)
-        if arr.ndim not in (2, 3) or tuple(arr.shape[arr.ndim - len(self._features):]) != self._features:
+        if arr.ndim not in (2, 3) or tuple(arr.shape[arr.ndim - len(self._features) :]) != self._features:
             raise ShapeError(f"{name}: expected shape (batch, T, {feat}) or (T, {feat}), got {arr.shape}")
         if arr.shape[-1 - len(self._features)] == 0 or (arr.ndim == 3 and arr.shape[0] == 0):
             raise ShapeError(f"{name}: expected at least one row and one sequence, got shape {arr.shape}")
@@ -298,11 +314,13 @@ class ForecastStream:
         feat = ", ".join(str(d) for d in f)
         if arr.ndim != len(f) + 2 or arr.shape[0] != self.batch_size or tuple(arr.shape[2:]) != f:
             one = f"({feat},), " if self.batch_size == 1 else ""
-            raise ShapeError(f"{name}: expected rows of shape {one}({self.batch_size}, {feat}) or "
-                             f"({self.batch_size}, T, {feat}), got {np.shape(rows)}")
-        self._rows = np.concatenate([self._rows, arr], axis=1)[:, -self.window:]
+            raise ShapeError(
+                f"{name}: expected rows of shape {one}({self.batch_size}, {feat}) or "
+                f"({self.batch_size}, T, {feat}), got {np.shape(rows)}"
+            )
+        self._rows = np.concatenate([self._rows, arr], axis=1)[:, -self.window :]
 
-    def forecast(self, steps: Optional[int] = None) -> np.ndarray:
+    def forecast(self, steps: int | None = None) -> np.ndarray:
         """Encode the kept rows and generate: ``(batch, steps, outputs)``.
 
         Raises:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
-from rnnx.errors import ConfigError
 from rnnx.checks import check_choice, check_int
+from rnnx.errors import ConfigError
 from rnnx.runtime.providers import Providers
 
 CHECK_FINITE = ("off", "warn", "raise")
@@ -41,7 +41,7 @@ class RuntimeOptions:
     """
 
     providers: Providers = "cpu"  # execution providers, resolved by rnnx.runtime.providers
-    threads: Optional[int] = None  # intra-op threads; None: onnxruntime's default
+    threads: int | None = None  # intra-op threads; None: onnxruntime's default
     check_finite: str = "off"  # "off" | "warn" | "raise" on NaN/inf in inputs and outputs
     step_graph: bool = True  # run single steps on the file's step graph when it has one
     optimization: str = "all"  # onnxruntime graph optimisation level (OPTIMIZATION)
@@ -57,11 +57,12 @@ class RuntimeOptions:
         check_int("threads", self.threads, minimum=0, maximum=MAX_THREADS, optional=True)
         entries = self.session_config
         if not isinstance(entries, tuple) or not all(
-                isinstance(e, tuple) and len(e) == 2 and all(isinstance(v, str) for v in e) for e in entries):
+            isinstance(e, tuple) and len(e) == 2 and all(isinstance(v, str) for v in e) for e in entries
+        ):
             raise ConfigError(f"session_config: expected a tuple of (key, value) string pairs, got {entries!r}")
 
 
-def merge_options(options: Optional[RuntimeOptions], **overrides: Any) -> RuntimeOptions:
+def merge_options(options: RuntimeOptions | None, **overrides: Any) -> RuntimeOptions:
     """``options`` (default: RuntimeOptions()) with the keyword shortcuts that are not None."""
     base = options if options is not None else RuntimeOptions()
     if not isinstance(base, RuntimeOptions):

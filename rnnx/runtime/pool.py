@@ -6,19 +6,29 @@ import asyncio
 import threading
 import warnings
 import weakref
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from operator import attrgetter
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Hashable, Iterator, Mapping, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
 from rnnx.checks import check_int, check_number
-from rnnx.errors import (ClosedError, DuplicateStreamError, InputValueError, NonFiniteError,
-                         NotStreamableError, PoolFullError, RnnxError, ShapeError, StreamExistsError,
-                         UnknownStreamError)
-from rnnx.runtime.batch_engine import BatchEngine
+from rnnx.errors import (
+    ClosedError,
+    DuplicateStreamError,
+    InputValueError,
+    NonFiniteError,
+    NotStreamableError,
+    PoolFullError,
+    RnnxError,
+    ShapeError,
+    StreamExistsError,
+    UnknownStreamError,
+)
 from rnnx.runtime.backend import PathLike
+from rnnx.runtime.batch_engine import BatchEngine
 from rnnx.runtime.batcher import StreamQueue, WorkQueue, fail
 from rnnx.runtime.contract import CONTEXT_KEY, ForeignModel, foreign_model, not_streamable_reason
 from rnnx.runtime.options import RuntimeOptions, merge_options
@@ -123,45 +133,62 @@ class StreamPool:
         NotStreamableError: the model runs on whole sequences only (bidirectional).
     """
 
-    def __init__(self, path: PathLike, *, max_batch: int = 64, max_wait_ms: float = 2.0,
-                 max_streams: int = MAX_STREAMS, max_pending: int = MAX_PENDING,
-                 options: Optional[RuntimeOptions] = None, providers: Optional[Providers] = None,
-                 state_map: Optional[Mapping[str, str]] = None,
-                 constants: Optional[Mapping[str, Any]] = None, context: int = 0,
-                 state_shapes: Optional[Mapping[str, Sequence[Any]]] = None, capacity: int = 8,
-                 check_finite: Optional[str] = None, step_graph: Optional[bool] = None,
-                 foreign: Optional[ForeignModel] = None) -> None:
+    def __init__(
+        self,
+        path: PathLike,
+        *,
+        max_batch: int = 64,
+        max_wait_ms: float = 2.0,
+        max_streams: int = MAX_STREAMS,
+        max_pending: int = MAX_PENDING,
+        options: RuntimeOptions | None = None,
+        providers: Providers | None = None,
+        state_map: Mapping[str, str] | None = None,
+        constants: Mapping[str, Any] | None = None,
+        context: int = 0,
+        state_shapes: Mapping[str, Sequence[Any]] | None = None,
+        capacity: int = 8,
+        check_finite: str | None = None,
+        step_graph: bool | None = None,
+        foreign: ForeignModel | None = None,
+    ) -> None:
         self.max_batch = _int_option("max_batch", max_batch, MAX_BATCH_LIMIT)
         self.max_wait_ms = _wait_option(max_wait_ms)
         self.max_streams = _int_option("max_streams", max_streams, 1 << 31)
         self.max_pending = _int_option("max_pending", max_pending, 1 << 31)
         capacity = min(_int_option("capacity", capacity, 1 << 31), self.max_streams)
-        self.options = merge_options(options, providers=providers,
-                                     check_finite=check_finite, step_graph=step_graph)
-        graphs = open_model_graphs(path, self.options, foreign_model(
-            foreign, state_map=state_map, constants=constants, context=context, state_shapes=state_shapes))
+        self.options = merge_options(options, providers=providers, check_finite=check_finite, step_graph=step_graph)
+        graphs = open_model_graphs(
+            path,
+            self.options,
+            foreign_model(
+                foreign, state_map=state_map, constants=constants, context=context, state_shapes=state_shapes
+            ),
+        )
         self.contract = graphs.contract
         if not self.contract.streamable:
             graphs.close()
-            raise NotStreamableError(f"StreamPool: {path} is not streamable "
-                                     f"({not_streamable_reason(self.contract)}; StreamingSession.run takes whole "
-                                     f"sequences)")
+            raise NotStreamableError(
+                f"StreamPool: {path} is not streamable "
+                f"({not_streamable_reason(self.contract)}; StreamingSession.run takes whole "
+                f"sequences)"
+            )
         if graphs.step is not None:  # every call of a pool is one step: the main graph is not needed
             graphs.backend.close()
         self.backend = graphs.step if graphs.step is not None else graphs.backend  # the graph steps run on
-        self.step_graph: Optional[Path] = graphs.step_path  # the step graph's file, when the pool runs on it
+        self.step_graph: Path | None = graphs.step_path  # the step graph's file, when the pool runs on it
         c = self.contract
         self._slots = SlotStore(c, capacity)
         self._engine = BatchEngine(self.backend, c, self._slots)
         self._ids: dict[Hashable, int] = {}  # stream id -> slot
         self._streams: dict[Hashable, StreamQueue] = {}  # stream id -> its queue (and generation)
-        self._idx_cache: Optional[tuple] = None  # (ids, slots, rows) of the last step_many
+        self._idx_cache: tuple | None = None  # (ids, slots, rows) of the last step_many
         self._lock = threading.RLock()  # slots, engine and the stream tables
         self._queue = WorkQueue(weakref.ref(self), max_batch, self.max_wait_ms / 1000.0, max_pending)
         self._finalizer = weakref.finalize(self, _collected, self._queue, str(path))
         self._finalizer.atexit = False
         spec_in = c.spec.input if c.spec is not None else None
-        self._vocab: Optional[int] = getattr(spec_in, "vocab_size", None)  # token ids must be < this
+        self._vocab: int | None = getattr(spec_in, "vocab_size", None)  # token ids must be < this
         self._finite = self.options.check_finite  # "off" | "warn" | "raise" on NaN/inf
         self._shape = self._fixed_step_shape()  # (F...) of one submitted step, when fixed
         self._dtype = c.input.dtype
@@ -180,8 +207,10 @@ class StreamPool:
             if stream_id in self._ids:
                 raise StreamExistsError(f"stream {stream_id!r}: already open; close it or reset it")
             if len(self._ids) >= self.max_streams:
-                raise PoolFullError(f"max_streams: {len(self._ids)} streams open (the limit); close one "
-                                    f"before opening {stream_id!r}, or raise max_streams")
+                raise PoolFullError(
+                    f"max_streams: {len(self._ids)} streams open (the limit); close one "
+                    f"before opening {stream_id!r}, or raise max_streams"
+                )
             slot = self._slots.acquire()
             self._ids[stream_id] = slot
             self._streams[stream_id] = StreamQueue(stream_id, slot)
@@ -222,7 +251,7 @@ class StreamPool:
             slot = self._slot(stream_id)
             out = self._slots.get(slot)
             if self.contract.context:
-                out[CONTEXT_KEY] = self._slots.ctx[slot:slot + 1].copy()
+                out[CONTEXT_KEY] = self._slots.ctx[slot : slot + 1].copy()
             return out
 
     def set_state(self, stream_id: Hashable, state: Mapping[str, Any]) -> None:
@@ -275,8 +304,7 @@ class StreamPool:
         values = list(inputs.values())
         x = self._fast_batch(values)
         if x is None:  # slow path: find and name the offending stream
-            x = np.concatenate([self._check(i, v) for i, v in zip(ids, values)],
-                               axis=self._axis)
+            x = np.concatenate([self._check(i, v) for i, v in zip(ids, values)], axis=self._axis)
         self._check_values(ids, x)
         with self._lock:
             self._require_open()
@@ -307,8 +335,14 @@ class StreamPool:
         ids = list(ids)
         if not ids:
             raise ShapeError("ids: expected at least one stream, got none")
-        if (type(x) is np.ndarray and x.dtype is self._dtype and x.shape[1:] == self._shape  # the common case
-                and len(x) == len(ids) and self._axis == 0 and x.flags.c_contiguous):
+        if (
+            type(x) is np.ndarray
+            and x.dtype is self._dtype
+            and x.shape[1:] == self._shape  # the common case
+            and len(x) == len(ids)
+            and self._axis == 0
+            and x.flags.c_contiguous
+        ):
             arr = x
         else:
             arr = np.asarray(x)
@@ -321,7 +355,7 @@ class StreamPool:
             idx, pos = self._indices(ids)
             return StepOutputs(pos, self._step_checked(idx, arr, ids))
 
-    def submit(self, stream_id: Hashable, x: Any, *, timeout: Optional[float] = None) -> "Future[np.ndarray]":
+    def submit(self, stream_id: Hashable, x: Any, *, timeout: float | None = None) -> Future[np.ndarray]:
         """Queue one step of one stream; thread-safe. Returns a Future of its output.
 
         A bad input or unknown stream fails this future only. Steps of the same stream
@@ -354,7 +388,7 @@ class StreamPool:
             fut.set_exception(e)
         return fut
 
-    def submit_many(self, inputs: Mapping[Hashable, Any]) -> list["Future[np.ndarray]"]:
+    def submit_many(self, inputs: Mapping[Hashable, Any]) -> list[Future[np.ndarray]]:
         """Queue one step for each of several streams at once; thread-safe.
 
         Cheaper than one :meth:`submit` per stream: one stacked validation, one lock.
@@ -442,7 +476,7 @@ class StreamPool:
         if t is not None and t is not threading.current_thread():
             t.join(timeout=30)
 
-    def __enter__(self) -> "StreamPool":
+    def __enter__(self) -> StreamPool:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -457,8 +491,9 @@ class StreamPool:
         try:
             return self._ids[stream_id]
         except (KeyError, TypeError):
-            raise UnknownStreamError(f"stream {stream_id!r}: not open; open streams: "
-                                     f"{len(self._ids)} (call open({stream_id!r}) first)") from None
+            raise UnknownStreamError(
+                f"stream {stream_id!r}: not open; open streams: {len(self._ids)} (call open({stream_id!r}) first)"
+            ) from None
 
     def _stream(self, stream_id: Hashable) -> StreamQueue:
         try:
@@ -486,7 +521,7 @@ class StreamPool:
         self._idx_cache = (ids, idx, pos)
         return idx, pos
 
-    def _fixed_step_shape(self) -> Optional[tuple[int, ...]]:
+    def _fixed_step_shape(self) -> tuple[int, ...] | None:
         """The shape ``(F...)`` of one step when the contract fixes it, else None."""
         io = self.contract.input
         if self.contract.context:
@@ -521,8 +556,10 @@ class StreamPool:
         given = np.shape(x)
         if self._shape is not None and given != self._shape:  # said in the caller's terms: one stream's step
             what = "one token id" if self._shape == () and self._vocab is not None else "without the batch axis"
-            raise ShapeError(f"stream {stream_id!r}: {self.contract.input.name}: expected shape {self._shape} "
-                             f"per stream ({what}), got {given}")
+            raise ShapeError(
+                f"stream {stream_id!r}: {self.contract.input.name}: expected shape {self._shape} "
+                f"per stream ({what}), got {given}"
+            )
         arr = np.expand_dims(np.asarray(x), 0)  # (1, F...): add the batch axis
         if self._axis != 0:
             arr = np.moveaxis(arr, 0, self._axis)
@@ -531,11 +568,12 @@ class StreamPool:
         except RnnxError as e:
             raise type(e)(f"stream {stream_id!r}: {e} (per-stream input, without the batch axis)") from None
         if arr.size == 0:
-            raise ShapeError(f"stream {stream_id!r}: {self.contract.input.name}: expected a non-empty step, "
-                             f"got shape {np.shape(x)}")
+            raise ShapeError(
+                f"stream {stream_id!r}: {self.contract.input.name}: expected a non-empty step, got shape {np.shape(x)}"
+            )
         return arr
 
-    def _fast_batch(self, values: list[Any]) -> Optional[np.ndarray]:
+    def _fast_batch(self, values: list[Any]) -> np.ndarray | None:
         """All inputs stacked and checked at once, or None if any needs a closer look."""
         shape = self._shape
         if shape:  # fixed (F...): one C-level concatenation checks dtypes (exactly), ranks and trailing dims
@@ -559,7 +597,7 @@ class StreamPool:
             return None
         return x if x.size else None
 
-    def _bad_tokens(self, x: np.ndarray) -> Optional[np.ndarray]:
+    def _bad_tokens(self, x: np.ndarray) -> np.ndarray | None:
         """Rows (along the batch axis) holding a token id outside ``[0, vocab_size)``, or None."""
         v = self._vocab
         if v is None or x.dtype.kind not in "iu" or not x.size:
@@ -571,9 +609,11 @@ class StreamPool:
         return np.flatnonzero(bad.reshape(bad.shape[0], -1).any(axis=1))
 
     def _token_error(self, stream_id: Hashable, row: np.ndarray) -> InputValueError:
-        return InputValueError(f"stream {stream_id!r}: {self.contract.input.name}: expected token ids in "
-                               f"[0, {self._vocab}) (vocab_size {self._vocab}), got "
-                               f"{np.asarray(row).ravel().tolist()[:8]}")
+        return InputValueError(
+            f"stream {stream_id!r}: {self.contract.input.name}: expected token ids in "
+            f"[0, {self._vocab}) (vocab_size {self._vocab}), got "
+            f"{np.asarray(row).ravel().tolist()[:8]}"
+        )
 
     def _check_tokens(self, ids: list[Hashable], x: np.ndarray) -> None:
         bad = self._bad_tokens(x)
@@ -590,8 +630,7 @@ class StreamPool:
         if bad is not None:
             raise self._finite_error(ids[int(bad[0])], "input")
 
-    def _nonfinite(self, arr: np.ndarray, what: str, ids: list[Hashable], axis: Optional[int] = None
-                   ) -> Optional[np.ndarray]:
+    def _nonfinite(self, arr: np.ndarray, what: str, ids: list[Hashable], axis: int | None = None) -> np.ndarray | None:
         """Rows (along the batch axis) with NaN/inf when ``check_finite`` is on; warns for "warn"."""
         if self._finite == "off" or arr.dtype.kind not in "fc":
             return None
@@ -601,21 +640,32 @@ class StreamPool:
         axis = self._axis if axis is None else axis
         rows = np.flatnonzero(~np.moveaxis(ok, axis, 0).reshape(arr.shape[axis], -1).all(axis=1))
         if self._finite == "warn":
-            warnings.warn(f"{self._finite_message(ids[int(rows[0])], what)} ({len(rows)} of "
-                          f"{arr.shape[axis]} streams)", RuntimeWarning, stacklevel=3)
+            warnings.warn(
+                f"{self._finite_message(ids[int(rows[0])], what)} ({len(rows)} of {arr.shape[axis]} streams)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
             return None
         return rows
 
     def _finite_message(self, stream_id: Hashable, what: str) -> str:
         name = self.contract.input.name if what == "input" else self.contract.output.name
-        return f"stream {stream_id!r}: {name}: expected finite values in the {what}, got NaN/inf " \
-               f"(check_finite={self._finite!r})"
+        return (
+            f"stream {stream_id!r}: {name}: expected finite values in the {what}, got NaN/inf "
+            f"(check_finite={self._finite!r})"
+        )
 
     def _finite_error(self, stream_id: Hashable, what: str) -> NonFiniteError:
         return NonFiniteError(self._finite_message(stream_id, what) + "; the stream's state is unchanged")
 
-    def _step_checked(self, idx: np.ndarray, x: np.ndarray, ids: list[Hashable],
-                      per_stream: bool = False, before_run: Optional[Callable[[], None]] = None) -> Any:
+    def _step_checked(
+        self,
+        idx: np.ndarray,
+        x: np.ndarray,
+        ids: list[Hashable],
+        per_stream: bool = False,
+        before_run: Callable[[], None] | None = None,
+    ) -> Any:
         """:meth:`_step_impl` plus check_finite on the outputs (under the lock).
 
         With "raise", streams whose output has a NaN/inf get their state back: every stream
@@ -646,8 +696,7 @@ class StreamPool:
             out[k] = self._finite_error(ids[k], "output")
         return out
 
-    def _step_impl(self, idx: np.ndarray, x: np.ndarray,
-                   before_run: Optional[Callable[[], None]] = None) -> np.ndarray:
+    def _step_impl(self, idx: np.ndarray, x: np.ndarray, before_run: Callable[[], None] | None = None) -> np.ndarray:
         """One batched step: ``x`` is ``(n, F...)`` for the streams in slots ``idx``; returns ``(n, out...)``."""
         c = self.contract
         if c.input.time_axis is not None:
@@ -657,9 +706,9 @@ class StreamPool:
             x = np.concatenate([self._slots.ctx[idx], x], axis=-1)  # (n, K + N)
         y = self._engine.step(idx, x, before_run)
         if c.context:
-            self._slots.ctx[idx] = x[..., -c.context:]
+            self._slots.ctx[idx] = x[..., -c.context :]
         if c.output.time_axis is not None:
-            y = y.reshape(y.shape[:c.output.time_axis] + y.shape[c.output.time_axis + 1:])  # drop T=1
+            y = y.reshape(y.shape[: c.output.time_axis] + y.shape[c.output.time_axis + 1 :])  # drop T=1
         return y if self._out_axis == 0 else np.moveaxis(y, self._out_axis, 0)  # (n, out...)
 
     def _shrink_if_sparse(self) -> None:
@@ -697,7 +746,7 @@ class StreamPool:
                         q.resolve([futs[k]], [loops[k]], [err])
                     sqs, xs, futs, loops = _keep((sqs, xs, futs, loops), [k not in errors for k in range(len(futs))])
                     x = None
-        error: Optional[BaseException] = None
+        error: BaseException | None = None
         with self._lock:
             if q.refusal is not None:
                 q.fail(futs, loops, ClosedError("StreamPool: closed before this step ran"))
@@ -712,8 +761,13 @@ class StreamPool:
                 return
             idx = np.fromiter(map(_slot_of, sqs), np.intp, len(sqs))
             try:  # stacking too: steps of a free-size input may not fit together
-                ys = self._step_checked(idx, self._stack(xs) if x is None else x, [sq.id for sq in sqs],
-                                        per_stream=True, before_run=q.handoff.flush)
+                ys = self._step_checked(
+                    idx,
+                    self._stack(xs) if x is None else x,
+                    [sq.id for sq in sqs],
+                    per_stream=True,
+                    before_run=q.handoff.flush,
+                )
             except Exception as e:  # noqa: BLE001 - rejected: the culprit is found below
                 ys, error = None, e
         if error is None:
@@ -777,5 +831,6 @@ def _collected(queue: WorkQueue, path: str) -> None:
     """Finalizer of a pool garbage-collected without close(): stop its batcher, fail queued steps."""
     futs, loops = queue.shutdown("StreamPool was garbage-collected without close()")
     fail(futs, loops, ClosedError("StreamPool: garbage-collected before this step ran"))
-    warnings.warn(f"unclosed StreamPool({path!r}); call close() or use it as a context manager",
-                  ResourceWarning, stacklevel=2)
+    warnings.warn(
+        f"unclosed StreamPool({path!r}); call close() or use it as a context manager", ResourceWarning, stacklevel=2
+    )

@@ -19,9 +19,7 @@ import mmap
 import os
 from collections.abc import Iterator
 
-
 from rnnx.spec import METADATA_KEY
-
 
 # precision -> the highest graph optimisation level (RuntimeOptions.optimization) onnxruntime survives with it
 MAX_LEVEL = {"fp16": "extended"}
@@ -30,7 +28,7 @@ CONFIG = {"int8": {"session.disable_quant_qdq": "1"}}
 _METADATA_PROPS = 14  # ModelProto field number of metadata_props (StringStringEntryProto)
 
 
-def _varint(buf: "mmap.mmap | bytes", pos: int) -> tuple[int, int]:
+def _varint(buf: mmap.mmap | bytes, pos: int) -> tuple[int, int]:
     value = shift = 0
     while True:
         if pos >= len(buf) or shift > 63:
@@ -43,7 +41,7 @@ def _varint(buf: "mmap.mmap | bytes", pos: int) -> tuple[int, int]:
             return value, pos
 
 
-def _fields(buf: "mmap.mmap | bytes", start: int, end: int) -> Iterator[tuple[int, tuple[int, int] | None]]:
+def _fields(buf: mmap.mmap | bytes, start: int, end: int) -> Iterator[tuple[int, tuple[int, int] | None]]:
     """(field number, payload bytes or None) of each field of one protobuf message."""
     pos = start
     while pos < end:
@@ -66,12 +64,12 @@ def _fields(buf: "mmap.mmap | bytes", start: int, end: int) -> Iterator[tuple[in
             raise ValueError(f"unsupported wire type {wire}")
 
 
-def _metadata(buf: "mmap.mmap | bytes") -> dict[str, str]:
+def _metadata(buf: mmap.mmap | bytes) -> dict[str, str]:
     props: dict[str, str] = {}
     for number, span in _fields(buf, 0, len(buf)):
         if number != _METADATA_PROPS or span is None:
             continue
-        entry = {n: bytes(buf[s[0]:s[1]]).decode("utf-8") for n, s in _fields(buf, *span) if s is not None}
+        entry = {n: bytes(buf[s[0] : s[1]]).decode("utf-8") for n, s in _fields(buf, *span) if s is not None}
         props[entry.get(1, "")] = entry.get(2, "")
     return props
 

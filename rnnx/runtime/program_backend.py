@@ -69,11 +69,12 @@ class StepProgramBackend:
     device = "cpu"
     device_id = 0
 
-    def __init__(self, path: Path, spec: ModelSpec, step: StepFn, engine: str,
-                 max_batch: int | None = None) -> None:
+    def __init__(self, path: Path, spec: ModelSpec, step: StepFn, engine: str, max_batch: int | None = None) -> None:
         if not spec.streamable or spec.input.time_axis is None:
-            raise SpecError(f"{path}: a step program needs a streamable model with a time axis "
-                            f"(its {METADATA_KEY} says streamable={spec.streamable})")
+            raise SpecError(
+                f"{path}: a step program needs a streamable model with a time axis "
+                f"(its {METADATA_KEY} says streamable={spec.streamable})"
+            )
         self.path, self.spec, self.engine, self.max_batch = path, spec, engine, max_batch
         self._time_axis: int = spec.input.time_axis
         self._step: StepFn | None = step
@@ -83,12 +84,16 @@ class StepProgramBackend:
 
     # -- description ---------------------------------------------------------------------
     def inputs(self) -> list[TensorInfo]:
-        return [_info(self.spec.input.name, self.spec.input.shape, self.spec.input.dtype),
-                *(_info(s.input, s.shape, s.dtype) for s in self.spec.state)]
+        return [
+            _info(self.spec.input.name, self.spec.input.shape, self.spec.input.dtype),
+            *(_info(s.input, s.shape, s.dtype) for s in self.spec.state),
+        ]
 
     def outputs(self) -> list[TensorInfo]:
-        return [_info(self.spec.output.name, self.spec.output.shape, self.spec.output.dtype),
-                *(_info(s.output, s.shape, s.dtype) for s in self.spec.state)]
+        return [
+            _info(self.spec.output.name, self.spec.output.shape, self.spec.output.dtype),
+            *(_info(s.output, s.shape, s.dtype) for s in self.spec.state),
+        ]
 
     def metadata(self) -> dict[str, str]:
         return {METADATA_KEY: self.spec.to_json()}
@@ -112,8 +117,10 @@ class StepProgramBackend:
         t_in, t_out = self._time_axis, self.spec.output.time_axis
         batch = x.shape[self.spec.input.batch_axis]
         if self.max_batch is not None and batch > self.max_batch:
-            raise ShapeError(f"{self.spec.input.name}: expected a batch of at most {self.max_batch} (the "
-                             f"{self.engine} program's bound), got {batch}")
+            raise ShapeError(
+                f"{self.spec.input.name}: expected a batch of at most {self.max_batch} (the "
+                f"{self.engine} program's bound), got {batch}"
+            )
         ys = []
         for t in range(x.shape[t_in]):
             y_t, *state = step([np.ascontiguousarray(x.take(t, axis=t_in)), *state])

@@ -7,8 +7,9 @@ which providers it offers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from importlib import metadata
-from typing import Any, Sequence, Union
+from typing import Any
 
 import onnxruntime as ort
 
@@ -23,7 +24,7 @@ CHOICES = ("cpu", "cuda", "auto")
 # A provider list with your own options (e.g. {"use_tf32": "1"}) is taken as given.
 CUDA_OPTIONS = {"use_tf32": "0"}
 
-Providers = Union[str, Sequence[str]]
+Providers = str | Sequence[str]
 
 
 def installed_packages() -> list[str]:
@@ -70,8 +71,10 @@ def resolve_providers(providers: Providers) -> list[Any]:
             return [(CUDA, dict(CUDA_OPTIONS)), CPU]
         if choice == "auto":
             return [(CUDA, dict(CUDA_OPTIONS)), CPU] if CUDA in available else [CPU]
-        raise ProviderError(f"providers: expected one of {', '.join(CHOICES)} or a list of "
-                            f"onnxruntime provider names, got {providers!r}")
+        raise ProviderError(
+            f"providers: expected one of {', '.join(CHOICES)} or a list of "
+            f"onnxruntime provider names, got {providers!r}"
+        )
     names = [p[0] if isinstance(p, tuple) else p for p in providers]
     if not names:
         raise ProviderError(f"providers: expected at least one provider, got {list(providers)!r}")
@@ -92,4 +95,3 @@ def check_session_providers(requested: Sequence[str], session: ort.InferenceSess
         if name not in active:
             asked = f" with options {opts}" if opts else ""
             raise _missing(f"{name} (it failed to initialise{asked}; active: {active})", active)
-

@@ -6,8 +6,9 @@ import math
 import threading
 import warnings
 import weakref
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -29,8 +30,12 @@ MAX_STATE_BYTES = 1 << 34  # most bytes a session's state buffers may take (16 G
 def _release(graphs: ModelGraphs, engine: StepEngine, name: str, warn: bool) -> None:
     """Free a session's buffers and backends; the finalizer of an unclosed session warns."""
     if warn:
-        warnings.warn(f"StreamingSession({name}) was garbage-collected without close(); "
-                      f"call close() or use it as a context manager", ResourceWarning, stacklevel=2)
+        warnings.warn(
+            f"StreamingSession({name}) was garbage-collected without close(); "
+            f"call close() or use it as a context manager",
+            ResourceWarning,
+            stacklevel=2,
+        )
     engine.close()
     graphs.close()
 
@@ -87,36 +92,51 @@ class StreamingSession:
         ConfigError: an option is out of range.
     """
 
-    def __init__(self, path: PathLike, *, options: Optional[RuntimeOptions] = None,
-                 providers: Optional[Providers] = None, batch_size: int = 1,
-                 state_map: Optional[Mapping[str, str]] = None,
-                 constants: Optional[Mapping[str, Any]] = None, context: int = 0,
-                 state_shapes: Optional[Mapping[str, Sequence[Any]]] = None,
-                 check_finite: Optional[str] = None, step_graph: Optional[bool] = None,
-                 foreign: Optional[ForeignModel] = None) -> None:
+    def __init__(
+        self,
+        path: PathLike,
+        *,
+        options: RuntimeOptions | None = None,
+        providers: Providers | None = None,
+        batch_size: int = 1,
+        state_map: Mapping[str, str] | None = None,
+        constants: Mapping[str, Any] | None = None,
+        context: int = 0,
+        state_shapes: Mapping[str, Sequence[Any]] | None = None,
+        check_finite: str | None = None,
+        step_graph: bool | None = None,
+        foreign: ForeignModel | None = None,
+    ) -> None:
         batch_size = check_int("batch_size", batch_size)
-        self.options = merge_options(options, providers=providers,
-                                     check_finite=check_finite, step_graph=step_graph)
+        self.options = merge_options(options, providers=providers, check_finite=check_finite, step_graph=step_graph)
         self.path = Path(path)
-        graphs = open_model_graphs(path, self.options, foreign_model(
-            foreign, state_map=state_map, constants=constants, context=context, state_shapes=state_shapes))
+        graphs = open_model_graphs(
+            path,
+            self.options,
+            foreign_model(
+                foreign, state_map=state_map, constants=constants, context=context, state_shapes=state_shapes
+            ),
+        )
         self.backend, self.contract = graphs.backend, graphs.contract
-        self.step_graph: Optional[Path] = graphs.step_path  # the step graph step() runs on, if any
+        self.step_graph: Path | None = graphs.step_path  # the step graph step() runs on, if any
         self.batch_size = batch_size
         self.device = self.backend.device
-        need = sum(math.prod(s.concrete_shape(batch_size)) * np.dtype(s.dtype).itemsize
-                   for s in self.contract.states) * 2  # two ping-pong state sets
+        need = (
+            sum(math.prod(s.concrete_shape(batch_size)) * np.dtype(s.dtype).itemsize for s in self.contract.states) * 2
+        )  # two ping-pong state sets
         if need > MAX_STATE_BYTES:
             graphs.close()
-            raise SpecError(f"batch_size: expected state buffers of at most {MAX_STATE_BYTES} bytes, "
-                            f"batch_size={batch_size} needs {need}; use a smaller batch or a StreamPool")
+            raise SpecError(
+                f"batch_size: expected state buffers of at most {MAX_STATE_BYTES} bytes, "
+                f"batch_size={batch_size} needs {need}; use a smaller batch or a StreamPool"
+            )
         self._engine = StepEngine(self.backend, self.contract, batch_size, step_backend=graphs.step)
         self._ctx = np.zeros((batch_size, self.contract.context), self.contract.input.dtype)
-        self._fast: Optional[tuple] = None  # step()'s validated fast path, see _fast_path
+        self._fast: tuple | None = None  # step()'s validated fast path, see _fast_path
         self._busy = threading.Lock()  # held during a call: a second thread gets ConcurrentUseError
         self._finite = self.options.check_finite  # "off" | "warn" | "raise"
         spec_in = self.contract.spec.input if self.contract.spec is not None else None
-        self._vocab: Optional[int] = getattr(spec_in, "vocab_size", None)  # token ids must be < this
+        self._vocab: int | None = getattr(spec_in, "vocab_size", None)  # token ids must be < this
         self._closed = False
         self._graphs = graphs
         self._finalizer = weakref.finalize(self, _release, graphs, self._engine, self.path.name, True)
@@ -141,7 +161,7 @@ class StreamingSession:
     def closed(self) -> bool:
         return self._closed
 
-    def __enter__(self) -> "StreamingSession":
+    def __enter__(self) -> StreamingSession:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -207,11 +227,17 @@ class StreamingSession:
         finally:
             self._busy.release()
 
-    def _fast_path(self, arr: np.ndarray) -> Optional[tuple]:
+    def _fast_path(self, arr: np.ndarray) -> tuple | None:
         """(shape, dtype, x view, y view) of the bound step buffers, when a plain copy suffices."""
         c, eng = self.contract, self._engine
-        if (c.context or c.input.time_axis is None or c.output.time_axis is None or eng.y_buf is None
-                or eng.x_buf is None or self._finite != "off"):
+        if (
+            c.context
+            or c.input.time_axis is None
+            or c.output.time_axis is None
+            or eng.y_buf is None
+            or eng.x_buf is None
+            or self._finite != "off"
+        ):
             return None
         x_view = eng.x_buf.reshape(arr.shape)  # (B, 1, F...) viewed as (B, F...)
         y_view = np.take(eng.y_buf, 0, axis=c.output.time_axis)  # shape (B, out...) ...
@@ -246,8 +272,9 @@ class StreamingSession:
                     check_input(self.contract, arr, self.batch_size, with_time=False)
                 if arr.shape[1] == 0:
                     raise ShapeError(f"{io.name}: expected at least one time step on axis 1, got shape {arr.shape}")
-                slices = [check_input(self.contract, arr[:, t], self.batch_size, with_time=False)
-                          for t in range(arr.shape[1])]
+                slices = [
+                    check_input(self.contract, arr[:, t], self.batch_size, with_time=False) for t in range(arr.shape[1])
+                ]
                 for sl in slices:
                     self._check_finite(sl, "input")
                 return self._feed_steps(slices)
@@ -328,13 +355,14 @@ class StreamingSession:
         self.set_state(load_state_file(path, self._expected_state()))
 
     # -- implementation ----------------------------------------------------------------
-    def _guard(self, what: str) -> "_Guard":
+    def _guard(self, what: str) -> _Guard:
         return _Guard(self, what)
 
     def _concurrent(self, what: str) -> ConcurrentUseError:
         return ConcurrentUseError(
             f"{what}: this StreamingSession is in use by another thread; a session serves one "
-            f"thread at a time (guard it with a lock, or use StreamPool for concurrent streams)")
+            f"thread at a time (guard it with a lock, or use StreamPool for concurrent streams)"
+        )
 
     def _require_open(self, what: str) -> None:
         if self._closed:
@@ -342,23 +370,29 @@ class StreamingSession:
 
     def _require_streamable(self, what: str) -> None:
         if not self.contract.streamable:
-            raise NotStreamableError(f"{what}: {self.path.name} is not streamable "
-                                     f"({not_streamable_reason(self.contract)})")
+            raise NotStreamableError(
+                f"{what}: {self.path.name} is not streamable ({not_streamable_reason(self.contract)})"
+            )
 
-    def _check_finite(self, arr: np.ndarray, what: str, undo: Optional[Any] = None) -> None:
+    def _check_finite(self, arr: np.ndarray, what: str, undo: Any | None = None) -> None:
         name = self.contract.input.name if what == "input" else self.contract.output.name
         check_finite(self._finite, name, arr, what, undo)
 
-    def _undo_step(self, ctx: Optional[np.ndarray]) -> None:
+    def _undo_step(self, ctx: np.ndarray | None) -> None:
         """Return to the state before the last bound run (its input set is still intact)."""
         self._engine.cur ^= 1
         if ctx is not None:
             self._ctx[...] = ctx
 
     def _expected_state(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-        return {**{s.name: (s.concrete_shape(self.batch_size), np.dtype(s.dtype)) for s in self.contract.states},
-                **({CONTEXT_KEY: ((self.batch_size, self.contract.context), self.contract.context_dtype)}
-                   if self.contract.context else {})}
+        return {
+            **{s.name: (s.concrete_shape(self.batch_size), np.dtype(s.dtype)) for s in self.contract.states},
+            **(
+                {CONTEXT_KEY: ((self.batch_size, self.contract.context), self.contract.context_dtype)}
+                if self.contract.context
+                else {}
+            ),
+        }
 
     def _get_state(self) -> dict[str, np.ndarray]:
         out = {s.name: self._engine.get(i) for i, s in enumerate(self.contract.states)}
@@ -372,7 +406,7 @@ class StreamingSession:
         if self.contract.context:
             self._ctx[...] = checked[CONTEXT_KEY]
 
-    def _graph_step_shape(self, arr: np.ndarray) -> tuple[tuple[int, ...], Optional[tuple[int, ...]]]:
+    def _graph_step_shape(self, arr: np.ndarray) -> tuple[tuple[int, ...], tuple[int, ...] | None]:
         c = self.contract
         x_shape = list(arr.shape)
         if c.input.time_axis is not None:
@@ -387,13 +421,13 @@ class StreamingSession:
         if c.input.time_axis is not None:
             np.copyto(buf.reshape(arr.shape), arr)  # (B, 1, F...) viewed as (B, F...)
         elif c.context:
-            buf[..., :c.context] = self._ctx
-            buf[..., c.context:] = arr
+            buf[..., : c.context] = self._ctx
+            buf[..., c.context :] = arr
         else:
             np.copyto(buf, arr)
         y = eng.run_step()
         if c.context:
-            self._ctx[...] = buf[..., -c.context:]
+            self._ctx[...] = buf[..., -c.context :]
         if c.output.time_axis is not None:
             return np.take(y, 0, axis=c.output.time_axis)  # (B, 1, out) -> (B, out), a copy
         return y.copy()

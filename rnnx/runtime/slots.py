@@ -11,8 +11,6 @@ new states back with fancy-index assignment.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 from rnnx.runtime.contract import Contract
@@ -66,7 +64,7 @@ class SlotStore:
         self.ctx, self.capacity = ctx, new
         self.free.extend(range(new - 1, old - 1, -1))
 
-    def shrink(self, live: int, slots: list[int]) -> Optional[dict[int, int]]:
+    def shrink(self, live: int, slots: list[int]) -> dict[int, int] | None:
         """Halve the arrays (repeatedly) when at most a quarter of the slots are in use.
 
         Args:
@@ -86,8 +84,10 @@ class SlotStore:
         source = np.arange(new)  # new slot k takes old slot source[k]
         for old, slot in moves.items():
             source[slot] = old
-        self.sets = [[np.take(arr, source, axis=s.batch_axis) for s, arr in zip(self.contract.states, self.arrays)],
-                     self._zeros(new)]
+        self.sets = [
+            [np.take(arr, source, axis=s.batch_axis) for s, arr in zip(self.contract.states, self.arrays)],
+            self._zeros(new),
+        ]
         self.cur, self.version, self.capacity = 0, self.version + 1, new
         self.ctx = self.ctx[source]
         kept = used - set(moves) | set(moves.values())
@@ -106,15 +106,14 @@ class SlotStore:
 
     def get(self, slot: int) -> dict[str, np.ndarray]:
         """Copies of one stream's states, with a batch axis of size 1."""
-        return {s.name: np.take(arr, [slot], axis=s.batch_axis)
-                for s, arr in zip(self.contract.states, self.arrays)}
+        return {s.name: np.take(arr, [slot], axis=s.batch_axis) for s, arr in zip(self.contract.states, self.arrays)}
 
     def set(self, slot: int, state: dict[str, np.ndarray]) -> None:
         """Write one stream's (validated, batch-1) states into its slot."""
         for s, arr in zip(self.contract.states, self.arrays):
             arr[self._index(s.batch_axis, [slot])] = state[s.name]
 
-    def gather(self, idx: np.ndarray, out: Optional[list[np.ndarray]] = None) -> list[np.ndarray]:
+    def gather(self, idx: np.ndarray, out: list[np.ndarray] | None = None) -> list[np.ndarray]:
         """The states of slots ``idx`` stacked along the batch axis (into ``out`` or reused buffers)."""
         bufs = out if out is not None else self._gather_buffers(len(idx))
         for s, arr, buf in zip(self.contract.states, self.arrays, bufs):

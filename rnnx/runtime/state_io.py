@@ -19,8 +19,9 @@ import math
 import os
 import zipfile
 import zlib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Mapping, Optional, Union
+from typing import IO, Union
 
 import numpy as np
 
@@ -68,7 +69,7 @@ def save_state_file(path: PathLike, state: Mapping[str, np.ndarray]) -> Path:
     return path
 
 
-def load_state_file(path: PathLike, expected: Optional[Expected] = None) -> dict[str, np.ndarray]:
+def load_state_file(path: PathLike, expected: Expected | None = None) -> dict[str, np.ndarray]:
     """Read a state file written by :func:`save_state_file` (no pickle, no code).
 
     Args:
@@ -93,13 +94,22 @@ def load_state_file(path: PathLike, expected: Optional[Expected] = None) -> dict
                 arrays[_key(path, info)] = _read_member(path, zf, info, expected)
     except StateError:
         raise
-    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zipfile.LargeZipFile,
-            zlib.error, NotImplementedError, RuntimeError) as e:
-        raise StateError(f"state file {path}: expected an .npz written by save_state, "
-                         f"got unreadable data ({type(e).__name__}: {e})") from None
+    except (
+        ValueError,
+        OSError,
+        EOFError,
+        KeyError,
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        zlib.error,
+        NotImplementedError,
+        RuntimeError,
+    ) as e:
+        raise StateError(
+            f"state file {path}: expected an .npz written by save_state, got unreadable data ({type(e).__name__}: {e})"
+        ) from None
     if MARKER not in arrays:
-        raise StateError(f"state file {path}: expected an rnnx state file (key {MARKER!r}), "
-                         f"got keys {sorted(arrays)}")
+        raise StateError(f"state file {path}: expected an rnnx state file (key {MARKER!r}), got keys {sorted(arrays)}")
     try:
         marker = json.loads(str(arrays.pop(MARKER)))
     except json.JSONDecodeError as e:
@@ -107,8 +117,7 @@ def load_state_file(path: PathLike, expected: Optional[Expected] = None) -> dict
     if not isinstance(marker, dict) or marker.get("format") != FORMAT:
         raise StateError(f"state file {path}: expected format {FORMAT}, got {marker!r}")
     if sorted(arrays) != marker.get("names"):
-        raise StateError(f"state file {path}: expected arrays {marker.get('names')}, "
-                         f"got {sorted(arrays)}")
+        raise StateError(f"state file {path}: expected arrays {marker.get('names')}, got {sorted(arrays)}")
     return arrays
 
 
@@ -125,8 +134,7 @@ def _key(path: Path, info: zipfile.ZipInfo) -> str:
     return key if key == MARKER else _check_state_name(key, f"state file {path}: member {info.filename!r}")
 
 
-def _read_member(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo,
-                 expected: Optional[Expected]) -> np.ndarray:
+def _read_member(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo, expected: Expected | None) -> np.ndarray:
     """One array, its size and header checked before its data is decompressed."""
     key = _key(path, info)
     where = f"state file {path}: {key!r}"
@@ -148,9 +156,12 @@ def _read_member(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo,
         if key != MARKER and expected is not None:
             want_shape, want_dtype = expected[key]
             if tuple(shape) != tuple(want_shape) or not (
-                    dtype == want_dtype or dtype.kind == np.dtype(want_dtype).kind == "f"):
-                raise StateError(f"{where}: expected shape {tuple(want_shape)} dtype "
-                                 f"{np.dtype(want_dtype).name}, got {tuple(shape)} {dtype.name}")
+                dtype == want_dtype or dtype.kind == np.dtype(want_dtype).kind == "f"
+            ):
+                raise StateError(
+                    f"{where}: expected shape {tuple(want_shape)} dtype "
+                    f"{np.dtype(want_dtype).name}, got {tuple(shape)} {dtype.name}"
+                )
         nbytes = math.prod(shape) * dtype.itemsize
         held = info.file_size - f.tell()
         if nbytes != held:

@@ -31,7 +31,6 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from rnnx.atomic import mode_kind
 from rnnx.errors import ProviderError, SpecError
@@ -51,8 +50,8 @@ class ModelGraphs:
 
     backend: Backend  # the main graph (every call when there is no step graph; chunks and run() otherwise)
     contract: Contract
-    step: Optional[Backend] = None  # the step graph's backend, when the runtime uses one
-    step_path: Optional[Path] = None  # its file
+    step: Backend | None = None  # the step graph's backend, when the runtime uses one
+    step_path: Path | None = None  # its file
 
     def close(self) -> None:
         """Close both backends."""
@@ -76,7 +75,7 @@ def step_graph_limit(model: PathLike) -> int:
     return 2 * os.stat(model).st_size + STEP_GRAPH_SLACK
 
 
-def read_step_graph(model: PathLike, entry: StepGraph) -> tuple[Path, Optional[bytes]]:
+def read_step_graph(model: PathLike, entry: StepGraph) -> tuple[Path, bytes | None]:
     """Where the model file ``model``'s step graph ``entry`` lies, and its bytes, read once
     (None when there is no such file).
 
@@ -98,15 +97,17 @@ def read_step_graph(model: PathLike, entry: StepGraph) -> tuple[Path, Optional[b
         if not stat.S_ISREG(st.st_mode):
             raise SpecError(f"{where}: expected a regular file, got {mode_kind(st.st_mode)}")
         if st.st_size > limit:
-            raise SpecError(f"{where}: expected at most {limit} bytes (twice the model file + "
-                            f"{STEP_GRAPH_SLACK >> 20} MiB), got {st.st_size}")
+            raise SpecError(
+                f"{where}: expected at most {limit} bytes (twice the model file + "
+                f"{STEP_GRAPH_SLACK >> 20} MiB), got {st.st_size}"
+            )
         data = f.read(limit + 1)
     if len(data) > limit:  # it grew while being read
         raise SpecError(f"{where}: expected at most {limit} bytes, got more")
     return file, data
 
 
-def find_step_graph(model: PathLike, entry: StepGraph) -> tuple[Path, Optional[str]]:
+def find_step_graph(model: PathLike, entry: StepGraph) -> tuple[Path, str | None]:
     """Where the model file ``model``'s step graph ``entry`` lies, and the SHA-256 of its bytes
     (None when there is no such file). Usable only when that digest equals ``entry.sha256``.
 
@@ -138,7 +139,7 @@ def open_model_graphs(path: PathLike, options: RuntimeOptions, foreign: ForeignM
     return ModelGraphs(backend, contract, step, None if found is None else found[0])
 
 
-def _step_graph_file(model: Path, contract: Contract, options: RuntimeOptions) -> Optional[tuple[Path, bytes]]:
+def _step_graph_file(model: Path, contract: Contract, options: RuntimeOptions) -> tuple[Path, bytes] | None:
     """The step graph's file and bytes (read once) when the runtime should use it: named,
     wanted, present and unaltered."""
     spec = contract.spec
@@ -147,20 +148,28 @@ def _step_graph_file(model: Path, contract: Contract, options: RuntimeOptions) -
         return None
     file, data = read_step_graph(model, declared)
     if data is None:
-        logger.warning("%s: its step graph %s is missing (expected at %s); single steps run the main "
-                       "graph (complete, but slower per step)", model.name, declared.file, file)
+        logger.warning(
+            "%s: its step graph %s is missing (expected at %s); single steps run the main "
+            "graph (complete, but slower per step)",
+            model.name,
+            declared.file,
+            file,
+        )
         return None
     digest = hashlib.sha256(data).hexdigest()
     if digest != declared.sha256:
-        raise SpecError(f"{METADATA_KEY}.step_graph.sha256: {model.name} expects its step graph {file.name} "
-                        f"to have SHA-256 {declared.sha256}, got {digest} (the files come from two different "
-                        f"exports, or one was altered); re-export the model to write both files again, or "
-                        f"open it with step_graph=False to run every call on {model.name}")
+        raise SpecError(
+            f"{METADATA_KEY}.step_graph.sha256: {model.name} expects its step graph {file.name} "
+            f"to have SHA-256 {declared.sha256}, got {digest} (the files come from two different "
+            f"exports, or one was altered); re-export the model to write both files again, or "
+            f"open it with step_graph=False to run every call on {model.name}"
+        )
     return file, data
 
 
-def _open_step(file: Path, data: bytes, model: Path, main: Backend, contract: Contract,
-               options: RuntimeOptions) -> Backend:
+def _open_step(
+    file: Path, data: bytes, model: Path, main: Backend, contract: Contract, options: RuntimeOptions
+) -> Backend:
     """Open the step graph (the bytes that were hashed) with the main graph's options and
     check it against the contract."""
     spec = contract.spec
@@ -190,8 +199,10 @@ def _check_step_graph(step: Backend, main: Backend, contract: Contract, where: s
     spec = contract.spec
     assert spec is not None
     if (step.device, step.device_id) != (main.device, main.device_id):
-        raise ProviderError(f"{where}: expected it on the main graph's device {main.device}:{main.device_id} "
-                            f"(the state buffers live there), got {step.device}:{step.device_id}")
+        raise ProviderError(
+            f"{where}: expected it on the main graph's device {main.device}:{main.device_id} "
+            f"(the state buffers live there), got {step.device}:{step.device_id}"
+        )
     inputs = {t.name: t for t in step.inputs()}
     outputs = {t.name: t for t in step.outputs()}
     _free_time(inputs, spec.input)
@@ -202,9 +213,13 @@ def _check_step_graph(step: Backend, main: Backend, contract: Contract, where: s
         raise SpecError(f"{where}: {e}; re-export the model, or open it with step_graph=False") from e
     main_inputs = {t.name: t for t in main.inputs()}
     if set(inputs) != set(main_inputs):  # an input the runtime would never feed, or a constant it lacks
-        raise SpecError(f"{where}: expected the main graph's inputs {sorted(main_inputs)}, got {sorted(inputs)}; "
-                        f"re-export the model, or open it with step_graph=False")
+        raise SpecError(
+            f"{where}: expected the main graph's inputs {sorted(main_inputs)}, got {sorted(inputs)}; "
+            f"re-export the model, or open it with step_graph=False"
+        )
     for name in contract.constants:  # fed to both graphs
         if ort_dtype(inputs[name], name) != ort_dtype(main_inputs[name], name):
-            raise SpecError(f"{where}: input {name!r}: expected dtype {main_inputs[name].type_str} (the main "
-                            f"graph's), got {inputs[name].type_str}")
+            raise SpecError(
+                f"{where}: input {name!r}: expected dtype {main_inputs[name].type_str} (the main "
+                f"graph's), got {inputs[name].type_str}"
+            )

@@ -9,7 +9,8 @@ models) accept any integer dtype and reject floats.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable, Mapping, Optional, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -34,23 +35,21 @@ def coerce_dtype(name: str, x: Any, want: np.dtype) -> np.ndarray:
     return arr.astype(want)
 
 
-def _fmt(dims: Sequence[Optional[int]], labels: Sequence[str]) -> str:
-    shown = tuple("T" if lab == "time" and d is None else "?" if d is None else d
-                  for d, lab in zip(dims, labels))
+def _fmt(dims: Sequence[int | None], labels: Sequence[str]) -> str:
+    shown = tuple("T" if lab == "time" and d is None else "?" if d is None else d for d, lab in zip(dims, labels))
     inner = ", ".join(str(d) for d in shown) + ("," if len(shown) == 1 else "")
     return f"({inner}) ({', '.join(labels)})"
 
 
-def check_shape(name: str, shape: tuple[int, ...], dims: Sequence[Optional[int]],
-                labels: Sequence[str]) -> None:
+def check_shape(name: str, shape: tuple[int, ...], dims: Sequence[int | None], labels: Sequence[str]) -> None:
     """Raise ShapeError unless ``shape`` fits ``dims`` (None matches any size)."""
     if len(shape) != len(dims) or any(d is not None and d != s for d, s in zip(dims, shape)):
         raise ShapeError(f"{name}: expected shape {_fmt(dims, labels)}, got {tuple(shape)}")
 
 
-def _user_dims(io: DataIO, batch: Optional[int], with_time: bool, context: int) -> tuple[list, list]:
+def _user_dims(io: DataIO, batch: int | None, with_time: bool, context: int) -> tuple[list, list]:
     """Expected dims and axis labels of the array the user passes."""
-    dims: list[Optional[int]] = list(io.dims)
+    dims: list[int | None] = list(io.dims)
     dims[io.batch_axis] = batch
     if context and dims and dims[-1] is not None:
         dims[-1] -= context
@@ -62,7 +61,7 @@ def _user_dims(io: DataIO, batch: Optional[int], with_time: bool, context: int) 
     return dims, labels
 
 
-def check_input(contract: Contract, x: Any, batch: Optional[int], *, with_time: bool) -> np.ndarray:
+def check_input(contract: Contract, x: Any, batch: int | None, *, with_time: bool) -> np.ndarray:
     """Validate a data input: a step slice (``with_time=False``) or a chunk.
 
     Args:
@@ -84,8 +83,10 @@ def check_input(contract: Contract, x: Any, batch: Optional[int], *, with_time: 
     if with_time and io.time_axis is not None and arr.shape[io.time_axis] == 0:
         raise ShapeError(f"{io.name}: expected at least one time step, got shape {arr.shape}")
     if arr.size == 0:  # before onnxruntime: its LSTM/GRU kernels abort the process on batch 0
-        raise ShapeError(f"{io.name}: expected a non-empty array (at least one sequence and one "
-                         f"value per axis), got shape {arr.shape}")
+        raise ShapeError(
+            f"{io.name}: expected a non-empty array (at least one sequence and one "
+            f"value per axis), got shape {arr.shape}"
+        )
     return np.ascontiguousarray(arr)
 
 
@@ -113,8 +114,7 @@ def check_state(contract: Contract, state: Mapping[str, Any], batch: int) -> dic
     return out
 
 
-def check_finite(mode: str, name: str, arr: np.ndarray, what: str,
-                 undo: Optional[Callable[[], None]] = None) -> None:
+def check_finite(mode: str, name: str, arr: np.ndarray, what: str, undo: Callable[[], None] | None = None) -> None:
     """Apply ``RuntimeOptions.check_finite`` to an input or output array.
 
     Args:
@@ -132,8 +132,10 @@ def check_finite(mode: str, name: str, arr: np.ndarray, what: str,
     finite = np.isfinite(arr)
     if finite.all():
         return
-    msg = (f"{name}: expected finite values in the {what}, got {arr.size - np.count_nonzero(finite)} "
-           f"NaN/inf of {arr.size} (check_finite={mode!r})")
+    msg = (
+        f"{name}: expected finite values in the {what}, got {arr.size - np.count_nonzero(finite)} "
+        f"NaN/inf of {arr.size} (check_finite={mode!r})"
+    )
     if mode == "warn":
         warnings.warn(msg, RuntimeWarning, stacklevel=3)
         return
@@ -145,7 +147,7 @@ def check_finite(mode: str, name: str, arr: np.ndarray, what: str,
 TOKEN_BLOCK = 1 << 20  # token ids checked this many at a time (a mapped file stays mapped)
 
 
-def check_token_ids(name: str, x: np.ndarray, vocab_size: Optional[int]) -> None:
+def check_token_ids(name: str, x: np.ndarray, vocab_size: int | None) -> None:
     """Refuse token ids outside ``[0, vocab_size)`` (negative ids too) before onnxruntime sees them.
 
     The one range rule of StreamingSession, StreamPool and ``rnnx run``.
@@ -157,9 +159,11 @@ def check_token_ids(name: str, x: np.ndarray, vocab_size: Optional[int]) -> None
         return
     flat = x.reshape(-1)
     for start in range(0, flat.size, TOKEN_BLOCK):
-        block = np.asarray(flat[start:start + TOKEN_BLOCK])
+        block = np.asarray(flat[start : start + TOKEN_BLOCK])
         bad = np.flatnonzero((block < 0) | (block >= vocab_size))
         if bad.size:
             where = tuple(int(i) for i in np.unravel_index(start + int(bad[0]), x.shape))
-            raise InputValueError(f"{name}: expected token ids in [0, {vocab_size}) (vocab_size "
-                                  f"{vocab_size}), got {int(block[bad[0]])} at index {where}")
+            raise InputValueError(
+                f"{name}: expected token ids in [0, {vocab_size}) (vocab_size "
+                f"{vocab_size}), got {int(block[bad[0]])} at index {where}"
+            )

@@ -12,7 +12,7 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,12 +41,14 @@ class TaskComparison:
         return {**asdict(self), "delta": self.delta}
 
     def line(self) -> str:
-        return (f"task {self.task}: {self.metric} {self.exported:.6g} (exported) vs "
-                f"{self.float_model:.6g} (float), delta {self.delta:+.3g}; "
-                f"max |output diff| {self.max_abs_output_diff:.3g}")
+        return (
+            f"task {self.task}: {self.metric} {self.exported:.6g} (exported) vs "
+            f"{self.float_model:.6g} (float), delta {self.delta:+.3g}; "
+            f"max |output diff| {self.max_abs_output_diff:.3g}"
+        )
 
 
-def _run_config(ckpt: str | os.PathLike) -> Optional[TrainConfig]:
+def _run_config(ckpt: str | os.PathLike) -> TrainConfig | None:
     path = Path(ckpt)
     config = (path if path.is_dir() else path.parent) / rd.CONFIG
     if not config.is_file():
@@ -55,12 +57,10 @@ def _run_config(ckpt: str | os.PathLike) -> Optional[TrainConfig]:
         train = json.loads(config.read_text())["train"]
         return TrainConfig(**{**train, "progress": False, "plots": False})
     except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise ConfigError(f"{config}: expected the config.json of `rnnx train`, got unreadable "
-                          f"content ({e})") from None
+        raise ConfigError(f"{config}: expected the config.json of `rnnx train`, got unreadable content ({e})") from None
 
 
-def compare_on_task(ckpt: str | os.PathLike, exported_path: str | os.PathLike
-                    ) -> Optional[TaskComparison]:
+def compare_on_task(ckpt: str | os.PathLike, exported_path: str | os.PathLike) -> TaskComparison | None:
     """Score the float checkpoint and the exported file on the run's test split.
 
     Args:
@@ -78,8 +78,8 @@ def compare_on_task(ckpt: str | os.PathLike, exported_path: str | os.PathLike
         return None
     from rnnx.exporter.runners import open_runner
     from rnnx.models import load
-    from rnnx.training.tasks.base import stream
     from rnnx.training.runner import _make_task, resolve
+    from rnnx.training.tasks.base import stream
 
     task = _make_task(cfg)
     cfg = resolve(cfg, task)
@@ -90,8 +90,12 @@ def compare_on_task(ckpt: str | os.PathLike, exported_path: str | os.PathLike
     run, spec = open_runner(exported_path)
     state = [np.zeros(s.concrete_shape(split.x.shape[0]), s.dtype) for s in spec.state]
     out, _ = run(split.x.numpy().astype(spec.input.dtype), state)
-    y_file = torch.from_numpy(np.asarray(out))[:, split.warmup:]
+    y_file = torch.from_numpy(np.asarray(out))[:, split.warmup :]
     name = "accuracy" if task.classification else "mae"
-    return TaskComparison(task.name, name, float(task.metrics(y_float, split)[name]),
-                          float(task.metrics(y_file, split)[name]),
-                          float((y_file - y_float).abs().max()))
+    return TaskComparison(
+        task.name,
+        name,
+        float(task.metrics(y_float, split)[name]),
+        float(task.metrics(y_file, split)[name]),
+        float((y_file - y_float).abs().max()),
+    )

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Optional
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -36,8 +37,14 @@ class FitResult:
     interrupted: bool = False  # True when Ctrl-C ended training early
 
 
-def fit(model: nn.Module, task: Task, data: TaskData, cfg: TrainConfig, gen: torch.Generator,
-        on_epoch: Optional[EpochHook] = None) -> FitResult:
+def fit(
+    model: nn.Module,
+    task: Task,
+    data: TaskData,
+    cfg: TrainConfig,
+    gen: torch.Generator,
+    on_epoch: EpochHook | None = None,
+) -> FitResult:
     """Train ``model`` in place with TBPTT and early stopping; leave the best weights loaded.
 
     Args:
@@ -86,16 +93,23 @@ def fit(model: nn.Module, task: Task, data: TaskData, cfg: TrainConfig, gen: tor
     return result
 
 
-def _train_epoch(model: nn.Module, task: Task, data: TaskData, cfg: TrainConfig, gen: torch.Generator,
-                 opt: torch.optim.Optimizer, bar: Any) -> float:
+def _train_epoch(
+    model: nn.Module,
+    task: Task,
+    data: TaskData,
+    cfg: TrainConfig,
+    gen: torch.Generator,
+    opt: torch.optim.Optimizer,
+    bar: Any,
+) -> float:
     model.train()
     total, count = 0.0, 0
     for xb, yb in _batches(data.train, require(cfg.batch_size, "batch_size"), data.window, gen):
         state = to_device(init_state(model, xb.shape[0]), cfg.device)
         xb, yb = xb.to(cfg.device), yb.to(cfg.device)
         for start in range(0, xb.shape[1], data.window):
-            y, state = model(xb[:, start:start + data.window], state)
-            loss = task.loss(y, yb[:, start:start + data.window], data)
+            y, state = model(xb[:, start : start + data.window], state)
+            loss = task.loss(y, yb[:, start : start + data.window], data)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
@@ -114,11 +128,11 @@ def _batches(split: Split, batch_size: int, window: int, gen: torch.Generator) -
     if pieces > 1:
         length = steps // pieces
         offset = int(torch.randint(0, steps - pieces * length + 1, (1,), generator=gen))
-        x = _fold(x[:, offset:offset + pieces * length], pieces)
-        y = _fold(y[:, offset:offset + pieces * length], pieces)
+        x = _fold(x[:, offset : offset + pieces * length], pieces)
+        y = _fold(y[:, offset : offset + pieces * length], pieces)
     order = torch.randperm(x.shape[0], generator=gen)
     for i in range(0, x.shape[0], batch_size):
-        idx = order[i:i + batch_size]
+        idx = order[i : i + batch_size]
         yield x[idx], y[idx]
 
 
@@ -132,4 +146,4 @@ def _fold(t: Tensor, pieces: int) -> Tensor:
 def evaluate_loss(model: nn.Module, task: Task, data: TaskData, split: Split, device: str = "cpu") -> float:
     """The task loss of ``split`` streamed whole (scored steps only)."""
     y = stream(model, split, device)
-    return float(task.loss(y, split.y[:, split.warmup:], data))
+    return float(task.loss(y, split.y[:, split.warmup :], data))

@@ -6,7 +6,8 @@ global backend or a display.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -22,8 +23,7 @@ def new_figure(rows: int = 1, cols: int = 1, size: tuple[float, float] = (8.0, 4
     return fig, axes
 
 
-def loss_curves(history: Sequence[dict[str, float]], path: str, title: str = "",
-                ylabel: str = "loss") -> None:
+def loss_curves(history: Sequence[dict[str, float]], path: str, title: str = "", ylabel: str = "loss") -> None:
     """Plot train and validation loss per epoch (log scale) to ``path``."""
     fig, ax = new_figure()
     epochs = [h["epoch"] for h in history]
@@ -38,8 +38,7 @@ def loss_curves(history: Sequence[dict[str, float]], path: str, title: str = "",
     fig.savefig(path, dpi=90)
 
 
-def series(path: str, title: str, curves: dict[str, np.ndarray], *, ylabel: str,
-           xlabel: str = "time step") -> None:
+def series(path: str, title: str, curves: dict[str, np.ndarray], *, ylabel: str, xlabel: str = "time step") -> None:
     """Plot named 1-D curves on one axis (truth first, by convention) to ``path``.
 
     Both axes are labelled: ``ylabel`` names the quantity and its unit.
@@ -54,8 +53,12 @@ def series(path: str, title: str, curves: dict[str, np.ndarray], *, ylabel: str,
     fig.savefig(path, dpi=90)
 
 
-def frame_strip(path: str, rows: dict[str, np.ndarray], title: str = "",
-                xlabel: str = "successive time steps, each frame x (grid cells) by y (grid cells)") -> None:
+def frame_strip(
+    path: str,
+    rows: dict[str, np.ndarray],
+    title: str = "",
+    xlabel: str = "successive time steps, each frame x (grid cells) by y (grid cells)",
+) -> None:
     """Plot rows of frames ``(N, H, W)`` side by side (one row per name) to ``path``."""
     n = max(len(frames) for frames in rows.values())
     fig, axes = new_figure(len(rows), n, size=(1.3 * n, 1.4 * len(rows) + 0.4))

@@ -7,7 +7,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -23,6 +23,7 @@ from rnnx.training.tasks.series import SeriesTask
 if TYPE_CHECKING:
     from rnnx.models._base import ZooModel
 
+
 @dataclass
 class TrainResult:
     """What :func:`train` produced."""
@@ -35,7 +36,7 @@ class TrainResult:
     data: TaskData  # the splits the model was trained and tested on
 
 
-def train(config: TrainConfig, *, on_epoch: Optional[EpochHook] = None) -> TrainResult:
+def train(config: TrainConfig, *, on_epoch: EpochHook | None = None) -> TrainResult:
     """Train a model on a built-in task or a CSV series and write the run directory.
 
     Args:
@@ -73,7 +74,9 @@ def resolve(config: TrainConfig, task: Task) -> TrainConfig:
     filled = {k: v for k, v in task.defaults.items() if getattr(config, k) is None}
     cfg = dataclasses.replace(config, **filled)
     if cfg.model == "seq2seq" and not isinstance(task, SeriesTask):
-        raise ConfigError(f"--model seq2seq: only for the series tasks (--task forecast, --csv), not for --task {task.name}")
+        raise ConfigError(
+            f"--model seq2seq: only for the series tasks (--task forecast, --csv), not for --task {task.name}"
+        )
     if (cfg.cell is not None or cfg.attention) and cfg.model != "seq2seq":
         raise ConfigError(f"--cell/--attention: only with --model seq2seq, got --model {cfg.model}")
     if cfg.device == "cuda" and not torch.cuda.is_available():
@@ -89,7 +92,7 @@ def _make_task(config: TrainConfig) -> Task:
     return get_task(str(config.task))
 
 
-def _train(task: Task, cfg: TrainConfig, out: Path, on_epoch: Optional[EpochHook]) -> TrainResult:
+def _train(task: Task, cfg: TrainConfig, out: Path, on_epoch: EpochHook | None) -> TrainResult:
     from rnnx.models import build
 
     torch.manual_seed(cfg.seed)
@@ -106,8 +109,7 @@ def _train(task: Task, cfg: TrainConfig, out: Path, on_epoch: Optional[EpochHook
     metrics = _metrics(task, model, data, cfg, fitted)
     metrics["wall_seconds"] = round(seconds, 2)  # the only non-deterministic entry
     _write(task, model, data, cfg, out, metrics, fitted)
-    return TrainResult(model=model, metrics=metrics, run_dir=out, config=cfg, history=fitted.history,
-                       data=data)
+    return TrainResult(model=model, metrics=metrics, run_dir=out, config=cfg, history=fitted.history, data=data)
 
 
 def _metrics(task: Task, model: nn.Module, data: TaskData, cfg: TrainConfig, fitted: FitResult) -> dict[str, Any]:
@@ -115,12 +117,18 @@ def _metrics(task: Task, model: nn.Module, data: TaskData, cfg: TrainConfig, fit
     metrics: dict[str, Any] = {"task": task.name, "model": model.kind, "val_loss": fitted.best_val_loss}
     metrics.update(task.metrics(y, data.test))
     metrics.update(task.extra_metrics(model, data))
-    metrics.update({
-        "evaluation": "streamed: every test stream run from a zero state, state carried over all steps",
-        "test_streams": int(data.test.x.shape[0]), "test_steps_per_stream": int(data.test.steps),
-        "warmup_steps": int(data.test.warmup), "best_epoch": fitted.best_epoch,
-        "epochs_run": len(fitted.history), "interrupted": fitted.interrupted, "seed": cfg.seed,
-    })
+    metrics.update(
+        {
+            "evaluation": "streamed: every test stream run from a zero state, state carried over all steps",
+            "test_streams": int(data.test.x.shape[0]),
+            "test_steps_per_stream": int(data.test.steps),
+            "warmup_steps": int(data.test.warmup),
+            "best_epoch": fitted.best_epoch,
+            "epochs_run": len(fitted.history),
+            "interrupted": fitted.interrupted,
+            "seed": cfg.seed,
+        }
+    )
     return metrics
 
 
@@ -131,27 +139,46 @@ def data_contract(task: Task, data: TaskData, cfg: TrainConfig) -> DataSpec:
     norm = None
     if data.normalization is not None:
         in_mean, in_std, out_mean, out_std = (t.tolist() for t in data.normalization)
-        norm = {"inside_graph": True, "input_mean": in_mean, "input_std": in_std,
-                "output_mean": out_mean, "output_std": out_std, "residual": bool(info.get("residual"))}
+        norm = {
+            "inside_graph": True,
+            "input_mean": in_mean,
+            "input_std": in_std,
+            "output_mean": out_mean,
+            "output_std": out_std,
+            "residual": bool(info.get("residual")),
+        }
     target, horizon = info.get("target"), info.get("horizon")
     outputs = tuple(f"{target}+{k}" for k in range(1, horizon + 1)) if target and horizon else ()
     vocab = info.get("vocab")
-    return DataSpec(task=task.name, features=tuple(info.get("features") or ()), target=target,
-                    horizon=horizon, outputs=outputs, missing=cfg.missing if cfg.csv else None,
-                    normalization=norm, vocab=vocab, window=data.window)
+    return DataSpec(
+        task=task.name,
+        features=tuple(info.get("features") or ()),
+        target=target,
+        horizon=horizon,
+        outputs=outputs,
+        missing=cfg.missing if cfg.csv else None,
+        normalization=norm,
+        vocab=vocab,
+        window=data.window,
+    )
 
 
-def _write(task: Task, model: ZooModel, data: TaskData, cfg: TrainConfig, out: Path,
-           metrics: dict[str, Any], fitted: FitResult) -> None:
-    extra = {"task": task.name, "window": data.window, **data.info,
-             "data": data_contract(task, data, cfg).to_dict()}
+def _write(
+    task: Task, model: ZooModel, data: TaskData, cfg: TrainConfig, out: Path, metrics: dict[str, Any], fitted: FitResult
+) -> None:
+    extra = {"task": task.name, "window": data.window, **data.info, "data": data_contract(task, data, cfg).to_dict()}
     rd.save_checkpoint(model, out, extra)
     rd.write_json(out / rd.CONFIG, {"train": cfg.to_dict(), "model": model.config.to_dict(), "task": extra})
     rd.write_json(out / rd.METRICS, metrics)
     if cfg.plots:
         from rnnx.training import plots
 
-        unit = ("cross-entropy (nats per token)" if task.classification
-                else "MSE (squared, in target std units)" if data.loss_scale is not None else "MSE (squared data units)")
+        unit = (
+            "cross-entropy (nats per token)"
+            if task.classification
+            else "MSE (squared, in target std units)"
+            if data.loss_scale is not None
+            else "MSE (squared data units)"
+        )
         plots.loss_curves(fitted.history, str(out / rd.LOSS_PLOT), f"{task.name}: {model.kind}", ylabel=unit)
         task.plot(model, data, str(out / rd.PREDICTIONS_PLOT))

@@ -71,12 +71,16 @@ def test_tolerance_options_are_used(files) -> None:
     assert "tolerance user: atol 1, rtol 0" in res.output
 
 
-@pytest.mark.parametrize("ckpt,model,message", [
-    ("ckpt", "missing", r"Error: model file not found: .*missing.onnx"),
-    ("ckpt", "corrupt", r"Error: .*corrupt.onnx: not a valid ONNX or TorchScript model"),
-    ("missing", "onnx", r"Error: .*no such checkpoint file"),
-    ("other", "onnx", r"Error: state: the model has shape .* but the exported file declares"),
-], ids=["missing-model", "corrupt-model", "missing-checkpoint", "mismatched-model"])
+@pytest.mark.parametrize(
+    "ckpt,model,message",
+    [
+        ("ckpt", "missing", r"Error: model file not found: .*missing.onnx"),
+        ("ckpt", "corrupt", r"Error: .*corrupt.onnx: not a valid ONNX or TorchScript model"),
+        ("missing", "onnx", r"Error: .*no such checkpoint file"),
+        ("other", "onnx", r"Error: state: the model has shape .* but the exported file declares"),
+    ],
+    ids=["missing-model", "corrupt-model", "missing-checkpoint", "mismatched-model"],
+)
 def test_bad_input_exits_2_with_one_line(files, tmp_path, ckpt: str, model: str, message: str) -> None:
     paths = {**files, "missing": tmp_path / "missing.onnx"}
     res = _cli(paths[ckpt], paths[model])

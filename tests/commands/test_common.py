@@ -54,25 +54,44 @@ def test_every_help_has_an_example_and_the_exit_codes(name: str) -> None:
     assert ("--json [FILE|-]" in res.output) == (name in REPORTING)
 
 
-@pytest.mark.parametrize("exc", [TypeError("bug"), ValueError("bug"), KeyError("bug"),
-                                 ConnectionResetError("bug"), ModuleNotFoundError("x", name="not_an_extra")],
-                         ids=["TypeError", "ValueError", "KeyError", "OSError-no-file", "import-of-a-bug"])
+@pytest.mark.parametrize(
+    "exc",
+    [
+        TypeError("bug"),
+        ValueError("bug"),
+        KeyError("bug"),
+        ConnectionResetError("bug"),
+        ModuleNotFoundError("x", name="not_an_extra"),
+    ],
+    ids=["TypeError", "ValueError", "KeyError", "OSError-no-file", "import-of-a-bug"],
+)
 def test_a_bug_keeps_its_traceback_and_exits_1(exc: BaseException) -> None:
     res = CliRunner().invoke(_raiser(exc), [])
     assert res.exit_code == 1 and res.exception is exc  # CliRunner kept the exception: a traceback
     assert "Error:" not in res.output
 
 
-@pytest.mark.parametrize("exc,message", [
-    (ShapeError("x: expected shape (1, 5), got (1, 4)"), "Error: x: expected shape (1, 5), got (1, 4)"),
-    (PermissionError(errno.EACCES, "Permission denied", "/ro/model.onnx"), "Error: Permission denied: /ro/model.onnx"),
-    (OSError(errno.EROFS, "Read-only file system", "/ro/x"), "Error: Read-only file system: /ro/x"),
-    (NotADirectoryError(errno.ENOTDIR, "Not a directory", "out/file"), "Error: Not a directory: out/file"),
-    (ModuleNotFoundError("No module named 'torch'", name="torch"),
-     'Error: this command needs torch, which is not installed: pip install "rnnx[export]"'),
-    (ModuleNotFoundError("No module named 'onnxruntime'", name="onnxruntime"),
-     'Error: this command needs onnxruntime, which is not installed: pip install "rnnx[cpu]" (or "rnnx[gpu]")'),
-], ids=["RnnxError", "read-only", "EROFS", "not-a-dir", "no-torch", "no-onnxruntime"])
+@pytest.mark.parametrize(
+    "exc,message",
+    [
+        (ShapeError("x: expected shape (1, 5), got (1, 4)"), "Error: x: expected shape (1, 5), got (1, 4)"),
+        (
+            PermissionError(errno.EACCES, "Permission denied", "/ro/model.onnx"),
+            "Error: Permission denied: /ro/model.onnx",
+        ),
+        (OSError(errno.EROFS, "Read-only file system", "/ro/x"), "Error: Read-only file system: /ro/x"),
+        (NotADirectoryError(errno.ENOTDIR, "Not a directory", "out/file"), "Error: Not a directory: out/file"),
+        (
+            ModuleNotFoundError("No module named 'torch'", name="torch"),
+            'Error: this command needs torch, which is not installed: pip install "rnnx[export]"',
+        ),
+        (
+            ModuleNotFoundError("No module named 'onnxruntime'", name="onnxruntime"),
+            'Error: this command needs onnxruntime, which is not installed: pip install "rnnx[cpu]" (or "rnnx[gpu]")',
+        ),
+    ],
+    ids=["RnnxError", "read-only", "EROFS", "not-a-dir", "no-torch", "no-onnxruntime"],
+)
 def test_user_errors_are_one_line_exit_2(exc: BaseException, message: str) -> None:
     assert user_error(CliRunner().invoke(_raiser(exc), [])) == message
 
@@ -139,7 +158,8 @@ def test_runtime_only_install_names_the_extra(tmp_path) -> None:
         "            raise ModuleNotFoundError(f\"No module named '{name}'\", name=name)\n"
         "sys.meta_path.insert(0, NoTorch())\n"
         "from rnnx.cli import main\n"
-        f"main(['export', {str(tmp_path / 'ckpt')!r}, '--out', {str(tmp_path / 'out')!r}])\n")
+        f"main(['export', {str(tmp_path / 'ckpt')!r}, '--out', {str(tmp_path / 'out')!r}])\n"
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.returncode == 2, res.stderr
     last = res.stderr.strip().splitlines()[-1]

@@ -17,6 +17,5 @@ def test_demo_quick_end_to_end(tmp_path):
     assert "torchscript" not in res.output.lower() and not (out / "run" / "model.pt").exists()  # opt-in only
     report = (out / "report.md").read_text()
     assert "| runtime vs eager | max abs diff" in report and "onnxruntime" in report
-    for name in ("loss.png", "predictions.png", "streamed.png", "run/model.onnx",
-                 "run/model.safetensors"):
+    for name in ("loss.png", "predictions.png", "streamed.png", "run/model.onnx", "run/model.safetensors"):
         assert (out / name).stat().st_size > 0, name

@@ -21,8 +21,13 @@ from rnnx.models import save
 from tests.zoo import TINY, _s2s
 
 STRICT = ("-W", "error::FutureWarning", "-W", "error::DeprecationWarning")
-ZOO = {"rnn": TINY["rnn-tanh"], "lstm": TINY["lstm-2l"], "gru": TINY["gru-2l"],
-       "convlstm": TINY["convlstm-k3"], "seq2seq": _s2s()}  # one model of every zoo kind
+ZOO = {
+    "rnn": TINY["rnn-tanh"],
+    "lstm": TINY["lstm-2l"],
+    "gru": TINY["gru-2l"],
+    "convlstm": TINY["convlstm-k3"],
+    "seq2seq": _s2s(),
+}  # one model of every zoo kind
 
 # Runs the commands in order inside one strict interpreter (one torch import for all of them).
 DRIVER = """
@@ -39,14 +44,32 @@ for args in json.loads(sys.argv[1]):
 
 def _strict(commands: list[list[str]]) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    return subprocess.run([sys.executable, *STRICT, "-c", DRIVER, json.dumps(commands)],
-                          capture_output=True, text=True, timeout=900, env=env)
+    return subprocess.run(
+        [sys.executable, *STRICT, "-c", DRIVER, json.dumps(commands)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+    )
 
 
 def test_default_paths_of_every_zoo_kind_warn_nothing(tmp_path) -> None:
-    commands = [["train", "--task", "sine", "--epochs", "1", "--size", "0.1", "--no-progress", "-q",
-                 "--out", str(tmp_path / "run")],
-                ["export", str(tmp_path / "run"), "--out", str(tmp_path / "run-exported")]]
+    commands = [
+        [
+            "train",
+            "--task",
+            "sine",
+            "--epochs",
+            "1",
+            "--size",
+            "0.1",
+            "--no-progress",
+            "-q",
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        ["export", str(tmp_path / "run"), "--out", str(tmp_path / "run-exported")],
+    ]
     for kind, make in ZOO.items():
         ckpt = save(make(), tmp_path / kind / "model.safetensors")
         exported = tmp_path / f"{kind}-exported"
@@ -68,6 +91,10 @@ def test_default_paths_of_every_zoo_kind_warn_nothing(tmp_path) -> None:
 
 def test_the_strict_interpreter_does_fail_on_a_deprecation(tmp_path) -> None:
     """The harness catches what it looks for: a FutureWarning raised by a command fails it."""
-    res = subprocess.run([sys.executable, *STRICT, "-c", "import warnings; warnings.warn('x', FutureWarning)"],
-                         capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        [sys.executable, *STRICT, "-c", "import warnings; warnings.warn('x', FutureWarning)"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert res.returncode != 0 and "FutureWarning: x" in res.stderr

@@ -52,39 +52,79 @@ def test_export_default_is_onnx_only(checkpoints, tmp_path) -> None:
 
 
 def test_export_one_format_without_check(checkpoints, tmp_path) -> None:
-    res = _cli("export", str(checkpoints["rnn-tanh"]), "--out", str(tmp_path), "--format", "onnx",
-               "--no-check", "--opset", "18")
+    res = _cli(
+        "export",
+        str(checkpoints["rnn-tanh"]),
+        "--out",
+        str(tmp_path),
+        "--format",
+        "onnx",
+        "--no-check",
+        "--opset",
+        "18",
+    )
     assert res.exit_code == 0, res.output
     assert "unchecked" in res.output and not (tmp_path / "model.pt").exists()
     assert read_spec(tmp_path / "model.onnx").opset == 18
 
 
 def test_parity_failure_exits_1_with_the_table(checkpoints, tmp_path) -> None:
-    res = _cli("export", str(checkpoints["lstm-2l-proj"]), "--out", str(tmp_path), "--format", "onnx",
-               "--atol", "0", "--rtol", "0")
+    res = _cli(
+        "export",
+        str(checkpoints["lstm-2l-proj"]),
+        "--out",
+        str(tmp_path),
+        "--format",
+        "onnx",
+        "--atol",
+        "0",
+        "--rtol",
+        "0",
+    )
     assert res.exit_code == 1, res.output
     assert "FAIL" in res.output and "Error: parity check failed for" in res.output
     assert "Traceback" not in res.output
 
 
-@pytest.mark.parametrize("args,message", [
-    (["missing"], r"Error: .*missing: no such checkpoint file"),
-    (["CORRUPT"], r"Error: .*not a readable safetensors file"),
-    (["CKPT", "--format", "tflite"], r"Invalid value for '--format': 'tflite' is not one of 'onnx', 'torchscript', 'all'"),
-    (["CKPT", "--opset", "3"], r"Invalid value for '--opset'"),
-], ids=["missing-checkpoint", "corrupt-checkpoint", "bad-format", "bad-opset"])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["missing"], r"Error: .*missing: no such checkpoint file"),
+        (["CORRUPT"], r"Error: .*not a readable safetensors file"),
+        (
+            ["CKPT", "--format", "tflite"],
+            r"Invalid value for '--format': 'tflite' is not one of 'onnx', 'torchscript', 'all'",
+        ),
+        (["CKPT", "--opset", "3"], r"Invalid value for '--opset'"),
+    ],
+    ids=["missing-checkpoint", "corrupt-checkpoint", "bad-format", "bad-opset"],
+)
 def test_bad_input_exits_2_with_one_line(checkpoints, tmp_path, args: list[str], message: str) -> None:
     (tmp_path / "bad.safetensors").write_bytes(b"garbage" * 10)
-    subst = {"missing": str(tmp_path / "missing"), "CORRUPT": str(tmp_path / "bad.safetensors"),
-             "CKPT": str(checkpoints["rnn-tanh"])}
+    subst = {
+        "missing": str(tmp_path / "missing"),
+        "CORRUPT": str(tmp_path / "bad.safetensors"),
+        "CKPT": str(checkpoints["rnn-tanh"]),
+    }
     res = _cli("export", *[subst.get(a, a) for a in args], "--out", str(tmp_path / "o"))
     assert re.search(message, user_error(res)), res.output
 
 
 def test_export_format_triton_writes_a_repository(checkpoints, tmp_path) -> None:
-    res = _cli("export", str(checkpoints["lstm-2l-proj"]), "--out", str(tmp_path / "repo"),
-               "--format", "triton", "--triton-name", "lstm", "--max-batch-size", "16",
-               "--sequence-strategy", "direct")
+    res = _cli(
+        "export",
+        str(checkpoints["lstm-2l-proj"]),
+        "--out",
+        str(tmp_path / "repo"),
+        "--format",
+        "triton",
+        "--triton-name",
+        "lstm",
+        "--max-batch-size",
+        "16",
+        "--sequence-strategy",
+        "direct",
+    )
     assert res.exit_code == 0, res.output
     assert res.stdout.splitlines()[1].split()[-1] == "pass"
     config = (tmp_path / "repo" / "lstm" / "config.pbtxt").read_text()
@@ -94,8 +134,18 @@ def test_export_format_triton_writes_a_repository(checkpoints, tmp_path) -> None
 
 
 def test_export_format_triton_backend_python_writes_model_py_beside_the_export(checkpoints, tmp_path) -> None:
-    res = _cli("export", str(checkpoints["lstm-2l-proj"]), "--out", str(tmp_path / "repo"),
-               "--format", "triton", "--triton-name", "lstm", "--triton-backend", "python")
+    res = _cli(
+        "export",
+        str(checkpoints["lstm-2l-proj"]),
+        "--out",
+        str(tmp_path / "repo"),
+        "--format",
+        "triton",
+        "--triton-name",
+        "lstm",
+        "--triton-backend",
+        "python",
+    )
     assert res.exit_code == 0, res.output
     folder = tmp_path / "repo" / "lstm"
     config = (folder / "config.pbtxt").read_text()
@@ -124,8 +174,7 @@ def test_export_says_what_it_does_and_v_shows_each_rejected_paths_traceback(chec
 def test_export_json_lists_files_attempts_and_parity(checkpoints, tmp_path) -> None:
     import json
 
-    res = _cli("export", str(checkpoints["rnn-tanh"]), "--out", str(tmp_path / "o"), "--format", "onnx",
-               "--json", "-")
+    res = _cli("export", str(checkpoints["rnn-tanh"]), "--out", str(tmp_path / "o"), "--format", "onnx", "--json", "-")
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert doc["command"] == "export" and doc["ok"] is True
@@ -142,8 +191,10 @@ def test_export_into_a_file_fails_before_exporting(checkpoints, tmp_path) -> Non
 
 def test_export_into_a_folder_of_another_model_removes_its_files(checkpoints, tmp_path) -> None:
     """Exporting only ONNX over a folder with another model's model.pt left a mixed folder."""
-    assert _cli("export", str(checkpoints["gru-bi"]), "--out", str(tmp_path), "--format", "all",
-                "--no-check").exit_code == 0
+    assert (
+        _cli("export", str(checkpoints["gru-bi"]), "--out", str(tmp_path), "--format", "all", "--no-check").exit_code
+        == 0
+    )
     (tmp_path / "notes.txt").write_text("mine")
     res = _cli("export", str(checkpoints["rnn-tanh"]), "--out", str(tmp_path), "--format", "onnx", "--no-check")
     assert res.exit_code == 0, res.output
@@ -155,13 +206,30 @@ def test_export_into_a_folder_of_another_model_removes_its_files(checkpoints, tm
 def test_no_step_graph_writes_none_and_removes_an_old_one(checkpoints, tmp_path) -> None:
     import json
 
-    res = _cli("export", str(checkpoints["convlstm-k3"]), "--out", str(tmp_path), "--format", "onnx",
-               "--no-check", "--json", "-")
+    res = _cli(
+        "export",
+        str(checkpoints["convlstm-k3"]),
+        "--out",
+        str(tmp_path),
+        "--format",
+        "onnx",
+        "--no-check",
+        "--json",
+        "-",
+    )
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["files"][0]["step_graph"] == str(tmp_path / "model.step.onnx")
     assert read_spec(tmp_path / "model.onnx").step_graph.file == "model.step.onnx"
-    res = _cli("export", str(checkpoints["convlstm-k3"]), "--out", str(tmp_path), "--format", "onnx",
-               "--no-check", "--no-step-graph")
+    res = _cli(
+        "export",
+        str(checkpoints["convlstm-k3"]),
+        "--out",
+        str(tmp_path),
+        "--format",
+        "onnx",
+        "--no-check",
+        "--no-step-graph",
+    )
     assert res.exit_code == 0, res.output
     assert "removed model.step.onnx" in res.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
@@ -169,8 +237,9 @@ def test_no_step_graph_writes_none_and_removes_an_old_one(checkpoints, tmp_path)
 
 
 def test_a_quantized_export_carries_its_own_step_graph(checkpoints, tmp_path) -> None:
-    res = _cli("export", str(checkpoints["convlstm-k3"]), "--out", str(tmp_path), "--format", "onnx",
-               "--precision", "int8")
+    res = _cli(
+        "export", str(checkpoints["convlstm-k3"]), "--out", str(tmp_path), "--format", "onnx", "--precision", "int8"
+    )
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.int8.onnx", "model.int8.step.onnx"]
     spec = read_spec(tmp_path / "model.int8.onnx")
@@ -181,7 +250,9 @@ def test_export_pt2_and_the_torchscript_free_strategy(checkpoints, tmp_path) -> 
     """--format pt2 writes the step (and chunk) programs; --strategy dynamo builds ONNX without TorchScript."""
     res = _cli("export", str(checkpoints["lstm-2l-proj"]), "--out", str(tmp_path / "p"), "--format", "pt2")
     assert res.exit_code == 0, res.output
-    assert (tmp_path / "p" / "model.pt2").is_file() and read_spec(tmp_path / "p" / "model.pt2").exporter == "torch.export"
+    assert (tmp_path / "p" / "model.pt2").is_file() and read_spec(
+        tmp_path / "p" / "model.pt2"
+    ).exporter == "torch.export"
     res = _cli("export", str(checkpoints["rnn-tanh"]), "--out", str(tmp_path / "d"), "--strategy", "dynamo")
     assert res.exit_code == 0, res.output
     assert read_spec(tmp_path / "d" / "model.onnx").exporter in ("dynamo", "scan")

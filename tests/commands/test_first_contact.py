@@ -143,13 +143,18 @@ def _streams_like_run(path: Path, x: np.ndarray) -> None:
     np.testing.assert_allclose(stepped, StreamingSession(path).run(x), atol=1e-5)
 
 
-@pytest.mark.parametrize("factory,x", [
-    ("sine", np.random.default_rng(0).standard_normal((1, 12, 1)).astype(np.float32)),
-    ("gru_cell", np.random.default_rng(1).standard_normal((1, 12, 5)).astype(np.float32)),
-    ("char_rnn", np.random.default_rng(2).integers(0, 20, (1, 12))),
-], ids=["sine-lstm-hidden-state", "hand-written-gru-cell", "char-rnn"])
-def test_a_tutorial_model_exports_checks_runs_and_streams(tutorials: Path, tmp_path: Path, factory: str,
-                                                         x: np.ndarray) -> None:
+@pytest.mark.parametrize(
+    "factory,x",
+    [
+        ("sine", np.random.default_rng(0).standard_normal((1, 12, 1)).astype(np.float32)),
+        ("gru_cell", np.random.default_rng(1).standard_normal((1, 12, 5)).astype(np.float32)),
+        ("char_rnn", np.random.default_rng(2).integers(0, 20, (1, 12))),
+    ],
+    ids=["sine-lstm-hidden-state", "hand-written-gru-cell", "char-rnn"],
+)
+def test_a_tutorial_model_exports_checks_runs_and_streams(
+    tutorials: Path, tmp_path: Path, factory: str, x: np.ndarray
+) -> None:
     ref = f"{tutorials / 'tutorials.py'}:{factory}"
     _cli("export", ref, "--out", tmp_path)  # no --example-shape: read off the module
     model = tmp_path / "model.onnx"
@@ -161,8 +166,9 @@ def test_a_tutorial_model_exports_checks_runs_and_streams(tutorials: Path, tmp_p
 
 
 def test_the_cell_as_written_is_told_the_exact_wrap_call(tutorials: Path, tmp_path: Path) -> None:
-    res = CliRunner().invoke(main, ["export", f"{tutorials / 'tutorials.py'}:gru_cell_as_written", "--out",
-                                    str(tmp_path)])
+    res = CliRunner().invoke(
+        main, ["export", f"{tutorials / 'tutorials.py'}:gru_cell_as_written", "--out", str(tmp_path)]
+    )
     assert res.exit_code == 2
     assert 'return rnnx.wrap(model, state=[("batch", 12)], step=True)' in res.stderr
 

@@ -23,8 +23,12 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("inspect")
     lstm, bi = TINY["lstm-2l-proj"](), TINY["gru-bi"]()
     (root / "junk.pt").write_bytes(b"PK\x03\x04 truncated zip")
-    return {"onnx": export_onnx(lstm, root / "m.onnx").path, "pt": export_torchscript(lstm, root / "m.pt").path,
-            "bi": export_onnx(bi, root / "bi.onnx").path, "junk": root / "junk.pt"}
+    return {
+        "onnx": export_onnx(lstm, root / "m.onnx").path,
+        "pt": export_torchscript(lstm, root / "m.pt").path,
+        "bi": export_onnx(bi, root / "bi.onnx").path,
+        "junk": root / "junk.pt",
+    }
 
 
 def _cli(*args: object):
@@ -53,10 +57,14 @@ def test_json_for_a_bidirectional_model(files) -> None:
     assert info["size_bytes"] > 0 and info["config"]["bidirectional"] is True
 
 
-@pytest.mark.parametrize("which,message", [
-    ("missing", r"Error: model file not found"),
-    ("junk", r"Error: .*junk.pt: corrupt TorchScript model"),
-], ids=["missing", "corrupt"])
+@pytest.mark.parametrize(
+    "which,message",
+    [
+        ("missing", r"Error: model file not found"),
+        ("junk", r"Error: .*junk.pt: corrupt TorchScript model"),
+    ],
+    ids=["missing", "corrupt"],
+)
 def test_bad_file_exits_2_with_one_line(files, tmp_path, which: str, message: str) -> None:
     res = _cli({**files, "missing": tmp_path / "nope.onnx"}[which])
     assert re.search(message, user_error(res)), res.output
@@ -117,11 +125,15 @@ def test_a_long_contract_is_printed_truncated(files, tmp_path) -> None:
     assert max(len(line) for line in res.output.splitlines()) < 400
 
 
-@pytest.mark.parametrize("edit,match", [
-    (lambda d: d.update(config=[1, 2]), r"rnnx\.spec\.config: expected an object, got list"),
-    (lambda d: d.update(extra="x"), r"rnnx\.spec\.extra: expected an object, got str"),
-    (lambda d: d["extra"].update(pad="x" * (5 << 20)), r"rnnx\.spec: expected at most \d+ bytes"),
-], ids=["config-list", "extra-str", "5MiB"])
+@pytest.mark.parametrize(
+    "edit,match",
+    [
+        (lambda d: d.update(config=[1, 2]), r"rnnx\.spec\.config: expected an object, got list"),
+        (lambda d: d.update(extra="x"), r"rnnx\.spec\.extra: expected an object, got str"),
+        (lambda d: d["extra"].update(pad="x" * (5 << 20)), r"rnnx\.spec: expected at most \d+ bytes"),
+    ],
+    ids=["config-list", "extra-str", "5MiB"],
+)
 def test_a_malformed_contract_is_one_line_exit_2(files, tmp_path, edit, match) -> None:
     """These were a TypeError / ValueError traceback (exit 1), or printed 100 MB."""
     res = _cli(_with_spec(files["onnx"], tmp_path / "bad.onnx", edit))

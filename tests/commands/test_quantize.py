@@ -47,8 +47,7 @@ def test_quantize_then_check_passes_at_the_precision(lstm, tmp_path, precision: 
 
 def test_quantize_json_lists_what_was_converted(lstm, tmp_path) -> None:
     _, onnx_path = lstm
-    res = _cli("quantize", str(onnx_path), "--precision", "int8", "--out", str(tmp_path / "q.onnx"),
-               "--json", "-")
+    res = _cli("quantize", str(onnx_path), "--precision", "int8", "--out", str(tmp_path / "q.onnx"), "--json", "-")
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert doc["command"] == "quantize" and doc["quantized"] == {"LSTM": 2, "MatMul": 1}
@@ -69,11 +68,15 @@ def test_quantize_converts_a_scan_models_step_graph(tmp_path) -> None:
     assert res.exit_code == 0, res.output
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--precision", "int4"], r"Invalid value for '--precision': 'int4' is not one of 'fp16', 'int8'"),
-    (["--precision", "int8", "--model", "TS"], r"Error: .*expected an ONNX file, got a torchscript file"),
-    (["--precision", "int8", "--model", "REDUCED"], r"Error: .*expected a float32 \(fp32\) file"),
-], ids=["bad-precision", "torchscript-source", "already-reduced"])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--precision", "int4"], r"Invalid value for '--precision': 'int4' is not one of 'fp16', 'int8'"),
+        (["--precision", "int8", "--model", "TS"], r"Error: .*expected an ONNX file, got a torchscript file"),
+        (["--precision", "int8", "--model", "REDUCED"], r"Error: .*expected a float32 \(fp32\) file"),
+    ],
+    ids=["bad-precision", "torchscript-source", "already-reduced"],
+)
 def test_bad_input_exits_2_with_one_line(lstm, tmp_path, args: list[str], message: str) -> None:
     import re
 
@@ -81,7 +84,7 @@ def test_bad_input_exits_2_with_one_line(lstm, tmp_path, args: list[str], messag
     model = str(onnx_path)
     if "--model" in args:
         i = args.index("--model")
-        which, args = args[i + 1], args[:i] + args[i + 2:]
+        which, args = args[i + 1], args[:i] + args[i + 2 :]
         if which == "TS":
             from rnnx.exporter import export_torchscript
 
@@ -97,8 +100,18 @@ def test_bad_input_exits_2_with_one_line(lstm, tmp_path, args: list[str], messag
 
 def test_export_precision_and_ort_format(lstm, tmp_path) -> None:
     ckpt, _ = lstm
-    res = _cli("export", str(ckpt), "--out", str(tmp_path), "--format", "ort", "--precision", "int8",
-               "--json", str(tmp_path / "e.json"))
+    res = _cli(
+        "export",
+        str(ckpt),
+        "--out",
+        str(tmp_path),
+        "--format",
+        "ort",
+        "--precision",
+        "int8",
+        "--json",
+        str(tmp_path / "e.json"),
+    )
     assert res.exit_code == 0, res.output
     (f,) = json.loads((tmp_path / "e.json").read_text())["files"]
     assert f["path"] == str(tmp_path / "model.int8.ort") and f["precision"] == "int8"
@@ -110,10 +123,22 @@ def test_export_precision_and_ort_format(lstm, tmp_path) -> None:
 def test_check_reports_the_task_metric_of_a_training_run(tmp_path) -> None:
     from rnnx.training import TrainConfig, train
 
-    run = train(TrainConfig(task="sine", out=str(tmp_path / "run"), progress=False, plots=False,
-                            size=0.25, epochs=1, hidden_size=8, num_layers=1)).run_dir
-    assert _cli("export", str(run), "--out", str(tmp_path / "ex"), "--format", "onnx",
-                "--precision", "int8").exit_code == 0
+    run = train(
+        TrainConfig(
+            task="sine",
+            out=str(tmp_path / "run"),
+            progress=False,
+            plots=False,
+            size=0.25,
+            epochs=1,
+            hidden_size=8,
+            num_layers=1,
+        )
+    ).run_dir
+    assert (
+        _cli("export", str(run), "--out", str(tmp_path / "ex"), "--format", "onnx", "--precision", "int8").exit_code
+        == 0
+    )
     res = _cli("check", str(run), str(tmp_path / "ex" / "model.int8.onnx"), "--json", str(tmp_path / "c.json"))
     assert res.exit_code == 0, res.output
     assert "task sine: mae " in res.stdout

@@ -14,10 +14,17 @@ from click.testing import CliRunner
 
 from rnnx.cli import main
 from rnnx.exporter import export_onnx
-from tests.foreign import LstmWithState, export_lstm_with_state
-from tests.runtime.conftest import FOREIGN_K, FOREIGN_N, ForeignReference, foreign, reference, sequence  # noqa: F401
-from tests.runtime.conftest import write_step_graph
 from tests.commands import user_error
+from tests.foreign import LstmWithState, export_lstm_with_state
+from tests.runtime.conftest import (  # noqa: F401
+    FOREIGN_K,
+    FOREIGN_N,
+    ForeignReference,
+    foreign,
+    reference,
+    sequence,
+    write_step_graph,
+)
 from tests.zoo import INPUT, TINY
 
 
@@ -61,11 +68,18 @@ def test_summary_without_out(lstm, tmp_path):
     assert res.exit_code == 0 and "output shape (2, 4, 3)" in res.output
 
 
-@pytest.mark.parametrize("array, match", [
-    (np.zeros((4, 6), np.float32), r"Error: x: expected shape \(1, T, 5\) \(batch, time, features\), got \(1, 4, 6\)"),
-    (np.zeros(4, np.float32), r"Error: INPUT: expected \(time, features...\)"),
-    (np.zeros((4, 5), np.int64), "Error: x: expected dtype float32, got int64"),
-], ids=["features", "rank", "dtype"])
+@pytest.mark.parametrize(
+    "array, match",
+    [
+        (
+            np.zeros((4, 6), np.float32),
+            r"Error: x: expected shape \(1, T, 5\) \(batch, time, features\), got \(1, 4, 6\)",
+        ),
+        (np.zeros(4, np.float32), r"Error: INPUT: expected \(time, features...\)"),
+        (np.zeros((4, 5), np.int64), "Error: x: expected dtype float32, got int64"),
+    ],
+    ids=["features", "rank", "dtype"],
+)
 def test_bad_input_is_one_line_exit_2(lstm, tmp_path, array, match):
     path, _ = lstm
     np.save(tmp_path / "x.npy", array)
@@ -86,9 +100,11 @@ def test_bad_files(lstm, tmp_path):
 def test_run_does_not_import_torch(lstm, tmp_path):
     path, _ = lstm
     np.save(tmp_path / "x.npy", np.zeros((3, 5), np.float32))
-    code = (f"import sys; from rnnx.cli import main\n"
-            f"main(['run', {str(path)!r}, {str(tmp_path / 'x.npy')!r}], standalone_mode=False)\n"
-            f"sys.exit('torch imported' if 'torch' in sys.modules else 0)")
+    code = (
+        f"import sys; from rnnx.cli import main\n"
+        f"main(['run', {str(path)!r}, {str(tmp_path / 'x.npy')!r}], standalone_mode=False)\n"
+        f"sys.exit('torch imported' if 'torch' in sys.modules else 0)"
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
 
@@ -98,8 +114,20 @@ def test_foreign_frames_with_state_map_constant_and_context(foreign, tmp_path):
     path, model = foreign
     frames = np.random.default_rng(0).standard_normal((2, 6, FOREIGN_N)).astype(np.float32)  # (B, T, N)
     np.save(tmp_path / "x.npy", frames)
-    res = invoke(path, tmp_path / "x.npy", "--state-map", "state=stateN", "--constant", "sr=8000",
-                 "--context", FOREIGN_K, "--chunk", 4, "--out", tmp_path / "y.npy")
+    res = invoke(
+        path,
+        tmp_path / "x.npy",
+        "--state-map",
+        "state=stateN",
+        "--constant",
+        "sr=8000",
+        "--context",
+        FOREIGN_K,
+        "--chunk",
+        4,
+        "--out",
+        tmp_path / "y.npy",
+    )
     assert res.exit_code == 0, res.output
     assert "--constant sr: fed as int64 scalar (the graph input's dtype)" in res.stderr
     ref = ForeignReference(model, batch=2, sr=8000)  # sr given as text, fed as the graph's int64
@@ -111,22 +139,45 @@ def test_foreign_graph_with_a_time_axis_streams_in_chunks(tmp_path):
     path = export_lstm_with_state(tmp_path / "ls.onnx")
     x = np.random.default_rng(1).standard_normal((9, 3)).astype(np.float32)  # (T, F)
     np.save(tmp_path / "x.npy", x)
-    res = invoke(path, tmp_path / "x.npy", "--state-map", "h0=hn", "--state-map", "c0=cn", "--chunk", 4,
-                 "--out", tmp_path / "y.npy")
+    res = invoke(
+        path,
+        tmp_path / "x.npy",
+        "--state-map",
+        "h0=hn",
+        "--state-map",
+        "c0=cn",
+        "--chunk",
+        4,
+        "--out",
+        tmp_path / "y.npy",
+    )
     assert res.exit_code == 0, res.output
     with torch.no_grad():
         want = LstmWithState()(torch.from_numpy(x[None]), torch.zeros(1, 1, 4), torch.zeros(1, 1, 4))[0]
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), want.numpy(), atol=1e-5)
 
 
-@pytest.mark.parametrize("args, match", [
-    (["--state-map", "state"], r"Error: --state-map: expected IN=OUT, got 'state'"),
-    (["--state-map", "nope=stateN"], r"Error: state_map: 'nope' is not a graph input"),
-    (["--state-map", "state=stateN", "--constant", "sr=1.5"], r"Error: --constant sr: graph input sr is int64, got '1.5'"),
-    (["--state-map", "state=stateN", "--constant", "rate=1"], r"Error: --constant rate: not a graph input; inputs: \['input', 'sr', 'state'\]"),
-    (["--state-map", "state=stateN"], r"Error: state_map: expected exactly one data input .* got \['input', 'sr'\]"),
-    ([], r"Error: model: no 'rnnx.spec' metadata .* state_map="),
-], ids=["no-equals", "unknown-input", "fractional-int", "unknown-constant", "constant-missing", "no-map"])
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--state-map", "state"], r"Error: --state-map: expected IN=OUT, got 'state'"),
+        (["--state-map", "nope=stateN"], r"Error: state_map: 'nope' is not a graph input"),
+        (
+            ["--state-map", "state=stateN", "--constant", "sr=1.5"],
+            r"Error: --constant sr: graph input sr is int64, got '1.5'",
+        ),
+        (
+            ["--state-map", "state=stateN", "--constant", "rate=1"],
+            r"Error: --constant rate: not a graph input; inputs: \['input', 'sr', 'state'\]",
+        ),
+        (
+            ["--state-map", "state=stateN"],
+            r"Error: state_map: expected exactly one data input .* got \['input', 'sr'\]",
+        ),
+        ([], r"Error: model: no 'rnnx.spec' metadata .* state_map="),
+    ],
+    ids=["no-equals", "unknown-input", "fractional-int", "unknown-constant", "constant-missing", "no-map"],
+)
 def test_foreign_option_errors_are_one_line(foreign, tmp_path, args, match):
     np.save(tmp_path / "x.npy", np.zeros((3, FOREIGN_N), np.float32))
     res = invoke(foreign[0], tmp_path / "x.npy", *args)
@@ -198,12 +249,31 @@ def csv_model(tmp_path_factory):
         temp = "" if i in (30, 31) else f"{np.sin(i / 5) + rng.normal(0, 0.1):.4f}"
         rows.append(f"2024-01-{i % 28 + 1:02d}T{i % 24:02d}:00,{temp},{np.cos(i / 7):.4f},x")
     (root / "data.csv").write_text("\n".join(rows) + "\n")
-    res = CliRunner().invoke(main, ["train", "--csv", str(root / "data.csv"), "--target", "load", "--horizon", "2",
-                                    "--window", "8", "--hidden-size", "4", "--epochs", "1", "--no-progress",
-                                    "--out", str(root / "run")])
+    res = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--csv",
+            str(root / "data.csv"),
+            "--target",
+            "load",
+            "--horizon",
+            "2",
+            "--window",
+            "8",
+            "--hidden-size",
+            "4",
+            "--epochs",
+            "1",
+            "--no-progress",
+            "--out",
+            str(root / "run"),
+        ],
+    )
     assert res.exit_code == 0, res.output
-    res = CliRunner().invoke(main, ["export", str(root / "run"), "--out", str(root / "exp"), "--format", "onnx",
-                                    "--no-check"])
+    res = CliRunner().invoke(
+        main, ["export", str(root / "run"), "--out", str(root / "exp"), "--format", "onnx", "--no-check"]
+    )
     assert res.exit_code == 0, res.output
     return root
 
@@ -228,8 +298,9 @@ def test_run_takes_the_training_csv_as_is_and_names_the_outputs(csv_model, tmp_p
     lines = (tmp_path / "f.csv").read_text().splitlines()
     assert lines[0] == "load+1,load+2" and len(lines) == 121
     header, rows = read_columns(str(csv_model / "data.csv"))
-    table, _ = fill_missing(np.stack([numeric(header, rows, c, "d") for c in ("temp", "load")], 1),
-                            ["temp", "load"], "interpolate", "d")
+    table, _ = fill_missing(
+        np.stack([numeric(header, rows, c, "d") for c in ("temp", "load")], 1), ["temp", "load"], "interpolate", "d"
+    )
     with StreamingSession(csv_model / "exp" / "model.onnx") as sess:
         want = sess.feed(table[None].astype(np.float32))[0]
     np.testing.assert_allclose(np.loadtxt(tmp_path / "f.csv", delimiter=",", skiprows=1), want, rtol=1e-5, atol=1e-6)
@@ -245,10 +316,16 @@ def test_run_names_the_missing_feature_column(csv_model, tmp_path):
 
 def test_token_model_reads_text_and_decodes(tmp_path):
     runner = CliRunner()
-    res = runner.invoke(main, ["train", "--task", "chars", "--epochs", "1", "--no-progress", "--out", str(tmp_path / "run")])
+    res = runner.invoke(
+        main, ["train", "--task", "chars", "--epochs", "1", "--no-progress", "--out", str(tmp_path / "run")]
+    )
     assert res.exit_code == 0, res.output
-    assert runner.invoke(main, ["export", str(tmp_path / "run"), "--out", str(tmp_path / "exp"), "--format", "onnx",
-                                "--no-check"]).exit_code == 0
+    assert (
+        runner.invoke(
+            main, ["export", str(tmp_path / "run"), "--out", str(tmp_path / "exp"), "--format", "onnx", "--no-check"]
+        ).exit_code
+        == 0
+    )
     (tmp_path / "in.txt").write_text("hellohello\n")
     res = invoke(tmp_path / "exp" / "model.onnx", tmp_path / "in.txt", "--decode", "--json", "-")
     assert res.exit_code == 0, res.output
@@ -302,10 +379,16 @@ def test_state_and_output_files_are_readable_by_others_under_umask_022(lstm, tmp
 
 
 # ---------------------------------------------------------------- input edges (issue 16)
-@pytest.mark.parametrize("name, content", [
-    ("empty.csv", ""), ("header.csv", "f0,f1,f2,f3,f4\n"), ("zero.npy", np.zeros((0, 5), np.float32)),
-    ("batch.npy", np.zeros((2, 0, 5), np.float32)),
-], ids=["empty-csv", "header-only-csv", "zero-rows-npy", "zero-steps-batch"])
+@pytest.mark.parametrize(
+    "name, content",
+    [
+        ("empty.csv", ""),
+        ("header.csv", "f0,f1,f2,f3,f4\n"),
+        ("zero.npy", np.zeros((0, 5), np.float32)),
+        ("batch.npy", np.zeros((2, 0, 5), np.float32)),
+    ],
+    ids=["empty-csv", "header-only-csv", "zero-rows-npy", "zero-steps-batch"],
+)
 def test_zero_time_steps_is_one_line(lstm, tmp_path, name, content):
     """These crashed with a traceback (np.concatenate of no chunks)."""
     path = tmp_path / name
@@ -349,14 +432,16 @@ def _failing_at_run_time(src, dst):
     for node in graph.node:
         node.output[:] = ["y/inner" if o == "y" else o for o in node.output]
     graph.initializer.append(numpy_helper.from_array(np.array(100.0, np.float32), "y/limit"))
-    graph.node.extend([
-        helper.make_node("Shape", ["y/inner"], ["y/shape"]),
-        helper.make_node("ReduceMax", ["x"], ["y/max"], keepdims=0),
-        helper.make_node("Greater", ["y/max", "y/limit"], ["y/over"]),
-        helper.make_node("Cast", ["y/over"], ["y/grow"], to=TensorProto.INT64),
-        helper.make_node("Add", ["y/shape", "y/grow"], ["y/new_shape"]),
-        helper.make_node("Reshape", ["y/inner", "y/new_shape"], ["y"]),
-    ])
+    graph.node.extend(
+        [
+            helper.make_node("Shape", ["y/inner"], ["y/shape"]),
+            helper.make_node("ReduceMax", ["x"], ["y/max"], keepdims=0),
+            helper.make_node("Greater", ["y/max", "y/limit"], ["y/over"]),
+            helper.make_node("Cast", ["y/over"], ["y/grow"], to=TensorProto.INT64),
+            helper.make_node("Add", ["y/shape", "y/grow"], ["y/new_shape"]),
+            helper.make_node("Reshape", ["y/inner", "y/new_shape"], ["y"]),
+        ]
+    )
     onnx.save(model, str(dst))
     return dst
 
@@ -395,11 +480,19 @@ def test_a_csv_with_a_timestamp_column_is_told_and_read_with_columns(lstm, tmp_p
     features = x.shape[1]
     names = [f"f{i}" for i in range(features)]
     stamped = tmp_path / "stamped.csv"
-    stamped.write_text("time," + ",".join(names) + "\n" + "".join(
-        f"2024-01-01 00:0{t},{','.join(f'{v:.8f}' for v in row)}\n" for t, row in enumerate(x)))
+    stamped.write_text(
+        "time,"
+        + ",".join(names)
+        + "\n"
+        + "".join(f"2024-01-01 00:0{t},{','.join(f'{v:.8f}' for v in row)}\n" for t, row in enumerate(x))
+    )
     unix = tmp_path / "unix.csv"
-    unix.write_text("time," + ",".join(names) + "\n" + "".join(
-        f"{1700000000 + 60 * t},{','.join(f'{v:.8f}' for v in row)}\n" for t, row in enumerate(x)))
+    unix.write_text(
+        "time,"
+        + ",".join(names)
+        + "\n"
+        + "".join(f"{1700000000 + 60 * t},{','.join(f'{v:.8f}' for v in row)}\n" for t, row in enumerate(x))
+    )
     runner = CliRunner()
     line = user_error(runner.invoke(main, ["run", str(path), str(stamped)]))
     assert "could not convert string '2024-01-01 00:00'" in line and "--columns A,B,..." in line, line

@@ -26,8 +26,10 @@ def test_stateful_then_run_equals_the_module(tmp_path) -> None:
     assert "input:   input (batch, time, 3) float32" in res.output and "max abs err" in res.output
     x = np.random.default_rng(0).standard_normal((11, FEATURES)).astype(np.float32)  # (T, F)
     np.save(tmp_path / "x.npy", x)
-    res = CliRunner().invoke(main, ["run", str(tmp_path / "s.onnx"), str(tmp_path / "x.npy"), "--chunk", "4",
-                                    "--out", str(tmp_path / "y.npy")])
+    res = CliRunner().invoke(
+        main,
+        ["run", str(tmp_path / "s.onnx"), str(tmp_path / "x.npy"), "--chunk", "4", "--out", str(tmp_path / "y.npy")],
+    )
     assert res.exit_code == 0, res.output
     with torch.no_grad():
         want = model(torch.from_numpy(x[:, None])).transpose(0, 1)  # (T, 1, OUT) -> (1, T, OUT)
@@ -44,8 +46,9 @@ def test_json_report(tmp_path) -> None:
 
 
 def test_refusal_exits_2_and_failed_check_exits_1(tmp_path) -> None:
-    bi = export_plain(PlainRNN("lstm", bidirectional=True), (torch.zeros(2, 4, FEATURES),), tmp_path / "bi.onnx",
-                      dynamo=False)
+    bi = export_plain(
+        PlainRNN("lstm", bidirectional=True), (torch.zeros(2, 4, FEATURES),), tmp_path / "bi.onnx", dynamo=False
+    )
     assert "is bidirectional" in user_error(_cli(bi, "--out", tmp_path / "o.onnx"))
 
     class Centered(torch.nn.Module):  # subtracts the sequence mean: not causal, cannot stream

@@ -27,8 +27,27 @@ def test_train_writes_a_run_dir_ready_for_export(tmp_path):
 def test_model_options_and_features(tmp_path):
     csv = tmp_path / "s.csv"
     csv.write_text("a,b,c\n" + "".join(f"{i % 7},{i % 5},{(i * 3) % 11}\n" for i in range(200)))
-    res = invoke("--csv", str(csv), "--target", "a", "--features", "a, b", "--window", "8", "--horizon", "2",
-                 "--model", "gru", "--hidden-size", "8", "--epochs", "1", "--no-progress", "--out", str(tmp_path / "r"))
+    res = invoke(
+        "--csv",
+        str(csv),
+        "--target",
+        "a",
+        "--features",
+        "a, b",
+        "--window",
+        "8",
+        "--horizon",
+        "2",
+        "--model",
+        "gru",
+        "--hidden-size",
+        "8",
+        "--epochs",
+        "1",
+        "--no-progress",
+        "--out",
+        str(tmp_path / "r"),
+    )
     assert res.exit_code == 0, res.output
     config = json.loads((tmp_path / "r" / "config.json").read_text())
     assert config["task"]["features"] == ["a", "b"] and config["model"]["output_size"] == 2
@@ -42,14 +61,24 @@ def test_model_options_and_features(tmp_path):
         (["--csv", "missing.csv", "--target", "x"], "Error: --csv: no such file: missing.csv"),
         (["--csv", "{csv}"], "Error: --csv: needs --target COLUMN (the column to forecast)"),
         (["--csv", "{csv}", "--target", "z"], "Error: --target: unknown column 'z'; the columns of {csv} are: a, b"),
-        (["--csv", "{csv}", "--target", "a", "--window", "100"],
-         "Error: --window 100 + --horizon 1: too long for the series of 50 rows"),
+        (
+            ["--csv", "{csv}", "--target", "a", "--window", "100"],
+            "Error: --window 100 + --horizon 1: too long for the series of 50 rows",
+        ),
         (["--task", "sine", "--model", "transformer"], "Error: kind: expected one of rnn, lstm, gru, convlstm"),
         (["--task", "sine", "--device", "tpu"], "Error: --device: expected one of cpu, cuda, got 'tpu'"),
         ([], "Error: expected exactly one of --task NAME or --csv FILE, got neither"),
     ],
-    ids=["unknown-task", "missing-csv", "csv-without-target", "unknown-column", "window-too-long",
-         "unknown-model", "bad-device", "no-task"],
+    ids=[
+        "unknown-task",
+        "missing-csv",
+        "csv-without-target",
+        "unknown-column",
+        "window-too-long",
+        "unknown-model",
+        "bad-device",
+        "no-task",
+    ],
 )
 def test_user_errors_exit_2_with_one_line(args, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

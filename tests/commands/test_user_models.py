@@ -135,8 +135,20 @@ def trained(user_dir: Path) -> Path:
 
 def test_export_then_check_a_users_model_file(user_dir: Path, trained: Path, tmp_path: Path) -> None:
     ref = f"{user_dir / 'my_model.py'}:make"
-    res = _cli("export", ref, "--weights", str(trained), "--example-shape", "2,5,3", "--out",
-               str(tmp_path), "--format", "onnx", "--json", str(tmp_path / "export.json"))
+    res = _cli(
+        "export",
+        ref,
+        "--weights",
+        str(trained),
+        "--example-shape",
+        "2,5,3",
+        "--out",
+        str(tmp_path),
+        "--format",
+        "onnx",
+        "--json",
+        str(tmp_path / "export.json"),
+    )
     assert res.exit_code == 0, res.output
     assert res.stdout.splitlines()[1].split()[-1] == "pass"
     report = json.loads((tmp_path / "export.json").read_text())
@@ -172,32 +184,58 @@ def test_no_silent_substitutes_random_weights_and_another_model(user_dir: Path, 
 
 
 def test_a_cell_models_input_shape_is_read_off_the_module(user_dir: Path, tmp_path: Path) -> None:
-    res = _cli("export", f"{user_dir / 'my_model.py'}:make_cell", "--out", str(tmp_path),
-               "--format", "onnx")  # nn.GRUCell: input shape read off the module
+    res = _cli(
+        "export", f"{user_dir / 'my_model.py'}:make_cell", "--out", str(tmp_path), "--format", "onnx"
+    )  # nn.GRUCell: input shape read off the module
     assert res.exit_code == 0, res.output
     assert read_spec(tmp_path / "model.onnx").exporter == "scan"
 
 
-@pytest.mark.parametrize("args,message", [
-    (["{d}/my_model.py:make_unwrapped", "--example-shape", "2,5,3"],
-     r"Error: .*make_unwrapped: Net does not follow the rnnx contract .* make make_unwrapped\(\) return "
-     r"rnnx\.wrap\(model, state=\[\(1, \"batch\", 5\)\], batch_first=False\)$"),
-    (["{d}/my_model.py:nope"], r"Error: .*my_model.py:nope: module .* has no attribute 'nope'"),
-    (["{d}/my_model.py:NOT_A_FACTORY"], r"Error: .*expected a callable returning an nn.Module, got int"),
-    (["{d}/missing.py:make"], r"Error: .*missing.py: no such Python file"),
-    (["no_such_pkg.mod:make"], r"Error: no_such_pkg.mod: no such module"),
-    (["{d}/my_model.py:make_blind"], r"Error: Blind: cannot read its input shape off the module .*"
-     r"--example-shape 2,5,FEATURES"),
-    (["{d}/my_model.py:make_with_args"], r"Error: .*make_with_args: expected a factory taking no arguments, "
-     r"got one that needs hidden, bias; .* def make\(\): return make_with_args\(hidden=..., bias=...\)"),
-    (["{d}/my_model.py:make", "--example-shape", "2,x"], r"Error: --example-shape: expected positive integers"),
-    (["{d}/my_model.py:make", "--example-shape", "2,5,3", "--weights", "{d}/helpers.py"],
-     r"Error: .*helpers.py: not a state_dict torch.load\(weights_only=True\) can read"),
-    (["{d}", "--weights", "{d}/trained.pt"], r"Error: --weights: only for a model given as file.py:factory"),
-], ids=["not-wrapped", "no-attribute", "not-callable", "no-file", "no-module", "no-example-shape", "factory-needs-args",
-        "bad-shape", "weights-not-a-state-dict", "weights-for-a-checkpoint"])
-def test_user_model_mistakes_are_one_line_errors(user_dir: Path, trained: Path, tmp_path: Path,
-                                                 args: list[str], message: str) -> None:
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (
+            ["{d}/my_model.py:make_unwrapped", "--example-shape", "2,5,3"],
+            r"Error: .*make_unwrapped: Net does not follow the rnnx contract .* make make_unwrapped\(\) return "
+            r"rnnx\.wrap\(model, state=\[\(1, \"batch\", 5\)\], batch_first=False\)$",
+        ),
+        (["{d}/my_model.py:nope"], r"Error: .*my_model.py:nope: module .* has no attribute 'nope'"),
+        (["{d}/my_model.py:NOT_A_FACTORY"], r"Error: .*expected a callable returning an nn.Module, got int"),
+        (["{d}/missing.py:make"], r"Error: .*missing.py: no such Python file"),
+        (["no_such_pkg.mod:make"], r"Error: no_such_pkg.mod: no such module"),
+        (
+            ["{d}/my_model.py:make_blind"],
+            r"Error: Blind: cannot read its input shape off the module .*"
+            r"--example-shape 2,5,FEATURES",
+        ),
+        (
+            ["{d}/my_model.py:make_with_args"],
+            r"Error: .*make_with_args: expected a factory taking no arguments, "
+            r"got one that needs hidden, bias; .* def make\(\): return make_with_args\(hidden=..., bias=...\)",
+        ),
+        (["{d}/my_model.py:make", "--example-shape", "2,x"], r"Error: --example-shape: expected positive integers"),
+        (
+            ["{d}/my_model.py:make", "--example-shape", "2,5,3", "--weights", "{d}/helpers.py"],
+            r"Error: .*helpers.py: not a state_dict torch.load\(weights_only=True\) can read",
+        ),
+        (["{d}", "--weights", "{d}/trained.pt"], r"Error: --weights: only for a model given as file.py:factory"),
+    ],
+    ids=[
+        "not-wrapped",
+        "no-attribute",
+        "not-callable",
+        "no-file",
+        "no-module",
+        "no-example-shape",
+        "factory-needs-args",
+        "bad-shape",
+        "weights-not-a-state-dict",
+        "weights-for-a-checkpoint",
+    ],
+)
+def test_user_model_mistakes_are_one_line_errors(
+    user_dir: Path, trained: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
     import re
 
     res = _cli("export", *[a.format(d=user_dir) for a in args], "--out", str(tmp_path), "--format", "onnx")
@@ -239,12 +277,30 @@ def test_token_ids_are_read_off_the_embedding(user_dir: Path, tmp_path: Path) ->
 
 
 def test_example_shape_and_dtype_win_over_what_is_read_off_the_module(user_dir: Path, tmp_path: Path) -> None:
-    res = _cli("export", f"{user_dir / 'my_model.py'}:make_blind", "--example-shape", "3,4,6",
-               "--out", str(tmp_path), "--format", "onnx")
+    res = _cli(
+        "export",
+        f"{user_dir / 'my_model.py'}:make_blind",
+        "--example-shape",
+        "3,4,6",
+        "--out",
+        str(tmp_path),
+        "--format",
+        "onnx",
+    )
     assert res.exit_code == 0, res.output
     assert read_spec(tmp_path / "model.onnx").input.feature_shape == (6,)
-    res = _cli("export", f"{user_dir / 'my_model.py'}:make_chars", "--example-shape", "2,3",
-               "--example-dtype", "int64", "--out", str(tmp_path / "c"), "--format", "onnx")
+    res = _cli(
+        "export",
+        f"{user_dir / 'my_model.py'}:make_chars",
+        "--example-shape",
+        "2,3",
+        "--example-dtype",
+        "int64",
+        "--out",
+        str(tmp_path / "c"),
+        "--format",
+        "onnx",
+    )
     assert res.exit_code == 0, res.output
     assert read_spec(tmp_path / "c" / "model.onnx").input.dtype == "int64"
 

@@ -23,7 +23,9 @@ def test_default_is_onnx_only(tmp_path) -> None:
 
 
 def test_unknown_format_lists_valid_ones(tmp_path) -> None:
-    with pytest.raises(ConfigError, match=r"format: expected one or more of onnx, torchscript, triton, ort, pt2, pte, got \['tflite'\]"):
+    with pytest.raises(
+        ConfigError, match=r"format: expected one or more of onnx, torchscript, triton, ort, pt2, pte, got \['tflite'\]"
+    ):
         export_files(make_model("rnn-tanh"), tmp_path, formats=("tflite",))
 
 

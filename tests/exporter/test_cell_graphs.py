@@ -119,7 +119,8 @@ def test_cell_scan_is_valid_at_the_supported_opsets(opset: int) -> None:
     x = np.zeros((2, 1, *shape), np.float32)
     s = np.zeros((1, 4, 6, 6), np.float32)
     y, *_ = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(
-        None, {"x": x, "s0": s, "s1": s})
+        None, {"x": x, "s0": s, "s1": s}
+    )
     assert y.shape == (2, 1, 4, 6, 6)
 
 
@@ -137,8 +138,13 @@ def test_int8_quantizes_the_projection_and_the_recurrent_matmuls(tmp_path: Path)
     cell, shape = _cell("lstm-proj")
     src, dst = tmp_path / "f.onnx", tmp_path / "q.onnx"
     onnx.save(_model(cell, shape), str(src))
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
-                     extra_options={"EnableSubgraph": True})
+    quantize_dynamic(
+        str(src),
+        str(dst),
+        weight_type=QuantType.QInt8,
+        op_types_to_quantize=["MatMul"],
+        extra_options={"EnableSubgraph": True},
+    )
     model = onnx.load(str(dst))
     outer = collections.Counter(n.op_type for n in model.graph.node)
     body = collections.Counter(n.op_type for g in _bodies(model) for n in g.node)
@@ -173,8 +179,13 @@ def test_stack_scan_runs_every_layer_in_one_scan_like_the_eager_stack(name: str,
     ins, outs = [f"s{i}" for i in range(len(stacked))], [f"s{i}_out" for i in range(len(stacked))]
     nodes, inits = stack_scan(cells, "x", ins, "y", outs, "stack/")
     f = onnx.TensorProto.FLOAT
-    graph = helper.make_graph(nodes, "stack", [helper.make_tensor_value_info(n, f, None) for n in ["x", *ins]],
-                              [helper.make_tensor_value_info(n, f, None) for n in ["y", *outs]], initializer=inits)
+    graph = helper.make_graph(
+        nodes,
+        "stack",
+        [helper.make_tensor_value_info(n, f, None) for n in ["x", *ins]],
+        [helper.make_tensor_value_info(n, f, None) for n in ["y", *outs]],
+        initializer=inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     assert [n.op_type for n in model.graph.node].count("Scan") == 1
     feeds = {"x": x.numpy(), **{n: s.numpy() for n, s in zip(ins, stacked)}}

@@ -16,7 +16,9 @@ def test_zoo_lstm_spec() -> None:
     spec = derive_spec(model, model.example_input(2, 5), opset=17, exporter="scan")
     assert spec.input.shape == ("batch", "time", 5) and spec.output.shape == ("batch", "time", 3)
     assert [(s.name, s.input, s.output, s.shape) for s in spec.state] == [
-        ("h", "h_in", "h_out", (2, "batch", 4)), ("c", "c_in", "c_out", (2, "batch", 8))]
+        ("h", "h_in", "h_out", (2, "batch", 4)),
+        ("c", "c_in", "c_out", (2, "batch", 8)),
+    ]
     assert spec.kind == "lstm" and spec.config["num_layers"] == 2 and spec.streamable
 
 
@@ -96,24 +98,38 @@ class _SeqFirst(_GRUModel):
 
 
 NEAR_MISSES = [
-    (nn.LSTM(3, 4), r"LSTM: expected an init_state\(batch_size\) method .*found none; .*to use the module "
-                    r"as written: rnnx\.wrap\(model\)$"),
+    (
+        nn.LSTM(3, 4),
+        r"LSTM: expected an init_state\(batch_size\) method .*found none; .*to use the module "
+        r"as written: rnnx\.wrap\(model\)$",
+    ),
     (nn.GRUCell(3, 4), r"GRUCell: expected an init_state.*rnnx\.wrap\(model\)$"),
-    (_BareStateReturned(), r"_BareStateReturned\.forward: expected the new state as a list of tensors, got a "
-                           r"bare Tensor of shape \(1, 2, 4\); return \(y, \[h\]\), or use the module as written: "
-                           r"rnnx\.wrap\(model, state=\[\(1, \"batch\", 4\)\], state_as='tuple'\)"),
-    (_TensorInitState(), r"_TensorInitState\.init_state: expected a list of state tensors, got a Tensor of "
-                         r"shape \(1, 2, 4\); return \[h\] instead of h"),
-    (_TensorStateTaken(), r"_TensorStateTaken\.forward\(x, state\) raised \w+: .* rnnx calls it with "
-                          r"batch-first x \(2, 5, 3\) .* state as a list \[\(1, 2, 4\)\]; to use the module "
-                          r"as written: rnnx\.wrap\(model, state=\[\(1, \"batch\", 4\)\]\)"),
+    (
+        _BareStateReturned(),
+        r"_BareStateReturned\.forward: expected the new state as a list of tensors, got a "
+        r"bare Tensor of shape \(1, 2, 4\); return \(y, \[h\]\), or use the module as written: "
+        r"rnnx\.wrap\(model, state=\[\(1, \"batch\", 4\)\], state_as='tuple'\)",
+    ),
+    (
+        _TensorInitState(),
+        r"_TensorInitState\.init_state: expected a list of state tensors, got a Tensor of "
+        r"shape \(1, 2, 4\); return \[h\] instead of h",
+    ),
+    (
+        _TensorStateTaken(),
+        r"_TensorStateTaken\.forward\(x, state\) raised \w+: .* rnnx calls it with "
+        r"batch-first x \(2, 5, 3\) .* state as a list \[\(1, 2, 4\)\]; to use the module "
+        r"as written: rnnx\.wrap\(model, state=\[\(1, \"batch\", 4\)\]\)",
+    ),
     (_SeqFirst(), r"_SeqFirst\.forward\(x, state\) raised RuntimeError: .*add batch_first=False"),
 ]
 
 
-@pytest.mark.parametrize("module,match", NEAR_MISSES,
-                         ids=["nn.LSTM", "nn.GRUCell", "bare-state-returned", "tensor-init-state",
-                              "tensor-state-taken", "seq-first"])
+@pytest.mark.parametrize(
+    "module,match",
+    NEAR_MISSES,
+    ids=["nn.LSTM", "nn.GRUCell", "bare-state-returned", "tensor-init-state", "tensor-state-taken", "seq-first"],
+)
 def test_a_near_miss_gets_the_mismatch_and_the_wrap_call_never_a_raw_torch_error(module, match) -> None:
     from rnnx.errors import ContractError
 

@@ -17,10 +17,17 @@ from rnnx.onnx_tools.graph import unused_initializers
 from tests.exporter.conftest import make_model
 
 EXPECTED_STRATEGY = [
-    ("lstm-1l", "trace"), ("gru-2l-bi", "trace"), ("rnn-2l-tanh", "trace"),
-    ("custom-forecaster", "trace"), ("lstm-1l-proj", "proj-native"), ("lstm-2l-proj-nobias", "proj-native"),
-    ("convlstm-2l-k3", "scan"), ("custom-peephole", "scan"), ("lstm-1l-proj-bi", "proj-native"),
-    ("rnn-relu", "scan"), ("rnn-2l-relu-bi", "layer-scan"),
+    ("lstm-1l", "trace"),
+    ("gru-2l-bi", "trace"),
+    ("rnn-2l-tanh", "trace"),
+    ("custom-forecaster", "trace"),
+    ("lstm-1l-proj", "proj-native"),
+    ("lstm-2l-proj-nobias", "proj-native"),
+    ("convlstm-2l-k3", "scan"),
+    ("custom-peephole", "scan"),
+    ("lstm-1l-proj-bi", "proj-native"),
+    ("rnn-relu", "scan"),
+    ("rnn-2l-relu-bi", "layer-scan"),
 ]
 STRUCTURE = ["lstm-1l", "lstm-2l-proj", "lstm-1l-proj-bi", "convlstm-k3", "gru-bi", "custom-peephole"]
 
@@ -89,14 +96,18 @@ def test_the_users_model_is_not_mutated(tmp_path) -> None:
 
 
 def test_unknown_strategy_lists_the_valid_ones(tmp_path) -> None:
-    with pytest.raises(ConfigError, match=r"strategy: expected one of auto, trace, proj-native, scan, scan-legacy, layer-scan, dynamo, got 'fast'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"strategy: expected one of auto, trace, proj-native, scan, scan-legacy, layer-scan, dynamo, got 'fast'",
+    ):
         export_onnx(make_model("lstm-1l"), tmp_path / "m.onnx", strategy="fast")
 
 
 def test_forced_trace_of_a_python_loop_fails_with_the_reason(tmp_path) -> None:
     with pytest.raises(ExportError, match=r"could not export PeepholeForecaster to ONNX: trace: .+"):
-        export_onnx(make_model("custom-peephole"), tmp_path / "m.onnx", strategy="trace",
-                    example_input=torch.randn(2, 5, 5))
+        export_onnx(
+            make_model("custom-peephole"), tmp_path / "m.onnx", strategy="trace", example_input=torch.randn(2, 5, 5)
+        )
     assert not (tmp_path / "m.onnx").exists()
 
 
@@ -124,8 +135,12 @@ def test_every_strategy_failing_lists_each_reason(tmp_path) -> None:
             y = torch.flip(torch.cumsum(torch.flip(x, [1]), 1), [1])  # (B, T, F) reverse cumsum
             return y, [state[0] + x.sum(1)]
 
-    with pytest.raises(ExportError, match=r"trace: parity probe failed.*; proj-native: no nn.LSTM/LSTMLayers with proj_size.*; scan: parity probe failed.*; "
-                       r"scan-legacy: parity probe failed.*; layer-scan: no nn.RNN/LSTM/GRU layers"):
+    with pytest.raises(
+        ExportError,
+        match=r"trace: parity probe failed.*; proj-native: no nn.LSTM/LSTMLayers with proj_size.*; "
+        r"scan: parity probe failed.*; "
+        r"scan-legacy: parity probe failed.*; layer-scan: no nn.RNN/LSTM/GRU layers",
+    ):
         export_onnx(Future(), tmp_path / "m.onnx", example_input=torch.randn(2, 5, 3))
 
 
@@ -188,8 +203,13 @@ def test_a_candidate_that_crashes_onnxruntime_is_rejected_not_fatal(tmp_path) ->
 
     # run in a child: before the fix this export killed the process running it
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.run([sys.executable, "-c", _CRASHING_CANDIDATE, str(tmp_path / "m.onnx")],
-                          capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", _CRASHING_CANDIDATE, str(tmp_path / "m.onnx")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0, f"export killed the process (rc {proc.returncode}): {proc.stderr[-500:]}"
     strategy, reason = proc.stdout.split("\n")[:2]
     assert strategy == "scan"
@@ -210,8 +230,7 @@ class _BuggyWhenTraced(nn.Module):
 
 def test_failed_export_is_chained_to_the_cause_and_keeps_every_full_reason(tmp_path) -> None:
     with pytest.raises(ExportError) as info:
-        export_onnx(_BuggyWhenTraced(), tmp_path / "m.onnx", strategy="trace",
-                    example_input=torch.randn(2, 5, 3))
+        export_onnx(_BuggyWhenTraced(), tmp_path / "m.onnx", strategy="trace", example_input=torch.randn(2, 5, 3))
     cause = info.value.__cause__
     assert isinstance(cause, TypeError) and str(cause).startswith("injected bug")
     assert len(str(cause)) > 300 and str(info.value).endswith("a long explanation END")  # no 300-char cut
@@ -279,8 +298,7 @@ def test_exported_files_are_readable_by_others_under_umask_022(tmp_path) -> None
         os.umask(old)
     written = sorted(p.name for p in tmp_path.iterdir())
     assert written == ["m.onnx", "m.step.onnx"] and result.step_graph_path is not None
-    assert {n: oct(stat.S_IMODE(os.stat(tmp_path / n).st_mode)) for n in written} == {
-        n: "0o644" for n in written}
+    assert {n: oct(stat.S_IMODE(os.stat(tmp_path / n).st_mode)) for n in written} == {n: "0o644" for n in written}
 
 
 def test_a_reexport_never_changes_the_step_graph_the_old_model_reads(tmp_path) -> None:

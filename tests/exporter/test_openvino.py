@@ -14,9 +14,9 @@ import torch
 from rnnx.exporter import read_spec
 
 ov = pytest.importorskip("openvino", reason="openvino is not installed (pip install openvino)")
-make_stateful = pytest.importorskip("openvino._offline_transformations",
-                                    reason="this openvino has no MakeStateful transformation"
-                                    ).apply_make_stateful_transformation
+make_stateful = pytest.importorskip(
+    "openvino._offline_transformations", reason="this openvino has no MakeStateful transformation"
+).apply_make_stateful_transformation
 
 STEPS = 6
 
@@ -36,7 +36,7 @@ def test_openvino_stateful_streaming_matches_eager(exported, name: str) -> None:
     x = model.example_input(1, STEPS)
     with torch.no_grad():
         want, _ = model(x, model.init_state(1))  # (1, T, O) from zero state
-    got = [request.infer({spec.input.name: x[:, t:t + 1].numpy()})[spec.output.name] for t in range(STEPS)]
+    got = [request.infer({spec.input.name: x[:, t : t + 1].numpy()})[spec.output.name] for t in range(STEPS)]
     np.testing.assert_allclose(np.concatenate(got, 1), want.numpy(), atol=1e-5, rtol=1e-5)
     request.reset_state()  # a fresh stream starts from zeros again
     again = request.infer({spec.input.name: x[:, :1].numpy()})[spec.output.name]

@@ -32,8 +32,7 @@ def test_exported_model_matches_eager(exported, name: str, fmt: str) -> None:
 # dynamo-built scan path: one per kind, bias, proj_size, normalisation/residual, embedding and
 # a user's model (each dynamo export costs seconds; the scan-path models of MODELS already
 # take it under auto)
-FORCED_SCAN = ("rnn-2l-tanh-nobias", "lstm-2l", "lstm-2l-proj", "gru-residual", "tokens-lstm",
-               "custom-forecaster-lstm")
+FORCED_SCAN = ("rnn-2l-tanh-nobias", "lstm-2l", "lstm-2l-proj", "gru-residual", "tokens-lstm", "custom-forecaster-lstm")
 
 
 @pytest.mark.parametrize("name", FORCED_SCAN)

@@ -13,8 +13,17 @@ from tests.exporter.conftest import MATRIX
 from tests.zoo import TINY, example_input
 
 ALL = sorted(set(MATRIX) | set(TINY))
-BANNED = {"Loop", "SequenceConstruct", "SequenceInsert", "SequenceAt", "SequenceEmpty",
-          "SequenceLength", "ConcatFromSequence", "SplitToSequence", "SequenceErase"}
+BANNED = {
+    "Loop",
+    "SequenceConstruct",
+    "SequenceInsert",
+    "SequenceAt",
+    "SequenceEmpty",
+    "SequenceLength",
+    "ConcatFromSequence",
+    "SplitToSequence",
+    "SequenceErase",
+}
 
 
 def _nodes(graph: onnx.GraphProto):
@@ -55,8 +64,10 @@ def test_no_loop_or_sequence_ops(exported, name: str) -> None:
     assert not ops & BANNED, f"{name} ({result.strategy}): {sorted(ops & BANNED)}"
 
 
-@pytest.mark.parametrize("name,strategy", [("lstm-2l-proj", "scan"), ("convlstm-k3", "auto"),
-                                           ("custom-peephole", "auto"), ("lstm-1l-proj-bi", "layer-scan")])
+@pytest.mark.parametrize(
+    "name,strategy",
+    [("lstm-2l-proj", "scan"), ("convlstm-k3", "auto"), ("custom-peephole", "auto"), ("lstm-1l-proj-bi", "layer-scan")],
+)
 def test_scans_run_over_axis_0_and_keep_their_weights_in_the_body(exported, name: str, strategy: str) -> None:
     _, result = exported(name, "onnx", strategy)
     graph = onnx.load(str(result.path)).graph
@@ -83,9 +94,16 @@ def test_reverse_direction_scans_the_flipped_sequence(exported) -> None:
     assert flips, "the reverse Scan reads a time-flipped x"
 
 
-@pytest.mark.parametrize("name,strategy", [("convlstm-k3", "auto"), ("convlstm-k5-2l", "auto"),
-                                           ("custom-peephole", "auto"), ("lstm-2l-proj", "scan"),
-                                           ("gru-2l", "scan-legacy")])
+@pytest.mark.parametrize(
+    "name,strategy",
+    [
+        ("convlstm-k3", "auto"),
+        ("convlstm-k5-2l", "auto"),
+        ("custom-peephole", "auto"),
+        ("lstm-2l-proj", "scan"),
+        ("gru-2l", "scan-legacy"),
+    ],
+)
 def test_step_graphs_match_onnxruntime_in_the_reference_evaluator(exported, name: str, strategy: str) -> None:
     """A scan export's step graph (shipped beside it) is portable too: onnx.reference equals onnxruntime at T=1."""
     model, result = exported(name, "onnx", strategy)

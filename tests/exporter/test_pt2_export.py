@@ -74,16 +74,19 @@ def test_pool_steps_streams_of_a_pt2(programs) -> None:
 def test_loads_with_plain_torch(programs, tmp_path) -> None:
     """A user with only torch: torch.export.load, the spec from extra_files, one step called by hand."""
     model, result = programs["lstm-2l"]
-    code = ("import json, sys, torch\n"
-            "extra = {'rnnx.spec': ''}\n"
-            "step = torch.export.load(sys.argv[1], extra_files=extra).module()\n"
-            "spec = json.loads(extra['rnnx.spec'])\n"
-            "x = torch.zeros(4, spec['input']['shape'][2])\n"
-            "state = [torch.zeros([4 if d == 'batch' else d for d in s['shape']]) for s in spec['state']]\n"
-            "y, *new = step(x, *state)\n"
-            "print(json.dumps({'y': list(y.shape), 'rnnx': 'rnnx' in sys.modules}))\n")
-    done = subprocess.run([sys.executable, "-I", "-c", code, str(result.path)], capture_output=True, text=True,
-                          timeout=300, cwd=tmp_path)
+    code = (
+        "import json, sys, torch\n"
+        "extra = {'rnnx.spec': ''}\n"
+        "step = torch.export.load(sys.argv[1], extra_files=extra).module()\n"
+        "spec = json.loads(extra['rnnx.spec'])\n"
+        "x = torch.zeros(4, spec['input']['shape'][2])\n"
+        "state = [torch.zeros([4 if d == 'batch' else d for d in s['shape']]) for s in spec['state']]\n"
+        "y, *new = step(x, *state)\n"
+        "print(json.dumps({'y': list(y.shape), 'rnnx': 'rnnx' in sys.modules}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", code, str(result.path)], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     got = json.loads(done.stdout.strip().splitlines()[-1])
     assert got == {"y": [4, read_spec(result.path).output.shape[2]], "rnnx": False}

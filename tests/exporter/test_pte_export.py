@@ -8,8 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-pytest.importorskip("executorch.exir",
-                    reason="ExecuTorch is the optional extra rnnx[executorch] (make test installs it)")
+pytest.importorskip(
+    "executorch.exir", reason="ExecuTorch is the optional extra rnnx[executorch] (make test installs it)"
+)
 
 from rnnx.errors import ExportError, ShapeError  # noqa: E402
 from rnnx.exporter import check_parity, read_spec  # noqa: E402
@@ -90,11 +91,14 @@ def test_bidirectional_model_is_refused_with_the_reason(tmp_path) -> None:
 def test_export_files_and_the_runtime_import_nothing_until_a_pte_opens(tmp_path) -> None:
     files = export_files(make_model("lstm-1l"), tmp_path, formats=("pte",))
     assert [(f.format, f.result.path.name) for f in files] == [("pte", "model.pte")] and files[0].report.ok
-    code = ("import sys; import rnnx.runtime\n"
-            "assert 'torch' not in sys.modules and 'executorch' not in sys.modules\n"
-            "s = rnnx.runtime.StreamingSession(sys.argv[1]); s.step(__import__('numpy').zeros((1, 5), 'float32'))\n"
-            "print('executorch.runtime' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "model.pte")], capture_output=True,
-                          text=True, timeout=300)
+    code = (
+        "import sys; import rnnx.runtime\n"
+        "assert 'torch' not in sys.modules and 'executorch' not in sys.modules\n"
+        "s = rnnx.runtime.StreamingSession(sys.argv[1]); s.step(__import__('numpy').zeros((1, 5), 'float32'))\n"
+        "print('executorch.runtime' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "model.pte")], capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "True"

@@ -60,8 +60,11 @@ def test_both_files_carry_one_contract(bundles, name):
     enc_graph, dec_graph = onnx.load(str(done.encoder)), onnx.load(str(done.decoder))
     assert [i.name for i in enc_graph.graph.input] == ["x"]
     assert [o.name for o in enc_graph.graph.output] == [t.name for t in s.encoder_outputs]
-    assert [i.name for i in dec_graph.graph.input] == ["y_prev", *(st.input for st in s.state),
-                                                       *(c.name for c in s.context)]
+    assert [i.name for i in dec_graph.graph.input] == [
+        "y_prev",
+        *(st.input for st in s.state),
+        *(c.name for c in s.context),
+    ]
 
 
 def _dims(graph, name):
@@ -102,7 +105,9 @@ def test_parity_catches_a_different_model(bundles):
 
 def test_bundle_checked_against_a_plain_model_says_so(bundles):
     done, _ = bundles("s2s-lstm")
-    with pytest.raises(SpecError, match=r"a seq2seq bundle; expected an rnnx.models.Seq2Seq model .* got RecurrentModel"):
+    with pytest.raises(
+        SpecError, match=r"a seq2seq bundle; expected an rnnx.models.Seq2Seq model .* got RecurrentModel"
+    ):
         check_parity(TINY["lstm-1l"](), done.folder)
 
 
@@ -142,8 +147,11 @@ class _NoHorizon(nn.Module):
 
 def test_half_seq2seq_api_is_refused_with_the_whole_api_named(tmp_path):
     # was an AttributeError ('_NoHorizon' has no attribute 'input_size') from deep inside the export
-    with pytest.raises(ExportError, match=r"_NoHorizon: expected an rnnx.models.Seq2Seq \(encode, step, forecast, "
-                                          r"horizon, window\)"):
+    with pytest.raises(
+        ExportError,
+        match=r"_NoHorizon: expected an rnnx.models.Seq2Seq \(encode, step, forecast, "
+        r"horizon, window\)",
+    ):
         export_seq2seq(_NoHorizon(), tmp_path)
     assert not list(tmp_path.iterdir())
 

@@ -25,9 +25,9 @@ def test_loads_and_runs_where_rnnx_is_not_importable(exported, tmp_path) -> None
         import torch
         files = {{"rnnx.spec": ""}}
         m = torch.jit.load({str(result.path)!r}, _extra_files=files)
-        x = torch.load({str(tmp_path / 'x.pt')!r}, weights_only=True)
+        x = torch.load({str(tmp_path / "x.pt")!r}, weights_only=True)
         y, state = m(x, m.init_state(3))
-        torch.save(y, {str(tmp_path / 'y.pt')!r})
+        torch.save(y, {str(tmp_path / "y.pt")!r})
         print(len(files["rnnx.spec"]) > 0, [tuple(s.shape) for s in state])
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -88,7 +88,10 @@ def test_convlstm_cell_without_bias():
     [
         (lambda: RNNCell(5, 8, nonlinearity="gelu"), r"nonlinearity: expected 'tanh' or 'relu', got 'gelu'"),
         (lambda: LSTMCell(5, 8, proj_size=8), r"proj_size: expected 0 <= proj_size < hidden_size \(8\), got 8"),
-        (lambda: ConvLSTMCell(2, 4, kernel_size=2), r"kernel_size: expected a positive odd int \(same padding\), got 2"),
+        (
+            lambda: ConvLSTMCell(2, 4, kernel_size=2),
+            r"kernel_size: expected a positive odd int \(same padding\), got 2",
+        ),
     ],
     ids=["nonlinearity", "proj-size", "even-kernel"],
 )

@@ -103,7 +103,9 @@ def test_weights_not_matching_config(tmp_path):
 
 
 def test_save_rejects_non_zoo_models_and_bad_extra(tmp_path):
-    with pytest.raises(CheckpointError, match=r"expected an rnnx zoo model with a ModelConfig \.config, got CustomForecaster"):
+    with pytest.raises(
+        CheckpointError, match=r"expected an rnnx zoo model with a ModelConfig \.config, got CustomForecaster"
+    ):
         save(TINY["custom-forecaster"](), tmp_path / "m.safetensors")
     with pytest.raises(CheckpointError, match=r"extra must be JSON-serialisable"):
         save(TINY["gru-1l"](), tmp_path / "m.safetensors", extra={"x": object()})
@@ -112,8 +114,8 @@ def test_save_rejects_non_zoo_models_and_bad_extra(tmp_path):
 
 def _rewrite_meta(src, dst, **config_changes):
     """Copy checkpoint ``src`` to ``dst`` with its config's fields changed (weights kept)."""
-    from safetensors.torch import load_file
     from safetensors import safe_open
+    from safetensors.torch import load_file
 
     with safe_open(str(src), framework="pt") as f:
         meta = json.loads(f.metadata()[META_KEY])
@@ -141,12 +143,14 @@ def test_lying_header_is_refused_before_any_data_is_read(tmp_path):
     src = save(TINY["gru-1l"](), tmp_path / "ok.safetensors")
     raw = src.read_bytes()
     n = int.from_bytes(raw[:8], "little")
-    header = json.loads(raw[8:8 + n])
+    header = json.loads(raw[8 : 8 + n])
     name = next(k for k in header if k != "__metadata__")
     header[name]["shape"] = [10**6, 10**6]  # 4 TB claimed, a few bytes stored
     text = json.dumps(header).encode()
-    (tmp_path / "lying.safetensors").write_bytes(len(text).to_bytes(8, "little") + text + raw[8 + n:])
-    with pytest.raises(CheckpointError, match=rf"weight {name}: shape \[1000000, 1000000\] does not match its \d+ bytes"):
+    (tmp_path / "lying.safetensors").write_bytes(len(text).to_bytes(8, "little") + text + raw[8 + n :])
+    with pytest.raises(
+        CheckpointError, match=rf"weight {name}: shape \[1000000, 1000000\] does not match its \d+ bytes"
+    ):
         load(tmp_path / "lying.safetensors")
     (tmp_path / "long.safetensors").write_bytes((2**62).to_bytes(8, "little") + b"{}")
     with pytest.raises(CheckpointError, match="header length 4611686018427387904 for a file of 10 bytes"):

@@ -51,13 +51,23 @@ INVALID = [
     ("vocab", dict(vocab_size=0, embedding_dim=4), r"vocab_size: expected a positive int, got 0"),
     ("emb-missing", dict(vocab_size=10), r"embedding_dim: expected a positive int, got None"),
     ("emb-input", dict(vocab_size=10, embedding_dim=4), r"input_size: expected None or embedding_dim \(4\)"),
-    ("tokens-norm", dict(input_size=None, vocab_size=10, embedding_dim=4, normalize=True),
-     r"normalize: not supported with token input"),
-    ("residual-range", dict(output_size=2, residual_input=5), r"residual_input: expected an input feature index in \[0, 5\), got 5"),
+    (
+        "tokens-norm",
+        dict(input_size=None, vocab_size=10, embedding_dim=4, normalize=True),
+        r"normalize: not supported with token input",
+    ),
+    (
+        "residual-range",
+        dict(output_size=2, residual_input=5),
+        r"residual_input: expected an input feature index in \[0, 5\), got 5",
+    ),
     ("residual-type", dict(output_size=2, residual_input=True), r"residual_input: expected an input feature index"),
     ("residual-head", dict(residual_input=0), r"residual_input: needs output_size"),
-    ("residual-tokens", dict(input_size=None, vocab_size=10, embedding_dim=4, output_size=2, residual_input=0),
-     r"residual_input: not supported with token input"),
+    (
+        "residual-tokens",
+        dict(input_size=None, vocab_size=10, embedding_dim=4, output_size=2, residual_input=0),
+        r"residual_input: not supported with token input",
+    ),
 ]
 CONV = dict(kind="convlstm", input_size=2, hidden_size=4, image_size=(6, 6))
 INVALID_CONV = [
@@ -67,7 +77,11 @@ INVALID_CONV = [
     ("kernel-even", dict(kernel_size=4), r"kernel_size: expected an odd number \(same padding\), got 4"),
     ("kernel-zero", dict(kernel_size=0), r"kernel_size: expected a positive int, got 0"),
     ("image-missing", dict(image_size=None), r"image_size: required for convlstm"),
-    ("image-bad", dict(image_size=(6, 0)), r"image_size: expected \(height, width\) of two positive ints, got \(6, 0\)"),
+    (
+        "image-bad",
+        dict(image_size=(6, 0)),
+        r"image_size: expected \(height, width\) of two positive ints, got \(6, 0\)",
+    ),
     ("image-3d", dict(image_size=(6, 6, 6)), r"image_size: expected \(height, width\)"),
     ("tokens", dict(vocab_size=10, embedding_dim=2), r"vocab_size: not supported for convlstm"),
     ("residual", dict(residual_input=0, output_size=2), r"residual_input: not supported for convlstm"),
@@ -87,7 +101,9 @@ def test_invalid_convlstm_options(kw, match):
 
 
 def test_from_dict_unknown_keys_lists_valid_ones():
-    with pytest.raises(ConfigError, match=r"unknown option\(s\) hiden_size; valid options: kind, hidden_size, input_size"):
+    with pytest.raises(
+        ConfigError, match=r"unknown option\(s\) hiden_size; valid options: kind, hidden_size, input_size"
+    ):
         ModelConfig.from_dict({"kind": "lstm", "input_size": 5, "hidden_size": 8, "hiden_size": 3})
 
 

@@ -1,5 +1,3 @@
-from typing import List, Tuple
-
 import pytest
 import torch
 from torch import Tensor, nn
@@ -19,7 +17,7 @@ class UserModel(nn.Module):
         self.block = nn.Sequential(nn.Identity(), nn.GRU(3, 4, batch_first=True, bidirectional=True))
         self.head = nn.Linear(8, 2)
 
-    def forward(self, x: Tensor, state: List[Tensor]) -> Tuple[Tensor, List[Tensor]]:
+    def forward(self, x: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
         y, (h, c) = self.lstm(x, (state[0], state[1]))
         z, g = self.block[1](y)
         return self.head(z), [h, c]
@@ -57,8 +55,11 @@ def test_decomposed_weights_are_independent_copies():
 
 @pytest.mark.parametrize(
     "module,cls",
-    [(nn.RNN(5, 8, nonlinearity="relu"), RNNLayers), (nn.GRU(5, 8, batch_first=True), GRULayers),
-     (nn.LSTM(5, 8, proj_size=2, bidirectional=True), LSTMLayers)],
+    [
+        (nn.RNN(5, 8, nonlinearity="relu"), RNNLayers),
+        (nn.GRU(5, 8, batch_first=True), GRULayers),
+        (nn.LSTM(5, 8, proj_size=2, bidirectional=True), LSTMLayers),
+    ],
     ids=["rnn-relu", "gru-bf", "lstm-proj-bi"],
 )
 def test_root_module_is_replaced(module, cls):

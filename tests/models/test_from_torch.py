@@ -32,7 +32,7 @@ def _seeded(factory):
 @pytest.mark.parametrize("name", list(LAYERS), ids=list(LAYERS))
 def test_zoo_model_equals_the_layer_and_head(name: str, with_head: bool) -> None:
     layer = _seeded(LAYERS[name]).eval()
-    width = (layer.proj_size or layer.hidden_size if isinstance(layer, nn.LSTM) else layer.hidden_size)
+    width = layer.proj_size or layer.hidden_size if isinstance(layer, nn.LSTM) else layer.hidden_size
     width *= 2 if layer.bidirectional else 1
     head = _seeded(lambda: nn.Linear(width, 2)) if with_head else None
     model = from_torch(layer, head)
@@ -56,11 +56,15 @@ def test_from_torch_exports_and_passes_parity(tmp_path) -> None:
     assert_parity(model, result.path, batch_sizes=(1, 3), steps=(1, 7))
 
 
-@pytest.mark.parametrize("layer,head,match", [
-    (nn.LSTMCell(3, 4), None, r"layer: expected torch's nn.LSTM, nn.GRU or nn.RNN, got LSTMCell"),
-    (nn.GRU(3, 4), nn.Linear(5, 1), r"head: expected Linear with in_features=4 .*got Linear\(in_features=5\)"),
-    (nn.GRU(3, 4, bidirectional=True), nn.Linear(4, 1), r"in_features=8"),
-], ids=["cell", "head-width", "bidirectional-head-width"])
+@pytest.mark.parametrize(
+    "layer,head,match",
+    [
+        (nn.LSTMCell(3, 4), None, r"layer: expected torch's nn.LSTM, nn.GRU or nn.RNN, got LSTMCell"),
+        (nn.GRU(3, 4), nn.Linear(5, 1), r"head: expected Linear with in_features=4 .*got Linear\(in_features=5\)"),
+        (nn.GRU(3, 4, bidirectional=True), nn.Linear(4, 1), r"in_features=8"),
+    ],
+    ids=["cell", "head-width", "bidirectional-head-width"],
+)
 def test_layers_that_do_not_fit_are_refused(layer, head, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         from_torch(layer, head)

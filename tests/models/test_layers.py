@@ -14,7 +14,7 @@ KINDS = [
     ("lstm-proj", nn.LSTM, LSTMLayers, {"proj_size": 3}),
 ]
 OPTIONS = list(itertools.product((1, 2), (True, False), (True, False), (True, False)))
-OPT_IDS = [f"l{l}-{'bias' if b else 'nobias'}-{'bf' if f else 'tf'}-{'bi' if d else 'uni'}" for l, b, f, d in OPTIONS]
+OPT_IDS = [f"l{n}-{'bias' if b else 'nobias'}-{'bf' if f else 'tf'}-{'bi' if d else 'uni'}" for n, b, f, d in OPTIONS]
 
 
 def _flat(out):
@@ -24,7 +24,9 @@ def _flat(out):
 
 def _state(ref, batch):
     d = 2 if ref.bidirectional else 1
-    h = torch.randn(ref.num_layers * d, batch, ref.proj_size or ref.hidden_size if isinstance(ref, nn.LSTM) else ref.hidden_size)
+    h = torch.randn(
+        ref.num_layers * d, batch, ref.proj_size or ref.hidden_size if isinstance(ref, nn.LSTM) else ref.hidden_size
+    )
     if isinstance(ref, nn.LSTM):
         return (h, torch.randn(ref.num_layers * d, batch, ref.hidden_size))
     return h

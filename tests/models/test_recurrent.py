@@ -21,7 +21,10 @@ def test_script_every_option_gives_identical_outputs(kw):
         torch.testing.assert_close(b, a)
     assert y.shape == (2, 4, 3)
     assert (scripted.kind, scripted.state_names, scripted.streamable) == (
-        kw["kind"], ["h", "c"] if kw["kind"] == "lstm" else ["h"], not kw["bidirectional"])
+        kw["kind"],
+        ["h", "c"] if kw["kind"] == "lstm" else ["h"],
+        not kw["bidirectional"],
+    )
 
 
 @pytest.mark.parametrize(

@@ -31,10 +31,10 @@ def test_streaming_form_is_the_forecast_of_the_last_window(name):
         y, _ = model(x, model.init_state(b))
         assert tuple(y.shape) == (b, t, S2S_HORIZON * out)
         for k in range(w - 1, t):  # full windows: exactly the forecast of rows k-w+1..k
-            ref = model.forecast(x[:, k - w + 1:k + 1], S2S_HORIZON).reshape(b, -1)
+            ref = model.forecast(x[:, k - w + 1 : k + 1], S2S_HORIZON).reshape(b, -1)
             torch.testing.assert_close(y[:, k], ref, rtol=1e-5, atol=1e-6)
         k = 2  # before the window is full: the earliest row fills the window
-        padded = torch.cat([x[:, :1].expand(b, w - 1 - k, S2S_INPUT), x[:, :k + 1]], 1)
+        padded = torch.cat([x[:, :1].expand(b, w - 1 - k, S2S_INPUT), x[:, : k + 1]], 1)
         torch.testing.assert_close(y[:, k], model.forecast(padded, S2S_HORIZON).reshape(b, -1), rtol=1e-5, atol=1e-6)
 
 
@@ -46,7 +46,7 @@ def test_streaming_form_chunked_equals_whole(chunks):
         whole, _ = model(x, model.init_state(2))
         state, parts, start = model.init_state(2), [], 0
         for n in chunks:
-            y, state = model(x[:, start:start + n], state)
+            y, state = model(x[:, start : start + n], state)
             parts.append(y)
             start += n
     torch.testing.assert_close(torch.cat(parts, 1), whole, rtol=1e-5, atol=1e-6)
@@ -92,15 +92,19 @@ def test_user_modules_follow_the_documented_contract():
     assert tuple(model(torch.randn(2, 6, S2S_INPUT), model.init_state(2))[0].shape) == (2, 6, 2)
 
 
-@pytest.mark.parametrize("kw,match", [
-    (dict(), r"horizon: expected a positive int, got None"),
-    (dict(horizon=3), r"window: expected a positive int, got None"),
-    (dict(horizon=3, window=5, cell="rnn"), r"cell: expected one of lstm, gru, got 'rnn'"),
-    (dict(horizon=0, window=5), r"horizon: expected a positive int, got 0"),
-    (dict(horizon=3, window=5, attention=1), r"attention: expected True or False, got 1"),
-    (dict(horizon=3, window=5, bidirectional=True), r"bidirectional: not supported for seq2seq, got True"),
-    (dict(horizon=3, window=5, residual_input=9), r"residual_input: expected an input feature index in \[0, 4\)"),
-], ids=["no-horizon", "no-window", "cell", "horizon-0", "attention-int", "bidirectional", "residual"])
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        (dict(), r"horizon: expected a positive int, got None"),
+        (dict(horizon=3), r"window: expected a positive int, got None"),
+        (dict(horizon=3, window=5, cell="rnn"), r"cell: expected one of lstm, gru, got 'rnn'"),
+        (dict(horizon=0, window=5), r"horizon: expected a positive int, got 0"),
+        (dict(horizon=3, window=5, attention=1), r"attention: expected True or False, got 1"),
+        (dict(horizon=3, window=5, bidirectional=True), r"bidirectional: not supported for seq2seq, got True"),
+        (dict(horizon=3, window=5, residual_input=9), r"residual_input: expected an input feature index in \[0, 4\)"),
+    ],
+    ids=["no-horizon", "no-window", "cell", "horizon-0", "attention-int", "bidirectional", "residual"],
+)
 def test_invalid_seq2seq_options_name_the_field(kw, match):
     with pytest.raises(ConfigError, match=match):
         build("seq2seq", input_size=S2S_INPUT, hidden_size=4, **kw)
@@ -124,7 +128,7 @@ def _users_own_forecast(encoder, decoder, x, steps: int, target: int):
     """The tutorial's loop, on the user's own modules: the first y_prev is the last observed target."""
     with torch.no_grad():
         memory, state = encoder(x)
-        y, outs = x[:, -1, target:target + 1], []
+        y, outs = x[:, -1, target : target + 1], []
         for _ in range(steps):
             y, state = decoder(y, state, memory)
             outs.append(y)
@@ -139,8 +143,9 @@ def test_from_modules_keeps_the_users_first_decoder_input_in_the_exported_bundle
     encoder, decoder = UserEncoder().eval(), UserDecoderStep().eval()
     x = torch.randn(3, 6, S2S_INPUT)
     theirs = _users_own_forecast(encoder, decoder, x, 4, target=1)
-    model = Seq2Seq.from_modules(encoder, decoder, input_size=S2S_INPUT, horizon=4, window=6,
-                                 attention=True, first_input=1)
+    model = Seq2Seq.from_modules(
+        encoder, decoder, input_size=S2S_INPUT, horizon=4, window=6, attention=True, first_input=1
+    )
     export_seq2seq(model, tmp_path / "b")
     ours = ForecastSession(tmp_path / "b").forecast(x.numpy(), 4)
     np.testing.assert_allclose(ours, theirs.numpy(), atol=1e-5)
@@ -151,5 +156,6 @@ def test_from_modules_keeps_the_users_first_decoder_input_in_the_exported_bundle
 
 def test_from_modules_first_input_must_be_a_feature():
     with pytest.raises(ConfigError, match=r"first_input: expected a feature index in \[0, \d+\]"):
-        Seq2Seq.from_modules(UserEncoder(), UserDecoderStep(), input_size=S2S_INPUT, horizon=2, window=3,
-                             first_input=S2S_INPUT)
+        Seq2Seq.from_modules(
+            UserEncoder(), UserDecoderStep(), input_size=S2S_INPUT, horizon=2, window=3, first_input=S2S_INPUT
+        )

@@ -9,17 +9,42 @@ from rnnx.models.stack import LayerStack
 
 # state_dict keys as they were before the stack loop was folded into LayerStack: checkpoints
 # written then must still load (strict) into the models built now.
-RNN_2L = [f"rnn.{p}_l{i}" for i in range(2) for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")] + ["head.weight", "head.bias"]
-LSTM_2L_PROJ_BI = [
-    "rnn.weight_ih_l0", "rnn.weight_hh_l0", "rnn.bias_ih_l0", "rnn.bias_hh_l0", "rnn.weight_hr_l0",
-    "rnn.weight_ih_l0_reverse", "rnn.weight_hh_l0_reverse", "rnn.bias_ih_l0_reverse", "rnn.bias_hh_l0_reverse",
-    "rnn.weight_hr_l0_reverse",
-    "rnn.weight_ih_l1", "rnn.weight_hh_l1", "rnn.bias_ih_l1", "rnn.bias_hh_l1", "rnn.weight_hr_l1",
-    "rnn.weight_ih_l1_reverse", "rnn.weight_hh_l1_reverse", "rnn.bias_ih_l1_reverse", "rnn.bias_hh_l1_reverse",
-    "rnn.weight_hr_l1_reverse",
-    "head.weight", "head.bias",
+RNN_2L = [f"rnn.{p}_l{i}" for i in range(2) for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")] + [
+    "head.weight",
+    "head.bias",
 ]
-CONV_2L = ["cells.0.conv.weight", "cells.0.conv.bias", "cells.1.conv.weight", "cells.1.conv.bias", "head.weight", "head.bias"]
+LSTM_2L_PROJ_BI = [
+    "rnn.weight_ih_l0",
+    "rnn.weight_hh_l0",
+    "rnn.bias_ih_l0",
+    "rnn.bias_hh_l0",
+    "rnn.weight_hr_l0",
+    "rnn.weight_ih_l0_reverse",
+    "rnn.weight_hh_l0_reverse",
+    "rnn.bias_ih_l0_reverse",
+    "rnn.bias_hh_l0_reverse",
+    "rnn.weight_hr_l0_reverse",
+    "rnn.weight_ih_l1",
+    "rnn.weight_hh_l1",
+    "rnn.bias_ih_l1",
+    "rnn.bias_hh_l1",
+    "rnn.weight_hr_l1",
+    "rnn.weight_ih_l1_reverse",
+    "rnn.weight_hh_l1_reverse",
+    "rnn.bias_ih_l1_reverse",
+    "rnn.bias_hh_l1_reverse",
+    "rnn.weight_hr_l1_reverse",
+    "head.weight",
+    "head.bias",
+]
+CONV_2L = [
+    "cells.0.conv.weight",
+    "cells.0.conv.bias",
+    "cells.1.conv.weight",
+    "cells.1.conv.bias",
+    "head.weight",
+    "head.bias",
+]
 CONV_2L_NOBIAS = ["cells.0.conv.weight", "cells.1.conv.weight", "head.weight", "head.bias"]
 REC = dict(input_size=5, hidden_size=4, output_size=3, num_layers=2)
 CONV = dict(input_size=2, hidden_size=4, image_size=(6, 6), output_size=1, num_layers=2)
@@ -27,7 +52,11 @@ FAMILIES = [
     ("rnn", lambda: build("rnn", **REC), RNN_2L),
     ("gru", lambda: build("gru", **REC), RNN_2L),
     ("lstm-proj-bi", lambda: build("lstm", **REC, proj_size=3, bidirectional=True), LSTM_2L_PROJ_BI),
-    ("lstm-proj-bi-decomposed", lambda: decompose(build("lstm", **REC, proj_size=3, bidirectional=True)), LSTM_2L_PROJ_BI),
+    (
+        "lstm-proj-bi-decomposed",
+        lambda: decompose(build("lstm", **REC, proj_size=3, bidirectional=True)),
+        LSTM_2L_PROJ_BI,
+    ),
     ("gru-decomposed", lambda: decompose(build("gru", **REC)), RNN_2L),
     ("convlstm", lambda: build("convlstm", **CONV), CONV_2L),
     ("convlstm-nobias", lambda: build("convlstm", **CONV, bias=False), CONV_2L_NOBIAS),
@@ -46,7 +75,7 @@ def test_state_dict_keys_are_unchanged_so_old_checkpoints_load(make, keys):
 def test_layer_stack_keys_of_the_torch_compatible_layers_are_torchs():
     lstm = LSTMLayers(5, 4, num_layers=2, bidirectional=True, proj_size=3)
     assert isinstance(lstm.layers, LayerStack)
-    assert list(lstm.state_dict()) == [k[len("rnn."):] for k in LSTM_2L_PROJ_BI[:-2]]
+    assert list(lstm.state_dict()) == [k[len("rnn.") :] for k in LSTM_2L_PROJ_BI[:-2]]
 
 
 def _by_hand(stack, x, state, dropout):
@@ -64,10 +93,18 @@ def _by_hand(stack, x, state, dropout):
 STACKS = [
     ("rnn-bi", lambda: RNNLayers(3, 4, num_layers=3, bidirectional=True, dropout=0.5), (5, 2, 3), [(6, 2, 4)]),
     ("gru", lambda: GRULayers(3, 4, num_layers=2, dropout=0.5), (5, 2, 3), [(2, 2, 4)]),
-    ("lstm-proj-bi", lambda: LSTMLayers(3, 4, num_layers=2, bidirectional=True, proj_size=2, dropout=0.5), (5, 2, 3),
-     [(4, 2, 2), (4, 2, 4)]),
-    ("convlstm", lambda: build("convlstm", input_size=2, hidden_size=3, image_size=(4, 4), num_layers=2, dropout=0.5),
-     (2, 3, 2, 4, 4), [(2, 2, 3, 4, 4)] * 2),
+    (
+        "lstm-proj-bi",
+        lambda: LSTMLayers(3, 4, num_layers=2, bidirectional=True, proj_size=2, dropout=0.5),
+        (5, 2, 3),
+        [(4, 2, 2), (4, 2, 4)],
+    ),
+    (
+        "convlstm",
+        lambda: build("convlstm", input_size=2, hidden_size=3, image_size=(4, 4), num_layers=2, dropout=0.5),
+        (2, 3, 2, 4, 4),
+        [(2, 2, 3, 4, 4)] * 2,
+    ),
 ]
 
 

@@ -11,7 +11,7 @@ from torch import nn
 from rnnx.errors import CheckpointError, ConfigError
 from rnnx.models.user import is_reference, load_model, load_reference, load_weights, parse_shape
 
-MODULE = '''
+MODULE = """
 import torch
 from torch import nn
 import rnnx
@@ -23,7 +23,7 @@ class Factories:
     @staticmethod
     def gru():
         return rnnx.wrap(nn.GRUCell(3, 4))
-'''
+"""
 
 
 @pytest.fixture()
@@ -35,10 +35,18 @@ def package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("models/net.py:make", True), ("pkg.mod:make", True), ("pkg.mod:Cls.make", True),
-    ("runs/sine", False), ("model.safetensors", False), ("pkg.mod", False), ("a b.py:make x", False),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("models/net.py:make", True),
+        ("pkg.mod:make", True),
+        ("pkg.mod:Cls.make", True),
+        ("runs/sine", False),
+        ("model.safetensors", False),
+        ("pkg.mod", False),
+        ("a b.py:make x", False),
+    ],
+)
 def test_is_reference(text: str, expected: bool) -> None:
     assert is_reference(text) is expected
 
@@ -63,16 +71,18 @@ def test_safetensors_weights_of_the_wrapper_itself(package: Path) -> None:
 
     model = load_reference("userpkg.nets:make")
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, package / "w.safetensors")
-    again = load_model("userpkg.nets:make", weights=str(package / "w.safetensors"),
-                       example_shape="2,5,3")
+    again = load_model("userpkg.nets:make", weights=str(package / "w.safetensors"), example_shape="2,5,3")
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
     assert again.example_shape == (2, 5, 3)
 
 
 def test_weights_that_do_not_fit_name_the_keys(package: Path) -> None:
     torch.save(nn.GRU(3, 4).state_dict(), package / "gru.pt")
-    with pytest.raises(CheckpointError, match=r"gru.pt: weights do not fit the model .*missing \[.*"
-                                              r"unexpected \[.*wrong shape \['weight_ih_l0'"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"gru.pt: weights do not fit the model .*missing \[.*"
+        r"unexpected \[.*wrong shape \['weight_ih_l0'",
+    ):
         load_reference("userpkg.nets:make", weights=package / "gru.pt")
     with pytest.raises(CheckpointError, match=r"no such weights file"):
         load_weights(nn.GRU(3, 4), package / "none.pt")

@@ -6,7 +6,7 @@ streams (``StreamingSession``, one step per call) equal to the module's own comp
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -140,33 +140,73 @@ def own_loop(cell: nn.Module, shapes: list[tuple], pick: Callable) -> Callable[[
 
 CASES = {
     # id: (module factory, rnnx.wrap kwargs, own computation, input features)
-    "nn.RNN-seq-first": (lambda: nn.RNN(IN, HID, num_layers=2, nonlinearity="relu"), {},
-                         lambda m: own_layer(m, False), (IN,)),
-    "nn.LSTM-2l-proj-seq-first": (lambda: nn.LSTM(IN, HID, num_layers=2, proj_size=2), {},
-                                  lambda m: own_layer(m, False), (IN,)),
-    "nn.GRU-batch-first": (lambda: nn.GRU(IN, HID, batch_first=True), {},
-                           lambda m: own_layer(m, True), (IN,)),
-    "tutorial-lstm-(h0,c0)": (SeqFirstLSTM, {"state": [(2, "batch", HID)] * 2, "batch_first": False},
-                              lambda m: own_layer(m, False), (IN,)),
-    "tutorial-gru-h0": (SeqFirstGRU, {"state": [(1, "batch", HID)], "batch_first": False},
-                        lambda m: own_layer(m, False), (IN,)),
-    "nn.RNNCell-loop": (lambda: nn.RNNCell(IN, HID), {},
-                        lambda m: own_loop(m, [(HID,)], lambda c, x, s: _same(c(x, s[0]))), (IN,)),
-    "nn.LSTMCell-loop": (lambda: nn.LSTMCell(IN, HID), {},
-                         lambda m: own_loop(m, [(HID,), (HID,)], lambda c, x, s: _first(c(x, tuple(s)))),
-                         (IN,)),
-    "nn.GRUCell-loop": (lambda: nn.GRUCell(IN, HID), {},
-                        lambda m: own_loop(m, [(HID,)], lambda c, x, s: _same(c(x, s[0]))), (IN,)),
-    "char-rnn-(output,hidden)": (CharRNN, {"state": [("batch", HID)], "step": True},
-                                 lambda m: own_loop(m, [(HID,)], lambda c, x, s: _pair(c(x, s[0]))), (IN,)),
-    "hand-lstm-cell-(x,h,c)": (HandLSTMCell, {"state": [("batch", HID)] * 2, "step": True},
-                               lambda m: own_loop(m, [(HID,), (HID,)], lambda c, x, s: _first(c(x, *s))),
-                               (IN,)),
-    "hand-gru-cell-(x,h)": (HandGRUCell, {"state": [("batch", HID)], "step": True},
-                            lambda m: own_loop(m, [(HID,)], lambda c, x, s: _same(c(x, s[0]))), (IN,)),
-    "convlstm-cell-(x,(h,c))": (TutorialConvLSTMCell, {"state": [("batch", 3, 4, 4)] * 2, "step": True},
-                                lambda m: own_loop(m, [(3, 4, 4)] * 2, lambda c, x, s: _first(c(x, tuple(s)))),
-                                (2, 4, 4)),
+    "nn.RNN-seq-first": (
+        lambda: nn.RNN(IN, HID, num_layers=2, nonlinearity="relu"),
+        {},
+        lambda m: own_layer(m, False),
+        (IN,),
+    ),
+    "nn.LSTM-2l-proj-seq-first": (
+        lambda: nn.LSTM(IN, HID, num_layers=2, proj_size=2),
+        {},
+        lambda m: own_layer(m, False),
+        (IN,),
+    ),
+    "nn.GRU-batch-first": (lambda: nn.GRU(IN, HID, batch_first=True), {}, lambda m: own_layer(m, True), (IN,)),
+    "tutorial-lstm-(h0,c0)": (
+        SeqFirstLSTM,
+        {"state": [(2, "batch", HID)] * 2, "batch_first": False},
+        lambda m: own_layer(m, False),
+        (IN,),
+    ),
+    "tutorial-gru-h0": (
+        SeqFirstGRU,
+        {"state": [(1, "batch", HID)], "batch_first": False},
+        lambda m: own_layer(m, False),
+        (IN,),
+    ),
+    "nn.RNNCell-loop": (
+        lambda: nn.RNNCell(IN, HID),
+        {},
+        lambda m: own_loop(m, [(HID,)], lambda c, x, s: _same(c(x, s[0]))),
+        (IN,),
+    ),
+    "nn.LSTMCell-loop": (
+        lambda: nn.LSTMCell(IN, HID),
+        {},
+        lambda m: own_loop(m, [(HID,), (HID,)], lambda c, x, s: _first(c(x, tuple(s)))),
+        (IN,),
+    ),
+    "nn.GRUCell-loop": (
+        lambda: nn.GRUCell(IN, HID),
+        {},
+        lambda m: own_loop(m, [(HID,)], lambda c, x, s: _same(c(x, s[0]))),
+        (IN,),
+    ),
+    "char-rnn-(output,hidden)": (
+        CharRNN,
+        {"state": [("batch", HID)], "step": True},
+        lambda m: own_loop(m, [(HID,)], lambda c, x, s: _pair(c(x, s[0]))),
+        (IN,),
+    ),
+    "hand-lstm-cell-(x,h,c)": (
+        HandLSTMCell,
+        {"state": [("batch", HID)] * 2, "step": True},
+        lambda m: own_loop(m, [(HID,), (HID,)], lambda c, x, s: _first(c(x, *s))),
+        (IN,),
+    ),
+    "hand-gru-cell-(x,h)": (
+        HandGRUCell,
+        {"state": [("batch", HID)], "step": True},
+        lambda m: own_loop(m, [(HID,)], lambda c, x, s: _same(c(x, s[0]))),
+        (IN,),
+    ),
+    "convlstm-cell-(x,(h,c))": (
+        TutorialConvLSTMCell,
+        {"state": [("batch", 3, 4, 4)] * 2, "step": True},
+        lambda m: own_loop(m, [(3, 4, 4)] * 2, lambda c, x, s: _first(c(x, tuple(s)))),
+        (2, 4, 4),
+    ),
 }
 
 
@@ -206,15 +246,19 @@ def test_tutorial_model_wraps_exports_passes_parity_and_streams(name: str, tmp_p
 
 
 # ---------------------------------------------------------------- state inference for torch's modules
-@pytest.mark.parametrize("layer,shapes", [
-    (nn.RNN(3, 8), [(1, 4, 8)]),
-    (nn.GRU(3, 8, num_layers=3, batch_first=True), [(3, 4, 8)]),
-    (nn.LSTM(3, 8, num_layers=2, bidirectional=True), [(4, 4, 8), (4, 4, 8)]),
-    (nn.LSTM(3, 8, proj_size=5), [(1, 4, 5), (1, 4, 8)]),
-    (nn.RNNCell(3, 8), [(4, 8)]),
-    (nn.LSTMCell(3, 8), [(4, 8), (4, 8)]),
-    (nn.GRUCell(3, 8), [(4, 8)]),
-], ids=["rnn", "gru-3l-batch-first", "lstm-2l-bi", "lstm-proj", "rnn-cell", "lstm-cell", "gru-cell"])
+@pytest.mark.parametrize(
+    "layer,shapes",
+    [
+        (nn.RNN(3, 8), [(1, 4, 8)]),
+        (nn.GRU(3, 8, num_layers=3, batch_first=True), [(3, 4, 8)]),
+        (nn.LSTM(3, 8, num_layers=2, bidirectional=True), [(4, 4, 8), (4, 4, 8)]),
+        (nn.LSTM(3, 8, proj_size=5), [(1, 4, 5), (1, 4, 8)]),
+        (nn.RNNCell(3, 8), [(4, 8)]),
+        (nn.LSTMCell(3, 8), [(4, 8), (4, 8)]),
+        (nn.GRUCell(3, 8), [(4, 8)]),
+    ],
+    ids=["rnn", "gru-3l-batch-first", "lstm-2l-bi", "lstm-proj", "rnn-cell", "lstm-cell", "gru-cell"],
+)
 def test_state_is_inferred_for_torch_layers_and_cells(layer: nn.Module, shapes: list) -> None:
     model = rnnx.wrap(layer)
     state = model.init_state(4)
@@ -266,11 +310,15 @@ def test_explicit_state_as_overrides_the_guess(state_as: str) -> None:
     assert float(h[0, 0]) == 6.0 and y.shape == (2, 3, 1)
 
 
-@pytest.mark.parametrize("returned,match", [
-    (lambda x, h: {"h": h}, r"returned dict"),
-    (lambda x, h: (h, h, h), r"returned tuple\(Tensor\(2, 4\), Tensor\(2, 4\), Tensor\(2, 4\)\)"),
-    (lambda x, h: (h, [h, h]), r"returned tuple\(Tensor\(2, 4\), list\(Tensor"),
-], ids=["dict", "three-tensors-one-state", "two-states-for-one"])
+@pytest.mark.parametrize(
+    "returned,match",
+    [
+        (lambda x, h: {"h": h}, r"returned dict"),
+        (lambda x, h: (h, h, h), r"returned tuple\(Tensor\(2, 4\), Tensor\(2, 4\), Tensor\(2, 4\)\)"),
+        (lambda x, h: (h, [h, h]), r"returned tuple\(Tensor\(2, 4\), list\(Tensor"),
+    ],
+    ids=["dict", "three-tensors-one-state", "two-states-for-one"],
+)
 def test_an_unreadable_return_value_is_named(returned: Callable, match: str) -> None:
     class Odd(nn.Module):
         def forward(self, x, h):
@@ -283,17 +331,24 @@ def test_an_unreadable_return_value_is_named(returned: Callable, match: str) -> 
 
 # ---------------------------------------------------------------- errors that show the fix
 def test_state_is_required_for_a_users_module_and_the_error_says_how() -> None:
-    with pytest.raises(ConfigError, match=r'state: required for HandGRUCell .* its state \(h\); .*: rnnx\.wrap\(model, '
-                                          r'state=\[\("batch", HIDDEN\)\], step=True\)'):
+    with pytest.raises(
+        ConfigError,
+        match=r"state: required for HandGRUCell .* its state \(h\); .*: rnnx\.wrap\(model, "
+        r'state=\[\("batch", HIDDEN\)\], step=True\)',
+    ):
         rnnx.wrap(HandGRUCell())
 
 
-@pytest.mark.parametrize("state,match", [
-    ([(2, 20)], r'state\[0\]: expected a shape of positive ints with exactly one "batch"'),
-    ([("batch", "batch")], r"exactly one \"batch\""),
-    ("h", r"state: expected a list of shapes"),
-    ([(0, "batch")], r"positive ints"),
-], ids=["no-batch", "two-batch", "string", "zero"])
+@pytest.mark.parametrize(
+    "state,match",
+    [
+        ([(2, 20)], r'state\[0\]: expected a shape of positive ints with exactly one "batch"'),
+        ([("batch", "batch")], r"exactly one \"batch\""),
+        ("h", r"state: expected a list of shapes"),
+        ([(0, "batch")], r"positive ints"),
+    ],
+    ids=["no-batch", "two-batch", "string", "zero"],
+)
 def test_malformed_state_shapes_are_refused(state, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         rnnx.wrap(HandGRUCell(), state, step=True)
@@ -308,8 +363,11 @@ def test_bad_state_as_lists_the_choices() -> None:
 
 def test_a_call_the_module_rejects_shows_the_wrap_call_and_what_to_try() -> None:
     model = rnnx.wrap(HandLSTMCell(), [("batch", HID)] * 2, step=True, state_as="tuple")  # wants (x, h, c)
-    with pytest.raises(ContractError, match=r"HandLSTMCell called as module\(x\(2, 3\), \(h\(2, 6\), c\(2, 6\)\)\) "
-                                            r"raised TypeError: .*rnnx\.wrap\(model, .*state_as='args'"):
+    with pytest.raises(
+        ContractError,
+        match=r"HandLSTMCell called as module\(x\(2, 3\), \(h\(2, 6\), c\(2, 6\)\)\) "
+        r"raised TypeError: .*rnnx\.wrap\(model, .*state_as='args'",
+    ):
         model(torch.zeros(2, 4, IN), model.init_state(2))
 
 
@@ -323,8 +381,10 @@ def test_rnnx_package_root_stays_torch_free_until_wrap_is_used() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, rnnx; assert 'torch' not in sys.modules; "
-            "w = rnnx.wrap; assert 'torch' in sys.modules and w.__module__ == 'rnnx.models.wrap'")
+    code = (
+        "import sys, rnnx; assert 'torch' not in sys.modules; "
+        "w = rnnx.wrap; assert 'torch' in sys.modules and w.__module__ == 'rnnx.models.wrap'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, env={"PYTHONPATH": ":".join(sys.path)})
 
 

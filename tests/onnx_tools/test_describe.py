@@ -35,27 +35,34 @@ def test_foreign_lstm_with_state_io(tmp_path) -> None:
     (lstm,) = info["recurrent"]
     assert (lstm["op"], lstm["hidden_size"], lstm["direction"], lstm["layout"]) == ("LSTM", 4, "forward", 0)
     assert [(s["state"], s["source"], s["source_inputs"], s["exposed_as"]) for s in lstm["states"]] == [
-        ("h", "graph input", ["h0"], ["hn"]), ("c", "graph input", ["c0"], ["cn"])]
-    assert info["state_guess"] == [{"input": "h0", "output": "hn", "by": "name"},
-                                   {"input": "c0", "output": "cn", "by": "name"}]
+        ("h", "graph input", ["h0"], ["hn"]),
+        ("c", "graph input", ["c0"], ["cn"]),
+    ]
+    assert info["state_guess"] == [
+        {"input": "h0", "output": "hn", "by": "name"},
+        {"input": "c0", "output": "cn", "by": "name"},
+    ]
     assert json.loads(json.dumps(info)) == info
 
 
 def test_foreign_lstm_keeping_its_state_inside(tmp_path) -> None:
-    path = export_plain(PlainRNN("gru", layers=2), (torch.zeros(2, 5, 3),), tmp_path / "g.onnx",
-                        dynamo=False)
+    path = export_plain(PlainRNN("gru", layers=2), (torch.zeros(2, 5, 3),), tmp_path / "g.onnx", dynamo=False)
     info = describe(path)
     assert [r["op"] for r in info["recurrent"]] == ["GRU", "GRU"] and info["state_guess"] == []
     assert all(s["source"] == "zeros" and s["exposed_as"] == [] for r in info["recurrent"] for s in r["states"])
 
 
-@pytest.mark.parametrize("ins,outs,want", [
-    (["x", "state"], ["y", "stateN"], [("state", "stateN", "name")]),
-    (["x", "h_in", "c_in"], ["y", "h_out", "c_out"], [("h_in", "h_out", "name"), ("c_in", "c_out", "name")]),
-    (["x", "past_k"], ["logits", "present_k"], [("past_k", "present_k", "name")]),
-    (["x", "mem"], ["y", "mem2"], [("mem", "mem2", "shape")]),
-    (["x", "a", "b"], ["y", "p", "q"], []),  # equal shapes everywhere: no unique match, no guess
-], ids=["stateN", "in-out", "past-present", "by-shape", "ambiguous"])
+@pytest.mark.parametrize(
+    "ins,outs,want",
+    [
+        (["x", "state"], ["y", "stateN"], [("state", "stateN", "name")]),
+        (["x", "h_in", "c_in"], ["y", "h_out", "c_out"], [("h_in", "h_out", "name"), ("c_in", "c_out", "name")]),
+        (["x", "past_k"], ["logits", "present_k"], [("past_k", "present_k", "name")]),
+        (["x", "mem"], ["y", "mem2"], [("mem", "mem2", "shape")]),
+        (["x", "a", "b"], ["y", "p", "q"], []),  # equal shapes everywhere: no unique match, no guess
+    ],
+    ids=["stateN", "in-out", "past-present", "by-shape", "ambiguous"],
+)
 def test_guess_state_pairs(ins, outs, want) -> None:
     def io(name: str) -> dict:
         return {"name": name, "shape": ["batch", 5] if name in "xy" else [2, "batch", 8], "dtype": "float32"}

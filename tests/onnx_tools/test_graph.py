@@ -11,8 +11,11 @@ from rnnx.errors import ExportError
 from rnnx.onnx_tools.graph import check_io, finalize, remove_unused_initializers, unused_initializers
 from rnnx.spec import IOSpec, ModelSpec, StateSpec
 
-SPEC = ModelSpec(IOSpec("x", 0, 1, ("batch", "time", 2)), IOSpec("y", 0, 1, ("batch", "time", 2)),
-                 (StateSpec("h", "h_in", "h_out", ("batch", 2)),))
+SPEC = ModelSpec(
+    IOSpec("x", 0, 1, ("batch", "time", 2)),
+    IOSpec("y", 0, 1, ("batch", "time", 2)),
+    (StateSpec("h", "h_in", "h_out", ("batch", 2)),),
+)
 
 
 def _model(x_batch: int | str = "batch", extra_init: bool = True) -> onnx.ModelProto:
@@ -22,11 +25,18 @@ def _model(x_batch: int | str = "batch", extra_init: bool = True) -> onnx.ModelP
     if extra_init:
         inits.append(numpy_helper.from_array(np.ones(3, np.float32), "unused"))
     graph = helper.make_graph(
-        nodes, "g",
-        [helper.make_tensor_value_info("x", f, [x_batch, "time", 2]),
-         helper.make_tensor_value_info("h_in", f, ["batch", 2])],
-        [helper.make_tensor_value_info("y", f, [x_batch, "time", 2]),
-         helper.make_tensor_value_info("h_out", f, ["batch", 2])], initializer=inits)
+        nodes,
+        "g",
+        [
+            helper.make_tensor_value_info("x", f, [x_batch, "time", 2]),
+            helper.make_tensor_value_info("h_in", f, ["batch", 2]),
+        ],
+        [
+            helper.make_tensor_value_info("y", f, [x_batch, "time", 2]),
+            helper.make_tensor_value_info("h_out", f, ["batch", 2]),
+        ],
+        initializer=inits,
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
 
 
@@ -39,8 +49,12 @@ def test_unused_initializers_are_removed() -> None:
 
 def test_initializers_used_inside_subgraphs_are_kept() -> None:
     model = _model(extra_init=False)
-    body = helper.make_graph([helper.make_node("Identity", ["w"], ["o"])], "body", [],
-                             [helper.make_tensor_value_info("o", onnx.TensorProto.FLOAT, [2])])
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["w"], ["o"])],
+        "body",
+        [],
+        [helper.make_tensor_value_info("o", onnx.TensorProto.FLOAT, [2])],
+    )
     model.graph.node.append(helper.make_node("If", ["cond"], ["z"], then_branch=body, else_branch=body))
     assert unused_initializers(model.graph) == []
 

@@ -23,8 +23,10 @@ def test_ort_file_keeps_the_spec_and_streams_like_the_onnx(exported, tmp_path, n
     assert file_format(path) == "ort"
     assert read_spec(path) == dataclasses.replace(read_spec(result.path), step_graph=None)  # .onnx's, not converted
     info = describe(path)
-    assert info["format"] == "ort" and [v["name"] for v in info["inputs"]] == \
-        [result.spec.input.name, *(s.input for s in result.spec.state)]
+    assert info["format"] == "ort" and [v["name"] for v in info["inputs"]] == [
+        result.spec.input.name,
+        *(s.input for s in result.spec.state),
+    ]
     assert check_parity(model, path, batch_sizes=(2,), steps=(1, 7)).ok
     x = np.random.default_rng(0).standard_normal((1, 4, *result.spec.input.feature_shape))
     x = x.astype(np.float32)

@@ -12,15 +12,24 @@ from rnnx.onnx_tools.ort_worker import WorkerDied, isolated_runner
 def _gru_graph() -> bytes:
     """x (T, B, 3), h (1, B, 4) -> y (T, 1, B, 4), h': a bare ONNX GRU node."""
     rng = np.random.default_rng(0)
-    weights = [numpy_helper.from_array(rng.standard_normal((1, 12, n)).astype(np.float32), name)
-               for name, n in (("W", 3), ("R", 4))]
+    weights = [
+        numpy_helper.from_array(rng.standard_normal((1, 12, n)).astype(np.float32), name)
+        for name, n in (("W", 3), ("R", 4))
+    ]
     node = helper.make_node("GRU", ["x", "W", "R", "", "", "h"], ["y", "h_out"], hidden_size=4)
     graph = helper.make_graph(
-        [node], "gru",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["T", "B", 3]),
-         helper.make_tensor_value_info("h", TensorProto.FLOAT, [1, "B", 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None),
-         helper.make_tensor_value_info("h_out", TensorProto.FLOAT, None)], initializer=weights)
+        [node],
+        "gru",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, ["T", "B", 3]),
+            helper.make_tensor_value_info("h", TensorProto.FLOAT, [1, "B", 4]),
+        ],
+        [
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, None),
+            helper.make_tensor_value_info("h_out", TensorProto.FLOAT, None),
+        ],
+        initializer=weights,
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
 
 

@@ -22,12 +22,14 @@ FAMILIES = ["lstm-2l", "gru-1l", "convlstm-k3"]  # the families the issue names
 
 def _ops(path: Path) -> collections.Counter:
     """Op types of a file's graph and every subgraph."""
+
     def walk(g: onnx.GraphProto):
         for n in g.node:
             yield n.op_type
             for a in n.attribute:
                 if a.type == onnx.AttributeProto.GRAPH:
                     yield from walk(a.g)
+
     return collections.Counter(walk(load_onnx(path).graph))
 
 
@@ -79,9 +81,13 @@ def test_int8_quantizes_matmuls_inside_scan_bodies(exported, tmp_path) -> None:
     model, result = exported("lstm-2l-proj", "onnx", strategy="scan")
     assert _ops(result.path)["Scan"] >= 1
     q = quantize(result.path, tmp_path / "m.onnx", precision="int8")
-    body_ops = collections.Counter(n.op_type for node in load_onnx(q.path).graph.node
-                                   for a in node.attribute if a.type == onnx.AttributeProto.GRAPH
-                                   for n in a.g.node)
+    body_ops = collections.Counter(
+        n.op_type
+        for node in load_onnx(q.path).graph.node
+        for a in node.attribute
+        if a.type == onnx.AttributeProto.GRAPH
+        for n in a.g.node
+    )
     assert body_ops["MatMulInteger"] > 0 and body_ops["MatMul"] == 0
     assert check_parity(model, q.path, batch_sizes=(2,), steps=(7,)).ok
 
@@ -105,10 +111,14 @@ def test_localize_moves_only_body_only_weights(exported) -> None:
     assert localize_body_weights(model) == 0  # idempotent
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"precision": "int4"}, r"precision: expected one of fp16, int8, got 'int4'"),
-    ({"precision": "fp32"}, r"precision: expected one of fp16, int8, got 'fp32'"),
-], ids=["unknown", "fp32"])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"precision": "int4"}, r"precision: expected one of fp16, int8, got 'int4'"),
+        ({"precision": "fp32"}, r"precision: expected one of fp16, int8, got 'fp32'"),
+    ],
+    ids=["unknown", "fp32"],
+)
 def test_bad_arguments_raise_and_write_nothing(exported, tmp_path, kwargs, match: str) -> None:
     _, result = exported("lstm-2l", "onnx")
     with pytest.raises(ConfigError, match=match):
@@ -142,8 +152,14 @@ def test_a_source_with_its_weights_in_a_file_beside_it_quantizes(exported, tmp_p
     _, result = exported("lstm-2l", "onnx")
     src = tmp_path / "src" / "m.onnx"
     src.parent.mkdir()
-    onnx.save(onnx.load(str(result.path)), str(src), save_as_external_data=True, all_tensors_to_one_file=True,
-              location="m.onnx.data", size_threshold=0)
+    onnx.save(
+        onnx.load(str(result.path)),
+        str(src),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="m.onnx.data",
+        size_threshold=0,
+    )
     q = quantize(src, tmp_path / "q.onnx", precision=precision)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["q.onnx", "src"]  # self-contained
     with StreamingSession(q.path) as sess:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import onnx
 import pytest
@@ -29,8 +28,11 @@ def _eager(model: nn.Module, x: np.ndarray) -> np.ndarray:
         return model(torch.from_numpy(x)).numpy()
 
 
-@pytest.mark.parametrize("cell,layers,batch_first,dynamo", CASES,
-                         ids=[f"{c}-{n}l-{'bf' if bf else 'tm'}{'-dynamo' if d else ''}" for c, n, bf, d in CASES])
+@pytest.mark.parametrize(
+    "cell,layers,batch_first,dynamo",
+    CASES,
+    ids=[f"{c}-{n}l-{'bf' if bf else 'tm'}{'-dynamo' if d else ''}" for c, n, bf, d in CASES],
+)
 def test_plain_export_streams_equal_to_the_module(tmp_path, cell, layers, batch_first, dynamo) -> None:
     model = PlainRNN(cell, layers, batch_first)
     example = torch.zeros(2, 6, FEATURES) if batch_first else torch.zeros(6, 2, FEATURES)
@@ -64,7 +66,9 @@ def test_a_time_major_file_can_keep_its_layout(tmp_path) -> None:
 def test_states_already_in_the_graph_are_paired(tmp_path, layers) -> None:
     result = make_stateful(export_lstm_with_state(tmp_path / "ls.onnx", layers), tmp_path / "s.onnx")
     assert [(s.name, s.input, s.output, s.shape) for s in result.spec.state] == [
-        ("h0", "h0", "hn", (layers, "batch", HIDDEN)), ("c0", "c0", "cn", (layers, "batch", HIDDEN))]
+        ("h0", "h0", "hn", (layers, "batch", HIDDEN)),
+        ("c0", "c0", "cn", (layers, "batch", HIDDEN)),
+    ]
     assert "paired the existing state h0 -> hn" in result.notes
     x = np.random.default_rng(0).standard_normal((3, 7, FEATURES)).astype(np.float32)
     sess = StreamingSession(result.path, batch_size=3)
@@ -112,14 +116,22 @@ class _LastStep(nn.Module):
         return self.rnn(x)[0][:, -1]
 
 
-@pytest.mark.parametrize("module,error,match", [
-    (nn.Linear(FEATURES, OUT), StatefulError, r"no recurrent node .* no state to expose"),
-    (PlainRNN("gru", bidirectional=True), NotStreamableError, r"GRU '.*' is bidirectional: .* whole sequence"),
-    (_OnesState(), StatefulError, r"the initial h of GRU '.*' \(.*\) is a non-zero constant"),
-    (_EncodedState(), StatefulError, r"the initial h of GRU '.*' .* is computed inside the graph"),
-    (_LastStep(), StatefulError, r"output .* no time axis"),
-    (_NonCausal(), ParityError, r"step\(\) x6 at batch 2 vs the original: max abs err .* FAILED.*nothing was written"),
-], ids=["no-rnn", "bidirectional", "constant-state", "computed-state", "no-time-axis", "not-causal"])
+@pytest.mark.parametrize(
+    "module,error,match",
+    [
+        (nn.Linear(FEATURES, OUT), StatefulError, r"no recurrent node .* no state to expose"),
+        (PlainRNN("gru", bidirectional=True), NotStreamableError, r"GRU '.*' is bidirectional: .* whole sequence"),
+        (_OnesState(), StatefulError, r"the initial h of GRU '.*' \(.*\) is a non-zero constant"),
+        (_EncodedState(), StatefulError, r"the initial h of GRU '.*' .* is computed inside the graph"),
+        (_LastStep(), StatefulError, r"output .* no time axis"),
+        (
+            _NonCausal(),
+            ParityError,
+            r"step\(\) x6 at batch 2 vs the original: max abs err .* FAILED.*nothing was written",
+        ),
+    ],
+    ids=["no-rnn", "bidirectional", "constant-state", "computed-state", "no-time-axis", "not-causal"],
+)
 def test_refusals_name_the_reason_and_write_nothing(tmp_path, module, error, match) -> None:
     src = export_plain(module.eval(), (torch.zeros(2, 6, FEATURES),), tmp_path / "m.onnx", dynamo=False)
     with pytest.raises(error, match=match):
@@ -162,8 +174,11 @@ class _Tagger(nn.Module):  # token ids -> embedding -> GRU -> per-step logits
     def __init__(self) -> None:
         super().__init__()
         torch.manual_seed(0)
-        self.emb, self.rnn, self.head = nn.Embedding(10, FEATURES), nn.GRU(FEATURES, HIDDEN, batch_first=True), \
-            nn.Linear(HIDDEN, 10)
+        self.emb, self.rnn, self.head = (
+            nn.Embedding(10, FEATURES),
+            nn.GRU(FEATURES, HIDDEN, batch_first=True),
+            nn.Linear(HIDDEN, 10),
+        )
 
     def forward(self, ids: Tensor) -> Tensor:
         return self.head(self.rnn(self.emb(ids))[0])
@@ -188,8 +203,9 @@ class _WithInitialState(nn.Module):
         super().__init__()
         torch.manual_seed(0)
         self.cell = cell
-        self.rnn = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[cell](FEATURES, HIDDEN, num_layers=layers,
-                                                                        batch_first=batch_first)
+        self.rnn = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[cell](
+            FEATURES, HIDDEN, num_layers=layers, batch_first=batch_first
+        )
         self.eval()
 
     def forward(self, x: Tensor, h0: Tensor, *c0: Tensor):
@@ -199,12 +215,18 @@ class _WithInitialState(nn.Module):
 
 # (cell, layers, batch_first, dynamo, dynamic shapes, initial-state inputs): every axis of a plain export
 MATRIX = [
-    ("lstm", 1, True, False, False, False), ("lstm", 3, False, True, False, False),
-    ("gru", 2, True, True, False, False), ("rnn", 3, False, False, False, False),
-    ("lstm", 2, True, False, True, False), ("gru", 1, False, True, True, False),
-    ("lstm", 1, False, True, False, True), ("lstm", 3, True, False, True, True),
-    ("gru", 3, True, True, True, True), ("gru", 1, False, False, False, True),
-    ("rnn", 2, True, False, True, True), ("rnn", 1, False, False, False, True),
+    ("lstm", 1, True, False, False, False),
+    ("lstm", 3, False, True, False, False),
+    ("gru", 2, True, True, False, False),
+    ("rnn", 3, False, False, False, False),
+    ("lstm", 2, True, False, True, False),
+    ("gru", 1, False, True, True, False),
+    ("lstm", 1, False, True, False, True),
+    ("lstm", 3, True, False, True, True),
+    ("gru", 3, True, True, True, True),
+    ("gru", 1, False, False, False, True),
+    ("rnn", 2, True, False, True, True),
+    ("rnn", 1, False, False, False, True),
 ]
 
 
@@ -222,17 +244,29 @@ def _plain_export(tmp_path, cell, layers, batch_first, dynamo, dynamic, init):
         kw = dict(input_names=names, output_names=outs, dynamic_axes=axes)
     elif dynamic:
         batch, time = torch.export.Dim("batch"), torch.export.Dim("time")
-        kw = dict(input_names=names, output_names=outs,
-                  dynamic_shapes=({0: batch, 1: time} if batch_first else {0: time, 1: batch},
-                                  *({1: batch} for _ in names[1:])))
+        kw = dict(
+            input_names=names,
+            output_names=outs,
+            dynamic_shapes=(
+                {0: batch, 1: time} if batch_first else {0: time, 1: batch},
+                *({1: batch} for _ in names[1:]),
+            ),
+        )
     return model, export_plain(model, args, tmp_path / "plain.onnx", dynamo=dynamo, **kw)
 
 
-@pytest.mark.parametrize("cell,layers,batch_first,dynamo,dynamic,init", MATRIX, ids=[
-    f"{c}-{n}l-{'bf' if bf else 'tm'}-{'dynamo' if d else 'legacy'}-{'dynamic' if dy else 'static'}"
-    f"-{'h0' if i else 'no-h0'}" for c, n, bf, d, dy, i in MATRIX])
-def test_every_plain_export_streams_equal_to_eager_at_other_sizes(tmp_path, cell, layers, batch_first, dynamo,
-                                                                  dynamic, init) -> None:
+@pytest.mark.parametrize(
+    "cell,layers,batch_first,dynamo,dynamic,init",
+    MATRIX,
+    ids=[
+        f"{c}-{n}l-{'bf' if bf else 'tm'}-{'dynamo' if d else 'legacy'}-{'dynamic' if dy else 'static'}"
+        f"-{'h0' if i else 'no-h0'}"
+        for c, n, bf, d, dy, i in MATRIX
+    ],
+)
+def test_every_plain_export_streams_equal_to_eager_at_other_sizes(
+    tmp_path, cell, layers, batch_first, dynamo, dynamic, init
+) -> None:
     model, src = _plain_export(tmp_path, cell, layers, batch_first, dynamo, dynamic, init)
     result = make_stateful(src, tmp_path / "stream.onnx")
     batch, steps = 3, 9  # neither the export's batch nor its length
@@ -258,8 +292,9 @@ def test_the_dynamo_exporters_unrolled_rnn_is_refused_with_the_way_out(tmp_path)
 BARE = [("lstm", 1, False), ("gru", 2, False), ("rnn", 2, False), ("lstm", 2, True), ("gru", 1, True)]
 
 
-@pytest.mark.parametrize("cell,layers,dynamo", BARE, ids=[f"{c}-{n}l-{'dynamo' if d else 'legacy'}"
-                                                          for c, n, d in BARE])
+@pytest.mark.parametrize(
+    "cell,layers,dynamo", BARE, ids=[f"{c}-{n}l-{'dynamo' if d else 'legacy'}" for c, n, d in BARE]
+)
 def test_a_bare_layer_exported_with_its_final_states_streams(tmp_path, cell, layers, dynamo) -> None:
     """The docstring's example: torch.onnx.export(nn.LSTM(8, 16), (torch.zeros(5, 1, 8),), f): static
     shapes, no h0, and the final h_n/c_n already graph outputs (onnx.checker refused the result)."""

@@ -14,11 +14,11 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from rnnx.exporter import export_onnx, read_spec
-from rnnx.onnx_tools.describe import describe
+from rnnx.exporter.onnx_export import checked_step_graph, model_probe
 from rnnx.exporter.parity import random_input, random_state
 from rnnx.onnx_tools.compare import TOLERANCES
+from rnnx.onnx_tools.describe import describe
 from rnnx.onnx_tools.quantize import quantize
-from rnnx.exporter.onnx_export import checked_step_graph, model_probe
 from rnnx.onnx_tools.step_graph import agrees_at_one_step, inline_scans, step_file_name
 from rnnx.onnx_tools.triton import export_triton
 from rnnx.spec import METADATA_KEY, StepGraph
@@ -26,15 +26,22 @@ from tests.zoo import TINY, example_input
 
 # (zoo id, strategy): every Scan-building path, a ConvLSTM, LSTM/GRU forced through Scan, two
 # Scans in one graph (layer-scan of a 2-layer LSTM with proj_size), a user's own cell, tokens
-STEPPED = [("convlstm-k3", "auto"), ("lstm-2l", "scan"), ("lstm-2l-proj", "layer-scan"),
-           ("gru-1l", "scan-legacy"), ("gru-residual", "scan"), ("custom-peephole", "auto"),
-           ("tokens-lstm", "scan")]
+STEPPED = [
+    ("convlstm-k3", "auto"),
+    ("lstm-2l", "scan"),
+    ("lstm-2l-proj", "layer-scan"),
+    ("gru-1l", "scan-legacy"),
+    ("gru-residual", "scan"),
+    ("custom-peephole", "auto"),
+    ("tokens-lstm", "scan"),
+]
 CONTROL_FLOW = {"Scan", "Loop", "If"}
 
 
 def _ops(graph: onnx.GraphProto) -> set[str]:
     return {n.op_type for n in graph.node} | {
-        op for n in graph.node for a in n.attribute if a.type == onnx.AttributeProto.GRAPH for op in _ops(a.g)}
+        op for n in graph.node for a in n.attribute if a.type == onnx.AttributeProto.GRAPH for op in _ops(a.g)
+    }
 
 
 def _io(graph: onnx.GraphProto) -> list[str]:
@@ -91,8 +98,9 @@ def test_bidirectional_models_get_none(exported) -> None:
 
 def test_step_graph_false_writes_none(tmp_path) -> None:
     model = TINY["gru-1l"]()
-    result = export_onnx(model, tmp_path / "m.onnx", example_input=example_input(model),
-                         strategy="scan-legacy", step_graph=False)
+    result = export_onnx(
+        model, tmp_path / "m.onnx", example_input=example_input(model), strategy="scan-legacy", step_graph=False
+    )
     assert result.step_graph_path is None and read_spec(result.path).step_graph is None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
 
@@ -115,29 +123,51 @@ def _scan_model(outer_names: tuple[str, ...] = (), **attrs: list[int]) -> onnx.M
     """y = cumulative sum of x over time, h the running sum: a Scan over ``axis`` of x (T, B, 2)."""
     w = numpy_helper.from_array(np.array([2.0, 3.0], np.float32), "w")
     body = helper.make_graph(
-        [helper.make_node("Mul", ["x_t", "w"], ["xw"]), helper.make_node("Add", ["h", "xw"], ["h_new"]),
-         helper.make_node("Identity", ["h_new"], ["y_t"])],
-        "body", [helper.make_tensor_value_info("h", TensorProto.FLOAT, ["B", 2]),
-                 helper.make_tensor_value_info("x_t", TensorProto.FLOAT, ["B", 2])],
-        [helper.make_tensor_value_info("h_new", TensorProto.FLOAT, ["B", 2]),
-         helper.make_tensor_value_info("y_t", TensorProto.FLOAT, ["B", 2])], initializer=[w])
+        [
+            helper.make_node("Mul", ["x_t", "w"], ["xw"]),
+            helper.make_node("Add", ["h", "xw"], ["h_new"]),
+            helper.make_node("Identity", ["h_new"], ["y_t"]),
+        ],
+        "body",
+        [
+            helper.make_tensor_value_info("h", TensorProto.FLOAT, ["B", 2]),
+            helper.make_tensor_value_info("x_t", TensorProto.FLOAT, ["B", 2]),
+        ],
+        [
+            helper.make_tensor_value_info("h_new", TensorProto.FLOAT, ["B", 2]),
+            helper.make_tensor_value_info("y_t", TensorProto.FLOAT, ["B", 2]),
+        ],
+        initializer=[w],
+    )
     nodes = [helper.make_node("Identity", ["x"], [name]) for name in outer_names]  # names to collide with
     nodes.append(helper.make_node("Scan", ["h_in", "x"], ["h_out", "y"], num_scan_inputs=1, body=body, **attrs))
     graph = helper.make_graph(
-        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["T", "B", 2]),
-                     helper.make_tensor_value_info("h_in", TensorProto.FLOAT, ["B", 2])],
-        [helper.make_tensor_value_info("h_out", TensorProto.FLOAT, ["B", 2]),
-         helper.make_tensor_value_info("y", TensorProto.FLOAT, ["T", "B", 2]),
-         *(helper.make_tensor_value_info(n, TensorProto.FLOAT, ["T", "B", 2]) for n in outer_names)])
+        nodes,
+        "g",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, ["T", "B", 2]),
+            helper.make_tensor_value_info("h_in", TensorProto.FLOAT, ["B", 2]),
+        ],
+        [
+            helper.make_tensor_value_info("h_out", TensorProto.FLOAT, ["B", 2]),
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, ["T", "B", 2]),
+            *(helper.make_tensor_value_info(n, TensorProto.FLOAT, ["T", "B", 2]) for n in outer_names),
+        ],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     helper.set_model_props(model, {METADATA_KEY: "{}", "other": "kept"})
     return model
 
 
-@pytest.mark.parametrize("attrs,why", [({"scan_input_axes": [1]}, "scan_input_axes=[1]"),
-                                       ({"scan_output_axes": [1]}, "scan_output_axes=[1]"),
-                                       ({"scan_input_directions": [1]}, "runs in reverse"),
-                                       ({"scan_output_directions": [1]}, "runs in reverse")])
+@pytest.mark.parametrize(
+    "attrs,why",
+    [
+        ({"scan_input_axes": [1]}, "scan_input_axes=[1]"),
+        ({"scan_output_axes": [1]}, "scan_output_axes=[1]"),
+        ({"scan_input_directions": [1]}, "runs in reverse"),
+        ({"scan_output_directions": [1]}, "runs in reverse"),
+    ],
+)
 def test_inliner_refuses_scans_it_cannot_inline_exactly(caplog, attrs: dict, why: str) -> None:
     model = _scan_model(**attrs)
     onnx.checker.check_model(model)
@@ -148,10 +178,15 @@ def test_inliner_refuses_scans_it_cannot_inline_exactly(caplog, attrs: dict, why
 
 def test_inliner_refuses_a_graph_with_a_loop_left(caplog) -> None:
     model = _scan_model()
-    body = helper.make_graph([helper.make_node("Identity", ["c"], ["c_out"])], "loop",
-                             [helper.make_tensor_value_info("i", TensorProto.INT64, []),
-                              helper.make_tensor_value_info("c", TensorProto.BOOL, [])],
-                             [helper.make_tensor_value_info("c_out", TensorProto.BOOL, [])])
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["c"], ["c_out"])],
+        "loop",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("c", TensorProto.BOOL, []),
+        ],
+        [helper.make_tensor_value_info("c_out", TensorProto.BOOL, [])],
+    )
     model.graph.node.append(helper.make_node("Loop", ["", "cond"], [], body=body))
     with caplog.at_level(logging.INFO, logger="rnnx.onnx_tools.step_graph"):
         assert inline_scans(model) is None
@@ -167,8 +202,10 @@ def test_inlined_hand_made_scan_equals_it_at_one_step_and_avoids_taken_names() -
     produced = [o for n in step.graph.node for o in n.output] + [t.name for t in step.graph.initializer]
     assert len(produced) == len(set(produced)), "every name is defined once"
     rng = np.random.default_rng(0)
-    feeds = {"x": rng.standard_normal((1, 3, 2)).astype(np.float32),
-             "h_in": rng.standard_normal((3, 2)).astype(np.float32)}
+    feeds = {
+        "x": rng.standard_normal((1, 3, 2)).astype(np.float32),
+        "h_in": rng.standard_normal((3, 2)).astype(np.float32),
+    }
     for want, got in zip(_run(model.SerializeToString(), feeds), _run(step.SerializeToString(), feeds)):
         np.testing.assert_array_equal(got, want)
 
@@ -214,8 +251,10 @@ def test_quantize_converts_the_step_graph_too(exported, tmp_path, precision: str
     else:
         assert any(t.data_type == TensorProto.FLOAT16 for t in graph.initializer)
     x = random_input(model, result.spec, 2, 5, 3).numpy()
-    with StreamingSession(q.path, batch_size=2) as stepped, StreamingSession(q.path, batch_size=2,
-                                                                             step_graph=False) as whole:
+    with (
+        StreamingSession(q.path, batch_size=2) as stepped,
+        StreamingSession(q.path, batch_size=2, step_graph=False) as whole,
+    ):
         assert stepped.step_graph == step
         ys = np.stack([stepped.step(x[:, t]) for t in range(x.shape[1])], axis=1)
         want = whole.feed(x)
@@ -237,13 +276,21 @@ def test_describe_says_whether_the_step_graph_is_there_and_intact(exported, tmp_
     _, result = exported("convlstm-k3", "onnx")
     path = Path(shutil.copy(result.path, tmp_path / result.path.name))
     step = tmp_path / result.step_graph_path.name
-    assert describe(path)["step_graph"] == {"file": step.name, "sha256": result.spec.step_graph.sha256,
-                                            "present": False, "sha256_ok": None}
+    assert describe(path)["step_graph"] == {
+        "file": step.name,
+        "sha256": result.spec.step_graph.sha256,
+        "present": False,
+        "sha256_ok": None,
+    }
     shutil.copy(result.step_graph_path, step)
     assert describe(path)["step_graph"]["sha256_ok"] is True
     step.write_bytes(step.read_bytes() + b"\0")
-    assert describe(path)["step_graph"] | {"sha256": ""} == {"file": step.name, "sha256": "",
-                                                             "present": True, "sha256_ok": False}
+    assert describe(path)["step_graph"] | {"sha256": ""} == {
+        "file": step.name,
+        "sha256": "",
+        "present": True,
+        "sha256_ok": False,
+    }
     _, plain = exported("lstm-1l", "onnx")
     assert describe(plain.path)["step_graph"] is None
 
@@ -263,8 +310,9 @@ def test_a_step_graph_that_disagrees_is_refused_with_a_warning(exported, caplog)
     graph.node.append(helper.make_node("Add", [f"{y}/exact", "off_by"], [y]))
     with caplog.at_level(logging.WARNING, logger="rnnx.onnx_tools.step_graph"):
         assert not agrees_at_one_step(main, good.SerializeToString(), result.spec, probe)
-    assert any("differs from the Scan graph at T=1" in r.message and f"{y} max_abs" in r.message
-               for r in caplog.records), caplog.text
+    assert any(
+        "differs from the Scan graph at T=1" in r.message and f"{y} max_abs" in r.message for r in caplog.records
+    ), caplog.text
 
 
 def test_an_fp16_step_graph_is_checked_with_the_fp16_session_options(tmp_path) -> None:

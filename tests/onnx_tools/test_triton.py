@@ -12,12 +12,19 @@ import pytest
 from rnnx.errors import ConfigError, NotStreamableError, ParityError
 from rnnx.exporter import read_spec
 from rnnx.onnx_tools.spec_io import load_onnx
-from rnnx.onnx_tools.triton import (CONTROL_KINDS, TRITON_DTYPES, TritonConfig, export_triton,
-                                  triton_graph, verify_sequences)
+from rnnx.onnx_tools.triton import (
+    CONTROL_KINDS,
+    TRITON_DTYPES,
+    TritonConfig,
+    export_triton,
+    triton_graph,
+    verify_sequences,
+)
 
 text_format = pytest.importorskip("google.protobuf.text_format", reason="protobuf is in the dev extra")
-model_config = pytest.importorskip("tritonclient.grpc.model_config_pb2",
-                                   reason="tritonclient[grpc] (dev extra) ships Triton's model_config proto")
+model_config = pytest.importorskip(
+    "tritonclient.grpc.model_config_pb2", reason="tritonclient[grpc] (dev extra) ships Triton's model_config proto"
+)
 
 SERVED = ["lstm-2l", "gru-1l", "convlstm-k3", "tokens-lstm", "lstm-2l-proj"]
 
@@ -58,7 +65,11 @@ def test_config_matches_the_contract_field_by_field(exported, tmp_path: Path, na
         rest = [d for i, d in enumerate(s.shape) if i != s.batch_axis]  # Triton: batch first, dropped
         (initial,) = st.initial_state
         assert list(st.dims) == rest and list(initial.dims) == rest
-        assert initial.zero_data and initial.name == f"{s.name}_zeros" and st.data_type == model_config.DataType.Value("TYPE_FP32")
+        assert (
+            initial.zero_data
+            and initial.name == f"{s.name}_zeros"
+            and st.data_type == model_config.DataType.Value("TYPE_FP32")
+        )
     (group,) = cfg.instance_group
     assert model_config.ModelInstanceGroup.Kind.Name(group.kind) == "KIND_CPU" and group.count == 2
     # the graph the config describes: states batch-first, control inputs present, spec stored
@@ -70,8 +81,16 @@ def test_config_matches_the_contract_field_by_field(exported, tmp_path: Path, na
 
 
 def test_direct_strategy_gpu_instances_and_every_control(exported, tmp_path: Path) -> None:
-    _, repo = _repo(exported, tmp_path, "gru-1l", strategy="direct", instance_kind="gpu", gpus=(1,),
-                    controls=("START", "READY", "END", "CORRID"), max_queue_delay_us=0)
+    _, repo = _repo(
+        exported,
+        tmp_path,
+        "gru-1l",
+        strategy="direct",
+        instance_kind="gpu",
+        gpus=(1,),
+        controls=("START", "READY", "END", "CORRID"),
+        max_queue_delay_us=0,
+    )
     cfg = _parse(repo.config_path)
     seq = cfg.sequence_batching
     assert seq.WhichOneof("strategy_choice") == "direct"
@@ -127,15 +146,19 @@ def test_bidirectional_models_are_refused(exported, tmp_path: Path) -> None:
     assert not (tmp_path / "rnnx_model").exists()
 
 
-@pytest.mark.parametrize("options, match", [
-    ({"name": "a/b"}, "name: expected"),
-    ({"max_batch_size": 0}, "max_batch_size: expected an int >= 1, got 0"),
-    ({"strategy": "fifo"}, "strategy: expected one of oldest, direct, got 'fifo'"),
-    ({"instance_kind": "tpu"}, "instance_kind: expected one of cpu, gpu"),
-    ({"gpus": (0,)}, "gpus: only for instance_kind='gpu'"),
-    ({"controls": ("START", "STOP")}, "controls: expected distinct names"),
-    ({"max_queue_delay_us": -1}, "max_queue_delay_us: expected an int >= 0"),
-], ids=["name", "batch", "strategy", "kind", "gpus", "controls", "delay"])
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        ({"name": "a/b"}, "name: expected"),
+        ({"max_batch_size": 0}, "max_batch_size: expected an int >= 1, got 0"),
+        ({"strategy": "fifo"}, "strategy: expected one of oldest, direct, got 'fifo'"),
+        ({"instance_kind": "tpu"}, "instance_kind: expected one of cpu, gpu"),
+        ({"gpus": (0,)}, "gpus: only for instance_kind='gpu'"),
+        ({"controls": ("START", "STOP")}, "controls: expected distinct names"),
+        ({"max_queue_delay_us": -1}, "max_queue_delay_us: expected an int >= 0"),
+    ],
+    ids=["name", "batch", "strategy", "kind", "gpus", "controls", "delay"],
+)
 def test_bad_options_name_the_field(exported, tmp_path: Path, options: dict, match: str) -> None:
     _, result = exported("gru-1l", "onnx")
     with pytest.raises(ConfigError, match=match):
@@ -168,8 +191,11 @@ def test_empty_direct_slots_of_a_token_model_may_hold_any_ids(exported, tmp_path
     _, repo = _repo(exported, tmp_path, "tokens-lstm", strategy="direct")
     assert repo.max_abs_error <= 1e-5
     sess = ort.InferenceSession(str(repo.onnx_path), providers=["CPUExecutionProvider"])
-    feeds = {"x": np.array([[3], [1 << 40]], np.int64), "START": np.ones((2, 1), np.int32),
-             "READY": np.array([[1], [0]], np.int32)}
+    feeds = {
+        "x": np.array([[3], [1 << 40]], np.int64),
+        "START": np.ones((2, 1), np.int32),
+        "READY": np.array([[1], [0]], np.int32),
+    }
     feeds.update({s.input: np.zeros(s.concrete_shape(2), s.dtype) for s in repo.spec.state})
     y = sess.run(["y"], feeds)[0]
     assert np.isfinite(y[0]).all()
@@ -202,11 +228,18 @@ def test_an_fp16_lstm_or_gru_is_served_without_crashing_onnxruntime(exported, tm
 
     _, result = exported(kind, "onnx")
     half = quantize(result.path, tmp_path / "half.onnx", precision="fp16").path
-    code = ("import sys; from rnnx.onnx_tools.triton import TritonConfig, export_triton\n"
-            f"r = export_triton({str(half)!r}, {str(tmp_path / 'repo')!r}, TritonConfig(name='half'))\n"
-            "print(r.spec.precision, r.max_abs_error)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                          cwd=Path(__file__).resolve().parents[2])
+    code = (
+        "import sys; from rnnx.onnx_tools.triton import TritonConfig, export_triton\n"
+        f"r = export_triton({str(half)!r}, {str(tmp_path / 'repo')!r}, TritonConfig(name='half'))\n"
+        "print(r.spec.precision, r.max_abs_error)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split()[0] == "fp16"
     assert (tmp_path / "repo" / "half" / "1" / "model.onnx").is_file()
@@ -244,8 +277,15 @@ def test_a_repository_and_a_quantized_file_are_readable_by_others_under_umask_02
         q = quantize(result.path, tmp_path / "q.onnx", precision="int8")
     finally:
         os.umask(old)
-    modes = {p.relative_to(tmp_path).as_posix(): oct(stat.S_IMODE(p.stat().st_mode))
-             for p in [*tmp_path.rglob("*"), q.path]}
-    assert modes == {"repo": "0o755", "repo/m": "0o755", "repo/m/1": "0o755", "repo/m/1/model.onnx": "0o644",
-                     "repo/m/config.pbtxt": "0o644", "q.onnx": "0o644"}, modes
+    modes = {
+        p.relative_to(tmp_path).as_posix(): oct(stat.S_IMODE(p.stat().st_mode)) for p in [*tmp_path.rglob("*"), q.path]
+    }
+    assert modes == {
+        "repo": "0o755",
+        "repo/m": "0o755",
+        "repo/m/1": "0o755",
+        "repo/m/1/model.onnx": "0o644",
+        "repo/m/config.pbtxt": "0o644",
+        "q.onnx": "0o644",
+    }, modes
     assert repo.onnx_path == tmp_path / "repo" / "m" / "1" / "model.onnx"

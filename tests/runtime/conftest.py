@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 import numpy as np
 import pytest
@@ -99,10 +99,16 @@ def foreign(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ForeignMode
     model = ForeignModel().eval()
     path = tmp_path_factory.mktemp("foreign") / "vad.onnx"
     args = (torch.zeros(1, FOREIGN_K + FOREIGN_N), torch.zeros(2, 1, FOREIGN_H), torch.tensor(16000))
-    torch.onnx.export(model, args, str(path), dynamo=False, opset_version=17,
-                      input_names=["input", "state", "sr"], output_names=["output", "stateN"],
-                      dynamic_axes={"input": {0: "batch"}, "state": {1: "batch"},
-                                    "output": {0: "batch"}, "stateN": {1: "batch"}})
+    torch.onnx.export(
+        model,
+        args,
+        str(path),
+        dynamo=False,
+        opset_version=17,
+        input_names=["input", "state", "sr"],
+        output_names=["output", "stateN"],
+        dynamic_axes={"input": {0: "batch"}, "state": {1: "batch"}, "output": {0: "batch"}, "stateN": {1: "batch"}},
+    )
     return path, model
 
 
@@ -114,8 +120,9 @@ def make_batcher_wait(pool, xs: np.ndarray, ids: list) -> None:
         f.result(timeout=60)
 
 
-def write_step_graph(main: Path, folder: Path, add: float = 1.0,
-                     edit: Optional[Callable] = None, name: str = STEP) -> Path:
+def write_step_graph(
+    main: Path, folder: Path, add: float = 1.0, edit: Callable | None = None, name: str = STEP
+) -> Path:
     """Write ``folder/m.onnx`` (``main`` whose spec names ``folder/name``) and that step graph.
 
     The step graph is ``main``'s graph with ``y + add`` as its output and no metadata: valid

@@ -13,7 +13,7 @@ from rnnx.runtime.backend import OrtBackend
 from rnnx.runtime.options import RuntimeOptions
 
 
-def _native(backend: OrtBackend) -> "weakref.ref":
+def _native(backend: OrtBackend) -> weakref.ref:
     return weakref.ref(backend.session._sess)  # onnxruntime's C++ session object
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from tests.runtime.conftest import reference, sequence
 from rnnx.runtime import StreamPool
 from rnnx.runtime.batch_engine import EXACT_UP_TO, MAX_PLANS, padded
+from tests.runtime.conftest import reference, sequence
 
 
 def test_padded_sizes_waste_at_most_an_eighth_and_stay_few():
@@ -38,4 +38,4 @@ def test_subsets_of_varying_sizes_match_the_model_and_reuse_bindings(exported):
     assert min(done) > 0
     want = reference(model, xs)  # (40, T, out): every stream's whole sequence
     for i in range(n):
-        np.testing.assert_allclose(np.stack(got[i]), want[i, :done[i]], atol=1e-5)
+        np.testing.assert_allclose(np.stack(got[i]), want[i, : done[i]], atol=1e-5)

@@ -12,10 +12,10 @@ import time
 import numpy as np
 import pytest
 
-from tests.runtime.conftest import make_batcher_wait, sequence
-from rnnx.errors import ConfigError, ClosedError, UnknownStreamError
+from rnnx.errors import ClosedError, ConfigError, UnknownStreamError
 from rnnx.runtime import StreamingSession, StreamPool, batcher
 from rnnx.runtime.batcher import MIN_OVERLAP, PAUSE_S, PROBE_S, SplitProbe
+from tests.runtime.conftest import make_batcher_wait, sequence
 
 WAIT = 60  # seconds any single wait may take before the test fails instead of hanging
 
@@ -167,12 +167,39 @@ def test_a_forked_child_gets_a_clear_error_and_the_parent_keeps_working(lstm):
     np.testing.assert_allclose([first, second], [solo.step(xs[0, :1])[0], solo.step(xs[0, 1:2])[0]], atol=1e-5)
 
 
-@pytest.mark.parametrize("option, value", [
-    ("max_wait_ms", math.inf), ("max_wait_ms", math.nan), ("max_wait_ms", -1.0), ("max_wait_ms", 5_000),
-    ("max_wait_ms", "2"), ("max_batch", 0), ("max_batch", -3), ("max_batch", 2.5), ("max_batch", True),
-    ("max_batch", 10**6), ("max_pending", 0), ("max_streams", 0), ("capacity", 0),
-], ids=["wait-inf", "wait-nan", "wait-negative", "wait-huge", "wait-str", "batch-0", "batch-negative",
-        "batch-float", "batch-bool", "batch-huge", "pending-0", "streams-0", "capacity-0"])
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("max_wait_ms", math.inf),
+        ("max_wait_ms", math.nan),
+        ("max_wait_ms", -1.0),
+        ("max_wait_ms", 5_000),
+        ("max_wait_ms", "2"),
+        ("max_batch", 0),
+        ("max_batch", -3),
+        ("max_batch", 2.5),
+        ("max_batch", True),
+        ("max_batch", 10**6),
+        ("max_pending", 0),
+        ("max_streams", 0),
+        ("capacity", 0),
+    ],
+    ids=[
+        "wait-inf",
+        "wait-nan",
+        "wait-negative",
+        "wait-huge",
+        "wait-str",
+        "batch-0",
+        "batch-negative",
+        "batch-float",
+        "batch-bool",
+        "batch-huge",
+        "pending-0",
+        "streams-0",
+        "capacity-0",
+    ],
+)
 def test_options_are_validated_and_bounded(lstm, option, value):
     path, _ = lstm
     with pytest.raises(ConfigError, match=f"{option}: expected"):
@@ -189,8 +216,9 @@ def test_a_lone_client_is_served_step_after_step(lstm):
     with StreamPool(path, max_wait_ms=1000) as pool, StreamingSession(path) as solo:
         pool.open(0)
         for t in range(5):
-            np.testing.assert_allclose(pool.submit(0, xs[0, t]).result(timeout=WAIT), solo.step(xs[0, t][None])[0],
-                                       atol=1e-6)
+            np.testing.assert_allclose(
+                pool.submit(0, xs[0, t]).result(timeout=WAIT), solo.step(xs[0, t][None])[0], atol=1e-6
+            )
 
 
 def test_zero_wait_runs_at_once(lstm):

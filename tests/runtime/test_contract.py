@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.runtime.conftest import FOREIGN_H, FOREIGN_K, FOREIGN_N, ForeignReference
 from rnnx.errors import ConfigError, DTypeError, ShapeError, SpecError, StateError
 from rnnx.runtime import CONTEXT_KEY, ForeignModel, StreamingSession, StreamPool
+from tests.runtime.conftest import FOREIGN_H, FOREIGN_K, FOREIGN_N, ForeignReference
 
 MAP = {"state": "stateN"}
 SR = {"sr": np.array(16000)}
@@ -44,11 +44,17 @@ def test_one_foreign_model_object_carries_the_options_to_session_and_pool(foreig
             np.testing.assert_allclose(pool.step_many({"a": x[0]})["a"], want[0], atol=1e-5)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"foreign": ForeignModel(state_map=MAP), "context": FOREIGN_K},
-     "foreign: pass context inside the ForeignModel, not beside it"),
-    ({"foreign": {"state_map": MAP}}, "foreign: expected a ForeignModel, got dict"),
-], ids=["both", "wrong-type"])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (
+            {"foreign": ForeignModel(state_map=MAP), "context": FOREIGN_K},
+            "foreign: pass context inside the ForeignModel, not beside it",
+        ),
+        ({"foreign": {"state_map": MAP}}, "foreign: expected a ForeignModel, got dict"),
+    ],
+    ids=["both", "wrong-type"],
+)
 def test_foreign_model_and_shortcuts_do_not_mix(foreign, kwargs, match):
     path, _ = foreign
     with pytest.raises(ConfigError, match=match):
@@ -98,7 +104,9 @@ def test_foreign_run_uses_zero_state_and_context(foreign):
 def test_foreign_input_validation_accounts_for_context(foreign):
     path, _ = foreign
     sess = StreamingSession(path, state_map=MAP, constants=SR, context=FOREIGN_K)
-    with pytest.raises(ShapeError, match=rf"input: expected shape \(1, {FOREIGN_N}\) \(batch, features\), got \(1, 12\)"):
+    with pytest.raises(
+        ShapeError, match=rf"input: expected shape \(1, {FOREIGN_N}\) \(batch, features\), got \(1, 12\)"
+    ):
         sess.step(np.zeros((1, FOREIGN_N + FOREIGN_K), np.float32))
 
 
@@ -109,16 +117,39 @@ def test_constants_of_another_int_type_are_converted(foreign):
     np.testing.assert_allclose(sess.step(x), ForeignReference(model, 1, sr=8000)(x), atol=1e-5)
 
 
-@pytest.mark.parametrize("kwargs, error, match", [
-    ({"state_map": {"nope": "stateN"}, "constants": SR}, SpecError, r"state_map: 'nope' is not a graph input"),
-    ({"state_map": {"state": "nope"}, "constants": SR}, SpecError, r"state_map\['state'\]: 'nope' is not a graph output"),
-    ({"state_map": MAP}, SpecError, r"expected exactly one data input .* got \['input', 'sr'\]"),
-    ({"state_map": MAP, "constants": {"rate": 1}}, SpecError, r"constants: 'rate' is not a graph input"),
-    ({"state_map": MAP, "constants": {"sr": np.array(1.5)}}, DTypeError, "sr: expected dtype int64, got float64"),
-    ({"state_map": MAP, "constants": SR, "state_shapes": {"x": (1, "batch")}}, SpecError, "state_shapes: 'x' is not a state input"),
-    ({"state_map": MAP, "constants": SR, "state_shapes": {"state": (2, 1, 16)}}, StateError, r"expected ints and one 'batch'"),
-], ids=["bad-state-input", "bad-state-output", "two-data-inputs", "bad-constant", "constant-dtype",
-        "shape-unknown-name", "shape-without-batch"])
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"state_map": {"nope": "stateN"}, "constants": SR}, SpecError, r"state_map: 'nope' is not a graph input"),
+        (
+            {"state_map": {"state": "nope"}, "constants": SR},
+            SpecError,
+            r"state_map\['state'\]: 'nope' is not a graph output",
+        ),
+        ({"state_map": MAP}, SpecError, r"expected exactly one data input .* got \['input', 'sr'\]"),
+        ({"state_map": MAP, "constants": {"rate": 1}}, SpecError, r"constants: 'rate' is not a graph input"),
+        ({"state_map": MAP, "constants": {"sr": np.array(1.5)}}, DTypeError, "sr: expected dtype int64, got float64"),
+        (
+            {"state_map": MAP, "constants": SR, "state_shapes": {"x": (1, "batch")}},
+            SpecError,
+            "state_shapes: 'x' is not a state input",
+        ),
+        (
+            {"state_map": MAP, "constants": SR, "state_shapes": {"state": (2, 1, 16)}},
+            StateError,
+            r"expected ints and one 'batch'",
+        ),
+    ],
+    ids=[
+        "bad-state-input",
+        "bad-state-output",
+        "two-data-inputs",
+        "bad-constant",
+        "constant-dtype",
+        "shape-unknown-name",
+        "shape-without-batch",
+    ],
+)
 def test_bad_state_maps_are_explained(foreign, kwargs, error, match):
     path, _ = foreign
     with pytest.raises(error, match=match):
@@ -129,11 +160,19 @@ def test_bad_state_maps_are_explained(foreign, kwargs, error, match):
 def static_foreign(tmp_path_factory, foreign):
     """The foreign model exported with fully static shapes: the batch axis is ambiguous."""
     import torch
+
     _, model = foreign
     path = tmp_path_factory.mktemp("static") / "static.onnx"
     args = (torch.zeros(1, FOREIGN_K + FOREIGN_N), torch.zeros(2, 1, FOREIGN_H), torch.tensor(16000))
-    torch.onnx.export(model, args, str(path), dynamo=False, opset_version=17,
-                      input_names=["input", "state", "sr"], output_names=["output", "stateN"])
+    torch.onnx.export(
+        model,
+        args,
+        str(path),
+        dynamo=False,
+        opset_version=17,
+        input_names=["input", "state", "sr"],
+        output_names=["output", "stateN"],
+    )
     return path, model
 
 
@@ -146,8 +185,9 @@ def test_ambiguous_state_shape_asks_for_state_shapes(static_foreign):
 def test_state_shapes_resolves_the_ambiguity(static_foreign):
     path, model = static_foreign
     x = chunks(1, 1)[0]
-    sess = StreamingSession(path, state_map=MAP, constants=SR, context=FOREIGN_K,
-                            state_shapes={"state": (2, "batch", FOREIGN_H)})
+    sess = StreamingSession(
+        path, state_map=MAP, constants=SR, context=FOREIGN_K, state_shapes={"state": (2, "batch", FOREIGN_H)}
+    )
     np.testing.assert_allclose(sess.step(x), ForeignReference(model, 1)(x), atol=1e-5)
 
 
@@ -165,6 +205,7 @@ def test_output_shape_is_known_only_for_concrete_rnnx_outputs():
 
 
 # -- rnnx.spec checked against the graph at construction ------------------------------------
+
 
 def _tampered(src, dst, edit):
     """Copy the ONNX file ``src`` to ``dst`` with its rnnx.spec JSON changed by ``edit(dict)``."""
@@ -188,23 +229,44 @@ def _set(path, value):
         for key in path[:-1]:
             node = node[key]
         node[path[-1]] = value
+
     return edit
 
 
-@pytest.mark.parametrize("edit, match", [
-    (_set(("state", 0, "shape"), [2, "batch", 10 ** 12]),
-     r"rnnx.spec.state\[0\].shape: expected at most \d+ elements per stream, got \[2, 'batch', 1000000000000\]"),
-    (_set(("input", "shape"), ["batch", "time", 10 ** 10]), r"rnnx.spec.input.shape: expected at most"),
-    (_set(("state", 0, "shape"), [2, "batch", 9]),
-     r"rnnx.spec.state\[0\].shape\[2\]: expected 8 \(the graph's 'h_in' is \[2, '.*', 8\]\), got 9"),
-    (_set(("state", 1, "shape"), ["batch", 8]), r"rnnx.spec.state\[1\].shape: expected rank 3"),
-    (_set(("state", 0, "dtype"), "float64"), r"rnnx.spec.state\[0\].dtype: expected float32 \(the graph's 'h_in'\), got float64"),
-    (_set(("input", "dtype"), "int64"), r"rnnx.spec.input.dtype: expected float32"),
-    (_set(("output", "name"), "nope"), r"rnnx.spec: graph has no output 'nope'"),
-    (_set(("state", 0, "input"), "h_typo"), r"rnnx.spec: graph has no input 'h_typo'"),
-    (_set(("input", "shape"), ["batch", "time", 6]), r"rnnx.spec.input.shape\[2\]: expected 5"),
-], ids=["huge-state", "huge-input", "state-dim", "state-rank", "state-dtype", "input-dtype",
-        "output-name", "state-name", "input-features"])
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (
+            _set(("state", 0, "shape"), [2, "batch", 10**12]),
+            r"rnnx.spec.state\[0\].shape: expected at most \d+ elements per stream, got \[2, 'batch', 1000000000000\]",
+        ),
+        (_set(("input", "shape"), ["batch", "time", 10**10]), r"rnnx.spec.input.shape: expected at most"),
+        (
+            _set(("state", 0, "shape"), [2, "batch", 9]),
+            r"rnnx.spec.state\[0\].shape\[2\]: expected 8 \(the graph's 'h_in' is \[2, '.*', 8\]\), got 9",
+        ),
+        (_set(("state", 1, "shape"), ["batch", 8]), r"rnnx.spec.state\[1\].shape: expected rank 3"),
+        (
+            _set(("state", 0, "dtype"), "float64"),
+            r"rnnx.spec.state\[0\].dtype: expected float32 \(the graph's 'h_in'\), got float64",
+        ),
+        (_set(("input", "dtype"), "int64"), r"rnnx.spec.input.dtype: expected float32"),
+        (_set(("output", "name"), "nope"), r"rnnx.spec: graph has no output 'nope'"),
+        (_set(("state", 0, "input"), "h_typo"), r"rnnx.spec: graph has no input 'h_typo'"),
+        (_set(("input", "shape"), ["batch", "time", 6]), r"rnnx.spec.input.shape\[2\]: expected 5"),
+    ],
+    ids=[
+        "huge-state",
+        "huge-input",
+        "state-dim",
+        "state-rank",
+        "state-dtype",
+        "input-dtype",
+        "output-name",
+        "state-name",
+        "input-features",
+    ],
+)
 def test_spec_that_disagrees_with_the_graph_fails_at_construction(exported, tmp_path, edit, match):
     path, _ = exported("lstm-2l")
     bad = _tampered(path, tmp_path / "bad.onnx", edit)

@@ -23,8 +23,10 @@ from tests.runtime.conftest import reference, sequence, write_step_graph
 from tests.zoo import TINY, example_input
 
 HAS_CUDA = "CUDAExecutionProvider" in ort.get_available_providers()
-pytestmark = [pytest.mark.gpu, pytest.mark.skipif(
-    not HAS_CUDA, reason="CUDAExecutionProvider not available (needs onnxruntime-gpu and a GPU)")]
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not HAS_CUDA, reason="CUDAExecutionProvider not available (needs onnxruntime-gpu and a GPU)"),
+]
 
 STREAMED = ("lstm-2l", "gru-2l", "rnn-relu", "lstm-2l-proj", "convlstm-k3", "tokens-lstm", "custom-peephole")
 
@@ -83,7 +85,9 @@ def model_of(path):
 def test_device_id_of_the_provider_is_honoured(exported):
     path, _ = exported("gru-1l")
     last = torch.cuda.device_count() - 1 if torch.cuda.is_available() else 0
-    with StreamingSession(path, providers=[("CUDAExecutionProvider", {"device_id": last}), "CPUExecutionProvider"]) as sess:
+    with StreamingSession(
+        path, providers=[("CUDAExecutionProvider", {"device_id": last}), "CPUExecutionProvider"]
+    ) as sess:
         assert sess.backend.device_id == last
         assert all(v.device_name().lower() == "cuda" for v in sess._engine.vals[0])
         sess.feed(sequence(model_of(path), 1, 3))
@@ -124,8 +128,10 @@ def test_step_graph_on_cuda_binds_the_main_graphs_device_state(tmp_path):
     export_onnx(model, main, example_input=example_input(model, 2, 5), strategy="scan")
     path = write_step_graph(main, tmp_path / "stepped")
     x = sequence(model, 2, 8)
-    with StreamingSession(path, providers="cuda", batch_size=2) as gpu, \
-            StreamingSession(path, batch_size=2, step_graph=False) as cpu:
+    with (
+        StreamingSession(path, providers="cuda", batch_size=2) as gpu,
+        StreamingSession(path, batch_size=2, step_graph=False) as cpu,
+    ):
         assert gpu.step_graph is not None and gpu._engine.step_backend.device == "cuda"
         assert all(v.device_name().lower() == "cuda" for v in gpu._engine.vals[0])
         want = _stream(cpu, x)
@@ -135,8 +141,9 @@ def test_step_graph_on_cuda_binds_the_main_graphs_device_state(tmp_path):
             np.testing.assert_allclose(v, cpu.get_state()[k], atol=1e-5)
     with StreamPool(path, providers="cuda") as pool:
         pool.open("a")
-        np.testing.assert_allclose(pool.step_many({"a": x[0, 0]})["a"], reference(model, x[:1, :1])[0, 0] + 1.0,
-                                   atol=1e-5)
+        np.testing.assert_allclose(
+            pool.step_many({"a": x[0, 0]})["a"], reference(model, x[:1, :1])[0, 0] + 1.0, atol=1e-5
+        )
 
 
 @pytest.mark.parametrize("name, family", [("lstm-2l", "lstm"), ("gru-2l", "gru"), ("convlstm-k3", "convlstm")])
@@ -166,15 +173,17 @@ def test_cli_run_and_bench_on_cuda(exported, tmp_path):
     outs = {}
     for provider in ("cpu", "cuda"):
         out = tmp_path / f"y-{provider}.npy"
-        r = CliRunner().invoke(main, ["run", str(path), str(tmp_path / "x.npy"), "--provider", provider,
-                                      "--out", str(out)])
+        r = CliRunner().invoke(
+            main, ["run", str(path), str(tmp_path / "x.npy"), "--provider", provider, "--out", str(out)]
+        )
         assert r.exit_code == 0, r.output
         outs[provider] = np.load(out)
     np.testing.assert_allclose(outs["cuda"], outs["cpu"], atol=1e-5)
-    r = CliRunner().invoke(main, ["bench", str(path), "--provider", "cuda", "--streams", "4", "--steps", "20",
-                                  "--json", "-"])
+    r = CliRunner().invoke(
+        main, ["bench", str(path), "--provider", "cuda", "--streams", "4", "--steps", "20", "--json", "-"]
+    )
     assert r.exit_code == 0, r.output  # a ratio below its target is reported, not an error
-    report = json.loads(r.output[r.output.index("{"):])
+    report = json.loads(r.output[r.output.index("{") :])
     assert report["provider"] == "cuda"
 
 
@@ -183,8 +192,11 @@ def test_training_on_cuda_gives_a_model_that_exports_and_streams_on_cuda(tmp_pat
 
     if not torch.cuda.is_available():
         pytest.skip("torch here has no CUDA (onnxruntime-gpu alone cannot train)")
-    result = train(TrainConfig(task="sine", out=str(tmp_path / "run"), device="cuda", epochs=2, hidden_size=8,
-                               progress=False, plots=False))
+    result = train(
+        TrainConfig(
+            task="sine", out=str(tmp_path / "run"), device="cuda", epochs=2, hidden_size=8, progress=False, plots=False
+        )
+    )
     assert np.isfinite(result.metrics["mae"])
     model = result.model
     path = tmp_path / "model.onnx"

@@ -35,8 +35,11 @@ def _rows(*shape: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).normal(size=shape).astype(np.float32)
 
 
-@pytest.mark.parametrize("batch,window,steps", [(1, 1, 1), (3, 2, S2S_HORIZON), (1, 9, 8), (4, 17, 2)],
-                         ids=["b1-T1-s1", "b3-T2-horizon", "b1-T9-s8", "b4-T17-s2"])
+@pytest.mark.parametrize(
+    "batch,window,steps",
+    [(1, 1, 1), (3, 2, S2S_HORIZON), (1, 9, 8), (4, 17, 2)],
+    ids=["b1-T1-s1", "b3-T2-horizon", "b1-T9-s8", "b4-T17-s2"],
+)
 def test_forecast_equals_eager(bundle, batch, window, steps):
     path, model = bundle
     x = _rows(batch, window, S2S_INPUT)
@@ -61,7 +64,7 @@ def test_stream_re_encodes_the_last_window(bundle):
     x = _rows(2, S2S_WINDOW + 4, S2S_INPUT)
     for t in range(x.shape[1]):
         stream.push(x[:, t])
-        ref = _eager(model, x[:, max(0, t + 1 - S2S_WINDOW): t + 1], 4)
+        ref = _eager(model, x[:, max(0, t + 1 - S2S_WINDOW) : t + 1], 4)
         np.testing.assert_allclose(stream.forecast(4), ref, **TOL)
     assert stream.rows.shape == (2, S2S_WINDOW, S2S_INPUT)
     chunked = sess.stream(batch_size=2)

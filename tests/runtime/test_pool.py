@@ -11,13 +11,24 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from tests.runtime.conftest import FOREIGN_K, FOREIGN_N, make_batcher_wait, sequence
-from rnnx.errors import (ClosedError, DTypeError, DuplicateStreamError, InputValueError, NonFiniteError,
-                         NotStreamableError, PoolFullError, ShapeError, StateError, StreamExistsError,
-                         UnknownStreamError)
+from rnnx.errors import (
+    ClosedError,
+    DTypeError,
+    DuplicateStreamError,
+    InputValueError,
+    NonFiniteError,
+    NotStreamableError,
+    PoolFullError,
+    ShapeError,
+    StateError,
+    StreamExistsError,
+    UnknownStreamError,
+)
 from rnnx.runtime import StreamingSession, StreamPool
+from tests.runtime.conftest import FOREIGN_K, FOREIGN_N, make_batcher_wait, sequence
 
 
 def solo_outputs(path, xs: np.ndarray, **kw) -> np.ndarray:
@@ -48,8 +59,9 @@ def test_step_many_matches_solo_sessions(lstm):
     with StreamPool(path, capacity=2) as pool:
         for i in range(6):
             pool.open(i)
-        got = np.stack([np.stack(list(pool.step_many({i: xs[i, t] for i in range(6)}).values()))
-                        for t in range(8)], axis=1)  # (6, T, out)
+        got = np.stack(
+            [np.stack(list(pool.step_many({i: xs[i, t] for i in range(6)}).values())) for t in range(8)], axis=1
+        )  # (6, T, out)
     np.testing.assert_allclose(got, np.stack(solo), atol=1e-5)
 
 
@@ -74,7 +86,8 @@ def test_any_interleaving_matches_solo(lstm, schedule):
 def test_closed_slots_are_reused_with_zero_state(lstm):
     path, xs, solo = lstm
     with StreamPool(path, capacity=2) as pool:
-        pool.open("a"); pool.open("b")
+        pool.open("a")
+        pool.open("b")
         pool.step_many({"a": xs[0, 0], "b": xs[1, 0]})
         pool.close("a")
         pool.open("c")  # takes a's slot
@@ -86,7 +99,8 @@ def test_closed_slots_are_reused_with_zero_state(lstm):
 def test_reset_get_and_set_state_per_stream(lstm):
     path, xs, solo = lstm
     with StreamPool(path) as pool:
-        pool.open("a"); pool.open("b")
+        pool.open("a")
+        pool.open("b")
         pool.step_many({"a": xs[0, 0], "b": xs[1, 0]})
         state = pool.get_state("a")
         assert state["h"].shape == (2, 1, 8)
@@ -105,8 +119,13 @@ def test_stream_errors(lstm):
         pool.open("a")
         with pytest.raises(StreamExistsError, match="stream 'a': already open"):
             pool.open("a")
-        for call in (lambda: pool.close("z"), lambda: pool.reset("z"), lambda: pool.get_state("z"),
-                     lambda: pool.set_state("z", {}), lambda: pool.step_many({"z": xs[0, 0]})):
+        for call in (
+            lambda: pool.close("z"),
+            lambda: pool.reset("z"),
+            lambda: pool.get_state("z"),
+            lambda: pool.set_state("z", {}),
+            lambda: pool.step_many({"z": xs[0, 0]}),
+        ):
             with pytest.raises(UnknownStreamError, match="stream 'z': not open"):
                 call()
         with pytest.raises(KeyError):
@@ -116,8 +135,11 @@ def test_stream_errors(lstm):
 def test_bad_input_in_step_many_changes_nothing(lstm):
     path, xs, solo = lstm
     with StreamPool(path) as pool:
-        pool.open("a"); pool.open("b")
-        with pytest.raises(ShapeError, match=r"stream 'b': x: expected shape \(5,\) per stream \(without the batch axis\), got \(4,\)"):
+        pool.open("a")
+        pool.open("b")
+        with pytest.raises(
+            ShapeError, match=r"stream 'b': x: expected shape \(5,\) per stream \(without the batch axis\), got \(4,\)"
+        ):
             pool.step_many({"a": xs[0, 0], "b": xs[1, 0, :4]})
         assert not pool.get_state("a")["h"].any()
         np.testing.assert_allclose(pool.step_many({"a": xs[0, 0]})["a"], solo[0][0], atol=1e-5)
@@ -140,7 +162,8 @@ def test_submit_from_many_threads_matches_solo(lstm):
 def test_same_stream_submissions_run_in_order_in_separate_batches(lstm):
     path, xs, solo = lstm
     with StreamPool(path, max_batch=64, max_wait_ms=50.0) as pool:
-        pool.open("a"); pool.open("b")
+        pool.open("a")
+        pool.open("b")
         futs = [pool.submit("a", xs[0, t]) for t in range(8)] + [pool.submit("b", xs[1, 0])]
         got = np.stack([f.result(timeout=30) for f in futs[:8]])
         np.testing.assert_allclose(got, solo[0], atol=1e-5)
@@ -150,7 +173,8 @@ def test_same_stream_submissions_run_in_order_in_separate_batches(lstm):
 def test_bad_submission_fails_only_its_future(lstm):
     path, xs, solo = lstm
     with StreamPool(path, max_wait_ms=20.0) as pool:
-        pool.open("a"); pool.open("b")
+        pool.open("a")
+        pool.open("b")
         good = pool.submit("a", xs[0, 0])
         bad = pool.submit("b", np.zeros(3, np.float32))
         unknown = pool.submit("zz", xs[0, 0])
@@ -280,12 +304,26 @@ def test_step_outputs_is_a_read_only_mapping(lstm):
             ys["a"] = np.zeros(3)  # type: ignore[index]
 
 
-@pytest.mark.parametrize("ids, x, error, match", [
-    ([0, 1, 0], np.zeros((3, 5), np.float32), DuplicateStreamError, r"ids: expected distinct stream ids, got 0 more than once"),
-    ([0, 9], np.zeros((2, 5), np.float32), UnknownStreamError, r"stream 9: not open"),
-    ([0, 1], np.zeros((3, 5), np.float32), ShapeError, r"x: expected shape \(2, 5\) \(batch, features\), got \(3, 5\)"),
-    ([0, 1], np.zeros((2, 5), np.int64), DTypeError, r"x: expected dtype float32, got int64"),
-], ids=["duplicate", "unknown", "rows", "dtype"])
+@pytest.mark.parametrize(
+    "ids, x, error, match",
+    [
+        (
+            [0, 1, 0],
+            np.zeros((3, 5), np.float32),
+            DuplicateStreamError,
+            r"ids: expected distinct stream ids, got 0 more than once",
+        ),
+        ([0, 9], np.zeros((2, 5), np.float32), UnknownStreamError, r"stream 9: not open"),
+        (
+            [0, 1],
+            np.zeros((3, 5), np.float32),
+            ShapeError,
+            r"x: expected shape \(2, 5\) \(batch, features\), got \(3, 5\)",
+        ),
+        ([0, 1], np.zeros((2, 5), np.int64), DTypeError, r"x: expected dtype float32, got int64"),
+    ],
+    ids=["duplicate", "unknown", "rows", "dtype"],
+)
 def test_step_batch_rejects_bad_calls_and_changes_nothing(lstm, ids, x, error, match):
     path, xs, _ = lstm
     with StreamPool(path) as pool:
@@ -362,7 +400,8 @@ def test_token_ids_are_checked_against_the_vocabulary(tokens, bad_id):
 def test_mixed_int_and_float_inputs_are_refused_like_a_lone_int(lstm):
     path, xs, _ = lstm
     with StreamPool(path) as pool:
-        pool.open("a"); pool.open("b")
+        pool.open("a")
+        pool.open("b")
         with pytest.raises(DTypeError, match=r"stream 'b': x: expected dtype float32, got int64"):
             pool.step_many({"a": xs[0, 0], "b": np.ones(5, np.int64)})
         with pytest.raises(DTypeError, match=r"stream 'b': x: expected dtype float32, got int64"):
@@ -374,8 +413,11 @@ def test_zero_size_batches_are_refused(lstm):
     path, xs, _ = lstm
     with StreamPool(path) as pool:
         pool.open("a")
-        for call in (lambda: pool.step_many({}), lambda: pool.step_batch([], np.zeros((0, 5), np.float32)),
-                     lambda: pool.submit_many({})):
+        for call in (
+            lambda: pool.step_many({}),
+            lambda: pool.step_batch([], np.zeros((0, 5), np.float32)),
+            lambda: pool.submit_many({}),
+        ):
             with pytest.raises(ShapeError, match="expected at least one"):
                 call()
 
@@ -393,7 +435,8 @@ def test_step_outputs_rows_are_read_only(lstm):
 def test_max_streams_is_enforced(lstm):
     path, _, _ = lstm
     with StreamPool(path, max_streams=2) as pool:
-        pool.open("a"); pool.open("b")
+        pool.open("a")
+        pool.open("b")
         with pytest.raises(PoolFullError, match=r"max_streams: 2 streams open \(the limit\)"):
             pool.open("c")
         pool.close("a")
@@ -506,13 +549,15 @@ def test_submit_many_matches_solo_and_queues_nothing_on_error(lstm):
         with pytest.raises(ShapeError, match=r"stream 1: x: expected shape"):
             pool.submit_many({0: xs[0, 0], 1: xs[1, 0, :3]})
         assert pool.pending == 0
-        got = [[f.result(timeout=WAIT) for f in pool.submit_many({i: xs[i, t] for i in range(6)})]
-               for t in range(8)]
+        got = [[f.result(timeout=WAIT) for f in pool.submit_many({i: xs[i, t] for i in range(6)})] for t in range(8)]
     np.testing.assert_allclose(np.stack(got, axis=1), np.stack(solo), atol=1e-5)
 
 
-@pytest.mark.parametrize("options", [dict(max_batch=6, max_wait_ms=5), dict(max_pending=2, max_wait_ms=1)],
-                         ids=["batched", "asubmit-awaits-room-under-max-pending"])
+@pytest.mark.parametrize(
+    "options",
+    [dict(max_batch=6, max_wait_ms=5), dict(max_pending=2, max_wait_ms=1)],
+    ids=["batched", "asubmit-awaits-room-under-max-pending"],
+)
 def test_many_asyncio_clients_match_solo_sessions(lstm, options):
     """Closed-loop asyncio clients, one stream each: results come back in one hand-off per batch."""
     path, xs, solo = lstm
@@ -530,10 +575,18 @@ def test_many_asyncio_clients_match_solo_sessions(lstm, options):
     np.testing.assert_allclose(np.stack(got), np.stack(solo), atol=1e-5)
 
 
-@pytest.mark.parametrize("bad, error, match", [
-    (np.zeros(4, np.float32), ShapeError, r"stream 'a': x: expected shape \(5,\) per stream \(without the batch axis\), got \(4,\)"),
-    (np.zeros(5, np.int64), DTypeError, r"stream 'a': x: expected dtype float32, got int64"),
-], ids=["same-wrong-shape", "same-int-dtype"])
+@pytest.mark.parametrize(
+    "bad, error, match",
+    [
+        (
+            np.zeros(4, np.float32),
+            ShapeError,
+            r"stream 'a': x: expected shape \(5,\) per stream \(without the batch axis\), got \(4,\)",
+        ),
+        (np.zeros(5, np.int64), DTypeError, r"stream 'a': x: expected dtype float32, got int64"),
+    ],
+    ids=["same-wrong-shape", "same-int-dtype"],
+)
 def test_step_many_fast_path_validates_uniform_bad_inputs(lstm, bad, error, match):
     """Mutation caught: ``_fast_batch`` returning ``np.array(values)`` without ``check_input``.
 
@@ -541,7 +594,8 @@ def test_step_many_fast_path_validates_uniform_bad_inputs(lstm, bad, error, matc
     """
     path, xs, solo = lstm
     with StreamPool(path) as pool:
-        pool.open("a"); pool.open("b")
+        pool.open("a")
+        pool.open("b")
         with pytest.raises(error, match=match):
             pool.step_many({"a": bad, "b": bad.copy()})
         assert not pool.get_state("a")["h"].any() and not pool.get_state("b")["h"].any()
@@ -570,7 +624,8 @@ def test_check_finite_raise_on_a_nan_output_restores_the_state(lstm):
     """A NaN that reaches the output (here through the state) is caught after the step and undone."""
     path, xs, solo = lstm
     with StreamPool(path, check_finite="raise") as pool:
-        pool.open("a"); pool.open("b")
+        pool.open("a")
+        pool.open("b")
         pool.step_many({"a": xs[0, 0], "b": xs[1, 0]})
         state = pool.get_state("b")
         poisoned = {k: np.full_like(v, np.nan) for k, v in state.items()}
@@ -615,8 +670,11 @@ def time_major(tmp_path_factory):
 def test_a_time_major_file_streams_through_every_pool_path(time_major):
     """batch_axis 1, time_axis 0: a step is (F,) per stream, (B, F) stacked, like any other file."""
     path, x, want = time_major
-    with StreamPool(path, capacity=3) as many, StreamPool(path, capacity=3) as batch, \
-            StreamPool(path, capacity=3) as queued:
+    with (
+        StreamPool(path, capacity=3) as many,
+        StreamPool(path, capacity=3) as batch,
+        StreamPool(path, capacity=3) as queued,
+    ):
         for pool in (many, batch, queued):
             for i in range(3):
                 pool.open(i)
@@ -635,7 +693,8 @@ def test_a_nan_output_in_one_stream_rolls_back_only_that_stream(lstm):
     healthy stream's output was right, its state silently one step behind)."""
     path, xs, solo = lstm
     with StreamPool(path, check_finite="raise", max_wait_ms=50) as pool:
-        pool.open("a"); pool.open("b")
+        pool.open("a")
+        pool.open("b")
         pool.step_many({"a": xs[0, 0], "b": xs[1, 0]})
         pool.set_state("b", {k: np.full_like(v, np.nan) for k, v in pool.get_state("b").items()})
         bad, good = pool.submit_many({"b": xs[1, 1], "a": xs[0, 1]})
@@ -651,8 +710,10 @@ def test_a_wrong_step_shape_is_said_per_stream_as_given(lstm, tokens):
     with StreamPool(path) as pool:
         pool.open("a")
         bad = np.zeros(features - 1, np.float32)  # one feature short, no batch axis (as submitted)
-        match = rf"stream 'a': x: expected shape \({features},\) per stream \(without the batch axis\), " \
-                rf"got \({features - 1},\)$"
+        match = (
+            rf"stream 'a': x: expected shape \({features},\) per stream \(without the batch axis\), "
+            rf"got \({features - 1},\)$"
+        )
         with pytest.raises(ShapeError, match=match):
             pool.submit("a", bad).result(timeout=WAIT)
         with pytest.raises(ShapeError, match=match):
@@ -660,8 +721,11 @@ def test_a_wrong_step_shape_is_said_per_stream_as_given(lstm, tokens):
     token_path, _, _ = tokens
     with StreamPool(token_path) as pool:
         pool.open("t")
-        with pytest.raises(ShapeError, match=r"stream 't': x: expected shape \(\) per stream \(one token id\), "
-                                             r"got \(1,\)$"):
+        with pytest.raises(
+            ShapeError,
+            match=r"stream 't': x: expected shape \(\) per stream \(one token id\), "
+            r"got \(1,\)$",
+        ):
             pool.step_many({"t": np.array([1])})
 
 
@@ -670,7 +734,8 @@ def test_closing_a_stream_gives_back_the_room_its_queued_steps_held(lstm):
     ``pending``: the pool filled up with steps that no longer existed."""
     path, xs, _ = lstm
     with StreamPool(path, max_pending=8, max_wait_ms=200) as pool:
-        pool.open("a"); pool.open("b")
+        pool.open("a")
+        pool.open("b")
         futs = [pool.submit("a", xs[0, t % 8]) for t in range(8)]  # one stream: one step per batch
         pool.close("a")
         assert pool.pending == 0

@@ -6,8 +6,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from rnnx.runtime import StreamingSession
-from rnnx.runtime import RuntimeOptions
+from rnnx.runtime import RuntimeOptions, StreamingSession
 from rnnx.runtime.backend import session_options
 from rnnx.runtime.precision import file_precision, onnx_metadata
 from rnnx.spec import METADATA_KEY

@@ -21,15 +21,23 @@ def test_cpu_and_auto_resolve_to_available_providers():
 
 @pytest.mark.skipif(HAS_CUDA, reason="CUDA is available here; the missing-CUDA error cannot occur")
 def test_cuda_without_cuda_names_the_install():
-    with pytest.raises(ProviderError, match=r"CUDAExecutionProvider is not available; installed: onnxruntime .*available providers: .*CPUExecutionProvider"):
+    with pytest.raises(
+        ProviderError,
+        match=r"CUDAExecutionProvider is not available; installed: onnxruntime "
+        r".*available providers: .*CPUExecutionProvider",
+    ):
         resolve_providers("cuda")
 
 
-@pytest.mark.parametrize("value, match", [
-    ("gpu", r"expected one of cpu, cuda, auto .* got 'gpu'"),
-    (["CoreMLExecutionProvider"], "CoreMLExecutionProvider is not available"),  # never on Linux
-    ([], "expected at least one provider"),
-], ids=["unknown-choice", "unavailable-name", "empty-list"])
+@pytest.mark.parametrize(
+    "value, match",
+    [
+        ("gpu", r"expected one of cpu, cuda, auto .* got 'gpu'"),
+        (["CoreMLExecutionProvider"], "CoreMLExecutionProvider is not available"),  # never on Linux
+        ([], "expected at least one provider"),
+    ],
+    ids=["unknown-choice", "unavailable-name", "empty-list"],
+)
 def test_bad_provider_choices(value, match):
     with pytest.raises(ProviderError, match=match):
         resolve_providers(value)
@@ -55,7 +63,11 @@ def test_provider_onnxruntime_silently_dropped_is_detected(exported):
     with pytest.warns(UserWarning, match="CUDAExecutionProvider"):
         session = ort.InferenceSession(str(path), so, providers=requested)
     assert session.get_providers() == ["CPUExecutionProvider"]  # onnxruntime dropped it silently
-    with pytest.raises(ProviderError, match=r"CUDAExecutionProvider \(it failed to initialise with options \{'device_id': 3\}; active: \['CPUExecutionProvider'\]\)"):
+    with pytest.raises(
+        ProviderError,
+        match=r"CUDAExecutionProvider \(it failed to initialise with options \{'device_id': 3\}; "
+        r"active: \['CPUExecutionProvider'\]\)",
+    ):
         OrtBackend(session, requested)
 
 

@@ -9,13 +9,32 @@ import textwrap
 import numpy as np
 import pytest
 
-from tests.runtime.conftest import reference, sequence
-from rnnx.errors import (ClosedError, ConcurrentUseError, ConfigError, DTypeError, InputValueError, ModelFileError,
-                         NonFiniteError, NotStreamableError, ShapeError, SpecError, StateError)
+from rnnx.errors import (
+    ClosedError,
+    ConcurrentUseError,
+    ConfigError,
+    DTypeError,
+    InputValueError,
+    ModelFileError,
+    NonFiniteError,
+    NotStreamableError,
+    ShapeError,
+    SpecError,
+    StateError,
+)
 from rnnx.runtime import RuntimeOptions, StreamingSession
+from tests.runtime.conftest import reference, sequence
 
-STREAMABLE = ["lstm-2l", "lstm-2l-proj", "gru-1l", "rnn-tanh", "tokens-lstm", "convlstm-k3", "custom-peephole",
-              "custom-forecaster-lstm"]
+STREAMABLE = [
+    "lstm-2l",
+    "lstm-2l-proj",
+    "gru-1l",
+    "rnn-tanh",
+    "tokens-lstm",
+    "convlstm-k3",
+    "custom-peephole",
+    "custom-forecaster-lstm",
+]
 
 
 @pytest.mark.parametrize("batch", [1, 3], ids=["b1", "b3"])
@@ -71,16 +90,23 @@ def test_reset_zeroes_every_state(exported):
     assert all(not v.any() for v in sess.get_state().values())
 
 
-@pytest.mark.parametrize("state, match", [
-    ({"h": np.zeros((2, 1, 8), np.float32)}, r"expected keys \['c', 'h'\]"),
-    ({"h": np.zeros((2, 1, 8), np.float32), "c": np.zeros((2, 1, 8), np.float32),
-      "z": np.zeros(1)}, "got .*'z'"),
-    ({"h": np.zeros((2, 2, 8), np.float32), "c": np.zeros((2, 1, 8), np.float32)},
-     r"state\['h'\]: expected shape \(2, 1, 8\), got \(2, 2, 8\)"),
-    ({"h": np.zeros((2, 1, 8), np.int64), "c": np.zeros((2, 1, 8), np.float32)},
-     r"state\['h'\]: expected dtype float32, got int64"),
-    ([1, 2], "expected a dict of arrays, got list"),
-], ids=["missing", "unknown", "shape", "dtype", "not-a-dict"])
+@pytest.mark.parametrize(
+    "state, match",
+    [
+        ({"h": np.zeros((2, 1, 8), np.float32)}, r"expected keys \['c', 'h'\]"),
+        ({"h": np.zeros((2, 1, 8), np.float32), "c": np.zeros((2, 1, 8), np.float32), "z": np.zeros(1)}, "got .*'z'"),
+        (
+            {"h": np.zeros((2, 2, 8), np.float32), "c": np.zeros((2, 1, 8), np.float32)},
+            r"state\['h'\]: expected shape \(2, 1, 8\), got \(2, 2, 8\)",
+        ),
+        (
+            {"h": np.zeros((2, 1, 8), np.int64), "c": np.zeros((2, 1, 8), np.float32)},
+            r"state\['h'\]: expected dtype float32, got int64",
+        ),
+        ([1, 2], "expected a dict of arrays, got list"),
+    ],
+    ids=["missing", "unknown", "shape", "dtype", "not-a-dict"],
+)
 def test_set_state_validates_and_leaves_state_unchanged(exported, state, match):
     path, model = exported("lstm-2l")
     sess = StreamingSession(path)
@@ -99,13 +125,17 @@ def test_set_state_converts_float64(exported):
     assert sess.get_state()["h"].dtype == np.float32 and sess.get_state()["h"].all()
 
 
-@pytest.mark.parametrize("bad, error, match", [
-    (np.zeros((1, 4), np.float32), ShapeError, r"x: expected shape \(1, 5\) \(batch, features\), got \(1, 4\)"),
-    (np.zeros((2, 5), np.float32), ShapeError, r"x: expected shape \(1, 5\) \(batch, features\), got \(2, 5\)"),
-    (np.zeros((1, 1, 5), np.float32), ShapeError, r"x: expected shape \(1, 5\) .*got \(1, 1, 5\)"),
-    (np.zeros((1, 5), np.int64), DTypeError, r"x: expected dtype float32, got int64"),
-    (np.zeros((1, 5), bool), DTypeError, r"x: expected dtype float32, got bool"),
-], ids=["features", "batch", "rank", "int", "bool"])
+@pytest.mark.parametrize(
+    "bad, error, match",
+    [
+        (np.zeros((1, 4), np.float32), ShapeError, r"x: expected shape \(1, 5\) \(batch, features\), got \(1, 4\)"),
+        (np.zeros((2, 5), np.float32), ShapeError, r"x: expected shape \(1, 5\) \(batch, features\), got \(2, 5\)"),
+        (np.zeros((1, 1, 5), np.float32), ShapeError, r"x: expected shape \(1, 5\) .*got \(1, 1, 5\)"),
+        (np.zeros((1, 5), np.int64), DTypeError, r"x: expected dtype float32, got int64"),
+        (np.zeros((1, 5), bool), DTypeError, r"x: expected dtype float32, got bool"),
+    ],
+    ids=["features", "batch", "rank", "int", "bool"],
+)
 def test_step_rejects_bad_input_before_compute(exported, bad, error, match):
     path, model = exported("lstm-2l")
     sess = StreamingSession(path)
@@ -117,12 +147,20 @@ def test_step_rejects_bad_input_before_compute(exported, bad, error, match):
         np.testing.assert_array_equal(v, before[k])
 
 
-@pytest.mark.parametrize("bad, error, match", [
-    (np.zeros((1, 3, 4), np.float32), ShapeError, r"x: expected shape \(1, T, 5\) \(batch, time, features\), got \(1, 3, 4\)"),
-    (np.zeros((1, 0, 5), np.float32), ShapeError, "at least one time step"),
-    (np.zeros((1, 3), np.float32), ShapeError, r"got \(1, 3\)"),
-    (np.zeros((1, 3, 5), np.int32), DTypeError, "expected dtype float32, got int32"),
-], ids=["features", "empty-time", "rank", "int"])
+@pytest.mark.parametrize(
+    "bad, error, match",
+    [
+        (
+            np.zeros((1, 3, 4), np.float32),
+            ShapeError,
+            r"x: expected shape \(1, T, 5\) \(batch, time, features\), got \(1, 3, 4\)",
+        ),
+        (np.zeros((1, 0, 5), np.float32), ShapeError, "at least one time step"),
+        (np.zeros((1, 3), np.float32), ShapeError, r"got \(1, 3\)"),
+        (np.zeros((1, 3, 5), np.int32), DTypeError, "expected dtype float32, got int32"),
+    ],
+    ids=["features", "empty-time", "rank", "int"],
+)
 def test_feed_rejects_bad_chunks_and_keeps_state(exported, bad, error, match):
     path, model = exported("lstm-2l")
     sess = StreamingSession(path)
@@ -146,8 +184,7 @@ def test_step_fast_path_matches_validated_path_for_every_input_form(exported):
     path, model = exported("lstm-2l")
     x = sequence(model, 1, 6)
     sess = StreamingSession(path)
-    forms = [x[:, 0], x[:, 1], x[:, 2].astype(np.float64), x[:, 3].tolist(),
-             np.asfortranarray(x[:, 4]), x[:, 5]]
+    forms = [x[:, 0], x[:, 1], x[:, 2].astype(np.float64), x[:, 3].tolist(), np.asfortranarray(x[:, 4]), x[:, 5]]
     ys = np.stack([sess.step(f) for f in forms], axis=1)
     np.testing.assert_allclose(ys, reference(model, x), atol=1e-5)
 
@@ -229,10 +266,10 @@ def test_saved_state_resumes_bit_exactly_in_a_new_process(exported, tmp_path):
     script = textwrap.dedent(f"""
         import numpy as np
         from rnnx.runtime import StreamingSession
-        x = np.load({str(tmp_path / 'x.npy')!r})
+        x = np.load({str(tmp_path / "x.npy")!r})
         s = StreamingSession({str(path)!r})
-        s.load_state({str(tmp_path / 'state.npz')!r})
-        np.save({str(tmp_path / 'y.npy')!r}, np.stack([s.step(x[:, t]) for t in range(4, 8)], axis=1))
+        s.load_state({str(tmp_path / "state.npz")!r})
+        np.save({str(tmp_path / "y.npy")!r}, np.stack([s.step(x[:, t]) for t in range(4, 8)], axis=1))
     """)
     subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
     np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), want)
@@ -250,8 +287,7 @@ def test_load_state_from_another_model_fails_and_keeps_state(exported, tmp_path)
     np.testing.assert_array_equal(sess.get_state()["c"], before["c"])
 
 
-@pytest.mark.parametrize("content", [b"", b"garbage, not onnx", b"\x08\x07" * 50],
-                         ids=["empty", "text", "binary"])
+@pytest.mark.parametrize("content", [b"", b"garbage, not onnx", b"\x08\x07" * 50], ids=["empty", "text", "binary"])
 def test_corrupt_model_files_raise_model_file_error(tmp_path, content):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(content)
@@ -272,13 +308,20 @@ def test_foreign_model_without_state_map_is_refused(foreign):
         StreamingSession(path)
 
 
-@pytest.mark.parametrize("kwargs, error, match", [
-    ({"batch_size": 0}, ConfigError, "batch_size: expected an int >= 1, got 0"),
-    ({"context": 2}, SpecError, "context: left context applies to inputs without a time axis"),
-    ({"context": -1}, ConfigError, "context: expected an int >= 0, got -1"),
-    ({"batch_size": 10 ** 12}, SpecError,
-     r"batch_size: expected state buffers of at most \d+ bytes, batch_size=1000000000000 needs"),
-], ids=["batch0", "context-on-time-axis", "negative-context", "huge-batch"])
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"batch_size": 0}, ConfigError, "batch_size: expected an int >= 1, got 0"),
+        ({"context": 2}, SpecError, "context: left context applies to inputs without a time axis"),
+        ({"context": -1}, ConfigError, "context: expected an int >= 0, got -1"),
+        (
+            {"batch_size": 10**12},
+            SpecError,
+            r"batch_size: expected state buffers of at most \d+ bytes, batch_size=1000000000000 needs",
+        ),
+    ],
+    ids=["batch0", "context-on-time-axis", "negative-context", "huge-batch"],
+)
 def test_bad_constructor_arguments(exported, kwargs, error, match):
     """An option out of range is a ConfigError (as in the pool); a contract mismatch a SpecError."""
     path, _ = exported("gru-1l")
@@ -293,13 +336,16 @@ def test_spec_property_exposes_the_contract(exported):
 
 
 def test_runtime_imports_neither_torch_nor_onnx():
-    code = ("import sys, rnnx.runtime; bad = [m for m in ('torch', 'onnx') if m in sys.modules]; "
-            "sys.exit('imported: %s' % bad if bad else 0)")
+    code = (
+        "import sys, rnnx.runtime; bad = [m for m in ('torch', 'onnx') if m in sys.modules]; "
+        "sys.exit('imported: %s' % bad if bad else 0)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
 
 
 # -- state access, rollback, caches (issue 10's surviving mutations) -------------------------
+
 
 def test_get_state_returns_copies_not_live_views(exported):
     """Mutation caught: ``OrtBackend.read`` returning the live buffer instead of ``buf.copy()``."""
@@ -349,14 +395,14 @@ def test_chunk_binding_cache_stays_bounded(exported):
 
 # -- lifecycle and threads ---------------------------------------------------------------------
 
+
 def test_close_releases_and_later_calls_raise(exported):
     path, model = exported("gru-1l")
     x = sequence(model, 1, 2)
     with StreamingSession(path) as sess:
         sess.step(x[:, 0])  # the fast path is armed
     assert sess.closed and sess.backend.session is None and sess._engine.vals == []
-    for call in (lambda: sess.step(x[:, 1]), lambda: sess.feed(x), lambda: sess.run(x),
-                 sess.get_state, sess.reset):
+    for call in (lambda: sess.step(x[:, 1]), lambda: sess.feed(x), lambda: sess.run(x), sess.get_state, sess.reset):
         with pytest.raises(ClosedError, match="is closed"):
             call()
     sess.close()  # idempotent
@@ -405,8 +451,14 @@ def test_busy_session_refuses_every_call(exported):
         sess.step(x[:, 0])
         sess._busy.acquire()  # as if another thread were inside a call
         try:
-            for call in (lambda: sess.step(x[:, 1]), lambda: sess.feed(x), lambda: sess.run(x),
-                         sess.get_state, sess.reset, lambda: sess.set_state({})):
+            for call in (
+                lambda: sess.step(x[:, 1]),
+                lambda: sess.feed(x),
+                lambda: sess.run(x),
+                sess.get_state,
+                sess.reset,
+                lambda: sess.set_state({}),
+            ):
                 with pytest.raises(ConcurrentUseError, match="another thread"):
                     call()
         finally:
@@ -414,6 +466,7 @@ def test_busy_session_refuses_every_call(exported):
 
 
 # -- empty batches and non-finite values -------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["lstm-2l", "gru-1l"], ids=["lstm", "gru"])
 def test_empty_batch_is_refused_before_onnxruntime(exported, name):
@@ -459,13 +512,17 @@ def test_check_finite_warn_warns_and_runs(exported):
         assert y.shape[:2] == (1, 2)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"check_finite": "maybe"}, "check_finite: expected one of off, warn, raise, got 'maybe'"),
-    ({"threads": -1}, r"threads: expected an int from 0 to 1024 or None, got -1"),
-    ({"threads": 100000}, r"threads: expected an int from 0 to 1024 or None, got 100000"),
-    ({"optimization": "max"}, "optimization: expected one of off, basic, extended, all, got 'max'"),
-    ({"session_config": {"a": "b"}}, r"session_config: expected a tuple of \(key, value\) string pairs"),
-], ids=["check-finite", "threads", "threads-too-many", "optimization", "session-config"])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"check_finite": "maybe"}, "check_finite: expected one of off, warn, raise, got 'maybe'"),
+        ({"threads": -1}, r"threads: expected an int from 0 to 1024 or None, got -1"),
+        ({"threads": 100000}, r"threads: expected an int from 0 to 1024 or None, got 100000"),
+        ({"optimization": "max"}, "optimization: expected one of off, basic, extended, all, got 'max'"),
+        ({"session_config": {"a": "b"}}, r"session_config: expected a tuple of \(key, value\) string pairs"),
+    ],
+    ids=["check-finite", "threads", "threads-too-many", "optimization", "session-config"],
+)
 def test_bad_runtime_options(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         RuntimeOptions(**kwargs)

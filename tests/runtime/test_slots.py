@@ -3,16 +3,15 @@
 import numpy as np
 
 from rnnx.runtime.contract import Contract, DataIO
-from rnnx.spec import StateSpec
 from rnnx.runtime.slots import SlotStore
+from rnnx.spec import StateSpec
 
 F32 = np.dtype(np.float32)
 
 
 def contract() -> Contract:
     io = DataIO("x", (None, None, 3), 0, 1, F32)
-    states = (StateSpec("h", "h_in", "h_out", (2, "batch", 4)),
-              StateSpec("c", "c_in", "c_out", ("batch", 5)))
+    states = (StateSpec("h", "h_in", "h_out", (2, "batch", 4)), StateSpec("c", "c_in", "c_out", ("batch", 5)))
     return Contract(io, io, states)
 
 
@@ -36,7 +35,7 @@ def test_growth_keeps_every_state_and_bumps_the_version():
 
 def test_released_slot_comes_back_zeroed():
     store = SlotStore(contract(), capacity=2)
-    a, b = store.acquire(), store.acquire()
+    a, _ = store.acquire(), store.acquire()
     fill(store, a, 7.0)
     store.release(a)
     assert store.acquire() == a

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+
 import numpy as np
 import pytest
 
@@ -29,20 +30,27 @@ def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
 
 def test_pickled_arrays_are_refused(tmp_path):
     path = tmp_path / "evil.npz"
-    np.savez(path, **{MARKER: np.array(json.dumps({"format": 1, "names": ["h"]}))},
-             h=np.array([{"a": 1}], dtype=object))
+    np.savez(
+        path, **{MARKER: np.array(json.dumps({"format": 1, "names": ["h"]}))}, h=np.array([{"a": 1}], dtype=object)
+    )
     with pytest.raises(StateError, match="'h': expected a numeric array, got dtype object"):
         load_state_file(path)
 
 
-@pytest.mark.parametrize("write, match", [
-    (lambda p: p.write_bytes(b"not a zip"), "unreadable data"),
-    (lambda p: np.savez(p, h=np.zeros(2)), "expected an rnnx state file"),
-    (lambda p: np.savez(p, **{MARKER: np.array("{bad json")}), "corrupt marker"),
-    (lambda p: np.savez(p, **{MARKER: np.array('{"format": 9, "names": []}')}), "expected format 1"),
-    (lambda p: np.savez(p, **{MARKER: np.array('{"format": 1, "names": ["c"]}')}, h=np.zeros(1)),
-     r"expected arrays \['c'\], got \['h'\]"),
-], ids=["not-zip", "no-marker", "bad-marker", "future-format", "names-mismatch"])
+@pytest.mark.parametrize(
+    "write, match",
+    [
+        (lambda p: p.write_bytes(b"not a zip"), "unreadable data"),
+        (lambda p: np.savez(p, h=np.zeros(2)), "expected an rnnx state file"),
+        (lambda p: np.savez(p, **{MARKER: np.array("{bad json")}), "corrupt marker"),
+        (lambda p: np.savez(p, **{MARKER: np.array('{"format": 9, "names": []}')}), "expected format 1"),
+        (
+            lambda p: np.savez(p, **{MARKER: np.array('{"format": 1, "names": ["c"]}')}, h=np.zeros(1)),
+            r"expected arrays \['c'\], got \['h'\]",
+        ),
+    ],
+    ids=["not-zip", "no-marker", "bad-marker", "future-format", "names-mismatch"],
+)
 def test_bad_state_files(tmp_path, write, match):
     path = tmp_path / "s.npz"
     write(path)
@@ -117,14 +125,14 @@ def test_corrupt_zip_is_a_state_error_never_zlib_or_not_implemented(tmp_path, da
         info = zf.getinfo("h.npy")
     start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
     if damage == "deflate-stream":
-        data[start:start + 40] = b"\xff" * 40  # an invalid deflate block: zlib.error inside zipfile
+        data[start : start + 40] = b"\xff" * 40  # an invalid deflate block: zlib.error inside zipfile
     else:
-        data[info.header_offset + 8:info.header_offset + 10] = (99).to_bytes(2, "little")  # method 99
-        central = [i for i in range(len(data)) if data[i:i + 4] == b"PK\x01\x02"]
+        data[info.header_offset + 8 : info.header_offset + 10] = (99).to_bytes(2, "little")  # method 99
+        central = [i for i in range(len(data)) if data[i : i + 4] == b"PK\x01\x02"]
         for c in central:
-            name_len = int.from_bytes(data[c + 28:c + 30], "little")
-            if bytes(data[c + 46:c + 46 + name_len]) == b"h.npy":
-                data[c + 10:c + 12] = (99).to_bytes(2, "little")
+            name_len = int.from_bytes(data[c + 28 : c + 30], "little")
+            if bytes(data[c + 46 : c + 46 + name_len]) == b"h.npy":
+                data[c + 10 : c + 12] = (99).to_bytes(2, "little")
     path.write_bytes(bytes(data))
     with pytest.raises(StateError, match="unreadable data"):
         load_state_file(path)
@@ -135,8 +143,9 @@ def test_orphaned_temporary_of_a_killed_save_is_removed_by_the_next_save(tmp_pat
     import subprocess
     import sys
 
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True, check=True).stdout.strip()  # a process id that has exited
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    ).stdout.strip()  # a process id that has exited
     orphan = tmp_path / f".s.npz.{dead}-1-0123456789ab.tmp"
     orphan.write_bytes(b"half a zip")
     other = tmp_path / f".other.npz.{dead}-1-0123456789ab.tmp"  # another file's temporary is left alone
@@ -155,8 +164,12 @@ def test_live_writers_temporary_is_kept(tmp_path):
 
 
 def test_state_names_that_np_savez_reserves_round_trip(tmp_path):
-    state = {"file": np.arange(3, dtype=np.float32), "allow_pickle": np.ones((1, 2), np.int64),
-             "args": np.zeros(1, np.float64), "kwds": np.asfortranarray(np.arange(6.0).reshape(2, 3))}
+    state = {
+        "file": np.arange(3, dtype=np.float32),
+        "allow_pickle": np.ones((1, 2), np.int64),
+        "args": np.zeros(1, np.float64),
+        "kwds": np.asfortranarray(np.arange(6.0).reshape(2, 3)),
+    }
     path = save_state_file(tmp_path / "s.npz", state)
     loaded = load_state_file(path)
     assert sorted(loaded) == sorted(state)
@@ -167,8 +180,11 @@ def test_state_names_that_np_savez_reserves_round_trip(tmp_path):
         np.testing.assert_array_equal(plain["file"], state["file"])
 
 
-@pytest.mark.parametrize("name", ["__rnnx_state__", "nul\0", "../../x", "/abs", ".", "..", "x\n"],
-                         ids=["marker", "nul", "climb", "absolute", "dot", "dotdot", "newline"])
+@pytest.mark.parametrize(
+    "name",
+    ["__rnnx_state__", "nul\0", "../../x", "/abs", ".", "..", "x\n"],
+    ids=["marker", "nul", "climb", "absolute", "dot", "dotdot", "newline"],
+)
 def test_a_state_name_that_could_not_load_back_is_refused_at_save(tmp_path, name):
     """These used to save (as archive entry names, ``../../x`` included) and never load."""
     with pytest.raises(StateError, match=r"state\["):

@@ -14,8 +14,8 @@ import hashlib
 import logging
 import warnings
 import weakref
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -40,6 +40,7 @@ def _retype_input(name: str, new_name: str, elem_type: int) -> Callable:
                 inp.name = new_name
                 inp.type.tensor_type.elem_type = elem_type
         graph.node.insert(0, helper.make_node("Cast", [new_name], [cast], to=TensorProto.FLOAT))
+
     return edit
 
 
@@ -67,8 +68,10 @@ def _steps(sess: StreamingSession, x: np.ndarray) -> np.ndarray:
 # -- StreamingSession -------------------------------------------------------------------------
 def test_single_steps_run_the_step_graph_longer_chunks_the_main_graph_over_one_state(stepped, scan_lstm):
     _, _, x = scan_lstm
-    with StreamingSession(stepped, batch_size=2) as fast, \
-            StreamingSession(stepped, batch_size=2, step_graph=False) as plain:
+    with (
+        StreamingSession(stepped, batch_size=2) as fast,
+        StreamingSession(stepped, batch_size=2, step_graph=False) as plain,
+    ):
         assert fast.step_graph == stepped.parent / STEP and plain.step_graph is None
         got, want = _steps(fast, x), _steps(plain, x)
         is_step = np.array([True, False, False, False, True, True])  # outputs of single steps (T=1)
@@ -86,8 +89,10 @@ def test_single_steps_run_the_step_graph_longer_chunks_the_main_graph_over_one_s
 
 def test_step_graph_false_in_the_options_ignores_it(stepped, scan_lstm):
     _, _, x = scan_lstm
-    with StreamingSession(stepped, options=RuntimeOptions(step_graph=False), batch_size=2) as off, \
-            StreamingSession(scan_lstm[0], batch_size=2, step_graph=False) as main:
+    with (
+        StreamingSession(stepped, options=RuntimeOptions(step_graph=False), batch_size=2) as off,
+        StreamingSession(scan_lstm[0], batch_size=2, step_graph=False) as main,
+    ):
         assert off.step_graph is None
         np.testing.assert_array_equal(off.step(x[:, 0]), main.step(x[:, 0]))
     with pytest.raises(ConfigError, match="step_graph: expected True or False, got 'no'"):
@@ -115,23 +120,33 @@ def test_an_altered_step_graph_is_refused_naming_both_digests(stepped, tmp_path)
     (folder / STEP).write_bytes(bytes(data) + b"\0")  # one byte more: another SHA-256
     expected, got = hashlib.sha256(data).hexdigest(), hashlib.sha256(bytes(data) + b"\0").hexdigest()
     for open_ in (StreamingSession, StreamPool):
-        with pytest.raises(SpecError, match=rf"m\.onnx expects its step graph {STEP} .*{expected}, got {got}.*"
-                                            rf"re-export.*step_graph=False"):
+        with pytest.raises(
+            SpecError,
+            match=rf"m\.onnx expects its step graph {STEP} .*{expected}, got {got}.*"
+            rf"re-export.*step_graph=False",
+        ):
             open_(folder / "m.onnx")
     with StreamingSession(folder / "m.onnx", step_graph=False) as sess:  # the way out
         assert sess.step_graph is None
 
 
-@pytest.mark.parametrize("edit, match", [
-    (lambda: _retype_input("x", "features", 1), r"rnnx\.spec: graph has no input 'x'"),
-    (lambda: _retype_input("x", "x", 11), r"rnnx\.spec\.input\.dtype: expected float64"),
-    (lambda: _retype_input("h_in", "h_in", 11), r"rnnx\.spec\.state\[0\]\.dtype: expected float64"),
-], ids=["input-renamed", "input-float64", "state-float64"])
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda: _retype_input("x", "features", 1), r"rnnx\.spec: graph has no input 'x'"),
+        (lambda: _retype_input("x", "x", 11), r"rnnx\.spec\.input\.dtype: expected float64"),
+        (lambda: _retype_input("h_in", "h_in", 11), r"rnnx\.spec\.state\[0\]\.dtype: expected float64"),
+    ],
+    ids=["input-renamed", "input-float64", "state-float64"],
+)
 def test_a_step_graph_that_disagrees_with_the_contract_is_refused(scan_lstm, tmp_path, edit, match):
     path = write_step_graph(scan_lstm[0], tmp_path, edit=edit())
     for open_ in (StreamingSession, StreamPool):
-        with pytest.raises(SpecError, match=rf"step graph {STEP} \(beside m\.onnx\) disagrees with its "
-                                            rf"contract: {match}.*step_graph=False"):
+        with pytest.raises(
+            SpecError,
+            match=rf"step graph {STEP} \(beside m\.onnx\) disagrees with its "
+            rf"contract: {match}.*step_graph=False",
+        ):
             open_(path)
     with StreamingSession(path, step_graph=False) as sess:
         assert sess.step_graph is None
@@ -147,9 +162,11 @@ def test_pool_steps_run_the_step_graph(stepped, scan_lstm, capacity):
         assert pool.step_graph == stepped.parent / STEP
         pool.open("a")
         pool.open("b")
-        got = [pool.step_many({"a": x[0, 0], "b": x[1, 0]}).array,
-               pool.step_batch(["a", "b"], x[:, 1]).array,
-               np.stack([pool.submit(i, x[k, 2]).result(timeout=60) for k, i in enumerate("ab")])]
+        got = [
+            pool.step_many({"a": x[0, 0], "b": x[1, 0]}).array,
+            pool.step_batch(["a", "b"], x[:, 1]).array,
+            np.stack([pool.submit(i, x[k, 2]).result(timeout=60) for k, i in enumerate("ab")]),
+        ]
 
         async def asubmit() -> list:
             return await asyncio.gather(*(pool.asubmit(i, x[k, 3]) for k, i in enumerate("ab")))
@@ -183,8 +200,7 @@ def test_a_step_the_finite_check_rejects_leaves_the_state_unchanged(scan_lstm, t
 
 def _natives(obj) -> list:
     """Weak references to the onnxruntime C++ sessions an object holds (main and step graph)."""
-    backends = {id(b): b for b in (obj.backend, getattr(obj, "_engine").__dict__.get("step_backend"))
-                if b is not None}
+    backends = {id(b): b for b in (obj.backend, obj._engine.__dict__.get("step_backend")) if b is not None}
     return [weakref.ref(b.session._sess) for b in backends.values()]
 
 
@@ -305,8 +321,9 @@ def test_a_step_graph_over_its_size_bound_is_refused_before_it_is_read(stepped, 
     with open(folder / STEP, "wb") as f:
         f.truncate(4 << 30)  # sparse: 4 GiB without the disk
     start = time.perf_counter()
-    with pytest.raises(SpecError,
-                       match=rf"step graph {STEP} \(beside m\.onnx\): expected at most {limit} bytes .*got {4 << 30}"):
+    with pytest.raises(
+        SpecError, match=rf"step graph {STEP} \(beside m\.onnx\): expected at most {limit} bytes .*got {4 << 30}"
+    ):
         StreamingSession(folder / "m.onnx")
     assert time.perf_counter() - start < 2.0
 

@@ -34,7 +34,7 @@ def test_stream_equals_stepping_one_step_at_a_time():
     state, steps = model.init_state(2), []
     with torch.no_grad():
         for t in range(9):
-            out, state = model(x[:, t:t + 1], state)
+            out, state = model(x[:, t : t + 1], state)
             steps.append(out)
     assert torch.allclose(y, torch.cat(steps, 1)[:, 4:], atol=1e-6)
 
@@ -46,8 +46,7 @@ def _sine(tmp_path, **options):
     from rnnx.training.tasks import get_task
 
     task = get_task("sine")
-    cfg = resolve(TrainConfig(task="sine", out=str(tmp_path), progress=False, plots=False,
-                              **options), task)
+    cfg = resolve(TrainConfig(task="sine", out=str(tmp_path), progress=False, plots=False, **options), task)
     gen = torch.Generator().manual_seed(0)
     data = task.prepare(cfg, gen)
     torch.manual_seed(0)

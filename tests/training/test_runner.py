@@ -46,8 +46,13 @@ def test_sine_reports_closed_loop(tmp_path):
 def test_run_dir_contents(tmp_path):
     result = _train("sine", tmp_path, epochs=2)
     run = result.run_dir
-    assert {p.name for p in run.iterdir()} >= {"model.safetensors", "config.json", "metrics.json",
-                                                 "loss.png", "predictions.png"}
+    assert {p.name for p in run.iterdir()} >= {
+        "model.safetensors",
+        "config.json",
+        "metrics.json",
+        "loss.png",
+        "predictions.png",
+    }
     metrics = json.loads((run / "metrics.json").read_text())
     assert {"task", "val_loss", "mae", "baseline_mae"} <= set(metrics)
     config = json.loads((run / "config.json").read_text())
@@ -63,8 +68,9 @@ def test_run_dir_contents(tmp_path):
 @pytest.mark.parametrize("task", ["chars", "forecast"], ids=lambda t: t)
 def test_same_seed_same_metrics(task, tmp_path):
     def metrics(sub: str, seed: int) -> dict:
-        m = train(TrainConfig(task=task, out=str(tmp_path / sub), progress=False, seed=seed, plots=False,
-                              epochs=4, size=0.5)).metrics
+        m = train(
+            TrainConfig(task=task, out=str(tmp_path / sub), progress=False, seed=seed, plots=False, epochs=4, size=0.5)
+        ).metrics
         return {k: v for k, v in m.items() if k != "wall_seconds"}
 
     first, again, other = metrics("a", 3), metrics("b", 3), metrics("c", 4)
@@ -77,8 +83,9 @@ def test_ctrl_c_keeps_best_checkpoint(tmp_path):
         if row["epoch"] == 3:
             raise KeyboardInterrupt
 
-    result = train(TrainConfig(task="sine", out=str(tmp_path / "run"), progress=False, size=0.25, epochs=50),
-                   on_epoch=interrupt)
+    result = train(
+        TrainConfig(task="sine", out=str(tmp_path / "run"), progress=False, size=0.25, epochs=50), on_epoch=interrupt
+    )
     metrics = json.loads((result.run_dir / "metrics.json").read_text())
     assert metrics["interrupted"] is True
     assert metrics["epochs_run"] == 3

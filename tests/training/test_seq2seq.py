@@ -48,8 +48,18 @@ def test_csv_trains_with_seq2seq(tmp_path):
         w = csv.writer(f)
         w.writerow(FEATURES)
         w.writerows(values.round(4).tolist())
-    result = train(TrainConfig(csv=str(path), target="temp", out=str(tmp_path / "run"), window=6, horizon=2,
-                               cell="gru", attention=True, **TINY_RUN))
+    result = train(
+        TrainConfig(
+            csv=str(path),
+            target="temp",
+            out=str(tmp_path / "run"),
+            window=6,
+            horizon=2,
+            cell="gru",
+            attention=True,
+            **TINY_RUN,
+        )
+    )
     model = result.model
     assert (model.window, model.horizon, model.residual) == (6, 2, 0)  # --csv: residual on the target
     assert (model.config.cell, model.attention) == ("gru", True)

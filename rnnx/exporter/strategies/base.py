@@ -7,8 +7,9 @@ import io
 import logging
 import threading
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Protocol
 
 import onnx
 import torch
@@ -71,6 +72,7 @@ def program_proto(program: Any, what: str) -> onnx.ModelProto:
         raise RuntimeError(f"{what}: torch.onnx.export(dynamo=True) returned no ONNX program")
     proto: onnx.ModelProto = program.model_proto
     return proto
+
 
 _log_lock = threading.Lock()
 _log_users = 0  # exports in flight that route torch's ONNX log to logging
@@ -135,8 +137,11 @@ def legacy_onnx_exporter() -> bool:
         from torch.onnx import utils
     except ImportError:
         return False
-    return (callable(getattr(utils, "export", None)) and hasattr(torch._C, "_jit_onnx_log")
-            and callable(getattr(torch.jit, "trace", None)))
+    return (
+        callable(getattr(utils, "export", None))
+        and hasattr(torch._C, "_jit_onnx_log")
+        and callable(getattr(torch.jit, "trace", None))
+    )
 
 
 def dynamic_axes(spec: ModelSpec, time: bool = True) -> dict[str, dict[int, str]]:
@@ -151,24 +156,37 @@ def dynamic_axes(spec: ModelSpec, time: bool = True) -> dict[str, dict[int, str]
     return axes
 
 
-def export_traced(module: nn.Module, args: tuple, spec: ModelSpec, opset: int,
-                  names: tuple[list[str], list[str]] | None = None,
-                  axes: dict[str, dict[int, str]] | None = None) -> onnx.ModelProto:
+def export_traced(
+    module: nn.Module,
+    args: tuple,
+    spec: ModelSpec,
+    opset: int,
+    names: tuple[list[str], list[str]] | None = None,
+    axes: dict[str, dict[int, str]] | None = None,
+) -> onnx.ModelProto:
     """``torch.onnx.export(dynamo=False)`` into memory, returned as a ModelProto.
 
     Raises:
         RuntimeError: this torch has no TorchScript-based exporter (the strategy is rejected).
     """
     if not legacy_onnx_exporter():
-        raise RuntimeError(f"torch {torch.__version__} has no TorchScript-based ONNX exporter "
-                           f"(torch.onnx.export(dynamo=False))")
+        raise RuntimeError(
+            f"torch {torch.__version__} has no TorchScript-based ONNX exporter (torch.onnx.export(dynamo=False))"
+        )
     inputs, outputs = names or io_names(spec)
     buf = io.BytesIO()
     with quiet(), torch.no_grad():
-        torch.onnx.export(module, args, buf, dynamo=False, opset_version=opset,  # type: ignore[arg-type]  # torch's stub omits the file object dynamo=False writes to
-                          input_names=inputs, output_names=outputs,
-                          dynamic_axes=axes if axes is not None else dynamic_axes(spec),
-                          do_constant_folding=True)
+        torch.onnx.export(
+            module,
+            args,
+            buf,  # type: ignore[arg-type]  # torch's stub omits the file object dynamo=False writes to
+            dynamo=False,
+            opset_version=opset,
+            input_names=inputs,
+            output_names=outputs,
+            dynamic_axes=axes if axes is not None else dynamic_axes(spec),
+            do_constant_folding=True,
+        )
     return onnx.load_from_string(buf.getvalue())
 
 

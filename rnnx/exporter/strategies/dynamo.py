@@ -65,8 +65,13 @@ def export_whole(ctx: ExportContext) -> onnx.ModelProto:
     return export_dynamo(Flat(ctx.model), (ctx.example, *ctx.state), io_names(spec), axes, ctx.opset)
 
 
-def export_dynamo(module: torch.nn.Module, args: tuple[torch.Tensor, ...], names: tuple[list[str], list[str]],
-                  axes: dict[str, dict[int, str]], opset: int) -> onnx.ModelProto:
+def export_dynamo(
+    module: torch.nn.Module,
+    args: tuple[torch.Tensor, ...],
+    names: tuple[list[str], list[str]],
+    axes: dict[str, dict[int, str]],
+    opset: int,
+) -> onnx.ModelProto:
     """``torch.onnx.export(dynamo=True)`` of ``module(*args)`` into memory: the TorchScript-free
     counterpart of :func:`~rnnx.exporter.strategies.base.export_traced` (same ``names`` and ``axes``).
 
@@ -83,9 +88,16 @@ def export_dynamo(module: torch.nn.Module, args: tuple[torch.Tensor, ...], names
             shapes[tensor] = {a: dims.setdefault(d, torch.export.Dim(d)) for a, d in axes[name].items()}
     _reset_caches()
     with quiet(), torch.no_grad():
-        program = torch.onnx.export(module, args, dynamo=True, opset_version=max(opset, 18),
-                                    input_names=names[0], output_names=names[1],
-                                    dynamic_shapes=shapes.dynamic_shapes(module, args), verbose=False)
+        program = torch.onnx.export(
+            module,
+            args,
+            dynamo=True,
+            opset_version=max(opset, 18),
+            input_names=names[0],
+            output_names=names[1],
+            dynamic_shapes=shapes.dynamic_shapes(module, args),
+            verbose=False,
+        )
     proto = program_proto(program, type(module).__name__)
     reinfer_output_shapes(proto)
     return to_opset(proto, opset)
@@ -104,8 +116,10 @@ def refuse_without_native_layers(model: torch.nn.Module) -> None:
     """
     layers = [(n, m) for n, m in model.named_modules() if isinstance(m, torch.nn.RNNBase)]
     if not layers:
-        raise ValueError(f"{type(model).__name__} has no nn.LSTM/nn.GRU layer: no native op to export "
-                         f"(its loop over time becomes a Scan)")
+        raise ValueError(
+            f"{type(model).__name__} has no nn.LSTM/nn.GRU layer: no native op to export "
+            f"(its loop over time becomes a Scan)"
+        )
     for name, m in layers:
         if isinstance(m, torch.nn.RNN):
             raise ValueError(f"{name}: torch.export unrolls nn.RNN over the example's steps (no dynamic-time form)")

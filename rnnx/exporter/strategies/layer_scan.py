@@ -23,17 +23,14 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import List
 
 import onnx
 import torch
 from torch import Tensor, nn
 
 from rnnx.exporter import cell_graphs
-from rnnx.onnx_tools.graph import check_io
-from rnnx.exporter.strategies.base import (ExportContext, Flat, decomposed, export_traced, io_names, program_proto,
-                                           quiet)
-from rnnx.onnx_tools.graph import to_opset
+from rnnx.exporter.strategies.base import ExportContext, Flat, decomposed, export_traced, io_names, program_proto, quiet
+from rnnx.onnx_tools.graph import check_io, to_opset
 from rnnx.spec import BATCH, TIME
 
 DOMAIN = "rnnx.placeholder"  # domain of the placeholder ops (none survives in a written file)
@@ -85,8 +82,7 @@ def _legacy_op(cell: nn.Module, key: int) -> type[torch.autograd.Function]:
 
         @staticmethod
         def symbolic(g, x, *states):  # noqa: ANN001, ANN205 (torch's graph types)
-            return g.op(f"{DOMAIN}::{_op_type(len(states))}", x, *states, key_i=key,
-                        outputs=1 + len(states))
+            return g.op(f"{DOMAIN}::{_op_type(len(states))}", x, *states, key_i=key, outputs=1 + len(states))
 
     return CellScan
 
@@ -104,15 +100,15 @@ def _dynamo_op():  # noqa: ANN202 (a torch OpOverload)
     with _registered:
         if _translation:
             return next(iter(_translation))
-        from onnx.defs import OpSchema
         import onnxscript
+        from onnx.defs import OpSchema
 
         @torch.library.custom_op("rnnx::cell_scan", mutates_args=())
-        def cell_scan(x: Tensor, states: List[Tensor], key: int, stacked: bool) -> List[Tensor]:
+        def cell_scan(x: Tensor, states: list[Tensor], key: int, stacked: bool) -> list[Tensor]:
             raise RuntimeError("rnnx::cell_scan is an export placeholder; it does not run")
 
         @cell_scan.register_fake
-        def _(x: Tensor, states: List[Tensor], key: int, stacked: bool) -> List[Tensor]:
+        def _(x: Tensor, states: list[Tensor], key: int, stacked: bool) -> list[Tensor]:
             h = states[0].shape[2:] if stacked else states[0].shape[1:]  # (L, B, ...) or (B, ...)
             y = x.new_empty((x.shape[0], x.shape[1], *h))  # (T, B, ...h)
             return [y, *(s.new_empty(s.shape) for s in states)]
@@ -121,12 +117,17 @@ def _dynamo_op():  # noqa: ANN202 (a torch OpOverload)
         floats = ["tensor(float)", "tensor(double)", "tensor(float16)"]
         for n in (1, 2):
             if not onnx.defs.has(_op_type(n), DOMAIN):
-                onnx.defs.register_schema(OpSchema(
-                    _op_type(n), DOMAIN, 1,
-                    inputs=[param("x", "T"), *(param(f"s{i}", "T") for i in range(n))],
-                    outputs=[param("y", "T"), *(param(f"s{i}_out", "T") for i in range(n))],
-                    type_constraints=[("T", floats, "float tensors")],
-                    attributes=[OpSchema.Attribute("key", OpSchema.AttrType.INT, "cell index")]))
+                onnx.defs.register_schema(
+                    OpSchema(
+                        _op_type(n),
+                        DOMAIN,
+                        1,
+                        inputs=[param("x", "T"), *(param(f"s{i}", "T") for i in range(n))],
+                        outputs=[param("y", "T"), *(param(f"s{i}_out", "T") for i in range(n))],
+                        type_constraints=[("T", floats, "float tensors")],
+                        attributes=[OpSchema.Attribute("key", OpSchema.AttrType.INT, "cell index")],
+                    )
+                )
         opset = onnxscript.values.Opset(DOMAIN, 1)
 
         def translate(x, states, key: int, stacked: bool):  # noqa: ANN001, ANN202 (onnxscript tensors)
@@ -157,7 +158,7 @@ class _ScanStack(nn.Module):
         units.append(Unit([c for layer in stack for c in _layer_cells(layer)], stacked=True))
         self.op = _dynamo_op()
 
-    def forward(self, x: Tensor, state: List[Tensor], dropout: float) -> tuple[Tensor, List[Tensor]]:
+    def forward(self, x: Tensor, state: list[Tensor], dropout: float) -> tuple[Tensor, list[Tensor]]:
         """As LayerStack: x (T, B, I) (ConvLSTM: (B, T, ...)), ``[h]`` or ``[h, c]`` (L, B, ...)."""
         if self.conv:
             x = x.transpose(0, 1)  # (T, B, C, H, W)
@@ -232,8 +233,12 @@ def _swap_layers(model: nn.Module, dynamo: bool) -> list[Unit]:
     if dynamo:
         for parent in list(model.modules()):
             for name, child in list(parent.named_children()):
-                if isinstance(child, LayerStack) and child.width == 1 and len(child) > 0 and \
-                        all(isinstance(layer, types) for layer in child):
+                if (
+                    isinstance(child, LayerStack)
+                    and child.width == 1
+                    and len(child) > 0
+                    and all(isinstance(layer, types) for layer in child)
+                ):
                     setattr(parent, name, _ScanStack(child, units))
                     done.add(id(child))
     for parent in list(model.modules()):
@@ -242,8 +247,9 @@ def _swap_layers(model: nn.Module, dynamo: bool) -> list[Unit]:
                 if isinstance(child, types):
                     parent[i] = _ScanLayer(child, units, dynamo)
     if not units:
-        raise ValueError("no nn.RNN/LSTM/GRU layers to scan (nor ConvLSTM layers: only those can "
-                         "be split into per-layer scans)")
+        raise ValueError(
+            "no nn.RNN/LSTM/GRU layers to scan (nor ConvLSTM layers: only those can be split into per-layer scans)"
+        )
     return units
 
 
@@ -265,8 +271,9 @@ def _replace_placeholders(model: onnx.ModelProto, units: list[Unit]) -> None:
         x, *states = node.input
         y, *new = node.output
         unit = units[key]
-        more, weights = cell_graphs.stack_scan(unit.cells, x, list(states), y, list(new), f"rnn{key}/",
-                                               stacked=unit.stacked)
+        more, weights = cell_graphs.stack_scan(
+            unit.cells, x, list(states), y, list(new), f"rnn{key}/", stacked=unit.stacked
+        )
         nodes.extend(more)
         inits.extend(weights)
     del graph.node[:]
@@ -280,14 +287,23 @@ def _replace_placeholders(model: onnx.ModelProto, units: list[Unit]) -> None:
 def _export_dynamo(module: nn.Module, ctx: ExportContext) -> onnx.ModelProto:
     spec = ctx.spec
     batch, time = torch.export.Dim(BATCH), torch.export.Dim(TIME)
-    shapes = ({spec.input.batch_axis: batch, spec.input.time_axis: time},
-              tuple({s.batch_axis: batch} for s in spec.state))
+    shapes = (
+        {spec.input.batch_axis: batch, spec.input.time_axis: time},
+        tuple({s.batch_axis: batch} for s in spec.state),
+    )
     inputs, outputs = io_names(spec)
     with quiet(), torch.no_grad():
-        program = torch.onnx.export(module, (ctx.example, *ctx.state), dynamo=True,
-                                    opset_version=max(ctx.opset, 18), input_names=inputs,
-                                    output_names=outputs, dynamic_shapes=shapes, verbose=False,
-                                    custom_translation_table=dict(_translation))
+        program = torch.onnx.export(
+            module,
+            (ctx.example, *ctx.state),
+            dynamo=True,
+            opset_version=max(ctx.opset, 18),
+            input_names=inputs,
+            output_names=outputs,
+            dynamic_shapes=shapes,
+            verbose=False,
+            custom_translation_table=dict(_translation),
+        )
     return program_proto(program, type(module).__name__)
 
 

@@ -24,7 +24,7 @@ The state contract is unchanged: ``h`` (L*D, B, P), ``c`` (L*D, B, H).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import onnx
 import torch
@@ -43,9 +43,12 @@ def _projected_lstms(model: nn.Module) -> list[tuple[nn.Module, str, nn.LSTM | L
     """(parent, attribute, layer, qualified name) for every nn.LSTM / rnnx LSTMLayers with ``proj_size`` > 0."""
     from rnnx.models.layers import LSTMLayers
 
-    return [(parent, name, child, f"{path}.{name}" if path else name)
-            for path, parent in model.named_modules() for name, child in parent.named_children()
-            if isinstance(child, (nn.LSTM, LSTMLayers)) and child.proj_size > 0]
+    return [
+        (parent, name, child, f"{path}.{name}" if path else name)
+        for path, parent in model.named_modules()
+        for name, child in parent.named_children()
+        if isinstance(child, (nn.LSTM, LSTMLayers)) and child.proj_size > 0
+    ]
 
 
 def _checked_projection(w_hr: Tensor, name: str) -> Tensor:
@@ -54,9 +57,11 @@ def _checked_projection(w_hr: Tensor, name: str) -> Tensor:
     s = torch.linalg.svdvals(w)  # (P,), descending
     cond = float(s[0] / s[-1]) if s[-1] > 0 else float("inf")
     if not cond <= MAX_COND:
-        raise ValueError(f"{name}: expected a projection of full rank {w.shape[0]} with condition "
-                         f"number <= {MAX_COND:g} (lifting the projected h0 would lose precision), "
-                         f"got condition number {cond:.3g}")
+        raise ValueError(
+            f"{name}: expected a projection of full rank {w.shape[0]} with condition "
+            f"number <= {MAX_COND:g} (lifting the projected h0 would lose precision), "
+            f"got condition number {cond:.3g}"
+        )
     return w
 
 
@@ -75,8 +80,14 @@ class NativeProjLSTM(nn.Module):
         super().__init__()
         layers, dirs, hidden = src.num_layers, 2 if src.bidirectional else 1, src.hidden_size
         self.batch_first = bool(src.batch_first)
-        self.lstm = nn.LSTM(src.input_size, hidden, num_layers=layers, bias=src.bias,
-                            batch_first=src.batch_first, bidirectional=src.bidirectional)
+        self.lstm = nn.LSTM(
+            src.input_size,
+            hidden,
+            num_layers=layers,
+            bias=src.bias,
+            batch_first=src.batch_first,
+            bidirectional=src.bidirectional,
+        )
         ref = src.get_parameter("weight_ih_l0")
         lift, proj, prev = [], [], None  # prev: last layer's block-diagonal W_hr (D*P, D*H)
         with torch.no_grad():
@@ -103,8 +114,7 @@ class NativeProjLSTM(nn.Module):
         self.register_buffer("out_proj", prev.T.contiguous().to(ref))  # (D*H, D*P)
         self.state_size, self.hidden_size, self.rows = src.proj_size, hidden, layers * dirs
 
-    def forward(self, input: Tensor, hx: Optional[tuple[Tensor, Tensor]] = None
-                ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    def forward(self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         """input (B, T, I) / (T, B, I) / (T, I); hx (h0 (L*D, B, P), c0 (L*D, B, H)), unbatched without B."""
         batched = input.dim() == 3
         if hx is None:

@@ -57,8 +57,7 @@ class _Step(nn.Module):
 
 
 def _step_names(spec: ModelSpec) -> tuple[list[str], list[str]]:
-    return (["step_x"] + [f"step_{s.input}" for s in spec.state],
-            ["step_y"] + [f"step_{s.output}" for s in spec.state])
+    return (["step_x"] + [f"step_{s.input}" for s in spec.state], ["step_y"] + [f"step_{s.output}" for s in spec.state])
 
 
 def _time_axis(io: IOSpec) -> int:
@@ -94,9 +93,16 @@ def step_graph_dynamo(ctx: ExportContext) -> onnx.ModelProto:
     shapes = ({0: batch}, tuple({s.batch_axis: batch} for s in spec.state))  # x_t, *state
     step, args = _step_args(ctx)
     with quiet(), torch.no_grad():
-        program = torch.onnx.export(step, args, dynamo=True, opset_version=max(ctx.opset, 18),
-                                    input_names=ins, output_names=outs, dynamic_shapes=shapes,
-                                    verbose=False)
+        program = torch.onnx.export(
+            step,
+            args,
+            dynamo=True,
+            opset_version=max(ctx.opset, 18),
+            input_names=ins,
+            output_names=outs,
+            dynamic_shapes=shapes,
+            verbose=False,
+        )
     return to_opset(program_proto(program, "the step graph"), ctx.opset)
 
 
@@ -125,36 +131,47 @@ def wrap_in_scan(step: onnx.ModelProto, spec: ModelSpec) -> onnx.ModelProto:
     initializers stay in the body (body-only weights live where they are used).
     """
     g = step.graph
-    body = helper.make_graph(list(g.node), "step", [*g.input[1:], g.input[0]],  # states, then x_t
-                             [*g.output[1:], g.output[0]],  # new states, then y_t
-                             initializer=list(g.initializer), value_info=list(g.value_info))
+    body = helper.make_graph(
+        list(g.node),
+        "step",
+        [*g.input[1:], g.input[0]],  # states, then x_t
+        [*g.output[1:], g.output[0]],  # new states, then y_t
+        initializer=list(g.initializer),
+        value_info=list(g.value_info),
+    )
     perm_x = time_major_perm(len(spec.input.shape), _time_axis(spec.input))
     perm_y = inverse_perm(time_major_perm(len(spec.output.shape), _time_axis(spec.output)))
     nodes = [
-        helper.make_node("Transpose", [spec.input.name], [X_TIME_MAJOR], name="x_to_time_major",
-                         perm=perm_x),
-        helper.make_node("Scan", [s.input for s in spec.state] + [X_TIME_MAJOR],
-                         [s.output for s in spec.state] + [Y_TIME_MAJOR], name="time_scan",
-                         body=body, num_scan_inputs=1),
-        helper.make_node("Transpose", [Y_TIME_MAJOR], [spec.output.name], name="y_to_batch_major",
-                         perm=perm_y),
+        helper.make_node("Transpose", [spec.input.name], [X_TIME_MAJOR], name="x_to_time_major", perm=perm_x),
+        helper.make_node(
+            "Scan",
+            [s.input for s in spec.state] + [X_TIME_MAJOR],
+            [s.output for s in spec.state] + [Y_TIME_MAJOR],
+            name="time_scan",
+            body=body,
+            num_scan_inputs=1,
+        ),
+        helper.make_node("Transpose", [Y_TIME_MAJOR], [spec.output.name], name="y_to_batch_major", perm=perm_y),
     ]
     inputs = [_value_info(spec.input.name, spec.input.dtype, spec.input.shape)]
     inputs += [_value_info(s.input, s.dtype, s.shape) for s in spec.state]
     outputs = [_value_info(spec.output.name, spec.output.dtype, spec.output.shape)]
     outputs += [_value_info(s.output, s.dtype, s.shape) for s in spec.state]
     main = helper.make_graph(nodes, "rnnx_scan", inputs, outputs)
-    model = helper.make_model(main, opset_imports=step.opset_import, ir_version=step.ir_version,
-                              producer_name=step.producer_name,
-                              producer_version=step.producer_version)
+    model = helper.make_model(
+        main,
+        opset_imports=step.opset_import,
+        ir_version=step.ir_version,
+        producer_name=step.producer_name,
+        producer_version=step.producer_version,
+    )
     model.functions.extend(step.functions)
     return model
 
 
 def _require_streamable(spec: ModelSpec) -> None:
     if not spec.streamable:
-        raise ValueError("model is not streamable (bidirectional): a scan over one step "
-                         "cannot see future steps")
+        raise ValueError("model is not streamable (bidirectional): a scan over one step cannot see future steps")
 
 
 class ScanStrategy:

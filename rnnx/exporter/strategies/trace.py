@@ -19,9 +19,11 @@ def refuse_relu_rnn(model: nn.Module) -> None:
     """
     for name, module in model.named_modules():
         if isinstance(module, nn.RNN) and module.nonlinearity == "relu":
-            raise ValueError(f"{name or 'model'} is nn.RNN(nonlinearity='relu'): the native ONNX "
-                             f"RNN op's Relu activation is ignored by some runtimes (tract); "
-                             f"a scan graph is portable")
+            raise ValueError(
+                f"{name or 'model'} is nn.RNN(nonlinearity='relu'): the native ONNX "
+                f"RNN op's Relu activation is ignored by some runtimes (tract); "
+                f"a scan graph is portable"
+            )
 
 
 class TraceStrategy:

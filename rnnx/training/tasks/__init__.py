@@ -6,7 +6,7 @@ The CSV pipeline (``--csv``) is :class:`rnnx.training.tasks.csv.CsvTask`.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from rnnx.errors import ConfigError
 from rnnx.task_names import TASKS

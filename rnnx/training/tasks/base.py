@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -44,8 +44,8 @@ class TaskData:
     model: dict[str, Any]  # rnnx.models.build keyword options (kind included)
     window: int  # truncated-BPTT window length (steps per optimiser step)
     info: dict[str, Any] = field(default_factory=dict)  # task facts saved with the checkpoint
-    normalization: Optional[tuple[Tensor, Tensor, Tensor, Tensor]] = None  # in_mean, in_std, out_mean, out_std
-    loss_scale: Optional[Tensor] = None  # per-output scale dividing regression errors (None = 1)
+    normalization: tuple[Tensor, Tensor, Tensor, Tensor] | None = None  # in_mean, in_std, out_mean, out_std
+    loss_scale: Tensor | None = None  # per-output scale dividing regression errors (None = 1)
 
 
 class Task(ABC):
@@ -82,7 +82,7 @@ class Task(ABC):
         Regression: ``mae`` and ``baseline_mae`` in the data's raw units.
         Classification: ``accuracy`` and ``baseline_accuracy``.
         """
-        t = split.y[:, split.warmup:]
+        t = split.y[:, split.warmup :]
         if self.classification:
             acc = (y.argmax(-1) == t).float().mean().item()
             return {"accuracy": acc, "baseline_accuracy": self.baseline(split)}
@@ -136,7 +136,7 @@ def stream(model: nn.Module, split: Split, device: str = "cpu") -> Tensor:
     state = to_device(init_state(model, split.x.shape[0]), device)
     y, _ = model(split.x.to(device), state)
     model.train(was_training)
-    return y[:, split.warmup:].cpu()
+    return y[:, split.warmup :].cpu()
 
 
 def init_state(model: nn.Module, batch_size: int) -> list[Tensor]:

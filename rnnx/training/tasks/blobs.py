@@ -47,8 +47,16 @@ class BlobsTask(Task):
     """Next frame of two bouncing blobs."""
 
     name = "blobs"
-    defaults = {"model": "convlstm", "hidden_size": 12, "num_layers": 1, "epochs": 30, "lr": 0.02,
-                "batch_size": 16, "patience": 8, "window": 8}
+    defaults = {
+        "model": "convlstm",
+        "hidden_size": 12,
+        "num_layers": 1,
+        "epochs": 30,
+        "lr": 0.02,
+        "batch_size": 16,
+        "patience": 8,
+        "window": 8,
+    }
 
     def prepare(self, cfg: TrainConfig, gen: torch.Generator) -> TaskData:
         n = max(8, round(128 * cfg.size))
@@ -68,6 +76,13 @@ class BlobsTask(Task):
         x, y = data.test.x[:1], data.test.y[:1]
         pred = stream(model, Split(x=x, y=y))[0]  # (T, C, H, W)
         idx = list(range(STEPS - 8, STEPS))
-        plots.frame_strip(path, {"truth ch0": y[0, idx, 0].numpy(), "predicted ch0": pred[idx, 0].numpy(),
-                                 "truth ch1": y[0, idx, 1].numpy(), "predicted ch1": pred[idx, 1].numpy()},
-                          title="blobs: next-frame predictions (last 8 steps of a test stream)")
+        plots.frame_strip(
+            path,
+            {
+                "truth ch0": y[0, idx, 0].numpy(),
+                "predicted ch0": pred[idx, 0].numpy(),
+                "truth ch1": y[0, idx, 1].numpy(),
+                "predicted ch1": pred[idx, 1].numpy(),
+            },
+            title="blobs: next-frame predictions (last 8 steps of a test stream)",
+        )

@@ -48,8 +48,17 @@ class CharsTask(Task):
 
     name = "chars"
     classification = True
-    defaults = {"model": "rnn", "hidden_size": 16, "num_layers": 1, "embedding_dim": 8, "epochs": 150,
-                "lr": 0.02, "batch_size": 8, "patience": 30, "window": 10}
+    defaults = {
+        "model": "rnn",
+        "hidden_size": 16,
+        "num_layers": 1,
+        "embedding_dim": 8,
+        "epochs": 150,
+        "lr": 0.02,
+        "batch_size": 8,
+        "patience": 30,
+        "window": 10,
+    }
 
     def prepare(self, cfg: TrainConfig, gen: torch.Generator) -> TaskData:
         src, tgt = pairs(cfg.text)
@@ -62,16 +71,22 @@ class CharsTask(Task):
         test = Split(x=_cycle(xi, n_test)[None], y=_cycle(yi, n_test)[None])
         shift = len(src) // 2 + 1  # validation: its own stream, starting at another phase of the cycle
         n_val = VAL_CYCLES * len(src)
-        val = Split(x=_cycle(xi.roll(-shift), n_val)[None], y=_cycle(yi.roll(-shift), n_val)[None],
-                    warmup=len(src))  # one cycle of context before scoring
+        val = Split(
+            x=_cycle(xi.roll(-shift), n_val)[None], y=_cycle(yi.roll(-shift), n_val)[None], warmup=len(src)
+        )  # one cycle of context before scoring
         opts = model_options(cfg, vocab_size=len(vocab), embedding_dim=cfg.embedding_dim, output_size=len(vocab))
-        info = {"vocab": vocab, "source": src, "target": tgt,
-                "input": "token ids (B, T) int64 into vocab", "output": "logits over vocab (B, T, V)"}
+        info = {
+            "vocab": vocab,
+            "source": src,
+            "target": tgt,
+            "input": "token ids (B, T) int64 into vocab",
+            "output": "logits over vocab (B, T, V)",
+        }
         return TaskData(train=train, val=val, test=test, model=opts, window=require(cfg.window, "window"), info=info)
 
     def baseline(self, split: Split) -> float:
         """Accuracy of always predicting the most frequent target token."""
-        t = split.y[:, split.warmup:].reshape(-1)
+        t = split.y[:, split.warmup :].reshape(-1)
         return torch.bincount(t).max().item() / t.numel()
 
     def plot(self, model: nn.Module, data: TaskData, path: str) -> None:
@@ -84,8 +99,14 @@ class CharsTask(Task):
         fig, ax = plots.new_figure(size=(max(6.0, 0.25 * n), 2.2))
         ax.axis("off")
         for row, (name, ids) in enumerate((("input", x), ("target", t), ("predicted", pred))):
-            ax.text(0.0, 0.8 - 0.35 * row, f"{name:>10}: " + "".join(vocab[i] for i in ids.tolist()),
-                    family="monospace", fontsize=11, transform=ax.transAxes,
-                    color="black" if row < 2 else ("green" if bool((pred == t).all()) else "red"))
+            ax.text(
+                0.0,
+                0.8 - 0.35 * row,
+                f"{name:>10}: " + "".join(vocab[i] for i in ids.tolist()),
+                family="monospace",
+                fontsize=11,
+                transform=ax.transAxes,
+                color="black" if row < 2 else ("green" if bool((pred == t).all()) else "red"),
+            )
         ax.set_title("chars: streamed predictions (zero initial state)")
         fig.savefig(path, dpi=90)

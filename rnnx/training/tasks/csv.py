@@ -23,8 +23,7 @@ from rnnx.training.tasks.series import SeriesSpec, SeriesTask
 logger = logging.getLogger(__name__)
 
 
-def load_series(path: str, target: str, features: list[str] | None,
-                missing: str = "interpolate") -> SeriesSpec:
+def load_series(path: str, target: str, features: list[str] | None, missing: str = "interpolate") -> SeriesSpec:
     """The CSV as a :class:`SeriesSpec`.
 
     Raises:
@@ -41,8 +40,10 @@ def load_series(path: str, target: str, features: list[str] | None,
     cols[target] = numeric(header, rows, target, path)
     bad = [c for c in ([target] + list(features or [])) if cols[c] is None]
     if bad:
-        raise ConfigError(f"--csv {path}: column {bad[0]!r} is not numeric; numeric columns: "
-                          + ", ".join(c for c in header if cols.get(c) is not None))
+        raise ConfigError(
+            f"--csv {path}: column {bad[0]!r} is not numeric; numeric columns: "
+            + ", ".join(c for c in header if cols.get(c) is not None)
+        )
     names = list(features) if features else [c for c in header if cols[c] is not None]
     if target not in names:
         names_all = names + [target]
@@ -51,21 +52,30 @@ def load_series(path: str, target: str, features: list[str] | None,
     present = {c: v for c, v in cols.items() if v is not None}  # every name in names_all (checked above)
     table, note = fill_missing(np.stack([present[c] for c in names_all], axis=1), names_all, missing, path)
     values = table[:, [names_all.index(c) for c in names]]  # (N, F)
-    return SeriesSpec(values=values, features=names, target=target,
-                      target_values=table[:, names_all.index(target)], note=note)
+    return SeriesSpec(
+        values=values, features=names, target=target, target_values=table[:, names_all.index(target)], note=note
+    )
 
 
 class CsvTask(SeriesTask):
     """The user's CSV series."""
 
     name = "csv"
-    defaults = {"model": "lstm", "hidden_size": 32, "num_layers": 1, "epochs": 60, "lr": 0.01,
-                "batch_size": 16, "patience": 15, "window": 16, "horizon": 1,
-                "residual": True}
+    defaults = {
+        "model": "lstm",
+        "hidden_size": 32,
+        "num_layers": 1,
+        "epochs": 60,
+        "lr": 0.01,
+        "batch_size": 16,
+        "patience": 15,
+        "window": 16,
+        "horizon": 1,
+        "residual": True,
+    }
 
     def series(self, cfg: TrainConfig, gen: torch.Generator) -> SeriesSpec:
-        spec = load_series(str(cfg.csv), str(cfg.target), list(cfg.features) if cfg.features else None,
-                           cfg.missing)
+        spec = load_series(str(cfg.csv), str(cfg.target), list(cfg.features) if cfg.features else None, cfg.missing)
         if spec.note:
             logger.warning("--csv %s: %s", cfg.csv, spec.note)
         return spec

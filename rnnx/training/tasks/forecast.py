@@ -43,8 +43,17 @@ class ForecastTask(SeriesTask):
     """Next 3 days of temperature from 7 daily variables."""
 
     name = "forecast"
-    defaults = {"model": "lstm", "hidden_size": 32, "num_layers": 1, "epochs": 60, "lr": 0.01,
-                "batch_size": 16, "patience": 15, "window": 10, "horizon": 3}
+    defaults = {
+        "model": "lstm",
+        "hidden_size": 32,
+        "num_layers": 1,
+        "epochs": 60,
+        "lr": 0.01,
+        "batch_size": 16,
+        "patience": 15,
+        "window": 10,
+        "horizon": 3,
+    }
 
     def series(self, cfg: TrainConfig, gen: torch.Generator) -> SeriesSpec:
         values = weather(max(200, round(DAYS * cfg.size)), gen)

@@ -63,8 +63,16 @@ class SineTask(Task):
     """Next value of a sine wave; closed-loop generation as a bonus metric."""
 
     name = "sine"
-    defaults = {"model": "lstm", "hidden_size": 32, "num_layers": 1, "epochs": 120, "lr": 0.01,
-                "batch_size": 16, "patience": 20, "window": 20}
+    defaults = {
+        "model": "lstm",
+        "hidden_size": 32,
+        "num_layers": 1,
+        "epochs": 120,
+        "lr": 0.01,
+        "batch_size": 16,
+        "patience": 20,
+        "window": 20,
+    }
 
     def prepare(self, cfg: TrainConfig, gen: torch.Generator) -> TaskData:
         n = max(4, round(64 * cfg.size))
@@ -82,7 +90,7 @@ class SineTask(Task):
         """``closed_loop_mae``: feeding predictions back for 40 steps after a 40-step warm-up."""
         x = data.test.x.cpu()
         gen = closed_loop(_cpu_model(model), x[:, : 2 * WARMUP + 1], WARMUP)
-        truth = data.test.y[:, WARMUP - 1: 2 * WARMUP]
+        truth = data.test.y[:, WARMUP - 1 : 2 * WARMUP]
         return {"closed_loop_mae": (gen - truth).abs().mean().item(), "closed_loop_steps": float(WARMUP + 1)}
 
     def plot(self, model: nn.Module, data: TaskData, path: str) -> None:
@@ -93,10 +101,13 @@ class SineTask(Task):
         one_step = stream(model, Split(x=x, y=y))[0, :, 0]
         gen = closed_loop(model, x, WARMUP)[0, :, 0]
         loop = torch.full_like(one_step, float("nan"))
-        loop[WARMUP - 1: WARMUP - 1 + len(gen)] = gen
-        plots.series(path, f"sine: one-step and closed-loop (after {WARMUP} steps) predictions",
-                     {"truth": y[0, :, 0].numpy(), "one-step prediction": one_step.numpy(),
-                      "closed loop": loop.numpy()}, ylabel="sine value (unitless amplitude)")
+        loop[WARMUP - 1 : WARMUP - 1 + len(gen)] = gen
+        plots.series(
+            path,
+            f"sine: one-step and closed-loop (after {WARMUP} steps) predictions",
+            {"truth": y[0, :, 0].numpy(), "one-step prediction": one_step.numpy(), "closed loop": loop.numpy()},
+            ylabel="sine value (unitless amplitude)",
+        )
 
 
 def _cpu_model(model: nn.Module) -> nn.Module:

@@ -36,5 +36,4 @@ def test_a_model_without_torch_rnn_layers_is_refused(tmp_path) -> None:
             return 2 * x, [state[0] + x.sum(1)]
 
     with pytest.raises(ExportError, match=r"layer-scan: no nn.RNN/LSTM/GRU layers to scan"):
-        export_onnx(Doubler(), tmp_path / "m.onnx", strategy="layer-scan",
-                    example_input=torch.randn(2, 5, 3))
+        export_onnx(Doubler(), tmp_path / "m.onnx", strategy="layer-scan", example_input=torch.randn(2, 5, 3))

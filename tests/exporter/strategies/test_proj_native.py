@@ -19,8 +19,9 @@ def _ops(path) -> set[str]:
     return {n.op_type for n in onnx.load(str(path)).graph.node}
 
 
-@pytest.mark.parametrize("layers,bi,batch_first", [(1, False, True), (2, False, False), (2, True, True)],
-                         ids=["1l", "2l-seq-first", "2l-bi"])
+@pytest.mark.parametrize(
+    "layers,bi,batch_first", [(1, False, True), (2, False, False), (2, True, True)], ids=["1l", "2l-seq-first", "2l-bi"]
+)
 def test_rewritten_layer_equals_the_projected_lstm(layers: int, bi: bool, batch_first: bool) -> None:
     torch.manual_seed(0)
     lstm = nn.LSTM(5, 8, num_layers=layers, proj_size=3, bidirectional=bi, batch_first=batch_first).eval()
@@ -94,8 +95,11 @@ def _degrade(model: nn.Module, cond: float | None) -> nn.Module:
 
 def test_rank_deficient_projection_is_refused_and_auto_falls_back_to_scan(tmp_path) -> None:
     model = _degrade(make_model("lstm-2l-proj"), None)
-    with pytest.raises(ValueError, match=r"rnn.weight_hr_l0: expected a projection of full rank 4 with "
-                                         r"condition number <= 1000 .*, got condition number (inf|\d)"):
+    with pytest.raises(
+        ValueError,
+        match=r"rnn.weight_hr_l0: expected a projection of full rank 4 with "
+        r"condition number <= 1000 .*, got condition number (inf|\d)",
+    ):
         fold_projections(model)
     result = export_onnx(model, tmp_path / "m.onnx")
     assert [a.strategy for a in result.attempts] == ["trace", "proj-native", "scan"]

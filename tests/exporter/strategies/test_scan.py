@@ -24,10 +24,14 @@ def test_time_major_perm_and_its_inverse(rank: int, axis: int, perm: list[int]) 
 def _split18() -> onnx.ModelProto:
     f = onnx.TensorProto.FLOAT
     graph = helper.make_graph(
-        [helper.make_node("Split", ["x"], ["a", "b"], axis=1, num_outputs=2, name="split"),
-         helper.make_node("Sigmoid", ["a"], ["y"])], "g",
+        [
+            helper.make_node("Split", ["x"], ["a", "b"], axis=1, num_outputs=2, name="split"),
+            helper.make_node("Sigmoid", ["a"], ["y"]),
+        ],
+        "g",
         [helper.make_tensor_value_info("x", f, ["batch", 8])],
-        [helper.make_tensor_value_info("y", f, ["batch", 4]), helper.make_tensor_value_info("b", f, ["batch", 4])])
+        [helper.make_tensor_value_info("y", f, ["batch", 4]), helper.make_tensor_value_info("b", f, ["batch", 4])],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
 
 
@@ -43,10 +47,13 @@ def test_split_num_outputs_gets_explicit_sizes_at_opset_17() -> None:
 
 def test_ops_changed_after_the_target_opset_are_refused() -> None:
     f = onnx.TensorProto.FLOAT
-    graph = helper.make_graph([helper.make_node("ReduceMean", ["x", "axes"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", f, [2, 3])],
-                              [helper.make_tensor_value_info("y", f, None)],
-                              initializer=[helper.make_tensor("axes", onnx.TensorProto.INT64, [1], [1])])
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["x", "axes"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", f, [2, 3])],
+        [helper.make_tensor_value_info("y", f, None)],
+        initializer=[helper.make_tensor("axes", onnx.TensorProto.INT64, [1], [1])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
     with pytest.raises(ValueError, match=r"uses ReduceMean, changed after opset 17; export with opset >= 18"):
         to_opset(model, 17)
@@ -61,8 +68,7 @@ LEAN = {"MatMul", "Add", "Split", "Sigmoid", "Tanh", "Mul", "Identity", "Conv", 
 
 
 @pytest.mark.parametrize("name,layers", [("lstm-2l", 2), ("lstm-2l-proj", 2), ("convlstm-k3", 1)])
-def test_a_layer_stack_gets_one_lean_scan_with_the_first_projection_hoisted(exported, name: str,
-                                                                           layers: int) -> None:
+def test_a_layer_stack_gets_one_lean_scan_with_the_first_projection_hoisted(exported, name: str, layers: int) -> None:
     _, result = exported(name, "onnx", strategy="scan")
     graph = onnx.load(str(result.path)).graph
     (scan,) = _scans(result.path)

@@ -32,8 +32,9 @@ def write_csv(path, rows: int = 900, seed: int = 0):
 def csv_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("csv")
     path, load = write_csv(tmp / "series.csv")
-    cfg = TrainConfig(csv=str(path), target="load", window=24, horizon=2, out=str(tmp / "run"),
-                      progress=False, epochs=25)
+    cfg = TrainConfig(
+        csv=str(path), target="load", window=24, horizon=2, out=str(tmp / "run"), progress=False, epochs=25
+    )
     return train(cfg), load
 
 
@@ -45,8 +46,8 @@ def test_split_is_time_ordered_and_stats_fit_on_train_only(tmp_path):
     v, t = boundaries(400)
     x = torch.tensor(spec.values, dtype=torch.float32)
     assert torch.equal(train_s.x[0], x[: v - 2])
-    assert torch.equal(val.x[0], x[v - 10: t - 2]) and val.warmup == 10
-    assert torch.equal(test.x[0], x[t - 10: 400 - 2]) and test.warmup == 10
+    assert torch.equal(val.x[0], x[v - 10 : t - 2]) and val.warmup == 10
+    assert torch.equal(test.x[0], x[t - 10 : 400 - 2]) and test.warmup == 10
     assert torch.equal(test.y[0, -1], torch.tensor(spec.target_values[-2:], dtype=torch.float32))
     in_mean, in_std, out_mean, out_std = statistics(spec, horizon=2)
     assert torch.allclose(in_mean, torch.tensor(spec.values[:v].mean(0), dtype=torch.float32))
@@ -59,7 +60,7 @@ def test_checkpoint_carries_train_statistics(csv_run):
     v, _ = boundaries(len(load))
     model = result.model
     assert model.residual == 0  # default for --csv: forecast the change from the current load
-    one_step_changes = load[1:v - 1] - load[:v - 2]  # horizon 2: rows whose whole forecast is in train
+    one_step_changes = load[1 : v - 1] - load[: v - 2]  # horizon 2: rows whose whole forecast is in train
     assert float(model.out_mean[0]) == pytest.approx(one_step_changes.mean(), rel=1e-4, abs=1e-4)
     assert float(model.out_std[0]) == pytest.approx(one_step_changes.std(ddof=1), rel=1e-4)
     assert float(model.in_mean[0]) == pytest.approx(load[:v].mean(), rel=1e-5)
@@ -68,8 +69,19 @@ def test_checkpoint_carries_train_statistics(csv_run):
 
 def test_level_forecast_without_residual(tmp_path):
     path, load = write_csv(tmp_path / "s.csv", rows=400)
-    result = train(TrainConfig(csv=str(path), target="load", window=12, horizon=1, residual=False,
-                               out=str(tmp_path / "run"), progress=False, epochs=2, plots=False))
+    result = train(
+        TrainConfig(
+            csv=str(path),
+            target="load",
+            window=12,
+            horizon=1,
+            residual=False,
+            out=str(tmp_path / "run"),
+            progress=False,
+            epochs=2,
+            plots=False,
+        )
+    )
     v, _ = boundaries(400)
     assert result.model.residual == -1
     assert float(result.model.out_mean[0]) == pytest.approx(load[:v].mean(), rel=1e-5)
@@ -85,8 +97,8 @@ def test_exported_onnx_streams_raw_units_and_beats_persistence(csv_run):
     test = result.data.test
     x, y = test.x[0].numpy(), test.y[0].numpy()  # raw units: (T, 2) rows, (T, 2) next loads
     sess = StreamingSession(path)
-    out = np.stack([sess.step(row[None])[0] for row in x])[test.warmup:]  # (T - warmup, 2)
-    truth, now = y[test.warmup:], x[test.warmup:, :1]
+    out = np.stack([sess.step(row[None])[0] for row in x])[test.warmup :]  # (T - warmup, 2)
+    truth, now = y[test.warmup :], x[test.warmup :, :1]
     mae, persistence = np.abs(out - truth).mean(), np.abs(now - truth).mean()
     assert 300 < out.mean() < 700  # raw units, not normalised ones
     assert mae < 0.8 * persistence
@@ -99,7 +111,11 @@ def test_exported_onnx_streams_raw_units_and_beats_persistence(csv_run):
         ({"target": "nope"}, ConfigError, r"--target: unknown column 'nope'; the columns of .* are: date, load, temp"),
         ({"target": "load", "features": ("temp", "wind")}, ConfigError, r"--features: unknown column 'wind'"),
         ({"target": "date"}, ConfigError, r"column 'date' is not numeric; numeric columns: load, temp"),
-        ({"target": "load", "window": 500}, ConfigError, r"--window 500 \+ --horizon 1: too long for the series of 120 rows"),
+        (
+            {"target": "load", "window": 500},
+            ConfigError,
+            r"--window 500 \+ --horizon 1: too long for the series of 120 rows",
+        ),
         ({"target": "load", "horizon": 40}, ConfigError, r"--horizon 40: too long"),
     ],
     ids=["unknown-target", "unknown-feature", "non-numeric", "window-too-long", "horizon-too-long"],
@@ -117,10 +133,12 @@ def test_missing_csv(tmp_path):
 
 @pytest.mark.parametrize(
     "text, match",
-    [("date,load\n", r"expected a header row and data rows, got 1 row"),
-     ("a,b\n1,2\n3\n", r"line 3: expected 2 fields, got 1"),
-     ("a,b\n1,2\n3,inf\n", r"column 'b', line 3: expected a finite number, got 'inf'"),
-     ("a,b\n1,\n3,\n", r"column 'b' is not numeric")],
+    [
+        ("date,load\n", r"expected a header row and data rows, got 1 row"),
+        ("a,b\n1,2\n3\n", r"line 3: expected 2 fields, got 1"),
+        ("a,b\n1,2\n3,inf\n", r"column 'b', line 3: expected a finite number, got 'inf'"),
+        ("a,b\n1,\n3,\n", r"column 'b' is not numeric"),
+    ],
     ids=["no-rows", "ragged", "inf", "all-missing"],
 )
 def test_malformed_csv(text, match, tmp_path):
@@ -136,11 +154,15 @@ def _gappy(tmp_path) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize("policy, values, note", [
-    ("interpolate", [1, 1, 2, 3, 4, 4], r"filled missing values by interpolate \(v: 4\)"),
-    ("ffill", [1, 1, 1, 1, 4, 4], r"filled missing values by ffill \(v: 4\)"),
-    ("drop", [1, 4], r"dropped 4 rows with missing values \(v: 4\)"),
-], ids=["interpolate", "ffill", "drop"])
+@pytest.mark.parametrize(
+    "policy, values, note",
+    [
+        ("interpolate", [1, 1, 2, 3, 4, 4], r"filled missing values by interpolate \(v: 4\)"),
+        ("ffill", [1, 1, 1, 1, 4, 4], r"filled missing values by ffill \(v: 4\)"),
+        ("drop", [1, 4], r"dropped 4 rows with missing values \(v: 4\)"),
+    ],
+    ids=["interpolate", "ffill", "drop"],
+)
 def test_missing_values_are_filled_as_asked(tmp_path, policy, values, note):
     spec = load_series(_gappy(tmp_path), "v", None, policy)
     np.testing.assert_array_equal(spec.target_values, values)
