@@ -17,7 +17,7 @@ from rnnx.version import __version__
 # command name -> (module, attribute, one-line help shown in `rnnx --help`)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "train": ("rnnx.commands.train", "train", "Train a model on a built-in task or a CSV series."),
-    "export": ("rnnx.commands.export", "export", "Export a checkpoint to ONNX and TorchScript, then check parity."),
+    "export": ("rnnx.commands.export", "export", "Export a checkpoint (ONNX; other formats on request), check parity."),
     "quantize": ("rnnx.commands.quantize", "quantize", "Write an int8 or fp16 copy of an exported ONNX model."),
     "check": ("rnnx.commands.check", "check", "Check an exported model against its checkpoint."),
     "inspect": ("rnnx.commands.inspect", "inspect", "Show a model file's inputs, outputs and state contract."),
