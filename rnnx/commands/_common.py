@@ -208,6 +208,35 @@ def _json_target(ctx: click.Context, param: click.Parameter, value: str | None) 
     return value
 
 
+def factory_options(func: F) -> F:
+    """``--weights``, ``--example-shape`` and ``--example-dtype``: how a ``file.py:factory`` CKPT is built
+    (``rnnx export`` and ``rnnx check`` share them)."""
+    options = [
+        click.option(
+            "--weights",
+            metavar="FILE",
+            help="CKPT as file.py:factory only: weights for the factory's "
+            "module (.safetensors, or a state_dict read with torch.load(weights_only=True)).",
+        ),
+        click.option(
+            "--example-shape",
+            metavar="B,T,F...",
+            help="CKPT as file.py:factory only: the input "
+            "shape (batch, time and features are all used); wins over the shape rnnx reads off the "
+            "module's first layer.",
+        ),
+        click.option(
+            "--example-dtype",
+            type=click.Choice(["float32", "float64", "int64", "int32"]),
+            help="CKPT as file.py:factory only: the example's dtype with --example-shape "
+            "(int64: token ids for a model that starts with an Embedding).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 def json_option(func: F) -> F:
     """``--json [FILE|-]``: write the report as JSON to FILE (``.json``) or stdout (``-``/no value)."""
     return click.option(

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from rnnx.commands._common import EXIT_FAIL, command, echo, fail_after_report
+from rnnx.commands._common import EXIT_FAIL, command, echo, factory_options, fail_after_report
 
 logger = logging.getLogger(__name__)
 
@@ -27,26 +27,8 @@ def _task_comparison(ckpt: str, model_path: str):  # -> Optional[TaskComparison]
 
 @command(json_report=True, exit_codes={EXIT_FAIL: "parity failed"})
 @click.argument("ckpt", metavar="CKPT")
-@click.option(
-    "--weights",
-    metavar="FILE",
-    help="CKPT as file.py:factory only: weights for the factory's "
-    "module (.safetensors, or a state_dict read with torch.load(weights_only=True)).",
-)
-@click.option(
-    "--example-shape",
-    metavar="B,T,F...",
-    help="CKPT as file.py:factory only: the input "
-    "shape (batch, time and features are all used); wins over the shape rnnx reads off the "
-    "module's first layer.",
-)
+@factory_options
 @click.argument("model_path", metavar="MODEL")
-@click.option(
-    "--example-dtype",
-    type=click.Choice(["float32", "float64", "int64", "int32"]),
-    help="CKPT as file.py:factory only: the example's dtype with --example-shape "
-    "(int64: token ids for a model that starts with an Embedding).",
-)
 @click.option("--atol", type=click.FloatRange(min=0), help="Absolute tolerance (default per family).")
 @click.option("--rtol", type=click.FloatRange(min=0), help="Relative tolerance (default per family).")
 def check(
