@@ -18,7 +18,7 @@ from rnnx.commands._data import encode_text, output_columns, read_features
 from rnnx.commands._runtime_options import foreign_options, runtime_options
 from rnnx.errors import InputFileError, InputValueError, NotStreamableError, ShapeError
 from rnnx.progress import Progress
-from rnnx.runtime.validate import check_token_ids as check_tokens
+from rnnx.runtime.validate import check_token_ids
 from rnnx.spec import DataSpec
 
 PROGRESS_MIN_STEPS = 2000  # show a progress bar from this many time steps on
@@ -152,15 +152,6 @@ def _hint_columns(path: Path, x: np.ndarray, features: tuple | None) -> None:
             f"{','.join(header)}); pick the model's features with --columns A,B,... (names "
             f"or 0-based indices)"
         )
-
-
-def check_token_ids(x: np.ndarray, vocab_size: int | None) -> None:
-    """Refuse token ids outside ``[0, vocab_size)`` before onnxruntime sees them (the runtime's rule).
-
-    Raises:
-        InputValueError: naming the first bad id, its position and the valid range.
-    """
-    check_tokens("INPUT", x, vocab_size)
 
 
 def write_outputs(
@@ -352,7 +343,8 @@ def run(
     x, step_axis, out_axis, use_step = _prepare(contract, raw)
     if x.size == 0 or x.shape[step_axis] == 0:
         raise InputFileError(f"INPUT {input_path}: expected at least one time step, got none (shape {x.shape})")
-    check_token_ids(x, contract.spec.input.vocab_size if contract.spec is not None else None)
+    # the whole input at once, so the position named is the file's (the session checks per chunk)
+    check_token_ids("INPUT", x, contract.spec.input.vocab_size if contract.spec is not None else None)
     with StreamingSession(
         model, options=run_options, batch_size=x.shape[contract.input.batch_axis], foreign=foreign
     ) as sess:

@@ -37,9 +37,10 @@ from typing import Any
 
 import numpy as np
 
-from rnnx.errors import InputValueError, RnnxError, ShapeError, UnknownStreamError
+from rnnx.errors import RnnxError, ShapeError, UnknownStreamError
 from rnnx.runtime.pool import StreamPool
 from rnnx.runtime.session import StreamingSession
+from rnnx.runtime.validate import check_token_ids
 
 logger = logging.getLogger(__name__)
 
@@ -156,12 +157,7 @@ class TritonSequences:
                 f"{self.input_name}: expected shape (1, T >= 1, features...) (one sequence, "
                 f"T time steps), got {tuple(x.shape)}"
             )
-        if self._vocab is not None and x.size and (x.min() < 0 or x.max() >= self._vocab):
-            bad = x[(x < 0) | (x >= self._vocab)]
-            raise InputValueError(
-                f"{self.input_name}: expected token ids in [0, {self._vocab}) (vocab_size "
-                f"{self._vocab}), got {bad.ravel().tolist()[:8]}"
-            )
+        check_token_ids(self.input_name, x, self._vocab)  # the runtime's one range rule
         return int(x.shape[1])
 
     def _begin(self, req: SequenceRequest) -> Callable[[], None]:
