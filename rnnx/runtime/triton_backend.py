@@ -199,21 +199,10 @@ class TritonSequences:
         for k in chunks:
             x = requests[k].x
             by_length.setdefault(0 if x is None else x.shape[1], []).append(k)
-        groups = list(by_length.values())
-        while groups:
-            group = groups.pop()
-            reqs = [requests[k] for k in group]
-            try:
-                ys = self._feed([r.corrid for r in reqs], [r.x for r in reqs if r.x is not None])
-            except Exception as e:  # noqa: BLE001 - nothing changed: find the request that fails, answer it alone
-                if len(group) > 1:
-                    groups.extend([k] for k in group)
-                    continue
-                undo[group[0]]()
-                results[group[0]] = _failed(reqs[0], e)
-                continue
-            for k, y in zip(group, ys, strict=True):
-                results[k] = y
+        self._isolating(list(by_length.values()), requests, results, undo, self._feed_requests)
+
+    def _feed_requests(self, reqs: list[SequenceRequest]) -> list[np.ndarray]:
+        return self._feed([r.corrid for r in reqs], [r.x for r in reqs if r.x is not None])
 
     def _feed(self, cids: list[int], xs: list[np.ndarray]) -> list[np.ndarray]:
         """``feed`` the stacked chunks of ``cids`` (each (1, T, F...)); their states move through.
@@ -248,24 +237,38 @@ class TritonSequences:
         undo: dict[int, Callable[[], None]],
     ) -> None:
         """One batched pool step for every one-step request; on a bad one, each alone."""
-        if not steps:
-            return
-        groups = [steps]
+        if steps:
+            self._isolating([steps], requests, results, undo, self._step_requests)
+
+    def _step_requests(self, reqs: list[SequenceRequest]) -> list[np.ndarray]:
+        x = np.concatenate([r.x[:, 0] for r in reqs if r.x is not None])  # (n, features...), checked
+        out = self.pool.step_batch([r.corrid for r in reqs], x).array  # (n, out...)
+        return [np.array(out[row][None, None]) for row in range(len(reqs))]  # (1, 1, out...), copies
+
+    @staticmethod
+    def _isolating(
+        groups: list[list[int]],
+        requests: Sequence[SequenceRequest],
+        results: list[Result | None],
+        undo: dict[int, Callable[[], None]],
+        run: Callable[[list[SequenceRequest]], list[np.ndarray]],
+    ) -> None:
+        """Run each group of requests in one call; a group that fails (nothing changed) is split
+        so each request runs alone and only the culprit gets the error (its START undone)."""
         while groups:
             group = groups.pop()
             reqs = [requests[k] for k in group]
             try:
-                x = np.concatenate([r.x[:, 0] for r in reqs if r.x is not None])  # (n, features...), checked
-                out = self.pool.step_batch([r.corrid for r in reqs], x).array  # (n, out...)
-            except Exception as e:  # noqa: BLE001 - nothing ran: find the request that fails, answer it alone
+                outs = run(reqs)
+            except Exception as e:  # noqa: BLE001 - nothing changed: find the request that fails, answer it alone
                 if len(group) > 1:
                     groups.extend([k] for k in group)
                     continue
                 undo[group[0]]()
                 results[group[0]] = _failed(reqs[0], e)
                 continue
-            for row, k in enumerate(group):
-                results[k] = np.array(out[row][None, None])  # (1, 1, out...), a copy
+            for k, y in zip(group, outs, strict=True):
+                results[k] = y
 
     # -- bookkeeping -----------------------------------------------------------------
     def _empty(self, req: SequenceRequest) -> np.ndarray:

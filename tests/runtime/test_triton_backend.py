@@ -139,3 +139,19 @@ def test_chunks_of_one_length_run_together_and_a_bad_one_fails_alone(exported) -
         want = _ref(path, [xs[cid][:, :3], xs[cid][:, 3:]])
         assert all(np.array_equal(g, w) for g, w in zip(got, want, strict=True)), cid
     assert sorted(seqs._chunks) == [1, 2, 4]  # sessions by powers of two: 3 chunks (padded to 4), then 2, then 1
+
+
+@pytest.mark.parametrize("steps", [1, 3], ids=["steps", "chunks"])
+def test_a_request_the_batched_call_rejects_fails_alone(lstm: Path, steps: int) -> None:
+    """A wrong feature size passes the per-request check and fails inside the batched call: the
+    batch is split, the two good sequences are answered as if alone, the bad one keeps its state."""
+    rng = np.random.default_rng(5)
+    first = {cid: _x(rng, 1) for cid in (1, 2, 3)}
+    seqs = TritonSequences(lstm)
+    seqs.execute([req(cid, x, start=True) for cid, x in first.items()])
+    nxt = {cid: _x(rng, steps) for cid in (1, 2, 3)}
+    got = seqs.execute([req(1, nxt[1]), req(2, _x(rng, steps, features=4)), req(3, nxt[3])])
+    assert isinstance(got[1], ShapeError) and str(got[1]).startswith("sequence 2:")
+    (again,) = seqs.execute([req(2, nxt[2])])  # its state was left as it was
+    for cid, y in ((1, got[0]), (2, again), (3, got[2])):
+        assert np.array_equal(y, _ref(lstm, [first[cid], nxt[cid]])[1]), cid
