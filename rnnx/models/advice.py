@@ -17,7 +17,7 @@ Errors about a user's module name one route, chosen from what the module is:
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,7 +73,7 @@ def state_shapes(module: nn.Module) -> list[tuple[Any, ...]] | None:
     return None
 
 
-def shapes_text(shapes: list[tuple[Any, ...]]) -> str:
+def shapes_text(shapes: Sequence[tuple[Any, ...]]) -> str:
     """``[(2, "batch", 20), ("batch", 8)]`` as Python source."""
     return (
         "["

@@ -28,12 +28,10 @@ import torch
 from torch import Tensor, nn
 
 from rnnx.errors import ConfigError, ContractError, ExportError, cause_text
-from rnnx.models.advice import InputGuess, candidates, input_guess, route_for
+from rnnx.models.advice import CELLS, LAYERS, InputGuess, candidates, input_guess, route_for, shapes_text, state_shapes
 from rnnx.spec import BATCH  # the marker of the batch axis in a state shape
 
 STATE_AS = ("auto", "tensor", "tuple", "args")  # how the state is handed to the module
-_LAYERS = (nn.RNN, nn.LSTM, nn.GRU)
-_CELLS = (nn.RNNCell, nn.LSTMCell, nn.GRUCell)
 _KINDS = {nn.RNN: "rnn", nn.LSTM: "lstm", nn.GRU: "gru", nn.RNNCell: "rnn", nn.LSTMCell: "lstm", nn.GRUCell: "gru"}
 
 StateShape = tuple[int | str, ...]  # e.g. (2, "batch", 20)
@@ -266,8 +264,8 @@ def wrap(
         raise ConfigError(f"module: expected a torch nn.Module, got {type(module).__name__}")
     if state_as not in STATE_AS:
         raise ConfigError(f"state_as: expected one of {', '.join(STATE_AS)}, got {state_as!r}")
-    known = _known_state(module)
-    if isinstance(module, _CELLS):
+    known = state_shapes(module)
+    if isinstance(module, CELLS):
         step = True
     if state is None:
         if known is None:
@@ -339,47 +337,22 @@ def suggest_call(
         state: known state shapes (``"batch"`` at the batch axis); else inferred or guessed.
         **options: wrap options to show (``batch_first=False``, ``state_as="tuple"``, ...).
     """
-    if state is None and _known_state(module) is None:
+    if state is None and state_shapes(module) is None:
         route = route_for(module, name)
         if not options and route.kind in ("layer", "cell"):
             return route.call
         hidden = getattr(module, "hidden_size", None)
         state = [(BATCH, int(hidden) if isinstance(hidden, int) else "HIDDEN")]
         options = {"step": True, **options}
-    parts = [name] + ([f"state={_shapes_text(state)}"] if state is not None else [])
+    parts = [name] + ([f"state={shapes_text(state)}"] if state is not None else [])
     parts += [f"{k}={v!r}" for k, v in options.items()]
     return f"rnnx.wrap({', '.join(parts)})"
 
 
-def _shapes_text(shapes: Sequence[StateShape]) -> str:
-    return (
-        "["
-        + ", ".join(
-            "(" + ", ".join(f'"{d}"' if d == BATCH else str(d) for d in s) + ("," if len(s) == 1 else "") + ")"
-            for s in shapes
-        )
-        + "]"
-    )
-
-
 # ---------------------------------------------------------------------- internals
-def _known_state(module: nn.Module) -> list[StateShape] | None:
-    """torch's own layers and cells: the state shapes, else None."""
-    if isinstance(module, _LAYERS):
-        layers = module.num_layers * (2 if module.bidirectional else 1)
-        if isinstance(module, nn.LSTM):
-            h = module.proj_size or module.hidden_size
-            return [(layers, BATCH, h), (layers, BATCH, module.hidden_size)]
-        return [(layers, BATCH, module.hidden_size)]
-    if isinstance(module, _CELLS):
-        shape: StateShape = (BATCH, module.hidden_size)
-        return [shape, shape] if isinstance(module, nn.LSTMCell) else [shape]
-    return None
-
-
 def _features(module: nn.Module) -> tuple[int, ...]:
     """torch's own layers and cells: ``(input_size,)``; anything else is read by input_guess."""
-    return (int(module.input_size),) if isinstance(module, _LAYERS + _CELLS) else ()
+    return (int(module.input_size),) if isinstance(module, LAYERS + CELLS) else ()
 
 
 def _parse_state(state: Any) -> list[StateShape]:
@@ -461,7 +434,7 @@ def _advice(w: Wrapped) -> str:
     )
     hints = [f"state_as={o!r}" for o in others] + [style] + ([layout] if layout else [])
     return (
-        f"It was wrapped as rnnx.wrap(model, state={_shapes_text(w.shapes)}, step={w.step}, "
+        f"It was wrapped as rnnx.wrap(model, state={shapes_text(w.shapes)}, step={w.step}, "
         f"batch_first={w.batch_first}, state_as={w.state_as!r}); check the state shapes "
         f"or try {', '.join(hints)}"
     )
