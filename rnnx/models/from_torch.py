@@ -115,6 +115,8 @@ def from_conv_cells(
         cells: one cell per layer, each with a ``conv`` (``nn.Conv2d`` of
             ``in + hidden -> 4 * hidden`` channels, square odd kernel, same padding) over
             ``cat([x, h], channels)``, as in ConvLSTM_pytorch and most tutorials.
+            Cells may differ in whether their conv has a bias: the model then has one on
+            every layer, zero where a cell has none (the same outputs).
         image_size: (height, width) of the grid.
         gate_order: the order the cells split the convolution's output in ("ifog" for
             ``i, f, o, g = split(conv(...))``; "ifgo" when it is already rnnx's).
@@ -158,7 +160,7 @@ def from_conv_cells(
             hidden_size=hidden,
             num_layers=len(convs),
             kernel_size=kernel,
-            bias=first.bias is not None,
+            bias=any(conv.bias is not None for conv in convs),  # a cell without one: a zero bias
             image_size=tuple(image_size),
             output_size=head.out_channels if head is not None else None,
         ),
@@ -166,7 +168,11 @@ def from_conv_cells(
     with torch.no_grad():
         for cell, conv in zip(cast(Sequence[ConvLSTMCell], model.cells), convs):
             cell.conv.weight.copy_(reorder_gates(conv.weight, gate_order))
-            if conv.bias is not None and cell.conv.bias is not None:
+            if cell.conv.bias is None:  # no cell has a bias
+                continue
+            if conv.bias is None:  # this cell has none where another has one: equal to a zero bias
+                cell.conv.bias.zero_()
+            else:
                 cell.conv.bias.copy_(reorder_gates(conv.bias, gate_order))
     if head is not None and model.head is not None:
         _load_head(model.head, head)

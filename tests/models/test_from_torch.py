@@ -95,3 +95,79 @@ def test_reorder_gates_moves_blocks_and_refuses_bad_orders() -> None:
         reorder_gates(t, "iffo")
     with pytest.raises(ConfigError, match=r"cells: expected one or more ConvLSTM cells"):
         from_conv_cells([nn.Linear(2, 2)], image_size=(4, 4))
+
+
+class _UserConvLSTMCell(nn.Module):
+    """A user's ConvLSTM cell (gates i, f, o, g), its conv with or without a bias."""
+
+    def __init__(self, in_ch: int, hidden: int, bias: bool) -> None:
+        super().__init__()
+        self.hidden = hidden
+        self.conv = nn.Conv2d(in_ch + hidden, 4 * hidden, 3, padding=1, bias=bias)
+
+    def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        h, c = state
+        i, f, o, g = torch.split(self.conv(torch.cat([x, h], dim=1)), self.hidden, dim=1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c), c
+
+
+def _user_stack(biases: tuple[bool, ...]) -> list[_UserConvLSTMCell]:
+    """Cells 2 -> 3 -> 3 channels, every bias nonzero (a bias left at its init would show)."""
+    with torch.random.fork_rng():
+        torch.manual_seed(1)
+        cells = [_UserConvLSTMCell(2 if i == 0 else 3, 3, bias).eval() for i, bias in enumerate(biases)]
+        for cell in cells:
+            if cell.conv.bias is not None:
+                nn.init.uniform_(cell.conv.bias, 0.5, 1.5)
+    return cells
+
+
+def _run_cells(cells: list[_UserConvLSTMCell], x: torch.Tensor) -> torch.Tensor:
+    """The user's stack over x (B, T, C, H, W) from zero state: the last layer's h per step."""
+    states = [(torch.zeros(x.shape[0], 3, *x.shape[-2:]),) * 2 for _ in cells]
+    ys = []
+    with torch.no_grad():
+        for t in range(x.shape[1]):
+            inp = x[:, t]
+            for k, cell in enumerate(cells):
+                states[k] = cell(inp, states[k])
+                inp = states[k][0]
+            ys.append(inp)
+    return torch.stack(ys, 1)
+
+
+@pytest.mark.parametrize(
+    "biases", [(True, False), (False, True), (False, False)], ids=["bias-then-none", "none-then-bias", "none"]
+)
+def test_cells_with_and_without_a_bias_load_exactly(biases: tuple[bool, bool]) -> None:
+    """A cell without a bias is a zero bias: mixed stacks equal the user's cells whichever comes first.
+
+    Before the fix a later bias-free cell kept the zoo layer's random initial bias, and a later
+    cell's bias was dropped when the first had none.
+    """
+    cells = _user_stack(biases)
+    model = from_conv_cells(cells, image_size=(4, 4))
+    x = torch.randn(2, 4, 2, 4, 4, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        y, _ = model(x, model.init_state(2))
+    torch.testing.assert_close(y, _run_cells(cells, x))
+    assert (model.cells[0].conv.bias is None) == (not any(biases))  # no bias at all: none in the model
+
+
+def test_a_mixed_bias_stack_exports_and_streams_like_the_users_cells(tmp_path) -> None:
+    """The exported file, streamed step by step and in a chunk, equals the user's own cells."""
+    from rnnx.runtime import StreamingSession
+
+    cells = _user_stack((True, False))
+    path = export_onnx(from_conv_cells(cells, image_size=(4, 4)), tmp_path / "cells.onnx").path
+    x = torch.randn(2, 5, 2, 4, 4, generator=torch.Generator().manual_seed(3))
+    want = _run_cells(cells, x).numpy()
+    with StreamingSession(path, batch_size=2) as sess:
+        got = [sess.step(x[:, 0].numpy()), sess.feed(x[:, 1:].numpy())]
+    torch.testing.assert_close(
+        torch.cat([torch.from_numpy(got[0])[:, None], torch.from_numpy(got[1])], 1),
+        torch.from_numpy(want),
+        atol=1e-5,
+        rtol=1e-5,
+    )
