@@ -92,6 +92,9 @@ class StreamPool:
     a background batcher that groups concurrent submissions. Every stream gets exactly the
     outputs a solo :class:`~rnnx.runtime.StreamingSession` would give on the same inputs.
     States are kept on the host (gathered/scattered with numpy) whatever the provider.
+    The batcher is a daemon thread named ``rnnx-batcher``, started by the first queued step;
+    big asyncio batches hand their results back through one named ``rnnx-handoff``. Both
+    end when the pool closes.
 
     Example::
 
@@ -269,6 +272,14 @@ class StreamPool:
         """Ids of the open streams."""
         with self._lock:
             return list(self._ids)
+
+    @property
+    def capacity(self) -> int:
+        """State slots allocated now: at least the ``capacity`` option, doubled as streams open,
+        halved when at most a quarter are in use (0 once the pool is closed and its buffers freed)."""
+        with self._lock:
+            slots = self._slots
+            return 0 if slots is None else slots.capacity
 
     @property
     def pending(self) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -118,6 +119,12 @@ def make_batcher_wait(pool, xs: np.ndarray, ids: list) -> None:
     for fewer streams stay queued meanwhile."""
     for f in pool.submit_many({i: x for i, x in zip(ids, xs)}):
         f.result(timeout=60)
+
+
+def started_threads(before: list[threading.Thread], name: str) -> list[threading.Thread]:
+    """The live threads called ``name`` (``rnnx-batcher``, ``rnnx-handoff``) not in ``before``,
+    a ``threading.enumerate()`` taken earlier: the threads a pool started since then."""
+    return [t for t in threading.enumerate() if t.name == name and t not in before]
 
 
 def write_step_graph(

@@ -15,7 +15,7 @@ import pytest
 from rnnx.errors import ClosedError, ConfigError, UnknownStreamError
 from rnnx.runtime import StreamingSession, StreamPool, batcher
 from rnnx.runtime.batcher import MIN_OVERLAP, PAUSE_S, PROBE_S, SplitProbe
-from tests.runtime.conftest import make_batcher_wait, sequence
+from tests.runtime.conftest import make_batcher_wait, sequence, started_threads
 
 WAIT = 60  # seconds any single wait may take before the test fails instead of hanging
 
@@ -59,35 +59,42 @@ def test_steps_queued_for_a_closed_stream_never_run_on_a_reopened_id(lstm):
     np.testing.assert_allclose(y, StreamingSession(path).step(xs[1, :1])[0], atol=1e-5)
 
 
-def test_a_future_cancelled_while_its_step_runs_cannot_hide_the_step(lstm, monkeypatch):
+def test_a_future_cancelled_while_its_step_runs_cannot_hide_the_step(lstm):
     """Mutation caught: ``run_queued`` without ``claim`` (the futures' set_running_or_notify_cancel).
 
     A ``submit`` future cancelled after the batcher took its step used to report
     cancelled while the step still ran and advanced the stream's state. Now a taken step's
     future is running: ``cancel()`` returns False and the result arrives.
+
+    The batcher is held inside the batch of "b" and "a" (steps run, results being handed
+    over) by "b"'s done-callback, which runs in the batcher thread before "a"'s result is set.
     """
     path, xs = lstm
-    with StreamPool(path, max_wait_ms=0) as pool:
+    with StreamPool(path, max_batch=64, max_wait_ms=1000) as pool:
         pool.open("a")
+        pool.open("b")
+        make_batcher_wait(pool, xs[:2, 0], ["a", "b"])  # a lone step now waits for company
         entered, gate = threading.Event(), threading.Event()
-        real = pool._step_checked
 
-        def held(*args, **kwargs):  # the real step, held until the test has tried to cancel
-            entered.set()
-            gate.wait(WAIT)
-            return real(*args, **kwargs)
+        def hold(_) -> None:  # only in the batcher thread: the hand-over of the batch's results
+            if threading.current_thread() is not threading.main_thread():
+                entered.set()
+                gate.wait(WAIT)
 
-        monkeypatch.setattr(pool, "_step_checked", held)
-        fut = pool.submit("a", xs[0, 0])
+        first = pool.submit("b", xs[1, 1])  # waits up to 1 s for "a"'s step
+        first.add_done_callback(hold)
+        fut = pool.submit("a", xs[0, 1])  # company: one batch, "b" first
         try:
-            assert entered.wait(WAIT)
+            assert entered.wait(WAIT), "the batch of b and a was not held in the batcher"
             assert fut.running()
             assert not fut.cancel()
         finally:
             gate.set()
         y = fut.result(timeout=WAIT)
-        assert pool.get_state("a")["h"].any()  # the step ran, and its future says so
-    np.testing.assert_allclose(y, StreamingSession(path).step(xs[0, :1])[0], atol=1e-5)
+        first.result(timeout=WAIT)
+    with StreamingSession(path) as solo:
+        solo.step(xs[0, :1])
+        np.testing.assert_allclose(y, solo.step(xs[0, 1:2])[0], atol=1e-5)  # the step ran, and its future says so
 
 
 def test_a_future_cancelled_before_its_step_is_taken_never_runs(lstm):
@@ -106,10 +113,12 @@ def test_a_future_cancelled_before_its_step_is_taken_never_runs(lstm):
 def test_a_failing_batcher_fails_pending_steps_and_refuses_new_work(lstm, monkeypatch):
     """An exception escaping the worker must never leave futures hanging (fault injected)."""
     path, xs = lstm
+    before = threading.enumerate()
     pool = StreamPool(path, max_wait_ms=50)
     pool.open("a")
     pool.open("b")
     pool.submit("a", xs[0, 0]).result(timeout=WAIT)  # the worker runs
+    (thread,) = started_threads(before, "rnnx-batcher")
 
     def broken(*args):
         raise RuntimeError("boom")
@@ -120,8 +129,8 @@ def test_a_failing_batcher_fails_pending_steps_and_refuses_new_work(lstm, monkey
         with pytest.raises(ClosedError, match="the batcher thread failed \\(RuntimeError: boom\\)") as e:
             f.result(timeout=WAIT)
         assert isinstance(e.value.__cause__, RuntimeError)
-    pool._queue.thread.join(WAIT)
-    assert not pool._queue.thread.is_alive()
+    thread.join(WAIT)
+    assert not thread.is_alive()
     with pytest.raises(ClosedError, match="batcher thread failed"):
         pool.submit("a", xs[0, 0])
     pool.close()
@@ -231,10 +240,11 @@ def test_zero_wait_runs_at_once(lstm):
 
 def test_worker_thread_does_not_keep_the_pool_alive(lstm):
     path, xs = lstm
+    before = threading.enumerate()
     pool = StreamPool(path)
     pool.open("a")
     pool.submit("a", xs[0, 0]).result(timeout=WAIT)
-    thread = pool._queue.thread
+    (thread,) = started_threads(before, "rnnx-batcher")
     assert thread.is_alive() and threading.active_count() >= 2
     pool.close()
     assert not thread.is_alive()
@@ -246,6 +256,7 @@ def test_a_burst_runs_in_two_overlapping_halves_and_the_hand_off_thread_ends_wit
     back through the hand-off thread, which ends with the pool."""
     path, xs = lstm
     monkeypatch.setattr(batcher, "PROBE_S", 1e9)  # splitting stays on whatever this machine's load
+    before = threading.enumerate()
     with StreamPool(path, max_batch=64, max_wait_ms=0) as pool:
         for i in range(70):
             pool.open(i)
@@ -261,8 +272,7 @@ def test_a_burst_runs_in_two_overlapping_halves_and_the_hand_off_thread_ends_wit
             return await asyncio.gather(*[pool.asubmit(i, xs[2, 0]) for i in range(70)])
 
         later = asyncio.run(main())
-        handoff = pool._queue.handoff.thread
-        assert handoff is not None and handoff.is_alive()
+        (handoff,) = started_threads(before, "rnnx-handoff")
     assert not handoff.is_alive()
     solo = StreamingSession(path)
     np.testing.assert_allclose(got[:-1], np.repeat(solo.step(xs[1, :1]), 39, axis=0), atol=1e-5)
@@ -294,16 +304,20 @@ def test_results_held_through_a_batch_that_never_ran_are_handed_over_at_the_next
     futs = [loop.create_future() for _ in range(3)]
     handoff = batcher.Handoff()
 
+    def settle(futs: list, ys: list) -> None:  # what the batcher hands over: results set in the loop
+        for f, y in zip(futs, ys, strict=True):
+            f.set_result(y)
+
     def done() -> list[bool]:
         loop.run_until_complete(asyncio.sleep(0))  # run the calls handed to the loop
         return [f.done() for f in futs]
 
-    handoff.call(loop, batcher._settle, futs[:1], [0])  # batch 1's results, held
+    handoff.call(loop, settle, futs[:1], [0])  # batch 1's results, held
     handoff.tick()  # batch 2 taken, nothing flushed since batch 1 was: hand them over now
     assert done() == [True, False, False]
-    handoff.call(loop, batcher._settle, futs[1:2], [1])
+    handoff.call(loop, settle, futs[1:2], [1])
     handoff.flush()  # batch 3 reaches onnxruntime: flushed right before
-    handoff.call(loop, batcher._settle, futs[2:], [2])
+    handoff.call(loop, settle, futs[2:], [2])
     handoff.tick()  # batch 4 taken right after a batch that ran: batch 3's results wait for its run
     assert done() == [True, True, False]
     handoff.tick()  # batch 4 never ran: now

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import json
 import threading
+import tracemalloc
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 
@@ -28,7 +29,7 @@ from rnnx.errors import (
     UnknownStreamError,
 )
 from rnnx.runtime import StreamingSession, StreamPool
-from tests.runtime.conftest import FOREIGN_K, FOREIGN_N, make_batcher_wait, sequence
+from tests.runtime.conftest import FOREIGN_K, FOREIGN_N, make_batcher_wait, sequence, started_threads
 
 
 def solo_outputs(path, xs: np.ndarray, **kw) -> np.ndarray:
@@ -91,7 +92,7 @@ def test_closed_slots_are_reused_with_zero_state(lstm):
         pool.step_many({"a": xs[0, 0], "b": xs[1, 0]})
         pool.close("a")
         pool.open("c")  # takes a's slot
-        assert pool._slots.capacity == 2 and sorted(map(str, pool.streams)) == ["b", "c"]
+        assert pool.capacity == 2 and sorted(map(str, pool.streams)) == ["b", "c"]
         y = pool.step_many({"c": xs[2, 0]})["c"]
         np.testing.assert_allclose(y, solo[2][0], atol=1e-5)
 
@@ -202,10 +203,11 @@ def test_asubmit_for_asyncio(lstm):
 
 def test_close_stops_the_batcher_thread_and_refuses_more(lstm):
     path, xs, _ = lstm
+    before = threading.enumerate()
     pool = StreamPool(path)
     pool.open("a")
     pool.submit("a", xs[0, 0]).result(timeout=30)
-    thread = pool._queue.thread
+    (thread,) = started_threads(before, "rnnx-batcher")
     pool.close()
     assert not thread.is_alive()
     with pytest.raises(ClosedError, match="StreamPool is closed"):
@@ -464,38 +466,54 @@ def test_slot_storage_shrinks_when_most_streams_close(lstm):
     with StreamPool(path, capacity=2) as pool:
         for i in range(40):
             pool.open(i)
-        assert pool._slots.capacity == 64
+        assert pool.capacity == 64
         pool.step_many({i: xs[i % 6, 0] for i in range(40)})
         keep = [35, 37, 39]  # in the top slots: they move when the arrays shrink
         before = {i: pool.get_state(i) for i in keep}
         for i in range(40):
             if i not in keep:
                 pool.close(i)
-        assert pool._slots.capacity == 8 and len(pool._slots.free) == 5
+        assert pool.capacity == 8
+        for i in range(40, 45):  # the 5 free slots take 5 new streams: no growth, no kept slot reused
+            pool.open(i)
+            assert not any(v.any() for v in pool.get_state(i).values())
+        assert pool.capacity == 8
         for i in keep:
             for k, v in pool.get_state(i).items():
                 np.testing.assert_array_equal(v, before[i][k])
         ys = pool.step_many({i: xs[i % 6, 1] for i in keep})
         for i in keep:
             np.testing.assert_allclose(ys[i], solo[i % 6][1], atol=1e-5)
+        pool.open(45)  # a sixth: the arrays grow again
+        assert pool.capacity == 16
 
 
 # -- lifecycle ------------------------------------------------------------------------------
 def test_close_releases_the_session_thread_and_buffers_and_fails_queued_steps(lstm):
     path, xs, _ = lstm
-    pool = StreamPool(path, max_wait_ms=1000)
-    pool.open("a")
-    pool.open("b")
-    session = weakref.ref(pool.backend.session)
-    make_batcher_wait(pool, xs[:2, 0], ["a", "b"])
-    queued = pool.submit("a", xs[0, 1])  # waits for company
-    thread = pool._queue.thread
-    pool.close()
-    with pytest.raises(ClosedError, match="closed before this step ran"):
-        queued.result(timeout=WAIT)
+    before = threading.enumerate()
+    tracemalloc.start()  # numpy's allocations are traced: the slot arrays are 1 MiB of them
+    try:
+        pool = StreamPool(path, max_wait_ms=1000, capacity=4096)
+        pool.open("a")
+        pool.open("b")
+        session = weakref.ref(pool.backend.session)
+        make_batcher_wait(pool, xs[:2, 0], ["a", "b"])
+        queued = pool.submit("a", xs[0, 1])  # waits for company
+        (thread,) = started_threads(before, "rnnx-batcher")
+        slot_bytes = 2 * pool.capacity * sum(v.nbytes for v in pool.get_state("a").values())  # 2 sets
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0]
+        pool.close()
+        with pytest.raises(ClosedError, match="closed before this step ran"):
+            queued.result(timeout=WAIT)
+        gc.collect()
+        freed = held - tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
     assert not thread.is_alive()
-    assert pool.backend.session is None and pool._slots is None and pool._engine is None
-    gc.collect()
+    assert freed >= slot_bytes, (freed, slot_bytes)  # the pool object lives on, its buffers do not
+    assert pool.backend.session is None and pool.capacity == 0
     assert session() is None
     pool.close()  # idempotent
     with pytest.raises(ClosedError, match="StreamPool is closed"):
@@ -508,8 +526,9 @@ def test_a_pool_dropped_unclosed_is_cleaned_up_with_a_resource_warning(lstm):
     path, xs, _ = lstm
     pool = StreamPool(path)
     pool.open("a")
+    before = threading.enumerate()
     pool.submit("a", xs[0, 0]).result(timeout=WAIT)
-    thread, session = pool._queue.thread, weakref.ref(pool.backend.session)
+    (thread,), session = started_threads(before, "rnnx-batcher"), weakref.ref(pool.backend.session)
     with pytest.warns(ResourceWarning, match="unclosed StreamPool"):
         del pool
         gc.collect()
@@ -521,6 +540,7 @@ def test_a_pool_dropped_unclosed_is_cleaned_up_with_a_resource_warning(lstm):
 
 def test_close_from_a_done_callback_does_not_deadlock(lstm):
     path, xs, solo = lstm
+    before = threading.enumerate()
     pool = StreamPool(path)
     pool.open("a")
     pool.open("b")
@@ -535,8 +555,9 @@ def test_close_from_a_done_callback_does_not_deadlock(lstm):
     fut.add_done_callback(close_stream_then_pool)
     assert closed.wait(WAIT), "close() from a done-callback deadlocked"
     np.testing.assert_allclose(fut.result(timeout=WAIT), solo[0][0], atol=1e-5)
-    pool._queue.thread.join(WAIT)
-    assert not pool._queue.thread.is_alive()
+    for thread in started_threads(before, "rnnx-batcher"):
+        thread.join(WAIT)
+        assert not thread.is_alive()
 
 
 def test_submit_many_matches_solo_and_queues_nothing_on_error(lstm):
