@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from rnnx.errors import SpecError
 from rnnx.names import check_name, name_problem
@@ -120,54 +120,102 @@ def _require(d: Mapping[str, Any], key: str, where: str) -> Any:
 
 
 @dataclass(frozen=True)
-class IOSpec:
-    """The data input or output of a model.
+class TensorSpec:
+    """A tensor of the contract: name, shape and dtype, described here once for every tensor.
+
+    :class:`IOSpec` (the data input or output) and :class:`StateSpec` (a state carried
+    between calls) extend it with their roles only; on its own it describes a tensor that is
+    neither (a seq2seq bundle's encoder outputs and decoder context). The parsing and
+    checking of name, shape and dtype, the stored JSON and the concrete shapes live here.
+    The subclasses' role fields are keyword-only:
+    ``IOSpec("x", ("batch", "time", 16), batch_axis=0, time_axis=1)``.
+
+    A backend's report of a graph tensor is :class:`rnnx.runtime.tensor_info.TensorInfo`
+    instead: there a dim may be unknown and a dtype unsupported, never in the contract.
 
     Attributes:
-        name: graph input/output name.
-        batch_axis: index of the batch axis in ``shape``.
-        time_axis: index of the time axis, or None for data without one.
-        shape: full shape; ``"batch"`` and ``"time"`` at their axes, ints elsewhere.
-        dtype: numpy dtype name.
-        vocab_size: for token (integer) inputs, ids must lie in ``[0, vocab_size)``; None
-            when unknown (files written before this field, or no embedding).
+        name: graph input/output name (a state's short name in :class:`StateSpec`).
+        shape: ``"batch"`` at the batch axis, ``"time"`` where the length follows the
+            input (the time axis), ints elsewhere.
+        dtype: numpy dtype name, one of :data:`DTYPES`.
     """
 
     name: str
-    batch_axis: int  # index of "batch" in shape
-    time_axis: int | None  # index of "time" in shape; None if the data has no time axis
-    shape: tuple[Dim, ...]  # e.g. ("batch", "time", 16)
+    shape: tuple[Dim, ...]  # e.g. ("batch", "time", 64) for the encoder outputs
     dtype: str = "float32"  # numpy dtype name
-    vocab_size: int | None = None  # token inputs: valid ids are 0 .. vocab_size - 1
 
-    def step_shape(self, batch: int) -> tuple[int, ...]:
-        """Shape of one time step (time axis removed) at a concrete batch size."""
-        return tuple(batch if i == self.batch_axis else int(d) for i, d in enumerate(self.shape) if i != self.time_axis)
+    _keys: ClassVar[tuple[str, ...]] = ("name", "shape", "dtype")  # the stored JSON's keys, in order
+    _optional: ClassVar[frozenset[str]] = frozenset()  # keys written only when not None
+
+    def concrete_shape(self, batch: int, steps: int | None = None) -> tuple[int, ...]:
+        """The shape at a concrete batch size; a time axis gets ``steps``, or is dropped when None (one step)."""
+        out = []
+        for d in self.shape:
+            if d == TIME:
+                if steps is not None:
+                    out.append(steps)
+            else:
+                out.append(batch if d == BATCH else int(d))
+        return tuple(out)
 
     @property
     def feature_shape(self) -> tuple[int, ...]:
         """The per-step, per-example shape: every axis but batch and time."""
-        return tuple(int(d) for i, d in enumerate(self.shape) if i not in (self.batch_axis, self.time_axis))
+        return tuple(int(d) for d in self.shape if d not in (BATCH, TIME))
 
     def to_dict(self) -> dict[str, Any]:
-        d = {
-            "name": self.name,
-            "batch_axis": self.batch_axis,
-            "time_axis": self.time_axis,
-            "shape": list(self.shape),
-            "dtype": self.dtype,
-        }
-        if self.vocab_size is not None:  # only token inputs carry it; older readers ignore it
-            d["vocab_size"] = self.vocab_size
+        """The stored JSON object (keys in the order every rnnx version writes them)."""
+        d: dict[str, Any] = {}
+        for key in self._keys:
+            value = getattr(self, key)
+            if value is not None or key not in self._optional:  # optional keys: older readers ignore them
+                d[key] = list(value) if key == "shape" else value
         return d
 
     @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str) -> TensorSpec:
+        name, shape, dtype = cls._read(d, where)
+        if BATCH not in shape:
+            raise SpecError(f"{where}.shape: expected a {BATCH!r} axis, got {list(shape)}")
+        return cls(name, shape, dtype)
+
+    @staticmethod
+    def _read(
+        d: Mapping[str, Any], where: str, *, default_name: str | None = None, shape_optional: bool = False
+    ) -> tuple[str, tuple[Dim, ...], str]:
+        """The checked name, shape and dtype of a stored tensor (the part every tensor shares).
+
+        ``default_name``: the name when the key is missing (else it is required);
+        ``shape_optional``: a missing shape is ``()`` (else it is required).
+        """
+        name = d.get("name", default_name) if default_name is not None else _require(d, "name", where)
+        shape = d.get("shape", []) if shape_optional else _require(d, "shape", where)
+        return _str(name, f"{where}.name"), _shape(shape, where), _dtype(d.get("dtype", "float32"), where)
+
+
+@dataclass(frozen=True)
+class IOSpec(TensorSpec):
+    """The data input or output of a model: a :class:`TensorSpec` with its batch and time axes.
+
+    Attributes:
+        batch_axis: index of the batch axis in ``shape``.
+        time_axis: index of the time axis, or None for data without one.
+        vocab_size: for token (integer) inputs, ids must lie in ``[0, vocab_size)``; None
+            when unknown (files written before this field, or no embedding).
+    """
+
+    batch_axis: int = field(kw_only=True)  # index of "batch" in shape
+    time_axis: int | None = field(kw_only=True)  # index of "time" in shape; None if the data has no time axis
+    vocab_size: int | None = field(default=None, kw_only=True)  # token inputs: valid ids are 0 .. vocab_size - 1
+
+    _keys = ("name", "batch_axis", "time_axis", "shape", "dtype", "vocab_size")
+    _optional = frozenset({"vocab_size"})  # only token inputs carry it
+
+    @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str) -> IOSpec:
-        name = _require(d, "name", where)
-        batch_axis = _require(d, "batch_axis", where)
-        time_axis = _require(d, "time_axis", where)
-        shape = _shape(d.get("shape", []), where)
-        dtype = _dtype(d.get("dtype", "float32"), where)
+        batch_axis = _int(_require(d, "batch_axis", where), f"{where}.batch_axis")
+        time_axis = _int(_require(d, "time_axis", where), f"{where}.time_axis", optional=True)
+        name, shape, dtype = cls._read(d, where, shape_optional=True)
         vocab = d.get("vocab_size")
         if vocab is not None and (
             isinstance(vocab, bool) or not isinstance(vocab, int) or vocab < 1 or dtype not in ("int64", "int32")
@@ -175,75 +223,51 @@ class IOSpec:
             raise SpecError(
                 f"{where}.vocab_size: expected a positive int on an int64/int32 input, got {vocab!r} (dtype {dtype})"
             )
-        spec = cls(
-            _str(name, f"{where}.name"),
-            _int(batch_axis, f"{where}.batch_axis"),
-            _int(time_axis, f"{where}.time_axis", optional=True),
-            shape,
-            dtype,
-            vocab,
-        )
         if shape:
-            if not 0 <= spec.batch_axis < len(shape) or shape[spec.batch_axis] != BATCH:
-                raise SpecError(
-                    f"{where}.batch_axis: expected the index of {BATCH!r} in shape {list(shape)}, got {spec.batch_axis}"
-                )
-            if spec.time_axis is not None and (not 0 <= spec.time_axis < len(shape) or shape[spec.time_axis] != TIME):
-                raise SpecError(
-                    f"{where}.time_axis: expected the index of {TIME!r} in shape {list(shape)}, got {spec.time_axis}"
-                )
-            for i, dim in enumerate(shape):
-                if isinstance(dim, str) and i not in (spec.batch_axis, spec.time_axis):
-                    raise SpecError(
-                        f"{where}.shape: axis {i} is {dim!r}; only the batch and time "
-                        f"axes may be named, the rest must be ints"
-                    )
-        return spec
+            _check_axes(shape, ((batch_axis, BATCH), (time_axis, TIME)), where)
+        return cls(name, shape, dtype, batch_axis=batch_axis, time_axis=time_axis, vocab_size=vocab)
+
+
+def _check_axes(shape: tuple[Dim, ...], named: tuple[tuple[int | None, str], ...], where: str) -> None:
+    """SpecError unless each named axis sits at its index (None: absent) and every other dim is an int."""
+    for axis, label in named:
+        if axis is not None and (not 0 <= axis < len(shape) or shape[axis] != label):
+            raise SpecError(f"{where}.{label}_axis: expected the index of {label!r} in shape {list(shape)}, got {axis}")
+    for i, dim in enumerate(shape):
+        if isinstance(dim, str) and i not in (axis for axis, _ in named):
+            raise SpecError(
+                f"{where}.shape: axis {i} is {dim!r}; only the batch and time axes may be named, the rest must be ints"
+            )
 
 
 @dataclass(frozen=True)
-class StateSpec:
-    """One state tensor carried from one call to the next.
+class StateSpec(TensorSpec):
+    """One state tensor carried from one call to the next: a :class:`TensorSpec` with its graph names.
+
+    ``name`` is the state's short name ("h", "c"); ``shape`` has ``"batch"`` at the batch
+    axis and ints elsewhere.
 
     Attributes:
-        name: short name ("h", "c").
         input: graph input that receives the state before the call.
         output: graph output that holds the state after the call.
-        shape: full shape with ``"batch"`` at the batch axis, ints elsewhere.
-        dtype: numpy dtype name.
         init: how a fresh stream starts; only ``"zeros"`` today.
     """
 
-    name: str
-    input: str
-    output: str
-    shape: tuple[Dim, ...]  # e.g. (2, "batch", 64)
-    dtype: str = "float32"
-    init: str = "zeros"
+    input: str = field(kw_only=True)
+    output: str = field(kw_only=True)
+    init: str = field(default="zeros", kw_only=True)
+
+    _keys = ("name", "input", "output", "shape", "dtype", "init")
 
     @property
     def batch_axis(self) -> int:
         return self.shape.index(BATCH)
 
-    def concrete_shape(self, batch: int) -> tuple[int, ...]:
-        """The shape at a concrete batch size."""
-        return tuple(batch if d == BATCH else int(d) for d in self.shape)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "input": self.input,
-            "output": self.output,
-            "shape": list(self.shape),
-            "dtype": self.dtype,
-            "init": self.init,
-        }
-
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str) -> StateSpec:
         inp = _str(_require(d, "input", where), f"{where}.input")
         out = _str(_require(d, "output", where), f"{where}.output")
-        shape = _shape(_require(d, "shape", where), where)
+        name, shape, dtype = cls._read(d, where, default_name=inp)
         if list(shape).count(BATCH) != 1:
             raise SpecError(f"{where}.shape: expected exactly one {BATCH!r} axis, got {list(shape)}")
         for dim in shape:
@@ -252,35 +276,7 @@ class StateSpec:
         init = d.get("init", "zeros")
         if init != "zeros":
             raise SpecError(f"{where}.init: expected 'zeros', got {init!r}")
-        return cls(
-            _str(d.get("name", inp), f"{where}.name"), inp, out, shape, _dtype(d.get("dtype", "float32"), where), init
-        )
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """A tensor that is neither data input/output nor carried state (bundle tensors).
-
-    Attributes:
-        name: graph input/output name.
-        shape: ``"batch"`` at the batch axis, ``"time"`` where the length follows the
-            input window, ints elsewhere.
-        dtype: numpy dtype name.
-    """
-
-    name: str
-    shape: tuple[Dim, ...]  # e.g. ("batch", "time", 64) for the encoder outputs
-    dtype: str = "float32"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any], where: str) -> TensorSpec:
-        shape = _shape(_require(d, "shape", where), where)
-        if BATCH not in shape:
-            raise SpecError(f"{where}.shape: expected a {BATCH!r} axis, got {list(shape)}")
-        return cls(_str(_require(d, "name", where), f"{where}.name"), shape, _dtype(d.get("dtype", "float32"), where))
+        return cls(name, shape, dtype, input=inp, output=out, init=init)
 
 
 SEQ2SEQ_ROLES = ("encoder", "decoder")  # ModelSpec.role of the two files of a seq2seq bundle

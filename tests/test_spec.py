@@ -1,5 +1,6 @@
 """The state contract: JSON round trip and validation of malformed contracts."""
 
+import dataclasses
 import json
 
 import pytest
@@ -20,9 +21,12 @@ from rnnx.spec import (
 
 def lstm_spec(**overrides) -> ModelSpec:
     fields = dict(
-        input=IOSpec("x", 0, 1, ("batch", "time", 16)),
-        output=IOSpec("y", 0, 1, ("batch", "time", 1)),
-        state=(StateSpec("h", "h_in", "h_out", (2, "batch", 64)), StateSpec("c", "c_in", "c_out", (2, "batch", 64))),
+        input=IOSpec("x", ("batch", "time", 16), batch_axis=0, time_axis=1),
+        output=IOSpec("y", ("batch", "time", 1), batch_axis=0, time_axis=1),
+        state=(
+            StateSpec("h", (2, "batch", 64), input="h_in", output="h_out"),
+            StateSpec("c", (2, "batch", 64), input="c_in", output="c_out"),
+        ),
         streamable=True,
         kind="lstm",
         config={"hidden_size": 64},
@@ -63,8 +67,20 @@ def test_shapes_at_a_concrete_batch():
     spec = lstm_spec()
     assert spec.state[0].concrete_shape(5) == (2, 5, 64)
     assert spec.state[0].batch_axis == 1
-    assert spec.input.step_shape(3) == (3, 16)
-    assert spec.input.feature_shape == (16,)
+    assert spec.input.concrete_shape(3) == (3, 16)  # one step: the time axis dropped
+    assert spec.input.concrete_shape(3, steps=5) == (3, 5, 16)
+    assert spec.input.feature_shape == (16,) and spec.state[0].feature_shape == (2, 64)
+    assert TensorSpec("memory", ("batch", "time", 8)).concrete_shape(2, steps=4) == (2, 4, 8)
+
+
+def test_role_fields_are_keyword_only():
+    """The positional order of before the shared base (name, batch_axis, time_axis, shape) fails loudly."""
+    with pytest.raises(TypeError):
+        IOSpec("x", 0, 1, ("batch", "time", 16))  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        StateSpec("h", "h_in", "h_out", (2, "batch", 64))  # type: ignore[misc]
+    state = StateSpec("h", (2, "batch", 64), input="h_in", output="h_out")
+    assert isinstance(state, TensorSpec) and state.to_dict()["init"] == "zeros"
 
 
 def _broken(path: list, value) -> str:
@@ -126,7 +142,7 @@ def test_spec_error_is_a_value_error():
 
 
 def test_token_input_vocab_size_round_trips_and_old_json_loads():
-    tokens = lstm_spec(input=IOSpec("x", 0, 1, ("batch", "time"), "int64", vocab_size=20))
+    tokens = lstm_spec(input=IOSpec("x", ("batch", "time"), "int64", batch_axis=0, time_axis=1, vocab_size=20))
     d = json.loads(tokens.to_json())
     assert d["input"]["vocab_size"] == 20
     assert ModelSpec.from_json(tokens.to_json()) == tokens
@@ -213,10 +229,10 @@ def full_spec() -> ModelSpec:
     bundle = Seq2SeqSpec(
         encoder="encoder.onnx",
         decoder="decoder.onnx",
-        input=IOSpec("x", 0, 1, ("batch", "time", 4)),
-        output=IOSpec("y", 0, None, ("batch", 3)),
+        input=IOSpec("x", ("batch", "time", 4), batch_axis=0, time_axis=1),
+        output=IOSpec("y", ("batch", 3), batch_axis=0, time_axis=None),
         feedback="prev",
-        state=(StateSpec("h", "h_in", "h_out", (1, "batch", 8)),),
+        state=(StateSpec("h", (1, "batch", 8), input="h_in", output="h_out"),),
         context=(TensorSpec("memory", ("batch", "time", 8)),),
         encoder_outputs=(
             TensorSpec("h0", (1, "batch", 8)),
@@ -243,6 +259,38 @@ def full_spec() -> ModelSpec:
         ),
         extra={"source": "x"},
     )
+
+
+# A contract exactly as rnnx wrote it before the tensor classes shared a base (format 1,
+# every optional part present): it must read to the same spec and write back byte for byte,
+# so files of either version read the same under the other.
+STORED_FORMAT_1 = (
+    '{"format": 1, "input": {"name": "x", "batch_axis": 0, "time_axis": 1, "shape": ["batch", "time"], '
+    '"dtype": "int64", "vocab_size": 20}, "output": {"name": "y", "batch_axis": 0, "time_axis": 1, '
+    '"shape": ["batch", "time", 1], "dtype": "float32"}, "state": [{"name": "h", "input": "h_in", '
+    '"output": "h_out", "shape": [2, "batch", 64], "dtype": "float32", "init": "zeros"}, {"name": "c", '
+    '"input": "c_in", "output": "c_out", "shape": [2, "batch", 64], "dtype": "float32", "init": "zeros"}], '
+    '"streamable": true, "rnnx_version": "", "kind": "lstm", "config": {"hidden_size": 64}, "opset": 17, '
+    '"exporter": "trace", "extra": {"source": "x"}, "precision": "fp32", "role": "decoder", "seq2seq": '
+    '{"encoder": "encoder.onnx", "decoder": "decoder.onnx", "input": {"name": "x", "batch_axis": 0, '
+    '"time_axis": 1, "shape": ["batch", "time", 4], "dtype": "float32"}, "output": {"name": "y", '
+    '"batch_axis": 0, "time_axis": null, "shape": ["batch", 3], "dtype": "float32"}, "feedback": "prev", '
+    '"state": [{"name": "h", "input": "h_in", "output": "h_out", "shape": [1, "batch", 8], "dtype": '
+    '"float32", "init": "zeros"}], "context": [{"name": "memory", "shape": ["batch", "time", 8], "dtype": '
+    '"float32"}], "encoder_outputs": [{"name": "h0", "shape": [1, "batch", 8], "dtype": "float32"}, '
+    '{"name": "prev0", "shape": ["batch", 3], "dtype": "float32"}, {"name": "memory", "shape": ["batch", '
+    '"time", 8], "dtype": "float32"}], "init": {"prev": "prev0", "h_in": "h0", "memory": "memory"}, '
+    '"horizon": 2, "window": 8}, "data": {"task": "csv", "features": ["a", "b"], "outputs": ["b+1", "b+2"], '
+    '"target": "b", "horizon": 2, "normalization": {"inside_graph": true}, "vocab": "abc", "window": 8}, '
+    '"step_graph": {"file": "m.step.onnx", "sha256": "' + "ab" * 32 + '"}}'
+)
+
+
+def test_stored_contract_reads_the_same_and_writes_back_byte_for_byte():
+    tokens = IOSpec("x", ("batch", "time"), "int64", batch_axis=0, time_axis=1, vocab_size=20)
+    spec = ModelSpec.from_json(STORED_FORMAT_1)
+    assert spec == dataclasses.replace(full_spec(), input=tokens)
+    assert spec.to_json() == STORED_FORMAT_1
 
 
 def _paths(node, prefix=()):

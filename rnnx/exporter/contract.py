@@ -242,20 +242,20 @@ def derive_spec(model: nn.Module, example: torch.Tensor, *, opset: int | None = 
             f"from init_state shapes {[tuple(s.shape) for s in zeros]}"
         )
     states = tuple(
-        StateSpec(n, f"{n}_in", f"{n}_out", shp, dtype_name(z.dtype, f"state {n}"))
+        StateSpec(n, shp, dtype_name(z.dtype, f"state {n}"), input=f"{n}_in", output=f"{n}_out")
         for n, shp, z in zip(names, shapes, zeros)
     )
     kind = getattr(model, "kind", "custom")
     return ModelSpec(
         input=IOSpec(
             "x",
-            0,
-            1,
             (BATCH, TIME, *map(int, example.shape[2:])),
             dtype_name(example.dtype, "x"),
-            vocab_size(model, example),
+            batch_axis=0,
+            time_axis=1,
+            vocab_size=vocab_size(model, example),
         ),
-        output=IOSpec("y", 0, 1, (BATCH, TIME, *map(int, y.shape[2:])), dtype_name(y.dtype, "y")),
+        output=IOSpec("y", (BATCH, TIME, *map(int, y.shape[2:])), dtype_name(y.dtype, "y"), batch_axis=0, time_axis=1),
         state=states,
         streamable=bool(getattr(model, "streamable", True)),
         rnnx_version=__version__,

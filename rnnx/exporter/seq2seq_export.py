@@ -166,7 +166,7 @@ def derive_bundle_spec(model: Seq2Seq, example: torch.Tensor) -> Seq2SeqSpec:
     for n, s, s3 in zip(names, state, state3):
         axis = _batch_axis(s, s3, f"encoder state {n}")
         shape = tuple(BATCH if k == axis else int(d) for k, d in enumerate(s.shape))
-        states.append(StateSpec(n, f"{n}_in", f"{n}_out", shape, dtype_name(s.dtype, f"state {n}")))
+        states.append(StateSpec(n, shape, dtype_name(s.dtype, f"state {n}"), input=f"{n}_in", output=f"{n}_out"))
     out_size, hidden = int(first.shape[1]), int(memory.shape[2])
     dt = dtype_name(first.dtype, "y")
     mem = TensorSpec("memory", (BATCH, TIME, hidden), dtype_name(memory.dtype, "memory"))
@@ -183,8 +183,14 @@ def derive_bundle_spec(model: Seq2Seq, example: torch.Tensor) -> Seq2SeqSpec:
     return Seq2SeqSpec(
         encoder=ENCODER_FILE,
         decoder=DECODER_FILE,
-        input=IOSpec("x", 0, 1, (BATCH, TIME, *map(int, example.shape[2:])), dtype_name(example.dtype, "x")),
-        output=IOSpec("y", 0, None, (BATCH, out_size), dt),
+        input=IOSpec(
+            "x",
+            (BATCH, TIME, *map(int, example.shape[2:])),
+            dtype_name(example.dtype, "x"),
+            batch_axis=0,
+            time_axis=1,
+        ),
+        output=IOSpec("y", (BATCH, out_size), dt, batch_axis=0, time_axis=None),
         feedback="y_prev",
         state=tuple(states),
         context=context,
@@ -211,10 +217,14 @@ def _file_specs(
     )
     mem = bundle.encoder_outputs[0]
     encoder = ModelSpec(
-        input=bundle.input, output=IOSpec(mem.name, 0, 1, mem.shape, mem.dtype), state=(), role="encoder", **common
+        input=bundle.input,
+        output=IOSpec(mem.name, mem.shape, mem.dtype, batch_axis=0, time_axis=1),
+        state=(),
+        role="encoder",
+        **common,
     )
     decoder = ModelSpec(
-        input=IOSpec(bundle.feedback, 0, None, bundle.output.shape, bundle.output.dtype),
+        input=IOSpec(bundle.feedback, bundle.output.shape, bundle.output.dtype, batch_axis=0, time_axis=None),
         output=bundle.output,
         state=bundle.state,
         role="decoder",
@@ -223,7 +233,7 @@ def _file_specs(
     return encoder, decoder
 
 
-def _axes(tensors: Sequence[TensorSpec | IOSpec | StateSpec]) -> dict[str, dict[int, str]]:
+def _axes(tensors: Sequence[TensorSpec]) -> dict[str, dict[int, str]]:
     out = {}
     for t in tensors:
         name = t.input if isinstance(t, StateSpec) else t.name

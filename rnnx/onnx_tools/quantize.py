@@ -250,7 +250,7 @@ def _set_spec(model: onnx.ModelProto, spec: ModelSpec) -> None:
 def _smoke(path: Path, spec: ModelSpec) -> None:
     """Load and run one step, so a graph onnxruntime rejects never leaves here."""
     run = onnx_runner(os.fspath(path), spec)
-    shape = list(spec.input.step_shape(1))
+    shape = list(spec.input.concrete_shape(1))
     if spec.input.time_axis is not None:
         shape.insert(spec.input.time_axis, 1)
     x = np.zeros(shape, spec.input.dtype)

@@ -8,7 +8,7 @@ output; the computation inside is untouched, so the result is exact.
 
 Example:
     >>> from rnnx.spec import StateSpec
-    >>> batch_first_shape(StateSpec("h", "h_in", "h_out", (2, "batch", 64)))
+    >>> batch_first_shape(StateSpec("h", (2, "batch", 64), input="h_in", output="h_out"))
     ('batch', 2, 64)
 
     The whole graph: ``proto, spec = to_batch_first(onnx.load(path), read_spec(path))``.

@@ -215,10 +215,10 @@ def _rewrite(
     y_spec = _output_spec(model, x, b_ax, t_ax, y_name, src)
     x_spec = IOSpec(
         x.name,
-        b_ax,
-        t_ax,
         tuple(BATCH if i == b_ax else TIME if i == t_ax else int(d) for i, d in enumerate(x_dims)),
         np_dtype_name(x),
+        batch_axis=b_ax,
+        time_axis=t_ax,
     )
     layout = (x_spec, y_spec)
     if batch_first and (x_spec.batch_axis, x_spec.time_axis, y_spec.batch_axis, y_spec.time_axis) != (0, 1, 0, 1):
@@ -247,7 +247,7 @@ def _rewrite(
 
 def _batch_first(io: IOSpec) -> IOSpec:
     rest = [d for i, d in enumerate(io.shape) if i not in (io.batch_axis, io.time_axis)]
-    return IOSpec(io.name, 0, 1, (BATCH, TIME, *rest), io.dtype)
+    return IOSpec(io.name, (BATCH, TIME, *rest), io.dtype, batch_axis=0, time_axis=1)
 
 
 def _transpose_io(graph: onnx.GraphProto, x: IOSpec, y: IOSpec) -> tuple[IOSpec, IOSpec]:
@@ -322,7 +322,7 @@ def _expose_states(
         layout = next(r.layout for r in rnns for s in r.slots if g in s.source_inputs)
         shape = _state_shape(dims(v), 0 if layout else 1, g)
         set_dims(v, {shape.index(BATCH): BATCH})
-        states.append(StateSpec(g, g, o, shape, np_dtype_name(v)))
+        states.append(StateSpec(g, shape, np_dtype_name(v), input=g, output=o))
         notes.append(f"paired the existing state {g} -> {o}")
     for k, r in enumerate(rnns):
         dtype = _weight_dtype(idx, r)
@@ -335,7 +335,9 @@ def _expose_states(
             _expose_slot(graph, r.node, s, inp, out)
             graph.input.append(helper.make_tensor_value_info(inp, dtype, list(shape)))
             graph.output.append(helper.make_tensor_value_info(out, dtype, list(shape)))
-            states.append(StateSpec(name, inp, out, shape, onnx.helper.tensor_dtype_to_np_dtype(dtype).name))
+            states.append(
+                StateSpec(name, shape, onnx.helper.tensor_dtype_to_np_dtype(dtype).name, input=inp, output=out)
+            )
             notes.append(
                 f"{r.op} '{r.name}': initial {s.kind} ({s.source}) -> input {inp}, final {s.kind} -> output {out}"
             )
@@ -461,7 +463,7 @@ def _output_spec(model: onnx.ModelProto, x: onnx.ValueInfoProto, b_ax: int, t_ax
     shape = tuple(BATCH if i == batch_ax[0] else TIME if i == time_ax[0] else int(d) for i, d in enumerate(s1))
     out_vi = next(o for o in model.graph.output if o.name == y)
     dtype = np_dtype_name(out_vi) if out_vi.type.tensor_type.elem_type else np.dtype(out.dtype).name
-    return IOSpec(y, batch_ax[0], time_ax[0], shape, dtype)
+    return IOSpec(y, shape, dtype, batch_axis=batch_ax[0], time_axis=time_ax[0])
 
 
 # ---------------------------------------------------------------------------- the check

@@ -277,7 +277,7 @@ def spec_probe(spec: ModelSpec) -> Probe:
         raise SpecError(
             f"{spec.input.name}: a step graph needs an input with a time axis, got shape {spec.input.shape}"
         )
-    shape = list(spec.input.step_shape(PROBE_BATCH))
+    shape = list(spec.input.concrete_shape(PROBE_BATCH))
     shape.insert(spec.input.time_axis, 1)
     dtype = np.dtype(spec.input.dtype)
     x = (

@@ -314,7 +314,7 @@ def _from_state_map(
     for i, o in state_map.items():
         shape = _state_shape(i, inputs[i].shape, state_shapes.get(i))
         _check_size(f"state_shapes[{i!r}]" if i in state_shapes else i, shape)
-        states.append(StateSpec(i, i, o, shape, ort_dtype(inputs[i], i).name))
+        states.append(StateSpec(i, shape, ort_dtype(inputs[i], i).name, input=i, output=o))
     x, y = inputs[data_in[0]], outputs[data_out[0]]
     xin = DataIO(x.name, _dims(x.shape), 0, None, ort_dtype(x, x.name))
     yout = DataIO(y.name, _dims(y.shape), 0, None, ort_dtype(y, y.name))
@@ -322,7 +322,7 @@ def _from_state_map(
         raise SpecError(f"context: {x.name} is a scalar; left context needs a last axis")
 
     def lowered(d: DataIO) -> IOSpec:
-        return IOSpec(d.name, 0, None, (BATCH,) + tuple(d.dims[1:]), d.dtype.name)  # type: ignore[arg-type]
+        return IOSpec(d.name, (BATCH,) + tuple(d.dims[1:]), d.dtype.name, batch_axis=0, time_axis=None)  # type: ignore[arg-type]
 
     spec = ModelSpec(lowered(xin), lowered(yout), tuple(states), kind="foreign")
     return Contract(xin, yout, spec.state, True, True, consts, context, spec)

@@ -12,9 +12,9 @@ from rnnx.onnx_tools.graph import check_io, finalize, remove_unused_initializers
 from rnnx.spec import IOSpec, ModelSpec, StateSpec
 
 SPEC = ModelSpec(
-    IOSpec("x", 0, 1, ("batch", "time", 2)),
-    IOSpec("y", 0, 1, ("batch", "time", 2)),
-    (StateSpec("h", "h_in", "h_out", ("batch", 2)),),
+    IOSpec("x", ("batch", "time", 2), batch_axis=0, time_axis=1),
+    IOSpec("y", ("batch", "time", 2), batch_axis=0, time_axis=1),
+    (StateSpec("h", ("batch", 2), input="h_in", output="h_out"),),
 )
 
 

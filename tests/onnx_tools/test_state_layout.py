@@ -12,9 +12,10 @@ from rnnx.spec import StateSpec
 
 
 def test_batch_first_shape_moves_only_the_batch_axis() -> None:
-    assert batch_first_shape(StateSpec("h", "h_in", "h_out", (2, "batch", 8))) == ("batch", 2, 8)
-    assert batch_first_shape(StateSpec("c", "c_in", "c_out", (1, "batch", 3, 4, 5))) == ("batch", 1, 3, 4, 5)
-    assert batch_first_shape(StateSpec("s", "s_in", "s_out", ("batch", 6))) == ("batch", 6)
+    assert batch_first_shape(StateSpec("h", (2, "batch", 8), input="h_in", output="h_out")) == ("batch", 2, 8)
+    conv = StateSpec("c", (1, "batch", 3, 4, 5), input="c_in", output="c_out")
+    assert batch_first_shape(conv) == ("batch", 1, 3, 4, 5)
+    assert batch_first_shape(StateSpec("s", ("batch", 6), input="s_in", output="s_out")) == ("batch", 6)
 
 
 @pytest.mark.parametrize("name", ["lstm-2l", "convlstm-k3", "custom-peephole"])

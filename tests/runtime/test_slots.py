@@ -11,7 +11,10 @@ F32 = np.dtype(np.float32)
 
 def contract() -> Contract:
     io = DataIO("x", (None, None, 3), 0, 1, F32)
-    states = (StateSpec("h", "h_in", "h_out", (2, "batch", 4)), StateSpec("c", "c_in", "c_out", ("batch", 5)))
+    states = (
+        StateSpec("h", (2, "batch", 4), input="h_in", output="h_out"),
+        StateSpec("c", ("batch", 5), input="c_in", output="c_out"),
+    )
     return Contract(io, io, states)
 
 
