@@ -163,6 +163,10 @@ class TensorSpec:
         """The per-step, per-example shape: every axis but batch and time."""
         return tuple(int(d) for d in self.shape if d not in (BATCH, TIME))
 
+    def as_tensor(self, name: str | None = None) -> TensorSpec:
+        """This tensor without its role, under ``name`` (e.g. a state's graph input name) or its own."""
+        return TensorSpec(self.name if name is None else name, self.shape, self.dtype)
+
     def to_dict(self) -> dict[str, Any]:
         """The stored JSON object (keys in the order every rnnx version writes them)."""
         d: dict[str, Any] = {}

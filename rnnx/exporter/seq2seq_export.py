@@ -175,7 +175,7 @@ def derive_bundle_spec(model: Seq2Seq, example: torch.Tensor) -> Seq2SeqSpec:
     context = tuple([mem] if attention else []) + tuple([base_t] if residual else [])
     outputs = (
         mem,
-        *(TensorSpec(f"{s.name}_init", s.shape, s.dtype) for s in states),
+        *(s.as_tensor(f"{s.name}_init") for s in states),
         TensorSpec("y_init", (BATCH, out_size), dt),
         *([base_t] if residual else []),
     )
@@ -302,7 +302,7 @@ def build_bundle(
     dec_inputs = [bundle.feedback, *(s.input for s in bundle.state), *(c.name for c in bundle.context)]
     dec_outputs = [bundle.output.name, *(s.output for s in bundle.state)]
     args = (first, *state, *([memory] if with_memory else []), *([base] if with_base else []))
-    feedback = TensorSpec(bundle.feedback, bundle.output.shape, bundle.output.dtype)
+    feedback = bundle.output.as_tensor(bundle.feedback)
     decoder = _build(
         _DecoderGraph(model, len(state), int(memory.shape[2]), with_memory, with_base),
         args,

@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from rnnx.errors import SpecError
+from rnnx.onnx_tools.dynamic_axes import dims, elem_dtype_name
 from rnnx.onnx_tools.ort_format import ort_io
 from rnnx.onnx_tools.spec_io import file_format, load_onnx, read_spec
-from rnnx.spec import METADATA_KEY, ModelSpec
+from rnnx.runtime.tensor_info import TensorInfo
+from rnnx.spec import DTYPES, METADATA_KEY, ModelSpec
 
 # (input token, output token): "h_in" -> "h_out", "h0" -> "hn", "past_k" -> "present_k", ...
 _NAME_PAIRS = (
@@ -37,36 +39,24 @@ _NAME_PAIRS = (
 _SUFFIXES = ("n", "N", "_out", "_new", "_next", "_n", ".out", "out")  # "state" -> "stateN"
 
 
-def _dtype_name(elem_type: int) -> str:
-    import numpy as np
-    from onnx import helper
-
-    try:
-        return np.dtype(helper.tensor_dtype_to_np_dtype(elem_type)).name
-    except (KeyError, TypeError, ValueError):
-        return f"onnx type {elem_type}"
-
-
 def _onnx_io(values: Any, skip: frozenset = frozenset()) -> list[dict[str, Any]]:
-    out = []
-    for v in values:
-        if v.name in skip:
-            continue
-        t = v.type.tensor_type
-        dims = [
-            d.dim_param if d.HasField("dim_param") else (d.dim_value if d.HasField("dim_value") else "?")
-            for d in t.shape.dim
-        ]
-        out.append({"name": v.name, "shape": dims, "dtype": _dtype_name(t.elem_type)})
-    return out
+    """The graph's own report of its inputs or outputs (initializers skipped), as description rows."""
+    return [_report(v).to_dict() for v in values if v.name not in skip]
+
+
+def _report(v: Any) -> TensorInfo:
+    elem = v.type.tensor_type.elem_type
+    try:
+        dtype = elem_dtype_name(elem)
+    except (KeyError, TypeError, ValueError):
+        dtype = f"onnx type {elem}"
+    return TensorInfo(v.name, tuple(dims(v)), dtype if dtype in DTYPES else None, dtype)
 
 
 def _spec_io(spec: ModelSpec) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    ins = [{"name": spec.input.name, "shape": list(spec.input.shape), "dtype": spec.input.dtype}]
-    outs = [{"name": spec.output.name, "shape": list(spec.output.shape), "dtype": spec.output.dtype}]
-    for s in spec.state:
-        ins.append({"name": s.input, "shape": list(s.shape), "dtype": s.dtype})
-        outs.append({"name": s.output, "shape": list(s.shape), "dtype": s.dtype})
+    """Graph inputs and outputs as the contract declares them (files without a readable graph)."""
+    ins = [spec.input.as_tensor().to_dict(), *(s.as_tensor(s.input).to_dict() for s in spec.state)]
+    outs = [spec.output.as_tensor().to_dict(), *(s.as_tensor(s.output).to_dict() for s in spec.state)]
     return ins, outs
 
 

@@ -38,8 +38,17 @@ def set_dims(v: onnx.ValueInfoProto, names: dict[int, str]) -> None:
             d.dim_param = names[i]
 
 
+def elem_dtype_name(elem_type: int) -> str:
+    """numpy dtype name of an ONNX element type (``TensorProto.FLOAT`` -> ``"float32"``).
+
+    Raises:
+        KeyError: not a tensor element type numpy has.
+    """
+    return np.dtype(helper.tensor_dtype_to_np_dtype(elem_type)).name
+
+
 def np_dtype_name(v: onnx.ValueInfoProto) -> str:
-    return np.dtype(helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type)).name
+    return elem_dtype_name(v.type.tensor_type.elem_type)
 
 
 def default_opset(model: onnx.ModelProto) -> int | None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from rnnx.errors import ExportError, ModelFileError
 from rnnx.onnx_tools.graph import load_onnx, store_spec
-from rnnx.runtime.backend import OrtBackend, TensorInfo, convert_to_ort, open_graph
+from rnnx.runtime.backend import OrtBackend, convert_to_ort, open_graph
 from rnnx.spec import METADATA_KEY, ModelSpec
 
 ORT_MAGIC = b"ORTM"  # flatbuffer file identifier at bytes 4..8 of every .ort file
@@ -82,11 +82,4 @@ def ort_metadata(path: str | os.PathLike) -> dict[str, str]:
 def ort_io(path: str | os.PathLike) -> tuple[list[dict], list[dict]]:
     """Graph inputs and outputs of a ``.ort`` file as ``{name, shape, dtype}`` dicts."""
     sess = _session(path)
-
-    def rows(values: list[TensorInfo]) -> list[dict]:
-        return [
-            {"name": v.name, "shape": [d if d is not None else "?" for d in v.shape], "dtype": v.dtype or v.type_str}
-            for v in values
-        ]
-
-    return rows(sess.inputs()), rows(sess.outputs())
+    return [v.to_dict() for v in sess.inputs()], [v.to_dict() for v in sess.outputs()]

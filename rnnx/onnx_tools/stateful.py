@@ -45,6 +45,7 @@ from rnnx.onnx_tools.dynamic_axes import (
     data_axes,
     default_opset,
     dims,
+    elem_dtype_name,
     free_reshapes,
     fresh_name,
     np_dtype_name,
@@ -335,9 +336,7 @@ def _expose_states(
             _expose_slot(graph, r.node, s, inp, out)
             graph.input.append(helper.make_tensor_value_info(inp, dtype, list(shape)))
             graph.output.append(helper.make_tensor_value_info(out, dtype, list(shape)))
-            states.append(
-                StateSpec(name, shape, onnx.helper.tensor_dtype_to_np_dtype(dtype).name, input=inp, output=out)
-            )
+            states.append(StateSpec(name, shape, elem_dtype_name(dtype), input=inp, output=out))
             notes.append(
                 f"{r.op} '{r.name}': initial {s.kind} ({s.source}) -> input {inp}, final {s.kind} -> output {out}"
             )

@@ -40,6 +40,7 @@ from rnnx.atomic import atomic_dir, write_bytes_atomic, write_text_atomic
 from rnnx.errors import ConfigError, NotStreamableError, ParityError
 from rnnx.names import check_name
 from rnnx.onnx_tools.compare import resolve_tolerance
+from rnnx.onnx_tools.dynamic_axes import elem_dtype_name
 from rnnx.onnx_tools.graph import set_io_shapes
 from rnnx.onnx_tools.spec_io import load_onnx, read_spec
 from rnnx.onnx_tools.state_layout import rename_producer, rename_uses, to_batch_first
@@ -572,7 +573,7 @@ def check_config(config: dict[str, Any], graph: onnx.ModelProto) -> None:
                 f"{sorted(side)}, got {name!r}"
             )
         elem, shape = io[name]
-        np_name = helper.tensor_dtype_to_np_dtype(elem).name
+        np_name = elem_dtype_name(elem)
         want = {"uint64": "TYPE_UINT64", "int32": "TYPE_INT32"}.get(np_name) or TRITON_DTYPES[np_name]
         if str(dtype) != want:
             raise ConfigError(f"{where} {name!r}: expected data_type {want} (the graph's), got {dtype}")

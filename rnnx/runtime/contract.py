@@ -49,7 +49,12 @@ def axis_labels(rank: int, batch_axis: int, time_axis: int | None) -> tuple[str,
 
 @dataclass(frozen=True)
 class DataIO:
-    """The data input or output: name, full shape (None where free), axes and dtype."""
+    """The data input or output resolved for running: name, full shape (None where free), axes and dtype.
+
+    Not an :class:`~rnnx.spec.IOSpec`: the per-call checks (:mod:`rnnx.runtime.validate`) want
+    dims that are ints or None (free) and a numpy dtype, resolved once here, and a foreign
+    graph's data tensors have no contract to come from.
+    """
 
     name: str
     dims: tuple[int | None, ...]  # full graph shape; None for batch, time or symbolic axes
@@ -274,11 +279,7 @@ def _from_spec(
     context: int,
 ) -> Contract:
     def io(s: IOSpec) -> DataIO:
-        dims = (
-            tuple(d if isinstance(d, int) else None for d in s.shape)
-            if s.shape
-            else _dims((inputs.get(s.name) or outputs[s.name]).shape)
-        )
+        dims = _dims(s.shape or (inputs.get(s.name) or outputs[s.name]).shape)
         return DataIO(s.name, dims, s.batch_axis, s.time_axis, np.dtype(s.dtype))
 
     return Contract(io(spec.input), io(spec.output), spec.state, spec.streamable, False, consts, context, spec)

@@ -40,10 +40,6 @@ class ProgramBinding:
     results: list[np.ndarray] = field(default_factory=list)  # the last run's outputs
 
 
-def _info(name: str, shape: tuple, dtype: str) -> TensorInfo:
-    return TensorInfo(name, tuple(shape), dtype, f"tensor({dtype})")
-
-
 def closed_run(binding: Any) -> None:
     """``run_bound`` of a closed program backend."""
     raise RuntimeError("backend is closed")
@@ -85,14 +81,14 @@ class StepProgramBackend:
     # -- description ---------------------------------------------------------------------
     def inputs(self) -> list[TensorInfo]:
         return [
-            _info(self.spec.input.name, self.spec.input.shape, self.spec.input.dtype),
-            *(_info(s.input, s.shape, s.dtype) for s in self.spec.state),
+            TensorInfo.of(self.spec.input),
+            *(TensorInfo.of(s, s.input) for s in self.spec.state),
         ]
 
     def outputs(self) -> list[TensorInfo]:
         return [
-            _info(self.spec.output.name, self.spec.output.shape, self.spec.output.dtype),
-            *(_info(s.output, s.shape, s.dtype) for s in self.spec.state),
+            TensorInfo.of(self.spec.output),
+            *(TensorInfo.of(s, s.output) for s in self.spec.state),
         ]
 
     def metadata(self) -> dict[str, str]:
