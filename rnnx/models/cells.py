@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rnnx.checks import check_int
 from rnnx.errors import ConfigError
 
 
@@ -202,8 +203,9 @@ class ConvLSTMCell(nn.Module):
 
     def __init__(self, in_channels: int, hidden_channels: int, kernel_size: int = 3, bias: bool = True) -> None:
         super().__init__()
-        if kernel_size <= 0 or kernel_size % 2 == 0:
-            raise ConfigError(f"kernel_size: expected a positive odd int (same padding), got {kernel_size}")
+        kernel_size = check_int("kernel_size", kernel_size)
+        if kernel_size % 2 == 0:
+            raise ConfigError(f"kernel_size: expected an odd int (same padding), got {kernel_size}")
         self.in_channels = in_channels
         self.hidden_channels = hidden_channels
         self.kernel_size = kernel_size

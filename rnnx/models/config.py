@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from rnnx.checks import check_int
 from rnnx.errors import ConfigError
 
 KINDS = ("rnn", "lstm", "gru", "convlstm", "seq2seq")
@@ -88,10 +89,9 @@ class ModelConfig:
         """
         if self.kind not in KINDS:
             raise ConfigError(f"kind: expected one of {', '.join(KINDS)}, got {self.kind!r}")
-        _positive_int("hidden_size", self.hidden_size)
-        _positive_int("num_layers", self.num_layers)
-        if self.output_size is not None:
-            _positive_int("output_size", self.output_size)
+        self.hidden_size = check_int("hidden_size", self.hidden_size)
+        self.num_layers = check_int("num_layers", self.num_layers)
+        self.output_size = check_int("output_size", self.output_size, optional=True)
         _bool("bias", self.bias)
         _bool("bidirectional", self.bidirectional)
         _bool("normalize", self.normalize)
@@ -113,12 +113,12 @@ class ModelConfig:
                 raise ConfigError(
                     f"embedding_dim: only valid with vocab_size, got embedding_dim={self.embedding_dim!r}"
                 )
-            _positive_int("input_size", self.input_size)
+            self.input_size = check_int("input_size", self.input_size)
             return
         if self.kind == "convlstm":
             raise ConfigError("vocab_size: not supported for convlstm (token input is for rnn, lstm, gru)")
-        _positive_int("vocab_size", self.vocab_size)
-        _positive_int("embedding_dim", self.embedding_dim)
+        self.vocab_size = check_int("vocab_size", self.vocab_size)
+        self.embedding_dim = check_int("embedding_dim", self.embedding_dim)
         if self.input_size is not None and self.input_size != self.embedding_dim:
             raise ConfigError(
                 f"input_size: expected None or embedding_dim ({self.embedding_dim}) for token input, "
@@ -134,8 +134,7 @@ class ModelConfig:
             raise ConfigError(f"nonlinearity: expected one of {', '.join(NONLINEARITIES)}, got {self.nonlinearity!r}")
         if self.kind != "rnn" and self.nonlinearity != "tanh":
             raise ConfigError(f"nonlinearity: only valid for rnn, not for {self.kind}")
-        if isinstance(self.proj_size, bool) or not isinstance(self.proj_size, int):
-            raise ConfigError(f"proj_size: expected an int, got {self.proj_size!r}")
+        self.proj_size = check_int("proj_size", self.proj_size, minimum=0)
         if self.proj_size != 0:
             if self.kind != "lstm":
                 raise ConfigError(f"proj_size: only valid for lstm, not for {self.kind}")
@@ -166,8 +165,8 @@ class ModelConfig:
                 raise ConfigError(f"{name}: only valid for seq2seq, not for {self.kind}")
 
     def _validate_seq2seq(self) -> None:
-        _positive_int("horizon", self.horizon)
-        _positive_int("window", self.window)
+        self.horizon = check_int("horizon", self.horizon)
+        self.window = check_int("window", self.window)
         if self.cell not in CELLS:
             raise ConfigError(f"cell: expected one of {', '.join(CELLS)}, got {self.cell!r}")
         _bool("attention", self.attention)
@@ -195,7 +194,7 @@ class ModelConfig:
             raise ConfigError("proj_size: only valid for lstm, not for convlstm")
         if self.nonlinearity != "tanh":
             raise ConfigError("nonlinearity: only valid for rnn, not for convlstm")
-        _positive_int("kernel_size", self.kernel_size)
+        self.kernel_size = check_int("kernel_size", self.kernel_size)
         if self.kernel_size % 2 == 0:
             raise ConfigError(f"kernel_size: expected an odd number (same padding), got {self.kernel_size}")
         size = self.image_size
@@ -238,11 +237,6 @@ class ModelConfig:
 def field_names() -> list[str]:
     """Names of every ModelConfig field, in declaration order."""
     return [f.name for f in fields(ModelConfig)]
-
-
-def _positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(f"{name}: expected a positive int, got {value!r}")
 
 
 def _bool(name: str, value: Any) -> None:

@@ -37,6 +37,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from rnnx.atomic import atomic_dir, write_bytes_atomic, write_text_atomic
+from rnnx.checks import check_int
 from rnnx.errors import ConfigError, NotStreamableError, ParityError
 from rnnx.names import check_name
 from rnnx.onnx_tools.compare import resolve_tolerance
@@ -89,16 +90,9 @@ class TritonConfig:
         check_name(self.name, "name", ConfigError)  # never '..', '.', a separator or a line break
         if not _NAME.fullmatch(self.name):
             raise ConfigError(f"name: expected letters, digits, '_', '-' or '.', got {self.name!r}")
-        _positive("max_batch_size", self.max_batch_size)
-        _positive("instance_count", self.instance_count)
-        _positive("version", self.version)
-        _positive("idle_timeout_us", self.idle_timeout_us)
-        if (
-            isinstance(self.max_queue_delay_us, bool)
-            or not isinstance(self.max_queue_delay_us, int)
-            or self.max_queue_delay_us < 0
-        ):
-            raise ConfigError(f"max_queue_delay_us: expected an int >= 0, got {self.max_queue_delay_us!r}")
+        for field in ("max_batch_size", "instance_count", "version", "idle_timeout_us"):
+            check_int(field, getattr(self, field))
+        check_int("max_queue_delay_us", self.max_queue_delay_us, minimum=0)
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"strategy: expected one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
         if self.instance_kind not in INSTANCE_KINDS:
@@ -121,11 +115,6 @@ class TritonConfig:
                 f"controls: expected distinct names among {', '.join(CONTROL_KINDS)}, got {list(self.controls)}"
             )
         return self
-
-
-def _positive(field: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{field}: expected an int >= 1, got {value!r}")
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from typing import Any, Union
 
 import numpy as np
 
+from rnnx.checks import check_int
 from rnnx.errors import ClosedError, ModelFileError, ShapeError, SpecError, StateError
 from rnnx.runtime.backend import Backend, open_backend
 from rnnx.runtime.options import RuntimeOptions, merge_options
@@ -224,7 +225,7 @@ class ForecastSession:
         Raises:
             ShapeError: wrong rank, feature count, or an empty window.
             DTypeError: a non-float window.
-            ValueError: ``steps`` is not a positive int (a :class:`SpecError`).
+            ConfigError: ``steps`` is not an int from 1 to :data:`MAX_STEPS`.
         """
         steps = self._check_steps(steps)
         x = self._check_window(x_window)
@@ -239,9 +240,7 @@ class ForecastSession:
     def _check_steps(self, steps: int | None) -> int:
         if steps is None:
             return self.horizon
-        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= steps <= MAX_STEPS:
-            raise SpecError(f"steps: expected an int in [1, {MAX_STEPS}], got {steps!r}")
-        return int(steps)
+        return check_int("steps", steps, maximum=MAX_STEPS)
 
     def _check_window(self, x: Any) -> np.ndarray:
         name = self.spec.input.name
@@ -283,13 +282,11 @@ class ForecastStream:
         window: rows kept (the oldest are dropped).
 
     Raises:
-        SpecError: ``batch_size`` or ``window`` is not a positive int.
+        ConfigError: ``batch_size`` or ``window`` is not a positive int.
     """
 
     def __init__(self, session: ForecastSession, batch_size: int = 1, window: int = 1) -> None:
-        for name, value in (("batch_size", batch_size), ("window", window)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise SpecError(f"{name}: expected a positive int, got {value!r}")
+        batch_size, window = check_int("batch_size", batch_size), check_int("window", window)
         self.session, self.batch_size, self.window = session, batch_size, window
         self._rows = np.zeros((batch_size, 0, *session._features), session._dtype)  # (B, <= window, F)
 

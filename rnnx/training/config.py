@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
+from rnnx.checks import check_int
 from rnnx.errors import ConfigError
 
 DEVICES = ("cpu", "cuda")
@@ -79,11 +80,11 @@ class TrainConfig:
             "patience",
             "embedding_dim",
         ):
-            _positive_or_none(name, getattr(self, name))
+            if getattr(self, name) is not None:  # None: the task's default
+                setattr(self, name, check_int(_flag(name), getattr(self, name)))
         if self.lr is not None and not self.lr > 0:
             raise ConfigError(f"--lr: expected a positive number, got {self.lr!r}")
-        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 0:
-            raise ConfigError(f"--threads: expected an int >= 0 (0 = all cores), got {self.threads!r}")
+        self.threads = check_int("--threads", self.threads, minimum=0)  # 0: all cores
         if not self.size > 0:
             raise ConfigError(f"size: expected a positive scale, got {self.size!r}")
         return self
@@ -106,12 +107,10 @@ def require(value: T | None, name: str) -> T:
         ConfigError: the option is still None (a config that was not resolved).
     """
     if value is None:
-        raise ConfigError(f"--{name.replace('_', '-')}: expected a value (the task's default once resolved), got None")
+        raise ConfigError(f"{_flag(name)}: expected a value (the task's default once resolved), got None")
     return value
 
 
-def _positive_or_none(name: str, value: Any) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(f"--{name.replace('_', '-')}: expected a positive int, got {value!r}")
+def _flag(name: str) -> str:
+    """The command-line flag of an option: ``batch_size`` -> ``--batch-size``."""
+    return f"--{name.replace('_', '-')}"

@@ -88,12 +88,10 @@ def test_convlstm_cell_without_bias():
     [
         (lambda: RNNCell(5, 8, nonlinearity="gelu"), r"nonlinearity: expected 'tanh' or 'relu', got 'gelu'"),
         (lambda: LSTMCell(5, 8, proj_size=8), r"proj_size: expected 0 <= proj_size < hidden_size \(8\), got 8"),
-        (
-            lambda: ConvLSTMCell(2, 4, kernel_size=2),
-            r"kernel_size: expected a positive odd int \(same padding\), got 2",
-        ),
+        (lambda: ConvLSTMCell(2, 4, kernel_size=2), r"kernel_size: expected an odd int \(same padding\), got 2"),
+        (lambda: ConvLSTMCell(2, 4, kernel_size="3"), r"kernel_size: expected an int >= 1, got '3'"),
     ],
-    ids=["nonlinearity", "proj-size", "even-kernel"],
+    ids=["nonlinearity", "proj-size", "even-kernel", "kernel-str"],
 )
 def test_cell_constructor_errors(make, match):
     with pytest.raises(ConfigError, match=match):

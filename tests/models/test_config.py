@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 
 from rnnx.errors import ConfigError
@@ -32,24 +33,24 @@ def test_valid_configs_round_trip_through_json(kw):
 
 INVALID = [
     ("kind", dict(kind="transformer"), r"kind: expected one of rnn, lstm, gru, convlstm, seq2seq, got 'transformer'"),
-    ("hidden", dict(hidden_size=0), r"hidden_size: expected a positive int, got 0"),
-    ("layers", dict(num_layers=1.5), r"num_layers: expected a positive int, got 1.5"),
-    ("output", dict(output_size=-1), r"output_size: expected a positive int, got -1"),
+    ("hidden", dict(hidden_size=0), r"hidden_size: expected an int >= 1, got 0"),
+    ("layers", dict(num_layers=1.5), r"num_layers: expected an int >= 1, got 1.5"),
+    ("output", dict(output_size=-1), r"output_size: expected an int >= 1 or None, got -1"),
     ("bias", dict(bias="yes"), r"bias: expected True or False, got 'yes'"),
     ("bidir", dict(bidirectional=1), r"bidirectional: expected True or False, got 1"),
     ("normalize", dict(normalize=None), r"normalize: expected True or False"),
     ("dropout", dict(dropout=1.0), r"dropout: expected a number in \[0, 1\), got 1.0"),
-    ("input", dict(input_size=None), r"input_size: expected a positive int, got None"),
+    ("input", dict(input_size=None), r"input_size: expected an int >= 1, got None"),
     ("proj-too-big", dict(proj_size=9), r"proj_size: expected 0 <= proj_size < hidden_size \(8\), got 9"),
-    ("proj-type", dict(proj_size="2"), r"proj_size: expected an int, got '2'"),
+    ("proj-type", dict(proj_size="2"), r"proj_size: expected an int >= 0, got '2'"),
     ("proj-gru", dict(kind="gru", proj_size=2), r"proj_size: only valid for lstm, not for gru"),
     ("nonlin", dict(kind="rnn", nonlinearity="gelu"), r"nonlinearity: expected one of tanh, relu, got 'gelu'"),
     ("nonlin-lstm", dict(nonlinearity="relu"), r"nonlinearity: only valid for rnn, not for lstm"),
     ("kernel-lstm", dict(kernel_size=5), r"kernel_size: only valid for convlstm, not for lstm"),
     ("image-lstm", dict(image_size=(4, 4)), r"image_size: only valid for convlstm, not for lstm"),
     ("emb-no-vocab", dict(embedding_dim=4), r"embedding_dim: only valid with vocab_size"),
-    ("vocab", dict(vocab_size=0, embedding_dim=4), r"vocab_size: expected a positive int, got 0"),
-    ("emb-missing", dict(vocab_size=10), r"embedding_dim: expected a positive int, got None"),
+    ("vocab", dict(vocab_size=0, embedding_dim=4), r"vocab_size: expected an int >= 1, got 0"),
+    ("emb-missing", dict(vocab_size=10), r"embedding_dim: expected an int >= 1, got None"),
     ("emb-input", dict(vocab_size=10, embedding_dim=4), r"input_size: expected None or embedding_dim \(4\)"),
     (
         "tokens-norm",
@@ -75,7 +76,7 @@ INVALID_CONV = [
     ("proj", dict(proj_size=2), r"proj_size: only valid for lstm, not for convlstm"),
     ("nonlin", dict(nonlinearity="relu"), r"nonlinearity: only valid for rnn, not for convlstm"),
     ("kernel-even", dict(kernel_size=4), r"kernel_size: expected an odd number \(same padding\), got 4"),
-    ("kernel-zero", dict(kernel_size=0), r"kernel_size: expected a positive int, got 0"),
+    ("kernel-zero", dict(kernel_size=0), r"kernel_size: expected an int >= 1, got 0"),
     ("image-missing", dict(image_size=None), r"image_size: required for convlstm"),
     (
         "image-bad",
@@ -98,6 +99,14 @@ def test_invalid_recurrent_options_name_field_expected_and_received(kw, match):
 def test_invalid_convlstm_options(kw, match):
     with pytest.raises(ConfigError, match=match):
         ModelConfig(**{**CONV, **kw}).validate()
+
+
+def test_numpy_ints_are_options_like_everywhere_else():
+    """A session takes batch_size=np.int64(2) (rnnx.checks); the zoo config refused the same value."""
+    c = ModelConfig(kind="lstm", input_size=np.int64(3), hidden_size=np.int32(8), output_size=np.int64(2)).validate()
+    assert (c.input_size, c.hidden_size, c.output_size) == (3, 8, 2)
+    assert all(type(v) is int for v in (c.input_size, c.hidden_size, c.output_size))
+    assert json.loads(json.dumps(c.to_dict()))["hidden_size"] == 8  # plain ints: the checkpoint's JSON
 
 
 def test_from_dict_unknown_keys_lists_valid_ones():

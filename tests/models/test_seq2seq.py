@@ -95,10 +95,10 @@ def test_user_modules_follow_the_documented_contract():
 @pytest.mark.parametrize(
     "kw,match",
     [
-        (dict(), r"horizon: expected a positive int, got None"),
-        (dict(horizon=3), r"window: expected a positive int, got None"),
+        (dict(), r"horizon: expected an int >= 1, got None"),
+        (dict(horizon=3), r"window: expected an int >= 1, got None"),
         (dict(horizon=3, window=5, cell="rnn"), r"cell: expected one of lstm, gru, got 'rnn'"),
-        (dict(horizon=0, window=5), r"horizon: expected a positive int, got 0"),
+        (dict(horizon=0, window=5), r"horizon: expected an int >= 1, got 0"),
         (dict(horizon=3, window=5, attention=1), r"attention: expected True or False, got 1"),
         (dict(horizon=3, window=5, bidirectional=True), r"bidirectional: not supported for seq2seq, got True"),
         (dict(horizon=3, window=5, residual_input=9), r"residual_input: expected an input feature index in \[0, 4\)"),

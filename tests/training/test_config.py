@@ -15,9 +15,9 @@ from rnnx.training import TrainConfig, get_task, train
         ({"task": "sine", "csv": "a.csv", "target": "x"}, "got both"),
         ({"csv": "a.csv"}, "needs --target"),
         ({"task": "sine", "device": "tpu"}, r"--device: expected one of cpu, cuda, got 'tpu'"),
-        ({"task": "sine", "epochs": 0}, r"--epochs: expected a positive int, got 0"),
+        ({"task": "sine", "epochs": 0}, r"--epochs: expected an int >= 1, got 0"),
         ({"task": "sine", "lr": -1.0}, r"--lr: expected a positive number, got -1.0"),
-        ({"task": "sine", "window": 0}, r"--window: expected a positive int"),
+        ({"task": "sine", "window": 0}, r"--window: expected an int >= 1, got 0"),
     ],
     ids=["neither", "both", "csv-no-target", "device", "epochs", "lr", "window"],
 )
