@@ -48,6 +48,12 @@ class StepEngine:
         """Overwrite state ``i`` of the current set (value already validated)."""
         self.backend.write(self.vals[self.cur][i], value)
 
+    def state_device(self) -> str:
+        """Where the state buffers are: "cpu" (numpy arrays or host values) or onnxruntime's
+        device name of its values, lower case ("cuda"); several, comma-separated, if they differ."""
+        devices = {"cpu" if isinstance(v, np.ndarray) else str(v.device_name()).lower() for vs in self.vals for v in vs}
+        return ",".join(sorted(devices)) if devices else self.backend.device
+
     def zero(self) -> None:
         for i, s in enumerate(self.contract.states):
             self.set(i, np.zeros(s.concrete_shape(self.batch), s.dtype))

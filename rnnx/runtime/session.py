@@ -148,6 +148,19 @@ class StreamingSession:
         else :attr:`backend` (benchmarks time a bare loop on it: ``step_backend.run(...)``)."""
         return self._engine.step_backend
 
+    @property
+    def state_device(self) -> str:
+        """Where the state buffers are, read from the buffers themselves: "cpu" (host memory)
+        or "cuda" (device memory, on :attr:`backend`'s ``device_id``); they stay there
+        between calls.
+
+        Raises:
+            ClosedError: the session is closed (its buffers are freed).
+            ConcurrentUseError: another thread is inside a call of this session.
+        """
+        with self._guard("state_device"):
+            return self._engine.state_device()
+
     # -- lifecycle -------------------------------------------------------------------
 
     def close(self) -> None:

@@ -104,6 +104,13 @@ class TritonSequences:
         """Correlation ids of the open sequences, least recently used first."""
         return list(self._seen)
 
+    @property
+    def chunk_sessions(self) -> list[int]:
+        """Batch sizes of the sessions kept open for chunk requests (T > 1), least recently used
+        first: powers of two (chunks of one length run together, padded up to one), at most
+        ``CHUNK_SESSIONS`` of them."""
+        return list(self._chunks)
+
     def close(self) -> None:
         """Release the pool and the chunk session."""
         self.pool.close()

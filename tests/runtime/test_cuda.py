@@ -48,7 +48,7 @@ def test_session_on_cuda_matches_eager_with_state_on_device(exported, name):
     x = sequence(model, 2, 8)
     with StreamingSession(path, providers="cuda", batch_size=2) as sess:
         assert sess.device == "cuda"
-        assert all(v.device_name().lower() == "cuda" for v in sess._engine.vals[0])
+        assert sess.state_device == "cuda"
         np.testing.assert_allclose(_stream(sess, x), reference(model, x), atol=1e-5, rtol=1e-5)
         state = sess.get_state()
         sess.reset()
@@ -89,7 +89,7 @@ def test_device_id_of_the_provider_is_honoured(exported):
         path, providers=[("CUDAExecutionProvider", {"device_id": last}), "CPUExecutionProvider"]
     ) as sess:
         assert sess.backend.device_id == last
-        assert all(v.device_name().lower() == "cuda" for v in sess._engine.vals[0])
+        assert sess.state_device == "cuda"
         sess.feed(sequence(model_of(path), 1, 3))
 
 
@@ -132,8 +132,8 @@ def test_step_graph_on_cuda_binds_the_main_graphs_device_state(tmp_path):
         StreamingSession(path, providers="cuda", batch_size=2) as gpu,
         StreamingSession(path, batch_size=2, step_graph=False) as cpu,
     ):
-        assert gpu.step_graph is not None and gpu._engine.step_backend.device == "cuda"
-        assert all(v.device_name().lower() == "cuda" for v in gpu._engine.vals[0])
+        assert gpu.step_graph is not None and gpu.step_backend.device == "cuda"
+        assert gpu.state_device == "cuda"
         want = _stream(cpu, x)
         want[:, :3] += 1.0  # the three steps ran on the step graph
         np.testing.assert_allclose(_stream(gpu, x), want, atol=1e-5)

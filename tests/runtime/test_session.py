@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 import textwrap
+import threading
+import tracemalloc
+import weakref
 
 import numpy as np
 import pytest
@@ -381,16 +385,35 @@ def test_foreign_feed_rolls_back_when_a_later_step_fails(exported):
             np.testing.assert_array_equal(after[k], before[k])
 
 
+def _traced() -> int:
+    """Bytes tracemalloc sees allocated now (numpy's arrays included), after a collection."""
+    gc.collect()
+    return tracemalloc.get_traced_memory()[0]
+
+
 def test_chunk_binding_cache_stays_bounded(exported):
-    """Mutation caught: ``StepEngine._chunk_plan`` without the ``len(self._chunks) >= CHUNK_PLANS`` clear."""
+    """Mutation caught: ``StepEngine._chunk_plan`` without the ``len(self._chunks) >= CHUNK_PLANS`` clear.
+
+    Chunks of ever new lengths keep the memory of at most CHUNK_PLANS of them (each ~32 KiB of
+    buffers here), not one more per length.
+    """
     from rnnx.runtime.engine import CHUNK_PLANS
 
     path, model = exported("gru-1l")
-    x = sequence(model, 1, 3 * CHUNK_PLANS)
+    base, x = 1000, sequence(model, 1, 1000 + 3 * CHUNK_PLANS)
     with StreamingSession(path) as sess:
-        for steps in range(1, 3 * CHUNK_PLANS):
-            sess.feed(x[:, :steps])
-            assert len(sess._engine._chunks) <= CHUNK_PLANS
+        tracemalloc.start()
+        try:
+            start = _traced()
+            for steps in range(base + 1, base + 1 + CHUNK_PLANS):  # a full cache
+                sess.feed(x[:, :steps])
+            full = _traced() - start
+            for steps in range(base + 1 + CHUNK_PLANS, base + 1 + 3 * CHUNK_PLANS):  # twice as many lengths more
+                sess.feed(x[:, :steps])
+            later = _traced() - start
+        finally:
+            tracemalloc.stop()
+    assert full > 0 and later < 1.5 * full, (full, later)
 
 
 # -- lifecycle and threads ---------------------------------------------------------------------
@@ -398,11 +421,27 @@ def test_chunk_binding_cache_stays_bounded(exported):
 
 def test_close_releases_and_later_calls_raise(exported):
     path, model = exported("gru-1l")
-    x = sequence(model, 1, 2)
-    with StreamingSession(path) as sess:
-        sess.step(x[:, 0])  # the fast path is armed
-    assert sess.closed and sess.backend.session is None and sess._engine.vals == []
-    for call in (lambda: sess.step(x[:, 1]), lambda: sess.feed(x), lambda: sess.run(x), sess.get_state, sess.reset):
+    x = sequence(model, 4096, 2)
+    tracemalloc.start()  # numpy's allocations are traced: the state buffers are 256 KiB of them
+    try:
+        start = _traced()
+        with StreamingSession(path, batch_size=4096) as sess:
+            sess.step(x[:, 0])  # the fast path is armed
+            native = weakref.ref(sess.backend.session)
+            state_bytes = 2 * sum(v.nbytes for v in sess.get_state().values())  # two ping-pong sets
+        kept = _traced() - start  # what the closed session object still holds
+    finally:
+        tracemalloc.stop()
+    assert kept < state_bytes / 4, (kept, state_bytes)
+    assert sess.closed and sess.backend.session is None and native() is None
+    for call in (
+        lambda: sess.step(x[:, 1]),
+        lambda: sess.feed(x),
+        lambda: sess.run(x),
+        sess.get_state,
+        sess.reset,
+        lambda: sess.state_device,
+    ):
         with pytest.raises(ClosedError, match="is closed"):
             call()
     sess.close()  # idempotent
@@ -449,8 +488,19 @@ def test_busy_session_refuses_every_call(exported):
     x = sequence(model, 1, 2)
     with StreamingSession(path) as sess:
         sess.step(x[:, 0])
-        sess._busy.acquire()  # as if another thread were inside a call
+        state = sess.get_state()
+        entered, gate = threading.Event(), threading.Event()
+
+        class Held(dict):  # a state whose values are read once the test lets them be
+            def __getitem__(self, key):
+                entered.set()
+                gate.wait(60)
+                return super().__getitem__(key)
+
+        worker = threading.Thread(target=sess.set_state, args=(Held({k: v + 1 for k, v in state.items()}),))
+        worker.start()  # another thread, inside set_state
         try:
+            assert entered.wait(60)
             for call in (
                 lambda: sess.step(x[:, 1]),
                 lambda: sess.feed(x),
@@ -462,7 +512,10 @@ def test_busy_session_refuses_every_call(exported):
                 with pytest.raises(ConcurrentUseError, match="another thread"):
                     call()
         finally:
-            sess._busy.release()
+            gate.set()
+            worker.join(60)
+        for k, v in sess.get_state().items():  # the worker's call went through undisturbed
+            np.testing.assert_array_equal(v, state[k] + 1)
 
 
 # -- empty batches and non-finite values -------------------------------------------------------

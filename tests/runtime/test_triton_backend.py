@@ -138,7 +138,7 @@ def test_chunks_of_one_length_run_together_and_a_bad_one_fails_alone(exported) -
     for cid, got in ((1, [first[0], second[0]]), (2, [first[1], again]), (3, [first[2], second[2]])):
         want = _ref(path, [xs[cid][:, :3], xs[cid][:, 3:]])
         assert all(np.array_equal(g, w) for g, w in zip(got, want, strict=True)), cid
-    assert sorted(seqs._chunks) == [1, 2, 4]  # sessions by powers of two: 3 chunks (padded to 4), then 2, then 1
+    assert sorted(seqs.chunk_sessions) == [1, 2, 4]  # sessions by powers of two: 3 chunks (padded to 4), then 2, then 1
 
 
 @pytest.mark.parametrize("steps", [1, 3], ids=["steps", "chunks"])
