@@ -384,6 +384,8 @@ class Seq2SeqSpec:
 
 
 def _positive(value: Any, where: str) -> int:
+    """``value`` when it is a positive int: the contract's own check, a SpecError (a malformed
+    file, not a user's option; options go through :func:`rnnx.checks.check_int`)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise SpecError(f"{where}: expected a positive int, got {value!r}")
     return value
@@ -446,9 +448,8 @@ class DataSpec:
                 raise SpecError(f"{where}.{key}: expected a list of column names, got {value!r}")
             names[key] = tuple(value)
         for key in ("horizon", "window"):
-            value = d.get(key)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise SpecError(f"{where}.{key}: expected a positive int, got {value!r}")
+            if d.get(key) is not None:
+                _positive(d[key], f"{where}.{key}")
         for key in ("task", "target", "missing", "vocab"):
             value = d.get(key)
             if value is not None and not isinstance(value, str):

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from rnnx.checks import check_int
-from rnnx.errors import ClosedError, ConcurrentUseError, NotStreamableError, ShapeError, SpecError
+from rnnx.errors import ClosedError, ConcurrentUseError, ConfigError, NotStreamableError, ShapeError, SpecError
 from rnnx.runtime.backend import Backend, PathLike
 from rnnx.runtime.contract import CONTEXT_KEY, ForeignModel, foreign_model, not_streamable_reason
 from rnnx.runtime.engine import StepEngine
@@ -126,7 +126,7 @@ class StreamingSession:
         )  # two ping-pong state sets
         if need > MAX_STATE_BYTES:
             graphs.close()
-            raise SpecError(
+            raise ConfigError(
                 f"batch_size: expected state buffers of at most {MAX_STATE_BYTES} bytes, "
                 f"batch_size={batch_size} needs {need}; use a smaller batch or a StreamPool"
             )
