@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
@@ -82,10 +83,10 @@ class TrainConfig:
         ):
             if getattr(self, name) is not None:  # None: the task's default
                 setattr(self, name, check_int(_flag(name), getattr(self, name)))
-        if self.lr is not None and not self.lr > 0:
+        if self.lr is not None and not _positive_number(self.lr):
             raise ConfigError(f"--lr: expected a positive number, got {self.lr!r}")
         self.threads = check_int("--threads", self.threads, minimum=0)  # 0: all cores
-        if not self.size > 0:
+        if not _positive_number(self.size):
             raise ConfigError(f"size: expected a positive scale, got {self.size!r}")
         return self
 
@@ -109,6 +110,11 @@ def require(value: T | None, name: str) -> T:
     if value is None:
         raise ConfigError(f"{_flag(name)}: expected a value (the task's default once resolved), got None")
     return value
+
+
+def _positive_number(value: Any) -> bool:
+    """A finite real number > 0 (not a bool, not a string)."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and 0 < value < math.inf
 
 
 def _flag(name: str) -> str:
