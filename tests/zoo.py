@@ -3,7 +3,8 @@
 - ``TINY``: readable id -> factory returning a small, deterministically initialised model
   (zoo models and two user-written contract modules).
 - ``parity_matrix()``: (id, build kwargs) over every kind and option, tiny sizes, for
-  export/parity sweeps: ``build(**kwargs)``.
+  export/parity sweeps: ``build(**kwargs)``; ``MATRIX`` holds them by id.
+- ``make_model(id)``: a ``TINY`` or ``MATRIX`` model by id.
 - ``CustomForecaster``, ``PeepholeLSTMCell``, ``PeepholeForecaster``: plain ``nn.Module``
   subclasses written the way a user would, NOT inheriting from rnnx classes.
 
@@ -265,3 +266,15 @@ SEQ2SEQ: dict[str, Callable[[], nn.Module]] = {
         "s2s-user-modules": _user_s2s,
     }.items()
 }
+
+
+MATRIX: dict[str, dict] = dict(parity_matrix())
+
+
+def make_model(name: str) -> nn.Module:
+    """A tiny model by id: a ``TINY`` entry or a ``MATRIX`` entry (seeded, eval mode)."""
+    if name in TINY:
+        return TINY[name]()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return build(**MATRIX[name]).eval()

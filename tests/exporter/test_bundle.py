@@ -6,7 +6,7 @@ import pytest
 
 from rnnx.errors import ConfigError
 from rnnx.exporter.bundle import export_files
-from tests.exporter.conftest import make_model
+from tests.zoo import make_model
 
 
 def test_both_formats_written_and_checked(tmp_path) -> None:

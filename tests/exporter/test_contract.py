@@ -8,7 +8,7 @@ from torch import nn
 
 from rnnx.errors import ExportError
 from rnnx.exporter.contract import derive_spec, example_for
-from tests.exporter.conftest import make_model
+from tests.zoo import make_model
 
 
 def test_zoo_lstm_spec() -> None:

@@ -14,7 +14,7 @@ from torch import nn
 from rnnx.errors import ConfigError, ExportError
 from rnnx.exporter import export_onnx, read_spec
 from rnnx.onnx_tools.graph import unused_initializers
-from tests.exporter.conftest import make_model
+from tests.zoo import make_model
 
 EXPECTED_STRATEGY = [
     ("lstm-1l", "trace"),
@@ -149,11 +149,11 @@ def test_missing_example_input_says_to_pass_one(tmp_path) -> None:
         export_onnx(make_model("custom-forecaster"), tmp_path / "m.onnx")
 
 
-def test_dynamo_is_opt_in_only(tmp_path) -> None:
-    result = export_onnx(make_model("gru-1l"), tmp_path / "a.onnx")
+def test_dynamo_is_opt_in_only(exported) -> None:
+    _, result = exported("gru-1l", "onnx")
     assert "dynamo" not in [a.strategy for a in result.attempts]
     try:
-        forced = export_onnx(make_model("gru-1l"), tmp_path / "d.onnx", strategy="dynamo")
+        _, forced = exported("gru-1l", "onnx", "dynamo")
     except ExportError as e:  # torch 2.13: torch.export fails on nn.GRU; the reason is given, readable
         assert "dynamo: " in str(e)
         assert "\x1b[" not in str(e)

@@ -11,7 +11,7 @@ from torch import nn
 from rnnx.errors import SpecError
 from rnnx.exporter import TOLERANCES, check_parity
 from rnnx.onnx_tools.compare import Tolerance, compare, resolve_tolerance
-from tests.exporter.conftest import make_model
+from tests.zoo import make_model
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])

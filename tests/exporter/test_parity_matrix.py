@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rnnx.exporter import check_parity
-from tests.exporter.conftest import MATRIX
-from tests.zoo import NOT_STREAMABLE, TINY
+from tests.zoo import MATRIX, NOT_STREAMABLE, TINY
 
 MODELS = sorted(set(MATRIX) | set(TINY))
 FORMATS = ("onnx", "torchscript")

@@ -9,8 +9,7 @@ import onnxruntime as ort
 import pytest
 from onnx.reference import ReferenceEvaluator
 
-from tests.exporter.conftest import MATRIX
-from tests.zoo import TINY, example_input
+from tests.zoo import MATRIX, TINY, example_input
 
 ALL = sorted(set(MATRIX) | set(TINY))
 BANNED = {

@@ -16,8 +16,8 @@ from rnnx.exporter.bundle import export_files
 from rnnx.exporter.pt2_export import chunk_file_name, export_pt2
 from rnnx.onnx_tools.spec_io import file_format
 from rnnx.runtime import StreamingSession, StreamPool
-from tests.exporter.conftest import make_model
 from tests.programs import STREAM_MODELS, eager_steps, example
+from tests.zoo import make_model
 
 CHUNK_KEPT = {"lstm-2l": True, "gru-2l": True, "convlstm-k3": False, "hand-cell": False}  # dynamic time in torch.export
 

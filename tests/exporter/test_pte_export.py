@@ -18,8 +18,8 @@ from rnnx.exporter.bundle import export_files  # noqa: E402
 from rnnx.exporter.pte_export import MAX_BATCH, _chunk, _split, export_pte  # noqa: E402
 from rnnx.onnx_tools.spec_io import file_format  # noqa: E402
 from rnnx.runtime import StreamingSession, StreamPool  # noqa: E402
-from tests.exporter.conftest import make_model  # noqa: E402
 from tests.programs import STREAM_MODELS, eager_steps, example  # noqa: E402
+from tests.zoo import make_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")

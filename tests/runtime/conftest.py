@@ -1,6 +1,6 @@
 """Fixtures for the runtime tests: exported tiny models and their eager references.
 
-rnnx models are exported with ``rnnx.exporter.export_onnx`` from ``tests.zoo``; the
+rnnx models come from the shared ``onnx_file`` fixture (``tests/conftest.py``); the
 foreign model (no ``rnnx.spec``, Silero-VAD style left context and an ``sr`` constant)
 is exported by hand with ``torch.onnx.export``. ``write_step_graph`` writes a model with a
 step graph beside it.
@@ -19,28 +19,10 @@ import pytest
 import torch
 from torch import nn
 
-from rnnx.exporter import export_onnx
-from tests.zoo import TINY, example_input
+from tests.zoo import example_input
 
 FOREIGN_N, FOREIGN_K, FOREIGN_H = 8, 4, 16  # samples per call, left context, state width
 STEP = "m.step.onnx"  # file name of the step graphs write_step_graph writes
-
-
-@pytest.fixture(scope="session")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], tuple[Path, nn.Module]]:
-    """``exported(zoo_id) -> (onnx path, eager model)``, exported once per session."""
-    cache: dict[str, tuple[Path, nn.Module]] = {}
-    root = tmp_path_factory.mktemp("runtime-models")
-
-    def get(name: str) -> tuple[Path, nn.Module]:
-        if name not in cache:
-            model = TINY[name]()
-            path = root / f"{name}.onnx"
-            export_onnx(model, path, example_input=example_input(model, 2, 5))
-            cache[name] = (path, model)
-        return cache[name]
-
-    return get
 
 
 def reference(model: nn.Module, x: np.ndarray) -> np.ndarray:

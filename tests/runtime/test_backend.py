@@ -17,8 +17,8 @@ def _native(backend: OrtBackend) -> weakref.ref:
     return weakref.ref(backend.session._sess)  # onnxruntime's C++ session object
 
 
-def test_a_closed_backend_releases_its_native_session_and_refuses_bound_runs(exported):
-    path, _ = exported("lstm-1l")
+def test_a_closed_backend_releases_its_native_session_and_refuses_bound_runs(onnx_file):
+    path, _ = onnx_file("lstm-1l")
     backend = OrtBackend.open(path, RuntimeOptions())
     native = _native(backend)
     backend.close()
@@ -29,8 +29,8 @@ def test_a_closed_backend_releases_its_native_session_and_refuses_bound_runs(exp
 
 
 @pytest.mark.parametrize("kind", ["pool", "session"])
-def test_close_releases_the_native_session_of_a_pool_or_session_still_referenced(exported, kind):
-    path, model = exported("lstm-1l")
+def test_close_releases_the_native_session_of_a_pool_or_session_still_referenced(onnx_file, kind):
+    path, model = onnx_file("lstm-1l")
     x = np.zeros((1, model.example_input(1, 1).shape[-1]), np.float32)
     if kind == "pool":
         obj = StreamPool(path)

@@ -20,9 +20,9 @@ def test_padded_sizes_waste_at_most_an_eighth_and_stay_few():
 GRID = [*range(18, 33, 2), 36, 40]  # the sizes subsets of 17..40 streams run at
 
 
-def test_subsets_of_varying_sizes_match_the_model_and_reuse_bindings(exported):
+def test_subsets_of_varying_sizes_match_the_model_and_reuse_bindings(onnx_file):
     """Subsets of 17..40 of 40 streams run padded (18, 20, ... 40 rows); padding rows never leak."""
-    path, model = exported("lstm-2l")
+    path, model = onnx_file("lstm-2l")
     n, steps = 40, 12
     xs = sequence(model, n, steps)  # (40, T, F)
     rng = np.random.default_rng(0)

@@ -21,8 +21,8 @@ WAIT = 60  # seconds any single wait may take before the test fails instead of h
 
 
 @pytest.fixture(scope="module")
-def lstm(exported):
-    path, model = exported("lstm-1l")
+def lstm(onnx_file):
+    path, model = onnx_file("lstm-1l")
     return path, sequence(model, 3, 6)  # (3 streams, T, F)
 
 

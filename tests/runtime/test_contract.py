@@ -267,8 +267,8 @@ def _set(path, value):
         "input-features",
     ],
 )
-def test_spec_that_disagrees_with_the_graph_fails_at_construction(exported, tmp_path, edit, match):
-    path, _ = exported("lstm-2l")
+def test_spec_that_disagrees_with_the_graph_fails_at_construction(onnx_file, tmp_path, edit, match):
+    path, _ = onnx_file("lstm-2l")
     bad = _tampered(path, tmp_path / "bad.onnx", edit)
     with pytest.raises(SpecError, match=match):
         StreamingSession(bad)
@@ -276,10 +276,10 @@ def test_spec_that_disagrees_with_the_graph_fails_at_construction(exported, tmp_
         StreamPool(bad)
 
 
-def test_a_batch_axis_the_graph_fixes_is_refused(exported, tmp_path):
+def test_a_batch_axis_the_graph_fixes_is_refused(onnx_file, tmp_path):
     import onnx
 
-    path, _ = exported("gru-1l")
+    path, _ = onnx_file("gru-1l")
     model = onnx.load(str(path))
     for value in list(model.graph.input) + list(model.graph.output):
         value.type.tensor_type.shape.dim[0 if value.name in ("x", "y") else 1].dim_value = 2

@@ -43,8 +43,8 @@ def test_auto_and_cuda_resolve_to_exact_float32_cuda_first():
 
 
 @pytest.mark.parametrize("name", STREAMED)
-def test_session_on_cuda_matches_eager_with_state_on_device(exported, name):
-    path, model = exported(name)
+def test_session_on_cuda_matches_eager_with_state_on_device(onnx_file, name):
+    path, model = onnx_file(name)
     x = sequence(model, 2, 8)
     with StreamingSession(path, providers="cuda", batch_size=2) as sess:
         assert sess.device == "cuda"
@@ -58,16 +58,16 @@ def test_session_on_cuda_matches_eager_with_state_on_device(exported, name):
             np.testing.assert_array_equal(v, state[k])
 
 
-def test_bidirectional_run_on_cuda_matches_eager_in_float32(exported):
+def test_bidirectional_run_on_cuda_matches_eager_in_float32(onnx_file):
     """Without ``use_tf32=0`` onnxruntime's CUDA GRU differed from eager by 1.7e-4 on an H100."""
-    path, model = exported("gru-bi")
+    path, model = onnx_file("gru-bi")
     x = sequence(model, 3, 6)
     with StreamingSession(path, providers="cuda", batch_size=3) as sess:
         np.testing.assert_allclose(sess.run(x), reference(model, x), atol=1e-5, rtol=1e-5)
 
 
-def test_rejected_call_on_cuda_leaves_device_state_unchanged(exported):
-    path, model = exported("lstm-2l")
+def test_rejected_call_on_cuda_leaves_device_state_unchanged(onnx_file):
+    path, model = onnx_file("lstm-2l")
     x = sequence(model, 1, 4)
     with StreamingSession(path, providers="cuda") as sess:
         sess.feed(x)
@@ -82,8 +82,8 @@ def model_of(path):
     return TINY[path.stem]()
 
 
-def test_device_id_of_the_provider_is_honoured(exported):
-    path, _ = exported("gru-1l")
+def test_device_id_of_the_provider_is_honoured(onnx_file):
+    path, _ = onnx_file("gru-1l")
     last = torch.cuda.device_count() - 1 if torch.cuda.is_available() else 0
     with StreamingSession(
         path, providers=[("CUDAExecutionProvider", {"device_id": last}), "CPUExecutionProvider"]
@@ -93,15 +93,15 @@ def test_device_id_of_the_provider_is_honoured(exported):
         sess.feed(sequence(model_of(path), 1, 3))
 
 
-def test_device_id_that_does_not_exist_is_a_clear_error(exported):
-    path, _ = exported("gru-1l")
+def test_device_id_that_does_not_exist_is_a_clear_error(onnx_file):
+    path, _ = onnx_file("gru-1l")
     with pytest.raises(ProviderError, match="device_id"):
         StreamingSession(path, providers=[("CUDAExecutionProvider", {"device_id": 64}), "CPUExecutionProvider"])
 
 
 @pytest.mark.parametrize("name", ["lstm-2l", "convlstm-k3"])
-def test_pool_on_cuda_equals_pool_on_cpu(exported, name):
-    path, model = exported(name)
+def test_pool_on_cuda_equals_pool_on_cpu(onnx_file, name):
+    path, model = onnx_file(name)
     ids = list(range(5))
     x = sequence(model, len(ids), 6)
     with StreamPool(path, providers="cuda") as gpu, StreamPool(path, providers="cpu") as cpu:
@@ -162,12 +162,12 @@ def test_reduced_precision_streams_on_cuda_within_its_tolerance(tmp_path, name, 
         np.testing.assert_allclose(_stream(sess, x), reference(model, x), atol=tol.atol, rtol=tol.rtol)
 
 
-def test_cli_run_and_bench_on_cuda(exported, tmp_path):
+def test_cli_run_and_bench_on_cuda(onnx_file, tmp_path):
     from click.testing import CliRunner
 
     from rnnx.cli import main
 
-    path, model = exported("lstm-2l")
+    path, model = onnx_file("lstm-2l")
     x = sequence(model, 1, 12)[0]
     np.save(tmp_path / "x.npy", x)
     outs = {}

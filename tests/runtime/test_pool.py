@@ -39,8 +39,8 @@ def solo_outputs(path, xs: np.ndarray, **kw) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def lstm(exported):
-    path, model = exported("lstm-2l")
+def lstm(onnx_file):
+    path, model = onnx_file("lstm-2l")
     xs = sequence(model, 6, 8)  # stream i gets xs[i] (T, F)
     solo = [solo_outputs(path, xs[i]) for i in range(6)]
     return path, xs, solo
@@ -229,8 +229,8 @@ def test_foreign_model_pool_with_context(foreign):
         assert pool.get_state(0)["_context"].shape == (1, FOREIGN_K)
 
 
-def test_not_streamable_models_are_refused(exported):
-    path, _ = exported("gru-bi")
+def test_not_streamable_models_are_refused(onnx_file):
+    path, _ = onnx_file("gru-bi")
     with pytest.raises(NotStreamableError, match="not streamable"):
         StreamPool(path)
 
@@ -345,11 +345,11 @@ WAIT = 60  # seconds any single wait may take before the test fails instead of h
 
 
 @pytest.fixture(scope="module")
-def tokens(exported, tmp_path_factory):
+def tokens(onnx_file, tmp_path_factory):
     """A token model as exported today (vocab_size recorded) and as an older file without it."""
     import onnx
 
-    path, model = exported("tokens-lstm")
+    path, model = onnx_file("tokens-lstm")
     proto = onnx.load(str(path))
     for prop in proto.metadata_props:
         if prop.key == "rnnx.spec":

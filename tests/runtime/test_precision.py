@@ -14,8 +14,8 @@ from rnnx.spec import METADATA_KEY
 LEVEL = ort.GraphOptimizationLevel
 
 
-def test_metadata_reader_matches_onnx(exported) -> None:
-    path, _ = exported("lstm-2l")
+def test_metadata_reader_matches_onnx(onnx_file) -> None:
+    path, _ = onnx_file("lstm-2l")
     want = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
     assert onnx_metadata(path) == want and METADATA_KEY in want
     assert file_precision(path) == "fp32"
@@ -53,12 +53,12 @@ def test_users_config_entries_and_log_level_reach_onnxruntime() -> None:
     assert so.get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
-def test_fp16_file_loads_with_default_options(exported, tmp_path) -> None:
+def test_fp16_file_loads_with_default_options(onnx_file, tmp_path) -> None:
     """Without the cap onnxruntime crashes the process while creating this session."""
     pytest.importorskip("onnxconverter_common")
     from rnnx.exporter import quantize
 
-    path, _ = exported("lstm-2l")
+    path, _ = onnx_file("lstm-2l")
     q = quantize(path, tmp_path / "m.fp16.onnx", precision="fp16")
     assert file_precision(q.path) == "fp16"
     sess = StreamingSession(q.path)  # default level "all": lowered for the fp16 file

@@ -47,7 +47,7 @@ def test_installed_packages_lists_onnxruntime():
 
 
 @pytest.mark.skipif(HAS_CUDA, reason="CUDA is available here; onnxruntime does not drop it")
-def test_provider_onnxruntime_silently_dropped_is_detected(exported):
+def test_provider_onnxruntime_silently_dropped_is_detected(onnx_file):
     """Mutation caught: ``OrtBackend.__init__`` without its ``check_session_providers`` call.
 
     Asked for CUDA where it cannot load, onnxruntime only warns and builds a CPU session;
@@ -55,7 +55,7 @@ def test_provider_onnxruntime_silently_dropped_is_detected(exported):
     """
     from rnnx.runtime.backend import OrtBackend
 
-    path, _ = exported("gru-1l")
+    path, _ = onnx_file("gru-1l")
     requested = [("CUDAExecutionProvider", {"device_id": 3}), "CPUExecutionProvider"]
     so = ort.SessionOptions()
     so.log_severity_level = 4
@@ -70,8 +70,8 @@ def test_provider_onnxruntime_silently_dropped_is_detected(exported):
         OrtBackend(session, requested)
 
 
-def test_cpu_backend_reports_device_and_keeps_state_on_host(exported):
-    path, model = exported("gru-1l")
+def test_cpu_backend_reports_device_and_keeps_state_on_host(onnx_file):
+    path, model = onnx_file("gru-1l")
     with StreamingSession(path, providers="cpu") as sess:
         assert sess.device == "cpu" and sess.backend.device_id == 0
         assert sess.state_device == "cpu"

@@ -43,8 +43,8 @@ STREAMABLE = [
 
 @pytest.mark.parametrize("batch", [1, 3], ids=["b1", "b3"])
 @pytest.mark.parametrize("name", STREAMABLE, ids=STREAMABLE)
-def test_step_and_feed_reproduce_eager_full_sequence(exported, name, batch):
-    path, model = exported(name)
+def test_step_and_feed_reproduce_eager_full_sequence(onnx_file, name, batch):
+    path, model = onnx_file(name)
     x = sequence(model, batch, 9)
     want = reference(model, x)
     sess = StreamingSession(path, batch_size=batch)
@@ -55,16 +55,16 @@ def test_step_and_feed_reproduce_eager_full_sequence(exported, name, batch):
     np.testing.assert_allclose(chunked, want, atol=1e-5, rtol=1e-5)
 
 
-def test_mixing_step_and_feed_continues_the_same_sequence(exported):
-    path, model = exported("lstm-2l")
+def test_mixing_step_and_feed_continues_the_same_sequence(onnx_file):
+    path, model = onnx_file("lstm-2l")
     x = sequence(model, 1, 6)
     sess = StreamingSession(path)
     ys = [sess.feed(x[:, :2]), sess.step(x[:, 2])[:, None], sess.feed(x[:, 3:])]
     np.testing.assert_allclose(np.concatenate(ys, axis=1), reference(model, x), atol=1e-5)
 
 
-def test_step_returns_fresh_arrays_not_reused_buffers(exported):
-    path, model = exported("gru-1l")
+def test_step_returns_fresh_arrays_not_reused_buffers(onnx_file):
+    path, model = onnx_file("gru-1l")
     x = sequence(model, 1, 2)
     sess = StreamingSession(path)
     first = sess.step(x[:, 0])
@@ -73,8 +73,8 @@ def test_step_returns_fresh_arrays_not_reused_buffers(exported):
     np.testing.assert_array_equal(first, kept)
 
 
-def test_get_state_copies_and_set_state_restores(exported):
-    path, model = exported("lstm-2l")
+def test_get_state_copies_and_set_state_restores(onnx_file):
+    path, model = onnx_file("lstm-2l")
     x = sequence(model, 1, 4)
     sess = StreamingSession(path)
     sess.feed(x[:, :2])
@@ -86,8 +86,8 @@ def test_get_state_copies_and_set_state_restores(exported):
     np.testing.assert_array_equal(sess.feed(x[:, 2:]), after)
 
 
-def test_reset_zeroes_every_state(exported):
-    path, model = exported("lstm-2l")
+def test_reset_zeroes_every_state(onnx_file):
+    path, model = onnx_file("lstm-2l")
     sess = StreamingSession(path)
     sess.feed(sequence(model, 1, 3))
     sess.reset()
@@ -111,8 +111,8 @@ def test_reset_zeroes_every_state(exported):
     ],
     ids=["missing", "unknown", "shape", "dtype", "not-a-dict"],
 )
-def test_set_state_validates_and_leaves_state_unchanged(exported, state, match):
-    path, model = exported("lstm-2l")
+def test_set_state_validates_and_leaves_state_unchanged(onnx_file, state, match):
+    path, model = onnx_file("lstm-2l")
     sess = StreamingSession(path)
     sess.feed(sequence(model, 1, 3))
     before = sess.get_state()
@@ -122,8 +122,8 @@ def test_set_state_validates_and_leaves_state_unchanged(exported, state, match):
         np.testing.assert_array_equal(v, before[k])
 
 
-def test_set_state_converts_float64(exported):
-    path, _ = exported("gru-1l")
+def test_set_state_converts_float64(onnx_file):
+    path, _ = onnx_file("gru-1l")
     sess = StreamingSession(path)
     sess.set_state({"h": np.ones((1, 1, 8))})
     assert sess.get_state()["h"].dtype == np.float32 and sess.get_state()["h"].all()
@@ -140,8 +140,8 @@ def test_set_state_converts_float64(exported):
     ],
     ids=["features", "batch", "rank", "int", "bool"],
 )
-def test_step_rejects_bad_input_before_compute(exported, bad, error, match):
-    path, model = exported("lstm-2l")
+def test_step_rejects_bad_input_before_compute(onnx_file, bad, error, match):
+    path, model = onnx_file("lstm-2l")
     sess = StreamingSession(path)
     sess.step(sequence(model, 1, 1)[:, 0])
     before = sess.get_state()
@@ -165,8 +165,8 @@ def test_step_rejects_bad_input_before_compute(exported, bad, error, match):
     ],
     ids=["features", "empty-time", "rank", "int"],
 )
-def test_feed_rejects_bad_chunks_and_keeps_state(exported, bad, error, match):
-    path, model = exported("lstm-2l")
+def test_feed_rejects_bad_chunks_and_keeps_state(onnx_file, bad, error, match):
+    path, model = onnx_file("lstm-2l")
     sess = StreamingSession(path)
     sess.feed(sequence(model, 1, 2))
     before = sess.get_state()
@@ -176,16 +176,16 @@ def test_feed_rejects_bad_chunks_and_keeps_state(exported, bad, error, match):
         np.testing.assert_array_equal(v, before[k])
 
 
-def test_float64_input_is_converted(exported):
-    path, model = exported("lstm-2l")
+def test_float64_input_is_converted(onnx_file):
+    path, model = onnx_file("lstm-2l")
     x = sequence(model, 1, 3)
     sess = StreamingSession(path)
     np.testing.assert_allclose(sess.feed(x.astype(np.float64)), reference(model, x), atol=1e-5)
 
 
-def test_step_fast_path_matches_validated_path_for_every_input_form(exported):
+def test_step_fast_path_matches_validated_path_for_every_input_form(onnx_file):
     """After the first step, exact float32 arrays skip re-validation; other forms must not differ."""
-    path, model = exported("lstm-2l")
+    path, model = onnx_file("lstm-2l")
     x = sequence(model, 1, 6)
     sess = StreamingSession(path)
     forms = [x[:, 0], x[:, 1], x[:, 2].astype(np.float64), x[:, 3].tolist(), np.asfortranarray(x[:, 4]), x[:, 5]]
@@ -193,8 +193,8 @@ def test_step_fast_path_matches_validated_path_for_every_input_form(exported):
     np.testing.assert_allclose(ys, reference(model, x), atol=1e-5)
 
 
-def test_token_model_rejects_floats_and_accepts_int32(exported):
-    path, model = exported("tokens-lstm")
+def test_token_model_rejects_floats_and_accepts_int32(onnx_file):
+    path, model = onnx_file("tokens-lstm")
     x = sequence(model, 1, 3)
     sess = StreamingSession(path)
     with pytest.raises(DTypeError, match="x: expected dtype int64, got float32"):
@@ -203,9 +203,9 @@ def test_token_model_rejects_floats_and_accepts_int32(exported):
 
 
 @pytest.mark.parametrize("bad_id", [20, -1, 10**12], ids=["vocab", "negative", "huge"])
-def test_token_ids_are_range_checked_like_the_pools_and_the_state_stays(exported, bad_id):
+def test_token_ids_are_range_checked_like_the_pools_and_the_state_stays(onnx_file, bad_id):
     """step (first call and the validated fast path), feed and run refuse ids outside [0, 20)."""
-    path, model = exported("tokens-lstm")
+    path, model = onnx_file("tokens-lstm")
     x = sequence(model, 1, 3)  # (1, 3) ids
     sess = StreamingSession(path)
     match = r"x: expected token ids in \[0, 20\) \(vocab_size 20\), got " + str(bad_id)
@@ -225,8 +225,8 @@ def test_token_ids_are_range_checked_like_the_pools_and_the_state_stays(exported
 
 
 @pytest.mark.parametrize("name", ["lstm-bi", "gru-bi"], ids=["lstm-bi", "gru-bi"])
-def test_bidirectional_refuses_streaming_but_runs_whole_sequences(exported, name):
-    path, model = exported(name)
+def test_bidirectional_refuses_streaming_but_runs_whole_sequences(onnx_file, name):
+    path, model = onnx_file(name)
     sess = StreamingSession(path)
     x = sequence(model, 2, 6)
     with pytest.raises(NotStreamableError, match="step: .* not streamable .*use run"):
@@ -236,8 +236,8 @@ def test_bidirectional_refuses_streaming_but_runs_whole_sequences(exported, name
     np.testing.assert_allclose(sess.run(x), reference(model, x), atol=1e-5)
 
 
-def test_run_starts_from_zero_and_leaves_session_state_alone(exported):
-    path, model = exported("gru-2l")
+def test_run_starts_from_zero_and_leaves_session_state_alone(onnx_file):
+    path, model = onnx_file("gru-2l")
     x = sequence(model, 2, 5)
     sess = StreamingSession(path)
     sess.step(x[:1, 0])
@@ -246,8 +246,8 @@ def test_run_starts_from_zero_and_leaves_session_state_alone(exported):
     np.testing.assert_array_equal(sess.get_state()["h"], before["h"])
 
 
-def test_save_and_load_state_round_trip(exported, tmp_path):
-    path, model = exported("lstm-2l")
+def test_save_and_load_state_round_trip(onnx_file, tmp_path):
+    path, model = onnx_file("lstm-2l")
     x = sequence(model, 1, 6)
     sess = StreamingSession(path)
     sess.feed(x[:, :3])
@@ -259,8 +259,8 @@ def test_save_and_load_state_round_trip(exported, tmp_path):
     np.testing.assert_array_equal(other.feed(x[:, 3:]), want)
 
 
-def test_saved_state_resumes_bit_exactly_in_a_new_process(exported, tmp_path):
-    path, model = exported("lstm-2l")
+def test_saved_state_resumes_bit_exactly_in_a_new_process(onnx_file, tmp_path):
+    path, model = onnx_file("lstm-2l")
     x = sequence(model, 1, 8)
     np.save(tmp_path / "x.npy", x)
     sess = StreamingSession(path)
@@ -279,10 +279,10 @@ def test_saved_state_resumes_bit_exactly_in_a_new_process(exported, tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), want)
 
 
-def test_load_state_from_another_model_fails_and_keeps_state(exported, tmp_path):
-    gru_path, _ = exported("gru-1l")
+def test_load_state_from_another_model_fails_and_keeps_state(onnx_file, tmp_path):
+    gru_path, _ = onnx_file("gru-1l")
     StreamingSession(gru_path).save_state(tmp_path / "gru.npz")
-    path, model = exported("lstm-2l")
+    path, model = onnx_file("lstm-2l")
     sess = StreamingSession(path)
     sess.feed(sequence(model, 1, 2))
     before = sess.get_state()
@@ -326,15 +326,15 @@ def test_foreign_model_without_state_map_is_refused(foreign):
     ],
     ids=["batch0", "context-on-time-axis", "negative-context", "huge-batch"],
 )
-def test_bad_constructor_arguments(exported, kwargs, error, match):
+def test_bad_constructor_arguments(onnx_file, kwargs, error, match):
     """An option out of range is a ConfigError (as in the pool); a contract mismatch a SpecError."""
-    path, _ = exported("gru-1l")
+    path, _ = onnx_file("gru-1l")
     with pytest.raises(error, match=match):
         StreamingSession(path, **kwargs)
 
 
-def test_spec_property_exposes_the_contract(exported):
-    path, _ = exported("lstm-2l")
+def test_spec_property_exposes_the_contract(onnx_file):
+    path, _ = onnx_file("lstm-2l")
     sess = StreamingSession(path)
     assert sess.spec.kind == "lstm" and sess.state_names == ["h", "c"]
 
@@ -351,9 +351,9 @@ def test_runtime_imports_neither_torch_nor_onnx():
 # -- state access, rollback, caches (issue 10's surviving mutations) -------------------------
 
 
-def test_get_state_returns_copies_not_live_views(exported):
+def test_get_state_returns_copies_not_live_views(onnx_file):
     """Mutation caught: ``OrtBackend.read`` returning the live buffer instead of ``buf.copy()``."""
-    path, model = exported("lstm-2l")
+    path, model = onnx_file("lstm-2l")
     x = sequence(model, 1, 4)
     with StreamingSession(path) as sess:
         sess.feed(x[:, :2])
@@ -367,14 +367,14 @@ def test_get_state_returns_copies_not_live_views(exported):
         assert not (sess.get_state()["h"] == 99.0).any()
 
 
-def test_foreign_feed_rolls_back_when_a_later_step_fails(exported):
+def test_foreign_feed_rolls_back_when_a_later_step_fails(onnx_file):
     """Mutation caught: ``_feed_steps`` without its ``except: self._set_state(before)`` rollback.
 
     A token model opened as a foreign model (state_map) steps a chunk one slice at a time;
     an out-of-range token id in the third slice fails inside onnxruntime after two slices
     already ran, and the state must be the one from before the call.
     """
-    path, _ = exported("tokens-lstm")
+    path, _ = onnx_file("tokens-lstm")
     with StreamingSession(path, state_map={"h_in": "h_out", "c_in": "c_out"}) as sess:
         sess.feed(np.array([[[3], [4]]]))  # (batch 1, 2 steps, graph slice (1, 1))
         before = sess.get_state()
@@ -391,7 +391,7 @@ def _traced() -> int:
     return tracemalloc.get_traced_memory()[0]
 
 
-def test_chunk_binding_cache_stays_bounded(exported):
+def test_chunk_binding_cache_stays_bounded(onnx_file):
     """Mutation caught: ``StepEngine._chunk_plan`` without the ``len(self._chunks) >= CHUNK_PLANS`` clear.
 
     Chunks of ever new lengths keep the memory of at most CHUNK_PLANS of them (each ~32 KiB of
@@ -399,7 +399,7 @@ def test_chunk_binding_cache_stays_bounded(exported):
     """
     from rnnx.runtime.engine import CHUNK_PLANS
 
-    path, model = exported("gru-1l")
+    path, model = onnx_file("gru-1l")
     base, x = 1000, sequence(model, 1, 1000 + 3 * CHUNK_PLANS)
     with StreamingSession(path) as sess:
         tracemalloc.start()
@@ -419,8 +419,8 @@ def test_chunk_binding_cache_stays_bounded(exported):
 # -- lifecycle and threads ---------------------------------------------------------------------
 
 
-def test_close_releases_and_later_calls_raise(exported):
-    path, model = exported("gru-1l")
+def test_close_releases_and_later_calls_raise(onnx_file):
+    path, model = onnx_file("gru-1l")
     x = sequence(model, 4096, 2)
     tracemalloc.start()  # numpy's allocations are traced: the state buffers are 256 KiB of them
     try:
@@ -447,11 +447,11 @@ def test_close_releases_and_later_calls_raise(exported):
     sess.close()  # idempotent
 
 
-def test_unclosed_session_is_cleaned_up_with_a_resource_warning(exported):
+def test_unclosed_session_is_cleaned_up_with_a_resource_warning(onnx_file):
     import gc
     import weakref
 
-    path, _ = exported("gru-1l")
+    path, _ = onnx_file("gru-1l")
     sess = StreamingSession(path)
     backend = weakref.ref(sess.backend)
     with pytest.warns(ResourceWarning, match=r"StreamingSession\(gru-1l.onnx\) was garbage-collected without close"):
@@ -460,10 +460,10 @@ def test_unclosed_session_is_cleaned_up_with_a_resource_warning(exported):
     assert backend() is None or backend().session is None
 
 
-def test_second_thread_is_refused_instead_of_corrupting_state(exported):
+def test_second_thread_is_refused_instead_of_corrupting_state(onnx_file):
     import threading
 
-    path, model = exported("lstm-2l")
+    path, model = onnx_file("lstm-2l")
     x = sequence(model, 1, 20000)  # one feed long enough for the main thread to run into it
     errors: list[BaseException] = []
     with StreamingSession(path) as sess:
@@ -483,8 +483,8 @@ def test_second_thread_is_refused_instead_of_corrupting_state(exported):
                 np.testing.assert_array_equal(sess.get_state()[k], v)
 
 
-def test_busy_session_refuses_every_call(exported):
-    path, model = exported("gru-1l")
+def test_busy_session_refuses_every_call(onnx_file):
+    path, model = onnx_file("gru-1l")
     x = sequence(model, 1, 2)
     with StreamingSession(path) as sess:
         sess.step(x[:, 0])
@@ -522,25 +522,25 @@ def test_busy_session_refuses_every_call(exported):
 
 
 @pytest.mark.parametrize("name", ["lstm-2l", "gru-1l"], ids=["lstm", "gru"])
-def test_empty_batch_is_refused_before_onnxruntime(exported, name):
+def test_empty_batch_is_refused_before_onnxruntime(onnx_file, name):
     """onnxruntime aborts the whole process (SIGABRT) on batch 0 through LSTM/GRU."""
-    path, _ = exported(name)
+    path, _ = onnx_file(name)
     with StreamingSession(path) as sess:
         with pytest.raises(ShapeError, match=r"x: expected a non-empty array .* got shape \(0, 4, 5\)"):
             sess.run(np.zeros((0, 4, 5), np.float32))
 
 
-def test_onnxruntime_lstm_turns_nan_into_finite_numbers_so_check_finite_exists(exported):
+def test_onnxruntime_lstm_turns_nan_into_finite_numbers_so_check_finite_exists(onnx_file):
     """What the README states: with check_finite="off" a NaN input yields finite, wrong outputs."""
-    path, model = exported("lstm-2l")
+    path, model = onnx_file("lstm-2l")
     x = sequence(model, 1, 3)
     x[0, 1, 2] = np.nan
     with StreamingSession(path) as sess:
         assert np.isfinite(sess.feed(x)).all() and np.isfinite(sess.get_state()["h"]).all()
 
 
-def test_check_finite_raise_refuses_and_keeps_state(exported):
-    path, model = exported("lstm-2l")
+def test_check_finite_raise_refuses_and_keeps_state(onnx_file):
+    path, model = onnx_file("lstm-2l")
     x = sequence(model, 1, 3)
     bad = x.copy()
     bad[0, 1, 2] = np.inf
@@ -555,8 +555,8 @@ def test_check_finite_raise_refuses_and_keeps_state(exported):
         np.testing.assert_allclose(sess.feed(x[:, 1:]), reference(model, x)[:, 1:], atol=1e-5)
 
 
-def test_check_finite_warn_warns_and_runs(exported):
-    path, model = exported("gru-1l")
+def test_check_finite_warn_warns_and_runs(onnx_file):
+    path, model = onnx_file("gru-1l")
     x = sequence(model, 1, 2)
     x[0, 0, 0] = np.nan
     with StreamingSession(path, options=RuntimeOptions(check_finite="warn")) as sess:
@@ -581,8 +581,8 @@ def test_bad_runtime_options(kwargs, match):
         RuntimeOptions(**kwargs)
 
 
-def test_runtime_options_threads_reach_onnxruntime(exported):
-    path, model = exported("gru-1l")
+def test_runtime_options_threads_reach_onnxruntime(onnx_file):
+    path, model = onnx_file("gru-1l")
     with StreamingSession(path, options=RuntimeOptions(threads=1)) as sess:
         assert sess.backend.session.get_session_options().intra_op_num_threads == 1
         assert sess.feed(sequence(model, 1, 3)).shape[:2] == (1, 3)

@@ -247,12 +247,12 @@ def test_check_parity_covers_the_step_graph(scan_lstm, tmp_path):
 
 # -- the exporter's own step graph ------------------------------------------------------------
 @pytest.mark.parametrize("name", ["lstm-1l-scan", "convlstm-k3"])
-def test_an_exported_step_graph_streams_like_the_eager_model(scan_lstm, exported, name):
+def test_an_exported_step_graph_streams_like_the_eager_model(scan_lstm, onnx_file, name):
     """export_onnx writes <stem>.step.onnx beside a Scan graph; sessions and pools step on it."""
     if name == "lstm-1l-scan":
         path, model, x = scan_lstm
     else:
-        path, model = exported(name)
+        path, model = onnx_file(name)
         x = sequence(model, 2, 9)
     want = reference(model, x[:, :6])  # (2, 6, out...)
     with StreamingSession(path, batch_size=2) as sess:

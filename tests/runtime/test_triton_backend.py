@@ -37,8 +37,8 @@ def _ref(path: Path, pieces: list[np.ndarray]) -> list[np.ndarray]:
 
 
 @pytest.fixture
-def lstm(exported) -> Path:
-    return exported("lstm-2l")[0]
+def lstm(onnx_file) -> Path:
+    return onnx_file("lstm-2l")[0]
 
 
 def test_interleaved_sequences_steps_and_chunks_equal_a_session_each(lstm: Path) -> None:
@@ -74,8 +74,8 @@ def test_start_on_an_open_sequence_resets_it_and_end_closes_it(lstm: Path) -> No
     assert isinstance(err, UnknownStreamError) and "sequence 5: not open" in str(err)
 
 
-def test_a_bad_request_fails_alone_and_leaves_its_state(exported) -> None:
-    path = exported("tokens-lstm")[0]
+def test_a_bad_request_fails_alone_and_leaves_its_state(onnx_file) -> None:
+    path = onnx_file("tokens-lstm")[0]
     x = np.array([[[3], [4], [5]]], np.int64)[..., 0]  # (1, 3) token ids
     seqs = TritonSequences(path)
     seqs.execute([req(1, x[:, :1], start=True), req(2, x[:, :1], start=True)])
@@ -92,8 +92,8 @@ def test_a_bad_request_fails_alone_and_leaves_its_state(exported) -> None:
     assert np.array_equal(y3, _ref(path, [x[:, :1]])[0])
 
 
-def test_a_bad_start_on_an_open_sequence_keeps_its_state(exported) -> None:
-    path = exported("tokens-lstm")[0]
+def test_a_bad_start_on_an_open_sequence_keeps_its_state(onnx_file) -> None:
+    path = onnx_file("tokens-lstm")[0]
     x = np.array([[3, 4]], np.int64)
     seqs = TritonSequences(path)
     seqs.execute([req(1, x[:, :1], start=True)])
@@ -124,8 +124,8 @@ def test_one_sequence_twice_in_a_batch_keeps_its_order(lstm: Path) -> None:
     assert np.array_equal(ya, want[0]) and np.array_equal(yb, want[1])
 
 
-def test_chunks_of_one_length_run_together_and_a_bad_one_fails_alone(exported) -> None:
-    path = exported("tokens-lstm")[0]
+def test_chunks_of_one_length_run_together_and_a_bad_one_fails_alone(onnx_file) -> None:
+    path = onnx_file("tokens-lstm")[0]
     rng = np.random.default_rng(4)
     xs = {cid: rng.integers(0, 20, size=(1, 6)).astype(np.int64) for cid in (1, 2, 3)}
     seqs = TritonSequences(path)

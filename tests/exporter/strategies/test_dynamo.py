@@ -12,8 +12,7 @@ import rnnx
 from rnnx.exporter import check_parity, export_onnx, read_spec
 from rnnx.exporter.seq2seq_export import export_seq2seq
 from rnnx.exporter.strategies import DYNAMO_ORDER, auto_order, legacy_onnx_exporter
-from tests.exporter.conftest import make_model
-from tests.zoo import _user_s2s
+from tests.zoo import _user_s2s, make_model
 
 LEGACY = ("trace", "proj-native", "scan-legacy", "layer-scan")  # built on torch.onnx.export(dynamo=False)
 
@@ -40,16 +39,16 @@ def _wrapped(name: str) -> nn.Module:
     return rnnx.wrap(HandLSTMCell(), [("batch", 5), ("batch", 5)], step=True)
 
 
-CASES = {  # id -> (model factory, the strategy that must build it)
-    "lstm-2l": (lambda: make_model("lstm-2l"), "dynamo"),
-    "gru-2l": (lambda: make_model("gru-2l"), "dynamo"),
-    "rnn-tanh": (lambda: make_model("rnn-tanh"), "scan"),
-    "lstm-2l-proj": (lambda: make_model("lstm-2l-proj"), "scan"),
-    "convlstm-k3": (lambda: make_model("convlstm-k3"), "scan"),
-    "tokens-lstm": (lambda: make_model("tokens-lstm"), "dynamo"),
-    "wrap-lstm": (lambda: _wrapped("wrap-lstm"), "dynamo"),
-    "wrap-grucell": (lambda: _wrapped("wrap-grucell"), "scan"),
-    "wrap-hand-cell": (lambda: _wrapped("wrap-hand-cell"), "scan"),
+CASES = {  # id -> the strategy that must build it (zoo ids, then wrapped torch modules)
+    "lstm-2l": "dynamo",
+    "gru-2l": "dynamo",
+    "rnn-tanh": "scan",
+    "lstm-2l-proj": "scan",
+    "convlstm-k3": "scan",
+    "tokens-lstm": "dynamo",
+    "wrap-lstm": "dynamo",
+    "wrap-grucell": "scan",
+    "wrap-hand-cell": "scan",
 }
 
 
@@ -58,10 +57,13 @@ def _example(model: nn.Module) -> torch.Tensor | None:
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_every_model_kind_exports_torchscript_free_with_parity(tmp_path, name: str) -> None:
-    make, expected = CASES[name]
-    model = make()
-    result = export_onnx(model, tmp_path / "m.onnx", strategy="dynamo", example_input=_example(model))
+def test_every_model_kind_exports_torchscript_free_with_parity(tmp_path, exported, name: str) -> None:
+    expected = CASES[name]
+    if name.startswith("wrap-"):
+        model = _wrapped(name)
+        result = export_onnx(model, tmp_path / "m.onnx", strategy="dynamo", example_input=_example(model))
+    else:  # the zoo's dynamo exports are shared with the other tests
+        model, result = exported(name, "onnx", "dynamo")
     assert result.strategy == expected, [(a.strategy, a.reason[:200]) for a in result.attempts]
     assert all(a.strategy in DYNAMO_ORDER for a in result.attempts)
     assert read_spec(result.path).exporter == expected
@@ -69,9 +71,9 @@ def test_every_model_kind_exports_torchscript_free_with_parity(tmp_path, name: s
     assert report.ok, report.table()
 
 
-def test_native_op_graph_declares_symbolic_batch_and_time(tmp_path) -> None:
+def test_native_op_graph_declares_symbolic_batch_and_time(exported) -> None:
     """torch.export's translation of nn.LSTM declared y with the example's 5 steps; not any more."""
-    result = export_onnx(make_model("lstm-2l"), tmp_path / "m.onnx", strategy="dynamo")
+    _, result = exported("lstm-2l", "onnx", "dynamo")
     graph = onnx.load(result.path).graph
     assert {n.op_type for n in graph.node} >= {"LSTM"}
     y = next(o for o in graph.output if o.name == "y")

@@ -10,7 +10,7 @@ from torch import nn
 
 from rnnx.errors import ExportError
 from rnnx.exporter import export_onnx
-from tests.exporter.conftest import make_model
+from tests.zoo import make_model
 
 
 @pytest.mark.parametrize("name", ["gru-2l-nobias-bi", "lstm-2l-proj-bi"])

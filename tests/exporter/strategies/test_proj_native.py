@@ -10,7 +10,7 @@ from torch import nn
 from rnnx.exporter import check_parity, export_onnx, quantize
 from rnnx.exporter.strategies.proj_native import MAX_COND, NativeProjLSTM, fold_projections
 from rnnx.models import LSTMLayers, decompose
-from tests.exporter.conftest import make_model
+from tests.zoo import make_model
 
 PROJ = ["lstm-1l-proj", "lstm-2l-proj", "lstm-1l-proj-bi", "lstm-2l-proj-nobias-bi"]
 

@@ -7,7 +7,7 @@ from torch import nn
 
 from rnnx.exporter import export_onnx
 from rnnx.exporter.strategies.trace import refuse_relu_rnn
-from tests.exporter.conftest import make_model
+from tests.zoo import make_model
 
 
 def test_relu_rnn_is_refused_with_the_reason() -> None:

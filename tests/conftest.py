@@ -1,0 +1,40 @@
+"""Fixtures every test folder shares: the tiny models' exports, made once per run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from rnnx.exporter import ExportResult
+from tests.exports import ExportCache
+
+torch.set_num_threads(1)  # tiny models: threads only add contention under `pytest -n 2`
+
+
+@pytest.fixture(scope="session")
+def export_cache(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> ExportCache:
+    """The run's exports: in a folder both pytest-xdist workers share (each export made once)."""
+    base = tmp_path_factory.getbasetemp()
+    return ExportCache((base if worker_id == "master" else base.parent) / "rnnx-exports")
+
+
+@pytest.fixture(scope="session")
+def exported(export_cache: ExportCache) -> Callable[..., tuple[nn.Module, ExportResult]]:
+    """``exported(name, "onnx" | "torchscript", strategy="auto") -> (model, ExportResult)``:
+    a ``tests.zoo.make_model`` model, exported once per run."""
+    return export_cache.get
+
+
+@pytest.fixture(scope="session")
+def onnx_file(export_cache: ExportCache) -> Callable[[str], tuple[Path, nn.Module]]:
+    """``onnx_file(name) -> (the exported .onnx path, the eager model)``, exported once per run."""
+
+    def get(name: str) -> tuple[Path, nn.Module]:
+        model, result = export_cache.get(name)
+        return result.path, model
+
+    return get
