@@ -12,6 +12,10 @@ After a Scan graph is kept, a single-step graph (its Scans run once, inlined; se
 ``<stem>.step.onnx`` (first), then the file itself with the spec's ``step_graph`` pointing to it
 (:func:`rnnx.atomic.commit_files`: a re-export whose step graph differs writes it as
 ``<stem>.step.<sha256[:12]>.onnx`` so the old model keeps its own until the new file lands).
+
+:func:`export_onnx` in steps: :func:`_contract` (derive the spec off an eval-mode copy),
+:func:`_first_passing` (per strategy, :func:`_candidate` builds the graph and :func:`_probe`
+checks it), :func:`_write` (the step graph checked and written, then the file).
 """
 
 from __future__ import annotations
@@ -85,18 +89,19 @@ class ExportResult:
     step_graph_path: Path | None = None  # <stem>.step.onnx beside path, when one was written
 
 
-def _attempt(
-    name: str, model: nn.Module, example: torch.Tensor, spec: ModelSpec, opset: int, verify: bool
-) -> onnx.ModelProto:
+def _candidate(name: str, model: nn.Module, example: torch.Tensor, spec: ModelSpec, opset: int) -> onnx.ModelProto:
+    """Build one strategy's graph (the spec stored in it)."""
     spec = dataclasses.replace(spec, exporter=name)
     state = random_state(model, example.shape[spec.input.batch_axis], seed=7)
     ctx = ExportContext(copy.deepcopy(model), example, state, spec, opset)
-    proto = finalize(STRATEGIES[name].build(ctx), spec)
-    if verify:  # in a child process: a graph that crashes onnxruntime must not kill us
-        inputs, outputs = io_names(spec)
-        with isolated_runner(proto.SerializeToString(), inputs, outputs) as run:
-            probe(model, run, spec)
-    return proto
+    return finalize(STRATEGIES[name].build(ctx), spec)
+
+
+def _probe(proto: onnx.ModelProto, model: nn.Module, spec: ModelSpec) -> None:
+    """The parity probe of a candidate, in a child process: a graph that crashes onnxruntime must not kill us."""
+    inputs, outputs = io_names(spec)
+    with isolated_runner(proto.SerializeToString(), inputs, outputs) as run:
+        probe(model, run, spec)
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # colour codes some exporters put in their messages
@@ -151,10 +156,29 @@ def export_onnx(
         ('trace', ['trace'])
     """
     names = _strategy_names(strategy)
+    work, example, spec = _contract(model, example_input, opset)
+    proto, spec, attempts = _first_passing(names, work, example, spec, opset, verify)
+    return _write(proto, path, spec, attempts, work if step_graph else None)
+
+
+def _contract(
+    model: nn.Module, example_input: torch.Tensor | None, opset: int
+) -> tuple[nn.Module, torch.Tensor, ModelSpec]:
+    """An eval-mode copy of ``model``, its example input and the contract derived from them."""
     work = eval_copy(model)
     example = example_for(work, example_input)
     spec = derive_spec(work, example, opset=opset)
-    spec = dataclasses.replace(spec, extra={**spec.extra, "producers": producer_versions()})
+    return work, example, dataclasses.replace(spec, extra={**spec.extra, "producers": producer_versions()})
+
+
+def _first_passing(
+    names: tuple[str, ...], model: nn.Module, example: torch.Tensor, spec: ModelSpec, opset: int, verify: bool
+) -> tuple[onnx.ModelProto, ModelSpec, list[Attempt]]:
+    """The first strategy's graph that builds and passes its probe: (graph, its spec, every attempt).
+
+    Raises:
+        ExportError: none passed; each one's reason, chained to the last one's exception.
+    """
     attempts: list[Attempt] = []
     for name in names:
         logger.info(
@@ -165,14 +189,16 @@ def export_onnx(
         )
         start = time.perf_counter()
         try:
-            proto = _attempt(name, work, example, spec, opset, verify)
+            proto = _candidate(name, model, example, spec, opset)
+            if verify:
+                _probe(proto, model, dataclasses.replace(spec, exporter=name))
         except Exception as e:  # any failure of one strategy is a reason to try the next
             attempts.append(Attempt(name, False, _reason(e), time.perf_counter() - start, e))
             logger.info("%s path rejected after %.1f s: %s", name, attempts[-1].seconds, attempts[-1].reason)
             logger.debug("%s path traceback", name, exc_info=e)
             continue
         attempts.append(Attempt(name, True, "ok", time.perf_counter() - start))
-        return _write(proto, path, dataclasses.replace(spec, exporter=name), attempts, work if step_graph else None)
+        return proto, dataclasses.replace(spec, exporter=name), attempts
     detail = "; ".join(f"{a.strategy}: {a.reason}" for a in attempts)
     raise ExportError(f"could not export {type(model).__name__} to ONNX: {detail}") from attempts[-1].error
 
