@@ -12,7 +12,8 @@
    then converted once to ``precision`` (:func:`rnnx.onnx_tools.quantize`: ``model.int8.onnx``,
    its step graph too). Every ONNX-based format is derived from that one file.
 4. :data:`WRITERS`: one function per format writes its file (``model.onnx`` and its step graph,
-   ``model.ort``, the Triton repository, or ``model.pt`` / ``.pt2`` / ``.pte`` from the model).
+   committed as one artifact like :func:`export_onnx` commits them, ``model.ort``, the Triton
+   repository, or ``model.pt`` / ``.pt2`` / ``.pte`` from the model).
 5. :func:`_check`: parity of each written file against the model, once per distinct graph
    (a Triton repository is judged by the ONNX graph it was built from).
 6. :func:`remove_stale`: rnnx's files left by an earlier export that this one did not write.
@@ -39,14 +40,13 @@ from pathlib import Path
 
 from torch import nn
 
-from rnnx.atomic import write_bytes_atomic
-from rnnx.errors import ConfigError, ExportError, SpecError
-from rnnx.exporter.onnx_export import ExportResult, export_onnx
+from rnnx.errors import ConfigError, ExportError
+from rnnx.exporter.onnx_export import ExportResult, commit_onnx, export_onnx
 from rnnx.exporter.parity import check_parity
 from rnnx.exporter.seq2seq_export import export_seq2seq
 from rnnx.exporter.torchscript_export import export_torchscript
 from rnnx.onnx_tools.compare import ParityReport
-from rnnx.onnx_tools.graph import load_onnx, store_spec
+from rnnx.onnx_tools.graph import load_onnx_with_weights
 from rnnx.onnx_tools.ort_format import to_ort
 from rnnx.onnx_tools.quantize import QuantizeResult, quantize
 from rnnx.onnx_tools.spec_io import read_spec
@@ -363,23 +363,11 @@ WRITERS: dict[str, Writer] = {
 
 
 def _copy_onnx(made: ExportResult, path: Path, keep_step_graph: bool) -> ExportResult:
-    """Copy an exported ONNX file to ``path``; its step graph first, under the name its spec
-    records, or the file without one (its spec cleared) when not ``keep_step_graph``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if made.spec.step_graph is not None and not keep_step_graph:
-        proto = load_onnx(made.path)
-        spec = dataclasses.replace(made.spec, step_graph=None)
-        store_spec(proto, spec)
-        write_bytes_atomic(path, proto.SerializeToString())
-        return dataclasses.replace(made, path=path, spec=spec, step_graph_path=None)
-    step_path = None
-    if made.step_graph_path is not None:
-        if made.spec.step_graph is None:
-            raise SpecError(f"{made.path}: a step graph was written beside it but its spec records none")
-        step_path = path.with_name(made.spec.step_graph.file)
-        write_bytes_atomic(step_path, made.step_graph_path.read_bytes())
-    write_bytes_atomic(path, made.path.read_bytes())
-    return dataclasses.replace(made, path=path, step_graph_path=step_path)
+    """Write the graph ``made`` to ``path`` with its step graph (none unless ``keep_step_graph``),
+    committed as one artifact like :func:`export_onnx` writes it (:func:`commit_onnx`)."""
+    step = made.step_graph_path.read_bytes() if keep_step_graph and made.step_graph_path is not None else None
+    spec, step_path = commit_onnx(load_onnx_with_weights(made.path), path, made.spec, step)
+    return dataclasses.replace(made, path=path, spec=spec, step_graph_path=step_path)
 
 
 # ---------------------------------------------------------------------- parity, once per graph

@@ -237,26 +237,44 @@ def _write(
     step_model: nn.Module | None,
 ) -> ExportResult:
     """Write the step graph (when ``step_model`` is given and one passes), then the model file."""
+    step = None if step_model is None else checked_step_graph(proto, step_model, spec)
+    spec, step_path = commit_onnx(proto, path, spec, step)
+    return ExportResult(Path(path), spec, spec.exporter, tuple(attempts), step_path)
+
+
+def commit_onnx(
+    proto: onnx.ModelProto, path: str | os.PathLike, spec: ModelSpec, step: bytes | None
+) -> tuple[ModelSpec, Path | None]:
+    """Write ``proto`` to ``path`` as one artifact with its step graph ``step`` beside it.
+
+    One commit: the step graph first, under a name the file now at ``path`` does not read
+    (:func:`rnnx.onnx_tools.step_graph.step_graph_path`), the model file naming it with its
+    SHA-256 last, then the earlier export's step graph removed; a reader or a crash sees the
+    old pair or the new. ``step`` None writes the file without one (and removes the old one).
+
+    Returns:
+        The spec stored in the file (``step_graph`` set, or None: no ``step``, or a name the
+        contract cannot record or another model's file in the way, logged as a WARNING) and
+        the step graph's path or None.
+    """
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    step_path = None
-    step = None if step_model is None else checked_step_graph(proto, step_model, spec)
+    spec, step_path = dataclasses.replace(spec, step_graph=None), None
     if step is not None:
         try:
             _refuse_to_overwrite_a_model(out.with_name(step_file_name(out)))
             step_path = step_graph_path(out, step)  # never the file the current model reads
-            entry = step_graph_entry(step_path, step)
+            spec = dataclasses.replace(spec, step_graph=step_graph_entry(step_path, step))
         except SpecError as e:  # a name the contract cannot record (a leading dot), or a model's file
             logger.warning("no step graph: %s", e)
             step_path = None
-        else:
-            spec = dataclasses.replace(spec, step_graph=entry)
-            store_spec(proto, spec)
-    # one commit: the step graph first, the model file (naming it with its SHA-256) last, then
-    # the earlier export's step graph removed; a reader or a crash sees the old pair or the new
-    members = {} if step_path is None or step is None else {step_path: step}
-    commit_files(out, proto.SerializeToString(), members, stale_step_graphs(out, step_path))
-    return ExportResult(out, spec, spec.exporter, tuple(attempts), step_path)
+    store_spec(proto, spec)
+    members = {step_path: step} if step_path is not None and step is not None else {}
+    stale = stale_step_graphs(out, step_path)
+    commit_files(out, proto.SerializeToString(), members, stale)
+    for old in stale:
+        logger.info("removed %s: the step graph of the %s an earlier export wrote", old.name, out.name)
+    return spec, step_path
 
 
 def checked_step_graph(main: onnx.ModelProto, model: nn.Module, spec: ModelSpec) -> bytes | None:

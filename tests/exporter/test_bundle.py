@@ -117,3 +117,27 @@ def test_a_failed_onnx_export_fails_each_onnx_based_format_once(tmp_path, caplog
     assert failures[0].reason == failures[1].reason and "parity probe failed" in failures[0].reason
     assert [f.format for f in files] == ["torchscript"] and files[0].report.ok
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
+
+
+def test_a_reexport_never_changes_the_step_graph_the_old_model_onnx_reads(tmp_path) -> None:
+    """The step graph was copied over the old one's name before model.onnx landed: a kill between
+    the two left the old model.onnx naming a step graph whose SHA-256 no longer matched."""
+    import hashlib
+
+    from rnnx.onnx_tools.spec_io import read_spec
+    from rnnx.runtime import StreamingSession
+
+    (first,) = export_files(make_model("convlstm-k3"), tmp_path, check=False)
+    old_step = first.result.step_graph_path.read_bytes()
+    other = make_model("convlstm-k3")
+    with torch.no_grad():
+        next(other.parameters()).mul_(0.5)  # other weights: another step graph
+    (second,) = export_files(other, tmp_path)
+    new_step = second.result.step_graph_path.read_bytes()
+    assert new_step != old_step and second.report.ok
+    # beside the old one (which the old model.onnx named), never over it; the old one removed last
+    assert second.result.step_graph_path.name == f"model.step.{hashlib.sha256(new_step).hexdigest()[:12]}.onnx"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["model.onnx", second.result.step_graph_path.name])
+    assert read_spec(tmp_path / "model.onnx").step_graph.file == second.result.step_graph_path.name
+    with StreamingSession(tmp_path / "model.onnx") as sess:
+        assert sess.step_graph == second.result.step_graph_path
