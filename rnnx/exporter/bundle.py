@@ -210,14 +210,14 @@ def export_files(
     plan = ExportPlan(
         Path(out_dir),
         tuple(formats),
-        opset,
-        check,
-        atol,
-        rtol,
-        triton or TritonConfig(),
-        precision,
-        step_graph,
-        strategy,
+        opset=opset,
+        check=check,
+        atol=atol,
+        rtol=rtol,
+        triton=triton or TritonConfig(),
+        precision=precision,
+        step_graph=step_graph,
+        strategy=strategy,
     ).validate()
     if getattr(model, "kind", None) == "seq2seq":
         return _seq2seq_files(model, plan)
