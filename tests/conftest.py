@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,10 +17,11 @@ torch.set_num_threads(1)  # tiny models: threads only add contention under `pyte
 
 
 @pytest.fixture(scope="session")
-def export_cache(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> ExportCache:
+def export_cache(tmp_path_factory: pytest.TempPathFactory) -> ExportCache:
     """The run's exports: in a folder both pytest-xdist workers share (each export made once)."""
     base = tmp_path_factory.getbasetemp()
-    return ExportCache((base if worker_id == "master" else base.parent) / "rnnx-exports")
+    worker = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ...: each has its own basetemp in the run's
+    return ExportCache((base.parent if worker else base) / "rnnx-exports")
 
 
 @pytest.fixture(scope="session")
