@@ -213,6 +213,12 @@ def describe_value(value: Any) -> str:
     return describe(value)
 
 
+def window_input(example: torch.Tensor, vocab: int | None = None) -> IOSpec:
+    """The contract's batch-first ``x`` (``batch``, ``time``, features...) of ``example``'s dtype."""
+    shape: tuple[int | str, ...] = (BATCH, TIME, *map(int, example.shape[2:]))
+    return IOSpec("x", shape, dtype_name(example.dtype, "x"), batch_axis=0, time_axis=1, vocab_size=vocab)
+
+
 def derive_spec(model: nn.Module, example: torch.Tensor, *, opset: int | None = None, exporter: str = "") -> ModelSpec:
     """Read the state contract off ``model`` by running it on ``example``.
 
@@ -247,14 +253,7 @@ def derive_spec(model: nn.Module, example: torch.Tensor, *, opset: int | None = 
     )
     kind = getattr(model, "kind", "custom")
     return ModelSpec(
-        input=IOSpec(
-            "x",
-            (BATCH, TIME, *map(int, example.shape[2:])),
-            dtype_name(example.dtype, "x"),
-            batch_axis=0,
-            time_axis=1,
-            vocab_size=vocab_size(model, example),
-        ),
+        input=window_input(example, vocab_size(model, example)),
         output=IOSpec("y", (BATCH, TIME, *map(int, y.shape[2:])), dtype_name(y.dtype, "y"), batch_axis=0, time_axis=1),
         state=states,
         streamable=bool(getattr(model, "streamable", True)),

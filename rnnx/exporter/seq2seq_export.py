@@ -36,7 +36,7 @@ from torch import nn
 
 from rnnx.atomic import commit_files, member_path
 from rnnx.errors import ExportError, SpecError, cause_text
-from rnnx.exporter.contract import dtype_name, eval_copy, producer_versions
+from rnnx.exporter.contract import dtype_name, eval_copy, producer_versions, window_input
 from rnnx.exporter.strategies.base import export_traced, legacy_onnx_exporter
 from rnnx.exporter.strategies.dynamo import export_dynamo
 from rnnx.onnx_tools.compare import ParityReport, compare, resolve_tolerance
@@ -183,13 +183,7 @@ def derive_bundle_spec(model: Seq2Seq, example: torch.Tensor) -> Seq2SeqSpec:
     return Seq2SeqSpec(
         encoder=ENCODER_FILE,
         decoder=DECODER_FILE,
-        input=IOSpec(
-            "x",
-            (BATCH, TIME, *map(int, example.shape[2:])),
-            dtype_name(example.dtype, "x"),
-            batch_axis=0,
-            time_axis=1,
-        ),
+        input=window_input(example),
         output=IOSpec("y", (BATCH, out_size), dt, batch_axis=0, time_axis=None),
         feedback="y_prev",
         state=tuple(states),
