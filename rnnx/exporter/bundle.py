@@ -41,7 +41,7 @@ from pathlib import Path
 from torch import nn
 
 from rnnx.errors import ConfigError, ExportError
-from rnnx.exporter.onnx_export import ExportResult, commit_onnx, export_onnx
+from rnnx.exporter.onnx_export import ExportResult, export_onnx
 from rnnx.exporter.parity import check_parity
 from rnnx.exporter.seq2seq_export import export_seq2seq
 from rnnx.exporter.torchscript_export import export_torchscript
@@ -50,7 +50,7 @@ from rnnx.onnx_tools.graph import load_onnx_with_weights
 from rnnx.onnx_tools.ort_format import to_ort
 from rnnx.onnx_tools.quantize import QuantizeResult, quantize
 from rnnx.onnx_tools.spec_io import read_spec
-from rnnx.onnx_tools.step_graph import step_file_name
+from rnnx.onnx_tools.step_graph import commit_onnx, step_file_name
 from rnnx.onnx_tools.triton import ONNX_FILE, TritonConfig, export_triton
 from rnnx.spec import PRECISIONS
 

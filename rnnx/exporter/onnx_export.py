@@ -10,8 +10,8 @@ candidate, not a dead process.
 After a Scan graph is kept, a single-step graph (its Scans run once, inlined; see
 :mod:`rnnx.onnx_tools.step_graph`) is checked against it at T=1 and written beside the file as
 ``<stem>.step.onnx`` (first), then the file itself with the spec's ``step_graph`` pointing to it
-(:func:`rnnx.atomic.commit_files`: a re-export whose step graph differs writes it as
-``<stem>.step.<sha256[:12]>.onnx`` so the old model keeps its own until the new file lands).
+(:func:`rnnx.onnx_tools.step_graph.commit_onnx`: a re-export whose step graph differs writes it
+as ``<stem>.step.<sha256[:12]>.onnx`` so the old model keeps its own until the new file lands).
 
 :func:`export_onnx` in steps: :func:`_contract` (derive the spec off an eval-mode copy),
 :func:`_first_passing` (per strategy, :func:`_candidate` builds the graph and :func:`_probe`
@@ -33,25 +33,20 @@ import onnx
 import torch
 from torch import nn
 
-from rnnx.atomic import commit_files
-from rnnx.errors import ExportError, ModelFileError, SpecError
+from rnnx.errors import ExportError
 from rnnx.exporter.contract import derive_spec, eval_copy, example_for, producer_versions
 from rnnx.exporter.parity import probe, random_input, random_state
 from rnnx.exporter.strategies import DYNAMO_ORDER, STRATEGIES, ExportContext, auto_order
 from rnnx.exporter.strategies.base import io_names
-from rnnx.onnx_tools.graph import finalize, store_spec
+from rnnx.onnx_tools.graph import finalize
 from rnnx.onnx_tools.ort_worker import isolated_runner
-from rnnx.onnx_tools.spec_io import read_spec
 from rnnx.onnx_tools.step_graph import (
     PROBE_BATCH,
     PROBE_SEED,
     Probe,
     agrees_at_one_step,
+    commit_onnx,
     inline_scans,
-    stale_step_graphs,
-    step_file_name,
-    step_graph_entry,
-    step_graph_path,
 )
 from rnnx.spec import ModelSpec
 
@@ -215,20 +210,6 @@ def _strategy_names(strategy: str) -> tuple[str, ...]:
     return (strategy,)
 
 
-def _refuse_to_overwrite_a_model(step_path: Path) -> None:
-    """Raise SpecError when ``step_path`` holds a standalone rnnx model (one with ``rnnx.spec``)."""
-    if not step_path.exists():
-        return
-    try:
-        spec = read_spec(step_path)
-    except (ModelFileError, SpecError):  # not an rnnx model (an older step graph): ours to replace
-        return
-    raise SpecError(
-        f"{step_path} is another exported model (its rnnx.spec says {spec.kind}, "
-        f"{spec.exporter}); not overwriting it with this model's step graph"
-    )
-
-
 def _write(
     proto: onnx.ModelProto,
     path: str | os.PathLike,
@@ -240,41 +221,6 @@ def _write(
     step = None if step_model is None else checked_step_graph(proto, step_model, spec)
     spec, step_path = commit_onnx(proto, path, spec, step)
     return ExportResult(Path(path), spec, spec.exporter, tuple(attempts), step_path)
-
-
-def commit_onnx(
-    proto: onnx.ModelProto, path: str | os.PathLike, spec: ModelSpec, step: bytes | None
-) -> tuple[ModelSpec, Path | None]:
-    """Write ``proto`` to ``path`` as one artifact with its step graph ``step`` beside it.
-
-    One commit: the step graph first, under a name the file now at ``path`` does not read
-    (:func:`rnnx.onnx_tools.step_graph.step_graph_path`), the model file naming it with its
-    SHA-256 last, then the earlier export's step graph removed; a reader or a crash sees the
-    old pair or the new. ``step`` None writes the file without one (and removes the old one).
-
-    Returns:
-        The spec stored in the file (``step_graph`` set, or None: no ``step``, or a name the
-        contract cannot record or another model's file in the way, logged as a WARNING) and
-        the step graph's path or None.
-    """
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    spec, step_path = dataclasses.replace(spec, step_graph=None), None
-    if step is not None:
-        try:
-            _refuse_to_overwrite_a_model(out.with_name(step_file_name(out)))
-            step_path = step_graph_path(out, step)  # never the file the current model reads
-            spec = dataclasses.replace(spec, step_graph=step_graph_entry(step_path, step))
-        except SpecError as e:  # a name the contract cannot record (a leading dot), or a model's file
-            logger.warning("no step graph: %s", e)
-            step_path = None
-    store_spec(proto, spec)
-    members = {step_path: step} if step_path is not None and step is not None else {}
-    stale = stale_step_graphs(out, step_path)
-    commit_files(out, proto.SerializeToString(), members, stale)
-    for old in stale:
-        logger.info("removed %s: the step graph of the %s an earlier export wrote", old.name, out.name)
-    return spec, step_path
 
 
 def checked_step_graph(main: onnx.ModelProto, model: nn.Module, spec: ModelSpec) -> bytes | None:

@@ -45,13 +45,13 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from rnnx.atomic import commit_files
 from rnnx.errors import ConfigError, ExportError
 from rnnx.onnx_tools.graph import load_onnx_with_weights
 from rnnx.onnx_tools.rnn_nodes import all_graphs, subgraphs
 from rnnx.onnx_tools.runners import onnx_runner
 from rnnx.onnx_tools.spec_io import file_format, load_onnx, read_spec
-from rnnx.spec import METADATA_KEY, PRECISIONS, ModelSpec, StepGraph
+from rnnx.onnx_tools.step_graph import agrees_at_one_step, commit_onnx, spec_probe
+from rnnx.spec import PRECISIONS, ModelSpec
 
 logger = logging.getLogger(__name__)
 
@@ -241,12 +241,6 @@ def _fp16(src: Path, dst: Path) -> list[str]:
     return ["CPU onnxruntime runs most fp16 ops through casts: expect a smaller file, not a faster CPU step"]
 
 
-def _set_spec(model: onnx.ModelProto, spec: ModelSpec) -> None:
-    for prop in model.metadata_props:
-        if prop.key == METADATA_KEY:
-            prop.value = spec.to_json()
-
-
 def _smoke(path: Path, spec: ModelSpec) -> None:
     """Load and run one step, so a graph onnxruntime rejects never leaves here."""
     run = onnx_runner(os.fspath(path), spec)
@@ -294,8 +288,6 @@ def quantize(src: str | os.PathLike, dst: str | os.PathLike, *, precision: str =
     dst.parent.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
     stored: dict[str, int] = {}
-    from rnnx.onnx_tools.step_graph import stale_step_graphs
-
     # everything is made and checked in a private folder; ``dst`` (and its step graph) are
     # committed together at the end: a failed or killed run leaves ``dst`` as it was
     with tempfile.TemporaryDirectory(prefix="rnnx-quant-out-") as tmp:
@@ -307,11 +299,8 @@ def quantize(src: str | os.PathLike, dst: str | os.PathLike, *, precision: str =
         out_spec = dataclasses.replace(spec, precision=precision, step_graph=None)  # the step graph is src's
         _smoke(staged, out_spec)
         step = _step_graph(src, spec, staged, dst, out_spec, precision)
-        out_spec = dataclasses.replace(out_spec, step_graph=None if step is None else step[1])
         model = load_onnx(staged)
-        _set_spec(model, out_spec)
-        members = {} if step is None else {step[0]: step[2]}
-        commit_files(dst, model.SerializeToString(), members, stale_step_graphs(dst, None if step is None else step[0]))
+        out_spec, step_path = commit_onnx(model, dst, out_spec, step)  # as export_onnx commits its file
     quantized, kept = _summarise(before, model.graph, precision)
     if stored:
         notes.append(
@@ -328,20 +317,19 @@ def quantize(src: str | os.PathLike, dst: str | os.PathLike, *, precision: str =
         kept,
         tuple(notes),
         stored,
-        None if step is None else step[0],
+        step_path,
     )
 
 
 def _step_graph(
     src: Path, spec: ModelSpec, staged: Path, dst: Path, out_spec: ModelSpec, precision: str
-) -> tuple[Path, StepGraph, bytes] | None:
+) -> bytes | None:
     """The source's step graph at ``precision``, checked against ``staged`` (the converted
-    model) at T=1: (its path beside ``dst``, its spec entry, its bytes), to be committed with it.
+    model) at T=1: its bytes, to be committed with ``dst``.
 
     None (single steps then run ``dst`` itself) when the source has no step graph, its file
     is missing or altered, or the converted one disagrees with the converted model.
     """
-    from rnnx.onnx_tools.step_graph import agrees_at_one_step, spec_probe, step_graph_entry, step_graph_path
     from rnnx.runtime.step_graph import find_step_graph
 
     if spec.step_graph is None:
@@ -358,8 +346,7 @@ def _step_graph(
         data = converted.read_bytes()
     if not agrees_at_one_step(load_onnx(staged), data, out_spec, spec_probe(out_spec)):
         return None  # the WARNING says why
-    target = step_graph_path(dst, data)
-    return target, step_graph_entry(target, data), data
+    return data
 
 
 def _summarise(

@@ -21,6 +21,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -32,11 +33,13 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from rnnx.atomic import member_path
-from rnnx.errors import SpecError
+from rnnx.atomic import commit_files, member_path
+from rnnx.errors import ModelFileError, SpecError
 from rnnx.onnx_tools.compare import compare, resolve_tolerance
+from rnnx.onnx_tools.graph import store_spec
 from rnnx.onnx_tools.ort_worker import WorkerDied, isolated_runner
 from rnnx.onnx_tools.rnn_nodes import subgraphs
+from rnnx.onnx_tools.spec_io import read_spec
 from rnnx.spec import METADATA_KEY, ModelSpec, StepGraph, io_names
 
 logger = logging.getLogger(__name__)
@@ -352,3 +355,52 @@ __all__ = [
     "step_graph_entry",
     "why_not",
 ]
+
+
+def _refuse_to_overwrite_a_model(step_path: Path) -> None:
+    """Raise SpecError when ``step_path`` holds a standalone rnnx model (one with ``rnnx.spec``)."""
+    if not step_path.exists():
+        return
+    try:
+        spec = read_spec(step_path)
+    except (ModelFileError, SpecError):  # not an rnnx model (an older step graph): ours to replace
+        return
+    raise SpecError(
+        f"{step_path} is another exported model (its rnnx.spec says {spec.kind}, "
+        f"{spec.exporter}); not overwriting it with this model's step graph"
+    )
+
+
+def commit_onnx(
+    proto: onnx.ModelProto, path: str | os.PathLike, spec: ModelSpec, step: bytes | None
+) -> tuple[ModelSpec, Path | None]:
+    """Write ``proto`` to ``path`` as one artifact with its step graph ``step`` beside it.
+
+    One commit: the step graph first, under a name the file now at ``path`` does not read
+    (:func:`rnnx.onnx_tools.step_graph.step_graph_path`), the model file naming it with its
+    SHA-256 last, then the earlier export's step graph removed; a reader or a crash sees the
+    old pair or the new. ``step`` None writes the file without one (and removes the old one).
+
+    Returns:
+        The spec stored in the file (``step_graph`` set, or None: no ``step``, or a name the
+        contract cannot record or another model's file in the way, logged as a WARNING) and
+        the step graph's path or None.
+    """
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    spec, step_path = dataclasses.replace(spec, step_graph=None), None
+    if step is not None:
+        try:
+            _refuse_to_overwrite_a_model(out.with_name(step_file_name(out)))
+            step_path = step_graph_path(out, step)  # never the file the current model reads
+            spec = dataclasses.replace(spec, step_graph=step_graph_entry(step_path, step))
+        except SpecError as e:  # a name the contract cannot record (a leading dot), or a model's file
+            logger.warning("no step graph: %s", e)
+            step_path = None
+    store_spec(proto, spec)
+    members = {step_path: step} if step_path is not None and step is not None else {}
+    stale = stale_step_graphs(out, step_path)
+    commit_files(out, proto.SerializeToString(), members, stale)
+    for old in stale:
+        logger.info("removed %s: the step graph of the %s an earlier export wrote", old.name, out.name)
+    return spec, step_path

@@ -168,3 +168,19 @@ def test_a_source_with_its_weights_in_a_file_beside_it_quantizes(exported, tmp_p
     with pytest.raises(ModelFileError, match=r"m\.onnx: cannot read its external weights"):
         quantize(src, tmp_path / "q2.onnx", precision=precision)
     assert not (tmp_path / "q2.onnx").exists()
+
+
+def test_another_model_under_the_step_graphs_name_is_not_overwritten(exported, tmp_path, caplog) -> None:
+    """quantize commits its file as export_onnx does: a standalone rnnx model already named
+    ``q.step.onnx`` stays as it was, and ``q.onnx`` gets no step graph (a WARNING says why)."""
+    _, scan = exported("convlstm-k3", "onnx")  # a Scan graph with its step graph
+    _, other = exported("gru-1l", "onnx")
+    assert scan.spec.step_graph is not None
+    (tmp_path / "q.step.onnx").write_bytes(other.path.read_bytes())
+    with caplog.at_level("WARNING", logger="rnnx"):
+        result = quantize(scan.path, tmp_path / "q.onnx", precision="int8")
+    assert (tmp_path / "q.step.onnx").read_bytes() == other.path.read_bytes()
+    assert result.step_graph_path is None and read_spec(result.path).step_graph is None
+    assert any("is another exported model" in r.getMessage() for r in caplog.records)
+    with StreamingSession(result.path) as sess:  # and the file streams on its own graph
+        assert sess.step_graph is None
