@@ -112,13 +112,51 @@ def _onnx_log_captured() -> Iterator[None]:
                 torch._C._jit_onnx_log = _original_onnx_log
 
 
+class _TorchLogToDebug(logging.Filter):
+    """On torch's own log handlers while an export runs: each record goes to ``logger.debug``
+    instead (torch.export's chatter, e.g. "torchvision is not installed. Skipping ..." lines)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name != "torch" and not record.name.startswith("torch."):
+            return True  # another library's record (or rnnx's own) on a handler torch shares
+        logger.debug("torch: %s: %s", record.name, record.getMessage())
+        return False
+
+
+_torch_log_filter = _TorchLogToDebug()
+_torch_log_users = 0  # exports in flight that hold the filter on torch's handlers
+
+
+@contextlib.contextmanager
+def _torch_log_captured() -> Iterator[None]:
+    """Route what torch's loggers print (through the handlers on ``torch`` and ``torch.onnx``,
+    which may include the root's) to ``logger.debug`` while an export runs; only records of
+    torch's loggers are redirected. Reference-counted like :func:`_onnx_log_captured`; a torch
+    record another thread logs meanwhile goes to DEBUG too."""
+    global _torch_log_users
+    handlers = {h for name in ("torch", "torch.onnx") for h in logging.getLogger(name).handlers}
+    with _log_lock:
+        if _torch_log_users == 0:
+            for h in handlers:
+                h.addFilter(_torch_log_filter)
+        _torch_log_users += 1
+    try:
+        yield
+    finally:
+        with _log_lock:
+            _torch_log_users -= 1
+            if _torch_log_users == 0:
+                for h in handlers:
+                    h.removeFilter(_torch_log_filter)
+
+
 @contextlib.contextmanager
 def quiet() -> Iterator[None]:
-    """Send torch's export chatter (warnings, the ONNX exporter's log) to DEBUG on ``rnnx``.
+    """Send torch's export chatter (warnings, the ONNX exporter's log, torch's loggers) to DEBUG on ``rnnx``.
 
     ``-v`` on the CLI shows it. Nothing process-wide is redirected (see ``_onnx_log_captured``).
     """
-    with warnings.catch_warnings(record=True) as caught, _onnx_log_captured():
+    with warnings.catch_warnings(record=True) as caught, _onnx_log_captured(), _torch_log_captured():
         warnings.simplefilter("always")
         try:
             yield
