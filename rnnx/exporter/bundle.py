@@ -131,8 +131,8 @@ class ExportPlan:
     def graph_step_graph(self) -> bool:
         """Whether the ONNX graph is built with its step graph: model.onnx keeps it (unless
         ``step_graph`` is off) and the python flavour of Triton serves the file as is."""
-        python = "triton" in self.formats and self.triton.backend == "python"
-        return (self.step_graph and "onnx" in self.formats) or python
+        served = "triton" in self.formats and self.triton.serves_step_graph
+        return (self.step_graph and "onnx" in self.formats) or served
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from pathlib import Path
@@ -25,8 +26,8 @@ def export_triton(
     """:func:`rnnx.onnx_tools.triton.export_triton` that also takes a contract module.
 
     A module is exported first with :func:`rnnx.exporter.export_onnx` (parity-probed as
-    usual; a step graph only for the python flavour, which serves the file unchanged: the
-    onnxruntime flavour's graph has its own state layout); a path goes straight to the ONNX tool.
+    usual; with a step graph where the flavour serves one, see
+    :attr:`~rnnx.onnx_tools.triton.TritonConfig.serves_step_graph`); a path goes straight to the ONNX tool.
 
     Args:
         source: an ``.onnx`` file exported by rnnx, or a contract module.
@@ -38,9 +39,11 @@ def export_triton(
     """
     if isinstance(source, (str, os.PathLike)):
         return export_triton_file(source, repo, config, verify=verify, backend=backend)
-    python = (backend or (config or TritonConfig()).backend) == "python"
+    flavour = config or TritonConfig()
+    if backend:
+        flavour = dataclasses.replace(flavour, backend=backend)
     with tempfile.TemporaryDirectory() as tmp:
-        result = export_onnx(source, Path(tmp) / ONNX_FILE, opset=opset, step_graph=python)
+        result = export_onnx(source, Path(tmp) / ONNX_FILE, opset=opset, step_graph=flavour.serves_step_graph)
         return export_triton_file(result.path, repo, config, verify=verify, backend=backend)
 
 

@@ -116,6 +116,13 @@ class TritonConfig:
             )
         return self
 
+    @property
+    def serves_step_graph(self) -> bool:
+        """Whether the repository serves the ONNX file as is, its step graph included (the
+        python flavour); the onnxruntime flavour rebuilds the graph with Triton's state layout
+        and has no use for one."""
+        return self.backend == "python"
+
 
 @dataclass(frozen=True)
 class TritonRepository:
