@@ -61,3 +61,28 @@ def test_every_command_is_in_the_readme_and_the_cli_guide():
     for page in (ROOT / "README.md", ROOT / "docs" / "guides" / "cli.md"):
         listed = set(re.findall(r"^\| `rnnx (\w+)", page.read_text(), re.M))
         assert listed == set(COMMANDS), f"{page.name}: lists {sorted(listed)}, the CLI has {sorted(COMMANDS)}"
+
+
+def test_the_cli_guide_lists_every_option_of_every_command():
+    """docs/guides/cli.md's synopsis of each command names each of its options, and no option it
+    does not have (-v/-q, the same for every command, are under "Conventions"; hidden options are
+    for tests)."""
+    import click
+
+    from rnnx.cli import COMMANDS, main
+
+    page = (ROOT / "docs" / "guides" / "cli.md").read_text()
+    ctx = click.Context(main)
+    for name in COMMANDS:
+        command = main.get_command(ctx, name)
+        assert command is not None, name
+        flags = [
+            [o for o in p.opts + p.secondary_opts if o.startswith("--")]
+            for p in command.params
+            if isinstance(p, click.Option) and not p.hidden and p.name not in ("verbose", "quiet")
+        ]
+        synopsis = next(line for line in page.splitlines() if line.startswith(f"| `rnnx {name}")).split("` |")[0]
+        listed = set(re.findall(r"--[a-z][a-z0-9-]*", synopsis))
+        missing = [f[0] for f in flags if f and not listed & set(f)]
+        unknown = listed - {o for f in flags for o in f}
+        assert not missing and not unknown, f"rnnx {name}: the guide lacks {missing}, names unknown {sorted(unknown)}"
