@@ -45,6 +45,24 @@ def load_onnx_with_weights(path: str | os.PathLike) -> onnx.ModelProto:
     return model
 
 
+def stored_bytes(path: str | os.PathLike) -> int:
+    """What an ONNX file takes on disk: the file plus the external-data files beside it that
+    its weights name (each counted once; a name outside the file's folder is not followed)."""
+    file = os.path.abspath(path)
+    folder = os.path.dirname(file)
+    locations = {
+        entry.value
+        for t in _all_initializers(load_onnx(file).graph)
+        if t.data_location == onnx.TensorProto.EXTERNAL
+        for entry in t.external_data
+        if entry.key == "location"
+    }
+    beside = (os.path.join(folder, loc) for loc in locations)
+    return os.path.getsize(file) + sum(
+        os.path.getsize(p) for p in beside if os.path.dirname(os.path.abspath(p)) == folder and os.path.isfile(p)
+    )
+
+
 def _all_initializers(graph: onnx.GraphProto) -> list[onnx.TensorProto]:
     out = list(graph.initializer)
     for node in graph.node:

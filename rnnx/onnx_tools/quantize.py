@@ -46,7 +46,7 @@ import onnx
 from onnx import numpy_helper
 
 from rnnx.errors import ConfigError, ExportError
-from rnnx.onnx_tools.graph import load_onnx_with_weights
+from rnnx.onnx_tools.graph import load_onnx_with_weights, stored_bytes
 from rnnx.onnx_tools.rnn_nodes import all_graphs, subgraphs
 from rnnx.onnx_tools.runners import onnx_runner
 from rnnx.onnx_tools.spec_io import file_format, load_onnx, read_spec
@@ -75,7 +75,7 @@ class QuantizeResult:
         path: the written file.
         spec: its contract (``precision`` set).
         precision: "fp16" or "int8".
-        source_bytes: size of the float32 source file.
+        source_bytes: size of the float32 source file (with its external-data file, if any).
         bytes: size of the written file.
         quantized: op type -> how many compute in int8 (int8) or were converted (fp16).
         kept_float: op type -> how many compute in float32 (GRU, RNN, Conv).
@@ -311,7 +311,7 @@ def quantize(src: str | os.PathLike, dst: str | os.PathLike, *, precision: str =
         dst,
         out_spec,
         precision,
-        src.stat().st_size,
+        stored_bytes(src),  # with the weights file beside it, if it keeps one
         dst.stat().st_size,
         quantized,
         kept,

@@ -162,6 +162,8 @@ def test_a_source_with_its_weights_in_a_file_beside_it_quantizes(exported, tmp_p
     )
     q = quantize(src, tmp_path / "q.onnx", precision=precision)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["q.onnx", "src"]  # self-contained
+    # the source's size counts its weights file (it was the graph file alone: the ratio overstated)
+    assert q.source_bytes == src.stat().st_size + (src.parent / "m.onnx.data").stat().st_size
     with StreamingSession(q.path) as sess:
         assert sess.step(np.zeros((1, result.spec.input.shape[-1]), np.float32)).shape[0] == 1
     (src.parent / "m.onnx.data").unlink()
