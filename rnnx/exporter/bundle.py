@@ -92,7 +92,7 @@ def file_name(fmt: str, precision: str = "fp32") -> str:
 
 @dataclass(frozen=True)
 class ExportPlan:
-    """What :func:`export_files` was asked to write, checked by :meth:`make` before any export."""
+    """What :func:`export_files` was asked to write, checked by :meth:`validate` before any export."""
 
     out: Path  # the folder
     formats: tuple[str, ...]  # in the order the files are written and returned
