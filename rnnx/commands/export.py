@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from rnnx.commands._common import EXIT_FAIL, command, echo, factory_options, fail_after_report
+from rnnx.spec import PRECISIONS
 from rnnx.table import render
 
 logger = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ EXIT_FORMAT = 3  # one of several formats could not be exported; the others were
 )
 @click.option(
     "--precision",
-    type=click.Choice(["fp32", "fp16", "int8"]),
+    type=click.Choice(PRECISIONS),
     default="fp32",
     show_default=True,
     help="ONNX/.ort weights: int8 (dynamic quantization; GRU/RNN/Conv keep "
@@ -129,6 +130,8 @@ EXIT_FORMAT = 3  # one of several formats could not be exported; the others were
     show_default=True,
     help="--format triton: live sequences batched into one run.",
 )
+# The Triton choices below are rnnx.onnx_tools.triton's STRATEGIES, INSTANCE_KINDS and BACKENDS
+# (a test holds them equal): importing that module here would load onnx and onnxruntime for --help.
 @click.option(
     "--sequence-strategy",
     type=click.Choice(["oldest", "direct"]),

@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from rnnx.commands._common import command, echo
+from rnnx.spec import PRECISIONS
 
 
 def _size(n: int) -> str:
@@ -33,7 +34,7 @@ def summary(result: Any) -> str:
 @click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False))
 @click.option(
     "--precision",
-    type=click.Choice(["fp16", "int8"]),
+    type=click.Choice([p for p in PRECISIONS if p != "fp32"]),
     required=True,
     help="int8: dynamic quantization of LSTM ops and MatMuls (also inside Scan bodies); "
     "GRU/RNN/Conv compute in float32 from int8-stored weights. fp16: half weights and "

@@ -256,3 +256,17 @@ def test_export_pt2_and_the_torchscript_free_strategy(checkpoints, tmp_path) -> 
     res = _cli("export", str(checkpoints["rnn-tanh"]), "--out", str(tmp_path / "d"), "--strategy", "dynamo")
     assert res.exit_code == 0, res.output
     assert read_spec(tmp_path / "d" / "model.onnx").exporter in ("dynamo", "scan")
+
+
+def test_the_triton_options_offer_what_the_config_accepts() -> None:
+    """rnnx export spells out the Triton choices (importing rnnx.onnx_tools.triton for --help
+    would load onnx and onnxruntime): they must stay those TritonConfig accepts."""
+    import click
+
+    from rnnx.commands.export import export
+    from rnnx.onnx_tools.triton import BACKENDS, INSTANCE_KINDS, STRATEGIES
+
+    choices = {p.name: tuple(p.type.choices) for p in export.params if isinstance(p.type, click.Choice)}
+    assert choices["sequence_strategy"] == STRATEGIES
+    assert choices["instance_kind"] == tuple(INSTANCE_KINDS)
+    assert choices["triton_backend"] == BACKENDS
