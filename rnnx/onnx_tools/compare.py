@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnx.errors import SpecError
+from rnnx.errors import ParityError, SpecError
 from rnnx.table import render
 
 
@@ -169,6 +169,19 @@ def compare(
     return ParityRow(case, batch, steps, tensor, max_abs, max_rel, tol.atol, tol.rtol, score, bool(score <= 1.0))
 
 
+def check_close(what: str, got: np.ndarray, ref: np.ndarray, atol: float) -> float:
+    """The max ``|got - ref|`` (:func:`compare` with ``atol`` alone), for a check that stops at the first miss.
+
+    Raises:
+        ParityError: ``"<what> by <max_abs> (atol <atol>)"`` past ``atol`` (a shape mismatch or
+            a non-finite difference counts as infinitely far).
+    """
+    row = compare(what, 0, 0, what, got, ref, Tolerance(atol, 0.0))
+    if not row.ok:
+        raise ParityError(f"{what} by {row.max_abs:.3g} (atol {atol:g})")
+    return row.max_abs
+
+
 def resolve_tolerance(
     kind: str, atol: float | None, rtol: float | None, precision: str = "fp32"
 ) -> tuple[Tolerance, str]:
@@ -196,6 +209,7 @@ __all__ = [
     "ParityReport",
     "ParityRow",
     "Tolerance",
+    "check_close",
     "compare",
     "resolve_tolerance",
 ]

@@ -40,7 +40,7 @@ from onnx import TensorProto, helper
 
 from rnnx.atomic import write_bytes_atomic
 from rnnx.errors import ExportError, ModelFileError, NotStreamableError, ParityError, StatefulError
-from rnnx.onnx_tools.compare import TOLERANCES
+from rnnx.onnx_tools.compare import TOLERANCES, Tolerance, compare
 from rnnx.onnx_tools.dynamic_axes import (
     data_axes,
     default_opset,
@@ -508,23 +508,22 @@ def _check(
 
     rows: list[tuple[str, float, bool]] = []
 
-    def compare(what: str, got: np.ndarray, want: np.ndarray) -> None:
-        ok = got.shape == want.shape and bool(np.allclose(got, want, atol=atol, rtol=rtol))
-        err = float(np.max(np.abs(got - want))) if got.shape == want.shape else float("inf")
-        rows.append((what, err, ok))
+    def check(what: str, got: np.ndarray, want: np.ndarray) -> None:
+        row = compare(what, got.shape[ys.batch_axis], got.shape[yt], ys.name, got, want, Tolerance(atol, rtol))
+        rows.append((what, row.max_abs, row.ok))
 
     x = np.moveaxis(
         _example(x_vi, {ox.batch_axis: b0, oxt: t0}, xs.dtype, 1), [ox.batch_axis, oxt], [xs.batch_axis, xt]
     )
     sess = StreamingSession(path, batch_size=b0)
     stepped = np.stack([sess.step(np.take(x, t, axis=xt)) for t in range(t0)], axis=yt)
-    compare(f"step() x{t0} at batch {b0} vs the original", stepped, run_original(x))
+    check(f"step() x{t0} at batch {b0} vs the original", stepped, run_original(x))
     b2, t2 = b0 + 1, t0 + 3
     x2 = np.moveaxis(
         _example(x_vi, {ox.batch_axis: b2, oxt: t2}, xs.dtype, 2), [ox.batch_axis, oxt], [xs.batch_axis, xt]
     )
     whole = sess.run(x2)
-    compare(
+    check(
         f"run() at batch {b2}, {t2} steps vs the original on its {b0} rows, {t0} steps",
         first(whole, ys.batch_axis, yt),
         run_original(first(x2, xs.batch_axis, xt)),
@@ -533,7 +532,7 @@ def _check(
     fed = np.concatenate(
         [sess2.feed(np.take(x2, range(0, 2), axis=xt)), sess2.feed(np.take(x2, range(2, t2), axis=xt))], axis=yt
     )
-    compare(f"feed() 2 + {t2 - 2} steps at batch {b2} vs run()", fed, whole)
+    check(f"feed() 2 + {t2 - 2} steps at batch {b2} vs run()", fed, whole)
     lines = [f"{what}: max abs err {err:.3g}{'' if ok else '  FAILED'}" for what, err, ok in rows]
     if not all(ok for *_, ok in rows):
         raise ParityError(
