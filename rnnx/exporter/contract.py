@@ -8,20 +8,18 @@ the module by running it once, never declared twice.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import warnings
-from typing import Any, TypeVar
+from typing import Any
 
 import onnx
 import torch
 from torch import nn
 
 from rnnx.errors import ContractError, ExportError, RnnxError, cause_text
+from rnnx.models._base import eval_copy as eval_copy  # re-exported for the exporter modules
 from rnnx.spec import BATCH, DTYPES, TIME, DataSpec, IOSpec, ModelSpec, StateSpec
 from rnnx.version import __version__
-
-ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
 EXAMPLE_BATCH = 2  # batch size of the example the graph is exported at
 EXAMPLE_STEPS = 5  # time steps of the example (not 1: a T=1 trace hides time-dependent shapes)
@@ -35,11 +33,6 @@ def dtype_name(dtype: torch.dtype, where: str) -> str:
     if dtype not in _DTYPE_NAMES:
         raise ExportError(f"{where}: expected one of {', '.join(_DTYPE_NAMES.values())}, got {dtype}")
     return _DTYPE_NAMES[dtype]
-
-
-def eval_copy(model: ModuleT) -> ModuleT:
-    """A deep copy of ``model`` in eval mode (the user's model is never mutated)."""
-    return copy.deepcopy(model).eval()
 
 
 def example_for(

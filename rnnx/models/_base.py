@@ -1,8 +1,10 @@
-"""Shared pieces of the zoo models: normalisation buffers and example inputs."""
+"""Shared pieces of the models: normalisation buffers, example inputs, the eval-mode copy."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
+from typing import TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -11,6 +13,12 @@ from rnnx.errors import ConfigError
 from rnnx.models.config import ModelConfig
 
 ArrayLike = Tensor | Sequence[float]
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
+
+
+def eval_copy(model: ModuleT) -> ModuleT:
+    """A deep copy of ``model`` in eval mode (the user's model is never mutated)."""
+    return copy.deepcopy(model).eval()
 
 
 class ZooModel(nn.Module):

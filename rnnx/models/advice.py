@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from rnnx.models._base import eval_copy
 from rnnx.spec import BATCH
 
 LAYERS = (nn.RNN, nn.LSTM, nn.GRU)
@@ -288,7 +289,7 @@ def rebuild_hidden(module: nn.Module) -> Rebuilt | None:
     x = torch.randn(3, 7, int(layer.input_size))  # (B, T, F) batch-first
     try:
         with torch.no_grad():
-            mine = _eval_copy(module)(x if layer.batch_first else x.transpose(0, 1))
+            mine = eval_copy(module)(x if layer.batch_first else x.transpose(0, 1))
             theirs, _ = zoo(x, zoo.init_state(3))
     except Exception:  # noqa: BLE001 - the user's forward does something else: not rebuilt
         return None
@@ -299,9 +300,3 @@ def rebuild_hidden(module: nn.Module) -> Rebuilt | None:
         return None
     err = float((mine - theirs).abs().max())
     return Rebuilt(zoo, route.call, err) if err <= PROBE_ATOL else None
-
-
-def _eval_copy(module: nn.Module) -> nn.Module:
-    import copy
-
-    return copy.deepcopy(module).eval()

@@ -19,8 +19,6 @@ from the zoo (``rnnx.models.build(...)``) and load your weights, or for a plain
 
 from __future__ import annotations
 
-import copy
-import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,7 +26,18 @@ import torch
 from torch import Tensor, nn
 
 from rnnx.errors import ConfigError, ContractError, ExportError, cause_text
-from rnnx.models.advice import CELLS, LAYERS, InputGuess, candidates, input_guess, route_for, shapes_text, state_shapes
+from rnnx.models._base import eval_copy
+from rnnx.models.advice import (
+    CELLS,
+    LAYERS,
+    InputGuess,
+    candidates,
+    input_guess,
+    route_for,
+    shapes_text,
+    state_params,
+    state_shapes,
+)
 from rnnx.spec import BATCH  # the marker of the batch axis in a state shape
 
 STATE_AS = ("auto", "tensor", "tuple", "args")  # how the state is handed to the module
@@ -201,7 +210,7 @@ def _confirm(w: Wrapped) -> Any:
     """One forward of a copy of ``w`` (the user's module keeps its buffers and mode)."""
 
     def run(x: Tensor) -> Any:
-        probe = copy.deepcopy(w).eval()
+        probe = eval_copy(w)
         return probe(x, probe.init_state(x.shape[0]))
 
     return run
@@ -379,17 +388,6 @@ def _parse_state(state: Any) -> list[StateShape]:
     return shapes
 
 
-def _state_params(module: nn.Module) -> int | None:
-    """How many positional parameters ``forward`` takes after x; None for ``*args``."""
-    try:
-        params = list(inspect.signature(module.forward).parameters.values())[1:]
-    except (TypeError, ValueError):  # builtins without a signature
-        return None
-    if any(p.kind is p.VAR_POSITIONAL for p in params):
-        return None
-    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
-
-
 def _state_mode(module: nn.Module, count: int, state_as: str) -> str:
     if state_as == "tensor" and count != 1:
         raise ConfigError(f'state_as: "tensor" hands over one state, but {count} are declared; use "tuple" or "args"')
@@ -397,8 +395,8 @@ def _state_mode(module: nn.Module, count: int, state_as: str) -> str:
         return state_as
     if count == 1:
         return "tensor"
-    params = _state_params(module)
-    return "tuple" if params == 1 else "args"
+    params = state_params(module)
+    return "tuple" if params is not None and len(params) == 1 else "args"
 
 
 def _names(count: int) -> list[str]:
