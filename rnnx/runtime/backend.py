@@ -138,7 +138,7 @@ class OrtBackend:
     """
 
     def __init__(self, session: ort.InferenceSession, requested: Sequence[Any]) -> None:
-        check_session_providers(requested, session)
+        check_session_providers(requested, session.get_providers())
         self.session: ort.InferenceSession | None = session
         self.device = "cuda" if session.get_providers()[0] == CUDA else "cpu"
         self.device_id = _device_id(session) if self.device == "cuda" else 0

@@ -84,12 +84,16 @@ def resolve_providers(providers: Providers) -> list[Any]:
     return list(providers)
 
 
-def check_session_providers(requested: Sequence[str], session: ort.InferenceSession) -> None:
+def check_session_providers(requested: Sequence[str], active: Sequence[str]) -> None:
     """Raise if onnxruntime dropped a requested provider while building the session.
 
     onnxruntime silently falls back to CPU when the CUDA libraries fail to load.
+
+    Args:
+        requested: the providers asked for (names, or ``(name, options)`` pairs).
+        active: the session's providers (``get_providers()``).
     """
-    active = session.get_providers()
+    active = list(active)
     for p in requested:
         name, opts = (p[0], p[1]) if isinstance(p, tuple) else (p, None)
         if name not in active:
