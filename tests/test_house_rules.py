@@ -1,0 +1,193 @@
+"""The house rules of issue 19 that no import contract can state, read from the source:
+
+- every onnxruntime session is made in one place, :mod:`rnnx.runtime.backend` (the engine seam);
+- no public signature outside the backend takes or returns an onnxruntime type;
+- no unit test asserts a wall-clock time (timing lives in benchmarks/, as ratios).
+
+Each check has a twin that shows it can fail on a deliberate violation.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BACKEND = Path("rnnx/runtime/backend.py")  # the one module that makes and runs onnxruntime sessions
+ORT_FACTORIES = {"InferenceSession", "SessionOptions"}
+CLOCKS = {"perf_counter", "perf_counter_ns", "monotonic", "monotonic_ns", "time", "time_ns", "process_time"}
+
+
+def _ort_names(tree: ast.AST) -> set[str]:
+    """The names a module binds to onnxruntime or to things imported from it."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {a.asname or a.name for a in node.names if a.name.split(".")[0] == "onnxruntime"}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "onnxruntime":
+            names |= {a.asname or a.name for a in node.names}
+    return names
+
+
+def _uses(expr: ast.AST, names: set[str]) -> bool:
+    """Whether ``expr`` reads one of ``names`` (``ort``, ``ort.X``, ``InferenceSession``, ...)."""
+    return any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(expr))
+
+
+def session_factories(source: str) -> list[int]:
+    """Lines that call ``InferenceSession(...)`` or ``SessionOptions(...)`` of onnxruntime."""
+    tree = ast.parse(source)
+    ort = _ort_names(tree)
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            f = node.func
+            name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+            if name in ORT_FACTORIES and _uses(f, ort):
+                lines.append(node.lineno)
+    return lines
+
+
+def ort_typed_signatures(source: str) -> list[str]:
+    """Public functions and methods whose annotations name an onnxruntime type."""
+    tree = ast.parse(source)
+    ort = _ort_names(tree)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and not node.name.startswith("_"):
+            args = node.args
+            annotations = [a.annotation for a in args.posonlyargs + args.args + args.kwonlyargs if a.annotation]
+            for extra in (args.vararg, args.kwarg):
+                if extra is not None and extra.annotation is not None:
+                    annotations.append(extra.annotation)
+            if node.returns is not None:
+                annotations.append(node.returns)
+            if any(_annotation_names(a) & (ort | {"onnxruntime"}) for a in annotations):
+                found.append(f"{node.name} (line {node.lineno})")
+    return found
+
+
+def _annotation_names(annotation: ast.expr) -> set[str]:
+    """The names an annotation reads, inside quoted parts too (``"ort.InferenceSession"``)."""
+    names = set()
+    for node in ast.walk(annotation):
+        if isinstance(node, ast.Name):
+            names.add(node.id)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            try:
+                names |= _annotation_names(ast.parse(node.value, mode="eval").body)
+            except SyntaxError:  # a Literal["..."] value, not a type
+                pass
+    return names
+
+
+def wall_clock_asserts(source: str) -> list[int]:
+    """Lines of ``assert`` statements that compare a clock reading (``time.perf_counter()`` and
+    friends, or a name computed from one in the same function)."""
+    tree = ast.parse(source)
+    lines = []
+    for func in ast.walk(tree):
+        if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        timed: set[str] = set()
+        for node in ast.walk(func):  # names assigned from a clock, or from such names
+            if (
+                isinstance(node, (ast.Assign, ast.AnnAssign))
+                and node.value is not None
+                and _reads_clock(node.value, timed)
+            ):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                timed |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+        lines += [n.lineno for n in ast.walk(func) if isinstance(n, ast.Assert) and _reads_clock(n.test, timed)]
+    return sorted(set(lines))
+
+
+def _reads_clock(expr: ast.AST, timed: set[str]) -> bool:
+    for n in ast.walk(expr):
+        if isinstance(n, ast.Name) and n.id in timed:
+            return True
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in CLOCKS:
+            if isinstance(n.func.value, ast.Name) and n.func.value.id == "time":
+                return True
+    return False
+
+
+def _package_files() -> list[Path]:
+    return sorted((ROOT / "rnnx").rglob("*.py"))
+
+
+def test_only_the_backend_makes_onnxruntime_sessions() -> None:
+    """The exporter's probes, the ONNX tools and the runtime all go through rnnx.runtime.backend."""
+    outside = {
+        str(f.relative_to(ROOT)): lines
+        for f in _package_files()
+        if f.relative_to(ROOT) != BACKEND and (lines := session_factories(f.read_text()))
+    }
+    assert not outside, f"onnxruntime sessions made outside {BACKEND}: {outside}"
+    assert session_factories((ROOT / BACKEND).read_text()), "the backend makes no session: the scan is blind"
+
+
+def test_no_public_signature_outside_the_backend_takes_onnxruntime_types() -> None:
+    found = {
+        str(f.relative_to(ROOT)): sigs
+        for f in _package_files()
+        if f.relative_to(ROOT) != BACKEND and (sigs := ort_typed_signatures(f.read_text()))
+    }
+    assert not found, f"public signatures with onnxruntime types: {found}"
+
+
+def test_no_unit_test_asserts_a_wall_clock_time() -> None:
+    """Performance goals are ratios in benchmarks/, measured side by side; a time bound in a unit
+    test fails on a loaded machine and passes on a broken one."""
+    found = {
+        str(f.relative_to(ROOT)): lines
+        for f in sorted((ROOT / "tests").rglob("*.py"))
+        if (lines := wall_clock_asserts(f.read_text()))
+    }
+    assert not found, f"wall-clock asserts (move the timing to benchmarks/): {found}"
+
+
+# --- the checks can fail ------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import onnxruntime as ort\ns = ort.InferenceSession('m.onnx')\n",
+        "import onnxruntime\nso = onnxruntime.SessionOptions()\n",
+        "from onnxruntime import InferenceSession\ns = InferenceSession('m.onnx')\n",
+    ],
+    ids=["alias", "module", "imported-name"],
+)
+def test_a_session_made_elsewhere_is_found(source: str) -> None:
+    assert session_factories(source) == [2]
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import onnxruntime as ort\ndef open_it(options: ort.SessionOptions) -> None: ...\n",
+        "import onnxruntime as ort\nclass S:\n    def session(self) -> 'ort.InferenceSession': ...\n",
+        "from onnxruntime import IOBinding\ndef f(*b: IOBinding | None) -> None: ...\n",
+    ],
+    ids=["argument", "string-return", "imported-name"],
+)
+def test_an_onnxruntime_type_in_a_public_signature_is_found(source: str) -> None:
+    assert len(ort_typed_signatures(source)) == 1
+    assert not ort_typed_signatures(source.replace("def ", "def _"))  # private helpers may
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import time\ndef test_x():\n    start = time.perf_counter()\n    work()\n"
+        "    assert time.perf_counter() - start < 2.0\n",
+        "import time\ndef test_x():\n    t0 = time.monotonic()\n    work()\n    took = time.monotonic() - t0\n"
+        "    assert took < 4.0, took\n",
+    ],
+    ids=["inline", "via-a-name"],
+)
+def test_a_wall_clock_assert_is_found(source: str) -> None:
+    assert wall_clock_asserts(source) == [source.count("\n")]
+    loop = "import time\ndef test_x():\n    deadline = time.monotonic() + 5\n    while time.monotonic() < deadline:\n"
+    assert not wall_clock_asserts(loop + "        assert poll()\n")  # a deadline to wait for is not a bound
