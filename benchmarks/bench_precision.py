@@ -28,10 +28,10 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from rnnx.bench import runtime_options, time_side_by_side
+from rnnx.bench import time_side_by_side
 from rnnx.exporter import check_parity, export_onnx, quantize
 from rnnx.models import build
-from rnnx.runtime import StreamingSession
+from rnnx.runtime import RuntimeOptions, StreamingSession
 
 PRECISIONS = ("fp32", "fp16", "int8")
 CHUNK = 64  # steps per feed() call
@@ -56,7 +56,7 @@ def write_files(model: torch.nn.Module, tmp: Path, name: str) -> dict[str, Path]
 def max_error(model: torch.nn.Module, path: Path, x: np.ndarray) -> float:
     with torch.no_grad():
         ref, _ = model(torch.from_numpy(x), model.init_state(1))
-    sess = StreamingSession(path, options=runtime_options(1))
+    sess = StreamingSession(path, options=RuntimeOptions(threads=1))
     return float(np.abs(sess.feed(x) - ref.numpy()).max())
 
 
@@ -74,7 +74,7 @@ def measure(kind: str, hidden: int, tmp: Path) -> list[dict]:
     feat = (16,) if kind != "convlstm" else (2, 8, 8)
     x_step = rng.standard_normal((1, *feat)).astype(np.float32)
     x_chunk = rng.standard_normal((1, CHUNK, *feat)).astype(np.float32)
-    sessions = {p: StreamingSession(f, options=runtime_options(1)) for p, f in files.items()}
+    sessions = {p: StreamingSession(f, options=RuntimeOptions(threads=1)) for p, f in files.items()}
     cases = []
     for p, s in sessions.items():
         step, feed = partial(s.step, x_step), partial(s.feed, x_chunk)

@@ -45,9 +45,9 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from rnnx.bench import Check, example_step, reference_model, runtime_options, time_side_by_side
+from rnnx.bench import Check, example_step, reference_model, time_side_by_side
 from rnnx.exporter import export_onnx
-from rnnx.runtime import StreamPool
+from rnnx.runtime import RuntimeOptions, StreamPool
 from rnnx.table import render
 
 clock = time.perf_counter
@@ -295,7 +295,9 @@ FLOORS = {"asubmit": "floor: asyncio futures, no model", "submit": "floor: 8 thr
 
 
 def make_pool(path: str, streams: int, max_batch: int, max_wait_ms: float) -> tuple[StreamPool, np.ndarray]:
-    pool = StreamPool(path, options=runtime_options(1), capacity=streams, max_batch=max_batch, max_wait_ms=max_wait_ms)
+    pool = StreamPool(
+        path, options=RuntimeOptions(threads=1), capacity=streams, max_batch=max_batch, max_wait_ms=max_wait_ms
+    )
     for i in range(streams):
         pool.open(i)
     return pool, example_step(pool.contract, streams)

@@ -99,11 +99,6 @@ def reference_model() -> Any:
     return build("lstm", input_size=16, hidden_size=64, num_layers=2, output_size=1).eval()
 
 
-def runtime_options(threads: int = 1) -> RuntimeOptions:
-    """Runtime options with ``threads`` onnxruntime intra-op threads."""
-    return RuntimeOptions(threads=threads)
-
-
 def example_step(contract: Contract, batch: int, seed: int = 0) -> np.ndarray:
     """Random data for one step ``(batch, features...)`` of the model's input dtype."""
     io = contract.input
@@ -161,7 +156,7 @@ def session_cases(
     rnnx did not write.
     """
     sess = stack.enter_context(
-        StreamingSession(path, providers=providers, options=runtime_options(threads), foreign=foreign)
+        StreamingSession(path, providers=providers, options=RuntimeOptions(threads=threads), foreign=foreign)
     )
     x = example_step(sess.contract, 1)
     cases = [("StreamingSession.step", lambda: sess.step(x), 1, calls), bare_ort_case(sess, calls)]
@@ -183,7 +178,7 @@ def pool_cases(
     foreign: ForeignModel | None = None,
 ) -> list[Case]:
     """Pool ``step_many`` over N streams, N solo sessions in turn, one bare batched call (``stack`` closes them)."""
-    so = runtime_options(threads)
+    so = RuntimeOptions(threads=threads)
     pool = stack.enter_context(StreamPool(path, providers=providers, options=so, capacity=streams, foreign=foreign))
     c = pool.contract
     xs = example_step(c, streams)
