@@ -16,6 +16,7 @@ from typing import Any
 
 from rnnx.errors import SpecError
 from rnnx.onnx_tools.dynamic_axes import dims, elem_dtype_name
+from rnnx.onnx_tools.graph import all_graphs
 from rnnx.onnx_tools.ort_format import ort_io
 from rnnx.onnx_tools.spec_io import file_format, load_onnx, read_spec
 from rnnx.runtime.tensor_info import TensorInfo
@@ -209,14 +210,7 @@ def step_graph_status(path: str | os.PathLike, spec: ModelSpec) -> dict[str, Any
 def _graph_facts(model: Any, info: dict[str, Any]) -> dict[str, Any]:
     from rnnx.onnx_tools.rnn_nodes import find_recurrent
 
-    def all_nodes(graph: Any) -> Any:
-        for n in graph.node:
-            yield n
-            for a in n.attribute:
-                for g in ([a.g] if a.HasField("g") else []) + list(a.graphs):
-                    yield from all_nodes(g)
-
-    ops = Counter(n.op_type for n in all_nodes(model.graph))
+    ops = Counter(n.op_type for g in all_graphs(model.graph) for n in g.node)
     producer = " ".join(p for p in (model.producer_name, model.producer_version) if p)
     return {
         "producer": producer or None,

@@ -8,7 +8,7 @@ set from the spec, unused initializers dropped, the spec stored in the metadata,
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import onnx
 from google.protobuf.message import DecodeError
@@ -63,13 +63,21 @@ def stored_bytes(path: str | os.PathLike) -> int:
     )
 
 
-def _all_initializers(graph: onnx.GraphProto) -> list[onnx.TensorProto]:
-    out = list(graph.initializer)
+def subgraphs(node: onnx.NodeProto) -> list[onnx.GraphProto]:
+    """The graphs a node holds (a Scan/Loop body, If branches); empty for ordinary ops."""
+    return [g for a in node.attribute for g in ([a.g] if a.type == onnx.AttributeProto.GRAPH else a.graphs)]
+
+
+def all_graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
+    """``graph`` and every subgraph (Scan/Loop bodies, If branches), depth first."""
+    yield graph
     for node in graph.node:
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
-                out += _all_initializers(attr.g)
-    return out
+        for sub in subgraphs(node):
+            yield from all_graphs(sub)
+
+
+def _all_initializers(graph: onnx.GraphProto) -> list[onnx.TensorProto]:
+    return [t for g in all_graphs(graph) for t in g.initializer]
 
 
 def _io_axes(spec: ModelSpec) -> dict[str, tuple[tuple, tuple[int, ...]]]:
@@ -127,10 +135,9 @@ def _used_names(nodes: Iterable[onnx.NodeProto]) -> set[str]:
     used: set[str] = set()
     for node in nodes:
         used.update(node.input)
-        for attr in node.attribute:
-            for g in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs):
-                used |= _used_names(g.node)
-                used.update(o.name for o in g.output)
+        for g in subgraphs(node):
+            used |= _used_names(g.node)
+            used.update(o.name for o in g.output)
     return used
 
 

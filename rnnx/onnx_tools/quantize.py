@@ -46,8 +46,7 @@ import onnx
 from onnx import numpy_helper
 
 from rnnx.errors import ConfigError, ExportError
-from rnnx.onnx_tools.graph import load_onnx_with_weights, stored_bytes
-from rnnx.onnx_tools.rnn_nodes import all_graphs, subgraphs
+from rnnx.onnx_tools.graph import all_graphs, load_onnx_with_weights, stored_bytes, subgraphs
 from rnnx.onnx_tools.runners import onnx_runner
 from rnnx.onnx_tools.spec_io import file_format, load_onnx, read_spec
 from rnnx.onnx_tools.step_graph import agrees_at_one_step, commit_onnx, spec_probe

@@ -7,13 +7,14 @@ Works on the ``onnx`` protobuf only; nothing is executed.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
+
+from rnnx.onnx_tools.graph import subgraphs
 
 RNN_OPS = ("LSTM", "GRU", "RNN")  # ONNX ops with initial_h (and initial_c) inputs
 LOOP_OPS = ("Scan", "Loop")  # ops that carry loop state through a body graph
@@ -185,19 +186,6 @@ class GraphIndex:
                 for o in n.output:
                     found += [r for r in self.reaches(o, depth + 1) if r not in found]
         return found
-
-
-def subgraphs(node: onnx.NodeProto) -> list[onnx.GraphProto]:
-    """The graphs a node holds (a Scan/Loop body, If branches); empty for ordinary ops."""
-    return [g for a in node.attribute for g in ([a.g] if a.type == onnx.AttributeProto.GRAPH else a.graphs)]
-
-
-def all_graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
-    """``graph`` and every subgraph (Scan/Loop bodies, If branches), depth first."""
-    yield graph
-    for node in graph.node:
-        for sub in subgraphs(node):
-            yield from all_graphs(sub)
 
 
 def find_recurrent(graph: onnx.GraphProto, where: str = "graph") -> list[RecurrentNode]:

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 import onnx
 from onnx import helper
 
-from rnnx.onnx_tools.graph import write_shape
+from rnnx.onnx_tools.graph import subgraphs, write_shape
 from rnnx.spec import BATCH, ModelSpec, StateSpec
 
 
@@ -48,9 +48,8 @@ def rename_uses(nodes: Iterable[onnx.NodeProto], old: str, new: str) -> None:
         for i, name in enumerate(node.input):
             if name == old:
                 node.input[i] = new
-        for attr in node.attribute:
-            for g in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs):
-                rename_uses(g.node, old, new)
+        for g in subgraphs(node):
+            rename_uses(g.node, old, new)
 
 
 def rename_producer(graph: onnx.GraphProto, old: str, new: str) -> None:

@@ -36,9 +36,8 @@ from onnx import helper, numpy_helper
 from rnnx.atomic import commit_files, member_path
 from rnnx.errors import ModelFileError, SpecError
 from rnnx.onnx_tools.compare import compare, resolve_tolerance
-from rnnx.onnx_tools.graph import store_spec
+from rnnx.onnx_tools.graph import store_spec, subgraphs
 from rnnx.onnx_tools.ort_worker import WorkerDied, isolated_runner
-from rnnx.onnx_tools.rnn_nodes import subgraphs
 from rnnx.onnx_tools.spec_io import read_spec
 from rnnx.spec import METADATA_KEY, ModelSpec, StepGraph, io_names
 
