@@ -116,14 +116,14 @@ def _export(model: Any, run: Path, echo: Echo, numbers: dict[str, Any]) -> Path:
 
 
 def _stream(result: Any, onnx_path: Path, out: Path, echo: Echo, numbers: dict[str, Any]) -> None:
-    from rnnx.runtime import StreamingSession
+    from rnnx.runtime import RuntimeOptions, StreamingSession
     from rnnx.training import plots
     from rnnx.training.tasks.base import stream
 
     echo("[4/6] streaming the held-out sequence through onnxruntime, one step per call...")
     test = result.data.test
     x, y = test.x[0].numpy(), test.y[0].numpy()  # (T, 1) inputs and next-value targets
-    sess = StreamingSession(onnx_path, options=_ort_options())
+    sess = StreamingSession(onnx_path, options=RuntimeOptions(threads=1))
     steps = np.stack([sess.step(x[t][None])[0] for t in range(len(x))])  # (T, 1)
     eager = stream(result.model, test)[0].numpy()
     numbers.update(
@@ -163,16 +163,10 @@ def _closed_loop(sess: Any, x: np.ndarray, warmup: int) -> np.ndarray:
     return np.stack(out)
 
 
-def _ort_options() -> Any:
-    from rnnx.runtime import RuntimeOptions
-
-    return RuntimeOptions(threads=1)
-
-
 def _bench(model: Any, onnx_path: Path, quick: bool, echo: Echo, numbers: dict[str, Any]) -> None:
     import torch
 
-    from rnnx.runtime import StreamingSession
+    from rnnx.runtime import RuntimeOptions, StreamingSession
 
     n = 200 if quick else BENCH_STEPS
     echo(f"[5/6] benchmarking one-step latency over {n} steps (eager PyTorch vs ONNX Runtime, 1 thread)...")
@@ -181,7 +175,7 @@ def _bench(model: Any, onnx_path: Path, quick: bool, echo: Echo, numbers: dict[s
     state = model.init_state(1)
     with torch.inference_mode():
         eager = _timed(n, lambda t: model(xt[t][None], state))  # (1, 1, 1) per call; same state: latency only
-    sess = StreamingSession(onnx_path, options=_ort_options())
+    sess = StreamingSession(onnx_path, options=RuntimeOptions(threads=1))
     runtime = _timed(n, lambda t: sess.step(x[t]))
     for name, times in (("eager", eager), ("onnx", runtime)):
         numbers[f"{name}_step_us_median"] = round(statistics.median(times), 1)
