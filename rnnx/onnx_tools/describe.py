@@ -16,11 +16,11 @@ from typing import Any
 
 from rnnx.errors import SpecError
 from rnnx.onnx_tools.dynamic_axes import dims, elem_dtype_name
-from rnnx.onnx_tools.graph import all_graphs
+from rnnx.onnx_tools.graph import all_graphs, stored_spec
 from rnnx.onnx_tools.ort_format import ort_io
 from rnnx.onnx_tools.spec_io import file_format, load_onnx, read_spec
 from rnnx.runtime.tensor_info import TensorInfo
-from rnnx.spec import DTYPES, METADATA_KEY, ModelSpec
+from rnnx.spec import DTYPES, ModelSpec
 
 # (input token, output token): "h_in" -> "h_out", "h0" -> "hn", "past_k" -> "present_k", ...
 _NAME_PAIRS = (
@@ -118,16 +118,6 @@ def guess_state_pairs(inputs: list[dict[str, Any]], outputs: list[dict[str, Any]
     return pairs
 
 
-def _onnx_spec(model: Any, path: str | os.PathLike) -> ModelSpec | None:
-    props = {p.key: p.value for p in model.metadata_props}
-    if METADATA_KEY not in props:
-        return None
-    try:
-        return ModelSpec.from_json(props[METADATA_KEY])
-    except SpecError as e:
-        raise SpecError(f"{path}: {e}") from None
-
-
 def describe(path: str | os.PathLike) -> dict[str, Any]:
     """A JSON-serialisable description of any ``.onnx`` file or an rnnx ``.ort``/TorchScript file.
 
@@ -150,7 +140,7 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
     info: dict[str, Any] = {"path": os.fspath(path), "format": fmt, "size_bytes": Path(path).stat().st_size}
     if fmt == "onnx":
         model = load_onnx(path)
-        spec = _onnx_spec(model, path)
+        spec = stored_spec(model, path)
         graph = model.graph
         inits = frozenset(t.name for t in graph.initializer)
         info["inputs"], info["outputs"] = _onnx_io(graph.input, inits), _onnx_io(graph.output)

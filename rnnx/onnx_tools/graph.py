@@ -14,7 +14,7 @@ import onnx
 from google.protobuf.message import DecodeError
 from onnx import helper
 
-from rnnx.errors import ExportError, ModelFileError
+from rnnx.errors import ExportError, ModelFileError, SpecError
 from rnnx.spec import METADATA_KEY, ModelSpec
 
 
@@ -162,6 +162,19 @@ def store_spec(model: onnx.ModelProto, spec: ModelSpec) -> None:
     """Make ``spec`` the model's only metadata (the ``rnnx.spec`` key), in place."""
     del model.metadata_props[:]
     helper.set_model_props(model, {METADATA_KEY: spec.to_json()})
+
+
+def stored_spec(model: onnx.ModelProto, where: str | os.PathLike) -> ModelSpec | None:
+    """The spec :func:`store_spec` put in ``model``'s metadata; None when it has none.
+
+    Raises:
+        SpecError: the stored spec is malformed (the message starts with ``where``).
+    """
+    text = next((p.value for p in model.metadata_props if p.key == METADATA_KEY), None)
+    try:
+        return None if text is None else ModelSpec.from_json(text)
+    except SpecError as e:
+        raise SpecError(f"{where}: {e}") from None
 
 
 def finalize(model: onnx.ModelProto, spec: ModelSpec) -> onnx.ModelProto:

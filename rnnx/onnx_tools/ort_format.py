@@ -17,9 +17,8 @@ import os
 from pathlib import Path
 
 from rnnx.errors import ExportError, ModelFileError
-from rnnx.onnx_tools.graph import load_onnx, store_spec
+from rnnx.onnx_tools.graph import load_onnx, store_spec, stored_spec
 from rnnx.runtime.backend import OrtBackend, convert_to_ort, open_graph
-from rnnx.spec import METADATA_KEY, ModelSpec
 
 ORT_MAGIC = b"ORTM"  # flatbuffer file identifier at bytes 4..8 of every .ort file
 
@@ -59,8 +58,7 @@ def _without_step_graph(src: str | os.PathLike) -> str | bytes:
         model = load_onnx(src)
     except ModelFileError:  # not ONNX at all: onnxruntime says why below
         return os.fspath(src)
-    text = {p.key: p.value for p in model.metadata_props}.get(METADATA_KEY)
-    spec = None if text is None else ModelSpec.from_json(text)
+    spec = stored_spec(model, src)
     if spec is None or spec.step_graph is None:
         return os.fspath(src)
     store_spec(model, dataclasses.replace(spec, step_graph=None))

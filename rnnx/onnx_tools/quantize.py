@@ -297,8 +297,8 @@ def quantize(src: str | os.PathLike, dst: str | os.PathLike, *, precision: str =
             notes = _fp16(src, staged)
         out_spec = dataclasses.replace(spec, precision=precision, step_graph=None)  # the step graph is src's
         _smoke(staged, out_spec)
-        step = _step_graph(src, spec, staged, dst, out_spec, precision)
         model = load_onnx(staged)
+        step = _step_graph(src, spec, model, dst, out_spec, precision)
         out_spec, step_path = commit_onnx(model, dst, out_spec, step)  # as export_onnx commits its file
     quantized, kept = _summarise(before, model.graph, precision)
     if stored:
@@ -321,9 +321,9 @@ def quantize(src: str | os.PathLike, dst: str | os.PathLike, *, precision: str =
 
 
 def _step_graph(
-    src: Path, spec: ModelSpec, staged: Path, dst: Path, out_spec: ModelSpec, precision: str
+    src: Path, spec: ModelSpec, converted: onnx.ModelProto, dst: Path, out_spec: ModelSpec, precision: str
 ) -> bytes | None:
-    """The source's step graph at ``precision``, checked against ``staged`` (the converted
+    """The source's step graph at ``precision``, checked against ``converted`` (the converted
     model) at T=1: its bytes, to be committed with ``dst``.
 
     None (single steps then run ``dst`` itself) when the source has no step graph, its file
@@ -340,10 +340,10 @@ def _step_graph(
         )
         return None
     with tempfile.TemporaryDirectory(prefix="rnnx-quant-step-") as tmp:
-        converted = Path(tmp) / "step.onnx"
-        _int8(source, converted) if precision == "int8" else _fp16(source, converted)
-        data = converted.read_bytes()
-    if not agrees_at_one_step(load_onnx(staged), data, out_spec, spec_probe(out_spec)):
+        step = Path(tmp) / "step.onnx"
+        _int8(source, step) if precision == "int8" else _fp16(source, step)
+        data = step.read_bytes()
+    if not agrees_at_one_step(converted, data, out_spec, spec_probe(out_spec)):
         return None  # the WARNING says why
     return data
 

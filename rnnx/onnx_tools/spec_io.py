@@ -12,9 +12,11 @@ import os
 import zipfile
 from pathlib import Path
 
+import onnx
+
 from rnnx.atomic import path_kind
 from rnnx.errors import ModelFileError, SpecError
-from rnnx.onnx_tools.graph import load_onnx
+from rnnx.onnx_tools.graph import load_onnx, stored_spec
 from rnnx.onnx_tools.ort_format import is_ort_file, ort_metadata
 from rnnx.spec import METADATA_KEY, ModelSpec
 
@@ -56,11 +58,6 @@ def file_format(path: str | os.PathLike) -> str:
     return "onnx"
 
 
-def _spec_text_onnx(path: str | os.PathLike) -> str | None:
-    props = {p.key: p.value for p in load_onnx(path).metadata_props}
-    return props.get(METADATA_KEY)
-
-
 def _spec_text_torchscript(path: str | os.PathLike) -> str | None:
     try:
         with zipfile.ZipFile(path) as z:
@@ -93,25 +90,42 @@ def read_spec(path: str | os.PathLike) -> ModelSpec:
         read_spec("model.onnx").state_by_name()["h"].shape  # -> (1, 'batch', 32)
     """
     fmt = file_format(path)
+    if fmt == "onnx":
+        return load_with_spec(path)[1]
     if fmt == "ort":
         text = ort_metadata(path).get(METADATA_KEY)
     elif fmt == "pte":
         from rnnx.runtime.executorch_backend import pte_spec_text
 
         text = pte_spec_text(Path(path))
-    elif fmt == "pt2":
+    else:  # torchscript, pt2
         text = _spec_text_torchscript(path)
-    else:
-        text = _spec_text_torchscript(path) if fmt == "torchscript" else _spec_text_onnx(path)
     if text is None:
-        raise ModelFileError(
-            f"{path}: no {METADATA_KEY!r} metadata; this {fmt} file was not "
-            f"exported by rnnx (re-export it with `rnnx export`)"
-        )
+        raise _no_spec(path, fmt)
     try:
         return ModelSpec.from_json(text)
     except SpecError as e:
         raise SpecError(f"{path}: {e}") from None
+
+
+def load_with_spec(path: str | os.PathLike) -> tuple[onnx.ModelProto, ModelSpec]:
+    """An rnnx ONNX file parsed once: the model (without external data) and its spec.
+
+    Raises:
+        ModelFileError: not ONNX, or no ``rnnx.spec``. SpecError: the stored spec is malformed.
+    """
+    model = load_onnx(path)
+    spec = stored_spec(model, path)
+    if spec is None:
+        raise _no_spec(path, "onnx")
+    return model, spec
+
+
+def _no_spec(path: str | os.PathLike, fmt: str) -> ModelFileError:
+    return ModelFileError(
+        f"{path}: no {METADATA_KEY!r} metadata; this {fmt} file was not "
+        f"exported by rnnx (re-export it with `rnnx export`)"
+    )
 
 
 def has_spec(path: str | os.PathLike) -> bool:
@@ -125,4 +139,4 @@ def has_spec(path: str | os.PathLike) -> bool:
     return True
 
 
-__all__ = ["ZIP_MAGIC", "file_format", "has_spec", "load_onnx", "read_spec"]
+__all__ = ["ZIP_MAGIC", "file_format", "has_spec", "load_onnx", "load_with_spec", "read_spec"]

@@ -42,13 +42,13 @@ from rnnx.errors import ConfigError, NotStreamableError, ParityError
 from rnnx.names import check_name
 from rnnx.onnx_tools.compare import check_close, resolve_tolerance
 from rnnx.onnx_tools.dynamic_axes import elem_dtype_name
-from rnnx.onnx_tools.graph import set_io_shapes
-from rnnx.onnx_tools.spec_io import load_onnx, read_spec
+from rnnx.onnx_tools.graph import set_io_shapes, store_spec
+from rnnx.onnx_tools.spec_io import load_with_spec
 from rnnx.onnx_tools.state_layout import rename_producer, rename_uses, to_batch_first
 from rnnx.onnx_tools.triton_python import write_python_repository
 from rnnx.runtime.backend import OrtBackend, open_graph
 from rnnx.runtime.triton_backend import PARAMETER_MODEL as PYTHON_MODEL_PARAMETER
-from rnnx.spec import BATCH, METADATA_KEY, TRITON_DTYPES, ModelSpec
+from rnnx.spec import BATCH, TRITON_DTYPES, ModelSpec
 
 STRATEGIES = ("oldest", "direct")  # Triton sequence-batcher scheduling strategies
 BACKENDS = ("onnxruntime", "python")  # Triton's onnxruntime backend, or rnnx.runtime in the python backend
@@ -230,8 +230,7 @@ def triton_graph(proto: onnx.ModelProto, spec: ModelSpec, controls: Sequence[str
     graph = add_controls(graph, new_spec, controls)
     new_spec = dataclasses.replace(new_spec, extra={**new_spec.extra, "triton_controls": list(controls)})
     set_io_shapes(graph.graph, new_spec)
-    del graph.metadata_props[:]
-    helper.set_model_props(graph, {METADATA_KEY: new_spec.to_json()})
+    store_spec(graph, new_spec)
     onnx.checker.check_model(graph, full_check=True)
     return graph, new_spec
 
@@ -483,7 +482,7 @@ def export_triton(
         cfg = dataclasses.replace(cfg, backend=backend).validate()
     if cfg.backend == "python":
         return _export_python(source, repo, cfg, verify)
-    proto, spec = load_onnx(source), read_spec(source)
+    proto, spec = load_with_spec(source)  # the file parsed once
     _check_empty_slots(spec, cfg)
     served, served_spec = triton_graph(proto, spec, cfg.controls)
     worst = verify_sequences(proto, spec, served, served_spec, cfg.controls) if verify else float("nan")

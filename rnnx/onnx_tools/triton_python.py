@@ -118,13 +118,12 @@ def verify_python(path: str | os.PathLike, *, seed: int = 0) -> float:
     return worst
 
 
-def _copy_export(src: Path, folder: Path) -> tuple[Path, ModelSpec]:
-    """The rnnx export and its step graph (when it has one), copied into ``folder``."""
-    spec = read_spec(src)
+def _copy_export(src: Path, spec: ModelSpec, folder: Path) -> Path:
+    """The rnnx export (whose contract is ``spec``) and its step graph (when it has one), copied into ``folder``."""
     shutil.copyfile(src, folder / src.name)
     if spec.step_graph is not None and (src.parent / spec.step_graph.file).is_file():
         shutil.copyfile(src.parent / spec.step_graph.file, folder / spec.step_graph.file)
-    return folder / src.name, spec
+    return folder / src.name
 
 
 def write_python_repository(
@@ -149,7 +148,7 @@ def write_python_repository(
     with atomic_dir(root / name) as stage:  # config, model.py and files appear together (other versions kept)
         folder = stage / str(version)
         folder.mkdir()
-        onnx_path, spec = _copy_export(src, folder)
+        onnx_path = _copy_export(src, spec, folder)
         write_text_atomic(folder / MODEL_PY, MODEL_PY_TEXT)
         write_text_atomic(stage / CONFIG_FILE, config_text(spec, onnx_path.name))
     return root / name / str(version) / onnx_path.name, spec, worst
