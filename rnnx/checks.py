@@ -48,20 +48,38 @@ def check_int(
     return int(value)
 
 
-def check_number(name: str, value: Any, *, minimum: float = 0.0, maximum: float = math.inf) -> float:
-    """``value`` as a float when it is a finite real number (not a bool) in ``[minimum, maximum]``.
+def check_number(
+    name: str,
+    value: Any,
+    *,
+    minimum: float = 0.0,
+    maximum: float = math.inf,
+    open_minimum: bool = False,
+    open_maximum: bool = False,
+) -> float:
+    """``value`` as a float when it is a finite real number (not a bool) in ``[minimum, maximum]``
+    (``open_minimum``/``open_maximum``: that end excluded, e.g. a learning rate > 0).
 
     Raises:
         ConfigError: naming ``name``, the range and ``value``.
     """
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not (math.isfinite(value) and minimum <= value <= maximum)
-    ):
-        bound = f">= {minimum:g}" if maximum == math.inf else f"from {minimum:g} to {maximum:g}"
-        raise ConfigError(f"{name}: expected a number {bound}, got {value!r}")
+    real = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    above = real and (value > minimum if open_minimum else value >= minimum)
+    below = real and (value < maximum if open_maximum else value <= maximum)
+    if not (real and above and below):
+        raise ConfigError(
+            f"{name}: expected a number {_range(minimum, maximum, open_minimum, open_maximum)}, got {value!r}"
+        )
     return float(value)
+
+
+def _range(minimum: float, maximum: float, open_minimum: bool, open_maximum: bool) -> str:
+    """``>= 0``, ``> 0``, ``from 0 to 5`` or ``in [0, 1)``."""
+    if maximum == math.inf:
+        return f"{'>' if open_minimum else '>='} {minimum:g}"
+    if not open_minimum and not open_maximum:
+        return f"from {minimum:g} to {maximum:g}"
+    return f"in {'(' if open_minimum else '['}{minimum:g}, {maximum:g}{')' if open_maximum else ']'}"
 
 
 def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from rnnx.checks import check_int
+from rnnx.checks import check_int, check_number
 from rnnx.errors import ConfigError
 
 KINDS = ("rnn", "lstm", "gru", "convlstm", "seq2seq")
@@ -95,8 +95,7 @@ class ModelConfig:
         _bool("bias", self.bias)
         _bool("bidirectional", self.bidirectional)
         _bool("normalize", self.normalize)
-        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
-            raise ConfigError(f"dropout: expected a number in [0, 1), got {self.dropout!r}")
+        check_number("dropout", self.dropout, maximum=1.0, open_maximum=True)
         self._validate_input()
         self._validate_seq2seq_fields()
         if self.kind == "convlstm":

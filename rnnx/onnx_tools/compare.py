@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from rnnx.checks import check_number
 from rnnx.errors import ParityError, SpecError
 from rnnx.table import render
 
@@ -194,8 +195,8 @@ def resolve_tolerance(
     base = TOLERANCES[(family, precision)]
     source = f"table:{family}" + ("" if precision == "fp32" else f"/{precision}")
     for name, value in (("atol", atol), ("rtol", rtol)):
-        if value is not None and (not isinstance(value, (int, float)) or value < 0):
-            raise ValueError(f"{name}: expected a non-negative number, got {value!r}")
+        if value is not None:
+            check_number(name, value)
     if atol is not None or rtol is not None:
         source = "user" if atol is not None and rtol is not None else f"user+{source}"
     return Tolerance(base.atol if atol is None else float(atol), base.rtol if rtol is None else float(rtol)), source

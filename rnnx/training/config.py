@@ -11,11 +11,10 @@ Example:
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
-from rnnx.checks import check_int
+from rnnx.checks import check_int, check_number
 from rnnx.errors import ConfigError
 
 DEVICES = ("cpu", "cuda")
@@ -83,11 +82,10 @@ class TrainConfig:
         ):
             if getattr(self, name) is not None:  # None: the task's default
                 setattr(self, name, check_int(_flag(name), getattr(self, name)))
-        if self.lr is not None and not _positive_number(self.lr):
-            raise ConfigError(f"--lr: expected a positive number, got {self.lr!r}")
+        if self.lr is not None:
+            self.lr = check_number("--lr", self.lr, open_minimum=True)
         self.threads = check_int("--threads", self.threads, minimum=0)  # 0: all cores
-        if not _positive_number(self.size):
-            raise ConfigError(f"size: expected a positive scale, got {self.size!r}")
+        self.size = check_number("size", self.size, open_minimum=True)
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -110,11 +108,6 @@ def require(value: T | None, name: str) -> T:
     if value is None:
         raise ConfigError(f"{_flag(name)}: expected a value (the task's default once resolved), got None")
     return value
-
-
-def _positive_number(value: Any) -> bool:
-    """A finite real number > 0 (not a bool, not a string)."""
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and 0 < value < math.inf
 
 
 def _flag(name: str) -> str:

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from rnnx.errors import SpecError
+from rnnx.errors import ConfigError, SpecError
 from rnnx.exporter import TOLERANCES, check_parity
 from rnnx.onnx_tools.compare import Tolerance, compare, resolve_tolerance
 from tests.zoo import make_model
@@ -58,9 +58,11 @@ def test_user_tolerance_is_used_and_reported(exported) -> None:
     assert all(r.atol == 0.0 for r in report.rows)
 
 
-def test_negative_tolerance_is_rejected() -> None:
-    with pytest.raises(ValueError, match=r"atol: expected a non-negative number, got -1"):
-        resolve_tolerance("lstm", -1, None)
+@pytest.mark.parametrize("value", [-1, float("nan"), "1e-5"], ids=["negative", "nan", "text"])
+def test_a_bad_tolerance_is_a_config_error(value) -> None:
+    """NaN passed before (every comparison then failed, with the tolerance shown as nan)."""
+    with pytest.raises(ConfigError, match=rf"atol: expected a number >= 0, got {value!r}"):
+        resolve_tolerance("lstm", value, None)
 
 
 def test_compare_uses_atol_plus_rtol_times_reference() -> None:

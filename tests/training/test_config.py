@@ -16,10 +16,10 @@ from rnnx.training import TrainConfig, get_task, train
         ({"csv": "a.csv"}, "needs --target"),
         ({"task": "sine", "device": "tpu"}, r"--device: expected one of cpu, cuda, got 'tpu'"),
         ({"task": "sine", "epochs": 0}, r"--epochs: expected an int >= 1, got 0"),
-        ({"task": "sine", "lr": -1.0}, r"--lr: expected a positive number, got -1.0"),
+        ({"task": "sine", "lr": -1.0}, r"--lr: expected a number > 0, got -1.0"),
         ({"task": "sine", "window": 0}, r"--window: expected an int >= 1, got 0"),
-        ({"task": "sine", "lr": "0.1"}, r"--lr: expected a positive number, got '0.1'"),
-        ({"task": "sine", "size": None}, r"size: expected a positive scale, got None"),
+        ({"task": "sine", "lr": "0.1"}, r"--lr: expected a number > 0, got '0.1'"),
+        ({"task": "sine", "size": None}, r"size: expected a number > 0, got None"),
     ],
     ids=["neither", "both", "csv-no-target", "device", "epochs", "lr", "window", "lr-str", "size-none"],
 )
