@@ -40,7 +40,6 @@ from rnnx.runtime.options import RuntimeOptions
 from rnnx.spec import METADATA_KEY, TIME, IOSpec, StepGraph
 
 logger = logging.getLogger(__name__)
-READ_CHUNK = 1 << 20  # bytes hashed per read
 STEP_GRAPH_SLACK = 64 << 20  # bytes a step graph may hold beyond twice its model file
 
 
@@ -58,15 +57,6 @@ class ModelGraphs:
         self.backend.close()
         if self.step is not None:
             self.step.close()
-
-
-def file_sha256(path: PathLike) -> str:
-    """The hex SHA-256 of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(READ_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def step_graph_limit(model: PathLike) -> int:
