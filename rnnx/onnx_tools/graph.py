@@ -14,14 +14,24 @@ import onnx
 from google.protobuf.message import DecodeError
 from onnx import helper
 
+from rnnx.atomic import path_kind
 from rnnx.errors import ExportError, ModelFileError, SpecError
 from rnnx.spec import METADATA_KEY, ModelSpec
 
 
 def load_onnx(path: str | os.PathLike) -> onnx.ModelProto:
-    """Parse an ONNX file (without external data), with a clear error when it is not one."""
+    """Parse an ONNX file (without external data), with a clear error when it is not one.
+
+    Raises:
+        ModelFileError: ``path`` is no regular file (missing, a folder, a FIFO that would block
+            the read), cannot be read, or is not ONNX.
+    """
+    if not os.path.isfile(path):
+        raise ModelFileError(f"{path}: expected an ONNX file, got {path_kind(path)}")
     try:
         model = onnx.load(os.fspath(path), load_external_data=False)
+    except OSError as e:
+        raise ModelFileError(f"{path}: cannot read it ({e.strerror or e})") from None
     except (DecodeError, ValueError, RuntimeError, UnicodeDecodeError) as e:
         raise ModelFileError(f"{path}: not a valid ONNX or TorchScript model ({type(e).__name__})") from None
     if not model.ir_version or not model.graph.node:

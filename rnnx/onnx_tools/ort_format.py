@@ -41,6 +41,7 @@ def to_ort(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
         ``dst`` as a Path.
 
     Raises:
+        ModelFileError: ``src`` is no regular file.
         ExportError: onnxruntime cannot load or convert the graph.
     """
     out = Path(dst)
@@ -56,8 +57,10 @@ def _without_step_graph(src: str | os.PathLike) -> str | bytes:
     """``src``'s path, or its bytes with the spec's ``step_graph`` cleared when it has one."""
     try:
         model = load_onnx(src)
-    except ModelFileError:  # not ONNX at all: onnxruntime says why below
-        return os.fspath(src)
+    except ModelFileError:
+        if not os.path.isfile(src):  # missing, a folder, a FIFO: load_onnx's message says which
+            raise
+        return os.fspath(src)  # a file but not ONNX: onnxruntime says why
     spec = stored_spec(model, src)
     if spec is None or spec.step_graph is None:
         return os.fspath(src)

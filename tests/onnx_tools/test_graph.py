@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import re
+from pathlib import Path
+
 import numpy as np
 import onnx
 import pytest
 from onnx import helper, numpy_helper
 
-from rnnx.errors import ExportError
-from rnnx.onnx_tools.graph import check_io, finalize, remove_unused_initializers, unused_initializers
+from rnnx.errors import ExportError, ModelFileError
+from rnnx.onnx_tools.graph import check_io, finalize, load_onnx, remove_unused_initializers, unused_initializers
 from rnnx.spec import IOSpec, ModelSpec, StateSpec
 
 SPEC = ModelSpec(
@@ -76,3 +80,28 @@ def test_finalize_stores_the_spec_and_checks_the_graph() -> None:
     meta = {p.key: p.value for p in model.metadata_props}
     assert ModelSpec.from_json(meta["rnnx.spec"]) == SPEC
     assert [t.name for t in model.graph.initializer] == ["w"]
+
+
+@pytest.mark.parametrize(("what", "expected"), [("missing", "no file"), ("folder", "a directory"), ("fifo", "a FIFO")])
+def test_the_onnx_tools_name_a_path_that_is_not_a_file(tmp_path: Path, what: str, expected: str) -> None:
+    """A missing file or a folder raised OSError from onnx.load; a FIFO blocked the call forever."""
+    from rnnx.onnx_tools import export_triton, make_stateful
+    from rnnx.onnx_tools.ort_format import to_ort
+
+    path = tmp_path / "model.onnx"
+    if what == "folder":
+        path.mkdir()
+    if what == "fifo":
+        os.mkfifo(path)
+    with pytest.raises(
+        ModelFileError, match=rf"^{re.escape(str(path))}: expected an ONNX file, got {re.escape(expected)}"
+    ):
+        load_onnx(path)
+    for tool in (
+        lambda: make_stateful(path, tmp_path / "out.onnx"),
+        lambda: export_triton(path, tmp_path / "repo"),
+        lambda: to_ort(path, tmp_path / "out.ort"),
+    ):
+        with pytest.raises(ModelFileError, match=re.escape(str(path))):
+            tool()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ([] if what == "missing" else ["model.onnx"])
