@@ -14,22 +14,10 @@ import rnnx
 from rnnx.exporter import check_parity, export_onnx, read_spec
 from rnnx.exporter.seq2seq_export import export_seq2seq
 from rnnx.exporter.strategies import DYNAMO_ORDER, auto_order, legacy_onnx_exporter
+from tests.programs import HandLSTMCell, example, hand_cell
 from tests.zoo import _user_s2s, make_model
 
 LEGACY = ("trace", "proj-native", "scan-legacy", "layer-scan")  # built on torch.onnx.export(dynamo=False)
-
-
-class HandLSTMCell(nn.Module):
-    """A tutorial's hand-written cell: forward(x, h, c) -> (h, c)."""
-
-    def __init__(self, features: int = 3, hidden: int = 5) -> None:
-        super().__init__()
-        self.gates = nn.Linear(features + hidden, 4 * hidden)
-
-    def forward(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        i, f, g, o = self.gates(torch.cat([x, h], 1)).chunk(4, 1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        return torch.sigmoid(o) * torch.tanh(c), c
 
 
 def _wrapped(name: str) -> nn.Module:
@@ -38,7 +26,7 @@ def _wrapped(name: str) -> nn.Module:
         return rnnx.wrap(nn.LSTM(3, 5, num_layers=2, batch_first=True))
     if name == "wrap-grucell":
         return rnnx.wrap(nn.GRUCell(3, 5))
-    return rnnx.wrap(HandLSTMCell(), [("batch", 5), ("batch", 5)], step=True)
+    return hand_cell()
 
 
 CASES = {  # id -> the strategy that must build it (zoo ids, then wrapped torch modules)
@@ -55,7 +43,7 @@ CASES = {  # id -> the strategy that must build it (zoo ids, then wrapped torch 
 
 
 def _example(model: nn.Module) -> torch.Tensor | None:
-    return torch.randn(2, 5, 3) if isinstance(getattr(model, "module", None), HandLSTMCell) else None
+    return example(model, 2, 5) if isinstance(getattr(model, "module", None), HandLSTMCell) else None
 
 
 @pytest.mark.parametrize("name", list(CASES))
