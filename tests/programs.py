@@ -4,12 +4,14 @@ hand-written cell, plus an eager reference run at any batch size."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 import rnnx
+from rnnx.exporter import ExportResult
 from tests.zoo import TINY
 
 FEATURES, HIDDEN = 3, 5  # the hand cell's sizes
@@ -55,3 +57,15 @@ def eager_steps(model: nn.Module, x: torch.Tensor) -> np.ndarray:
     with torch.no_grad():
         y, _ = model(x, init_state(model, x.shape[0]))
     return y.numpy()
+
+
+def export_each(
+    export: Callable[..., ExportResult], root: Path, suffix: str
+) -> dict[str, tuple[nn.Module, ExportResult]]:
+    """``{name: (model, result)}``: every :data:`STREAM_MODELS` model exported by ``export`` (the
+    example: batch 2, 5 steps) to ``root/<name>/model.<suffix>``."""
+    out = {}
+    for name, make in STREAM_MODELS.items():
+        model = make()
+        out[name] = (model, export(model, root / name / f"model.{suffix}", example_input=example(model, 2, 5)))
+    return out

@@ -16,7 +16,7 @@ from rnnx.exporter.bundle import export_files
 from rnnx.exporter.pt2_export import chunk_file_name, export_pt2
 from rnnx.onnx_tools.spec_io import file_format
 from rnnx.runtime import StreamingSession, StreamPool
-from tests.programs import STREAM_MODELS, eager_steps, example
+from tests.programs import STREAM_MODELS, eager_steps, example, export_each
 from tests.zoo import make_model
 
 CHUNK_KEPT = {"lstm-2l": True, "gru-2l": True, "convlstm-k3": False, "hand-cell": False}  # dynamic time in torch.export
@@ -24,13 +24,7 @@ CHUNK_KEPT = {"lstm-2l": True, "gru-2l": True, "convlstm-k3": False, "hand-cell"
 
 @pytest.fixture(scope="module")
 def programs(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    root = tmp_path_factory.mktemp("pt2")
-    out = {}
-    for name, make in STREAM_MODELS.items():
-        model = make()
-        ex = example(model, 2, 5)
-        out[name] = (model, export_pt2(model, root / name / "model.pt2", example_input=ex))
-    return out
+    return export_each(export_pt2, tmp_path_factory.mktemp("pt2"), "pt2")
 
 
 @pytest.mark.parametrize("name", list(STREAM_MODELS))

@@ -18,19 +18,13 @@ from rnnx.exporter.bundle import export_files  # noqa: E402
 from rnnx.exporter.pte_export import MAX_BATCH, _chunk, _split, export_pte  # noqa: E402
 from rnnx.onnx_tools.spec_io import file_format  # noqa: E402
 from rnnx.runtime import StreamingSession, StreamPool  # noqa: E402
-from tests.programs import STREAM_MODELS, eager_steps, example  # noqa: E402
+from tests.programs import STREAM_MODELS, eager_steps, example, export_each  # noqa: E402
 from tests.zoo import make_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def programs(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    root = tmp_path_factory.mktemp("pte")
-    out = {}
-    for name, make in STREAM_MODELS.items():
-        model = make()
-        ex = example(model, 2, 5)
-        out[name] = (model, export_pte(model, root / name / "model.pte", example_input=ex))
-    return out
+    return export_each(export_pte, tmp_path_factory.mktemp("pte"), "pte")
 
 
 @pytest.mark.parametrize("name", list(STREAM_MODELS))
