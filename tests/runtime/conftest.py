@@ -80,8 +80,15 @@ class ForeignReference:
 def foreign(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ForeignModel]:
     """A hand-exported foreign ONNX model (no rnnx.spec) and its eager module."""
     model = ForeignModel().eval()
-    path = tmp_path_factory.mktemp("foreign") / "vad.onnx"
+    path = export_foreign(model, tmp_path_factory.mktemp("foreign") / "vad.onnx")
+    return path, model
+
+
+def export_foreign(model: ForeignModel, path: Path, *, dynamic_batch: bool = True) -> Path:
+    """``model`` exported as a third party would (no rnnx.spec): inputs (input, state, sr), outputs
+    (output, stateN); without ``dynamic_batch`` every shape is static (the batch axis is ambiguous)."""
     args = (torch.zeros(1, FOREIGN_K + FOREIGN_N), torch.zeros(2, 1, FOREIGN_H), torch.tensor(16000))
+    axes = {"input": {0: "batch"}, "state": {1: "batch"}, "output": {0: "batch"}, "stateN": {1: "batch"}}
     torch.onnx.export(
         model,
         args,
@@ -90,9 +97,9 @@ def foreign(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ForeignMode
         opset_version=17,
         input_names=["input", "state", "sr"],
         output_names=["output", "stateN"],
-        dynamic_axes={"input": {0: "batch"}, "state": {1: "batch"}, "output": {0: "batch"}, "stateN": {1: "batch"}},
+        dynamic_axes=axes if dynamic_batch else None,
     )
-    return path, model
+    return path
 
 
 def make_batcher_wait(pool, xs: np.ndarray, ids: list) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from rnnx.errors import ConfigError, DTypeError, ShapeError, SpecError, StateError
 from rnnx.runtime import CONTEXT_KEY, ForeignModel, StreamingSession, StreamPool
-from tests.runtime.conftest import FOREIGN_H, FOREIGN_K, FOREIGN_N, ForeignReference
+from tests.runtime.conftest import FOREIGN_H, FOREIGN_K, FOREIGN_N, ForeignReference, export_foreign
 
 MAP = {"state": "stateN"}
 SR = {"sr": np.array(16000)}
@@ -159,21 +159,8 @@ def test_bad_state_maps_are_explained(foreign, kwargs, error, match):
 @pytest.fixture(scope="module")
 def static_foreign(tmp_path_factory, foreign):
     """The foreign model exported with fully static shapes: the batch axis is ambiguous."""
-    import torch
-
     _, model = foreign
-    path = tmp_path_factory.mktemp("static") / "static.onnx"
-    args = (torch.zeros(1, FOREIGN_K + FOREIGN_N), torch.zeros(2, 1, FOREIGN_H), torch.tensor(16000))
-    torch.onnx.export(
-        model,
-        args,
-        str(path),
-        dynamo=False,
-        opset_version=17,
-        input_names=["input", "state", "sr"],
-        output_names=["output", "stateN"],
-    )
-    return path, model
+    return export_foreign(model, tmp_path_factory.mktemp("static") / "static.onnx", dynamic_batch=False), model
 
 
 def test_ambiguous_state_shape_asks_for_state_shapes(static_foreign):
