@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,11 +17,14 @@ torch.set_num_threads(1)  # tiny models: threads only add contention under `pyte
 
 
 @pytest.fixture(scope="session")
-def export_cache(tmp_path_factory: pytest.TempPathFactory) -> ExportCache:
-    """The run's exports: in a folder both pytest-xdist workers share (each export made once)."""
+def export_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExportCache]:
+    """The run's exports: in a folder both pytest-xdist workers share (each export made once);
+    at the end, each export this worker used is checked unchanged."""
     base = tmp_path_factory.getbasetemp()
     worker = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ...: each has its own basetemp in the run's
-    return ExportCache((base.parent if worker else base) / "rnnx-exports")
+    cache = ExportCache((base.parent if worker else base) / "rnnx-exports")
+    yield cache
+    cache.verify()
 
 
 @pytest.fixture(scope="session")

@@ -5,11 +5,14 @@ time any worker asks for it (a file lock per export: the other worker waits, the
 files), and returns the model (rebuilt in each worker: the factories are seeded) with its
 :class:`~rnnx.exporter.ExportResult`. A worker that reads another's export gets the same files,
 spec, strategy and attempts (each attempt's exception stays with the worker that exported).
-Tests must not modify the files: copy them first.
+Tests must not modify the files: copy them first. Each export's folder is checked against the
+hashes recorded with it when another worker reads it and when the run ends (:meth:`ExportCache.verify`),
+so a test that writes into a shared export fails the run instead of corrupting the tests after it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -45,9 +48,15 @@ class ExportCache:
             with FileLock(str(folder) + ".lock"):
                 if (folder / RESULT).exists():
                     self.results[key] = _read(folder)
+                    _check(folder)
                 else:
                     self.results[key] = self._export(name, fmt, strategy, folder)
         return self.model(name), self.results[key]
+
+    def verify(self) -> None:
+        """Fail when a test changed, added or removed a file in an export this worker used."""
+        for name, fmt, strategy in self.results:
+            _check(self.root / f"{name}-{fmt}-{strategy}")
 
     def _export(self, name: str, fmt: str, strategy: str, folder: Path) -> ExportResult:
         model = self.model(name)
@@ -61,6 +70,7 @@ class ExportCache:
             "strategy": result.strategy,
             "step_graph": None if result.step_graph_path is None else result.step_graph_path.name,
             "attempts": [[a.strategy, a.ok, a.reason, a.seconds] for a in result.attempts],
+            "files": _hashes(folder),
         }
         (folder / RESULT).write_text(json.dumps(record))
         return result
@@ -75,4 +85,24 @@ def _read(folder: Path) -> ExportResult:
         record["strategy"],
         tuple(Attempt(*a) for a in record["attempts"]),
         None if record["step_graph"] is None else folder / record["step_graph"],
+    )
+
+
+def _hashes(folder: Path) -> dict[str, str]:
+    """``{file name: sha256}`` of an export's files (result.json aside)."""
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.iterdir())
+        if p.name != RESULT and p.is_file()
+    }
+
+
+def _check(folder: Path) -> None:
+    want = json.loads((folder / RESULT).read_text())["files"]
+    got = _hashes(folder)
+    changed = sorted(n for n in want.keys() & got.keys() if want[n] != got[n])
+    added, removed = sorted(got.keys() - want.keys()), sorted(want.keys() - got.keys())
+    assert not (changed or added or removed), (
+        f"a test wrote into the shared export {folder.name}: changed {changed}, added {added}, removed {removed} "
+        "(copy the files into tmp_path before writing beside them)"
     )
