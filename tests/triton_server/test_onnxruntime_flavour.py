@@ -53,11 +53,11 @@ BROKEN = {  # config mutation -> (text replaced, replacement); each refused by t
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory, export_file):
+def served(tmp_path_factory: pytest.TempPathFactory, onnx_file):
     repo = tmp_path_factory.mktemp("onnxruntime_repo")
     originals = {}
     for name, (tiny, options) in MODELS.items():
-        originals[name] = export_file(tiny)
+        originals[name] = onnx_file(tiny)[0]  # the run's shared export: read, never written
         export_triton(originals[name], repo, TritonConfig(name=name, **options))
     lstm_all = export_triton(originals["lstm"], repo, TritonConfig(name="lstm_all", controls=ALL))
     text = lstm_all.config_path.read_text()

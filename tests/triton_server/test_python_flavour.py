@@ -40,11 +40,11 @@ MODELS = {  # served name -> (tiny model, TritonConfig options)
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory, export_file):
+def served(tmp_path_factory: pytest.TempPathFactory, onnx_file):
     repo = tmp_path_factory.mktemp("python_repo")
     files = {}
     for name, (tiny, options) in MODELS.items():
-        repo_files = export_triton(export_file(tiny), repo, TritonConfig(name=name, **options), backend="python")
+        repo_files = export_triton(onnx_file(tiny)[0], repo, TritonConfig(name=name, **options), backend="python")
         files[name] = repo_files.onnx_path
     server = triton.start_or_skip(repo)
     yield server, files
