@@ -35,7 +35,7 @@ from rnnx.runtime.options import RuntimeOptions, merge_options
 from rnnx.runtime.providers import Providers
 from rnnx.runtime.slots import SlotStore
 from rnnx.runtime.step_graph import open_model_graphs
-from rnnx.runtime.validate import check_input, check_state
+from rnnx.runtime.validate import check_input, check_state, token_ids_in_range
 
 _ALL = object()
 _dtype_of = attrgetter("dtype")
@@ -617,7 +617,7 @@ class StreamPool:
         v = self._vocab
         if v is None or x.dtype.kind not in "iu" or not x.size:
             return None
-        if x.min() >= 0 and x.max() < v:
+        if token_ids_in_range(x, v):
             return None
         axis = self._axis
         bad = np.moveaxis((x < 0) | (x >= v), axis, 0)  # (n, ...)

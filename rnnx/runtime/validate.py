@@ -144,7 +144,26 @@ def check_finite(mode: str, name: str, arr: np.ndarray, what: str, undo: Callabl
     raise NonFiniteError(msg + "; the state is unchanged")
 
 
-TOKEN_BLOCK = 1 << 20  # token ids checked this many at a time (a mapped file stays mapped)
+TOKEN_BLOCK = 1 << 20  # token ids searched this many at a time for the error (a mapped file stays mapped)
+SMALL_TOKENS = 32  # up to this many ids are compared in Python (a step's batch), faster than numpy there
+
+
+def token_ids_in_range(x: np.ndarray, vocab_size: int) -> bool:
+    """True when every id of the non-empty integer array ``x`` lies in ``[0, vocab_size)``.
+
+    The per-call check of a token model (every step), so it is cheap: a few ids are compared
+    in Python; more take one reduction and no temporary array, the maximum over ``x`` viewed
+    as unsigned, where a negative id reads as one of at least ``2**(bits - 1)``. Finding the
+    culprit is left to the error paths (:func:`check_token_ids`, ``StreamPool``).
+    """
+    if x.size <= SMALL_TOKENS:  # a step's few ids: Python beats a numpy reduction's fixed cost
+        ids = x.ravel().tolist()
+        return min(ids) >= 0 and max(ids) < vocab_size
+    limit = vocab_size
+    if x.dtype.kind == "i":  # negatives become >= 2**(bits-1); above that no signed id is valid anyway
+        limit = min(vocab_size, 1 << (8 * x.dtype.itemsize - 1))
+        x = x.view(x.dtype.str.replace("i", "u"))  # same byte order and width
+    return bool(np.maximum.reduce(x, axis=None) < limit)
 
 
 def check_token_ids(name: str, x: np.ndarray, vocab_size: int | None) -> None:
@@ -155,7 +174,7 @@ def check_token_ids(name: str, x: np.ndarray, vocab_size: int | None) -> None:
     Raises:
         InputValueError: naming ``name``, the first bad id, its position and the valid range.
     """
-    if vocab_size is None or x.dtype.kind not in "iu" or x.size == 0:
+    if vocab_size is None or x.dtype.kind not in "iu" or x.size == 0 or token_ids_in_range(x, vocab_size):
         return
     flat = x.reshape(-1)
     for start in range(0, flat.size, TOKEN_BLOCK):
