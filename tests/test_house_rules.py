@@ -10,6 +10,7 @@ Each check has a twin that shows it can fail on a deliberate violation.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -191,3 +192,57 @@ def test_a_wall_clock_assert_is_found(source: str) -> None:
     assert wall_clock_asserts(source) == [source.count("\n")]
     loop = "import time\ndef test_x():\n    deadline = time.monotonic() + 5\n    while time.monotonic() < deadline:\n"
     assert not wall_clock_asserts(loop + "        assert poll()\n")  # a deadline to wait for is not a bound
+
+
+def make_recipes(makefile: str) -> dict[str, tuple[list[str], str]]:
+    """``{target: (prerequisites, recipe text)}`` of a Makefile's rules (variables not expanded)."""
+    rules: dict[str, tuple[list[str], str]] = {}
+    target = None
+    for line in makefile.splitlines():
+        if line.startswith("\t") and target is not None:
+            rules[target] = (rules[target][0], rules[target][1] + line.strip() + "\n")
+        elif (m := re.match(r"^([\w.-]+)\s*:(?!=)\s*(.*)$", line)) is not None:
+            target = m.group(1)
+            rules[target] = (m.group(2).split(), "")
+        elif line and not line.startswith("#"):
+            target = None
+    return rules
+
+
+def test_make_test_runs_the_linters_the_docs_build_and_the_layer_contracts() -> None:
+    """``make test`` = ruff check, ruff format --check, mypy, mkdocs build --strict, then pytest
+    (whose tests/test_layers.py runs import-linter)."""
+    problems = make_test_gaps((ROOT / "Makefile").read_text())
+    assert not problems, problems
+    assert "def test_import_linter_contracts_hold" in (ROOT / "tests" / "test_layers.py").read_text()
+
+
+def make_test_gaps(makefile: str) -> list[str]:
+    """What ``make test`` (with the targets it depends on) fails to run."""
+    rules = make_recipes(makefile)
+    if "test" not in rules:
+        return ["no test target"]
+    seen, todo, recipes = set(), ["test"], ""
+    while todo:  # test and everything it depends on
+        target = todo.pop()
+        if target in seen or target not in rules:
+            continue
+        seen.add(target)
+        todo += rules[target][0]
+        recipes += rules[target][1]
+    needed = {
+        "ruff check": r"ruff check",
+        "ruff format --check": r"ruff format --check",
+        "mypy rnnx": r"mypy rnnx",
+        "mkdocs build --strict": r"mkdocs build --strict",
+        "pytest": r"-m pytest",
+    }
+    return [name for name, pattern in needed.items() if not re.search(pattern, recipes)]
+
+
+def test_a_make_test_without_lint_or_docs_is_found() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    without_lint = re.sub(r"^(test:.*?) lint\b", r"\1", makefile, flags=re.M)
+    assert make_test_gaps(without_lint) == ["ruff check", "ruff format --check", "mypy rnnx"]
+    without_strict = makefile.replace("mkdocs build --strict", "mkdocs build")
+    assert make_test_gaps(without_strict) == ["mkdocs build --strict"]
