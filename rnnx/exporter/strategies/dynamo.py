@@ -4,7 +4,7 @@
 ONNX ops, which run at any batch and time in onnxruntime; but its translation declares some
 outputs with the example's sizes (``y``'s time axis after an ``nn.LSTM``). Those declarations
 are only hints: they are dropped and inferred again from the symbolic inputs
-(:func:`reinfer_output_shapes`), so the structural check in :func:`rnnx.exporter.graph.finalize`
+(:func:`reinfer_output_shapes`), so the structural check in :func:`rnnx.onnx_tools.graph.finalize`
 still refuses a graph that really computes at a fixed size.
 
 Tried by ``strategy="auto"`` only where torch no longer ships its TorchScript-based exporter
@@ -17,6 +17,7 @@ import onnx
 import torch
 
 from rnnx.exporter.strategies.base import ExportContext, Flat, program_proto, quiet
+from rnnx.onnx_tools.graph import to_opset
 from rnnx.spec import BATCH, TIME, io_names
 
 
@@ -79,8 +80,6 @@ def export_dynamo(
     ``torch.export.Dim``. Output shapes are re-inferred (:func:`reinfer_output_shapes`) and the
     graph relabelled to ``opset`` where it was exported at 18.
     """
-    from rnnx.exporter.strategies.scan import to_opset  # scan imports base, as we do
-
     dims: dict[str, torch.export.Dim] = {}
     shapes = torch.export.ShapesCollection()
     for name, tensor in zip(names[0], args, strict=True):
@@ -134,7 +133,5 @@ class DynamoStrategy:
     auto = False  # auto tries it only without the legacy exporter (strategies.auto_order)
 
     def build(self, ctx: ExportContext) -> onnx.ModelProto:
-        from rnnx.exporter.strategies.scan import to_opset  # scan imports base, as we do
-
         refuse_without_native_layers(ctx.model)
-        return to_opset(export_whole(ctx), ctx.opset)
+        return export_whole(ctx)  # export_dynamo relabels it to ctx.opset
