@@ -118,6 +118,35 @@ def path_kind(path: PathLike) -> str:
         return "no file"
 
 
+def read_regular_file(
+    path: PathLike, limit: int, where: str, error: type[Exception], limit_why: str = ""
+) -> bytes | None:
+    """The bytes of the regular file at ``path``, read once and at most ``limit`` of them;
+    None when there is no file. What is read is what the caller checks (a hash) and uses.
+
+    Raises:
+        error: ``where`` is a directory, a FIFO (never opened for a blocking read), a device
+            or another non-regular file, or holds more than ``limit`` bytes (``limit_why``
+            says why that is the limit); nothing is read then.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except IsADirectoryError:
+        raise error(f"{where}: expected a regular file, got a directory") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise error(f"{where}: expected a regular file, got {mode_kind(st.st_mode)}")
+        if st.st_size > limit:
+            raise error(f"{where}: expected at most {limit} bytes{limit_why}, got {st.st_size}")
+        data = f.read(limit + 1)
+    if len(data) > limit:  # it grew while being read
+        raise error(f"{where}: expected at most {limit} bytes, got more")
+    return data
+
+
 def mode_kind(mode: int) -> str:
     """What an ``os.stat`` mode is, for messages (see :func:`path_kind`)."""
     if stat.S_ISREG(mode):

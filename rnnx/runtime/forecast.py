@@ -30,6 +30,7 @@ from typing import Any, Union
 
 import numpy as np
 
+from rnnx.atomic import read_regular_file
 from rnnx.checks import check_int
 from rnnx.errors import ClosedError, ModelFileError, ShapeError, SpecError, StateError
 from rnnx.runtime.backend import Backend, open_backend
@@ -98,14 +99,9 @@ def _checked_encoder(path: Path, decoder: ModelSpec) -> bytes | None:
     expected = decoder.seq2seq.encoder_sha256 if decoder.seq2seq is not None else None
     if expected is None:
         return None
-    try:
-        size = os.stat(path).st_size
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: the bundle's encoder is missing") from None
-    if size > MAX_ONNX_BYTES:
-        raise ModelFileError(f"{path}: expected an ONNX file of at most {MAX_ONNX_BYTES} bytes, got {size}")
-    with open(path, "rb") as f:
-        data = f.read(MAX_ONNX_BYTES + 1)
+    data = read_regular_file(path, MAX_ONNX_BYTES, str(path), ModelFileError, " (an ONNX file without external data)")
+    if data is None:
+        raise ModelFileError(f"{path}: the bundle's encoder is missing")
     digest = hashlib.sha256(data).hexdigest()
     if digest != expected:
         raise SpecError(

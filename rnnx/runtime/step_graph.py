@@ -28,11 +28,10 @@ import dataclasses
 import hashlib
 import logging
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from rnnx.atomic import mode_kind
+from rnnx.atomic import read_regular_file
 from rnnx.errors import ProviderError, SpecError
 from rnnx.runtime.backend import Backend, PathLike, TensorInfo, open_backend
 from rnnx.runtime.contract import NO_FOREIGN, Contract, ForeignModel, check_against_graph, open_model, ort_dtype
@@ -74,27 +73,9 @@ def read_step_graph(model: PathLike, entry: StepGraph) -> tuple[Path, bytes | No
             read), or is larger than :func:`step_graph_limit`; nothing is read then.
     """
     file = Path(model).parent / entry.file
-    limit = step_graph_limit(model)
     where = f"{METADATA_KEY}.step_graph: step graph {entry.file} (beside {Path(model).name})"
-    try:
-        fd = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    except (FileNotFoundError, NotADirectoryError):
-        return file, None
-    except IsADirectoryError:
-        raise SpecError(f"{where}: expected a regular file, got a directory") from None
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise SpecError(f"{where}: expected a regular file, got {mode_kind(st.st_mode)}")
-        if st.st_size > limit:
-            raise SpecError(
-                f"{where}: expected at most {limit} bytes (twice the model file + "
-                f"{STEP_GRAPH_SLACK >> 20} MiB), got {st.st_size}"
-            )
-        data = f.read(limit + 1)
-    if len(data) > limit:  # it grew while being read
-        raise SpecError(f"{where}: expected at most {limit} bytes, got more")
-    return file, data
+    why = f" (twice the model file + {STEP_GRAPH_SLACK >> 20} MiB)"
+    return file, read_regular_file(file, step_graph_limit(model), where, SpecError, why)
 
 
 def find_step_graph(model: PathLike, entry: StepGraph) -> tuple[Path, str | None]:

@@ -3,7 +3,9 @@ length, batch and step count; the streaming window; every error path leaves stat
 
 from __future__ import annotations
 
+import os
 import shutil
+import threading
 
 import numpy as np
 import pytest
@@ -153,6 +155,36 @@ def test_an_encoder_of_another_export_of_the_same_model_is_refused(bundle, tmp_p
             ForecastSession(opened)
     with ForecastSession(path) as sess:  # the untouched bundle still opens
         assert sess.forecast(_rows(1, S2S_WINDOW, S2S_INPUT), steps=2).shape[1] == 2
+
+
+def test_an_encoder_that_is_a_fifo_is_refused_without_blocking(bundle, tmp_path):
+    """The encoder's SHA-256 check read encoder.onnx with a plain open(): a FIFO there blocked
+    ForecastSession forever, waiting for a writer. It is refused like the step graph's FIFO."""
+    path, _ = bundle
+    folder = tmp_path / "fifo"
+    folder.mkdir()
+    shutil.copy(path / "decoder.onnx", folder / "decoder.onnx")
+    os.mkfifo(folder / "encoder.onnx")
+    outcome: list[BaseException | None] = []
+
+    def open_it() -> None:
+        try:
+            ForecastSession(folder)
+            outcome.append(None)
+        except BaseException as e:  # noqa: BLE001 - handed to the test thread
+            outcome.append(e)
+
+    t = threading.Thread(target=open_it, daemon=True)
+    t.start()
+    t.join(timeout=10)
+    if t.is_alive():  # blocked in open(): give it a writer, so the thread (and the test) ends
+        with open(folder / "encoder.onnx", "wb"):
+            pass
+        t.join(timeout=30)
+        pytest.fail("ForecastSession blocked on an encoder.onnx that is a FIFO")
+    (error,) = outcome
+    assert isinstance(error, ModelFileError), error
+    assert str(error) == f"{folder / 'encoder.onnx'}: expected a regular file, got a FIFO (named pipe)"
 
 
 @pytest.mark.parametrize("role", ["encoder", "decoder"])
