@@ -32,9 +32,9 @@ import torch
 from onnx import helper
 from torch import nn
 
-from rnnx.exporter.strategies.base import ExportContext, decomposed, export_traced, program_proto, quiet
+from rnnx.exporter.strategies.base import ExportContext, decomposed, export_traced
+from rnnx.exporter.strategies.dynamo import export_dynamo
 from rnnx.exporter.strategies.layer_scan import has_layers, layered_graph
-from rnnx.onnx_tools.graph import to_opset
 from rnnx.spec import BATCH, IOSpec, ModelSpec
 
 logger = logging.getLogger(__name__)
@@ -73,37 +73,28 @@ def _step_args(ctx: ExportContext) -> tuple[nn.Module, tuple[torch.Tensor, ...]]
     return _Step(decomposed(ctx.model), t), (x_t, *ctx.state)
 
 
-def step_graph_legacy(ctx: ExportContext) -> onnx.ModelProto:
-    """The one-step graph through ``torch.onnx.export(dynamo=False)``."""
-    spec = ctx.spec
+def _step_axes(spec: ModelSpec) -> tuple[tuple[list[str], list[str]], dict[str, dict[int, str]]]:
+    """The step graph's (input names, output names) and dynamic axes: the batch of x_t, y_t and each state."""
     ins, outs = _step_names(spec)
     axes = {ins[0]: {0: BATCH}, outs[0]: {0: BATCH}}
     for s, i, o in zip(spec.state, ins[1:], outs[1:]):
         axes[i] = {s.batch_axis: BATCH}
         axes[o] = {s.batch_axis: BATCH}
+    return (ins, outs), axes
+
+
+def step_graph_legacy(ctx: ExportContext) -> onnx.ModelProto:
+    """The one-step graph through ``torch.onnx.export(dynamo=False)``."""
+    names, axes = _step_axes(ctx.spec)
     step, args = _step_args(ctx)
-    return export_traced(step, args, spec, ctx.opset, names=(ins, outs), axes=axes)
+    return export_traced(step, args, ctx.spec, ctx.opset, names=names, axes=axes)
 
 
 def step_graph_dynamo(ctx: ExportContext) -> onnx.ModelProto:
     """The one-step graph through ``torch.onnx.export(dynamo=True)`` (torch.export)."""
-    spec = ctx.spec
-    ins, outs = _step_names(spec)
-    batch = torch.export.Dim("batch")
-    shapes = ({0: batch}, tuple({s.batch_axis: batch} for s in spec.state))  # x_t, *state
+    names, axes = _step_axes(ctx.spec)
     step, args = _step_args(ctx)
-    with quiet(), torch.no_grad():
-        program = torch.onnx.export(
-            step,
-            args,
-            dynamo=True,
-            opset_version=max(ctx.opset, 18),
-            input_names=ins,
-            output_names=outs,
-            dynamic_shapes=shapes,
-            verbose=False,
-        )
-    return to_opset(program_proto(program, "the step graph"), ctx.opset)
+    return export_dynamo(step, args, names, axes, ctx.opset)
 
 
 def _value_info(name: str, dtype: str, shape: tuple) -> onnx.ValueInfoProto:
