@@ -344,7 +344,7 @@ def run(
     if x.size == 0 or x.shape[step_axis] == 0:
         raise InputFileError(f"INPUT {input_path}: expected at least one time step, got none (shape {x.shape})")
     # the whole input at once, so the position named is the file's (the session checks per chunk)
-    check_token_ids("INPUT", x, contract.spec.input.vocab_size if contract.spec is not None else None)
+    check_token_ids("INPUT", x, contract.vocab_size)
     with StreamingSession(
         model, options=run_options, batch_size=x.shape[contract.input.batch_axis], foreign=foreign
     ) as sess:

@@ -85,6 +85,11 @@ class Contract:
     def context_dtype(self) -> np.dtype:
         return self.input.dtype
 
+    @property
+    def vocab_size(self) -> int | None:
+        """Token inputs: valid ids lie in ``[0, vocab_size)``; None for other inputs (and foreign models)."""
+        return self.spec.input.vocab_size if self.spec is not None else None
+
     def output_shape(self, batch: int, steps: int = 1) -> tuple[int, ...] | None:
         """The graph output's shape for ``batch`` sequences of ``steps`` steps, when it is known.
 

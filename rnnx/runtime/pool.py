@@ -194,8 +194,7 @@ class StreamPool:
         self._queue = WorkQueue(weakref.ref(self), max_batch, self.max_wait_ms / 1000.0, max_pending)
         self._finalizer = weakref.finalize(self, _collected, self._queue, str(path))
         self._finalizer.atexit = False
-        spec_in = c.spec.input if c.spec is not None else None
-        self._vocab: int | None = getattr(spec_in, "vocab_size", None)  # token ids must be < this
+        self._vocab = c.vocab_size  # read on every step
         self._finite = self.options.check_finite  # "off" | "warn" | "raise" on NaN/inf
         self._shape = self._fixed_step_shape()  # (F...) of one submitted step, when fixed
         self._dtype = c.input.dtype

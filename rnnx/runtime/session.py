@@ -135,8 +135,7 @@ class StreamingSession:
         self._fast: tuple | None = None  # step()'s validated fast path, see _fast_path
         self._busy = threading.Lock()  # held during a call: a second thread gets ConcurrentUseError
         self._finite = self.options.check_finite  # "off" | "warn" | "raise"
-        spec_in = self.contract.spec.input if self.contract.spec is not None else None
-        self._vocab: int | None = getattr(spec_in, "vocab_size", None)  # token ids must be < this
+        self._vocab = self.contract.vocab_size  # read on every step
         self._closed = False
         self._graphs = graphs
         self._finalizer = weakref.finalize(self, _release, graphs, self._engine, self.path.name, True)

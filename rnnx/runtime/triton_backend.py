@@ -94,7 +94,7 @@ class TritonSequences:
         self._chunks: dict[int, StreamingSession] = {}  # batch size -> session for T > 1 requests, made on demand
         c = self.pool.contract
         self.input_name = c.input.name
-        self._vocab: int | None = getattr(c.spec.input, "vocab_size", None) if c.spec is not None else None
+        self._vocab = c.vocab_size
         shape = c.output_shape(1, 1)  # (1, 1, out...) when known
         self._out_shape: tuple[int, ...] = tuple(shape[2:]) if shape is not None else ()
         self._out_dtype = np.dtype(c.output.dtype)
