@@ -18,7 +18,7 @@ import torch
 
 from rnnx.exporter.strategies.base import ExportContext, Flat, program_proto, quiet
 from rnnx.onnx_tools.graph import to_opset
-from rnnx.spec import BATCH, TIME, io_names
+from rnnx.spec import BATCH, TIME, ModelSpec, io_names
 
 
 def _reset_caches() -> None:
@@ -59,11 +59,15 @@ def reinfer_output_shapes(model: onnx.ModelProto) -> None:
 def export_whole(ctx: ExportContext) -> onnx.ModelProto:
     """``torch.onnx.export(dynamo=True)`` of ``Flat(model)`` with the contract's dynamic axes."""
     spec = ctx.spec
+    return export_dynamo(Flat(ctx.model), (ctx.example, *ctx.state), io_names(spec), model_axes(spec), ctx.opset)
+
+
+def model_axes(spec: ModelSpec) -> dict[str, dict[int, str]]:
+    """The whole model's dynamic input axes: the data's batch and time, each state's batch."""
     data = {spec.input.batch_axis: BATCH}
     if spec.input.time_axis is not None:
         data[spec.input.time_axis] = TIME
-    axes = {spec.input.name: data, **{s.input: {s.batch_axis: BATCH} for s in spec.state}}
-    return export_dynamo(Flat(ctx.model), (ctx.example, *ctx.state), io_names(spec), axes, ctx.opset)
+    return {spec.input.name: data, **{s.input: {s.batch_axis: BATCH} for s in spec.state}}
 
 
 def export_dynamo(
@@ -76,9 +80,27 @@ def export_dynamo(
     """``torch.onnx.export(dynamo=True)`` of ``module(*args)`` into memory: the TorchScript-free
     counterpart of :func:`~rnnx.exporter.strategies.base.export_traced` (same ``names`` and ``axes``).
 
+    :func:`export_program`, then the output shapes re-inferred (:func:`reinfer_output_shapes`) and
+    the graph relabelled to ``opset`` where it was exported at 18.
+    """
+    proto = export_program(module, args, names, axes, opset)
+    reinfer_output_shapes(proto)
+    return to_opset(proto, opset)
+
+
+def export_program(
+    module: torch.nn.Module,
+    args: tuple[torch.Tensor, ...],
+    names: tuple[list[str], list[str]],
+    axes: dict[str, dict[int, str]],
+    opset: int,
+    translations: dict | None = None,
+) -> onnx.ModelProto:
+    """The graph ``torch.onnx.export(dynamo=True)`` writes for ``module(*args)``, as it wrote it
+    (opset 18 at least, its declared output shapes).
+
     ``axes`` maps an input name to ``{axis: dim name}``; inputs sharing a dim name share one
-    ``torch.export.Dim``. Output shapes are re-inferred (:func:`reinfer_output_shapes`) and the
-    graph relabelled to ``opset`` where it was exported at 18.
+    ``torch.export.Dim``. ``translations``: torch's ``custom_translation_table`` (op -> ONNX).
     """
     dims: dict[str, torch.export.Dim] = {}
     shapes = torch.export.ShapesCollection()
@@ -96,10 +118,9 @@ def export_dynamo(
             output_names=names[1],
             dynamic_shapes=shapes.dynamic_shapes(module, args),
             verbose=False,
+            custom_translation_table=translations,
         )
-    proto = program_proto(program, type(module).__name__)
-    reinfer_output_shapes(proto)
-    return to_opset(proto, opset)
+    return program_proto(program, type(module).__name__)
 
 
 def refuse_without_native_layers(model: torch.nn.Module) -> None:

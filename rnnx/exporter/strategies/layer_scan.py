@@ -29,9 +29,9 @@ import torch
 from torch import Tensor, nn
 
 from rnnx.exporter import cell_graphs
-from rnnx.exporter.strategies.base import ExportContext, Flat, decomposed, export_traced, io_names, program_proto, quiet
+from rnnx.exporter.strategies.base import ExportContext, Flat, decomposed, export_traced, io_names
+from rnnx.exporter.strategies.dynamo import export_program, model_axes
 from rnnx.onnx_tools.graph import check_io, to_opset
-from rnnx.spec import BATCH, TIME
 
 DOMAIN = "rnnx.placeholder"  # domain of the placeholder ops (none survives in a written file)
 
@@ -284,29 +284,6 @@ def _replace_placeholders(model: onnx.ModelProto, units: list[Unit]) -> None:
     model.opset_import.extend(keep)
 
 
-def _export_dynamo(module: nn.Module, ctx: ExportContext) -> onnx.ModelProto:
-    spec = ctx.spec
-    batch, time = torch.export.Dim(BATCH), torch.export.Dim(TIME)
-    shapes = (
-        {spec.input.batch_axis: batch, spec.input.time_axis: time},
-        tuple({s.batch_axis: batch} for s in spec.state),
-    )
-    inputs, outputs = io_names(spec)
-    with quiet(), torch.no_grad():
-        program = torch.onnx.export(
-            module,
-            (ctx.example, *ctx.state),
-            dynamo=True,
-            opset_version=max(ctx.opset, 18),
-            input_names=inputs,
-            output_names=outputs,
-            dynamic_shapes=shapes,
-            verbose=False,
-            custom_translation_table=dict(_translation),
-        )
-    return program_proto(program, type(module).__name__)
-
-
 def layered_graph(ctx: ExportContext, dynamo: bool) -> onnx.ModelProto:
     """The decomposed model with one lean Scan per layer and direction.
 
@@ -317,7 +294,10 @@ def layered_graph(ctx: ExportContext, dynamo: bool) -> onnx.ModelProto:
     model = decomposed(ctx.model)
     units = _swap_layers(model, dynamo)
     if dynamo:
-        proto = to_opset(_export_dynamo(Flat(model), ctx), ctx.opset)
+        args, spec = (ctx.example, *ctx.state), ctx.spec
+        translations = dict(_translation)  # the layer placeholders (replaced below)
+        proto = export_program(Flat(model), args, io_names(spec), model_axes(spec), ctx.opset, translations)
+        proto = to_opset(proto, ctx.opset)  # declared shapes kept: inference cannot see through the placeholders
         check_io(proto.graph, ctx.spec)  # torch.export may have frozen time (a loop over x's steps)
     else:
         proto = export_traced(Flat(model), (ctx.example, *ctx.state), ctx.spec, ctx.opset)
