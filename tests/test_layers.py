@@ -65,3 +65,43 @@ def test_a_broken_rule_breaks_its_contract(tmp_path: Path, module: str, line: st
     assert proc.returncode == 1, proc.stdout[-3000:]
     summary = re.sub(r" \n", " ", proc.stdout).splitlines()  # import-linter wraps long names after a space
     assert any(s.startswith(contract) and s.endswith(" BROKEN") for s in summary), proc.stdout[-3000:]
+
+
+RUNTIME_RUN = """
+import sys
+import numpy as np
+from rnnx.runtime import StreamingSession, StreamPool
+with StreamingSession(sys.argv[1]) as sess:
+    features = sess.spec.input.shape[-1]
+    sess.feed(np.zeros((1, 3, features), np.float32))
+with StreamPool(sys.argv[1]) as pool:
+    pool.open("a")
+    pool.step_many({"a": np.zeros((features,), np.float32)})
+print("imported:", sorted(m for m in ("torch", "onnx", "onnxscript") if m in sys.modules))
+"""
+TOOLS_RUN = """
+import sys, tempfile
+from pathlib import Path
+from rnnx.commands.inspect import inspect
+from rnnx.onnx_tools import quantize
+inspect.main([sys.argv[1]], standalone_mode=False)  # rnnx inspect FILE
+quantize(sys.argv[1], Path(tempfile.mkdtemp()) / "q.onnx", precision="int8")
+print("imported:", sorted(m for m in ("torch", "onnxscript") if m in sys.modules))
+"""
+
+
+@pytest.mark.parametrize("code", [RUNTIME_RUN, TOOLS_RUN], ids=["runtime", "onnx-tools"])
+def test_what_is_imported_while_it_runs_holds_the_contracts_too(onnx_file, code: str) -> None:
+    """import-linter reads import statements; this runs a session and a pool (the runtime) and
+    inspect + quantize (the ONNX tools) and looks at sys.modules: an import made by name at run
+    time (importlib, __import__) of torch, or of onnx by the runtime, shows up here."""
+    path, _ = onnx_file("gru-1l")
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines()[-1] == "imported: []", done.stdout[-2000:]
