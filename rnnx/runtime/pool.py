@@ -567,14 +567,14 @@ class StreamPool:
         return np.array(xs) if axis == 0 else np.stack(xs, axis=axis)
 
     def _check(self, stream_id: Hashable, x: Any) -> np.ndarray:
-        given = np.shape(x)
-        if self._shape is not None and given != self._shape:  # said in the caller's terms: one stream's step
+        given = np.asarray(x)  # converted once: its shape is checked here, its values below
+        if self._shape is not None and given.shape != self._shape:  # said in the caller's terms: one stream's step
             what = "one token id" if self._shape == () and self._vocab is not None else "without the batch axis"
             raise ShapeError(
                 f"stream {stream_id!r}: {self.contract.input.name}: expected shape {self._shape} "
-                f"per stream ({what}), got {given}"
+                f"per stream ({what}), got {given.shape}"
             )
-        arr = np.expand_dims(np.asarray(x), 0)  # (1, F...): add the batch axis
+        arr = np.expand_dims(given, 0)  # (1, F...): add the batch axis
         if self._axis != 0:
             arr = np.moveaxis(arr, 0, self._axis)
         try:
@@ -583,7 +583,7 @@ class StreamPool:
             raise type(e)(f"stream {stream_id!r}: {e} (per-stream input, without the batch axis)") from None
         if arr.size == 0:
             raise ShapeError(
-                f"stream {stream_id!r}: {self.contract.input.name}: expected a non-empty step, got shape {np.shape(x)}"
+                f"stream {stream_id!r}: {self.contract.input.name}: expected a non-empty step, got shape {given.shape}"
             )
         return arr
 
