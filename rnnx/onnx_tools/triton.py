@@ -45,7 +45,7 @@ from rnnx.onnx_tools.dynamic_axes import elem_dtype_name
 from rnnx.onnx_tools.graph import set_io_shapes, store_spec
 from rnnx.onnx_tools.spec_io import load_with_spec
 from rnnx.onnx_tools.state_layout import rename_producer, rename_uses, to_batch_first
-from rnnx.onnx_tools.triton_python import write_python_repository
+from rnnx.onnx_tools.triton_python import CONFIG_FILE, random_steps, write_python_repository
 from rnnx.runtime.backend import OrtBackend, open_graph
 from rnnx.runtime.triton_backend import PARAMETER_MODEL as PYTHON_MODEL_PARAMETER
 from rnnx.spec import BATCH, TRITON_DTYPES, ModelSpec
@@ -61,7 +61,6 @@ CONTROL_KINDS = {  # control input name -> Triton control kind
     "CORRID": "CONTROL_SEQUENCE_CORRID",
 }
 ONNX_FILE = "model.onnx"
-CONFIG_FILE = "config.pbtxt"
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")  # matched against the whole name
 
 
@@ -350,14 +349,6 @@ def _session(proto: onnx.ModelProto, precision: str) -> OrtBackend:
     return open_graph(proto.SerializeToString(), precision)
 
 
-def _random_steps(spec: ModelSpec, steps: int, rng: np.random.Generator) -> np.ndarray:
-    feature = spec.input.feature_shape
-    if np.dtype(spec.input.dtype).kind in "iu":
-        vocab = int(spec.config.get("vocab_size") or 2)
-        return rng.integers(0, vocab, size=(steps, *feature)).astype(spec.input.dtype)
-    return rng.standard_normal((steps, *feature)).astype(spec.input.dtype)
-
-
 def _garbage_step(spec: ModelSpec, rng: np.random.Generator) -> np.ndarray:
     """What Triton puts in an empty slot: arbitrary bytes (token ids far out of the vocabulary)."""
     if np.dtype(spec.input.dtype).kind in "iu":
@@ -397,7 +388,7 @@ def verify_sequences(
     if atol is None:
         atol = resolve_tolerance(spec.kind, None, None, spec.precision)[0].atol
     rng = np.random.default_rng(seed)
-    xs = [_random_steps(spec, n, rng) for n in lengths]
+    xs = [random_steps(spec, n, rng)[0] for n in lengths]
     ref_sess, sess = _session(original, spec.precision), _session(served, served_spec.precision)
     refs = []
     for x in xs:

@@ -66,13 +66,15 @@ def check_servable(spec: ModelSpec) -> None:
             )
 
 
-def _steps(spec: ModelSpec, steps: int, rng: np.random.Generator) -> np.ndarray:
-    """(1, steps, features...) of the input's dtype (token ids below the vocabulary)."""
-    feature = spec.input.feature_shape
+def random_steps(spec: ModelSpec, steps: int, rng: np.random.Generator) -> np.ndarray:
+    """(1, steps, features...) of the input's dtype (token ids below the contract's vocabulary).
+
+    One request's data in both Triton flavours' checks.
+    """
+    shape = (1, steps, *spec.input.feature_shape)
     if np.dtype(spec.input.dtype).kind in "iu":
-        vocab = int(spec.config.get("vocab_size") or 2)
-        return rng.integers(0, vocab, size=(1, steps, *feature)).astype(spec.input.dtype)
-    return rng.standard_normal((1, steps, *feature)).astype(spec.input.dtype)
+        return rng.integers(0, spec.input.vocab_size or 2, size=shape).astype(spec.input.dtype)
+    return rng.standard_normal(shape).astype(spec.input.dtype)
 
 
 def verify_python(path: str | os.PathLike, *, seed: int = 0) -> float:
@@ -95,14 +97,14 @@ def verify_python(path: str | os.PathLike, *, seed: int = 0) -> float:
     atol = 1e-6 if spec.precision == "fp32" else resolve_tolerance(spec.kind, None, None, spec.precision)[0].atol
     rng = np.random.default_rng(seed)
     cuts = {1: (1, 1, 2, 1), 2: (3, 1), 3: (1, 1, 1, 1, 1), 4: (2,)}
-    pieces = {cid: [_steps(spec, n, rng) for n in c] for cid, c in cuts.items()}
+    pieces = {cid: [random_steps(spec, n, rng) for n in c] for cid, c in cuts.items()}
     got: dict[int, list[np.ndarray]] = {cid: [] for cid in cuts}
     seqs = TritonSequences(path, max_batch=len(cuts))
     try:
         for t in range(max(len(c) for c in cuts.values())):
             live = [cid for cid in cuts if t < len(cuts[cid])]
             reqs = [SequenceRequest(cid, t == 0, True, t == len(cuts[cid]) - 1, pieces[cid][t]) for cid in live]
-            out = seqs.execute([SequenceRequest(0, False, False, False, _steps(spec, 1, rng)), *reqs])
+            out = seqs.execute([SequenceRequest(0, False, False, False, random_steps(spec, 1, rng)), *reqs])
             for cid, y in zip(live, out[1:], strict=True):
                 if not isinstance(y, np.ndarray):
                     raise ParityError(f"sequence {cid}: the python backend's model failed: {y}")
@@ -154,4 +156,12 @@ def write_python_repository(
     return root / name / str(version) / onnx_path.name, spec, worst
 
 
-__all__ = ["MODEL_PY", "MODEL_PY_TEXT", "check_servable", "verify_python", "write_python_repository"]
+__all__ = [
+    "CONFIG_FILE",
+    "MODEL_PY",
+    "MODEL_PY_TEXT",
+    "check_servable",
+    "random_steps",
+    "verify_python",
+    "write_python_repository",
+]
