@@ -35,7 +35,7 @@ from rnnx.runtime.options import RuntimeOptions, merge_options
 from rnnx.runtime.providers import Providers
 from rnnx.runtime.slots import SlotStore
 from rnnx.runtime.step_graph import open_model_graphs
-from rnnx.runtime.validate import check_input, check_state, token_ids_in_range
+from rnnx.runtime.validate import as_array, check_input, check_state, token_ids_in_range
 
 _ALL = object()
 _dtype_of = attrgetter("dtype")
@@ -359,7 +359,7 @@ class StreamPool:
         ):
             arr = x
         else:
-            arr = np.asarray(x)
+            arr = as_array(self.contract.input.name, x)
             if self._axis != 0 and arr.ndim > self._axis:
                 arr = np.moveaxis(arr, 0, self._axis)
             arr = check_input(self.contract, arr, len(ids), with_time=False)
@@ -567,7 +567,10 @@ class StreamPool:
         return np.array(xs) if axis == 0 else np.stack(xs, axis=axis)
 
     def _check(self, stream_id: Hashable, x: Any) -> np.ndarray:
-        given = np.asarray(x)  # converted once: its shape is checked here, its values below
+        try:
+            given = as_array(self.contract.input.name, x)  # converted once: shape checked here, values below
+        except ShapeError as e:
+            raise ShapeError(f"stream {stream_id!r}: {e}") from None
         if self._shape is not None and given.shape != self._shape:  # said in the caller's terms: one stream's step
             what = "one token id" if self._shape == () and self._vocab is not None else "without the batch axis"
             raise ShapeError(

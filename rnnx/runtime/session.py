@@ -21,7 +21,7 @@ from rnnx.runtime.options import RuntimeOptions, merge_options
 from rnnx.runtime.providers import Providers
 from rnnx.runtime.state_io import load_state_file, save_state_file
 from rnnx.runtime.step_graph import ModelGraphs, open_model_graphs
-from rnnx.runtime.validate import check_finite, check_input, check_state, check_token_ids
+from rnnx.runtime.validate import as_array, check_finite, check_input, check_state, check_token_ids
 from rnnx.spec import ModelSpec
 
 MAX_STATE_BYTES = 1 << 34  # most bytes a session's state buffers may take (16 GiB), checked before allocating
@@ -279,7 +279,7 @@ class StreamingSession:
             self._require_streamable("feed")
             io = self.contract.input
             if io.time_axis is None:  # foreign: step through axis 1 of the chunk
-                arr = np.asarray(chunk)
+                arr = as_array(io.name, chunk)
                 if arr.ndim < 2:
                     check_input(self.contract, arr, self.batch_size, with_time=False)
                 if arr.shape[1] == 0:

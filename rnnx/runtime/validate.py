@@ -18,13 +18,29 @@ from rnnx.errors import DTypeError, InputValueError, NonFiniteError, ShapeError,
 from rnnx.runtime.contract import CONTEXT_KEY, Contract, DataIO, axis_labels
 
 
+def as_array(name: str, x: Any) -> np.ndarray:
+    """``x`` as an array (no copy when it is one).
+
+    Raises:
+        ShapeError: naming ``name``, for a nested sequence numpy cannot make an array of
+            (rows of different lengths), instead of numpy's own ValueError.
+    """
+    try:
+        return np.asarray(x)
+    except ValueError:  # numpy: "... an inhomogeneous shape after N dimensions ..."
+        raise ShapeError(
+            f"{name}: expected an array, got a ragged nested sequence (rows of different lengths)"
+        ) from None
+
+
 def coerce_dtype(name: str, x: Any, want: np.dtype) -> np.ndarray:
     """Return ``x`` as an array of dtype ``want``, converting only lossless-in-kind cases.
 
     Raises:
         DTypeError: ints/bools for a float input, floats for an int input, and so on.
+        ShapeError: a ragged nested sequence (see :func:`as_array`).
     """
-    arr = np.asarray(x)
+    arr = as_array(name, x)
     if arr.dtype == want:
         return arr
     have = arr.dtype.kind

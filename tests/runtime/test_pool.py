@@ -750,6 +750,21 @@ def test_a_wrong_step_shape_is_said_per_stream_as_given(lstm, tokens):
             pool.step_many({"t": np.array([1])})
 
 
+def test_a_ragged_nested_list_is_a_shape_error_naming_the_input(lstm):
+    """numpy's own ValueError ("inhomogeneous shape") escaped submit, step_many and step_batch."""
+    path, xs, _ = lstm
+    ragged = [[0.0] * xs.shape[-1], [0.0]]
+    with StreamPool(path) as pool:
+        pool.open("a")
+        with pytest.raises(ShapeError, match=r"stream 'a': x: expected an array, got a ragged nested sequence"):
+            pool.submit("a", ragged).result(timeout=WAIT)
+        with pytest.raises(ShapeError, match=r"stream 'a': x: expected an array, got a ragged nested sequence"):
+            pool.step_many({"a": ragged})
+        with pytest.raises(ShapeError, match=r"x: expected an array, got a ragged nested sequence"):
+            pool.step_batch(["a"], [ragged])
+        assert not pool.get_state("a")["h"].any()  # nothing ran
+
+
 def test_closing_a_stream_gives_back_the_room_its_queued_steps_held(lstm):
     """Mutation caught: close(stream) failed its queued steps but left them counted in
     ``pending``: the pool filled up with steps that no longer existed."""

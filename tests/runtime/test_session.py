@@ -137,8 +137,9 @@ def test_set_state_converts_float64(onnx_file):
         (np.zeros((1, 1, 5), np.float32), ShapeError, r"x: expected shape \(1, 5\) .*got \(1, 1, 5\)"),
         (np.zeros((1, 5), np.int64), DTypeError, r"x: expected dtype float32, got int64"),
         (np.zeros((1, 5), bool), DTypeError, r"x: expected dtype float32, got bool"),
+        ([[0.0] * 5, [0.0] * 4], ShapeError, r"x: expected an array, got a ragged nested sequence \(rows of"),
     ],
-    ids=["features", "batch", "rank", "int", "bool"],
+    ids=["features", "batch", "rank", "int", "bool", "ragged"],
 )
 def test_step_rejects_bad_input_before_compute(onnx_file, bad, error, match):
     path, model = onnx_file("lstm-2l")
@@ -162,8 +163,9 @@ def test_step_rejects_bad_input_before_compute(onnx_file, bad, error, match):
         (np.zeros((1, 0, 5), np.float32), ShapeError, "at least one time step"),
         (np.zeros((1, 3), np.float32), ShapeError, r"got \(1, 3\)"),
         (np.zeros((1, 3, 5), np.int32), DTypeError, "expected dtype float32, got int32"),
+        ([[[0.0] * 5, [0.0] * 5], [[0.0] * 5]], ShapeError, r"x: expected an array, got a ragged nested sequence"),
     ],
-    ids=["features", "empty-time", "rank", "int"],
+    ids=["features", "empty-time", "rank", "int", "ragged"],
 )
 def test_feed_rejects_bad_chunks_and_keeps_state(onnx_file, bad, error, match):
     path, model = onnx_file("lstm-2l")
