@@ -277,9 +277,10 @@ def member_path(preferred: PathLike, data: bytes) -> Path:
         st = os.stat(path)
     except FileNotFoundError:
         return path
-    if st.st_size == len(data) and _file_digest(path) == hashlib.sha256(data).hexdigest():
+    digest = hashlib.sha256(data).hexdigest()  # once: members hold the weights
+    if st.st_size == len(data) and _file_digest(path) == digest:
         return path
-    return path.with_name(f"{path.stem}.{hashlib.sha256(data).hexdigest()[:12]}{path.suffix}")
+    return path.with_name(f"{path.stem}.{digest[:12]}{path.suffix}")
 
 
 def _file_digest(path: Path) -> str:
