@@ -131,8 +131,7 @@ class TritonSequences:
                 results[k] = self._empty(req)
                 continue
             if req.corrid in pending:  # one sequence twice: keep the order
-                self._run_steps(requests, steps, results, undo)
-                self._run_chunks(requests, chunks, results, undo)
+                self._run(requests, steps, chunks, results, undo)
                 steps, chunks, pending = [], [], set()
             try:
                 t = self._steps(req)
@@ -142,8 +141,7 @@ class TritonSequences:
                 continue
             (steps if t == 1 else chunks).append(k)
             pending.add(req.corrid)
-        self._run_steps(requests, steps, results, undo)
-        self._run_chunks(requests, chunks, results, undo)
+        self._run(requests, steps, chunks, results, undo)
         now = self._clock()
         for req in requests:
             if req.corrid and req.ready and req.corrid in self._seen:
@@ -193,15 +191,19 @@ class TritonSequences:
             self._chunks.pop(next(iter(self._chunks))).close()
         return sess
 
-    def _run_chunks(
+    def _run(
         self,
         requests: Sequence[SequenceRequest],
+        steps: list[int],
         chunks: list[int],
         results: list[Result | None],
         undo: dict[int, Callable[[], None]],
     ) -> None:
-        """Chunks of the same length run as one batch on the main graph, from and back to the
-        pool's states; on a bad one (nothing changed), each alone."""
+        """Run the collected requests: one batched pool step for every one-step request, and the
+        chunks of each length as one batch on the main graph, from and back to the pool's
+        states; a batch with a bad request (nothing changed) runs each of its requests alone."""
+        if steps:
+            self._isolating([steps], requests, results, undo, self._step_requests)
         by_length: dict[int, list[int]] = {}
         for k in chunks:
             x = requests[k].x
@@ -235,17 +237,6 @@ class TritonSequences:
         for row, cid in enumerate(cids):
             self.pool.set_state(cid, {name: np.take(new[name], [row], axis=ax) for name, ax in axes.items()})
         return [y[row : row + 1] for row in range(n)]
-
-    def _run_steps(
-        self,
-        requests: Sequence[SequenceRequest],
-        steps: list[int],
-        results: list[Result | None],
-        undo: dict[int, Callable[[], None]],
-    ) -> None:
-        """One batched pool step for every one-step request; on a bad one, each alone."""
-        if steps:
-            self._isolating([steps], requests, results, undo, self._step_requests)
 
     def _step_requests(self, reqs: list[SequenceRequest]) -> list[np.ndarray]:
         x = np.concatenate([r.x[:, 0] for r in reqs if r.x is not None])  # (n, features...), checked
