@@ -33,7 +33,7 @@ import onnx
 import torch
 from torch import nn
 
-from rnnx.errors import ExportError
+from rnnx.errors import ConfigError, ExportError
 from rnnx.exporter.contract import derive_spec, eval_copy, example_for, producer_versions
 from rnnx.exporter.parity import probe, random_input, random_state
 from rnnx.exporter.strategies import DYNAMO_ORDER, STRATEGIES, ExportContext, auto_order
@@ -85,8 +85,7 @@ class ExportResult:
 
 
 def _candidate(name: str, model: nn.Module, example: torch.Tensor, spec: ModelSpec, opset: int) -> onnx.ModelProto:
-    """Build one strategy's graph (the spec stored in it)."""
-    spec = dataclasses.replace(spec, exporter=name)
+    """Build one strategy's graph (``spec``, naming that strategy, stored in it)."""
     state = random_state(model, example.shape[spec.input.batch_axis], seed=7)
     ctx = ExportContext(copy.deepcopy(model), example, state, spec, opset)
     return finalize(STRATEGIES[name].build(ctx), spec)
@@ -183,24 +182,23 @@ def _first_passing(
             " and its parity probe" if verify else "",
         )
         start = time.perf_counter()
+        named = dataclasses.replace(spec, exporter=name)
         try:
-            proto = _candidate(name, model, example, spec, opset)
+            proto = _candidate(name, model, example, named, opset)
             if verify:
-                _probe(proto, model, dataclasses.replace(spec, exporter=name))
+                _probe(proto, model, named)
         except Exception as e:  # any failure of one strategy is a reason to try the next
             attempts.append(Attempt(name, False, _reason(e), time.perf_counter() - start, e))
             logger.info("%s path rejected after %.1f s: %s", name, attempts[-1].seconds, attempts[-1].reason)
             logger.debug("%s path traceback", name, exc_info=e)
             continue
         attempts.append(Attempt(name, True, "ok", time.perf_counter() - start))
-        return proto, dataclasses.replace(spec, exporter=name), attempts
+        return proto, named, attempts
     detail = "; ".join(f"{a.strategy}: {a.reason}" for a in attempts)
     raise ExportError(f"could not export {type(model).__name__} to ONNX: {detail}") from attempts[-1].error
 
 
 def _strategy_names(strategy: str) -> tuple[str, ...]:
-    from rnnx.errors import ConfigError
-
     if strategy == "auto":
         return auto_order()
     if strategy == "dynamo":

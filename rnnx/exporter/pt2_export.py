@@ -34,9 +34,10 @@ from rnnx.exporter.contract import derive_spec, eval_copy, example_for, producer
 from rnnx.exporter.onnx_export import Attempt, ExportResult
 from rnnx.exporter.parity import probe, random_state
 from rnnx.exporter.strategies.base import Flat, quiet
-from rnnx.exporter.strategies.scan import _Step
+from rnnx.exporter.strategies.dynamo import dynamic_shapes, model_axes, reset_rnn_caches
+from rnnx.exporter.strategies.scan import StepModule
 from rnnx.onnx_tools.runners import Runner
-from rnnx.spec import BATCH, METADATA_KEY, TIME, ModelSpec
+from rnnx.spec import BATCH, METADATA_KEY, ModelSpec, io_names
 
 logger = logging.getLogger(__name__)
 EXPORTER = "torch.export"
@@ -62,7 +63,7 @@ def time_axis(spec: ModelSpec, what: str = "the model") -> int:
 
 def step_module(model: nn.Module, spec: ModelSpec) -> nn.Module:
     """``forward(x_t, *state) -> (y_t, *new_state)``: the model on one time slice."""
-    return _Step(model, time_axis(spec, type(model).__name__))
+    return StepModule(model, time_axis(spec, type(model).__name__))
 
 
 def step_shapes(spec: ModelSpec, batch: torch.export.Dim) -> tuple:
@@ -88,17 +89,12 @@ def export_chunk(
     """The whole call, dynamic batch and time (RNN layers through torch's while-loop decompositions)."""
     from torch.export._patches import register_gru_while_loop_decomposition, register_lstm_while_loop_decomposition
 
-    from rnnx.exporter.strategies.dynamo import _reset_caches
-
-    batch, time = torch.export.Dim(BATCH), torch.export.Dim(TIME)
-    shapes = (
-        {spec.input.batch_axis: batch, spec.input.time_axis: time},
-        tuple({s.batch_axis: batch} for s in spec.state),
-    )
-    _reset_caches()
+    module, args = Flat(model), (example, *state)
+    shapes = dynamic_shapes(module, args, io_names(spec)[0], model_axes(spec))
+    reset_rnn_caches()
     with quiet(), torch.no_grad(), register_lstm_while_loop_decomposition(), register_gru_while_loop_decomposition():
-        program = torch.export.export(Flat(model), (example, *state), dynamic_shapes=shapes, strict=False)
-    _reset_caches()  # the decompositions leave the RNN ops' dispatch caches pointing at them
+        program = torch.export.export(module, args, dynamic_shapes=shapes, strict=False)
+    reset_rnn_caches()  # the decompositions leave the RNN ops' dispatch caches pointing at them
     return program
 
 

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from rnnx.atomic import write_bytes_atomic
-from rnnx.errors import ExportError
+from rnnx.errors import ConfigError, ExportError
 from rnnx.exporter.contract import derive_spec, eval_copy, example_for, producer_versions
 from rnnx.exporter.onnx_export import Attempt, ExportResult
 from rnnx.exporter.parity import probe, random_state
@@ -140,8 +140,6 @@ def export_pte(
             gives a program that matches the model (each one's reason is given).
         ConfigError: an unknown lowering.
     """
-    from rnnx.errors import ConfigError
-
     if lowering not in ("auto", *LOWERINGS):
         raise ConfigError(f"lowering: expected one of auto, {', '.join(LOWERINGS)}, got {lowering!r}")
     try:

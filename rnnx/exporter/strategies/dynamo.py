@@ -13,6 +13,8 @@ Tried by ``strategy="auto"`` only where torch no longer ships its TorchScript-ba
 
 from __future__ import annotations
 
+from typing import Any
+
 import onnx
 import torch
 
@@ -21,7 +23,7 @@ from rnnx.onnx_tools.graph import to_opset
 from rnnx.spec import BATCH, TIME, ModelSpec, io_names
 
 
-def _reset_caches() -> None:
+def reset_rnn_caches() -> None:
     """Forget the RNN kernels earlier exports left cached.
 
     torch.onnx's exporter swaps in while-loop decompositions of ``aten.lstm``/``aten.gru`` for
@@ -88,6 +90,22 @@ def export_dynamo(
     return to_opset(proto, opset)
 
 
+def dynamic_shapes(
+    module: torch.nn.Module, args: tuple[torch.Tensor, ...], inputs: list[str], axes: dict[str, dict[int, str]]
+) -> Any:
+    """torch.export's ``dynamic_shapes`` for ``module(*args)``, the inputs named ``inputs``.
+
+    ``axes`` maps an input name to ``{axis: dim name}``; inputs sharing a dim name share one
+    ``torch.export.Dim``.
+    """
+    dims: dict[str, torch.export.Dim] = {}
+    shapes = torch.export.ShapesCollection()
+    for name, tensor in zip(inputs, args, strict=True):
+        if axes.get(name):
+            shapes[tensor] = {a: dims.setdefault(d, torch.export.Dim(d)) for a, d in axes[name].items()}
+    return shapes.dynamic_shapes(module, args)
+
+
 def export_program(
     module: torch.nn.Module,
     args: tuple[torch.Tensor, ...],
@@ -99,15 +117,10 @@ def export_program(
     """The graph ``torch.onnx.export(dynamo=True)`` writes for ``module(*args)``, as it wrote it
     (opset 18 at least, its declared output shapes).
 
-    ``axes`` maps an input name to ``{axis: dim name}``; inputs sharing a dim name share one
-    ``torch.export.Dim``. ``translations``: torch's ``custom_translation_table`` (op -> ONNX).
+    ``axes``: see :func:`dynamic_shapes`. ``translations``: torch's ``custom_translation_table`` (op -> ONNX).
     """
-    dims: dict[str, torch.export.Dim] = {}
-    shapes = torch.export.ShapesCollection()
-    for name, tensor in zip(names[0], args, strict=True):
-        if axes.get(name):
-            shapes[tensor] = {a: dims.setdefault(d, torch.export.Dim(d)) for a, d in axes[name].items()}
-    _reset_caches()
+    shapes = dynamic_shapes(module, args, names[0], axes)
+    reset_rnn_caches()
     with quiet(), torch.no_grad():
         program = torch.onnx.export(
             module,
@@ -116,7 +129,7 @@ def export_program(
             opset_version=max(opset, 18),
             input_names=names[0],
             output_names=names[1],
-            dynamic_shapes=shapes.dynamic_shapes(module, args),
+            dynamic_shapes=shapes,
             verbose=False,
             custom_translation_table=translations,
         )

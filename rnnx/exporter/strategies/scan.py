@@ -43,7 +43,7 @@ X_TIME_MAJOR = "x_time_major"  # outer-graph name of x with time moved to axis 0
 Y_TIME_MAJOR = "y_time_major"  # outer-graph name of the Scan's stacked y (time first)
 
 
-class _Step(nn.Module):
+class StepModule(nn.Module):
     """``forward(x_t, *state) -> (y_t, *new_state)`` on one time slice (time axis removed)."""
 
     def __init__(self, model: nn.Module, time_axis: int) -> None:
@@ -70,7 +70,7 @@ def _time_axis(io: IOSpec) -> int:
 def _step_args(ctx: ExportContext) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
     t = _time_axis(ctx.spec.input)
     x_t = ctx.example.select(t, 0)  # (B, ...) one time slice
-    return _Step(decomposed(ctx.model), t), (x_t, *ctx.state)
+    return StepModule(decomposed(ctx.model), t), (x_t, *ctx.state)
 
 
 def _step_axes(spec: ModelSpec) -> tuple[tuple[list[str], list[str]], dict[str, dict[int, str]]]:
