@@ -18,7 +18,9 @@ from rnnx.errors import SpecError
 from rnnx.onnx_tools.dynamic_axes import dims, elem_dtype_name
 from rnnx.onnx_tools.graph import all_graphs, stored_spec
 from rnnx.onnx_tools.ort_format import ort_io
+from rnnx.onnx_tools.rnn_nodes import find_recurrent
 from rnnx.onnx_tools.spec_io import file_format, load_onnx, read_spec
+from rnnx.runtime.step_graph import find_step_graph
 from rnnx.runtime.tensor_info import TensorInfo
 from rnnx.spec import DTYPES, ModelSpec
 
@@ -183,8 +185,6 @@ def step_graph_status(path: str | os.PathLike, spec: ModelSpec) -> dict[str, Any
     ``present``: the file exists beside ``path``; ``sha256_ok``: its bytes hash to the
     recorded SHA-256 (None when absent). Only a present file with a matching hash is used.
     """
-    from rnnx.runtime.step_graph import find_step_graph
-
     entry = spec.step_graph
     if entry is None:
         raise SpecError(f"{path}: expected a spec that records a step graph, got none (spec.step_graph is None)")
@@ -198,8 +198,6 @@ def step_graph_status(path: str | os.PathLike, spec: ModelSpec) -> dict[str, Any
 
 
 def _graph_facts(model: Any, info: dict[str, Any]) -> dict[str, Any]:
-    from rnnx.onnx_tools.rnn_nodes import find_recurrent
-
     ops = Counter(n.op_type for g in all_graphs(model.graph) for n in g.node)
     producer = " ".join(p for p in (model.producer_name, model.producer_version) if p)
     return {

@@ -50,6 +50,7 @@ from rnnx.onnx_tools.graph import all_graphs, load_onnx_with_weights, stored_byt
 from rnnx.onnx_tools.runners import onnx_runner
 from rnnx.onnx_tools.spec_io import file_format, load_onnx, read_spec
 from rnnx.onnx_tools.step_graph import agrees_at_one_step, commit_onnx, spec_probe
+from rnnx.runtime.step_graph import find_step_graph
 from rnnx.spec import PRECISIONS, ModelSpec
 
 logger = logging.getLogger(__name__)
@@ -329,8 +330,6 @@ def _step_graph(
     None (single steps then run ``dst`` itself) when the source has no step graph, its file
     is missing or altered, or the converted one disagrees with the converted model.
     """
-    from rnnx.runtime.step_graph import find_step_graph
-
     if spec.step_graph is None:
         return None
     source, digest = find_step_graph(src, spec.step_graph)

@@ -53,6 +53,7 @@ from rnnx.onnx_tools.dynamic_axes import (
 )
 from rnnx.onnx_tools.graph import finalize, load_onnx_with_weights, remove_unused_initializers
 from rnnx.onnx_tools.rnn_nodes import RNN_OPS, GraphIndex, RecurrentNode, StateSlot, find_recurrent
+from rnnx.runtime import StreamingSession
 from rnnx.runtime.backend import OrtBackend, open_graph
 from rnnx.spec import BATCH, METADATA_KEY, TIME, IOSpec, ModelSpec, StateSpec
 from rnnx.version import __version__
@@ -489,8 +490,6 @@ def _check(
        original's rows and steps == the original;
     3. fed at that size in two chunks == its own whole-sequence run.
     """
-    from rnnx.runtime import StreamingSession
-
     xs, ys = spec.input, spec.output
     ox, oy = layout  # the original's axes
     xt, yt, oxt, oyt = (_time_axis(io) for io in (xs, ys, ox, oy))

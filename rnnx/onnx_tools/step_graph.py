@@ -38,7 +38,7 @@ from rnnx.errors import ModelFileError, SpecError
 from rnnx.onnx_tools.compare import compare, resolve_tolerance
 from rnnx.onnx_tools.graph import store_spec, subgraphs
 from rnnx.onnx_tools.ort_worker import WorkerDied, isolated_runner
-from rnnx.onnx_tools.spec_io import read_spec
+from rnnx.onnx_tools.spec_io import has_spec, read_spec
 from rnnx.spec import METADATA_KEY, ModelSpec, StepGraph, io_names
 
 logger = logging.getLogger(__name__)
@@ -76,8 +76,6 @@ def stale_step_graphs(model_path: str | Path, keep: Path | None) -> list[Path]:
     """Step graph files of ``model_path`` other than ``keep`` (an earlier export's, or one a
     killed export left): ``<stem>.step.onnx`` and ``<stem>.step.<12 hex>.onnx``, never a file
     holding an ``rnnx.spec`` (a model someone named so)."""
-    from rnnx.onnx_tools.spec_io import has_spec
-
     model = Path(model_path)
     prefix = f"{model.stem}."
     try:
