@@ -60,6 +60,8 @@ CONTROL_KINDS = {  # control input name -> Triton control kind
     "END": "CONTROL_SEQUENCE_END",
     "CORRID": "CONTROL_SEQUENCE_CORRID",
 }
+CONTROL_DTYPES = {"START": "int32", "READY": "int32", "END": "int32", "CORRID": "uint64"}  # as Triton sends them
+_TRITON_TYPES = {**TRITON_DTYPES, "uint64": "TYPE_UINT64"}  # the contract's dtypes and CORRID's
 ONNX_FILE = "model.onnx"
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")  # matched against the whole name
 
@@ -138,7 +140,7 @@ class TritonRepository:
 
 
 def _control_dtype(name: str) -> int:
-    return TensorProto.UINT64 if name == "CORRID" else TensorProto.INT32
+    return helper.np_dtype_to_tensor_dtype(np.dtype(CONTROL_DTYPES[name]))
 
 
 def _mask(graph_nodes: list, inits: list, control: str, rank: int) -> str:
@@ -261,8 +263,8 @@ def config_dict(spec: ModelSpec, cfg: TritonConfig, model_file: str = ONNX_FILE)
     controls = []
     for c in dict.fromkeys((*PYTHON_CONTROLS, *cfg.controls) if python else cfg.controls):
         control: dict[str, Any] = {"kind": _Enum(CONTROL_KINDS[c])}
-        if c == "CORRID":
-            control["data_type"] = _Enum("TYPE_UINT64")
+        if CONTROL_DTYPES[c] != "int32":  # CORRID: Triton's default control type is int32
+            control["data_type"] = _Enum(_TRITON_TYPES[CONTROL_DTYPES[c]])
         else:
             control["int32_false_true"] = [0, 1]
         controls.append({"name": c, "control": [control]})
@@ -421,7 +423,7 @@ def verify_sequences(
         }
         for c in controls:
             values = flags[c] + ([0] if garbage else [])
-            feeds[c] = np.array(values, np.uint64 if c == "CORRID" else np.int32).reshape(batch, 1)
+            feeds[c] = np.array(values, CONTROL_DTYPES[c]).reshape(batch, 1)
         y, *new = sess.run(outs, feeds)
         if garbage:
             for k, s in enumerate(served_spec.state):
@@ -552,7 +554,7 @@ def check_config(config: dict[str, Any], graph: onnx.ModelProto) -> None:
             )
         elem, shape = io[name]
         np_name = elem_dtype_name(elem)
-        want = {"uint64": "TYPE_UINT64", "int32": "TYPE_INT32"}.get(np_name) or TRITON_DTYPES[np_name]
+        want = _TRITON_TYPES[np_name]
         if str(dtype) != want:
             raise ConfigError(f"{where} {name!r}: expected data_type {want} (the graph's), got {dtype}")
         graph_dims = [-1 if isinstance(d, str) else d for d in shape[1:]]
