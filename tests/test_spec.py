@@ -75,9 +75,9 @@ def test_shapes_at_a_concrete_batch():
 
 def test_role_fields_are_keyword_only():
     """The positional order of before the shared base (name, batch_axis, time_axis, shape) fails loudly."""
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="positional arguments but 5 were given"):
         IOSpec("x", 0, 1, ("batch", "time", 16))  # type: ignore[misc]
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="positional arguments but 5 were given"):
         StateSpec("h", "h_in", "h_out", (2, "batch", 64))  # type: ignore[misc]
     state = StateSpec("h", (2, "batch", 64), input="h_in", output="h_out")
     assert isinstance(state, TensorSpec) and state.to_dict()["init"] == "zeros"

@@ -129,7 +129,7 @@ def test_stream_errors(lstm):
         ):
             with pytest.raises(UnknownStreamError, match="stream 'z': not open"):
                 call()
-        with pytest.raises(KeyError):
+        with pytest.raises(UnknownStreamError, match=r"stream \['unhashable'\]: not open"):  # not a TypeError
             pool.reset(["unhashable"])
 
 
