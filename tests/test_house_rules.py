@@ -97,11 +97,18 @@ def wall_clock_asserts(source: str) -> list[int]:
     """Lines of ``assert`` statements that compare a clock reading (``time.perf_counter()`` and
     friends, or a name computed from one in the same function)."""
     tree = ast.parse(source)
+    clocks = {  # `from time import perf_counter as now`: calls to these names read a clock too
+        a.asname or a.name
+        for n in ast.walk(tree)
+        if isinstance(n, ast.ImportFrom) and n.module == "time"
+        for a in n.names
+        if a.name in CLOCKS
+    }
     lines = []
     for func in ast.walk(tree):
         if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
-        timed: set[str] = set()
+        timed: set[str] = set(clocks)
         for node in ast.walk(func):  # names assigned from a clock, or from such names
             if (
                 isinstance(node, (ast.Assign, ast.AnnAssign))
@@ -237,8 +244,9 @@ def test_an_onnxruntime_type_in_a_public_signature_is_found(source: str) -> None
         "    assert time.perf_counter() - start < 2.0\n",
         "import time\ndef test_x():\n    t0 = time.monotonic()\n    work()\n    took = time.monotonic() - t0\n"
         "    assert took < 4.0, took\n",
+        "from time import perf_counter as now\ndef test_x():\n    t0 = now()\n    work()\n    assert now() - t0 < 1\n",
     ],
-    ids=["inline", "via-a-name"],
+    ids=["inline", "via-a-name", "imported-clock"],
 )
 def test_a_wall_clock_assert_is_found(source: str) -> None:
     assert wall_clock_asserts(source) == [source.count("\n")]
