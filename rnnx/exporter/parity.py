@@ -250,9 +250,10 @@ def check_parity(
         report = check_parity(model, "model.onnx")
         print(report.table())
     """
-    if Path(exported_path).is_dir() or read_spec(exported_path).seq2seq is not None:
+    spec = None if Path(exported_path).is_dir() else read_spec(exported_path)
+    if spec is None or spec.seq2seq is not None:
         return check_seq2seq_parity(model, exported_path, atol=atol, rtol=rtol, batches=batch_sizes, seed=seed)
-    run, spec = open_runner(exported_path)
+    run, spec = open_runner(exported_path, spec)  # the file read once
     work = eval_copy(model)
     example = random_input(work, spec, 2, 2, seed)
     _check_contract(derive_spec(work, example), spec)

@@ -34,9 +34,10 @@ def module_runner(module: torch.nn.Module) -> Runner:
     return run
 
 
-def open_runner(path: str | os.PathLike) -> tuple[Runner, ModelSpec]:
-    """The runner and the spec of an exported file, by its format."""
-    spec = read_spec(path)
+def open_runner(path: str | os.PathLike, spec: ModelSpec | None = None) -> tuple[Runner, ModelSpec]:
+    """The runner and the spec of an exported file, by its format (``spec``: the file's, when
+    the caller has read it already)."""
+    spec = read_spec(path) if spec is None else spec
     p = os.fspath(path)
     return (torchscript_runner(p) if file_format(p) == "torchscript" else session_runner(p, spec)), spec
 
