@@ -48,7 +48,7 @@ from onnx import numpy_helper
 from rnnx.errors import ConfigError, ExportError
 from rnnx.onnx_tools.graph import all_graphs, load_onnx_with_weights, stored_bytes, subgraphs
 from rnnx.onnx_tools.runners import onnx_runner
-from rnnx.onnx_tools.spec_io import file_format, load_onnx, read_spec
+from rnnx.onnx_tools.spec_io import file_format, load_onnx, load_with_spec
 from rnnx.onnx_tools.step_graph import agrees_at_one_step, commit_onnx, spec_probe
 from rnnx.runtime.step_graph import find_step_graph
 from rnnx.spec import PRECISIONS, ModelSpec
@@ -276,15 +276,16 @@ def quantize(src: str | os.PathLike, dst: str | os.PathLike, *, precision: str =
     if precision not in REDUCED:
         raise ConfigError(f"precision: expected one of {', '.join(REDUCED)}, got {precision!r}")
     src, dst = Path(src), Path(dst)
-    spec = read_spec(src)
+    fmt = file_format(src)
+    if fmt != "onnx":
+        raise ConfigError(f"{src}: expected an ONNX file, got a {fmt} file")
+    source, spec = load_with_spec(src)  # parsed once for its contract and its op counts
     if spec.precision != "fp32":
         raise ConfigError(
             f"{src}: expected a float32 (fp32) file, got precision "
             f"{spec.precision!r}; quantize the float export instead"
         )
-    if file_format(src) != "onnx":
-        raise ConfigError(f"{src}: expected an ONNX file, got a {file_format(src)} file")
-    before = _op_counts(load_onnx(src).graph)
+    before = _op_counts(source.graph)
     dst.parent.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
     stored: dict[str, int] = {}
