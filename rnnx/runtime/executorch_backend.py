@@ -39,7 +39,7 @@ def _executorch() -> tuple[Any, Any]:
 
 
 def _load(path: Path) -> Any:
-    require_file(path, "ExecuTorch .pte")
+    require_file(path, "an ExecuTorch .pte")
     _, runtime = _executorch()
     try:
         return runtime.load_program(path)

@@ -31,7 +31,7 @@ def open_pt2(path: Path) -> StepProgramBackend:
     Raises:
         ModelFileError: torch is missing or cannot load the file, or it carries no ``rnnx.spec``.
     """
-    require_file(path, "torch.export .pt2")
+    require_file(path, "a torch.export .pt2")
     torch = _torch()
     extra = {METADATA_KEY: ""}
     try:

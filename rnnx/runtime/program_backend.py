@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from rnnx.atomic import path_kind
 from rnnx.errors import ModelFileError, ShapeError, SpecError
 from rnnx.runtime.tensor_info import TensorInfo
 from rnnx.spec import METADATA_KEY, ModelSpec
@@ -46,9 +47,9 @@ def closed_run(binding: Any) -> None:
 
 
 def require_file(path: Path, fmt: str) -> None:
-    """Raise ModelFileError unless ``path`` is a regular file."""
+    """Raise ModelFileError unless ``path`` is a regular file (the message says what is there)."""
     if not path.is_file():
-        raise ModelFileError(f"model: expected a {fmt} file, got nothing (or not a file) at {path}")
+        raise ModelFileError(f"model: expected {fmt} file, got {path_kind(path)} at {path}")
 
 
 class StepProgramBackend:

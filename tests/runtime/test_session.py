@@ -306,6 +306,11 @@ def test_missing_model_file_and_directory(tmp_path):
         StreamingSession(tmp_path / "nope.onnx")
     with pytest.raises(ModelFileError, match="got a directory"):
         StreamingSession(tmp_path)
+    (tmp_path / "m.pt2").mkdir()  # step programs say what is there too, before their engine is imported
+    with pytest.raises(ModelFileError, match=r"expected a torch.export \.pt2 file, got a directory at"):
+        StreamingSession(tmp_path / "m.pt2")
+    with pytest.raises(ModelFileError, match=r"expected an ExecuTorch \.pte file, got no file at"):
+        StreamingSession(tmp_path / "m.pte")
 
 
 def test_foreign_model_without_state_map_is_refused(foreign):
