@@ -66,7 +66,8 @@ def random_input(model: nn.Module, spec: ModelSpec, batch: int, steps: int, seed
     dtype = TORCH_DTYPES[spec.input.dtype]
     if dtype.is_floating_point:
         return torch.randn(shape, generator=gen).to(dtype)
-    return torch.randint(0, _vocab(model), shape, generator=gen, dtype=dtype)
+    vocab = spec.input.vocab_size or _vocab(model)  # the contract's, else read off the model
+    return torch.randint(0, vocab, shape, generator=gen, dtype=dtype)
 
 
 def _fits(x: torch.Tensor, spec: ModelSpec) -> bool:
