@@ -185,7 +185,8 @@ def token_ids_in_range(x: np.ndarray, vocab_size: int) -> bool:
 def check_token_ids(name: str, x: np.ndarray, vocab_size: int | None) -> None:
     """Refuse token ids outside ``[0, vocab_size)`` (negative ids too) before onnxruntime sees them.
 
-    The one range rule of StreamingSession, StreamPool and ``rnnx run``.
+    The range test is :func:`token_ids_in_range`, shared with StreamPool (which names the
+    offending stream itself); StreamingSession, the Triton python backend and ``rnnx run`` call this.
 
     Raises:
         InputValueError: naming ``name``, the first bad id, its position and the valid range.
