@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnx.models._base import eval_copy
+from rnnx.onnx_tools.compare import REBUILT_ATOL
 from rnnx.spec import BATCH
 
 LAYERS = (nn.RNN, nn.LSTM, nn.GRU)
@@ -259,9 +260,6 @@ def _consumes(name: str, sub: nn.Module) -> InputGuess | None:
 
 
 # ---------------------------------------------------------------------- hidden state
-PROBE_ATOL = 1e-5  # the rebuilt model must equal the user's forward to this
-
-
 @dataclass(frozen=True)
 class Rebuilt:
     """A module whose forward hid its state, rebuilt as a zoo model that carries it."""
@@ -299,4 +297,4 @@ def rebuild_hidden(module: nn.Module) -> Rebuilt | None:
     if mine.shape != theirs.shape:
         return None
     err = float((mine - theirs).abs().max())
-    return Rebuilt(zoo, route.call, err) if err <= PROBE_ATOL else None
+    return Rebuilt(zoo, route.call, err) if err <= REBUILT_ATOL else None

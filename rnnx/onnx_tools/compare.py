@@ -47,6 +47,8 @@ TOLERANCES: dict[tuple[str, str], Tolerance] = {
     ("convlstm", "int8"): Tolerance(5e-2, 5e-2),
     ("custom", "int8"): Tolerance(5e-2, 5e-2),
 }
+REBUILT_ATOL = 1e-5  # a zoo module rebuilt from the user's layers (models.advice) vs the user's forward, in torch
+BATCHED_FP32_ATOL = 1e-6  # a served float32 sequence vs the same graph run alone (batch mates, same runtime)
 STREAM_CHUNK = 3  # chunk length of the "chunked" streaming case
 PROBE_BATCHES = (3,)  # batch sizes of the export-time probe (the export example is batch 2)
 PROBE_STEPS = (1, 7)  # sequence lengths of the probe (the example is 5 steps)

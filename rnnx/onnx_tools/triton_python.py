@@ -27,7 +27,7 @@ import numpy as np
 
 from rnnx.atomic import atomic_dir, write_text_atomic
 from rnnx.errors import ConfigError, NotStreamableError, ParityError
-from rnnx.onnx_tools.compare import check_close, resolve_tolerance
+from rnnx.onnx_tools.compare import BATCHED_FP32_ATOL, check_close, resolve_tolerance
 from rnnx.onnx_tools.spec_io import read_spec
 from rnnx.runtime import StreamingSession
 from rnnx.runtime.triton_backend import SequenceRequest, TritonSequences
@@ -94,7 +94,11 @@ def verify_python(path: str | os.PathLike, *, seed: int = 0) -> float:
         ParityError: a sequence differs by more than that.
     """
     spec = read_spec(path)
-    atol = 1e-6 if spec.precision == "fp32" else resolve_tolerance(spec.kind, None, None, spec.precision)[0].atol
+    atol = (
+        BATCHED_FP32_ATOL
+        if spec.precision == "fp32"
+        else resolve_tolerance(spec.kind, None, None, spec.precision)[0].atol
+    )
     rng = np.random.default_rng(seed)
     cuts = {1: (1, 1, 2, 1), 2: (3, 1), 3: (1, 1, 1, 1, 1), 4: (2,)}
     pieces = {cid: [random_steps(spec, n, rng) for n in c] for cid, c in cuts.items()}
