@@ -2,6 +2,7 @@
 
 - every onnxruntime session is made in one place, :mod:`rnnx.runtime.backend` (the engine seam);
 - no public signature outside the backend takes or returns an onnxruntime type;
+- rnnx reads no onnxruntime private attribute (``InferenceSession._sess``, ``IOBinding._iobinding``);
 - no unit test asserts a wall-clock time (timing lives in benchmarks/, as ratios);
 - tolerances live in one table (rnnx/onnx_tools/compare.py's TOLERANCES);
 - ``make test`` runs the linters, the type checker and the strict docs build.
@@ -24,6 +25,7 @@ TABLE = Path("rnnx/onnx_tools/compare.py")  # TOLERANCES: (family, precision) ->
 TOLERANCE_NAMES = ("atol", "rtol", "tol", "tolerance")
 # tolerances outside the table today, each a review finding to move into it (then drop it here)
 KNOWN_OUTSIDE: dict[str, list[str]] = {}  # tolerances allowed outside the table (none today)
+ORT_PRIVATES = {"_sess", "_iobinding"}  # onnxruntime's wrappers around its native objects
 CLOCKS = {"perf_counter", "perf_counter_ns", "monotonic", "monotonic_ns", "time", "time_ns", "process_time"}
 
 
@@ -41,6 +43,18 @@ def _ort_names(tree: ast.AST) -> set[str]:
 def _uses(expr: ast.AST, names: set[str]) -> bool:
     """Whether ``expr`` reads one of ``names`` (``ort``, ``ort.X``, ``InferenceSession``, ...)."""
     return any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(expr))
+
+
+def private_reads(source: str) -> list[int]:
+    """Lines that read one of onnxruntime's private attributes (``x._sess``, ``getattr(x, "_sess")``)."""
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and node.attr in ORT_PRIVATES:
+            lines.append(node.lineno)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("getattr", "hasattr"):
+            if len(node.args) > 1 and isinstance(node.args[1], ast.Constant) and node.args[1].value in ORT_PRIVATES:
+                lines.append(node.lineno)
+    return lines
 
 
 def session_factories(source: str) -> list[int]:
@@ -181,6 +195,22 @@ def test_no_public_signature_outside_the_backend_takes_onnxruntime_types() -> No
         if f.relative_to(ROOT) != BACKEND and (sigs := ort_typed_signatures(f.read_text()))
     }
     assert not found, f"public signatures with onnxruntime types: {found}"
+
+
+def test_rnnx_reads_no_onnxruntime_private_attribute() -> None:
+    """The step fast path runs the public InferenceSession.run_with_iobinding (without RunOptions:
+    with one, onnxruntime 1.32's wrapper reads its config on every call)."""
+    found = {str(f.relative_to(ROOT)): lines for f in _package_files() if (lines := private_reads(f.read_text()))}
+    assert not found, f"onnxruntime private attributes read: {found}"
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["run = session._sess.run_with_iobinding\n", "inner = getattr(session, '_sess', None)\n", "b._iobinding.x()\n"],
+    ids=["attribute", "getattr", "binding"],
+)
+def test_a_private_read_is_found(source: str) -> None:
+    assert private_reads(source) == [1]
 
 
 def test_no_unit_test_asserts_a_wall_clock_time() -> None:

@@ -142,20 +142,11 @@ class OrtBackend:
         self.session: ort.InferenceSession | None = session
         self.device = "cuda" if session.get_providers()[0] == CUDA else "cpu"
         self.device_id = _device_id(session) if self.device == "cuda" else 0
-        self._options = ort.RunOptions()
-        inner = getattr(session, "_sess", None)
         self.run_bound: Callable[[Any], None]  # the per-step fast path (Backend.run_bound)
         if self.device == "cuda":
             self.run_bound = self._run_bound_cuda
-        elif inner is not None and hasattr(inner, "run_with_iobinding"):
-            # The step fast path, and the one place rnnx touches onnxruntime privates: the public
-            # InferenceSession.run_with_iobinding costs 112-151 us per call against 19-23 us for
-            # its native method (onnxruntime 1.32, an LSTM H=32 step); older/newer wrappers fall
-            # back to the public call below.
-            run_inner, options = inner.run_with_iobinding, self._options
-            self.run_bound = lambda b: run_inner(b._iobinding, options)
-        else:  # pragma: no cover - older/newer onnxruntime
-            self.run_bound = lambda b: session.run_with_iobinding(b, self._options)
+        else:  # no RunOptions: with one, onnxruntime 1.32's wrapper reads its config each call (~30 us)
+            self.run_bound = session.run_with_iobinding
 
     def _run_bound_cuda(self, b: ort.IOBinding) -> None:
         """Run a binding on CUDA: bound host inputs are copied to the device anew each run.
@@ -165,12 +156,11 @@ class OrtBackend:
         bind-once, write-then-run buffer read its current contents. Host outputs are
         synchronised before they are read.
         """
-        ib = b._iobinding
         for name, arr in b._rnnx_host_inputs:
-            ib.bind_input(name, arr)
-        ib.synchronize_inputs()
-        self._live().run_with_iobinding(b, self._options)
-        ib.synchronize_outputs()
+            b.bind_cpu_input(name, arr)
+        b.synchronize_inputs()
+        self._live().run_with_iobinding(b)
+        b.synchronize_outputs()
 
     @classmethod
     def open(
